@@ -1,0 +1,52 @@
+//! What every actor on a node shares.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use voiceflow_schema::Store;
+use voiceflow_wire::SnowflakeGenerator;
+
+use crate::directory::RoomDirectory;
+
+/// Limits and timings of rooms and sessions (a slice of the node's `Config`).
+#[derive(Debug, Clone)]
+pub struct ActorConfig {
+    /// A room with no live members and no pending writes stops after this long.
+    pub room_idle_timeout: Duration,
+    /// Typing ends by itself this long after the last `typing:start`.
+    pub typing_ttl: Duration,
+    /// Most messages replayed by a `room:join` with `since`.
+    pub replay_limit: u32,
+    /// Recent (user, nonce) pairs each room remembers without asking storage.
+    pub nonce_cache: usize,
+    /// Frames a session may have queued before it is closed as a slow consumer.
+    pub outbound_queue_frames: usize,
+    /// Invalid frames a session may send in a row before it is disconnected.
+    pub max_consecutive_errors: u32,
+}
+
+impl Default for ActorConfig {
+    fn default() -> Self {
+        ActorConfig {
+            room_idle_timeout: Duration::from_secs(60),
+            typing_ttl: Duration::from_secs(6),
+            replay_limit: 1000,
+            nonce_cache: 4096,
+            outbound_queue_frames: 8192,
+            max_consecutive_errors: 20,
+        }
+    }
+}
+
+/// Shared handles, cheap to clone.
+#[derive(Clone)]
+pub struct NodeContext {
+    /// Durable storage.
+    pub store: Arc<dyn Store>,
+    /// Message and entity ids.
+    pub ids: Arc<SnowflakeGenerator>,
+    /// The way to reach rooms.
+    pub directory: RoomDirectory,
+    /// Timings and limits.
+    pub config: Arc<ActorConfig>,
+}

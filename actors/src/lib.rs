@@ -1,0 +1,23 @@
+//! VoiceFlow actors: every room and every client session is a supervised ractor actor.
+//!
+//! Layout:
+//! - [`context`]: what every actor on a node shares (store, id generator, directory, limits).
+//! - [`directory`]: room id → room actor; starts rooms on first use, the only way to reach one.
+//! - [`room`]: the room actor (live members, ordering, group-committed writes, fan-out).
+//! - [`session`]: the session actor, one per WebSocket connection.
+//! - [`outbox`]: a session's bounded outbound queue of pre-encoded frames.
+//! - [`supervisor`]: supervisors for rooms and sessions.
+//! - [`error`]: [`ActorError`], turned into client error bodies in one place.
+
+pub mod context;
+pub mod directory;
+pub mod error;
+pub mod outbox;
+pub mod room;
+pub mod session;
+pub mod supervisor;
+
+pub use context::{ActorConfig, NodeContext};
+pub use directory::RoomDirectory;
+pub use error::ActorError;
+pub use outbox::{CloseReason, Outbox};

@@ -1,0 +1,228 @@
+//! A session's outbound queue. Rooms push pre-encoded [`Frame`]s (shared bytes, no copy per
+//! recipient); the connection's writer drains everything queued in one go and writes it with a
+//! single flush. The queue is bounded: a client that cannot keep up is closed with
+//! [`CloseReason::slow_consumer`] instead of slowing its rooms or growing without limit.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+use voiceflow_wire::Snowflake;
+use voiceflow_wire::v1::frame::Frame;
+
+/// Why the server closes a connection: a WebSocket close code and a reason the client sees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseReason {
+    /// WebSocket close code (see PROTOCOL.md).
+    pub code: u16,
+    /// Human-readable reason.
+    pub reason: String,
+}
+
+impl CloseReason {
+    /// 4008: the outbound queue overflowed.
+    pub fn slow_consumer() -> Self {
+        CloseReason { code: 4008, reason: "slow consumer: outbound queue overflow".into() }
+    }
+    /// 1001: the node is shutting down.
+    pub fn going_away() -> Self {
+        CloseReason { code: 1001, reason: "server shutting down".into() }
+    }
+    /// 4000: nothing heard from the client within the idle timeout.
+    pub fn idle_timeout() -> Self {
+        CloseReason { code: 4000, reason: "idle timeout".into() }
+    }
+    /// 4002: the client kept sending invalid frames.
+    pub fn too_many_errors() -> Self {
+        CloseReason { code: 4002, reason: "too many invalid frames".into() }
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    queue: VecDeque<Frame>,
+    closed: Option<CloseReason>,
+    /// Newest message id pushed per room: where an automatic re-join resumes from.
+    last_message: Vec<(Snowflake, Snowflake)>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    state: Mutex<State>,
+    notify: Notify,
+    capacity: usize,
+}
+
+/// Cheaply clonable handle to one connection's outbound queue.
+#[derive(Debug, Clone)]
+pub struct Outbox(Arc<Inner>);
+
+/// What the writer gets from [`Outbox::next_batch`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Drained {
+    /// Frames were moved into the caller's buffer.
+    Frames,
+    /// The outbox was closed; send this close frame and stop.
+    Closed(CloseReason),
+}
+
+impl Outbox {
+    /// An empty outbox holding at most `capacity` frames.
+    pub fn new(capacity: usize) -> Self {
+        Outbox(Arc::new(Inner {
+            state: Mutex::new(State::default()),
+            notify: Notify::new(),
+            capacity: capacity.max(1),
+        }))
+    }
+
+    /// Queues one frame. Returns `false` if the outbox is (or just became) closed.
+    pub fn push(&self, frame: Frame) -> bool {
+        self.push_all(std::slice::from_ref(&frame))
+    }
+
+    /// Queues frames in order under one lock. Returns `false` if closed.
+    pub fn push_all(&self, frames: &[Frame]) -> bool {
+        self.push_inner(frames, None)
+    }
+
+    /// Queues a room's message frames and records the newest message id delivered for it.
+    pub fn push_room_messages(&self, room: Snowflake, last: Snowflake, frames: &[Frame]) -> bool {
+        self.push_inner(frames, Some((room, last)))
+    }
+
+    fn push_inner(&self, frames: &[Frame], mark: Option<(Snowflake, Snowflake)>) -> bool {
+        let mut state = self.0.state.lock();
+        if state.closed.is_some() {
+            return false;
+        }
+        if state.queue.len() + frames.len() > self.0.capacity {
+            state.queue.clear();
+            state.queue.shrink_to_fit();
+            state.closed = Some(CloseReason::slow_consumer());
+            drop(state);
+            self.0.notify.notify_one();
+            return false;
+        }
+        state.queue.extend(frames.iter().cloned());
+        if let Some((room, last)) = mark {
+            match state.last_message.iter_mut().find(|(r, _)| *r == room) {
+                Some(entry) => entry.1 = entry.1.max(last),
+                None => state.last_message.push((room, last)),
+            }
+        }
+        drop(state);
+        self.0.notify.notify_one();
+        true
+    }
+
+    /// Closes the outbox; the writer sends `reason` as the close frame. The first reason wins.
+    pub fn close(&self, reason: CloseReason) {
+        let mut state = self.0.state.lock();
+        if state.closed.is_none() {
+            state.closed = Some(reason);
+        }
+        drop(state);
+        self.0.notify.notify_one();
+    }
+
+    /// Whether the outbox was closed.
+    pub fn is_closed(&self) -> bool {
+        self.0.state.lock().closed.is_some()
+    }
+
+    /// The newest message id pushed for `room`, if any.
+    pub fn last_message(&self, room: Snowflake) -> Option<Snowflake> {
+        let state = self.0.state.lock();
+        state.last_message.iter().find(|(r, _)| *r == room).map(|(_, id)| *id)
+    }
+
+    /// Forgets a room's resume point (after leaving it).
+    pub fn forget_room(&self, room: Snowflake) {
+        self.0.state.lock().last_message.retain(|(r, _)| *r != room);
+    }
+
+    /// Waits until frames are queued or the outbox closes; moves all queued frames into `buf`.
+    /// Queued frames are handed out before a close is reported.
+    pub async fn next_batch(&self, buf: &mut Vec<Frame>) -> Drained {
+        loop {
+            let notified = self.0.notify.notified();
+            {
+                let mut state = self.0.state.lock();
+                if !state.queue.is_empty() {
+                    buf.extend(state.queue.drain(..));
+                    if state.queue.capacity() > 1024 {
+                        // A burst is over: give the memory back so idle sessions stay small.
+                        state.queue.shrink_to(64);
+                    }
+                    return Drained::Frames;
+                }
+                if let Some(reason) = &state.closed {
+                    return Drained::Closed(reason.clone());
+                }
+            }
+            notified.await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use voiceflow_wire::v1::frame;
+
+    fn f(n: u64) -> Frame {
+        frame::event("x", &n)
+    }
+
+    #[tokio::test]
+    async fn drains_in_order_then_reports_close() {
+        let outbox = Outbox::new(10);
+        assert!(outbox.push(f(1)));
+        assert!(outbox.push_all(&[f(2), f(3)]));
+        outbox.close(CloseReason::going_away());
+        assert!(!outbox.push(f(4)));
+        let mut buf = Vec::new();
+        assert_eq!(outbox.next_batch(&mut buf).await, Drained::Frames);
+        assert_eq!(buf, vec![f(1), f(2), f(3)]);
+        assert_eq!(outbox.next_batch(&mut buf).await, Drained::Closed(CloseReason::going_away()));
+    }
+
+    #[tokio::test]
+    async fn overflow_closes_as_slow_consumer_and_drops_the_backlog() {
+        let outbox = Outbox::new(3);
+        assert!(outbox.push_all(&[f(1), f(2), f(3)]));
+        assert!(!outbox.push(f(4)));
+        let mut buf = Vec::new();
+        assert_eq!(outbox.next_batch(&mut buf).await, Drained::Closed(CloseReason::slow_consumer()));
+        assert!(buf.is_empty());
+    }
+
+    #[tokio::test]
+    async fn tracks_the_newest_message_per_room() {
+        let outbox = Outbox::new(10);
+        outbox.push_room_messages(Snowflake(1), Snowflake(10), &[f(1)]);
+        outbox.push_room_messages(Snowflake(1), Snowflake(12), &[f(2)]);
+        outbox.push_room_messages(Snowflake(2), Snowflake(5), &[f(3)]);
+        assert_eq!(outbox.last_message(Snowflake(1)), Some(Snowflake(12)));
+        assert_eq!(outbox.last_message(Snowflake(2)), Some(Snowflake(5)));
+        outbox.forget_room(Snowflake(1));
+        assert_eq!(outbox.last_message(Snowflake(1)), None);
+    }
+
+    #[tokio::test]
+    async fn writer_wakes_when_a_frame_arrives() {
+        let outbox = Outbox::new(10);
+        let writer = outbox.clone();
+        let task = tokio::spawn(async move {
+            let mut buf = Vec::new();
+            writer.next_batch(&mut buf).await;
+            buf
+        });
+        tokio::task::yield_now().await;
+        outbox.push(f(7));
+        let buf = task.await.expect("writer task");
+        assert_eq!(buf, vec![f(7)]);
+    }
+}

@@ -1,0 +1,270 @@
+//! The room actor: one per active room, on the node the directory chose.
+//!
+//! It owns the room's order: messages get their ids here, are written to storage in batches
+//! (one write in flight per room, so batches commit in order), and only once a batch is durable
+//! are its messages acknowledged and broadcast: each event encoded once, the same bytes pushed
+//! to every live member's outbox. A crash loses nothing acknowledged: the restarted actor
+//! rebuilds from storage and subscribed sessions re-join from the last message they got.
+
+mod state;
+#[cfg(test)]
+mod tests;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use voiceflow_schema::{RoomRecord, StoreError};
+use voiceflow_wire::Snowflake;
+use voiceflow_wire::v1::client::{RoomRef, SendMessage, SentReply};
+use voiceflow_wire::v1::frame;
+use voiceflow_wire::v1::server::{JoinReply, Participant};
+
+use crate::context::NodeContext;
+use crate::error::ActorError;
+use crate::outbox::Outbox;
+pub use state::{rfc3339, view_of, RoomState};
+
+/// A live subscriber: one WebSocket session of a user.
+#[derive(Debug, Clone)]
+pub struct SessionLink {
+    /// Node-unique session id.
+    pub session_id: u64,
+    /// The session's user.
+    pub user_id: Snowflake,
+    /// Their username.
+    pub username: String,
+    /// Where the room pushes frames for this session.
+    pub outbox: Outbox,
+}
+
+/// The author of a post.
+#[derive(Debug, Clone)]
+pub struct Author {
+    /// User id.
+    pub user_id: Snowflake,
+    /// Username at send time.
+    pub username: String,
+}
+
+/// Where the answer to a request goes: an ack frame in a session's outbox, or a reply port
+/// (REST handlers).
+#[derive(Debug)]
+pub enum Reply<T> {
+    /// Push `{"type":"ack","id":..}` to this outbox (nothing if the request had no id).
+    Session {
+        /// The session's outbox.
+        outbox: Outbox,
+        /// The client frame's id.
+        req_id: Option<u64>,
+    },
+    /// Answer through a port.
+    Port(RpcReplyPort<Result<T, ActorError>>),
+}
+
+impl<T: serde::Serialize> Reply<T> {
+    /// Delivers the outcome.
+    pub fn send(self, result: Result<T, ActorError>) {
+        match self {
+            Reply::Session { outbox, req_id } => match (result, req_id) {
+                (Ok(value), Some(id)) => {
+                    outbox.push(frame::ack_ok(id, &value));
+                }
+                (Ok(_), None) => {}
+                (Err(e), id) => {
+                    outbox.push(frame::failure(id, &e.to_body()));
+                }
+            },
+            Reply::Port(port) => {
+                let _ = port.send(result);
+            }
+        }
+    }
+}
+
+/// Messages a room actor handles.
+#[derive(Debug)]
+pub enum RoomMsg {
+    /// Subscribe a session to live events (`room:join`), replaying stored messages after `since`.
+    Join {
+        /// The session.
+        session: SessionLink,
+        /// Last message id the client saw.
+        since: Option<Snowflake>,
+        /// Where the join reply goes.
+        reply: Reply<JoinReply>,
+    },
+    /// Unsubscribe a session (`room:leave`, or its connection closed).
+    Leave {
+        /// The session.
+        session_id: u64,
+        /// Where the ack goes, if anyone waits.
+        reply: Option<Reply<RoomRef>>,
+    },
+    /// A member posts a message (`message:send` or `POST /messages`).
+    Post {
+        /// Who posts.
+        author: Author,
+        /// What.
+        post: SendMessage,
+        /// Where the stored message goes.
+        reply: Reply<SentReply>,
+    },
+    /// The storage write this room started has finished.
+    Committed(Result<(), StoreError>),
+    /// `typing:start` from a member.
+    TypingStart(Snowflake),
+    /// `typing:stop` from a member.
+    TypingStop(Snowflake),
+    /// A typing indicator's time ran out (ignored if a newer `typing:start` came since).
+    TypingExpired {
+        /// Who was typing.
+        user_id: Snowflake,
+        /// Which `typing:start` this timer belongs to.
+        generation: u64,
+    },
+    /// Make a user a member (`POST /rooms/:code/join`).
+    AddMember {
+        /// The user.
+        author: Author,
+        /// The members list, or ROOM_FULL.
+        reply: RpcReplyPort<Result<JoinReply, ActorError>>,
+    },
+    /// Remove a member (`POST /rooms/:id/leave`); their sessions stop receiving the room.
+    RemoveMember {
+        /// The user.
+        user_id: Snowflake,
+        /// Done.
+        reply: RpcReplyPort<Result<(), ActorError>>,
+    },
+    /// Tombstone a message (author or admin).
+    DeleteMessage {
+        /// The message.
+        message_id: Snowflake,
+        /// Who asks.
+        by: Snowflake,
+        /// Done, or FORBIDDEN / NOT_FOUND.
+        reply: RpcReplyPort<Result<(), ActorError>>,
+    },
+    /// The room record was edited (`PATCH /rooms/:id`).
+    Updated(Box<RoomRecord>),
+    /// Delete the room (admin only): tell everyone, drop it from storage, stop.
+    DeleteRoom {
+        /// Who asks.
+        by: Snowflake,
+        /// Done, or FORBIDDEN.
+        reply: RpcReplyPort<Result<(), ActorError>>,
+    },
+    /// All members with roles and online flags (`GET /rooms/:id/members`).
+    Members(RpcReplyPort<Result<Vec<Participant>, ActorError>>),
+    /// Periodic: stop if nobody used the room for a while.
+    IdleCheck,
+}
+
+/// Start-up arguments.
+pub struct RoomArgs {
+    /// The room as stored.
+    pub room: RoomRecord,
+    /// Node handles.
+    pub ctx: NodeContext,
+}
+
+/// The room actor.
+pub struct RoomActor;
+
+impl Actor for RoomActor {
+    type Msg = RoomMsg;
+    type State = RoomState;
+    type Arguments = RoomArgs;
+
+    async fn pre_start(&self, _me: ActorRef<RoomMsg>, args: RoomArgs) -> Result<RoomState, ActorProcessingErr> {
+        Ok(RoomState::load(args.room, args.ctx).await?)
+    }
+
+    async fn post_start(&self, me: ActorRef<RoomMsg>, state: &mut RoomState) -> Result<(), ActorProcessingErr> {
+        let period = state.ctx.config.room_idle_timeout / 4;
+        state.idle_timer = Some(me.send_interval(period.max(std::time::Duration::from_millis(100)), || RoomMsg::IdleCheck));
+        Ok(())
+    }
+
+    async fn post_stop(&self, _me: ActorRef<RoomMsg>, state: &mut RoomState) -> Result<(), ActorProcessingErr> {
+        if let Some(timer) = state.idle_timer.take() {
+            timer.abort();
+        }
+        Ok(())
+    }
+
+    async fn handle(&self, me: ActorRef<RoomMsg>, msg: RoomMsg, state: &mut RoomState) -> Result<(), ActorProcessingErr> {
+        state.touch();
+        match msg {
+            RoomMsg::Join { session, since, reply } => state.handle_join(session, since, reply).await,
+            RoomMsg::Leave { session_id, reply } => state.handle_leave(session_id, reply),
+            RoomMsg::Post { author, post, reply } => {
+                state.handle_post(author, post, reply).await;
+                self.start_write(&me, state);
+            }
+            RoomMsg::Committed(result) => {
+                state.handle_committed(result);
+                self.start_write(&me, state);
+            }
+            RoomMsg::TypingStart(user) => {
+                if let Some(generation) = state.handle_typing_start(user) {
+                    let ttl = state.ctx.config.typing_ttl;
+                    me.send_after(ttl, move || RoomMsg::TypingExpired { user_id: user, generation });
+                }
+            }
+            RoomMsg::TypingStop(user) => state.handle_typing_stop(user),
+            RoomMsg::TypingExpired { user_id, generation } => state.handle_typing_expired(user_id, generation),
+            RoomMsg::AddMember { author, reply } => {
+                let _ = reply.send(state.handle_add_member(author).await);
+            }
+            RoomMsg::RemoveMember { user_id, reply } => {
+                let _ = reply.send(state.handle_remove_member(user_id).await);
+            }
+            RoomMsg::DeleteMessage { message_id, by, reply } => {
+                let _ = reply.send(state.handle_delete_message(message_id, by).await);
+            }
+            RoomMsg::Updated(room) => state.handle_updated(*room),
+            RoomMsg::DeleteRoom { by, reply } => {
+                let result = state.handle_delete_room(by).await;
+                let deleted = result.is_ok();
+                let _ = reply.send(result);
+                if deleted {
+                    self.retire(&me, state);
+                }
+            }
+            RoomMsg::Members(reply) => {
+                let _ = reply.send(Ok(state.participants(false)));
+            }
+            RoomMsg::IdleCheck => {
+                if state.is_idle() {
+                    self.retire(&me, state);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl RoomActor {
+    /// Starts the next storage write if none is in flight. The write runs off the actor so the
+    /// room keeps accepting posts (they form the next batch) while storage syncs.
+    fn start_write(&self, me: &ActorRef<RoomMsg>, state: &mut RoomState) {
+        let Some(batch) = state.take_write_batch() else { return };
+        let store = state.ctx.store.clone();
+        let me = me.clone();
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let result = store.append_messages(&batch).await;
+            metrics::histogram!("voiceflow_storage_append_seconds").record(started.elapsed().as_secs_f64());
+            // If the room died meanwhile the messages are stored but unacknowledged; a retry
+            // with the same nonce finds them.
+            let _ = me.cast(RoomMsg::Committed(result));
+        });
+    }
+
+    /// Leaves the directory, then processes what is already queued and stops.
+    fn retire(&self, me: &ActorRef<RoomMsg>, state: &mut RoomState) {
+        state.ctx.directory.remove_if(state.room.id, me.get_id());
+        if let Err(e) = me.drain() {
+            tracing::debug!(error = ?e, "room drain");
+        }
+    }
+}

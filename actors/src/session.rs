@@ -1,0 +1,285 @@
+//! The session actor: one per WebSocket connection, on the node the client connected to.
+//!
+//! It turns client frames into room requests. Replies never come back through it: rooms push
+//! acks and events straight into the connection's [`Outbox`], so a session never waits on a
+//! room and a room never waits on a client. It monitors every room it joined; when a room
+//! actor stops or crashes while the session still wants it, the session re-joins from the last
+//! message it received, so nothing is missed across a room restart.
+
+use std::collections::HashMap;
+
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
+use voiceflow_wire::ids::now_ms;
+use voiceflow_wire::v1::client::{ClientFrame, FrameError, JoinRoom, LeaveRoom, RoomRef, SendMessage, Typing};
+use voiceflow_wire::v1::frame;
+use voiceflow_wire::v1::server::events;
+use voiceflow_wire::v1::client::Pong;
+use voiceflow_wire::{ErrorBody, ErrorCode, Snowflake};
+
+use crate::context::NodeContext;
+use crate::outbox::{CloseReason, Outbox};
+use crate::room::{Author, Reply, RoomMsg, SessionLink};
+
+/// Messages a session actor handles.
+#[derive(Debug)]
+pub enum SessionMsg {
+    /// A text frame from the client.
+    Inbound(String),
+    /// The client sent a binary frame (not part of the protocol).
+    InboundBinary,
+    /// The connection is gone: leave every room and stop.
+    Disconnected,
+}
+
+/// Start-up arguments.
+pub struct SessionArgs {
+    /// Node-unique id.
+    pub session_id: u64,
+    /// The authenticated user.
+    pub user: Author,
+    /// The connection's outbound queue.
+    pub outbox: Outbox,
+    /// Node handles.
+    pub ctx: NodeContext,
+}
+
+/// The session actor.
+pub struct SessionActor;
+
+/// Everything a session knows.
+pub struct SessionState {
+    session_id: u64,
+    user: Author,
+    outbox: Outbox,
+    ctx: NodeContext,
+    /// Joined rooms and the actor currently serving each (monitored).
+    joined: HashMap<Snowflake, ActorId>,
+    /// Invalid frames in a row; too many and the client is disconnected.
+    errors_in_row: u32,
+}
+
+impl Actor for SessionActor {
+    type Msg = SessionMsg;
+    type State = SessionState;
+    type Arguments = SessionArgs;
+
+    async fn pre_start(&self, _me: ActorRef<SessionMsg>, args: SessionArgs) -> Result<SessionState, ActorProcessingErr> {
+        metrics::gauge!("voiceflow_sessions").increment(1.0);
+        Ok(SessionState {
+            session_id: args.session_id,
+            user: args.user,
+            outbox: args.outbox,
+            ctx: args.ctx,
+            joined: HashMap::new(),
+            errors_in_row: 0,
+        })
+    }
+
+    async fn post_stop(&self, _me: ActorRef<SessionMsg>, state: &mut SessionState) -> Result<(), ActorProcessingErr> {
+        metrics::gauge!("voiceflow_sessions").decrement(1.0);
+        state.leave_all();
+        Ok(())
+    }
+
+    async fn handle(&self, me: ActorRef<SessionMsg>, msg: SessionMsg, state: &mut SessionState) -> Result<(), ActorProcessingErr> {
+        match msg {
+            SessionMsg::Inbound(text) => state.handle_frame(&me, &text).await,
+            SessionMsg::InboundBinary => {
+                let error = ErrorBody::new(ErrorCode::InvalidFrame, "binary frames are not part of the protocol");
+                state.reject(&FrameError { id: None, error });
+            }
+            SessionMsg::Disconnected => me.stop(Some("disconnected".into())),
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        me: ActorRef<SessionMsg>,
+        event: SupervisionEvent,
+        state: &mut SessionState,
+    ) -> Result<(), ActorProcessingErr> {
+        let gone = match event {
+            SupervisionEvent::ActorFailed(cell, _) => cell.get_id(),
+            SupervisionEvent::ActorTerminated(cell, _, _) => cell.get_id(),
+            _ => return Ok(()),
+        };
+        state.handle_room_gone(&me, gone).await;
+        Ok(())
+    }
+}
+
+impl SessionState {
+    /// Parses and dispatches one client frame.
+    pub async fn handle_frame(&mut self, me: &ActorRef<SessionMsg>, text: &str) {
+        let frame = match ClientFrame::parse(text) {
+            Ok(frame) => frame,
+            Err(e) => return self.reject(&e),
+        };
+        let outcome = match frame.event {
+            "room:join" => match frame.payload::<JoinRoom>() {
+                Ok(join) => self.handle_join(me, join.room_id, join.since, frame.id).await,
+                Err(e) => Err(e),
+            },
+            "room:leave" => match frame.payload::<LeaveRoom>() {
+                Ok(leave) => self.handle_leave(me, leave.room_id, frame.id),
+                Err(e) => Err(e),
+            },
+            "message:send" => match frame.payload::<SendMessage>() {
+                Ok(post) => self.handle_send(post, frame.id).await,
+                Err(e) => Err(e),
+            },
+            "typing:start" | "typing:stop" => match frame.payload::<Typing>() {
+                Ok(typing) => self.handle_typing(typing.room_id, frame.event == "typing:start", frame.id),
+                Err(e) => Err(e),
+            },
+            "ping" => {
+                let pong = Pong { server_time: now_ms() };
+                self.outbox.push(frame::event(events::PONG, &pong));
+                if let Some(id) = frame.id {
+                    self.outbox.push(frame::ack_ok(id, &pong));
+                }
+                Ok(())
+            }
+            other => Err(FrameError {
+                id: frame.id,
+                error: ErrorBody::new(ErrorCode::UnknownEvent, format!("unknown event `{}`", truncate(other, 64))),
+            }),
+        };
+        match outcome {
+            Ok(()) => self.errors_in_row = 0,
+            Err(e) => self.reject(&e),
+        }
+    }
+
+    /// Answers a bad frame; too many in a row closes the connection.
+    pub fn reject(&mut self, error: &FrameError) {
+        self.outbox.push(frame::failure(error.id, &error.error));
+        self.errors_in_row += 1;
+        if self.errors_in_row >= self.ctx.config.max_consecutive_errors {
+            self.outbox.close(CloseReason::too_many_errors());
+        }
+    }
+
+    fn link(&self) -> SessionLink {
+        SessionLink {
+            session_id: self.session_id,
+            user_id: self.user.user_id,
+            username: self.user.username.clone(),
+            outbox: self.outbox.clone(),
+        }
+    }
+
+    async fn handle_join(
+        &mut self,
+        me: &ActorRef<SessionMsg>,
+        room_id: Snowflake,
+        since: Option<Snowflake>,
+        req_id: Option<u64>,
+    ) -> Result<(), FrameError> {
+        let reply = Reply::Session { outbox: self.outbox.clone(), req_id };
+        let msg = RoomMsg::Join { session: self.link(), since, reply };
+        let actor = self
+            .ctx
+            .directory
+            .send(&self.ctx, room_id, msg)
+            .await
+            .map_err(|e| FrameError { id: req_id, error: e.to_body() })?;
+        self.watch(me, room_id, &actor);
+        Ok(())
+    }
+
+    fn watch(&mut self, me: &ActorRef<SessionMsg>, room_id: Snowflake, actor: &ActorRef<RoomMsg>) {
+        let id = actor.get_id();
+        if let Some(previous) = self.joined.insert(room_id, id) {
+            if previous == id {
+                return;
+            }
+        }
+        me.get_cell().monitor(actor.get_cell());
+    }
+
+    fn handle_leave(&mut self, me: &ActorRef<SessionMsg>, room_id: Snowflake, req_id: Option<u64>) -> Result<(), FrameError> {
+        self.outbox.forget_room(room_id);
+        if self.joined.remove(&room_id).is_some() {
+            if let Some(actor) = self.ctx.directory.running(room_id) {
+                me.get_cell().unmonitor(actor.get_cell());
+                let reply = Some(Reply::Session { outbox: self.outbox.clone(), req_id });
+                if actor.cast(RoomMsg::Leave { session_id: self.session_id, reply }).is_ok() {
+                    return Ok(());
+                }
+            }
+        }
+        if let Some(id) = req_id {
+            self.outbox.push(frame::ack_ok(id, &RoomRef { room_id }));
+        }
+        Ok(())
+    }
+
+    async fn handle_send(&mut self, post: SendMessage, req_id: Option<u64>) -> Result<(), FrameError> {
+        let room_id = post.room_id;
+        let reply = Reply::Session { outbox: self.outbox.clone(), req_id };
+        let msg = RoomMsg::Post { author: self.user.clone(), post, reply };
+        self.ctx
+            .directory
+            .send(&self.ctx, room_id, msg)
+            .await
+            .map(|_| ())
+            .map_err(|e| FrameError { id: req_id, error: e.to_body() })
+    }
+
+    fn handle_typing(&mut self, room_id: Snowflake, start: bool, req_id: Option<u64>) -> Result<(), FrameError> {
+        // Typing is ephemeral: only rooms this session joined (and so are running) hear it.
+        if !self.joined.contains_key(&room_id) {
+            return Err(FrameError {
+                id: req_id,
+                error: ErrorBody::new(ErrorCode::Forbidden, "join the room before typing in it"),
+            });
+        }
+        if let Some(actor) = self.ctx.directory.running(room_id) {
+            let user = self.user.user_id;
+            let _ = actor.cast(if start { RoomMsg::TypingStart(user) } else { RoomMsg::TypingStop(user) });
+        }
+        if let Some(id) = req_id {
+            self.outbox.push(frame::ack_ok(id, &RoomRef { room_id }));
+        }
+        Ok(())
+    }
+
+    /// A monitored room actor stopped or crashed. If this session still wants the room, join
+    /// it again (a fresh actor starts from storage) and replay what this session missed.
+    pub async fn handle_room_gone(&mut self, me: &ActorRef<SessionMsg>, gone: ActorId) {
+        let Some(room_id) = self.joined.iter().find(|(_, id)| **id == gone).map(|(r, _)| *r) else {
+            return;
+        };
+        self.joined.remove(&room_id);
+        let Some(since) = self.outbox.last_message(room_id) else {
+            // The room let this session go (deleted, or membership removed).
+            return;
+        };
+        if self.outbox.is_closed() {
+            return;
+        }
+        tracing::debug!(session = self.session_id, %room_id, "room actor gone; re-joining");
+        if let Err(e) = self.handle_join(me, room_id, Some(since), None).await {
+            self.outbox.forget_room(room_id);
+            self.outbox.push(frame::failure(None, &e.error));
+        }
+    }
+
+    /// Leaves every joined room (the connection closed).
+    pub fn leave_all(&mut self) {
+        for (room_id, _) in self.joined.drain() {
+            if let Some(actor) = self.ctx.directory.running(room_id) {
+                let _ = actor.cast(RoomMsg::Leave { session_id: self.session_id, reply: None });
+            }
+        }
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}

@@ -1,0 +1,130 @@
+//! `connect` scenario: connection establishment rate, then memory per idle connection.
+//!
+//! Setup: `--users` (20) users and `--rooms` (20) rooms (maxUsers 500); every user is a
+//! member of every room (membership counts a user once however many sessions it has).
+//! Load: `--connections` (10,000) sessions, `--concurrency` (256) attempts in flight;
+//! session i is user i mod users joining room (i / users) mod rooms. One attempt is a
+//! TCP connect, the WebSocket upgrade, the `hello` frame and the `room:join` ack, timed
+//! from before the TCP connect to the ack. Afterwards every session stays open and is
+//! read (pings answered) for `--idle-secs` before the node's RSS is read.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use futures_util::StreamExt;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::stats::{CpuMeter, RssProbe, fig, fig_f, latency_figs, per_sec};
+use crate::ws::{Conn, Signal};
+use crate::{Args, Ctx, conns, rest};
+
+#[derive(Default)]
+struct IdleStats {
+    frames: u64,
+    disconnected: bool,
+}
+
+pub async fn run(args: &Args, ctx: &Ctx) -> Result<()> {
+    let users_n = args.users.unwrap_or(20);
+    let rooms_n = args.rooms.unwrap_or(20);
+    let n = args.connections;
+    if !(1..=500).contains(&users_n) || rooms_n == 0 || n == 0 {
+        bail!("connect: need 1 <= --users <= 500, --rooms >= 1 and --connections >= 1");
+    }
+
+    let users =
+        rest::register_many(&ctx.api, &ctx.run_id, users_n, args.register_concurrency).await?;
+    let specs = (0..rooms_n)
+        .map(|r| {
+            let owner = users[r % users_n].token.clone();
+            (owner, format!("{} connect {r}", ctx.run_id), 500)
+        })
+        .collect();
+    let rooms = rest::create_rooms(&ctx.api, specs, args.rest_concurrency).await?;
+    let mut joins = Vec::with_capacity(users_n * rooms_n);
+    for (r, room) in rooms.iter().enumerate() {
+        for (u, user) in users.iter().enumerate() {
+            if u != r % users_n {
+                joins.push((user.token.clone(), room.join_code.clone()));
+            }
+        }
+    }
+    rest::join_many(&ctx.api, joins, args.rest_concurrency).await?;
+    let room_ids: Vec<String> = rooms.into_iter().map(|r| r.id).collect();
+
+    let rss = RssProbe::before(args.server_pid);
+    let cpu = CpuMeter::start(args.server_pid);
+    let stop = Arc::new(Signal::default());
+    let target = ctx.target.clone().with_read_buffer(4 * 1024);
+    eprintln!(
+        "connect: {n} sessions ({} at a time), {users_n} users, {rooms_n} rooms",
+        args.concurrency
+    );
+    let body = {
+        let stop = stop.clone();
+        move |_i: usize, conn: Conn| idle(conn, stop.clone())
+    };
+    let opened = conns::open_many(
+        &target,
+        n,
+        args.concurrency,
+        |i| {
+            let token = users[i % users_n].token.clone();
+            (token, vec![room_ids[(i / users_n) % rooms_n].clone()])
+        },
+        body,
+    )
+    .await?;
+    cpu.finish();
+
+    fig("connect.attempted", n, "conns");
+    fig("connect.ok", opened.ok, "conns");
+    fig("connect.failed", opened.failed, "conns");
+    fig("connect.concurrency", args.concurrency, "conns");
+    fig_f("connect.elapsed_secs", opened.elapsed.as_secs_f64(), "s");
+    fig_f(
+        "connect.connect_join_per_sec",
+        per_sec(opened.ok as u64, opened.elapsed),
+        "conn/s",
+    );
+    latency_figs("connect.latency", &opened.latency);
+
+    eprintln!("connect: idling {} s before reading RSS", args.idle_secs);
+    tokio::time::sleep(Duration::from_secs(args.idle_secs)).await;
+    rss.idle(opened.ok);
+    stop.set();
+    let results = conns::join_all(opened.handles, Duration::from_secs(10)).await;
+    let disconnected = results.iter().filter(|r| r.disconnected).count();
+    let frames: u64 = results.iter().map(|r| r.frames).sum();
+    fig("connect.idle_disconnects", disconnected, "conns");
+    fig("connect.frames_after_join", frames, "frames");
+    rss.end();
+    Ok(())
+}
+
+/// Keeps reading an idle session (answering pings) until stopped.
+async fn idle(mut conn: Conn, stop: Arc<Signal>) -> IdleStats {
+    let mut st = IdleStats::default();
+    let stopped = stop.wait();
+    tokio::pin!(stopped);
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut stopped => break,
+            msg = conn.ws.next() => match msg {
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
+                    st.disconnected = !stop.is_set();
+                    break;
+                }
+                Some(Ok(_)) => {
+                    st.frames += 1;
+                    if stop.is_set() {
+                        break;
+                    }
+                }
+            },
+        }
+    }
+    st
+}

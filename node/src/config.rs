@@ -1,0 +1,275 @@
+//! The node's configuration: one struct, read from a TOML file, then environment variables,
+//! then command-line flags (each overriding the one before). Every field has a default, so an
+//! empty file (or none) is a working single-node set-up.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+use serde::{Deserialize, Serialize};
+use voiceflow_actors::ActorConfig;
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Which storage backend holds the data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageKind {
+    /// The embedded on-disk store under `data_dir` (single node).
+    #[default]
+    Embedded,
+}
+
+/// Everything a node can be told.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP/WebSocket front door listens on.
+    pub listen: SocketAddr,
+    /// Directory for the embedded store and the generated JWT secret.
+    pub data_dir: PathBuf,
+    /// This node's id (0–1023); part of every snowflake id it makes.
+    pub node_id: u16,
+    /// HMAC secret for JWTs. When unset, a random one is generated once and kept in
+    /// `data_dir/jwt-secret`.
+    pub jwt_secret: Option<String>,
+    /// `iss` claim put in and required of every token.
+    pub jwt_issuer: String,
+    /// Lifetime of access tokens, seconds.
+    pub access_token_ttl_secs: u64,
+    /// Lifetime of refresh tokens, seconds.
+    pub refresh_token_ttl_secs: u64,
+    /// argon2 memory cost in KiB (OWASP's minimum is 19456).
+    pub password_hash_memory_kib: u32,
+    /// argon2 iterations.
+    pub password_hash_iterations: u32,
+    /// Storage backend.
+    pub storage: StorageKind,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// A WebSocket that sends nothing (not even a pong) for this long is closed.
+    pub ws_idle_timeout_secs: u64,
+    /// How often the server pings each WebSocket.
+    pub ws_ping_interval_secs: u64,
+    /// Largest client frame accepted, bytes.
+    pub ws_max_frame_bytes: usize,
+    /// Frames queued for one connection before it is closed as a slow consumer.
+    pub outbound_queue_frames: usize,
+    /// A write to a client that takes longer than this closes it as a slow consumer, ms.
+    pub ws_write_timeout_ms: u64,
+    /// Invalid frames in a row before a connection is closed.
+    pub max_consecutive_errors: u32,
+    /// A room with nobody in it stops after this long, seconds.
+    pub room_idle_timeout_secs: u64,
+    /// Typing indicators end this long after the last `typing:start`, ms.
+    pub typing_ttl_ms: u64,
+    /// Most messages replayed on `room:join` with `since`.
+    pub replay_limit: u32,
+    /// Largest REST request body, bytes.
+    pub http_max_body_bytes: u64,
+    /// How long shutdown waits for connections to close and storage to flush, seconds.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            data_dir: PathBuf::from("./data"),
+            node_id: 0,
+            jwt_secret: None,
+            jwt_issuer: "voiceflow".into(),
+            access_token_ttl_secs: 15 * 60,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
+            password_hash_memory_kib: 19_456,
+            password_hash_iterations: 2,
+            storage: StorageKind::Embedded,
+            log_format: LogFormat::Human,
+            ws_idle_timeout_secs: 60,
+            ws_ping_interval_secs: 20,
+            ws_max_frame_bytes: 64 * 1024,
+            outbound_queue_frames: 8192,
+            ws_write_timeout_ms: 10_000,
+            max_consecutive_errors: 20,
+            room_idle_timeout_secs: 60,
+            typing_ttl_ms: 6000,
+            replay_limit: 1000,
+            http_max_body_bytes: 64 * 1024,
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+/// Command-line flags; each also reads an environment variable.
+#[derive(Debug, Parser)]
+#[command(name = "voiceflow-node", version, about = "A VoiceFlow chat node")]
+pub struct Cli {
+    /// TOML config file (see cluster-configs/).
+    #[arg(long, env = "VOICEFLOW_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Listen address for HTTP and WebSocket [default: 127.0.0.1:3000].
+    #[arg(long, env = "VOICEFLOW_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Data directory [default: ./data].
+    #[arg(long, env = "VOICEFLOW_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// JWT signing secret [default: generated and kept in the data directory].
+    #[arg(long, env = "VOICEFLOW_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Node id, 0–1023 [default: 0].
+    #[arg(long, env = "VOICEFLOW_NODE_ID")]
+    pub node_id: Option<u16>,
+    /// Log format [default: human]; filter with RUST_LOG.
+    #[arg(long, env = "VOICEFLOW_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Storage backend [default: embedded].
+    #[arg(long, env = "VOICEFLOW_STORAGE", value_enum)]
+    pub storage: Option<StorageKind>,
+}
+
+/// Config loading failures.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for [`Config`].
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: Box<toml::de::Error>,
+    },
+    /// A value is out of range.
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads a TOML file.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        Config::from_toml(&text).map_err(|source| ConfigError::Parse { path: path.into(), source: Box::new(source) })
+    }
+
+    /// Parses TOML text.
+    pub fn from_toml(text: &str) -> Result<Config, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// File (if any), then flags/env on top, then validation.
+    pub fn load(cli: Cli) -> Result<Config, ConfigError> {
+        let mut config = match &cli.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        if let Some(v) = cli.listen {
+            config.listen = v;
+        }
+        if let Some(v) = cli.data_dir {
+            config.data_dir = v;
+        }
+        if let Some(v) = cli.jwt_secret {
+            config.jwt_secret = Some(v);
+        }
+        if let Some(v) = cli.node_id {
+            config.node_id = v;
+        }
+        if let Some(v) = cli.log_format {
+            config.log_format = v;
+        }
+        if let Some(v) = cli.storage {
+            config.storage = v;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks ranges that serde cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError::Invalid(m.into()));
+        if self.node_id > voiceflow_wire::ids::MAX_NODE_ID {
+            return bad("node_id must be 0-1023");
+        }
+        if self.jwt_secret.as_ref().is_some_and(|s| s.len() < 16) {
+            return bad("jwt_secret must be at least 16 characters");
+        }
+        if self.access_token_ttl_secs == 0 || self.refresh_token_ttl_secs == 0 {
+            return bad("token lifetimes must be positive");
+        }
+        if self.ws_ping_interval_secs == 0 || self.ws_idle_timeout_secs <= self.ws_ping_interval_secs {
+            return bad("ws_idle_timeout_secs must be greater than ws_ping_interval_secs > 0");
+        }
+        if self.outbound_queue_frames < 16 {
+            return bad("outbound_queue_frames must be at least 16");
+        }
+        if self.password_hash_memory_kib < 8 || self.password_hash_iterations == 0 {
+            return bad("argon2 parameters too small");
+        }
+        Ok(())
+    }
+
+    /// The slice the actors need.
+    pub fn actor_config(&self) -> ActorConfig {
+        ActorConfig {
+            room_idle_timeout: Duration::from_secs(self.room_idle_timeout_secs),
+            typing_ttl: Duration::from_millis(self.typing_ttl_ms),
+            replay_limit: self.replay_limit,
+            nonce_cache: 4096,
+            outbound_queue_frames: self.outbound_queue_frames,
+            max_consecutive_errors: self.max_consecutive_errors,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_file_in_cluster_configs_parses_and_validates() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cluster-configs");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).expect("cluster-configs exists") {
+            let path = entry.expect("entry").path();
+            if path.extension().and_then(|e| e.to_str()) == Some("toml") {
+                let config = Config::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
+                config.validate().unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                checked += 1;
+            }
+        }
+        assert!(checked > 0, "no config files found in {}", dir.display());
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        assert!(Config::from_toml("listn = \"127.0.0.1:1\"").is_err());
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:4000\"\nnode_id = 3\n").expect("write");
+        let cli = Cli::parse_from(["voiceflow-node", "--config", file.to_str().expect("utf8"), "--node-id", "9"]);
+        let config = Config::load(cli).expect("load");
+        assert_eq!(config.listen.port(), 4000);
+        assert_eq!(config.node_id, 9);
+    }
+}

@@ -1,0 +1,160 @@
+//! The VoiceFlow node: configuration, the warp front door (REST, WebSocket, health, metrics),
+//! start-up and an explicit shutdown.
+//!
+//! Layout:
+//! - [`config`]: the one documented `Config` (file, env, flags).
+//! - `api/`: REST handlers under `/api/v1`; `error`: the one place errors become HTTP bodies.
+//! - `auth`: argon2 passwords and JWT access/refresh tokens with rotation.
+//! - `ws`: the WebSocket upgrade and the per-connection read/write pump.
+//! - `metrics`: Prometheus exposition. `state`: what handlers share.
+//! - [`Node`]: a started node; [`run`] starts one and waits for SIGINT/SIGTERM.
+
+pub mod config;
+
+mod api;
+mod auth;
+mod error;
+mod metrics;
+mod state;
+mod ws;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use ractor::{Actor, ActorRef};
+use tokio::sync::oneshot;
+use voiceflow_actors::supervisor::{Supervisor, SupervisorKind, SupervisorMsg};
+use voiceflow_actors::{CloseReason, NodeContext, RoomDirectory};
+use voiceflow_schema::{EmbeddedStore, Store};
+use voiceflow_wire::SnowflakeGenerator;
+use warp::Filter;
+
+pub use config::Config;
+
+/// A running node.
+pub struct Node {
+    /// Where the front door listens (the real port when configured with port 0).
+    pub addr: SocketAddr,
+    state: state::AppState,
+    server: tokio::task::JoinHandle<()>,
+    stop_server: Option<oneshot::Sender<()>>,
+    supervisors: Vec<ActorRef<SupervisorMsg>>,
+}
+
+/// Opens storage, starts the supervisors and binds the front door.
+pub async fn start(config: Config) -> anyhow::Result<Node> {
+    config.validate()?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+    let secret = auth::load_or_create_secret(&config).context("cannot read or create the JWT secret")?;
+    let store: Arc<dyn Store> = Arc::new(
+        EmbeddedStore::open(&config.data_dir.join("store"))
+            .with_context(|| format!("cannot open the embedded store in {}", config.data_dir.display()))?,
+    );
+    let directory = RoomDirectory::new();
+    let (rooms_sup, _) = Actor::spawn(None, Supervisor, SupervisorKind::Rooms(directory.clone())).await?;
+    directory.set_supervisor(rooms_sup.clone());
+    let (sessions_sup, _) = Actor::spawn(None, Supervisor, SupervisorKind::Sessions).await?;
+    let ctx = NodeContext {
+        store,
+        ids: Arc::new(SnowflakeGenerator::new(config.node_id)),
+        directory,
+        config: Arc::new(config.actor_config()),
+    };
+    let state = state::AppState {
+        auth: auth::Auth::new(&config, &secret).map_err(|e| anyhow::anyhow!("auth set-up: {e}"))?,
+        config: Arc::new(config.clone()),
+        ctx,
+        connections: Arc::default(),
+        sessions: sessions_sup.clone(),
+        draining: Arc::new(AtomicBool::new(false)),
+        metrics: metrics::Metrics::install().context("cannot install the metrics recorder")?,
+    };
+    let routes = ws::route(state.clone())
+        .or(api::routes(state.clone()))
+        .unify()
+        .recover(error::recover)
+        .unify()
+        .with(warp::trace::request());
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(
+        warp::serve(routes)
+            .incoming(listener)
+            .graceful(async {
+                let _ = stop_rx.await;
+            })
+            .run(),
+    );
+    tracing::info!(%addr, node_id = config.node_id, data_dir = %config.data_dir.display(), "voiceflow node listening");
+    // A machine-readable line for scripts and tests that start the node on port 0.
+    println!("VOICEFLOW_LISTENING {addr}");
+    Ok(Node { addr, state, server, stop_server: Some(stop_tx), supervisors: vec![rooms_sup, sessions_sup] })
+}
+
+impl Node {
+    /// Graceful shutdown: refuse new work, tell every client to go away (close 1001), let
+    /// in-flight writes finish, flush storage, stop the actors.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        let grace = Duration::from_secs(self.state.config.shutdown_grace_secs);
+        let deadline = Instant::now() + grace;
+        self.state.draining.store(true, Ordering::Relaxed);
+        self.state.connections.close_all(CloseReason::going_away());
+        while self.state.connections.count() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Rooms finish what is queued (including writes in flight) and stop.
+        for room in self.state.ctx.directory.all() {
+            let _ = room.drain_and_wait(Some(deadline.saturating_duration_since(Instant::now()))).await;
+        }
+        if let Some(stop) = self.stop_server.take() {
+            let _ = stop.send(());
+        }
+        let _ = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(100)), &mut self.server).await;
+        self.server.abort();
+        self.state.ctx.store.flush().await.context("final storage flush")?;
+        for sup in self.supervisors.drain(..) {
+            sup.stop(Some("shutdown".into()));
+        }
+        tracing::info!("voiceflow node stopped");
+        Ok(())
+    }
+}
+
+/// Starts a node and runs it until SIGINT or SIGTERM, then shuts it down.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let node = start(config).await?;
+    wait_for_signal().await;
+    tracing::info!("shutdown signal received; draining");
+    node.shutdown().await
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

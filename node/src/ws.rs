@@ -1,0 +1,198 @@
+//! `GET /ws?token=…`: the WebSocket front door.
+//!
+//! warp routes and authenticates the upgrade; the upgraded connection runs on tokio-tungstenite
+//! directly so we choose its buffers (small read buffer: idle connections stay light) and can
+//! hand it shared frame bytes without a copy per recipient. One task per connection reads
+//! frames (forwarded to the session actor) and drains the session's [`Outbox`] into the socket
+//! with one flush per batch.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use ractor::{Actor, ActorRef};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_tungstenite::WebSocketStream;
+use voiceflow_actors::outbox::Drained;
+use voiceflow_actors::room::Author;
+use voiceflow_actors::session::{SessionActor, SessionArgs, SessionMsg};
+use voiceflow_actors::{CloseReason, Outbox};
+use voiceflow_wire::v1::frame::{self, Frame};
+use voiceflow_wire::v1::server::{events, Hello};
+use voiceflow_wire::v1::PROTOCOL_VERSION;
+use warp::http::{header, StatusCode};
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+use crate::api::with_state;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+#[derive(serde::Deserialize)]
+struct WsQuery {
+    token: Option<String>,
+}
+
+/// The `/ws` route.
+pub fn route(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("ws")
+        .and(warp::get())
+        .and(with_state(state))
+        .and(warp::query::<WsQuery>())
+        .and(warp::header::optional::<String>("sec-websocket-key"))
+        .and(warp::header::optional::<String>("upgrade"))
+        .and(warp::ext::optional::<OnUpgrade>())
+        .map(|state: AppState, q: WsQuery, key: Option<String>, upgrade: Option<String>, on_upgrade: Option<OnUpgrade>| {
+            accept(state, q, key, upgrade, on_upgrade).unwrap_or_else(ApiError::into_response)
+        })
+}
+
+fn accept(
+    state: AppState,
+    q: WsQuery,
+    key: Option<String>,
+    upgrade: Option<String>,
+    on_upgrade: Option<OnUpgrade>,
+) -> Result<Response, ApiError> {
+    let (Some(key), Some(on_upgrade)) = (key, on_upgrade) else {
+        return Err(ApiError::field("upgrade", "expected a WebSocket upgrade request"));
+    };
+    if !upgrade.is_some_and(|u| u.eq_ignore_ascii_case("websocket")) {
+        return Err(ApiError::field("upgrade", "expected a WebSocket upgrade request"));
+    }
+    if state.draining.load(Ordering::Relaxed) {
+        return Err(ApiError::new(voiceflow_wire::ErrorCode::StorageUnavailable, "node is shutting down"));
+    }
+    let token = q.token.ok_or_else(|| ApiError::unauthorized("missing token"))?;
+    let user = state.auth.verify_access(&token)?;
+    let accept_key = derive_accept_key(key.as_bytes());
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let config = ws_config(&state);
+                let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+                serve(state, ws, Author { user_id: user.id, username: user.username }).await;
+            }
+            Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
+        }
+    });
+    let reply = warp::reply::with_status(warp::reply(), StatusCode::SWITCHING_PROTOCOLS);
+    let reply = warp::reply::with_header(reply, header::CONNECTION, "upgrade");
+    let reply = warp::reply::with_header(reply, header::UPGRADE, "websocket");
+    let reply = warp::reply::with_header(reply, header::SEC_WEBSOCKET_ACCEPT, accept_key);
+    Ok(warp::Reply::into_response(reply))
+}
+
+fn ws_config(state: &AppState) -> WebSocketConfig {
+    WebSocketConfig::default()
+        // Allocated per connection up front: keep it small, it grows for larger frames.
+        .read_buffer_size(1024)
+        .write_buffer_size(64 * 1024)
+        .max_write_buffer_size(4 * 1024 * 1024)
+        .max_message_size(Some(state.config.ws_max_frame_bytes))
+        .max_frame_size(Some(state.config.ws_max_frame_bytes))
+}
+
+type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+async fn serve(state: AppState, mut ws: Ws, user: Author) {
+    let outbox = Outbox::new(state.config.outbound_queue_frames);
+    let session_id = state.connections.register(outbox.clone());
+    let args = SessionArgs { session_id, user: user.clone(), outbox: outbox.clone(), ctx: state.ctx.clone() };
+    let session = match Actor::spawn_linked(None, SessionActor, args, state.sessions.get_cell()).await {
+        Ok((session, _)) => session,
+        Err(e) => {
+            tracing::error!(error = %e, "session actor failed to start");
+            state.connections.unregister(session_id);
+            let _ = ws.close(Some(close_frame(&CloseReason { code: 1011, reason: "internal error".into() }))).await;
+            return;
+        }
+    };
+    let hello = Hello {
+        protocol: PROTOCOL_VERSION,
+        session_id: session_id.to_string(),
+        user_id: user.user_id,
+        idle_timeout_secs: state.config.ws_idle_timeout_secs,
+    };
+    outbox.push(frame::event(events::HELLO, &hello));
+    let close = pump(&state, &mut ws, &outbox, &session).await;
+    if let Some(reason) = close {
+        let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(Some(close_frame(&reason)))).await;
+    }
+    let _ = session.cast(SessionMsg::Disconnected);
+    state.connections.unregister(session_id);
+}
+
+fn close_frame(reason: &CloseReason) -> CloseFrame {
+    CloseFrame { code: CloseCode::from(reason.code), reason: Utf8Bytes::from(reason.reason.clone()) }
+}
+
+/// Moves frames both ways until either side ends. Returns the close to send, if any.
+async fn pump(state: &AppState, ws: &mut Ws, outbox: &Outbox, session: &ActorRef<SessionMsg>) -> Option<CloseReason> {
+    let idle_timeout = Duration::from_secs(state.config.ws_idle_timeout_secs);
+    let write_timeout = Duration::from_millis(state.config.ws_write_timeout_ms);
+    let mut ping = tokio::time::interval(Duration::from_secs(state.config.ws_ping_interval_secs));
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ping.tick().await;
+    let mut last_heard = Instant::now();
+    let mut batch: Vec<Frame> = Vec::new();
+    loop {
+        tokio::select! {
+            inbound = ws.next() => {
+                last_heard = Instant::now();
+                match inbound {
+                    Some(Ok(Message::Text(text))) => {
+                        if session.cast(SessionMsg::Inbound(text.as_str().to_owned())).is_err() {
+                            return Some(CloseReason { code: 1011, reason: "session ended".into() });
+                        }
+                    }
+                    Some(Ok(Message::Binary(_))) => {
+                        let _ = session.cast(SessionMsg::InboundBinary);
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+                    Some(Ok(Message::Close(_))) | None => return None,
+                    Some(Err(e)) => {
+                        tracing::debug!(error = %e, "websocket read error");
+                        return Some(CloseReason { code: 1002, reason: "protocol error".into() });
+                    }
+                }
+            }
+            drained = outbox.next_batch(&mut batch) => {
+                match drained {
+                    Drained::Closed(reason) => return Some(reason),
+                    Drained::Frames => {
+                        let write = async {
+                            for f in batch.drain(..) {
+                                let text = Utf8Bytes::try_from(f.into_bytes()).unwrap_or_default();
+                                ws.feed(Message::Text(text)).await?;
+                            }
+                            ws.flush().await
+                        };
+                        match tokio::time::timeout(write_timeout, write).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => {
+                                tracing::debug!(error = %e, "websocket write error");
+                                return None;
+                            }
+                            Err(_) => return Some(CloseReason::slow_consumer()),
+                        }
+                        batch.clear();
+                    }
+                }
+            }
+            _ = ping.tick() => {
+                if last_heard.elapsed() >= idle_timeout {
+                    return Some(CloseReason::idle_timeout());
+                }
+                if ws.send(Message::Ping(Default::default())).await.is_err() {
+                    return None;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! The embedded store: an on-disk fjall database with group commit, the single-node default.
+//!
+//! - Layout (`tables`): one keyspace per access path, mirroring the CQL tables in
+//!   `schema/cql/001_initial.cql`.
+//! - Writes (`writer`, `ops`): every mutation goes to one writer thread, which applies
+//!   whatever is queued as one atomic batch and fsyncs it once (`PersistMode::SyncAll`) before
+//!   answering; a mutating future resolves only once its write is durable, and the runtime
+//!   thread never waits on the fsync. Uniqueness checks and the refresh-token compare-and-set
+//!   run on that thread, so they are race-free.
+//! - Reads (`read`): directly on the caller's task.
+//!
+//! Dropping the store closes the writer's queue; the thread finishes what was queued and
+//! exits, and the drop waits for it, so the directory can be reopened right after.
+
+mod ops;
+mod read;
+mod tables;
+mod writer;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{self, Sender};
+use std::thread::JoinHandle;
+
+use async_trait::async_trait;
+use fjall::Database;
+use tokio::sync::oneshot;
+use voiceflow_wire::Snowflake;
+
+use self::read::Reader;
+use self::tables::{META_SCHEMA_VERSION, SCHEMA_VERSION, Table, Tables, io};
+use self::writer::{Counters, Job, Op, Reply};
+use crate::model::*;
+use crate::store::{Store, StoreError, StoreResult};
+
+/// Group-commit counters since open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CommitStats {
+    /// Group commits (one fsync each, at most).
+    pub groups: u64,
+    /// Mutations applied in those groups.
+    pub ops: u64,
+}
+
+/// The embedded [`Store`]: fjall on local disk, durable group commit. See the module docs.
+pub struct EmbeddedStore {
+    reader: Reader,
+    /// `None` only while dropping.
+    tx: Option<Sender<Job>>,
+    writer: Option<JoinHandle<()>>,
+    counters: Arc<Counters>,
+}
+
+impl std::fmt::Debug for EmbeddedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedStore")
+            .field("stats", &self.commit_stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl EmbeddedStore {
+    /// Opens (creating it and the directory if needed) the store at `path` and starts its
+    /// writer thread.
+    ///
+    /// Synchronous: recovery reads the journal and can take a fraction of a second, so call it
+    /// at startup or from `tokio::task::spawn_blocking`. Fails with
+    /// [`StoreError::Unavailable`] if the directory cannot be created, the database is locked
+    /// by another process, or recovery fails; with [`StoreError::Corrupt`] if it was written
+    /// by a newer layout version.
+    pub fn open(path: &Path) -> Result<EmbeddedStore, StoreError> {
+        std::fs::create_dir_all(path)
+            .map_err(|e| StoreError::Unavailable(format!("create {}: {e}", path.display())))?;
+        let db = Database::builder(path).open().map_err(io)?;
+        let tables = Tables::open(&db)?;
+        check_version(&db, &tables)?;
+
+        let (tx, rx) = mpsc::channel();
+        let counters = Arc::new(Counters::default());
+        let writer = {
+            let (db, tables, counters) = (db.clone(), tables.clone(), Arc::clone(&counters));
+            std::thread::Builder::new()
+                .name("voiceflow-store-writer".into())
+                .spawn(move || writer::run(db, tables, rx, counters))
+                .map_err(|e| StoreError::Unavailable(format!("spawn writer thread: {e}")))?
+        };
+        Ok(EmbeddedStore {
+            reader: Reader { db, tables },
+            tx: Some(tx),
+            writer: Some(writer),
+            counters,
+        })
+    }
+
+    /// Group-commit counters since open (how many fsyncs the writes shared).
+    pub fn commit_stats(&self) -> CommitStats {
+        CommitStats {
+            groups: self.counters.groups.load(Ordering::Relaxed),
+            ops: self.counters.ops.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Queues `op` for the writer and waits (without blocking the thread) until it is durable.
+    async fn submit(&self, op: Op) -> StoreResult<Reply> {
+        let stopped = || StoreError::Unavailable("store writer stopped".into());
+        let (reply, done) = oneshot::channel();
+        self.tx
+            .as_ref()
+            .ok_or_else(stopped)?
+            .send(Job { op, reply })
+            .map_err(|_| stopped())?;
+        done.await.map_err(|_| stopped())?
+    }
+
+    /// Like [`EmbeddedStore::submit`] for ops that answer nothing.
+    async fn write(&self, op: Op) -> StoreResult<()> {
+        self.submit(op).await.map(|_| ())
+    }
+}
+
+/// Writes the layout version on first open; refuses a newer one.
+fn check_version(db: &Database, tables: &Tables) -> StoreResult<()> {
+    let meta = tables.get(Table::Meta);
+    match meta.get(META_SCHEMA_VERSION).map_err(io)? {
+        Some(raw) => {
+            let raw: [u8; 4] = raw
+                .as_ref()
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("schema_version is not a u32".into()))?;
+            let found = u32::from_be_bytes(raw);
+            if found > SCHEMA_VERSION {
+                return Err(StoreError::Corrupt(format!(
+                    "layout version {found} is newer than supported {SCHEMA_VERSION}"
+                )));
+            }
+            Ok(())
+        }
+        None => {
+            let mut batch = db.batch().durability(Some(fjall::PersistMode::SyncAll));
+            batch.insert(
+                meta,
+                META_SCHEMA_VERSION,
+                SCHEMA_VERSION.to_be_bytes().to_vec(),
+            );
+            batch.commit().map_err(io)
+        }
+    }
+}
+
+impl Drop for EmbeddedStore {
+    fn drop(&mut self) {
+        // Closing the queue lets the writer finish what is queued and exit; waiting for it
+        // releases its database handle before ours, so the directory can be reopened at once.
+        drop(self.tx.take());
+        if let Some(writer) = self.writer.take()
+            && writer.join().is_err()
+        {
+            tracing::error!("store writer thread panicked");
+        }
+    }
+}
+
+#[async_trait]
+impl Store for EmbeddedStore {
+    async fn create_user(&self, user: &UserRecord) -> StoreResult<()> {
+        self.write(Op::CreateUser(user.clone())).await
+    }
+
+    async fn user_by_id(&self, id: Snowflake) -> StoreResult<Option<UserRecord>> {
+        self.reader.user_by_id(id)
+    }
+
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>> {
+        self.reader.user_by_email(email)
+    }
+
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<UserRecord>> {
+        self.reader.user_by_username(username)
+    }
+
+    /// Replaces a user record, moving the username and email indexes if they changed. An
+    /// unknown id is a no-op (users are never deleted, so there is nothing to resurrect).
+    async fn update_user(&self, user: &UserRecord) -> StoreResult<()> {
+        self.write(Op::UpdateUser(user.clone())).await
+    }
+
+    async fn create_room(&self, room: &RoomRecord, creator: &Membership) -> StoreResult<()> {
+        self.write(Op::CreateRoom(room.clone(), creator.clone()))
+            .await
+    }
+
+    async fn room_by_id(&self, id: Snowflake) -> StoreResult<Option<RoomRecord>> {
+        self.reader.room_by_id(id)
+    }
+
+    async fn room_by_code(&self, code: &str) -> StoreResult<Option<RoomRecord>> {
+        self.reader.room_by_code(code)
+    }
+
+    /// Replaces a room record and its public-listing entry. An unknown (e.g. concurrently
+    /// deleted) room is a no-op, so an update never resurrects a deleted room.
+    async fn update_room(&self, room: &RoomRecord) -> StoreResult<()> {
+        self.write(Op::UpdateRoom(room.clone())).await
+    }
+
+    async fn delete_room(&self, id: Snowflake) -> StoreResult<()> {
+        self.write(Op::DeleteRoom(id)).await
+    }
+
+    async fn list_public_rooms(&self, offset: u64, limit: u32) -> StoreResult<RoomPage> {
+        self.reader.list_public_rooms(offset, limit)
+    }
+
+    async fn put_member(&self, member: &Membership) -> StoreResult<()> {
+        self.write(Op::PutMember(member.clone())).await
+    }
+
+    async fn remove_member(&self, room_id: Snowflake, user_id: Snowflake) -> StoreResult<()> {
+        self.write(Op::RemoveMember(room_id, user_id)).await
+    }
+
+    async fn member(
+        &self,
+        room_id: Snowflake,
+        user_id: Snowflake,
+    ) -> StoreResult<Option<Membership>> {
+        self.reader.member(room_id, user_id)
+    }
+
+    async fn room_members(&self, room_id: Snowflake) -> StoreResult<Vec<Membership>> {
+        self.reader.room_members(room_id)
+    }
+
+    async fn user_rooms(&self, user_id: Snowflake) -> StoreResult<Vec<Membership>> {
+        self.reader.user_rooms(user_id)
+    }
+
+    async fn append_messages(&self, messages: &[MessageRecord]) -> StoreResult<()> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        self.write(Op::AppendMessages(messages.to_vec())).await
+    }
+
+    async fn message(
+        &self,
+        room_id: Snowflake,
+        id: Snowflake,
+    ) -> StoreResult<Option<MessageRecord>> {
+        self.reader.message(room_id, id)
+    }
+
+    async fn message_room(&self, id: Snowflake) -> StoreResult<Option<Snowflake>> {
+        self.reader.message_room(id)
+    }
+
+    async fn messages_before(
+        &self,
+        room_id: Snowflake,
+        before: Option<Snowflake>,
+        limit: u32,
+    ) -> StoreResult<Vec<MessageRecord>> {
+        self.reader.messages_before(room_id, before, limit)
+    }
+
+    async fn messages_after(
+        &self,
+        room_id: Snowflake,
+        after: Snowflake,
+        limit: u32,
+    ) -> StoreResult<Vec<MessageRecord>> {
+        self.reader.messages_after(room_id, after, limit)
+    }
+
+    /// Clears the content and sets `deleted_at` (kept from the first deletion if repeated);
+    /// the message stays in the log. An unknown message is a no-op.
+    async fn tombstone_message(
+        &self,
+        room_id: Snowflake,
+        id: Snowflake,
+        at: u64,
+    ) -> StoreResult<()> {
+        self.write(Op::Tombstone { room_id, id, at }).await
+    }
+
+    async fn message_by_nonce(
+        &self,
+        room_id: Snowflake,
+        user_id: Snowflake,
+        nonce: &str,
+    ) -> StoreResult<Option<Snowflake>> {
+        self.reader.message_by_nonce(room_id, user_id, nonce)
+    }
+
+    async fn put_refresh_token(&self, token: &RefreshTokenRecord) -> StoreResult<()> {
+        self.write(Op::PutRefreshToken(token.clone())).await
+    }
+
+    async fn refresh_token(&self, id: &str) -> StoreResult<Option<RefreshTokenRecord>> {
+        self.reader.refresh_token(id)
+    }
+
+    /// Compare-and-set on the writer thread: `true` for exactly one caller per unused,
+    /// unrevoked token; `false` for unknown, used or revoked tokens. Expiry is not checked.
+    async fn use_refresh_token(&self, id: &str) -> StoreResult<bool> {
+        match self.submit(Op::UseRefreshToken(id.to_owned())).await? {
+            Reply::Bool(won) => Ok(won),
+            Reply::Done => Err(StoreError::Unavailable("unexpected writer reply".into())),
+        }
+    }
+
+    async fn revoke_refresh_family(&self, family_id: &str) -> StoreResult<()> {
+        self.write(Op::RevokeFamily(family_id.to_owned())).await
+    }
+
+    async fn flush(&self) -> StoreResult<()> {
+        self.write(Op::Flush).await
+    }
+}

@@ -1,0 +1,147 @@
+//! Records as stored. Times are Unix milliseconds; ids are snowflakes.
+
+use serde::{Deserialize, Serialize};
+use voiceflow_wire::Snowflake;
+use voiceflow_wire::v1::client::MessageType;
+
+/// A user account (`users_by_id`, with `users_by_email` / `users_by_username` pointing at it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRecord {
+    /// Primary key.
+    pub id: Snowflake,
+    /// Unique, 3–20 of letters, digits, underscore. Compared case-insensitively.
+    pub username: String,
+    /// Unique, stored lower-cased.
+    pub email: String,
+    /// argon2 PHC string.
+    pub password_hash: String,
+    /// Optional avatar URL.
+    pub avatar_url: Option<String>,
+    /// Creation time.
+    pub created_at: u64,
+}
+
+/// Room-level switches chosen by the admin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomSettings {
+    /// Listed by `GET /rooms` and joinable by anyone who has the id.
+    pub is_public: bool,
+    /// Reserved for guest accounts.
+    pub allow_guests: bool,
+    /// Reserved for admin-approved joins.
+    pub require_approval: bool,
+    /// Whether messages are kept in the log.
+    pub record_messages: bool,
+}
+
+impl Default for RoomSettings {
+    fn default() -> Self {
+        RoomSettings { is_public: true, allow_guests: false, require_approval: false, record_messages: true }
+    }
+}
+
+/// A room (`rooms_by_id`, with `rooms_by_code` pointing at it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomRecord {
+    /// Primary key; its timestamp is the room's creation time (the floor for history walks).
+    pub id: Snowflake,
+    /// 3–100 characters.
+    pub name: String,
+    /// Up to 500 characters.
+    pub description: String,
+    /// 2–500 members.
+    pub max_users: u32,
+    /// Switches.
+    pub settings: RoomSettings,
+    /// Unique short join code.
+    pub join_code: String,
+    /// The creator (first admin).
+    pub created_by: Snowflake,
+    /// Creation time.
+    pub created_at: u64,
+    /// Last change.
+    pub updated_at: u64,
+}
+
+/// A member's role in a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// May edit/delete the room and delete any message.
+    Admin,
+    /// Ordinary member.
+    Member,
+}
+
+impl Role {
+    /// Wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Member => "member",
+        }
+    }
+}
+
+/// A membership row (`members_by_room` and `rooms_by_user`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Membership {
+    /// The room.
+    pub room_id: Snowflake,
+    /// The user.
+    pub user_id: Snowflake,
+    /// Their role.
+    pub role: Role,
+    /// When they joined.
+    pub joined_at: u64,
+}
+
+/// A message in a room's log (`messages` partitioned by (room_id, bucket), id descending).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageRecord {
+    /// Snowflake id; orders the log.
+    pub id: Snowflake,
+    /// The room.
+    pub room_id: Snowflake,
+    /// Author.
+    pub user_id: Snowflake,
+    /// Author's username at send time.
+    pub username: String,
+    /// Text; empty once deleted.
+    pub content: String,
+    /// Kind.
+    pub kind: MessageType,
+    /// Client retry key, unique per (room, user).
+    pub nonce: Option<String>,
+    /// Creation time.
+    pub created_at: u64,
+    /// Set when the message became a tombstone.
+    pub deleted_at: Option<u64>,
+}
+
+/// A refresh token (`refresh_tokens`). Tokens rotate: each is used once; a family is every
+/// token descended from one login, revoked as a whole when a used token comes back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshTokenRecord {
+    /// The token's `jti`.
+    pub id: String,
+    /// Owner.
+    pub user_id: Snowflake,
+    /// The login this token descends from.
+    pub family_id: String,
+    /// Expiry time.
+    pub expires_at: u64,
+    /// Set once the token was exchanged.
+    pub used: bool,
+    /// Set by logout or reuse detection.
+    pub revoked: bool,
+}
+
+/// A page of public rooms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomPage {
+    /// Rooms on this page, newest first.
+    pub rooms: Vec<RoomRecord>,
+    /// Total public rooms.
+    pub total: u64,
+}

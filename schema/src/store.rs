@@ -1,0 +1,117 @@
+//! The storage trait. Its methods follow the CQL tables one-to-one so that the embedded
+//! store and the ScyllaDB backend behave the same; the conformance suite checks both.
+
+use async_trait::async_trait;
+use voiceflow_wire::Snowflake;
+
+use crate::model::*;
+
+/// Storage failures, mapped to client errors in one place (the node's error module).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique value is taken; `field` names it (`username`, `email`, `join_code`).
+    #[error("{field} is already taken")]
+    Conflict {
+        /// Which unique field collided.
+        field: &'static str,
+    },
+    /// The backend cannot be reached or refused the write; nothing was stored.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// Data on disk could not be decoded.
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+}
+
+/// Result alias for store calls.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Everything VoiceFlow keeps. Every write is durable when its future resolves (acknowledged
+/// writes survive `kill -9`); concurrent writes share one sync (group commit).
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // ---- users ----
+    /// Inserts a user; `Conflict{username|email}` if either is taken (case-insensitive).
+    async fn create_user(&self, user: &UserRecord) -> StoreResult<()>;
+    /// Looks a user up by id.
+    async fn user_by_id(&self, id: Snowflake) -> StoreResult<Option<UserRecord>>;
+    /// Looks a user up by email (case-insensitive).
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>>;
+    /// Looks a user up by username (case-insensitive).
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<UserRecord>>;
+    /// Replaces a user record; moves the username index if it changed (`Conflict{username}`).
+    async fn update_user(&self, user: &UserRecord) -> StoreResult<()>;
+
+    // ---- rooms ----
+    /// Inserts a room and its creator's admin membership; `Conflict{join_code}` on a taken code.
+    async fn create_room(&self, room: &RoomRecord, creator: &Membership) -> StoreResult<()>;
+    /// Looks a room up by id.
+    async fn room_by_id(&self, id: Snowflake) -> StoreResult<Option<RoomRecord>>;
+    /// Looks a room up by join code (case-insensitive).
+    async fn room_by_code(&self, code: &str) -> StoreResult<Option<RoomRecord>>;
+    /// Replaces a room record (the join code never changes).
+    async fn update_room(&self, room: &RoomRecord) -> StoreResult<()>;
+    /// Deletes a room, its code and every membership; its message log is dropped too.
+    async fn delete_room(&self, id: Snowflake) -> StoreResult<()>;
+    /// Public rooms, newest first, `offset`/`limit` paging, with the total count.
+    async fn list_public_rooms(&self, offset: u64, limit: u32) -> StoreResult<RoomPage>;
+
+    // ---- memberships ----
+    /// Adds or replaces a membership (both directions).
+    async fn put_member(&self, member: &Membership) -> StoreResult<()>;
+    /// Removes a membership (both directions); removing a non-member is not an error.
+    async fn remove_member(&self, room_id: Snowflake, user_id: Snowflake) -> StoreResult<()>;
+    /// One membership.
+    async fn member(&self, room_id: Snowflake, user_id: Snowflake) -> StoreResult<Option<Membership>>;
+    /// All members of a room, in join order.
+    async fn room_members(&self, room_id: Snowflake) -> StoreResult<Vec<Membership>>;
+    /// All rooms of a user.
+    async fn user_rooms(&self, user_id: Snowflake) -> StoreResult<Vec<Membership>>;
+
+    // ---- messages ----
+    /// Appends messages (any rooms) and their nonce index entries atomically and durably.
+    async fn append_messages(&self, messages: &[MessageRecord]) -> StoreResult<()>;
+    /// One message by room and id.
+    async fn message(&self, room_id: Snowflake, id: Snowflake) -> StoreResult<Option<MessageRecord>>;
+    /// The room a message id belongs to (`messages_by_id`).
+    async fn message_room(&self, id: Snowflake) -> StoreResult<Option<Snowflake>>;
+    /// Up to `limit` messages with id < `before` (or the newest when `None`), newest first,
+    /// walking back across buckets to the room's creation.
+    async fn messages_before(
+        &self,
+        room_id: Snowflake,
+        before: Option<Snowflake>,
+        limit: u32,
+    ) -> StoreResult<Vec<MessageRecord>>;
+    /// Up to `limit` messages with id > `after`, oldest first (replay after reconnect).
+    async fn messages_after(
+        &self,
+        room_id: Snowflake,
+        after: Snowflake,
+        limit: u32,
+    ) -> StoreResult<Vec<MessageRecord>>;
+    /// Turns a message into a tombstone (content cleared, `deleted_at` set).
+    async fn tombstone_message(&self, room_id: Snowflake, id: Snowflake, at: u64) -> StoreResult<()>;
+    /// The message a (room, user, nonce) produced, if any.
+    async fn message_by_nonce(
+        &self,
+        room_id: Snowflake,
+        user_id: Snowflake,
+        nonce: &str,
+    ) -> StoreResult<Option<Snowflake>>;
+
+    // ---- refresh tokens ----
+    /// Stores a new refresh token.
+    async fn put_refresh_token(&self, token: &RefreshTokenRecord) -> StoreResult<()>;
+    /// Looks a refresh token up.
+    async fn refresh_token(&self, id: &str) -> StoreResult<Option<RefreshTokenRecord>>;
+    /// Marks a token used; `false` if it was already used or revoked (compare-and-set, so two
+    /// racing refreshes cannot both win).
+    async fn use_refresh_token(&self, id: &str) -> StoreResult<bool>;
+    /// Revokes every token of a family.
+    async fn revoke_refresh_family(&self, family_id: &str) -> StoreResult<()>;
+
+    // ---- lifecycle ----
+    /// Makes everything written so far durable (used at shutdown).
+    async fn flush(&self) -> StoreResult<()>;
+}

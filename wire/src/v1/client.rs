@@ -1,0 +1,274 @@
+//! Frames a client sends. Each request type names its ack payload as [`Request::Reply`].
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::error::{ErrorBody, ErrorCode};
+use crate::ids::Snowflake;
+use crate::v1::server::{JoinReply, MessageView};
+
+/// A client event and the payload its ack carries.
+pub trait Request: DeserializeOwned {
+    /// The event name in the frame's `type` field.
+    const EVENT: &'static str;
+    /// What `{"type":"ack","ok":true,"data":...}` holds for this request.
+    type Reply: Serialize;
+}
+
+/// The envelope of every client frame, with `data` left unparsed until `type` is known.
+#[derive(Debug, Deserialize)]
+pub struct ClientFrame<'a> {
+    /// Event name, e.g. `message:send`.
+    #[serde(rename = "type")]
+    pub event: &'a str,
+    /// Present when the client wants an ack.
+    #[serde(default)]
+    pub id: Option<u64>,
+    /// Event payload; absent means `{}`.
+    #[serde(default, borrow)]
+    pub data: Option<&'a RawValue>,
+}
+
+/// Why a client frame could not be turned into an event. Becomes an error frame or failed ack.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FrameError {
+    /// The ack id, when the envelope was readable enough to have one.
+    pub id: Option<u64>,
+    /// What to tell the client.
+    pub error: ErrorBody,
+}
+
+impl<'a> ClientFrame<'a> {
+    /// Parses the envelope of a text frame.
+    pub fn parse(text: &'a str) -> Result<ClientFrame<'a>, FrameError> {
+        serde_json::from_str(text).map_err(|e| FrameError {
+            id: salvage_id(text),
+            error: ErrorBody::new(ErrorCode::InvalidFrame, format!("malformed frame: {e}")),
+        })
+    }
+
+    /// Parses `data` as the payload of request `R`; a wrong shape names the problem.
+    pub fn payload<R: Request>(&self) -> Result<R, FrameError> {
+        let raw = self.data.map(RawValue::get).unwrap_or("{}");
+        serde_json::from_str(raw).map_err(|e| FrameError {
+            id: self.id,
+            error: validation_error(&e),
+        })
+    }
+}
+
+fn validation_error(e: &serde_json::Error) -> ErrorBody {
+    let text = e.to_string();
+    // serde names the field in "missing field `x`" / "unknown variant" messages.
+    let field = text.split('`').nth(1).map(str::to_owned);
+    ErrorBody {
+        code: ErrorCode::ValidationError,
+        message: format!("invalid data: {text}"),
+        details: field.map(|f| serde_json::json!({ "field": f })),
+    }
+}
+
+/// Best effort: find the ack id of a frame whose envelope did not parse as a whole.
+fn salvage_id(text: &str) -> Option<u64> {
+    #[derive(Deserialize)]
+    struct OnlyId {
+        id: Option<u64>,
+    }
+    serde_json::from_str::<OnlyId>(text).ok().and_then(|f| f.id)
+}
+
+/// `room:join`: subscribe this connection to a room's live events.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JoinRoom {
+    /// The room to join.
+    pub room_id: Snowflake,
+    /// Last message id the client has seen; newer stored messages are replayed before live ones.
+    #[serde(default)]
+    pub since: Option<Snowflake>,
+}
+impl Request for JoinRoom {
+    const EVENT: &'static str = "room:join";
+    type Reply = JoinReply;
+}
+
+/// `room:leave`: stop receiving a room's live events.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeaveRoom {
+    /// The room to leave.
+    pub room_id: Snowflake,
+}
+impl Request for LeaveRoom {
+    const EVENT: &'static str = "room:leave";
+    type Reply = RoomRef;
+}
+
+/// Ack payload naming a room.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomRef {
+    /// The room concerned.
+    pub room_id: Snowflake,
+}
+
+/// Message kinds. `system` is only ever produced by the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageType {
+    /// Plain text.
+    #[default]
+    Text,
+    /// A file reference.
+    File,
+    /// A recorded voice note.
+    VoiceNote,
+    /// Joins, leaves, calls: written by the server.
+    System,
+}
+
+impl MessageType {
+    /// Stable wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageType::Text => "text",
+            MessageType::File => "file",
+            MessageType::VoiceNote => "voice_note",
+            MessageType::System => "system",
+        }
+    }
+
+    /// Inverse of [`MessageType::as_str`].
+    pub fn parse(s: &str) -> Option<MessageType> {
+        Some(match s {
+            "text" => MessageType::Text,
+            "file" => MessageType::File,
+            "voice_note" => MessageType::VoiceNote,
+            "system" => MessageType::System,
+            _ => return None,
+        })
+    }
+}
+
+/// `message:send`: post a message. Acked only once it is durably stored.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SendMessage {
+    /// Target room.
+    pub room_id: Snowflake,
+    /// 1–4000 characters.
+    pub content: String,
+    /// Defaults to `text`; `system` is refused.
+    #[serde(default, rename = "type")]
+    pub kind: MessageType,
+    /// Client-chosen retry key: the same nonce from the same user in the same room yields the
+    /// same message.
+    #[serde(default)]
+    pub nonce: Option<String>,
+}
+impl Request for SendMessage {
+    const EVENT: &'static str = "message:send";
+    type Reply = SentReply;
+}
+
+/// Ack payload of `message:send`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct SentReply {
+    /// The stored message (the original one when the nonce was seen before).
+    pub message: MessageView,
+}
+
+/// `typing:start` / `typing:stop`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Typing {
+    /// The room being typed in.
+    pub room_id: Snowflake,
+}
+impl Request for Typing {
+    const EVENT: &'static str = "typing:start";
+    type Reply = RoomRef;
+}
+
+/// `ping`: application-level keepalive, answered by `pong`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct Ping {}
+impl Request for Ping {
+    const EVENT: &'static str = "ping";
+    type Reply = Pong;
+}
+
+/// Payload of `pong` (also the ack of `ping`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pong {
+    /// Server wall clock, Unix milliseconds.
+    pub server_time: u64,
+}
+
+/// Validates message content: 1–4000 characters, not only whitespace.
+pub fn validate_content(content: &str) -> Result<(), ErrorBody> {
+    let chars = content.chars().count();
+    if content.trim().is_empty() {
+        return Err(ErrorBody::field("content", "content must not be empty"));
+    }
+    if chars > crate::v1::MAX_CONTENT_CHARS {
+        return Err(ErrorBody::field("content", "content is longer than 4000 characters"));
+    }
+    Ok(())
+}
+
+/// Validates a client nonce: 1–64 bytes of printable ASCII.
+pub fn validate_nonce(nonce: &str) -> Result<(), ErrorBody> {
+    if nonce.is_empty()
+        || nonce.len() > crate::v1::MAX_NONCE_LEN
+        || !nonce.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(ErrorBody::field("nonce", "nonce must be 1-64 printable ASCII characters"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_and_payload_parse() {
+        let text = r#"{"type":"message:send","id":7,"data":{"roomId":"42","content":"hi","nonce":"n1"}}"#;
+        let frame = ClientFrame::parse(text).expect("envelope");
+        assert_eq!(frame.event, "message:send");
+        assert_eq!(frame.id, Some(7));
+        let send: SendMessage = frame.payload().expect("payload");
+        assert_eq!(send.room_id, Snowflake(42));
+        assert_eq!(send.kind, MessageType::Text);
+    }
+
+    #[test]
+    fn malformed_json_keeps_nothing_but_a_clear_error() {
+        let err = ClientFrame::parse("{not json").expect_err("must fail");
+        assert_eq!(err.error.code, ErrorCode::InvalidFrame);
+        assert_eq!(err.id, None);
+    }
+
+    #[test]
+    fn wrong_payload_names_the_field() {
+        let frame = ClientFrame::parse(r#"{"type":"message:send","id":3,"data":{"roomId":"1"}}"#)
+            .expect("envelope");
+        let err = frame.payload::<SendMessage>().expect_err("must fail");
+        assert_eq!(err.id, Some(3));
+        assert_eq!(err.error.code, ErrorCode::ValidationError);
+        assert_eq!(err.error.details, Some(serde_json::json!({"field": "content"})));
+    }
+
+    #[test]
+    fn content_rules() {
+        assert!(validate_content("hello").is_ok());
+        assert!(validate_content("   ").is_err());
+        assert!(validate_content(&"é".repeat(4000)).is_ok());
+        assert!(validate_content(&"é".repeat(4001)).is_err());
+        assert!(validate_nonce("abc-123").is_ok());
+        assert!(validate_nonce("has space").is_err());
+    }
+}

@@ -1,0 +1,146 @@
+//! Events and views the server sends.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::Snowflake;
+use crate::v1::client::MessageType;
+
+/// A message as clients see it (`message:received`, history pages, acks).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageView {
+    /// Snowflake id, time-ordered.
+    pub id: Snowflake,
+    /// Room it belongs to.
+    pub room_id: Snowflake,
+    /// Author.
+    pub user_id: Snowflake,
+    /// Author's username when the message was written.
+    pub username: String,
+    /// Text, or empty for a deleted message.
+    pub content: String,
+    /// Message kind.
+    #[serde(rename = "type")]
+    pub kind: MessageType,
+    /// The client's retry key, echoed back so the sender can match its optimistic copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+    /// RFC 3339 creation time.
+    pub created_at: String,
+    /// True for a deleted message (a tombstone: content is empty, the id keeps history gap-free).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+}
+
+/// A room member as listed in join replies and `GET /rooms/:id/members`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Participant {
+    /// The member.
+    pub user_id: Snowflake,
+    /// Current username.
+    pub username: String,
+    /// `admin` or `member`.
+    pub role: String,
+    /// Whether the user has a connection subscribed to the room right now.
+    pub online: bool,
+}
+
+/// Ack payload of `room:join` (and body of `POST /rooms/:code/join`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JoinReply {
+    /// The room joined.
+    pub room_id: Snowflake,
+    /// Its members.
+    pub participants: Vec<Participant>,
+    /// How many stored messages newer than `since` were replayed before this ack (0 if none).
+    #[serde(default)]
+    pub replayed: u32,
+    /// True when more than the replay limit was missed: nothing was replayed, and the client
+    /// should page history (`GET /rooms/:id/messages`) instead.
+    #[serde(default)]
+    pub replay_truncated: bool,
+}
+
+/// `room:user_joined` / `room:user_left`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserPresenceInRoom {
+    /// The room.
+    pub room_id: Snowflake,
+    /// Who came or went.
+    pub user_id: Snowflake,
+    /// Their username.
+    pub username: String,
+    /// Unix milliseconds.
+    pub timestamp: u64,
+}
+
+/// `user:typing` / `user:stopped_typing`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TypingEvent {
+    /// The room.
+    pub room_id: Snowflake,
+    /// Who is (or stopped) typing.
+    pub user_id: Snowflake,
+}
+
+/// `message:deleted`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageDeleted {
+    /// The room.
+    pub room_id: Snowflake,
+    /// The message that is now a tombstone.
+    pub message_id: Snowflake,
+}
+
+/// `room:deleted`: the room is gone; the client should drop it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomDeleted {
+    /// The room.
+    pub room_id: Snowflake,
+}
+
+/// `hello`: first frame on a new connection.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Hello {
+    /// Protocol version, see [`crate::v1::PROTOCOL_VERSION`].
+    pub protocol: u32,
+    /// Identifies this connection in logs.
+    pub session_id: String,
+    /// The authenticated user.
+    pub user_id: Snowflake,
+    /// Seconds of silence after which the server closes the connection.
+    pub idle_timeout_secs: u64,
+}
+
+/// Server event names, in one place so no typo reaches a client.
+pub mod events {
+    /// Acknowledgement of a client frame that carried an `id`.
+    pub const ACK: &str = "ack";
+    /// Error for a frame that had no `id`.
+    pub const ERROR: &str = "error";
+    /// First frame on a connection.
+    pub const HELLO: &str = "hello";
+    /// Reply to `ping`.
+    pub const PONG: &str = "pong";
+    /// A new message in a joined room.
+    pub const MESSAGE_RECEIVED: &str = "message:received";
+    /// A message became a tombstone.
+    pub const MESSAGE_DELETED: &str = "message:deleted";
+    /// Someone subscribed to the room.
+    pub const USER_JOINED: &str = "room:user_joined";
+    /// Someone left the room.
+    pub const USER_LEFT: &str = "room:user_left";
+    /// The room was deleted by its admin.
+    pub const ROOM_DELETED: &str = "room:deleted";
+    /// Someone started typing.
+    pub const USER_TYPING: &str = "user:typing";
+    /// Someone stopped typing (or their typing expired).
+    pub const USER_STOPPED_TYPING: &str = "user:stopped_typing";
+}
