@@ -86,13 +86,19 @@ impl RoomDirectory {
     }
 
     /// Sends a request built around a reply port and waits for the answer.
-    pub async fn call<T, F>(&self, ctx: &NodeContext, room_id: Snowflake, build: F) -> Result<T, ActorError>
+    pub async fn call<T, F>(
+        &self,
+        ctx: &NodeContext,
+        room_id: Snowflake,
+        build: F,
+    ) -> Result<T, ActorError>
     where
         T: Send + 'static,
         F: FnOnce(RpcReplyPort<Result<T, ActorError>>) -> RoomMsg,
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.send(ctx, room_id, build(RpcReplyPort::from(tx))).await?;
+        self.send(ctx, room_id, build(RpcReplyPort::from(tx)))
+            .await?;
         match tokio::time::timeout(CALL_TIMEOUT, rx).await {
             Ok(Ok(result)) => result,
             // The actor stopped (or crashed) before answering.
@@ -102,7 +108,11 @@ impl RoomDirectory {
 
     /// The room's actor, started from storage if it is not running. `RoomNotFound` if the room
     /// does not exist.
-    pub async fn get_or_start(&self, ctx: &NodeContext, room_id: Snowflake) -> Result<ActorRef<RoomMsg>, ActorError> {
+    pub async fn get_or_start(
+        &self,
+        ctx: &NodeContext,
+        room_id: Snowflake,
+    ) -> Result<ActorRef<RoomMsg>, ActorError> {
         if let Some(actor) = self.running(room_id) {
             return Ok(actor);
         }
@@ -110,9 +120,16 @@ impl RoomDirectory {
         if let Some(actor) = self.running(room_id) {
             return Ok(actor);
         }
-        let room = ctx.store.room_by_id(room_id).await?.ok_or(ActorError::RoomNotFound)?;
+        let room = ctx
+            .store
+            .room_by_id(room_id)
+            .await?
+            .ok_or(ActorError::RoomNotFound)?;
         let supervisor = self.0.supervisor.read().clone();
-        let args = RoomArgs { room, ctx: ctx.clone() };
+        let args = RoomArgs {
+            room,
+            ctx: ctx.clone(),
+        };
         let spawned = match supervisor {
             Some(sup) => Actor::spawn_linked(None, RoomActor, args, sup.get_cell()).await,
             None => Actor::spawn(None, RoomActor, args).await,
@@ -142,7 +159,13 @@ impl RoomDirectory {
 
     /// Removes whichever room actor `id` was (after it stopped or crashed).
     pub fn forget_actor(&self, id: ActorId) -> Option<Snowflake> {
-        let room = self.0.rooms.read().iter().find(|(_, a)| a.get_id() == id).map(|(r, _)| *r)?;
+        let room = self
+            .0
+            .rooms
+            .read()
+            .iter()
+            .find(|(_, a)| a.get_id() == id)
+            .map(|(r, _)| *r)?;
         self.remove_if(room, id).then_some(room)
     }
 

@@ -46,15 +46,19 @@ impl ActorError {
             },
             ActorError::Store(StoreError::Unavailable(e)) => {
                 tracing::warn!(error = %e, "storage unavailable");
-                ErrorBody::new(ErrorCode::StorageUnavailable, "storage is unavailable, nothing was saved")
+                ErrorBody::new(
+                    ErrorCode::StorageUnavailable,
+                    "storage is unavailable, nothing was saved",
+                )
             }
             ActorError::Store(StoreError::Corrupt(e)) => {
                 tracing::error!(error = %e, "corrupt record");
                 ErrorBody::new(ErrorCode::InternalError, "internal error")
             }
-            ActorError::Unavailable => {
-                ErrorBody::new(ErrorCode::InternalError, "room temporarily unavailable, retry")
-            }
+            ActorError::Unavailable => ErrorBody::new(
+                ErrorCode::InternalError,
+                "room temporarily unavailable, retry",
+            ),
         }
     }
 }

@@ -23,19 +23,31 @@ pub struct CloseReason {
 impl CloseReason {
     /// 4008: the outbound queue overflowed.
     pub fn slow_consumer() -> Self {
-        CloseReason { code: 4008, reason: "slow consumer: outbound queue overflow".into() }
+        CloseReason {
+            code: 4008,
+            reason: "slow consumer: outbound queue overflow".into(),
+        }
     }
     /// 1001: the node is shutting down.
     pub fn going_away() -> Self {
-        CloseReason { code: 1001, reason: "server shutting down".into() }
+        CloseReason {
+            code: 1001,
+            reason: "server shutting down".into(),
+        }
     }
     /// 4000: nothing heard from the client within the idle timeout.
     pub fn idle_timeout() -> Self {
-        CloseReason { code: 4000, reason: "idle timeout".into() }
+        CloseReason {
+            code: 4000,
+            reason: "idle timeout".into(),
+        }
     }
     /// 4002: the client kept sending invalid frames.
     pub fn too_many_errors() -> Self {
-        CloseReason { code: 4002, reason: "too many invalid frames".into() }
+        CloseReason {
+            code: 4002,
+            reason: "too many invalid frames".into(),
+        }
     }
 }
 
@@ -135,7 +147,11 @@ impl Outbox {
     /// The newest message id pushed for `room`, if any.
     pub fn last_message(&self, room: Snowflake) -> Option<Snowflake> {
         let state = self.0.state.lock();
-        state.last_message.iter().find(|(r, _)| *r == room).map(|(_, id)| *id)
+        state
+            .last_message
+            .iter()
+            .find(|(r, _)| *r == room)
+            .map(|(_, id)| *id)
     }
 
     /// Forgets a room's resume point (after leaving it).
@@ -186,7 +202,10 @@ mod tests {
         let mut buf = Vec::new();
         assert_eq!(outbox.next_batch(&mut buf).await, Drained::Frames);
         assert_eq!(buf, vec![f(1), f(2), f(3)]);
-        assert_eq!(outbox.next_batch(&mut buf).await, Drained::Closed(CloseReason::going_away()));
+        assert_eq!(
+            outbox.next_batch(&mut buf).await,
+            Drained::Closed(CloseReason::going_away())
+        );
     }
 
     #[tokio::test]
@@ -195,7 +214,10 @@ mod tests {
         assert!(outbox.push_all(&[f(1), f(2), f(3)]));
         assert!(!outbox.push(f(4)));
         let mut buf = Vec::new();
-        assert_eq!(outbox.next_batch(&mut buf).await, Drained::Closed(CloseReason::slow_consumer()));
+        assert_eq!(
+            outbox.next_batch(&mut buf).await,
+            Drained::Closed(CloseReason::slow_consumer())
+        );
         assert!(buf.is_empty());
     }
 

@@ -10,10 +10,12 @@ use std::collections::HashMap;
 
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 use voiceflow_wire::ids::now_ms;
-use voiceflow_wire::v1::client::{ClientFrame, FrameError, JoinRoom, LeaveRoom, RoomRef, SendMessage, Typing};
+use voiceflow_wire::v1::client::Pong;
+use voiceflow_wire::v1::client::{
+    ClientFrame, FrameError, JoinRoom, LeaveRoom, RoomRef, SendMessage, Typing,
+};
 use voiceflow_wire::v1::frame;
 use voiceflow_wire::v1::server::events;
-use voiceflow_wire::v1::client::Pong;
 use voiceflow_wire::{ErrorBody, ErrorCode, Snowflake};
 
 use crate::context::NodeContext;
@@ -63,7 +65,11 @@ impl Actor for SessionActor {
     type State = SessionState;
     type Arguments = SessionArgs;
 
-    async fn pre_start(&self, _me: ActorRef<SessionMsg>, args: SessionArgs) -> Result<SessionState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        _me: ActorRef<SessionMsg>,
+        args: SessionArgs,
+    ) -> Result<SessionState, ActorProcessingErr> {
         metrics::gauge!("voiceflow_sessions").increment(1.0);
         Ok(SessionState {
             session_id: args.session_id,
@@ -75,17 +81,29 @@ impl Actor for SessionActor {
         })
     }
 
-    async fn post_stop(&self, _me: ActorRef<SessionMsg>, state: &mut SessionState) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(
+        &self,
+        _me: ActorRef<SessionMsg>,
+        state: &mut SessionState,
+    ) -> Result<(), ActorProcessingErr> {
         metrics::gauge!("voiceflow_sessions").decrement(1.0);
         state.leave_all();
         Ok(())
     }
 
-    async fn handle(&self, me: ActorRef<SessionMsg>, msg: SessionMsg, state: &mut SessionState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        me: ActorRef<SessionMsg>,
+        msg: SessionMsg,
+        state: &mut SessionState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             SessionMsg::Inbound(text) => state.handle_frame(&me, &text).await,
             SessionMsg::InboundBinary => {
-                let error = ErrorBody::new(ErrorCode::InvalidFrame, "binary frames are not part of the protocol");
+                let error = ErrorBody::new(
+                    ErrorCode::InvalidFrame,
+                    "binary frames are not part of the protocol",
+                );
                 state.reject(&FrameError { id: None, error });
             }
             SessionMsg::Disconnected => me.stop(Some("disconnected".into())),
@@ -118,7 +136,10 @@ impl SessionState {
         };
         let outcome = match frame.event {
             "room:join" => match frame.payload::<JoinRoom>() {
-                Ok(join) => self.handle_join(me, join.room_id, join.since, frame.id).await,
+                Ok(join) => {
+                    self.handle_join(me, join.room_id, join.since, frame.id)
+                        .await
+                }
                 Err(e) => Err(e),
             },
             "room:leave" => match frame.payload::<LeaveRoom>() {
@@ -130,11 +151,15 @@ impl SessionState {
                 Err(e) => Err(e),
             },
             "typing:start" | "typing:stop" => match frame.payload::<Typing>() {
-                Ok(typing) => self.handle_typing(typing.room_id, frame.event == "typing:start", frame.id),
+                Ok(typing) => {
+                    self.handle_typing(typing.room_id, frame.event == "typing:start", frame.id)
+                }
                 Err(e) => Err(e),
             },
             "ping" => {
-                let pong = Pong { server_time: now_ms() };
+                let pong = Pong {
+                    server_time: now_ms(),
+                };
                 self.outbox.push(frame::event(events::PONG, &pong));
                 if let Some(id) = frame.id {
                     self.outbox.push(frame::ack_ok(id, &pong));
@@ -143,7 +168,10 @@ impl SessionState {
             }
             other => Err(FrameError {
                 id: frame.id,
-                error: ErrorBody::new(ErrorCode::UnknownEvent, format!("unknown event `{}`", truncate(other, 64))),
+                error: ErrorBody::new(
+                    ErrorCode::UnknownEvent,
+                    format!("unknown event `{}`", truncate(other, 64)),
+                ),
             }),
         };
         match outcome {
@@ -177,35 +205,59 @@ impl SessionState {
         since: Option<Snowflake>,
         req_id: Option<u64>,
     ) -> Result<(), FrameError> {
-        let reply = Reply::Session { outbox: self.outbox.clone(), req_id };
-        let msg = RoomMsg::Join { session: self.link(), since, reply };
+        let reply = Reply::Session {
+            outbox: self.outbox.clone(),
+            req_id,
+        };
+        let msg = RoomMsg::Join {
+            session: self.link(),
+            since,
+            reply,
+        };
         let actor = self
             .ctx
             .directory
             .send(&self.ctx, room_id, msg)
             .await
-            .map_err(|e| FrameError { id: req_id, error: e.to_body() })?;
+            .map_err(|e| FrameError {
+                id: req_id,
+                error: e.to_body(),
+            })?;
         self.watch(me, room_id, &actor);
         Ok(())
     }
 
     fn watch(&mut self, me: &ActorRef<SessionMsg>, room_id: Snowflake, actor: &ActorRef<RoomMsg>) {
         let id = actor.get_id();
-        if let Some(previous) = self.joined.insert(room_id, id) {
-            if previous == id {
-                return;
-            }
+        if self.joined.insert(room_id, id) == Some(id) {
+            return;
         }
         me.get_cell().monitor(actor.get_cell());
     }
 
-    fn handle_leave(&mut self, me: &ActorRef<SessionMsg>, room_id: Snowflake, req_id: Option<u64>) -> Result<(), FrameError> {
+    fn handle_leave(
+        &mut self,
+        me: &ActorRef<SessionMsg>,
+        room_id: Snowflake,
+        req_id: Option<u64>,
+    ) -> Result<(), FrameError> {
         self.outbox.forget_room(room_id);
-        if self.joined.remove(&room_id).is_some() {
-            if let Some(actor) = self.ctx.directory.running(room_id) {
+        if self.joined.remove(&room_id).is_some()
+            && let Some(actor) = self.ctx.directory.running(room_id)
+        {
+            {
                 me.get_cell().unmonitor(actor.get_cell());
-                let reply = Some(Reply::Session { outbox: self.outbox.clone(), req_id });
-                if actor.cast(RoomMsg::Leave { session_id: self.session_id, reply }).is_ok() {
+                let reply = Some(Reply::Session {
+                    outbox: self.outbox.clone(),
+                    req_id,
+                });
+                if actor
+                    .cast(RoomMsg::Leave {
+                        session_id: self.session_id,
+                        reply,
+                    })
+                    .is_ok()
+                {
                     return Ok(());
                 }
             }
@@ -216,19 +268,38 @@ impl SessionState {
         Ok(())
     }
 
-    async fn handle_send(&mut self, post: SendMessage, req_id: Option<u64>) -> Result<(), FrameError> {
+    async fn handle_send(
+        &mut self,
+        post: SendMessage,
+        req_id: Option<u64>,
+    ) -> Result<(), FrameError> {
         let room_id = post.room_id;
-        let reply = Reply::Session { outbox: self.outbox.clone(), req_id };
-        let msg = RoomMsg::Post { author: self.user.clone(), post, reply };
+        let reply = Reply::Session {
+            outbox: self.outbox.clone(),
+            req_id,
+        };
+        let msg = RoomMsg::Post {
+            author: self.user.clone(),
+            post,
+            reply,
+        };
         self.ctx
             .directory
             .send(&self.ctx, room_id, msg)
             .await
             .map(|_| ())
-            .map_err(|e| FrameError { id: req_id, error: e.to_body() })
+            .map_err(|e| FrameError {
+                id: req_id,
+                error: e.to_body(),
+            })
     }
 
-    fn handle_typing(&mut self, room_id: Snowflake, start: bool, req_id: Option<u64>) -> Result<(), FrameError> {
+    fn handle_typing(
+        &mut self,
+        room_id: Snowflake,
+        start: bool,
+        req_id: Option<u64>,
+    ) -> Result<(), FrameError> {
         // Typing is ephemeral: only rooms this session joined (and so are running) hear it.
         if !self.joined.contains_key(&room_id) {
             return Err(FrameError {
@@ -238,7 +309,11 @@ impl SessionState {
         }
         if let Some(actor) = self.ctx.directory.running(room_id) {
             let user = self.user.user_id;
-            let _ = actor.cast(if start { RoomMsg::TypingStart(user) } else { RoomMsg::TypingStop(user) });
+            let _ = actor.cast(if start {
+                RoomMsg::TypingStart(user)
+            } else {
+                RoomMsg::TypingStop(user)
+            });
         }
         if let Some(id) = req_id {
             self.outbox.push(frame::ack_ok(id, &RoomRef { room_id }));
@@ -249,7 +324,12 @@ impl SessionState {
     /// A monitored room actor stopped or crashed. If this session still wants the room, join
     /// it again (a fresh actor starts from storage) and replay what this session missed.
     pub async fn handle_room_gone(&mut self, me: &ActorRef<SessionMsg>, gone: ActorId) {
-        let Some(room_id) = self.joined.iter().find(|(_, id)| **id == gone).map(|(r, _)| *r) else {
+        let Some(room_id) = self
+            .joined
+            .iter()
+            .find(|(_, id)| **id == gone)
+            .map(|(r, _)| *r)
+        else {
             return;
         };
         self.joined.remove(&room_id);
@@ -271,7 +351,10 @@ impl SessionState {
     pub fn leave_all(&mut self) {
         for (room_id, _) in self.joined.drain() {
             if let Some(actor) = self.ctx.directory.running(room_id) {
-                let _ = actor.cast(RoomMsg::Leave { session_id: self.session_id, reply: None });
+                let _ = actor.cast(RoomMsg::Leave {
+                    session_id: self.session_id,
+                    reply: None,
+                });
             }
         }
     }

@@ -38,11 +38,20 @@ impl Actor for Supervisor {
     type State = SupervisorState;
     type Arguments = SupervisorKind;
 
-    async fn pre_start(&self, _me: ActorRef<Self::Msg>, kind: SupervisorKind) -> Result<SupervisorState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        _me: ActorRef<Self::Msg>,
+        kind: SupervisorKind,
+    ) -> Result<SupervisorState, ActorProcessingErr> {
         Ok(SupervisorState { kind, crashes: 0 })
     }
 
-    async fn handle(&self, _me: ActorRef<Self::Msg>, msg: SupervisorMsg, state: &mut SupervisorState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        _me: ActorRef<Self::Msg>,
+        msg: SupervisorMsg,
+        state: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             SupervisorMsg::CrashCount(reply) => {
                 let _ = reply.send(state.crashes);
@@ -64,7 +73,10 @@ impl Actor for Supervisor {
                 tracing::error!(?room, error = %err, "room actor crashed; it restarts from storage on next use");
                 metrics::counter!("voiceflow_actor_crashes_total", "kind" => "room").increment(1);
             }
-            (SupervisorKind::Rooms(directory), SupervisionEvent::ActorTerminated(cell, _, reason)) => {
+            (
+                SupervisorKind::Rooms(directory),
+                SupervisionEvent::ActorTerminated(cell, _, reason),
+            ) => {
                 if let Some(room) = directory.forget_actor(cell.get_id()) {
                     tracing::debug!(%room, ?reason, "room actor stopped");
                 }
@@ -72,7 +84,8 @@ impl Actor for Supervisor {
             (SupervisorKind::Sessions, SupervisionEvent::ActorFailed(_, err)) => {
                 state.crashes += 1;
                 tracing::error!(error = %err, "session actor crashed; its connection is closed");
-                metrics::counter!("voiceflow_actor_crashes_total", "kind" => "session").increment(1);
+                metrics::counter!("voiceflow_actor_crashes_total", "kind" => "session")
+                    .increment(1);
             }
             _ => {}
         }

@@ -2,6 +2,7 @@
 //! broadcast start/stop signal.
 
 use std::net::SocketAddr;
+use std::sync::LazyLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -20,10 +21,18 @@ use tokio_tungstenite::tungstenite::protocol::frame::Utf8Bytes;
 /// A plain (non-TLS) WebSocket over TCP.
 pub type Ws = WebSocketStream<TcpStream>;
 
-/// Prefix of a `message:received` frame as the node serialises it.
+/// Prefix of a `message:received` frame when `type` is serialised first.
 const RECEIVED_PREFIX: &[u8] = br#"{"type":"message:received""#;
+/// The type member anywhere in the frame (a JSON string value cannot contain these
+/// unescaped quotes, so message contents cannot fake it).
+const RECEIVED_MEMBER: &[u8] = br#""type":"message:received""#;
 /// Marker of a loadgen timestamp inside a received frame.
 const T_MARKER: &[u8] = br#""content":"t="#;
+
+static RECEIVED_FINDER: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(RECEIVED_MEMBER));
+static T_FINDER: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(T_MARKER));
 
 /// Where to connect, resolved once.
 #[derive(Clone, Debug)]
@@ -218,17 +227,17 @@ struct Loose {
     error: Value,
 }
 
-/// Hot-path check: is this a `message:received` frame (node's field order)?
+/// Hot-path check, without JSON parsing: is this a `message:received` frame?
 #[inline]
 pub fn is_received(frame: &[u8]) -> bool {
-    frame.starts_with(RECEIVED_PREFIX)
+    frame.starts_with(RECEIVED_PREFIX) || RECEIVED_FINDER.find(frame).is_some()
 }
 
 /// Hot-path extraction of the `t=<nanos>` timestamp from a `message:received` frame;
 /// falls back to JSON parsing when the marker is not found verbatim.
 #[inline]
 pub fn received_t(frame: &[u8]) -> Option<u64> {
-    match memmem::find(frame, T_MARKER) {
+    match T_FINDER.find(frame) {
         Some(at) => parse_digits(&frame[at + T_MARKER.len()..]),
         None => match classify_slow(frame) {
             Frame::Received(t) => t,
@@ -351,7 +360,11 @@ mod tests {
     #[test]
     fn slow_path_handles_other_orders() {
         let f = br#"{"data":{"content":"t=42"},"type":"message:received"}"#;
+        assert!(is_received(f));
         assert!(matches!(classify(f), Frame::Received(Some(42))));
+        let f = br#"{"data":{"content":"x \"type\":\"message:received\""},"type":"presence"}"#;
+        assert!(!is_received(f));
+        assert!(matches!(classify(f), Frame::Event(k) if k == "presence"));
         let a = br#"{"type":"ack","ok":false,"id":7,"error":{"code":"FORBIDDEN","message":"no"}}"#;
         match classify(a) {
             Frame::Ack(ack) => {

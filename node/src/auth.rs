@@ -13,8 +13,8 @@ use argon2::{Algorithm as ArgonAlgorithm, Argon2, Params, Version};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use voiceflow_schema::{RefreshTokenRecord, Store};
-use voiceflow_wire::ids::now_ms;
 use voiceflow_wire::Snowflake;
+use voiceflow_wire::ids::now_ms;
 
 use crate::config::Config;
 use crate::error::ApiError;
@@ -110,11 +110,19 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 impl Auth {
     /// Builds the service from config and the signing secret.
     pub fn new(config: &Config, secret: &str) -> Result<Auth, ApiError> {
-        let params = Params::new(config.password_hash_memory_kib, config.password_hash_iterations, 1, None)
-            .map_err(ApiError::internal)?;
+        let params = Params::new(
+            config.password_hash_memory_kib,
+            config.password_hash_iterations,
+            1,
+            None,
+        )
+        .map_err(ApiError::internal)?;
         let argon = Argon2::new(ArgonAlgorithm::Argon2id, Version::V0x13, params);
         let salt = SaltString::generate(&mut OsRng);
-        let dummy = argon.hash_password(random_token(16).as_bytes(), &salt).map_err(ApiError::internal)?.to_string();
+        let dummy = argon
+            .hash_password(random_token(16).as_bytes(), &salt)
+            .map_err(ApiError::internal)?
+            .to_string();
         Ok(Auth {
             encoding: Arc::new(EncodingKey::from_secret(secret.as_bytes())),
             decoding: Arc::new(DecodingKey::from_secret(secret.as_bytes())),
@@ -131,7 +139,9 @@ impl Auth {
         let argon = self.argon.clone();
         tokio::task::spawn_blocking(move || {
             let salt = SaltString::generate(&mut OsRng);
-            argon.hash_password(password.as_bytes(), &salt).map(|h| h.to_string())
+            argon
+                .hash_password(password.as_bytes(), &salt)
+                .map(|h| h.to_string())
         })
         .await
         .map_err(ApiError::internal)?
@@ -144,7 +154,8 @@ impl Auth {
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.dummy_hash.as_ref().clone());
         let verified = tokio::task::spawn_blocking(move || {
-            PasswordHash::new(&hash).is_ok_and(|parsed| argon.verify_password(password.as_bytes(), &parsed).is_ok())
+            PasswordHash::new(&hash)
+                .is_ok_and(|parsed| argon.verify_password(password.as_bytes(), &parsed).is_ok())
         })
         .await
         .unwrap_or(false);
@@ -152,7 +163,8 @@ impl Auth {
     }
 
     fn sign(&self, claims: &Claims) -> Result<String, ApiError> {
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding).map_err(ApiError::internal)
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
+            .map_err(ApiError::internal)
     }
 
     fn decode(&self, token: &str, typ: &str) -> Result<Claims, ApiError> {
@@ -171,12 +183,21 @@ impl Auth {
     /// Checks an access token.
     pub fn verify_access(&self, token: &str) -> Result<AuthUser, ApiError> {
         let claims = self.decode(token, "access")?;
-        let id = Snowflake::parse(&claims.sub).ok_or_else(|| ApiError::unauthorized("invalid token subject"))?;
-        Ok(AuthUser { id, username: claims.name.unwrap_or_default() })
+        let id = Snowflake::parse(&claims.sub)
+            .ok_or_else(|| ApiError::unauthorized("invalid token subject"))?;
+        Ok(AuthUser {
+            id,
+            username: claims.name.unwrap_or_default(),
+        })
     }
 
     /// Issues a pair, starting a new refresh family when `family` is `None` (a login).
-    pub async fn issue(&self, store: &dyn Store, user: &AuthUser, family: Option<String>) -> Result<TokenPair, ApiError> {
+    pub async fn issue(
+        &self,
+        store: &dyn Store,
+        user: &AuthUser,
+        family: Option<String>,
+    ) -> Result<TokenPair, ApiError> {
         let now = now_ms() / 1000;
         let access = Claims {
             sub: user.id.to_string(),
@@ -209,34 +230,62 @@ impl Auth {
             revoked: false,
         };
         store.put_refresh_token(&record).await?;
-        Ok(TokenPair { token: self.sign(&access)?, refresh_token: self.sign(&refresh)?, expires_in: self.access_ttl })
+        Ok(TokenPair {
+            token: self.sign(&access)?,
+            refresh_token: self.sign(&refresh)?,
+            expires_in: self.access_ttl,
+        })
     }
 
     /// Exchanges a refresh token for a new pair. A used or revoked token revokes its family.
-    pub async fn refresh(&self, store: &dyn Store, token: &str) -> Result<(Snowflake, TokenPair), ApiError> {
+    pub async fn refresh(
+        &self,
+        store: &dyn Store,
+        token: &str,
+    ) -> Result<(Snowflake, TokenPair), ApiError> {
         let claims = self.decode(token, "refresh")?;
         let (Some(jti), Some(family)) = (claims.jti, claims.fam) else {
             return Err(ApiError::unauthorized("malformed refresh token"));
         };
-        let record = store.refresh_token(&jti).await?.ok_or_else(|| ApiError::unauthorized("unknown refresh token"))?;
+        let record = store
+            .refresh_token(&jti)
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("unknown refresh token"))?;
         if record.revoked || record.used || !store.use_refresh_token(&jti).await? {
             store.revoke_refresh_family(&record.family_id).await?;
             tracing::warn!(user = %record.user_id, "refresh token reuse detected; family revoked");
-            return Err(ApiError::unauthorized("refresh token already used; sign in again"));
+            return Err(ApiError::unauthorized(
+                "refresh token already used; sign in again",
+            ));
         }
-        let user = store.user_by_id(record.user_id).await?.ok_or_else(|| ApiError::unauthorized("account is gone"))?;
-        let auth_user = AuthUser { id: user.id, username: user.username };
+        let user = store
+            .user_by_id(record.user_id)
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("account is gone"))?;
+        let auth_user = AuthUser {
+            id: user.id,
+            username: user.username,
+        };
         let pair = self.issue(store, &auth_user, Some(family)).await?;
         Ok((user.id, pair))
     }
 
     /// Revokes the family of a refresh token owned by `user`.
-    pub async fn logout(&self, store: &dyn Store, user: Snowflake, token: &str) -> Result<(), ApiError> {
+    pub async fn logout(
+        &self,
+        store: &dyn Store,
+        user: Snowflake,
+        token: &str,
+    ) -> Result<(), ApiError> {
         let claims = self.decode(token, "refresh")?;
-        let jti = claims.jti.ok_or_else(|| ApiError::unauthorized("malformed refresh token"))?;
+        let jti = claims
+            .jti
+            .ok_or_else(|| ApiError::unauthorized("malformed refresh token"))?;
         if let Some(record) = store.refresh_token(&jti).await? {
             if record.user_id != user {
-                return Err(ApiError::forbidden("that refresh token belongs to someone else"));
+                return Err(ApiError::forbidden(
+                    "that refresh token belongs to someone else",
+                ));
             }
             store.revoke_refresh_family(&record.family_id).await?;
         }

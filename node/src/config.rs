@@ -164,8 +164,14 @@ pub enum ConfigError {
 impl Config {
     /// Reads a TOML file.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-        Config::from_toml(&text).map_err(|source| ConfigError::Parse { path: path.into(), source: Box::new(source) })
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        Config::from_toml(&text).map_err(|source| ConfigError::Parse {
+            path: path.into(),
+            source: Box::new(source),
+        })
     }
 
     /// Parses TOML text.
@@ -213,7 +219,9 @@ impl Config {
         if self.access_token_ttl_secs == 0 || self.refresh_token_ttl_secs == 0 {
             return bad("token lifetimes must be positive");
         }
-        if self.ws_ping_interval_secs == 0 || self.ws_idle_timeout_secs <= self.ws_ping_interval_secs {
+        if self.ws_ping_interval_secs == 0
+            || self.ws_idle_timeout_secs <= self.ws_ping_interval_secs
+        {
             return bad("ws_idle_timeout_secs must be greater than ws_ping_interval_secs > 0");
         }
         if self.outbound_queue_frames < 16 {
@@ -250,7 +258,9 @@ mod tests {
             let path = entry.expect("entry").path();
             if path.extension().and_then(|e| e.to_str()) == Some("toml") {
                 let config = Config::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
-                config.validate().unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                config
+                    .validate()
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                 checked += 1;
             }
         }
@@ -267,7 +277,13 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("c.toml");
         std::fs::write(&file, "listen = \"127.0.0.1:4000\"\nnode_id = 3\n").expect("write");
-        let cli = Cli::parse_from(["voiceflow-node", "--config", file.to_str().expect("utf8"), "--node-id", "9"]);
+        let cli = Cli::parse_from([
+            "voiceflow-node",
+            "--config",
+            file.to_str().expect("utf8"),
+            "--node-id",
+            "9",
+        ]);
         let config = Config::load(cli).expect("load");
         assert_eq!(config.listen.port(), 4000);
         assert_eq!(config.node_id, 9);

@@ -41,7 +41,8 @@ impl ApiError {
 
     /// The HTTP response.
     pub fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.0.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = StatusCode::from_u16(self.0.code.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::json!({ "success": false, "error": self.0 });
         warp::reply::with_status(warp::reply::json(&body), status).into_response_compat()
     }
@@ -90,7 +91,10 @@ pub async fn recover(rejection: warp::Rejection) -> Result<Response, std::conver
         ApiError::field("query", "invalid query string")
     } else if rejection.find::<warp::reject::MissingHeader>().is_some() {
         ApiError::new(ErrorCode::ValidationError, "missing required header")
-    } else if rejection.find::<warp::reject::UnsupportedMediaType>().is_some() {
+    } else if rejection
+        .find::<warp::reject::UnsupportedMediaType>()
+        .is_some()
+    {
         ApiError::field("body", "unsupported media type")
     } else {
         tracing::debug!(?rejection, "unhandled rejection");

@@ -19,8 +19,8 @@ mod state;
 mod ws;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -49,13 +49,19 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
     config.validate()?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
-    let secret = auth::load_or_create_secret(&config).context("cannot read or create the JWT secret")?;
+    let secret =
+        auth::load_or_create_secret(&config).context("cannot read or create the JWT secret")?;
     let store: Arc<dyn Store> = Arc::new(
-        EmbeddedStore::open(&config.data_dir.join("store"))
-            .with_context(|| format!("cannot open the embedded store in {}", config.data_dir.display()))?,
+        EmbeddedStore::open(&config.data_dir.join("store")).with_context(|| {
+            format!(
+                "cannot open the embedded store in {}",
+                config.data_dir.display()
+            )
+        })?,
     );
     let directory = RoomDirectory::new();
-    let (rooms_sup, _) = Actor::spawn(None, Supervisor, SupervisorKind::Rooms(directory.clone())).await?;
+    let (rooms_sup, _) =
+        Actor::spawn(None, Supervisor, SupervisorKind::Rooms(directory.clone())).await?;
     directory.set_supervisor(rooms_sup.clone());
     let (sessions_sup, _) = Actor::spawn(None, Supervisor, SupervisorKind::Sessions).await?;
     let ctx = NodeContext {
@@ -95,7 +101,13 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
     tracing::info!(%addr, node_id = config.node_id, data_dir = %config.data_dir.display(), "voiceflow node listening");
     // A machine-readable line for scripts and tests that start the node on port 0.
     println!("VOICEFLOW_LISTENING {addr}");
-    Ok(Node { addr, state, server, stop_server: Some(stop_tx), supervisors: vec![rooms_sup, sessions_sup] })
+    Ok(Node {
+        addr,
+        state,
+        server,
+        stop_server: Some(stop_tx),
+        supervisors: vec![rooms_sup, sessions_sup],
+    })
 }
 
 impl Node {
@@ -111,14 +123,27 @@ impl Node {
         }
         // Rooms finish what is queued (including writes in flight) and stop.
         for room in self.state.ctx.directory.all() {
-            let _ = room.drain_and_wait(Some(deadline.saturating_duration_since(Instant::now()))).await;
+            let _ = room
+                .drain_and_wait(Some(deadline.saturating_duration_since(Instant::now())))
+                .await;
         }
         if let Some(stop) = self.stop_server.take() {
             let _ = stop.send(());
         }
-        let _ = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(100)), &mut self.server).await;
+        let _ = tokio::time::timeout(
+            deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(100)),
+            &mut self.server,
+        )
+        .await;
         self.server.abort();
-        self.state.ctx.store.flush().await.context("final storage flush")?;
+        self.state
+            .ctx
+            .store
+            .flush()
+            .await
+            .context("final storage flush")?;
         for sup in self.supervisors.drain(..) {
             sup.stop(Some("shutdown".into()));
         }
@@ -138,7 +163,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 async fn wait_for_signal() {
     #[cfg(unix)]
     {
-        use tokio::signal::unix::{signal, SignalKind};
+        use tokio::signal::unix::{SignalKind, signal};
         let term = signal(SignalKind::terminate());
         let int = signal(SignalKind::interrupt());
         match (term, int) {

@@ -21,7 +21,9 @@ impl Metrics {
         HANDLE
             .get_or_init(|| {
                 PrometheusBuilder::new()
-                    .set_buckets(&[0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0])
+                    .set_buckets(&[
+                        0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0,
+                    ])
                     .ok()
                     .and_then(|b| b.install_recorder().ok())
             })
@@ -34,6 +36,10 @@ impl Metrics {
         metrics::gauge!("voiceflow_connections_open").set(state.connections.count() as f64);
         metrics::gauge!("voiceflow_rooms_running").set(state.ctx.directory.active_rooms() as f64);
         let text = self.0.render();
-        warp::Reply::into_response(warp::reply::with_header(text, "content-type", "text/plain; version=0.0.4"))
+        warp::Reply::into_response(warp::reply::with_header(
+            text,
+            "content-type",
+            "text/plain; version=0.0.4",
+        ))
     }
 }

@@ -13,19 +13,19 @@ use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use ractor::{Actor, ActorRef};
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
-use tokio_tungstenite::WebSocketStream;
 use voiceflow_actors::outbox::Drained;
 use voiceflow_actors::room::Author;
 use voiceflow_actors::session::{SessionActor, SessionArgs, SessionMsg};
 use voiceflow_actors::{CloseReason, Outbox};
-use voiceflow_wire::v1::frame::{self, Frame};
-use voiceflow_wire::v1::server::{events, Hello};
 use voiceflow_wire::v1::PROTOCOL_VERSION;
-use warp::http::{header, StatusCode};
+use voiceflow_wire::v1::frame::{self, Frame};
+use voiceflow_wire::v1::server::{Hello, events};
+use warp::http::{StatusCode, header};
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
@@ -47,9 +47,15 @@ pub fn route(state: AppState) -> impl Filter<Extract = (Response,), Error = Reje
         .and(warp::header::optional::<String>("sec-websocket-key"))
         .and(warp::header::optional::<String>("upgrade"))
         .and(warp::ext::optional::<OnUpgrade>())
-        .map(|state: AppState, q: WsQuery, key: Option<String>, upgrade: Option<String>, on_upgrade: Option<OnUpgrade>| {
-            accept(state, q, key, upgrade, on_upgrade).unwrap_or_else(ApiError::into_response)
-        })
+        .map(
+            |state: AppState,
+             q: WsQuery,
+             key: Option<String>,
+             upgrade: Option<String>,
+             on_upgrade: Option<OnUpgrade>| {
+                accept(state, q, key, upgrade, on_upgrade).unwrap_or_else(ApiError::into_response)
+            },
+        )
 }
 
 fn accept(
@@ -60,23 +66,47 @@ fn accept(
     on_upgrade: Option<OnUpgrade>,
 ) -> Result<Response, ApiError> {
     let (Some(key), Some(on_upgrade)) = (key, on_upgrade) else {
-        return Err(ApiError::field("upgrade", "expected a WebSocket upgrade request"));
+        return Err(ApiError::field(
+            "upgrade",
+            "expected a WebSocket upgrade request",
+        ));
     };
     if !upgrade.is_some_and(|u| u.eq_ignore_ascii_case("websocket")) {
-        return Err(ApiError::field("upgrade", "expected a WebSocket upgrade request"));
+        return Err(ApiError::field(
+            "upgrade",
+            "expected a WebSocket upgrade request",
+        ));
     }
     if state.draining.load(Ordering::Relaxed) {
-        return Err(ApiError::new(voiceflow_wire::ErrorCode::StorageUnavailable, "node is shutting down"));
+        return Err(ApiError::new(
+            voiceflow_wire::ErrorCode::StorageUnavailable,
+            "node is shutting down",
+        ));
     }
-    let token = q.token.ok_or_else(|| ApiError::unauthorized("missing token"))?;
+    let token = q
+        .token
+        .ok_or_else(|| ApiError::unauthorized("missing token"))?;
     let user = state.auth.verify_access(&token)?;
     let accept_key = derive_accept_key(key.as_bytes());
     tokio::spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
                 let config = ws_config(&state);
-                let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
-                serve(state, ws, Author { user_id: user.id, username: user.username }).await;
+                let ws = WebSocketStream::from_raw_socket(
+                    TokioIo::new(upgraded),
+                    Role::Server,
+                    Some(config),
+                )
+                .await;
+                serve(
+                    state,
+                    ws,
+                    Author {
+                        user_id: user.id,
+                        username: user.username,
+                    },
+                )
+                .await;
             }
             Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
         }
@@ -103,16 +133,27 @@ type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 async fn serve(state: AppState, mut ws: Ws, user: Author) {
     let outbox = Outbox::new(state.config.outbound_queue_frames);
     let session_id = state.connections.register(outbox.clone());
-    let args = SessionArgs { session_id, user: user.clone(), outbox: outbox.clone(), ctx: state.ctx.clone() };
-    let session = match Actor::spawn_linked(None, SessionActor, args, state.sessions.get_cell()).await {
-        Ok((session, _)) => session,
-        Err(e) => {
-            tracing::error!(error = %e, "session actor failed to start");
-            state.connections.unregister(session_id);
-            let _ = ws.close(Some(close_frame(&CloseReason { code: 1011, reason: "internal error".into() }))).await;
-            return;
-        }
+    let args = SessionArgs {
+        session_id,
+        user: user.clone(),
+        outbox: outbox.clone(),
+        ctx: state.ctx.clone(),
     };
+    let session =
+        match Actor::spawn_linked(None, SessionActor, args, state.sessions.get_cell()).await {
+            Ok((session, _)) => session,
+            Err(e) => {
+                tracing::error!(error = %e, "session actor failed to start");
+                state.connections.unregister(session_id);
+                let _ = ws
+                    .close(Some(close_frame(&CloseReason {
+                        code: 1011,
+                        reason: "internal error".into(),
+                    })))
+                    .await;
+                return;
+            }
+        };
     let hello = Hello {
         protocol: PROTOCOL_VERSION,
         session_id: session_id.to_string(),
@@ -122,18 +163,27 @@ async fn serve(state: AppState, mut ws: Ws, user: Author) {
     outbox.push(frame::event(events::HELLO, &hello));
     let close = pump(&state, &mut ws, &outbox, &session).await;
     if let Some(reason) = close {
-        let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(Some(close_frame(&reason)))).await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(Some(close_frame(&reason))))
+            .await;
     }
     let _ = session.cast(SessionMsg::Disconnected);
     state.connections.unregister(session_id);
 }
 
 fn close_frame(reason: &CloseReason) -> CloseFrame {
-    CloseFrame { code: CloseCode::from(reason.code), reason: Utf8Bytes::from(reason.reason.clone()) }
+    CloseFrame {
+        code: CloseCode::from(reason.code),
+        reason: Utf8Bytes::from(reason.reason.clone()),
+    }
 }
 
 /// Moves frames both ways until either side ends. Returns the close to send, if any.
-async fn pump(state: &AppState, ws: &mut Ws, outbox: &Outbox, session: &ActorRef<SessionMsg>) -> Option<CloseReason> {
+async fn pump(
+    state: &AppState,
+    ws: &mut Ws,
+    outbox: &Outbox,
+    session: &ActorRef<SessionMsg>,
+) -> Option<CloseReason> {
     let idle_timeout = Duration::from_secs(state.config.ws_idle_timeout_secs);
     let write_timeout = Duration::from_millis(state.config.ws_write_timeout_ms);
     let mut ping = tokio::time::interval(Duration::from_secs(state.config.ws_ping_interval_secs));

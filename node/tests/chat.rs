@@ -6,14 +6,20 @@ mod common;
 use std::time::Duration;
 
 use common::TestNode;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 fn ids(frames: &[Value]) -> Vec<String> {
-    frames.iter().map(|f| f["data"]["id"].as_str().unwrap_or_default().to_owned()).collect()
+    frames
+        .iter()
+        .map(|f| f["data"]["id"].as_str().unwrap_or_default().to_owned())
+        .collect()
 }
 
 fn message_ids(messages: &[Value]) -> Vec<String> {
-    messages.iter().map(|m| m["id"].as_str().unwrap_or_default().to_owned()).collect()
+    messages
+        .iter()
+        .map(|m| m["id"].as_str().unwrap_or_default().to_owned())
+        .collect()
 }
 
 #[tokio::test]
@@ -35,8 +41,18 @@ async fn every_member_sees_every_message_in_the_same_order() -> anyhow::Result<(
     let mut sent = 0;
     let mut a_requests = Vec::new();
     for i in 0..30 {
-        a_requests.push(a1.send("message:send", json!({"roomId": room, "content": format!("a{i}")})).await?);
-        b.send("message:send", json!({"roomId": room, "content": format!("b{i}")})).await?;
+        a_requests.push(
+            a1.send(
+                "message:send",
+                json!({"roomId": room, "content": format!("a{i}")}),
+            )
+            .await?,
+        );
+        b.send(
+            "message:send",
+            json!({"roomId": room, "content": format!("b{i}")}),
+        )
+        .await?;
         sent += 2;
     }
     let mut seen = Vec::new();
@@ -59,10 +75,23 @@ async fn every_member_sees_every_message_in_the_same_order() -> anyhow::Result<(
     for id in a_requests {
         let ack = a1.ack(id).await?;
         assert_eq!(ack["ok"], true, "{ack}");
-        a_acked.push(ack["data"]["message"]["content"].as_str().unwrap_or_default().to_owned());
+        a_acked.push(
+            ack["data"]["message"]["content"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        );
     }
-    assert_eq!(a_acked, (0..30).map(|i| format!("a{i}")).collect::<Vec<_>>());
-    let (_, history) = node.get(&format!("/api/v1/rooms/{room}/messages?limit=100"), Some(&bob.token)).await?;
+    assert_eq!(
+        a_acked,
+        (0..30).map(|i| format!("a{i}")).collect::<Vec<_>>()
+    );
+    let (_, history) = node
+        .get(
+            &format!("/api/v1/rooms/{room}/messages?limit=100"),
+            Some(&bob.token),
+        )
+        .await?;
     let mut stored = message_ids(&history["data"].as_array().cloned().unwrap_or_default());
     stored.reverse();
     assert_eq!(stored, seen[0], "history matches live order");
@@ -76,7 +105,12 @@ async fn acks_carry_the_stored_message_and_nonces_dedupe() -> anyhow::Result<()>
     let (room, _) = node.create_room(&alice, "General", json!({}), 10).await?;
     let mut ws = node.ws(&alice).await?;
     ws.request("room:join", json!({"roomId": room})).await?;
-    let first = ws.request("message:send", json!({"roomId": room, "content": "hello", "nonce": "n-1"})).await?;
+    let first = ws
+        .request(
+            "message:send",
+            json!({"roomId": room, "content": "hello", "nonce": "n-1"}),
+        )
+        .await?;
     assert_eq!(first["ok"], true, "{first}");
     let msg = &first["data"]["message"];
     assert_eq!(msg["content"], "hello");
@@ -84,23 +118,58 @@ async fn acks_carry_the_stored_message_and_nonces_dedupe() -> anyhow::Result<()>
     assert_eq!(msg["nonce"], "n-1");
     assert!(msg["id"].is_string());
     // Retries with the same nonce, concurrently and later, give back the same message.
-    let r1 = ws.send("message:send", json!({"roomId": room, "content": "hello", "nonce": "n-1"})).await?;
-    let r2 = ws.send("message:send", json!({"roomId": room, "content": "hello", "nonce": "n-1"})).await?;
+    let r1 = ws
+        .send(
+            "message:send",
+            json!({"roomId": room, "content": "hello", "nonce": "n-1"}),
+        )
+        .await?;
+    let r2 = ws
+        .send(
+            "message:send",
+            json!({"roomId": room, "content": "hello", "nonce": "n-1"}),
+        )
+        .await?;
     for id in [r1, r2] {
         let ack = ws.ack(id).await?;
         assert_eq!(ack["data"]["message"]["id"], msg["id"]);
     }
     // Two fresh nonces sent back to back without waiting: one message each.
-    let x = ws.send("message:send", json!({"roomId": room, "content": "x", "nonce": "n-2"})).await?;
-    let y = ws.send("message:send", json!({"roomId": room, "content": "x", "nonce": "n-2"})).await?;
+    let x = ws
+        .send(
+            "message:send",
+            json!({"roomId": room, "content": "x", "nonce": "n-2"}),
+        )
+        .await?;
+    let y = ws
+        .send(
+            "message:send",
+            json!({"roomId": room, "content": "x", "nonce": "n-2"}),
+        )
+        .await?;
     let (ax, ay) = (ws.ack(x).await?, ws.ack(y).await?);
     assert_eq!(ax["data"]["message"]["id"], ay["data"]["message"]["id"]);
     // The REST path shares the dedupe.
-    let (status, rest) = node.post("/api/v1/messages", Some(&alice.token), json!({"roomId": room, "content": "hello", "nonce": "n-1"})).await?;
+    let (status, rest) = node
+        .post(
+            "/api/v1/messages",
+            Some(&alice.token),
+            json!({"roomId": room, "content": "hello", "nonce": "n-1"}),
+        )
+        .await?;
     assert_eq!(status, 201);
     assert_eq!(rest["data"]["message"]["id"], msg["id"]);
-    let (_, history) = node.get(&format!("/api/v1/rooms/{room}/messages"), Some(&alice.token)).await?;
-    assert_eq!(history["data"].as_array().map(Vec::len), Some(2), "{history}");
+    let (_, history) = node
+        .get(
+            &format!("/api/v1/rooms/{room}/messages"),
+            Some(&alice.token),
+        )
+        .await?;
+    assert_eq!(
+        history["data"].as_array().map(Vec::len),
+        Some(2),
+        "{history}"
+    );
     Ok(())
 }
 
@@ -115,11 +184,22 @@ async fn history_pages_back_through_250_messages_without_gap_or_duplicate() -> a
     for chunk in 0..5 {
         let mut pending = Vec::new();
         for i in 0..50 {
-            pending.push(ws.send("message:send", json!({"roomId": room, "content": format!("m{}", chunk * 50 + i)})).await?);
+            pending.push(
+                ws.send(
+                    "message:send",
+                    json!({"roomId": room, "content": format!("m{}", chunk * 50 + i)}),
+                )
+                .await?,
+            );
         }
         for id in pending {
             let ack = ws.ack(id).await?;
-            sent.push(ack["data"]["message"]["id"].as_str().unwrap_or_default().to_owned());
+            sent.push(
+                ack["data"]["message"]["id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            );
         }
     }
     let mut paged = Vec::new();
@@ -144,9 +224,19 @@ async fn history_pages_back_through_250_messages_without_gap_or_duplicate() -> a
     paged.reverse();
     assert_eq!(paged, sent);
     assert_eq!(pages, 7);
-    let (status, _) = node.get(&format!("/api/v1/rooms/{room}/messages?limit=101"), Some(&alice.token)).await?;
+    let (status, _) = node
+        .get(
+            &format!("/api/v1/rooms/{room}/messages?limit=101"),
+            Some(&alice.token),
+        )
+        .await?;
     assert_eq!(status, 400);
-    let (status, _) = node.get(&format!("/api/v1/rooms/{room}/messages?before=abc"), Some(&alice.token)).await?;
+    let (status, _) = node
+        .get(
+            &format!("/api/v1/rooms/{room}/messages?before=abc"),
+            Some(&alice.token),
+        )
+        .await?;
     assert_eq!(status, 400);
     Ok(())
 }
@@ -172,9 +262,15 @@ async fn typing_shows_to_others_and_expires_by_itself() -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let stopped = a.next_event("user:stopped_typing").await?;
     assert_eq!(stopped["data"]["userId"], bob.id.as_str());
-    assert!(started.elapsed() >= Duration::from_millis(400), "expired too early");
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "expired too early"
+    );
     // The typer does not hear its own indicator.
-    assert!(!b.sees_within(Duration::from_millis(200), |v| v["type"] == "user:typing").await);
+    assert!(
+        !b.sees_within(Duration::from_millis(200), |v| v["type"] == "user:typing")
+            .await
+    );
 
     // Explicit stop, and typing ends when the message is sent.
     b.request("typing:start", json!({"roomId": room})).await?;
@@ -183,7 +279,8 @@ async fn typing_shows_to_others_and_expires_by_itself() -> anyhow::Result<()> {
     a.next_event("user:stopped_typing").await?;
     b.request("typing:start", json!({"roomId": room})).await?;
     a.next_event("user:typing").await?;
-    b.request("message:send", json!({"roomId": room, "content": "done"})).await?;
+    b.request("message:send", json!({"roomId": room, "content": "done"}))
+        .await?;
     a.next_event("user:stopped_typing").await?;
 
     b.request("room:leave", json!({"roomId": room})).await?;
@@ -205,32 +302,69 @@ async fn bad_frames_get_clear_errors_and_the_connection_survives() -> anyhow::Re
     assert_eq!(err["data"]["code"], "INVALID_FRAME");
     ws.send_raw(r#"{"type":"no:such","id":77}"#).await?;
     let ack = ws.ack(77).await?;
-    assert_eq!((ack["ok"].as_bool(), ack["error"]["code"].as_str()), (Some(false), Some("UNKNOWN_EVENT")));
+    assert_eq!(
+        (ack["ok"].as_bool(), ack["error"]["code"].as_str()),
+        (Some(false), Some("UNKNOWN_EVENT"))
+    );
     let ack = ws.request("message:send", json!({"roomId": room})).await?;
     assert_eq!(ack["error"]["code"], "VALIDATION_ERROR");
     assert_eq!(ack["error"]["details"]["field"], "content");
-    let ack = ws.request("message:send", json!({"roomId": room, "content": "x".repeat(4001)})).await?;
+    let ack = ws
+        .request(
+            "message:send",
+            json!({"roomId": room, "content": "x".repeat(4001)}),
+        )
+        .await?;
     assert_eq!(ack["error"]["code"], "VALIDATION_ERROR");
-    let ack = ws.request("message:send", json!({"roomId": room, "content": "   "})).await?;
+    let ack = ws
+        .request("message:send", json!({"roomId": room, "content": "   "}))
+        .await?;
     assert_eq!(ack["error"]["code"], "VALIDATION_ERROR");
-    let ack = ws.request("message:send", json!({"roomId": room, "content": "hi", "type": "system"})).await?;
+    let ack = ws
+        .request(
+            "message:send",
+            json!({"roomId": room, "content": "hi", "type": "system"}),
+        )
+        .await?;
     assert_eq!(ack["error"]["code"], "VALIDATION_ERROR");
-    let ack = ws.request("message:send", json!({"roomId": "not-an-id", "content": "hi"})).await?;
+    let ack = ws
+        .request(
+            "message:send",
+            json!({"roomId": "not-an-id", "content": "hi"}),
+        )
+        .await?;
     assert_eq!(ack["error"]["code"], "VALIDATION_ERROR");
-    let ack = ws.request("message:send", json!({"roomId": "999", "content": "hi"})).await?;
+    let ack = ws
+        .request("message:send", json!({"roomId": "999", "content": "hi"}))
+        .await?;
     assert_eq!(ack["error"]["code"], "ROOM_NOT_FOUND");
     ws.send_raw("[1,2,3]").await?;
-    assert_eq!(ws.next_event("error").await?["data"]["code"], "INVALID_FRAME");
+    assert_eq!(
+        ws.next_event("error").await?["data"]["code"],
+        "INVALID_FRAME"
+    );
 
     // Still fine afterwards.
     let ack = ws.request("ping", json!({})).await?;
     assert_eq!(ack["ok"], true);
-    let ack = ws.request("message:send", json!({"roomId": room, "content": "still here"})).await?;
+    let ack = ws
+        .request(
+            "message:send",
+            json!({"roomId": room, "content": "still here"}),
+        )
+        .await?;
     assert_eq!(ack["ok"], true);
 
     // Without a valid token there is no WebSocket.
-    let resp = node.http.get(node.url("/ws?token=bogus")).header("upgrade", "websocket").header("connection", "upgrade")
-        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==").header("sec-websocket-version", "13").send().await?;
+    let resp = node
+        .http
+        .get(node.url("/ws?token=bogus"))
+        .header("upgrade", "websocket")
+        .header("connection", "upgrade")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .header("sec-websocket-version", "13")
+        .send()
+        .await?;
     assert_eq!(resp.status().as_u16(), 401);
 
     // A client that only sends garbage is disconnected with a reason.
@@ -243,5 +377,35 @@ async fn bad_frames_get_clear_errors_and_the_connection_survives() -> anyhow::Re
     assert_eq!(spammer.closed().await?, Some(4002));
     // ...and the first connection is unaffected.
     assert_eq!(ws.request("ping", json!({})).await?["ok"], true);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_client_that_cannot_keep_up_is_closed_and_nobody_else_notices() -> anyhow::Result<()> {
+    let node = TestNode::start_with(&format!("{}outbound_queue_frames = 16\nws_write_timeout_ms = 2000\n", common::FAST_CONFIG)).await?;
+    let alice = node.register("alice").await?;
+    let bob = node.register("bob").await?;
+    let (room, code) = node.create_room(&alice, "General", json!({}), 10).await?;
+    node.join_code(&bob, &code).await?;
+    let mut sender = node.ws(&alice).await?;
+    let mut stalled = node.ws(&bob).await?;
+    sender.request("room:join", json!({"roomId": room})).await?;
+    stalled.request("room:join", json!({"roomId": room})).await?;
+    // Bob stops reading. Alice sends ~16 MB; Bob's socket buffers fill, his queue overflows.
+    let big = "x".repeat(4000);
+    let mut pending = std::collections::VecDeque::new();
+    for _ in 0..4000 {
+        pending.push_back(sender.send("message:send", json!({"roomId": room, "content": big})).await?);
+        if pending.len() >= 32 {
+            let id = pending.pop_front().unwrap_or_default();
+            assert_eq!(sender.ack(id).await?["ok"], true, "the sender is never slowed or refused");
+            sender.backlog.clear();
+        }
+    }
+    for id in pending {
+        assert_eq!(sender.ack(id).await?["ok"], true);
+    }
+    assert_eq!(stalled.closed().await?, Some(4008), "closed as a slow consumer");
+    assert_eq!(sender.request("ping", json!({})).await?["ok"], true);
     Ok(())
 }

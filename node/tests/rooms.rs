@@ -12,56 +12,123 @@ async fn create_list_join_and_full() -> anyhow::Result<()> {
     let bob = node.register("bob").await?;
     let carol = node.register("carol").await?;
 
-    let (status, resp) = node.post("/api/v1/rooms", Some(&alice.token), json!({"name": "ab"})).await?;
-    assert_eq!((status, resp["error"]["details"]["field"].as_str()), (400, Some("name")));
-    let (status, _) = node.post("/api/v1/rooms", Some(&alice.token), json!({"name": "abc", "maxUsers": 501})).await?;
+    let (status, resp) = node
+        .post("/api/v1/rooms", Some(&alice.token), json!({"name": "ab"}))
+        .await?;
+    assert_eq!(
+        (status, resp["error"]["details"]["field"].as_str()),
+        (400, Some("name"))
+    );
+    let (status, _) = node
+        .post(
+            "/api/v1/rooms",
+            Some(&alice.token),
+            json!({"name": "abc", "maxUsers": 501}),
+        )
+        .await?;
     assert_eq!(status, 400);
-    let (status, _) = node.post("/api/v1/rooms", Some(&alice.token), json!({"name": "abc", "description": "d".repeat(501)})).await?;
+    let (status, _) = node
+        .post(
+            "/api/v1/rooms",
+            Some(&alice.token),
+            json!({"name": "abc", "description": "d".repeat(501)}),
+        )
+        .await?;
     assert_eq!(status, 400);
 
-    let (status, room) = node.post("/api/v1/rooms", Some(&alice.token), json!({"name": "General", "maxUsers": 2})).await?;
+    let (status, room) = node
+        .post(
+            "/api/v1/rooms",
+            Some(&alice.token),
+            json!({"name": "General", "maxUsers": 2}),
+        )
+        .await?;
     assert_eq!(status, 201, "{room}");
     assert_eq!(room["data"]["settings"]["isPublic"], true);
     let id = room["data"]["id"].as_str().unwrap_or_default().to_owned();
-    let code = room["data"]["joinCode"].as_str().unwrap_or_default().to_owned();
+    let code = room["data"]["joinCode"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     assert_eq!(code.len(), 8);
 
     let (status, joined) = node.join_code(&bob, &code).await?;
     assert_eq!(status, 200, "{joined}");
     assert_eq!(joined["data"]["roomId"], id.as_str());
-    assert_eq!(joined["data"]["participants"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        joined["data"]["participants"].as_array().map(Vec::len),
+        Some(2)
+    );
     let (status, resp) = node.join_code(&carol, &code).await?;
-    assert_eq!((status, resp["error"]["code"].as_str()), (409, Some("ROOM_FULL")));
+    assert_eq!(
+        (status, resp["error"]["code"].as_str()),
+        (409, Some("ROOM_FULL"))
+    );
     let (status, resp) = node.join_code(&carol, "NOPE2345").await?;
-    assert_eq!((status, resp["error"]["code"].as_str()), (404, Some("NOT_FOUND")));
+    assert_eq!(
+        (status, resp["error"]["code"].as_str()),
+        (404, Some("NOT_FOUND"))
+    );
 
-    let (_, members) = node.get(&format!("/api/v1/rooms/{id}/members"), Some(&bob.token)).await?;
+    let (_, members) = node
+        .get(&format!("/api/v1/rooms/{id}/members"), Some(&bob.token))
+        .await?;
     let roles: Vec<(String, String)> = members["data"]
         .as_array()
-        .map(|a| a.iter().map(|m| (m["username"].as_str().unwrap_or("").into(), m["role"].as_str().unwrap_or("").into())).collect())
+        .map(|a| {
+            a.iter()
+                .map(|m| {
+                    (
+                        m["username"].as_str().unwrap_or("").into(),
+                        m["role"].as_str().unwrap_or("").into(),
+                    )
+                })
+                .collect()
+        })
         .unwrap_or_default();
-    assert_eq!(roles, vec![("alice".into(), "admin".into()), ("bob".into(), "member".into())]);
+    assert_eq!(
+        roles,
+        vec![
+            ("alice".into(), "admin".into()),
+            ("bob".into(), "member".into())
+        ]
+    );
 
     // Bob leaves, Carol can join.
-    let (status, _) = node.post(&format!("/api/v1/rooms/{id}/leave"), Some(&bob.token), json!({})).await?;
+    let (status, _) = node
+        .post(
+            &format!("/api/v1/rooms/{id}/leave"),
+            Some(&bob.token),
+            json!({}),
+        )
+        .await?;
     assert_eq!(status, 200);
     assert_eq!(node.join_code(&carol, &code).await?.0, 200);
 
     // Listing: public rooms, paged, with totals.
     for i in 0..4 {
-        node.create_room(&alice, &format!("room {i}"), json!({"isPublic": true}), 10).await?;
+        node.create_room(&alice, &format!("room {i}"), json!({"isPublic": true}), 10)
+            .await?;
     }
-    node.create_room(&alice, "secret", json!({"isPublic": false}), 10).await?;
-    let (status, page) = node.get("/api/v1/rooms?page=1&limit=2", Some(&bob.token)).await?;
+    node.create_room(&alice, "secret", json!({"isPublic": false}), 10)
+        .await?;
+    let (status, page) = node
+        .get("/api/v1/rooms?page=1&limit=2", Some(&bob.token))
+        .await?;
     assert_eq!(status, 200, "{page}");
     assert_eq!(page["success"], true);
     assert_eq!(page["total"], 5);
     assert_eq!(page["hasMore"], true);
     assert_eq!(page["data"].as_array().map(Vec::len), Some(2));
-    let (_, last) = node.get("/api/v1/rooms?page=3&limit=2", Some(&bob.token)).await?;
+    let (_, last) = node
+        .get("/api/v1/rooms?page=3&limit=2", Some(&bob.token))
+        .await?;
     assert_eq!(last["hasMore"], false);
     assert_eq!(last["data"].as_array().map(Vec::len), Some(1));
-    assert_eq!(node.get("/api/v1/rooms?limit=0", Some(&bob.token)).await?.0, 400);
+    assert_eq!(
+        node.get("/api/v1/rooms?limit=0", Some(&bob.token)).await?.0,
+        400
+    );
     Ok(())
 }
 
@@ -70,14 +137,32 @@ async fn private_rooms_refuse_non_members_and_only_admins_edit() -> anyhow::Resu
     let node = TestNode::start().await?;
     let alice = node.register("alice").await?;
     let bob = node.register("bob").await?;
-    let (id, code) = node.create_room(&alice, "Private", json!({"isPublic": false}), 10).await?;
+    let (id, code) = node
+        .create_room(&alice, "Private", json!({"isPublic": false}), 10)
+        .await?;
 
-    let (status, resp) = node.get(&format!("/api/v1/rooms/{id}"), Some(&bob.token)).await?;
-    assert_eq!((status, resp["error"]["code"].as_str()), (403, Some("FORBIDDEN")));
-    let (status, _) = node.get(&format!("/api/v1/rooms/{id}/messages"), Some(&bob.token)).await?;
+    let (status, resp) = node
+        .get(&format!("/api/v1/rooms/{id}"), Some(&bob.token))
+        .await?;
+    assert_eq!(
+        (status, resp["error"]["code"].as_str()),
+        (403, Some("FORBIDDEN"))
+    );
+    let (status, _) = node
+        .get(&format!("/api/v1/rooms/{id}/messages"), Some(&bob.token))
+        .await?;
     assert_eq!(status, 403);
-    let (status, resp) = node.post("/api/v1/messages", Some(&bob.token), json!({"roomId": id, "content": "hi"})).await?;
-    assert_eq!((status, resp["error"]["code"].as_str()), (403, Some("FORBIDDEN")));
+    let (status, resp) = node
+        .post(
+            "/api/v1/messages",
+            Some(&bob.token),
+            json!({"roomId": id, "content": "hi"}),
+        )
+        .await?;
+    assert_eq!(
+        (status, resp["error"]["code"].as_str()),
+        (403, Some("FORBIDDEN"))
+    );
     let mut ws = node.ws(&bob).await?;
     let ack = ws.request("room:join", json!({"roomId": id})).await?;
     assert_eq!(ack["ok"], false);
@@ -87,24 +172,69 @@ async fn private_rooms_refuse_non_members_and_only_admins_edit() -> anyhow::Resu
 
     // With the code Bob becomes a member, but not an admin.
     assert_eq!(node.join_code(&bob, &code).await?.0, 200);
-    assert_eq!(node.get(&format!("/api/v1/rooms/{id}"), Some(&bob.token)).await?.0, 200);
-    let (status, _) = node.call(reqwest::Method::PATCH, &format!("/api/v1/rooms/{id}"), Some(&bob.token), Some(json!({"name": "Mine"}))).await?;
+    assert_eq!(
+        node.get(&format!("/api/v1/rooms/{id}"), Some(&bob.token))
+            .await?
+            .0,
+        200
+    );
+    let (status, _) = node
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/rooms/{id}"),
+            Some(&bob.token),
+            Some(json!({"name": "Mine"})),
+        )
+        .await?;
     assert_eq!(status, 403);
-    let (status, _) = node.call(reqwest::Method::DELETE, &format!("/api/v1/rooms/{id}"), Some(&bob.token), None).await?;
+    let (status, _) = node
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/rooms/{id}"),
+            Some(&bob.token),
+            None,
+        )
+        .await?;
     assert_eq!(status, 403);
-    let (status, resp) = node.call(reqwest::Method::PATCH, &format!("/api/v1/rooms/{id}"), Some(&alice.token), Some(json!({"name": "Renamed", "maxUsers": 1}))).await?;
+    let (status, resp) = node
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/rooms/{id}"),
+            Some(&alice.token),
+            Some(json!({"name": "Renamed", "maxUsers": 1})),
+        )
+        .await?;
     assert_eq!(status, 400, "{resp}");
-    let (status, resp) = node.call(reqwest::Method::PATCH, &format!("/api/v1/rooms/{id}"), Some(&alice.token), Some(json!({"name": "Renamed"}))).await?;
+    let (status, resp) = node
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/rooms/{id}"),
+            Some(&alice.token),
+            Some(json!({"name": "Renamed"})),
+        )
+        .await?;
     assert_eq!(status, 200, "{resp}");
     assert_eq!(resp["data"]["name"], "Renamed");
 
     // Deleting tells live members and removes the room.
     let ack = ws.request("room:join", json!({"roomId": id})).await?;
     assert_eq!(ack["ok"], true, "{ack}");
-    let (status, _) = node.call(reqwest::Method::DELETE, &format!("/api/v1/rooms/{id}"), Some(&alice.token), None).await?;
+    let (status, _) = node
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/rooms/{id}"),
+            Some(&alice.token),
+            None,
+        )
+        .await?;
     assert_eq!(status, 200);
     let deleted = ws.next_event("room:deleted").await?;
     assert_eq!(deleted["data"]["roomId"], id.as_str());
-    assert_eq!(node.get(&format!("/api/v1/rooms/{id}"), Some(&alice.token)).await?.0, 404);
+    assert_eq!(
+        node.get(&format!("/api/v1/rooms/{id}"), Some(&alice.token))
+            .await?
+            .0,
+        404
+    );
     Ok(())
 }

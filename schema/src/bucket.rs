@@ -8,7 +8,9 @@ pub const BUCKET_MS: u64 = 10 * 24 * 60 * 60 * 1000;
 
 /// The bucket a message id falls in.
 pub fn bucket_of(id: Snowflake) -> u32 {
-    (id.timestamp_ms().saturating_sub(voiceflow_wire::ids::EPOCH_MS) / BUCKET_MS) as u32
+    (id.timestamp_ms()
+        .saturating_sub(voiceflow_wire::ids::EPOCH_MS)
+        / BUCKET_MS) as u32
 }
 
 #[cfg(test)]

@@ -36,7 +36,12 @@ pub struct RoomSettings {
 
 impl Default for RoomSettings {
     fn default() -> Self {
-        RoomSettings { is_public: true, allow_guests: false, require_approval: false, record_messages: true }
+        RoomSettings {
+            is_public: true,
+            allow_guests: false,
+            require_approval: false,
+            record_messages: true,
+        }
     }
 }
 

@@ -62,7 +62,11 @@ pub trait Store: Send + Sync + 'static {
     /// Removes a membership (both directions); removing a non-member is not an error.
     async fn remove_member(&self, room_id: Snowflake, user_id: Snowflake) -> StoreResult<()>;
     /// One membership.
-    async fn member(&self, room_id: Snowflake, user_id: Snowflake) -> StoreResult<Option<Membership>>;
+    async fn member(
+        &self,
+        room_id: Snowflake,
+        user_id: Snowflake,
+    ) -> StoreResult<Option<Membership>>;
     /// All members of a room, in join order.
     async fn room_members(&self, room_id: Snowflake) -> StoreResult<Vec<Membership>>;
     /// All rooms of a user.
@@ -72,7 +76,11 @@ pub trait Store: Send + Sync + 'static {
     /// Appends messages (any rooms) and their nonce index entries atomically and durably.
     async fn append_messages(&self, messages: &[MessageRecord]) -> StoreResult<()>;
     /// One message by room and id.
-    async fn message(&self, room_id: Snowflake, id: Snowflake) -> StoreResult<Option<MessageRecord>>;
+    async fn message(
+        &self,
+        room_id: Snowflake,
+        id: Snowflake,
+    ) -> StoreResult<Option<MessageRecord>>;
     /// The room a message id belongs to (`messages_by_id`).
     async fn message_room(&self, id: Snowflake) -> StoreResult<Option<Snowflake>>;
     /// Up to `limit` messages with id < `before` (or the newest when `None`), newest first,
@@ -91,7 +99,12 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> StoreResult<Vec<MessageRecord>>;
     /// Turns a message into a tombstone (content cleared, `deleted_at` set).
-    async fn tombstone_message(&self, room_id: Snowflake, id: Snowflake, at: u64) -> StoreResult<()>;
+    async fn tombstone_message(
+        &self,
+        room_id: Snowflake,
+        id: Snowflake,
+        at: u64,
+    ) -> StoreResult<()>;
     /// The message a (room, user, nonce) produced, if any.
     async fn message_by_nonce(
         &self,

@@ -84,7 +84,11 @@ pub struct ErrorBody {
 impl ErrorBody {
     /// An error without details.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ErrorBody { code, message: message.into(), details: None }
+        ErrorBody {
+            code,
+            message: message.into(),
+            details: None,
+        }
     }
 
     /// A validation error naming the offending field.
@@ -103,7 +107,11 @@ mod tests {
 
     #[test]
     fn codes_serialize_to_their_wire_names() {
-        for code in [ErrorCode::RoomFull, ErrorCode::ValidationError, ErrorCode::StorageUnavailable] {
+        for code in [
+            ErrorCode::RoomFull,
+            ErrorCode::ValidationError,
+            ErrorCode::StorageUnavailable,
+        ] {
             let json = serde_json::to_string(&code).expect("serialize");
             assert_eq!(json, format!("\"{}\"", code.as_str()));
         }

@@ -81,7 +81,9 @@ impl<'de> Deserialize<'de> for Snowflake {
             Num(u64),
         }
         match Repr::deserialize(d)? {
-            Repr::Str(s) => Snowflake::parse(s).ok_or_else(|| serde::de::Error::custom("invalid id")),
+            Repr::Str(s) => {
+                Snowflake::parse(s).ok_or_else(|| serde::de::Error::custom("invalid id"))
+            }
             Repr::String(s) => {
                 Snowflake::parse(&s).ok_or_else(|| serde::de::Error::custom("invalid id"))
             }

@@ -20,7 +20,7 @@ use voiceflow_wire::v1::server::{JoinReply, Participant};
 use crate::context::NodeContext;
 use crate::error::ActorError;
 use crate::outbox::Outbox;
-pub use state::{rfc3339, view_of, RoomState};
+pub use state::{RoomState, rfc3339, view_of};
 
 /// A live subscriber: one WebSocket session of a user.
 #[derive(Debug, Clone)]
@@ -174,29 +174,58 @@ impl Actor for RoomActor {
     type State = RoomState;
     type Arguments = RoomArgs;
 
-    async fn pre_start(&self, _me: ActorRef<RoomMsg>, args: RoomArgs) -> Result<RoomState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        _me: ActorRef<RoomMsg>,
+        args: RoomArgs,
+    ) -> Result<RoomState, ActorProcessingErr> {
         Ok(RoomState::load(args.room, args.ctx).await?)
     }
 
-    async fn post_start(&self, me: ActorRef<RoomMsg>, state: &mut RoomState) -> Result<(), ActorProcessingErr> {
+    async fn post_start(
+        &self,
+        me: ActorRef<RoomMsg>,
+        state: &mut RoomState,
+    ) -> Result<(), ActorProcessingErr> {
         let period = state.ctx.config.room_idle_timeout / 4;
-        state.idle_timer = Some(me.send_interval(period.max(std::time::Duration::from_millis(100)), || RoomMsg::IdleCheck));
+        state.idle_timer = Some(
+            me.send_interval(period.max(std::time::Duration::from_millis(100)), || {
+                RoomMsg::IdleCheck
+            }),
+        );
         Ok(())
     }
 
-    async fn post_stop(&self, _me: ActorRef<RoomMsg>, state: &mut RoomState) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(
+        &self,
+        _me: ActorRef<RoomMsg>,
+        state: &mut RoomState,
+    ) -> Result<(), ActorProcessingErr> {
         if let Some(timer) = state.idle_timer.take() {
             timer.abort();
         }
         Ok(())
     }
 
-    async fn handle(&self, me: ActorRef<RoomMsg>, msg: RoomMsg, state: &mut RoomState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        me: ActorRef<RoomMsg>,
+        msg: RoomMsg,
+        state: &mut RoomState,
+    ) -> Result<(), ActorProcessingErr> {
         state.touch();
         match msg {
-            RoomMsg::Join { session, since, reply } => state.handle_join(session, since, reply).await,
+            RoomMsg::Join {
+                session,
+                since,
+                reply,
+            } => state.handle_join(session, since, reply).await,
             RoomMsg::Leave { session_id, reply } => state.handle_leave(session_id, reply),
-            RoomMsg::Post { author, post, reply } => {
+            RoomMsg::Post {
+                author,
+                post,
+                reply,
+            } => {
                 state.handle_post(author, post, reply).await;
                 self.start_write(&me, state);
             }
@@ -207,18 +236,28 @@ impl Actor for RoomActor {
             RoomMsg::TypingStart(user) => {
                 if let Some(generation) = state.handle_typing_start(user) {
                     let ttl = state.ctx.config.typing_ttl;
-                    me.send_after(ttl, move || RoomMsg::TypingExpired { user_id: user, generation });
+                    me.send_after(ttl, move || RoomMsg::TypingExpired {
+                        user_id: user,
+                        generation,
+                    });
                 }
             }
             RoomMsg::TypingStop(user) => state.handle_typing_stop(user),
-            RoomMsg::TypingExpired { user_id, generation } => state.handle_typing_expired(user_id, generation),
+            RoomMsg::TypingExpired {
+                user_id,
+                generation,
+            } => state.handle_typing_expired(user_id, generation),
             RoomMsg::AddMember { author, reply } => {
                 let _ = reply.send(state.handle_add_member(author).await);
             }
             RoomMsg::RemoveMember { user_id, reply } => {
                 let _ = reply.send(state.handle_remove_member(user_id).await);
             }
-            RoomMsg::DeleteMessage { message_id, by, reply } => {
+            RoomMsg::DeleteMessage {
+                message_id,
+                by,
+                reply,
+            } => {
                 let _ = reply.send(state.handle_delete_message(message_id, by).await);
             }
             RoomMsg::Updated(room) => state.handle_updated(*room),
@@ -247,13 +286,16 @@ impl RoomActor {
     /// Starts the next storage write if none is in flight. The write runs off the actor so the
     /// room keeps accepting posts (they form the next batch) while storage syncs.
     fn start_write(&self, me: &ActorRef<RoomMsg>, state: &mut RoomState) {
-        let Some(batch) = state.take_write_batch() else { return };
+        let Some(batch) = state.take_write_batch() else {
+            return;
+        };
         let store = state.ctx.store.clone();
         let me = me.clone();
         tokio::spawn(async move {
             let started = std::time::Instant::now();
             let result = store.append_messages(&batch).await;
-            metrics::histogram!("voiceflow_storage_append_seconds").record(started.elapsed().as_secs_f64());
+            metrics::histogram!("voiceflow_storage_append_seconds")
+                .record(started.elapsed().as_secs_f64());
             // If the room died meanwhile the messages are stored but unacknowledged; a retry
             // with the same nonce finds them.
             let _ = me.cast(RoomMsg::Committed(result));

@@ -4,13 +4,14 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use voiceflow_schema::{Membership, MessageRecord, Role, RoomRecord, StoreError};
+use voiceflow_wire::Snowflake;
 use voiceflow_wire::ids::now_ms;
 use voiceflow_wire::v1::client::{self, MessageType, RoomRef, SendMessage, SentReply};
 use voiceflow_wire::v1::frame::{self, Frame};
 use voiceflow_wire::v1::server::{
-    events, JoinReply, MessageDeleted, MessageView, Participant, RoomDeleted, TypingEvent, UserPresenceInRoom,
+    JoinReply, MessageDeleted, MessageView, Participant, RoomDeleted, TypingEvent,
+    UserPresenceInRoom, events,
 };
-use voiceflow_wire::Snowflake;
 
 use super::{Author, Reply, SessionLink};
 use crate::context::NodeContext;
@@ -103,7 +104,14 @@ impl RoomState {
                 Some(user) => user.username,
                 None => continue,
             };
-            members.insert(m.user_id, Member { role: m.role, username, joined_at: m.joined_at });
+            members.insert(
+                m.user_id,
+                Member {
+                    role: m.role,
+                    username,
+                    joined_at: m.joined_at,
+                },
+            );
         }
         let newest = ctx.store.messages_before(room.id, None, 1).await?;
         let last_broadcast = newest.first().map(|m| m.id).unwrap_or_default();
@@ -134,7 +142,12 @@ impl RoomState {
         self.live.is_empty()
             && self.pending.is_empty()
             && self.in_flight.is_none()
-            && self.last_activity.elapsed() >= self.ctx.config.room_idle_timeout.saturating_sub(Duration::from_millis(1))
+            && self.last_activity.elapsed()
+                >= self
+                    .ctx
+                    .config
+                    .room_idle_timeout
+                    .saturating_sub(Duration::from_millis(1))
     }
 
     /// Number of live sessions.
@@ -154,7 +167,15 @@ impl RoomState {
             .filter_map(|(id, m)| {
                 let online = self.user_is_live(*id);
                 (online || !online_only).then(|| {
-                    (m.joined_at, Participant { user_id: *id, username: m.username.clone(), role: m.role.as_str().into(), online })
+                    (
+                        m.joined_at,
+                        Participant {
+                            user_id: *id,
+                            username: m.username.clone(),
+                            role: m.role.as_str().into(),
+                            online,
+                        },
+                    )
                 })
             })
             .collect();
@@ -182,21 +203,45 @@ impl RoomState {
             return Err(ActorError::RoomFull);
         }
         let joined_at = now_ms();
-        let membership = Membership { room_id: self.room.id, user_id: author.user_id, role: Role::Member, joined_at };
+        let membership = Membership {
+            room_id: self.room.id,
+            user_id: author.user_id,
+            role: Role::Member,
+            joined_at,
+        };
         self.ctx.store.put_member(&membership).await?;
-        self.members.insert(author.user_id, Member { role: Role::Member, username: author.username.clone(), joined_at });
+        self.members.insert(
+            author.user_id,
+            Member {
+                role: Role::Member,
+                username: author.username.clone(),
+                joined_at,
+            },
+        );
         Ok(())
     }
 
     /// `room:join`: members (and anyone, for public rooms, who then becomes a member) subscribe;
     /// stored messages after `since` are replayed first, then the ack, then live events.
-    pub async fn handle_join(&mut self, session: SessionLink, since: Option<Snowflake>, reply: Reply<JoinReply>) {
+    pub async fn handle_join(
+        &mut self,
+        session: SessionLink,
+        since: Option<Snowflake>,
+        reply: Reply<JoinReply>,
+    ) {
         let result = self.join(session, since).await;
         reply.send(result);
     }
 
-    async fn join(&mut self, session: SessionLink, since: Option<Snowflake>) -> Result<JoinReply, ActorError> {
-        let author = Author { user_id: session.user_id, username: session.username.clone() };
+    async fn join(
+        &mut self,
+        session: SessionLink,
+        since: Option<Snowflake>,
+    ) -> Result<JoinReply, ActorError> {
+        let author = Author {
+            user_id: session.user_id,
+            username: session.username.clone(),
+        };
         if !self.members.contains_key(&session.user_id) {
             if !self.room.settings.is_public {
                 return Err(ActorError::Forbidden("not a member of this room"));
@@ -208,34 +253,61 @@ impl RoomState {
             None => (0, false),
         };
         // The resume point for an automatic re-join, even if no message arrives meanwhile.
-        session.outbox.push_room_messages(self.room.id, self.last_broadcast, &[]);
+        session
+            .outbox
+            .push_room_messages(self.room.id, self.last_broadcast, &[]);
         let first_session = !self.user_is_live(session.user_id);
         let user_id = session.user_id;
         self.live.insert(session.session_id, session);
         if first_session {
-            let event = UserPresenceInRoom { room_id: self.room.id, user_id, username: author.username, timestamp: now_ms() };
+            let event = UserPresenceInRoom {
+                room_id: self.room.id,
+                user_id,
+                username: author.username,
+                timestamp: now_ms(),
+            };
             self.broadcast_except_user(user_id, &frame::event(events::USER_JOINED, &event));
         }
         metrics::gauge!("voiceflow_room_subscriptions").increment(1.0);
-        Ok(JoinReply { room_id: self.room.id, participants: self.participants(true), replayed, replay_truncated })
+        Ok(JoinReply {
+            room_id: self.room.id,
+            participants: self.participants(true),
+            replayed,
+            replay_truncated,
+        })
     }
 
     /// Pushes stored messages in (since, last_broadcast] to the session, oldest first. Too many
     /// to replay → nothing is pushed and the reply says so (the client pages history instead).
-    async fn replay(&self, session: &SessionLink, since: Snowflake) -> Result<(u32, bool), ActorError> {
+    async fn replay(
+        &self,
+        session: &SessionLink,
+        since: Snowflake,
+    ) -> Result<(u32, bool), ActorError> {
         if since >= self.last_broadcast {
             return Ok((0, false));
         }
         let limit = self.ctx.config.replay_limit;
-        let stored = self.ctx.store.messages_after(self.room.id, since, limit + 1).await?;
-        let stored: Vec<_> = stored.into_iter().filter(|m| m.id <= self.last_broadcast).collect();
+        let stored = self
+            .ctx
+            .store
+            .messages_after(self.room.id, since, limit + 1)
+            .await?;
+        let stored: Vec<_> = stored
+            .into_iter()
+            .filter(|m| m.id <= self.last_broadcast)
+            .collect();
         if stored.len() > limit as usize {
             return Ok((0, true));
         }
-        let frames: Vec<Frame> =
-            stored.iter().map(|m| frame::event(events::MESSAGE_RECEIVED, &view_of(m))).collect();
+        let frames: Vec<Frame> = stored
+            .iter()
+            .map(|m| frame::event(events::MESSAGE_RECEIVED, &view_of(m)))
+            .collect();
         if let Some(last) = stored.last() {
-            session.outbox.push_room_messages(self.room.id, last.id, &frames);
+            session
+                .outbox
+                .push_room_messages(self.room.id, last.id, &frames);
         }
         Ok((frames.len() as u32, false))
     }
@@ -256,12 +328,19 @@ impl RoomState {
             }
         }
         if let Some(reply) = reply {
-            reply.send(Ok(RoomRef { room_id: self.room.id }));
+            reply.send(Ok(RoomRef {
+                room_id: self.room.id,
+            }));
         }
     }
 
     /// `message:send`: validate, dedupe by nonce, assign an id and queue for storage.
-    pub async fn handle_post(&mut self, author: Author, post: SendMessage, reply: Reply<SentReply>) {
+    pub async fn handle_post(
+        &mut self,
+        author: Author,
+        post: SendMessage,
+        reply: Reply<SentReply>,
+    ) {
         if let Err(e) = self.validate_post(&author, &post) {
             reply.send(Err(e));
             return;
@@ -288,7 +367,11 @@ impl RoomState {
         };
         self.stop_typing(record.user_id);
         let view = view_of(&record);
-        self.pending.push(PendingPost { record, view, replies: vec![reply] });
+        self.pending.push(PendingPost {
+            record,
+            view,
+            replies: vec![reply],
+        });
     }
 
     fn validate_post(&self, author: &Author, post: &SendMessage) -> Result<(), ActorError> {
@@ -296,7 +379,10 @@ impl RoomState {
             return Err(ActorError::Forbidden("not a member of this room"));
         }
         if post.kind == MessageType::System {
-            return Err(ActorError::Client(voiceflow_wire::ErrorBody::field("type", "system messages come only from the server")));
+            return Err(ActorError::Client(voiceflow_wire::ErrorBody::field(
+                "type",
+                "system messages come only from the server",
+            )));
         }
         client::validate_content(&post.content).map_err(ActorError::Client)?;
         if let Some(nonce) = &post.nonce {
@@ -316,12 +402,18 @@ impl RoomState {
                 return Ok(Found::Queued(index));
             }
         }
-        if let Some(id) = self.ctx.store.message_by_nonce(self.room.id, user, nonce).await? {
-            if let Some(record) = self.ctx.store.message(self.room.id, id).await? {
-                return Ok(Found::Stored(view_of(&record)));
-            }
+        let Some(id) = self
+            .ctx
+            .store
+            .message_by_nonce(self.room.id, user, nonce)
+            .await?
+        else {
+            return Ok(Found::No);
+        };
+        match self.ctx.store.message(self.room.id, id).await? {
+            Some(record) => Ok(Found::Stored(view_of(&record))),
+            None => Ok(Found::No),
         }
-        Ok(Found::No)
     }
 
     fn attach_reply(&mut self, index: usize, reply: Reply<SentReply>) {
@@ -352,7 +444,9 @@ impl RoomState {
 
     /// The in-flight batch is durable (ack and broadcast it) or failed (tell its senders).
     pub fn handle_committed(&mut self, result: Result<(), StoreError>) {
-        let Some(batch) = self.in_flight.take() else { return };
+        let Some(batch) = self.in_flight.take() else {
+            return;
+        };
         if let Err(e) = result {
             let body = ActorError::Store(e).to_body();
             for post in batch {
@@ -362,20 +456,31 @@ impl RoomState {
             }
             return;
         }
-        let frames: Vec<Frame> = batch.iter().map(|p| frame::event(events::MESSAGE_RECEIVED, &p.view)).collect();
-        let last = batch.last().map(|p| p.record.id).unwrap_or(self.last_broadcast);
+        let frames: Vec<Frame> = batch
+            .iter()
+            .map(|p| frame::event(events::MESSAGE_RECEIVED, &p.view))
+            .collect();
+        let last = batch
+            .last()
+            .map(|p| p.record.id)
+            .unwrap_or(self.last_broadcast);
         self.last_broadcast = self.last_broadcast.max(last);
         for session in self.live.values() {
-            session.outbox.push_room_messages(self.room.id, last, &frames);
+            session
+                .outbox
+                .push_room_messages(self.room.id, last, &frames);
         }
         metrics::counter!("voiceflow_messages_total").increment(batch.len() as u64);
-        metrics::counter!("voiceflow_deliveries_total").increment((batch.len() * self.live.len()) as u64);
+        metrics::counter!("voiceflow_deliveries_total")
+            .increment((batch.len() * self.live.len()) as u64);
         for post in batch {
             if let Some(nonce) = &post.record.nonce {
                 self.remember_nonce(post.record.user_id, nonce.clone(), post.view.clone());
             }
             for reply in post.replies {
-                reply.send(Ok(SentReply { message: post.view.clone() }));
+                reply.send(Ok(SentReply {
+                    message: post.view.clone(),
+                }));
             }
         }
     }
@@ -400,7 +505,10 @@ impl RoomState {
         self.typing_generation += 1;
         let generation = self.typing_generation;
         if self.typing.insert(user, generation).is_none() {
-            let event = TypingEvent { room_id: self.room.id, user_id: user };
+            let event = TypingEvent {
+                room_id: self.room.id,
+                user_id: user,
+            };
             self.broadcast_except_user(user, &frame::event(events::USER_TYPING, &event));
         }
         Some(generation)
@@ -420,7 +528,10 @@ impl RoomState {
 
     fn stop_typing(&mut self, user: Snowflake) {
         if self.typing.remove(&user).is_some() {
-            let event = TypingEvent { room_id: self.room.id, user_id: user };
+            let event = TypingEvent {
+                room_id: self.room.id,
+                user_id: user,
+            };
             self.broadcast_except_user(user, &frame::event(events::USER_STOPPED_TYPING, &event));
         }
     }
@@ -433,7 +544,12 @@ impl RoomState {
     /// Join by code: become a member (ROOM_FULL at `maxUsers`).
     pub async fn handle_add_member(&mut self, author: Author) -> Result<JoinReply, ActorError> {
         self.add_member(&author).await?;
-        Ok(JoinReply { room_id: self.room.id, participants: self.participants(false), replayed: 0, replay_truncated: false })
+        Ok(JoinReply {
+            room_id: self.room.id,
+            participants: self.participants(false),
+            replayed: 0,
+            replay_truncated: false,
+        })
     }
 
     /// Leave the room for good: membership removed, live sessions unsubscribed.
@@ -443,7 +559,12 @@ impl RoomState {
         }
         self.ctx.store.remove_member(self.room.id, user).await?;
         self.members.remove(&user);
-        let sessions: Vec<u64> = self.live.values().filter(|s| s.user_id == user).map(|s| s.session_id).collect();
+        let sessions: Vec<u64> = self
+            .live
+            .values()
+            .filter(|s| s.user_id == user)
+            .map(|s| s.session_id)
+            .collect();
         for session_id in sessions {
             if let Some(session) = self.live.get(&session_id) {
                 session.outbox.forget_room(self.room.id);
@@ -454,15 +575,32 @@ impl RoomState {
     }
 
     /// Tombstones a message (author or admin) and tells everyone.
-    pub async fn handle_delete_message(&mut self, id: Snowflake, by: Snowflake) -> Result<(), ActorError> {
-        let record = self.ctx.store.message(self.room.id, id).await?.ok_or(ActorError::MessageNotFound)?;
+    pub async fn handle_delete_message(
+        &mut self,
+        id: Snowflake,
+        by: Snowflake,
+    ) -> Result<(), ActorError> {
+        let record = self
+            .ctx
+            .store
+            .message(self.room.id, id)
+            .await?
+            .ok_or(ActorError::MessageNotFound)?;
         let is_admin = self.members.get(&by).is_some_and(|m| m.role == Role::Admin);
         if record.user_id != by && !is_admin {
-            return Err(ActorError::Forbidden("only the author or a room admin may delete a message"));
+            return Err(ActorError::Forbidden(
+                "only the author or a room admin may delete a message",
+            ));
         }
         if record.deleted_at.is_none() {
-            self.ctx.store.tombstone_message(self.room.id, id, now_ms()).await?;
-            let event = MessageDeleted { room_id: self.room.id, message_id: id };
+            self.ctx
+                .store
+                .tombstone_message(self.room.id, id, now_ms())
+                .await?;
+            let event = MessageDeleted {
+                room_id: self.room.id,
+                message_id: id,
+            };
             self.broadcast(&frame::event(events::MESSAGE_DELETED, &event));
         }
         Ok(())
@@ -478,10 +616,17 @@ impl RoomState {
     /// Deletes the room (admin only) and tells every live session.
     pub async fn handle_delete_room(&mut self, by: Snowflake) -> Result<(), ActorError> {
         if self.members.get(&by).map(|m| m.role) != Some(Role::Admin) {
-            return Err(ActorError::Forbidden("only a room admin may delete the room"));
+            return Err(ActorError::Forbidden(
+                "only a room admin may delete the room",
+            ));
         }
         self.ctx.store.delete_room(self.room.id).await?;
-        self.broadcast(&frame::event(events::ROOM_DELETED, &RoomDeleted { room_id: self.room.id }));
+        self.broadcast(&frame::event(
+            events::ROOM_DELETED,
+            &RoomDeleted {
+                room_id: self.room.id,
+            },
+        ));
         for (_, session) in self.live.drain() {
             session.outbox.forget_room(self.room.id);
         }
@@ -494,4 +639,3 @@ enum Found {
     Queued(usize),
     No,
 }
-

@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::Actor;
-use voiceflow_schema::{EmbeddedStore, Membership, Role, RoomRecord, RoomSettings, Store, UserRecord};
+use voiceflow_schema::{
+    EmbeddedStore, Membership, Role, RoomRecord, RoomSettings, Store, UserRecord,
+};
 use voiceflow_wire::v1::client::{MessageType, SendMessage};
 use voiceflow_wire::{Snowflake, SnowflakeGenerator};
 
@@ -48,24 +50,52 @@ async fn fixture(config: ActorConfig) -> Fixture {
         created_at: 0,
         updated_at: 0,
     };
-    let admin = Membership { room_id: room.id, user_id: alice, role: Role::Admin, joined_at: 0 };
+    let admin = Membership {
+        room_id: room.id,
+        user_id: alice,
+        role: Role::Admin,
+        joined_at: 0,
+    };
     store.create_room(&room, &admin).await.expect("room");
-    let ctx = NodeContext { store, ids, directory: RoomDirectory::new(), config: Arc::new(config) };
-    Fixture { _dir: dir, ctx, room, alice }
+    let ctx = NodeContext {
+        store,
+        ids,
+        directory: RoomDirectory::new(),
+        config: Arc::new(config),
+    };
+    Fixture {
+        _dir: dir,
+        ctx,
+        room,
+        alice,
+    }
 }
 
 fn link(session_id: u64, user: Snowflake) -> SessionLink {
-    SessionLink { session_id, user_id: user, username: "alice".into(), outbox: Outbox::new(1000) }
+    SessionLink {
+        session_id,
+        user_id: user,
+        username: "alice".into(),
+        outbox: Outbox::new(1000),
+    }
 }
 
 fn post(room: Snowflake, content: &str, nonce: Option<&str>) -> SendMessage {
-    SendMessage { room_id: room, content: content.into(), kind: MessageType::Text, nonce: nonce.map(Into::into) }
+    SendMessage {
+        room_id: room,
+        content: content.into(),
+        kind: MessageType::Text,
+        nonce: nonce.map(Into::into),
+    }
 }
 
 async fn drain(outbox: &Outbox) -> Vec<serde_json::Value> {
     let mut buf = Vec::new();
     match tokio::time::timeout(Duration::from_millis(50), outbox.next_batch(&mut buf)).await {
-        Ok(Drained::Frames) => buf.iter().map(|f| serde_json::from_str(f.as_str()).expect("json")).collect(),
+        Ok(Drained::Frames) => buf
+            .iter()
+            .map(|f| serde_json::from_str(f.as_str()).expect("json"))
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -73,39 +103,95 @@ async fn drain(outbox: &Outbox) -> Vec<serde_json::Value> {
 #[tokio::test]
 async fn posts_are_acked_and_broadcast_only_after_the_batch_commits() {
     let f = fixture(ActorConfig::default()).await;
-    let mut state = RoomState::load(f.room.clone(), f.ctx.clone()).await.expect("load");
+    let mut state = RoomState::load(f.room.clone(), f.ctx.clone())
+        .await
+        .expect("load");
     let session = link(1, f.alice);
-    state.handle_join(session.clone(), None, Reply::Session { outbox: session.outbox.clone(), req_id: Some(1) }).await;
+    state
+        .handle_join(
+            session.clone(),
+            None,
+            Reply::Session {
+                outbox: session.outbox.clone(),
+                req_id: Some(1),
+            },
+        )
+        .await;
     assert_eq!(drain(&session.outbox).await[0]["ok"], true);
 
-    let author = Author { user_id: f.alice, username: "alice".into() };
+    let author = Author {
+        user_id: f.alice,
+        username: "alice".into(),
+    };
     for (i, text) in ["one", "two", "three"].iter().enumerate() {
-        let reply = Reply::Session { outbox: session.outbox.clone(), req_id: Some(10 + i as u64) };
-        state.handle_post(author.clone(), post(f.room.id, text, None), reply).await;
+        let reply = Reply::Session {
+            outbox: session.outbox.clone(),
+            req_id: Some(10 + i as u64),
+        };
+        state
+            .handle_post(author.clone(), post(f.room.id, text, None), reply)
+            .await;
     }
-    assert!(drain(&session.outbox).await.is_empty(), "nothing before the write");
+    assert!(
+        drain(&session.outbox).await.is_empty(),
+        "nothing before the write"
+    );
     let batch = state.take_write_batch().expect("batch");
     assert_eq!(batch.len(), 3);
-    assert!(state.take_write_batch().is_none(), "one write in flight at a time");
+    assert!(
+        state.take_write_batch().is_none(),
+        "one write in flight at a time"
+    );
     f.ctx.store.append_messages(&batch).await.expect("append");
     state.handle_committed(Ok(()));
     let frames = drain(&session.outbox).await;
-    let received: Vec<_> = frames.iter().filter(|v| v["type"] == "message:received").map(|v| v["data"]["content"].clone()).collect();
+    let received: Vec<_> = frames
+        .iter()
+        .filter(|v| v["type"] == "message:received")
+        .map(|v| v["data"]["content"].clone())
+        .collect();
     assert_eq!(received, ["one", "two", "three"]);
-    assert_eq!(frames.iter().filter(|v| v["type"] == "ack" && v["ok"] == true).count(), 3);
+    assert_eq!(
+        frames
+            .iter()
+            .filter(|v| v["type"] == "ack" && v["ok"] == true)
+            .count(),
+        3
+    );
 }
 
 #[tokio::test]
 async fn a_failed_write_is_reported_and_never_broadcast() {
     let f = fixture(ActorConfig::default()).await;
-    let mut state = RoomState::load(f.room.clone(), f.ctx.clone()).await.expect("load");
+    let mut state = RoomState::load(f.room.clone(), f.ctx.clone())
+        .await
+        .expect("load");
     let session = link(1, f.alice);
-    state.handle_join(session.clone(), None, Reply::Session { outbox: session.outbox.clone(), req_id: None }).await;
-    let author = Author { user_id: f.alice, username: "alice".into() };
-    let reply = Reply::Session { outbox: session.outbox.clone(), req_id: Some(5) };
-    state.handle_post(author, post(f.room.id, "lost", None), reply).await;
+    state
+        .handle_join(
+            session.clone(),
+            None,
+            Reply::Session {
+                outbox: session.outbox.clone(),
+                req_id: None,
+            },
+        )
+        .await;
+    let author = Author {
+        user_id: f.alice,
+        username: "alice".into(),
+    };
+    let reply = Reply::Session {
+        outbox: session.outbox.clone(),
+        req_id: Some(5),
+    };
+    state
+        .handle_post(author, post(f.room.id, "lost", None), reply)
+        .await;
     state.take_write_batch().expect("batch");
-    state.handle_committed(Err(voiceflow_schema::StoreError::Unavailable("disk gone".into())));
+    state.handle_committed(Err(voiceflow_schema::StoreError::Unavailable(
+        "disk gone".into(),
+    )));
     let frames = drain(&session.outbox).await;
     assert!(frames.iter().all(|v| v["type"] != "message:received"));
     let ack = frames.iter().find(|v| v["type"] == "ack").expect("ack");
@@ -115,50 +201,113 @@ async fn a_failed_write_is_reported_and_never_broadcast() {
 #[tokio::test]
 async fn a_nonce_in_flight_or_stored_gives_back_the_same_message() {
     let f = fixture(ActorConfig::default()).await;
-    let mut state = RoomState::load(f.room.clone(), f.ctx.clone()).await.expect("load");
+    let mut state = RoomState::load(f.room.clone(), f.ctx.clone())
+        .await
+        .expect("load");
     let outbox = Outbox::new(100);
-    let author = Author { user_id: f.alice, username: "alice".into() };
+    let author = Author {
+        user_id: f.alice,
+        username: "alice".into(),
+    };
     for id in [1, 2] {
-        let reply = Reply::Session { outbox: outbox.clone(), req_id: Some(id) };
-        state.handle_post(author.clone(), post(f.room.id, "x", Some("n1")), reply).await;
+        let reply = Reply::Session {
+            outbox: outbox.clone(),
+            req_id: Some(id),
+        };
+        state
+            .handle_post(author.clone(), post(f.room.id, "x", Some("n1")), reply)
+            .await;
     }
     let batch = state.take_write_batch().expect("batch");
     assert_eq!(batch.len(), 1, "the retry joined the first post");
     f.ctx.store.append_messages(&batch).await.expect("append");
     state.handle_committed(Ok(()));
     // After a restart the nonce is found in storage.
-    let mut fresh = RoomState::load(f.room.clone(), f.ctx.clone()).await.expect("reload");
-    let reply = Reply::Session { outbox: outbox.clone(), req_id: Some(3) };
-    fresh.handle_post(author, post(f.room.id, "x", Some("n1")), reply).await;
+    let mut fresh = RoomState::load(f.room.clone(), f.ctx.clone())
+        .await
+        .expect("reload");
+    let reply = Reply::Session {
+        outbox: outbox.clone(),
+        req_id: Some(3),
+    };
+    fresh
+        .handle_post(author, post(f.room.id, "x", Some("n1")), reply)
+        .await;
     assert!(fresh.take_write_batch().is_none());
-    let acks: Vec<_> = drain(&outbox).await.into_iter().filter(|v| v["type"] == "ack").collect();
+    let acks: Vec<_> = drain(&outbox)
+        .await
+        .into_iter()
+        .filter(|v| v["type"] == "ack")
+        .collect();
     assert_eq!(acks.len(), 3);
-    assert!(acks.iter().all(|a| a["data"]["message"]["id"] == acks[0]["data"]["message"]["id"]));
+    assert!(
+        acks.iter()
+            .all(|a| a["data"]["message"]["id"] == acks[0]["data"]["message"]["id"])
+    );
 }
 
 #[tokio::test]
 async fn replay_stops_at_what_was_broadcast_and_respects_the_limit() {
-    let config = ActorConfig { replay_limit: 3, ..ActorConfig::default() };
+    let config = ActorConfig {
+        replay_limit: 3,
+        ..ActorConfig::default()
+    };
     let f = fixture(config).await;
-    let mut state = RoomState::load(f.room.clone(), f.ctx.clone()).await.expect("load");
-    let author = Author { user_id: f.alice, username: "alice".into() };
+    let mut state = RoomState::load(f.room.clone(), f.ctx.clone())
+        .await
+        .expect("load");
+    let author = Author {
+        user_id: f.alice,
+        username: "alice".into(),
+    };
     let sink = Outbox::new(100);
     for i in 0..5 {
-        let reply = Reply::Session { outbox: sink.clone(), req_id: None };
-        state.handle_post(author.clone(), post(f.room.id, &format!("m{i}"), None), reply).await;
+        let reply = Reply::Session {
+            outbox: sink.clone(),
+            req_id: None,
+        };
+        state
+            .handle_post(
+                author.clone(),
+                post(f.room.id, &format!("m{i}"), None),
+                reply,
+            )
+            .await;
     }
     let batch = state.take_write_batch().expect("batch");
     f.ctx.store.append_messages(&batch).await.expect("append");
     state.handle_committed(Ok(()));
     let since = batch[1].id;
     let session = link(2, f.alice);
-    state.handle_join(session.clone(), Some(since), Reply::Session { outbox: session.outbox.clone(), req_id: Some(1) }).await;
+    state
+        .handle_join(
+            session.clone(),
+            Some(since),
+            Reply::Session {
+                outbox: session.outbox.clone(),
+                req_id: Some(1),
+            },
+        )
+        .await;
     let frames = drain(&session.outbox).await;
-    let replayed: Vec<_> = frames.iter().filter(|v| v["type"] == "message:received").map(|v| v["data"]["content"].clone()).collect();
+    let replayed: Vec<_> = frames
+        .iter()
+        .filter(|v| v["type"] == "message:received")
+        .map(|v| v["data"]["content"].clone())
+        .collect();
     assert_eq!(replayed, ["m2", "m3", "m4"]);
     assert_eq!(frames.last().expect("ack")["data"]["replayed"], 3);
     let late = link(3, f.alice);
-    state.handle_join(late.clone(), Some(batch[0].id.min(Snowflake(1))), Reply::Session { outbox: late.outbox.clone(), req_id: Some(1) }).await;
+    state
+        .handle_join(
+            late.clone(),
+            Some(batch[0].id.min(Snowflake(1))),
+            Reply::Session {
+                outbox: late.outbox.clone(),
+                req_id: Some(1),
+            },
+        )
+        .await;
     let frames = drain(&late.outbox).await;
     assert_eq!(frames.last().expect("ack")["data"]["replayTruncated"], true);
     assert!(frames.iter().all(|v| v["type"] != "message:received"));
@@ -166,39 +315,112 @@ async fn replay_stops_at_what_was_broadcast_and_respects_the_limit() {
 
 #[tokio::test(start_paused = true)]
 async fn typing_expires_after_the_ttl_with_paused_time() {
-    let config = ActorConfig { typing_ttl: Duration::from_secs(6), ..ActorConfig::default() };
+    let config = ActorConfig {
+        typing_ttl: Duration::from_secs(6),
+        ..ActorConfig::default()
+    };
     let f = fixture(config).await;
     let bob = f.ctx.ids.next_id();
-    f.ctx.store.put_member(&Membership { room_id: f.room.id, user_id: bob, role: Role::Member, joined_at: 1 }).await.expect("member");
-    f.ctx.store
-        .create_user(&UserRecord { id: bob, username: "bob".into(), email: "b@example.com".into(), password_hash: String::new(), avatar_url: None, created_at: 0 })
+    f.ctx
+        .store
+        .put_member(&Membership {
+            room_id: f.room.id,
+            user_id: bob,
+            role: Role::Member,
+            joined_at: 1,
+        })
+        .await
+        .expect("member");
+    f.ctx
+        .store
+        .create_user(&UserRecord {
+            id: bob,
+            username: "bob".into(),
+            email: "b@example.com".into(),
+            password_hash: String::new(),
+            avatar_url: None,
+            created_at: 0,
+        })
         .await
         .expect("bob");
-    let (room, _) = Actor::spawn(None, RoomActor, RoomArgs { room: f.room.clone(), ctx: f.ctx.clone() }).await.expect("spawn");
+    let (room, _) = Actor::spawn(
+        None,
+        RoomActor,
+        RoomArgs {
+            room: f.room.clone(),
+            ctx: f.ctx.clone(),
+        },
+    )
+    .await
+    .expect("spawn");
     let watcher = link(1, f.alice);
-    room.cast(RoomMsg::Join { session: watcher.clone(), since: None, reply: Reply::Session { outbox: watcher.outbox.clone(), req_id: None } }).expect("join");
+    room.cast(RoomMsg::Join {
+        session: watcher.clone(),
+        since: None,
+        reply: Reply::Session {
+            outbox: watcher.outbox.clone(),
+            req_id: None,
+        },
+    })
+    .expect("join");
     room.cast(RoomMsg::TypingStart(bob)).expect("typing");
     tokio::time::sleep(Duration::from_millis(10)).await;
-    assert!(drain(&watcher.outbox).await.iter().any(|v| v["type"] == "user:typing"));
+    assert!(
+        drain(&watcher.outbox)
+            .await
+            .iter()
+            .any(|v| v["type"] == "user:typing")
+    );
     // A second start at 4 s pushes the expiry to 10 s.
     tokio::time::sleep(Duration::from_secs(4)).await;
     room.cast(RoomMsg::TypingStart(bob)).expect("typing");
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert!(drain(&watcher.outbox).await.iter().all(|v| v["type"] != "user:stopped_typing"), "the first timer is stale");
+    assert!(
+        drain(&watcher.outbox)
+            .await
+            .iter()
+            .all(|v| v["type"] != "user:stopped_typing"),
+        "the first timer is stale"
+    );
     tokio::time::sleep(Duration::from_secs(4)).await;
-    assert!(drain(&watcher.outbox).await.iter().any(|v| v["type"] == "user:stopped_typing"));
+    assert!(
+        drain(&watcher.outbox)
+            .await
+            .iter()
+            .any(|v| v["type"] == "user:stopped_typing")
+    );
     room.stop(None);
 }
 
 #[tokio::test]
 async fn a_crashed_room_is_forgotten_and_restarts_from_storage() {
     let f = fixture(ActorConfig::default()).await;
-    let (sup, _) = Actor::spawn(None, Supervisor, SupervisorKind::Rooms(f.ctx.directory.clone())).await.expect("sup");
+    let (sup, _) = Actor::spawn(
+        None,
+        Supervisor,
+        SupervisorKind::Rooms(f.ctx.directory.clone()),
+    )
+    .await
+    .expect("sup");
     f.ctx.directory.set_supervisor(sup.clone());
-    let first = f.ctx.directory.get_or_start(&f.ctx, f.room.id).await.expect("start");
-    let author = Author { user_id: f.alice, username: "alice".into() };
-    let sent = f.ctx.directory
-        .call(&f.ctx, f.room.id, |port| RoomMsg::Post { author: author.clone(), post: post(f.room.id, "before", None), reply: Reply::Port(port) })
+    let first = f
+        .ctx
+        .directory
+        .get_or_start(&f.ctx, f.room.id)
+        .await
+        .expect("start");
+    let author = Author {
+        user_id: f.alice,
+        username: "alice".into(),
+    };
+    let sent = f
+        .ctx
+        .directory
+        .call(&f.ctx, f.room.id, |port| RoomMsg::Post {
+            author: author.clone(),
+            post: post(f.room.id, "before", None),
+            reply: Reply::Port(port),
+        })
         .await
         .expect("post");
     first.kill();
@@ -208,14 +430,30 @@ async fn a_crashed_room_is_forgotten_and_restarts_from_storage() {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let second = f.ctx.directory.get_or_start(&f.ctx, f.room.id).await.expect("restart");
+    let second = f
+        .ctx
+        .directory
+        .get_or_start(&f.ctx, f.room.id)
+        .await
+        .expect("restart");
     assert_ne!(first.get_id(), second.get_id());
-    let again = f.ctx.directory
-        .call(&f.ctx, f.room.id, |port| RoomMsg::Post { author, post: post(f.room.id, "after", None), reply: Reply::Port(port) })
+    let again = f
+        .ctx
+        .directory
+        .call(&f.ctx, f.room.id, |port| RoomMsg::Post {
+            author,
+            post: post(f.room.id, "after", None),
+            reply: Reply::Port(port),
+        })
         .await
         .expect("post after restart");
     assert!(again.message.id > sent.message.id);
-    let history = f.ctx.store.messages_before(f.room.id, None, 10).await.expect("history");
+    let history = f
+        .ctx
+        .store
+        .messages_before(f.room.id, None, 10)
+        .await
+        .expect("history");
     assert_eq!(history.len(), 2);
     sup.stop(None);
 }

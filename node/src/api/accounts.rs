@@ -11,7 +11,7 @@ use warp::{Filter, Rejection};
 
 use super::{authed, json_body, parse, validate, with_state};
 use crate::auth::AuthUser;
-use crate::error::{ok, respond, ApiError};
+use crate::error::{ApiError, ok, respond};
 use crate::state::AppState;
 
 /// A user as its owner sees it.
@@ -75,7 +75,9 @@ struct PatchMeBody {
     avatar_url: Option<Option<String>>,
 }
 
-fn double_option<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+fn double_option<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<String>>, D::Error> {
     Option::<String>::deserialize(d).map(Some)
 }
 
@@ -107,7 +109,9 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .and(with_state(state.clone()))
         .and(authed(state.clone()))
         .and(json_body(limit))
-        .then(|s: AppState, user: AuthUser, body: Bytes| async move { respond(logout(s, user, body).await) });
+        .then(|s: AppState, user: AuthUser, body: Bytes| async move {
+            respond(logout(s, user, body).await)
+        });
     let me = warp::path!("users" / "me")
         .and(warp::get())
         .and(with_state(state.clone()))
@@ -118,8 +122,22 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .and(with_state(state.clone()))
         .and(authed(state))
         .and(json_body(limit))
-        .then(|s: AppState, user: AuthUser, body: Bytes| async move { respond(patch_me(s, user, body).await) });
-    register.or(login).unify().or(refresh).unify().or(verify).unify().or(logout).unify().or(me).unify().or(patch_me).unify()
+        .then(|s: AppState, user: AuthUser, body: Bytes| async move {
+            respond(patch_me(s, user, body).await)
+        });
+    register
+        .or(login)
+        .unify()
+        .or(refresh)
+        .unify()
+        .or(verify)
+        .unify()
+        .or(logout)
+        .unify()
+        .or(me)
+        .unify()
+        .or(patch_me)
+        .unify()
 }
 
 fn session_body(user: &UserRecord, pair: crate::auth::TokenPair) -> serde_json::Value {
@@ -160,7 +178,17 @@ async fn register(s: AppState, body: Bytes) -> Result<Response, ApiError> {
         Err(StoreError::Conflict { field }) => return Err(conflict(field)),
         Err(e) => return Err(e.into()),
     }
-    let pair = s.auth.issue(store.as_ref(), &AuthUser { id: user.id, username: user.username.clone() }, None).await?;
+    let pair = s
+        .auth
+        .issue(
+            store.as_ref(),
+            &AuthUser {
+                id: user.id,
+                username: user.username.clone(),
+            },
+            None,
+        )
+        .await?;
     Ok(ok(StatusCode::CREATED, &session_body(&user, pair)))
 }
 
@@ -175,23 +203,54 @@ async fn login(s: AppState, body: Bytes) -> Result<Response, ApiError> {
     let user = s.ctx.store.user_by_email(&b.email).await?;
     let hash = user.as_ref().map(|u| u.password_hash.clone());
     if !s.auth.verify_password(b.password, hash).await {
-        return Err(ApiError::new(ErrorCode::InvalidCredentials, "email or password is wrong"));
+        return Err(ApiError::new(
+            ErrorCode::InvalidCredentials,
+            "email or password is wrong",
+        ));
     }
-    let user = user.ok_or_else(|| ApiError::new(ErrorCode::InvalidCredentials, "email or password is wrong"))?;
-    let pair = s.auth.issue(s.ctx.store.as_ref(), &AuthUser { id: user.id, username: user.username.clone() }, None).await?;
+    let user = user.ok_or_else(|| {
+        ApiError::new(ErrorCode::InvalidCredentials, "email or password is wrong")
+    })?;
+    let pair = s
+        .auth
+        .issue(
+            s.ctx.store.as_ref(),
+            &AuthUser {
+                id: user.id,
+                username: user.username.clone(),
+            },
+            None,
+        )
+        .await?;
     Ok(ok(StatusCode::OK, &session_body(&user, pair)))
 }
 
 async fn refresh(s: AppState, body: Bytes) -> Result<Response, ApiError> {
     let b: RefreshBody = parse(&body)?;
-    let (user_id, pair) = s.auth.refresh(s.ctx.store.as_ref(), &b.refresh_token).await?;
-    let user = s.ctx.store.user_by_id(user_id).await?.ok_or_else(|| ApiError::unauthorized("account is gone"))?;
+    let (user_id, pair) = s
+        .auth
+        .refresh(s.ctx.store.as_ref(), &b.refresh_token)
+        .await?;
+    let user = s
+        .ctx
+        .store
+        .user_by_id(user_id)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("account is gone"))?;
     Ok(ok(StatusCode::OK, &session_body(&user, pair)))
 }
 
 async fn verify(s: AppState, user: AuthUser) -> Result<Response, ApiError> {
-    let record = s.ctx.store.user_by_id(user.id).await?.ok_or_else(|| ApiError::unauthorized("account is gone"))?;
-    Ok(ok(StatusCode::OK, &serde_json::json!({ "valid": true, "user": UserView::from(&record) })))
+    let record = s
+        .ctx
+        .store
+        .user_by_id(user.id)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("account is gone"))?;
+    Ok(ok(
+        StatusCode::OK,
+        &serde_json::json!({ "valid": true, "user": UserView::from(&record) }),
+    ))
 }
 
 async fn logout(s: AppState, user: AuthUser, body: Bytes) -> Result<Response, ApiError> {
@@ -199,17 +258,30 @@ async fn logout(s: AppState, user: AuthUser, body: Bytes) -> Result<Response, Ap
     if let Some(token) = b.refresh_token {
         s.auth.logout(s.ctx.store.as_ref(), user.id, &token).await?;
     }
-    Ok(ok(StatusCode::OK, &serde_json::json!({ "loggedOut": true })))
+    Ok(ok(
+        StatusCode::OK,
+        &serde_json::json!({ "loggedOut": true }),
+    ))
 }
 
 async fn get_me(s: AppState, user: AuthUser) -> Result<Response, ApiError> {
-    let record = s.ctx.store.user_by_id(user.id).await?.ok_or_else(|| ApiError::not_found("user"))?;
+    let record = s
+        .ctx
+        .store
+        .user_by_id(user.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
     Ok(ok(StatusCode::OK, &UserView::from(&record)))
 }
 
 async fn patch_me(s: AppState, user: AuthUser, body: Bytes) -> Result<Response, ApiError> {
     let b: PatchMeBody = parse(&body)?;
-    let mut record = s.ctx.store.user_by_id(user.id).await?.ok_or_else(|| ApiError::not_found("user"))?;
+    let mut record = s
+        .ctx
+        .store
+        .user_by_id(user.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
     if let Some(name) = b.username {
         validate::username(&name)?;
         record.username = name;

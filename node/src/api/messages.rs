@@ -3,10 +3,10 @@
 //! and live clients share one order and one durability rule.
 
 use bytes::Bytes;
-use voiceflow_actors::room::{view_of, Author, Reply, RoomMsg};
+use voiceflow_actors::room::{Author, Reply, RoomMsg, view_of};
+use voiceflow_wire::Snowflake;
 use voiceflow_wire::v1::client::SendMessage;
 use voiceflow_wire::v1::server::MessageView;
-use voiceflow_wire::Snowflake;
 use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
@@ -14,7 +14,7 @@ use warp::{Filter, Rejection};
 use super::rooms::current_username;
 use super::{authed, json_body, parse, with_state};
 use crate::auth::AuthUser;
-use crate::error::{ok, ok_page, respond, ApiError};
+use crate::error::{ApiError, ok, ok_page, respond};
 use crate::state::AppState;
 
 #[derive(serde::Deserialize)]
@@ -27,36 +27,59 @@ struct HistoryQuery {
 pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let limit = state.config.http_max_body_bytes;
     let s = || with_state(state.clone()).and(authed(state.clone()));
-    let history = warp::path!("rooms" / Snowflake / "messages").and(warp::get()).and(s()).and(warp::query::<HistoryQuery>())
-        .then(|id, s: AppState, u: AuthUser, q: HistoryQuery| async move { respond(history(s, u, id, q).await) });
-    let post = warp::path!("messages").and(warp::post()).and(s()).and(json_body(limit))
+    let history = warp::path!("rooms" / Snowflake / "messages")
+        .and(warp::get())
+        .and(s())
+        .and(warp::query::<HistoryQuery>())
+        .then(|id, s: AppState, u: AuthUser, q: HistoryQuery| async move {
+            respond(history(s, u, id, q).await)
+        });
+    let post = warp::path!("messages")
+        .and(warp::post())
+        .and(s())
+        .and(json_body(limit))
         .then(|s: AppState, u: AuthUser, b: Bytes| async move { respond(post(s, u, b).await) });
-    let delete = warp::path!("messages" / Snowflake).and(warp::delete()).and(s())
+    let delete = warp::path!("messages" / Snowflake)
+        .and(warp::delete())
+        .and(s())
         .then(|id, s: AppState, u: AuthUser| async move { respond(delete(s, u, id).await) });
     history.or(post).unify().or(delete).unify()
 }
 
-async fn history(s: AppState, user: AuthUser, room: Snowflake, q: HistoryQuery) -> Result<Response, ApiError> {
+async fn history(
+    s: AppState,
+    user: AuthUser,
+    room: Snowflake,
+    q: HistoryQuery,
+) -> Result<Response, ApiError> {
     let limit = q.limit.unwrap_or(50);
     if !(1..=100).contains(&limit) {
         return Err(ApiError::field("limit", "limit must be 1-100"));
     }
     let before = match q.before.as_deref() {
         None | Some("") => None,
-        Some(text) => Some(Snowflake::parse(text).ok_or_else(|| ApiError::field("before", "before must be a message id"))?),
+        Some(text) => Some(
+            Snowflake::parse(text)
+                .ok_or_else(|| ApiError::field("before", "before must be a message id"))?,
+        ),
     };
     if s.ctx.store.room_by_id(room).await?.is_none() {
         return Err(ApiError::not_found("room"));
     }
     if s.ctx.store.member(room, user.id).await?.is_none() {
-        return Err(ApiError::forbidden("only members may read a room's history"));
+        return Err(ApiError::forbidden(
+            "only members may read a room's history",
+        ));
     }
     let mut page = s.ctx.store.messages_before(room, before, limit + 1).await?;
     let has_more = page.len() > limit as usize;
     page.truncate(limit as usize);
     let views: Vec<MessageView> = page.iter().map(view_of).collect();
     let mut fields = serde_json::Map::new();
-    fields.insert("data".into(), serde_json::to_value(views).map_err(ApiError::internal)?);
+    fields.insert(
+        "data".into(),
+        serde_json::to_value(views).map_err(ApiError::internal)?,
+    );
     fields.insert("hasMore".into(), has_more.into());
     Ok(ok_page(fields))
 }
@@ -64,13 +87,39 @@ async fn history(s: AppState, user: AuthUser, room: Snowflake, q: HistoryQuery) 
 async fn post(s: AppState, user: AuthUser, body: Bytes) -> Result<Response, ApiError> {
     let post: SendMessage = parse(&body)?;
     let room = post.room_id;
-    let author = Author { user_id: user.id, username: current_username(&s, &user).await? };
-    let sent = s.ctx.directory.call(&s.ctx, room, |port| RoomMsg::Post { author, post, reply: Reply::Port(port) }).await?;
+    let author = Author {
+        user_id: user.id,
+        username: current_username(&s, &user).await?,
+    };
+    let sent = s
+        .ctx
+        .directory
+        .call(&s.ctx, room, |port| RoomMsg::Post {
+            author,
+            post,
+            reply: Reply::Port(port),
+        })
+        .await?;
     Ok(ok(StatusCode::CREATED, &sent))
 }
 
 async fn delete(s: AppState, user: AuthUser, id: Snowflake) -> Result<Response, ApiError> {
-    let room = s.ctx.store.message_room(id).await?.ok_or_else(|| ApiError::not_found("message"))?;
-    s.ctx.directory.call(&s.ctx, room, |reply| RoomMsg::DeleteMessage { message_id: id, by: user.id, reply }).await?;
-    Ok(ok(StatusCode::OK, &serde_json::json!({ "deleted": true, "messageId": id })))
+    let room = s
+        .ctx
+        .store
+        .message_room(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("message"))?;
+    s.ctx
+        .directory
+        .call(&s.ctx, room, |reply| RoomMsg::DeleteMessage {
+            message_id: id,
+            by: user.id,
+            reply,
+        })
+        .await?;
+    Ok(ok(
+        StatusCode::OK,
+        &serde_json::json!({ "deleted": true, "messageId": id }),
+    ))
 }

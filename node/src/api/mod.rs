@@ -16,11 +16,13 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use crate::auth::AuthUser;
-use crate::error::{ok, ApiError};
+use crate::error::{ApiError, ok};
 use crate::state::AppState;
 
 /// Hands the state to a handler.
-pub fn with_state(state: AppState) -> impl Filter<Extract = (AppState,), Error = Infallible> + Clone {
+pub fn with_state(
+    state: AppState,
+) -> impl Filter<Extract = (AppState,), Error = Infallible> + Clone {
     warp::any().map(move || state.clone())
 }
 
@@ -29,12 +31,17 @@ pub fn authed(state: AppState) -> impl Filter<Extract = (AuthUser,), Error = Rej
     warp::header::optional::<String>("authorization").and_then(move |header: Option<String>| {
         let auth = state.auth.clone();
         async move {
-            let header = header.ok_or_else(|| warp::reject::custom(ApiError::unauthorized("missing bearer token")))?;
+            let header = header.ok_or_else(|| {
+                warp::reject::custom(ApiError::unauthorized("missing bearer token"))
+            })?;
             let token = header
                 .strip_prefix("Bearer ")
                 .or_else(|| header.strip_prefix("bearer "))
-                .ok_or_else(|| warp::reject::custom(ApiError::unauthorized("expected a bearer token")))?;
-            auth.verify_access(token.trim()).map_err(warp::reject::custom)
+                .ok_or_else(|| {
+                    warp::reject::custom(ApiError::unauthorized("expected a bearer token"))
+                })?;
+            auth.verify_access(token.trim())
+                .map_err(warp::reject::custom)
         }
     })
 }
@@ -58,19 +65,30 @@ pub fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
 
 /// Every route of the front door except `/ws`.
 pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    let health = warp::path!("healthz").and(warp::get()).map(|| ok(StatusCode::OK, &serde_json::json!({"status": "ok"})));
-    let ready = warp::path!("readyz").and(warp::get()).and(with_state(state.clone())).map(|s: AppState| {
-        if s.draining.load(Ordering::Relaxed) {
-            ApiError::new(voiceflow_wire::ErrorCode::StorageUnavailable, "draining").into_response()
-        } else {
-            ok(StatusCode::OK, &serde_json::json!({"status": "ready"}))
-        }
-    });
-    let metrics = warp::path!("metrics").and(warp::get()).and(with_state(state.clone())).map(|s: AppState| {
-        s.metrics.render(&s)
-    });
+    let health = warp::path!("healthz")
+        .and(warp::get())
+        .map(|| ok(StatusCode::OK, &serde_json::json!({"status": "ok"})));
+    let ready = warp::path!("readyz")
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .map(|s: AppState| {
+            if s.draining.load(Ordering::Relaxed) {
+                ApiError::new(voiceflow_wire::ErrorCode::StorageUnavailable, "draining")
+                    .into_response()
+            } else {
+                ok(StatusCode::OK, &serde_json::json!({"status": "ready"}))
+            }
+        });
+    let metrics = warp::path!("metrics")
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .map(|s: AppState| s.metrics.render(&s));
     let api = warp::path("api").and(warp::path("v1")).and(
-        accounts::routes(state.clone()).or(rooms::routes(state.clone())).unify().or(messages::routes(state)).unify(),
+        accounts::routes(state.clone())
+            .or(rooms::routes(state.clone()))
+            .unify()
+            .or(messages::routes(state))
+            .unify(),
     );
     health.or(ready).unify().or(metrics).unify().or(api).unify()
 }

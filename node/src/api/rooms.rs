@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use voiceflow_actors::room::{rfc3339, Author, RoomMsg};
+use voiceflow_actors::room::{Author, RoomMsg, rfc3339};
 use voiceflow_schema::{Membership, Role, RoomRecord, RoomSettings, StoreError};
 use voiceflow_wire::ids::now_ms;
 use voiceflow_wire::{ErrorCode, Snowflake};
@@ -12,7 +12,7 @@ use warp::{Filter, Rejection};
 
 use super::{authed, json_body, parse, validate, with_state};
 use crate::auth::AuthUser;
-use crate::error::{ok, ok_page, respond, ApiError};
+use crate::error::{ApiError, ok, ok_page, respond};
 use crate::state::AppState;
 
 /// Settings as clients send and see them.
@@ -35,12 +35,22 @@ fn yes() -> bool {
 
 impl From<RoomSettings> for SettingsView {
     fn from(s: RoomSettings) -> Self {
-        SettingsView { is_public: s.is_public, allow_guests: s.allow_guests, require_approval: s.require_approval, record_messages: s.record_messages }
+        SettingsView {
+            is_public: s.is_public,
+            allow_guests: s.allow_guests,
+            require_approval: s.require_approval,
+            record_messages: s.record_messages,
+        }
     }
 }
 impl From<SettingsView> for RoomSettings {
     fn from(s: SettingsView) -> Self {
-        RoomSettings { is_public: s.is_public, allow_guests: s.allow_guests, require_approval: s.require_approval, record_messages: s.record_messages }
+        RoomSettings {
+            is_public: s.is_public,
+            allow_guests: s.allow_guests,
+            require_approval: s.require_approval,
+            record_messages: s.record_messages,
+        }
     }
 }
 
@@ -114,23 +124,61 @@ struct PageQuery {
 pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let limit = state.config.http_max_body_bytes;
     let s = || with_state(state.clone()).and(authed(state.clone()));
-    let create = warp::path!("rooms").and(warp::post()).and(s()).and(json_body(limit))
+    let create = warp::path!("rooms")
+        .and(warp::post())
+        .and(s())
+        .and(json_body(limit))
         .then(|s: AppState, u: AuthUser, b: Bytes| async move { respond(create(s, u, b).await) });
-    let list = warp::path!("rooms").and(warp::get()).and(s()).and(warp::query::<PageQuery>())
+    let list = warp::path!("rooms")
+        .and(warp::get())
+        .and(s())
+        .and(warp::query::<PageQuery>())
         .then(|s: AppState, _u: AuthUser, q: PageQuery| async move { respond(list(s, q).await) });
-    let get = warp::path!("rooms" / Snowflake).and(warp::get()).and(s())
+    let get = warp::path!("rooms" / Snowflake)
+        .and(warp::get())
+        .and(s())
         .then(|id, s: AppState, u: AuthUser| async move { respond(get(s, u, id).await) });
-    let patch = warp::path!("rooms" / Snowflake).and(warp::patch()).and(s()).and(json_body(limit))
-        .then(|id, s: AppState, u: AuthUser, b: Bytes| async move { respond(patch(s, u, id, b).await) });
-    let delete = warp::path!("rooms" / Snowflake).and(warp::delete()).and(s())
+    let patch =
+        warp::path!("rooms" / Snowflake)
+            .and(warp::patch())
+            .and(s())
+            .and(json_body(limit))
+            .then(|id, s: AppState, u: AuthUser, b: Bytes| async move {
+                respond(patch(s, u, id, b).await)
+            });
+    let delete = warp::path!("rooms" / Snowflake)
+        .and(warp::delete())
+        .and(s())
         .then(|id, s: AppState, u: AuthUser| async move { respond(delete(s, u, id).await) });
-    let join = warp::path!("rooms" / String / "join").and(warp::post()).and(s())
-        .then(|code: String, s: AppState, u: AuthUser| async move { respond(join(s, u, code).await) });
-    let leave = warp::path!("rooms" / Snowflake / "leave").and(warp::post()).and(s())
+    let join = warp::path!("rooms" / String / "join")
+        .and(warp::post())
+        .and(s())
+        .then(
+            |code: String, s: AppState, u: AuthUser| async move { respond(join(s, u, code).await) },
+        );
+    let leave = warp::path!("rooms" / Snowflake / "leave")
+        .and(warp::post())
+        .and(s())
         .then(|id, s: AppState, u: AuthUser| async move { respond(leave(s, u, id).await) });
-    let members = warp::path!("rooms" / Snowflake / "members").and(warp::get()).and(s())
+    let members = warp::path!("rooms" / Snowflake / "members")
+        .and(warp::get())
+        .and(s())
         .then(|id, s: AppState, u: AuthUser| async move { respond(members(s, u, id).await) });
-    create.or(list).unify().or(get).unify().or(patch).unify().or(delete).unify().or(join).unify().or(leave).unify().or(members).unify()
+    create
+        .or(list)
+        .unify()
+        .or(get)
+        .unify()
+        .or(patch)
+        .unify()
+        .or(delete)
+        .unify()
+        .or(join)
+        .unify()
+        .or(leave)
+        .unify()
+        .or(members)
+        .unify()
 }
 
 /// Short, unambiguous join codes (no 0/O, 1/I/L).
@@ -138,7 +186,9 @@ fn join_code() -> String {
     use rand::Rng;
     const ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
     let mut rng = rand::rng();
-    (0..8).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+    (0..8)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 async fn create(s: AppState, user: AuthUser, body: Bytes) -> Result<Response, ApiError> {
@@ -161,7 +211,12 @@ async fn create(s: AppState, user: AuthUser, body: Bytes) -> Result<Response, Ap
         created_at: now,
         updated_at: now,
     };
-    let admin = Membership { room_id: room.id, user_id: user.id, role: Role::Admin, joined_at: now };
+    let admin = Membership {
+        room_id: room.id,
+        user_id: user.id,
+        role: Role::Admin,
+        joined_at: now,
+    };
     for _ in 0..8 {
         room.join_code = join_code();
         match s.ctx.store.create_room(&room, &admin).await {
@@ -184,7 +239,10 @@ async fn list(s: AppState, q: PageQuery) -> Result<Response, ApiError> {
     let rooms: Vec<RoomView> = result.rooms.iter().map(RoomView::from).collect();
     let has_more = offset + (rooms.len() as u64) < result.total;
     let mut fields = serde_json::Map::new();
-    fields.insert("data".into(), serde_json::to_value(rooms).map_err(ApiError::internal)?);
+    fields.insert(
+        "data".into(),
+        serde_json::to_value(rooms).map_err(ApiError::internal)?,
+    );
     fields.insert("total".into(), result.total.into());
     fields.insert("page".into(), page.into());
     fields.insert("limit".into(), limit.into());
@@ -193,16 +251,34 @@ async fn list(s: AppState, q: PageQuery) -> Result<Response, ApiError> {
 }
 
 /// The room, if the user may see it: public rooms to anyone, private ones to members.
-async fn visible_room(s: &AppState, user: &AuthUser, id: Snowflake) -> Result<RoomRecord, ApiError> {
-    let room = s.ctx.store.room_by_id(id).await?.ok_or_else(|| ApiError::not_found("room"))?;
+async fn visible_room(
+    s: &AppState,
+    user: &AuthUser,
+    id: Snowflake,
+) -> Result<RoomRecord, ApiError> {
+    let room = s
+        .ctx
+        .store
+        .room_by_id(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("room"))?;
     if !room.settings.is_public && s.ctx.store.member(id, user.id).await?.is_none() {
         return Err(ApiError::forbidden("not a member of this room"));
     }
     Ok(room)
 }
 
-async fn require_admin(s: &AppState, user: &AuthUser, id: Snowflake) -> Result<RoomRecord, ApiError> {
-    let room = s.ctx.store.room_by_id(id).await?.ok_or_else(|| ApiError::not_found("room"))?;
+async fn require_admin(
+    s: &AppState,
+    user: &AuthUser,
+    id: Snowflake,
+) -> Result<RoomRecord, ApiError> {
+    let room = s
+        .ctx
+        .store
+        .room_by_id(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("room"))?;
     match s.ctx.store.member(id, user.id).await? {
         Some(m) if m.role == Role::Admin => Ok(room),
         _ => Err(ApiError::forbidden("only a room admin may do this")),
@@ -214,7 +290,12 @@ async fn get(s: AppState, user: AuthUser, id: Snowflake) -> Result<Response, Api
     Ok(ok(StatusCode::OK, &RoomView::from(&room)))
 }
 
-async fn patch(s: AppState, user: AuthUser, id: Snowflake, body: Bytes) -> Result<Response, ApiError> {
+async fn patch(
+    s: AppState,
+    user: AuthUser,
+    id: Snowflake,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let b: PatchBody = parse(&body)?;
     let mut room = require_admin(&s, &user, id).await?;
     if let Some(name) = b.name {
@@ -232,7 +313,10 @@ async fn patch(s: AppState, user: AuthUser, id: Snowflake, body: Bytes) -> Resul
         }
         let members = s.ctx.store.room_members(id).await?.len() as u32;
         if max < members {
-            return Err(ApiError::field("maxUsers", format!("the room already has {members} members")));
+            return Err(ApiError::field(
+                "maxUsers",
+                format!("the room already has {members} members"),
+            ));
         }
         room.max_users = max;
     }
@@ -249,23 +333,59 @@ async fn patch(s: AppState, user: AuthUser, id: Snowflake, body: Bytes) -> Resul
 
 async fn delete(s: AppState, user: AuthUser, id: Snowflake) -> Result<Response, ApiError> {
     require_admin(&s, &user, id).await?;
-    s.ctx.directory.call(&s.ctx, id, |reply| RoomMsg::DeleteRoom { by: user.id, reply }).await?;
-    Ok(ok(StatusCode::OK, &serde_json::json!({ "deleted": true, "roomId": id })))
+    s.ctx
+        .directory
+        .call(&s.ctx, id, |reply| RoomMsg::DeleteRoom {
+            by: user.id,
+            reply,
+        })
+        .await?;
+    Ok(ok(
+        StatusCode::OK,
+        &serde_json::json!({ "deleted": true, "roomId": id }),
+    ))
 }
 
 async fn join(s: AppState, user: AuthUser, code: String) -> Result<Response, ApiError> {
     if code.is_empty() || code.len() > 32 || !code.chars().all(|c| c.is_ascii_alphanumeric()) {
-        return Err(ApiError::new(ErrorCode::NotFound, "no room has that join code"));
+        return Err(ApiError::new(
+            ErrorCode::NotFound,
+            "no room has that join code",
+        ));
     }
-    let room = s.ctx.store.room_by_code(&code).await?.ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no room has that join code"))?;
-    let author = Author { user_id: user.id, username: current_username(&s, &user).await? };
-    let reply = s.ctx.directory.call(&s.ctx, room.id, |reply| RoomMsg::AddMember { author, reply }).await?;
+    let room = s
+        .ctx
+        .store
+        .room_by_code(&code)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no room has that join code"))?;
+    let author = Author {
+        user_id: user.id,
+        username: current_username(&s, &user).await?,
+    };
+    let reply = s
+        .ctx
+        .directory
+        .call(&s.ctx, room.id, |reply| RoomMsg::AddMember {
+            author,
+            reply,
+        })
+        .await?;
     Ok(ok(StatusCode::OK, &reply))
 }
 
 async fn leave(s: AppState, user: AuthUser, id: Snowflake) -> Result<Response, ApiError> {
-    s.ctx.directory.call(&s.ctx, id, |reply| RoomMsg::RemoveMember { user_id: user.id, reply }).await?;
-    Ok(ok(StatusCode::OK, &serde_json::json!({ "roomId": id, "left": true })))
+    s.ctx
+        .directory
+        .call(&s.ctx, id, |reply| RoomMsg::RemoveMember {
+            user_id: user.id,
+            reply,
+        })
+        .await?;
+    Ok(ok(
+        StatusCode::OK,
+        &serde_json::json!({ "roomId": id, "left": true }),
+    ))
 }
 
 async fn members(s: AppState, user: AuthUser, id: Snowflake) -> Result<Response, ApiError> {
@@ -276,5 +396,10 @@ async fn members(s: AppState, user: AuthUser, id: Snowflake) -> Result<Response,
 
 /// Usernames can change after a token was issued; the stored one is the truth.
 pub async fn current_username(s: &AppState, user: &AuthUser) -> Result<String, ApiError> {
-    Ok(s.ctx.store.user_by_id(user.id).await?.map(|u| u.username).unwrap_or_else(|| user.username.clone()))
+    Ok(s.ctx
+        .store
+        .user_by_id(user.id)
+        .await?
+        .map(|u| u.username)
+        .unwrap_or_else(|| user.username.clone()))
 }

@@ -6,7 +6,10 @@ use crate::error::ApiError;
 pub fn username(name: &str) -> Result<(), ApiError> {
     let len = name.chars().count();
     if !(3..=20).contains(&len) || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err(ApiError::field("username", "username must be 3-20 letters, digits or underscores"));
+        return Err(ApiError::field(
+            "username",
+            "username must be 3-20 letters, digits or underscores",
+        ));
     }
     Ok(())
 }
@@ -22,7 +25,11 @@ pub fn email(email: &str) -> Result<(), ApiError> {
         return Err(bad());
     }
     let labels: Vec<&str> = domain.split('.').collect();
-    if labels.len() < 2 || labels.iter().any(|l| l.is_empty() || l.starts_with('-') || l.ends_with('-')) {
+    if labels.len() < 2
+        || labels
+            .iter()
+            .any(|l| l.is_empty() || l.starts_with('-') || l.ends_with('-'))
+    {
         return Err(bad());
     }
     Ok(())
@@ -32,10 +39,16 @@ pub fn email(email: &str) -> Result<(), ApiError> {
 pub fn password(password: &str) -> Result<(), ApiError> {
     let len = password.chars().count();
     if len < 8 {
-        return Err(ApiError::field("password", "password must be at least 8 characters"));
+        return Err(ApiError::field(
+            "password",
+            "password must be at least 8 characters",
+        ));
     }
     if len > 128 {
-        return Err(ApiError::field("password", "password must be at most 128 characters"));
+        return Err(ApiError::field(
+            "password",
+            "password must be at most 128 characters",
+        ));
     }
     Ok(())
 }
@@ -46,7 +59,10 @@ pub fn avatar_url(url: &str) -> Result<(), ApiError> {
         && (url.starts_with("https://") || url.starts_with("http://"))
         && !url.chars().any(|c| c.is_whitespace() || c.is_control());
     if !ok {
-        return Err(ApiError::field("avatarUrl", "avatarUrl must be an http(s) URL"));
+        return Err(ApiError::field(
+            "avatarUrl",
+            "avatarUrl must be an http(s) URL",
+        ));
     }
     Ok(())
 }
@@ -55,7 +71,10 @@ pub fn avatar_url(url: &str) -> Result<(), ApiError> {
 pub fn length(field: &str, value: &str, min: usize, max: usize) -> Result<(), ApiError> {
     let len = value.chars().count();
     if len < min || len > max {
-        return Err(ApiError::field(field, format!("{field} must be {min}-{max} characters")));
+        return Err(ApiError::field(
+            field,
+            format!("{field} must be {min}-{max} characters"),
+        ));
     }
     Ok(())
 }

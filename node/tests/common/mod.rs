@@ -10,15 +10,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{Context, Result, anyhow, bail};
 use futures_util::{SinkExt, StreamExt};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// Settings tests commonly shorten; written to a config file for the node.
-pub const FAST_CONFIG: &str = "password_hash_memory_kib = 1024\npassword_hash_iterations = 1\ntyping_ttl_ms = 600\n";
+pub const FAST_CONFIG: &str =
+    "password_hash_memory_kib = 1024\npassword_hash_iterations = 1\ntyping_ttl_ms = 600\n";
 
 /// A node process.
 pub struct TestNode {
@@ -55,7 +56,10 @@ impl TestNode {
             .arg("127.0.0.1:0")
             .arg("--data-dir")
             .arg(dir.join("data"))
-            .env("RUST_LOG", std::env::var("TEST_NODE_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("TEST_NODE_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -65,11 +69,9 @@ impl TestNode {
         std::thread::spawn(move || {
             let mut sent = false;
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if !sent {
-                    if let Some(addr) = line.strip_prefix("VOICEFLOW_LISTENING ") {
-                        let _ = tx.send(addr.trim().to_owned());
-                        sent = true;
-                    }
+                if !sent && let Some(addr) = line.strip_prefix("VOICEFLOW_LISTENING ") {
+                    let _ = tx.send(addr.trim().to_owned());
+                    sent = true;
                 }
             }
         });
@@ -105,8 +107,13 @@ impl TestNode {
 
     /// SIGTERM and wait; returns the exit code.
     pub fn terminate(&mut self) -> Result<Option<i32>> {
-        let Some(mut child) = self.child.take() else { bail!("not running") };
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM)?;
+        let Some(mut child) = self.child.take() else {
+            bail!("not running")
+        };
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )?;
         for _ in 0..300 {
             if let Some(status) = child.try_wait()? {
                 return Ok(status.code());
@@ -124,7 +131,13 @@ impl TestNode {
 
     // ---- REST ----
 
-    pub async fn call(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<Value>) -> Result<(u16, Value)> {
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Result<(u16, Value)> {
         let mut req = self.http.request(method, self.url(path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -139,7 +152,8 @@ impl TestNode {
     }
 
     pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Result<(u16, Value)> {
-        self.call(reqwest::Method::POST, path, token, Some(body)).await
+        self.call(reqwest::Method::POST, path, token, Some(body))
+            .await
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Result<(u16, Value)> {
@@ -159,29 +173,56 @@ impl TestNode {
             bail!("register {name}: {status} {body}");
         }
         Ok(User {
-            id: body["data"]["user"]["id"].as_str().unwrap_or_default().to_owned(),
-            token: body["data"]["token"].as_str().unwrap_or_default().to_owned(),
-            refresh: body["data"]["refreshToken"].as_str().unwrap_or_default().to_owned(),
+            id: body["data"]["user"]["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            token: body["data"]["token"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            refresh: body["data"]["refreshToken"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
             name: name.to_owned(),
         })
     }
 
     /// Creates a room owned by `owner`; returns (id, join code).
-    pub async fn create_room(&self, owner: &User, name: &str, settings: Value, max_users: u32) -> Result<(String, String)> {
+    pub async fn create_room(
+        &self,
+        owner: &User,
+        name: &str,
+        settings: Value,
+        max_users: u32,
+    ) -> Result<(String, String)> {
         let (status, body) = self
-            .post("/api/v1/rooms", Some(&owner.token), json!({"name": name, "maxUsers": max_users, "settings": settings}))
+            .post(
+                "/api/v1/rooms",
+                Some(&owner.token),
+                json!({"name": name, "maxUsers": max_users, "settings": settings}),
+            )
             .await?;
         if status != 201 {
             bail!("create room: {status} {body}");
         }
         Ok((
             body["data"]["id"].as_str().unwrap_or_default().to_owned(),
-            body["data"]["joinCode"].as_str().unwrap_or_default().to_owned(),
+            body["data"]["joinCode"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
         ))
     }
 
     pub async fn join_code(&self, user: &User, code: &str) -> Result<(u16, Value)> {
-        self.post(&format!("/api/v1/rooms/{code}/join"), Some(&user.token), json!({})).await
+        self.post(
+            &format!("/api/v1/rooms/{code}/join"),
+            Some(&user.token),
+            json!({}),
+        )
+        .await
     }
 
     pub async fn ws(&self, user: &User) -> Result<WsClient> {
@@ -217,8 +258,13 @@ pub struct WsClient {
 
 impl WsClient {
     pub async fn connect(addr: SocketAddr, token: &str) -> Result<WsClient> {
-        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws?token={token}")).await?;
-        let mut client = WsClient { ws, next_id: 0, backlog: Default::default() };
+        let (ws, _) =
+            tokio_tungstenite::connect_async(format!("ws://{addr}/ws?token={token}")).await?;
+        let mut client = WsClient {
+            ws,
+            next_id: 0,
+            backlog: Default::default(),
+        };
         let hello = client.next_event("hello").await?;
         if hello["data"]["protocol"] != 1 {
             bail!("bad hello {hello}");
@@ -235,7 +281,8 @@ impl WsClient {
     pub async fn send(&mut self, event: &str, data: Value) -> Result<u64> {
         self.next_id += 1;
         let id = self.next_id;
-        self.send_raw(&json!({"type": event, "id": id, "data": data}).to_string()).await?;
+        self.send_raw(&json!({"type": event, "id": id, "data": data}).to_string())
+            .await?;
         Ok(id)
     }
 
@@ -261,7 +308,9 @@ impl WsClient {
         }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
         loop {
-            let frame = tokio::time::timeout_at(deadline, self.ws.next()).await.context("timed out waiting for a frame")?;
+            let frame = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .context("timed out waiting for a frame")?;
             match frame {
                 Some(Ok(Message::Text(text))) => {
                     let v: Value = serde_json::from_str(text.as_str())?;
@@ -282,7 +331,10 @@ impl WsClient {
     pub async fn closed(&mut self) -> Result<Option<u16>> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
         loop {
-            match tokio::time::timeout_at(deadline, self.ws.next()).await.context("timed out waiting for close")? {
+            match tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .context("timed out waiting for close")?
+            {
                 Some(Ok(Message::Close(frame))) => return Ok(frame.map(|f| u16::from(f.code))),
                 Some(Ok(_)) => {}
                 Some(Err(_)) | None => return Ok(None),
@@ -297,13 +349,13 @@ impl WsClient {
         }
         let deadline = tokio::time::Instant::now() + wait;
         while let Ok(Some(Ok(frame))) = tokio::time::timeout_at(deadline, self.ws.next()).await {
-            if let Message::Text(text) = frame {
-                if let Ok(v) = serde_json::from_str::<Value>(text.as_str()) {
-                    if pred(&v) {
-                        return true;
-                    }
-                    self.backlog.push_back(v);
+            if let Message::Text(text) = frame
+                && let Ok(v) = serde_json::from_str::<Value>(text.as_str())
+            {
+                if pred(&v) {
+                    return true;
                 }
+                self.backlog.push_back(v);
             }
         }
         false

@@ -214,7 +214,10 @@ pub fn validate_content(content: &str) -> Result<(), ErrorBody> {
         return Err(ErrorBody::field("content", "content must not be empty"));
     }
     if chars > crate::v1::MAX_CONTENT_CHARS {
-        return Err(ErrorBody::field("content", "content is longer than 4000 characters"));
+        return Err(ErrorBody::field(
+            "content",
+            "content is longer than 4000 characters",
+        ));
     }
     Ok(())
 }
@@ -225,7 +228,10 @@ pub fn validate_nonce(nonce: &str) -> Result<(), ErrorBody> {
         || nonce.len() > crate::v1::MAX_NONCE_LEN
         || !nonce.bytes().all(|b| b.is_ascii_graphic())
     {
-        return Err(ErrorBody::field("nonce", "nonce must be 1-64 printable ASCII characters"));
+        return Err(ErrorBody::field(
+            "nonce",
+            "nonce must be 1-64 printable ASCII characters",
+        ));
     }
     Ok(())
 }
@@ -236,7 +242,8 @@ mod tests {
 
     #[test]
     fn envelope_and_payload_parse() {
-        let text = r#"{"type":"message:send","id":7,"data":{"roomId":"42","content":"hi","nonce":"n1"}}"#;
+        let text =
+            r#"{"type":"message:send","id":7,"data":{"roomId":"42","content":"hi","nonce":"n1"}}"#;
         let frame = ClientFrame::parse(text).expect("envelope");
         assert_eq!(frame.event, "message:send");
         assert_eq!(frame.id, Some(7));
@@ -259,7 +266,10 @@ mod tests {
         let err = frame.payload::<SendMessage>().expect_err("must fail");
         assert_eq!(err.id, Some(3));
         assert_eq!(err.error.code, ErrorCode::ValidationError);
-        assert_eq!(err.error.details, Some(serde_json::json!({"field": "content"})));
+        assert_eq!(
+            err.error.details,
+            Some(serde_json::json!({"field": "content"}))
+        );
     }
 
     #[test]

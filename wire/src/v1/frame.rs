@@ -64,12 +64,24 @@ pub fn event<T: Serialize>(event: &str, data: &T) -> Frame {
 
 /// `{"type":"ack","id":id,"ok":true,"data":data}`.
 pub fn ack_ok<T: Serialize>(id: u64, data: &T) -> Frame {
-    to_frame(&AckOut::<T> { event: events::ACK, id, ok: true, data: Some(data), error: None })
+    to_frame(&AckOut::<T> {
+        event: events::ACK,
+        id,
+        ok: true,
+        data: Some(data),
+        error: None,
+    })
 }
 
 /// `{"type":"ack","id":id,"ok":false,"error":{...}}`.
 pub fn ack_err(id: u64, error: &ErrorBody) -> Frame {
-    to_frame(&AckOut::<()> { event: events::ACK, id, ok: false, data: None, error: Some(error) })
+    to_frame(&AckOut::<()> {
+        event: events::ACK,
+        id,
+        ok: false,
+        data: None,
+        error: Some(error),
+    })
 }
 
 /// A failed ack when the request had an id, else an `error` event.
@@ -90,11 +102,20 @@ mod tests {
         let f = event("pong", &serde_json::json!({"serverTime": 1}));
         assert_eq!(f.as_str(), r#"{"type":"pong","data":{"serverTime":1}}"#);
         let f = ack_ok(5, &serde_json::json!({"a": 1}));
-        assert_eq!(f.as_str(), r#"{"type":"ack","id":5,"ok":true,"data":{"a":1}}"#);
+        assert_eq!(
+            f.as_str(),
+            r#"{"type":"ack","id":5,"ok":true,"data":{"a":1}}"#
+        );
         let e = ErrorBody::new(ErrorCode::RoomFull, "full");
         let f = failure(Some(9), &e);
-        assert_eq!(f.as_str(), r#"{"type":"ack","id":9,"ok":false,"error":{"code":"ROOM_FULL","message":"full"}}"#);
+        assert_eq!(
+            f.as_str(),
+            r#"{"type":"ack","id":9,"ok":false,"error":{"code":"ROOM_FULL","message":"full"}}"#
+        );
         let f = failure(None, &e);
-        assert_eq!(f.as_str(), r#"{"type":"error","data":{"code":"ROOM_FULL","message":"full"}}"#);
+        assert_eq!(
+            f.as_str(),
+            r#"{"type":"error","data":{"code":"ROOM_FULL","message":"full"}}"#
+        );
     }
 }
