@@ -54,6 +54,8 @@ impl CloseReason {
 #[derive(Debug, Default)]
 struct State {
     queue: VecDeque<Frame>,
+    /// WebSocket frames queued (an entry may hold a whole batch).
+    queued_frames: usize,
     closed: Option<CloseReason>,
     /// Newest message id pushed per room: where an automatic re-join resumes from.
     last_message: Vec<(Snowflake, Snowflake)>,
@@ -80,7 +82,7 @@ pub enum Drained {
 }
 
 impl Outbox {
-    /// An empty outbox holding at most `capacity` frames.
+    /// An empty outbox holding at most `capacity` WebSocket frames.
     pub fn new(capacity: usize) -> Self {
         Outbox(Arc::new(Inner {
             state: Mutex::new(State::default()),
@@ -109,7 +111,9 @@ impl Outbox {
         if state.closed.is_some() {
             return false;
         }
-        if state.queue.len() + frames.len() > self.0.capacity {
+        let adding: usize = frames.iter().map(Frame::count).sum();
+        if state.queued_frames + adding > self.0.capacity {
+            state.queued_frames = 0;
             state.queue.clear();
             state.queue.shrink_to_fit();
             state.closed = Some(CloseReason::slow_consumer());
@@ -117,7 +121,10 @@ impl Outbox {
             self.0.notify.notify_one();
             return false;
         }
-        state.queue.extend(frames.iter().cloned());
+        state.queued_frames += adding;
+        state
+            .queue
+            .extend(frames.iter().filter(|f| f.count() > 0).cloned());
         if let Some((room, last)) = mark {
             match state.last_message.iter_mut().find(|(r, _)| *r == room) {
                 Some(entry) => entry.1 = entry.1.max(last),
@@ -167,6 +174,7 @@ impl Outbox {
             {
                 let mut state = self.0.state.lock();
                 if !state.queue.is_empty() {
+                    state.queued_frames = 0;
                     buf.extend(state.queue.drain(..));
                     if state.queue.capacity() > 1024 {
                         // A burst is over: give the memory back so idle sessions stay small.

@@ -114,8 +114,13 @@ pub async fn run(args: &Args, ctx: &Ctx) -> Result<()> {
     rss.idle(opened.ok + 1);
 
     eprintln!(
-        "fanout: sending for {} s with window {window}",
-        duration.as_secs()
+        "fanout: sending for {} s with window {window}, rate {}",
+        duration.as_secs(),
+        if args.send_rate > 0.0 {
+            format!("{} msg/s", args.send_rate)
+        } else {
+            "unpaced".into()
+        }
     );
     let cpu = CpuMeter::start(args.server_pid);
     let ack_latency = shared_histogram();
@@ -125,6 +130,7 @@ pub async fn run(args: &Args, ctx: &Ctx) -> Result<()> {
         SendPlan {
             room_json: serde_json::to_string(&room.id)?,
             window,
+            rate: args.send_rate,
             pad_to: args.content_bytes,
             origin: ctx.origin,
             send_end: send_start + duration,
@@ -293,10 +299,18 @@ impl Progress {
 struct SendPlan {
     room_json: String,
     window: usize,
+    /// Messages per second; 0 = unpaced.
+    rate: f64,
     pad_to: usize,
     origin: Instant,
     send_end: Instant,
     drain: Duration,
+}
+
+/// How long until the pacing schedule allows the next send.
+fn pace_wait(plan: &SendPlan, started: Instant, sent: u64) -> Duration {
+    let next = Duration::from_secs_f64((sent + 1) as f64 / plan.rate);
+    next.saturating_sub(started.elapsed())
 }
 
 /// Keeps up to `window` messages unacknowledged until `send_end`, then waits up to
@@ -330,8 +344,16 @@ async fn send_loop(mut conn: Conn, plan: SendPlan, ack_latency: SharedHist) -> S
                 break;
             }
         }
-        if sending && inflight.len() < plan.window {
-            while inflight.len() < plan.window {
+        // With a rate, only what the schedule allows by now may go out.
+        let due = if plan.rate > 0.0 {
+            ((started.elapsed().as_secs_f64() * plan.rate) as u64).saturating_sub(st.sent)
+        } else {
+            u64::MAX
+        };
+        if sending && inflight.len() < plan.window && due > 0 {
+            let mut budget = due;
+            while inflight.len() < plan.window && budget > 0 {
+                budget -= 1;
                 let id = conn.next_id();
                 let t = elapsed_ns(plan.origin);
                 let frame = ws::send_frame(id, &plan.room_json, t, plan.pad_to);
@@ -383,6 +405,7 @@ async fn send_loop(mut conn: Conn, plan: SendPlan, ack_latency: SharedHist) -> S
                 }
             },
             () = &mut wake => {}
+            () = tokio::time::sleep(pace_wait(&plan, started, st.sent)), if sending && plan.rate > 0.0 => {}
         }
     }
     if sending {

@@ -42,8 +42,9 @@
 //! generator is meant to run pinned to one core; a single-threaded reactor avoids
 //! cross-thread wake-ups and cache-line traffic. `--threads N` (N > 1) uses a
 //! multi-threaded runtime instead. Received `message:received` frames are recognised by
-//! a byte-prefix check and the `t=` digits are found by a byte search, without JSON
-//! parsing; other frames (acks, hello, presence) are parsed with serde_json.
+//! a byte-prefix check (or a SIMD search for `"type":"message:received"` when the node
+//! orders fields differently) and the `t=` digits are found by a byte search, without
+//! JSON parsing; other frames (acks, hello, presence) are parsed with serde_json.
 //!
 //! Every wait is bounded (`--timeout-secs` per request/connect, `--drain-secs` after
 //! sending, `--max-runtime-secs` for the whole run), so the program always exits by
@@ -151,6 +152,11 @@ pub struct Args {
     /// rooms: members per room (each member user has one connection joined to it).
     #[arg(long, default_value_t = 10)]
     pub members: usize,
+
+    /// fanout: messages per second from the sender, paced evenly (the window still caps what is
+    /// unacknowledged); 0 = as fast as the window allows.
+    #[arg(long, default_value_t = 0.0)]
+    pub send_rate: f64,
 
     /// rooms: messages per second sent to each room.
     #[arg(long, default_value_t = 1.0)]

@@ -67,6 +67,10 @@ pub struct Auth {
     /// A hash of a random password, verified against when an email is unknown so that the
     /// answer takes as long as for a wrong password.
     dummy_hash: Arc<String>,
+    /// Bounds concurrent hashes to the core count: each costs `password_hash_memory_kib` of
+    /// memory and a core for tens of milliseconds, so a burst of logins queues instead of
+    /// exhausting memory and starving the chat traffic.
+    hashing: Arc<tokio::sync::Semaphore>,
 }
 
 fn random_token(bytes: usize) -> String {
@@ -131,11 +135,15 @@ impl Auth {
             refresh_ttl: config.refresh_token_ttl_secs,
             argon,
             dummy_hash: Arc::new(dummy),
+            hashing: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            )),
         })
     }
 
     /// Hashes a password off the async threads (argon2 is deliberately slow).
     pub async fn hash_password(&self, password: String) -> Result<String, ApiError> {
+        let _permit = self.hashing.acquire().await.map_err(ApiError::internal)?;
         let argon = self.argon.clone();
         tokio::task::spawn_blocking(move || {
             let salt = SaltString::generate(&mut OsRng);
@@ -150,6 +158,9 @@ impl Auth {
 
     /// Checks a password against a stored hash (or the dummy one when `hash` is `None`).
     pub async fn verify_password(&self, password: String, hash: Option<String>) -> bool {
+        let Ok(_permit) = self.hashing.acquire().await else {
+            return false;
+        };
         let argon = self.argon.clone();
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.dummy_hash.as_ref().clone());

@@ -224,8 +224,10 @@ impl Config {
         {
             return bad("ws_idle_timeout_secs must be greater than ws_ping_interval_secs > 0");
         }
-        if self.outbound_queue_frames < 16 {
-            return bad("outbound_queue_frames must be at least 16");
+        if self.outbound_queue_frames < 256 {
+            return bad(
+                "outbound_queue_frames must be at least 256 (one room batch of acks and events)",
+            );
         }
         if self.password_hash_memory_kib < 8 || self.password_hash_iterations == 0 {
             return bad("argon2 parameters too small");

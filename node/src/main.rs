@@ -4,6 +4,11 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use voiceflow_node::config::{Cli, Config, LogFormat};
 
+// mimalloc hands freed memory back to the OS; with glibc, bursts of argon2 hashing (19 MiB
+// each) left gigabytes resident in per-thread arenas.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::load(Cli::parse())?;

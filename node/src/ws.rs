@@ -13,6 +13,7 @@ use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use ractor::{Actor, ActorRef};
+use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -177,6 +178,25 @@ fn close_frame(reason: &CloseReason) -> CloseFrame {
     }
 }
 
+/// Writes pre-encoded frames straight to the socket in one write. tungstenite keeps the read
+/// side, pings and the close handshake; its own buffer (a queued pong) is flushed first so
+/// frames never interleave.
+async fn write_raw(ws: &mut Ws, batch: &[Frame], scratch: &mut Vec<u8>) -> std::io::Result<()> {
+    ws.flush().await.map_err(std::io::Error::other)?;
+    let io = ws.get_mut();
+    match batch {
+        [one] => io.write_all(one.wire_bytes()).await?,
+        many => {
+            scratch.clear();
+            for f in many {
+                scratch.extend_from_slice(f.wire_bytes());
+            }
+            io.write_all(scratch).await?;
+        }
+    }
+    io.flush().await
+}
+
 /// Moves frames both ways until either side ends. Returns the close to send, if any.
 async fn pump(
     state: &AppState,
@@ -191,6 +211,7 @@ async fn pump(
     ping.tick().await;
     let mut last_heard = Instant::now();
     let mut batch: Vec<Frame> = Vec::new();
+    let mut scratch: Vec<u8> = Vec::new();
     loop {
         tokio::select! {
             inbound = ws.next() => {
@@ -216,13 +237,7 @@ async fn pump(
                 match drained {
                     Drained::Closed(reason) => return Some(reason),
                     Drained::Frames => {
-                        let write = async {
-                            for f in batch.drain(..) {
-                                let text = Utf8Bytes::try_from(f.into_bytes()).unwrap_or_default();
-                                ws.feed(Message::Text(text)).await?;
-                            }
-                            ws.flush().await
-                        };
+                        let write = write_raw(ws, &batch, &mut scratch);
                         match tokio::time::timeout(write_timeout, write).await {
                             Ok(Ok(())) => {}
                             Ok(Err(e)) => {
@@ -232,6 +247,10 @@ async fn pump(
                             Err(_) => return Some(CloseReason::slow_consumer()),
                         }
                         batch.clear();
+                        if scratch.capacity() > 256 * 1024 {
+                            // A burst is over; idle connections should stay small.
+                            scratch = Vec::new();
+                        }
                     }
                 }
             }

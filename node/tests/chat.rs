@@ -382,7 +382,11 @@ async fn bad_frames_get_clear_errors_and_the_connection_survives() -> anyhow::Re
 
 #[tokio::test]
 async fn a_client_that_cannot_keep_up_is_closed_and_nobody_else_notices() -> anyhow::Result<()> {
-    let node = TestNode::start_with(&format!("{}outbound_queue_frames = 16\nws_write_timeout_ms = 2000\n", common::FAST_CONFIG)).await?;
+    let node = TestNode::start_with(&format!(
+        "{}outbound_queue_frames = 512\nws_write_timeout_ms = 2000\n",
+        common::FAST_CONFIG
+    ))
+    .await?;
     let alice = node.register("alice").await?;
     let bob = node.register("bob").await?;
     let (room, code) = node.create_room(&alice, "General", json!({}), 10).await?;
@@ -390,22 +394,36 @@ async fn a_client_that_cannot_keep_up_is_closed_and_nobody_else_notices() -> any
     let mut sender = node.ws(&alice).await?;
     let mut stalled = node.ws(&bob).await?;
     sender.request("room:join", json!({"roomId": room})).await?;
-    stalled.request("room:join", json!({"roomId": room})).await?;
+    stalled
+        .request("room:join", json!({"roomId": room}))
+        .await?;
     // Bob stops reading. Alice sends ~16 MB; Bob's socket buffers fill, his queue overflows.
     let big = "x".repeat(4000);
     let mut pending = std::collections::VecDeque::new();
     for _ in 0..4000 {
-        pending.push_back(sender.send("message:send", json!({"roomId": room, "content": big})).await?);
+        pending.push_back(
+            sender
+                .send("message:send", json!({"roomId": room, "content": big}))
+                .await?,
+        );
         if pending.len() >= 32 {
             let id = pending.pop_front().unwrap_or_default();
-            assert_eq!(sender.ack(id).await?["ok"], true, "the sender is never slowed or refused");
+            assert_eq!(
+                sender.ack(id).await?["ok"],
+                true,
+                "the sender is never slowed or refused"
+            );
             sender.backlog.clear();
         }
     }
     for id in pending {
         assert_eq!(sender.ack(id).await?["ok"], true);
     }
-    assert_eq!(stalled.closed().await?, Some(4008), "closed as a slow consumer");
+    assert_eq!(
+        stalled.closed().await?,
+        Some(4008),
+        "closed as a slow consumer"
+    );
     assert_eq!(sender.request("ping", json!({})).await?["ok"], true);
     Ok(())
 }

@@ -456,19 +456,19 @@ impl RoomState {
             }
             return;
         }
+        // Encoded once; every member gets the same bytes, one queue entry for the whole batch.
         let frames: Vec<Frame> = batch
             .iter()
             .map(|p| frame::event(events::MESSAGE_RECEIVED, &p.view))
             .collect();
+        let blob = [Frame::concat(&frames)];
         let last = batch
             .last()
             .map(|p| p.record.id)
             .unwrap_or(self.last_broadcast);
         self.last_broadcast = self.last_broadcast.max(last);
         for session in self.live.values() {
-            session
-                .outbox
-                .push_room_messages(self.room.id, last, &frames);
+            session.outbox.push_room_messages(self.room.id, last, &blob);
         }
         metrics::counter!("voiceflow_messages_total").increment(batch.len() as u64);
         metrics::counter!("voiceflow_deliveries_total")

@@ -94,7 +94,12 @@ async fn drain(outbox: &Outbox) -> Vec<serde_json::Value> {
     match tokio::time::timeout(Duration::from_millis(50), outbox.next_batch(&mut buf)).await {
         Ok(Drained::Frames) => buf
             .iter()
-            .map(|f| serde_json::from_str(f.as_str()).expect("json"))
+            .flat_map(|f| {
+                f.texts()
+                    .into_iter()
+                    .map(|t| serde_json::from_str(t).expect("json"))
+                    .collect::<Vec<_>>()
+            })
             .collect(),
         _ => Vec::new(),
     }

@@ -1,35 +1,103 @@
-//! Encoding server frames. A frame is encoded once into [`Frame`] (cheaply clonable bytes that
-//! are guaranteed UTF-8 JSON) and the same bytes are handed to every recipient.
+//! Encoding server frames. A frame is encoded once, as the complete WebSocket frame (RFC 6455
+//! §5.2: server frames are unmasked, so the bytes are the same for every recipient), into a
+//! [`Frame`]: cheaply clonable shared bytes. A room concatenates a committed batch into one
+//! [`Frame`] holding many WebSocket frames, so each recipient costs one queue entry and one
+//! socket write per batch, not per message.
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
 
 use crate::error::ErrorBody;
 use crate::v1::server::events;
 
-/// One encoded server frame: UTF-8 JSON text, shared by reference count.
+/// One or more encoded WebSocket text frames, each carrying one JSON server event.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Frame(Bytes);
+pub struct Frame {
+    wire: Bytes,
+    count: u32,
+}
+
+/// Encodes `json` as one final, unmasked WebSocket text frame.
+fn ws_text_frame(json: &[u8]) -> Bytes {
+    let len = json.len();
+    let mut out = BytesMut::with_capacity(len + 10);
+    out.put_u8(0x81); // FIN + opcode 1 (text)
+    if len < 126 {
+        out.put_u8(len as u8);
+    } else if len <= u16::MAX as usize {
+        out.put_u8(126);
+        out.put_u16(len as u16);
+    } else {
+        out.put_u8(127);
+        out.put_u64(len as u64);
+    }
+    out.put_slice(json);
+    out.freeze()
+}
+
+/// Splits encoded frames into their payloads; `None` if the bytes are not frames we made.
+fn payloads(mut wire: &[u8]) -> Option<Vec<&str>> {
+    let mut out = Vec::new();
+    while !wire.is_empty() {
+        let (len, header) = match *wire.get(1)? {
+            126 => (
+                u16::from_be_bytes([*wire.get(2)?, *wire.get(3)?]) as usize,
+                4,
+            ),
+            127 => (
+                u64::from_be_bytes(wire.get(2..10)?.try_into().ok()?) as usize,
+                10,
+            ),
+            n => (n as usize, 2usize),
+        };
+        let payload = wire.get(header..header.checked_add(len)?)?;
+        out.push(std::str::from_utf8(payload).ok()?);
+        wire = &wire[header + len..];
+    }
+    Some(out)
+}
 
 impl Frame {
-    /// The JSON bytes.
-    pub fn bytes(&self) -> &Bytes {
-        &self.0
+    /// The bytes to write to the socket as they are.
+    pub fn wire_bytes(&self) -> &Bytes {
+        &self.wire
     }
 
-    /// The JSON text.
+    /// How many WebSocket frames (server events) this holds.
+    pub fn count(&self) -> usize {
+        self.count as usize
+    }
+
+    /// The JSON text of each event, in order.
+    pub fn texts(&self) -> Vec<&str> {
+        payloads(&self.wire).unwrap_or_default()
+    }
+
+    /// The JSON text of the first event (the only one for a single frame).
     pub fn as_str(&self) -> &str {
-        // Frames are only built from `String`s below, so this never fails.
-        std::str::from_utf8(&self.0).unwrap_or("")
+        self.texts().first().copied().unwrap_or("")
     }
 
-    /// Takes the bytes (for handing to a WebSocket writer).
-    pub fn into_bytes(self) -> Bytes {
-        self.0
+    /// Concatenates frames into one, preserving order.
+    pub fn concat(frames: &[Frame]) -> Frame {
+        if let [one] = frames {
+            return one.clone();
+        }
+        let mut out = BytesMut::with_capacity(frames.iter().map(|f| f.wire.len()).sum());
+        for f in frames {
+            out.put_slice(&f.wire);
+        }
+        Frame {
+            wire: out.freeze(),
+            count: frames.iter().map(|f| f.count).sum(),
+        }
     }
 
-    fn from_string(s: String) -> Frame {
-        Frame(Bytes::from(s))
+    fn from_json(json: &[u8]) -> Frame {
+        Frame {
+            wire: ws_text_frame(json),
+            count: 1,
+        }
     }
 }
 
@@ -53,8 +121,8 @@ struct AckOut<'a, T: Serialize> {
 }
 
 fn to_frame<T: Serialize>(value: &T) -> Frame {
-    // Serializing plain data structs to a String cannot fail; fall back to an empty object.
-    Frame::from_string(serde_json::to_string(value).unwrap_or_else(|_| "{}".to_owned()))
+    // Serializing plain data structs cannot fail; fall back to an empty object.
+    Frame::from_json(&serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec()))
 }
 
 /// `{"type": event, "data": data}`.
@@ -96,6 +164,35 @@ pub fn failure(id: Option<u64>, error: &ErrorBody) -> Frame {
 mod tests {
     use super::*;
     use crate::error::ErrorCode;
+
+    #[test]
+    fn frames_carry_websocket_headers_for_every_length() {
+        for len in [0usize, 1, 125, 126, 127, 65_535, 65_536, 200_000] {
+            let text = "a".repeat(len);
+            let f = Frame::from_json(text.as_bytes());
+            let wire = f.wire_bytes();
+            assert_eq!(wire[0], 0x81);
+            let header = if len < 126 {
+                2
+            } else if len <= 65_535 {
+                4
+            } else {
+                10
+            };
+            assert_eq!(wire.len(), header + len);
+            assert_eq!(f.as_str(), text);
+        }
+        let joined = Frame::concat(&[event("a", &1), event("b", &2), event("c", &3)]);
+        assert_eq!(joined.count(), 3);
+        assert_eq!(
+            joined.texts(),
+            [
+                r#"{"type":"a","data":1}"#,
+                r#"{"type":"b","data":2}"#,
+                r#"{"type":"c","data":3}"#
+            ]
+        );
+    }
 
     #[test]
     fn frames_have_the_documented_shape() {
