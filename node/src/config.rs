@@ -65,7 +65,7 @@ pub struct Config {
     pub ws_max_frame_bytes: usize,
     /// Frames queued for one connection before it is closed as a slow consumer.
     pub outbound_queue_frames: usize,
-    /// A write to a client that takes longer than this closes it as a slow consumer, ms.
+    /// A client that accepts not one byte for this long is dropped (it is not reading), ms.
     pub ws_write_timeout_ms: u64,
     /// Invalid frames in a row before a connection is closed.
     pub max_consecutive_errors: u32,

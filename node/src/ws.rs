@@ -178,23 +178,51 @@ fn close_frame(reason: &CloseReason) -> CloseFrame {
     }
 }
 
-/// Writes pre-encoded frames straight to the socket in one write. tungstenite keeps the read
-/// side, pings and the close handshake; its own buffer (a queued pong) is flushed first so
-/// frames never interleave.
-async fn write_raw(ws: &mut Ws, batch: &[Frame], scratch: &mut Vec<u8>) -> std::io::Result<()> {
-    ws.flush().await.map_err(std::io::Error::other)?;
-    let io = ws.get_mut();
-    match batch {
-        [one] => io.write_all(one.wire_bytes()).await?,
+/// Why a write to a client stopped.
+enum WriteFailure {
+    /// The socket failed or closed.
+    Io(std::io::Error),
+    /// Not one byte went out for the whole stall timeout: the client is not reading.
+    Stalled,
+}
+
+/// Writes pre-encoded frames straight to the socket. tungstenite keeps the read side, pings
+/// and the close handshake; its own buffer (a queued pong) is flushed first so frames never
+/// interleave. Progress is tracked write by write, so a frame is never cut in half by a
+/// timeout: either everything is written, or the client stalled completely and the connection
+/// is dropped (a close frame could not reach it anyway).
+async fn write_raw(
+    ws: &mut Ws,
+    batch: &[Frame],
+    scratch: &mut Vec<u8>,
+    stall: Duration,
+) -> Result<(), WriteFailure> {
+    match tokio::time::timeout(stall, ws.flush()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(WriteFailure::Io(std::io::Error::other(e))),
+        Err(_) => return Err(WriteFailure::Stalled),
+    }
+    let bytes: &[u8] = match batch {
+        [one] => one.wire_bytes(),
         many => {
             scratch.clear();
             for f in many {
                 scratch.extend_from_slice(f.wire_bytes());
             }
-            io.write_all(scratch).await?;
+            scratch
+        }
+    };
+    let io = ws.get_mut();
+    let mut written = 0;
+    while written < bytes.len() {
+        match tokio::time::timeout(stall, io.write(&bytes[written..])).await {
+            Ok(Ok(0)) => return Err(WriteFailure::Io(std::io::ErrorKind::WriteZero.into())),
+            Ok(Ok(n)) => written += n,
+            Ok(Err(e)) => return Err(WriteFailure::Io(e)),
+            Err(_) => return Err(WriteFailure::Stalled),
         }
     }
-    io.flush().await
+    Ok(())
 }
 
 /// Moves frames both ways until either side ends. Returns the close to send, if any.
@@ -237,14 +265,19 @@ async fn pump(
                 match drained {
                     Drained::Closed(reason) => return Some(reason),
                     Drained::Frames => {
-                        let write = write_raw(ws, &batch, &mut scratch);
-                        match tokio::time::timeout(write_timeout, write).await {
-                            Ok(Ok(())) => {}
-                            Ok(Err(e)) => {
+                        // A client that overflows its queue while this write is under way gets
+                        // its 4008 close right after it (the outbox reports the close next).
+                        match write_raw(ws, &batch, &mut scratch, write_timeout).await {
+                            Ok(()) => {}
+                            Err(WriteFailure::Io(e)) => {
                                 tracing::debug!(error = %e, "websocket write error");
                                 return None;
                             }
-                            Err(_) => return Some(CloseReason::slow_consumer()),
+                            Err(WriteFailure::Stalled) => {
+                                tracing::info!("client stopped reading; dropping the connection");
+                                metrics::counter!("voiceflow_slow_consumer_drops_total").increment(1);
+                                return None;
+                            }
                         }
                         batch.clear();
                         if scratch.capacity() > 256 * 1024 {
@@ -258,8 +291,9 @@ async fn pump(
                 if last_heard.elapsed() >= idle_timeout {
                     return Some(CloseReason::idle_timeout());
                 }
-                if ws.send(Message::Ping(Default::default())).await.is_err() {
-                    return None;
+                match tokio::time::timeout(write_timeout, ws.send(Message::Ping(Default::default()))).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) | Err(_) => return None,
                 }
             }
         }

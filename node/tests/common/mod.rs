@@ -327,6 +327,16 @@ impl WsClient {
         }
     }
 
+    /// The next frame (`Ok(None)`: the stream ended), or `Err(close code)` on a close frame.
+    pub async fn next_frame(&mut self) -> std::result::Result<Option<Value>, Option<u16>> {
+        match tokio::time::timeout(Duration::from_secs(15), self.ws.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => Ok(serde_json::from_str(text.as_str()).ok()),
+            Ok(Some(Ok(Message::Close(frame)))) => Err(frame.map(|f| u16::from(f.code))),
+            Ok(Some(Ok(_))) => Ok(Some(Value::Null)),
+            Ok(Some(Err(_))) | Ok(None) | Err(_) => Ok(None),
+        }
+    }
+
     /// Waits until the server closes the connection; returns the close code.
     pub async fn closed(&mut self) -> Result<Option<u16>> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
