@@ -309,6 +309,10 @@ struct SendPlan {
 
 /// How long until the pacing schedule allows the next send.
 fn pace_wait(plan: &SendPlan, started: Instant, sent: u64) -> Duration {
+    // select! builds every branch's future, even disabled ones.
+    if plan.rate <= 0.0 {
+        return Duration::from_secs(3600);
+    }
     let next = Duration::from_secs_f64((sent + 1) as f64 / plan.rate);
     next.saturating_sub(started.elapsed())
 }

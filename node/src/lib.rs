@@ -7,6 +7,7 @@
 //! - `auth`: argon2 passwords and JWT access/refresh tokens with rotation.
 //! - `ws`: the WebSocket upgrade and the per-connection read/write pump.
 //! - `metrics`: Prometheus exposition. `state`: what handlers share.
+//! - `web`: the embedded web client (`node/web/`) at `/`.
 //! - [`Node`]: a started node; [`run`] starts one and waits for SIGINT/SIGTERM.
 
 pub mod config;
@@ -16,6 +17,7 @@ mod auth;
 mod error;
 mod metrics;
 mod state;
+mod web;
 mod ws;
 
 use std::net::SocketAddr;
@@ -82,12 +84,13 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
     let routes = ws::route(state.clone())
         .or(api::routes(state.clone()))
         .unify()
+        .or(web::routes())
+        .unify()
         .recover(error::recover)
         .unify()
         .with(warp::trace::request());
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let listener =
+        bind(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let server = tokio::spawn(
@@ -108,6 +111,20 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
         stop_server: Some(stop_tx),
         supervisors: vec![rooms_sup, sessions_sup],
     })
+}
+
+/// Binds with a deep accept backlog: the default of 128 overflows when thousands of clients
+/// reconnect at once (after a node restart), and each dropped SYN costs a client a 1 s retry.
+fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_nodelay(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
 }
 
 impl Node {

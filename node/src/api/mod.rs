@@ -64,7 +64,7 @@ pub fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
 }
 
 /// Every route of the front door except `/ws`.
-pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+pub fn routes(state: AppState) -> warp::filters::BoxedFilter<(Response,)> {
     let health = warp::path!("healthz")
         .and(warp::get())
         .map(|| ok(StatusCode::OK, &serde_json::json!({"status": "ok"})));
@@ -84,11 +84,13 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .and(with_state(state.clone()))
         .map(|s: AppState| s.metrics.render(&s));
     let api = warp::path("api").and(warp::path("v1")).and(
+        // Boxed per module: keeps the filter types shallow (and compile times short).
         accounts::routes(state.clone())
-            .or(rooms::routes(state.clone()))
+            .boxed()
+            .or(rooms::routes(state.clone()).boxed())
             .unify()
-            .or(messages::routes(state))
+            .or(messages::routes(state).boxed())
             .unify(),
     );
-    health.or(ready).unify().or(metrics).unify().or(api).unify()
+    health.or(ready).unify().or(metrics).unify().or(api).unify().boxed()
 }

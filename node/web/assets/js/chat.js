@@ -1,0 +1,475 @@
+// The chat controller: everything that changes the store, over REST and the WebSocket.
+//
+// Nothing lost, nothing twice:
+// - Messages are kept by id, so a message that arrives twice (replay, history page, live
+//   event, ack) is stored once.
+// - After every (re)connect each room is re-joined with `since` = the newest message id held,
+//   and the server replays what was missed before the ack. When more was missed than it
+//   replays (`replayTruncated`), the cached history is dropped and paged again.
+// - A room's history is fetched only after its subscription (or when offline), so the newest
+//   page and the live stream overlap instead of leaving a gap.
+// - Sends carry a nonce and show at once as "sending"; the ack (or our own message:received)
+//   with that nonce replaces the optimistic copy. A send that was cut off is sent again with
+//   the same nonce after the room is re-joined, and the server returns the original message
+//   instead of storing a second one. Unsent messages survive a reload (localStorage).
+//
+// The server has no "my rooms" endpoint yet, so the rooms this user joined or created are
+// remembered per browser (localStorage) and checked against the server on start.
+
+import { announce, cmpId } from './dom.js';
+import { RoomState } from './store.js';
+
+const TYPING_REPEAT_MS = 3_000; // the server ends typing 6 s after the last start
+const TYPING_FAILSAFE_MS = 8_000;
+const PAGE = 50;
+
+export class Chat {
+  #typingSentAt = new Map();
+
+  constructor({ api, socket, store, session }) {
+    this.api = api;
+    this.socket = socket;
+    this.store = store;
+    this.session = session;
+    this.me = session.user;
+    this.roomsKey = `vf.rooms.${this.me.id}`;
+    this.pendingKey = `vf.pending.${this.me.id}`;
+    this.onSocketOpen = () => this.#resubscribeAll();
+    this.onSocketEvent = (e) => this.#onEvent(e.detail.type, e.detail.data);
+    this.onSocketState = (e) => {
+      store.conn = e.detail;
+      if (e.detail.state !== 'online') {
+        for (const room of store.rooms.values()) room.subscribed = false;
+        for (const room of store.rooms.values()) this.#clearTyping(room);
+      }
+      store.emit('conn', e.detail);
+    };
+  }
+
+  /** Loads the remembered rooms and unsent messages, and starts listening. */
+  start() {
+    const { store, socket } = this;
+    store.me = this.me;
+    for (const saved of readJson(this.roomsKey, [])) {
+      if (saved?.id && !store.rooms.has(saved.id)) {
+        store.rooms.set(saved.id, new RoomState(saved.id, saved.meta ?? null));
+      }
+    }
+    for (const p of readJson(this.pendingKey, [])) {
+      const room = store.room(p.roomId);
+      if (room && p.nonce && p.content) room.pending.set(p.nonce, { ...p, state: 'queued' });
+    }
+    store.emit('rooms');
+    socket.addEventListener('open', this.onSocketOpen);
+    socket.addEventListener('event', this.onSocketEvent);
+    socket.addEventListener('state', this.onSocketState);
+    // Refresh each room's details; drop rooms that are gone or no longer ours.
+    for (const room of [...store.rooms.values()]) {
+      this.api.room(room.id).then((meta) => {
+        room.meta = meta;
+        this.#saveRooms();
+        store.emit('rooms');
+      }).catch((e) => {
+        if (e.code === 'NOT_FOUND' || e.code === 'FORBIDDEN') this.#forget(room.id);
+      });
+    }
+  }
+
+  stop() {
+    this.socket.removeEventListener('open', this.onSocketOpen);
+    this.socket.removeEventListener('event', this.onSocketEvent);
+    this.socket.removeEventListener('state', this.onSocketState);
+  }
+
+  // ---- rooms ----
+
+  /** Makes a room the open one and loads what it needs. */
+  async open(roomId) {
+    const { store } = this;
+    store.currentRoomId = roomId;
+    store.emit('current', { roomId });
+    const room = store.room(roomId);
+    if (!room) return;
+    if (!room.membersLoaded) this.loadMembers(room).catch(() => {});
+    if (!room.loadedLatest && (room.subscribed || !this.socket.online)) {
+      await this.loadLatest(room).catch(() => {});
+    }
+  }
+
+  async loadMembers(room) {
+    const list = await this.api.members(room.id);
+    room.members = new Map(list.map((m) => [m.userId, m]));
+    room.membersLoaded = true;
+    this.store.emit('members', { roomId: room.id });
+  }
+
+  /** Fetches the newest page and merges it (after the live subscription, so no gap). */
+  async loadLatest(room) {
+    const oldestBefore = room.oldestId;
+    const page = await this.api.messages(room.id, { limit: PAGE });
+    for (const m of page.data) room.put(m);
+    const oldestOfPage = page.data.length ? page.data[page.data.length - 1].id : null;
+    // When the page did not reach back to what we already held, our oldest message is still
+    // the frontier and history before it is unknown.
+    const reached = !oldestBefore || !oldestOfPage || cmpId(oldestOfPage, oldestBefore) <= 0;
+    if (reached) room.hasMore = page.hasMore;
+    room.loadedLatest = true;
+    this.store.emit('messages', { roomId: room.id, reason: 'latest' });
+  }
+
+  /** Pages back through history; resolves with whether anything was added. */
+  async loadOlder(room) {
+    if (!room.hasMore || room.loadingOlder || !room.loadedLatest) return false;
+    room.loadingOlder = true;
+    this.store.emit('messages', { roomId: room.id, reason: 'loading' });
+    try {
+      const page = await this.api.messages(room.id, { before: room.oldestId, limit: PAGE });
+      for (const m of page.data) room.put(m);
+      room.hasMore = page.hasMore;
+      return page.data.length > 0;
+    } finally {
+      room.loadingOlder = false;
+      this.store.emit('messages', { roomId: room.id, reason: 'older' });
+    }
+  }
+
+  /** Creates a room (the creator is its admin) and adds it to the sidebar. */
+  async createRoom(fields) {
+    const meta = await this.api.createRoom(fields);
+    this.#adopt(meta);
+    return meta.id;
+  }
+
+  /** Joins by code (private or public) and adds the room. */
+  async joinByCode(code) {
+    const reply = await this.api.joinByCode(code.trim().toUpperCase());
+    const meta = await this.api.room(reply.roomId);
+    const room = this.#adopt(meta);
+    room.members = new Map(reply.participants.map((m) => [m.userId, m]));
+    room.membersLoaded = true;
+    return meta.id;
+  }
+
+  async updateRoom(roomId, fields) {
+    const meta = await this.api.updateRoom(roomId, fields);
+    const room = this.store.room(roomId);
+    if (room) room.meta = meta;
+    this.#saveRooms();
+    this.store.emit('rooms');
+    return meta;
+  }
+
+  async leaveRoom(roomId) {
+    await this.api.leaveRoom(roomId);
+    this.socket.request('room:leave', { roomId }).catch(() => {});
+    this.#forget(roomId);
+  }
+
+  async deleteRoom(roomId) {
+    await this.api.deleteRoom(roomId);
+    this.#forget(roomId);
+  }
+
+  isMember(roomId) { return this.store.rooms.has(roomId); }
+
+  /**
+   * For a room not in this browser's list (a link, another device): when the server lists this
+   * user as a member, add it and resolve true.
+   */
+  async rememberIfMember(meta) {
+    const members = await this.api.members(meta.id);
+    if (!members.some((m) => m.userId === this.me.id)) return false;
+    const room = this.#adopt(meta);
+    room.members = new Map(members.map((m) => [m.userId, m]));
+    room.membersLoaded = true;
+    return true;
+  }
+
+  // ---- messages ----
+
+  /** Shows the message at once and sends it (now, or once connected). */
+  send(roomId, content) {
+    const room = this.store.room(roomId);
+    if (!room || !content.trim()) return;
+    const nonce = newNonce();
+    const p = {
+      nonce, roomId, content, state: 'sending', error: null,
+      createdAt: new Date().toISOString(), userId: this.me.id, username: this.me.username,
+    };
+    room.pending.set(nonce, p);
+    this.#savePending();
+    this.stopTyping(roomId);
+    this.store.emit('messages', { roomId, reason: 'sent' });
+    this.#trySend(room, p);
+  }
+
+  /** Sends a failed message again (same nonce: never a duplicate). */
+  retry(roomId, nonce) {
+    const room = this.store.room(roomId);
+    const p = room?.pending.get(nonce);
+    if (p) this.#trySend(room, p);
+  }
+
+  discard(roomId, nonce) {
+    const room = this.store.room(roomId);
+    if (room?.pending.delete(nonce)) {
+      this.#savePending();
+      this.store.emit('messages', { roomId, reason: 'discard' });
+    }
+  }
+
+  async deleteMessage(roomId, messageId) {
+    await this.api.deleteMessage(messageId);
+    this.#tombstone(roomId, messageId);
+  }
+
+  /** Whether this user may delete a message: its author, or an admin of the room. */
+  canDelete(room, message) {
+    return !message.deleted && (message.userId === this.me.id || room.roleOf(this.me.id) === 'admin');
+  }
+
+  // ---- typing ----
+
+  /** Call on input: sends typing:start at most every 3 s while typing goes on. */
+  typing(roomId) {
+    const room = this.store.room(roomId);
+    if (!room?.subscribed) return;
+    const last = this.#typingSentAt.get(roomId) || 0;
+    if (Date.now() - last < TYPING_REPEAT_MS) return;
+    this.#typingSentAt.set(roomId, Date.now());
+    this.socket.request('typing:start', { roomId }).catch(() => {});
+  }
+
+  /** Call on send, blur, or when the box is emptied. */
+  stopTyping(roomId) {
+    if (!this.#typingSentAt.get(roomId)) return;
+    this.#typingSentAt.delete(roomId);
+    if (this.store.room(roomId)?.subscribed) {
+      this.socket.request('typing:stop', { roomId }).catch(() => {});
+    }
+  }
+
+  /** Usernames of who is typing in a room (not counting this user). */
+  typingNames(room) {
+    return [...room.typing.keys()]
+      .filter((id) => id !== this.me.id)
+      .map((id) => room.members.get(id)?.username || 'Someone');
+  }
+
+  // ---- internals ----
+
+  async #trySend(room, p) {
+    if (!this.socket.online || !room.subscribed) {
+      p.state = 'queued';
+      this.store.emit('messages', { roomId: room.id, reason: 'queued' });
+      return; // sent after the room is re-joined
+    }
+    p.state = 'sending';
+    p.error = null;
+    this.store.emit('messages', { roomId: room.id, reason: 'sending' });
+    try {
+      const ack = await this.socket.request('message:send', {
+        roomId: room.id, content: p.content, nonce: p.nonce,
+      });
+      this.#received(ack.message, { fromAck: true });
+    } catch (e) {
+      if (!room.pending.has(p.nonce)) return; // confirmed meanwhile (own message:received)
+      if (['OFFLINE', 'DISCONNECTED', 'TIMEOUT', 'STORAGE_UNAVAILABLE', 'RATE_LIMITED'].includes(e.code)) {
+        p.state = 'queued';
+        if (e.code === 'TIMEOUT' || e.code === 'STORAGE_UNAVAILABLE' || e.code === 'RATE_LIMITED') {
+          setTimeout(() => { if (room.pending.has(p.nonce)) this.#trySend(room, p); }, 3_000);
+        }
+      } else {
+        p.state = 'failed';
+        p.error = e.message || 'Not sent.';
+      }
+      this.store.emit('messages', { roomId: room.id, reason: 'send-failed' });
+    }
+  }
+
+  /** After (re)connecting: join every room with `since`, then flush its unsent messages. */
+  #resubscribeAll() {
+    for (const room of [...this.store.rooms.values()]) this.#subscribe(room);
+  }
+
+  async #subscribe(room) {
+    const data = { roomId: room.id };
+    if (room.newestId) data.since = room.newestId;
+    room.replaying = true; // replayed messages are not read out one by one
+    try {
+      const ack = await this.socket.request('room:join', data);
+      room.replaying = false;
+      room.subscribed = true;
+      room.members = new Map(ack.participants.map((m) => [m.userId, m]));
+      room.membersLoaded = true;
+      this.store.emit('members', { roomId: room.id });
+      if (!data.since && room.loadedLatest) {
+        // An empty room, already fetched: what was posted while we were away was not replayed,
+        // so fetch the newest page again (now that we are subscribed, without a gap).
+        room.loadedLatest = false;
+      }
+      if (ack.replayTruncated) {
+        // Missed more than the server replays: page the history again from the newest.
+        room.resetHistory();
+        this.store.emit('messages', { roomId: room.id, reason: 'reset' });
+      }
+      if (this.store.currentRoomId === room.id && !room.loadedLatest) {
+        await this.loadLatest(room).catch(() => {});
+      }
+      for (const p of [...room.pending.values()]) {
+        if (p.state !== 'failed') this.#trySend(room, p);
+      }
+    } catch (e) {
+      if (e.code === 'FORBIDDEN' || e.code === 'ROOM_NOT_FOUND' || e.code === 'NOT_FOUND') {
+        this.#forget(room.id, 'You are no longer a member of this room.');
+      }
+      // Disconnected meanwhile: the next open re-joins.
+    } finally {
+      room.replaying = false;
+    }
+  }
+
+  #onEvent(type, data) {
+    const room = data?.roomId ? this.store.room(data.roomId) : null;
+    switch (type) {
+      case 'message:received':
+        if (room) this.#received(data, { fromAck: false });
+        break;
+      case 'message:deleted':
+        if (room) this.#tombstone(room.id, data.messageId);
+        break;
+      case 'room:user_joined':
+      case 'room:user_left':
+        if (room) {
+          const m = room.members.get(data.userId);
+          const online = type === 'room:user_joined';
+          room.members.set(data.userId, {
+            userId: data.userId, username: data.username, role: m?.role || 'member', online,
+          });
+          if (!online) this.#stopTypingOf(room, data.userId);
+          this.store.emit('members', { roomId: room.id });
+        }
+        break;
+      case 'user:typing':
+        if (room && data.userId !== this.me.id) {
+          clearTimeout(room.typing.get(data.userId));
+          room.typing.set(data.userId, setTimeout(() => this.#stopTypingOf(room, data.userId), TYPING_FAILSAFE_MS));
+          this.store.emit('typing', { roomId: room.id });
+        }
+        break;
+      case 'user:stopped_typing':
+        if (room) this.#stopTypingOf(room, data.userId);
+        break;
+      case 'room:deleted':
+        if (room) this.#forget(room.id, 'This room was deleted by its admin.');
+        break;
+      default:
+        break; // pong, error, and events of later protocol versions
+    }
+  }
+
+  #received(message, { fromAck }) {
+    const room = this.store.room(message.roomId);
+    if (!room) return;
+    const added = room.put(message);
+    let confirmed = false;
+    if (message.nonce && message.userId === this.me.id && room.pending.delete(message.nonce)) {
+      confirmed = true;
+      this.#savePending();
+    }
+    if (message.userId !== this.me.id) this.#stopTypingOf(room, message.userId);
+    if (room.membersLoaded && !room.members.has(message.userId)) this.#refreshMembersSoon(room);
+    if (added || confirmed) {
+      this.store.emit('messages', { roomId: room.id, reason: 'live', messageId: message.id });
+      if (added && !fromAck && !room.replaying && message.userId !== this.me.id
+        && this.store.currentRoomId === room.id) {
+        announce(`${message.username}: ${message.content}`);
+      }
+    }
+  }
+
+  /** Someone joined over REST (no live event): reload the member list, at most once a second. */
+  #refreshMembersSoon(room) {
+    if (room.membersRefresh) return;
+    room.membersRefresh = setTimeout(() => {
+      room.membersRefresh = 0;
+      if (this.store.rooms.has(room.id)) this.loadMembers(room).catch(() => {});
+    }, 1000);
+  }
+
+  #tombstone(roomId, messageId) {
+    const room = this.store.room(roomId);
+    const m = room?.messages.get(messageId);
+    if (!m || m.deleted) return;
+    room.messages.set(messageId, { ...m, deleted: true, content: '' });
+    this.store.emit('messages', { roomId, reason: 'deleted', messageId });
+  }
+
+  #stopTypingOf(room, userId) {
+    if (!room.typing.has(userId)) return;
+    clearTimeout(room.typing.get(userId));
+    room.typing.delete(userId);
+    this.store.emit('typing', { roomId: room.id });
+  }
+
+  #clearTyping(room) {
+    if (!room.typing.size) return;
+    for (const t of room.typing.values()) clearTimeout(t);
+    room.typing.clear();
+    this.store.emit('typing', { roomId: room.id });
+  }
+
+  /** Adds a room we just created or joined, subscribing at once when online. */
+  #adopt(meta) {
+    let room = this.store.room(meta.id);
+    if (!room) {
+      room = new RoomState(meta.id, meta);
+      this.store.rooms.set(meta.id, room);
+    } else room.meta = meta;
+    this.#saveRooms();
+    this.store.emit('rooms');
+    if (this.socket.online && !room.subscribed) this.#subscribe(room);
+    return room;
+  }
+
+  #forget(roomId, notice) {
+    const room = this.store.room(roomId);
+    if (!room) return;
+    this.#clearTyping(room);
+    this.store.rooms.delete(roomId);
+    this.#saveRooms();
+    this.#savePending();
+    this.store.emit('rooms', { removed: roomId, notice });
+  }
+
+  #saveRooms() {
+    const list = [...this.store.rooms.values()].map((r) => ({ id: r.id, meta: r.meta }));
+    localStorage.setItem(this.roomsKey, JSON.stringify(list));
+  }
+
+  #savePending() {
+    const list = [];
+    for (const room of this.store.rooms.values()) {
+      for (const p of room.pending.values()) {
+        list.push({ nonce: p.nonce, roomId: p.roomId, content: p.content, createdAt: p.createdAt,
+          userId: p.userId, username: p.username });
+      }
+    }
+    localStorage.setItem(this.pendingKey, JSON.stringify(list));
+  }
+}
+
+function readJson(key, fallback) {
+  try {
+    return JSON.parse(localStorage.getItem(key) || 'null') ?? fallback;
+  } catch {
+    return fallback;
+  }
+}
+
+/** A random send key (printable ASCII, well under the 64 allowed). getRandomValues works on
+ *  plain http too, where crypto.randomUUID is missing. */
+function newNonce() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return `w-${Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')}`;
+}

@@ -1,0 +1,144 @@
+// VoiceFlow's web client: plain ES modules, no build step, served by the node from assets
+// embedded in its binary (node/src/web.rs).
+//
+// Module map:
+//   session.js   tokens in localStorage, silent refresh (rotation-safe across tabs)
+//   api.js       REST client (/api/v1), errors with the server's code and field
+//   socket.js    the WebSocket: acks, heartbeat, reconnect with backoff and jitter
+//   store.js     client state (rooms, messages by id, unsent messages, members, typing)
+//   chat.js      the controller: the only code that changes the store
+//   router.js    History-API routes
+//   dom.js       element, icon and form helpers (text only, never HTML strings)
+//   views/       auth, shell (sidebar, connection banner, self footer), browser (room
+//                browser), room (room view), messages, members, room-form, dialog
+//
+// Where later issues plug in: presence dots → views/members.js (presenceOf) and store.js;
+// edits / reactions / replies → views/messages.js (renderExtras, message actions) and the
+// chat.js event switch; unread badges → store.js RoomState and the sidebar list in
+// views/shell.js; voice channels, mute / deafen and speaking rings → a views/voice.js beside
+// views/room.js plus the self footer in views/shell.js; stage rooms with the hand-raise queue
+// → views/stage.js; incoming calls → views/call.js opened from chat.js's event switch.
+
+import { Api } from './api.js';
+import { Chat } from './chat.js';
+import { Router } from './router.js';
+import { Session } from './session.js';
+import { Socket } from './socket.js';
+import { Store } from './store.js';
+import { authView } from './views/auth.js';
+import { browserView } from './views/browser.js';
+import { roomView } from './views/room.js';
+import { Shell } from './views/shell.js';
+
+const root = document.getElementById('root');
+const session = new Session();
+const api = new Api(session);
+const router = new Router(render);
+
+/** The signed-in app, or null. */
+let app = null;
+/** A line for the sign-in screen (why the user was signed out). */
+let notice = '';
+
+function startApp() {
+  const store = new Store();
+  const socket = new Socket({
+    getToken: () => session.accessToken(),
+    checkAuth: () => api.verify(),
+  });
+  const chat = new Chat({ api, socket, store, session });
+  const shell = new Shell({ store, chat, session, router, logout });
+  root.replaceChildren(shell.el);
+  chat.start();
+  socket.start();
+  app = { store, socket, chat, shell };
+  // Refresh the user's details (and find out early if the session was revoked).
+  api.verify().then((v) => { session.setUser(v.user); shell.renderSelf(); }).catch(() => {});
+}
+
+function stopApp() {
+  if (!app) return;
+  app.socket.stop();
+  app.chat.stop();
+  app.shell.destroy();
+  app = null;
+}
+
+async function logout() {
+  const refreshToken = session.refreshToken;
+  // Tell the server first (revokes the refresh token's family), then forget locally either way.
+  await api.logout(refreshToken).catch(() => {});
+  localStorage.removeItem('vf.lastRoom');
+  session.clear('logout');
+}
+
+// Another tab signed in as someone else: start over as that user.
+session.addEventListener('change', () => {
+  if (app && session.user && session.user.id !== app.chat.me.id) {
+    stopApp();
+    router.go('/', { replace: true });
+  }
+});
+
+session.addEventListener('signedout', (e) => {
+  stopApp();
+  notice = {
+    expired: 'Your session has expired. Please sign in again.',
+    elsewhere: 'You were signed out in another tab.',
+  }[e.detail.reason] || '';
+  router.go('/login', { replace: true });
+});
+
+function render(route) {
+  if (!session.signedIn) {
+    stopApp();
+    const mode = route.name === 'register' ? 'register' : 'login';
+    if (route.name !== mode) {
+      history.replaceState(null, '', '/login');
+    }
+    const view = authView({
+      mode,
+      api,
+      session,
+      notice,
+      onSwitch: (m) => router.go(`/${m}`),
+      onDone: () => {
+        notice = '';
+        router.go(sessionStorage.getItem('vf.after') || '/', { replace: true });
+        sessionStorage.removeItem('vf.after');
+      },
+    });
+    root.replaceChildren(view.el);
+    view.focus();
+    document.title = mode === 'login' ? 'Sign in · VoiceFlow' : 'Create an account · VoiceFlow';
+    return;
+  }
+  if (route.name === 'login' || route.name === 'register') {
+    router.go('/', { replace: true });
+    return;
+  }
+  if (!app) startApp();
+  const { shell, store, chat } = app;
+  switch (route.name) {
+    case 'home': {
+      const last = localStorage.getItem('vf.lastRoom');
+      router.go(last && store.rooms.has(last) ? `/rooms/${last}` : '/rooms', { replace: true });
+      return;
+    }
+    case 'room':
+      localStorage.setItem('vf.lastRoom', route.id);
+      shell.show(roomView({ roomId: route.id, store, chat, api, router, shell }));
+      return;
+    case 'browse':
+      shell.show(browserView({ store, chat, api, router, shell }));
+      return;
+    default:
+      router.go('/rooms', { replace: true });
+  }
+}
+
+// Keep the path a signed-out visitor asked for, to return there after signing in.
+if (!session.signedIn && router.route.name !== 'login' && router.route.name !== 'register') {
+  sessionStorage.setItem('vf.after', location.pathname);
+}
+router.start();

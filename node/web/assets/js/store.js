@@ -1,0 +1,98 @@
+// The client's state: the rooms this user belongs to, each with its messages (deduplicated by
+// id, kept in id order), unsent messages (by nonce), members and who is typing. Views read it
+// and subscribe to topics; only chat.js changes it.
+//
+// Topics: 'rooms' (list or a room's details changed), 'messages' / 'members' / 'typing'
+// (detail: {roomId}), 'conn' (connection state), 'current' (the open room changed).
+//
+// Later issues add state here: per-room unread counts and read markers (unread badges),
+// user presence (idle/dnd dots), reactions and edits on messages, voice participants.
+
+import { cmpId } from './dom.js';
+
+export class RoomState {
+  constructor(id, meta = null) {
+    this.id = id;
+    /** The room as GET /rooms/:id returns it (null until known). */
+    this.meta = meta;
+    /** id → message (MessageView), and the ids in ascending order. */
+    this.messages = new Map();
+    this.ids = [];
+    /** nonce → unsent message {nonce, roomId, content, state: sending|queued|failed, error}. */
+    this.pending = new Map();
+    /** Whether older history may exist before ids[0] (unknown counts as yes). */
+    this.hasMore = true;
+    this.loadingOlder = false;
+    /** The newest page of history has been fetched since the cache was last reset. */
+    this.loadedLatest = false;
+    /** userId → {userId, username, role, online}. */
+    this.members = new Map();
+    this.membersLoaded = false;
+    /** userId → timer that clears a typing indicator the server never ended. */
+    this.typing = new Map();
+    /** Subscribed over the current WebSocket connection (room:join acked). */
+    this.subscribed = false;
+    /** A room:join is in flight (its replayed messages are arriving). */
+    this.replaying = false;
+  }
+
+  get name() { return this.meta?.name ?? 'room'; }
+  get newestId() { return this.ids.length ? this.ids[this.ids.length - 1] : null; }
+  get oldestId() { return this.ids.length ? this.ids[0] : null; }
+
+  /** Adds or replaces a message; returns true when it was new. */
+  put(message) {
+    const known = this.messages.has(message.id);
+    this.messages.set(message.id, message);
+    if (known) return false;
+    const ids = this.ids;
+    if (!ids.length || cmpId(ids[ids.length - 1], message.id) < 0) ids.push(message.id);
+    else {
+      let lo = 0;
+      let hi = ids.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (cmpId(ids[mid], message.id) < 0) lo = mid + 1;
+        else hi = mid;
+      }
+      ids.splice(lo, 0, message.id);
+    }
+    return true;
+  }
+
+  /** Forgets the cached history (after a replay gap); unsent messages stay. */
+  resetHistory() {
+    this.messages.clear();
+    this.ids = [];
+    this.hasMore = true;
+    this.loadedLatest = false;
+  }
+
+  /** The role of a user here ('admin' | 'member' | null). */
+  roleOf(userId) { return this.members.get(userId)?.role ?? null; }
+}
+
+export class Store extends EventTarget {
+  constructor() {
+    super();
+    /** id → RoomState, in the order the sidebar shows them. */
+    this.rooms = new Map();
+    this.currentRoomId = null;
+    this.conn = { state: 'connecting', retryAt: 0 };
+    this.me = null;
+  }
+
+  emit(topic, detail = {}) {
+    this.dispatchEvent(new CustomEvent(topic, { detail }));
+  }
+
+  /** Subscribes to a topic; returns the unsubscribe function. */
+  on(topic, fn) {
+    const handler = (e) => fn(e.detail);
+    this.addEventListener(topic, handler);
+    return () => this.removeEventListener(topic, handler);
+  }
+
+  room(id) { return this.rooms.get(id) ?? null; }
+  get currentRoom() { return this.room(this.currentRoomId); }
+}

@@ -1,0 +1,302 @@
+// The room view: header (name, description, invite code, members toggle, admin settings,
+// leave), the message list, the typing line, the composer, and the member panel.
+//
+// Keyboard: Enter sends, Shift+Enter starts a new line; the composer takes focus when the room
+// opens. Typing sends typing:start (throttled by chat.js) and typing:stop on send, blur, or an
+// emptied box.
+
+import { h, icon } from '../dom.js';
+import { confirmDialog, modal } from './dialog.js';
+import { renderMembers } from './members.js';
+import { MessageList } from './messages.js';
+import { roomFormDialog } from './room-form.js';
+
+const MAX_LEN = 4000;
+const MEMBERS_KEY = 'vf.membersOpen';
+
+export function roomView({ roomId, store, chat, api, router, shell }) {
+  const room = store.room(roomId);
+  if (!room) return previewView({ roomId, chat, api, router, shell });
+
+  const unsub = [];
+  const title = h('h1', { class: 'room-title', id: 'room-title' });
+  const desc = h('p', { class: 'room-desc' });
+  const actions = h('div', { class: 'head-actions' });
+  const membersPanel = h('div', { class: 'members-body' });
+  const membersOpenByDefault = localStorage.getItem(MEMBERS_KEY) !== 'false';
+  const membersToggle = h('button', {
+    class: 'icon-btn', type: 'button', 'aria-controls': 'members-panel',
+    'aria-label': 'Show members', title: 'Members',
+    onclick: () => setMembersOpen(el.dataset.members !== 'open', true),
+  }, icon('users'));
+  const aside = h('aside', { class: 'members-panel', id: 'members-panel', 'aria-label': 'Members' },
+    h('div', { class: 'members-head' },
+      h('h2', {}, 'Members'),
+      h('button', {
+        class: 'icon-btn members-close', type: 'button', 'aria-label': 'Close members',
+        onclick: () => { setMembersOpen(false, true); membersToggle.focus(); },
+      }, icon('close'))),
+    membersPanel);
+
+  const jump = h('button', {
+    class: 'jump-latest', type: 'button', hidden: true,
+    onclick: () => { list.scrollToBottom(); jump.hidden = true; },
+  }, 'New messages', icon('arrowDown'));
+  const list = new MessageList({
+    room, chat, shell,
+    onNewBelow: (n) => {
+      if (n === 0) jump.hidden = true;
+      else jump.hidden = false;
+    },
+  });
+
+  const input = h('textarea', {
+    id: 'composer', class: 'composer-input', rows: '1', maxlength: String(MAX_LEN),
+    placeholder: `Message #${room.name}`, 'aria-describedby': 'composer-help', autocomplete: 'off',
+  });
+  const counter = h('span', { class: 'composer-count', 'aria-live': 'polite' });
+  const form = h('form', { class: 'composer', 'aria-label': 'Send a message' },
+    h('label', { for: 'composer', class: 'sr-only' }, `Message #${room.name}`),
+    input,
+    counter,
+    h('button', { class: 'icon-btn send-btn', type: 'submit', 'aria-label': 'Send message', title: 'Send' },
+      icon('send')),
+    h('p', { id: 'composer-help', class: 'sr-only' }, 'Enter sends, Shift+Enter adds a new line.'));
+  const typingLine = h('div', { class: 'typing-line' });
+
+  const el = h('section', { class: 'view room', 'aria-labelledby': 'room-title' },
+    h('header', { class: 'view-head' },
+      shell.menuButton(),
+      icon('hash', 'head-icon'),
+      h('div', { class: 'room-heading' }, title, desc),
+      actions),
+    h('div', { class: 'room-body' },
+      h('div', { class: 'room-chat' }, list.el, jump, h('div', { class: 'composer-wrap' }, form, typingLine)),
+      aside));
+
+  function setMembersOpen(open, remember) {
+    el.dataset.members = open ? 'open' : 'closed';
+    membersToggle.setAttribute('aria-expanded', String(open));
+    membersToggle.setAttribute('aria-label', open ? 'Hide members' : 'Show members');
+    if (remember && window.matchMedia('(min-width: 1100px)').matches) {
+      localStorage.setItem(MEMBERS_KEY, String(open));
+    }
+    if (open && remember) chat.loadMembers(room).catch(() => {});
+    if (open && remember && !window.matchMedia('(min-width: 1100px)').matches) {
+      aside.querySelector('.members-close')?.focus();
+    }
+  }
+  // Wide screens show the panel (unless closed before); narrower ones open it on demand.
+  setMembersOpen(membersOpenByDefault && window.matchMedia('(min-width: 1100px)').matches, false);
+
+  function renderHead() {
+    const meta = room.meta;
+    title.textContent = room.name;
+    desc.textContent = meta?.description || '';
+    desc.hidden = !meta?.description;
+    input.placeholder = `Message #${room.name}`;
+    document.title = `#${room.name} · VoiceFlow`;
+    const admin = room.roleOf(chat.me.id) === 'admin';
+    const buttons = [];
+    if (meta?.joinCode) {
+      buttons.push(h('button', {
+        class: 'btn btn-small btn-ghost invite-btn', type: 'button',
+        'aria-label': `Invite code ${meta.joinCode}. Copy it`, title: 'Copy the invite code',
+        onclick: () => copyCode(meta.joinCode),
+      }, icon('copy'), h('span', { class: 'invite-label', text: 'Invite' }),
+      h('code', { class: 'invite-code', text: meta.joinCode })));
+    }
+    buttons.push(membersToggle);
+    if (admin && meta) {
+      buttons.push(h('button', {
+        class: 'icon-btn', type: 'button', 'aria-label': 'Room settings', title: 'Room settings',
+        onclick: editRoom,
+      }, icon('settings')));
+    }
+    buttons.push(h('button', {
+      class: 'icon-btn', type: 'button', 'aria-label': 'Leave room', title: 'Leave room', onclick: leave,
+    }, icon('leave')));
+    actions.replaceChildren(...buttons);
+  }
+
+  async function copyCode(code) {
+    try {
+      await navigator.clipboard.writeText(code);
+      shell.toast(`Invite code ${code} copied.`);
+    } catch {
+      // No clipboard (e.g. plain http on another host): show it to copy by hand.
+      await modal({ title: 'Invite code', build: () => h('div', { class: 'dialog-body' },
+        h('p', {}, 'Share this code; people join with it from “Browse rooms”.'),
+        h('input', { class: 'code-display', readonly: true, value: code, 'aria-label': 'Invite code' })) });
+    }
+  }
+
+  async function editRoom() {
+    const meta = await roomFormDialog({
+      title: 'Room settings', submitLabel: 'Save changes', room: room.meta,
+      save: (fields) => chat.updateRoom(room.id, fields),
+    });
+    if (meta) shell.toast('Room settings saved.');
+  }
+
+  async function deleteRoom() {
+    const ok = await confirmDialog({ title: 'Delete room', danger: true, confirmLabel: 'Delete room',
+      message: `Delete #${room.name} and all its messages for everyone? This cannot be undone.` });
+    if (!ok) return;
+    try {
+      await chat.deleteRoom(room.id);
+      router.go('/rooms');
+    } catch (err) {
+      shell.toast(`Could not delete the room: ${err.message}`);
+    }
+  }
+
+  async function leave() {
+    const admin = room.roleOf(chat.me.id) === 'admin';
+    if (admin) {
+      const choice = await modal({
+        title: `Leave #${room.name}`,
+        build: (close) => h('div', { class: 'dialog-body' },
+          h('p', {}, 'You are an admin of this room. You can leave it, or delete it for everyone.'),
+          h('div', { class: 'dialog-actions' },
+            h('button', { class: 'btn btn-ghost', type: 'button', onclick: () => close(null) }, 'Cancel'),
+            h('button', { class: 'btn btn-danger', type: 'button', onclick: () => close('delete') }, 'Delete room'),
+            h('button', { class: 'btn btn-primary', type: 'button', onclick: () => close('leave') }, 'Leave'))),
+      });
+      if (choice === 'delete') return deleteRoom();
+      if (choice !== 'leave') return undefined;
+    } else {
+      const ok = await confirmDialog({ title: `Leave #${room.name}`, confirmLabel: 'Leave room',
+        message: room.meta?.settings?.isPublic === false
+          ? 'This room is private: you will need its invite code to come back.'
+          : 'You can join again from the room browser.' });
+      if (!ok) return undefined;
+    }
+    try {
+      await chat.leaveRoom(room.id);
+      router.go('/rooms');
+    } catch (err) {
+      shell.toast(`Could not leave the room: ${err.message}`);
+    }
+    return undefined;
+  }
+
+  function renderTyping() {
+    const names = chat.typingNames(room);
+    let text = '';
+    if (names.length === 1) text = `${names[0]} is typing…`;
+    else if (names.length === 2) text = `${names[0]} and ${names[1]} are typing…`;
+    else if (names.length > 2) text = 'Several people are typing…';
+    typingLine.replaceChildren(...(text ? [h('span', { class: 'typing-dots', 'aria-hidden': 'true' },
+      h('i'), h('i'), h('i')), h('span', { text })] : []));
+    typingLine.dataset.active = String(Boolean(text));
+  }
+
+  // ---- composer ----
+  function autosize() {
+    input.style.height = 'auto';
+    input.style.height = `${Math.min(input.scrollHeight, 240)}px`;
+  }
+  function send() {
+    const text = input.value;
+    if (!text.trim()) return;
+    chat.send(room.id, text);
+    input.value = '';
+    autosize();
+    updateCounter();
+  }
+  function updateCounter() {
+    const left = MAX_LEN - input.value.length;
+    counter.textContent = left < 500 ? String(left) : '';
+  }
+  input.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      send();
+    }
+  });
+  input.addEventListener('input', () => {
+    autosize();
+    updateCounter();
+    if (input.value.trim()) chat.typing(room.id);
+    else chat.stopTyping(room.id);
+  });
+  input.addEventListener('blur', () => chat.stopTyping(room.id));
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    send();
+    input.focus();
+  });
+
+  unsub.push(
+    store.on('messages', (d) => { if (d.roomId === room.id) list.schedule(d.reason, d.messageId); }),
+    store.on('members', (d) => {
+      if (d.roomId !== room.id) return;
+      renderMembers(membersPanel, room, chat.me.id);
+      renderHead();
+      list.schedule('members');
+    }),
+    store.on('typing', (d) => { if (d.roomId === room.id) renderTyping(); }),
+    store.on('rooms', (d) => {
+      if (d.removed === room.id) router.go('/rooms', { replace: true });
+      else renderHead();
+    }),
+  );
+
+  renderHead();
+  renderMembers(membersPanel, room, chat.me.id);
+  renderTyping();
+  list.render('init');
+  chat.open(room.id);
+
+  return {
+    el,
+    mounted: () => { input.focus(); list.render('init'); },
+    focusTarget: () => input,
+    destroy: () => {
+      chat.stopTyping(room.id);
+      unsub.forEach((f) => f());
+      list.destroy();
+    },
+  };
+}
+
+/** A room we are not a member of (a shared link): show what it is and offer to join. */
+function previewView({ roomId, chat, api, router, shell }) {
+  const body = h('div', { class: 'preview-card' }, h('p', { role: 'status' }, 'Loading room…'));
+  const el = h('section', { class: 'view preview', 'aria-labelledby': 'preview-title' },
+    h('header', { class: 'view-head' }, shell.menuButton(), icon('hash', 'head-icon'),
+      h('h1', { id: 'preview-title' }, 'Room')),
+    h('div', { class: 'preview-body' }, body));
+  api.room(roomId).then(async (meta) => {
+    if (await chat.rememberIfMember(meta).catch(() => false)) {
+      router.go(`/rooms/${meta.id}`, { replace: true });
+      return;
+    }
+    el.querySelector('#preview-title').textContent = meta.name;
+    document.title = `#${meta.name} · VoiceFlow`;
+    const join = h('button', { class: 'btn btn-primary', type: 'button' }, `Join #${meta.name}`);
+    join.addEventListener('click', async () => {
+      join.disabled = true;
+      try {
+        await chat.joinByCode(meta.joinCode);
+        router.go(`/rooms/${meta.id}`, { replace: true });
+      } catch (err) {
+        join.disabled = false;
+        shell.toast(err.code === 'ROOM_FULL' ? 'This room is full.' : err.message);
+      }
+    });
+    body.replaceChildren(
+      h('h2', { text: meta.name }),
+      h('p', { text: meta.description || 'No description.' }),
+      h('p', { class: 'room-card-meta', text: `Up to ${meta.maxUsers} members` }),
+      join);
+    join.focus();
+  }).catch((err) => {
+    const text = err.code === 'FORBIDDEN'
+      ? 'This room is private. Ask a member for its invite code and join from “Browse rooms”.'
+      : err.code === 'NOT_FOUND' ? 'This room does not exist (or was deleted).' : err.message;
+    body.replaceChildren(h('p', { text }), h('a', { class: 'btn btn-primary', href: '/rooms' }, 'Browse rooms'));
+  });
+  return { el };
+}

@@ -1,0 +1,181 @@
+// Shared helpers for the browser tests: start and kill real voiceflow-node processes, launch
+// Debian's Chromium through playwright-core, and a few page and REST helpers.
+
+import { spawn } from 'node:child_process';
+import { createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const ROOT = path.resolve(here, '..', '..');
+export const ARTIFACTS = path.join(ROOT, 'web-tests', 'artifacts');
+export const NODE_BIN = process.env.VOICEFLOW_NODE_BIN || path.join(ROOT, 'target', 'debug', 'voiceflow-node');
+export const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+
+mkdirSync(ARTIFACTS, { recursive: true });
+
+/** A fresh temporary directory with a fast-hashing node config in it. */
+export function makeDataDir(label) {
+  const dir = mkdtempSync(path.join(tmpdir(), `vf-web-${label}-`));
+  writeFileSync(path.join(dir, 'node.toml'),
+    'password_hash_memory_kib = 1024\npassword_hash_iterations = 1\n');
+  return dir;
+}
+
+/**
+ * Starts voiceflow-node on `dir` (listening on `port`, 0 for any) and resolves once it printed
+ * `VOICEFLOW_LISTENING addr`. Its log goes to artifacts/<label>-node.log.
+ */
+export function startNode(dir, { port = 0, label = 'node' } = {}) {
+  const child = spawn(NODE_BIN, [
+    '--listen', `127.0.0.1:${port}`,
+    '--data-dir', path.join(dir, 'data'),
+    '--config', path.join(dir, 'node.toml'),
+  ], { env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const log = createWriteStream(path.join(ARTIFACTS, `${label}-node.log`), { flags: 'a' });
+  child.stderr.pipe(log);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error('voiceflow-node did not report its address within 30 s'));
+    }, 30_000);
+    child.once('error', (e) => { clearTimeout(timer); reject(e); });
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`voiceflow-node exited early (${code ?? signal}); see ${label}-node.log`));
+    });
+    const lines = createInterface({ input: child.stdout });
+    lines.on('line', (line) => {
+      const m = /^VOICEFLOW_LISTENING (\S+)/.exec(line);
+      if (!m) return;
+      clearTimeout(timer);
+      child.removeAllListeners('exit');
+      const addr = m[1];
+      resolve({
+        child,
+        addr,
+        port: Number(addr.split(':').pop()),
+        url: `http://${addr}`,
+        /** SIGKILL: no shutdown code runs. Resolves when the process is gone. */
+        kill9: () => new Promise((done) => {
+          if (child.exitCode !== null || child.signalCode !== null) return done();
+          child.once('exit', () => done());
+          child.kill('SIGKILL');
+        }),
+      });
+    });
+  });
+}
+
+export function removeDir(dir) {
+  try { rmSync(dir, { recursive: true, force: true }); } catch { /* best effort */ }
+}
+
+/** Debian's Chromium, headless, with a fresh profile (Playwright makes a new temporary
+ *  --user-data-dir for every launch). */
+export function launchBrowser() {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic',
+    ],
+  });
+}
+
+/** A new browser context (its own storage: another person) and a page in it. */
+export async function newPerson(browser, baseURL, { width = 1366, height = 820, label = 'page' } = {}) {
+  const context = await browser.newContext({
+    baseURL, viewport: { width, height }, deviceScaleFactor: 1, colorScheme: 'dark',
+    isMobile: width < 500, hasTouch: width < 500,
+  });
+  context.setDefaultTimeout(15_000);
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(`${label}: ${e.message}`));
+  page.on('console', (msg) => {
+    if (msg.type() === 'error' && !/WebSocket|Failed to load resource|ERR_CONNECTION/.test(msg.text())) {
+      errors.push(`${label} console: ${msg.text()}`);
+    }
+  });
+  return { context, page, errors };
+}
+
+/** Registers through the UI and waits for the signed-in app. */
+export async function registerInUi(page, name) {
+  await page.goto('/register');
+  await page.getByLabel('Username').fill(name);
+  await page.getByLabel('Email').fill(`${name}@example.com`);
+  await page.getByLabel('Password', { exact: true }).fill('password123');
+  await page.getByLabel('Confirm password').fill('password123');
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await page.getByRole('heading', { name: 'Browse rooms' }).waitFor();
+}
+
+/** A REST call; resolves with {status, body}. */
+export async function rest(baseURL, method, path_, { token, body } = {}) {
+  const res = await fetch(`${baseURL}/api/v1${path_}`, {
+    method,
+    headers: {
+      ...(body ? { 'content-type': 'application/json' } : {}),
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+    },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  return { status: res.status, body: await res.json().catch(() => null) };
+}
+
+/** Signs `name` in over REST (registering first if needed); resolves with {token, user}. */
+export async function restLogin(baseURL, name) {
+  let r = await rest(baseURL, 'POST', '/auth/login', { body: { email: `${name}@example.com`, password: 'password123' } });
+  if (r.status !== 200) {
+    r = await rest(baseURL, 'POST', '/auth/register', {
+      body: { username: name, email: `${name}@example.com`, password: 'password123', confirmPassword: 'password123' },
+    });
+  }
+  if (!r.body?.success) throw new Error(`login ${name}: ${r.status} ${JSON.stringify(r.body)}`);
+  return r.body.data;
+}
+
+/** The text of every message row on the page, oldest first (tombstones as "[deleted]"). */
+export function messageTexts(page) {
+  return page.$$eval('.message-list li.msg:not(.pending)', (rows) => rows.map((li) =>
+    (li.classList.contains('deleted') ? '[deleted]' : li.querySelector('.msg-content')?.textContent ?? '')));
+}
+
+/** The message ids on the page, oldest first. */
+export function messageIds(page) {
+  return page.$$eval('.message-list li.msg[data-message-id]', (rows) => rows.map((li) => li.dataset.messageId));
+}
+
+/** Polls `fn` until it returns a truthy value (or throws after `timeout` ms). */
+export async function eventually(fn, { timeout = 15_000, interval = 100, what = 'condition' } = {}) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (last: ${last})`);
+    await new Promise((r) => setTimeout(r, interval));
+  }
+}
+
+export async function shot(page, name) {
+  await page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`) });
+}
+
+/** Sends a message through the composer (Enter). */
+export async function sendInUi(page, text) {
+  const box = page.getByRole('textbox', { name: /^Message #/ });
+  await box.fill(text);
+  await box.press('Enter');
+}
