@@ -94,6 +94,12 @@ async fn create_list_join_and_full() -> anyhow::Result<()> {
         ]
     );
 
+    // Bob's rooms list the room, with his role.
+    let (status, mine) = node.get("/api/v1/users/me/rooms", Some(&bob.token)).await?;
+    assert_eq!(status, 200, "{mine}");
+    assert_eq!(mine["data"][0]["id"], id.as_str());
+    assert_eq!(mine["data"][0]["role"], "member");
+
     // Bob leaves, Carol can join.
     let (status, _) = node
         .post(

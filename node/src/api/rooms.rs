@@ -164,6 +164,10 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .and(warp::get())
         .and(s())
         .then(|id, s: AppState, u: AuthUser| async move { respond(members(s, u, id).await) });
+    let mine = warp::path!("users" / "me" / "rooms")
+        .and(warp::get())
+        .and(s())
+        .then(|s: AppState, u: AuthUser| async move { respond(my_rooms(s, u).await) });
     create
         .or(list)
         .unify()
@@ -178,6 +182,8 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .or(leave)
         .unify()
         .or(members)
+        .unify()
+        .or(mine)
         .unify()
 }
 
@@ -386,6 +392,22 @@ async fn leave(s: AppState, user: AuthUser, id: Snowflake) -> Result<Response, A
         StatusCode::OK,
         &serde_json::json!({ "roomId": id, "left": true }),
     ))
+}
+
+/// `GET /users/me/rooms`: every room the user is a member of, with their role.
+async fn my_rooms(s: AppState, user: AuthUser) -> Result<Response, ApiError> {
+    let mut list = Vec::new();
+    for m in s.ctx.store.user_rooms(user.id).await? {
+        // A membership row can outlive a room deleted a moment ago; skip it.
+        if let Some(room) = s.ctx.store.room_by_id(m.room_id).await? {
+            let mut view =
+                serde_json::to_value(RoomView::from(&room)).map_err(ApiError::internal)?;
+            view["role"] = m.role.as_str().into();
+            view["joinedAt"] = rfc3339(m.joined_at).into();
+            list.push(view);
+        }
+    }
+    Ok(ok(StatusCode::OK, &list))
 }
 
 async fn members(s: AppState, user: AuthUser, id: Snowflake) -> Result<Response, ApiError> {
