@@ -92,5 +92,12 @@ pub fn routes(state: AppState) -> warp::filters::BoxedFilter<(Response,)> {
             .or(messages::routes(state).boxed())
             .unify(),
     );
-    health.or(ready).unify().or(metrics).unify().or(api).unify().boxed()
+    health
+        .or(ready)
+        .unify()
+        .or(metrics)
+        .unify()
+        .or(api)
+        .unify()
+        .boxed()
 }
