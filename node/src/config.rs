@@ -28,6 +28,8 @@ pub enum StorageKind {
     /// The embedded on-disk store under `data_dir` (single node).
     #[default]
     Embedded,
+    /// A ScyllaDB (CQL) cluster, reached with the `[scylla]` settings.
+    Scylla,
 }
 
 /// Everything a node can be told.
@@ -55,6 +57,10 @@ pub struct Config {
     pub password_hash_iterations: u32,
     /// Storage backend.
     pub storage: StorageKind,
+    /// ScyllaDB connection settings, used when `storage = "scylla"`: contact points, keyspace,
+    /// replication factor, credentials, TLS, consistency, request timeout (see
+    /// `voiceflow_schema::cql::CqlConfig`; every key has a default).
+    pub scylla: voiceflow_schema::cql::CqlConfig,
     /// Log format.
     pub log_format: LogFormat,
     /// A WebSocket that sends nothing (not even a pong) for this long is closed.
@@ -94,6 +100,7 @@ impl Default for Config {
             password_hash_memory_kib: 19_456,
             password_hash_iterations: 2,
             storage: StorageKind::Embedded,
+            scylla: voiceflow_schema::cql::CqlConfig::default(),
             log_format: LogFormat::Human,
             ws_idle_timeout_secs: 60,
             ws_ping_interval_secs: 20,
@@ -132,7 +139,8 @@ pub struct Cli {
     /// Log format [default: human]; filter with RUST_LOG.
     #[arg(long, env = "VOICEFLOW_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
-    /// Storage backend [default: embedded].
+    /// Storage backend: embedded, or scylla (settings in the config file's [scylla] table)
+    /// [default: embedded].
     #[arg(long, env = "VOICEFLOW_STORAGE", value_enum)]
     pub storage: Option<StorageKind>,
 }
@@ -231,6 +239,9 @@ impl Config {
         }
         if self.password_hash_memory_kib < 8 || self.password_hash_iterations == 0 {
             return bad("argon2 parameters too small");
+        }
+        if self.storage == StorageKind::Scylla {
+            self.scylla.validate().map_err(ConfigError::Invalid)?;
         }
         Ok(())
     }

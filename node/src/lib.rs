@@ -53,14 +53,30 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
     let secret =
         auth::load_or_create_secret(&config).context("cannot read or create the JWT secret")?;
-    let store: Arc<dyn Store> = Arc::new(
-        EmbeddedStore::open(&config.data_dir.join("store")).with_context(|| {
-            format!(
-                "cannot open the embedded store in {}",
-                config.data_dir.display()
-            )
-        })?,
-    );
+    let store: Arc<dyn Store> = match config.storage {
+        config::StorageKind::Embedded => Arc::new(
+            EmbeddedStore::open(&config.data_dir.join("store")).with_context(|| {
+                format!(
+                    "cannot open the embedded store in {}",
+                    config.data_dir.display()
+                )
+            })?,
+        ),
+        // Connects, applies pending schema migrations and prepares statements; a cluster that
+        // is down or refuses us stops the start here.
+        config::StorageKind::Scylla => Arc::new(
+            voiceflow_schema::cql::CqlStore::connect(&config.scylla)
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot open the ScyllaDB store (contact points {}, keyspace {}); \
+                         is the cluster up and reachable?",
+                        config.scylla.contact_points.join(", "),
+                        config.scylla.keyspace
+                    )
+                })?,
+        ),
+    };
     let directory = RoomDirectory::new();
     let (rooms_sup, _) =
         Actor::spawn(None, Supervisor, SupervisorKind::Rooms(directory.clone())).await?;

@@ -6,13 +6,22 @@
 //!   the CQL tables in `schema/cql/` (one table per access path).
 //! - [`store`]: the [`Store`] trait and [`StoreError`].
 //! - [`embedded`]: the single-node default, an on-disk fjall database with group commit.
+//! - [`cql`]: the ScyllaDB backend on the `scylla` driver (migrations, prepared statements,
+//!   per-room group commit), plus the protocol v4 ↔ v3 bridge and helpers for tests that use
+//!   the Cassandra 2.1 test server.
 //! - [`bucket`]: time buckets that bound message-log partitions (Discord's model).
+//!
+//! Binaries: `cql-bridge` (the bridge, started by `scripts/cassandra`) and `storebench` (the
+//! storage benchmark of both backends). The conformance suite in `tests/conformance/` runs
+//! the same tests against both backends.
 
 pub mod bucket;
+pub mod cql;
 pub mod embedded;
 pub mod model;
 pub mod store;
 
+pub use cql::CqlStore;
 pub use embedded::EmbeddedStore;
 pub use model::*;
 pub use store::{Store, StoreError, StoreResult};

@@ -21,6 +21,21 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 pub const FAST_CONFIG: &str =
     "password_hash_memory_kib = 1024\npassword_hash_iterations = 1\ntyping_ttl_ms = 600\n";
 
+/// Config for a node on the CQL test server named by `VOICEFLOW_TEST_CQL` (e.g. the bridge
+/// started by `scripts/cassandra start`), in `keyspace`: [`FAST_CONFIG`], `storage = "scylla"`
+/// and a `[scylla]` table with the test-server options. `None` when the variable is unset.
+/// The `[scylla]` table comes last, so append nothing top-level after it.
+pub fn scylla_config(keyspace: &str) -> Option<String> {
+    let points = voiceflow_schema::cql::testing::contact_points_from_env()?;
+    let points: Vec<String> = points.iter().map(|p| format!("{p:?}")).collect();
+    Some(format!(
+        "{FAST_CONFIG}storage = \"scylla\"\n\n[scylla]\ncontact_points = [{}]\n\
+         keyspace = \"{keyspace}\"\nfetch_schema_metadata = false\n\
+         await_schema_agreement = false\nrequest_timeout_ms = 3000\nconnect_timeout_ms = 3000\n",
+        points.join(", ")
+    ))
+}
+
 /// A node process.
 pub struct TestNode {
     child: Option<Child>,

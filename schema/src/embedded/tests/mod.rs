@@ -1,10 +1,9 @@
-//! Tests of the embedded store, on temporary directories: fixtures here, one submodule per
-//! area.
+//! Embedded-only tests of the embedded store, on temporary directories: fixtures here, one
+//! submodule per area. Behaviour every store shares is tested by the conformance suite in
+//! `schema/tests/conformance/`, which runs against this store too.
 
 mod durability;
-mod messages;
-mod rooms;
-mod users;
+mod group;
 
 use std::path::Path;
 
@@ -13,13 +12,6 @@ use voiceflow_wire::v1::client::MessageType;
 
 use super::EmbeddedStore;
 use crate::model::*;
-
-/// A fresh store in a new temporary directory (kept alive by the returned guard).
-fn open_temp() -> (tempfile::TempDir, EmbeddedStore) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = open_at(dir.path());
-    (dir, store)
-}
 
 /// Opens the store at `path`.
 fn open_at(path: &Path) -> EmbeddedStore {

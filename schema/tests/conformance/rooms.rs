@@ -1,14 +1,14 @@
 //! Rooms, the public listing and memberships.
 
+use voiceflow_schema::{Role, StoreError};
 use voiceflow_wire::Snowflake;
 
-use super::{member, message, open_temp, room};
-use crate::model::Role;
-use crate::store::{Store, StoreError};
+use crate::{Backend, member, message, room};
 
-#[tokio::test]
-async fn create_look_up_update_and_delete_a_room() {
-    let (_dir, store) = open_temp();
+/// A room with its code and creator: lookups, a taken code, an update, and a delete that
+/// takes members, messages and nonces with it and frees the code; deletes are idempotent.
+pub async fn create_look_up_update_and_delete_a_room(backend: Backend) {
+    let store = backend.open().await;
     let general = room(100, "AbCd12", true);
     let creator = member(100, 1, Role::Admin, 5);
     store.create_room(&general, &creator).await.expect("create");
@@ -113,9 +113,10 @@ async fn create_look_up_update_and_delete_a_room() {
         .expect("delete unknown");
 }
 
-#[tokio::test]
-async fn public_listing_pages_newest_first_with_exact_total() {
-    let (_dir, store) = open_temp();
+/// The public listing pages newest first with the exact total as rooms are created, hidden,
+/// shown and deleted; updating a deleted room does not bring it back.
+pub async fn public_listing_pages_newest_first_with_exact_total(backend: Backend) {
+    let store = backend.open().await;
     for id in 1..=25u64 {
         let public = id % 5 != 0; // 20 public, 5 private
         store
@@ -186,9 +187,10 @@ async fn public_listing_pages_newest_first_with_exact_total() {
     assert_eq!(store.list_public_rooms(0, 1).await.expect("list").total, 19);
 }
 
-#[tokio::test]
-async fn memberships_in_both_directions() {
-    let (_dir, store) = open_temp();
+/// Memberships by room (join order) and by user (room order), replaced and removed in both
+/// directions at once.
+pub async fn memberships_in_both_directions(backend: Backend) {
+    let store = backend.open().await;
     store
         .create_room(&room(100, "a", true), &member(100, 1, Role::Admin, 10))
         .await

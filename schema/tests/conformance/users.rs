@@ -1,23 +1,19 @@
-//! Users: lookups, uniqueness (also under concurrency), renames, and the writer's in-group
-//! read-your-writes semantics.
+//! Users: lookups, uniqueness (also under concurrency) and renames.
 
 use std::sync::Arc;
 
+use voiceflow_schema::StoreError;
 use voiceflow_wire::Snowflake;
 
-use super::{member, open_temp, room, token, user};
-use crate::embedded::tables::Tables;
-use crate::embedded::writer::{Op, Reply, apply_group, commit};
-use crate::model::Role;
-use crate::store::{Store, StoreError};
+use crate::{Backend, user};
 
 fn is_conflict(result: &Result<(), StoreError>, expected: &str) -> bool {
     matches!(result, Err(StoreError::Conflict { field }) if *field == expected)
 }
 
-#[tokio::test]
-async fn create_and_look_up_case_insensitively() {
-    let (_dir, store) = open_temp();
+/// A user is found by id, and by username and email in any case.
+pub async fn create_and_look_up_case_insensitively(backend: Backend) {
+    let store = backend.open().await;
     let alice = user(10, "Alice_1", "alice@example.com");
     store.create_user(&alice).await.expect("create");
 
@@ -54,9 +50,9 @@ async fn create_and_look_up_case_insensitively() {
     );
 }
 
-#[tokio::test]
-async fn create_conflicts_on_username_then_email() {
-    let (_dir, store) = open_temp();
+/// A taken username or email is a conflict that writes nothing; a retried create is not.
+pub async fn create_conflicts_on_username_then_email(backend: Backend) {
+    let store = backend.open().await;
     store
         .create_user(&user(10, "alice", "alice@example.com"))
         .await
@@ -87,10 +83,9 @@ async fn create_conflicts_on_username_then_email() {
         .expect("idempotent");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_conflicting_creates_have_one_winner() {
-    let (_dir, store) = open_temp();
-    let store = Arc::new(store);
+/// 32 racing creates of one username (in two cases): exactly one is stored.
+pub async fn concurrent_conflicting_creates_have_one_winner(backend: Backend) {
+    let store = backend.open().await;
     let mut tasks = Vec::new();
     for i in 0..32u64 {
         let store = Arc::clone(&store);
@@ -118,9 +113,10 @@ async fn concurrent_conflicting_creates_have_one_winner() {
     assert_eq!(stored.id, Snowflake(winners[0]));
 }
 
-#[tokio::test]
-async fn update_moves_username_and_email_and_detects_conflicts() {
-    let (_dir, store) = open_temp();
+/// Renames move both indexes and free the old values; renaming onto a taken name fails
+/// and keeps the record; a case-only change is fine; unknown users are not created.
+pub async fn update_moves_username_and_email_and_detects_conflicts(backend: Backend) {
+    let store = backend.open().await;
     let alice = user(10, "alice", "alice@example.com");
     store.create_user(&alice).await.expect("create alice");
     store
@@ -189,77 +185,4 @@ async fn update_moves_username_and_email_and_detects_conflicts() {
         .await
         .expect("no-op");
     assert_eq!(store.user_by_username("ghost").await.expect("read"), None);
-}
-
-/// Ops of one group see the earlier ops of that group; a failed op leaves no trace.
-#[test]
-fn ops_in_one_group_see_each_other() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = fjall::Database::builder(dir.path()).open().expect("db");
-    let tables = Tables::open(&db).expect("tables");
-
-    let ops = vec![
-        Op::CreateUser(user(1, "alice", "a@example.com")),
-        Op::CreateUser(user(2, "ALICE", "b@example.com")),
-        Op::CreateUser(user(3, "carol", "A@example.com")),
-        Op::UpdateUser(user(1, "alicia", "a@example.com")),
-        Op::CreateUser(user(4, "alice", "d@example.com")),
-        Op::CreateRoom(room(50, "code", true), member(50, 1, Role::Admin, 1)),
-        Op::CreateRoom(room(51, "CODE", true), member(51, 2, Role::Admin, 1)),
-        Op::PutRefreshToken(token("t1", "f1")),
-        Op::UseRefreshToken("t1".into()),
-        Op::UseRefreshToken("t1".into()),
-    ];
-    let (overlay, results, flush) = apply_group(&tables, ops);
-    assert!(!flush);
-    let conflict = |r: &Result<Reply, StoreError>, f: &str| matches!(r, Err(StoreError::Conflict { field }) if *field == f);
-    assert!(matches!(results[0], Ok(Reply::Done)));
-    assert!(conflict(&results[1], "username"));
-    assert!(conflict(&results[2], "email"));
-    assert!(matches!(results[3], Ok(Reply::Done)));
-    assert!(
-        matches!(results[4], Ok(Reply::Done)),
-        "name freed by the rename in the same group"
-    );
-    assert!(matches!(results[5], Ok(Reply::Done)));
-    assert!(conflict(&results[6], "join_code"));
-    assert!(matches!(results[8], Ok(Reply::Bool(true))));
-    assert!(matches!(results[9], Ok(Reply::Bool(false))));
-    commit(&db, &tables, overlay, false).expect("commit");
-    drop((tables, db));
-
-    // What the group committed, seen through a store.
-    let store = super::open_at(dir.path());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        assert_eq!(
-            store
-                .user_by_username("alice")
-                .await
-                .expect("r")
-                .map(|u| u.id),
-            Some(Snowflake(4))
-        );
-        assert_eq!(
-            store
-                .user_by_username("alicia")
-                .await
-                .expect("r")
-                .map(|u| u.id),
-            Some(Snowflake(1))
-        );
-        assert_eq!(store.user_by_id(Snowflake(2)).await.expect("r"), None);
-        assert_eq!(store.user_by_id(Snowflake(3)).await.expect("r"), None);
-        assert_eq!(store.room_by_id(Snowflake(51)).await.expect("r"), None);
-        // The failed room create wrote no membership either.
-        assert_eq!(
-            store.member(Snowflake(51), Snowflake(2)).await.expect("r"),
-            None
-        );
-        assert_eq!(store.list_public_rooms(0, 10).await.expect("r").total, 1);
-        let t1 = store.refresh_token("t1").await.expect("r").expect("t1");
-        assert!(t1.used);
-    });
 }

@@ -1,0 +1,251 @@
+//! Schema migrations, applied by the node at start-up.
+//!
+//! The runner creates the keyspace (with the configured replication) and the
+//! `schema_version` table, reads which versions are recorded there, and applies every newer
+//! file of `schema/cql/` in order: each statement of a file, then one row in `schema_version`.
+//! Statements are idempotent (`IF NOT EXISTS`), so two nodes starting together, or a node that
+//! died half-way through a version, converge on the same schema. A database recording a
+//! version newer than this binary knows is refused rather than written to.
+
+use std::time::Duration;
+
+use scylla::client::session::Session;
+use scylla::statement::unprepared::Statement;
+use scylla::value::CqlTimestamp;
+
+use super::codec::{driver_error, to_cql_time};
+use crate::store::{StoreError, StoreResult};
+
+/// Client-side limit of one schema statement.
+pub const DDL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One schema version: its number, a description, and its CQL text.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    /// Version number (1, 2, …), recorded in `schema_version`.
+    pub version: i32,
+    /// What it does.
+    pub description: &'static str,
+    /// The statements, `;`-separated, with `--` comments.
+    pub cql: &'static str,
+}
+
+/// Every migration, oldest first.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "initial schema",
+    cql: include_str!("../../cql/001_initial.cql"),
+}];
+
+/// The newest version this binary knows.
+pub fn latest_version() -> i32 {
+    MIGRATIONS.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
+/// Splits CQL text into statements: `--` and `//` comments are dropped, `;` ends a statement
+/// unless it is inside a single-quoted string (where `''` is an escaped quote).
+pub fn split_statements(cql: &str) -> Vec<String> {
+    let mut statements = Vec::new();
+    let mut current = String::new();
+    let mut in_string = false;
+    let mut chars = cql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if in_string {
+            current.push(c);
+            if c == '\'' {
+                if chars.peek() == Some(&'\'') {
+                    current.push('\'');
+                    chars.next();
+                } else {
+                    in_string = false;
+                }
+            }
+            continue;
+        }
+        match c {
+            '\'' => {
+                in_string = true;
+                current.push(c);
+            }
+            '-' | '/' if chars.peek() == Some(&c) => {
+                // A comment runs to the end of the line.
+                for next in chars.by_ref() {
+                    if next == '\n' {
+                        current.push('\n');
+                        break;
+                    }
+                }
+            }
+            ';' => {
+                let statement = current.trim();
+                if !statement.is_empty() {
+                    statements.push(statement.to_owned());
+                }
+                current.clear();
+            }
+            _ => current.push(c),
+        }
+    }
+    let statement = current.trim();
+    if !statement.is_empty() {
+        statements.push(statement.to_owned());
+    }
+    statements
+}
+
+/// Creates the keyspace and `schema_version` if needed and applies every pending migration.
+/// Returns the schema version the keyspace is at afterwards.
+pub async fn migrate(
+    session: &Session,
+    keyspace: &str,
+    replication: &str,
+    await_agreement: bool,
+) -> StoreResult<i32> {
+    let ddl = |cql: String| async move { schema_change(session, cql).await };
+    ddl(format!(
+        "CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = {replication}"
+    ))
+    .await?;
+    ddl(format!(
+        "CREATE TABLE IF NOT EXISTS {keyspace}.schema_version \
+         (version int PRIMARY KEY, description text, applied_at timestamp)"
+    ))
+    .await?;
+    agree(session, await_agreement).await?;
+
+    let select = session
+        .prepare(format!("SELECT version FROM {keyspace}.schema_version"))
+        .await
+        .map_err(|e| driver_error("prepare schema_version read", e))?;
+    let rows = session
+        .execute_unpaged(&select, ())
+        .await
+        .map_err(|e| driver_error("read schema_version", e))?
+        .into_rows_result()
+        .map_err(|e| StoreError::Corrupt(format!("schema_version: {e}")))?;
+    let mut applied = Vec::new();
+    for row in rows
+        .rows::<(i32,)>()
+        .map_err(|e| StoreError::Corrupt(format!("schema_version: {e}")))?
+    {
+        applied.push(
+            row.map_err(|e| StoreError::Corrupt(format!("schema_version: {e}")))?
+                .0,
+        );
+    }
+    let current = applied.iter().copied().max().unwrap_or(0);
+    if current > latest_version() {
+        return Err(StoreError::Corrupt(format!(
+            "keyspace {keyspace} is at schema version {current}, newer than the {} this \
+             binary supports",
+            latest_version()
+        )));
+    }
+
+    let record = session
+        .prepare(format!(
+            "INSERT INTO {keyspace}.schema_version (version, description, applied_at) \
+             VALUES (?, ?, ?)"
+        ))
+        .await
+        .map_err(|e| driver_error("prepare schema_version write", e))?;
+    // The migration files name tables without their keyspace.
+    session
+        .use_keyspace(keyspace, false)
+        .await
+        .map_err(|e| driver_error("use keyspace", e))?;
+    for migration in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
+        tracing::info!(
+            version = migration.version,
+            keyspace,
+            "applying CQL schema version"
+        );
+        for statement in split_statements(migration.cql) {
+            ddl(statement).await?;
+        }
+        agree(session, await_agreement).await?;
+        let now: CqlTimestamp = to_cql_time(voiceflow_wire::ids::now_ms());
+        session
+            .execute_unpaged(&record, (migration.version, migration.description, now))
+            .await
+            .map_err(|e| driver_error("record schema version", e))?;
+    }
+    Ok(latest_version().max(current))
+}
+
+/// Runs one (idempotent) schema statement. Schema changes are slower than data requests,
+/// so they get [`DDL_TIMEOUT`] instead of the configured request timeout.
+pub(crate) async fn schema_change(session: &Session, cql: String) -> StoreResult<()> {
+    let mut statement = Statement::new(cql);
+    statement.set_request_timeout(Some(DDL_TIMEOUT));
+    statement.set_is_idempotent(true);
+    session
+        .query_unpaged(statement, ())
+        .await
+        .map(|_| ())
+        .map_err(|e| driver_error("schema change", e))
+}
+
+/// Waits for every node to agree on the schema, when asked to.
+async fn agree(session: &Session, wanted: bool) -> StoreResult<()> {
+    if wanted {
+        session
+            .await_schema_agreement()
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("schema agreement: {e}")))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_on_semicolons_outside_strings_and_drops_comments() {
+        let cql = "-- header; with a semicolon\nCREATE TABLE a (x int PRIMARY KEY); // c;\n\
+                   INSERT INTO a (x, s) VALUES (1, 'it''s; fine');\n\n  ;\nSELECT 1 -- tail";
+        assert_eq!(
+            split_statements(cql),
+            vec![
+                "CREATE TABLE a (x int PRIMARY KEY)".to_owned(),
+                "INSERT INTO a (x, s) VALUES (1, 'it''s; fine')".to_owned(),
+                "SELECT 1".to_owned(),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_initial_schema_has_every_table_and_no_keyspace_statement() {
+        let statements = split_statements(MIGRATIONS[0].cql);
+        let tables: Vec<&str> = statements
+            .iter()
+            .filter_map(|s| s.strip_prefix("CREATE TABLE IF NOT EXISTS "))
+            .filter_map(|s| s.split_whitespace().next())
+            .collect();
+        for table in [
+            "users",
+            "users_by_email",
+            "users_by_username",
+            "rooms",
+            "rooms_by_code",
+            "public_rooms",
+            "members_by_room",
+            "rooms_by_user",
+            "messages",
+            "message_buckets",
+            "messages_by_id",
+            "message_nonces",
+            "refresh_tokens",
+            "refresh_tokens_by_family",
+        ] {
+            assert!(tables.contains(&table), "{table} missing from {tables:?}");
+        }
+        assert_eq!(
+            tables.len(),
+            statements.len(),
+            "only CREATE TABLE statements"
+        );
+        assert_eq!(latest_version(), 1);
+    }
+}

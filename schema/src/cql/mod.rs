@@ -1,0 +1,479 @@
+//! The ScyllaDB backend: the [`Store`] on the `scylla` driver (CQL native protocol v4).
+//!
+//! - [`config`]: connection settings (`[scylla]` in the node's TOML).
+//! - [`migrate`]: versioned, idempotent schema migrations from `schema/cql/`, run by
+//!   [`CqlStore::connect`] before anything else.
+//! - `statements`: every statement, prepared once; the backend sends no unprepared data
+//!   statement.
+//! - `users`, `rooms`, `messages`, `tokens`: one method per CQL access path, mirroring the
+//!   embedded store's behaviour (the conformance suite in `schema/tests/conformance/` runs the
+//!   same tests against both).
+//! - `commit`: per-room group commit of message appends.
+//! - [`bridge`]: the protocol v4 ↔ v3 proxy that lets the driver reach the Cassandra 2.1 test
+//!   server; [`testing`]: helpers for tests and benchmarks that use a CQL server.
+//!
+//! Consistency is configurable (LOCAL_QUORUM by default), every request has a client-side
+//! timeout, idempotent statements are retried by the driver's default retry policy, and every
+//! driver failure surfaces as [`StoreError::Unavailable`] naming the operation. A write's future
+//! resolves only after the cluster acknowledged it at the configured consistency.
+//!
+//! Lightweight transactions are used only where uniqueness needs them: claiming a username,
+//! email or join code (`INSERT … IF NOT EXISTS`), releasing or taking over such a claim, and
+//! the refresh-token compare-and-set.
+
+pub mod bridge;
+mod codec;
+mod commit;
+pub mod config;
+mod messages;
+pub mod migrate;
+mod rooms;
+mod statements;
+pub mod testing;
+mod tokens;
+mod users;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures_util::TryStreamExt;
+use scylla::client::execution_profile::ExecutionProfile;
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+use scylla::deserialize::row::DeserializeRow;
+use scylla::policies::load_balancing::DefaultPolicy;
+use scylla::policies::retry::DefaultRetryPolicy;
+use scylla::response::query_result::QueryResult;
+use scylla::serialize::row::SerializeRow;
+use scylla::statement::batch::{Batch, BatchType};
+use scylla::statement::prepared::PreparedStatement;
+use voiceflow_wire::Snowflake;
+
+use self::codec::{Lwt, corrupt, driver_error, rows};
+use self::commit::GroupCommit;
+pub use self::config::{Consistency, CqlConfig, SerialConsistency};
+use self::statements::Statements;
+use crate::model::*;
+use crate::store::{Store, StoreError, StoreResult};
+
+/// One statement of a batch with its values.
+pub(crate) type BatchEntry<'a> = (&'a PreparedStatement, Box<dyn SerializeRow + Send + Sync>);
+
+/// The session and its prepared statements, with typed request helpers.
+pub(crate) struct Cql {
+    session: Session,
+    st: Statements,
+}
+
+impl Cql {
+    /// Executes `st` and returns the raw result.
+    async fn exec(
+        &self,
+        what: &str,
+        st: &PreparedStatement,
+        values: impl SerializeRow,
+    ) -> StoreResult<QueryResult> {
+        self.session
+            .execute_unpaged(st, values)
+            .await
+            .map_err(|e| driver_error(what, e))
+    }
+
+    /// Executes a write.
+    async fn write(
+        &self,
+        what: &str,
+        st: &PreparedStatement,
+        values: impl SerializeRow,
+    ) -> StoreResult<()> {
+        self.exec(what, st, values).await.map(|_| ())
+    }
+
+    /// Executes a bounded read (a key lookup or a `LIMIT`ed slice) in one page.
+    async fn select<R>(
+        &self,
+        what: &str,
+        st: &PreparedStatement,
+        values: impl SerializeRow,
+    ) -> StoreResult<Vec<R>>
+    where
+        R: for<'f> DeserializeRow<'f, 'f>,
+    {
+        rows(self.exec(what, st, values).await?, what)
+    }
+
+    /// The first row of a bounded read.
+    async fn first<R>(
+        &self,
+        what: &str,
+        st: &PreparedStatement,
+        values: impl SerializeRow,
+    ) -> StoreResult<Option<R>>
+    where
+        R: for<'f> DeserializeRow<'f, 'f>,
+    {
+        Ok(self.select(what, st, values).await?.into_iter().next())
+    }
+
+    /// Reads a whole partition, page by page (the driver's default page size).
+    async fn select_all<R>(
+        &self,
+        what: &str,
+        st: &PreparedStatement,
+        values: impl SerializeRow,
+    ) -> StoreResult<Vec<R>>
+    where
+        R: for<'f, 'm> DeserializeRow<'f, 'm> + Send + 'static,
+    {
+        let pager = self
+            .session
+            .execute_iter(st.clone(), values)
+            .await
+            .map_err(|e| driver_error(what, e))?;
+        pager
+            .rows_stream::<R>()
+            .map_err(|e| corrupt(what, e))?
+            .try_collect()
+            .await
+            .map_err(|e| driver_error(what, e))
+    }
+
+    /// Executes a lightweight transaction.
+    async fn lwt(
+        &self,
+        what: &str,
+        st: &PreparedStatement,
+        values: impl SerializeRow,
+    ) -> StoreResult<Lwt> {
+        Lwt::parse(self.exec(what, st, values).await?, what)
+    }
+
+    /// Executes statements as one batch of `kind` (a single statement is sent on its own).
+    /// A logged batch is applied entirely or, after a failure, eventually entirely (the batch
+    /// log replays) or not at all; an unlogged batch is atomic and isolated only within one
+    /// partition. Either way the future resolves only once the cluster acknowledged it.
+    async fn batch(
+        &self,
+        what: &str,
+        kind: BatchType,
+        entries: Vec<BatchEntry<'_>>,
+    ) -> StoreResult<()> {
+        if entries.len() <= 1 {
+            return match entries.into_iter().next() {
+                Some((st, values)) => self.write(what, st, values).await,
+                None => Ok(()),
+            };
+        }
+        let mut batch = Batch::new(kind);
+        let mut values = Vec::with_capacity(entries.len());
+        for (st, v) in entries {
+            batch.append_statement(st.clone());
+            values.push(v);
+        }
+        batch.set_is_idempotent(true);
+        self.session
+            .batch(&batch, values)
+            .await
+            .map(|_| ())
+            .map_err(|e| driver_error(what, e))
+    }
+}
+
+/// The ScyllaDB [`Store`]. Cheap to share behind an `Arc`; see the module docs.
+pub struct CqlStore {
+    cql: Arc<Cql>,
+    commit: Arc<GroupCommit>,
+    keyspace: String,
+}
+
+impl std::fmt::Debug for CqlStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CqlStore")
+            .field("keyspace", &self.keyspace)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CqlStore {
+    /// Connects to the cluster, applies pending schema migrations, and prepares every
+    /// statement. Fails with [`StoreError::Unavailable`] (whose message names the contact
+    /// points) if no node answers within the connect timeout, authentication or TLS fails,
+    /// or the schema cannot be applied; with [`StoreError::Corrupt`] if the keyspace is at a
+    /// newer schema version than this binary knows.
+    pub async fn connect(config: &CqlConfig) -> StoreResult<CqlStore> {
+        config
+            .validate()
+            .map_err(|e| StoreError::Unavailable(format!("invalid CQL settings: {e}")))?;
+        let mut balancing = DefaultPolicy::builder().token_aware(config.fetch_schema_metadata);
+        if let Some(dc) = &config.datacenter {
+            balancing = balancing.prefer_datacenter(dc.clone());
+        }
+        let profile = ExecutionProfile::builder()
+            .consistency(config.consistency.to_driver())
+            .serial_consistency(Some(config.serial_consistency.to_driver()))
+            .request_timeout(Some(config.request_timeout()))
+            .retry_policy(Arc::new(DefaultRetryPolicy::new()))
+            .load_balancing_policy(balancing.build())
+            .build();
+        let mut builder = SessionBuilder::new()
+            .known_nodes(&config.contact_points)
+            .connection_timeout(config.connect_timeout())
+            .default_execution_profile_handle(profile.into_handle())
+            .fetch_schema_metadata(config.fetch_schema_metadata)
+            .auto_await_schema_agreement(config.await_schema_agreement);
+        if let (Some(user), Some(password)) = (&config.username, &config.password) {
+            builder = builder.user(user, password);
+        }
+        if config.tls {
+            builder = builder.tls_context(Some(tls_context(config)?));
+        }
+        let contact = config.contact_points.join(", ");
+        let limit = config.connect_timeout() + config.request_timeout();
+        let session = tokio::time::timeout(limit, builder.build())
+            .await
+            .map_err(|_| {
+                StoreError::Unavailable(format!(
+                    "no CQL node at {contact} answered within {} ms",
+                    limit.as_millis()
+                ))
+            })?
+            .map_err(|e| {
+                StoreError::Unavailable(format!("cannot connect to CQL nodes {contact}: {e}"))
+            })?;
+        let version = migrate::migrate(
+            &session,
+            &config.keyspace,
+            &config.replication(),
+            config.await_schema_agreement,
+        )
+        .await?;
+        let st = Statements::prepare(&session).await?;
+        tracing::info!(keyspace = %config.keyspace, version, contact_points = %contact, "CQL store ready");
+        Ok(CqlStore {
+            cql: Arc::new(Cql { session, st }),
+            commit: Arc::new(GroupCommit::default()),
+            keyspace: config.keyspace.clone(),
+        })
+    }
+
+    /// The keyspace in use.
+    pub fn keyspace(&self) -> &str {
+        &self.keyspace
+    }
+}
+
+/// A rustls client configuration trusting the CA certificates of `tls_ca_file`.
+fn tls_context(config: &CqlConfig) -> StoreResult<Arc<rustls::ClientConfig>> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+
+    let path = config
+        .tls_ca_file
+        .as_ref()
+        .ok_or_else(|| StoreError::Unavailable("scylla.tls needs scylla.tls_ca_file".into()))?;
+    let bad = |e: &dyn std::fmt::Display| {
+        StoreError::Unavailable(format!("TLS CA file {}: {e}", path.display()))
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(path).map_err(|e| bad(&e))? {
+        roots.add(cert.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
+    }
+    if roots.is_empty() {
+        return Err(bad(&"no certificate found"));
+    }
+    Ok(Arc::new(
+        rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    ))
+}
+
+#[async_trait]
+impl Store for CqlStore {
+    async fn create_user(&self, user: &UserRecord) -> StoreResult<()> {
+        self.cql.create_user(user).await
+    }
+
+    async fn user_by_id(&self, id: Snowflake) -> StoreResult<Option<UserRecord>> {
+        self.cql.user_by_id(id).await
+    }
+
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>> {
+        self.cql.user_by_email(email).await
+    }
+
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<UserRecord>> {
+        self.cql.user_by_username(username).await
+    }
+
+    async fn update_user(&self, user: &UserRecord) -> StoreResult<()> {
+        self.cql.update_user(user).await
+    }
+
+    async fn create_room(&self, room: &RoomRecord, creator: &Membership) -> StoreResult<()> {
+        self.cql.create_room(room, creator).await
+    }
+
+    async fn room_by_id(&self, id: Snowflake) -> StoreResult<Option<RoomRecord>> {
+        self.cql.room_by_id(id).await
+    }
+
+    async fn room_by_code(&self, code: &str) -> StoreResult<Option<RoomRecord>> {
+        self.cql.room_by_code(code).await
+    }
+
+    async fn update_room(&self, room: &RoomRecord) -> StoreResult<()> {
+        self.cql.update_room(room).await
+    }
+
+    async fn delete_room(&self, id: Snowflake) -> StoreResult<()> {
+        self.cql.delete_room(id).await
+    }
+
+    async fn list_public_rooms(&self, offset: u64, limit: u32) -> StoreResult<RoomPage> {
+        self.cql.list_public_rooms(offset, limit).await
+    }
+
+    async fn put_member(&self, member: &Membership) -> StoreResult<()> {
+        self.cql.put_member(member).await
+    }
+
+    async fn remove_member(&self, room_id: Snowflake, user_id: Snowflake) -> StoreResult<()> {
+        self.cql.remove_member(room_id, user_id).await
+    }
+
+    async fn member(
+        &self,
+        room_id: Snowflake,
+        user_id: Snowflake,
+    ) -> StoreResult<Option<Membership>> {
+        self.cql.member(room_id, user_id).await
+    }
+
+    async fn room_members(&self, room_id: Snowflake) -> StoreResult<Vec<Membership>> {
+        self.cql.room_members(room_id).await
+    }
+
+    async fn user_rooms(&self, user_id: Snowflake) -> StoreResult<Vec<Membership>> {
+        self.cql.user_rooms(user_id).await
+    }
+
+    async fn append_messages(&self, messages: &[MessageRecord]) -> StoreResult<()> {
+        self.commit.append(&self.cql, messages).await
+    }
+
+    async fn message(
+        &self,
+        room_id: Snowflake,
+        id: Snowflake,
+    ) -> StoreResult<Option<MessageRecord>> {
+        self.cql.message(room_id, id).await
+    }
+
+    async fn message_room(&self, id: Snowflake) -> StoreResult<Option<Snowflake>> {
+        self.cql.message_room(id).await
+    }
+
+    async fn messages_before(
+        &self,
+        room_id: Snowflake,
+        before: Option<Snowflake>,
+        limit: u32,
+    ) -> StoreResult<Vec<MessageRecord>> {
+        self.cql.messages_before(room_id, before, limit).await
+    }
+
+    async fn messages_after(
+        &self,
+        room_id: Snowflake,
+        after: Snowflake,
+        limit: u32,
+    ) -> StoreResult<Vec<MessageRecord>> {
+        self.cql.messages_after(room_id, after, limit).await
+    }
+
+    async fn tombstone_message(
+        &self,
+        room_id: Snowflake,
+        id: Snowflake,
+        at: u64,
+    ) -> StoreResult<()> {
+        self.cql.tombstone_message(room_id, id, at).await
+    }
+
+    async fn message_by_nonce(
+        &self,
+        room_id: Snowflake,
+        user_id: Snowflake,
+        nonce: &str,
+    ) -> StoreResult<Option<Snowflake>> {
+        self.cql.message_by_nonce(room_id, user_id, nonce).await
+    }
+
+    async fn put_refresh_token(&self, token: &RefreshTokenRecord) -> StoreResult<()> {
+        self.cql.put_refresh_token(token).await
+    }
+
+    async fn refresh_token(&self, id: &str) -> StoreResult<Option<RefreshTokenRecord>> {
+        self.cql.refresh_token(id).await
+    }
+
+    async fn use_refresh_token(&self, id: &str) -> StoreResult<bool> {
+        self.cql.use_refresh_token(id).await
+    }
+
+    async fn revoke_refresh_family(&self, family_id: &str) -> StoreResult<()> {
+        self.cql.revoke_refresh_family(family_id).await
+    }
+
+    /// Every write was acknowledged by the cluster when its future resolved; this waits until
+    /// appends still queued for group commit are acknowledged too.
+    async fn flush(&self) -> StoreResult<()> {
+        self.commit.idle().await;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A self-signed CA certificate (public part only) for the TLS set-up test.
+    const TEST_CA: &str = "-----BEGIN CERTIFICATE-----
+MIIBkDCCATWgAwIBAgIUKteb+u8jilQx1GBBAULfeuKj/jkwCgYIKoZIzj0EAwIw
+HDEaMBgGA1UEAwwRdm9pY2VmbG93LXRlc3QtY2EwIBcNMjYxMTIxMTgxMjE0WhgP
+MjEyNjEwMjgxODEyMTRaMBwxGjAYBgNVBAMMEXZvaWNlZmxvdy10ZXN0LWNhMFkw
+EwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEQJztJ6B5cTnmWyQIi817n5TtJ0zmuido
+XC6vu11cqJ9+NAPFYv6Y4ly0P8WJeAWKPH40xO/TsG+CLIYtNS9YZ6NTMFEwHQYD
+VR0OBBYEFL766fu3l4836WiuV5WtV/Xp8+lTMB8GA1UdIwQYMBaAFL766fu3l483
+6WiuV5WtV/Xp8+lTMA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDSQAwRgIh
+AP4yZbewgHYNZ93ZCaFT0VdKMAWfAko175PDxyyCaICpAiEA5/gPxk6trZJXo9em
+Jpkv51jjkIadbBS7hkoWFd/e/+s=
+-----END CERTIFICATE-----
+";
+
+    fn tls_config(path: std::path::PathBuf) -> CqlConfig {
+        CqlConfig {
+            tls: true,
+            tls_ca_file: Some(path),
+            ..CqlConfig::default()
+        }
+    }
+
+    #[test]
+    fn tls_trusts_the_configured_ca_and_names_a_bad_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let good = dir.path().join("ca.pem");
+        std::fs::write(&good, TEST_CA).expect("write");
+        assert!(tls_context(&tls_config(good)).is_ok());
+
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "not a certificate").expect("write");
+        let err = tls_context(&tls_config(junk)).expect_err("no certificate");
+        assert!(err.to_string().contains("junk.pem"), "{err}");
+
+        let missing = dir.path().join("missing.pem");
+        let err = tls_context(&tls_config(missing)).expect_err("missing");
+        assert!(matches!(err, StoreError::Unavailable(m) if m.contains("missing.pem")));
+    }
+}

@@ -1,0 +1,57 @@
+//! The storage conformance suite: the same test functions run against every [`Store`]
+//! backend. Each case in `cases` is run once against a fresh embedded store (always) and once
+//! against the CQL backend in a fresh keyspace on the server named by `VOICEFLOW_TEST_CQL`
+//! (skipped, loudly, only when that variable is unset). Test names say which:
+//! `embedded::<case>` and `cql::<case>`.
+//!
+//! A case gets a [`Backend`] and opens stores from it; opening again after dropping every
+//! handle is a "reopen" (the same directory, or the same keyspace through a new session).
+
+mod harness;
+mod messages;
+mod rooms;
+mod tokens;
+mod users;
+
+pub use harness::{Backend, ids, member, message, room, token, user};
+
+/// Declares every case of the suite once per backend.
+macro_rules! conformance {
+    ($($module:ident :: $case:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    crate::harness::run_embedded(crate::$module::$case).await;
+                }
+            )*
+        }
+        mod cql {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    crate::harness::run_cql(stringify!($case), crate::$module::$case).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    users::create_and_look_up_case_insensitively,
+    users::create_conflicts_on_username_then_email,
+    users::concurrent_conflicting_creates_have_one_winner,
+    users::update_moves_username_and_email_and_detects_conflicts,
+    rooms::create_look_up_update_and_delete_a_room,
+    rooms::public_listing_pages_newest_first_with_exact_total,
+    rooms::memberships_in_both_directions,
+    messages::pages_back_through_250_messages_without_gaps,
+    messages::history_crosses_bucket_boundaries_and_stops_at_the_room,
+    messages::sparse_history_walks_many_buckets_both_ways,
+    messages::nonce_lookup_and_tombstones,
+    messages::one_call_appends_to_several_rooms_and_large_batches,
+    messages::concurrent_appends_are_all_stored_and_survive_a_reopen,
+    tokens::refresh_tokens_are_used_once_and_revoked_by_family,
+    tokens::racing_refreshes_have_one_winner,
+    tokens::reopen_keeps_everything,
+);
