@@ -164,8 +164,14 @@ async fn serve(state: AppState, mut ws: Ws, user: Author) {
     outbox.push(frame::event(events::HELLO, &hello));
     let close = pump(&state, &mut ws, &outbox, &session).await;
     if let Some(reason) = close {
-        let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(Some(close_frame(&reason))))
-            .await;
+        // The closing handshake: send our close, then read until the client's close (or the
+        // end of the stream) so the client reads our reason before the TCP connection goes.
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            if ws.close(Some(close_frame(&reason))).await.is_ok() {
+                while let Some(Ok(_)) = ws.next().await {}
+            }
+        })
+        .await;
     }
     let _ = session.cast(SessionMsg::Disconnected);
     state.connections.unregister(session_id);

@@ -437,3 +437,26 @@ async fn a_client_that_cannot_keep_up_is_closed_and_nobody_else_notices() -> any
     assert_eq!(sender.request("ping", json!({})).await?["ok"], true);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_silent_connection_is_closed_after_the_idle_timeout() -> anyhow::Result<()> {
+    let config = format!(
+        "{}ws_ping_interval_secs = 1\nws_idle_timeout_secs = 2\n",
+        common::FAST_CONFIG
+    );
+    let node = TestNode::start_with(&config).await?;
+    let alice = node.register("alice").await?;
+    let mut silent = node.ws(&alice).await?;
+    let mut chatty = node.ws(&alice).await?;
+    // The silent client neither sends nor reads (so never answers the server's pings); the
+    // chatty one keeps talking and must stay open.
+    let started = std::time::Instant::now();
+    for _ in 0..8 {
+        assert_eq!(chatty.request("ping", json!({})).await?["ok"], true);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(silent.closed().await?, Some(4000), "closed for idleness");
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    assert_eq!(chatty.request("ping", json!({})).await?["ok"], true);
+    Ok(())
+}
