@@ -256,37 +256,44 @@ async fn list(s: AppState, q: PageQuery) -> Result<Response, ApiError> {
     Ok(ok_page(fields))
 }
 
+/// The room and the user's membership in it (NOT_FOUND if there is no such room).
+async fn room_and_membership(
+    s: &AppState,
+    user: &AuthUser,
+    id: Snowflake,
+) -> Result<(RoomRecord, Option<Membership>), ApiError> {
+    let room = s
+        .ctx
+        .store
+        .room_by_id(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("room"))?;
+    let membership = s.ctx.store.member(id, user.id).await?;
+    Ok((room, membership))
+}
+
 /// The room, if the user may see it: public rooms to anyone, private ones to members.
 async fn visible_room(
     s: &AppState,
     user: &AuthUser,
     id: Snowflake,
 ) -> Result<RoomRecord, ApiError> {
-    let room = s
-        .ctx
-        .store
-        .room_by_id(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("room"))?;
-    if !room.settings.is_public && s.ctx.store.member(id, user.id).await?.is_none() {
-        return Err(ApiError::forbidden("not a member of this room"));
+    match room_and_membership(s, user, id).await? {
+        (room, None) if !room.settings.is_public => {
+            Err(ApiError::forbidden("not a member of this room"))
+        }
+        (room, _) => Ok(room),
     }
-    Ok(room)
 }
 
+/// The room, if the user is one of its admins.
 async fn require_admin(
     s: &AppState,
     user: &AuthUser,
     id: Snowflake,
 ) -> Result<RoomRecord, ApiError> {
-    let room = s
-        .ctx
-        .store
-        .room_by_id(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("room"))?;
-    match s.ctx.store.member(id, user.id).await? {
-        Some(m) if m.role == Role::Admin => Ok(room),
+    match room_and_membership(s, user, id).await? {
+        (room, Some(m)) if m.role == Role::Admin => Ok(room),
         _ => Err(ApiError::forbidden("only a room admin may do this")),
     }
 }
