@@ -10,6 +10,7 @@
 //!   per-room group commit), plus the protocol v4 ↔ v3 bridge and helpers for tests that use
 //!   the Cassandra 2.1 test server.
 //! - [`bucket`]: time buckets that bound message-log partitions (Discord's model).
+//! - [`fixtures`]: record builders shared by both stores' tests and the benchmark.
 //!
 //! Binaries: `cql-bridge` (the bridge, started by `scripts/cassandra`) and `storebench` (the
 //! storage benchmark of both backends). The conformance suite in `tests/conformance/` runs
@@ -18,6 +19,7 @@
 pub mod bucket;
 pub mod cql;
 pub mod embedded;
+pub mod fixtures;
 pub mod model;
 pub mod store;
 
