@@ -49,4 +49,6 @@ pub struct NodeContext {
     pub directory: RoomDirectory,
     /// Timings and limits.
     pub config: Arc<ActorConfig>,
+    /// This node's sessions (deliveries from rooms on other nodes go through it).
+    pub sessions: crate::registry::SessionRegistry,
 }

@@ -1,7 +1,8 @@
-//! The room directory: the only way to reach a room. It maps a room id to the actor that owns
-//! the room, starting the actor on first use. Everything goes through [`RoomDirectory::send`]
-//! and [`RoomDirectory::call`], so that when rooms can live on other nodes only this file has to
-//! learn where they are.
+//! The room directory: the only way to reach a room. It asks the cluster (if any) which node
+//! owns the room; a room owned here maps to its local actor, started on first use (after the
+//! cluster made sure no other node still runs it); a room owned elsewhere gets the request
+//! forwarded to its node. Everything goes through [`RoomDirectory::send`] and
+//! [`RoomDirectory::call`], so nothing else knows where rooms live.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,8 +14,10 @@ use voiceflow_wire::Snowflake;
 
 use crate::context::NodeContext;
 use crate::error::ActorError;
+use crate::remote::{Cluster, Owner};
 use crate::room::{RoomActor, RoomArgs, RoomMsg};
 use crate::supervisor::SupervisorMsg;
+use voiceflow_wire::cluster::NodeId;
 
 /// How long a request waits for a room's answer before giving up.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -22,9 +25,19 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Default)]
 struct Inner {
     rooms: RwLock<HashMap<Snowflake, ActorRef<RoomMsg>>>,
-    /// Serializes room starts so one room never gets two actors.
-    start_lock: tokio::sync::Mutex<()>,
+    /// Per-room start locks, so one room never gets two actors (and other rooms never wait).
+    starting: parking_lot::Mutex<HashMap<Snowflake, Arc<tokio::sync::Mutex<()>>>>,
     supervisor: RwLock<Option<ActorRef<SupervisorMsg>>>,
+    cluster: RwLock<Option<Arc<dyn Cluster>>>,
+}
+
+/// Where a request went.
+#[derive(Debug, Clone)]
+pub enum Route {
+    /// To this node's actor (sessions monitor it).
+    Local(ActorRef<RoomMsg>),
+    /// To the room's owner, another node.
+    Remote(NodeId),
 }
 
 /// Room id → room actor. Cheap to clone.
@@ -42,6 +55,24 @@ impl RoomDirectory {
         *self.0.supervisor.write() = Some(supervisor);
     }
 
+    /// Makes the directory cluster-aware: rooms are placed by `cluster`.
+    pub fn set_cluster(&self, cluster: Arc<dyn Cluster>) {
+        *self.0.cluster.write() = Some(cluster);
+    }
+
+    /// The cluster, if this node is in one.
+    pub fn cluster(&self) -> Option<Arc<dyn Cluster>> {
+        self.0.cluster.read().clone()
+    }
+
+    /// Who owns `room` now.
+    pub fn owner(&self, room_id: Snowflake) -> Owner {
+        match self.0.cluster.read().as_ref() {
+            Some(cluster) => cluster.owner(room_id),
+            None => Owner::Local,
+        }
+    }
+
     /// Number of running room actors.
     pub fn active_rooms(&self) -> usize {
         self.0.rooms.read().len()
@@ -52,10 +83,41 @@ impl RoomDirectory {
         self.0.rooms.read().get(&room_id).cloned()
     }
 
-    /// Sends `msg` to the room, starting its actor if needed. If the actor it found had just
-    /// stopped, the message comes back and is sent to a fresh actor (once).
-    /// Returns the actor that took the message (sessions monitor it).
+    /// Sends `msg` to the room: to its node if another node owns it, else to the local actor,
+    /// started if needed. If the actor it found had just stopped, the message comes back and
+    /// is sent to a fresh actor. Returns where it went (sessions watch it).
     pub async fn send(
+        &self,
+        ctx: &NodeContext,
+        room_id: Snowflake,
+        msg: RoomMsg,
+    ) -> Result<Route, ActorError> {
+        match self.owner(room_id) {
+            Owner::Local => self.send_local(ctx, room_id, msg).await.map(Route::Local),
+            Owner::Remote(node) => {
+                let cluster = self.cluster().ok_or(ActorError::Unavailable)?;
+                cluster.forward(node, room_id, msg)?;
+                Ok(Route::Remote(node))
+            }
+            Owner::Unavailable => Err(ActorError::Unavailable),
+        }
+    }
+
+    /// Sends `msg` only if the room runs: here (if its actor is running) or on another node.
+    /// For messages that must not start a room (typing, leave). Returns whether it was sent.
+    pub fn send_if_running(&self, room_id: Snowflake, msg: RoomMsg) -> bool {
+        match self.owner(room_id) {
+            Owner::Local => self
+                .running(room_id)
+                .is_some_and(|actor| actor.cast(msg).is_ok()),
+            Owner::Remote(node) => self
+                .cluster()
+                .is_some_and(|cluster| cluster.forward(node, room_id, msg).is_ok()),
+            Owner::Unavailable => false,
+        }
+    }
+
+    async fn send_local(
         &self,
         ctx: &NodeContext,
         room_id: Snowflake,
@@ -116,7 +178,25 @@ impl RoomDirectory {
         if let Some(actor) = self.running(room_id) {
             return Ok(actor);
         }
-        let _guard = self.0.start_lock.lock().await;
+        let lock = self.0.starting.lock().entry(room_id).or_default().clone();
+        let _guard = lock.lock().await;
+        let started = self.start_locked(ctx, room_id).await;
+        drop(_guard);
+        let mut starting = self.0.starting.lock();
+        if starting
+            .get(&room_id)
+            .is_some_and(|l| Arc::strong_count(l) == 1)
+        {
+            starting.remove(&room_id);
+        }
+        started
+    }
+
+    async fn start_locked(
+        &self,
+        ctx: &NodeContext,
+        room_id: Snowflake,
+    ) -> Result<ActorRef<RoomMsg>, ActorError> {
         if let Some(actor) = self.running(room_id) {
             return Ok(actor);
         }
@@ -125,6 +205,14 @@ impl RoomDirectory {
             .room_by_id(room_id)
             .await?
             .ok_or(ActorError::RoomNotFound)?;
+        if let Some(cluster) = self.cluster() {
+            cluster.acquire(room_id).await?;
+            if cluster.owner(room_id) != Owner::Local {
+                tracing::info!(room = %room_id, "placement moved while acquiring the room");
+                // Placement moved while we asked; the caller retries with the new owner.
+                return Err(ActorError::Unavailable);
+            }
+        }
         let supervisor = self.0.supervisor.read().clone();
         let args = RoomArgs {
             room,
@@ -167,6 +255,33 @@ impl RoomDirectory {
             .find(|(_, a)| a.get_id() == id)
             .map(|(r, _)| *r)?;
         self.remove_if(room, id).then_some(room)
+    }
+
+    /// Stops the local actor of `room` (if it runs) after it finished what it acknowledged, and
+    /// waits for it. Another node is about to run the room.
+    pub async fn release(&self, room_id: Snowflake, wait: Duration) {
+        let Some(actor) = self.running(room_id) else {
+            return;
+        };
+        let _ = actor.cast(RoomMsg::Retire);
+        let _ = actor.get_cell().wait(Some(wait)).await;
+    }
+
+    /// Placement changed: every local room now owned elsewhere hands off (it stops taking new
+    /// requests, finishes what it acknowledged and stops; its followers re-join the new owner).
+    /// Rooms also drop the sessions of nodes that are gone.
+    pub fn rebalance(&self, down: &[NodeId]) -> usize {
+        let mut moved = 0;
+        for (room_id, actor) in self.0.rooms.read().iter() {
+            for node in down {
+                let _ = actor.cast(RoomMsg::NodeDown(*node));
+            }
+            if self.owner(*room_id) != Owner::Local {
+                let _ = actor.cast(RoomMsg::Retire);
+                moved += 1;
+            }
+        }
+        moved
     }
 
     /// Every running room actor (for shutdown).

@@ -7,17 +7,22 @@
 //! - [`session`]: the session actor, one per WebSocket connection.
 //! - [`outbox`]: a session's bounded outbound queue of pre-encoded frames.
 //! - [`supervisor`]: supervisors for rooms and sessions.
+//! - [`remote`]: the seam to the cluster (who owns a room, sessions on other nodes).
+//! - [`registry`]: this node's sessions and the remote rooms they follow (Manifold fan-out).
 //! - [`error`]: [`ActorError`], turned into client error bodies in one place.
 
 pub mod context;
 pub mod directory;
 pub mod error;
 pub mod outbox;
+pub mod registry;
+pub mod remote;
 pub mod room;
 pub mod session;
 pub mod supervisor;
 
 pub use context::{ActorConfig, NodeContext};
-pub use directory::RoomDirectory;
+pub use directory::{RoomDirectory, Route};
 pub use error::ActorError;
 pub use outbox::{CloseReason, Outbox};
+pub use registry::SessionRegistry;

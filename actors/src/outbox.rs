@@ -49,6 +49,13 @@ impl CloseReason {
             reason: "too many invalid frames".into(),
         }
     }
+    /// 4009: this node is leaving the cluster; reconnect to another node (resume with `since`).
+    pub fn reconnect_elsewhere() -> Self {
+        CloseReason {
+            code: 4009,
+            reason: "node draining: reconnect to another node".into(),
+        }
+    }
 }
 
 #[derive(Debug, Default)]

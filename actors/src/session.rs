@@ -19,7 +19,9 @@ use voiceflow_wire::v1::server::events;
 use voiceflow_wire::{ErrorBody, ErrorCode, Snowflake};
 
 use crate::context::NodeContext;
+use crate::directory::Route;
 use crate::outbox::{CloseReason, Outbox};
+use crate::remote::Recipient;
 use crate::room::{Author, Reply, RoomMsg, SessionLink};
 
 /// Messages a session actor handles.
@@ -31,6 +33,18 @@ pub enum SessionMsg {
     InboundBinary,
     /// The connection is gone: leave every room and stop.
     Disconnected,
+    /// A room this session follows on another node stopped there (moved, or that node is
+    /// gone): re-join it wherever it lives now.
+    RoomGone(Snowflake),
+}
+
+/// Where a joined room is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attached {
+    /// By this local actor (monitored).
+    Local(ActorId),
+    /// By another node.
+    Remote(u16),
 }
 
 /// Start-up arguments.
@@ -54,8 +68,8 @@ pub struct SessionState {
     user: Author,
     outbox: Outbox,
     ctx: NodeContext,
-    /// Joined rooms and the actor currently serving each (monitored).
-    joined: HashMap<Snowflake, ActorId>,
+    /// Joined rooms and where each is served.
+    joined: HashMap<Snowflake, Attached>,
     /// Invalid frames in a row; too many and the client is disconnected.
     errors_in_row: u32,
 }
@@ -67,10 +81,13 @@ impl Actor for SessionActor {
 
     async fn pre_start(
         &self,
-        _me: ActorRef<SessionMsg>,
+        me: ActorRef<SessionMsg>,
         args: SessionArgs,
     ) -> Result<SessionState, ActorProcessingErr> {
         metrics::gauge!("voiceflow_sessions").increment(1.0);
+        args.ctx
+            .sessions
+            .register(args.session_id, me, args.outbox.clone(), args.user.user_id);
         Ok(SessionState {
             session_id: args.session_id,
             user: args.user,
@@ -88,6 +105,7 @@ impl Actor for SessionActor {
     ) -> Result<(), ActorProcessingErr> {
         metrics::gauge!("voiceflow_sessions").decrement(1.0);
         state.leave_all();
+        state.ctx.sessions.unregister(state.session_id);
         Ok(())
     }
 
@@ -107,6 +125,11 @@ impl Actor for SessionActor {
                 state.reject(&FrameError { id: None, error });
             }
             SessionMsg::Disconnected => me.stop(Some("disconnected".into())),
+            SessionMsg::RoomGone(room_id) => {
+                if matches!(state.joined.get(&room_id), Some(Attached::Remote(_))) {
+                    state.rejoin(&me, room_id).await;
+                }
+            }
         }
         Ok(())
     }
@@ -194,7 +217,7 @@ impl SessionState {
             session_id: self.session_id,
             user_id: self.user.user_id,
             username: self.user.username.clone(),
-            outbox: self.outbox.clone(),
+            to: Recipient::Local(self.outbox.clone()),
         }
     }
 
@@ -206,7 +229,8 @@ impl SessionState {
         req_id: Option<u64>,
     ) -> Result<(), FrameError> {
         let reply = Reply::Session {
-            outbox: self.outbox.clone(),
+            to: Recipient::Local(self.outbox.clone()),
+            session_id: self.session_id,
             req_id,
         };
         let msg = RoomMsg::Join {
@@ -214,7 +238,7 @@ impl SessionState {
             since,
             reply,
         };
-        let actor = self
+        let route = self
             .ctx
             .directory
             .send(&self.ctx, room_id, msg)
@@ -223,16 +247,21 @@ impl SessionState {
                 id: req_id,
                 error: e.to_body(),
             })?;
-        self.watch(me, room_id, &actor);
+        self.watch(me, room_id, &route);
         Ok(())
     }
 
-    fn watch(&mut self, me: &ActorRef<SessionMsg>, room_id: Snowflake, actor: &ActorRef<RoomMsg>) {
-        let id = actor.get_id();
-        if self.joined.insert(room_id, id) == Some(id) {
+    fn watch(&mut self, me: &ActorRef<SessionMsg>, room_id: Snowflake, route: &Route) {
+        let attached = match route {
+            Route::Local(actor) => Attached::Local(actor.get_id()),
+            Route::Remote(node) => Attached::Remote(*node),
+        };
+        if self.joined.insert(room_id, attached) == Some(attached) {
             return;
         }
-        me.get_cell().monitor(actor.get_cell());
+        if let Route::Local(actor) = route {
+            me.get_cell().monitor(actor.get_cell());
+        }
     }
 
     fn handle_leave(
@@ -242,24 +271,24 @@ impl SessionState {
         req_id: Option<u64>,
     ) -> Result<(), FrameError> {
         self.outbox.forget_room(room_id);
-        if self.joined.remove(&room_id).is_some()
-            && let Some(actor) = self.ctx.directory.running(room_id)
-        {
+        self.ctx.sessions.unfollow(room_id, self.session_id);
+        if let Some(attached) = self.joined.remove(&room_id) {
+            if let (Attached::Local(_), Some(actor)) =
+                (attached, self.ctx.directory.running(room_id))
             {
                 me.get_cell().unmonitor(actor.get_cell());
-                let reply = Some(Reply::Session {
-                    outbox: self.outbox.clone(),
-                    req_id,
-                });
-                if actor
-                    .cast(RoomMsg::Leave {
-                        session_id: self.session_id,
-                        reply,
-                    })
-                    .is_ok()
-                {
-                    return Ok(());
-                }
+            }
+            let reply = Some(Reply::Session {
+                to: Recipient::Local(self.outbox.clone()),
+                session_id: self.session_id,
+                req_id,
+            });
+            let leave = RoomMsg::Leave {
+                session_id: self.session_id,
+                reply,
+            };
+            if self.ctx.directory.send_if_running(room_id, leave) {
+                return Ok(());
             }
         }
         if let Some(id) = req_id {
@@ -275,7 +304,8 @@ impl SessionState {
     ) -> Result<(), FrameError> {
         let room_id = post.room_id;
         let reply = Reply::Session {
-            outbox: self.outbox.clone(),
+            to: Recipient::Local(self.outbox.clone()),
+            session_id: self.session_id,
             req_id,
         };
         let msg = RoomMsg::Post {
@@ -307,14 +337,15 @@ impl SessionState {
                 error: ErrorBody::new(ErrorCode::Forbidden, "join the room before typing in it"),
             });
         }
-        if let Some(actor) = self.ctx.directory.running(room_id) {
-            let user = self.user.user_id;
-            let _ = actor.cast(if start {
+        let user = self.user.user_id;
+        self.ctx.directory.send_if_running(
+            room_id,
+            if start {
                 RoomMsg::TypingStart(user)
             } else {
                 RoomMsg::TypingStop(user)
-            });
-        }
+            },
+        );
         if let Some(id) = req_id {
             self.outbox.push(frame::ack_ok(id, &RoomRef { room_id }));
         }
@@ -327,12 +358,20 @@ impl SessionState {
         let Some(room_id) = self
             .joined
             .iter()
-            .find(|(_, id)| **id == gone)
+            .find(|(_, a)| **a == Attached::Local(gone))
             .map(|(r, _)| *r)
         else {
             return;
         };
+        self.rejoin(me, room_id).await;
+    }
+
+    /// Joins `room_id` again from the last message this session got (the room's actor
+    /// stopped or moved). Retries for a while: during a hand-off or after a node died, the new
+    /// owner may need a moment.
+    async fn rejoin(&mut self, me: &ActorRef<SessionMsg>, room_id: Snowflake) {
         self.joined.remove(&room_id);
+        self.ctx.sessions.unfollow(room_id, self.session_id);
         let Some(since) = self.outbox.last_message(room_id) else {
             // The room let this session go (deleted, or membership removed).
             return;
@@ -341,7 +380,19 @@ impl SessionState {
             return;
         }
         tracing::debug!(session = self.session_id, %room_id, "room actor gone; re-joining");
-        if let Err(e) = self.handle_join(me, room_id, Some(since), None).await {
+        let mut delay = std::time::Duration::from_millis(20);
+        let mut result = self.handle_join(me, room_id, Some(since), None).await;
+        for _ in 0..12 {
+            match &result {
+                Err(e) if e.error.code == ErrorCode::InternalError => {
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(std::time::Duration::from_secs(1));
+                    result = self.handle_join(me, room_id, Some(since), None).await;
+                }
+                _ => break,
+            }
+        }
+        if let Err(e) = result {
             self.outbox.forget_room(room_id);
             self.outbox.push(frame::failure(None, &e.error));
         }
@@ -350,12 +401,13 @@ impl SessionState {
     /// Leaves every joined room (the connection closed).
     pub fn leave_all(&mut self) {
         for (room_id, _) in self.joined.drain() {
-            if let Some(actor) = self.ctx.directory.running(room_id) {
-                let _ = actor.cast(RoomMsg::Leave {
+            self.ctx.directory.send_if_running(
+                room_id,
+                RoomMsg::Leave {
                     session_id: self.session_id,
                     reply: None,
-                });
-            }
+                },
+            );
         }
     }
 }

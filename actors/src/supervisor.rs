@@ -70,6 +70,9 @@ impl Actor for Supervisor {
             (SupervisorKind::Rooms(directory), SupervisionEvent::ActorFailed(cell, err)) => {
                 state.crashes += 1;
                 let room = directory.forget_actor(cell.get_id());
+                if let (Some(room), Some(cluster)) = (room, directory.cluster()) {
+                    cluster.room_crashed(room);
+                }
                 tracing::error!(?room, error = %err, "room actor crashed; it restarts from storage on next use");
                 metrics::counter!("voiceflow_actor_crashes_total", "kind" => "room").increment(1);
             }

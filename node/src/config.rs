@@ -85,6 +85,8 @@ pub struct Config {
     pub http_max_body_bytes: u64,
     /// How long shutdown waits for connections to close and storage to flush, seconds.
     pub shutdown_grace_secs: u64,
+    /// Cluster membership and inter-node transport (see `ClusterConfig`; off by default).
+    pub cluster: crate::cluster::ClusterConfig,
 }
 
 impl Default for Config {
@@ -113,6 +115,7 @@ impl Default for Config {
             replay_limit: 1000,
             http_max_body_bytes: 64 * 1024,
             shutdown_grace_secs: 10,
+            cluster: crate::cluster::ClusterConfig::default(),
         }
     }
 }
@@ -143,6 +146,23 @@ pub struct Cli {
     /// [default: embedded].
     #[arg(long, env = "VOICEFLOW_STORAGE", value_enum)]
     pub storage: Option<StorageKind>,
+    /// A one-off task instead of running the node.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// One-off tasks of the binary.
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    /// Create the cluster CA (if missing) and node certificates for a local cluster.
+    Certs {
+        /// Directory of `ca.pem`, `ca.key`, `node-<id>.pem` and `node-<id>.key`.
+        #[arg(long, default_value = "./certs")]
+        dir: PathBuf,
+        /// Node ids to make certificates for, comma-separated (e.g. 1,2,3).
+        #[arg(long, value_delimiter = ',', required = true)]
+        nodes: Vec<u16>,
+    },
 }
 
 /// Config loading failures.
@@ -242,6 +262,21 @@ impl Config {
         }
         if self.storage == StorageKind::Scylla {
             self.scylla.validate().map_err(ConfigError::Invalid)?;
+        }
+        if self.cluster.enabled {
+            if self.storage != StorageKind::Scylla {
+                return bad(
+                    "a cluster needs storage = \"scylla\": every node must read the same logs",
+                );
+            }
+            if self.cluster.heartbeat_interval_ms == 0
+                || self.cluster.failure_timeout_ms < 2 * self.cluster.heartbeat_interval_ms
+            {
+                return bad("cluster.failure_timeout_ms must be at least two heartbeat intervals");
+            }
+            if self.cluster.max_frame_bytes < 64 * 1024 {
+                return bad("cluster.max_frame_bytes must be at least 65536");
+            }
         }
         Ok(())
     }

@@ -8,8 +8,10 @@
 //! - `ws`: the WebSocket upgrade and the per-connection read/write pump.
 //! - `metrics`: Prometheus exposition. `state`: what handlers share.
 //! - `web`: the embedded web client (`node/web/`) at `/`.
+//! - [`cluster`]: QUIC links, membership, placement and routing between nodes.
 //! - [`Node`]: a started node; [`run`] starts one and waits for SIGINT/SIGTERM.
 
+pub mod cluster;
 pub mod config;
 
 mod api;
@@ -85,29 +87,42 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
     let ctx = NodeContext {
         store,
         ids: Arc::new(SnowflakeGenerator::new(config.node_id)),
-        directory,
+        directory: directory.clone(),
         config: Arc::new(config.actor_config()),
+        sessions: Default::default(),
+    };
+    let listener =
+        bind(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let cluster = if config.cluster.enabled {
+        let node = cluster::bind(&config.cluster, config.node_id, addr)?;
+        directory.set_cluster(node.0.clone());
+        node.start(ctx.clone(), &config.cluster.seeds).await?;
+        tracing::info!(quic = %config.cluster.listen, "cluster member started");
+        Some(node)
+    } else {
+        None
     };
     let state = state::AppState {
         auth: auth::Auth::new(&config, &secret).map_err(|e| anyhow::anyhow!("auth set-up: {e}"))?,
         config: Arc::new(config.clone()),
         ctx,
-        connections: Arc::default(),
+        connections: Arc::new(state::Connections::for_node(config.node_id)),
         sessions: sessions_sup.clone(),
         draining: Arc::new(AtomicBool::new(false)),
         metrics: metrics::Metrics::install().context("cannot install the metrics recorder")?,
+        cluster: cluster.clone(),
     };
     let routes = ws::route(state.clone())
         .or(api::routes(state.clone()))
         .unify()
         .or(web::routes())
         .unify()
+        .or(cluster::status_route(cluster))
+        .unify()
         .recover(error::recover)
         .unify()
         .with(warp::trace::request());
-    let listener =
-        bind(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
-    let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let server = tokio::spawn(
         warp::serve(routes)
@@ -150,15 +165,28 @@ impl Node {
         let grace = Duration::from_secs(self.state.config.shutdown_grace_secs);
         let deadline = Instant::now() + grace;
         self.state.draining.store(true, Ordering::Relaxed);
-        self.state.connections.close_all(CloseReason::going_away());
+        if let Some(cluster) = &self.state.cluster {
+            // Hand every room to its next owner first, then send the clients elsewhere.
+            cluster.drain(grace / 2).await;
+            self.state
+                .connections
+                .close_all(CloseReason::reconnect_elsewhere());
+        } else {
+            self.state.connections.close_all(CloseReason::going_away());
+        }
         while self.state.connections.count() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         // Rooms finish what is queued (including writes in flight) and stop.
         for room in self.state.ctx.directory.all() {
+            let _ = room.cast(voiceflow_actors::room::RoomMsg::Retire);
             let _ = room
-                .drain_and_wait(Some(deadline.saturating_duration_since(Instant::now())))
+                .get_cell()
+                .wait(Some(deadline.saturating_duration_since(Instant::now())))
                 .await;
+        }
+        if let Some(cluster) = &self.state.cluster {
+            cluster.leave().await;
         }
         if let Some(stop) = self.stop_server.take() {
             let _ = stop.send(());

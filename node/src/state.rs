@@ -20,6 +20,15 @@ pub struct Connections {
 }
 
 impl Connections {
+    /// Connections of node `node_id`: session ids carry the node id in their top bits, so they
+    /// are unique in the whole cluster.
+    pub fn for_node(node_id: u16) -> Self {
+        Connections {
+            next_id: AtomicU64::new(u64::from(node_id) << 48),
+            open: Mutex::default(),
+        }
+    }
+
     /// Registers a new connection and returns its session id.
     pub fn register(&self, outbox: Outbox) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
@@ -65,4 +74,6 @@ pub struct AppState {
     pub draining: Arc<AtomicBool>,
     /// Prometheus renderer.
     pub metrics: crate::metrics::Metrics,
+    /// Cluster membership, when the node is in a cluster.
+    pub cluster: Option<crate::cluster::ClusterNode>,
 }

@@ -129,6 +129,21 @@ impl SnowflakeGenerator {
     }
 }
 
+impl SnowflakeGenerator {
+    /// An id of this node greater than `floor` (another node's id, from a clock ahead of ours):
+    /// this generator continues from the millisecond after `floor`'s.
+    pub fn next_id_after(&self, floor: Snowflake) -> Snowflake {
+        let floor_ms = floor.0 >> (NODE_BITS + SEQ_BITS);
+        {
+            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            if state.0 <= floor_ms {
+                *state = (floor_ms + 1, 0);
+            }
+        }
+        self.next_id()
+    }
+}
+
 /// Wall-clock Unix milliseconds.
 pub fn now_ms() -> u64 {
     SystemTime::now()

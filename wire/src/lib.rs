@@ -7,7 +7,9 @@
 //!   - [`v1::server`]: events and acks the server sends, plus the shared views (message, member).
 //!   - [`v1::frame`]: encoding a server frame once into shareable bytes.
 //! - [`ids`]: snowflake ids (milliseconds + node id + sequence) rendered as strings on the wire.
+//! - [`cluster`]: the inter-node protocol (versioned bincode frames over QUIC).
 
+pub mod cluster;
 pub mod error;
 pub mod ids;
 pub mod v1;

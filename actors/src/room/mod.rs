@@ -19,8 +19,9 @@ use voiceflow_wire::v1::server::{JoinReply, Participant};
 
 use crate::context::NodeContext;
 use crate::error::ActorError;
-use crate::outbox::Outbox;
+use crate::remote::Recipient;
 pub use state::{RoomState, rfc3339, view_of};
+use voiceflow_wire::cluster::NodeId;
 
 /// A live subscriber: one WebSocket session of a user.
 #[derive(Debug, Clone)]
@@ -32,7 +33,7 @@ pub struct SessionLink {
     /// Their username.
     pub username: String,
     /// Where the room pushes frames for this session.
-    pub outbox: Outbox,
+    pub to: Recipient,
 }
 
 /// The author of a post.
@@ -48,10 +49,12 @@ pub struct Author {
 /// (REST handlers).
 #[derive(Debug)]
 pub enum Reply<T> {
-    /// Push `{"type":"ack","id":..}` to this outbox (nothing if the request had no id).
+    /// Push `{"type":"ack","id":..}` to this session (nothing if the request had no id).
     Session {
-        /// The session's outbox.
-        outbox: Outbox,
+        /// The session.
+        to: Recipient,
+        /// Its id (cluster-unique).
+        session_id: u64,
         /// The client frame's id.
         req_id: Option<u64>,
     },
@@ -63,14 +66,10 @@ impl<T: serde::Serialize> Reply<T> {
     /// Delivers the outcome.
     pub fn send(self, result: Result<T, ActorError>) {
         match self {
-            Reply::Session { outbox, req_id } => match (result, req_id) {
-                (Ok(value), Some(id)) => {
-                    outbox.push(frame::ack_ok(id, &value));
-                }
+            Reply::Session { to, req_id, .. } => match (result, req_id) {
+                (Ok(value), Some(id)) => to.push(frame::ack_ok(id, &value)),
                 (Ok(_), None) => {}
-                (Err(e), id) => {
-                    outbox.push(frame::failure(id, &e.to_body()));
-                }
+                (Err(e), id) => to.push(frame::failure(id, &e.to_body())),
             },
             Reply::Port(port) => {
                 let _ = port.send(result);
@@ -156,6 +155,13 @@ pub enum RoomMsg {
     Members(RpcReplyPort<Result<Vec<Participant>, ActorError>>),
     /// Periodic: stop if nobody used the room for a while.
     IdleCheck,
+    /// Stop taking requests through the directory, finish what is queued and written, then
+    /// stop (hand-off to another node, a release, idle, or shutdown).
+    Retire,
+    /// Everything queued before [`RoomMsg::Retire`] was handled.
+    RetireMarker,
+    /// A node died: drop its sessions from the live set.
+    NodeDown(NodeId),
 }
 
 /// Start-up arguments.
@@ -204,6 +210,7 @@ impl Actor for RoomActor {
         if let Some(timer) = state.idle_timer.take() {
             timer.abort();
         }
+        state.close_remote_followers();
         Ok(())
     }
 
@@ -277,6 +284,12 @@ impl Actor for RoomActor {
                     self.retire(&me, state);
                 }
             }
+            RoomMsg::Retire => self.retire(&me, state),
+            RoomMsg::RetireMarker => state.retire_marker_seen = true,
+            RoomMsg::NodeDown(node) => state.handle_node_down(node),
+        }
+        if state.retire_marker_seen && state.writes_done() {
+            me.stop(Some("retired".into()));
         }
         Ok(())
     }
@@ -302,11 +315,14 @@ impl RoomActor {
         });
     }
 
-    /// Leaves the directory, then processes what is already queued and stops.
+    /// Leaves the directory (nothing new reaches this actor), then handles what was already
+    /// queued, waits for its storage writes to be acknowledged, and stops.
     fn retire(&self, me: &ActorRef<RoomMsg>, state: &mut RoomState) {
-        state.ctx.directory.remove_if(state.room.id, me.get_id());
-        if let Err(e) = me.drain() {
-            tracing::debug!(error = ?e, "room drain");
+        if state.retiring {
+            return;
         }
+        state.retiring = true;
+        state.ctx.directory.remove_if(state.room.id, me.get_id());
+        let _ = me.cast(RoomMsg::RetireMarker);
     }
 }

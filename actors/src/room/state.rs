@@ -16,6 +16,9 @@ use voiceflow_wire::v1::server::{
 use super::{Author, Reply, SessionLink};
 use crate::context::NodeContext;
 use crate::error::ActorError;
+use crate::remote::{Peer, Recipient};
+use std::sync::Arc;
+use voiceflow_wire::cluster::{NodeId, RoomDelivery};
 
 /// Most messages written in one storage batch.
 const MAX_BATCH: usize = 256;
@@ -54,7 +57,13 @@ pub struct RoomState {
     nonce_order: VecDeque<(Snowflake, String)>,
     /// Newest message id broadcast live; replays stop here so the seam has no duplicate.
     last_broadcast: Snowflake,
+    /// Newest message id this actor assigned (ids only grow, whichever node ran the room before).
+    last_assigned: Snowflake,
     last_activity: Instant,
+    /// Left the directory; stops once its writes are done.
+    pub retiring: bool,
+    /// Everything queued before the retirement was handled.
+    pub retire_marker_seen: bool,
     /// The periodic idle check.
     pub idle_timer: Option<tokio::task::JoinHandle<()>>,
 }
@@ -127,7 +136,10 @@ impl RoomState {
             recent_nonces: HashMap::new(),
             nonce_order: VecDeque::new(),
             last_broadcast,
+            last_assigned: last_broadcast,
             last_activity: Instant::now(),
+            retiring: false,
+            retire_marker_seen: false,
             idle_timer: None,
         })
     }
@@ -184,15 +196,93 @@ impl RoomState {
     }
 
     fn broadcast(&self, frame: &Frame) {
-        for session in self.live.values() {
-            session.outbox.push(frame.clone());
-        }
+        self.fan_out(None, None, frame);
     }
 
     fn broadcast_except_user(&self, user: Snowflake, frame: &Frame) {
-        for session in self.live.values().filter(|s| s.user_id != user) {
-            session.outbox.push(frame.clone());
+        self.fan_out(Some(user), None, frame);
+    }
+
+    /// Pushes `frame` to every live local session, and one copy to each other node with live
+    /// sessions (that node fans it out to its own). `last`: the frame carries messages up to it.
+    fn fan_out(&self, except_user: Option<Snowflake>, last: Option<Snowflake>, frame: &Frame) {
+        let mut nodes: Vec<&Arc<dyn Peer>> = Vec::new();
+        let frames = std::slice::from_ref(frame);
+        for session in self.live.values() {
+            match &session.to {
+                Recipient::Local(outbox) => {
+                    if except_user == Some(session.user_id) {
+                        continue;
+                    }
+                    match last {
+                        Some(last) => outbox.push_room_messages(self.room.id, last, frames),
+                        None => outbox.push(frame.clone()),
+                    };
+                }
+                Recipient::Remote(r) => {
+                    if !nodes.iter().any(|p| p.node_id() == r.peer.node_id()) {
+                        nodes.push(&r.peer);
+                    }
+                }
+            }
         }
+        if nodes.is_empty() {
+            return;
+        }
+        let bytes = frame.wire_bytes().to_vec();
+        for peer in nodes {
+            peer.deliver(
+                self.room.id,
+                RoomDelivery::Fanout {
+                    except_user: except_user.map(|u| u.0),
+                    last: last.map(|l| l.0),
+                    frames: bytes.clone(),
+                },
+            );
+        }
+    }
+
+    /// Storage writes queued or in flight: none.
+    pub fn writes_done(&self) -> bool {
+        self.pending.is_empty() && self.in_flight.is_none()
+    }
+
+    /// A node died: its sessions leave the live set (and others see them leave).
+    pub fn handle_node_down(&mut self, node: NodeId) {
+        let gone: Vec<u64> = self
+            .live
+            .iter()
+            .filter(|(_, s)| s.to.remote_peer().is_some_and(|p| p.node_id() == node))
+            .map(|(id, _)| *id)
+            .collect();
+        for session_id in gone {
+            self.handle_leave(session_id, None);
+        }
+    }
+
+    /// The actor stops: sessions following it from other nodes re-join wherever it lives next.
+    pub fn close_remote_followers(&mut self) {
+        let mut nodes: Vec<Arc<dyn Peer>> = Vec::new();
+        for session in self.live.values() {
+            if let Some(peer) = session.to.remote_peer()
+                && !nodes.iter().any(|p| p.node_id() == peer.node_id())
+            {
+                nodes.push(peer.clone());
+            }
+        }
+        for peer in nodes {
+            peer.deliver(self.room.id, RoomDelivery::Closed);
+        }
+    }
+
+    /// A fresh id, above every id this room has (a previous owner's clock may be ahead).
+    fn next_message_id(&mut self) -> Snowflake {
+        let mut id = self.ctx.ids.next_id();
+        if id <= self.last_assigned {
+            id = self.ctx.ids.next_id_after(self.last_assigned);
+        }
+        self.last_assigned = id;
+        id
     }
 
     async fn add_member(&mut self, author: &Author) -> Result<(), ActorError> {
@@ -254,10 +344,11 @@ impl RoomState {
         };
         // The resume point for an automatic re-join, even if no message arrives meanwhile.
         session
-            .outbox
+            .to
             .push_room_messages(self.room.id, self.last_broadcast, &[]);
         let first_session = !self.user_is_live(session.user_id);
         let user_id = session.user_id;
+        session.to.subscribed();
         self.live.insert(session.session_id, session);
         if first_session {
             let event = UserPresenceInRoom {
@@ -306,7 +397,7 @@ impl RoomState {
             .collect();
         if let Some(last) = stored.last() {
             session
-                .outbox
+                .to
                 .push_room_messages(self.room.id, last.id, &frames);
         }
         Ok((frames.len() as u32, false))
@@ -353,7 +444,7 @@ impl RoomState {
                 Err(e) => return reply.send(Err(e)),
             }
         }
-        let id = self.ctx.ids.next_id();
+        let id = self.next_message_id();
         let record = MessageRecord {
             id,
             room_id: self.room.id,
@@ -467,9 +558,7 @@ impl RoomState {
             .map(|p| p.record.id)
             .unwrap_or(self.last_broadcast);
         self.last_broadcast = self.last_broadcast.max(last);
-        for session in self.live.values() {
-            session.outbox.push_room_messages(self.room.id, last, &blob);
-        }
+        self.fan_out(None, Some(last), &blob[0]);
         metrics::counter!("voiceflow_messages_total").increment(batch.len() as u64);
         metrics::counter!("voiceflow_deliveries_total")
             .increment((batch.len() * self.live.len()) as u64);
@@ -567,7 +656,7 @@ impl RoomState {
             .collect();
         for session_id in sessions {
             if let Some(session) = self.live.get(&session_id) {
-                session.outbox.forget_room(self.room.id);
+                session.to.forget_room(self.room.id);
             }
             self.handle_leave(session_id, None);
         }
@@ -628,7 +717,7 @@ impl RoomState {
             },
         ));
         for (_, session) in self.live.drain() {
-            session.outbox.forget_room(self.room.id);
+            session.to.forget_room(self.room.id);
         }
         Ok(())
     }

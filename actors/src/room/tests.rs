@@ -1,5 +1,6 @@
 //! Room logic and the room actor against a real embedded store on a temporary directory.
 
+use crate::remote::Recipient;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,6 +59,7 @@ async fn fixture(config: ActorConfig) -> Fixture {
     };
     store.create_room(&room, &admin).await.expect("room");
     let ctx = NodeContext {
+        sessions: Default::default(),
         store,
         ids,
         directory: RoomDirectory::new(),
@@ -76,7 +78,7 @@ fn link(session_id: u64, user: Snowflake) -> SessionLink {
         session_id,
         user_id: user,
         username: "alice".into(),
-        outbox: Outbox::new(1000),
+        to: Recipient::Local(Outbox::new(1000)),
     }
 }
 
@@ -117,12 +119,13 @@ async fn posts_are_acked_and_broadcast_only_after_the_batch_commits() {
             session.clone(),
             None,
             Reply::Session {
-                outbox: session.outbox.clone(),
+                to: session.to.clone(),
+                session_id: 0,
                 req_id: Some(1),
             },
         )
         .await;
-    assert_eq!(drain(&session.outbox).await[0]["ok"], true);
+    assert_eq!(drain(outbox_of(&session)).await[0]["ok"], true);
 
     let author = Author {
         user_id: f.alice,
@@ -130,7 +133,8 @@ async fn posts_are_acked_and_broadcast_only_after_the_batch_commits() {
     };
     for (i, text) in ["one", "two", "three"].iter().enumerate() {
         let reply = Reply::Session {
-            outbox: session.outbox.clone(),
+            to: session.to.clone(),
+            session_id: 0,
             req_id: Some(10 + i as u64),
         };
         state
@@ -138,7 +142,7 @@ async fn posts_are_acked_and_broadcast_only_after_the_batch_commits() {
             .await;
     }
     assert!(
-        drain(&session.outbox).await.is_empty(),
+        drain(outbox_of(&session)).await.is_empty(),
         "nothing before the write"
     );
     let batch = state.take_write_batch().expect("batch");
@@ -149,7 +153,7 @@ async fn posts_are_acked_and_broadcast_only_after_the_batch_commits() {
     );
     f.ctx.store.append_messages(&batch).await.expect("append");
     state.handle_committed(Ok(()));
-    let frames = drain(&session.outbox).await;
+    let frames = drain(outbox_of(&session)).await;
     let received: Vec<_> = frames
         .iter()
         .filter(|v| v["type"] == "message:received")
@@ -177,7 +181,8 @@ async fn a_failed_write_is_reported_and_never_broadcast() {
             session.clone(),
             None,
             Reply::Session {
-                outbox: session.outbox.clone(),
+                to: session.to.clone(),
+                session_id: 0,
                 req_id: None,
             },
         )
@@ -187,7 +192,8 @@ async fn a_failed_write_is_reported_and_never_broadcast() {
         username: "alice".into(),
     };
     let reply = Reply::Session {
-        outbox: session.outbox.clone(),
+        to: session.to.clone(),
+        session_id: 0,
         req_id: Some(5),
     };
     state
@@ -197,7 +203,7 @@ async fn a_failed_write_is_reported_and_never_broadcast() {
     state.handle_committed(Err(voiceflow_schema::StoreError::Unavailable(
         "disk gone".into(),
     )));
-    let frames = drain(&session.outbox).await;
+    let frames = drain(outbox_of(&session)).await;
     assert!(frames.iter().all(|v| v["type"] != "message:received"));
     let ack = frames.iter().find(|v| v["type"] == "ack").expect("ack");
     assert_eq!(ack["error"]["code"], "STORAGE_UNAVAILABLE");
@@ -216,7 +222,8 @@ async fn a_nonce_in_flight_or_stored_gives_back_the_same_message() {
     };
     for id in [1, 2] {
         let reply = Reply::Session {
-            outbox: outbox.clone(),
+            to: Recipient::Local(outbox.clone()),
+            session_id: 0,
             req_id: Some(id),
         };
         state
@@ -232,7 +239,8 @@ async fn a_nonce_in_flight_or_stored_gives_back_the_same_message() {
         .await
         .expect("reload");
     let reply = Reply::Session {
-        outbox: outbox.clone(),
+        to: Recipient::Local(outbox.clone()),
+        session_id: 0,
         req_id: Some(3),
     };
     fresh
@@ -268,7 +276,8 @@ async fn replay_stops_at_what_was_broadcast_and_respects_the_limit() {
     let sink = Outbox::new(100);
     for i in 0..5 {
         let reply = Reply::Session {
-            outbox: sink.clone(),
+            to: Recipient::Local(sink.clone()),
+            session_id: 0,
             req_id: None,
         };
         state
@@ -289,12 +298,13 @@ async fn replay_stops_at_what_was_broadcast_and_respects_the_limit() {
             session.clone(),
             Some(since),
             Reply::Session {
-                outbox: session.outbox.clone(),
+                to: session.to.clone(),
+                session_id: 0,
                 req_id: Some(1),
             },
         )
         .await;
-    let frames = drain(&session.outbox).await;
+    let frames = drain(outbox_of(&session)).await;
     let replayed: Vec<_> = frames
         .iter()
         .filter(|v| v["type"] == "message:received")
@@ -308,12 +318,13 @@ async fn replay_stops_at_what_was_broadcast_and_respects_the_limit() {
             late.clone(),
             Some(batch[0].id.min(Snowflake(1))),
             Reply::Session {
-                outbox: late.outbox.clone(),
+                to: late.to.clone(),
+                session_id: 0,
                 req_id: Some(1),
             },
         )
         .await;
-    let frames = drain(&late.outbox).await;
+    let frames = drain(outbox_of(&late)).await;
     assert_eq!(frames.last().expect("ack")["data"]["replayTruncated"], true);
     assert!(frames.iter().all(|v| v["type"] != "message:received"));
 }
@@ -363,7 +374,8 @@ async fn typing_expires_after_the_ttl_with_paused_time() {
         session: watcher.clone(),
         since: None,
         reply: Reply::Session {
-            outbox: watcher.outbox.clone(),
+            to: watcher.to.clone(),
+            session_id: 0,
             req_id: None,
         },
     })
@@ -371,7 +383,7 @@ async fn typing_expires_after_the_ttl_with_paused_time() {
     room.cast(RoomMsg::TypingStart(bob)).expect("typing");
     tokio::time::sleep(Duration::from_millis(10)).await;
     assert!(
-        drain(&watcher.outbox)
+        drain(outbox_of(&watcher))
             .await
             .iter()
             .any(|v| v["type"] == "user:typing")
@@ -381,7 +393,7 @@ async fn typing_expires_after_the_ttl_with_paused_time() {
     room.cast(RoomMsg::TypingStart(bob)).expect("typing");
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert!(
-        drain(&watcher.outbox)
+        drain(outbox_of(&watcher))
             .await
             .iter()
             .all(|v| v["type"] != "user:stopped_typing"),
@@ -389,7 +401,7 @@ async fn typing_expires_after_the_ttl_with_paused_time() {
     );
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert!(
-        drain(&watcher.outbox)
+        drain(outbox_of(&watcher))
             .await
             .iter()
             .any(|v| v["type"] == "user:stopped_typing")
@@ -461,4 +473,11 @@ async fn a_crashed_room_is_forgotten_and_restarts_from_storage() {
         .expect("history");
     assert_eq!(history.len(), 2);
     sup.stop(None);
+}
+
+fn outbox_of(session: &SessionLink) -> &Outbox {
+    match &session.to {
+        Recipient::Local(outbox) => outbox,
+        Recipient::Remote(_) => panic!("test sessions are local"),
+    }
 }

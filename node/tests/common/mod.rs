@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -83,7 +85,11 @@ impl TestNode {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut sent = false;
+            let echo = std::env::var_os("TEST_NODE_ECHO").is_some();
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if echo {
+                    eprintln!("[node] {line}");
+                }
                 if !sent && let Some(addr) = line.strip_prefix("VOICEFLOW_LISTENING ") {
                     let _ = tx.send(addr.trim().to_owned());
                     sent = true;

@@ -78,6 +78,36 @@ impl Frame {
         self.texts().first().copied().unwrap_or("")
     }
 
+    /// Frames received from another node as raw bytes: accepted only if they are whole, final,
+    /// unmasked WebSocket text frames with UTF-8 payloads (what [`event`] makes), so a
+    /// misbehaving peer cannot make a node write garbage to its clients.
+    pub fn from_wire(wire: Bytes) -> Option<Frame> {
+        let mut rest: &[u8] = &wire;
+        let mut count = 0u32;
+        while !rest.is_empty() {
+            if *rest.first()? != 0x81 {
+                return None;
+            }
+            let (len, header) = match *rest.get(1)? {
+                126 => (
+                    u16::from_be_bytes([*rest.get(2)?, *rest.get(3)?]) as usize,
+                    4,
+                ),
+                127 => (
+                    u64::from_be_bytes(rest.get(2..10)?.try_into().ok()?) as usize,
+                    10,
+                ),
+                n if n < 126 => (n as usize, 2usize),
+                _ => return None,
+            };
+            let payload = rest.get(header..header.checked_add(len)?)?;
+            std::str::from_utf8(payload).ok()?;
+            rest = &rest[header + len..];
+            count += 1;
+        }
+        Some(Frame { wire, count })
+    }
+
     /// Concatenates frames into one, preserving order.
     pub fn concat(frames: &[Frame]) -> Frame {
         if let [one] = frames {
@@ -164,6 +194,30 @@ pub fn failure(id: Option<u64>, error: &ErrorBody) -> Frame {
 mod tests {
     use super::*;
     use crate::error::ErrorCode;
+
+    #[test]
+    fn frames_from_a_peer_are_checked() {
+        let made = Frame::concat(&[event("a", &1), event("b", &"x".repeat(300))]);
+        let back = Frame::from_wire(made.wire_bytes().clone()).expect("valid frames");
+        assert_eq!(back, made);
+        assert_eq!(back.count(), 2);
+        let mut cut = made.wire_bytes().to_vec();
+        cut.pop();
+        assert!(Frame::from_wire(Bytes::from(cut)).is_none(), "truncated");
+        assert!(
+            Frame::from_wire(Bytes::from_static(b"\x82\x01a")).is_none(),
+            "binary"
+        );
+        assert!(
+            Frame::from_wire(Bytes::from_static(b"\x81\x81abcda")).is_none(),
+            "masked"
+        );
+        assert!(
+            Frame::from_wire(Bytes::from_static(b"\x81\x02\xff\xfe")).is_none(),
+            "utf-8"
+        );
+        assert_eq!(Frame::from_wire(Bytes::new()).map(|f| f.count()), Some(0));
+    }
 
     #[test]
     fn frames_carry_websocket_headers_for_every_length() {

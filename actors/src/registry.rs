@@ -1,0 +1,232 @@
+//! This node's sessions, and which of them follow rooms that live on other nodes.
+//!
+//! A room on another node sends one copy of each event to this node; the registry fans it out
+//! to the local sessions subscribed to that room (the Manifold pattern), pushing the same
+//! bytes to each outbox. A subscription turns active only when the owner says the session is
+//! in its live set, so a session never receives a live event before its join replay.
+
+use std::collections::HashMap;
+
+use parking_lot::RwLock;
+use ractor::ActorRef;
+use voiceflow_wire::Snowflake;
+use voiceflow_wire::cluster::NodeId;
+use voiceflow_wire::v1::frame::Frame;
+
+use crate::outbox::Outbox;
+use crate::session::SessionMsg;
+
+/// A session connected to this node.
+#[derive(Clone)]
+struct LocalSession {
+    actor: ActorRef<SessionMsg>,
+    outbox: Outbox,
+    user_id: Snowflake,
+}
+
+/// The local sessions following one remote room.
+#[derive(Default)]
+struct RemoteRoom {
+    owner: NodeId,
+    /// Session id → active (in the owner's live set).
+    sessions: HashMap<u64, bool>,
+}
+
+#[derive(Default)]
+struct Inner {
+    sessions: HashMap<u64, LocalSession>,
+    rooms: HashMap<Snowflake, RemoteRoom>,
+}
+
+/// Session id → session, room → followers. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct SessionRegistry(std::sync::Arc<RwLock<Inner>>);
+
+impl SessionRegistry {
+    /// A session started.
+    pub fn register(
+        &self,
+        session_id: u64,
+        actor: ActorRef<SessionMsg>,
+        outbox: Outbox,
+        user_id: Snowflake,
+    ) {
+        self.0.write().sessions.insert(
+            session_id,
+            LocalSession {
+                actor,
+                outbox,
+                user_id,
+            },
+        );
+    }
+
+    /// A session ended: it follows nothing any more.
+    pub fn unregister(&self, session_id: u64) {
+        let mut inner = self.0.write();
+        inner.sessions.remove(&session_id);
+        inner.rooms.retain(|_, room| {
+            room.sessions.remove(&session_id);
+            !room.sessions.is_empty()
+        });
+    }
+
+    /// Sessions on this node.
+    pub fn len(&self) -> usize {
+        self.0.read().sessions.len()
+    }
+
+    /// No sessions.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A session asked `owner` to join `room` (not yet active).
+    pub fn follow(&self, room: Snowflake, owner: NodeId, session_id: u64) {
+        let mut inner = self.0.write();
+        let entry = inner.rooms.entry(room).or_default();
+        if entry.owner != owner {
+            // Subscriptions with an older owner are void; their sessions re-join anyway.
+            entry.sessions.clear();
+            entry.owner = owner;
+        }
+        entry.sessions.insert(session_id, false);
+    }
+
+    /// The session stops following `room`.
+    pub fn unfollow(&self, room: Snowflake, session_id: u64) {
+        let mut inner = self.0.write();
+        if let Some(entry) = inner.rooms.get_mut(&room) {
+            entry.sessions.remove(&session_id);
+            if entry.sessions.is_empty() {
+                inner.rooms.remove(&room);
+            }
+        }
+    }
+
+    /// The owner put the session in its live set.
+    pub fn activate(&self, room: Snowflake, from: NodeId, session_id: u64) {
+        let mut inner = self.0.write();
+        if let Some(entry) = inner.rooms.get_mut(&room)
+            && entry.owner == from
+            && let Some(active) = entry.sessions.get_mut(&session_id)
+        {
+            *active = true;
+        }
+    }
+
+    /// Frames from a room for one session.
+    pub fn to_session(&self, room: Snowflake, session_id: u64, last: Option<u64>, frame: Frame) {
+        let inner = self.0.read();
+        let Some(session) = inner.sessions.get(&session_id) else {
+            return;
+        };
+        match last {
+            Some(last) => {
+                session
+                    .outbox
+                    .push_room_messages(room, Snowflake(last), &[frame]);
+            }
+            None if frame.count() > 0 => {
+                session.outbox.push(frame);
+            }
+            None => {}
+        }
+    }
+
+    /// The room dropped the session (deleted room, removed member): no re-join.
+    pub fn forget(&self, room: Snowflake, session_id: u64) {
+        self.unfollow(room, session_id);
+        if let Some(session) = self.0.read().sessions.get(&session_id) {
+            session.outbox.forget_room(room);
+        }
+    }
+
+    /// One event for every active follower of `room` on this node, from its owner `from`.
+    /// Returns how many sessions got it.
+    pub fn fanout(
+        &self,
+        room: Snowflake,
+        from: NodeId,
+        except_user: Option<Snowflake>,
+        last: Option<u64>,
+        frame: &Frame,
+    ) -> usize {
+        let inner = self.0.read();
+        let Some(entry) = inner.rooms.get(&room) else {
+            return 0;
+        };
+        if entry.owner != from {
+            return 0;
+        }
+        let frames = std::slice::from_ref(frame);
+        let mut delivered = 0;
+        for (id, active) in &entry.sessions {
+            let Some(session) = inner.sessions.get(id).filter(|_| *active) else {
+                continue;
+            };
+            if except_user == Some(session.user_id) {
+                continue;
+            }
+            match last {
+                Some(last) => session
+                    .outbox
+                    .push_room_messages(room, Snowflake(last), frames),
+                None => session.outbox.push(frame.clone()),
+            };
+            delivered += 1;
+        }
+        delivered
+    }
+
+    /// The room's actor on `from` stopped: its followers here re-join where it lives now.
+    pub fn room_closed(&self, room: Snowflake, from: Option<NodeId>) {
+        let followers = {
+            let mut inner = self.0.write();
+            match inner.rooms.get(&room) {
+                Some(entry) if from.is_none_or(|f| f == entry.owner) => {}
+                _ => return,
+            }
+            let entry = inner.rooms.remove(&room).unwrap_or_default();
+            entry
+                .sessions
+                .keys()
+                .filter_map(|id| inner.sessions.get(id).map(|s| s.actor.clone()))
+                .collect::<Vec<_>>()
+        };
+        for actor in followers {
+            let _ = actor.cast(SessionMsg::RoomGone(room));
+        }
+    }
+
+    /// Membership changed: every followed room whose owner is no longer the node it was
+    /// followed on is closed (its followers re-join the new owner).
+    pub fn owners_changed(&self, owner_of: impl Fn(Snowflake) -> Option<NodeId>) {
+        let moved: Vec<Snowflake> = self
+            .0
+            .read()
+            .rooms
+            .iter()
+            .filter(|(room, entry)| owner_of(**room) != Some(entry.owner))
+            .map(|(room, _)| *room)
+            .collect();
+        for room in moved {
+            self.room_closed(room, None);
+        }
+    }
+
+    /// Rooms followed here with their owners (for `GET /cluster` and tests).
+    pub fn followed_rooms(&self) -> usize {
+        self.0.read().rooms.len()
+    }
+
+    /// Asks every session's connection to close.
+    pub fn outboxes(&self) -> Vec<Outbox> {
+        self.0
+            .read()
+            .sessions
+            .values()
+            .map(|s| s.outbox.clone())
+            .collect()
+    }
+}

@@ -1,0 +1,53 @@
+//! The `[cluster]` table of the node's config.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// How a node finds and talks to the other nodes. Off by default (a single node).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// Join a cluster. Needs `storage = "scylla"`: every node reads and writes the same logs.
+    pub enabled: bool,
+    /// UDP address the QUIC endpoint binds for inter-node traffic.
+    pub listen: SocketAddr,
+    /// The QUIC address other nodes dial to reach this one [default: `listen`].
+    pub advertise: Option<SocketAddr>,
+    /// The HTTP/WebSocket address clients are sent to for this node [default: the node's
+    /// `listen`]; shown by `GET /cluster`.
+    pub advertise_http: Option<SocketAddr>,
+    /// QUIC addresses of nodes to contact at start; any one live member is enough to join.
+    pub seeds: Vec<SocketAddr>,
+    /// PEM file of the cluster CA certificate; peers must present a certificate it signed.
+    pub ca_cert: PathBuf,
+    /// PEM file of this node's certificate (signed by the cluster CA).
+    pub cert: PathBuf,
+    /// PEM file of this node's private key.
+    pub key: PathBuf,
+    /// How often a node sends a heartbeat (with its view of the members) to every peer, ms.
+    pub heartbeat_interval_ms: u64,
+    /// A peer not heard from for this long is marked down and its rooms move, ms.
+    pub failure_timeout_ms: u64,
+    /// Largest inter-node frame accepted, bytes; a peer sending more is disconnected.
+    pub max_frame_bytes: usize,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            enabled: false,
+            listen: SocketAddr::from(([127, 0, 0, 1], 4000)),
+            advertise: None,
+            advertise_http: None,
+            seeds: Vec::new(),
+            ca_cert: PathBuf::from("./certs/ca.pem"),
+            cert: PathBuf::from("./certs/node.pem"),
+            key: PathBuf::from("./certs/node.key"),
+            heartbeat_interval_ms: 500,
+            failure_timeout_ms: 3000,
+            max_frame_bytes: 16 * 1024 * 1024,
+        }
+    }
+}

@@ -1,0 +1,430 @@
+//! Links to other nodes: one link actor per peer dials it over QUIC (mutual TLS) and owns the
+//! outgoing connection; the accept loop reads what peers send. Every unidirectional stream
+//! starts with a `Hello` naming its sender; after that, one stream carries one lane: the
+//! control lane (heartbeats) or one room's traffic, so a busy or stalled room never delays
+//! another room or the heartbeats.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::sync::mpsc;
+use voiceflow_actors::remote::Peer;
+use voiceflow_wire::Snowflake;
+use voiceflow_wire::cluster::{self, NodeId, PeerMsg, RoomDelivery};
+
+use super::ClusterInner;
+
+/// Which stream of a connection a frame goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Lane {
+    /// Heartbeats and membership.
+    Control,
+    /// One room's requests and deliveries.
+    Room(u64),
+}
+
+type Outgoing = (Lane, Vec<u8>);
+
+/// The sending side of a link: cheap to clone, never blocks (frames queue while the link
+/// (re)connects; a link to a node that went down is dropped with its queue).
+#[derive(Clone)]
+pub struct PeerHandle {
+    node_id: NodeId,
+    tx: mpsc::UnboundedSender<Outgoing>,
+}
+
+impl PeerHandle {
+    /// Queues `msg` on `lane`.
+    pub fn send(&self, lane: Lane, msg: &PeerMsg) {
+        let _ = self.tx.send((lane, cluster::encode(msg)));
+    }
+}
+
+impl Peer for PeerHandle {
+    fn node_id(&self) -> NodeId {
+        self.node_id
+    }
+
+    fn deliver(&self, room: Snowflake, delivery: RoomDelivery) {
+        self.send(
+            Lane::Room(room.0),
+            &PeerMsg::FromRoom {
+                room: room.0,
+                delivery,
+            },
+        );
+    }
+}
+
+/// Messages of a link actor.
+pub enum LinkMsg {
+    /// A dial attempt finished.
+    Dialled(Result<quinn::Connection, String>),
+    /// The connection's pump ended (the connection broke); the queue comes back.
+    PumpEnded(mpsc::UnboundedReceiver<Outgoing>),
+    /// Dial again (after a back-off).
+    Redial,
+}
+
+/// Start-up arguments of a link actor.
+pub struct LinkArgs {
+    /// The peer.
+    pub node_id: NodeId,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The queue its [`PeerHandle`] feeds.
+    pub rx: mpsc::UnboundedReceiver<Outgoing>,
+    /// Cluster state (endpoint, membership).
+    pub cluster: Arc<ClusterInner>,
+}
+
+/// State of a link actor.
+pub struct LinkState {
+    node_id: NodeId,
+    addr: SocketAddr,
+    rx: Option<mpsc::UnboundedReceiver<Outgoing>>,
+    cluster: Arc<ClusterInner>,
+    backoff: Duration,
+}
+
+/// The link actor of one peer.
+pub struct LinkActor;
+
+/// A new link: its handle and the arguments for its actor.
+pub fn new_link(
+    node_id: NodeId,
+    addr: SocketAddr,
+    cluster: Arc<ClusterInner>,
+) -> (PeerHandle, LinkArgs) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    (
+        PeerHandle { node_id, tx },
+        LinkArgs {
+            node_id,
+            addr,
+            rx,
+            cluster,
+        },
+    )
+}
+
+impl Actor for LinkActor {
+    type Msg = LinkMsg;
+    type State = LinkState;
+    type Arguments = LinkArgs;
+
+    async fn pre_start(
+        &self,
+        me: ActorRef<LinkMsg>,
+        args: LinkArgs,
+    ) -> Result<LinkState, ActorProcessingErr> {
+        let _ = me.cast(LinkMsg::Redial);
+        Ok(LinkState {
+            node_id: args.node_id,
+            addr: args.addr,
+            rx: Some(args.rx),
+            cluster: args.cluster,
+            backoff: Duration::from_millis(50),
+        })
+    }
+
+    async fn handle(
+        &self,
+        me: ActorRef<LinkMsg>,
+        msg: LinkMsg,
+        state: &mut LinkState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            LinkMsg::Redial => {
+                let endpoint = state.cluster.endpoint.clone();
+                let client = state.cluster.client_config.clone();
+                let addr = state.addr;
+                let me = me.clone();
+                tokio::spawn(async move {
+                    let result = dial(endpoint, client, addr).await;
+                    let _ = me.cast(LinkMsg::Dialled(result));
+                });
+            }
+            LinkMsg::Dialled(Ok(conn)) => {
+                state.backoff = Duration::from_millis(50);
+                tracing::info!(peer = state.node_id, addr = %state.addr, "cluster link up");
+                if let Some(rx) = state.rx.take() {
+                    let cluster = state.cluster.clone();
+                    let me = me.clone();
+                    let peer = state.node_id;
+                    tokio::spawn(async move {
+                        let rx = pump(conn, rx, cluster, peer).await;
+                        let _ = me.cast(LinkMsg::PumpEnded(rx));
+                    });
+                }
+            }
+            LinkMsg::Dialled(Err(e)) => {
+                tracing::debug!(peer = state.node_id, addr = %state.addr, error = %e, "cluster dial failed");
+                self.redial_later(&me, state);
+            }
+            LinkMsg::PumpEnded(rx) => {
+                tracing::info!(peer = state.node_id, "cluster link down");
+                state.rx = Some(rx);
+                self.redial_later(&me, state);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl LinkActor {
+    fn redial_later(&self, me: &ActorRef<LinkMsg>, state: &mut LinkState) {
+        let delay = state.backoff;
+        state.backoff = (state.backoff * 2).min(Duration::from_secs(1));
+        me.send_after(delay, || LinkMsg::Redial);
+    }
+}
+
+async fn dial(
+    endpoint: quinn::Endpoint,
+    client: quinn::ClientConfig,
+    addr: SocketAddr,
+) -> Result<quinn::Connection, String> {
+    let connecting = endpoint
+        .connect_with(client, addr, super::tls::SERVER_NAME)
+        .map_err(|e| e.to_string())?;
+    tokio::time::timeout(Duration::from_secs(3), connecting)
+        .await
+        .map_err(|_| "timed out".to_string())?
+        .map_err(|e| e.to_string())
+}
+
+/// Moves queued frames onto the connection's lanes until it breaks; returns the queue.
+async fn pump(
+    conn: quinn::Connection,
+    mut rx: mpsc::UnboundedReceiver<Outgoing>,
+    cluster: Arc<ClusterInner>,
+    peer: NodeId,
+) -> mpsc::UnboundedReceiver<Outgoing> {
+    let hello = cluster::encode(&PeerMsg::Hello(cluster.me()));
+    let mut lanes: HashMap<Lane, mpsc::UnboundedSender<Vec<u8>>> = HashMap::new();
+    let sent = metrics::counter!("voiceflow_cluster_bytes_sent_total", "peer" => peer.to_string());
+    let rtt = metrics::gauge!("voiceflow_cluster_rtt_seconds", "peer" => peer.to_string());
+    let mut rtt_every = tokio::time::interval(Duration::from_secs(1));
+    // The control lane opens first so the peer learns who we are at once.
+    lanes.insert(Lane::Control, open_lane(&conn, hello.clone(), sent.clone()));
+    loop {
+        tokio::select! {
+            next = rx.recv() => {
+                let Some((lane, bytes)) = next else { break };
+                let writer = lanes
+                    .entry(lane)
+                    .or_insert_with(|| open_lane(&conn, hello.clone(), sent.clone()));
+                if writer.send(bytes).is_err() {
+                    // That stream failed: the connection is going; start over on a new one.
+                    break;
+                }
+            }
+            _ = conn.closed() => break,
+            _ = rtt_every.tick() => rtt.set(conn.rtt().as_secs_f64()),
+        }
+    }
+    conn.close(0u32.into(), b"link reset");
+    rx
+}
+
+/// Opens one unidirectional stream (lazily, in its writer task) and writes what it is given.
+fn open_lane(
+    conn: &quinn::Connection,
+    hello: Vec<u8>,
+    sent: metrics::Counter,
+) -> mpsc::UnboundedSender<Vec<u8>> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let conn = conn.clone();
+    tokio::spawn(async move {
+        let Ok(mut stream) = conn.open_uni().await else {
+            return;
+        };
+        if stream.write_all(&hello).await.is_err() {
+            return;
+        }
+        while let Some(bytes) = rx.recv().await {
+            sent.increment(bytes.len() as u64);
+            if stream.write_all(&bytes).await.is_err() {
+                conn.close(1u32.into(), b"stream write failed");
+                return;
+            }
+        }
+        let _ = stream.finish();
+    });
+    tx
+}
+
+/// Accepts peers' connections until the endpoint closes.
+pub async fn accept_loop(cluster: Arc<ClusterInner>) {
+    while let Some(incoming) = cluster.endpoint.accept().await {
+        let cluster = cluster.clone();
+        tokio::spawn(async move {
+            let remote = incoming.remote_address();
+            match incoming.await {
+                Ok(conn) => serve_connection(cluster, conn).await,
+                // A certificate from another CA ends here (the handshake fails).
+                Err(e) => tracing::warn!(%remote, error = %e, "cluster connection refused"),
+            }
+        });
+    }
+}
+
+async fn serve_connection(cluster: Arc<ClusterInner>, conn: quinn::Connection) {
+    let remote = conn.remote_address();
+    loop {
+        match conn.accept_uni().await {
+            Ok(stream) => {
+                let cluster = cluster.clone();
+                let conn = conn.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = read_stream(&cluster, stream).await {
+                        tracing::warn!(%remote, error = %e, "bad frame from a peer; closing its connection");
+                        metrics::counter!("voiceflow_cluster_bad_frames_total").increment(1);
+                        conn.close(2u32.into(), b"protocol error");
+                    }
+                });
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+/// Reads a stream's frames in order and hands them to the router.
+async fn read_stream(
+    cluster: &Arc<ClusterInner>,
+    mut stream: quinn::RecvStream,
+) -> Result<(), String> {
+    let limit = cluster.max_frame_bytes;
+    let received = metrics::counter!("voiceflow_cluster_bytes_received_total");
+    let mut from: Option<NodeId> = None;
+    let mut ops: Option<mpsc::UnboundedSender<PeerMsg>> = None;
+    let mut buf = Vec::new();
+    loop {
+        let mut prefix = [0u8; 4];
+        match stream.read_exact(&mut prefix).await {
+            Ok(()) => {}
+            Err(quinn::ReadExactError::FinishedEarly(0)) => return Ok(()),
+            Err(e) => {
+                return match e {
+                    quinn::ReadExactError::ReadError(quinn::ReadError::ConnectionLost(_)) => Ok(()),
+                    other => Err(other.to_string()),
+                };
+            }
+        }
+        let len = cluster::check_len(prefix, limit).map_err(|e| e.to_string())?;
+        buf.resize(len, 0);
+        stream
+            .read_exact(&mut buf)
+            .await
+            .map_err(|e| e.to_string())?;
+        received.increment(len as u64 + 4);
+        let msg = cluster::decode(&buf).map_err(|e| e.to_string())?;
+        match (from, msg) {
+            (None, PeerMsg::Hello(info)) => {
+                from = Some(info.node_id);
+                cluster.on_hello(info);
+            }
+            (None, _) => return Err("stream did not start with a hello".into()),
+            // Requests to rooms may wait (a room starting, a release); they run in order on a
+            // task of their own so the deliveries behind them on this stream (such as the
+            // answer to that very release) are never stuck behind them.
+            (Some(node), msg @ PeerMsg::ToRoom { .. }) => {
+                let ops = ops.get_or_insert_with(|| {
+                    let (tx, mut rx) = mpsc::unbounded_channel::<PeerMsg>();
+                    let cluster = cluster.clone();
+                    tokio::spawn(async move {
+                        while let Some(msg) = rx.recv().await {
+                            super::router::handle(&cluster, node, msg).await;
+                        }
+                    });
+                    tx
+                });
+                let _ = ops.send(msg);
+            }
+            (Some(node), msg) => super::router::handle(cluster, node, msg).await,
+        }
+    }
+}
+
+/// Introduces this node to the seeds (a hello each) until some member answers with
+/// heartbeats; the members then dial back and gossip the rest of the cluster.
+pub async fn introduce(cluster: Arc<ClusterInner>, seeds: Vec<SocketAddr>) {
+    if seeds.is_empty() {
+        return;
+    }
+    loop {
+        for seed in &seeds {
+            if let Err(e) = say_hello(&cluster, *seed).await {
+                tracing::debug!(%seed, error = %e, "seed not reachable");
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if !cluster.membership.lock().peers().is_empty() {
+            return;
+        }
+    }
+}
+
+async fn say_hello(cluster: &Arc<ClusterInner>, seed: SocketAddr) -> Result<(), String> {
+    let conn = dial(
+        cluster.endpoint.clone(),
+        cluster.client_config.clone(),
+        seed,
+    )
+    .await?;
+    let mut stream = conn.open_uni().await.map_err(|e| e.to_string())?;
+    let hello = cluster::encode(&PeerMsg::Hello(cluster.me()));
+    stream.write_all(&hello).await.map_err(|e| e.to_string())?;
+    let _ = stream.finish();
+    let _ = tokio::time::timeout(Duration::from_secs(2), stream.stopped()).await;
+    conn.close(0u32.into(), b"introduced");
+    Ok(())
+}
+
+/// Messages of the link supervisor (it only acts on its links' failures).
+pub enum SupervisorMsg {}
+
+/// Restarts a crashed link actor with the same peer; frames it had queued are lost (as on a
+/// broken connection) and the rooms' requests are retried by their sessions.
+pub struct LinkSupervisor;
+
+impl Actor for LinkSupervisor {
+    type Msg = SupervisorMsg;
+    type State = Arc<ClusterInner>;
+    type Arguments = Arc<ClusterInner>;
+
+    async fn pre_start(
+        &self,
+        _me: ActorRef<SupervisorMsg>,
+        cluster: Arc<ClusterInner>,
+    ) -> Result<Arc<ClusterInner>, ActorProcessingErr> {
+        Ok(cluster)
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        _me: ActorRef<SupervisorMsg>,
+        event: ractor::SupervisionEvent,
+        cluster: &mut Arc<ClusterInner>,
+    ) -> Result<(), ActorProcessingErr> {
+        if let ractor::SupervisionEvent::ActorFailed(cell, err) = event {
+            metrics::counter!("voiceflow_actor_crashes_total", "kind" => "link").increment(1);
+            let failed = cluster
+                .links
+                .read()
+                .iter()
+                .find(|(_, l)| l.actor.get_id() == cell.get_id())
+                .map(|(node, l)| (*node, l.addr, l.incarnation));
+            if let Some((node, addr, incarnation)) = failed {
+                tracing::error!(peer = node, error = %err, "cluster link crashed; restarting it");
+                cluster.links.write().remove(&node);
+                cluster.add_link(node, addr, incarnation).await;
+            }
+        }
+        Ok(())
+    }
+}

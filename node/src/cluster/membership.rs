@@ -1,0 +1,380 @@
+//! Who is in the cluster, who is alive, and who owns a room: pure logic, no sockets.
+//!
+//! Liveness is decided by each node from the heartbeats it receives directly; gossip (the
+//! member lists inside heartbeats) only introduces nodes it has not met, newer incarnations
+//! of restarted nodes, and graceful departures. Placement is rendezvous hashing over the
+//! members this node sees Up, so nodes with the same view agree without a coordinator. A node
+//! that cannot see a majority of the members (Down ones included) owns nothing: in a
+//! partition only the majority side serves rooms.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use voiceflow_wire::cluster::{MemberInfo, MemberState, NodeId};
+
+/// One member as this node tracks it.
+#[derive(Debug, Clone)]
+struct Member {
+    info: MemberInfo,
+    last_heard: Instant,
+}
+
+/// What an update changed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Change {
+    /// The set of room owners (or the quorum) changed: rooms must be rebalanced.
+    pub placement: bool,
+    /// Nodes to dial (newly known, or restarted).
+    pub dial: Vec<MemberInfo>,
+    /// Nodes that just went down (their sessions and calls are void).
+    pub down: Vec<NodeId>,
+}
+
+impl Change {
+    fn merge(&mut self, other: Change) {
+        self.placement |= other.placement;
+        self.dial.extend(other.dial);
+        self.down.extend(other.down);
+    }
+}
+
+/// The membership view of one node.
+#[derive(Debug)]
+pub struct Membership {
+    me: NodeId,
+    members: BTreeMap<NodeId, Member>,
+    failure_timeout: Duration,
+}
+
+/// Rendezvous weight of `node` for `room`: highest wins.
+fn weight(room: u64, node: NodeId) -> u64 {
+    // splitmix64 of the pair: well mixed, identical on every node and build.
+    let mut z = room ^ (u64::from(node).wrapping_add(1)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+impl Membership {
+    /// A view holding only this node.
+    pub fn new(me: MemberInfo, failure_timeout: Duration, now: Instant) -> Self {
+        let id = me.node_id;
+        let mut members = BTreeMap::new();
+        members.insert(
+            id,
+            Member {
+                info: me,
+                last_heard: now,
+            },
+        );
+        Membership {
+            me: id,
+            members,
+            failure_timeout,
+        }
+    }
+
+    /// This node's own entry.
+    pub fn me(&self) -> MemberInfo {
+        self.members
+            .get(&self.me)
+            .map(|m| m.info.clone())
+            .unwrap_or_else(|| unreachable_me(self.me))
+    }
+
+    /// Updates the figures this node gossips about itself.
+    pub fn set_my_counts(&mut self, rooms: u32, sessions: u32) {
+        if let Some(m) = self.members.get_mut(&self.me) {
+            m.info.rooms = rooms;
+            m.info.sessions = sessions;
+        }
+    }
+
+    /// This node starts draining: it owns nothing from now on.
+    pub fn set_leaving(&mut self) -> Change {
+        if let Some(m) = self.members.get_mut(&self.me) {
+            m.info.state = MemberState::Leaving;
+        }
+        Change {
+            placement: true,
+            ..Change::default()
+        }
+    }
+
+    /// Every member, this node included.
+    pub fn list(&self) -> Vec<MemberInfo> {
+        self.members.values().map(|m| m.info.clone()).collect()
+    }
+
+    /// Members worth talking to (alive, not this node).
+    pub fn peers(&self) -> Vec<MemberInfo> {
+        self.members
+            .values()
+            .filter(|m| m.info.node_id != self.me)
+            .filter(|m| matches!(m.info.state, MemberState::Up | MemberState::Leaving))
+            .map(|m| m.info.clone())
+            .collect()
+    }
+
+    /// A member's state.
+    pub fn state_of(&self, node: NodeId) -> Option<MemberState> {
+        self.members.get(&node).map(|m| m.info.state)
+    }
+
+    /// The nodes that own rooms now (Up), sorted, or empty without a quorum.
+    pub fn owners(&self) -> Vec<NodeId> {
+        if !self.has_quorum() {
+            return Vec::new();
+        }
+        self.members
+            .values()
+            .filter(|m| m.info.state == MemberState::Up)
+            .map(|m| m.info.node_id)
+            .collect()
+    }
+
+    /// Whether this node sees a strict majority of the members alive.
+    pub fn has_quorum(&self) -> bool {
+        let counted = self
+            .members
+            .values()
+            .filter(|m| m.info.state != MemberState::Left);
+        let (mut alive, mut total) = (0usize, 0usize);
+        for m in counted {
+            total += 1;
+            if matches!(m.info.state, MemberState::Up | MemberState::Leaving) {
+                alive += 1;
+            }
+        }
+        alive * 2 > total
+    }
+
+    /// A peer spoke to us directly (hello or heartbeat).
+    pub fn heard(&mut self, info: MemberInfo, now: Instant) -> Change {
+        if info.node_id == self.me {
+            return Change::default();
+        }
+        let mut change = Change::default();
+        match self.members.get_mut(&info.node_id) {
+            Some(m) if m.info.incarnation > info.incarnation => return change,
+            Some(m) => {
+                let before = m.info.state;
+                let restarted = m.info.incarnation < info.incarnation;
+                m.info = info.clone();
+                m.last_heard = now;
+                change.placement = before != m.info.state;
+                if restarted {
+                    change.dial.push(info);
+                    change.placement = true;
+                }
+            }
+            None => {
+                change.placement = info.state == MemberState::Up;
+                change.dial.push(info.clone());
+                self.members.insert(
+                    info.node_id,
+                    Member {
+                        info,
+                        last_heard: now,
+                    },
+                );
+            }
+        }
+        change
+    }
+
+    /// Gossip: a peer's view of the members.
+    pub fn merge(&mut self, members: &[MemberInfo], now: Instant) -> Change {
+        let mut change = Change::default();
+        for info in members {
+            if info.node_id == self.me {
+                continue;
+            }
+            match self.members.get_mut(&info.node_id) {
+                None => {
+                    // Hearsay: it proves itself with heartbeats within the failure timeout.
+                    let state = match info.state {
+                        MemberState::Up | MemberState::Leaving => info.state,
+                        other => other,
+                    };
+                    change.placement |= state == MemberState::Up;
+                    if matches!(state, MemberState::Up | MemberState::Leaving) {
+                        change.dial.push(info.clone());
+                    }
+                    let mut info = info.clone();
+                    info.state = state;
+                    self.members.insert(
+                        info.node_id,
+                        Member {
+                            info,
+                            last_heard: now,
+                        },
+                    );
+                }
+                Some(m) if info.incarnation > m.info.incarnation => {
+                    change.merge(self.heard(info.clone(), now));
+                }
+                Some(m)
+                    if info.incarnation == m.info.incarnation
+                        && info.state == MemberState::Left
+                        && m.info.state != MemberState::Left =>
+                {
+                    change.placement |= m.info.state == MemberState::Up;
+                    m.info.state = MemberState::Left;
+                }
+                Some(_) => {}
+            }
+        }
+        change
+    }
+
+    /// Marks silent members: Up → Down, Leaving → Left.
+    pub fn tick(&mut self, now: Instant) -> Change {
+        let mut change = Change::default();
+        for m in self.members.values_mut() {
+            if m.info.node_id == self.me || now.duration_since(m.last_heard) < self.failure_timeout
+            {
+                continue;
+            }
+            match m.info.state {
+                MemberState::Up => {
+                    m.info.state = MemberState::Down;
+                    change.placement = true;
+                    change.down.push(m.info.node_id);
+                }
+                MemberState::Leaving => {
+                    m.info.state = MemberState::Left;
+                    change.placement = true;
+                    change.down.push(m.info.node_id);
+                }
+                MemberState::Down | MemberState::Left => {}
+            }
+        }
+        change
+    }
+}
+
+/// The owner of `room` among `owners` (rendezvous hashing), if any.
+pub fn owner_among(owners: &[NodeId], room: u64) -> Option<NodeId> {
+    owners
+        .iter()
+        .copied()
+        .max_by_key(|n| (weight(room, *n), *n))
+}
+
+fn unreachable_me(me: NodeId) -> MemberInfo {
+    MemberInfo {
+        node_id: me,
+        incarnation: 0,
+        quic_addr: String::new(),
+        http_addr: String::new(),
+        state: MemberState::Up,
+        rooms: 0,
+        sessions: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(id: NodeId, incarnation: u64) -> MemberInfo {
+        MemberInfo {
+            node_id: id,
+            incarnation,
+            quic_addr: format!("127.0.0.1:{}", 4000 + id),
+            http_addr: format!("127.0.0.1:{}", 3000 + id),
+            state: MemberState::Up,
+            rooms: 0,
+            sessions: 0,
+        }
+    }
+
+    fn three(now: Instant) -> Membership {
+        let mut m = Membership::new(info(1, 1), Duration::from_secs(3), now);
+        m.heard(info(2, 1), now);
+        m.heard(info(3, 1), now);
+        m
+    }
+
+    #[test]
+    fn placement_is_spread_and_agreed() {
+        let owners = [1, 2, 3];
+        let mut counts = [0usize; 4];
+        for room in 0..3000u64 {
+            let a = owner_among(&owners, room * 7919).expect("owner");
+            let b = owner_among(&[3, 1, 2], room * 7919).expect("owner");
+            assert_eq!(a, b, "order of the member list does not matter");
+            counts[a as usize] += 1;
+        }
+        for n in 1..=3 {
+            assert!((800..1200).contains(&counts[n]), "balanced: {counts:?}");
+        }
+        // Adding a fourth node moves only the rooms it wins (about a quarter).
+        let moved = (0..3000u64)
+            .filter(|r| owner_among(&owners, r * 7919) != owner_among(&[1, 2, 3, 4], r * 7919))
+            .count();
+        assert!((500..1000).contains(&moved), "moved {moved}");
+        let to_four = (0..3000u64)
+            .filter(|r| owner_among(&[1, 2, 3, 4], r * 7919) == Some(4))
+            .count();
+        assert_eq!(moved, to_four, "every moved room moved to the new node");
+    }
+
+    #[test]
+    fn silent_members_go_down_and_quorum_follows() {
+        let t0 = Instant::now();
+        let mut m = three(t0);
+        assert_eq!(m.owners(), vec![1, 2, 3]);
+        let later = t0 + Duration::from_secs(4);
+        m.heard(info(2, 1), later);
+        let change = m.tick(later);
+        assert_eq!(change.down, vec![3]);
+        assert!(change.placement);
+        assert_eq!(m.owners(), vec![1, 2], "2 of 3 is a majority");
+        let much_later = later + Duration::from_secs(4);
+        m.tick(much_later);
+        assert!(!m.has_quorum(), "1 of 3 is not");
+        assert!(m.owners().is_empty(), "a minority owns nothing");
+        // Node 2 comes back (a healed partition).
+        let change = m.heard(info(2, 1), much_later);
+        assert!(change.placement);
+        assert_eq!(m.owners(), vec![1, 2]);
+    }
+
+    #[test]
+    fn gossip_introduces_nodes_and_restarts_replace_old_incarnations() {
+        let t0 = Instant::now();
+        let mut m = Membership::new(info(1, 1), Duration::from_secs(3), t0);
+        let change = m.merge(&[info(2, 1), info(3, 1), info(1, 1)], t0);
+        assert_eq!(change.dial.len(), 2);
+        assert_eq!(m.owners(), vec![1, 2, 3]);
+        // Stale incarnations are ignored; newer ones are dialled again.
+        assert_eq!(m.heard(info(2, 0), t0), Change::default());
+        let change = m.merge(&[info(3, 2)], t0);
+        assert_eq!(change.dial.len(), 1);
+        // A graceful leave is adopted from gossip and no longer counts for quorum.
+        let mut left = info(3, 2);
+        left.state = MemberState::Left;
+        let change = m.merge(&[left], t0);
+        assert!(change.placement);
+        assert_eq!(m.owners(), vec![1, 2]);
+        assert!(m.has_quorum());
+    }
+
+    #[test]
+    fn a_leaving_node_owns_nothing_and_becomes_left() {
+        let t0 = Instant::now();
+        let mut m = three(t0);
+        let mut leaving = info(2, 1);
+        leaving.state = MemberState::Leaving;
+        assert!(m.heard(leaving, t0).placement);
+        assert_eq!(m.owners(), vec![1, 3]);
+        let change = m.tick(t0 + Duration::from_secs(4));
+        assert!(change.down.contains(&2));
+        assert_eq!(m.state_of(2), Some(MemberState::Left));
+        let mut me = Membership::new(info(1, 1), Duration::from_secs(3), t0);
+        me.set_leaving();
+        assert!(me.owners().is_empty());
+    }
+}

@@ -1,0 +1,363 @@
+//! The cluster: nodes talking QUIC with mutual TLS, membership by heartbeats and gossip, rooms
+//! placed by rendezvous hashing, requests and events routed between nodes.
+//!
+//! Layout:
+//! - [`config`]: the `[cluster]` table.
+//! - [`tls`]: the cluster CA, node certificates (`voiceflow-node certs`), QUIC TLS configs.
+//! - `membership`: the member view, failure detection, quorum and placement (pure logic).
+//! - `link`: one link actor per peer (outgoing connection, one stream per lane) and the
+//!   accept loop reading peers' streams.
+//! - `router`: turns peers' frames into room requests and session deliveries, and local
+//!   requests for remote rooms into frames ([`ClusterInner`] implements the actors' `Cluster`).
+//! - `status`: `GET /cluster`.
+
+pub mod config;
+mod link;
+mod membership;
+mod router;
+mod status;
+pub mod tls;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use parking_lot::{Mutex, RwLock};
+use ractor::{Actor, ActorRef};
+use voiceflow_actors::NodeContext;
+use voiceflow_wire::Snowflake;
+use voiceflow_wire::cluster::{MemberInfo, MemberState, NodeId, PeerMsg};
+
+pub use config::ClusterConfig;
+use link::{Lane, LinkActor, LinkMsg, PeerHandle};
+use membership::{Change, Membership};
+pub use router::NodeRef;
+pub use status::route as status_route;
+
+/// A request waiting for a peer's answer.
+struct PendingCall {
+    node: NodeId,
+    started: Instant,
+    done: Box<dyn FnOnce(Result<String, String>) + Send>,
+}
+
+/// A release request waiting for a peer's answer (`true`: the peer is busy starting it).
+struct PendingRelease {
+    node: NodeId,
+    done: tokio::sync::oneshot::Sender<bool>,
+}
+
+/// A running link to a peer.
+struct LinkEntry {
+    handle: PeerHandle,
+    actor: ActorRef<LinkMsg>,
+    incarnation: u64,
+    addr: SocketAddr,
+}
+
+/// Everything the cluster shares; the directory sees it as `dyn Cluster`.
+pub struct ClusterInner {
+    me: NodeId,
+    endpoint: quinn::Endpoint,
+    client_config: quinn::ClientConfig,
+    max_frame_bytes: usize,
+    heartbeat: Duration,
+    membership: Mutex<Membership>,
+    /// Current owners (Up members, or none without quorum), read on every request.
+    owners: RwLock<Arc<Vec<NodeId>>>,
+    links: RwLock<HashMap<NodeId, LinkEntry>>,
+    calls: Mutex<HashMap<u64, PendingCall>>,
+    releases: Mutex<HashMap<u64, PendingRelease>>,
+    /// Rooms this node is acquiring, with an "abort" flag a competing acquire may set.
+    acquiring: Mutex<HashMap<Snowflake, Arc<AtomicBool>>>,
+    next_call: AtomicU64,
+    ctx: OnceLock<NodeContext>,
+    link_supervisor: OnceLock<ActorRef<link::SupervisorMsg>>,
+}
+
+/// A started cluster membership.
+#[derive(Clone)]
+pub struct ClusterNode(pub Arc<ClusterInner>);
+
+/// Binds the QUIC endpoint and builds the cluster state (not yet talking to anyone).
+pub fn bind(
+    config: &ClusterConfig,
+    node_id: NodeId,
+    http_addr: SocketAddr,
+) -> anyhow::Result<ClusterNode> {
+    let idle = Duration::from_millis(config.failure_timeout_ms.max(1000) * 2);
+    let (server, client) = tls::quinn_configs(&config.ca_cert, &config.cert, &config.key, idle)?;
+    let endpoint = quinn::Endpoint::server(server, config.listen)
+        .with_context(|| format!("cannot bind the cluster endpoint on {}", config.listen))?;
+    let quic_addr = config.advertise.unwrap_or(endpoint.local_addr()?);
+    let me = MemberInfo {
+        node_id,
+        incarnation: voiceflow_wire::ids::now_ms(),
+        quic_addr: quic_addr.to_string(),
+        http_addr: config.advertise_http.unwrap_or(http_addr).to_string(),
+        state: MemberState::Up,
+        rooms: 0,
+        sessions: 0,
+    };
+    let membership = Membership::new(
+        me,
+        Duration::from_millis(config.failure_timeout_ms),
+        Instant::now(),
+    );
+    let owners = membership.owners();
+    Ok(ClusterNode(Arc::new(ClusterInner {
+        me: node_id,
+        endpoint,
+        client_config: client,
+        max_frame_bytes: config.max_frame_bytes,
+        heartbeat: Duration::from_millis(config.heartbeat_interval_ms.max(50)),
+        membership: Mutex::new(membership),
+        owners: RwLock::new(Arc::new(owners)),
+        links: RwLock::default(),
+        calls: Mutex::default(),
+        releases: Mutex::default(),
+        acquiring: Mutex::default(),
+        next_call: AtomicU64::new(1),
+        ctx: OnceLock::new(),
+        link_supervisor: OnceLock::new(),
+    })))
+}
+
+impl ClusterNode {
+    /// Starts talking: the accept loop, the link supervisor, dialling the seeds, heartbeats.
+    /// Waits (a few seconds at most) until the seeds that answer have been heard from.
+    pub async fn start(&self, ctx: NodeContext, seeds: &[SocketAddr]) -> anyhow::Result<()> {
+        let inner = self.0.clone();
+        let _ = inner.ctx.set(ctx);
+        let (sup, _) = Actor::spawn(None, link::LinkSupervisor, inner.clone()).await?;
+        let _ = inner.link_supervisor.set(sup);
+        tokio::spawn(link::accept_loop(inner.clone()));
+        let own = inner.endpoint.local_addr()?;
+        let seeds: Vec<SocketAddr> = seeds.iter().copied().filter(|s| *s != own).collect();
+        tokio::spawn(link::introduce(inner.clone(), seeds.clone()));
+        tokio::spawn(heartbeats(inner.clone()));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !seeds.is_empty() && Instant::now() < deadline {
+            if inner.membership.lock().peers().len() + 1 >= seeds.len().min(2) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+
+    /// Graceful leave: own nothing, hand every room off, and tell the peers.
+    pub async fn drain(&self, wait: Duration) {
+        let inner = &self.0;
+        let change = inner.membership.lock().set_leaving();
+        inner.apply(change);
+        inner.send_heartbeats();
+        let deadline = Instant::now() + wait;
+        if let Some(ctx) = inner.ctx.get() {
+            while ctx.directory.active_rooms() > 0 && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+
+    /// Final goodbye: peers mark this node Left at once instead of waiting for the timeout.
+    pub async fn leave(&self) {
+        {
+            let mut m = self.0.membership.lock();
+            m.set_leaving();
+        }
+        let mut me = self.0.me();
+        me.state = MemberState::Left;
+        let msg = PeerMsg::Heartbeat {
+            from: me.clone(),
+            members: vec![me],
+        };
+        for link in self.0.links.read().values() {
+            link.handle.send(Lane::Control, &msg);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        self.0.endpoint.close(0u32.into(), b"node left");
+    }
+}
+
+impl ClusterInner {
+    /// This node's member entry.
+    pub fn me(&self) -> MemberInfo {
+        self.membership.lock().me()
+    }
+
+    fn ctx(&self) -> Option<&NodeContext> {
+        self.ctx.get()
+    }
+
+    /// A peer's link handle.
+    fn link(&self, node: NodeId) -> Option<PeerHandle> {
+        self.links.read().get(&node).map(|l| l.handle.clone())
+    }
+
+    /// Starts (or restarts) the link actor of a peer.
+    async fn add_link(self: &Arc<Self>, node: NodeId, addr: SocketAddr, incarnation: u64) {
+        let (handle, args) = link::new_link(node, addr, self.clone());
+        let Some(sup) = self.link_supervisor.get() else {
+            return;
+        };
+        match Actor::spawn_linked(None, LinkActor, args, sup.get_cell()).await {
+            Ok((actor, _)) => {
+                let entry = LinkEntry {
+                    handle,
+                    actor,
+                    incarnation,
+                    addr,
+                };
+                let old = self.links.write().insert(node, entry);
+                if let Some(old) = old {
+                    old.actor.stop(Some("replaced".into()));
+                }
+            }
+            Err(e) => tracing::error!(peer = node, error = %e, "cannot start a cluster link"),
+        }
+    }
+
+    /// A peer said hello on a stream.
+    fn on_hello(self: &Arc<Self>, info: MemberInfo) {
+        let change = self.membership.lock().heard(info, Instant::now());
+        self.apply(change);
+    }
+
+    /// A peer's heartbeat with its member list.
+    fn on_heartbeat(self: &Arc<Self>, from: MemberInfo, members: &[MemberInfo]) {
+        let mut m = self.membership.lock();
+        let mut change = m.heard(from, Instant::now());
+        let gossip = m.merge(members, Instant::now());
+        drop(m);
+        change.placement |= gossip.placement;
+        change.dial.extend(gossip.dial);
+        change.down.extend(gossip.down);
+        self.apply(change);
+    }
+
+    /// Acts on a membership change: dial new nodes, rebalance rooms, void the dead's calls.
+    fn apply(self: &Arc<Self>, change: Change) {
+        for info in change.dial {
+            let Ok(addr) = info.quic_addr.parse::<SocketAddr>() else {
+                continue;
+            };
+            let known = self
+                .links
+                .read()
+                .get(&info.node_id)
+                .is_some_and(|l| l.incarnation >= info.incarnation);
+            if known || info.node_id == self.me {
+                continue;
+            }
+            let me = self.clone();
+            tokio::spawn(async move {
+                me.add_link(info.node_id, addr, info.incarnation).await;
+            });
+        }
+        for node in &change.down {
+            self.fail_pending(*node);
+            if let Some(link) = self.links.write().remove(node) {
+                link.actor.stop(Some("peer down".into()));
+            }
+            tracing::warn!(peer = node, "cluster peer is gone");
+        }
+        if change.placement || !change.down.is_empty() {
+            let owners = self.membership.lock().owners();
+            *self.owners.write() = Arc::new(owners.clone());
+            metrics::gauge!("voiceflow_cluster_owners").set(owners.len() as f64);
+            if let Some(ctx) = self.ctx() {
+                let moved = ctx.directory.rebalance(&change.down);
+                let me = self.me;
+                ctx.sessions.owners_changed(|room| {
+                    membership::owner_among(&owners, room.0).map(|n| if n == me { me } else { n })
+                });
+                tracing::info!(owners = ?owners, rooms_moving = moved, "placement changed");
+            }
+        }
+    }
+
+    /// Calls and releases waiting on a node that is gone.
+    fn fail_pending(&self, node: NodeId) {
+        let calls: Vec<PendingCall> = {
+            let mut calls = self.calls.lock();
+            let ids: Vec<u64> = calls
+                .iter()
+                .filter(|(_, c)| c.node == node)
+                .map(|(id, _)| *id)
+                .collect();
+            ids.into_iter().filter_map(|id| calls.remove(&id)).collect()
+        };
+        for call in calls {
+            (call.done)(Err(router::unavailable_json()));
+        }
+        let releases: Vec<PendingRelease> = {
+            let mut releases = self.releases.lock();
+            let ids: Vec<u64> = releases
+                .iter()
+                .filter(|(_, r)| r.node == node)
+                .map(|(id, _)| *id)
+                .collect();
+            ids.into_iter()
+                .filter_map(|id| releases.remove(&id))
+                .collect()
+        };
+        for release in releases {
+            // A dead node runs nothing.
+            let _ = release.done.send(false);
+        }
+    }
+
+    fn send_heartbeats(&self) {
+        let (from, members) = {
+            let mut m = self.membership.lock();
+            if let Some(ctx) = self.ctx() {
+                m.set_my_counts(
+                    ctx.directory.active_rooms() as u32,
+                    ctx.sessions.len() as u32,
+                );
+            }
+            (m.me(), m.list())
+        };
+        let msg = PeerMsg::Heartbeat { from, members };
+        for link in self.links.read().values() {
+            link.handle.send(Lane::Control, &msg);
+        }
+    }
+}
+
+/// Sends heartbeats, detects silent peers, and expires calls nobody answered.
+async fn heartbeats(inner: Arc<ClusterInner>) {
+    let mut every = tokio::time::interval(inner.heartbeat);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        inner.send_heartbeats();
+        let change = inner.membership.lock().tick(Instant::now());
+        if change.placement || !change.down.is_empty() {
+            inner.apply(change);
+        }
+        let expired: Vec<PendingCall> = {
+            let mut calls = inner.calls.lock();
+            let ids: Vec<u64> = calls
+                .iter()
+                .filter(|(_, c)| c.started.elapsed() > Duration::from_secs(30))
+                .map(|(id, _)| *id)
+                .collect();
+            ids.into_iter().filter_map(|id| calls.remove(&id)).collect()
+        };
+        for call in expired {
+            (call.done)(Err(router::unavailable_json()));
+        }
+        let m = inner.membership.lock();
+        let up = m
+            .list()
+            .iter()
+            .filter(|i| i.state == MemberState::Up)
+            .count();
+        metrics::gauge!("voiceflow_cluster_members_up").set(up as f64);
+    }
+}

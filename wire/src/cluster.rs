@@ -1,0 +1,379 @@
+//! The inter-node protocol: versioned bincode frames over QUIC streams (mutual TLS).
+//!
+//! Framing: `[u32 big-endian length][u8 version][bincode body]`, the length counting the
+//! version byte and the body. A frame of another version, longer than the receiver's limit, or
+//! whose body does not decode is refused with a [`PeerFrameError`]; the receiver logs it and
+//! closes that peer's connection, nothing else.
+//!
+//! Streams: each node opens one control stream to every peer (a [`PeerMsg::Hello`] first,
+//! then heartbeats) and one unidirectional stream per room it talks to on that peer, so one
+//! room's traffic never waits behind another's. Ids travel as plain `u64`; client payloads
+//! (posts, replies, errors) travel as their JSON text, exactly as the client protocol defines
+//! them, and room events as the already-encoded WebSocket frames, which the receiving node
+//! pushes to its local sessions as they are (one copy per node: the Manifold pattern).
+
+use serde::{Deserialize, Serialize};
+
+/// The version byte of every inter-node frame this build speaks.
+pub const PROTOCOL_VERSION: u8 = 1;
+
+/// A node's id: the node-id bits of its snowflakes.
+pub type NodeId = u16;
+
+/// Why a received frame was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PeerFrameError {
+    /// The frame is longer than the limit.
+    #[error("frame of {len} bytes is over the {limit}-byte limit")]
+    TooLarge {
+        /// Its announced length.
+        len: usize,
+        /// The receiver's limit.
+        limit: usize,
+    },
+    /// The peer speaks another protocol version.
+    #[error("unknown protocol version {0}")]
+    Version(u8),
+    /// The frame has no version byte.
+    #[error("empty frame")]
+    Empty,
+    /// The body does not decode as a [`PeerMsg`].
+    #[error("undecodable frame: {0}")]
+    Decode(String),
+}
+
+/// A member's state as one node sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MemberState {
+    /// Heard from recently; owns rooms.
+    Up,
+    /// Draining: owns no rooms any more, still hands off what it had.
+    Leaving,
+    /// Left gracefully; forgotten for placement and quorum.
+    Left,
+    /// Not heard from within the failure timeout; owns no rooms, still counts for quorum.
+    Down,
+}
+
+/// One member of the cluster, as gossiped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberInfo {
+    /// Node id.
+    pub node_id: NodeId,
+    /// Start time (Unix ms): a restarted node has a newer incarnation and replaces the old.
+    pub incarnation: u64,
+    /// Where its QUIC endpoint listens.
+    pub quic_addr: String,
+    /// Where its HTTP/WebSocket front door listens.
+    pub http_addr: String,
+    /// State, as the sender sees it.
+    pub state: MemberState,
+    /// Room actors it runs (its own figure, gossiped).
+    pub rooms: u32,
+    /// Client sessions connected to it.
+    pub sessions: u32,
+}
+
+/// Everything one node sends another.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum PeerMsg {
+    /// First frame of a control stream: who is dialling.
+    Hello(MemberInfo),
+    /// Periodic liveness, carrying the sender's view of every member (gossip).
+    Heartbeat {
+        /// The sender, as it sees itself.
+        from: MemberInfo,
+        /// Every member it knows.
+        members: Vec<MemberInfo>,
+    },
+    /// A request for the room `room`, which the receiver owns (or should).
+    ToRoom {
+        /// Room id.
+        room: u64,
+        /// The node whose session or handler asked, where answers go.
+        origin: NodeId,
+        /// Forwarding hops so far (a request bouncing between disagreeing views stops).
+        hops: u8,
+        /// The request.
+        op: RoomOp,
+    },
+    /// Something the owner of `room` sends a node where members' sessions live.
+    FromRoom {
+        /// Room id.
+        room: u64,
+        /// What.
+        delivery: RoomDelivery,
+    },
+}
+
+/// Requests to a room's owner.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum RoomOp {
+    /// `room:join` from a session on the origin node.
+    Join {
+        /// The session (cluster-unique id).
+        session_id: u64,
+        /// Its user.
+        user_id: u64,
+        /// Their username.
+        username: String,
+        /// Last message id the client saw.
+        since: Option<u64>,
+        /// The client frame id to acknowledge.
+        req_id: Option<u64>,
+    },
+    /// `room:leave`, or the session closed.
+    Leave {
+        /// The session.
+        session_id: u64,
+        /// The client frame id to acknowledge.
+        req_id: Option<u64>,
+    },
+    /// `message:send` from a session.
+    Post {
+        /// The session (for the ack).
+        session_id: u64,
+        /// Author id.
+        user_id: u64,
+        /// Author name.
+        username: String,
+        /// The `message:send` payload as JSON.
+        post_json: String,
+        /// The client frame id to acknowledge.
+        req_id: Option<u64>,
+    },
+    /// `typing:start` / `typing:stop`.
+    Typing {
+        /// Who.
+        user_id: u64,
+        /// Start or stop.
+        start: bool,
+    },
+    /// A REST handler's request; the answer comes back as [`RoomDelivery::CallResult`].
+    Call {
+        /// Matches the answer to the waiting handler.
+        call_id: u64,
+        /// What.
+        call: RoomCall,
+    },
+    /// The sender is about to start this room's actor: stop yours first (after finishing what
+    /// it acknowledged). Answered by [`RoomDelivery::Released`].
+    Release {
+        /// Matches the answer.
+        call_id: u64,
+    },
+}
+
+/// REST-side requests to a room (each answered with JSON or an error body).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum RoomCall {
+    /// Join by code: become a member. Answer: `JoinReply`.
+    AddMember {
+        /// User id.
+        user_id: u64,
+        /// Username.
+        username: String,
+    },
+    /// Leave the room for good. Answer: `null`.
+    RemoveMember {
+        /// User id.
+        user_id: u64,
+    },
+    /// Tombstone a message. Answer: `null`.
+    DeleteMessage {
+        /// Message id.
+        message_id: u64,
+        /// Who asks.
+        by: u64,
+    },
+    /// The stored room record changed (its JSON). No answer.
+    Updated {
+        /// The `RoomRecord` as JSON.
+        room_json: String,
+    },
+    /// Delete the room. Answer: `null`.
+    DeleteRoom {
+        /// Who asks.
+        by: u64,
+    },
+    /// The member list. Answer: `[Participant]`.
+    Members,
+}
+
+/// What a room's owner sends to a node with members' sessions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum RoomDelivery {
+    /// Frames for one session (acks, replay). `last` moves its resume point in this room.
+    ToSession {
+        /// The session.
+        session_id: u64,
+        /// Newest message id these frames bring the session to.
+        last: Option<u64>,
+        /// Encoded WebSocket frames.
+        frames: Vec<u8>,
+    },
+    /// The session is now subscribed: the fan-outs after this include it.
+    Subscribed {
+        /// The session.
+        session_id: u64,
+    },
+    /// The session no longer receives this room (removed, or the room was deleted).
+    Forget {
+        /// The session.
+        session_id: u64,
+    },
+    /// One room event for every subscribed session on the receiving node.
+    Fanout {
+        /// Sessions of this user are skipped (their own typing, say).
+        except_user: Option<u64>,
+        /// Newest message id in `frames`, if they carry messages.
+        last: Option<u64>,
+        /// Encoded WebSocket frames.
+        frames: Vec<u8>,
+    },
+    /// The room's actor stopped here (handed off, or this node is draining): sessions re-join
+    /// wherever the room lives now, from the last message they got.
+    Closed,
+    /// The answer to a [`RoomOp::Call`]: JSON, or a client error body as JSON.
+    CallResult {
+        /// The call.
+        call_id: u64,
+        /// `Ok(json)` or `Err(error body json)`.
+        result: Result<String, String>,
+    },
+    /// The answer to a [`RoomOp::Release`].
+    Released {
+        /// The call.
+        call_id: u64,
+        /// `true`: the receiver is starting the room itself and wins; try again later.
+        busy: bool,
+    },
+}
+
+fn config() -> bincode::config::Configuration {
+    bincode::config::standard()
+}
+
+/// Encodes a message as one length-prefixed frame.
+pub fn encode(msg: &PeerMsg) -> Vec<u8> {
+    // Plain data: encoding into a Vec cannot fail.
+    let body = bincode::serde::encode_to_vec(msg, config()).unwrap_or_default();
+    let len = (body.len() + 1) as u32;
+    let mut out = Vec::with_capacity(body.len() + 5);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.push(PROTOCOL_VERSION);
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Checks a frame's announced length (the 4-byte prefix) against `limit`.
+pub fn check_len(prefix: [u8; 4], limit: usize) -> Result<usize, PeerFrameError> {
+    let len = u32::from_be_bytes(prefix) as usize;
+    if len > limit {
+        return Err(PeerFrameError::TooLarge { len, limit });
+    }
+    if len == 0 {
+        return Err(PeerFrameError::Empty);
+    }
+    Ok(len)
+}
+
+/// Decodes a frame's contents (the bytes after the length prefix).
+pub fn decode(frame: &[u8]) -> Result<PeerMsg, PeerFrameError> {
+    let (&version, body) = frame.split_first().ok_or(PeerFrameError::Empty)?;
+    if version != PROTOCOL_VERSION {
+        return Err(PeerFrameError::Version(version));
+    }
+    let (msg, used) = bincode::serde::decode_from_slice::<PeerMsg, _>(body, config())
+        .map_err(|e| PeerFrameError::Decode(e.to_string()))?;
+    if used != body.len() {
+        return Err(PeerFrameError::Decode(format!(
+            "{} trailing bytes",
+            body.len() - used
+        )));
+    }
+    Ok(msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip(msg: PeerMsg) {
+        let bytes = encode(&msg);
+        let len = check_len(bytes[..4].try_into().expect("prefix"), 1 << 20).expect("len");
+        assert_eq!(len, bytes.len() - 4);
+        assert_eq!(decode(&bytes[4..]).expect("decodes"), msg);
+    }
+
+    #[test]
+    fn messages_roundtrip() {
+        let member = MemberInfo {
+            node_id: 3,
+            incarnation: 17,
+            quic_addr: "127.0.0.1:4003".into(),
+            http_addr: "127.0.0.1:3003".into(),
+            state: MemberState::Up,
+            rooms: 2,
+            sessions: 9,
+        };
+        roundtrip(PeerMsg::Hello(member.clone()));
+        roundtrip(PeerMsg::Heartbeat {
+            from: member.clone(),
+            members: vec![member],
+        });
+        roundtrip(PeerMsg::ToRoom {
+            room: 42,
+            origin: 1,
+            hops: 0,
+            op: RoomOp::Post {
+                session_id: 7,
+                user_id: 8,
+                username: "ann".into(),
+                post_json: r#"{"roomId":"42","content":"hi"}"#.into(),
+                req_id: Some(3),
+            },
+        });
+        roundtrip(PeerMsg::FromRoom {
+            room: 42,
+            delivery: RoomDelivery::CallResult {
+                call_id: 1,
+                result: Err("{}".into()),
+            },
+        });
+        roundtrip(PeerMsg::FromRoom {
+            room: 42,
+            delivery: RoomDelivery::Fanout {
+                except_user: None,
+                last: Some(5),
+                frames: vec![0x81, 0],
+            },
+        });
+    }
+
+    #[test]
+    fn bad_frames_are_refused() {
+        assert_eq!(
+            check_len(100u32.to_be_bytes(), 10),
+            Err(PeerFrameError::TooLarge {
+                len: 100,
+                limit: 10
+            })
+        );
+        assert_eq!(
+            check_len(0u32.to_be_bytes(), 10),
+            Err(PeerFrameError::Empty)
+        );
+        let mut bytes = encode(&PeerMsg::FromRoom {
+            room: 1,
+            delivery: RoomDelivery::Closed,
+        });
+        bytes[4] = 9;
+        assert_eq!(decode(&bytes[4..]), Err(PeerFrameError::Version(9)));
+        assert!(matches!(
+            decode(&[PROTOCOL_VERSION, 0xff, 0xff, 0xff]),
+            Err(PeerFrameError::Decode(_))
+        ));
+        assert_eq!(decode(&[]), Err(PeerFrameError::Empty));
+    }
+}
