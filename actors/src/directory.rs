@@ -25,6 +25,8 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Default)]
 struct Inner {
     rooms: RwLock<HashMap<Snowflake, ActorRef<RoomMsg>>>,
+    /// Actors that left `rooms` and are finishing their writes before they stop.
+    retiring: RwLock<HashMap<Snowflake, ActorRef<RoomMsg>>>,
     /// Per-room start locks, so one room never gets two actors (and other rooms never wait).
     starting: parking_lot::Mutex<HashMap<Snowflake, Arc<tokio::sync::Mutex<()>>>>,
     supervisor: RwLock<Option<ActorRef<SupervisorMsg>>>,
@@ -205,6 +207,8 @@ impl RoomDirectory {
             .room_by_id(room_id)
             .await?
             .ok_or(ActorError::RoomNotFound)?;
+        // A previous actor of this room on this node may still be finishing its writes.
+        self.wait_retired(room_id, CALL_TIMEOUT).await;
         if let Some(cluster) = self.cluster() {
             cluster.acquire(room_id).await?;
             if cluster.owner(room_id) != Owner::Local {
@@ -245,8 +249,42 @@ impl RoomDirectory {
         removed
     }
 
+    /// Moves the room's actor `id` from the running rooms to the retiring ones: nothing new
+    /// reaches it, but a release or a restart of the room waits until it stopped.
+    pub fn begin_retire(&self, room_id: Snowflake, actor: &ActorRef<RoomMsg>) {
+        if self.remove_if(room_id, actor.get_id()) {
+            self.0.retiring.write().insert(room_id, actor.clone());
+        }
+    }
+
+    /// Waits until the retiring actor of `room_id` (if any) stopped.
+    async fn wait_retired(&self, room_id: Snowflake, wait: Duration) {
+        let old = self.0.retiring.read().get(&room_id).cloned();
+        if let Some(old) = old {
+            let _ = old.get_cell().wait(Some(wait)).await;
+            let mut retiring = self.0.retiring.write();
+            if retiring
+                .get(&room_id)
+                .is_some_and(|a| a.get_id() == old.get_id())
+            {
+                retiring.remove(&room_id);
+            }
+        }
+    }
+
     /// Removes whichever room actor `id` was (after it stopped or crashed).
     pub fn forget_actor(&self, id: ActorId) -> Option<Snowflake> {
+        let retired = {
+            let mut retiring = self.0.retiring.write();
+            let room = retiring
+                .iter()
+                .find(|(_, a)| a.get_id() == id)
+                .map(|(r, _)| *r);
+            room.and_then(|r| retiring.remove(&r).map(|_| r))
+        };
+        if retired.is_some() {
+            return retired;
+        }
         let room = self
             .0
             .rooms
@@ -260,11 +298,12 @@ impl RoomDirectory {
     /// Stops the local actor of `room` (if it runs) after it finished what it acknowledged, and
     /// waits for it. Another node is about to run the room.
     pub async fn release(&self, room_id: Snowflake, wait: Duration) {
-        let Some(actor) = self.running(room_id) else {
-            return;
-        };
-        let _ = actor.cast(RoomMsg::Retire);
-        let _ = actor.get_cell().wait(Some(wait)).await;
+        if let Some(actor) = self.running(room_id) {
+            let _ = actor.cast(RoomMsg::Retire);
+            let _ = actor.get_cell().wait(Some(wait)).await;
+        }
+        // One that was already retiring (handing off) answers only once its writes are done.
+        self.wait_retired(room_id, wait).await;
     }
 
     /// Placement changed: every local room now owned elsewhere hands off (it stops taking new
@@ -282,6 +321,18 @@ impl RoomDirectory {
             }
         }
         moved
+    }
+
+    /// Room actors still running or finishing their writes (a drain waits for none to be left).
+    pub fn busy_rooms(&self) -> usize {
+        self.active_rooms() + self.0.retiring.read().len()
+    }
+
+    /// Every room actor, running or retiring (for shutdown).
+    pub fn all_with_retiring(&self) -> Vec<ActorRef<RoomMsg>> {
+        let mut all = self.all();
+        all.extend(self.0.retiring.read().values().cloned());
+        all
     }
 
     /// Every running room actor (for shutdown).

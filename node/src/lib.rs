@@ -95,7 +95,8 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
         bind(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let cluster = if config.cluster.enabled {
-        let node = cluster::bind(&config.cluster, config.node_id, addr)?;
+        let write_timeout = Duration::from_millis(config.scylla.request_timeout_ms);
+        let node = cluster::bind(&config.cluster, config.node_id, addr, write_timeout)?;
         directory.set_cluster(node.0.clone());
         node.start(ctx.clone(), &config.cluster.seeds).await?;
         tracing::info!(quic = %config.cluster.listen, "cluster member started");
@@ -178,7 +179,7 @@ impl Node {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         // Rooms finish what is queued (including writes in flight) and stop.
-        for room in self.state.ctx.directory.all() {
+        for room in self.state.ctx.directory.all_with_retiring() {
             let _ = room.cast(voiceflow_actors::room::RoomMsg::Retire);
             let _ = room
                 .get_cell()

@@ -146,6 +146,18 @@ async fn a_node_with_a_certificate_from_another_ca_cannot_join() -> Result<()> {
     Ok(())
 }
 
+/// When a snowflake id was made (Unix ms), to line failures up with the test's events.
+fn unix_ms(id: u64) -> u64 {
+    (id >> 22) + 1_704_067_200_000
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
 fn free_port() -> Result<u16> {
     Ok(std::net::UdpSocket::bind("127.0.0.1:0")?
         .local_addr()?
@@ -203,12 +215,16 @@ async fn sender(
     while !stop.load(Ordering::Relaxed) {
         let content = format!("{room}:{k}");
         loop {
-            let sent = ws
-                .request(
+            // A client gives up on an ack after a few seconds and retries (same nonce).
+            let sent = tokio::time::timeout(
+                Duration::from_secs(3),
+                ws.request(
                     "message:send",
                     json!({"roomId": room, "content": content, "nonce": content}),
-                )
-                .await;
+                ),
+            )
+            .await
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("no ack within 3 s")));
             match sent {
                 Ok(ack) if ack["ok"] == true => {
                     let id: u64 = ack["data"]["message"]["id"]
@@ -295,9 +311,13 @@ async fn receiver(
 }
 
 impl Load {
-    async fn start(cluster: &TestCluster, rooms: usize) -> Result<Load> {
-        let addrs = Arc::new(Mutex::new(cluster.live_addrs()));
-        let n = cluster.live_addrs().len();
+    /// `rooms` rooms, each with a sender and a receiver entering through different nodes of
+    /// `entries` (1-based node ids).
+    async fn start(cluster: &TestCluster, rooms: usize, entries: &[usize]) -> Result<Load> {
+        let addrs = Arc::new(Mutex::new(
+            entries.iter().map(|id| cluster.node(*id).addr).collect(),
+        ));
+        let n = entries.len();
         let stop = Arc::new(AtomicBool::new(false));
         let mut load = Load {
             addrs: addrs.clone(),
@@ -309,15 +329,15 @@ impl Load {
             let home = i % n;
             let away = (i + 1) % n;
             let author = cluster
-                .node(home + 1)
+                .node(entries[home])
                 .register(&format!("sender{i}"))
                 .await?;
             let reader = cluster
-                .node(away + 1)
+                .node(entries[away])
                 .register(&format!("reader{i}"))
                 .await?;
             let (room, _) = cluster
-                .node(home + 1)
+                .node(entries[home])
                 .create_room(&author, &format!("load-{i}"), json!({"isPublic": true}), 10)
                 .await?;
             let log = Arc::new(Mutex::new(RoomLog::default()));
@@ -368,7 +388,19 @@ impl Load {
                 match got.get(content) {
                     Some(got_id) if got_id == id => {}
                     Some(other) => bail!("room {i}: {content} acked as {id}, delivered as {other}"),
-                    None => bail!("room {i}: acknowledged {content} ({id}) never delivered"),
+                    None => {
+                        let near: Vec<String> = log
+                            .received
+                            .iter()
+                            .filter(|(r, _)| r.abs_diff(*id) < (3000 << 22))
+                            .map(|(r, c)| format!("{c}@{}", unix_ms(*r)))
+                            .collect();
+                        bail!(
+                            "room {i}: acknowledged {content} ({id}, made at {}) never \
+                             delivered; received around it: {near:?}",
+                            unix_ms(*id)
+                        )
+                    }
                 }
             }
             total += log.acked.len();
@@ -386,11 +418,12 @@ async fn adding_killing_and_draining_nodes_under_load_loses_nothing() -> Result<
     else {
         return Ok(());
     };
-    let load = Load::start(&cluster, 12).await?;
+    let load = Load::start(&cluster, 12, &[1, 2, 3]).await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     // A fourth node joins live: rooms that now hash to it move there.
     let added = Instant::now();
+    eprintln!("adding node 4 at {}", now_ms());
     cluster.add().await?;
     load.addrs.lock().push(cluster.node(4).addr);
     let converged = cluster.wait_converged(Duration::from_secs(15)).await?;
@@ -404,6 +437,7 @@ async fn adding_killing_and_draining_nodes_under_load_loses_nothing() -> Result<
     // kill -9 node 2: its rooms restart elsewhere from storage, its clients reconnect.
     let killed_addr = cluster.node(2).addr;
     let killed = Instant::now();
+    eprintln!("killing node 2 at {}", now_ms());
     cluster.kill9(2);
     load.addrs.lock().retain(|a| *a != killed_addr);
     cluster.wait_converged(Duration::from_secs(15)).await?;
@@ -416,7 +450,9 @@ async fn adding_killing_and_draining_nodes_under_load_loses_nothing() -> Result<
     // Drain node 3: it hands its rooms off and sends its clients elsewhere.
     let drained_addr = cluster.node(3).addr;
     load.addrs.lock().retain(|a| *a != drained_addr);
+    eprintln!("draining node 3 at {}", now_ms());
     let code = cluster.drain(3)?;
+    eprintln!("node 3 exited at {}", now_ms());
     assert_eq!(code, Some(0), "a drained node exits cleanly");
     cluster.wait_converged(Duration::from_secs(15)).await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -427,5 +463,100 @@ async fn adding_killing_and_draining_nodes_under_load_loses_nothing() -> Result<
          room: {gap:?}; client reconnects: {reconnects}"
     );
     assert!(acked > 100, "the load ran ({acked} messages)");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_minority_stops_serving_and_the_majority_loses_nothing() -> Result<()> {
+    let _one = ONE_CLUSTER.lock().await;
+    let Some(cluster) =
+        TestCluster::start_with(3, "a_partitioned_minority", "fault_injection = true").await?
+    else {
+        return Ok(());
+    };
+    // A client of node 3, which will end up on the minority side.
+    let zed = cluster.node(3).register("zed").await?;
+    let (zroom, _) = cluster
+        .node(3)
+        .create_room(&zed, "minority", json!({"isPublic": true}), 10)
+        .await?;
+    let mut minority = cluster.node(3).ws(&zed).await?;
+    let join = minority
+        .request("room:join", json!({"roomId": zroom}))
+        .await?;
+    assert_eq!(join["ok"], true, "{join}");
+
+    let load = Load::start(&cluster, 8, &[1, 2]).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // Cut node 3 off from nodes 1 and 2, both ways.
+    let cut = Instant::now();
+    cluster.block(3, &[1, 2]).await?;
+    cluster.block(1, &[3]).await?;
+    cluster.block(2, &[3]).await?;
+    let fenced = loop {
+        let status = cluster.status(3).await?;
+        if status["quorum"] == false && status["owners"].as_array().is_some_and(Vec::is_empty) {
+            break cut.elapsed();
+        }
+        if cut.elapsed() > Duration::from_secs(10) {
+            bail!("node 3 kept serving without a majority: {status}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    cluster
+        .wait_owners(&[1, 2], &[1, 2], Duration::from_secs(10))
+        .await?;
+    let dropped = cut.elapsed();
+    eprintln!(
+        "partition: node 3 fenced itself after {fenced:?}; nodes 1 and 2 dropped it after \
+         {dropped:?}"
+    );
+    assert!(
+        fenced < dropped,
+        "the minority stops before the majority takes over"
+    );
+
+    // The minority's clients are told to retry; nothing of theirs is acknowledged.
+    let refused = minority
+        .request(
+            "message:send",
+            json!({"roomId": zroom, "content": "from the minority", "nonce": "z-1"}),
+        )
+        .await?;
+    assert_eq!(refused["ok"], false, "{refused}");
+    assert_eq!(refused["error"]["code"], "INTERNAL_ERROR", "{refused}");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    // Heal: node 3 comes back, rooms that hash to it move back to it.
+    cluster.block(1, &[]).await?;
+    cluster.block(2, &[]).await?;
+    cluster.block(3, &[]).await?;
+    cluster.wait_converged(Duration::from_secs(10)).await?;
+    let mut accepted = Value::Null;
+    for _ in 0..50 {
+        accepted = minority
+            .request(
+                "message:send",
+                json!({"roomId": zroom, "content": "from the minority", "nonce": "z-1"}),
+            )
+            .await?;
+        if accepted["ok"] == true {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        accepted["ok"], true,
+        "served again after the heal: {accepted}"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let (acked, gap, _) = load.finish().await?;
+    eprintln!(
+        "partition: {acked} acknowledged messages on the majority side, all delivered once and \
+         in order; longest pause of a room: {gap:?}"
+    );
+    assert!(acked > 50, "the load ran ({acked} messages)");
     Ok(())
 }

@@ -322,7 +322,7 @@ impl RoomActor {
             return;
         }
         state.retiring = true;
-        state.ctx.directory.remove_if(state.room.id, me.get_id());
+        state.ctx.directory.begin_retire(state.room.id, me);
         let _ = me.cast(RoomMsg::RetireMarker);
     }
 }

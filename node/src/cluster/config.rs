@@ -32,6 +32,9 @@ pub struct ClusterConfig {
     pub failure_timeout_ms: u64,
     /// Largest inter-node frame accepted, bytes; a peer sending more is disconnected.
     pub max_frame_bytes: usize,
+    /// For partition tests only: `POST /cluster/faults {"block": [node ids]}` makes this node
+    /// drop all traffic to and from those peers, as if the network between them were cut.
+    pub fault_injection: bool,
 }
 
 impl Default for ClusterConfig {
@@ -48,6 +51,7 @@ impl Default for ClusterConfig {
             heartbeat_interval_ms: 500,
             failure_timeout_ms: 3000,
             max_frame_bytes: 16 * 1024 * 1024,
+            fault_injection: false,
         }
     }
 }

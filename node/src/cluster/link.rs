@@ -34,11 +34,17 @@ type Outgoing = (Lane, Vec<u8>);
 pub struct PeerHandle {
     node_id: NodeId,
     tx: mpsc::UnboundedSender<Outgoing>,
+    /// A connection is up: heartbeats are only queued then (a link to a dead node keeps
+    /// redialling without piling them up; a new connection starts with a hello anyway).
+    connected: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl PeerHandle {
     /// Queues `msg` on `lane`.
     pub fn send(&self, lane: Lane, msg: &PeerMsg) {
+        if lane == Lane::Control && !self.connected.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
         let _ = self.tx.send((lane, cluster::encode(msg)));
     }
 }
@@ -77,6 +83,8 @@ pub struct LinkArgs {
     pub addr: SocketAddr,
     /// The queue its [`PeerHandle`] feeds.
     pub rx: mpsc::UnboundedReceiver<Outgoing>,
+    /// Shared with the handle.
+    pub connected: Arc<std::sync::atomic::AtomicBool>,
     /// Cluster state (endpoint, membership).
     pub cluster: Arc<ClusterInner>,
 }
@@ -88,6 +96,7 @@ pub struct LinkState {
     rx: Option<mpsc::UnboundedReceiver<Outgoing>>,
     cluster: Arc<ClusterInner>,
     backoff: Duration,
+    connected: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The link actor of one peer.
@@ -100,12 +109,18 @@ pub fn new_link(
     cluster: Arc<ClusterInner>,
 ) -> (PeerHandle, LinkArgs) {
     let (tx, rx) = mpsc::unbounded_channel();
+    let connected = Arc::new(std::sync::atomic::AtomicBool::new(false));
     (
-        PeerHandle { node_id, tx },
+        PeerHandle {
+            node_id,
+            tx,
+            connected: connected.clone(),
+        },
         LinkArgs {
             node_id,
             addr,
             rx,
+            connected,
             cluster,
         },
     )
@@ -128,6 +143,7 @@ impl Actor for LinkActor {
             rx: Some(args.rx),
             cluster: args.cluster,
             backoff: Duration::from_millis(50),
+            connected: args.connected,
         })
     }
 
@@ -152,6 +168,9 @@ impl Actor for LinkActor {
                 state.backoff = Duration::from_millis(50);
                 tracing::info!(peer = state.node_id, addr = %state.addr, "cluster link up");
                 if let Some(rx) = state.rx.take() {
+                    state
+                        .connected
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
                     let cluster = state.cluster.clone();
                     let me = me.clone();
                     let peer = state.node_id;
@@ -167,6 +186,9 @@ impl Actor for LinkActor {
             }
             LinkMsg::PumpEnded(rx) => {
                 tracing::info!(peer = state.node_id, "cluster link down");
+                state
+                    .connected
+                    .store(false, std::sync::atomic::Ordering::Relaxed);
                 state.rx = Some(rx);
                 self.redial_later(&me, state);
             }
@@ -323,7 +345,15 @@ async fn read_stream(
             .map_err(|e| e.to_string())?;
         received.increment(len as u64 + 4);
         let msg = cluster::decode(&buf).map_err(|e| e.to_string())?;
+        if let Some(node) = from
+            && cluster.is_blocked(node)
+        {
+            continue;
+        }
         match (from, msg) {
+            (None, PeerMsg::Hello(info)) if cluster.is_blocked(info.node_id) => {
+                from = Some(info.node_id);
+            }
             (None, PeerMsg::Hello(info)) => {
                 from = Some(info.node_id);
                 cluster.on_hello(info);

@@ -44,6 +44,10 @@ pub struct Membership {
     me: NodeId,
     members: BTreeMap<NodeId, Member>,
     failure_timeout: Duration,
+    /// Fenced: this node has not heard from a majority within the lease (two thirds of the
+    /// failure timeout). It owns nothing, and stops before the others (who wait the whole
+    /// failure timeout) can take its rooms over.
+    fenced: bool,
 }
 
 /// Rendezvous weight of `node` for `room`: highest wins.
@@ -71,7 +75,44 @@ impl Membership {
             me: id,
             members,
             failure_timeout,
+            fenced: false,
         }
+    }
+
+    /// How recently a majority must have been heard for this node to own rooms.
+    pub fn lease(&self) -> Duration {
+        self.failure_timeout * 2 / 3
+    }
+
+    /// Re-checks the lease; returns whether being fenced changed.
+    fn refresh_fence(&mut self, now: Instant) -> bool {
+        let lease = self.lease();
+        let (mut recent, mut total) = (0usize, 0usize);
+        for m in self.members.values() {
+            if m.info.state == MemberState::Left {
+                continue;
+            }
+            total += 1;
+            let alive = matches!(m.info.state, MemberState::Up | MemberState::Leaving);
+            if m.info.node_id == self.me || (alive && now.duration_since(m.last_heard) < lease) {
+                recent += 1;
+            }
+        }
+        let fenced = recent * 2 <= total;
+        let changed = fenced != self.fenced;
+        self.fenced = fenced;
+        changed
+    }
+
+    /// When rooms of recently failed nodes may start elsewhere: their last write may still
+    /// be landing until `lease + write_timeout` after they were last heard (they fence
+    /// themselves after the lease and start no write after that).
+    pub fn settle_deadline(&self, write_timeout: Duration) -> Option<Instant> {
+        self.members
+            .values()
+            .filter(|m| m.info.state == MemberState::Down)
+            .map(|m| m.last_heard + self.lease() + write_timeout)
+            .max()
     }
 
     /// This node's own entry.
@@ -123,7 +164,7 @@ impl Membership {
 
     /// The nodes that own rooms now (Up), sorted, or empty without a quorum.
     pub fn owners(&self) -> Vec<NodeId> {
-        if !self.has_quorum() {
+        if self.fenced || !self.has_quorum() {
             return Vec::new();
         }
         self.members
@@ -131,6 +172,11 @@ impl Membership {
             .filter(|m| m.info.state == MemberState::Up)
             .map(|m| m.info.node_id)
             .collect()
+    }
+
+    /// Whether this node may own rooms: a majority alive and heard within the lease.
+    pub fn serving(&self) -> bool {
+        !self.fenced && self.has_quorum()
     }
 
     /// Whether this node sees a strict majority of the members alive.
@@ -180,6 +226,7 @@ impl Membership {
                 );
             }
         }
+        change.placement |= self.refresh_fence(now);
         change
     }
 
@@ -250,6 +297,7 @@ impl Membership {
                 MemberState::Down | MemberState::Left => {}
             }
         }
+        change.placement |= self.refresh_fence(now);
         change
     }
 }
@@ -340,6 +388,37 @@ mod tests {
         let change = m.heard(info(2, 1), much_later);
         assert!(change.placement);
         assert_eq!(m.owners(), vec![1, 2]);
+    }
+
+    #[test]
+    fn a_cut_off_node_fences_itself_before_the_others_take_over() {
+        let t0 = Instant::now();
+        let mut cut = three(t0);
+        let mut majority = Membership::new(info(2, 1), Duration::from_secs(3), t0);
+        majority.heard(info(1, 1), t0);
+        majority.heard(info(3, 1), t0);
+        // 2.1 s after the cut: node 1 (alone) fences itself; nodes 2 and 3 still count it up.
+        let t1 = t0 + Duration::from_millis(2100);
+        majority.heard(info(3, 1), t1);
+        assert!(cut.tick(t1).placement);
+        assert!(cut.owners().is_empty(), "fenced");
+        assert!(majority.tick(t1).down.is_empty());
+        assert_eq!(majority.owners(), vec![1, 2, 3]);
+        // After the failure timeout the majority takes over, but starts node 1's rooms only
+        // once its last write (started before it fenced) had time to land.
+        let t2 = t0 + Duration::from_millis(3100);
+        majority.heard(info(3, 1), t2);
+        assert_eq!(majority.tick(t2).down, vec![1]);
+        assert_eq!(majority.owners(), vec![2, 3]);
+        let settle = majority
+            .settle_deadline(Duration::from_secs(5))
+            .expect("a node is down");
+        assert_eq!(settle, t0 + Duration::from_secs(2) + Duration::from_secs(5));
+        // Healed: node 1 serves again as soon as it hears a majority.
+        let t3 = t0 + Duration::from_secs(10);
+        cut.heard(info(2, 1), t3);
+        cut.tick(t3);
+        assert_eq!(cut.owners(), vec![1, 2], "node 3 stayed silent: down");
     }
 
     #[test]

@@ -74,6 +74,12 @@ pub struct ClusterInner {
     /// Rooms this node is acquiring, with an "abort" flag a competing acquire may set.
     acquiring: Mutex<HashMap<Snowflake, Arc<AtomicBool>>>,
     next_call: AtomicU64,
+    /// How long a CQL write may take: rooms of a failed node start elsewhere only after its
+    /// last write had time to land.
+    write_timeout: Duration,
+    /// Peers whose traffic is dropped (fault injection for partition tests).
+    blocked: RwLock<std::collections::HashSet<NodeId>>,
+    fault_injection: bool,
     ctx: OnceLock<NodeContext>,
     link_supervisor: OnceLock<ActorRef<link::SupervisorMsg>>,
 }
@@ -87,6 +93,7 @@ pub fn bind(
     config: &ClusterConfig,
     node_id: NodeId,
     http_addr: SocketAddr,
+    write_timeout: Duration,
 ) -> anyhow::Result<ClusterNode> {
     let idle = Duration::from_millis(config.failure_timeout_ms.max(1000) * 2);
     let (server, client) = tls::quinn_configs(&config.ca_cert, &config.cert, &config.key, idle)?;
@@ -121,6 +128,9 @@ pub fn bind(
         releases: Mutex::default(),
         acquiring: Mutex::default(),
         next_call: AtomicU64::new(1),
+        write_timeout,
+        blocked: RwLock::default(),
+        fault_injection: config.fault_injection,
         ctx: OnceLock::new(),
         link_supervisor: OnceLock::new(),
     })))
@@ -157,7 +167,7 @@ impl ClusterNode {
         inner.send_heartbeats();
         let deadline = Instant::now() + wait;
         if let Some(ctx) = inner.ctx.get() {
-            while ctx.directory.active_rooms() > 0 && Instant::now() < deadline {
+            while ctx.directory.busy_rooms() > 0 && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
@@ -195,7 +205,15 @@ impl ClusterInner {
 
     /// A peer's link handle.
     fn link(&self, node: NodeId) -> Option<PeerHandle> {
+        if self.is_blocked(node) {
+            return None;
+        }
         self.links.read().get(&node).map(|l| l.handle.clone())
+    }
+
+    /// Whether traffic with `node` is cut (fault injection).
+    fn is_blocked(&self, node: NodeId) -> bool {
+        self.fault_injection && self.blocked.read().contains(&node)
     }
 
     /// Starts (or restarts) the link actor of a peer.
@@ -259,10 +277,9 @@ impl ClusterInner {
             });
         }
         for node in &change.down {
+            // The link stays: it keeps redialling, so a node that was only cut off (or
+            // restarts) is heard again when the network heals.
             self.fail_pending(*node);
-            if let Some(link) = self.links.write().remove(node) {
-                link.actor.stop(Some("peer down".into()));
-            }
             tracing::warn!(peer = node, "cluster peer is gone");
         }
         if change.placement || !change.down.is_empty() {
@@ -282,30 +299,10 @@ impl ClusterInner {
 
     /// Calls and releases waiting on a node that is gone.
     fn fail_pending(&self, node: NodeId) {
-        let calls: Vec<PendingCall> = {
-            let mut calls = self.calls.lock();
-            let ids: Vec<u64> = calls
-                .iter()
-                .filter(|(_, c)| c.node == node)
-                .map(|(id, _)| *id)
-                .collect();
-            ids.into_iter().filter_map(|id| calls.remove(&id)).collect()
-        };
-        for call in calls {
+        for call in take_where(&mut self.calls.lock(), |c| c.node == node) {
             (call.done)(Err(router::unavailable_json()));
         }
-        let releases: Vec<PendingRelease> = {
-            let mut releases = self.releases.lock();
-            let ids: Vec<u64> = releases
-                .iter()
-                .filter(|(_, r)| r.node == node)
-                .map(|(id, _)| *id)
-                .collect();
-            ids.into_iter()
-                .filter_map(|id| releases.remove(&id))
-                .collect()
-        };
-        for release in releases {
+        for release in take_where(&mut self.releases.lock(), |r| r.node == node) {
             // A dead node runs nothing.
             let _ = release.done.send(false);
         }
@@ -323,8 +320,10 @@ impl ClusterInner {
             (m.me(), m.list())
         };
         let msg = PeerMsg::Heartbeat { from, members };
-        for link in self.links.read().values() {
-            link.handle.send(Lane::Control, &msg);
+        for (node, link) in self.links.read().iter() {
+            if !self.is_blocked(*node) {
+                link.handle.send(Lane::Control, &msg);
+            }
         }
     }
 }
@@ -340,15 +339,9 @@ async fn heartbeats(inner: Arc<ClusterInner>) {
         if change.placement || !change.down.is_empty() {
             inner.apply(change);
         }
-        let expired: Vec<PendingCall> = {
-            let mut calls = inner.calls.lock();
-            let ids: Vec<u64> = calls
-                .iter()
-                .filter(|(_, c)| c.started.elapsed() > Duration::from_secs(30))
-                .map(|(id, _)| *id)
-                .collect();
-            ids.into_iter().filter_map(|id| calls.remove(&id)).collect()
-        };
+        let expired = take_where(&mut inner.calls.lock(), |c| {
+            c.started.elapsed() > Duration::from_secs(30)
+        });
         for call in expired {
             (call.done)(Err(router::unavailable_json()));
         }
@@ -360,4 +353,14 @@ async fn heartbeats(inner: Arc<ClusterInner>) {
             .count();
         metrics::gauge!("voiceflow_cluster_members_up").set(up as f64);
     }
+}
+
+/// Removes and returns the entries of `map` that match.
+fn take_where<T>(map: &mut HashMap<u64, T>, matches: impl Fn(&T) -> bool) -> Vec<T> {
+    let ids: Vec<u64> = map
+        .iter()
+        .filter(|(_, v)| matches(v))
+        .map(|(id, _)| *id)
+        .collect();
+    ids.into_iter().filter_map(|id| map.remove(&id)).collect()
 }

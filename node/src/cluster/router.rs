@@ -263,6 +263,14 @@ impl Cluster for ClusterInner {
             .iter()
             .map(|p| p.node_id)
             .collect();
+        // Rooms of a node that just failed start only once its last write had time to land.
+        let settle = self.membership.lock().settle_deadline(self.write_timeout);
+        if let Some(settle) = settle {
+            let wait = settle.saturating_duration_since(Instant::now());
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+        }
         if peers.is_empty() {
             return Ok(());
         }

@@ -1,5 +1,7 @@
 //! `GET /cluster`: the members as this node sees them, with the rooms and sessions each holds
 //! (their own figures, gossiped in heartbeats), and whether this node has a quorum.
+//! `POST /cluster/faults {"block": [ids]}`: only with `cluster.fault_injection`, for partition
+//! tests: drop all traffic with those peers (an empty list heals).
 
 use std::sync::Arc;
 
@@ -53,30 +55,55 @@ fn member(info: MemberInfo) -> Member {
     }
 }
 
-/// `GET /cluster` (only when the node is in a cluster; a single node answers 404).
+#[derive(serde::Deserialize)]
+struct Faults {
+    block: Vec<u16>,
+}
+
+/// `GET /cluster` and `POST /cluster/faults` (only when the node is in a cluster; a single
+/// node answers 404).
 pub fn route(cluster: Option<ClusterNode>) -> BoxedFilter<(Response,)> {
     let cluster = Arc::new(cluster);
-    warp::path!("cluster")
-        .and(warp::get())
-        .and_then(move || {
-            let cluster = cluster.clone();
-            async move {
-                let Some(cluster) = cluster.as_ref() else {
-                    return Err(warp::reject::not_found());
-                };
-                let inner = &cluster.0;
-                let m = inner.membership.lock();
-                let status = Status {
-                    node_id: inner.me,
-                    quorum: m.has_quorum(),
-                    owners: m.owners(),
-                    members: m.list().into_iter().map(member).collect(),
-                };
-                drop(m);
-                Ok::<Response, warp::Rejection>(warp::reply::json(&status).into_response())
-            }
-        })
-        .boxed()
+    let faults = {
+        let cluster = cluster.clone();
+        warp::path!("cluster" / "faults")
+            .and(warp::post())
+            .and(warp::body::content_length_limit(4096))
+            .and(warp::body::json())
+            .and_then(move |faults: Faults| {
+                let cluster = cluster.clone();
+                async move {
+                    let Some(cluster) = cluster.as_ref().as_ref().filter(|c| c.0.fault_injection)
+                    else {
+                        return Err(warp::reject::not_found());
+                    };
+                    tracing::warn!(blocked = ?faults.block, "fault injection: cutting peers off");
+                    *cluster.0.blocked.write() = faults.block.into_iter().collect();
+                    Ok::<Response, warp::Rejection>(
+                        warp::reply::json(&serde_json::json!({"ok": true})).into_response(),
+                    )
+                }
+            })
+    };
+    let status = warp::path!("cluster").and(warp::get()).and_then(move || {
+        let cluster = cluster.clone();
+        async move {
+            let Some(cluster) = cluster.as_ref() else {
+                return Err(warp::reject::not_found());
+            };
+            let inner = &cluster.0;
+            let m = inner.membership.lock();
+            let status = Status {
+                node_id: inner.me,
+                quorum: m.serving(),
+                owners: m.owners(),
+                members: m.list().into_iter().map(member).collect(),
+            };
+            drop(m);
+            Ok::<Response, warp::Rejection>(warp::reply::json(&status).into_response())
+        }
+    });
+    status.or(faults).unify().boxed()
 }
 
 use warp::Reply as _;

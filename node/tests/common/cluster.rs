@@ -42,12 +42,23 @@ pub struct TestCluster {
     pub tmp: tempfile::TempDir,
     keyspace: String,
     points: Vec<String>,
+    /// Extra lines for every node's `[cluster]` table.
+    cluster_extra: String,
 }
 
 impl TestCluster {
     /// `n` nodes (ids 1..=n), started one after the other; returns once every node sees all
     /// of them up. `None` (after the skip notice) without a CQL server.
     pub async fn start(n: usize, test: &str) -> Result<Option<TestCluster>> {
+        Self::start_with(n, test, "").await
+    }
+
+    /// Like [`Self::start`], with extra `[cluster]` lines (e.g. `fault_injection = true`).
+    pub async fn start_with(
+        n: usize,
+        test: &str,
+        cluster_extra: &str,
+    ) -> Result<Option<TestCluster>> {
         let Some(points) = contact_points_from_env() else {
             voiceflow_schema::cql::testing::announce_skip(test);
             return Ok(None);
@@ -60,6 +71,7 @@ impl TestCluster {
             tmp,
             keyspace: random_keyspace("vf_cluster"),
             points,
+            cluster_extra: cluster_extra.to_owned(),
         };
         for _ in 0..n {
             cluster.add().await?;
@@ -76,11 +88,12 @@ impl TestCluster {
         Ok(format!(
             "node_id = {id}\njwt_secret = \"cluster-test-secret-0123456789\"\n{base}\n\
              [cluster]\nenabled = true\nlisten = \"{quic}\"\nseeds = [{}]\n\
-             ca_cert = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n",
+             ca_cert = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n{}\n",
             seeds.join(", "),
             certs.join("ca.pem").display(),
             certs.join(format!("node-{id}.pem")).display(),
             certs.join(format!("node-{id}.key")).display(),
+            self.cluster_extra,
         ))
     }
 
@@ -138,6 +151,20 @@ impl TestCluster {
         }
     }
 
+    /// Cuts node `id` off from `peers` (fault injection; an empty list heals).
+    pub async fn block(&self, id: usize, peers: &[usize]) -> Result<()> {
+        let (code, body) = self
+            .node(id)
+            .post(
+                "/cluster/faults",
+                None,
+                serde_json::json!({ "block": peers }),
+            )
+            .await?;
+        anyhow::ensure!(code == 200, "POST /cluster/faults: {code} {body}");
+        Ok(())
+    }
+
     /// `GET /cluster` of node `id`.
     pub async fn status(&self, id: usize) -> Result<Value> {
         let (code, body) = self.node(id).get("/cluster", None).await?;
@@ -147,20 +174,28 @@ impl TestCluster {
 
     /// Waits until every running node sees exactly the running nodes up.
     pub async fn wait_converged(&self, within: Duration) -> Result<Duration> {
-        let started = Instant::now();
-        let want: Vec<u64> = self
+        let live: Vec<usize> = self
             .nodes
             .iter()
             .enumerate()
             .filter(|(_, n)| n.is_some())
-            .map(|(i, _)| i as u64 + 1)
+            .map(|(i, _)| i + 1)
             .collect();
+        self.wait_owners(&live, &live, within).await
+    }
+
+    /// Waits until each node of `asked` sees exactly `owners` as the room owners.
+    pub async fn wait_owners(
+        &self,
+        asked: &[usize],
+        owners: &[usize],
+        within: Duration,
+    ) -> Result<Duration> {
+        let started = Instant::now();
+        let want: Vec<u64> = owners.iter().map(|i| *i as u64).collect();
         loop {
             let mut agreed = true;
-            for (i, node) in self.nodes.iter().enumerate() {
-                if node.is_none() {
-                    continue;
-                }
+            for i in asked.iter().map(|i| i - 1) {
                 let status = self.status(i + 1).await?;
                 let owners: Vec<u64> = status["owners"]
                     .as_array()

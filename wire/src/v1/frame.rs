@@ -35,24 +35,32 @@ fn ws_text_frame(json: &[u8]) -> Bytes {
     out.freeze()
 }
 
+/// The first encoded frame of `wire`: (header byte, payload, rest); `None` if it is cut short.
+fn split_frame(wire: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (len, header) = match *wire.get(1)? {
+        126 => (
+            u16::from_be_bytes([*wire.get(2)?, *wire.get(3)?]) as usize,
+            4,
+        ),
+        127 => (
+            u64::from_be_bytes(wire.get(2..10)?.try_into().ok()?) as usize,
+            10,
+        ),
+        n if n < 126 => (n as usize, 2usize),
+        // The mask bit: server frames are never masked.
+        _ => return None,
+    };
+    let end = header.checked_add(len)?;
+    Some((*wire.first()?, wire.get(header..end)?, &wire[end..]))
+}
+
 /// Splits encoded frames into their payloads; `None` if the bytes are not frames we made.
 fn payloads(mut wire: &[u8]) -> Option<Vec<&str>> {
     let mut out = Vec::new();
     while !wire.is_empty() {
-        let (len, header) = match *wire.get(1)? {
-            126 => (
-                u16::from_be_bytes([*wire.get(2)?, *wire.get(3)?]) as usize,
-                4,
-            ),
-            127 => (
-                u64::from_be_bytes(wire.get(2..10)?.try_into().ok()?) as usize,
-                10,
-            ),
-            n => (n as usize, 2usize),
-        };
-        let payload = wire.get(header..header.checked_add(len)?)?;
+        let (_, payload, rest) = split_frame(wire)?;
         out.push(std::str::from_utf8(payload).ok()?);
-        wire = &wire[header + len..];
+        wire = rest;
     }
     Some(out)
 }
@@ -85,24 +93,12 @@ impl Frame {
         let mut rest: &[u8] = &wire;
         let mut count = 0u32;
         while !rest.is_empty() {
-            if *rest.first()? != 0x81 {
+            let (first, payload, after) = split_frame(rest)?;
+            if first != 0x81 {
                 return None;
             }
-            let (len, header) = match *rest.get(1)? {
-                126 => (
-                    u16::from_be_bytes([*rest.get(2)?, *rest.get(3)?]) as usize,
-                    4,
-                ),
-                127 => (
-                    u64::from_be_bytes(rest.get(2..10)?.try_into().ok()?) as usize,
-                    10,
-                ),
-                n if n < 126 => (n as usize, 2usize),
-                _ => return None,
-            };
-            let payload = rest.get(header..header.checked_add(len)?)?;
             std::str::from_utf8(payload).ok()?;
-            rest = &rest[header + len..];
+            rest = after;
             count += 1;
         }
         Some(Frame { wire, count })
