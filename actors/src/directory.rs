@@ -94,6 +94,69 @@ impl RoomDirectory {
         room_id: Snowflake,
         msg: RoomMsg,
     ) -> Result<Route, ActorError> {
+        if self.cluster().is_none() {
+            return self.send_once(ctx, room_id, msg).await;
+        }
+        // While a room moves (views disagree for a moment, a start backs off, a new peer's
+        // link is still connecting) the request waits and retries, so clients see no error.
+        let mut msg = msg;
+        let mut delay = Duration::from_millis(10);
+        for _ in 0..12 {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let attempt = self.send_or_return(ctx, room_id, msg, tx).await;
+            match attempt {
+                Err(ActorError::Unavailable) => match rx.await {
+                    Ok(back) => msg = back,
+                    Err(_) => return Err(ActorError::Unavailable),
+                },
+                other => return other,
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_millis(500));
+        }
+        Err(ActorError::Unavailable)
+    }
+
+    /// One attempt; on `Unavailable` before anything was sent, the message comes back through
+    /// `back` for another try.
+    async fn send_or_return(
+        &self,
+        ctx: &NodeContext,
+        room_id: Snowflake,
+        msg: RoomMsg,
+        back: tokio::sync::oneshot::Sender<RoomMsg>,
+    ) -> Result<Route, ActorError> {
+        match self.owner(room_id) {
+            Owner::Local => match self.get_or_start(ctx, room_id).await {
+                Ok(_) => self.send_local(ctx, room_id, msg).await.map(Route::Local),
+                Err(ActorError::Unavailable) => {
+                    let _ = back.send(msg);
+                    Err(ActorError::Unavailable)
+                }
+                Err(e) => Err(e),
+            },
+            Owner::Remote(node) => {
+                let cluster = self.cluster().ok_or(ActorError::Unavailable)?;
+                if !cluster.can_reach(node) {
+                    let _ = back.send(msg);
+                    return Err(ActorError::Unavailable);
+                }
+                cluster.forward(node, room_id, msg)?;
+                Ok(Route::Remote(node))
+            }
+            Owner::Unavailable => {
+                let _ = back.send(msg);
+                Err(ActorError::Unavailable)
+            }
+        }
+    }
+
+    async fn send_once(
+        &self,
+        ctx: &NodeContext,
+        room_id: Snowflake,
+        msg: RoomMsg,
+    ) -> Result<Route, ActorError> {
         match self.owner(room_id) {
             Owner::Local => self.send_local(ctx, room_id, msg).await.map(Route::Local),
             Owner::Remote(node) => {

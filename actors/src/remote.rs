@@ -137,6 +137,8 @@ pub trait Cluster: Send + Sync {
     fn node_id(&self) -> NodeId;
     /// Who owns `room` (rendezvous hashing over the live members).
     fn owner(&self, room: Snowflake) -> Owner;
+    /// Whether there is a link to `node` to send on now.
+    fn can_reach(&self, node: NodeId) -> bool;
     /// Sends a request to the room's actor on `node`.
     fn forward(&self, node: NodeId, room: Snowflake, msg: RoomMsg) -> Result<(), ActorError>;
     /// Called before this node starts `room`'s actor: returns once no other node runs it

@@ -36,7 +36,19 @@ pub enum SessionMsg {
     /// A room this session follows on another node stopped there (moved, or that node is
     /// gone): re-join it wherever it lives now.
     RoomGone(Snowflake),
+    /// Try an automatic re-join again (the room was unavailable).
+    Rejoin {
+        /// The room.
+        room_id: Snowflake,
+        /// Resume point.
+        since: Snowflake,
+        /// Attempts so far.
+        attempt: u32,
+    },
 }
+
+/// Automatic re-join attempts before the session gives a room up (about a minute).
+const MAX_REJOINS: u32 = 40;
 
 /// Where a joined room is served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,6 +137,19 @@ impl Actor for SessionActor {
                 state.reject(&FrameError { id: None, error });
             }
             SessionMsg::Disconnected => me.stop(Some("disconnected".into())),
+            SessionMsg::Rejoin {
+                room_id,
+                since,
+                attempt,
+            } => {
+                // Unless the client left the room (or joined it again) meanwhile.
+                let wanted = state.outbox.last_message(room_id).is_some()
+                    && !state.joined.contains_key(&room_id)
+                    && !state.outbox.is_closed();
+                if wanted {
+                    state.try_rejoin(&me, room_id, since, attempt).await;
+                }
+            }
             SessionMsg::RoomGone(room_id) => {
                 if matches!(state.joined.get(&room_id), Some(Attached::Remote(_))) {
                     state.rejoin(&me, room_id).await;
@@ -380,21 +405,33 @@ impl SessionState {
             return;
         }
         tracing::debug!(session = self.session_id, %room_id, "room actor gone; re-joining");
-        let mut delay = std::time::Duration::from_millis(20);
-        let mut result = self.handle_join(me, room_id, Some(since), None).await;
-        for _ in 0..12 {
-            match &result {
-                Err(e) if e.error.code == ErrorCode::InternalError => {
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(std::time::Duration::from_secs(1));
-                    result = self.handle_join(me, room_id, Some(since), None).await;
-                }
-                _ => break,
+        self.try_rejoin(me, room_id, since, 0).await;
+    }
+
+    /// One re-join attempt. While the room is unavailable (moving, or this node is cut off
+    /// from the majority) it is tried again later, without holding up the session's other
+    /// frames meanwhile.
+    async fn try_rejoin(
+        &mut self,
+        me: &ActorRef<SessionMsg>,
+        room_id: Snowflake,
+        since: Snowflake,
+        attempt: u32,
+    ) {
+        match self.handle_join(me, room_id, Some(since), None).await {
+            Ok(()) => {}
+            Err(e) if e.error.code == ErrorCode::InternalError && attempt < MAX_REJOINS => {
+                let delay = std::time::Duration::from_millis(50 << attempt.min(5));
+                me.send_after(delay, move || SessionMsg::Rejoin {
+                    room_id,
+                    since,
+                    attempt: attempt + 1,
+                });
             }
-        }
-        if let Err(e) = result {
-            self.outbox.forget_room(room_id);
-            self.outbox.push(frame::failure(None, &e.error));
+            Err(e) => {
+                self.outbox.forget_room(room_id);
+                self.outbox.push(frame::failure(None, &e.error));
+            }
         }
     }
 

@@ -143,6 +143,10 @@ impl Cluster for ClusterInner {
         }
     }
 
+    fn can_reach(&self, node: NodeId) -> bool {
+        self.link(node).is_some()
+    }
+
     fn forward(&self, node: NodeId, room: Snowflake, msg: RoomMsg) -> Result<(), ActorError> {
         if self.link(node).is_none() {
             tracing::warn!(peer = node, %room, "no link to the room's owner");
