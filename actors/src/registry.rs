@@ -115,6 +115,17 @@ impl SessionRegistry {
         }
     }
 
+    /// The session's subscription to `room`: `Some(true)` still waiting for the owner's
+    /// confirmation, `Some(false)` confirmed, `None` not following (refused, or left).
+    pub fn is_pending(&self, room: Snowflake, session_id: u64) -> Option<bool> {
+        self.0
+            .read()
+            .rooms
+            .get(&room)
+            .and_then(|r| r.sessions.get(&session_id))
+            .map(|active| !active)
+    }
+
     /// Frames from a room for one session.
     pub fn to_session(&self, room: Snowflake, session_id: u64, last: Option<u64>, frame: Frame) {
         let inner = self.0.read();

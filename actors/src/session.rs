@@ -36,6 +36,14 @@ pub enum SessionMsg {
     /// A room this session follows on another node stopped there (moved, or that node is
     /// gone): re-join it wherever it lives now.
     RoomGone(Snowflake),
+    /// A join went to another node: if that node has not confirmed it by now (the request
+    /// was lost with a node that died, say), join again.
+    CheckJoin {
+        /// The room.
+        room_id: Snowflake,
+        /// Which join it checks (a newer join makes the check void).
+        generation: u64,
+    },
     /// Try an automatic re-join again (the room was unavailable).
     Rejoin {
         /// The room.
@@ -46,6 +54,9 @@ pub enum SessionMsg {
         attempt: u32,
     },
 }
+
+/// How long a join sent to another node may go unconfirmed before it is sent again.
+const JOIN_CONFIRM_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Automatic re-join attempts before the session gives a room up (about a minute).
 const MAX_REJOINS: u32 = 40;
@@ -84,6 +95,8 @@ pub struct SessionState {
     joined: HashMap<Snowflake, Attached>,
     /// Invalid frames in a row; too many and the client is disconnected.
     errors_in_row: u32,
+    /// Counts joins sent to other nodes (each is checked for confirmation once).
+    join_generation: u64,
 }
 
 impl Actor for SessionActor {
@@ -107,6 +120,7 @@ impl Actor for SessionActor {
             ctx: args.ctx,
             joined: HashMap::new(),
             errors_in_row: 0,
+            join_generation: 0,
         })
     }
 
@@ -150,8 +164,44 @@ impl Actor for SessionActor {
                     state.try_rejoin(&me, room_id, since, attempt).await;
                 }
             }
+            SessionMsg::CheckJoin {
+                room_id,
+                generation,
+            } => {
+                let remote = matches!(state.joined.get(&room_id), Some(Attached::Remote(_)));
+                if remote && generation == state.join_generation && !state.outbox.is_closed() {
+                    match state.ctx.sessions.is_pending(room_id, state.session_id) {
+                        // Confirmed, or the room refused it (it said so to the client).
+                        Some(false) => {}
+                        None => {
+                            state.joined.remove(&room_id);
+                        }
+                        Some(true) => {
+                            tracing::debug!(session = state.session_id, %room_id, "join not confirmed; joining again");
+                            state.joined.remove(&room_id);
+                            state.ctx.sessions.unfollow(room_id, state.session_id);
+                            match state.outbox.last_message(room_id) {
+                                Some(since) => state.try_rejoin(&me, room_id, since, 0).await,
+                                None => {
+                                    if let Err(e) =
+                                        state.handle_join(&me, room_id, None, None).await
+                                    {
+                                        state.outbox.push(frame::failure(None, &e.error));
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
             SessionMsg::RoomGone(room_id) => {
-                if matches!(state.joined.get(&room_id), Some(Attached::Remote(_))) {
+                // Unless it already followed the room to its new owner (two notices).
+                let following = state
+                    .ctx
+                    .sessions
+                    .is_pending(room_id, state.session_id)
+                    .is_some();
+                if !following && matches!(state.joined.get(&room_id), Some(Attached::Remote(_))) {
                     state.rejoin(&me, room_id).await;
                 }
             }
@@ -284,8 +334,16 @@ impl SessionState {
         if self.joined.insert(room_id, attached) == Some(attached) {
             return;
         }
-        if let Route::Local(actor) = route {
-            me.get_cell().monitor(actor.get_cell());
+        match route {
+            Route::Local(actor) => me.get_cell().monitor(actor.get_cell()),
+            Route::Remote(_) => {
+                self.join_generation += 1;
+                let generation = self.join_generation;
+                me.send_after(JOIN_CONFIRM_WAIT, move || SessionMsg::CheckJoin {
+                    room_id,
+                    generation,
+                });
+            }
         }
     }
 

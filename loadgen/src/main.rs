@@ -31,6 +31,11 @@
 //!   i mod users and room (i / users) mod rooms (500 connections per user and per room;
 //!   room membership counts each user once). Reports connect+join per second and its
 //!   latency, then memory per idle connection.
+//! * `cluster`: several nodes of a cluster (`--urls`); see `cluster.rs`. `--cluster-part
+//!   latency`: same-entry-node vs different-entry-nodes delivery latency, inter-node
+//!   bytes and deliveries per node CPU-second; `--cluster-part churn`: 1,000 rooms probed
+//!   while `--join-command` adds a node and `--kill-command` kills one (rebalancing and
+//!   recovery times, lost/duplicated messages).
 //!
 //! With `--server-pid`, the node's VmRSS (from `/proc/<pid>/status`) is read before the
 //! first WebSocket connection and again after all connections are established, joined
@@ -50,6 +55,7 @@
 //! sending, `--max-runtime-secs` for the whole run), so the program always exits by
 //! itself.
 
+mod cluster;
 mod connect;
 mod conns;
 mod fanout;
@@ -73,6 +79,8 @@ pub enum Scenario {
     Rooms,
     /// 10,000 WebSocket connect + room:join, then memory per idle connection.
     Connect,
+    /// Several cluster nodes (--urls): cross-node latency, or a join and a kill under load.
+    Cluster,
 }
 
 impl Scenario {
@@ -81,6 +89,7 @@ impl Scenario {
             Scenario::Fanout => "fanout",
             Scenario::Rooms => "rooms",
             Scenario::Connect => "connect",
+            Scenario::Cluster => "cluster",
         }
     }
 }
@@ -193,6 +202,9 @@ pub struct Args {
     /// Hard limit on the whole run, setup included (access tokens last 15 minutes).
     #[arg(long, default_value_t = 840)]
     pub max_runtime_secs: u64,
+
+    #[command(flatten)]
+    pub cluster: cluster::ClusterArgs,
 }
 
 /// Shared per-run context.
@@ -245,6 +257,7 @@ fn sockets_needed(args: &Args) -> u64 {
         Scenario::Fanout => args.users.unwrap_or(500) * args.sessions_per_user + 1,
         Scenario::Rooms => args.users.unwrap_or(args.rooms.unwrap_or(1000)),
         Scenario::Connect => args.connections,
+        Scenario::Cluster => 2 * args.rooms.unwrap_or(1000),
     };
     (conns + args.rest_concurrency.max(args.register_concurrency) + 64) as u64
 }
@@ -261,16 +274,21 @@ async fn run(args: &Args) -> Result<()> {
         origin: Instant::now(),
         run_id: run_id(),
     };
+    let against = match args.scenario {
+        Scenario::Cluster => args.cluster.urls.join(","),
+        _ => args.url.clone(),
+    };
     eprintln!(
         "voiceflow-loadgen: scenario {} against {} (run id {})",
         args.scenario.name(),
-        args.url,
+        against,
         ctx.run_id
     );
     match args.scenario {
         Scenario::Fanout => fanout::run(args, &ctx).await,
         Scenario::Rooms => rooms::run(args, &ctx).await,
         Scenario::Connect => connect::run(args, &ctx).await,
+        Scenario::Cluster => cluster::run(args, &ctx).await,
     }
 }
 

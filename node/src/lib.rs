@@ -79,6 +79,8 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
                 })?,
         ),
     };
+    // Before anything records a metric (the cluster links create their counters at start).
+    let metrics = metrics::Metrics::install().context("cannot install the metrics recorder")?;
     let directory = RoomDirectory::new();
     let (rooms_sup, _) =
         Actor::spawn(None, Supervisor, SupervisorKind::Rooms(directory.clone())).await?;
@@ -111,7 +113,7 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
         connections: Arc::new(state::Connections::for_node(config.node_id)),
         sessions: sessions_sup.clone(),
         draining: Arc::new(AtomicBool::new(false)),
-        metrics: metrics::Metrics::install().context("cannot install the metrics recorder")?,
+        metrics,
         cluster: cluster.clone(),
     };
     let routes = ws::route(state.clone())

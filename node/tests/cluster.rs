@@ -174,6 +174,8 @@ struct RoomLog {
     /// Longest time between two acks (a room moving or recovering).
     longest_gap: Duration,
     reconnects: u32,
+    /// Times a receiver's open connection went silent for 10 s (its room stopped reaching it).
+    stalls: u32,
 }
 
 struct Load {
@@ -291,7 +293,30 @@ async fn receiver(
             }
             let frame = match pending.pop_front() {
                 Some(f) => Ok(Some(f)),
-                None => ws.next_frame().await,
+                None => {
+                    // Once the senders stopped, silence is expected: look again at what is
+                    // still missing every second.
+                    let stopped = stop.load(Ordering::Relaxed);
+                    let wait = Duration::from_secs(if stopped { 1 } else { 10 });
+                    match tokio::time::timeout(wait, ws.next_frame()).await {
+                        Ok(frame) => frame,
+                        Err(_) if stop.load(Ordering::Relaxed) => continue,
+                        Err(_) => {
+                            let entry = {
+                                let a = addrs.lock();
+                                a.get(node % a.len().max(1)).copied()
+                            };
+                            eprintln!(
+                                "receiver of {room} (entered at {entry:?}) went silent until {}; \
+                                 last message made at {:?}",
+                                now_ms(),
+                                last.map(unix_ms)
+                            );
+                            log.lock().stalls += 1;
+                            Ok(None)
+                        }
+                    }
+                }
             };
             match frame {
                 Ok(Some(f)) => {
@@ -402,6 +427,12 @@ impl Load {
                         )
                     }
                 }
+            }
+            if log.stalls > 0 {
+                bail!(
+                    "room {i}: the receiver's connection went silent {} times",
+                    log.stalls
+                );
             }
             total += log.acked.len();
             gap = gap.max(log.longest_gap);

@@ -319,7 +319,12 @@ impl RoomState {
         since: Option<Snowflake>,
         reply: Reply<JoinReply>,
     ) {
+        let to = session.to.clone();
         let result = self.join(session, since).await;
+        if result.is_err() {
+            // No resume point and no automatic re-join for a join the room refused.
+            to.forget_room(self.room.id);
+        }
         reply.send(result);
     }
 
@@ -560,8 +565,13 @@ impl RoomState {
         self.last_broadcast = self.last_broadcast.max(last);
         self.fan_out(None, Some(last), &blob[0]);
         metrics::counter!("voiceflow_messages_total").increment(batch.len() as u64);
-        metrics::counter!("voiceflow_deliveries_total")
-            .increment((batch.len() * self.live.len()) as u64);
+        // Sessions on other nodes are counted there, when their node fans the batch out.
+        let local = self
+            .live
+            .values()
+            .filter(|l| matches!(l.to, Recipient::Local(_)))
+            .count();
+        metrics::counter!("voiceflow_deliveries_total").increment((batch.len() * local) as u64);
         for post in batch {
             if let Some(nonce) = &post.record.nonce {
                 self.remember_nonce(post.record.user_id, nonce.clone(), post.view.clone());

@@ -447,12 +447,16 @@ impl Actor for LinkSupervisor {
                 .links
                 .read()
                 .iter()
-                .find(|(_, l)| l.actor.get_id() == cell.get_id())
+                .find(|(_, l)| {
+                    l.actor
+                        .as_ref()
+                        .is_some_and(|a| a.get_id() == cell.get_id())
+                })
                 .map(|(node, l)| (*node, l.addr, l.incarnation));
             if let Some((node, addr, incarnation)) = failed {
                 tracing::error!(peer = node, error = %err, "cluster link crashed; restarting it");
                 cluster.links.write().remove(&node);
-                cluster.add_link(node, addr, incarnation).await;
+                cluster.ensure_link(node, addr, incarnation);
             }
         }
         Ok(())

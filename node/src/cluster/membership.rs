@@ -206,7 +206,17 @@ impl Membership {
             Some(m) => {
                 let before = m.info.state;
                 let restarted = m.info.incarnation < info.incarnation;
+                // Within one incarnation, leaving is for good: a hello made before the node
+                // started draining (on a stream opened late) must not bring it back.
+                let state = match (before, info.state) {
+                    (MemberState::Leaving | MemberState::Left, MemberState::Up) if !restarted => {
+                        before
+                    }
+                    (MemberState::Left, MemberState::Leaving) if !restarted => before,
+                    _ => info.state,
+                };
                 m.info = info.clone();
+                m.info.state = state;
                 m.last_heard = now;
                 change.placement = before != m.info.state;
                 if restarted {
@@ -448,6 +458,9 @@ mod tests {
         let mut leaving = info(2, 1);
         leaving.state = MemberState::Leaving;
         assert!(m.heard(leaving, t0).placement);
+        assert_eq!(m.owners(), vec![1, 3]);
+        // A stale hello from before the drain does not bring it back.
+        m.heard(info(2, 1), t0);
         assert_eq!(m.owners(), vec![1, 3]);
         let change = m.tick(t0 + Duration::from_secs(4));
         assert!(change.down.contains(&2));

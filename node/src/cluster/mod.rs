@@ -53,7 +53,8 @@ struct PendingRelease {
 /// A running link to a peer.
 struct LinkEntry {
     handle: PeerHandle,
-    actor: ActorRef<LinkMsg>,
+    /// Set once the actor started.
+    actor: Option<ActorRef<LinkMsg>>,
     incarnation: u64,
     addr: SocketAddr,
 }
@@ -216,27 +217,49 @@ impl ClusterInner {
         self.fault_injection && self.blocked.read().contains(&node)
     }
 
-    /// Starts (or restarts) the link actor of a peer.
-    async fn add_link(self: &Arc<Self>, node: NodeId, addr: SocketAddr, incarnation: u64) {
-        let (handle, args) = link::new_link(node, addr, self.clone());
-        let Some(sup) = self.link_supervisor.get() else {
-            return;
-        };
-        match Actor::spawn_linked(None, LinkActor, args, sup.get_cell()).await {
-            Ok((actor, _)) => {
-                let entry = LinkEntry {
-                    handle,
-                    actor,
-                    incarnation,
-                    addr,
-                };
-                let old = self.links.write().insert(node, entry);
-                if let Some(old) = old {
-                    old.actor.stop(Some("replaced".into()));
-                }
+    /// Registers the link to `node` at once (so two updates in a row never make two links,
+    /// which would lose what the first one queued) and starts its actor.
+    fn ensure_link(self: &Arc<Self>, node: NodeId, addr: SocketAddr, incarnation: u64) {
+        let args = {
+            let mut links = self.links.write();
+            if links
+                .get(&node)
+                .is_some_and(|l| l.incarnation >= incarnation)
+            {
+                return;
             }
-            Err(e) => tracing::error!(peer = node, error = %e, "cannot start a cluster link"),
-        }
+            let (handle, args) = link::new_link(node, addr, self.clone());
+            let entry = LinkEntry {
+                handle,
+                actor: None,
+                incarnation,
+                addr,
+            };
+            if let Some(old) = links.insert(node, entry).and_then(|old| old.actor) {
+                old.stop(Some("replaced".into()));
+            }
+            args
+        };
+        let me = self.clone();
+        tokio::spawn(async move {
+            let Some(sup) = me.link_supervisor.get() else {
+                return;
+            };
+            match Actor::spawn_linked(None, LinkActor, args, sup.get_cell()).await {
+                Ok((actor, _)) => {
+                    let mut links = me.links.write();
+                    match links.get_mut(&node) {
+                        Some(entry)
+                            if entry.incarnation == incarnation && entry.actor.is_none() =>
+                        {
+                            entry.actor = Some(actor);
+                        }
+                        _ => actor.stop(Some("superseded".into())),
+                    }
+                }
+                Err(e) => tracing::error!(peer = node, error = %e, "cannot start a cluster link"),
+            }
+        });
     }
 
     /// A peer said hello on a stream.
@@ -263,18 +286,9 @@ impl ClusterInner {
             let Ok(addr) = info.quic_addr.parse::<SocketAddr>() else {
                 continue;
             };
-            let known = self
-                .links
-                .read()
-                .get(&info.node_id)
-                .is_some_and(|l| l.incarnation >= info.incarnation);
-            if known || info.node_id == self.me {
-                continue;
+            if info.node_id != self.me {
+                self.ensure_link(info.node_id, addr, info.incarnation);
             }
-            let me = self.clone();
-            tokio::spawn(async move {
-                me.add_link(info.node_id, addr, info.incarnation).await;
-            });
         }
         for node in &change.down {
             // The link stays: it keeps redialling, so a node that was only cut off (or

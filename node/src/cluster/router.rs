@@ -662,8 +662,11 @@ fn from_room(cluster: &Arc<ClusterInner>, from: NodeId, room: Snowflake, deliver
         } => {
             if let Some(frame) = frames(bytes) {
                 let n = sessions.fanout(room, from, except_user.map(Snowflake), last, &frame);
-                metrics::counter!("voiceflow_deliveries_total")
-                    .increment((n * frame.count()) as u64);
+                if last.is_some() {
+                    // Message batches, counted like the owner counts its local sessions.
+                    metrics::counter!("voiceflow_deliveries_total")
+                        .increment((n * frame.count()) as u64);
+                }
             }
         }
         RoomDelivery::Closed => sessions.room_closed(room, Some(from)),
