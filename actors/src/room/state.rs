@@ -343,6 +343,17 @@ impl RoomState {
             }
             self.add_member(&author).await?;
         }
+        if self.live.contains_key(&session.session_id) {
+            // The same session again (its node re-sent a join that was slow to be confirmed):
+            // it already has its replay and the live stream; confirm without replaying twice.
+            session.to.subscribed();
+            return Ok(JoinReply {
+                room_id: self.room.id,
+                participants: self.participants(true),
+                replayed: 0,
+                replay_truncated: false,
+            });
+        }
         let (replayed, replay_truncated) = match since {
             Some(since) => self.replay(&session, since).await?,
             None => (0, false),
