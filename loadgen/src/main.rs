@@ -31,7 +31,7 @@
 //!   i mod users and room (i / users) mod rooms (500 connections per user and per room;
 //!   room membership counts each user once). Reports connect+join per second and its
 //!   latency, then memory per idle connection.
-//! * `cluster`: several nodes of a cluster (`--urls`); see `cluster.rs`. `--cluster-part
+//! * `cluster`: several nodes of a cluster (`--urls`); see `cluster/mod.rs`. `--cluster-part
 //!   latency`: same-entry-node vs different-entry-nodes delivery latency, inter-node
 //!   bytes and deliveries per node CPU-second; `--cluster-part churn`: 1,000 rooms probed
 //!   while `--join-command` adds a node and `--kill-command` kills one (rebalancing and

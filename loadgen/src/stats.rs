@@ -124,7 +124,7 @@ pub fn read_rss_kib(pid: u32) -> Option<u64> {
 }
 
 /// utime + stime of a process (`"self"` or a pid) in clock ticks (USER_HZ = 100).
-fn read_cpu_ticks(pid: &str) -> Option<u64> {
+pub fn read_cpu_ticks(pid: &str) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after_comm = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = after_comm.split_whitespace().collect();

@@ -368,14 +368,14 @@ async fn read_stream(
                     let cluster = cluster.clone();
                     tokio::spawn(async move {
                         while let Some(msg) = rx.recv().await {
-                            super::router::handle(&cluster, node, msg).await;
+                            super::inbound::handle(&cluster, node, msg).await;
                         }
                     });
                     tx
                 });
                 let _ = ops.send(msg);
             }
-            (Some(node), msg) => super::router::handle(cluster, node, msg).await,
+            (Some(node), msg) => super::inbound::handle(cluster, node, msg).await,
         }
     }
 }

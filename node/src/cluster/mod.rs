@@ -7,11 +7,13 @@
 //! - `membership`: the member view, failure detection, quorum and placement (pure logic).
 //! - `link`: one link actor per peer (outgoing connection, one stream per lane) and the
 //!   accept loop reading peers' streams.
-//! - `router`: turns peers' frames into room requests and session deliveries, and local
-//!   requests for remote rooms into frames ([`ClusterInner`] implements the actors' `Cluster`).
+//! - `router`: local requests for remote rooms become frames, releases before a room starts
+//!   ([`ClusterInner`] implements the actors' `Cluster`); `inbound`: peers' frames become room
+//!   requests here and deliveries to this node's sessions.
 //! - `status`: `GET /cluster`.
 
 pub mod config;
+mod inbound;
 mod link;
 mod membership;
 mod router;

@@ -1,0 +1,137 @@
+//! Getting frames to members: local outboxes directly, one copy per other node (which fans
+//! it out to its own sessions); and the client view of stored messages.
+
+use std::sync::Arc;
+
+use voiceflow_schema::MessageRecord;
+use voiceflow_wire::Snowflake;
+use voiceflow_wire::cluster::{NodeId, RoomDelivery};
+use voiceflow_wire::v1::frame::Frame;
+use voiceflow_wire::v1::server::MessageView;
+
+use super::RoomState;
+use crate::remote::{Peer, Recipient};
+
+/// RFC 3339 rendering of Unix milliseconds (UTC).
+pub fn rfc3339(ms: u64) -> String {
+    let secs = (ms / 1000) as i64;
+    let millis = ms % 1000;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if mo <= 2 { y + 1 } else { y };
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}.{millis:03}Z")
+}
+
+/// The client view of a stored message.
+pub fn view_of(record: &MessageRecord) -> MessageView {
+    MessageView {
+        id: record.id,
+        room_id: record.room_id,
+        user_id: record.user_id,
+        username: record.username.clone(),
+        content: record.content.clone(),
+        kind: record.kind,
+        nonce: record.nonce.clone(),
+        created_at: rfc3339(record.created_at),
+        deleted: record.deleted_at.is_some(),
+    }
+}
+
+impl RoomState {
+    /// Pushes `frame` to every live session.
+    pub(super) fn broadcast(&self, frame: &Frame) {
+        self.fan_out(None, None, frame);
+    }
+
+    pub(super) fn broadcast_except_user(&self, user: Snowflake, frame: &Frame) {
+        self.fan_out(Some(user), None, frame);
+    }
+
+    /// Pushes `frame` to every live local session, and one copy to each other node with live
+    /// sessions (that node fans it out to its own). `last`: the frame carries messages up to it.
+    pub(super) fn fan_out(
+        &self,
+        except_user: Option<Snowflake>,
+        last: Option<Snowflake>,
+        frame: &Frame,
+    ) {
+        let mut nodes: Vec<&Arc<dyn Peer>> = Vec::new();
+        let frames = std::slice::from_ref(frame);
+        for session in self.live.values() {
+            match &session.to {
+                Recipient::Local(outbox) => {
+                    if except_user == Some(session.user_id) {
+                        continue;
+                    }
+                    match last {
+                        Some(last) => outbox.push_room_messages(self.room.id, last, frames),
+                        None => outbox.push(frame.clone()),
+                    };
+                }
+                Recipient::Remote(r) => {
+                    if !nodes.iter().any(|p| p.node_id() == r.peer.node_id()) {
+                        nodes.push(&r.peer);
+                    }
+                }
+            }
+        }
+        if nodes.is_empty() {
+            return;
+        }
+        let bytes = frame.wire_bytes().to_vec();
+        for peer in nodes {
+            peer.deliver(
+                self.room.id,
+                RoomDelivery::Fanout {
+                    except_user: except_user.map(|u| u.0),
+                    last: last.map(|l| l.0),
+                    frames: bytes.clone(),
+                },
+            );
+        }
+    }
+
+    /// Storage writes queued or in flight: none.
+    pub fn writes_done(&self) -> bool {
+        self.pending.is_empty() && self.in_flight.is_none()
+    }
+
+    /// A node died: its sessions leave the live set (and others see them leave).
+    pub fn handle_node_down(&mut self, node: NodeId) {
+        let gone: Vec<u64> = self
+            .live
+            .iter()
+            .filter(|(_, s)| s.to.remote_peer().is_some_and(|p| p.node_id() == node))
+            .map(|(id, _)| *id)
+            .collect();
+        for session_id in gone {
+            self.handle_leave(session_id, None);
+        }
+    }
+
+    /// The actor stops: sessions following it from other nodes re-join wherever it lives next.
+    pub fn close_remote_followers(&mut self) {
+        let mut nodes: Vec<Arc<dyn Peer>> = Vec::new();
+        for session in self.live.values() {
+            if let Some(peer) = session.to.remote_peer()
+                && !nodes.iter().any(|p| p.node_id() == peer.node_id())
+            {
+                nodes.push(peer.clone());
+            }
+        }
+        for peer in nodes {
+            peer.deliver(self.room.id, RoomDelivery::Closed);
+        }
+    }
+}

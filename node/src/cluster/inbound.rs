@@ -1,0 +1,357 @@
+//! Frames from peers: requests for rooms this node owns (or passes on), and deliveries from
+//! rooms on other nodes to this node's sessions.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use voiceflow_actors::ActorError;
+use voiceflow_actors::remote::{Owner, Recipient, RemoteSession};
+use voiceflow_actors::room::{Author, Reply, RoomMsg, SessionLink};
+use voiceflow_schema::RoomRecord;
+use voiceflow_wire::cluster::{NodeId, PeerMsg, RoomCall, RoomDelivery, RoomOp};
+use voiceflow_wire::v1::client::SendMessage;
+use voiceflow_wire::v1::frame::{self, Frame};
+use voiceflow_wire::{ErrorBody, ErrorCode, Snowflake};
+
+use super::ClusterInner;
+use super::link::Lane;
+use super::router::{ACQUIRE_TIMEOUT, MAX_HOPS, error_json};
+
+/// Handles one frame from peer `from`.
+pub async fn handle(cluster: &Arc<ClusterInner>, from: NodeId, msg: PeerMsg) {
+    match msg {
+        PeerMsg::Hello(info) => cluster.on_hello(info),
+        PeerMsg::Heartbeat { from, members } => cluster.on_heartbeat(from, &members),
+        PeerMsg::ToRoom {
+            room,
+            origin,
+            hops,
+            op,
+        } => to_room(cluster, Snowflake(room), origin, hops, op).await,
+        PeerMsg::FromRoom { room, delivery } => from_room(cluster, from, Snowflake(room), delivery),
+    }
+}
+
+/// Tells a session on `origin` (or here) that its request failed.
+fn fail_session(
+    cluster: &Arc<ClusterInner>,
+    room: Snowflake,
+    origin: NodeId,
+    session_id: u64,
+    req_id: Option<u64>,
+    error: &ActorError,
+) {
+    let frame = frame::failure(req_id, &error.to_body());
+    recipient(cluster, room, origin, session_id).push(frame);
+}
+
+fn recipient(
+    cluster: &Arc<ClusterInner>,
+    room: Snowflake,
+    origin: NodeId,
+    session_id: u64,
+) -> Recipient {
+    Recipient::Remote(RemoteSession {
+        peer: cluster.node_ref(origin),
+        session_id,
+        room,
+    })
+}
+
+async fn to_room(
+    cluster: &Arc<ClusterInner>,
+    room: Snowflake,
+    origin: NodeId,
+    hops: u8,
+    op: RoomOp,
+) {
+    let Some(ctx) = cluster.ctx().cloned() else {
+        return;
+    };
+    if let RoomOp::Release { call_id } = op {
+        return release(cluster, &ctx, room, origin, call_id).await;
+    }
+    // Not ours (any more, or yet): pass it on to the owner we see, a few times at most.
+    match ctx.directory.owner(room) {
+        Owner::Local => {}
+        Owner::Remote(node) if hops < MAX_HOPS => {
+            cluster.send_op(node, room, origin, hops + 1, op);
+            return;
+        }
+        _ => return refuse(cluster, room, origin, op),
+    }
+    let to = |session_id| recipient(cluster, room, origin, session_id);
+    match op {
+        RoomOp::Join {
+            session_id,
+            user_id,
+            username,
+            since,
+            req_id,
+        } => {
+            let link = SessionLink {
+                session_id,
+                user_id: Snowflake(user_id),
+                username,
+                to: to(session_id),
+            };
+            let msg = RoomMsg::Join {
+                session: link,
+                since: since.map(Snowflake),
+                reply: Reply::Session {
+                    to: to(session_id),
+                    session_id,
+                    req_id,
+                },
+            };
+            if let Err(e) = ctx.directory.send(&ctx, room, msg).await {
+                fail_session(cluster, room, origin, session_id, req_id, &e);
+            }
+        }
+        RoomOp::Leave { session_id, req_id } => {
+            let reply = req_id.map(|_| Reply::Session {
+                to: to(session_id),
+                session_id,
+                req_id,
+            });
+            let leave = RoomMsg::Leave { session_id, reply };
+            if !ctx.directory.send_if_running(room, leave)
+                && let Some(id) = req_id
+            {
+                let ack = voiceflow_wire::v1::client::RoomRef { room_id: room };
+                to(session_id).push(frame::ack_ok(id, &ack));
+            }
+        }
+        RoomOp::Post {
+            session_id,
+            user_id,
+            username,
+            post_json,
+            req_id,
+        } => {
+            let post = match serde_json::from_str::<SendMessage>(&post_json) {
+                Ok(post) => post,
+                Err(_) => {
+                    let e = ActorError::Client(ErrorBody::new(
+                        ErrorCode::InvalidFrame,
+                        "the message could not be relayed",
+                    ));
+                    return fail_session(cluster, room, origin, session_id, req_id, &e);
+                }
+            };
+            let msg = RoomMsg::Post {
+                author: Author {
+                    user_id: Snowflake(user_id),
+                    username,
+                },
+                post,
+                reply: Reply::Session {
+                    to: to(session_id),
+                    session_id,
+                    req_id,
+                },
+            };
+            if let Err(e) = ctx.directory.send(&ctx, room, msg).await {
+                fail_session(cluster, room, origin, session_id, req_id, &e);
+            }
+        }
+        RoomOp::Typing { user_id, start } => {
+            let user = Snowflake(user_id);
+            let msg = if start {
+                RoomMsg::TypingStart(user)
+            } else {
+                RoomMsg::TypingStop(user)
+            };
+            ctx.directory.send_if_running(room, msg);
+        }
+        RoomOp::Call { call_id, call } => {
+            let cluster = cluster.clone();
+            tokio::spawn(async move {
+                let result = room_call(&ctx, room, call).await;
+                cluster.send_delivery(origin, room, RoomDelivery::CallResult { call_id, result });
+            });
+        }
+        RoomOp::Release { .. } => {}
+    }
+}
+
+/// Answers a request that cannot be served anywhere right now.
+fn refuse(cluster: &Arc<ClusterInner>, room: Snowflake, origin: NodeId, op: RoomOp) {
+    tracing::info!(%room, origin, "cannot route a room request (no owner, or too many hops)");
+    let e = ActorError::Unavailable;
+    match op {
+        RoomOp::Join {
+            session_id, req_id, ..
+        }
+        | RoomOp::Post {
+            session_id, req_id, ..
+        } => fail_session(cluster, room, origin, session_id, req_id, &e),
+        RoomOp::Call { call_id, .. } => cluster.send_delivery(
+            origin,
+            room,
+            RoomDelivery::CallResult {
+                call_id,
+                result: Err(error_json(&e)),
+            },
+        ),
+        _ => {}
+    }
+}
+
+async fn room_call(
+    ctx: &voiceflow_actors::NodeContext,
+    room: Snowflake,
+    call: RoomCall,
+) -> Result<String, String> {
+    let dir = &ctx.directory;
+    let json = |r: Result<String, ActorError>| r.map_err(|e| error_json(&e));
+    match call {
+        RoomCall::AddMember { user_id, username } => {
+            let author = Author {
+                user_id: Snowflake(user_id),
+                username,
+            };
+            json(
+                dir.call(ctx, room, |reply| RoomMsg::AddMember { author, reply })
+                    .await
+                    .map(|v| to_json(&v)),
+            )
+        }
+        RoomCall::RemoveMember { user_id } => json(
+            dir.call(ctx, room, |reply| RoomMsg::RemoveMember {
+                user_id: Snowflake(user_id),
+                reply,
+            })
+            .await
+            .map(|v| to_json(&v)),
+        ),
+        RoomCall::DeleteMessage { message_id, by } => json(
+            dir.call(ctx, room, |reply| RoomMsg::DeleteMessage {
+                message_id: Snowflake(message_id),
+                by: Snowflake(by),
+                reply,
+            })
+            .await
+            .map(|v| to_json(&v)),
+        ),
+        RoomCall::DeleteRoom { by } => json(
+            dir.call(ctx, room, |reply| RoomMsg::DeleteRoom {
+                by: Snowflake(by),
+                reply,
+            })
+            .await
+            .map(|v| to_json(&v)),
+        ),
+        RoomCall::Members => json(
+            dir.call(ctx, room, RoomMsg::Members)
+                .await
+                .map(|v| to_json(&v)),
+        ),
+        RoomCall::Updated { room_json } => {
+            if let Ok(record) = serde_json::from_str::<RoomRecord>(&room_json) {
+                dir.send_if_running(room, RoomMsg::Updated(Box::new(record)));
+            }
+            Ok("null".into())
+        }
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".into())
+}
+
+/// A peer is about to start `room`: stop ours (if it runs) once it finished its writes.
+async fn release(
+    cluster: &Arc<ClusterInner>,
+    ctx: &voiceflow_actors::NodeContext,
+    room: Snowflake,
+    origin: NodeId,
+    call_id: u64,
+) {
+    let competing = cluster.acquiring.lock().get(&room).cloned();
+    let busy = match competing {
+        // Both are starting it: the higher node id goes ahead, the other backs off.
+        Some(_) if cluster.me > origin => true,
+        Some(flag) => {
+            flag.store(true, Ordering::Release);
+            false
+        }
+        None => false,
+    };
+    if !busy {
+        ctx.directory.release(room, ACQUIRE_TIMEOUT).await;
+    }
+    tracing::debug!(%room, origin, busy, "released");
+    cluster.send_delivery(origin, room, RoomDelivery::Released { call_id, busy });
+}
+
+impl ClusterInner {
+    fn send_delivery(&self, node: NodeId, room: Snowflake, delivery: RoomDelivery) {
+        if let Some(link) = self.link(node) {
+            link.send(
+                Lane::Room(room.0),
+                &PeerMsg::FromRoom {
+                    room: room.0,
+                    delivery,
+                },
+            );
+        }
+    }
+}
+
+/// A room on `from` sent something for this node's sessions.
+fn from_room(cluster: &Arc<ClusterInner>, from: NodeId, room: Snowflake, delivery: RoomDelivery) {
+    let Some(ctx) = cluster.ctx() else {
+        return;
+    };
+    let sessions = &ctx.sessions;
+    let frames = |bytes: Vec<u8>| {
+        let frame = Frame::from_wire(bytes::Bytes::from(bytes));
+        if frame.is_none() {
+            tracing::warn!(peer = from, %room, "peer sent malformed client frames; dropped");
+            metrics::counter!("voiceflow_cluster_bad_frames_total").increment(1);
+        }
+        frame
+    };
+    match delivery {
+        RoomDelivery::ToSession {
+            session_id,
+            last,
+            frames: bytes,
+        } => {
+            if let Some(frame) = frames(bytes) {
+                sessions.to_session(room, session_id, last, frame);
+            }
+        }
+        RoomDelivery::Subscribed { session_id } => sessions.activate(room, from, session_id),
+        RoomDelivery::Forget { session_id } => sessions.forget(room, session_id),
+        RoomDelivery::Fanout {
+            except_user,
+            last,
+            frames: bytes,
+        } => {
+            if let Some(frame) = frames(bytes) {
+                let n = sessions.fanout(room, from, except_user.map(Snowflake), last, &frame);
+                if last.is_some() {
+                    // Message batches, counted like the owner counts its local sessions.
+                    metrics::counter!("voiceflow_deliveries_total")
+                        .increment((n * frame.count()) as u64);
+                }
+            }
+        }
+        RoomDelivery::Closed => sessions.room_closed(room, Some(from)),
+        RoomDelivery::CallResult { call_id, result } => {
+            let call = cluster.calls.lock().remove(&call_id);
+            if let Some(call) = call {
+                (call.done)(result);
+            }
+        }
+        RoomDelivery::Released { call_id, busy } => {
+            tracing::debug!(%room, from, busy, call_id, "release answered");
+            let release = cluster.releases.lock().remove(&call_id);
+            if let Some(release) = release {
+                let _ = release.done.send(busy);
+            }
+        }
+    }
+}
