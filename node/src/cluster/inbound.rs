@@ -20,8 +20,15 @@ use super::router::{ACQUIRE_TIMEOUT, MAX_HOPS, error_json};
 /// Handles one frame from peer `from`.
 pub async fn handle(cluster: &Arc<ClusterInner>, from: NodeId, msg: PeerMsg) {
     match msg {
-        PeerMsg::Hello(info) => cluster.on_hello(info),
-        PeerMsg::Heartbeat { from, members } => cluster.on_heartbeat(from, &members),
+        // A stream's sender is the node its certificate names (checked at its first hello).
+        PeerMsg::Hello(info) if info.node_id == from => cluster.on_hello(info),
+        PeerMsg::Heartbeat {
+            from: info,
+            members,
+        } if info.node_id == from => cluster.on_heartbeat(info, &members),
+        PeerMsg::Hello(_) | PeerMsg::Heartbeat { .. } => {
+            tracing::warn!(peer = from, "a peer spoke for another node; ignored");
+        }
         PeerMsg::ToRoom {
             room,
             origin,

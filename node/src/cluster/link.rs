@@ -297,13 +297,18 @@ pub async fn accept_loop(cluster: Arc<ClusterInner>) {
 
 async fn serve_connection(cluster: Arc<ClusterInner>, conn: quinn::Connection) {
     let remote = conn.remote_address();
+    let Some(cert_node) = super::tls::peer_node_id(&conn) else {
+        tracing::warn!(%remote, "peer certificate names no node; closing");
+        conn.close(3u32.into(), b"certificate names no node");
+        return;
+    };
     loop {
         match conn.accept_uni().await {
             Ok(stream) => {
                 let cluster = cluster.clone();
                 let conn = conn.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = read_stream(&cluster, stream).await {
+                    if let Err(e) = read_stream(&cluster, stream, cert_node).await {
                         tracing::warn!(%remote, error = %e, "bad frame from a peer; closing its connection");
                         metrics::counter!("voiceflow_cluster_bad_frames_total").increment(1);
                         conn.close(2u32.into(), b"protocol error");
@@ -319,6 +324,7 @@ async fn serve_connection(cluster: Arc<ClusterInner>, conn: quinn::Connection) {
 async fn read_stream(
     cluster: &Arc<ClusterInner>,
     mut stream: quinn::RecvStream,
+    cert_node: NodeId,
 ) -> Result<(), String> {
     let limit = cluster.max_frame_bytes;
     let received = metrics::counter!("voiceflow_cluster_bytes_received_total");
@@ -351,6 +357,12 @@ async fn read_stream(
             continue;
         }
         match (from, msg) {
+            (None, PeerMsg::Hello(info)) if info.node_id != cert_node => {
+                return Err(format!(
+                    "hello names node {} but its certificate is node-{cert_node}",
+                    info.node_id
+                ));
+            }
             (None, PeerMsg::Hello(info)) if cluster.is_blocked(info.node_id) => {
                 from = Some(info.node_id);
             }

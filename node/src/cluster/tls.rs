@@ -224,6 +224,28 @@ pub fn quinn_configs(
     Ok((server_config, client_config))
 }
 
+/// The node id a connected peer's certificate names (its `node-<id>` DNS name): a node is
+/// who its CA-signed certificate says, not what its hello claims.
+pub fn peer_node_id(conn: &quinn::Connection) -> Option<u16> {
+    let identity = conn.peer_identity()?;
+    let certs = identity
+        .downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
+        .ok()?;
+    node_id_in_cert(certs.first()?)
+}
+
+/// The `node-<id>` DNS name of a DER certificate.
+pub fn node_id_in_cert(der: &[u8]) -> Option<u16> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let san = cert.subject_alternative_name().ok()??;
+    san.value.general_names.iter().find_map(|name| match name {
+        x509_parser::extensions::GeneralName::DNSName(dns) => {
+            dns.strip_prefix("node-")?.parse().ok()
+        }
+        _ => None,
+    })
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -252,6 +274,20 @@ mod tests {
         let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
         endpoint.set_default_client_config(configs(dir, id).1);
         endpoint
+    }
+
+    #[test]
+    fn a_certificate_names_its_node() {
+        use rustls::pki_types::pem::PemObject;
+        let dir = tempfile::tempdir().unwrap();
+        generate(dir.path(), &[7]).unwrap();
+        let der = rustls::pki_types::CertificateDer::from_pem_file(dir.path().join("node-7.pem"))
+            .unwrap();
+        assert_eq!(node_id_in_cert(&der), Some(7));
+        let ca =
+            rustls::pki_types::CertificateDer::from_pem_file(dir.path().join("ca.pem")).unwrap();
+        assert_eq!(node_id_in_cert(&ca), None, "the CA is no node");
+        assert_eq!(node_id_in_cert(b"garbage"), None);
     }
 
     #[test]
