@@ -59,6 +59,7 @@ pub fn message(room_id: u64, id: Snowflake, nonce: Option<&str>) -> MessageRecor
         nonce: nonce.map(str::to_owned),
         created_at: id.timestamp_ms(),
         deleted_at: None,
+        extra: Default::default(),
     }
 }
 

@@ -122,6 +122,80 @@ pub struct MessageRecord {
     pub created_at: u64,
     /// Set when the message became a tombstone.
     pub deleted_at: Option<u64>,
+    /// Edits, replies, reactions, attachment and the log position (one JSON column in CQL).
+    #[serde(default)]
+    pub extra: MessageExtra,
+}
+
+/// The parts of a message that change after it is written, or that few messages have.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageExtra {
+    /// The room-log position of the message's latest change (creation, edit, delete, reaction).
+    #[serde(default)]
+    pub seq: u64,
+    /// When the author last edited it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<u64>,
+    /// The message this one replies to (same room).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<Snowflake>,
+    /// Reactions, in the order each emoji was first used.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<Reaction>,
+    /// The attachment of a `file` / `voice_note` message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_id: Option<Snowflake>,
+}
+
+/// One emoji on a message and who put it there (each user at most once).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reaction {
+    /// The emoji (1–32 bytes of text).
+    pub emoji: String,
+    /// Who reacted, oldest first.
+    pub users: Vec<Snowflake>,
+}
+
+/// One entry of a room's event log: a change every member saw live, kept so a client that
+/// reconnects gets the same events (`room_events`, partitioned by room and seq range).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomEventRecord {
+    /// The room.
+    pub room_id: Snowflake,
+    /// Position in the room's log: 1, 2, 3… without gaps.
+    pub seq: u64,
+    /// The log's epoch; it changes only if the log had to start over.
+    pub epoch: u64,
+    /// The event name as sent (`message:received`, `message:updated`, …).
+    pub event: String,
+    /// The event's `data` object as sent, JSON.
+    pub data: String,
+    /// The message as this change left it, so storage can be repaired from the log.
+    pub message: Option<MessageRecord>,
+    /// When the change happened.
+    pub at: u64,
+}
+
+/// The end of a room's log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogHead {
+    /// The log's epoch.
+    pub epoch: u64,
+    /// The newest seq.
+    pub seq: u64,
+}
+
+/// How far a user has read in a room (`read_markers`); only ever moves forward.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadMarker {
+    /// The reader.
+    pub user_id: Snowflake,
+    /// The room.
+    pub room_id: Snowflake,
+    /// The newest message read.
+    pub message_id: Snowflake,
+    /// When the marker moved.
+    pub at: u64,
 }
 
 /// A refresh token (`refresh_tokens`). Tokens rotate: each is used once; a family is every

@@ -113,6 +113,29 @@ pub trait Store: Send + Sync + 'static {
         nonce: &str,
     ) -> StoreResult<Option<Snowflake>>;
 
+    // ---- room event logs ----
+    /// Appends entries to room logs (any rooms, seqs in order per room) and upserts the
+    /// messages they leave behind, with their by-id and nonce entries. Durable when it
+    /// resolves; after a crash mid-way the log is the truth and [`Store::log_head`] repairs
+    /// the messages from it.
+    async fn commit_events(&self, events: &[RoomEventRecord]) -> StoreResult<()>;
+    /// The end of a room's log (`None` for a log never written), after making sure the
+    /// messages agree with the log's last entries.
+    async fn log_head(&self, room_id: Snowflake) -> StoreResult<Option<LogHead>>;
+    /// Up to `limit` log entries with seq > `after`, oldest first (resume after reconnect).
+    async fn events_after(
+        &self,
+        room_id: Snowflake,
+        after: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<RoomEventRecord>>;
+
+    // ---- read markers ----
+    /// Stores a read marker (the caller only moves markers forward).
+    async fn put_read_marker(&self, marker: &ReadMarker) -> StoreResult<()>;
+    /// A user's marker in every room they have read something in.
+    async fn read_markers(&self, user_id: Snowflake) -> StoreResult<Vec<ReadMarker>>;
+
     // ---- refresh tokens ----
     /// Stores a new refresh token.
     async fn put_refresh_token(&self, token: &RefreshTokenRecord) -> StoreResult<()>;

@@ -133,6 +133,7 @@ fn record(room: u64, id: Snowflake) -> MessageRecord {
         nonce: Some(format!("n{}", id.0)),
         created_at: id.timestamp_ms(),
         deleted_at: None,
+        extra: Default::default(),
     }
 }
 

@@ -234,6 +234,7 @@ mod tests {
             nonce: None,
             created_at: 0,
             deleted_at: None,
+            extra: Default::default(),
         };
         let pending = Pending {
             messages: vec![message; messages],

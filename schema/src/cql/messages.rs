@@ -17,8 +17,8 @@ use voiceflow_wire::Snowflake;
 use super::codec::{bucket, from_cql_time, id, kind, kind_name, snowflake, to_cql_time};
 use super::statements::message_insert_variant;
 use super::{BatchEntry, Cql};
-use crate::model::MessageRecord;
-use crate::store::StoreResult;
+use crate::model::{MessageExtra, MessageRecord};
+use crate::store::{StoreError, StoreResult};
 
 /// A `messages` row, in [`super::statements::MESSAGE_COLUMNS`] order.
 type MessageRow = (
@@ -31,6 +31,7 @@ type MessageRow = (
     Option<String>,
     CqlTimestamp,
     Option<CqlTimestamp>,
+    Option<String>,
 );
 
 /// Buckets read from the index per request while walking.
@@ -40,7 +41,12 @@ const MAX_WINDOW: usize = 8;
 
 /// Decodes a message row.
 fn decode(row: MessageRow) -> StoreResult<MessageRecord> {
-    let (id, room_id, user_id, username, content, k, nonce, created_at, deleted_at) = row;
+    let (id, room_id, user_id, username, content, k, nonce, created_at, deleted_at, extra) = row;
+    let extra = match extra.as_deref() {
+        None | Some("") => MessageExtra::default(),
+        Some(json) => serde_json::from_str(json)
+            .map_err(|e| StoreError::Corrupt(format!("message extra: {e}")))?,
+    };
     Ok(MessageRecord {
         id: snowflake(id)?,
         room_id: snowflake(room_id)?,
@@ -51,6 +57,7 @@ fn decode(row: MessageRow) -> StoreResult<MessageRecord> {
         nonce,
         created_at: from_cql_time(created_at),
         deleted_at: deleted_at.map(from_cql_time),
+        extra,
     })
 }
 
@@ -105,24 +112,23 @@ impl Cql {
                 [message_insert_variant(m.nonce.is_some(), m.deleted_at.is_some())];
             let (name, content) = (m.username.clone(), m.content.clone());
             let (k, at) = (kind_name(m.kind), to_cql_time(m.created_at));
+            let extra = serde_json::to_string(&m.extra)
+                .map_err(|e| StoreError::Corrupt(format!("message extra: {e}")))?;
+            let head = (room, b, mid, user, name, content, k, at, extra);
             let row: Box<dyn SerializeRow + Send + Sync> = match (&m.nonce, m.deleted_at) {
-                (None, None) => Box::new((room, b, mid, user, name, content, k, at)),
-                (Some(n), None) => Box::new((room, b, mid, user, name, content, k, at, n.clone())),
-                (None, Some(d)) => {
-                    Box::new((room, b, mid, user, name, content, k, at, to_cql_time(d)))
+                (None, None) => Box::new(head),
+                (Some(n), None) => {
+                    let (r, b, i, u, na, c, k, a, e) = head;
+                    Box::new((r, b, i, u, na, c, k, a, e, n.clone()))
                 }
-                (Some(n), Some(d)) => Box::new((
-                    room,
-                    b,
-                    mid,
-                    user,
-                    name,
-                    content,
-                    k,
-                    at,
-                    n.clone(),
-                    to_cql_time(d),
-                )),
+                (None, Some(d)) => {
+                    let (r, b, i, u, na, c, k, a, e) = head;
+                    Box::new((r, b, i, u, na, c, k, a, e, to_cql_time(d)))
+                }
+                (Some(n), Some(d)) => {
+                    let (r, b, i, u, na, c, k, a, e) = head;
+                    Box::new((r, b, i, u, na, c, k, a, e, n.clone(), to_cql_time(d)))
+                }
             };
             group_into(&mut partitions, (room, b), (st, row));
         }

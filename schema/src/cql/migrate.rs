@@ -31,11 +31,18 @@ pub struct Migration {
 }
 
 /// Every migration, oldest first.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "initial schema",
-    cql: include_str!("../../cql/001_initial.cql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "initial schema",
+        cql: include_str!("../../cql/001_initial.cql"),
+    },
+    Migration {
+        version: 2,
+        description: "room event logs, rich messages, read markers",
+        cql: include_str!("../../cql/002_events.cql"),
+    },
+];
 
 /// The newest version this binary knows.
 pub fn latest_version() -> i32 {
@@ -161,7 +168,14 @@ pub async fn migrate(
             "applying CQL schema version"
         );
         for statement in split_statements(migration.cql) {
-            ddl(statement).await?;
+            match ddl(statement.clone()).await {
+                // `ALTER TABLE … ADD` has no `IF NOT EXISTS`: a column a previous, interrupted
+                // run already added is success.
+                Err(e) if adds_column(&statement) && e.to_string().contains("conflicts with") => {
+                    tracing::info!(%statement, "column already present");
+                }
+                other => other?,
+            }
         }
         agree(session, await_agreement).await?;
         let now: CqlTimestamp = to_cql_time(voiceflow_wire::ids::now_ms());
@@ -171,6 +185,12 @@ pub async fn migrate(
             .map_err(|e| driver_error("record schema version", e))?;
     }
     Ok(latest_version().max(current))
+}
+
+/// Whether `statement` adds a column (`ALTER TABLE t ADD c type`).
+fn adds_column(statement: &str) -> bool {
+    let upper = statement.to_ascii_uppercase();
+    upper.starts_with("ALTER TABLE") && upper.contains(" ADD ")
 }
 
 /// Runs one (idempotent) schema statement. Schema changes are slower than data requests,

@@ -25,6 +25,7 @@ pub mod bridge;
 mod codec;
 mod commit;
 pub mod config;
+mod events;
 mod messages;
 pub mod migrate;
 mod rooms;
@@ -63,6 +64,7 @@ pub(crate) type BatchEntry<'a> = (&'a PreparedStatement, Box<dyn SerializeRow + 
 pub(crate) struct Cql {
     session: Session,
     st: Statements,
+    ev: events::EventStatements,
 }
 
 impl Cql {
@@ -248,9 +250,10 @@ impl CqlStore {
         )
         .await?;
         let st = Statements::prepare(&session).await?;
+        let ev = events::EventStatements::prepare(&session).await?;
         tracing::info!(keyspace = %config.keyspace, version, contact_points = %contact, "CQL store ready");
         Ok(CqlStore {
-            cql: Arc::new(Cql { session, st }),
+            cql: Arc::new(Cql { session, st, ev }),
             commit: Arc::new(GroupCommit::default()),
             keyspace: config.keyspace.clone(),
         })
@@ -327,7 +330,8 @@ impl Store for CqlStore {
     }
 
     async fn delete_room(&self, id: Snowflake) -> StoreResult<()> {
-        self.cql.delete_room(id).await
+        self.cql.delete_room(id).await?;
+        self.cql.delete_events(id).await
     }
 
     async fn list_public_rooms(&self, offset: u64, limit: u32) -> StoreResult<RoomPage> {
@@ -408,6 +412,31 @@ impl Store for CqlStore {
         nonce: &str,
     ) -> StoreResult<Option<Snowflake>> {
         self.cql.message_by_nonce(room_id, user_id, nonce).await
+    }
+
+    async fn commit_events(&self, events: &[RoomEventRecord]) -> StoreResult<()> {
+        self.cql.commit_events(events).await
+    }
+
+    async fn log_head(&self, room_id: Snowflake) -> StoreResult<Option<LogHead>> {
+        self.cql.log_head(room_id).await
+    }
+
+    async fn events_after(
+        &self,
+        room_id: Snowflake,
+        after: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<RoomEventRecord>> {
+        self.cql.events_after(room_id, after, limit).await
+    }
+
+    async fn put_read_marker(&self, marker: &ReadMarker) -> StoreResult<()> {
+        self.cql.put_read_marker(marker).await
+    }
+
+    async fn read_markers(&self, user_id: Snowflake) -> StoreResult<Vec<ReadMarker>> {
+        self.cql.read_markers(user_id).await
     }
 
     async fn put_refresh_token(&self, token: &RefreshTokenRecord) -> StoreResult<()> {

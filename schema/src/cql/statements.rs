@@ -20,7 +20,7 @@ pub(crate) const ROOM_COLUMNS: &str = "id, name, description, max_users, is_publ
 pub(crate) const MEMBER_COLUMNS: &str = "room_id, user_id, role, joined_at";
 /// Columns of `messages`, in the order [`super::messages`] decodes them.
 pub(crate) const MESSAGE_COLUMNS: &str =
-    "id, room_id, user_id, username, content, kind, nonce, created_at, deleted_at";
+    "id, room_id, user_id, username, content, kind, nonce, created_at, deleted_at, extra";
 /// Columns of `refresh_tokens`, in decode order.
 pub(crate) const TOKEN_COLUMNS: &str = "id, user_id, family_id, expires_at, used, revoked";
 
@@ -158,8 +158,8 @@ impl Statements {
         for variant in 0..4usize {
             let (has_nonce, has_deleted) = (variant & 1 != 0, variant & 2 != 0);
             let mut columns =
-                "room_id, bucket, id, user_id, username, content, kind, created_at".to_owned();
-            let mut marks = "?, ?, ?, ?, ?, ?, ?, ?".to_owned();
+                "room_id, bucket, id, user_id, username, content, kind, created_at, extra".to_owned();
+            let mut marks = "?, ?, ?, ?, ?, ?, ?, ?, ?".to_owned();
             for (present, column) in [(has_nonce, "nonce"), (has_deleted, "deleted_at")] {
                 if present {
                     columns.push_str(", ");

@@ -296,6 +296,34 @@ impl Store for EmbeddedStore {
         self.reader.message_by_nonce(room_id, user_id, nonce)
     }
 
+    async fn commit_events(&self, events: &[RoomEventRecord]) -> StoreResult<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.write(Op::CommitEvents(events.to_vec())).await
+    }
+
+    async fn log_head(&self, room_id: Snowflake) -> StoreResult<Option<LogHead>> {
+        self.reader.log_head(room_id)
+    }
+
+    async fn events_after(
+        &self,
+        room_id: Snowflake,
+        after: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<RoomEventRecord>> {
+        self.reader.events_after(room_id, after, limit)
+    }
+
+    async fn put_read_marker(&self, marker: &ReadMarker) -> StoreResult<()> {
+        self.write(Op::PutReadMarker(marker.clone())).await
+    }
+
+    async fn read_markers(&self, user_id: Snowflake) -> StoreResult<Vec<ReadMarker>> {
+        self.reader.read_markers(user_id)
+    }
+
     async fn put_refresh_token(&self, token: &RefreshTokenRecord) -> StoreResult<()> {
         self.write(Op::PutRefreshToken(token.clone())).await
     }

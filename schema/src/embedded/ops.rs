@@ -8,8 +8,8 @@
 use voiceflow_wire::Snowflake;
 
 use super::tables::{
-    META_PUBLIC_COUNT, Table, decode, decode_counter, decode_id, encode, family_key, family_prefix,
-    fold, id_bytes, message_key, nonce_key, pair_key, public_key, trailing_id,
+    META_PUBLIC_COUNT, Table, decode, decode_counter, decode_id, encode, event_key, family_key,
+    family_prefix, fold, id_bytes, message_key, nonce_key, pair_key, public_key, trailing_id,
 };
 use super::writer::{Op, Reply, Staged};
 use crate::model::{Membership, MessageRecord, RefreshTokenRecord, RoomRecord, UserRecord};
@@ -58,6 +58,25 @@ pub(crate) fn apply(s: &mut Staged<'_>, op: Op) -> StoreResult<Reply> {
                 message.deleted_at.get_or_insert(at);
                 s.put(Table::Messages, key, encode(&message)?);
             }
+        }
+        Op::CommitEvents(events) => {
+            for event in &events {
+                s.put(
+                    Table::RoomEvents,
+                    event_key(event.room_id, event.seq),
+                    encode(event)?,
+                );
+                if let Some(message) = &event.message {
+                    append_message(s, message)?;
+                }
+            }
+        }
+        Op::PutReadMarker(marker) => {
+            s.put(
+                Table::ReadMarkers,
+                pair_key(marker.user_id, marker.room_id),
+                encode(&marker)?,
+            );
         }
         Op::PutRefreshToken(token) => {
             let old = load::<RefreshTokenRecord>(s, Table::RefreshTokens, token.id.as_bytes())?;
@@ -264,6 +283,9 @@ fn delete_room(s: &mut Staged<'_>, room_id: Snowflake) -> StoreResult<()> {
     }
     for key in s.keys_with_prefix(Table::MessageNonces, &room_key)? {
         s.remove(Table::MessageNonces, key);
+    }
+    for key in s.keys_with_prefix(Table::RoomEvents, &room_key)? {
+        s.remove(Table::RoomEvents, key);
     }
     Ok(())
 }

@@ -9,10 +9,11 @@ use voiceflow_wire::Snowflake;
 
 use super::tables::{
     META_PUBLIC_COUNT, Table, Tables, decode, decode_counter, decode_id, fold, id_bytes, io,
-    message_key, nonce_key, pair_key, room_messages_end, room_messages_start,
+    event_key, message_key, nonce_key, pair_key, room_messages_end, room_messages_start,
 };
 use crate::model::{
-    Membership, MessageRecord, RefreshTokenRecord, RoomPage, RoomRecord, UserRecord,
+    LogHead, Membership, MessageRecord, ReadMarker, RefreshTokenRecord, RoomEventRecord,
+    RoomPage, RoomRecord, UserRecord,
 };
 use crate::store::StoreResult;
 
@@ -213,6 +214,60 @@ impl Reader {
             Some(id) => decode_id(&id).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// `log_head`: the room's last log entry. Entries and the messages they leave behind are
+    /// written in one atomic batch here, so there is nothing to repair.
+    pub(crate) fn log_head(&self, room_id: Snowflake) -> StoreResult<Option<LogHead>> {
+        let last = self
+            .tables
+            .get(Table::RoomEvents)
+            .prefix(id_bytes(room_id))
+            .next_back();
+        let Some(guard) = last else {
+            return Ok(None);
+        };
+        let event: RoomEventRecord = decode(&guard.value().map_err(io)?)?;
+        Ok(Some(LogHead {
+            epoch: event.epoch,
+            seq: event.seq,
+        }))
+    }
+
+    /// `events_after`: a forward scan from just above `after`.
+    pub(crate) fn events_after(
+        &self,
+        room_id: Snowflake,
+        after: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<RoomEventRecord>> {
+        let Some(start) = after.checked_add(1) else {
+            return Ok(Vec::new());
+        };
+        let range = (
+            Bound::Included(event_key(room_id, start)),
+            Bound::Included(event_key(room_id, u64::MAX)),
+        );
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let mut out = Vec::with_capacity(limit.min(1024));
+        for guard in self
+            .tables
+            .get(Table::RoomEvents)
+            .range::<Vec<u8>, _>(range)
+            .take(limit)
+        {
+            out.push(decode(&guard.value().map_err(io)?)?);
+        }
+        Ok(out)
+    }
+
+    /// `read_markers`.
+    pub(crate) fn read_markers(&self, user_id: Snowflake) -> StoreResult<Vec<ReadMarker>> {
+        let mut out = Vec::new();
+        for guard in self.tables.get(Table::ReadMarkers).prefix(id_bytes(user_id)) {
+            out.push(decode(&guard.value().map_err(io)?)?);
+        }
+        Ok(out)
     }
 
     /// `refresh_token`.

@@ -52,11 +52,15 @@ pub(crate) enum Table {
     RefreshTokensByFamily,
     /// `meta`: counters and the layout version.
     Meta,
+    /// `room_events`: room ‖ seq → `RoomEventRecord`.
+    RoomEvents,
+    /// `read_markers`: user ‖ room → `ReadMarker`.
+    ReadMarkers,
 }
 
 impl Table {
     /// Every table, in declaration order.
-    pub(crate) const ALL: [Table; 14] = [
+    pub(crate) const ALL: [Table; 16] = [
         Table::Users,
         Table::UsersByEmail,
         Table::UsersByUsername,
@@ -71,6 +75,8 @@ impl Table {
         Table::RefreshTokens,
         Table::RefreshTokensByFamily,
         Table::Meta,
+        Table::RoomEvents,
+        Table::ReadMarkers,
     ];
 
     /// The keyspace name on disk (same as the CQL table name).
@@ -90,6 +96,8 @@ impl Table {
             Table::RefreshTokens => "refresh_tokens",
             Table::RefreshTokensByFamily => "refresh_tokens_by_family",
             Table::Meta => "meta",
+            Table::RoomEvents => "room_events",
+            Table::ReadMarkers => "read_markers",
         }
     }
 }
@@ -197,6 +205,14 @@ pub(crate) fn room_messages_end(room_id: Snowflake) -> Vec<u8> {
     let mut key = Vec::with_capacity(20);
     key.extend_from_slice(&id_bytes(room_id));
     key.extend_from_slice(&[0xffu8; 12]);
+    key
+}
+
+/// `room_events` key: room ‖ seq.
+pub(crate) fn event_key(room_id: Snowflake, seq: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(16);
+    key.extend_from_slice(&id_bytes(room_id));
+    key.extend_from_slice(&seq.to_be_bytes());
     key
 }
 

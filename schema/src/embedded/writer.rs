@@ -23,7 +23,10 @@ use tokio::sync::oneshot;
 use voiceflow_wire::Snowflake;
 
 use super::tables::{Table, Tables, io};
-use crate::model::{Membership, MessageRecord, RefreshTokenRecord, RoomRecord, UserRecord};
+use crate::model::{
+    Membership, MessageRecord, ReadMarker, RefreshTokenRecord, RoomEventRecord, RoomRecord,
+    UserRecord,
+};
 use crate::store::{StoreError, StoreResult};
 
 /// Most jobs folded into one group commit.
@@ -57,6 +60,10 @@ pub(crate) enum Op {
         /// Deletion time.
         at: u64,
     },
+    /// `commit_events`.
+    CommitEvents(Vec<RoomEventRecord>),
+    /// `put_read_marker`.
+    PutReadMarker(ReadMarker),
     /// `put_refresh_token`.
     PutRefreshToken(RefreshTokenRecord),
     /// `use_refresh_token`.

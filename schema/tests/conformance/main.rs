@@ -7,6 +7,7 @@
 //! A case gets a [`Backend`] and opens stores from it; opening again after dropping every
 //! handle is a "reopen" (the same directory, or the same keyspace through a new session).
 
+mod events;
 mod harness;
 mod messages;
 mod rooms;
@@ -54,4 +55,6 @@ conformance!(
     tokens::refresh_tokens_are_used_once_and_revoked_by_family,
     tokens::racing_refreshes_have_one_winner,
     tokens::reopen_keeps_everything,
+    events::room_log_appends_reads_after_any_seq_and_survives_a_reopen,
+    events::read_markers_per_user_and_room,
 );

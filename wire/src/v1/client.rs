@@ -84,9 +84,13 @@ fn salvage_id(text: &str) -> Option<u64> {
 pub struct JoinRoom {
     /// The room to join.
     pub room_id: Snowflake,
-    /// Last message id the client has seen; newer stored messages are replayed before live ones.
+    /// The last room-log `seq` the client has seen; newer events are replayed before live ones.
     #[serde(default)]
-    pub since: Option<Snowflake>,
+    pub since: Option<u64>,
+    /// The log epoch `since` belongs to (from the previous join ack); a different epoch means
+    /// nothing can be replayed.
+    #[serde(default)]
+    pub epoch: Option<u64>,
 }
 impl Request for JoinRoom {
     const EVENT: &'static str = "room:join";
@@ -166,6 +170,12 @@ pub struct SendMessage {
     /// same message.
     #[serde(default)]
     pub nonce: Option<String>,
+    /// The message this one replies to (in the same room).
+    #[serde(default)]
+    pub reply_to: Option<Snowflake>,
+    /// The attachment (`POST /api/v1/files`) of a `file` or `voice_note` message.
+    #[serde(default)]
+    pub file_id: Option<Snowflake>,
 }
 impl Request for SendMessage {
     const EVENT: &'static str = "message:send";

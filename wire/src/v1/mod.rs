@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod frame;
+pub mod rich;
 pub mod server;
 
 /// The protocol version this module describes; sent in the `hello` event.

@@ -30,6 +30,48 @@ pub struct MessageView {
     /// True for a deleted message (a tombstone: content is empty, the id keeps history gap-free).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deleted: bool,
+    /// The room-log position of this state of the message (its creation, or its latest edit,
+    /// deletion or reaction).
+    #[serde(default)]
+    pub seq: u64,
+    /// RFC 3339 time of the latest edit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<String>,
+    /// The message this one answers, with a snippet of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<ReplyView>,
+    /// Reactions, each emoji once with its count and who reacted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<ReactionView>,
+    /// The attachment of a `file` or `voice_note` message (`GET /api/v1/files/:id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_id: Option<Snowflake>,
+}
+
+/// The parent of a reply, as it was when the reply was written.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplyView {
+    /// The parent message.
+    pub id: Snowflake,
+    /// Its author.
+    pub user_id: Snowflake,
+    /// Its author's username.
+    pub username: String,
+    /// Its first 100 characters.
+    pub snippet: String,
+}
+
+/// One emoji on a message.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReactionView {
+    /// The emoji.
+    pub emoji: String,
+    /// How many users reacted with it.
+    pub count: u32,
+    /// Who, oldest first.
+    pub user_ids: Vec<Snowflake>,
 }
 
 /// A room member as listed in join replies and `GET /rooms/:id/members`.
@@ -44,6 +86,11 @@ pub struct Participant {
     pub role: String,
     /// Whether the user has a connection subscribed to the room right now.
     pub online: bool,
+    /// The user's presence.
+    pub status: crate::v1::rich::PresenceStatus,
+    /// When the user was last seen (Unix ms), once they have been offline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<u64>,
 }
 
 /// Ack payload of `room:join` (and body of `POST /rooms/:code/join`).
@@ -57,10 +104,16 @@ pub struct JoinReply {
     /// How many stored messages newer than `since` were replayed before this ack (0 if none).
     #[serde(default)]
     pub replayed: u32,
-    /// True when more than the replay limit was missed: nothing was replayed, and the client
-    /// should page history (`GET /rooms/:id/messages`) instead.
+    /// True when more than the replay limit was missed, or `epoch` changed: nothing was
+    /// replayed, and the client should page history (`GET /rooms/:id/messages`) instead.
     #[serde(default)]
     pub replay_truncated: bool,
+    /// The room log's newest seq (after the replay).
+    #[serde(default)]
+    pub seq: u64,
+    /// The room log's epoch; `since` is only meaningful within one epoch.
+    #[serde(default)]
+    pub epoch: u64,
 }
 
 /// `room:user_joined` / `room:user_left`.
@@ -95,6 +148,9 @@ pub struct MessageDeleted {
     pub room_id: Snowflake,
     /// The message that is now a tombstone.
     pub message_id: Snowflake,
+    /// Position in the room log.
+    #[serde(default)]
+    pub seq: u64,
 }
 
 /// `room:deleted`: the room is gone; the client should drop it.
@@ -143,4 +199,12 @@ pub mod events {
     pub const USER_TYPING: &str = "user:typing";
     /// Someone stopped typing (or their typing expired).
     pub const USER_STOPPED_TYPING: &str = "user:stopped_typing";
+    /// A message was edited (data: the message).
+    pub const MESSAGE_UPDATED: &str = "message:updated";
+    /// A reaction was added or removed.
+    pub const REACTION_UPDATED: &str = "reaction:updated";
+    /// A member's read marker moved.
+    pub const READ_RECEIPT: &str = "message:read_receipt";
+    /// A member's presence changed.
+    pub const PRESENCE_CHANGED: &str = "user:presence_changed";
 }

@@ -1,0 +1,303 @@
+//! Room event logs and read markers.
+//!
+//! A room's log lives in partitions of 16384 seqs (`room_events`, bucket = seq >> 14). A
+//! commit writes, in this order: the log entries (one single-partition batch per bucket,
+//! buckets in seq order), then the messages the entries leave behind (`Cql::append`, the
+//! room's newest entry's message last), then the `room_log` hint of where the log ends.
+//! The log is the commit point: a crash after it leaves messages behind the log, and
+//! [`Cql::log_head`] (which every new owner of the room calls before serving it) re-applies
+//! the last batch's messages when the newest entry's message does not show its seq. Only one
+//! commit per room is in flight at a time (the room actor's rule), so "the last batch" is
+//! the last [`REPAIR_WINDOW`] entries at most.
+
+use scylla::client::session::Session;
+use scylla::statement::batch::BatchType;
+use scylla::statement::prepared::PreparedStatement;
+use scylla::value::CqlTimestamp;
+use voiceflow_wire::Snowflake;
+
+use super::codec::{driver_error, from_cql_time, id, snowflake, to_cql_time};
+use super::{BatchEntry, Cql};
+use crate::model::{LogHead, MessageRecord, ReadMarker, RoomEventRecord};
+use crate::store::{StoreError, StoreResult};
+
+/// Seqs per `room_events` partition, as a shift.
+const BUCKET_SHIFT: u32 = 14;
+/// Most entries a room commits at once; the repair re-applies this many.
+pub const REPAIR_WINDOW: u64 = 256;
+/// Most bytes of entries in one batch.
+const MAX_BATCH_BYTES: usize = 256 * 1024;
+
+/// A `room_events` row: seq, epoch, event, data, message, at.
+type EventRow = (i64, i64, String, String, Option<String>, CqlTimestamp);
+
+/// The statements of this module.
+pub(crate) struct EventStatements {
+    insert: PreparedStatement,
+    after: PreparedStatement,
+    last: PreparedStatement,
+    delete_bucket: PreparedStatement,
+    head_put: PreparedStatement,
+    head_get: PreparedStatement,
+    head_delete: PreparedStatement,
+    marker_put: PreparedStatement,
+    markers_get: PreparedStatement,
+}
+
+impl EventStatements {
+    /// Prepares them.
+    pub(crate) async fn prepare(session: &Session) -> StoreResult<EventStatements> {
+        let p = |cql: &'static str| async move {
+            let mut st = session
+                .prepare(cql)
+                .await
+                .map_err(|e| driver_error(&format!("prepare `{cql}`"), e))?;
+            st.set_is_idempotent(true);
+            Ok::<_, StoreError>(st)
+        };
+        Ok(EventStatements {
+            insert: p("INSERT INTO room_events (room_id, bucket, seq, epoch, event, data, \
+                 message, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+            .await?,
+            after: p("SELECT seq, epoch, event, data, message, at FROM room_events \
+                 WHERE room_id = ? AND bucket = ? AND seq > ? LIMIT ?")
+            .await?,
+            last: p("SELECT seq, epoch, event, data, message, at FROM room_events \
+                 WHERE room_id = ? AND bucket = ? ORDER BY seq DESC LIMIT 1")
+            .await?,
+            delete_bucket: p("DELETE FROM room_events WHERE room_id = ? AND bucket = ?").await?,
+            head_put: p("INSERT INTO room_log (room_id, epoch, seq) VALUES (?, ?, ?)").await?,
+            head_get: p("SELECT epoch, seq FROM room_log WHERE room_id = ?").await?,
+            head_delete: p("DELETE FROM room_log WHERE room_id = ?").await?,
+            marker_put: p("INSERT INTO read_markers (user_id, room_id, message_id, at) \
+                 VALUES (?, ?, ?, ?)")
+            .await?,
+            markers_get: p("SELECT room_id, message_id, at FROM read_markers WHERE user_id = ?")
+                .await?,
+        })
+    }
+}
+
+/// The partition of a seq.
+fn bucket_of(seq: u64) -> i32 {
+    i32::try_from(seq >> BUCKET_SHIFT).unwrap_or(i32::MAX)
+}
+
+/// A seq as a `bigint`.
+fn seq_value(seq: u64) -> StoreResult<i64> {
+    i64::try_from(seq).map_err(|_| StoreError::Corrupt(format!("seq {seq} out of range")))
+}
+
+fn decode(room_id: Snowflake, row: EventRow) -> StoreResult<RoomEventRecord> {
+    let (seq, epoch, event, data, message, at) = row;
+    let message = match message.as_deref() {
+        None | Some("") => None,
+        Some(json) => Some(
+            serde_json::from_str::<MessageRecord>(json)
+                .map_err(|e| StoreError::Corrupt(format!("event message: {e}")))?,
+        ),
+    };
+    Ok(RoomEventRecord {
+        room_id,
+        seq: u64::try_from(seq).map_err(|_| StoreError::Corrupt("negative seq".into()))?,
+        epoch: u64::try_from(epoch).map_err(|_| StoreError::Corrupt("negative epoch".into()))?,
+        event,
+        data,
+        message,
+        at: from_cql_time(at),
+    })
+}
+
+/// The messages `events` leave behind, the newest state of each, in seq order of that state.
+fn messages_of(events: &[RoomEventRecord]) -> Vec<MessageRecord> {
+    let mut out: Vec<MessageRecord> = Vec::new();
+    for m in events.iter().filter_map(|e| e.message.as_ref()) {
+        out.retain(|old| old.id != m.id);
+        out.push(m.clone());
+    }
+    out
+}
+
+impl Cql {
+    /// `commit_events`, see the module docs.
+    pub(crate) async fn commit_events(&self, events: &[RoomEventRecord]) -> StoreResult<()> {
+        let ev = &self.ev;
+        let mut groups: Vec<((i64, i32), usize, Vec<BatchEntry<'_>>)> = Vec::new();
+        let mut heads: Vec<(i64, i64, i64)> = Vec::new();
+        for e in events {
+            let (room, seq, epoch) = (id(e.room_id)?, seq_value(e.seq)?, seq_value(e.epoch)?);
+            let b = bucket_of(e.seq);
+            let message = match &e.message {
+                Some(m) => Some(
+                    serde_json::to_string(m)
+                        .map_err(|err| StoreError::Corrupt(format!("event message: {err}")))?,
+                ),
+                None => None,
+            };
+            let weight = e.data.len() + message.as_ref().map_or(0, String::len) + 64;
+            let row: BatchEntry<'_> = (
+                &ev.insert,
+                Box::new((
+                    room,
+                    b,
+                    seq,
+                    epoch,
+                    e.event.clone(),
+                    e.data.clone(),
+                    message,
+                    to_cql_time(e.at),
+                )),
+            );
+            match groups.last_mut() {
+                Some((key, bytes, rows)) if *key == (room, b) && *bytes + weight <= MAX_BATCH_BYTES => {
+                    *bytes += weight;
+                    rows.push(row);
+                }
+                _ => groups.push(((room, b), weight, vec![row])),
+            }
+            heads.retain(|(r, _, _)| *r != room);
+            heads.push((room, epoch, seq));
+        }
+        // In seq order, one after another: the log never has a hole a reader could skip.
+        for (_, _, rows) in groups {
+            self.batch("append room log", BatchType::Unlogged, rows)
+                .await?;
+        }
+        let mut messages = messages_of(events);
+        if let Some(last) = messages.pop() {
+            self.append(&messages).await?;
+            self.append(std::slice::from_ref(&last)).await?;
+        }
+        for head in heads {
+            self.write("write room log head", &ev.head_put, head).await?;
+        }
+        Ok(())
+    }
+
+    /// The newest entry of a room's log, from the head hint onwards.
+    async fn last_event(&self, room_id: Snowflake) -> StoreResult<Option<RoomEventRecord>> {
+        let room = id(room_id)?;
+        let hint: Option<(i64, i64)> = self
+            .first("read room log head", &self.ev.head_get, (room,))
+            .await?;
+        let mut b = hint.map_or(0, |(_, seq)| bucket_of(u64::try_from(seq).unwrap_or(0)));
+        let mut last = None;
+        loop {
+            let row: Option<EventRow> = self
+                .first("read room log end", &self.ev.last, (room, b))
+                .await?;
+            match row {
+                Some(row) => last = Some(decode(room_id, row)?),
+                // The hint is at most one commit behind, so an empty partition is the end.
+                None => break,
+            }
+            let Some(next) = b.checked_add(1) else { break };
+            b = next;
+        }
+        Ok(last)
+    }
+
+    /// `log_head`, repairing messages a crashed commit left behind the log.
+    pub(crate) async fn log_head(&self, room_id: Snowflake) -> StoreResult<Option<LogHead>> {
+        let Some(last) = self.last_event(room_id).await? else {
+            return Ok(None);
+        };
+        if let Some(m) = &last.message {
+            let stored = self.message(m.room_id, m.id).await?;
+            if stored.is_none_or(|s| s.extra.seq < m.extra.seq) {
+                let from = last.seq.saturating_sub(REPAIR_WINDOW);
+                let window = self
+                    .events_after(room_id, from, REPAIR_WINDOW as u32)
+                    .await?;
+                tracing::warn!(room = %room_id, seq = last.seq, "repairing messages from the room log");
+                let messages = messages_of(&window);
+                self.append(&messages).await?;
+            }
+        }
+        Ok(Some(LogHead {
+            epoch: last.epoch,
+            seq: last.seq,
+        }))
+    }
+
+    /// `events_after`: partitions in order from `after`'s, until `limit` or a partition that
+    /// does not run to its end.
+    pub(crate) async fn events_after(
+        &self,
+        room_id: Snowflake,
+        after: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<RoomEventRecord>> {
+        let room = id(room_id)?;
+        let mut out = Vec::new();
+        let mut cursor = after;
+        let mut b = bucket_of(after.saturating_add(1));
+        while out.len() < limit as usize {
+            let want = i32::try_from(limit as usize - out.len()).unwrap_or(i32::MAX);
+            let rows: Vec<EventRow> = self
+                .select(
+                    "read room log",
+                    &self.ev.after,
+                    (room, b, seq_value(cursor)?, want),
+                )
+                .await?;
+            let got = rows.len();
+            for row in rows {
+                let e = decode(room_id, row)?;
+                cursor = e.seq;
+                out.push(e);
+            }
+            let bucket_end = (u64::try_from(b).unwrap_or(0) + 1) << BUCKET_SHIFT;
+            if got == 0 || cursor + 1 < bucket_end {
+                break;
+            }
+            b += 1;
+        }
+        Ok(out)
+    }
+
+    /// Drops a room's log (with the room).
+    pub(crate) async fn delete_events(&self, room_id: Snowflake) -> StoreResult<()> {
+        let room = id(room_id)?;
+        if let Some(last) = self.last_event(room_id).await? {
+            for b in 0..=bucket_of(last.seq) {
+                self.write("delete room log", &self.ev.delete_bucket, (room, b))
+                    .await?;
+            }
+        }
+        self.write("delete room log head", &self.ev.head_delete, (room,))
+            .await
+    }
+
+    /// `put_read_marker`.
+    pub(crate) async fn put_read_marker(&self, marker: &ReadMarker) -> StoreResult<()> {
+        let values = (
+            id(marker.user_id)?,
+            id(marker.room_id)?,
+            id(marker.message_id)?,
+            to_cql_time(marker.at),
+        );
+        self.write("write read marker", &self.ev.marker_put, values)
+            .await
+    }
+
+    /// `read_markers`.
+    pub(crate) async fn read_markers(&self, user_id: Snowflake) -> StoreResult<Vec<ReadMarker>> {
+        let Ok(user) = id(user_id) else {
+            return Ok(Vec::new());
+        };
+        let rows: Vec<(i64, i64, CqlTimestamp)> = self
+            .select_all("read read markers", &self.ev.markers_get, (user,))
+            .await?;
+        rows.into_iter()
+            .map(|(room, message, at)| {
+                Ok(ReadMarker {
+                    user_id,
+                    room_id: snowflake(room)?,
+                    message_id: snowflake(message)?,
+                    at: from_cql_time(at),
+                })
+            })
+            .collect()
+    }
+}
