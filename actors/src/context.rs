@@ -51,4 +51,6 @@ pub struct NodeContext {
     pub config: Arc<ActorConfig>,
     /// This node's sessions (deliveries from rooms on other nodes go through it).
     pub sessions: crate::registry::SessionRegistry,
+    /// This node's presence actors.
+    pub presence: crate::presence::PresenceDirectory,
 }

@@ -9,12 +9,14 @@
 //! - [`supervisor`]: supervisors for rooms and sessions.
 //! - [`remote`]: the seam to the cluster (who owns a room, sessions on other nodes).
 //! - [`registry`]: this node's sessions and the remote rooms they follow (Manifold fan-out).
+//! - [`presence`]: one presence actor per user (placed like rooms), fed by session heartbeats.
 //! - [`error`]: [`ActorError`], turned into client error bodies in one place.
 
 pub mod context;
 pub mod directory;
 pub mod error;
 pub mod outbox;
+pub mod presence;
 pub mod registry;
 pub mod remote;
 pub mod room;

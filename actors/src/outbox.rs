@@ -64,8 +64,8 @@ struct State {
     /// WebSocket frames queued (an entry may hold a whole batch).
     queued_frames: usize,
     closed: Option<CloseReason>,
-    /// Newest message id pushed per room: where an automatic re-join resumes from.
-    last_message: Vec<(Snowflake, Snowflake)>,
+    /// Newest room-log seq pushed per room: where an automatic re-join resumes from.
+    last_seq: Vec<(Snowflake, u64)>,
 }
 
 #[derive(Debug)]
@@ -108,12 +108,12 @@ impl Outbox {
         self.push_inner(frames, None)
     }
 
-    /// Queues a room's message frames and records the newest message id delivered for it.
-    pub fn push_room_messages(&self, room: Snowflake, last: Snowflake, frames: &[Frame]) -> bool {
+    /// Queues a room's logged events and records the newest seq delivered for it.
+    pub fn push_room_messages(&self, room: Snowflake, last: u64, frames: &[Frame]) -> bool {
         self.push_inner(frames, Some((room, last)))
     }
 
-    fn push_inner(&self, frames: &[Frame], mark: Option<(Snowflake, Snowflake)>) -> bool {
+    fn push_inner(&self, frames: &[Frame], mark: Option<(Snowflake, u64)>) -> bool {
         let mut state = self.0.state.lock();
         if state.closed.is_some() {
             return false;
@@ -133,9 +133,9 @@ impl Outbox {
             .queue
             .extend(frames.iter().filter(|f| f.count() > 0).cloned());
         if let Some((room, last)) = mark {
-            match state.last_message.iter_mut().find(|(r, _)| *r == room) {
+            match state.last_seq.iter_mut().find(|(r, _)| *r == room) {
                 Some(entry) => entry.1 = entry.1.max(last),
-                None => state.last_message.push((room, last)),
+                None => state.last_seq.push((room, last)),
             }
         }
         drop(state);
@@ -158,11 +158,11 @@ impl Outbox {
         self.0.state.lock().closed.is_some()
     }
 
-    /// The newest message id pushed for `room`, if any.
-    pub fn last_message(&self, room: Snowflake) -> Option<Snowflake> {
+    /// The newest seq pushed for `room`, if any (the room is joined).
+    pub fn last_seq(&self, room: Snowflake) -> Option<u64> {
         let state = self.0.state.lock();
         state
-            .last_message
+            .last_seq
             .iter()
             .find(|(r, _)| *r == room)
             .map(|(_, id)| *id)
@@ -170,7 +170,7 @@ impl Outbox {
 
     /// Forgets a room's resume point (after leaving it).
     pub fn forget_room(&self, room: Snowflake) {
-        self.0.state.lock().last_message.retain(|(r, _)| *r != room);
+        self.0.state.lock().last_seq.retain(|(r, _)| *r != room);
     }
 
     /// Waits until frames are queued or the outbox closes; moves all queued frames into `buf`.
@@ -239,13 +239,13 @@ mod tests {
     #[tokio::test]
     async fn tracks_the_newest_message_per_room() {
         let outbox = Outbox::new(10);
-        outbox.push_room_messages(Snowflake(1), Snowflake(10), &[f(1)]);
-        outbox.push_room_messages(Snowflake(1), Snowflake(12), &[f(2)]);
-        outbox.push_room_messages(Snowflake(2), Snowflake(5), &[f(3)]);
-        assert_eq!(outbox.last_message(Snowflake(1)), Some(Snowflake(12)));
-        assert_eq!(outbox.last_message(Snowflake(2)), Some(Snowflake(5)));
+        outbox.push_room_messages(Snowflake(1), 10, &[f(1)]);
+        outbox.push_room_messages(Snowflake(1), 12, &[f(2)]);
+        outbox.push_room_messages(Snowflake(2), 5, &[f(3)]);
+        assert_eq!(outbox.last_seq(Snowflake(1)), Some(12));
+        assert_eq!(outbox.last_seq(Snowflake(2)), Some(5));
         outbox.forget_room(Snowflake(1));
-        assert_eq!(outbox.last_message(Snowflake(1)), None);
+        assert_eq!(outbox.last_seq(Snowflake(1)), None);
     }
 
     #[tokio::test]

@@ -136,7 +136,7 @@ impl SessionRegistry {
             Some(last) => {
                 session
                     .outbox
-                    .push_room_messages(room, Snowflake(last), &[frame]);
+                    .push_room_messages(room, last, &[frame]);
             }
             None if frame.count() > 0 => {
                 session.outbox.push(frame);
@@ -182,7 +182,7 @@ impl SessionRegistry {
             match last {
                 Some(last) => session
                     .outbox
-                    .push_room_messages(room, Snowflake(last), frames),
+                    .push_room_messages(room, last, frames),
                 None => session.outbox.push(frame.clone()),
             };
             delivered += 1;

@@ -68,8 +68,8 @@ impl Recipient {
         }
     }
 
-    /// Message frames of `room` up to `last` (the session's resume point moves there).
-    pub fn push_room_messages(&self, room: Snowflake, last: Snowflake, frames: &[Frame]) {
+    /// Logged events of `room` up to seq `last` (the session's resume point moves there).
+    pub fn push_room_messages(&self, room: Snowflake, last: u64, frames: &[Frame]) {
         match self {
             Recipient::Local(outbox) => {
                 outbox.push_room_messages(room, last, frames);
@@ -78,7 +78,7 @@ impl Recipient {
                 r.room,
                 RoomDelivery::ToSession {
                     session_id: r.session_id,
-                    last: Some(last.0),
+                    last: Some(last),
                     frames: Frame::concat(frames).wire_bytes().to_vec(),
                 },
             ),
@@ -146,4 +146,11 @@ pub trait Cluster: Send + Sync {
     async fn acquire(&self, room: Snowflake) -> Result<(), ActorError>;
     /// A room actor here crashed: sessions on other nodes that followed it must re-join.
     fn room_crashed(&self, room: Snowflake);
+    /// Sends an op to the presence actor of `user` on `node`.
+    fn presence(
+        &self,
+        node: NodeId,
+        user: Snowflake,
+        op: voiceflow_wire::cluster::PresenceOp,
+    ) -> Result<(), ActorError>;
 }

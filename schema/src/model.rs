@@ -136,15 +136,29 @@ pub struct MessageExtra {
     /// When the author last edited it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edited_at: Option<u64>,
-    /// The message this one replies to (same room).
+    /// The message this one replies to (same room), as it was then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reply_to: Option<Snowflake>,
+    pub reply_to: Option<ReplyRef>,
     /// Reactions, in the order each emoji was first used.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reactions: Vec<Reaction>,
     /// The attachment of a `file` / `voice_note` message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file_id: Option<Snowflake>,
+}
+
+/// The parent of a reply, copied when the reply is written (shown even if the parent is
+/// edited or deleted later, like a quote).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplyRef {
+    /// The parent message.
+    pub id: Snowflake,
+    /// Its author.
+    pub user_id: Snowflake,
+    /// Its author's username.
+    pub username: String,
+    /// Its first 100 characters.
+    pub snippet: String,
 }
 
 /// One emoji on a message and who put it there (each user at most once).

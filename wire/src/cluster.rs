@@ -15,7 +15,8 @@
 use serde::{Deserialize, Serialize};
 
 /// The version byte of every inter-node frame this build speaks.
-pub const PROTOCOL_VERSION: u8 = 1;
+/// (2: room logs with seq/epoch, message actions, presence.)
+pub const PROTOCOL_VERSION: u8 = 2;
 
 /// A node's id: the node-id bits of its snowflakes.
 pub type NodeId = u16;
@@ -104,6 +105,50 @@ pub enum PeerMsg {
         /// What.
         delivery: RoomDelivery,
     },
+    /// For the presence actor of `user`, which the receiver owns (or should).
+    ToPresence {
+        /// The user.
+        user: u64,
+        /// What.
+        op: PresenceOp,
+    },
+}
+
+/// Requests to a user's presence actor, from that user's sessions (or a room asking).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum PresenceOp {
+    /// A session of the user connected.
+    Attach {
+        /// The session (cluster-unique id).
+        session_id: u64,
+    },
+    /// A session is alive (every 15 s); `idle_ms`: time since the client last did something.
+    Beat {
+        /// The session.
+        session_id: u64,
+        /// Milliseconds since the client's last action.
+        idle_ms: u64,
+    },
+    /// A session ended.
+    Detach {
+        /// The session.
+        session_id: u64,
+    },
+    /// The user chose a status (online, away, dnd).
+    Set {
+        /// The status.
+        status: crate::v1::rich::PresenceStatus,
+    },
+    /// The user joined or left a call or voice channel.
+    InCall {
+        /// In one now.
+        on: bool,
+    },
+    /// A room wants the user's current status (it started, or lost its source).
+    Probe {
+        /// The room.
+        room: u64,
+    },
 }
 
 /// Requests to a room's owner.
@@ -117,8 +162,10 @@ pub enum RoomOp {
         user_id: u64,
         /// Their username.
         username: String,
-        /// Last message id the client saw.
+        /// Last room-log seq the client saw.
         since: Option<u64>,
+        /// The log epoch of `since`.
+        epoch: Option<u64>,
         /// The client frame id to acknowledge.
         req_id: Option<u64>,
     },
@@ -141,6 +188,32 @@ pub enum RoomOp {
         post_json: String,
         /// The client frame id to acknowledge.
         req_id: Option<u64>,
+    },
+    /// An edit, deletion, reaction or read marker from a session.
+    Act {
+        /// The session (for the ack).
+        session_id: u64,
+        /// Who.
+        user_id: u64,
+        /// Their username.
+        username: String,
+        /// The action as JSON.
+        action_json: String,
+        /// The client frame id to acknowledge.
+        req_id: Option<u64>,
+    },
+    /// A user's presence changed (from their presence actor).
+    Presence {
+        /// The user.
+        user_id: u64,
+        /// The status.
+        status: crate::v1::rich::PresenceStatus,
+        /// Last seen, once offline.
+        last_seen: Option<u64>,
+        /// Orders reports.
+        version: u64,
+        /// The reporting node.
+        source: NodeId,
     },
     /// `typing:start` / `typing:stop`.
     Typing {

@@ -6,9 +6,12 @@
 //! to every live member's outbox. A crash loses nothing acknowledged: the restarted actor
 //! rebuilds from storage and subscribed sessions re-join from the last message they got.
 
+mod action;
 mod state;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_rich;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use voiceflow_schema::{RoomRecord, StoreError};
@@ -19,8 +22,10 @@ use voiceflow_wire::v1::server::{JoinReply, Participant};
 
 use crate::context::NodeContext;
 use crate::error::ActorError;
+use crate::presence::PresenceNote;
 use crate::remote::Recipient;
-pub use state::{RoomState, rfc3339, view_of};
+pub use action::{ActReply, Action};
+pub use state::{PRESENCE_INTERVAL, RECEIPT_DELAY, ResyncData, RoomState, rfc3339, view_of};
 use voiceflow_wire::cluster::NodeId;
 
 /// A live subscriber: one WebSocket session of a user.
@@ -81,12 +86,14 @@ impl<T: serde::Serialize> Reply<T> {
 /// Messages a room actor handles.
 #[derive(Debug)]
 pub enum RoomMsg {
-    /// Subscribe a session to live events (`room:join`), replaying stored messages after `since`.
+    /// Subscribe a session to live events (`room:join`), replaying logged events after `since`.
     Join {
         /// The session.
         session: SessionLink,
-        /// Last message id the client saw.
-        since: Option<Snowflake>,
+        /// Last room-log seq the client saw.
+        since: Option<u64>,
+        /// The log epoch of `since`.
+        epoch: Option<u64>,
         /// Where the join reply goes.
         reply: Reply<JoinReply>,
     },
@@ -106,8 +113,27 @@ pub enum RoomMsg {
         /// Where the stored message goes.
         reply: Reply<SentReply>,
     },
+    /// An edit, deletion, reaction or read marker from a member.
+    Act {
+        /// Who.
+        author: Author,
+        /// What.
+        action: Action,
+        /// Where the ack goes.
+        reply: Reply<ActReply>,
+    },
     /// The storage write this room started has finished.
     Committed(Result<(), StoreError>),
+    /// The log's end as storage has it, after a failed write.
+    Resynced(Result<ResyncData, StoreError>),
+    /// A member's presence actor reports their status.
+    Presence(PresenceNote),
+    /// Presence changes held back by the coalescing interval may go out now.
+    FlushPresence,
+    /// Gathered read receipts go out.
+    FlushReceipts,
+    /// Ask these members' presence actors again (the node that reported them died).
+    Reprobe(Vec<Snowflake>),
     /// `typing:start` from a member.
     TypingStart(Snowflake),
     /// `typing:stop` from a member.
@@ -133,7 +159,7 @@ pub enum RoomMsg {
         /// Done.
         reply: RpcReplyPort<Result<(), ActorError>>,
     },
-    /// Tombstone a message (author or admin).
+    /// Tombstone a message (author or admin; `DELETE /messages/:id`), answered once stored.
     DeleteMessage {
         /// The message.
         message_id: Snowflake,
@@ -199,6 +225,7 @@ impl Actor for RoomActor {
                 RoomMsg::IdleCheck
             }),
         );
+        probe(state, state.member_ids());
         Ok(())
     }
 
@@ -225,21 +252,28 @@ impl Actor for RoomActor {
             RoomMsg::Join {
                 session,
                 since,
+                epoch,
                 reply,
-            } => state.handle_join(session, since, reply).await,
+            } => {
+                let user = session.user_id;
+                state.handle_join(session, since, epoch, reply).await;
+                if state.unknown_presence().contains(&user) {
+                    probe(state, vec![user]);
+                }
+            }
             RoomMsg::Leave { session_id, reply } => state.handle_leave(session_id, reply),
             RoomMsg::Post {
                 author,
                 post,
                 reply,
-            } => {
-                state.handle_post(author, post, reply).await;
-                self.start_write(&me, state);
-            }
-            RoomMsg::Committed(result) => {
-                state.handle_committed(result);
-                self.start_write(&me, state);
-            }
+            } => state.handle_post(author, post, reply).await,
+            RoomMsg::Act {
+                author,
+                action,
+                reply,
+            } => state.handle_act(author, action, reply).await,
+            RoomMsg::Committed(result) => state.handle_committed(result),
+            RoomMsg::Resynced(result) => state.handle_resynced(result),
             RoomMsg::TypingStart(user) => {
                 if let Some(generation) = state.handle_typing_start(user) {
                     let ttl = state.ctx.config.typing_ttl;
@@ -264,9 +298,7 @@ impl Actor for RoomActor {
                 message_id,
                 by,
                 reply,
-            } => {
-                let _ = reply.send(state.handle_delete_message(message_id, by).await);
-            }
+            } => state.handle_delete_message(message_id, by, reply).await,
             RoomMsg::Updated(room) => state.handle_updated(*room),
             RoomMsg::DeleteRoom { by, reply } => {
                 let result = state.handle_delete_room(by).await;
@@ -279,6 +311,10 @@ impl Actor for RoomActor {
             RoomMsg::Members(reply) => {
                 let _ = reply.send(Ok(state.participants(false)));
             }
+            RoomMsg::Presence(note) => state.handle_presence(note, std::time::Instant::now()),
+            RoomMsg::FlushPresence => state.handle_flush_presence(std::time::Instant::now()),
+            RoomMsg::FlushReceipts => state.handle_flush_receipts(),
+            RoomMsg::Reprobe(users) => probe(state, users),
             RoomMsg::IdleCheck => {
                 if state.is_idle() {
                     self.retire(&me, state);
@@ -286,8 +322,23 @@ impl Actor for RoomActor {
             }
             RoomMsg::Retire => self.retire(&me, state),
             RoomMsg::RetireMarker => state.retire_marker_seen = true,
-            RoomMsg::NodeDown(node) => state.handle_node_down(node),
+            RoomMsg::NodeDown(node) => {
+                state.handle_node_down(node);
+                let users = state.presence_from(node);
+                if !users.is_empty() {
+                    // Its presence actors moved: ask the new owners once sessions found them.
+                    let wait = state.ctx.presence.timings().warm_up;
+                    me.send_after(wait, move || RoomMsg::Reprobe(users));
+                }
+            }
         }
+        if let Some(delay) = state.take_presence_flush() {
+            me.send_after(delay, || RoomMsg::FlushPresence);
+        }
+        if state.take_receipts_flush() {
+            me.send_after(state::RECEIPT_DELAY, || RoomMsg::FlushReceipts);
+        }
+        self.start_write(&me, state);
         if state.retire_marker_seen && state.writes_done() {
             me.stop(Some("retired".into()));
         }
@@ -299,6 +350,26 @@ impl RoomActor {
     /// Starts the next storage write if none is in flight. The write runs off the actor so the
     /// room keeps accepting posts (they form the next batch) while storage syncs.
     fn start_write(&self, me: &ActorRef<RoomMsg>, state: &mut RoomState) {
+        if state.needs_resync() {
+            let after = state.begin_resync();
+            let (store, room, me) = (state.ctx.store.clone(), state.room.id, me.clone());
+            tokio::spawn(async move {
+                let result = async {
+                    let head = store.log_head(room).await?;
+                    let events = match head {
+                        Some(h) if h.seq > after => {
+                            let missing = u32::try_from(h.seq - after).unwrap_or(u32::MAX);
+                            store.events_after(room, after, missing).await?
+                        }
+                        _ => Vec::new(),
+                    };
+                    Ok(ResyncData { head, events })
+                }
+                .await;
+                let _ = me.cast(RoomMsg::Resynced(result));
+            });
+            return;
+        }
         let Some(batch) = state.take_write_batch() else {
             return;
         };
@@ -306,11 +377,11 @@ impl RoomActor {
         let me = me.clone();
         tokio::spawn(async move {
             let started = std::time::Instant::now();
-            let result = store.append_messages(&batch).await;
+            let result = store.commit_events(&batch).await;
             metrics::histogram!("voiceflow_storage_append_seconds")
                 .record(started.elapsed().as_secs_f64());
-            // If the room died meanwhile the messages are stored but unacknowledged; a retry
-            // with the same nonce finds them.
+            // If the room died meanwhile the changes are stored but unacknowledged; a retry
+            // with the same nonce finds a message, a re-join replays the log.
             let _ = me.cast(RoomMsg::Committed(result));
         });
     }
@@ -325,4 +396,21 @@ impl RoomActor {
         state.ctx.directory.begin_retire(state.room.id, me);
         let _ = me.cast(RoomMsg::RetireMarker);
     }
+}
+
+/// Asks `users`' presence actors to report to this room (in the background: the room does not
+/// wait).
+fn probe(state: &RoomState, users: Vec<Snowflake>) {
+    if users.is_empty() {
+        return;
+    }
+    let ctx = state.ctx.clone();
+    let room = state.room.id.0;
+    tokio::spawn(async move {
+        for user in users {
+            ctx.presence
+                .send(&ctx, user, voiceflow_wire::cluster::PresenceOp::Probe { room })
+                .await;
+        }
+    });
 }

@@ -1,4 +1,10 @@
 //! Room logic, kept off the actor so it can be tested without sockets.
+//!
+//! - this file: the state, loading, joins and leaves, memberships, typing;
+//! - [`log`]: the room log pipeline (changes → seq → storage → broadcast), replay and resync;
+//! - [`changes`]: posts, edits, deletions and reactions turned into changes;
+//! - [`social`]: presence of members and read markers;
+//! - [`fanout`]: getting frames to live sessions here and on other nodes.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -6,24 +12,25 @@ use std::time::{Duration, Instant};
 use voiceflow_schema::{Membership, MessageRecord, Role, RoomRecord, StoreError};
 use voiceflow_wire::Snowflake;
 use voiceflow_wire::ids::now_ms;
-use voiceflow_wire::v1::client::{self, MessageType, RoomRef, SendMessage, SentReply};
-use voiceflow_wire::v1::frame::{self, Frame};
+use voiceflow_wire::v1::client::RoomRef;
+use voiceflow_wire::v1::frame;
+use voiceflow_wire::v1::rich::PresenceStatus;
 use voiceflow_wire::v1::server::{
-    JoinReply, MessageDeleted, MessageView, Participant, RoomDeleted, TypingEvent,
-    UserPresenceInRoom, events,
+    JoinReply, Participant, RoomDeleted, TypingEvent, UserPresenceInRoom, events,
 };
 
+mod changes;
 mod fanout;
+mod log;
+mod social;
 
 pub use fanout::{rfc3339, view_of};
+pub use log::ResyncData;
+pub use social::{PRESENCE_INTERVAL, RECEIPT_DELAY};
 
 use super::{Author, Reply, SessionLink};
 use crate::context::NodeContext;
 use crate::error::ActorError;
-use crate::remote::Recipient;
-
-/// Most messages written in one storage batch.
-const MAX_BATCH: usize = 256;
 
 /// A member as the room remembers them.
 #[derive(Debug, Clone)]
@@ -31,13 +38,6 @@ struct Member {
     role: Role,
     username: String,
     joined_at: u64,
-}
-
-/// A message on its way to storage, and everyone waiting for its ack.
-struct PendingPost {
-    record: MessageRecord,
-    view: MessageView,
-    replies: Vec<Reply<SentReply>>,
 }
 
 /// Everything a room actor knows.
@@ -50,17 +50,20 @@ pub struct RoomState {
     live: HashMap<u64, SessionLink>,
     typing: HashMap<Snowflake, u64>,
     typing_generation: u64,
-    /// Posts not yet handed to storage.
-    pending: Vec<PendingPost>,
-    /// The batch storage is writing now (at most one, so batches commit in order).
-    in_flight: Option<Vec<PendingPost>>,
-    /// Recently stored (user, nonce) → message, for retries without a storage read.
-    recent_nonces: HashMap<(Snowflake, String), MessageView>,
+    /// The room log: its end, and the changes on their way into it.
+    log: log::Log,
+    /// Recently stored (user, nonce) → message id, for retries without a storage read.
+    recent_nonces: HashMap<(Snowflake, String), MessageRecord>,
     nonce_order: VecDeque<(Snowflake, String)>,
-    /// Newest message id broadcast live; replays stop here so the seam has no duplicate.
-    last_broadcast: Snowflake,
+    /// Recently changed messages as stored, for edits and reactions without a storage read.
+    recent_messages: HashMap<Snowflake, MessageRecord>,
+    recent_order: VecDeque<Snowflake>,
+    /// Newest message id broadcast (read markers never pass it).
+    last_message_id: Snowflake,
     /// Newest message id this actor assigned (ids only grow, whichever node ran the room before).
     last_assigned: Snowflake,
+    /// Members' presence and read markers.
+    social: social::Social,
     last_activity: Instant,
     /// Left the directory; stops once its writes are done.
     pub retiring: bool,
@@ -71,7 +74,8 @@ pub struct RoomState {
 }
 
 impl RoomState {
-    /// Rebuilds a room from storage: members (with current usernames) and the newest id.
+    /// Rebuilds a room from storage: members (with current usernames), the log's end and the
+    /// newest message id.
     pub async fn load(room: RoomRecord, ctx: NodeContext) -> Result<RoomState, StoreError> {
         let mut members = HashMap::new();
         for m in ctx.store.room_members(room.id).await? {
@@ -88,8 +92,11 @@ impl RoomState {
                 },
             );
         }
+        // The head first: reading it repairs messages a crashed commit left behind the log.
+        let head = ctx.store.log_head(room.id).await?;
         let newest = ctx.store.messages_before(room.id, None, 1).await?;
-        let last_broadcast = newest.first().map(|m| m.id).unwrap_or_default();
+        let last_message_id = newest.first().map(|m| m.id).unwrap_or_default();
+        let log = log::Log::new(head, || ctx.ids.next_id().0);
         Ok(RoomState {
             room,
             ctx,
@@ -97,12 +104,14 @@ impl RoomState {
             live: HashMap::new(),
             typing: HashMap::new(),
             typing_generation: 0,
-            pending: Vec::new(),
-            in_flight: None,
+            log,
             recent_nonces: HashMap::new(),
             nonce_order: VecDeque::new(),
-            last_broadcast,
-            last_assigned: last_broadcast,
+            recent_messages: HashMap::new(),
+            recent_order: VecDeque::new(),
+            last_message_id,
+            last_assigned: last_message_id,
+            social: social::Social::default(),
             last_activity: Instant::now(),
             retiring: false,
             retire_marker_seen: false,
@@ -118,8 +127,7 @@ impl RoomState {
     /// Nobody subscribed, nothing pending, and quiet for the idle timeout.
     pub fn is_idle(&self) -> bool {
         self.live.is_empty()
-            && self.pending.is_empty()
-            && self.in_flight.is_none()
+            && self.writes_done()
             && self.last_activity.elapsed()
                 >= self
                     .ctx
@@ -133,17 +141,23 @@ impl RoomState {
         self.live.len()
     }
 
+    /// The members' user ids.
+    pub fn member_ids(&self) -> Vec<Snowflake> {
+        self.members.keys().copied().collect()
+    }
+
     fn user_is_live(&self, user: Snowflake) -> bool {
         self.live.values().any(|s| s.user_id == user)
     }
 
-    /// Members (all, or only those with a live session), one entry per user.
+    /// Members (all, or only those with a live session), one entry per user, with presence.
     pub fn participants(&self, online_only: bool) -> Vec<Participant> {
         let mut list: Vec<(u64, Participant)> = self
             .members
             .iter()
             .filter_map(|(id, m)| {
                 let online = self.user_is_live(*id);
+                let (status, last_seen) = self.social.presence_of(*id, online);
                 (online || !online_only).then(|| {
                     (
                         m.joined_at,
@@ -152,6 +166,8 @@ impl RoomState {
                             username: m.username.clone(),
                             role: m.role.as_str().into(),
                             online,
+                            status,
+                            last_seen,
                         },
                     )
                 })
@@ -171,6 +187,7 @@ impl RoomState {
         id
     }
 
+    /// Makes `author` a member (ROOM_FULL at `maxUsers`) and logs a system message.
     async fn add_member(&mut self, author: &Author) -> Result<(), ActorError> {
         if self.members.contains_key(&author.user_id) {
             return Ok(());
@@ -194,19 +211,21 @@ impl RoomState {
                 joined_at,
             },
         );
+        self.queue_system_message(author, "joined the room");
         Ok(())
     }
 
     /// `room:join`: members (and anyone, for public rooms, who then becomes a member) subscribe;
-    /// stored messages after `since` are replayed first, then the ack, then live events.
+    /// logged events after `since` are replayed first, then the ack, then live events.
     pub async fn handle_join(
         &mut self,
         session: SessionLink,
-        since: Option<Snowflake>,
+        since: Option<u64>,
+        epoch: Option<u64>,
         reply: Reply<JoinReply>,
     ) {
         let to = session.to.clone();
-        let result = self.join(session, since).await;
+        let result = self.join(session, since, epoch).await;
         if result.is_err() {
             // No resume point and no automatic re-join for a join the room refused.
             to.forget_room(self.room.id);
@@ -214,10 +233,22 @@ impl RoomState {
         reply.send(result);
     }
 
+    fn join_reply(&self, participants: Vec<Participant>, replay: (u32, bool)) -> JoinReply {
+        JoinReply {
+            room_id: self.room.id,
+            participants,
+            replayed: replay.0,
+            replay_truncated: replay.1,
+            seq: self.log.head(),
+            epoch: self.log.epoch(),
+        }
+    }
+
     async fn join(
         &mut self,
         session: SessionLink,
-        since: Option<Snowflake>,
+        since: Option<u64>,
+        epoch: Option<u64>,
     ) -> Result<JoinReply, ActorError> {
         let author = Author {
             user_id: session.user_id,
@@ -233,21 +264,16 @@ impl RoomState {
             // The same session again (its node re-sent a join that was slow to be confirmed):
             // it already has its replay and the live stream; confirm without replaying twice.
             session.to.subscribed();
-            return Ok(JoinReply {
-                room_id: self.room.id,
-                participants: self.participants(true),
-                replayed: 0,
-                replay_truncated: false,
-            });
+            return Ok(self.join_reply(self.participants(true), (0, false)));
         }
-        let (replayed, replay_truncated) = match since {
-            Some(since) => self.replay(&session, since).await?,
+        let replay = match since {
+            Some(since) => self.replay(&session, since, epoch).await?,
             None => (0, false),
         };
-        // The resume point for an automatic re-join, even if no message arrives meanwhile.
+        // The resume point for an automatic re-join, even if no event arrives meanwhile.
         session
             .to
-            .push_room_messages(self.room.id, self.last_broadcast, &[]);
+            .push_room_messages(self.room.id, self.log.head(), &[]);
         let first_session = !self.user_is_live(session.user_id);
         let user_id = session.user_id;
         session.to.subscribed();
@@ -262,47 +288,7 @@ impl RoomState {
             self.broadcast_except_user(user_id, &frame::event(events::USER_JOINED, &event));
         }
         metrics::gauge!("voiceflow_room_subscriptions").increment(1.0);
-        Ok(JoinReply {
-            room_id: self.room.id,
-            participants: self.participants(true),
-            replayed,
-            replay_truncated,
-        })
-    }
-
-    /// Pushes stored messages in (since, last_broadcast] to the session, oldest first. Too many
-    /// to replay → nothing is pushed and the reply says so (the client pages history instead).
-    async fn replay(
-        &self,
-        session: &SessionLink,
-        since: Snowflake,
-    ) -> Result<(u32, bool), ActorError> {
-        if since >= self.last_broadcast {
-            return Ok((0, false));
-        }
-        let limit = self.ctx.config.replay_limit;
-        let stored = self
-            .ctx
-            .store
-            .messages_after(self.room.id, since, limit + 1)
-            .await?;
-        let stored: Vec<_> = stored
-            .into_iter()
-            .filter(|m| m.id <= self.last_broadcast)
-            .collect();
-        if stored.len() > limit as usize {
-            return Ok((0, true));
-        }
-        let frames: Vec<Frame> = stored
-            .iter()
-            .map(|m| frame::event(events::MESSAGE_RECEIVED, &view_of(m)))
-            .collect();
-        if let Some(last) = stored.last() {
-            session
-                .to
-                .push_room_messages(self.room.id, last.id, &frames);
-        }
-        Ok((frames.len() as u32, false))
+        Ok(self.join_reply(self.participants(true), replay))
     }
 
     /// `room:leave` or a closed connection.
@@ -324,172 +310,6 @@ impl RoomState {
             reply.send(Ok(RoomRef {
                 room_id: self.room.id,
             }));
-        }
-    }
-
-    /// `message:send`: validate, dedupe by nonce, assign an id and queue for storage.
-    pub async fn handle_post(
-        &mut self,
-        author: Author,
-        post: SendMessage,
-        reply: Reply<SentReply>,
-    ) {
-        if let Err(e) = self.validate_post(&author, &post) {
-            reply.send(Err(e));
-            return;
-        }
-        if let Some(nonce) = &post.nonce {
-            match self.find_by_nonce(author.user_id, nonce).await {
-                Ok(Found::Stored(view)) => return reply.send(Ok(SentReply { message: view })),
-                Ok(Found::Queued(index)) => return self.attach_reply(index, reply),
-                Ok(Found::No) => {}
-                Err(e) => return reply.send(Err(e)),
-            }
-        }
-        let id = self.next_message_id();
-        let record = MessageRecord {
-            id,
-            room_id: self.room.id,
-            user_id: author.user_id,
-            username: author.username,
-            content: post.content,
-            kind: post.kind,
-            nonce: post.nonce,
-            created_at: id.timestamp_ms(),
-            deleted_at: None,
-        };
-        self.stop_typing(record.user_id);
-        let view = view_of(&record);
-        self.pending.push(PendingPost {
-            record,
-            view,
-            replies: vec![reply],
-        });
-    }
-
-    fn validate_post(&self, author: &Author, post: &SendMessage) -> Result<(), ActorError> {
-        if !self.members.contains_key(&author.user_id) {
-            return Err(ActorError::Forbidden("not a member of this room"));
-        }
-        if post.kind == MessageType::System {
-            return Err(ActorError::Client(voiceflow_wire::ErrorBody::field(
-                "type",
-                "system messages come only from the server",
-            )));
-        }
-        client::validate_content(&post.content).map_err(ActorError::Client)?;
-        if let Some(nonce) = &post.nonce {
-            client::validate_nonce(nonce).map_err(ActorError::Client)?;
-        }
-        Ok(())
-    }
-
-    async fn find_by_nonce(&self, user: Snowflake, nonce: &str) -> Result<Found, ActorError> {
-        let key = (user, nonce.to_owned());
-        if let Some(view) = self.recent_nonces.get(&key) {
-            return Ok(Found::Stored(view.clone()));
-        }
-        let queued = self.in_flight.iter().flatten().chain(self.pending.iter());
-        for (index, p) in queued.enumerate() {
-            if p.record.user_id == user && p.record.nonce.as_deref() == Some(nonce) {
-                return Ok(Found::Queued(index));
-            }
-        }
-        let Some(id) = self
-            .ctx
-            .store
-            .message_by_nonce(self.room.id, user, nonce)
-            .await?
-        else {
-            return Ok(Found::No);
-        };
-        match self.ctx.store.message(self.room.id, id).await? {
-            Some(record) => Ok(Found::Stored(view_of(&record))),
-            None => Ok(Found::No),
-        }
-    }
-
-    fn attach_reply(&mut self, index: usize, reply: Reply<SentReply>) {
-        let in_flight_len = self.in_flight.as_ref().map_or(0, Vec::len);
-        let post = if index < in_flight_len {
-            self.in_flight.as_mut().and_then(|b| b.get_mut(index))
-        } else {
-            self.pending.get_mut(index - in_flight_len)
-        };
-        match post {
-            Some(post) => post.replies.push(reply),
-            None => reply.send(Err(ActorError::Unavailable)),
-        }
-    }
-
-    /// Moves pending posts into the in-flight batch and returns the records to write, unless a
-    /// write is already in flight.
-    pub fn take_write_batch(&mut self) -> Option<Vec<MessageRecord>> {
-        if self.in_flight.is_some() || self.pending.is_empty() {
-            return None;
-        }
-        let take = self.pending.len().min(MAX_BATCH);
-        let batch: Vec<PendingPost> = self.pending.drain(..take).collect();
-        let records = batch.iter().map(|p| p.record.clone()).collect();
-        self.in_flight = Some(batch);
-        Some(records)
-    }
-
-    /// The in-flight batch is durable (ack and broadcast it) or failed (tell its senders).
-    pub fn handle_committed(&mut self, result: Result<(), StoreError>) {
-        let Some(batch) = self.in_flight.take() else {
-            return;
-        };
-        if let Err(e) = result {
-            let body = ActorError::Store(e).to_body();
-            for post in batch {
-                for reply in post.replies {
-                    reply.send(Err(ActorError::Client(body.clone())));
-                }
-            }
-            return;
-        }
-        // Encoded once; every member gets the same bytes, one queue entry for the whole batch.
-        let frames: Vec<Frame> = batch
-            .iter()
-            .map(|p| frame::event(events::MESSAGE_RECEIVED, &p.view))
-            .collect();
-        let blob = [Frame::concat(&frames)];
-        let last = batch
-            .last()
-            .map(|p| p.record.id)
-            .unwrap_or(self.last_broadcast);
-        self.last_broadcast = self.last_broadcast.max(last);
-        self.fan_out(None, Some(last), &blob[0]);
-        metrics::counter!("voiceflow_messages_total").increment(batch.len() as u64);
-        // Sessions on other nodes are counted there, when their node fans the batch out.
-        let local = self
-            .live
-            .values()
-            .filter(|l| matches!(l.to, Recipient::Local(_)))
-            .count();
-        metrics::counter!("voiceflow_deliveries_total").increment((batch.len() * local) as u64);
-        for post in batch {
-            if let Some(nonce) = &post.record.nonce {
-                self.remember_nonce(post.record.user_id, nonce.clone(), post.view.clone());
-            }
-            for reply in post.replies {
-                reply.send(Ok(SentReply {
-                    message: post.view.clone(),
-                }));
-            }
-        }
-    }
-
-    fn remember_nonce(&mut self, user: Snowflake, nonce: String, view: MessageView) {
-        let key = (user, nonce);
-        if self.recent_nonces.insert(key.clone(), view).is_none() {
-            self.nonce_order.push_back(key);
-        }
-        while self.nonce_order.len() > self.ctx.config.nonce_cache {
-            if let Some(old) = self.nonce_order.pop_front() {
-                self.recent_nonces.remove(&old);
-            }
         }
     }
 
@@ -540,19 +360,14 @@ impl RoomState {
     /// Join by code: become a member (ROOM_FULL at `maxUsers`).
     pub async fn handle_add_member(&mut self, author: Author) -> Result<JoinReply, ActorError> {
         self.add_member(&author).await?;
-        Ok(JoinReply {
-            room_id: self.room.id,
-            participants: self.participants(false),
-            replayed: 0,
-            replay_truncated: false,
-        })
+        Ok(self.join_reply(self.participants(false), (0, false)))
     }
 
     /// Leave the room for good: membership removed, live sessions unsubscribed.
     pub async fn handle_remove_member(&mut self, user: Snowflake) -> Result<(), ActorError> {
-        if !self.members.contains_key(&user) {
+        let Some(member) = self.members.get(&user).cloned() else {
             return Err(ActorError::Forbidden("not a member of this room"));
-        }
+        };
         self.ctx.store.remove_member(self.room.id, user).await?;
         self.members.remove(&user);
         let sessions: Vec<u64> = self
@@ -567,38 +382,11 @@ impl RoomState {
             }
             self.handle_leave(session_id, None);
         }
-        Ok(())
-    }
-
-    /// Tombstones a message (author or admin) and tells everyone.
-    pub async fn handle_delete_message(
-        &mut self,
-        id: Snowflake,
-        by: Snowflake,
-    ) -> Result<(), ActorError> {
-        let record = self
-            .ctx
-            .store
-            .message(self.room.id, id)
-            .await?
-            .ok_or(ActorError::MessageNotFound)?;
-        let is_admin = self.members.get(&by).is_some_and(|m| m.role == Role::Admin);
-        if record.user_id != by && !is_admin {
-            return Err(ActorError::Forbidden(
-                "only the author or a room admin may delete a message",
-            ));
-        }
-        if record.deleted_at.is_none() {
-            self.ctx
-                .store
-                .tombstone_message(self.room.id, id, now_ms())
-                .await?;
-            let event = MessageDeleted {
-                room_id: self.room.id,
-                message_id: id,
-            };
-            self.broadcast(&frame::event(events::MESSAGE_DELETED, &event));
-        }
+        let author = Author {
+            user_id: user,
+            username: member.username,
+        };
+        self.queue_system_message(&author, "left the room");
         Ok(())
     }
 
@@ -628,10 +416,39 @@ impl RoomState {
         }
         Ok(())
     }
-}
 
-enum Found {
-    Stored(MessageView),
-    Queued(usize),
-    No,
+    /// Remembers the stored state of a message (bounded).
+    fn remember_message(&mut self, message: MessageRecord) {
+        let id = message.id;
+        if self.recent_messages.insert(id, message).is_none() {
+            self.recent_order.push_back(id);
+        }
+        while self.recent_order.len() > self.ctx.config.nonce_cache {
+            if let Some(old) = self.recent_order.pop_front() {
+                self.recent_messages.remove(&old);
+            }
+        }
+    }
+
+    fn remember_nonce(&mut self, message: &MessageRecord) {
+        let Some(nonce) = &message.nonce else { return };
+        let key = (message.user_id, nonce.clone());
+        if self
+            .recent_nonces
+            .insert(key.clone(), message.clone())
+            .is_none()
+        {
+            self.nonce_order.push_back(key);
+        }
+        while self.nonce_order.len() > self.ctx.config.nonce_cache {
+            if let Some(old) = self.nonce_order.pop_front() {
+                self.recent_nonces.remove(&old);
+            }
+        }
+    }
+
+    /// The presence a member is shown with.
+    pub fn presence_of(&self, user: Snowflake) -> PresenceStatus {
+        self.social.presence_of(user, self.user_is_live(user)).0
+    }
 }

@@ -17,14 +17,14 @@ use crate::directory::RoomDirectory;
 use crate::outbox::{Drained, Outbox};
 use crate::supervisor::{Supervisor, SupervisorKind};
 
-struct Fixture {
+pub(super) struct Fixture {
     _dir: tempfile::TempDir,
-    ctx: NodeContext,
-    room: RoomRecord,
-    alice: Snowflake,
+    pub(super) ctx: NodeContext,
+    pub(super) room: RoomRecord,
+    pub(super) alice: Snowflake,
 }
 
-async fn fixture(config: ActorConfig) -> Fixture {
+pub(super) async fn fixture(config: ActorConfig) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).expect("open"));
     let ids = Arc::new(SnowflakeGenerator::new(1));
@@ -64,6 +64,7 @@ async fn fixture(config: ActorConfig) -> Fixture {
         ids,
         directory: RoomDirectory::new(),
         config: Arc::new(config),
+        presence: Default::default(),
     };
     Fixture {
         _dir: dir,
@@ -73,7 +74,7 @@ async fn fixture(config: ActorConfig) -> Fixture {
     }
 }
 
-fn link(session_id: u64, user: Snowflake) -> SessionLink {
+pub(super) fn link(session_id: u64, user: Snowflake) -> SessionLink {
     SessionLink {
         session_id,
         user_id: user,
@@ -82,16 +83,18 @@ fn link(session_id: u64, user: Snowflake) -> SessionLink {
     }
 }
 
-fn post(room: Snowflake, content: &str, nonce: Option<&str>) -> SendMessage {
+pub(super) fn post(room: Snowflake, content: &str, nonce: Option<&str>) -> SendMessage {
     SendMessage {
         room_id: room,
         content: content.into(),
         kind: MessageType::Text,
         nonce: nonce.map(Into::into),
+        reply_to: None,
+        file_id: None,
     }
 }
 
-async fn drain(outbox: &Outbox) -> Vec<serde_json::Value> {
+pub(super) async fn drain(outbox: &Outbox) -> Vec<serde_json::Value> {
     let mut buf = Vec::new();
     match tokio::time::timeout(Duration::from_millis(50), outbox.next_batch(&mut buf)).await {
         Ok(Drained::Frames) => buf
@@ -117,6 +120,7 @@ async fn posts_are_acked_and_broadcast_only_after_the_batch_commits() {
     state
         .handle_join(
             session.clone(),
+            None,
             None,
             Reply::Session {
                 to: session.to.clone(),
@@ -151,7 +155,7 @@ async fn posts_are_acked_and_broadcast_only_after_the_batch_commits() {
         state.take_write_batch().is_none(),
         "one write in flight at a time"
     );
-    f.ctx.store.append_messages(&batch).await.expect("append");
+    f.ctx.store.commit_events(&batch).await.expect("append");
     state.handle_committed(Ok(()));
     let frames = drain(outbox_of(&session)).await;
     let received: Vec<_> = frames
@@ -179,6 +183,7 @@ async fn a_failed_write_is_reported_and_never_broadcast() {
     state
         .handle_join(
             session.clone(),
+            None,
             None,
             Reply::Session {
                 to: session.to.clone(),
@@ -232,7 +237,7 @@ async fn a_nonce_in_flight_or_stored_gives_back_the_same_message() {
     }
     let batch = state.take_write_batch().expect("batch");
     assert_eq!(batch.len(), 1, "the retry joined the first post");
-    f.ctx.store.append_messages(&batch).await.expect("append");
+    f.ctx.store.commit_events(&batch).await.expect("append");
     state.handle_committed(Ok(()));
     // After a restart the nonce is found in storage.
     let mut fresh = RoomState::load(f.room.clone(), f.ctx.clone())
@@ -289,14 +294,15 @@ async fn replay_stops_at_what_was_broadcast_and_respects_the_limit() {
             .await;
     }
     let batch = state.take_write_batch().expect("batch");
-    f.ctx.store.append_messages(&batch).await.expect("append");
+    f.ctx.store.commit_events(&batch).await.expect("append");
     state.handle_committed(Ok(()));
-    let since = batch[1].id;
+    let since = batch[1].seq;
     let session = link(2, f.alice);
     state
         .handle_join(
             session.clone(),
             Some(since),
+            None,
             Reply::Session {
                 to: session.to.clone(),
                 session_id: 0,
@@ -316,7 +322,8 @@ async fn replay_stops_at_what_was_broadcast_and_respects_the_limit() {
     state
         .handle_join(
             late.clone(),
-            Some(batch[0].id.min(Snowflake(1))),
+            Some(0),
+            None,
             Reply::Session {
                 to: late.to.clone(),
                 session_id: 0,
@@ -373,6 +380,7 @@ async fn typing_expires_after_the_ttl_with_paused_time() {
     room.cast(RoomMsg::Join {
         session: watcher.clone(),
         since: None,
+        epoch: None,
         reply: Reply::Session {
             to: watcher.to.clone(),
             session_id: 0,
@@ -475,7 +483,7 @@ async fn a_crashed_room_is_forgotten_and_restarts_from_storage() {
     sup.stop(None);
 }
 
-fn outbox_of(session: &SessionLink) -> &Outbox {
+pub(super) fn outbox_of(session: &SessionLink) -> &Outbox {
     match &session.to {
         Recipient::Local(outbox) => outbox,
         Recipient::Remote(_) => panic!("test sessions are local"),

@@ -7,7 +7,7 @@ use voiceflow_schema::MessageRecord;
 use voiceflow_wire::Snowflake;
 use voiceflow_wire::cluster::{NodeId, RoomDelivery};
 use voiceflow_wire::v1::frame::Frame;
-use voiceflow_wire::v1::server::MessageView;
+use voiceflow_wire::v1::server::{MessageView, ReactionView, ReplyView};
 
 use super::RoomState;
 use crate::remote::{Peer, Recipient};
@@ -35,6 +35,7 @@ pub fn rfc3339(ms: u64) -> String {
 
 /// The client view of a stored message.
 pub fn view_of(record: &MessageRecord) -> MessageView {
+    let extra = &record.extra;
     MessageView {
         id: record.id,
         room_id: record.room_id,
@@ -45,7 +46,32 @@ pub fn view_of(record: &MessageRecord) -> MessageView {
         nonce: record.nonce.clone(),
         created_at: rfc3339(record.created_at),
         deleted: record.deleted_at.is_some(),
+        seq: extra.seq,
+        edited_at: extra.edited_at.map(rfc3339),
+        reply_to: extra.reply_to.as_ref().map(|r| ReplyView {
+            id: r.id,
+            user_id: r.user_id,
+            username: r.username.clone(),
+            snippet: r.snippet.clone(),
+        }),
+        reactions: reaction_views(record),
+        file_id: extra.file_id,
     }
+}
+
+/// A message's reactions as clients see them.
+pub fn reaction_views(record: &MessageRecord) -> Vec<ReactionView> {
+    record
+        .extra
+        .reactions
+        .iter()
+        .filter(|r| !r.users.is_empty())
+        .map(|r| ReactionView {
+            emoji: r.emoji.clone(),
+            count: r.users.len() as u32,
+            user_ids: r.users.clone(),
+        })
+        .collect()
 }
 
 impl RoomState {
@@ -59,13 +85,9 @@ impl RoomState {
     }
 
     /// Pushes `frame` to every live local session, and one copy to each other node with live
-    /// sessions (that node fans it out to its own). `last`: the frame carries messages up to it.
-    pub(super) fn fan_out(
-        &self,
-        except_user: Option<Snowflake>,
-        last: Option<Snowflake>,
-        frame: &Frame,
-    ) {
+    /// sessions (that node fans it out to its own). `last`: the frame carries logged events
+    /// up to this seq.
+    pub(super) fn fan_out(&self, except_user: Option<Snowflake>, last: Option<u64>, frame: &Frame) {
         let mut nodes: Vec<&Arc<dyn Peer>> = Vec::new();
         let frames = std::slice::from_ref(frame);
         for session in self.live.values() {
@@ -95,16 +117,11 @@ impl RoomState {
                 self.room.id,
                 RoomDelivery::Fanout {
                     except_user: except_user.map(|u| u.0),
-                    last: last.map(|l| l.0),
+                    last,
                     frames: bytes.clone(),
                 },
             );
         }
-    }
-
-    /// Storage writes queued or in flight: none.
-    pub fn writes_done(&self) -> bool {
-        self.pending.is_empty() && self.in_flight.is_none()
     }
 
     /// A node died: its sessions leave the live set (and others see them leave).

@@ -4,7 +4,11 @@
 //! acks and events straight into the connection's [`Outbox`], so a session never waits on a
 //! room and a room never waits on a client. It monitors every room it joined; when a room
 //! actor stops or crashes while the session still wants it, the session re-joins from the last
-//! message it received, so nothing is missed across a room restart.
+//! event it received, so nothing is missed across a room restart. It also tells the user's
+//! presence actor that the connection is alive (attach, a heartbeat every 15 s, detach).
+//!
+//! - this file: the actor, joins, leaves, posts, typing, re-joins;
+//! - [`actions`]: edits, deletions, reactions, read markers and presence updates.
 
 use std::collections::HashMap;
 
@@ -23,6 +27,9 @@ use crate::directory::Route;
 use crate::outbox::{CloseReason, Outbox};
 use crate::remote::Recipient;
 use crate::room::{Author, Reply, RoomMsg, SessionLink};
+use voiceflow_wire::cluster::PresenceOp;
+
+mod actions;
 
 /// Messages a session actor handles.
 #[derive(Debug)]
@@ -48,12 +55,17 @@ pub enum SessionMsg {
     Rejoin {
         /// The room.
         room_id: Snowflake,
-        /// Resume point.
-        since: Snowflake,
+        /// Resume point (room-log seq).
+        since: u64,
         /// Attempts so far.
         attempt: u32,
     },
+    /// Periodic: tell the user's presence actor this session is alive.
+    Heartbeat,
 }
+
+/// How often a session tells its user's presence actor it is alive.
+pub const PRESENCE_BEAT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// How long a join sent to another node may go unconfirmed before it is sent again.
 const JOIN_CONFIRM_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
@@ -97,6 +109,10 @@ pub struct SessionState {
     errors_in_row: u32,
     /// Counts joins sent to other nodes (each is checked for confirmation once).
     join_generation: u64,
+    /// When the client last did something (not a ping): for automatic away.
+    last_active: std::time::Instant,
+    /// The presence heartbeat timer.
+    beat_timer: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Actor for SessionActor {
@@ -121,7 +137,23 @@ impl Actor for SessionActor {
             joined: HashMap::new(),
             errors_in_row: 0,
             join_generation: 0,
+            last_active: std::time::Instant::now(),
+            beat_timer: None,
         })
+    }
+
+    async fn post_start(
+        &self,
+        me: ActorRef<SessionMsg>,
+        state: &mut SessionState,
+    ) -> Result<(), ActorProcessingErr> {
+        state
+            .presence_op(PresenceOp::Attach {
+                session_id: state.session_id,
+            })
+            .await;
+        state.beat_timer = Some(me.send_interval(PRESENCE_BEAT, || SessionMsg::Heartbeat));
+        Ok(())
     }
 
     async fn post_stop(
@@ -130,8 +162,16 @@ impl Actor for SessionActor {
         state: &mut SessionState,
     ) -> Result<(), ActorProcessingErr> {
         metrics::gauge!("voiceflow_sessions").decrement(1.0);
+        if let Some(timer) = state.beat_timer.take() {
+            timer.abort();
+        }
         state.leave_all();
         state.ctx.sessions.unregister(state.session_id);
+        state
+            .presence_op(PresenceOp::Detach {
+                session_id: state.session_id,
+            })
+            .await;
         Ok(())
     }
 
@@ -151,13 +191,23 @@ impl Actor for SessionActor {
                 state.reject(&FrameError { id: None, error });
             }
             SessionMsg::Disconnected => me.stop(Some("disconnected".into())),
+            SessionMsg::Heartbeat => {
+                let idle_ms = state.last_active.elapsed().as_millis() as u64;
+                let session_id = state.session_id;
+                state
+                    .presence_op(PresenceOp::Beat {
+                        session_id,
+                        idle_ms,
+                    })
+                    .await;
+            }
             SessionMsg::Rejoin {
                 room_id,
                 since,
                 attempt,
             } => {
                 // Unless the client left the room (or joined it again) meanwhile.
-                let wanted = state.outbox.last_message(room_id).is_some()
+                let wanted = state.outbox.last_seq(room_id).is_some()
                     && !state.joined.contains_key(&room_id)
                     && !state.outbox.is_closed();
                 if wanted {
@@ -180,11 +230,11 @@ impl Actor for SessionActor {
                             tracing::debug!(session = state.session_id, %room_id, "join not confirmed; joining again");
                             state.joined.remove(&room_id);
                             state.ctx.sessions.unfollow(room_id, state.session_id);
-                            match state.outbox.last_message(room_id) {
+                            match state.outbox.last_seq(room_id) {
                                 Some(since) => state.try_rejoin(&me, room_id, since, 0).await,
                                 None => {
                                     if let Err(e) =
-                                        state.handle_join(&me, room_id, None, None).await
+                                        state.handle_join(&me, room_id, None, None, None).await
                                     {
                                         state.outbox.push(frame::failure(None, &e.error));
                                     }
@@ -232,10 +282,13 @@ impl SessionState {
             Ok(frame) => frame,
             Err(e) => return self.reject(&e),
         };
+        if frame.event != "ping" {
+            self.last_active = std::time::Instant::now();
+        }
         let outcome = match frame.event {
             "room:join" => match frame.payload::<JoinRoom>() {
                 Ok(join) => {
-                    self.handle_join(me, join.room_id, join.since, frame.id)
+                    self.handle_join(me, join.room_id, join.since, join.epoch, frame.id)
                         .await
                 }
                 Err(e) => Err(e),
@@ -264,6 +317,9 @@ impl SessionState {
                 }
                 Ok(())
             }
+            "message:update" | "message:delete" | "reaction:add" | "reaction:remove"
+            | "message:read" => self.handle_action(&frame).await,
+            "presence:update" => self.handle_presence_update(&frame).await,
             other => Err(FrameError {
                 id: frame.id,
                 error: ErrorBody::new(
@@ -300,7 +356,8 @@ impl SessionState {
         &mut self,
         me: &ActorRef<SessionMsg>,
         room_id: Snowflake,
-        since: Option<Snowflake>,
+        since: Option<u64>,
+        epoch: Option<u64>,
         req_id: Option<u64>,
     ) -> Result<(), FrameError> {
         let reply = Reply::Session {
@@ -311,6 +368,7 @@ impl SessionState {
         let msg = RoomMsg::Join {
             session: self.link(),
             since,
+            epoch,
             reply,
         };
         let route = self
@@ -455,7 +513,7 @@ impl SessionState {
     async fn rejoin(&mut self, me: &ActorRef<SessionMsg>, room_id: Snowflake) {
         self.joined.remove(&room_id);
         self.ctx.sessions.unfollow(room_id, self.session_id);
-        let Some(since) = self.outbox.last_message(room_id) else {
+        let Some(since) = self.outbox.last_seq(room_id) else {
             // The room let this session go (deleted, or membership removed).
             return;
         };
@@ -473,10 +531,10 @@ impl SessionState {
         &mut self,
         me: &ActorRef<SessionMsg>,
         room_id: Snowflake,
-        since: Snowflake,
+        since: u64,
         attempt: u32,
     ) {
-        match self.handle_join(me, room_id, Some(since), None).await {
+        match self.handle_join(me, room_id, Some(since), None, None).await {
             Ok(()) => {}
             Err(e) if e.error.code == ErrorCode::InternalError && attempt < MAX_REJOINS => {
                 let delay = std::time::Duration::from_millis(50 << attempt.min(5));

@@ -1,0 +1,50 @@
+//! What a member can do to existing messages, as one serializable type: the session builds
+//! it from a client frame, the cluster forwards it as JSON, the room applies it.
+
+use serde::{Deserialize, Serialize};
+use voiceflow_wire::Snowflake;
+use voiceflow_wire::v1::rich::{MessageRef, MessageReply, ReactionUpdated};
+
+/// A member's request about a message of the room.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Action {
+    /// `message:update` (author only).
+    Edit {
+        /// The message.
+        message_id: Snowflake,
+        /// New text.
+        content: String,
+    },
+    /// `message:delete` (author or room admin).
+    Delete {
+        /// The message.
+        message_id: Snowflake,
+    },
+    /// `reaction:add` / `reaction:remove`.
+    React {
+        /// The message.
+        message_id: Snowflake,
+        /// The emoji.
+        emoji: String,
+        /// Add (true) or remove (false).
+        add: bool,
+    },
+    /// `message:read`: move the member's read marker forward.
+    Read {
+        /// The newest message seen.
+        message_id: Snowflake,
+    },
+}
+
+/// The ack payload of an [`Action`].
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum ActReply {
+    /// `message:update`: the message now.
+    Message(MessageReply),
+    /// `message:delete`, `message:read`: the message concerned.
+    Ref(MessageRef),
+    /// `reaction:add` / `reaction:remove`: the reactions now.
+    Reaction(ReactionUpdated),
+}

@@ -1,0 +1,483 @@
+//! The room log pipeline. Every change to the room's history (a message posted, edited,
+//! deleted, reacted to) is queued as a [`Change`]; when storage is free the queued changes
+//! get the next seqs (1, 2, 3… without gaps), are encoded once, and are written as one batch
+//! (one write in flight per room, so batches commit in order). Only once the batch is durable
+//! is it broadcast and acknowledged. A failed write fails everything queued and marks the log
+//! for a resync: before the next write the room re-reads the log's end from storage, and
+//! broadcasts whatever of the failed batch did land, so live members never miss a seq.
+
+use ractor::RpcReplyPort;
+use serde_json::value::RawValue;
+use voiceflow_schema::{LogHead, MessageRecord, RoomEventRecord, StoreError};
+use voiceflow_wire::ids::now_ms;
+use voiceflow_wire::{ErrorBody, Snowflake};
+use voiceflow_wire::v1::client::{MessageType, SentReply};
+use voiceflow_wire::v1::frame::{self, Frame};
+use voiceflow_wire::v1::rich::{MessageRef, MessageReply, ReactionUpdated};
+use voiceflow_wire::v1::server::{MessageDeleted, events};
+
+use super::fanout::{reaction_views, view_of};
+use super::{Author, RoomState};
+use crate::error::ActorError;
+use crate::remote::Recipient;
+use crate::room::{ActReply, Reply, SessionLink};
+
+/// Most changes written in one storage batch.
+pub(super) const MAX_BATCH: usize = 256;
+
+/// What a change did to its message.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum ChangeKind {
+    /// Posted (`message:received`).
+    Created,
+    /// Edited by its author (`message:updated`).
+    Edited,
+    /// Turned into a tombstone (`message:deleted`).
+    Deleted,
+    /// A reaction added or removed (`reaction:updated`).
+    Reaction {
+        /// The emoji.
+        emoji: String,
+        /// Who.
+        user: Snowflake,
+        /// Added or removed.
+        added: bool,
+    },
+}
+
+/// Who waits for a change to be stored.
+pub(crate) enum ChangeReply {
+    /// A `message:send` (ack: the message).
+    Sent(Reply<SentReply>),
+    /// An [`crate::room::Action`] (ack: per action).
+    Act(Reply<ActReply>),
+    /// A REST request that only needs to know it is done.
+    Done(RpcReplyPort<Result<(), ActorError>>),
+}
+
+/// A change on its way into the log.
+pub(crate) struct Change {
+    pub(crate) kind: ChangeKind,
+    /// The message as the change leaves it.
+    pub(crate) message: MessageRecord,
+    pub(crate) replies: Vec<ChangeReply>,
+    /// Set when the change joins a batch: the encoded event.
+    frame: Option<Frame>,
+}
+
+impl Change {
+    /// A change nobody has asked for yet.
+    pub(crate) fn new(kind: ChangeKind, message: MessageRecord) -> Change {
+        Change {
+            kind,
+            message,
+            replies: Vec::new(),
+            frame: None,
+        }
+    }
+
+    /// The event name clients see.
+    fn event(&self) -> &'static str {
+        match self.kind {
+            ChangeKind::Created => events::MESSAGE_RECEIVED,
+            ChangeKind::Edited => events::MESSAGE_UPDATED,
+            ChangeKind::Deleted => events::MESSAGE_DELETED,
+            ChangeKind::Reaction { .. } => events::REACTION_UPDATED,
+        }
+    }
+
+    /// The event's `data`, JSON.
+    fn data(&self) -> String {
+        let json = match &self.kind {
+            ChangeKind::Created | ChangeKind::Edited => {
+                serde_json::to_string(&view_of(&self.message))
+            }
+            ChangeKind::Deleted => serde_json::to_string(&MessageDeleted {
+                room_id: self.message.room_id,
+                message_id: self.message.id,
+                seq: self.message.extra.seq,
+            }),
+            ChangeKind::Reaction { emoji, user, added } => {
+                serde_json::to_string(&reaction_event(&self.message, emoji, *user, *added))
+            }
+        };
+        // Plain data structs always serialize.
+        json.unwrap_or_else(|_| "{}".into())
+    }
+
+    /// Gives the change its seq and encodes it once: the log entry and the frame.
+    fn seal(&mut self, seq: u64, epoch: u64) -> RoomEventRecord {
+        self.message.extra.seq = seq;
+        let data = self.data();
+        self.frame = Some(frame_of(self.event(), &data));
+        RoomEventRecord {
+            room_id: self.message.room_id,
+            seq,
+            epoch,
+            event: self.event().to_owned(),
+            data,
+            message: Some(self.message.clone()),
+            at: now_ms(),
+        }
+    }
+
+    /// Tells everyone waiting how it went: `None` is success, else the error to send.
+    pub(crate) fn answer(self, failed: Option<&ErrorBody>) {
+        let message = &self.message;
+        for reply in self.replies {
+            if let Some(body) = failed {
+                let err = ActorError::Client(body.clone());
+                match reply {
+                    ChangeReply::Sent(r) => r.send(Err(err)),
+                    ChangeReply::Act(r) => r.send(Err(err)),
+                    ChangeReply::Done(port) => {
+                        let _ = port.send(Err(err));
+                    }
+                }
+                continue;
+            }
+            match reply {
+                ChangeReply::Sent(r) => r.send(Ok(SentReply {
+                    message: view_of(message),
+                })),
+                ChangeReply::Done(port) => {
+                    let _ = port.send(Ok(()));
+                }
+                ChangeReply::Act(r) => r.send(Ok(match &self.kind {
+                    ChangeKind::Created | ChangeKind::Edited => ActReply::Message(MessageReply {
+                        message: view_of(message),
+                    }),
+                    ChangeKind::Deleted => ActReply::Ref(MessageRef {
+                        room_id: message.room_id,
+                        message_id: message.id,
+                    }),
+                    ChangeKind::Reaction { emoji, user, added } => {
+                        ActReply::Reaction(reaction_event(message, emoji, *user, *added))
+                    }
+                })),
+            }
+        }
+    }
+}
+
+/// `reaction:updated` for a message as it is now.
+pub(crate) fn reaction_event(
+    message: &MessageRecord,
+    emoji: &str,
+    user: Snowflake,
+    added: bool,
+) -> ReactionUpdated {
+    let reactions = reaction_views(message);
+    let count = reactions
+        .iter()
+        .find(|r| r.emoji == emoji)
+        .map_or(0, |r| r.count);
+    ReactionUpdated {
+        room_id: message.room_id,
+        message_id: message.id,
+        emoji: emoji.to_owned(),
+        count,
+        user_id: user,
+        added,
+        reactions,
+        seq: message.extra.seq,
+    }
+}
+
+/// `{"type": event, "data": <data>}` from stored JSON.
+fn frame_of(event: &str, data: &str) -> Frame {
+    match RawValue::from_string(data.to_owned()) {
+        Ok(raw) => frame::event(event, &raw),
+        Err(_) => frame::event(event, &serde_json::json!({})),
+    }
+}
+
+/// Where the log stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Resync {
+    /// In step with storage.
+    Clean,
+    /// A write failed: re-read the log's end before writing again.
+    Needed,
+    /// Re-reading it now.
+    Running,
+}
+
+/// What a resync found in storage.
+#[derive(Debug)]
+pub struct ResyncData {
+    /// The log's end.
+    pub head: Option<LogHead>,
+    /// Entries after the room's head (landed although their write failed).
+    pub events: Vec<RoomEventRecord>,
+}
+
+/// The room's log and the changes on their way into it.
+pub(crate) struct Log {
+    epoch: u64,
+    head: u64,
+    pending: Vec<Change>,
+    in_flight: Option<Vec<Change>>,
+    resync: Resync,
+}
+
+impl Log {
+    /// The log as storage has it; a log never written starts a new epoch.
+    pub(crate) fn new(head: Option<LogHead>, new_epoch: impl FnOnce() -> u64) -> Log {
+        let (epoch, head) = match head {
+            Some(h) => (h.epoch, h.seq),
+            None => (new_epoch(), 0),
+        };
+        Log {
+            epoch,
+            head,
+            pending: Vec::new(),
+            in_flight: None,
+            resync: Resync::Clean,
+        }
+    }
+
+    /// Newest seq stored and broadcast.
+    pub(crate) fn head(&self) -> u64 {
+        self.head
+    }
+
+    /// The log's epoch.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Changes queued or in flight, newest last.
+    pub(crate) fn queued(&self) -> impl DoubleEndedIterator<Item = &Change> {
+        self.in_flight.iter().flatten().chain(self.pending.iter())
+    }
+
+    /// The queued change at `index` of [`Log::queued`].
+    pub(crate) fn queued_mut(&mut self, index: usize) -> Option<&mut Change> {
+        let in_flight = self.in_flight.as_ref().map_or(0, Vec::len);
+        if index < in_flight {
+            self.in_flight.as_mut().and_then(|b| b.get_mut(index))
+        } else {
+            self.pending.get_mut(index - in_flight)
+        }
+    }
+}
+
+impl RoomState {
+    /// Queues a change for the log.
+    pub(crate) fn queue_change(&mut self, change: Change) {
+        self.log.pending.push(change);
+    }
+
+    /// Queues a system message about `subject` (joins, leaves).
+    pub(super) fn queue_system_message(&mut self, subject: &Author, text: &str) {
+        let id = self.next_message_id();
+        let message = MessageRecord {
+            id,
+            room_id: self.room.id,
+            user_id: subject.user_id,
+            username: subject.username.clone(),
+            content: format!("{} {text}", subject.username),
+            kind: MessageType::System,
+            nonce: None,
+            created_at: id.timestamp_ms(),
+            deleted_at: None,
+            extra: Default::default(),
+        };
+        self.queue_change(Change::new(ChangeKind::Created, message));
+    }
+
+    /// The newest state of a message among queued changes and recently stored ones.
+    pub(super) fn latest_message(&self, id: Snowflake) -> Option<&MessageRecord> {
+        self.log
+            .queued()
+            .rev()
+            .map(|c| &c.message)
+            .find(|m| m.id == id)
+            .or_else(|| self.recent_messages.get(&id))
+    }
+
+    /// Storage writes queued, in flight or being re-read: none.
+    pub fn writes_done(&self) -> bool {
+        self.log.pending.is_empty() && self.log.in_flight.is_none() && self.log.resync != Resync::Running
+    }
+
+    /// A write failed and nothing re-read the log since.
+    pub fn needs_resync(&self) -> bool {
+        self.log.resync == Resync::Needed
+    }
+
+    /// The resync starts; returns the head to read after.
+    pub fn begin_resync(&mut self) -> u64 {
+        self.log.resync = Resync::Running;
+        self.log.head
+    }
+
+    /// Seals the next batch (up to [`MAX_BATCH`] changes, the next seqs) and returns its log
+    /// entries, unless a write or resync is in progress.
+    pub fn take_write_batch(&mut self) -> Option<Vec<RoomEventRecord>> {
+        let log = &mut self.log;
+        if log.in_flight.is_some() || log.pending.is_empty() || log.resync != Resync::Clean {
+            return None;
+        }
+        let take = log.pending.len().min(MAX_BATCH);
+        let mut batch: Vec<Change> = log.pending.drain(..take).collect();
+        let (head, epoch) = (log.head, log.epoch);
+        let records = batch
+            .iter_mut()
+            .enumerate()
+            .map(|(i, c)| c.seal(head + 1 + i as u64, epoch))
+            .collect();
+        log.in_flight = Some(batch);
+        Some(records)
+    }
+
+    /// The in-flight batch is durable (broadcast and ack it) or failed (fail it and
+    /// everything queued behind it, and resync before the next write).
+    pub fn handle_committed(&mut self, result: Result<(), StoreError>) {
+        let Some(batch) = self.log.in_flight.take() else {
+            return;
+        };
+        if let Err(e) = result {
+            tracing::warn!(room = %self.room.id, error = %e, "room log write failed");
+            let error = ActorError::Store(e).to_body();
+            let pending: Vec<Change> = self.log.pending.drain(..).collect();
+            for change in batch.into_iter().chain(pending) {
+                change.answer(Some(&error));
+            }
+            self.log.resync = Resync::Needed;
+            return;
+        }
+        // Encoded once; every member gets the same bytes, one queue entry for the whole batch.
+        let frames: Vec<Frame> = batch.iter().filter_map(|c| c.frame.clone()).collect();
+        let last = batch.last().map_or(self.log.head, |c| c.message.extra.seq);
+        self.log.head = self.log.head.max(last);
+        self.fan_out(None, Some(last), &Frame::concat(&frames));
+        let created = batch
+            .iter()
+            .filter(|c| c.kind == ChangeKind::Created)
+            .count();
+        metrics::counter!("voiceflow_messages_total").increment(created as u64);
+        // Sessions on other nodes are counted there, when their node fans the batch out.
+        let local = self
+            .live
+            .values()
+            .filter(|l| matches!(l.to, Recipient::Local(_)))
+            .count();
+        metrics::counter!("voiceflow_deliveries_total").increment((batch.len() * local) as u64);
+        for change in batch {
+            self.settle(&change.kind, &change.message);
+            change.answer(None);
+        }
+    }
+
+    /// Remembers what a stored change left behind.
+    fn settle(&mut self, kind: &ChangeKind, message: &MessageRecord) {
+        if *kind == ChangeKind::Created {
+            self.last_message_id = self.last_message_id.max(message.id);
+            self.remember_nonce(message);
+        }
+        self.remember_message(message.clone());
+    }
+
+    /// The resync read storage: broadcast entries that landed although their write failed,
+    /// and continue from the log's real end.
+    pub fn handle_resynced(&mut self, result: Result<ResyncData, StoreError>) {
+        let data = match result {
+            Ok(data) => data,
+            Err(e) => {
+                tracing::warn!(room = %self.room.id, error = %e, "room log resync failed");
+                let error = ActorError::Store(e).to_body();
+                for change in self.log.pending.drain(..).collect::<Vec<_>>() {
+                    change.answer(Some(&error));
+                }
+                self.log.resync = Resync::Needed;
+                return;
+            }
+        };
+        if let Some(head) = data.head {
+            let landed: Vec<&RoomEventRecord> = data
+                .events
+                .iter()
+                .filter(|e| e.epoch == self.log.epoch && e.seq > self.log.head)
+                .collect();
+            if let Some(last) = landed.last().map(|e| e.seq) {
+                let frames: Vec<Frame> = landed.iter().map(|e| frame_of(&e.event, &e.data)).collect();
+                self.fan_out(None, Some(last), &Frame::concat(&frames));
+                for e in &landed {
+                    if let Some(m) = &e.message {
+                        let kind = if e.event == events::MESSAGE_RECEIVED {
+                            ChangeKind::Created
+                        } else {
+                            ChangeKind::Edited
+                        };
+                        self.settle(&kind, m);
+                    }
+                }
+            }
+            self.log.epoch = head.epoch;
+            self.log.head = head.seq;
+        }
+        self.log.resync = Resync::Clean;
+    }
+
+    /// Pushes logged events in (since, head] to the session, oldest first. Too many to
+    /// replay, or another epoch → nothing is pushed and the reply says so (the client pages
+    /// history instead).
+    pub(super) async fn replay(
+        &self,
+        session: &SessionLink,
+        since: u64,
+        epoch: Option<u64>,
+    ) -> Result<(u32, bool), ActorError> {
+        let head = self.log.head;
+        let other_epoch = epoch.is_some_and(|e| e != self.log.epoch);
+        if since > head || (other_epoch && since > 0) {
+            return Ok((0, true));
+        }
+        if since == head {
+            return Ok((0, false));
+        }
+        let limit = self.ctx.config.replay_limit;
+        let stored = self
+            .ctx
+            .store
+            .events_after(self.room.id, since, limit.saturating_add(1))
+            .await?;
+        let stored: Vec<_> = stored.into_iter().filter(|e| e.seq <= head).collect();
+        if stored.len() > limit as usize {
+            return Ok((0, true));
+        }
+        let frames: Vec<Frame> = stored.iter().map(|e| frame_of(&e.event, &e.data)).collect();
+        if let Some(last) = stored.last() {
+            session
+                .to
+                .push_room_messages(self.room.id, last.seq, &frames);
+        }
+        Ok((frames.len() as u32, false))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_log_starts_a_new_epoch_and_an_old_one_continues() {
+        let fresh = Log::new(None, || 42);
+        assert_eq!((fresh.epoch(), fresh.head()), (42, 0));
+        let old = Log::new(Some(LogHead { epoch: 7, seq: 99 }), || 42);
+        assert_eq!((old.epoch(), old.head()), (7, 99));
+    }
+
+    #[test]
+    fn stored_event_json_becomes_the_same_frame() {
+        let f = frame_of("message:deleted", r#"{"roomId":"1","messageId":"2","seq":3}"#);
+        assert_eq!(
+            f.as_str(),
+            r#"{"type":"message:deleted","data":{"roomId":"1","messageId":"2","seq":3}}"#
+        );
+        let broken = frame_of("x", "{not json");
+        assert_eq!(broken.as_str(), r#"{"type":"x","data":{}}"#);
+    }
+}

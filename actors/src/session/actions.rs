@@ -1,0 +1,125 @@
+//! Session requests about existing messages (edit, delete, react, read) and presence.
+
+use voiceflow_wire::cluster::PresenceOp;
+use voiceflow_wire::v1::client::{ClientFrame, FrameError};
+use voiceflow_wire::v1::frame;
+use voiceflow_wire::v1::rich::{
+    DeleteMessage, MarkRead, PresenceStatus, PresenceUpdate, ReactionRequest, UpdateMessage,
+};
+use voiceflow_wire::{ErrorBody, ErrorCode, Snowflake};
+
+use super::SessionState;
+use crate::remote::Recipient;
+use crate::room::{Action, Reply, RoomMsg};
+
+impl SessionState {
+    /// Sends `op` to this user's presence actor (wherever it lives).
+    pub(super) async fn presence_op(&self, op: PresenceOp) {
+        self.ctx
+            .presence
+            .send(&self.ctx, self.user.user_id, op)
+            .await;
+    }
+
+    /// `message:update`, `message:delete`, `reaction:add`, `reaction:remove`, `message:read`.
+    pub(super) async fn handle_action(&mut self, frame: &ClientFrame<'_>) -> Result<(), FrameError> {
+        let (room_id, action) = match frame.event {
+            "message:update" => {
+                let p: UpdateMessage = frame.payload()?;
+                let action = Action::Edit {
+                    message_id: p.message_id,
+                    content: p.content,
+                };
+                (p.room_id, action)
+            }
+            "message:delete" => {
+                let p: DeleteMessage = frame.payload()?;
+                (p.room_id, Action::Delete {
+                    message_id: p.message_id,
+                })
+            }
+            "reaction:add" | "reaction:remove" => {
+                let p: ReactionRequest = frame.payload()?;
+                let action = Action::React {
+                    message_id: p.message_id,
+                    emoji: p.emoji,
+                    add: frame.event == "reaction:add",
+                };
+                (p.room_id, action)
+            }
+            _ => {
+                let p: MarkRead = frame.payload()?;
+                (Some(p.room_id), Action::Read {
+                    message_id: p.message_id,
+                })
+            }
+        };
+        let req_id = frame.id;
+        let fail = |error: ErrorBody| FrameError { id: req_id, error };
+        let room_id = match room_id {
+            Some(room) => room,
+            None => {
+                let message_id = match &action {
+                    Action::Edit { message_id, .. }
+                    | Action::Delete { message_id }
+                    | Action::React { message_id, .. }
+                    | Action::Read { message_id } => *message_id,
+                };
+                self.room_of(message_id).await.map_err(fail)?
+            }
+        };
+        let reply = Reply::Session {
+            to: Recipient::Local(self.outbox.clone()),
+            session_id: self.session_id,
+            req_id,
+        };
+        let msg = RoomMsg::Act {
+            author: self.user.clone(),
+            action,
+            reply,
+        };
+        self.ctx
+            .directory
+            .send(&self.ctx, room_id, msg)
+            .await
+            .map(|_| ())
+            .map_err(|e| fail(e.to_body()))
+    }
+
+    /// The room a message belongs to (for requests that name only the message).
+    async fn room_of(&self, message_id: Snowflake) -> Result<Snowflake, ErrorBody> {
+        match self.ctx.store.message_room(message_id).await {
+            Ok(Some(room)) => Ok(room),
+            Ok(None) => Err(ErrorBody::new(ErrorCode::NotFound, "message not found")),
+            Err(e) => Err(crate::error::ActorError::Store(e).to_body()),
+        }
+    }
+
+    /// `presence:update {status}`: online, away or dnd.
+    pub(super) async fn handle_presence_update(
+        &mut self,
+        frame: &ClientFrame<'_>,
+    ) -> Result<(), FrameError> {
+        let update: PresenceUpdate = frame.payload()?;
+        if !matches!(
+            update.status,
+            PresenceStatus::Online | PresenceStatus::Away | PresenceStatus::Dnd
+        ) {
+            return Err(FrameError {
+                id: frame.id,
+                error: ErrorBody::field(
+                    "status",
+                    "status must be online, away or dnd (in_call and offline are set by the server)",
+                ),
+            });
+        }
+        self.presence_op(PresenceOp::Set {
+            status: update.status,
+        })
+        .await;
+        if let Some(id) = frame.id {
+            self.outbox.push(frame::ack_ok(id, &update));
+        }
+        Ok(())
+    }
+}
