@@ -134,9 +134,7 @@ impl SessionRegistry {
         };
         match last {
             Some(last) => {
-                session
-                    .outbox
-                    .push_room_messages(room, last, &[frame]);
+                session.outbox.push_room_messages(room, last, &[frame]);
             }
             None if frame.count() > 0 => {
                 session.outbox.push(frame);
@@ -180,9 +178,7 @@ impl SessionRegistry {
                 continue;
             }
             match last {
-                Some(last) => session
-                    .outbox
-                    .push_room_messages(room, last, frames),
+                Some(last) => session.outbox.push_room_messages(room, last, frames),
                 None => session.outbox.push(frame.clone()),
             };
             delivered += 1;

@@ -92,6 +92,7 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
         directory: directory.clone(),
         config: Arc::new(config.actor_config()),
         sessions: Default::default(),
+        presence: Default::default(),
     };
     let listener =
         bind(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -24,7 +24,11 @@ use serde_json::{Value, json};
 static ONE_CLUSTER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn message_of(frame: &Value, room: &str) -> Option<(u64, String)> {
-    if frame["type"] != "message:received" || frame["data"]["roomId"] != room {
+    // System messages (joins) are logged too; these tests follow what users sent.
+    if frame["type"] != "message:received"
+        || frame["data"]["roomId"] != room
+        || frame["data"]["type"] == "system"
+    {
         return None;
     }
     let id = frame["data"]["id"].as_str()?.parse().ok()?;
@@ -264,12 +268,14 @@ async fn receiver(
 ) -> Result<()> {
     let mut node = home;
     let mut last: Option<u64> = None;
+    // Where a re-join resumes: the room-log seq of the last message received.
+    let mut last_seq = 0u64;
     let deadline_after_stop = Duration::from_secs(30);
     let mut stopped_at: Option<Instant> = None;
     'connect: loop {
         let mut ws = connect_any(&addrs, node, &user).await;
         let join = match last {
-            Some(id) => json!({"roomId": room, "since": id.to_string()}),
+            Some(_) => json!({"roomId": room, "since": last_seq}),
             None => json!({"roomId": room}),
         };
         match ws.request("room:join", join).await {
@@ -322,6 +328,7 @@ async fn receiver(
                 Ok(Some(f)) => {
                     if let Some((id, content)) = message_of(&f, &room) {
                         last = Some(id);
+                        last_seq = f["data"]["seq"].as_u64().unwrap_or(last_seq);
                         log.lock().received.push((id, content));
                     }
                 }

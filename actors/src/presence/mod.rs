@@ -155,7 +155,11 @@ impl Actor for PresenceActor {
         if state.logic.finished(now) {
             let since = *state.idle_since.get_or_insert(now);
             if now.duration_since(since) >= LINGER
-                && state.ctx.presence.remove_if(state.logic.user, me.get_id()).await
+                && state
+                    .ctx
+                    .presence
+                    .remove_if(state.logic.user, me.get_id())
+                    .await
             {
                 // Everything cast before the removal is queued ahead of this.
                 let _ = me.cast(PresenceMsg::Stop);
@@ -189,7 +193,9 @@ impl PresenceActorState {
                         }
                     }
                 }
-                Err(e) => tracing::warn!(user = %self.logic.user, error = %e, "presence: cannot read the user's rooms"),
+                Err(e) => {
+                    tracing::warn!(user = %self.logic.user, error = %e, "presence: cannot read the user's rooms")
+                }
             }
         }
         for room in &effects.answer {
@@ -233,7 +239,13 @@ impl PresenceDirectory {
     pub fn new(timings: PresenceTimings) -> Self {
         PresenceDirectory(Arc::new(Inner {
             actors: tokio::sync::Mutex::new(HashMap::new()),
-            placed_at: parking_lot::Mutex::new(Instant::now()),
+            // A node's first placement is not a change: nobody's sessions are looking for
+            // another owner, so there is nothing to wait for.
+            placed_at: parking_lot::Mutex::new(
+                Instant::now()
+                    .checked_sub(timings.warm_up)
+                    .unwrap_or_else(Instant::now),
+            ),
             timings,
         }))
     }

@@ -409,7 +409,11 @@ fn probe(state: &RoomState, users: Vec<Snowflake>) {
     tokio::spawn(async move {
         for user in users {
             ctx.presence
-                .send(&ctx, user, voiceflow_wire::cluster::PresenceOp::Probe { room })
+                .send(
+                    &ctx,
+                    user,
+                    voiceflow_wire::cluster::PresenceOp::Probe { room },
+                )
                 .await;
         }
     });

@@ -81,23 +81,32 @@ async fn edits_reactions_replies_and_deletes_reach_everyone_and_replay_identical
         .await;
     commit(&mut state).await;
     let acked = drain(&acks).await;
-    let id: Snowflake = serde_json::from_value(acked[0]["data"]["message"]["id"].clone()).expect("id");
+    let id: Snowflake =
+        serde_json::from_value(acked[0]["data"]["message"]["id"].clone()).expect("id");
 
     // Alice may not edit Bob's message; Bob may.
     let edit = |content: &str| Action::Edit {
         message_id: id,
         content: content.into(),
     };
-    state.handle_act(author(f.alice, "alice"), edit("hijack"), sink(&acks, 2)).await;
+    state
+        .handle_act(author(f.alice, "alice"), edit("hijack"), sink(&acks, 2))
+        .await;
     assert_eq!(drain(&acks).await[0]["error"]["code"], "FORBIDDEN");
-    state.handle_act(author(bob, "bob"), edit("hello, world"), sink(&acks, 3)).await;
+    state
+        .handle_act(author(bob, "bob"), edit("hello, world"), sink(&acks, 3))
+        .await;
     let react = |add| Action::React {
         message_id: id,
         emoji: "👍".into(),
         add,
     };
-    state.handle_act(author(f.alice, "alice"), react(true), sink(&acks, 4)).await;
-    state.handle_act(author(f.alice, "alice"), react(true), sink(&acks, 5)).await;
+    state
+        .handle_act(author(f.alice, "alice"), react(true), sink(&acks, 4))
+        .await;
+    state
+        .handle_act(author(f.alice, "alice"), react(true), sink(&acks, 5))
+        .await;
     let mut reply = post(f.room.id, "answer", None);
     reply.reply_to = Some(id);
     let sent = Reply::Session {
@@ -105,16 +114,25 @@ async fn edits_reactions_replies_and_deletes_reach_everyone_and_replay_identical
         session_id: 0,
         req_id: Some(6),
     };
-    state.handle_post(author(f.alice, "alice"), reply, sent).await;
+    state
+        .handle_post(author(f.alice, "alice"), reply, sent)
+        .await;
     commit(&mut state).await;
     // The admin deletes Bob's message: a tombstone.
     state
-        .handle_act(author(f.alice, "alice"), Action::Delete { message_id: id }, sink(&acks, 7))
+        .handle_act(
+            author(f.alice, "alice"),
+            Action::Delete { message_id: id },
+            sink(&acks, 7),
+        )
         .await;
     commit(&mut state).await;
 
     let live = drain(outbox_of(&watcher)).await;
-    let kinds: Vec<_> = live.iter().map(|v| v["type"].as_str().unwrap_or("")).collect();
+    let kinds: Vec<_> = live
+        .iter()
+        .map(|v| v["type"].as_str().unwrap_or(""))
+        .collect();
     assert_eq!(
         kinds,
         [
@@ -126,7 +144,10 @@ async fn edits_reactions_replies_and_deletes_reach_everyone_and_replay_identical
         ],
         "the second identical reaction changed nothing"
     );
-    let seqs: Vec<u64> = live.iter().map(|v| v["data"]["seq"].as_u64().unwrap_or(0)).collect();
+    let seqs: Vec<u64> = live
+        .iter()
+        .map(|v| v["data"]["seq"].as_u64().unwrap_or(0))
+        .collect();
     assert_eq!(seqs, [1, 2, 3, 4, 5]);
     assert_eq!(live[1]["data"]["content"], "hello, world");
     assert!(live[1]["data"]["editedAt"].is_string());
@@ -178,18 +199,37 @@ async fn a_failed_write_that_landed_is_broadcast_by_the_resync_and_seqs_stay_den
         req_id: Some(id),
     };
     let alice = author(f.alice, "alice");
-    state.handle_post(alice.clone(), post(f.room.id, "landed", Some("n1")), reply(1)).await;
+    state
+        .handle_post(
+            alice.clone(),
+            post(f.room.id, "landed", Some("n1")),
+            reply(1),
+        )
+        .await;
     let batch = state.take_write_batch().expect("batch");
     // Storage wrote it, but the answer was lost (a timeout, say).
     state.ctx.store.commit_events(&batch).await.expect("commit");
     state.handle_committed(Err(StoreError::Unavailable("timeout".into())));
-    assert_eq!(drain(&acks).await[0]["error"]["code"], "STORAGE_UNAVAILABLE");
-    state.handle_post(alice.clone(), post(f.room.id, "next", None), reply(2)).await;
+    assert_eq!(
+        drain(&acks).await[0]["error"]["code"],
+        "STORAGE_UNAVAILABLE"
+    );
+    state
+        .handle_post(alice.clone(), post(f.room.id, "next", None), reply(2))
+        .await;
     assert!(state.needs_resync());
-    assert!(state.take_write_batch().is_none(), "no write before the resync");
+    assert!(
+        state.take_write_batch().is_none(),
+        "no write before the resync"
+    );
     let after = state.begin_resync();
     let head = state.ctx.store.log_head(f.room.id).await.expect("head");
-    let events = state.ctx.store.events_after(f.room.id, after, 10).await.expect("events");
+    let events = state
+        .ctx
+        .store
+        .events_after(f.room.id, after, 10)
+        .await
+        .expect("events");
     state.handle_resynced(Ok(ResyncData { head, events }));
     commit(&mut state).await;
     let live = drain(outbox_of(&watcher)).await;
@@ -197,9 +237,14 @@ async fn a_failed_write_that_landed_is_broadcast_by_the_resync_and_seqs_stay_den
         .iter()
         .map(|v| (v["data"]["content"].clone(), v["data"]["seq"].clone()))
         .collect();
-    assert_eq!(got, [("landed".into(), 1.into()), ("next".into(), 2.into())]);
+    assert_eq!(
+        got,
+        [("landed".into(), 1.into()), ("next".into(), 2.into())]
+    );
     // The client retries its nonce and gets the message that landed.
-    state.handle_post(alice, post(f.room.id, "landed", Some("n1")), reply(3)).await;
+    state
+        .handle_post(alice, post(f.room.id, "landed", Some("n1")), reply(3))
+        .await;
     let acks = drain(&acks).await;
     let retry = acks.iter().find(|a| a["id"] == 3).expect("ack 3");
     assert_eq!(retry["data"]["message"]["seq"], 1);
@@ -230,11 +275,23 @@ async fn presence_changes_are_coalesced_to_one_per_user_per_second() {
     };
     state.handle_presence(note(PresenceStatus::Online, 10), t);
     // Flapping within the second: held back.
-    state.handle_presence(note(PresenceStatus::Away, 11), t + Duration::from_millis(100));
-    state.handle_presence(note(PresenceStatus::Dnd, 12), t + Duration::from_millis(200));
+    state.handle_presence(
+        note(PresenceStatus::Away, 11),
+        t + Duration::from_millis(100),
+    );
+    state.handle_presence(
+        note(PresenceStatus::Dnd, 12),
+        t + Duration::from_millis(200),
+    );
     // An older report is ignored.
-    state.handle_presence(note(PresenceStatus::Offline, 9), t + Duration::from_millis(300));
-    assert_eq!(state.take_presence_flush(), Some(Duration::from_millis(900)));
+    state.handle_presence(
+        note(PresenceStatus::Offline, 9),
+        t + Duration::from_millis(300),
+    );
+    assert_eq!(
+        state.take_presence_flush(),
+        Some(Duration::from_millis(900))
+    );
     let first = drain(outbox_of(&watcher)).await;
     assert_eq!(first.len(), 1);
     assert_eq!(first[0]["type"], "user:presence_changed");
@@ -272,19 +329,28 @@ async fn read_markers_only_move_forward_and_receipts_are_batched() {
             req_id: Some(i),
         };
         state
-            .handle_post(author(f.alice, "alice"), post(f.room.id, &format!("m{i}"), None), reply)
+            .handle_post(
+                author(f.alice, "alice"),
+                post(f.room.id, &format!("m{i}"), None),
+                reply,
+            )
             .await;
     }
     commit(&mut state).await;
     for a in drain(&acks).await {
-        ids.push(serde_json::from_value::<Snowflake>(a["data"]["message"]["id"].clone()).expect("id"));
+        ids.push(
+            serde_json::from_value::<Snowflake>(a["data"]["message"]["id"].clone()).expect("id"),
+        );
     }
     drain(outbox_of(&watcher)).await;
     let moved = state.handle_read(bob, ids[1]).await.expect("read");
     assert_eq!(moved.message_id, ids[1]);
     let back = state.handle_read(bob, ids[0]).await.expect("read");
     assert_eq!(back.message_id, ids[1], "never backward");
-    let future = state.handle_read(bob, Snowflake(u64::MAX >> 1)).await.expect("read");
+    let future = state
+        .handle_read(bob, Snowflake(u64::MAX >> 1))
+        .await
+        .expect("read");
     assert_eq!(future.message_id, ids[2], "never past the newest message");
     assert!(state.take_receipts_flush());
     assert!(!state.take_receipts_flush(), "one flush per batch");

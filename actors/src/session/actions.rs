@@ -22,7 +22,10 @@ impl SessionState {
     }
 
     /// `message:update`, `message:delete`, `reaction:add`, `reaction:remove`, `message:read`.
-    pub(super) async fn handle_action(&mut self, frame: &ClientFrame<'_>) -> Result<(), FrameError> {
+    pub(super) async fn handle_action(
+        &mut self,
+        frame: &ClientFrame<'_>,
+    ) -> Result<(), FrameError> {
         let (room_id, action) = match frame.event {
             "message:update" => {
                 let p: UpdateMessage = frame.payload()?;
@@ -34,9 +37,12 @@ impl SessionState {
             }
             "message:delete" => {
                 let p: DeleteMessage = frame.payload()?;
-                (p.room_id, Action::Delete {
-                    message_id: p.message_id,
-                })
+                (
+                    p.room_id,
+                    Action::Delete {
+                        message_id: p.message_id,
+                    },
+                )
             }
             "reaction:add" | "reaction:remove" => {
                 let p: ReactionRequest = frame.payload()?;
@@ -49,9 +55,12 @@ impl SessionState {
             }
             _ => {
                 let p: MarkRead = frame.payload()?;
-                (Some(p.room_id), Action::Read {
-                    message_id: p.message_id,
-                })
+                (
+                    Some(p.room_id),
+                    Action::Read {
+                        message_id: p.message_id,
+                    },
+                )
             }
         };
         let req_id = frame.id;

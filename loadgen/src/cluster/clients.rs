@@ -343,6 +343,7 @@ async fn churn_receiver(client: &Client<'_>, sem: Arc<Semaphore>, first_node: us
     let (room, shared) = (client.room, client.shared);
     let mut rec = Recorder::new(shared.latency.clone());
     let mut frames = Vec::new();
+    // The room-log seq of the newest event received: where a re-join resumes.
     let mut last_id: Option<u64> = None;
     let join = json!({ "roomId": room.id });
     let opened = client
@@ -355,13 +356,13 @@ async fn churn_receiver(client: &Client<'_>, sem: Arc<Semaphore>, first_node: us
             return;
         };
         rec.record(elapsed_ns(shared.origin).saturating_sub(t));
-        *last_id = Some(id);
+        *last_id = v["data"]["seq"].as_u64().or(*last_id);
         lock(&room.log).recv.push((k, id, Instant::now()));
     };
     loop {
         let Some(c) = conn.as_mut() else {
             let join = match last_id {
-                Some(id) => json!({ "roomId": room.id, "since": id.to_string() }),
+                Some(seq) => json!({ "roomId": room.id, "since": seq }),
                 None => json!({ "roomId": room.id }),
             };
             let Some((i, c)) = client.reconnect(node, Some(&join), &mut frames).await else {

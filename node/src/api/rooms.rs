@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use voiceflow_actors::room::{Author, RoomMsg, rfc3339};
+use voiceflow_actors::room::{Author, RoomMsg, rfc3339, view_of};
 use voiceflow_schema::{Membership, Role, RoomRecord, RoomSettings, StoreError};
 use voiceflow_wire::ids::now_ms;
 use voiceflow_wire::{ErrorCode, Snowflake};
@@ -401,18 +401,53 @@ async fn leave(s: AppState, user: AuthUser, id: Snowflake) -> Result<Response, A
     ))
 }
 
-/// `GET /users/me/rooms`: every room the user is a member of, with their role.
+/// Unread counts stop here (clients show "99+").
+const UNREAD_CAP: u32 = 100;
+
+/// `GET /users/me/rooms`: every room the user is a member of, with their role, the last
+/// message, the read marker and how many messages from others came after it.
 async fn my_rooms(s: AppState, user: AuthUser) -> Result<Response, ApiError> {
+    let markers: std::collections::HashMap<Snowflake, Snowflake> = s
+        .ctx
+        .store
+        .read_markers(user.id)
+        .await?
+        .into_iter()
+        .map(|m| (m.room_id, m.message_id))
+        .collect();
     let mut list = Vec::new();
     for m in s.ctx.store.user_rooms(user.id).await? {
         // A membership row can outlive a room deleted a moment ago; skip it.
-        if let Some(room) = s.ctx.store.room_by_id(m.room_id).await? {
-            let mut view =
-                serde_json::to_value(RoomView::from(&room)).map_err(ApiError::internal)?;
-            view["role"] = m.role.as_str().into();
-            view["joinedAt"] = rfc3339(m.joined_at).into();
-            list.push(view);
-        }
+        let Some(room) = s.ctx.store.room_by_id(m.room_id).await? else {
+            continue;
+        };
+        let mut view = serde_json::to_value(RoomView::from(&room)).map_err(ApiError::internal)?;
+        view["role"] = m.role.as_str().into();
+        view["joinedAt"] = rfc3339(m.joined_at).into();
+        let last = s.ctx.store.messages_before(room.id, None, 1).await?;
+        view["lastMessage"] = match last.first() {
+            Some(message) => serde_json::to_value(view_of(message)).map_err(ApiError::internal)?,
+            None => serde_json::Value::Null,
+        };
+        // Never read anything: everything since joining counts.
+        let read = markers.get(&room.id).copied();
+        let from = read.unwrap_or_else(|| {
+            Snowflake(Snowflake::lower_bound_for(m.joined_at).0.saturating_sub(1))
+        });
+        let after = s
+            .ctx
+            .store
+            .messages_after(room.id, from, UNREAD_CAP)
+            .await?;
+        let unread = after
+            .iter()
+            .filter(|x| x.user_id != user.id && x.deleted_at.is_none())
+            .filter(|x| x.kind != voiceflow_wire::v1::client::MessageType::System)
+            .count();
+        view["unreadCount"] = unread.into();
+        view["unreadCapped"] = (after.len() as u32 >= UNREAD_CAP).into();
+        view["lastReadMessageId"] = read.map(|r| r.to_string()).into();
+        list.push(view);
     }
     Ok(ok(StatusCode::OK, &list))
 }

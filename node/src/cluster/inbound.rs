@@ -5,10 +5,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use voiceflow_actors::ActorError;
+use voiceflow_actors::presence::PresenceNote;
 use voiceflow_actors::remote::{Owner, Recipient, RemoteSession};
-use voiceflow_actors::room::{Author, Reply, RoomMsg, SessionLink};
+use voiceflow_actors::room::{Action, Author, Reply, RoomMsg, SessionLink};
 use voiceflow_schema::RoomRecord;
-use voiceflow_wire::cluster::{NodeId, PeerMsg, RoomCall, RoomDelivery, RoomOp};
+use voiceflow_wire::cluster::{NodeId, PeerMsg, PresenceOp, RoomCall, RoomDelivery, RoomOp};
 use voiceflow_wire::v1::client::SendMessage;
 use voiceflow_wire::v1::frame::{self, Frame};
 use voiceflow_wire::{ErrorBody, ErrorCode, Snowflake};
@@ -36,6 +37,24 @@ pub async fn handle(cluster: &Arc<ClusterInner>, from: NodeId, msg: PeerMsg) {
             op,
         } => to_room(cluster, Snowflake(room), origin, hops, op).await,
         PeerMsg::FromRoom { room, delivery } => from_room(cluster, from, Snowflake(room), delivery),
+        PeerMsg::ToPresence { user, op } => to_presence(cluster, from, Snowflake(user), op).await,
+    }
+}
+
+/// An op for a presence actor: applied here if this node owns the user (or the sender
+/// thinks so and this node sees the sender as owner: views differ for a moment during a
+/// rebalance), else passed on once to the owner this node sees.
+async fn to_presence(cluster: &Arc<ClusterInner>, from: NodeId, user: Snowflake, op: PresenceOp) {
+    let Some(ctx) = cluster.ctx().cloned() else {
+        return;
+    };
+    match ctx.directory.owner(user) {
+        Owner::Remote(node) if node != from => {
+            use voiceflow_actors::remote::Cluster;
+            let _ = cluster.presence(node, user, op);
+        }
+        Owner::Unavailable => {}
+        _ => ctx.presence.local(&ctx, user, op).await,
     }
 }
 
@@ -94,6 +113,7 @@ async fn to_room(
             user_id,
             username,
             since,
+            epoch,
             req_id,
         } => {
             let link = SessionLink {
@@ -104,7 +124,8 @@ async fn to_room(
             };
             let msg = RoomMsg::Join {
                 session: link,
-                since: since.map(Snowflake),
+                since,
+                epoch,
                 reply: Reply::Session {
                     to: to(session_id),
                     session_id,
@@ -162,6 +183,52 @@ async fn to_room(
                 fail_session(cluster, room, origin, session_id, req_id, &e);
             }
         }
+        RoomOp::Act {
+            session_id,
+            user_id,
+            username,
+            action_json,
+            req_id,
+        } => {
+            let Ok(action) = serde_json::from_str::<Action>(&action_json) else {
+                let e = ActorError::Client(ErrorBody::new(
+                    ErrorCode::InvalidFrame,
+                    "the request could not be relayed",
+                ));
+                return fail_session(cluster, room, origin, session_id, req_id, &e);
+            };
+            let msg = RoomMsg::Act {
+                author: Author {
+                    user_id: Snowflake(user_id),
+                    username,
+                },
+                action,
+                reply: Reply::Session {
+                    to: to(session_id),
+                    session_id,
+                    req_id,
+                },
+            };
+            if let Err(e) = ctx.directory.send(&ctx, room, msg).await {
+                fail_session(cluster, room, origin, session_id, req_id, &e);
+            }
+        }
+        RoomOp::Presence {
+            user_id,
+            status,
+            last_seen,
+            version,
+            source,
+        } => {
+            let note = PresenceNote {
+                user_id: Snowflake(user_id),
+                status,
+                last_seen,
+                version,
+                source,
+            };
+            ctx.directory.send_if_running(room, RoomMsg::Presence(note));
+        }
         RoomOp::Typing { user_id, start } => {
             let user = Snowflake(user_id);
             let msg = if start {
@@ -191,6 +258,9 @@ fn refuse(cluster: &Arc<ClusterInner>, room: Snowflake, origin: NodeId, op: Room
             session_id, req_id, ..
         }
         | RoomOp::Post {
+            session_id, req_id, ..
+        }
+        | RoomOp::Act {
             session_id, req_id, ..
         } => fail_session(cluster, room, origin, session_id, req_id, &e),
         RoomOp::Call { call_id, .. } => cluster.send_delivery(

@@ -308,6 +308,10 @@ impl ClusterInner {
                 ctx.sessions.owners_changed(|room| {
                     membership::owner_among(&owners, room.0).map(|n| if n == me { me } else { n })
                 });
+                let presence_ctx = ctx.clone();
+                tokio::spawn(async move {
+                    presence_ctx.presence.rebalance(&presence_ctx).await;
+                });
                 tracing::info!(owners = ?owners, rooms_moving = moved, "placement changed");
             }
         }

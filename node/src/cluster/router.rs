@@ -13,7 +13,9 @@ use ractor::RpcReplyPort;
 use voiceflow_actors::ActorError;
 use voiceflow_actors::remote::{Cluster, Owner, Peer, Recipient};
 use voiceflow_actors::room::{Reply, RoomMsg};
-use voiceflow_wire::cluster::{MemberState, NodeId, PeerMsg, RoomCall, RoomDelivery, RoomOp};
+use voiceflow_wire::cluster::{
+    MemberState, NodeId, PeerMsg, PresenceOp, RoomCall, RoomDelivery, RoomOp,
+};
 use voiceflow_wire::{ErrorBody, Snowflake};
 
 use super::link::Lane;
@@ -161,6 +163,7 @@ impl Cluster for ClusterInner {
             RoomMsg::Join {
                 session,
                 since,
+                epoch,
                 reply,
             } => {
                 let origin = origin_of(me, &session.to);
@@ -177,7 +180,8 @@ impl Cluster for ClusterInner {
                     session_id: session.session_id,
                     user_id: session.user_id.0,
                     username: session.username,
-                    since: since.map(|s| s.0),
+                    since,
+                    epoch,
                     req_id,
                 };
                 (origin, op)
@@ -211,6 +215,38 @@ impl Cluster for ClusterInner {
                 };
                 (origin_of(me, &to), op)
             }
+            RoomMsg::Act {
+                author,
+                action,
+                reply,
+            } => {
+                let Reply::Session {
+                    to,
+                    session_id,
+                    req_id,
+                } = reply
+                else {
+                    return Err(ActorError::Unavailable);
+                };
+                let op = RoomOp::Act {
+                    session_id,
+                    user_id: author.user_id.0,
+                    username: author.username,
+                    action_json: serde_json::to_string(&action).unwrap_or_default(),
+                    req_id,
+                };
+                (origin_of(me, &to), op)
+            }
+            RoomMsg::Presence(note) => (
+                me,
+                RoomOp::Presence {
+                    user_id: note.user_id.0,
+                    status: note.status,
+                    last_seen: note.last_seen,
+                    version: note.version,
+                    source: note.source,
+                },
+            ),
             RoomMsg::TypingStart(user) => (
                 me,
                 RoomOp::Typing {
@@ -324,6 +360,12 @@ impl Cluster for ClusterInner {
             return Err(ActorError::Unavailable);
         }
         result
+    }
+
+    fn presence(&self, node: NodeId, user: Snowflake, op: PresenceOp) -> Result<(), ActorError> {
+        let link = self.link(node).ok_or(ActorError::Unavailable)?;
+        link.send(Lane::Control, &PeerMsg::ToPresence { user: user.0, op });
+        Ok(())
     }
 
     fn room_crashed(&self, room: Snowflake) {

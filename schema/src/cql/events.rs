@@ -56,21 +56,29 @@ impl EventStatements {
             Ok::<_, StoreError>(st)
         };
         Ok(EventStatements {
-            insert: p("INSERT INTO room_events (room_id, bucket, seq, epoch, event, data, \
-                 message, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+            insert: p(
+                "INSERT INTO room_events (room_id, bucket, seq, epoch, event, data, \
+                 message, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
             .await?,
-            after: p("SELECT seq, epoch, event, data, message, at FROM room_events \
-                 WHERE room_id = ? AND bucket = ? AND seq > ? LIMIT ?")
+            after: p(
+                "SELECT seq, epoch, event, data, message, at FROM room_events \
+                 WHERE room_id = ? AND bucket = ? AND seq > ? LIMIT ?",
+            )
             .await?,
-            last: p("SELECT seq, epoch, event, data, message, at FROM room_events \
-                 WHERE room_id = ? AND bucket = ? ORDER BY seq DESC LIMIT 1")
+            last: p(
+                "SELECT seq, epoch, event, data, message, at FROM room_events \
+                 WHERE room_id = ? AND bucket = ? ORDER BY seq DESC LIMIT 1",
+            )
             .await?,
             delete_bucket: p("DELETE FROM room_events WHERE room_id = ? AND bucket = ?").await?,
             head_put: p("INSERT INTO room_log (room_id, epoch, seq) VALUES (?, ?, ?)").await?,
             head_get: p("SELECT epoch, seq FROM room_log WHERE room_id = ?").await?,
             head_delete: p("DELETE FROM room_log WHERE room_id = ?").await?,
-            marker_put: p("INSERT INTO read_markers (user_id, room_id, message_id, at) \
-                 VALUES (?, ?, ?, ?)")
+            marker_put: p(
+                "INSERT INTO read_markers (user_id, room_id, message_id, at) \
+                 VALUES (?, ?, ?, ?)",
+            )
             .await?,
             markers_get: p("SELECT room_id, message_id, at FROM read_markers WHERE user_id = ?")
                 .await?,
@@ -149,7 +157,9 @@ impl Cql {
                 )),
             );
             match groups.last_mut() {
-                Some((key, bytes, rows)) if *key == (room, b) && *bytes + weight <= MAX_BATCH_BYTES => {
+                Some((key, bytes, rows))
+                    if *key == (room, b) && *bytes + weight <= MAX_BATCH_BYTES =>
+                {
                     *bytes += weight;
                     rows.push(row);
                 }
@@ -169,7 +179,8 @@ impl Cql {
             self.append(std::slice::from_ref(&last)).await?;
         }
         for head in heads {
-            self.write("write room log head", &ev.head_put, head).await?;
+            self.write("write room log head", &ev.head_put, head)
+                .await?;
         }
         Ok(())
     }

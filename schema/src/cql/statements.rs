@@ -158,7 +158,8 @@ impl Statements {
         for variant in 0..4usize {
             let (has_nonce, has_deleted) = (variant & 1 != 0, variant & 2 != 0);
             let mut columns =
-                "room_id, bucket, id, user_id, username, content, kind, created_at, extra".to_owned();
+                "room_id, bucket, id, user_id, username, content, kind, created_at, extra"
+                    .to_owned();
             let mut marks = "?, ?, ?, ?, ?, ?, ?, ?, ?".to_owned();
             for (present, column) in [(has_nonce, "nonce"), (has_deleted, "deleted_at")] {
                 if present {

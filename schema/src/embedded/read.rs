@@ -8,12 +8,12 @@ use fjall::{Database, Readable};
 use voiceflow_wire::Snowflake;
 
 use super::tables::{
-    META_PUBLIC_COUNT, Table, Tables, decode, decode_counter, decode_id, fold, id_bytes, io,
-    event_key, message_key, nonce_key, pair_key, room_messages_end, room_messages_start,
+    META_PUBLIC_COUNT, Table, Tables, decode, decode_counter, decode_id, event_key, fold, id_bytes,
+    io, message_key, nonce_key, pair_key, room_messages_end, room_messages_start,
 };
 use crate::model::{
-    LogHead, Membership, MessageRecord, ReadMarker, RefreshTokenRecord, RoomEventRecord,
-    RoomPage, RoomRecord, UserRecord,
+    LogHead, Membership, MessageRecord, ReadMarker, RefreshTokenRecord, RoomEventRecord, RoomPage,
+    RoomRecord, UserRecord,
 };
 use crate::store::StoreResult;
 
@@ -264,7 +264,11 @@ impl Reader {
     /// `read_markers`.
     pub(crate) fn read_markers(&self, user_id: Snowflake) -> StoreResult<Vec<ReadMarker>> {
         let mut out = Vec::new();
-        for guard in self.tables.get(Table::ReadMarkers).prefix(id_bytes(user_id)) {
+        for guard in self
+            .tables
+            .get(Table::ReadMarkers)
+            .prefix(id_bytes(user_id))
+        {
             out.push(decode(&guard.value().map_err(io)?)?);
         }
         Ok(out)

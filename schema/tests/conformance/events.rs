@@ -54,7 +54,10 @@ pub async fn room_log_appends_reads_after_any_seq_and_survives_a_reopen(backend:
         epoch: 77,
         seq: total,
     };
-    assert_eq!(store.log_head(Snowflake(500)).await.expect("head"), Some(head));
+    assert_eq!(
+        store.log_head(Snowflake(500)).await.expect("head"),
+        Some(head)
+    );
     for after in [0, 1, 16_383, 16_384, 16_385, 19_990, total] {
         let got = store
             .events_after(Snowflake(500), after, 1000)
@@ -63,7 +66,10 @@ pub async fn room_log_appends_reads_after_any_seq_and_survives_a_reopen(backend:
         let want: Vec<u64> = (after + 1..=total).take(1000).collect();
         let seqs: Vec<u64> = got.iter().map(|e| e.seq).collect();
         assert_eq!(seqs, want, "after {after}");
-        assert!(got.iter().all(|e| e.room_id == Snowflake(500) && e.epoch == 77));
+        assert!(
+            got.iter()
+                .all(|e| e.room_id == Snowflake(500) && e.epoch == 77)
+        );
     }
     let edited = store
         .message(Snowflake(500), Snowflake(base + 16_300))
@@ -75,7 +81,10 @@ pub async fn room_log_appends_reads_after_any_seq_and_survives_a_reopen(backend:
     drop(store);
 
     let store = backend.open().await;
-    assert_eq!(store.log_head(Snowflake(500)).await.expect("head"), Some(head));
+    assert_eq!(
+        store.log_head(Snowflake(500)).await.expect("head"),
+        Some(head)
+    );
     let got = store
         .events_after(Snowflake(500), total - 3, 10)
         .await
@@ -85,7 +94,11 @@ pub async fn room_log_appends_reads_after_any_seq_and_survives_a_reopen(backend:
     store.delete_room(Snowflake(500)).await.expect("delete");
     assert_eq!(store.log_head(Snowflake(500)).await.expect("head"), None);
     assert_eq!(
-        store.log_head(Snowflake(501)).await.expect("head").map(|h| h.seq),
+        store
+            .log_head(Snowflake(501))
+            .await
+            .expect("head")
+            .map(|h| h.seq),
         Some(1)
     );
 }
@@ -105,5 +118,11 @@ pub async fn read_markers_per_user_and_room(backend: Backend) {
     let mut got = store.read_markers(Snowflake(9)).await.expect("list");
     got.sort_by_key(|m| m.room_id);
     assert_eq!(got, vec![marker(1, 15), marker(2, 20)]);
-    assert!(store.read_markers(Snowflake(8)).await.expect("list").is_empty());
+    assert!(
+        store
+            .read_markers(Snowflake(8))
+            .await
+            .expect("list")
+            .is_empty()
+    );
 }

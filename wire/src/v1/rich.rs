@@ -213,8 +213,7 @@ mod tests {
     fn presence_names() {
         let json = serde_json::to_string(&PresenceStatus::InCall).expect("json");
         assert_eq!(json, "\"in_call\"");
-        let update: PresenceUpdate =
-            serde_json::from_str(r#"{"status":"dnd"}"#).expect("parse");
+        let update: PresenceUpdate = serde_json::from_str(r#"{"status":"dnd"}"#).expect("parse");
         assert_eq!(update.status, PresenceStatus::Dnd);
         assert!(serde_json::from_str::<PresenceUpdate>(r#"{"status":"sleepy"}"#).is_err());
     }

@@ -4,9 +4,7 @@ use ractor::RpcReplyPort;
 use voiceflow_schema::{MessageRecord, Reaction, ReplyRef, Role};
 use voiceflow_wire::ids::now_ms;
 use voiceflow_wire::v1::client::{self, MessageType, SendMessage, SentReply};
-use voiceflow_wire::v1::rich::{
-    self, MAX_REACTIONS_PER_MESSAGE, MessageRef, MessageReply,
-};
+use voiceflow_wire::v1::rich::{self, MAX_REACTIONS_PER_MESSAGE, MessageRef, MessageReply};
 use voiceflow_wire::{ErrorBody, Snowflake};
 
 use super::log::{Change, ChangeKind, ChangeReply, reaction_event};
@@ -37,7 +35,12 @@ fn invalid(field: &str, message: &str) -> ActorError {
 
 impl RoomState {
     /// `message:send`: validate, dedupe by nonce, assign an id and queue for the log.
-    pub async fn handle_post(&mut self, author: Author, post: SendMessage, reply: Reply<SentReply>) {
+    pub async fn handle_post(
+        &mut self,
+        author: Author,
+        post: SendMessage,
+        reply: Reply<SentReply>,
+    ) {
         if let Err(e) = self.validate_post(&author, &post) {
             return reply.send(Err(e));
         }
@@ -68,7 +71,9 @@ impl RoomState {
                     username: p.username.clone(),
                     snippet: p.content.chars().take(SNIPPET_CHARS).collect(),
                 }),
-                Ok(None) => return reply.send(Err(invalid("replyTo", "no such message in this room"))),
+                Ok(None) => {
+                    return reply.send(Err(invalid("replyTo", "no such message in this room")));
+                }
                 Err(e) => return reply.send(Err(e)),
             },
             None => None,
@@ -122,7 +127,9 @@ impl RoomState {
         }
         for (index, c) in self.log.queued().enumerate() {
             let m = &c.message;
-            if c.kind == ChangeKind::Created && m.user_id == user && m.nonce.as_deref() == Some(nonce)
+            if c.kind == ChangeKind::Created
+                && m.user_id == user
+                && m.nonce.as_deref() == Some(nonce)
             {
                 return Ok(Found::Queued(index));
             }

@@ -10,11 +10,11 @@ use ractor::RpcReplyPort;
 use serde_json::value::RawValue;
 use voiceflow_schema::{LogHead, MessageRecord, RoomEventRecord, StoreError};
 use voiceflow_wire::ids::now_ms;
-use voiceflow_wire::{ErrorBody, Snowflake};
 use voiceflow_wire::v1::client::{MessageType, SentReply};
 use voiceflow_wire::v1::frame::{self, Frame};
 use voiceflow_wire::v1::rich::{MessageRef, MessageReply, ReactionUpdated};
 use voiceflow_wire::v1::server::{MessageDeleted, events};
+use voiceflow_wire::{ErrorBody, Snowflake};
 
 use super::fanout::{reaction_views, view_of};
 use super::{Author, RoomState};
@@ -299,7 +299,9 @@ impl RoomState {
 
     /// Storage writes queued, in flight or being re-read: none.
     pub fn writes_done(&self) -> bool {
-        self.log.pending.is_empty() && self.log.in_flight.is_none() && self.log.resync != Resync::Running
+        self.log.pending.is_empty()
+            && self.log.in_flight.is_none()
+            && self.log.resync != Resync::Running
     }
 
     /// A write failed and nothing re-read the log since.
@@ -402,7 +404,8 @@ impl RoomState {
                 .filter(|e| e.epoch == self.log.epoch && e.seq > self.log.head)
                 .collect();
             if let Some(last) = landed.last().map(|e| e.seq) {
-                let frames: Vec<Frame> = landed.iter().map(|e| frame_of(&e.event, &e.data)).collect();
+                let frames: Vec<Frame> =
+                    landed.iter().map(|e| frame_of(&e.event, &e.data)).collect();
                 self.fan_out(None, Some(last), &Frame::concat(&frames));
                 for e in &landed {
                     if let Some(m) = &e.message {
@@ -472,7 +475,10 @@ mod tests {
 
     #[test]
     fn stored_event_json_becomes_the_same_frame() {
-        let f = frame_of("message:deleted", r#"{"roomId":"1","messageId":"2","seq":3}"#);
+        let f = frame_of(
+            "message:deleted",
+            r#"{"roomId":"1","messageId":"2","seq":3}"#,
+        );
         assert_eq!(
             f.as_str(),
             r#"{"type":"message:deleted","data":{"roomId":"1","messageId":"2","seq":3}}"#

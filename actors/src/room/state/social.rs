@@ -60,7 +60,9 @@ impl Social {
     pub(super) fn presence_of(&self, user: Snowflake, live: bool) -> (PresenceStatus, Option<u64>) {
         match self.presence.get(&user) {
             // A subscribed user is not offline, whatever a late report says.
-            Some(e) if live && e.status == PresenceStatus::Offline => (PresenceStatus::Online, None),
+            Some(e) if live && e.status == PresenceStatus::Offline => {
+                (PresenceStatus::Online, None)
+            }
             Some(e) => (e.status, e.last_seen),
             None if live => (PresenceStatus::Online, None),
             None => (PresenceStatus::Offline, None),

@@ -1,0 +1,415 @@
+//! Rich messages, resume by seq, presence and read state over real WebSockets on one node.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestNode, WsClient};
+use serde_json::{Value, json};
+
+/// Room events (logged: they carry a seq) of `room` in `frames`.
+fn logged(frames: &[Value], room: &str) -> Vec<(String, u64)> {
+    frames
+        .iter()
+        .filter(|f| f["data"]["roomId"] == room && f["data"]["seq"].as_u64().is_some())
+        .filter(|f| f["type"] != "ack")
+        .map(|f| {
+            (
+                f["type"].as_str().unwrap_or_default().to_owned(),
+                f["data"]["seq"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+/// Reads frames until `n` logged events of `room` arrived (or 15 s pass).
+async fn collect(ws: &mut WsClient, room: &str, n: usize) -> anyhow::Result<Vec<Value>> {
+    let mut out: Vec<Value> = Vec::new();
+    while logged(&out, room).len() < n {
+        let frame = ws
+            .wait_for(|v| v["type"] != "ack" && v["data"]["seq"].as_u64().is_some())
+            .await?;
+        out.push(frame);
+    }
+    Ok(out)
+}
+
+#[tokio::test]
+async fn edits_deletes_reactions_and_replies_reach_every_member_in_log_order() -> anyhow::Result<()>
+{
+    let node = TestNode::start().await?;
+    let alice = node.register("alice").await?;
+    let bob = node.register("bob").await?;
+    let (room, code) = node.create_room(&alice, "General", json!({}), 10).await?;
+    assert_eq!(node.join_code(&bob, &code).await?.0, 200);
+    let mut a = node.ws(&alice).await?;
+    let mut b = node.ws(&bob).await?;
+    let joined = a.request("room:join", json!({"roomId": room})).await?;
+    let start = joined["data"]["seq"].as_u64().unwrap_or(0);
+    assert!(joined["data"]["epoch"].as_u64().is_some(), "{joined}");
+    b.request("room:join", json!({"roomId": room})).await?;
+
+    let sent = b
+        .request("message:send", json!({"roomId": room, "content": "hello"}))
+        .await?;
+    let id = sent["data"]["message"]["id"].clone();
+    let reply = a
+        .request(
+            "message:send",
+            json!({"roomId": room, "content": "hi bob", "replyTo": id}),
+        )
+        .await?;
+    assert_eq!(reply["data"]["message"]["replyTo"]["snippet"], "hello");
+    assert_eq!(reply["data"]["message"]["replyTo"]["id"], id);
+    // Only the author edits; the room is found from the message when not given.
+    let refused = a
+        .request("message:update", json!({"messageId": id, "content": "x"}))
+        .await?;
+    assert_eq!(refused["error"]["code"], "FORBIDDEN", "{refused}");
+    let edited = b
+        .request(
+            "message:update",
+            json!({"messageId": id, "content": "hello, all"}),
+        )
+        .await?;
+    assert_eq!(
+        edited["data"]["message"]["content"], "hello, all",
+        "{edited}"
+    );
+    for (by_alice, emoji) in [(true, "👍"), (false, "👍"), (true, "🎉")] {
+        let ws = if by_alice { &mut a } else { &mut b };
+        let ack = ws
+            .request(
+                "reaction:add",
+                json!({"roomId": room, "messageId": id, "emoji": emoji}),
+            )
+            .await?;
+        assert_eq!(ack["ok"], true, "{ack}");
+    }
+    let again = a
+        .request(
+            "reaction:add",
+            json!({"roomId": room, "messageId": id, "emoji": "👍"}),
+        )
+        .await?;
+    assert_eq!(again["data"]["count"], 2, "one per user per emoji: {again}");
+    assert_eq!(again["data"]["seq"], 0, "nothing changed");
+    let bad = a
+        .request(
+            "reaction:add",
+            json!({"roomId": room, "messageId": id, "emoji": "a b"}),
+        )
+        .await?;
+    assert_eq!(bad["error"]["code"], "VALIDATION_ERROR");
+    assert_eq!(bad["error"]["details"]["field"], "emoji");
+    let removed = a
+        .request(
+            "reaction:remove",
+            json!({"roomId": room, "messageId": id, "emoji": "🎉"}),
+        )
+        .await?;
+    assert_eq!(removed["data"]["added"], false);
+    // The admin deletes Bob's message: a tombstone stays.
+    let deleted = a
+        .request("message:delete", json!({"roomId": room, "messageId": id}))
+        .await?;
+    assert_eq!(deleted["ok"], true, "{deleted}");
+    let late = b
+        .request(
+            "message:update",
+            json!({"messageId": id, "content": "back"}),
+        )
+        .await?;
+    assert_eq!(late["error"]["code"], "VALIDATION_ERROR", "{late}");
+
+    let expected: Vec<(String, u64)> = [
+        "message:received",
+        "message:received",
+        "message:updated",
+        "reaction:updated",
+        "reaction:updated",
+        "reaction:updated",
+        "reaction:updated",
+        "message:deleted",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, t)| (t.to_string(), start + 1 + i as u64))
+    .collect();
+    for ws in [&mut a, &mut b] {
+        let frames = collect(ws, &room, expected.len()).await?;
+        assert_eq!(
+            logged(&frames, &room),
+            expected,
+            "same events, same order, dense seqs"
+        );
+        let reactions = frames
+            .iter()
+            .filter(|f| f["type"] == "reaction:updated")
+            .last();
+        let last = reactions.map(|f| f["data"]["reactions"].clone());
+        assert_eq!(
+            last,
+            Some(json!([{"emoji": "👍", "count": 2, "userIds": [alice.id, bob.id]}]))
+        );
+    }
+    let (_, history) = node
+        .get(
+            &format!("/api/v1/rooms/{room}/messages?limit=10"),
+            Some(&bob.token),
+        )
+        .await?;
+    let stored = history["data"]
+        .as_array()
+        .and_then(|l| l.iter().find(|m| m["id"] == id).cloned())
+        .unwrap_or_default();
+    assert_eq!(stored["deleted"], true, "{stored}");
+    assert_eq!(stored["content"], "");
+    assert!(stored["editedAt"].is_string());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_reconnect_after_500_missed_events_replays_exactly_those_in_order() -> anyhow::Result<()>
+{
+    let node = TestNode::start().await?;
+    let alice = node.register("alice").await?;
+    let bob = node.register("bob").await?;
+    let (room, code) = node.create_room(&alice, "General", json!({}), 10).await?;
+    assert_eq!(node.join_code(&bob, &code).await?.0, 200);
+    let mut a = node.ws(&alice).await?;
+    let joined = a.request("room:join", json!({"roomId": room})).await?;
+    let (since, epoch) = (
+        joined["data"]["seq"].clone(),
+        joined["data"]["epoch"].clone(),
+    );
+    drop(a);
+
+    let mut b = node.ws(&bob).await?;
+    b.request("room:join", json!({"roomId": room})).await?;
+    let mut pending = Vec::new();
+    for i in 0..498 {
+        pending.push(
+            b.send(
+                "message:send",
+                json!({"roomId": room, "content": format!("m{i}"), "nonce": format!("n{i}")}),
+            )
+            .await?,
+        );
+    }
+    let mut first = Value::Null;
+    for id in pending {
+        let ack = b.ack(id).await?;
+        assert_eq!(ack["ok"], true, "{ack}");
+        if first.is_null() {
+            first = ack["data"]["message"]["id"].clone();
+        }
+    }
+    b.request(
+        "message:update",
+        json!({"roomId": room, "messageId": first, "content": "m0!"}),
+    )
+    .await?;
+    b.request(
+        "reaction:add",
+        json!({"roomId": room, "messageId": first, "emoji": "🔥"}),
+    )
+    .await?;
+
+    let mut a = node.ws(&alice).await?;
+    let ack_id = a
+        .send(
+            "room:join",
+            json!({"roomId": room, "since": since, "epoch": epoch}),
+        )
+        .await?;
+    let ack = a.ack(ack_id).await?;
+    assert_eq!(ack["data"]["replayed"], 500, "{ack}");
+    assert_eq!(ack["data"]["replayTruncated"], false);
+    // The replay arrived before the ack: it is all in the backlog.
+    let replay: Vec<Value> = a.backlog.drain(..).collect();
+    let seqs: Vec<u64> = replay
+        .iter()
+        .filter_map(|f| f["data"]["seq"].as_u64())
+        .collect();
+    let base = since.as_u64().unwrap_or(0);
+    assert_eq!(seqs, (base + 1..=base + 500).collect::<Vec<_>>());
+    let contents: Vec<&str> = replay
+        .iter()
+        .filter(|f| f["type"] == "message:received")
+        .map(|f| f["data"]["content"].as_str().unwrap_or_default())
+        .collect();
+    let want: Vec<String> = (0..498).map(|i| format!("m{i}")).collect();
+    assert_eq!(contents, want);
+    assert_eq!(replay[498]["type"], "message:updated");
+    assert_eq!(replay[499]["type"], "reaction:updated");
+    // Live continues at the seam without a gap or a duplicate.
+    b.request("message:send", json!({"roomId": room, "content": "live"}))
+        .await?;
+    let live = a.next_event("message:received").await?;
+    assert_eq!(live["data"]["content"], "live");
+    assert_eq!(live["data"]["seq"], base + 501);
+    // A cursor from another epoch (or beyond the log) replays nothing and says so.
+    let mut c = node.ws(&alice).await?;
+    let other = c
+        .request("room:join", json!({"roomId": room, "since": 3, "epoch": 1}))
+        .await?;
+    assert_eq!(other["data"]["replayTruncated"], true, "{other}");
+    assert_eq!(other["data"]["replayed"], 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_nonce_resent_after_a_reconnect_gives_one_message() -> anyhow::Result<()> {
+    let node = TestNode::start().await?;
+    let alice = node.register("alice").await?;
+    let (room, _) = node.create_room(&alice, "General", json!({}), 10).await?;
+    let mut a = node.ws(&alice).await?;
+    a.request("room:join", json!({"roomId": room})).await?;
+    let body = json!({"roomId": room, "content": "once", "nonce": "retry-1"});
+    let first = a.request("message:send", body.clone()).await?;
+    drop(a);
+    let mut a = node.ws(&alice).await?;
+    let again = a.request("message:send", body).await?;
+    assert_eq!(again["ok"], true, "{again}");
+    assert_eq!(
+        again["data"]["message"]["id"],
+        first["data"]["message"]["id"]
+    );
+    assert_eq!(
+        again["data"]["message"]["seq"],
+        first["data"]["message"]["seq"]
+    );
+    let (_, history) = node
+        .get(
+            &format!("/api/v1/rooms/{room}/messages"),
+            Some(&alice.token),
+        )
+        .await?;
+    let count = history["data"]
+        .as_array()
+        .map_or(0, |l| l.iter().filter(|m| m["content"] == "once").count());
+    assert_eq!(count, 1);
+    Ok(())
+}
+
+/// Waits for `user:presence_changed` about `user` with `status`.
+async fn presence(ws: &mut WsClient, user: &str, status: &str) -> anyhow::Result<Value> {
+    let (user, status) = (user.to_owned(), status.to_owned());
+    ws.wait_for(move |v| {
+        v["type"] == "user:presence_changed"
+            && v["data"]["userId"] == user.as_str()
+            && v["data"]["status"] == status.as_str()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn presence_follows_every_session_of_a_user() -> anyhow::Result<()> {
+    let node = TestNode::start().await?;
+    let alice = node.register("alice").await?;
+    let bob = node.register("bob").await?;
+    let (room, code) = node.create_room(&alice, "General", json!({}), 10).await?;
+    assert_eq!(node.join_code(&bob, &code).await?.0, 200);
+    let mut a = node.ws(&alice).await?;
+    let joined = a.request("room:join", json!({"roomId": room})).await?;
+    let bob_entry = joined["data"]["participants"]
+        .as_array()
+        .and_then(|p| p.iter().find(|m| m["userId"] == bob.id.as_str()).cloned());
+    assert_eq!(bob_entry, None, "the ack lists members online in the room");
+
+    // Bob on his phone and his browser, not even in the room: online once.
+    let phone = node.ws(&bob).await?;
+    presence(&mut a, &bob.id, "online").await?;
+    let mut browser = node.ws(&bob).await?;
+    let dnd = browser
+        .request("presence:update", json!({"status": "dnd"}))
+        .await?;
+    assert_eq!(dnd["ok"], true, "{dnd}");
+    presence(&mut a, &bob.id, "dnd").await?;
+    let refused = browser
+        .request("presence:update", json!({"status": "in_call"}))
+        .await?;
+    assert_eq!(refused["error"]["details"]["field"], "status", "{refused}");
+    let (_, members) = node
+        .get(&format!("/api/v1/rooms/{room}/members"), Some(&alice.token))
+        .await?;
+    let listed = members["data"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["userId"] == bob.id.as_str()).cloned())
+        .unwrap_or_default();
+    assert_eq!(listed["status"], "dnd", "{members}");
+    assert_eq!(listed["online"], false, "not subscribed to the room");
+
+    // Killing one connection is not enough; the last one is.
+    drop(phone);
+    assert!(
+        !a.sees_within(Duration::from_secs(2), |v| v["type"]
+            == "user:presence_changed"
+            && v["data"]["status"] == "offline")
+            .await,
+        "one session is still open"
+    );
+    let killed = std::time::Instant::now();
+    drop(browser);
+    let offline = presence(&mut a, &bob.id, "offline").await?;
+    assert!(killed.elapsed() < Duration::from_secs(30));
+    assert!(offline["data"]["lastSeen"].as_u64().is_some(), "{offline}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn read_markers_send_receipts_and_drive_unread_counts() -> anyhow::Result<()> {
+    let node = TestNode::start().await?;
+    let alice = node.register("alice").await?;
+    let bob = node.register("bob").await?;
+    let (room, code) = node.create_room(&alice, "General", json!({}), 10).await?;
+    assert_eq!(node.join_code(&bob, &code).await?.0, 200);
+    let mut a = node.ws(&alice).await?;
+    let mut b = node.ws(&bob).await?;
+    a.request("room:join", json!({"roomId": room})).await?;
+    b.request("room:join", json!({"roomId": room})).await?;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let ack = b
+            .request(
+                "message:send",
+                json!({"roomId": room, "content": format!("m{i}")}),
+            )
+            .await?;
+        ids.push(ack["data"]["message"]["id"].clone());
+    }
+    let unread = |list: &Value| {
+        list["data"]
+            .as_array()
+            .and_then(|l| l.iter().find(|r| r["id"] == room.as_str()).cloned())
+            .unwrap_or_default()
+    };
+    let (_, mine) = node
+        .get("/api/v1/users/me/rooms", Some(&alice.token))
+        .await?;
+    let entry = unread(&mine);
+    assert_eq!(entry["unreadCount"], 3, "{entry}");
+    assert_eq!(entry["lastMessage"]["content"], "m2");
+    let (_, theirs) = node.get("/api/v1/users/me/rooms", Some(&bob.token)).await?;
+    assert_eq!(unread(&theirs)["unreadCount"], 0, "own messages are read");
+
+    let read = a
+        .request("message:read", json!({"roomId": room, "messageId": ids[1]}))
+        .await?;
+    assert_eq!(read["data"]["messageId"], ids[1], "{read}");
+    let receipt = b.next_event("message:read_receipt").await?;
+    assert_eq!(receipt["data"]["userId"], alice.id.as_str());
+    assert_eq!(receipt["data"]["messageId"], ids[1]);
+    let back = a
+        .request("message:read", json!({"roomId": room, "messageId": ids[0]}))
+        .await?;
+    assert_eq!(back["data"]["messageId"], ids[1], "never backward");
+    let (_, mine) = node
+        .get("/api/v1/users/me/rooms", Some(&alice.token))
+        .await?;
+    let entry = unread(&mine);
+    assert_eq!(entry["unreadCount"], 1, "{entry}");
+    assert_eq!(entry["lastReadMessageId"], ids[1]);
+    Ok(())
+}
