@@ -31,11 +31,18 @@ pub struct Migration {
 }
 
 /// Every migration, oldest first.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "initial schema",
-    cql: include_str!("../../cql/001_initial.cql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "initial schema",
+        cql: include_str!("../../cql/001_initial.cql"),
+    },
+    Migration {
+        version: 3,
+        description: "uploaded files",
+        cql: include_str!("../../cql/003_files.cql"),
+    },
+];
 
 /// The newest version this binary knows.
 pub fn latest_version() -> i32 {
@@ -246,6 +253,18 @@ mod tests {
             statements.len(),
             "only CREATE TABLE statements"
         );
-        assert_eq!(latest_version(), 1);
+        assert_eq!(latest_version(), 3);
+    }
+
+    #[test]
+    fn migration_3_creates_the_file_tables() {
+        let files = MIGRATIONS
+            .iter()
+            .find(|m| m.version == 3)
+            .expect("migration 3");
+        let statements = split_statements(files.cql);
+        assert_eq!(statements.len(), 2);
+        assert!(statements[0].starts_with("CREATE TABLE IF NOT EXISTS files "));
+        assert!(statements[1].starts_with("CREATE TABLE IF NOT EXISTS file_chunks "));
     }
 }
