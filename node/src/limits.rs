@@ -46,9 +46,12 @@ pub struct RateLimited {
 }
 
 impl RateLimited {
-    fn from_not_until(not_until: &NotUntil<<DefaultClock as Clock>::Instant>) -> Self {
+    fn from_not_until(
+        not_until: &NotUntil<<DefaultClock as Clock>::Instant>,
+        now: &DefaultClock,
+    ) -> Self {
         RateLimited {
-            retry_after: not_until.wait_time_from(DefaultClock::default().now()),
+            retry_after: not_until.wait_time_from(now.now()),
         }
     }
 
@@ -100,7 +103,7 @@ impl<K: std::hash::Hash + Eq + Clone> Keyed<K> {
         }
         self.limiter
             .check_key(key)
-            .map_err(|n| RateLimited::from_not_until(&n))
+            .map_err(|n| RateLimited::from_not_until(&n, self.limiter.clock()))
     }
 }
 
@@ -110,6 +113,8 @@ fn nonzero(n: u32) -> NonZeroU32 {
 
 /// The node-wide limits (shared by every connection and request handler).
 pub struct Limits {
+    /// One clock for every connection's bucket (cheap to clone, calibrated once).
+    clock: DefaultClock,
     /// Per-connection quota; `None` when rate limits are off.
     connection: Option<Quota>,
     /// Frames per window above which a connection is closed.
@@ -132,6 +137,7 @@ impl Limits {
             Quota::with_period(over / n.max(1)).map(|q| q.allow_burst(nonzero(n)))
         };
         Limits {
+            clock: DefaultClock::default(),
             connection: per(l.connection_events, window).filter(|_| on),
             close_after: (on && l.connection_close_factor > 0).then(|| {
                 u64::from(l.connection_close_factor) * u64::from(l.connection_events.max(1))
@@ -164,7 +170,9 @@ impl Limits {
     /// The per-connection state of a new WebSocket.
     pub fn connection(&self) -> ConnectionGate {
         ConnectionGate {
-            events: self.connection.map(DefaultDirectRateLimiter::direct),
+            events: self.connection.map(|quota| {
+                DefaultDirectRateLimiter::direct_with_clock(quota, self.clock.clone())
+            }),
             window_start: Instant::now(),
             in_window: 0,
             errors_in_row: 0,
@@ -246,7 +254,7 @@ impl ConnectionGate {
         }
         self.in_window += 1;
         let limited = events.check().err()?;
-        let limited = RateLimited::from_not_until(&limited);
+        let limited = RateLimited::from_not_until(&limited, events.clock());
         let answer = frame::failure(id(), &limited.body("events on this connection"));
         metrics::counter!("voiceflow_rate_limited_total", "limit" => "connection").increment(1);
         if limits.close_after.is_some_and(|max| self.in_window > max) {

@@ -3,8 +3,9 @@
 //! warp routes and authenticates the upgrade; the upgraded connection runs on tokio-tungstenite
 //! directly so we choose its buffers (small read buffer: idle connections stay light) and can
 //! hand it shared frame bytes without a copy per recipient. One task per connection reads
-//! frames (forwarded to the session actor) and drains the session's [`Outbox`] into the socket
-//! with one flush per batch.
+//! frames (forwarded to the session actor once they pass the connection's limits, see
+//! [`crate::limits`]) and drains the session's [`Outbox`] into the socket with one flush per
+//! batch.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};

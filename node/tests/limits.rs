@@ -26,7 +26,7 @@ async fn a_user_over_the_message_rate_is_refused_then_recovers_and_others_are_un
 -> Result<()> {
     let node = TestNode::start_with(&config(
         "",
-        "messages_per_sec = 2\nmessages_burst = 3\nlogins_per_min = 100\n",
+        "messages_per_sec = 1\nmessages_burst = 3\nlogins_per_min = 100\n",
     ))
     .await?;
     let alice = node.register("alice").await?;
@@ -48,7 +48,7 @@ async fn a_user_over_the_message_rate_is_refused_then_recovers_and_others_are_un
     assert_eq!(refused["ok"], false, "{refused}");
     assert_eq!(refused["error"]["code"], "RATE_LIMITED");
     let wait = retry_after_ms(&refused);
-    assert!((1..=500).contains(&wait), "{refused}");
+    assert!((1..=1000).contains(&wait), "{refused}");
     // The bucket is the user's, not the connection's; without an id the answer is an event.
     a2.send_raw(&json!({"type": "message:send", "data": send(4)}).to_string())
         .await?;
@@ -101,7 +101,7 @@ async fn a_user_over_the_message_rate_is_refused_then_recovers_and_others_are_un
 async fn a_connection_over_its_event_budget_is_refused_and_a_flood_is_closed() -> Result<()> {
     let node = TestNode::start_with(&config(
         "",
-        "connection_events = 5\nconnection_window_secs = 5\nconnection_close_factor = 3\n",
+        "connection_events = 5\nconnection_window_secs = 10\nconnection_close_factor = 3\n",
     ))
     .await?;
     let alice = node.register("alice").await?;
@@ -113,8 +113,9 @@ async fn a_connection_over_its_event_budget_is_refused_and_a_flood_is_closed() -
     let refused = flood.request("ping", json!({})).await?;
     assert_eq!(refused["error"]["code"], "RATE_LIMITED", "{refused}");
     assert!(retry_after_ms(&refused) > 0);
-    // 3 × 5 frames in the window are tolerated (refused); the 16th closes the connection.
-    for _ in 6..16 {
+    // 3 × 5 frames in the window are tolerated (refused); the 16th closes the connection
+    // (a few more are sent in case the bucket refilled meanwhile: one frame every 2 s).
+    for _ in 6..30 {
         flood.send("ping", json!({})).await?;
     }
     assert_eq!(flood.closed().await?, Some(4029));
