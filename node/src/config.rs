@@ -87,6 +87,111 @@ pub struct Config {
     pub shutdown_grace_secs: u64,
     /// Cluster membership and inter-node transport (see `ClusterConfig`; off by default).
     pub cluster: crate::cluster::ClusterConfig,
+    /// Uploaded files (`[files]`): size limit and where they are kept.
+    pub files: FilesConfig,
+    /// Rate limits and bad-input limits (`[limits]`).
+    pub limits: LimitsConfig,
+}
+
+/// Where uploaded files are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FilesBackend {
+    /// A directory (`files.dir`) of this node: one file plus a JSON metadata file per upload.
+    Dir,
+    /// The `files` and `file_chunks` tables of the CQL store (needs `storage = "scylla"`),
+    /// shared by every node of a cluster.
+    Cql,
+}
+
+/// The `[files]` table: attachments (`POST /api/v1/files`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FilesConfig {
+    /// Largest file accepted, bytes; a larger upload gets 413 PAYLOAD_TOO_LARGE and nothing is
+    /// stored.
+    pub max_bytes: u64,
+    /// Directory of the `dir` backend [default: `<data_dir>/blobs`].
+    pub dir: Option<PathBuf>,
+    /// `dir` or `cql` [default: `dir` with the embedded store, `cql` with `storage =
+    /// "scylla"`]. A cluster on `dir` only works if every node mounts the same directory.
+    pub backend: Option<FilesBackend>,
+}
+
+impl Default for FilesConfig {
+    fn default() -> Self {
+        FilesConfig {
+            max_bytes: 25 * 1024 * 1024,
+            dir: None,
+            backend: None,
+        }
+    }
+}
+
+impl FilesConfig {
+    /// The backend in effect for `storage`.
+    pub fn backend_for(&self, storage: StorageKind) -> FilesBackend {
+        self.backend.unwrap_or(match storage {
+            StorageKind::Embedded => FilesBackend::Dir,
+            StorageKind::Scylla => FilesBackend::Cql,
+        })
+    }
+
+    /// The directory of the `dir` backend.
+    pub fn dir_in(&self, data_dir: &Path) -> PathBuf {
+        self.dir.clone().unwrap_or_else(|| data_dir.join("blobs"))
+    }
+}
+
+/// The `[limits]` table: token buckets against floods, and limits on what one frame may be.
+/// Over a rate limit a request gets RATE_LIMITED with `retryAfterMs` (REST: 429 with
+/// `Retry-After`) and is dropped; nothing else is affected.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Enforce the rate limits below (`false` turns every token bucket off, e.g. for load
+    /// generators that drive thousands of users from one address). Frame size and JSON depth
+    /// limits stay on.
+    pub rate_limits: bool,
+    /// Frames one WebSocket connection may send per `connection_window_secs` (a bucket of
+    /// this many, refilled evenly over the window; Discord's gateway allows 120 per 60 s).
+    pub connection_events: u32,
+    /// The window of `connection_events`, seconds.
+    pub connection_window_secs: u64,
+    /// A connection that sends more than this many times `connection_events` within one
+    /// window is closed with 4029 (0: never closed for its rate).
+    pub connection_close_factor: u32,
+    /// `message:send` frames (and `POST /messages`) per user per second, sustained, counted
+    /// over all of the user's connections on this node.
+    pub messages_per_sec: u32,
+    /// How many messages a user may send at once before `messages_per_sec` applies.
+    pub messages_burst: u32,
+    /// `POST /auth/login` and `/auth/register` requests per client IP address per minute
+    /// (also the burst).
+    pub logins_per_min: u32,
+    /// Deepest nesting of objects and arrays in a WebSocket frame (the envelope is level 1);
+    /// deeper frames get INVALID_FRAME "nested too deeply" without being parsed.
+    pub max_json_depth: u32,
+    /// WebSocket frames larger than `ws_max_frame_bytes` and at most this size are read,
+    /// answered with PAYLOAD_TOO_LARGE and dropped; larger ones cannot be read without
+    /// buffering them and close the connection with 1009 (message too big). Bytes.
+    pub ws_frame_close_bytes: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            rate_limits: true,
+            connection_events: 120,
+            connection_window_secs: 60,
+            connection_close_factor: 3,
+            messages_per_sec: 10,
+            messages_burst: 20,
+            logins_per_min: 5,
+            max_json_depth: 32,
+            ws_frame_close_bytes: 256 * 1024,
+        }
+    }
 }
 
 impl Default for Config {
@@ -116,6 +221,8 @@ impl Default for Config {
             http_max_body_bytes: 64 * 1024,
             shutdown_grace_secs: 10,
             cluster: crate::cluster::ClusterConfig::default(),
+            files: FilesConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }
@@ -263,6 +370,33 @@ impl Config {
         if self.storage == StorageKind::Scylla {
             self.scylla.validate().map_err(ConfigError::Invalid)?;
         }
+        if self.files.max_bytes == 0 {
+            return bad("files.max_bytes must be positive");
+        }
+        if self.files.backend_for(self.storage) == FilesBackend::Cql
+            && self.storage != StorageKind::Scylla
+        {
+            return bad("files.backend = \"cql\" needs storage = \"scylla\"");
+        }
+        let l = &self.limits;
+        if l.rate_limits
+            && (l.connection_events == 0
+                || l.connection_window_secs == 0
+                || l.messages_per_sec == 0
+                || l.messages_burst == 0
+                || l.logins_per_min == 0)
+        {
+            return bad(
+                "limits: every rate must be positive (set limits.rate_limits = false to turn \
+                 them off)",
+            );
+        }
+        if l.max_json_depth < 2 {
+            return bad("limits.max_json_depth must be at least 2 (the envelope and its data)");
+        }
+        if l.ws_frame_close_bytes < self.ws_max_frame_bytes {
+            return bad("limits.ws_frame_close_bytes must be at least ws_max_frame_bytes");
+        }
         if self.cluster.enabled {
             if self.storage != StorageKind::Scylla {
                 return bad(
@@ -313,6 +447,31 @@ mod tests {
             }
         }
         assert!(checked > 0, "no config files found in {}", dir.display());
+    }
+
+    #[test]
+    fn files_and_limits_have_working_defaults() {
+        let config = Config::from_toml("").expect("empty");
+        assert_eq!(config.files.max_bytes, 25 * 1024 * 1024);
+        assert_eq!(config.files.backend_for(config.storage), FilesBackend::Dir);
+        assert_eq!(
+            config.files.dir_in(&config.data_dir),
+            PathBuf::from("./data/blobs")
+        );
+        assert_eq!(
+            config.files.backend_for(StorageKind::Scylla),
+            FilesBackend::Cql
+        );
+        assert_eq!(config.limits.connection_events, 120);
+        config.validate().expect("defaults validate");
+        let cql_alone = Config::from_toml("[files]\nbackend = \"cql\"\n").expect("parse");
+        assert!(cql_alone.validate().is_err(), "cql files need cql storage");
+        let tiny = Config::from_toml("[limits]\nws_frame_close_bytes = 10\n").expect("parse");
+        assert!(tiny.validate().is_err());
+        let off = Config::from_toml("[limits]\nrate_limits = false\nlogins_per_min = 0\n")
+            .expect("parse");
+        off.validate()
+            .expect("rates may be zero when rate limits are off");
     }
 
     #[test]

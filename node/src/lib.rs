@@ -7,6 +7,8 @@
 //! - `auth`: argon2 passwords and JWT access/refresh tokens with rotation.
 //! - `ws`: the WebSocket upgrade and the per-connection read/write pump.
 //! - `metrics`: Prometheus exposition. `state`: what handlers share.
+//! - `files`: the blob store of attachments and how files are served; `limits`: rate limits
+//!   and per-frame limits at the front door.
 //! - `web`: the embedded web client (`node/web/`) at `/`.
 //! - [`cluster`]: QUIC links, membership, placement and routing between nodes.
 //! - [`Node`]: a started node; [`run`] starts one and waits for SIGINT/SIGTERM.
@@ -17,6 +19,8 @@ pub mod config;
 mod api;
 mod auth;
 mod error;
+mod files;
+mod limits;
 mod metrics;
 mod state;
 mod web;
@@ -55,6 +59,7 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
     let secret =
         auth::load_or_create_secret(&config).context("cannot read or create the JWT secret")?;
+    let mut cql_store = None;
     let store: Arc<dyn Store> = match config.storage {
         config::StorageKind::Embedded => Arc::new(
             EmbeddedStore::open(&config.data_dir.join("store")).with_context(|| {
@@ -66,19 +71,24 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
         ),
         // Connects, applies pending schema migrations and prepares statements; a cluster that
         // is down or refuses us stops the start here.
-        config::StorageKind::Scylla => Arc::new(
-            voiceflow_schema::cql::CqlStore::connect(&config.scylla)
-                .await
-                .with_context(|| {
-                    format!(
-                        "cannot open the ScyllaDB store (contact points {}, keyspace {}); \
-                         is the cluster up and reachable?",
-                        config.scylla.contact_points.join(", "),
-                        config.scylla.keyspace
-                    )
-                })?,
-        ),
+        config::StorageKind::Scylla => {
+            let cql = Arc::new(
+                voiceflow_schema::cql::CqlStore::connect(&config.scylla)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "cannot open the ScyllaDB store (contact points {}, keyspace {}); \
+                             is the cluster up and reachable?",
+                            config.scylla.contact_points.join(", "),
+                            config.scylla.keyspace
+                        )
+                    })?,
+            );
+            cql_store = Some(cql.clone());
+            cql
+        }
     };
+    let blobs = files::open(&config, cql_store.as_deref()).await?;
     // Before anything records a metric (the cluster links create their counters at start).
     let metrics = metrics::Metrics::install().context("cannot install the metrics recorder")?;
     let directory = RoomDirectory::new();
@@ -116,6 +126,8 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
         draining: Arc::new(AtomicBool::new(false)),
         metrics,
         cluster: cluster.clone(),
+        blobs,
+        limits: Arc::new(limits::Limits::new(&config)),
     };
     let routes = ws::route(state.clone())
         .or(api::routes(state.clone()))

@@ -76,4 +76,8 @@ pub struct AppState {
     pub metrics: crate::metrics::Metrics,
     /// Cluster membership, when the node is in a cluster.
     pub cluster: Option<crate::cluster::ClusterNode>,
+    /// Where uploaded files live (`[files]`).
+    pub blobs: Arc<dyn voiceflow_schema::BlobStore>,
+    /// Rate limits and per-frame limits (`[limits]`).
+    pub limits: Arc<crate::limits::Limits>,
 }

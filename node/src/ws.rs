@@ -3,8 +3,9 @@
 //! warp routes and authenticates the upgrade; the upgraded connection runs on tokio-tungstenite
 //! directly so we choose its buffers (small read buffer: idle connections stay light) and can
 //! hand it shared frame bytes without a copy per recipient. One task per connection reads
-//! frames (forwarded to the session actor) and drains the session's [`Outbox`] into the socket
-//! with one flush per batch.
+//! frames (forwarded to the session actor once they pass the connection's limits, see
+//! [`crate::limits`]) and drains the session's [`Outbox`] into the socket with one flush per
+//! batch.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -18,11 +19,12 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use voiceflow_actors::outbox::Drained;
 use voiceflow_actors::room::Author;
 use voiceflow_actors::session::{SessionActor, SessionArgs, SessionMsg};
 use voiceflow_actors::{CloseReason, Outbox};
+use voiceflow_wire::Snowflake;
 use voiceflow_wire::v1::PROTOCOL_VERSION;
 use voiceflow_wire::v1::frame::{self, Frame};
 use voiceflow_wire::v1::server::{Hello, events};
@@ -32,6 +34,7 @@ use warp::{Filter, Rejection};
 
 use crate::api::with_state;
 use crate::error::ApiError;
+use crate::limits::Verdict;
 use crate::state::AppState;
 
 #[derive(serde::Deserialize)]
@@ -125,8 +128,11 @@ fn ws_config(state: &AppState) -> WebSocketConfig {
         .read_buffer_size(1024)
         .write_buffer_size(64 * 1024)
         .max_write_buffer_size(4 * 1024 * 1024)
-        .max_message_size(Some(state.config.ws_max_frame_bytes))
-        .max_frame_size(Some(state.config.ws_max_frame_bytes))
+        // Frames up to this size are read and refused with PAYLOAD_TOO_LARGE by the gate
+        // (over `ws_max_frame_bytes`); tungstenite refuses larger ones, which ends the
+        // connection (1009).
+        .max_message_size(Some(state.config.limits.ws_frame_close_bytes))
+        .max_frame_size(Some(state.config.limits.ws_frame_close_bytes))
 }
 
 type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
@@ -162,7 +168,7 @@ async fn serve(state: AppState, mut ws: Ws, user: Author) {
         idle_timeout_secs: state.config.ws_idle_timeout_secs,
     };
     outbox.push(frame::event(events::HELLO, &hello));
-    let close = pump(&state, &mut ws, &outbox, &session).await;
+    let close = pump(&state, &mut ws, &outbox, &session, user.user_id).await;
     if let Some(reason) = close {
         // The closing handshake: send our close, then read until the client's close (or the
         // end of the stream) so the client reads our reason before the TCP connection goes.
@@ -237,7 +243,9 @@ async fn pump(
     ws: &mut Ws,
     outbox: &Outbox,
     session: &ActorRef<SessionMsg>,
+    user: Snowflake,
 ) -> Option<CloseReason> {
+    let mut gate = state.limits.connection();
     let idle_timeout = Duration::from_secs(state.config.ws_idle_timeout_secs);
     let write_timeout = Duration::from_millis(state.config.ws_write_timeout_ms);
     let mut ping = tokio::time::interval(Duration::from_secs(state.config.ws_ping_interval_secs));
@@ -250,6 +258,27 @@ async fn pump(
         tokio::select! {
             inbound = ws.next() => {
                 last_heard = Instant::now();
+                // Limits are checked here, before a frame reaches the session actor; refusals
+                // and closes go through the outbox, in order with everything else.
+                let verdict = match &inbound {
+                    Some(Ok(Message::Text(text))) => {
+                        gate.check_text(&state.limits, user, text.as_str())
+                    }
+                    Some(Ok(Message::Binary(_))) => gate.check_binary(&state.limits),
+                    _ => Verdict::Forward,
+                };
+                match verdict {
+                    Verdict::Forward => {}
+                    Verdict::Refuse(answer) => {
+                        outbox.push(answer);
+                        continue;
+                    }
+                    Verdict::Close(answer, reason) => {
+                        outbox.push(answer);
+                        outbox.close(reason);
+                        continue;
+                    }
+                }
                 match inbound {
                     Some(Ok(Message::Text(text))) => {
                         if session.cast(SessionMsg::Inbound(text.as_str().to_owned())).is_err() {
@@ -261,6 +290,16 @@ async fn pump(
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
                     Some(Ok(Message::Close(_))) | None => return None,
+                    Some(Err(WsError::Capacity(e))) => {
+                        tracing::debug!(error = %e, "websocket frame over the hard limit");
+                        return Some(CloseReason {
+                            code: 1009,
+                            reason: format!(
+                                "message too big: frames over {} bytes are refused",
+                                state.config.ws_max_frame_bytes
+                            ),
+                        });
+                    }
                     Some(Err(e)) => {
                         tracing::debug!(error = %e, "websocket read error");
                         return Some(CloseReason { code: 1002, reason: "protocol error".into() });

@@ -9,6 +9,8 @@
 //! - [`cql`]: the ScyllaDB backend on the `scylla` driver (migrations, prepared statements,
 //!   per-room group commit), plus the protocol v4 ↔ v3 bridge and helpers for tests that use
 //!   the Cassandra 2.1 test server.
+//! - [`blob`]: the [`BlobStore`] trait for uploaded files and its two backends (a directory,
+//!   and the `files`/`file_chunks` CQL tables).
 //! - [`bucket`]: time buckets that bound message-log partitions (Discord's model).
 //! - [`fixtures`]: record builders shared by both stores' tests and the benchmark.
 //!
@@ -16,6 +18,7 @@
 //! storage benchmark of both backends). The conformance suite in `tests/conformance/` runs
 //! the same tests against both backends.
 
+pub mod blob;
 pub mod bucket;
 pub mod cql;
 pub mod embedded;
@@ -23,6 +26,7 @@ pub mod fixtures;
 pub mod model;
 pub mod store;
 
+pub use blob::{BlobMeta, BlobStore};
 pub use cql::CqlStore;
 pub use embedded::EmbeddedStore;
 pub use model::*;

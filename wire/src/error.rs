@@ -24,6 +24,9 @@ pub enum ErrorCode {
     RoomFull,
     /// Too many requests; `details.retryAfterMs` says when to try again.
     RateLimited,
+    /// A body, file or frame is larger than the configured limit; `details.limit` gives it in
+    /// bytes.
+    PayloadTooLarge,
     /// The frame was not valid JSON or not an object of the expected shape.
     InvalidFrame,
     /// The frame's `type` is not an event this server knows.
@@ -43,6 +46,7 @@ impl ErrorCode {
             ErrorCode::Forbidden => 403,
             ErrorCode::NotFound | ErrorCode::RoomNotFound => 404,
             ErrorCode::Conflict | ErrorCode::RoomFull => 409,
+            ErrorCode::PayloadTooLarge => 413,
             ErrorCode::RateLimited => 429,
             ErrorCode::StorageUnavailable => 503,
             ErrorCode::InternalError => 500,
@@ -61,6 +65,7 @@ impl ErrorCode {
             ErrorCode::Conflict => "CONFLICT",
             ErrorCode::RoomFull => "ROOM_FULL",
             ErrorCode::RateLimited => "RATE_LIMITED",
+            ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             ErrorCode::InvalidFrame => "INVALID_FRAME",
             ErrorCode::UnknownEvent => "UNKNOWN_EVENT",
             ErrorCode::StorageUnavailable => "STORAGE_UNAVAILABLE",
@@ -101,9 +106,95 @@ impl ErrorBody {
     }
 }
 
+/// Parses JSON into `T`; a failure is a [`ErrorCode::ValidationError`] whose `details.field`
+/// names the offending field: its path (`settings.isPublic`, `ids[2]`) for a wrong type or
+/// value, the field itself for a missing one. Unknown fields are ignored unless `T` says
+/// otherwise.
+pub fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ErrorBody> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let text = inner.to_string();
+        // serde names a missing field (at the path of its parent) as "missing field `x`".
+        let field = match text.strip_prefix("missing field `") {
+            Some(rest) => {
+                let name = rest.split('`').next().unwrap_or_default();
+                if path == "." {
+                    Some(name.to_owned())
+                } else {
+                    Some(format!("{path}.{name}"))
+                }
+            }
+            None if path != "." => Some(path),
+            None => None,
+        };
+        let message = match &field {
+            Some(f) => format!("invalid data: `{f}`: {text}"),
+            None => format!("invalid data: {text}"),
+        };
+        ErrorBody {
+            code: ErrorCode::ValidationError,
+            message,
+            details: field.map(|f| serde_json::json!({ "field": f })),
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    #[allow(dead_code)]
+    struct Sample {
+        room_id: u64,
+        content: String,
+        #[serde(default)]
+        settings: Option<Settings>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    #[allow(dead_code)]
+    struct Settings {
+        is_public: bool,
+    }
+
+    #[test]
+    fn parse_errors_name_the_field() {
+        let field = |text: &str| {
+            parse_json::<Sample>(text)
+                .expect_err("must fail")
+                .details
+                .and_then(|d| d["field"].as_str().map(str::to_owned))
+        };
+        assert_eq!(
+            field(r#"{"roomId": 1, "content": 5}"#).as_deref(),
+            Some("content")
+        );
+        assert_eq!(
+            field(r#"{"roomId": "x", "content": "a"}"#).as_deref(),
+            Some("roomId")
+        );
+        assert_eq!(field(r#"{"roomId": 1}"#).as_deref(), Some("content"));
+        assert_eq!(
+            field(r#"{"roomId": 1, "content": "a", "settings": {"isPublic": "yes"}}"#).as_deref(),
+            Some("settings.isPublic")
+        );
+        assert_eq!(
+            field(r#"{"roomId": 1, "content": "a", "settings": {}}"#).as_deref(),
+            Some("settings.isPublic")
+        );
+        let ok: Sample = parse_json(r#"{"roomId": 1, "content": "a", "extra": [1, {"x": 2}]}"#)
+            .expect("unknown fields are ignored");
+        assert_eq!(ok.room_id, 1);
+        assert_eq!(
+            parse_json::<Sample>("[").expect_err("eof").code,
+            ErrorCode::ValidationError
+        );
+    }
 
     #[test]
     fn codes_serialize_to_their_wire_names() {

@@ -84,16 +84,29 @@ fn double_option<'de, D: serde::Deserializer<'de>>(
 /// The routes of this module.
 pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let limit = state.config.http_max_body_bytes;
+    // Both spend a login attempt of the client's address (`[limits] logins_per_min`).
     let register = warp::path!("auth" / "register")
         .and(warp::post())
         .and(with_state(state.clone()))
+        .and(warp::addr::remote())
         .and(json_body(limit))
-        .then(|s: AppState, body: Bytes| async move { respond(register(s, body).await) });
+        .then(|s: AppState, addr, body: Bytes| async move {
+            match s.limits.login(addr) {
+                Ok(()) => respond(register(s, body).await),
+                Err(limited) => limited.response("login attempts from this address"),
+            }
+        });
     let login = warp::path!("auth" / "login")
         .and(warp::post())
         .and(with_state(state.clone()))
+        .and(warp::addr::remote())
         .and(json_body(limit))
-        .then(|s: AppState, body: Bytes| async move { respond(login(s, body).await) });
+        .then(|s: AppState, addr, body: Bytes| async move {
+            match s.limits.login(addr) {
+                Ok(()) => respond(login(s, body).await),
+                Err(limited) => limited.response("login attempts from this address"),
+            }
+        });
     let refresh = warp::path!("auth" / "refresh")
         .and(warp::post())
         .and(with_state(state.clone()))

@@ -38,7 +38,13 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .and(warp::post())
         .and(s())
         .and(json_body(limit))
-        .then(|s: AppState, u: AuthUser, b: Bytes| async move { respond(post(s, u, b).await) });
+        .then(|s: AppState, u: AuthUser, b: Bytes| async move {
+            // The same per-user bucket as `message:send`.
+            match s.limits.message(u.id) {
+                Ok(()) => respond(post(s, u, b).await),
+                Err(limited) => limited.response("messages"),
+            }
+        });
     let delete = warp::path!("messages" / Snowflake)
         .and(warp::delete())
         .and(s())

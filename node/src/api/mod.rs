@@ -2,6 +2,7 @@
 //! `Result<Response, ApiError>`; [`crate::error::respond`] renders both sides.
 
 mod accounts;
+mod files;
 mod messages;
 mod rooms;
 mod validate;
@@ -30,20 +31,41 @@ pub fn with_state(
 pub fn authed(state: AppState) -> impl Filter<Extract = (AuthUser,), Error = Rejection> + Clone {
     warp::header::optional::<String>("authorization").and_then(move |header: Option<String>| {
         let auth = state.auth.clone();
-        async move {
-            let header = header.ok_or_else(|| {
-                warp::reject::custom(ApiError::unauthorized("missing bearer token"))
-            })?;
-            let token = header
-                .strip_prefix("Bearer ")
-                .or_else(|| header.strip_prefix("bearer "))
-                .ok_or_else(|| {
-                    warp::reject::custom(ApiError::unauthorized("expected a bearer token"))
-                })?;
-            auth.verify_access(token.trim())
-                .map_err(warp::reject::custom)
-        }
+        async move { bearer(&auth, header).map_err(warp::reject::custom) }
     })
+}
+
+#[derive(serde::Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+/// Requires `Authorization: Bearer <access token>` or, when that header is absent,
+/// `?token=<access token>` (for URLs a browser fetches by itself, such as `<img src>`).
+pub fn authed_or_query_token(
+    state: AppState,
+) -> impl Filter<Extract = (AuthUser,), Error = Rejection> + Clone {
+    warp::header::optional::<String>("authorization")
+        .and(warp::query::<TokenQuery>())
+        .and_then(move |header: Option<String>, q: TokenQuery| {
+            let auth = state.auth.clone();
+            async move {
+                match (header, q.token) {
+                    (None, Some(token)) => auth.verify_access(token.trim()),
+                    (header, _) => bearer(&auth, header),
+                }
+                .map_err(warp::reject::custom)
+            }
+        })
+}
+
+fn bearer(auth: &crate::auth::Auth, header: Option<String>) -> Result<AuthUser, ApiError> {
+    let header = header.ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
+    let token = header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .ok_or_else(|| ApiError::unauthorized("expected a bearer token"))?;
+    auth.verify_access(token.trim())
 }
 
 /// A JSON body, size-limited, parsed with errors that name the field.
@@ -51,15 +73,19 @@ pub fn json_body(limit: u64) -> impl Filter<Extract = (Bytes,), Error = Rejectio
     warp::body::content_length_limit(limit).and(warp::body::bytes())
 }
 
-/// Parses a JSON body into `T`.
+/// Parses a JSON body into `T`; a wrong type or a missing field names the field.
 pub fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     let body: &[u8] = if body.is_empty() { b"{}" } else { body };
-    serde_json::from_slice(body).map_err(|e| {
-        let text = e.to_string();
-        match text.split('`').nth(1) {
-            Some(field) => ApiError::field(field, format!("invalid request body: {text}")),
-            None => ApiError::field("body", format!("invalid request body: {text}")),
+    let text = std::str::from_utf8(body)
+        .map_err(|_| ApiError::field("body", "invalid request body: not UTF-8"))?;
+    voiceflow_wire::error::parse_json(text).map_err(|mut e| {
+        e.message = e
+            .message
+            .replacen("invalid data", "invalid request body", 1);
+        if e.details.is_none() {
+            e.details = Some(serde_json::json!({ "field": "body" }));
         }
+        ApiError(e)
     })
 }
 
@@ -89,7 +115,9 @@ pub fn routes(state: AppState) -> warp::filters::BoxedFilter<(Response,)> {
             .boxed()
             .or(rooms::routes(state.clone()).boxed())
             .unify()
-            .or(messages::routes(state).boxed())
+            .or(messages::routes(state.clone()).boxed())
+            .unify()
+            .or(files::routes(state).boxed())
             .unify(),
     );
     health

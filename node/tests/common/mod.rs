@@ -19,8 +19,14 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-/// Settings tests commonly shorten; written to a config file for the node.
-pub const FAST_CONFIG: &str =
+/// Settings tests commonly shorten; written to a config file for the node. Rate limits are
+/// off (tests register many users from one address and send fast); `node/tests/limits.rs`
+/// tests them with [`FAST_CONFIG_LIMITED`].
+pub const FAST_CONFIG: &str = "password_hash_memory_kib = 1024\npassword_hash_iterations = 1\n\
+     typing_ttl_ms = 600\nlimits.rate_limits = false\n";
+
+/// [`FAST_CONFIG`] with the default rate limits on; add a `[limits]` table to change them.
+pub const FAST_CONFIG_LIMITED: &str =
     "password_hash_memory_kib = 1024\npassword_hash_iterations = 1\ntyping_ttl_ms = 600\n";
 
 /// Config for a node on the CQL test server named by `VOICEFLOW_TEST_CQL` (e.g. the bridge

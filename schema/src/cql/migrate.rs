@@ -42,6 +42,11 @@ pub const MIGRATIONS: &[Migration] = &[
         description: "room event logs, rich messages, read markers",
         cql: include_str!("../../cql/002_events.cql"),
     },
+    Migration {
+        version: 3,
+        description: "uploaded files",
+        cql: include_str!("../../cql/003_files.cql"),
+    },
 ];
 
 /// The newest version this binary knows.
@@ -266,6 +271,18 @@ mod tests {
             statements.len(),
             "only CREATE TABLE statements"
         );
-        assert_eq!(latest_version(), 1);
+        assert_eq!(latest_version(), 3);
+    }
+
+    #[test]
+    fn migration_3_creates_the_file_tables() {
+        let files = MIGRATIONS
+            .iter()
+            .find(|m| m.version == 3)
+            .expect("migration 3");
+        let statements = split_statements(files.cql);
+        assert_eq!(statements.len(), 2);
+        assert!(statements[0].starts_with("CREATE TABLE IF NOT EXISTS files "));
+        assert!(statements[1].starts_with("CREATE TABLE IF NOT EXISTS file_chunks "));
     }
 }

@@ -21,6 +21,7 @@
 //! email or join code (`INSERT … IF NOT EXISTS`), releasing or taking over such a claim, and
 //! the refresh-token compare-and-set.
 
+pub mod blobs;
 pub mod bridge;
 mod codec;
 mod commit;

@@ -51,21 +51,7 @@ impl<'a> ClientFrame<'a> {
     /// Parses `data` as the payload of request `R`; a wrong shape names the problem.
     pub fn payload<R: Request>(&self) -> Result<R, FrameError> {
         let raw = self.data.map(RawValue::get).unwrap_or("{}");
-        serde_json::from_str(raw).map_err(|e| FrameError {
-            id: self.id,
-            error: validation_error(&e),
-        })
-    }
-}
-
-fn validation_error(e: &serde_json::Error) -> ErrorBody {
-    let text = e.to_string();
-    // serde names the field in "missing field `x`" / "unknown variant" messages.
-    let field = text.split('`').nth(1).map(str::to_owned);
-    ErrorBody {
-        code: ErrorCode::ValidationError,
-        message: format!("invalid data: {text}"),
-        details: field.map(|f| serde_json::json!({ "field": f })),
+        crate::error::parse_json(raw).map_err(|error| FrameError { id: self.id, error })
     }
 }
 

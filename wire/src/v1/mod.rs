@@ -3,6 +3,7 @@
 //! `{"type": EVENT, "data": {...}}` or an ack `{"type":"ack","id":N,"ok":...}`.
 
 pub mod client;
+pub mod files;
 pub mod frame;
 pub mod rich;
 pub mod server;

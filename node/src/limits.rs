@@ -1,0 +1,450 @@
+//! Limits at the front door, checked before anything reaches a session actor or a store.
+//!
+//! - **Token buckets** ([governor](https://docs.rs/governor), GCRA): per WebSocket connection
+//!   (`connection_events` per `connection_window_secs`, every frame counts), per user
+//!   (`message:send` and `POST /messages`, over all of the user's connections on this node)
+//!   and per client IP (`/auth/login` and `/auth/register`). A request over a limit is
+//!   dropped and answered with RATE_LIMITED and `retryAfterMs` (REST: 429 with
+//!   `Retry-After`); nothing else is affected and the connection stays open.
+//! - **Floods**: a connection that sends more than `connection_close_factor` times its budget
+//!   within one window is closed with [`CLOSE_RATE_LIMITED`].
+//! - **Bad input** (WebSocket): a frame over `ws_max_frame_bytes` gets PAYLOAD_TOO_LARGE and a
+//!   frame nested deeper than `max_json_depth` gets INVALID_FRAME, both without being parsed.
+//!   These count as invalid frames: `max_consecutive_errors` of them in a row close the
+//!   connection with 4002, as the session does for the invalid frames it sees. Rate-limited
+//!   frames are not invalid and do not count there.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, NotUntil, Quota};
+use voiceflow_actors::CloseReason;
+use voiceflow_wire::v1::client::Request as _;
+use voiceflow_wire::v1::client::{ClientFrame, SendMessage};
+use voiceflow_wire::v1::frame::{self, Frame};
+use voiceflow_wire::{ErrorBody, ErrorCode, Snowflake};
+use warp::http::{HeaderValue, header};
+use warp::reply::Response;
+
+use crate::config::Config;
+use crate::error::ApiError;
+
+/// Close code of a connection that kept sending far over its rate limit.
+pub const CLOSE_RATE_LIMITED: u16 = 4029;
+
+/// A keyed limiter forgets idle keys after this many checks.
+const SWEEP_EVERY: u64 = 4096;
+
+/// A request refused for its rate, and when the bucket will allow the next one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimited {
+    /// How long until a retry can succeed.
+    pub retry_after: Duration,
+}
+
+impl RateLimited {
+    fn from_not_until(
+        not_until: &NotUntil<<DefaultClock as Clock>::Instant>,
+        now: &DefaultClock,
+    ) -> Self {
+        RateLimited {
+            retry_after: not_until.wait_time_from(now.now()),
+        }
+    }
+
+    /// `retry_after` in whole milliseconds, rounded up (at least 1).
+    pub fn retry_after_ms(&self) -> u64 {
+        (self.retry_after.as_micros().div_ceil(1000) as u64).max(1)
+    }
+
+    /// The error body: RATE_LIMITED with `details.retryAfterMs`; `what` names what was limited.
+    pub fn body(&self, what: &str) -> ErrorBody {
+        let ms = self.retry_after_ms();
+        ErrorBody {
+            code: ErrorCode::RateLimited,
+            message: format!("too many {what}; retry in {ms} ms"),
+            details: Some(serde_json::json!({ "retryAfterMs": ms })),
+        }
+    }
+
+    /// The REST reply: 429 with the body and `Retry-After` (whole seconds, rounded up).
+    pub fn response(&self, what: &str) -> Response {
+        let mut response = ApiError(self.body(what)).into_response();
+        let secs = self.retry_after_ms().div_ceil(1000).max(1);
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        response
+    }
+}
+
+/// A keyed token bucket that forgets idle keys now and then.
+struct Keyed<K: std::hash::Hash + Eq + Clone> {
+    limiter: DefaultKeyedRateLimiter<K>,
+    checks: AtomicU64,
+}
+
+impl<K: std::hash::Hash + Eq + Clone> Keyed<K> {
+    fn new(quota: Quota) -> Self {
+        Keyed {
+            limiter: DefaultKeyedRateLimiter::keyed(quota),
+            checks: AtomicU64::new(0),
+        }
+    }
+
+    fn check(&self, key: &K) -> Result<(), RateLimited> {
+        if self.checks.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
+            // Keys whose bucket is full again are indistinguishable from new ones.
+            self.limiter.retain_recent();
+            self.limiter.shrink_to_fit();
+        }
+        self.limiter
+            .check_key(key)
+            .map_err(|n| RateLimited::from_not_until(&n, self.limiter.clock()))
+    }
+}
+
+fn nonzero(n: u32) -> NonZeroU32 {
+    NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
+}
+
+/// The node-wide limits (shared by every connection and request handler).
+pub struct Limits {
+    /// One clock for every connection's bucket (cheap to clone, calibrated once).
+    clock: DefaultClock,
+    /// Per-connection quota; `None` when rate limits are off.
+    connection: Option<Quota>,
+    /// Frames per window above which a connection is closed.
+    close_after: Option<u64>,
+    window: Duration,
+    messages: Option<Keyed<Snowflake>>,
+    logins: Option<Keyed<IpAddr>>,
+    max_frame_bytes: usize,
+    max_depth: usize,
+    max_errors_in_row: u32,
+}
+
+impl Limits {
+    /// The limits of `config` (`[limits]`, `ws_max_frame_bytes`, `max_consecutive_errors`).
+    pub fn new(config: &Config) -> Limits {
+        let l = &config.limits;
+        let on = l.rate_limits;
+        let window = Duration::from_secs(l.connection_window_secs.max(1));
+        let per = |n: u32, over: Duration| {
+            Quota::with_period(over / n.max(1)).map(|q| q.allow_burst(nonzero(n)))
+        };
+        Limits {
+            clock: DefaultClock::default(),
+            connection: per(l.connection_events, window).filter(|_| on),
+            close_after: (on && l.connection_close_factor > 0).then(|| {
+                u64::from(l.connection_close_factor) * u64::from(l.connection_events.max(1))
+            }),
+            window,
+            messages: per(l.messages_per_sec, Duration::from_secs(1))
+                .filter(|_| on)
+                .map(|q| Keyed::new(q.allow_burst(nonzero(l.messages_burst)))),
+            logins: per(l.logins_per_min, Duration::from_secs(60))
+                .filter(|_| on)
+                .map(Keyed::new),
+            max_frame_bytes: config.ws_max_frame_bytes,
+            max_depth: l.max_json_depth as usize,
+            max_errors_in_row: config.max_consecutive_errors.max(1),
+        }
+    }
+
+    /// Takes a message from `user`'s bucket.
+    pub fn message(&self, user: Snowflake) -> Result<(), RateLimited> {
+        self.messages.as_ref().map_or(Ok(()), |m| m.check(&user))
+    }
+
+    /// Takes a login attempt from the bucket of the client's address (requests without a
+    /// known address share one bucket).
+    pub fn login(&self, addr: Option<std::net::SocketAddr>) -> Result<(), RateLimited> {
+        let ip = addr.map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+        self.logins.as_ref().map_or(Ok(()), |l| l.check(&ip))
+    }
+
+    /// The per-connection state of a new WebSocket.
+    pub fn connection(&self) -> ConnectionGate {
+        ConnectionGate {
+            events: self.connection.map(|quota| {
+                DefaultDirectRateLimiter::direct_with_clock(quota, self.clock.clone())
+            }),
+            window_start: Instant::now(),
+            in_window: 0,
+            errors_in_row: 0,
+        }
+    }
+}
+
+/// What to do with one client frame.
+#[derive(Debug)]
+pub enum Verdict {
+    /// Hand it to the session.
+    Forward,
+    /// Drop it and send this answer.
+    Refuse(Frame),
+    /// Drop it, send this answer and close the connection.
+    Close(Frame, CloseReason),
+}
+
+/// One connection's limits: its token bucket, its frame count in the current window, and
+/// the invalid frames refused here in a row.
+pub struct ConnectionGate {
+    events: Option<DefaultDirectRateLimiter>,
+    window_start: Instant,
+    in_window: u64,
+    errors_in_row: u32,
+}
+
+impl ConnectionGate {
+    /// Checks a text frame from `user`.
+    pub fn check_text(&mut self, limits: &Limits, user: Snowflake, text: &str) -> Verdict {
+        if let Some(verdict) = self.check_rate(limits, || envelope_id(text)) {
+            return verdict;
+        }
+        if text.len() > limits.max_frame_bytes {
+            let error = ErrorBody {
+                code: ErrorCode::PayloadTooLarge,
+                message: format!(
+                    "frame of {} bytes is over the limit of {} bytes",
+                    text.len(),
+                    limits.max_frame_bytes
+                ),
+                details: Some(serde_json::json!({ "limit": limits.max_frame_bytes })),
+            };
+            return self.invalid(limits, envelope_id(text), &error);
+        }
+        if nesting_exceeds(text.as_bytes(), limits.max_depth) {
+            let error = ErrorBody::new(
+                ErrorCode::InvalidFrame,
+                format!(
+                    "frame nested too deeply (limit {} levels)",
+                    limits.max_depth
+                ),
+            );
+            return self.invalid(limits, envelope_id(text), &error);
+        }
+        if limits.messages.is_some()
+            && let Ok(envelope) = ClientFrame::parse(text)
+            && envelope.event == SendMessage::EVENT
+            && let Err(limited) = limits.message(user)
+        {
+            return Verdict::Refuse(frame::failure(envelope.id, &limited.body("messages")));
+        }
+        // Whatever else is wrong with it, the session says (and counts).
+        self.errors_in_row = 0;
+        Verdict::Forward
+    }
+
+    /// Checks a binary frame (not part of the protocol; the session answers it).
+    pub fn check_binary(&mut self, limits: &Limits) -> Verdict {
+        self.check_rate(limits, || None).unwrap_or(Verdict::Forward)
+    }
+
+    /// The connection's bucket and flood count; `Some` if the frame stops here.
+    fn check_rate(&mut self, limits: &Limits, id: impl FnOnce() -> Option<u64>) -> Option<Verdict> {
+        let events = self.events.as_ref()?;
+        if self.window_start.elapsed() >= limits.window {
+            self.window_start = Instant::now();
+            self.in_window = 0;
+        }
+        self.in_window += 1;
+        let limited = events.check().err()?;
+        let limited = RateLimited::from_not_until(&limited, events.clock());
+        let answer = frame::failure(id(), &limited.body("events on this connection"));
+        metrics::counter!("voiceflow_rate_limited_total", "limit" => "connection").increment(1);
+        if limits.close_after.is_some_and(|max| self.in_window > max) {
+            return Some(Verdict::Close(
+                answer,
+                CloseReason {
+                    code: CLOSE_RATE_LIMITED,
+                    reason: "rate limit exceeded: too many frames".into(),
+                },
+            ));
+        }
+        Some(Verdict::Refuse(answer))
+    }
+
+    fn invalid(&mut self, limits: &Limits, id: Option<u64>, error: &ErrorBody) -> Verdict {
+        let answer = frame::failure(id, error);
+        self.errors_in_row += 1;
+        if self.errors_in_row >= limits.max_errors_in_row {
+            return Verdict::Close(answer, CloseReason::too_many_errors());
+        }
+        Verdict::Refuse(answer)
+    }
+}
+
+/// The ack id of a frame, if its envelope parses.
+fn envelope_id(text: &str) -> Option<u64> {
+    ClientFrame::parse(text).ok().and_then(|f| f.id)
+}
+
+/// Whether `json` nests objects and arrays deeper than `max` levels. A byte scan, no parse:
+/// brackets inside strings (with their escapes) do not count. Malformed JSON is left to the
+/// parser.
+pub fn nesting_exceeds(json: &[u8], max: usize) -> bool {
+    // Each level needs at least one byte.
+    if json.len() <= max {
+        return false;
+    }
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in json {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nesting_is_counted_outside_strings_only() {
+        assert!(!nesting_exceeds(br#"{"a":[1,{"b":2}]}"#, 3));
+        assert!(nesting_exceeds(br#"{"a":[1,{"b":[2]}]}"#, 3));
+        // Brackets in strings, escaped quotes included, do not nest.
+        assert!(!nesting_exceeds(br#"{"a":"[[[[{{{{","b":"\"[[[[\\"}"#, 1));
+        assert!(nesting_exceeds(br#"{"a":"\\",  "b":[[1]]}"#, 2));
+        let deep = format!("{}{}", "[".repeat(33), "]".repeat(33));
+        assert!(nesting_exceeds(deep.as_bytes(), 32));
+        assert!(!nesting_exceeds(deep.as_bytes(), 33));
+        // Unbalanced closers never go below zero.
+        assert!(!nesting_exceeds(b"]]]]]]]][[", 2));
+    }
+
+    fn config(extra: &str) -> Config {
+        Config::from_toml(extra).expect("config")
+    }
+
+    #[test]
+    fn a_connection_bucket_refuses_then_closes_a_flood() {
+        let limits = Limits::new(&config(
+            "[limits]\nconnection_events = 4\nconnection_close_factor = 2\n",
+        ));
+        let mut gate = limits.connection();
+        let ping = r#"{"type":"ping","id":1}"#;
+        for _ in 0..4 {
+            assert!(matches!(
+                gate.check_text(&limits, Snowflake(1), ping),
+                Verdict::Forward
+            ));
+        }
+        for _ in 4..8 {
+            match gate.check_text(&limits, Snowflake(1), ping) {
+                Verdict::Refuse(f) => {
+                    let v: serde_json::Value = serde_json::from_str(f.as_str()).expect("json");
+                    assert_eq!(v["error"]["code"], "RATE_LIMITED");
+                    assert_eq!(v["id"], 1);
+                    assert!(v["error"]["details"]["retryAfterMs"].as_u64() > Some(0));
+                }
+                other => panic!("expected a refusal, got {other:?}"),
+            }
+        }
+        match gate.check_text(&limits, Snowflake(1), ping) {
+            Verdict::Close(_, reason) => assert_eq!(reason.code, CLOSE_RATE_LIMITED),
+            other => panic!("expected a close, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn messages_are_limited_per_user_and_bad_frames_count_in_a_row() {
+        let limits = Limits::new(&config(
+            "max_consecutive_errors = 3\n[limits]\nmessages_per_sec = 1\nmessages_burst = 2\n",
+        ));
+        let send = r#"{"type":"message:send","id":9,"data":{"roomId":"1","content":"hi"}}"#;
+        let mut a = limits.connection();
+        let mut b = limits.connection();
+        assert!(matches!(
+            a.check_text(&limits, Snowflake(1), send),
+            Verdict::Forward
+        ));
+        assert!(matches!(
+            b.check_text(&limits, Snowflake(1), send),
+            Verdict::Forward
+        ));
+        assert!(matches!(
+            a.check_text(&limits, Snowflake(1), send),
+            Verdict::Refuse(_)
+        ));
+        assert!(matches!(
+            b.check_text(&limits, Snowflake(2), send),
+            Verdict::Forward
+        ));
+        // Other events are not messages.
+        assert!(matches!(
+            a.check_text(&limits, Snowflake(1), r#"{"type":"ping"}"#),
+            Verdict::Forward
+        ));
+
+        let deep = format!(
+            r#"{{"type":"ping","id":4,"data":{}1{}}}"#,
+            "[".repeat(40),
+            "]".repeat(40)
+        );
+        match a.check_text(&limits, Snowflake(1), &deep) {
+            Verdict::Refuse(f) => {
+                assert!(f.as_str().contains("nested too deeply"), "{}", f.as_str())
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            a.check_text(&limits, Snowflake(1), &deep),
+            Verdict::Refuse(_)
+        ));
+        match a.check_text(&limits, Snowflake(1), &deep) {
+            Verdict::Close(_, reason) => assert_eq!(reason.code, 4002),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn rate_limits_can_be_turned_off() {
+        let limits = Limits::new(&config("[limits]\nrate_limits = false\n"));
+        let mut gate = limits.connection();
+        for _ in 0..1000 {
+            assert!(matches!(
+                gate.check_text(&limits, Snowflake(1), r#"{"type":"message:send"}"#),
+                Verdict::Forward
+            ));
+            limits.login(None).expect("no login limit");
+        }
+    }
+
+    #[test]
+    fn retry_after_rounds_up() {
+        let r = RateLimited {
+            retry_after: Duration::from_micros(1500),
+        };
+        assert_eq!(r.retry_after_ms(), 2);
+        let response = r.response("logins");
+        assert_eq!(response.status(), 429);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+    }
+}
