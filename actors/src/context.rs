@@ -23,6 +23,8 @@ pub struct ActorConfig {
     pub outbound_queue_frames: usize,
     /// Invalid frames a session may send in a row before it is disconnected.
     pub max_consecutive_errors: u32,
+    /// How often a session tells its user's presence actor it is alive.
+    pub presence_heartbeat: Duration,
 }
 
 impl Default for ActorConfig {
@@ -34,6 +36,7 @@ impl Default for ActorConfig {
             nonce_cache: 4096,
             outbound_queue_frames: 8192,
             max_consecutive_errors: 20,
+            presence_heartbeat: Duration::from_secs(15),
         }
     }
 }
@@ -53,4 +56,6 @@ pub struct NodeContext {
     pub sessions: crate::registry::SessionRegistry,
     /// This node's presence actors.
     pub presence: crate::presence::PresenceDirectory,
+    /// Uploaded files (attachments of `file` and `voice_note` messages).
+    pub blobs: Arc<dyn voiceflow_schema::BlobStore>,
 }

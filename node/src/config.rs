@@ -10,6 +10,9 @@ use clap::Parser;
 use serde::{Deserialize, Serialize};
 use voiceflow_actors::ActorConfig;
 
+mod presence;
+pub use presence::PresenceConfig;
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
 #[serde(rename_all = "lowercase")]
@@ -91,6 +94,8 @@ pub struct Config {
     pub files: FilesConfig,
     /// Rate limits and bad-input limits (`[limits]`).
     pub limits: LimitsConfig,
+    /// Presence heartbeats and timeouts (`[presence]`).
+    pub presence: PresenceConfig,
 }
 
 /// Where uploaded files are kept.
@@ -209,8 +214,8 @@ impl Default for Config {
             storage: StorageKind::Embedded,
             scylla: voiceflow_schema::cql::CqlConfig::default(),
             log_format: LogFormat::Human,
-            ws_idle_timeout_secs: 60,
-            ws_ping_interval_secs: 20,
+            ws_idle_timeout_secs: 30,
+            ws_ping_interval_secs: 10,
             ws_max_frame_bytes: 64 * 1024,
             outbound_queue_frames: 8192,
             ws_write_timeout_ms: 10_000,
@@ -223,6 +228,7 @@ impl Default for Config {
             cluster: crate::cluster::ClusterConfig::default(),
             files: FilesConfig::default(),
             limits: LimitsConfig::default(),
+            presence: PresenceConfig::default(),
         }
     }
 }
@@ -345,6 +351,7 @@ impl Config {
     /// Checks ranges that serde cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: &str| Err(ConfigError::Invalid(m.into()));
+        self.presence.validate().map_err(ConfigError::Invalid)?;
         if self.node_id > voiceflow_wire::ids::MAX_NODE_ID {
             return bad("node_id must be 0-1023");
         }
@@ -424,6 +431,7 @@ impl Config {
             nonce_cache: 4096,
             outbound_queue_frames: self.outbound_queue_frames,
             max_consecutive_errors: self.max_consecutive_errors,
+            presence_heartbeat: self.presence.heartbeat(),
         }
     }
 }

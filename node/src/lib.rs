@@ -102,7 +102,8 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
         directory: directory.clone(),
         config: Arc::new(config.actor_config()),
         sessions: Default::default(),
-        presence: Default::default(),
+        presence: voiceflow_actors::presence::PresenceDirectory::new(config.presence.timings()),
+        blobs: blobs.clone(),
     };
     let listener =
         bind(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;

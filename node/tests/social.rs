@@ -143,10 +143,7 @@ async fn edits_deletes_reactions_and_replies_reach_every_member_in_log_order() -
             expected,
             "same events, same order, dense seqs"
         );
-        let reactions = frames
-            .iter()
-            .filter(|f| f["type"] == "reaction:updated")
-            .last();
+        let reactions = frames.iter().rfind(|f| f["type"] == "reaction:updated");
         let last = reactions.map(|f| f["data"]["reactions"].clone());
         assert_eq!(
             last,
@@ -411,5 +408,61 @@ async fn read_markers_send_receipts_and_drive_unread_counts() -> anyhow::Result<
     let entry = unread(&mine);
     assert_eq!(entry["unreadCount"], 1, "{entry}");
     assert_eq!(entry["lastReadMessageId"], ids[1]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn file_messages_point_at_files_uploaded_to_their_room() -> anyhow::Result<()> {
+    let node = TestNode::start().await?;
+    let alice = node.register("alice").await?;
+    let (room, _) = node.create_room(&alice, "General", json!({}), 10).await?;
+    let (other, _) = node.create_room(&alice, "Other", json!({}), 10).await?;
+    let upload = |room: String, name: &'static str, bytes: Vec<u8>| {
+        let request = node
+            .http
+            .post(node.url(&format!("/api/v1/files?roomId={room}&name={name}")))
+            .bearer_auth(&alice.token)
+            .body(bytes);
+        async move {
+            let resp = request.send().await?;
+            anyhow::Ok(resp.json::<Value>().await?["data"]["id"].clone())
+        }
+    };
+    let png = upload(
+        room.clone(),
+        "a.png",
+        b"\x89PNG\r\n\x1a\n0000000000000000".to_vec(),
+    )
+    .await?;
+    let elsewhere = upload(other, "b.txt", b"hello".to_vec()).await?;
+    let mut a = node.ws(&alice).await?;
+    a.request("room:join", json!({"roomId": room})).await?;
+    let sent = a
+        .request(
+            "message:send",
+            json!({"roomId": room, "content": "a.png", "type": "file", "fileId": png}),
+        )
+        .await?;
+    assert_eq!(sent["data"]["message"]["fileId"], png, "{sent}");
+    for (kind, file) in [
+        ("file", elsewhere.clone()),
+        ("file", json!("12345")),
+        ("voice_note", png),
+    ] {
+        let refused = a
+            .request(
+                "message:send",
+                json!({"roomId": room, "content": "x", "type": kind, "fileId": file}),
+            )
+            .await?;
+        assert_eq!(refused["error"]["details"]["field"], "fileId", "{refused}");
+    }
+    let missing = a
+        .request(
+            "message:send",
+            json!({"roomId": room, "content": "x", "type": "file"}),
+        )
+        .await?;
+    assert_eq!(missing["error"]["code"], "VALIDATION_ERROR", "{missing}");
     Ok(())
 }

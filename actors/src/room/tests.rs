@@ -65,6 +65,9 @@ pub(super) async fn fixture(config: ActorConfig) -> Fixture {
         directory: RoomDirectory::new(),
         config: Arc::new(config),
         presence: Default::default(),
+        blobs: Arc::new(
+            voiceflow_schema::blob::DirBlobStore::open(&dir.path().join("blobs")).expect("blobs"),
+        ),
     };
     Fixture {
         _dir: dir,

@@ -64,9 +64,6 @@ pub enum SessionMsg {
     Heartbeat,
 }
 
-/// How often a session tells its user's presence actor it is alive.
-pub const PRESENCE_BEAT: std::time::Duration = std::time::Duration::from_secs(15);
-
 /// How long a join sent to another node may go unconfirmed before it is sent again.
 const JOIN_CONFIRM_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
@@ -152,7 +149,8 @@ impl Actor for SessionActor {
                 session_id: state.session_id,
             })
             .await;
-        state.beat_timer = Some(me.send_interval(PRESENCE_BEAT, || SessionMsg::Heartbeat));
+        let every = state.ctx.config.presence_heartbeat;
+        state.beat_timer = Some(me.send_interval(every, || SessionMsg::Heartbeat));
         Ok(())
     }
 

@@ -24,7 +24,7 @@ enum Outcome {
 }
 
 enum Found {
-    Stored(MessageRecord),
+    Stored(Box<MessageRecord>),
     Queued(usize),
     No,
 }
@@ -62,6 +62,11 @@ impl RoomState {
                 Ok(Found::No) => {}
                 Err(e) => return reply.send(Err(e)),
             }
+        }
+        if let Some(file_id) = post.file_id
+            && let Err(e) = self.check_attachment(file_id, post.kind).await
+        {
+            return reply.send(Err(e));
         }
         let reply_to = match post.reply_to {
             Some(parent) => match self.message_for(parent).await {
@@ -120,10 +125,30 @@ impl RoomState {
         Ok(())
     }
 
+    /// A `file` / `voice_note` message must point at a file uploaded to this room (a voice
+    /// note at audio).
+    async fn check_attachment(
+        &self,
+        file_id: Snowflake,
+        kind: MessageType,
+    ) -> Result<(), ActorError> {
+        let meta = self
+            .ctx
+            .blobs
+            .meta(file_id)
+            .await?
+            .filter(|m| m.room_id == self.room.id)
+            .ok_or_else(|| invalid("fileId", "no such file in this room"))?;
+        if kind == MessageType::VoiceNote && !meta.mime_type.starts_with("audio/") {
+            return Err(invalid("fileId", "a voice note must be an audio file"));
+        }
+        Ok(())
+    }
+
     async fn find_by_nonce(&self, user: Snowflake, nonce: &str) -> Result<Found, ActorError> {
         let key = (user, nonce.to_owned());
         if let Some(record) = self.recent_nonces.get(&key) {
-            return Ok(Found::Stored(record.clone()));
+            return Ok(Found::Stored(Box::new(record.clone())));
         }
         for (index, c) in self.log.queued().enumerate() {
             let m = &c.message;
@@ -143,7 +168,7 @@ impl RoomState {
             return Ok(Found::No);
         };
         match self.ctx.store.message(self.room.id, id).await? {
-            Some(record) => Ok(Found::Stored(record)),
+            Some(record) => Ok(Found::Stored(Box::new(record))),
             None => Ok(Found::No),
         }
     }

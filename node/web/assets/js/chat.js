@@ -294,12 +294,18 @@ export class Chat {
 
   async #subscribe(room) {
     const data = { roomId: room.id };
-    if (room.newestId) data.since = room.newestId;
+    if (room.seq !== null) {
+      data.since = room.seq;
+      data.epoch = room.epoch;
+    }
     room.replaying = true; // replayed messages are not read out one by one
     try {
       const ack = await this.socket.request('room:join', data);
       room.replaying = false;
       room.subscribed = true;
+      // Live events follow the ack; a fresh join (or a gap too big to replay) starts here.
+      if (room.seq === null || ack.replayTruncated) room.seq = ack.seq;
+      room.epoch = ack.epoch;
       room.members = new Map(ack.participants.map((m) => [m.userId, m]));
       room.membersLoaded = true;
       this.store.emit('members', { roomId: room.id });
@@ -331,6 +337,8 @@ export class Chat {
 
   #onEvent(type, data) {
     const room = data?.roomId ? this.store.room(data.roomId) : null;
+    // Logged room events carry their seq: the resume point moves with them.
+    if (room && Number.isInteger(data.seq) && data.seq > (room.seq ?? 0)) room.seq = data.seq;
     switch (type) {
       case 'message:received':
         if (room) this.#received(data, { fromAck: false });
@@ -338,6 +346,19 @@ export class Chat {
       case 'message:deleted':
         if (room) this.#tombstone(room.id, data.messageId);
         break;
+      case 'message:updated':
+        if (room && room.update(data)) {
+          this.store.emit('messages', { roomId: room.id, reason: 'updated', messageId: data.id });
+        }
+        break;
+      case 'reaction:updated': {
+        const m = room?.messages.get(data.messageId);
+        if (m) {
+          room.update({ ...m, reactions: data.reactions, seq: data.seq });
+          this.store.emit('messages', { roomId: room.id, reason: 'updated', messageId: m.id });
+        }
+        break;
+      }
       case 'room:user_joined':
       case 'room:user_left':
         if (room) {

@@ -34,6 +34,10 @@ export class RoomState {
     this.subscribed = false;
     /** A room:join is in flight (its replayed messages are arriving). */
     this.replaying = false;
+    /** The newest room-log seq received (null until the first join), and its epoch:
+     *  a re-join asks the server to replay everything after it. */
+    this.seq = null;
+    this.epoch = null;
   }
 
   get name() { return this.meta?.name ?? 'room'; }
@@ -57,6 +61,14 @@ export class RoomState {
       }
       ids.splice(lo, 0, message.id);
     }
+    return true;
+  }
+
+  /** Replaces a known message with a newer state of it (an edit, a reaction); false if the
+   *  message is not loaded here (history pages bring its newest state later). */
+  update(message) {
+    if (!this.messages.has(message.id)) return false;
+    this.messages.set(message.id, message);
     return true;
   }
 

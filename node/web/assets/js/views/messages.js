@@ -182,9 +182,13 @@ export class MessageList {
       }
       const grouped = Boolean(last && last.userId === item.userId && at - last.at < GROUP_MS);
       last = { userId: item.userId, at, day };
-      if (kind === 'msg') {
+      if (kind === 'msg' && item.type === 'system') {
+        last = null; // a notice breaks a run of messages from one author
+        out.push({ key: `m:${item.id}`, sig: `s|${item.content}`, build: () => systemRow(item) });
+      } else if (kind === 'msg') {
         const canDelete = chat.canDelete(room, item);
-        const sig = `${grouped}|${item.deleted ? 1 : 0}|${canDelete}|${item.content}`;
+        const reactions = (item.reactions || []).map((r) => `${r.emoji}${r.count}`).join(',');
+        const sig = `${grouped}|${item.deleted ? 1 : 0}|${canDelete}|${item.content}|${item.editedAt || ''}|${reactions}`;
         out.push({ key: `m:${item.id}`, sig, build: () => messageRow(item, { grouped, canDelete }) });
       } else {
         const sig = `${grouped}|${item.state}|${item.error || ''}`;
@@ -330,6 +334,20 @@ function linkify(text) {
 }
 
 /** Reactions, replies and the "edited" mark go here when the server supports them. */
-function renderExtras() {
-  return null;
+/** Edited mark and reaction counts under a message. */
+function renderExtras(m) {
+  const parts = [];
+  if (m.editedAt && !m.deleted) parts.push(h('span', { class: 'msg-edited', text: '(edited)' }));
+  for (const r of m.reactions || []) {
+    parts.push(h('span', { class: 'reaction', title: `${r.count} × ${r.emoji}`, text: `${r.emoji} ${r.count}` }));
+  }
+  return parts.length ? h('div', { class: 'msg-extras' }, ...parts) : null;
+}
+
+/** A server notice (someone joined or left): a quiet line, not a message bubble. */
+function systemRow(m) {
+  const at = new Date(m.createdAt);
+  return h('li', { class: 'sysmsg', dataset: { messageId: m.id } },
+    h('span', { text: m.content }),
+    h('time', { datetime: m.createdAt, text: ` · ${at.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}` }));
 }
