@@ -313,7 +313,12 @@ async fn presence_follows_every_session_of_a_user() -> anyhow::Result<()> {
     let bob_entry = joined["data"]["participants"]
         .as_array()
         .and_then(|p| p.iter().find(|m| m["userId"] == bob.id.as_str()).cloned());
-    assert_eq!(bob_entry, None, "the ack lists members online in the room");
+    let bob_entry = bob_entry.unwrap_or_default();
+    assert_eq!(
+        bob_entry["status"], "offline",
+        "every member, with presence: {joined}"
+    );
+    assert_eq!(bob_entry["online"], false);
 
     // Bob on his phone and his browser, not even in the room: online once.
     let phone = node.ws(&bob).await?;

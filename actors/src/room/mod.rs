@@ -134,6 +134,8 @@ pub enum RoomMsg {
     FlushReceipts,
     /// Ask these members' presence actors again (the node that reported them died).
     Reprobe(Vec<Snowflake>),
+    /// Member lists asked for right after start may be answered now.
+    AnswerMembers,
     /// `typing:start` from a member.
     TypingStart(Snowflake),
     /// `typing:stop` from a member.
@@ -189,6 +191,10 @@ pub enum RoomMsg {
     /// A node died: drop its sessions from the live set.
     NodeDown(NodeId),
 }
+
+/// How long a room that just started waits for its members' presence before answering a
+/// member list.
+const PRESENCE_PROBE_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Start-up arguments.
 pub struct RoomArgs {
@@ -309,7 +315,23 @@ impl Actor for RoomActor {
                 }
             }
             RoomMsg::Members(reply) => {
-                let _ = reply.send(Ok(state.participants(false)));
+                // Right after start the members' presence is still on its way: answer once the
+                // probes had a moment (a list is only as good as its statuses).
+                let waited = state.started_at.elapsed();
+                if waited < PRESENCE_PROBE_WAIT {
+                    state.waiting_members.push(reply);
+                    if state.waiting_members.len() == 1 {
+                        me.send_after(PRESENCE_PROBE_WAIT - waited, || RoomMsg::AnswerMembers);
+                    }
+                } else {
+                    let _ = reply.send(Ok(state.participants(false)));
+                }
+            }
+            RoomMsg::AnswerMembers => {
+                let list = state.participants(false);
+                for reply in state.waiting_members.drain(..) {
+                    let _ = reply.send(Ok(list.clone()));
+                }
             }
             RoomMsg::Presence(note) => state.handle_presence(note, std::time::Instant::now()),
             RoomMsg::FlushPresence => state.handle_flush_presence(std::time::Instant::now()),

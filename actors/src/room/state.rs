@@ -71,6 +71,10 @@ pub struct RoomState {
     pub retire_marker_seen: bool,
     /// The periodic idle check.
     pub idle_timer: Option<tokio::task::JoinHandle<()>>,
+    /// When the actor started (member lists wait a moment for presence).
+    pub started_at: Instant,
+    /// Member lists waiting for that moment.
+    pub waiting_members: Vec<ractor::RpcReplyPort<Result<Vec<Participant>, ActorError>>>,
 }
 
 impl RoomState {
@@ -116,6 +120,8 @@ impl RoomState {
             retiring: false,
             retire_marker_seen: false,
             idle_timer: None,
+            started_at: Instant::now(),
+            waiting_members: Vec::new(),
         })
     }
 
@@ -264,7 +270,7 @@ impl RoomState {
             // The same session again (its node re-sent a join that was slow to be confirmed):
             // it already has its replay and the live stream; confirm without replaying twice.
             session.to.subscribed();
-            return Ok(self.join_reply(self.participants(true), (0, false)));
+            return Ok(self.join_reply(self.participants(false), (0, false)));
         }
         let replay = match since {
             Some(since) => self.replay(&session, since, epoch).await?,
@@ -288,7 +294,7 @@ impl RoomState {
             self.broadcast_except_user(user_id, &frame::event(events::USER_JOINED, &event));
         }
         metrics::gauge!("voiceflow_room_subscriptions").increment(1.0);
-        Ok(self.join_reply(self.participants(true), replay))
+        Ok(self.join_reply(self.participants(false), replay))
     }
 
     /// `room:leave` or a closed connection.
