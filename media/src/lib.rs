@@ -1,0 +1,58 @@
+//! VoiceFlow media: the server-side SFU of voice channels, stage rooms and calls.
+//!
+//! Layout:
+//! - [`engine`]: building peer connections (Opus + RFC 6464 audio level, interceptors, UDP
+//!   ports from the configured range).
+//! - [`sfu`]: one channel's SFU session: a connection per participant, forwarding, signalling
+//!   (client offer → server answer, then server offers), mute/deafen/speak rights.
+//! - [`speaking`]: speaking detection from audio levels, with hysteresis and a throttle.
+
+pub mod engine;
+pub mod sfu;
+pub mod speaking;
+
+pub use engine::{MediaConfig, PortPool};
+pub use sfu::{Channel, PeerId, Rights, SfuEvent};
+
+/// Media failures, turned into client errors by the voice actor.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    /// The SDP (or its type) was not acceptable.
+    #[error("invalid session description: {0}")]
+    Sdp(String),
+    /// An ICE candidate was not acceptable.
+    #[error("invalid ICE candidate: {0}")]
+    Candidate(String),
+    /// The WebRTC stack failed.
+    #[error("media error: {0}")]
+    WebRtc(String),
+    /// No UDP port of the configured range is free.
+    #[error("no free media port")]
+    NoPort,
+    /// The participant already has a connection in this channel.
+    #[error("already in the channel")]
+    AlreadyJoined,
+    /// The participant has no connection in this channel.
+    #[error("not in the channel")]
+    NotJoined,
+    /// An answer came but no offer was sent.
+    #[error("no offer is waiting for an answer")]
+    NoOfferPending,
+    /// The connection has no local description after negotiating.
+    #[error("no local description")]
+    NoDescription,
+}
+
+impl MediaError {
+    pub(crate) fn webrtc(e: impl std::fmt::Display) -> MediaError {
+        MediaError::WebRtc(e.to_string())
+    }
+
+    pub(crate) fn sdp(e: impl std::fmt::Display) -> MediaError {
+        MediaError::Sdp(e.to_string())
+    }
+
+    pub(crate) fn candidate(e: impl std::fmt::Display) -> MediaError {
+        MediaError::Candidate(e.to_string())
+    }
+}

@@ -1,0 +1,412 @@
+//! Real WebRTC peers (the `webrtc` crate, on loopback) in a voice channel: each sends Opus RTP
+//! with audio levels and receives the others (not itself); mute, deafen, speaking, leaving,
+//! and a client that never completes ICE.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use parking_lot::Mutex;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::rtp::extension::audio_level_extension::AudioLevelExtension;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::shared::marshal::Marshal;
+use voiceflow_media::engine::{AUDIO_LEVEL_URI, opus_codec, opus_engine};
+use voiceflow_media::{Channel, MediaConfig, PeerId, PortPool, Rights, SfuEvent};
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceGatheringState,
+    RTCPeerConnectionState, RTCSessionDescription,
+};
+use webrtc::rtp_transceiver::RtpSender;
+
+/// Packets received per publisher (from the track's stream id `voice-<publisher>`).
+type Received = Arc<Mutex<HashMap<u64, Arc<AtomicU32>>>>;
+
+struct ClientHandler {
+    gathered: Arc<tokio::sync::Notify>,
+    connected: Arc<AtomicBool>,
+    received: Received,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for ClientHandler {
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            self.gathered.notify_one();
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        if state == RTCPeerConnectionState::Connected {
+            self.connected.store(true, Ordering::Release);
+        }
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let stream = track.stream_id().await;
+        let publisher: u64 = stream
+            .strip_prefix("voice-")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let counter = self
+            .received
+            .lock()
+            .entry(publisher)
+            .or_insert_with(|| Arc::new(AtomicU32::new(0)))
+            .clone();
+        tokio::spawn(async move {
+            while let Some(event) = track.poll().await {
+                if let TrackRemoteEvent::OnRtpPacket(_) = event {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+    }
+}
+
+/// A participant's client: one connection, a microphone track.
+struct Client {
+    id: PeerId,
+    pc: Arc<dyn PeerConnection>,
+    mic: Arc<TrackLocalStaticRTP>,
+    sender: Arc<dyn RtpSender>,
+    ssrc: u32,
+    connected: Arc<AtomicBool>,
+    received: Received,
+    /// Audio level the microphone sends (127: silence).
+    level: Arc<AtomicU32>,
+}
+
+impl Client {
+    async fn new(id: PeerId) -> Result<Arc<Client>> {
+        let (engine, registry) = opus_engine()?;
+        let gathered = Arc::new(tokio::sync::Notify::new());
+        let connected = Arc::new(AtomicBool::new(false));
+        let received: Received = Arc::default();
+        let handler = Arc::new(ClientHandler {
+            gathered: gathered.clone(),
+            connected: connected.clone(),
+            received: received.clone(),
+        });
+        let pc = PeerConnectionBuilder::new()
+            .with_media_engine(engine)
+            .with_interceptor_registry(registry)
+            .with_handler(handler)
+            .with_udp_addrs(vec!["127.0.0.1:0".to_owned()])
+            .build()
+            .await?;
+        let pc: Arc<dyn PeerConnection> = Arc::new(pc);
+        let ssrc: u32 = rand::random();
+        let mic = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+            format!("client-{id}"),
+            "mic".into(),
+            "mic".into(),
+            RtpCodecKind::Audio,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                codec: opus_codec(),
+                ..Default::default()
+            }],
+        )));
+        let sender = pc.add_track(mic.clone() as Arc<dyn TrackLocal>).await?;
+        let _ = gathered;
+        Ok(Arc::new(Client {
+            id,
+            pc,
+            mic,
+            sender,
+            ssrc,
+            connected,
+            received,
+            level: Arc::new(AtomicU32::new(127)),
+        }))
+    }
+
+    async fn offer(&self) -> Result<String> {
+        let offer = self.pc.create_offer(None).await?;
+        self.pc.set_local_description(offer).await?;
+        // Host candidates are gathered at once on loopback.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        Ok(self.pc.local_description().await.context("no offer")?.sdp)
+    }
+
+    fn from(&self, publisher: PeerId) -> u32 {
+        self.received
+            .lock()
+            .get(&publisher)
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    /// Sends 20 ms Opus frames with the current audio level until the connection closes.
+    fn speak(self: &Arc<Self>) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let Ok(params) = me.sender.get_parameters().await else {
+                return;
+            };
+            let Some(pt) = params.rtp_parameters.codecs.first().map(|c| c.payload_type) else {
+                return;
+            };
+            let level_id = params
+                .rtp_parameters
+                .header_extensions
+                .iter()
+                .find(|e| e.uri == AUDIO_LEVEL_URI)
+                .and_then(|e| u8::try_from(e.id).ok());
+            let (mut seq, mut ts) = (1u16, 0u32);
+            let mut tick = tokio::time::interval(Duration::from_millis(20));
+            loop {
+                tick.tick().await;
+                let level = me.level.load(Ordering::Relaxed) as u8;
+                let mut header = rtc::rtp::Header {
+                    version: 2,
+                    payload_type: pt,
+                    sequence_number: seq,
+                    timestamp: ts,
+                    ssrc: me.ssrc,
+                    ..Default::default()
+                };
+                if let Some(id) = level_id
+                    && let Ok(bytes) = (AudioLevelExtension {
+                        level,
+                        voice: level < 127,
+                    })
+                    .marshal()
+                {
+                    let _ = header.set_extension(id, bytes.freeze());
+                }
+                let packet = rtc::rtp::Packet {
+                    header,
+                    payload: Bytes::from_static(&[0xfc, 0xff, 0xfe]),
+                };
+                if me.mic.write_rtp(packet).await.is_err() {
+                    break;
+                }
+                seq = seq.wrapping_add(1);
+                ts = ts.wrapping_add(960);
+            }
+        });
+    }
+}
+
+/// Routes SFU events to the test's clients, as the WebSocket signalling would.
+struct Harness {
+    channel: Channel,
+    clients: Mutex<HashMap<PeerId, Arc<Client>>>,
+    speaking: Mutex<Vec<(PeerId, bool)>>,
+    failed: Mutex<Vec<PeerId>>,
+}
+
+impl Harness {
+    fn start(config: MediaConfig, ports: Arc<PortPool>) -> Arc<Harness> {
+        let (channel, mut events) = Channel::new(config, ports);
+        let h = Arc::new(Harness {
+            channel,
+            clients: Mutex::new(HashMap::new()),
+            speaking: Mutex::new(Vec::new()),
+            failed: Mutex::new(Vec::new()),
+        });
+        let me = h.clone();
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                match event {
+                    SfuEvent::Offer { peer, sdp } => {
+                        let Some(client) = me.clients.lock().get(&peer).cloned() else {
+                            continue;
+                        };
+                        let channel = me.channel.clone();
+                        tokio::spawn(async move {
+                            let answer = async {
+                                let offer = RTCSessionDescription::offer(sdp)?;
+                                client.pc.set_remote_description(offer).await?;
+                                let answer = client.pc.create_answer(None).await?;
+                                client.pc.set_local_description(answer).await?;
+                                let sdp =
+                                    client.pc.local_description().await.context("answer")?.sdp;
+                                channel.apply_answer(peer, sdp).await?;
+                                anyhow::Ok(())
+                            };
+                            if let Err(e) = answer.await {
+                                eprintln!("client {peer}: renegotiation failed: {e:#}");
+                            }
+                        });
+                    }
+                    SfuEvent::Candidate { peer, candidate } => {
+                        let client = me.clients.lock().get(&peer).cloned();
+                        if let Some(client) = client {
+                            let _ = client.pc.add_ice_candidate(candidate).await;
+                        }
+                    }
+                    SfuEvent::Speaking { peer, speaking } => {
+                        me.speaking.lock().push((peer, speaking))
+                    }
+                    SfuEvent::Failed { peer } => me.failed.lock().push(peer),
+                    SfuEvent::Connected { .. } => {}
+                }
+            }
+        });
+        h
+    }
+
+    async fn join(&self, id: PeerId) -> Result<Arc<Client>> {
+        let client = Client::new(id).await?;
+        self.clients.lock().insert(id, client.clone());
+        let offer = client.offer().await?;
+        let answer = self.channel.join(id, offer, Rights::default()).await?;
+        client
+            .pc
+            .set_remote_description(RTCSessionDescription::answer(answer)?)
+            .await?;
+        self.channel.sync().await;
+        Ok(client)
+    }
+}
+
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) -> Result<()> {
+    for _ in 0..150 {
+        if check() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    anyhow::bail!("timed out waiting for {what}")
+}
+
+/// How many packets from `publisher` reach `client` in 600 ms.
+async fn flow(client: &Client, publisher: PeerId) -> u32 {
+    let before = client.from(publisher);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    client.from(publisher) - before
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_participants_hear_each_other_with_mute_deafen_speaking_and_leave() -> Result<()> {
+    let ports = Arc::new(PortPool::default());
+    let config = MediaConfig {
+        port_range: Some((46000, 46009)),
+        ..MediaConfig::default()
+    };
+    let h = Harness::start(config, ports.clone());
+    let (a, b, c) = (h.join(1).await?, h.join(2).await?, h.join(3).await?);
+    for client in [&a, &b, &c] {
+        client.speak();
+    }
+    eventually("everyone connected", || {
+        [&a, &b, &c]
+            .iter()
+            .all(|c| c.connected.load(Ordering::Acquire))
+    })
+    .await?;
+    eventually("each hears the other two", || {
+        a.from(2) > 10
+            && a.from(3) > 10
+            && b.from(1) > 10
+            && b.from(3) > 10
+            && c.from(1) > 10
+            && c.from(2) > 10
+    })
+    .await?;
+    for client in [&a, &b, &c] {
+        assert_eq!(client.from(client.id), 0, "nobody hears themselves");
+    }
+    assert_eq!(ports.in_use(), 3);
+
+    // Speaking: A gets loud, then quiet.
+    a.level.store(20, Ordering::Relaxed);
+    eventually("A speaking", || h.speaking.lock().contains(&(1, true))).await?;
+    a.level.store(127, Ordering::Relaxed);
+    for _ in 0..20 {
+        h.channel.tick();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        h.speaking.lock().contains(&(1, false)),
+        "{:?}",
+        h.speaking.lock()
+    );
+
+    // Mute A: nobody receives A; B and C still hear each other.
+    let muted = Rights {
+        muted: true,
+        ..Rights::default()
+    };
+    h.channel.set_rights(1, muted).await?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        flow(&b, 1).await,
+        0,
+        "muted packets are dropped at the server"
+    );
+    assert!(flow(&b, 3).await > 10);
+    h.channel.set_rights(1, Rights::default()).await?;
+    assert!(flow(&c, 1).await > 10, "unmuted again");
+
+    // Deafen B: B receives nothing, the others still hear B.
+    let deafened = Rights {
+        deafened: true,
+        ..Rights::default()
+    };
+    h.channel.set_rights(2, deafened).await?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(flow(&b, 1).await + flow(&b, 3).await, 0);
+    assert!(flow(&a, 2).await > 10);
+    h.channel.set_rights(2, Rights::default()).await?;
+
+    // C leaves: its connection closes and its port comes back; A and B go on.
+    assert!(h.channel.leave(3).await);
+    c.pc.close().await?;
+    assert_eq!(ports.in_use(), 2);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(flow(&a, 3).await, 0);
+    assert!(flow(&a, 2).await > 10, "the others are not interrupted");
+    assert!(h.channel.counters().forwarded.load(Ordering::Relaxed) > 100);
+
+    h.channel.close().await;
+    assert_eq!(ports.in_use(), 0);
+    assert!(h.channel.is_empty());
+    a.pc.close().await?;
+    b.pc.close().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_completes_ice_is_reported_and_its_port_freed() -> Result<()> {
+    let ports = Arc::new(PortPool::default());
+    let config = MediaConfig {
+        port_range: Some((46100, 46101)),
+        connect_timeout: Duration::from_secs(2),
+        ..MediaConfig::default()
+    };
+    let h = Harness::start(config, ports.clone());
+    let client = Client::new(7).await?;
+    let offer = client.offer().await?;
+    // The client goes away before applying the answer: nobody ever answers the checks.
+    client.pc.close().await?;
+    h.channel.join(7, offer, Rights::default()).await?;
+    assert_eq!(ports.in_use(), 1);
+    eventually("reported as failed", || h.failed.lock().contains(&7)).await?;
+    assert!(h.channel.leave(7).await);
+    assert_eq!(ports.in_use(), 0);
+    // Garbage is refused with an error, nothing is left behind.
+    assert!(
+        h.channel
+            .join(8, "v=0 garbage".into(), Rights::default())
+            .await
+            .is_err()
+    );
+    assert_eq!(ports.in_use(), 0);
+    assert!(h.channel.is_empty());
+    assert!(h.channel.apply_answer(9, "x".into()).await.is_err());
+    Ok(())
+}
