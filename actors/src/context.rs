@@ -41,6 +41,21 @@ impl Default for ActorConfig {
     }
 }
 
+/// What voice channels need: media settings, the UDP port pool, what clients are told.
+#[derive(Debug)]
+pub struct VoiceRuntime {
+    /// Where peer connections bind.
+    pub media: voiceflow_media::MediaConfig,
+    /// Ports of the configured range in use.
+    pub ports: Arc<voiceflow_media::PortPool>,
+    /// STUN/TURN servers handed to clients.
+    pub ice_servers: Vec<voiceflow_wire::v1::voice::IceServer>,
+    /// Most participants in one voice channel.
+    pub capacity: usize,
+    /// A participant not heard (no heartbeat) for this long is removed.
+    pub ttl: Duration,
+}
+
 /// Shared handles, cheap to clone.
 #[derive(Clone)]
 pub struct NodeContext {
@@ -58,4 +73,6 @@ pub struct NodeContext {
     pub presence: crate::presence::PresenceDirectory,
     /// Uploaded files (attachments of `file` and `voice_note` messages).
     pub blobs: Arc<dyn voiceflow_schema::BlobStore>,
+    /// Voice channels' media (the SFU).
+    pub voice: Arc<VoiceRuntime>,
 }

@@ -10,9 +10,11 @@
 pub mod engine;
 pub mod sfu;
 pub mod speaking;
+pub mod testing;
 
 pub use engine::{MediaConfig, PortPool};
 pub use sfu::{Channel, PeerId, Rights, SfuEvent};
+pub use webrtc::peer_connection::RTCIceCandidateInit;
 
 /// Media failures, turned into client errors by the voice actor.
 #[derive(Debug, thiserror::Error)]

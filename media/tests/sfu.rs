@@ -4,201 +4,13 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
-use bytes::Bytes;
+use anyhow::Result;
 use parking_lot::Mutex;
-use rtc::media_stream::MediaStreamTrack;
-use rtc::rtp::extension::audio_level_extension::AudioLevelExtension;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
-use rtc::shared::marshal::Marshal;
-use voiceflow_media::engine::{AUDIO_LEVEL_URI, opus_codec, opus_engine};
+use voiceflow_media::testing::Client;
 use voiceflow_media::{Channel, MediaConfig, PeerId, PortPool, Rights, SfuEvent};
-use webrtc::media_stream::track_local::TrackLocal;
-use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
-use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
-use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceGatheringState,
-    RTCPeerConnectionState, RTCSessionDescription,
-};
-use webrtc::rtp_transceiver::RtpSender;
-
-/// Packets received per publisher (from the track's stream id `voice-<publisher>`).
-type Received = Arc<Mutex<HashMap<u64, Arc<AtomicU32>>>>;
-
-struct ClientHandler {
-    gathered: Arc<tokio::sync::Notify>,
-    connected: Arc<AtomicBool>,
-    received: Received,
-}
-
-#[async_trait::async_trait]
-impl PeerConnectionEventHandler for ClientHandler {
-    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
-        if state == RTCIceGatheringState::Complete {
-            self.gathered.notify_one();
-        }
-    }
-
-    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
-        if state == RTCPeerConnectionState::Connected {
-            self.connected.store(true, Ordering::Release);
-        }
-    }
-
-    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
-        let stream = track.stream_id().await;
-        let publisher: u64 = stream
-            .strip_prefix("voice-")
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let counter = self
-            .received
-            .lock()
-            .entry(publisher)
-            .or_insert_with(|| Arc::new(AtomicU32::new(0)))
-            .clone();
-        tokio::spawn(async move {
-            while let Some(event) = track.poll().await {
-                if let TrackRemoteEvent::OnRtpPacket(_) = event {
-                    counter.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        });
-    }
-}
-
-/// A participant's client: one connection, a microphone track.
-struct Client {
-    id: PeerId,
-    pc: Arc<dyn PeerConnection>,
-    mic: Arc<TrackLocalStaticRTP>,
-    sender: Arc<dyn RtpSender>,
-    ssrc: u32,
-    connected: Arc<AtomicBool>,
-    received: Received,
-    /// Audio level the microphone sends (127: silence).
-    level: Arc<AtomicU32>,
-}
-
-impl Client {
-    async fn new(id: PeerId) -> Result<Arc<Client>> {
-        let (engine, registry) = opus_engine()?;
-        let gathered = Arc::new(tokio::sync::Notify::new());
-        let connected = Arc::new(AtomicBool::new(false));
-        let received: Received = Arc::default();
-        let handler = Arc::new(ClientHandler {
-            gathered: gathered.clone(),
-            connected: connected.clone(),
-            received: received.clone(),
-        });
-        let pc = PeerConnectionBuilder::new()
-            .with_media_engine(engine)
-            .with_interceptor_registry(registry)
-            .with_handler(handler)
-            .with_udp_addrs(vec!["127.0.0.1:0".to_owned()])
-            .build()
-            .await?;
-        let pc: Arc<dyn PeerConnection> = Arc::new(pc);
-        let ssrc: u32 = rand::random();
-        let mic = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-            format!("client-{id}"),
-            "mic".into(),
-            "mic".into(),
-            RtpCodecKind::Audio,
-            vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters {
-                    ssrc: Some(ssrc),
-                    ..Default::default()
-                },
-                codec: opus_codec(),
-                ..Default::default()
-            }],
-        )));
-        let sender = pc.add_track(mic.clone() as Arc<dyn TrackLocal>).await?;
-        let _ = gathered;
-        Ok(Arc::new(Client {
-            id,
-            pc,
-            mic,
-            sender,
-            ssrc,
-            connected,
-            received,
-            level: Arc::new(AtomicU32::new(127)),
-        }))
-    }
-
-    async fn offer(&self) -> Result<String> {
-        let offer = self.pc.create_offer(None).await?;
-        self.pc.set_local_description(offer).await?;
-        // Host candidates are gathered at once on loopback.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        Ok(self.pc.local_description().await.context("no offer")?.sdp)
-    }
-
-    fn from(&self, publisher: PeerId) -> u32 {
-        self.received
-            .lock()
-            .get(&publisher)
-            .map_or(0, |c| c.load(Ordering::Relaxed))
-    }
-
-    /// Sends 20 ms Opus frames with the current audio level until the connection closes.
-    fn speak(self: &Arc<Self>) {
-        let me = self.clone();
-        tokio::spawn(async move {
-            let Ok(params) = me.sender.get_parameters().await else {
-                return;
-            };
-            let Some(pt) = params.rtp_parameters.codecs.first().map(|c| c.payload_type) else {
-                return;
-            };
-            let level_id = params
-                .rtp_parameters
-                .header_extensions
-                .iter()
-                .find(|e| e.uri == AUDIO_LEVEL_URI)
-                .and_then(|e| u8::try_from(e.id).ok());
-            let (mut seq, mut ts) = (1u16, 0u32);
-            let mut tick = tokio::time::interval(Duration::from_millis(20));
-            loop {
-                tick.tick().await;
-                let level = me.level.load(Ordering::Relaxed) as u8;
-                let mut header = rtc::rtp::Header {
-                    version: 2,
-                    payload_type: pt,
-                    sequence_number: seq,
-                    timestamp: ts,
-                    ssrc: me.ssrc,
-                    ..Default::default()
-                };
-                if let Some(id) = level_id
-                    && let Ok(bytes) = (AudioLevelExtension {
-                        level,
-                        voice: level < 127,
-                    })
-                    .marshal()
-                {
-                    let _ = header.set_extension(id, bytes.freeze());
-                }
-                let packet = rtc::rtp::Packet {
-                    header,
-                    payload: Bytes::from_static(&[0xfc, 0xff, 0xfe]),
-                };
-                if me.mic.write_rtp(packet).await.is_err() {
-                    break;
-                }
-                seq = seq.wrapping_add(1);
-                ts = ts.wrapping_add(960);
-            }
-        });
-    }
-}
 
 /// Routes SFU events to the test's clients, as the WebSocket signalling would.
 struct Harness {
@@ -228,12 +40,7 @@ impl Harness {
                         let channel = me.channel.clone();
                         tokio::spawn(async move {
                             let answer = async {
-                                let offer = RTCSessionDescription::offer(sdp)?;
-                                client.pc.set_remote_description(offer).await?;
-                                let answer = client.pc.create_answer(None).await?;
-                                client.pc.set_local_description(answer).await?;
-                                let sdp =
-                                    client.pc.local_description().await.context("answer")?.sdp;
+                                let sdp = client.answer(sdp).await?;
                                 channel.apply_answer(peer, sdp).await?;
                                 anyhow::Ok(())
                             };
@@ -264,10 +71,7 @@ impl Harness {
         self.clients.lock().insert(id, client.clone());
         let offer = client.offer().await?;
         let answer = self.channel.join(id, offer, Rights::default()).await?;
-        client
-            .pc
-            .set_remote_description(RTCSessionDescription::answer(answer)?)
-            .await?;
+        client.accept(answer).await?;
         self.channel.sync().await;
         Ok(client)
     }

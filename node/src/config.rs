@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 use voiceflow_actors::ActorConfig;
 
 mod presence;
+mod voice;
 pub use presence::PresenceConfig;
+pub use voice::VoiceConfig;
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
@@ -96,6 +98,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Presence heartbeats and timeouts (`[presence]`).
     pub presence: PresenceConfig,
+    /// Voice channels: media address and ports, ICE servers, capacity (`[voice]`).
+    pub voice: VoiceConfig,
 }
 
 /// Where uploaded files are kept.
@@ -229,6 +233,7 @@ impl Default for Config {
             files: FilesConfig::default(),
             limits: LimitsConfig::default(),
             presence: PresenceConfig::default(),
+            voice: VoiceConfig::default(),
         }
     }
 }
@@ -352,6 +357,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: &str| Err(ConfigError::Invalid(m.into()));
         self.presence.validate().map_err(ConfigError::Invalid)?;
+        self.voice.validate().map_err(ConfigError::Invalid)?;
         if self.node_id > voiceflow_wire::ids::MAX_NODE_ID {
             return bad("node_id must be 0-1023");
         }

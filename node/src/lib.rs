@@ -104,6 +104,7 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
         sessions: Default::default(),
         presence: voiceflow_actors::presence::PresenceDirectory::new(config.presence.timings()),
         blobs: blobs.clone(),
+        voice: Arc::new(config.voice.runtime()),
     };
     let listener =
         bind(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;

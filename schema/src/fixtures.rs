@@ -34,6 +34,7 @@ pub fn room(id: u64, code: &str, is_public: bool) -> RoomRecord {
         created_by: Snowflake(1),
         created_at: 1_700_000_000_000,
         updated_at: 1_700_000_000_000,
+        kind: Default::default(),
     }
 }
 

@@ -66,6 +66,43 @@ pub struct RoomRecord {
     pub created_at: u64,
     /// Last change.
     pub updated_at: u64,
+    /// Text, voice channel or stage (fixed at creation).
+    #[serde(default)]
+    pub kind: RoomKind,
+}
+
+/// What a room is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoomKind {
+    /// A chat room.
+    #[default]
+    Text,
+    /// A voice channel: its members talk over the SFU (and chat beside it).
+    Voice,
+    /// A stage: hosts and speakers talk, listeners listen and raise hands.
+    Stage,
+}
+
+impl RoomKind {
+    /// Wire and storage name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoomKind::Text => "text",
+            RoomKind::Voice => "voice",
+            RoomKind::Stage => "stage",
+        }
+    }
+
+    /// Inverse of [`RoomKind::as_str`].
+    pub fn parse(s: &str) -> Option<RoomKind> {
+        Some(match s {
+            "text" => RoomKind::Text,
+            "voice" => RoomKind::Voice,
+            "stage" => RoomKind::Stage,
+            _ => return None,
+        })
+    }
 }
 
 /// A member's role in a room.

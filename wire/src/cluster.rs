@@ -202,6 +202,19 @@ pub enum RoomOp {
         /// The client frame id to acknowledge.
         req_id: Option<u64>,
     },
+    /// A `voice:*` request from a session (the channel's media lives on its owner).
+    Voice {
+        /// The session (acks and signalling go back to it).
+        session_id: u64,
+        /// Its user.
+        user_id: u64,
+        /// Their username.
+        username: String,
+        /// The voice op as JSON.
+        op_json: String,
+        /// The client frame id to acknowledge.
+        req_id: Option<u64>,
+    },
     /// A user's presence changed (from their presence actor).
     Presence {
         /// The user.

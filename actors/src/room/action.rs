@@ -48,3 +48,32 @@ pub enum ActReply {
     /// `reaction:add` / `reaction:remove`: the reactions now.
     Reaction(ReactionUpdated),
 }
+
+/// A voice request from a session (`voice:*`), forwarded between nodes as JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum VoiceOp {
+    /// `voice:join` with the client's offer.
+    Join {
+        /// The SDP offer.
+        sdp: String,
+    },
+    /// `voice:signal`: an ICE candidate, or the answer to the server's offer.
+    Signal {
+        /// The candidate (`{candidate, sdpMid, sdpMLineIndex}`).
+        candidate: Option<serde_json::Value>,
+        /// The SDP answer.
+        sdp: Option<String>,
+    },
+    /// `voice:state`: mute / deafen.
+    State {
+        /// Mute, if given.
+        muted: Option<bool>,
+        /// Deafen, if given.
+        deafened: Option<bool>,
+    },
+    /// `voice:leave`, or the session ended.
+    Leave,
+    /// The session is alive (every heartbeat interval).
+    Beat,
+}

@@ -24,7 +24,7 @@ use crate::context::NodeContext;
 use crate::error::ActorError;
 use crate::presence::PresenceNote;
 use crate::remote::Recipient;
-pub use action::{ActReply, Action};
+pub use action::{ActReply, Action, VoiceOp};
 pub use state::{PRESENCE_INTERVAL, RECEIPT_DELAY, ResyncData, RoomState, rfc3339, view_of};
 use voiceflow_wire::cluster::NodeId;
 
@@ -136,6 +136,21 @@ pub enum RoomMsg {
     Reprobe(Vec<Snowflake>),
     /// Member lists asked for right after start may be answered now.
     AnswerMembers,
+    /// A `voice:*` request from a session.
+    Voice {
+        /// The session.
+        session: SessionLink,
+        /// What.
+        op: VoiceOp,
+        /// Where the ack goes.
+        reply: Reply<serde_json::Value>,
+    },
+    /// An event from the voice channel's SFU session.
+    VoiceEvent(voiceflow_media::SfuEvent),
+    /// Periodic (voice channels): speaking changes due, participants' heartbeats.
+    VoiceTick,
+    /// The SFU accepted this session's offer.
+    VoiceJoined(u64),
     /// `typing:start` from a member.
     TypingStart(Snowflake),
     /// `typing:stop` from a member.
@@ -192,6 +207,9 @@ pub enum RoomMsg {
     NodeDown(NodeId),
 }
 
+/// How often a voice channel reports held-back speaking changes and checks heartbeats.
+const VOICE_TICK: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// How long a room that just started waits for its members' presence before answering a
 /// member list.
 const PRESENCE_PROBE_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
@@ -232,6 +250,10 @@ impl Actor for RoomActor {
             }),
         );
         probe(state, state.member_ids());
+        if state.room.kind == voiceflow_schema::RoomKind::Voice {
+            // Speaking changes held back by the throttle, and participants' heartbeats.
+            state.voice_timer = Some(me.send_interval(VOICE_TICK, || RoomMsg::VoiceTick));
+        }
         Ok(())
     }
 
@@ -243,7 +265,11 @@ impl Actor for RoomActor {
         if let Some(timer) = state.idle_timer.take() {
             timer.abort();
         }
+        if let Some(timer) = state.voice_timer.take() {
+            timer.abort();
+        }
         state.close_remote_followers();
+        state.voice_shutdown();
         Ok(())
     }
 
@@ -337,6 +363,12 @@ impl Actor for RoomActor {
             RoomMsg::FlushPresence => state.handle_flush_presence(std::time::Instant::now()),
             RoomMsg::FlushReceipts => state.handle_flush_receipts(),
             RoomMsg::Reprobe(users) => probe(state, users),
+            RoomMsg::Voice { session, op, reply } => {
+                state.handle_voice(&me, session, op, reply).await
+            }
+            RoomMsg::VoiceEvent(event) => state.handle_voice_event(event),
+            RoomMsg::VoiceTick => state.voice_tick(),
+            RoomMsg::VoiceJoined(session_id) => state.handle_voice_joined(session_id),
             RoomMsg::IdleCheck => {
                 if state.is_idle() {
                     self.retire(&me, state);
@@ -346,6 +378,7 @@ impl Actor for RoomActor {
             RoomMsg::RetireMarker => state.retire_marker_seen = true,
             RoomMsg::NodeDown(node) => {
                 state.handle_node_down(node);
+                state.voice_node_down(node);
                 let users = state.presence_from(node);
                 if !users.is_empty() {
                     // Its presence actors moved: ask the new owners once sessions found them.

@@ -23,6 +23,7 @@ mod changes;
 mod fanout;
 mod log;
 mod social;
+mod voice;
 
 pub use fanout::{rfc3339, view_of};
 pub use log::ResyncData;
@@ -71,10 +72,14 @@ pub struct RoomState {
     pub retire_marker_seen: bool,
     /// The periodic idle check.
     pub idle_timer: Option<tokio::task::JoinHandle<()>>,
+    /// The periodic voice tick (voice channels).
+    pub voice_timer: Option<tokio::task::JoinHandle<()>>,
     /// When the actor started (member lists wait a moment for presence).
     pub started_at: Instant,
     /// Member lists waiting for that moment.
     pub waiting_members: Vec<ractor::RpcReplyPort<Result<Vec<Participant>, ActorError>>>,
+    /// The SFU session of a voice channel, once someone joined it.
+    voice: Option<voice::VoiceRoom>,
 }
 
 impl RoomState {
@@ -120,8 +125,10 @@ impl RoomState {
             retiring: false,
             retire_marker_seen: false,
             idle_timer: None,
+            voice_timer: None,
             started_at: Instant::now(),
             waiting_members: Vec::new(),
+            voice: None,
         })
     }
 
@@ -133,6 +140,7 @@ impl RoomState {
     /// Nobody subscribed, nothing pending, and quiet for the idle timeout.
     pub fn is_idle(&self) -> bool {
         self.live.is_empty()
+            && self.voice_participants() == 0
             && self.writes_done()
             && self.last_activity.elapsed()
                 >= self

@@ -50,6 +50,7 @@ pub(super) async fn fixture(config: ActorConfig) -> Fixture {
         created_by: alice,
         created_at: 0,
         updated_at: 0,
+        kind: Default::default(),
     };
     let admin = Membership {
         room_id: room.id,
@@ -65,6 +66,13 @@ pub(super) async fn fixture(config: ActorConfig) -> Fixture {
         directory: RoomDirectory::new(),
         config: Arc::new(config),
         presence: Default::default(),
+        voice: Arc::new(crate::context::VoiceRuntime {
+            media: Default::default(),
+            ports: Default::default(),
+            ice_servers: Vec::new(),
+            capacity: 25,
+            ttl: Duration::from_secs(30),
+        }),
         blobs: Arc::new(
             voiceflow_schema::blob::DirBlobStore::open(&dir.path().join("blobs")).expect("blobs"),
         ),

@@ -10,7 +10,9 @@ use voiceflow_wire::{ErrorBody, ErrorCode, Snowflake};
 
 use super::SessionState;
 use crate::remote::Recipient;
-use crate::room::{Action, Reply, RoomMsg};
+use voiceflow_wire::v1::voice::{VoiceChannelRef, VoiceJoin, VoiceSignal, VoiceStateUpdate};
+
+use crate::room::{Action, Reply, RoomMsg, VoiceOp};
 
 impl SessionState {
     /// Sends `op` to this user's presence actor (wherever it lives).
@@ -101,6 +103,80 @@ impl SessionState {
             Ok(Some(room)) => Ok(room),
             Ok(None) => Err(ErrorBody::new(ErrorCode::NotFound, "message not found")),
             Err(e) => Err(crate::error::ActorError::Store(e).to_body()),
+        }
+    }
+
+    /// `voice:join`, `voice:signal`, `voice:state`, `voice:leave`: to the voice channel's room.
+    pub(super) async fn handle_voice(&mut self, frame: &ClientFrame<'_>) -> Result<(), FrameError> {
+        let (channel_id, op) = match frame.event {
+            "voice:join" => {
+                let p: VoiceJoin = frame.payload()?;
+                (p.channel_id, VoiceOp::Join { sdp: p.sdp })
+            }
+            "voice:signal" => {
+                let p: VoiceSignal = frame.payload()?;
+                let op = VoiceOp::Signal {
+                    candidate: p.candidate,
+                    sdp: p.sdp,
+                };
+                (p.channel_id, op)
+            }
+            "voice:state" => {
+                let p: VoiceStateUpdate = frame.payload()?;
+                let op = VoiceOp::State {
+                    muted: p.muted,
+                    deafened: p.deafened,
+                };
+                (p.channel_id, op)
+            }
+            _ => {
+                let p: VoiceChannelRef = frame.payload()?;
+                (p.channel_id, VoiceOp::Leave)
+            }
+        };
+        match op {
+            VoiceOp::Join { .. } => {
+                self.voice_channels.insert(channel_id);
+            }
+            VoiceOp::Leave => {
+                self.voice_channels.remove(&channel_id);
+            }
+            _ => {}
+        }
+        let reply = Reply::Session {
+            to: Recipient::Local(self.outbox.clone()),
+            session_id: self.session_id,
+            req_id: frame.id,
+        };
+        let msg = RoomMsg::Voice {
+            session: self.link(),
+            op,
+            reply,
+        };
+        self.ctx
+            .directory
+            .send(&self.ctx, channel_id, msg)
+            .await
+            .map(|_| ())
+            .map_err(|e| FrameError {
+                id: frame.id,
+                error: e.to_body(),
+            })
+    }
+
+    /// Tells the voice channels this session is in that it is alive (or, at the end, gone).
+    pub(super) fn voice_to_all(&self, op: &VoiceOp) {
+        for channel_id in &self.voice_channels {
+            let msg = RoomMsg::Voice {
+                session: self.link(),
+                op: op.clone(),
+                reply: Reply::Session {
+                    to: Recipient::Local(self.outbox.clone()),
+                    session_id: self.session_id,
+                    req_id: None,
+                },
+            };
+            self.ctx.directory.send_if_running(*channel_id, msg);
         }
     }
 

@@ -110,6 +110,8 @@ pub struct SessionState {
     last_active: std::time::Instant,
     /// The presence heartbeat timer.
     beat_timer: Option<tokio::task::JoinHandle<()>>,
+    /// Voice channels this connection is in (they get its heartbeats and its departure).
+    voice_channels: std::collections::HashSet<Snowflake>,
 }
 
 impl Actor for SessionActor {
@@ -136,6 +138,7 @@ impl Actor for SessionActor {
             join_generation: 0,
             last_active: std::time::Instant::now(),
             beat_timer: None,
+            voice_channels: Default::default(),
         })
     }
 
@@ -163,6 +166,7 @@ impl Actor for SessionActor {
         if let Some(timer) = state.beat_timer.take() {
             timer.abort();
         }
+        state.voice_to_all(&crate::room::VoiceOp::Leave);
         state.leave_all();
         state.ctx.sessions.unregister(state.session_id);
         state
@@ -190,6 +194,7 @@ impl Actor for SessionActor {
             }
             SessionMsg::Disconnected => me.stop(Some("disconnected".into())),
             SessionMsg::Heartbeat => {
+                state.voice_to_all(&crate::room::VoiceOp::Beat);
                 let idle_ms = state.last_active.elapsed().as_millis() as u64;
                 let session_id = state.session_id;
                 state
@@ -318,6 +323,9 @@ impl SessionState {
             "message:update" | "message:delete" | "reaction:add" | "reaction:remove"
             | "message:read" => self.handle_action(&frame).await,
             "presence:update" => self.handle_presence_update(&frame).await,
+            "voice:join" | "voice:signal" | "voice:state" | "voice:leave" => {
+                self.handle_voice(&frame).await
+            }
             other => Err(FrameError {
                 id: frame.id,
                 error: ErrorBody::new(
@@ -341,7 +349,7 @@ impl SessionState {
         }
     }
 
-    fn link(&self) -> SessionLink {
+    pub(super) fn link(&self) -> SessionLink {
         SessionLink {
             session_id: self.session_id,
             user_id: self.user.user_id,

@@ -188,24 +188,7 @@ impl Channel {
             return Err(MediaError::AlreadyJoined);
         }
         let offer = RTCSessionDescription::offer(offer).map_err(MediaError::sdp)?;
-        let port = match self.0.config.port_range {
-            Some(range) => Some(self.0.ports.take(range).ok_or(MediaError::NoPort)?),
-            None => None,
-        };
-        let addr = format!("{}:{}", self.0.config.bind_ip, port.unwrap_or(0));
-        let handler = Arc::new(Handler {
-            channel: Arc::downgrade(&self.0),
-            peer: id,
-        });
-        let pc = match peer_connection(addr, handler).await {
-            Ok(pc) => pc,
-            Err(e) => {
-                if let Some(port) = port {
-                    self.0.ports.give(port);
-                }
-                return Err(e);
-            }
-        };
+        let (pc, port) = self.connect(id).await?;
         let peer = Arc::new(Peer {
             id,
             pc,
@@ -230,6 +213,41 @@ impl Channel {
                 Err(e)
             }
         }
+    }
+
+    /// A connection bound to a free port of the range (ports another process holds are
+    /// skipped), or to any port without a range.
+    async fn connect(
+        &self,
+        id: PeerId,
+    ) -> Result<(Arc<dyn PeerConnection>, Option<u16>), MediaError> {
+        let ip = self.0.config.bind_ip;
+        let handler = || {
+            Arc::new(Handler {
+                channel: Arc::downgrade(&self.0),
+                peer: id,
+            })
+        };
+        let Some(range) = self.0.config.port_range else {
+            return Ok((peer_connection(format!("{ip}:0"), handler()).await?, None));
+        };
+        let mut busy = Vec::new();
+        let result = loop {
+            let Some(port) = self.0.ports.take(range) else {
+                break Err(MediaError::NoPort);
+            };
+            match peer_connection(format!("{ip}:{port}"), handler()).await {
+                Ok(pc) => break Ok((pc, Some(port))),
+                Err(e) => {
+                    tracing::debug!(port, error = %e, "voice: port busy, trying the next");
+                    busy.push(port);
+                }
+            }
+        };
+        for port in busy {
+            self.0.ports.give(port);
+        }
+        result
     }
 
     /// Gives up on a participant whose connection is not up within the connect timeout.

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use voiceflow_actors::room::{Author, RoomMsg, rfc3339, view_of};
-use voiceflow_schema::{Membership, Role, RoomRecord, RoomSettings, StoreError};
+use voiceflow_schema::{Membership, Role, RoomKind, RoomRecord, RoomSettings, StoreError};
 use voiceflow_wire::ids::now_ms;
 use voiceflow_wire::{ErrorCode, Snowflake};
 use warp::http::StatusCode;
@@ -67,6 +67,7 @@ struct RoomView {
     created_by: Snowflake,
     created_at: String,
     updated_at: String,
+    kind: RoomKind,
 }
 
 impl From<&RoomRecord> for RoomView {
@@ -81,6 +82,7 @@ impl From<&RoomRecord> for RoomView {
             created_by: r.created_by,
             created_at: rfc3339(r.created_at),
             updated_at: rfc3339(r.updated_at),
+            kind: r.kind,
         }
     }
 }
@@ -95,6 +97,9 @@ struct CreateBody {
     max_users: u32,
     #[serde(default)]
     settings: Option<SettingsView>,
+    /// `text` (default), `voice` or `stage`.
+    #[serde(default)]
+    kind: RoomKind,
 }
 
 fn default_max_users() -> u32 {
@@ -205,6 +210,12 @@ async fn create(s: AppState, user: AuthUser, body: Bytes) -> Result<Response, Ap
     if !(2..=500).contains(&b.max_users) {
         return Err(ApiError::field("maxUsers", "maxUsers must be 2-500"));
     }
+    if b.kind == RoomKind::Stage {
+        return Err(ApiError::field(
+            "kind",
+            "stage rooms are not available yet; kind must be text or voice",
+        ));
+    }
     let now = now_ms();
     let mut room = RoomRecord {
         id: s.ctx.ids.next_id(),
@@ -216,6 +227,7 @@ async fn create(s: AppState, user: AuthUser, body: Bytes) -> Result<Response, Ap
         created_by: user.id,
         created_at: now,
         updated_at: now,
+        kind: b.kind,
     };
     let admin = Membership {
         room_id: room.id,

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use voiceflow_actors::ActorError;
 use voiceflow_actors::presence::PresenceNote;
 use voiceflow_actors::remote::{Owner, Recipient, RemoteSession};
-use voiceflow_actors::room::{Action, Author, Reply, RoomMsg, SessionLink};
+use voiceflow_actors::room::{Action, Author, Reply, RoomMsg, SessionLink, VoiceOp};
 use voiceflow_schema::RoomRecord;
 use voiceflow_wire::cluster::{NodeId, PeerMsg, PresenceOp, RoomCall, RoomDelivery, RoomOp};
 use voiceflow_wire::v1::client::SendMessage;
@@ -213,6 +213,36 @@ async fn to_room(
                 fail_session(cluster, room, origin, session_id, req_id, &e);
             }
         }
+        RoomOp::Voice {
+            session_id,
+            user_id,
+            username,
+            op_json,
+            req_id,
+        } => {
+            let Ok(op) = serde_json::from_str::<VoiceOp>(&op_json) else {
+                let e = ActorError::Client(ErrorBody::new(
+                    ErrorCode::InvalidFrame,
+                    "the request could not be relayed",
+                ));
+                return fail_session(cluster, room, origin, session_id, req_id, &e);
+            };
+            let session = SessionLink {
+                session_id,
+                user_id: Snowflake(user_id),
+                username,
+                to: to(session_id),
+            };
+            let reply = Reply::Session {
+                to: to(session_id),
+                session_id,
+                req_id,
+            };
+            let msg = RoomMsg::Voice { session, op, reply };
+            if let Err(e) = ctx.directory.send(&ctx, room, msg).await {
+                fail_session(cluster, room, origin, session_id, req_id, &e);
+            }
+        }
         RoomOp::Presence {
             user_id,
             status,
@@ -261,6 +291,9 @@ fn refuse(cluster: &Arc<ClusterInner>, room: Snowflake, origin: NodeId, op: Room
             session_id, req_id, ..
         }
         | RoomOp::Act {
+            session_id, req_id, ..
+        }
+        | RoomOp::Voice {
             session_id, req_id, ..
         } => fail_session(cluster, room, origin, session_id, req_id, &e),
         RoomOp::Call { call_id, .. } => cluster.send_delivery(

@@ -237,6 +237,20 @@ impl Cluster for ClusterInner {
                 };
                 (origin_of(me, &to), op)
             }
+            RoomMsg::Voice { session, op, reply } => {
+                let req_id = match reply {
+                    Reply::Session { req_id, .. } => req_id,
+                    Reply::Port(_) => None,
+                };
+                let op = RoomOp::Voice {
+                    session_id: session.session_id,
+                    user_id: session.user_id.0,
+                    username: session.username,
+                    op_json: serde_json::to_string(&op).unwrap_or_default(),
+                    req_id,
+                };
+                (origin_of(me, &session.to), op)
+            }
             RoomMsg::Presence(note) => (
                 me,
                 RoomOp::Presence {

@@ -281,6 +281,8 @@ pub struct WsClient {
     next_id: u64,
     /// Frames received while waiting for something else.
     pub backlog: std::collections::VecDeque<Value>,
+    /// The `hello` frame.
+    pub hello: Value,
 }
 
 impl WsClient {
@@ -291,8 +293,10 @@ impl WsClient {
             ws,
             next_id: 0,
             backlog: Default::default(),
+            hello: Value::Null,
         };
         let hello = client.next_event("hello").await?;
+        client.hello = hello.clone();
         if hello["data"]["protocol"] != 1 {
             bail!("bad hello {hello}");
         }
@@ -376,6 +380,17 @@ impl WsClient {
                 Some(Ok(_)) => {}
                 Some(Err(_)) | None => return Ok(None),
             }
+        }
+    }
+
+    /// The next frame (backlog first) if one arrives within `wait`.
+    pub async fn next_within(&mut self, wait: Duration) -> Option<Value> {
+        if let Some(frame) = self.backlog.pop_front() {
+            return Some(frame);
+        }
+        match tokio::time::timeout(wait, self.ws.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => serde_json::from_str(text.as_str()).ok(),
+            _ => None,
         }
     }
 

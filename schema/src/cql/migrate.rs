@@ -47,6 +47,11 @@ pub const MIGRATIONS: &[Migration] = &[
         description: "uploaded files",
         cql: include_str!("../../cql/003_files.cql"),
     },
+    Migration {
+        version: 4,
+        description: "room kinds (text, voice, stage)",
+        cql: include_str!("../../cql/004_room_kinds.cql"),
+    },
 ];
 
 /// The newest version this binary knows.

@@ -16,7 +16,7 @@ use voiceflow_wire::Snowflake;
 use super::codec::{fold, from_cql_time, id, role, snowflake, to_cql_time};
 use super::users::Unique;
 use super::{BatchEntry, Cql};
-use crate::model::{Membership, RoomPage, RoomRecord, RoomSettings};
+use crate::model::{Membership, RoomKind, RoomPage, RoomRecord, RoomSettings};
 use crate::store::{StoreError, StoreResult};
 
 /// A `rooms` row, in [`super::statements::ROOM_COLUMNS`] order.
@@ -33,6 +33,7 @@ type RoomRow = (
     i64,
     CqlTimestamp,
     CqlTimestamp,
+    Option<String>,
 );
 
 /// A membership row, in [`super::statements::MEMBER_COLUMNS`] order.
@@ -73,6 +74,7 @@ impl Cql {
             id(room.created_by)?,
             to_cql_time(room.created_at),
             to_cql_time(room.updated_at),
+            room.kind.as_str(),
         );
         let listing = if s.is_public {
             &self.st.public_insert
@@ -158,6 +160,7 @@ impl Cql {
             created_by,
             created_at,
             updated_at,
+            kind,
         )) = row
         else {
             return Ok(None);
@@ -178,6 +181,11 @@ impl Cql {
             created_by: snowflake(created_by)?,
             created_at: from_cql_time(created_at),
             updated_at: from_cql_time(updated_at),
+            kind: match kind.as_deref() {
+                None | Some("") => RoomKind::Text,
+                Some(k) => RoomKind::parse(k)
+                    .ok_or_else(|| StoreError::Corrupt(format!("room kind {k}")))?,
+            },
         }))
     }
 

@@ -7,6 +7,7 @@ pub mod files;
 pub mod frame;
 pub mod rich;
 pub mod server;
+pub mod voice;
 
 /// The protocol version this module describes; sent in the `hello` event.
 pub const PROTOCOL_VERSION: u32 = 1;

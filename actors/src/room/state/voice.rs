@@ -1,0 +1,454 @@
+//! A voice channel: a room of kind `voice` whose actor owns an SFU session
+//! ([`voiceflow_media::Channel`]). The actor keeps who is in the channel (their mute, deafen
+//! and speaking state, where their session is); the media work (offers, answers, candidates,
+//! closing connections) runs on tasks so chat in the room never waits on it. Events from the
+//! SFU come back as [`RoomMsg::VoiceEvent`].
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use ractor::ActorRef;
+use serde_json::Value;
+use voiceflow_media::{Channel, Rights, SfuEvent};
+use voiceflow_schema::RoomKind;
+use voiceflow_wire::v1::frame::{self, Frame};
+use voiceflow_wire::v1::voice::{
+    VoiceJoined, VoiceMember, VoiceSignal, VoiceUserLeft, events as voice_events,
+};
+use voiceflow_wire::{ErrorBody, ErrorCode, Snowflake};
+
+use super::RoomState;
+use crate::error::ActorError;
+use crate::remote::Recipient;
+use crate::room::{Author, Reply, RoomMsg, SessionLink, VoiceOp};
+
+/// One participant.
+struct Entry {
+    user_id: Snowflake,
+    username: String,
+    to: Recipient,
+    muted: bool,
+    deafened: bool,
+    speaking: bool,
+    last_beat: Instant,
+    /// The SFU accepted the offer and everyone was told (`voice:user_joined`).
+    announced: bool,
+}
+
+/// The channel's SFU session and its participants, by session id.
+pub(crate) struct VoiceRoom {
+    channel: Channel,
+    entries: HashMap<u64, Entry>,
+}
+
+fn voice_error(message: &str) -> ActorError {
+    ActorError::Client(ErrorBody::new(ErrorCode::ValidationError, message))
+}
+
+fn field_error(field: &str, message: &str) -> ActorError {
+    ActorError::Client(ErrorBody::field(field, message))
+}
+
+impl RoomState {
+    /// Participants of the voice channel (none for other rooms).
+    pub fn voice_participants(&self) -> usize {
+        self.voice.as_ref().map_or(0, |v| v.entries.len())
+    }
+
+    fn member_view(&self, entry: &Entry) -> VoiceMember {
+        VoiceMember {
+            channel_id: self.room.id,
+            user_id: entry.user_id,
+            username: entry.username.clone(),
+            muted: entry.muted,
+            deafened: entry.deafened,
+            speaking: entry.speaking,
+        }
+    }
+
+    /// Sends `frame` to everyone who sees the channel (live sessions of the room) and to every
+    /// participant not among them.
+    fn voice_broadcast(&self, frame: &Frame) {
+        self.broadcast(frame);
+        if let Some(voice) = &self.voice {
+            for (session_id, entry) in &voice.entries {
+                if !self.live.contains_key(session_id) {
+                    entry.to.push(frame.clone());
+                }
+            }
+        }
+    }
+
+    /// A `voice:*` request from a session.
+    pub async fn handle_voice(
+        &mut self,
+        me: &ActorRef<RoomMsg>,
+        session: SessionLink,
+        op: VoiceOp,
+        reply: Reply<Value>,
+    ) {
+        if self.room.kind != RoomKind::Voice {
+            return reply.send(Err(voice_error("this room is not a voice channel")));
+        }
+        match op {
+            VoiceOp::Join { sdp } => self.voice_join(me, session, sdp, reply).await,
+            VoiceOp::Beat => {
+                if let Some(entry) = self
+                    .voice
+                    .as_mut()
+                    .and_then(|v| v.entries.get_mut(&session.session_id))
+                {
+                    entry.last_beat = Instant::now();
+                }
+            }
+            VoiceOp::Leave => {
+                self.voice_remove(session.session_id, "left");
+                reply.send(Ok(serde_json::json!({ "channelId": self.room.id })));
+            }
+            VoiceOp::Signal { candidate, sdp } => self.voice_signal(session, candidate, sdp, reply),
+            VoiceOp::State { muted, deafened } => self.voice_state(session, muted, deafened, reply),
+        }
+    }
+
+    async fn voice_join(
+        &mut self,
+        me: &ActorRef<RoomMsg>,
+        session: SessionLink,
+        sdp: String,
+        reply: Reply<Value>,
+    ) {
+        let author = Author {
+            user_id: session.user_id,
+            username: session.username.clone(),
+        };
+        if !self.members.contains_key(&session.user_id) {
+            if !self.room.settings.is_public {
+                return reply.send(Err(ActorError::Forbidden("not a member of this room")));
+            }
+            if let Err(e) = self.add_member(&author).await {
+                return reply.send(Err(e));
+            }
+        }
+        let runtime = self.ctx.voice.clone();
+        if self.voice_participants() >= runtime.capacity {
+            return reply.send(Err(ActorError::Client(ErrorBody::new(
+                ErrorCode::RoomFull,
+                "the voice channel is full",
+            ))));
+        }
+        let voice = self.voice.get_or_insert_with(|| {
+            let (channel, mut events) = Channel::new(runtime.media.clone(), runtime.ports.clone());
+            let me = me.clone();
+            tokio::spawn(async move {
+                while let Some(event) = events.recv().await {
+                    if me.cast(RoomMsg::VoiceEvent(event)).is_err() {
+                        break;
+                    }
+                }
+            });
+            VoiceRoom {
+                channel,
+                entries: HashMap::new(),
+            }
+        });
+        if voice.entries.contains_key(&session.session_id) {
+            return reply.send(Err(voice_error(
+                "this connection is already in the channel",
+            )));
+        }
+        let entry = Entry {
+            user_id: session.user_id,
+            username: session.username.clone(),
+            to: session.to.clone(),
+            muted: false,
+            deafened: false,
+            speaking: false,
+            last_beat: Instant::now(),
+            announced: false,
+        };
+        voice.entries.insert(session.session_id, entry);
+        metrics::gauge!("voiceflow_voice_participants").increment(1.0);
+        let channel = voice.channel.clone();
+        let Some(voice) = self.voice.as_ref() else {
+            return;
+        };
+        let mut participants: Vec<VoiceMember> = voice
+            .entries
+            .values()
+            .map(|e| self.member_view(e))
+            .collect();
+        participants.sort_by_key(|p| p.user_id);
+        let (room_id, ice_servers, peer) = (
+            self.room.id,
+            runtime.ice_servers.clone(),
+            session.session_id,
+        );
+        let ports = runtime.ports.clone();
+        let me = me.clone();
+        tokio::spawn(async move {
+            let result = channel.join(peer, sdp, Rights::default()).await;
+            metrics::gauge!("voiceflow_voice_ports_in_use").set(ports.in_use() as f64);
+            match result {
+                Ok(answer) => {
+                    let joined = VoiceJoined {
+                        channel_id: room_id,
+                        sdp: answer,
+                        participants,
+                        ice_servers,
+                    };
+                    reply.send(Ok(serde_json::to_value(&joined).unwrap_or(Value::Null)));
+                    let _ = me.cast(RoomMsg::VoiceJoined(peer));
+                    channel.sync().await;
+                }
+                Err(e) => {
+                    let error = match e {
+                        voiceflow_media::MediaError::Sdp(why) => field_error("sdp", &why),
+                        other => {
+                            tracing::warn!(error = %other, "voice: cannot connect a participant");
+                            ActorError::Client(ErrorBody::new(
+                                ErrorCode::InternalError,
+                                "voice is unavailable right now, retry",
+                            ))
+                        }
+                    };
+                    reply.send(Err(error));
+                    let _ = me.cast(RoomMsg::VoiceEvent(SfuEvent::Failed { peer }));
+                }
+            }
+        });
+    }
+
+    fn voice_signal(
+        &mut self,
+        session: SessionLink,
+        candidate: Option<Value>,
+        sdp: Option<String>,
+        reply: Reply<Value>,
+    ) {
+        let Some(voice) = self
+            .voice
+            .as_ref()
+            .filter(|v| v.entries.contains_key(&session.session_id))
+        else {
+            return reply.send(Err(voice_error("join the voice channel first")));
+        };
+        let (channel, peer, room_id) = (voice.channel.clone(), session.session_id, self.room.id);
+        let ok = serde_json::json!({ "channelId": room_id });
+        match (candidate, sdp) {
+            (Some(candidate), None) => {
+                let Ok(candidate) = serde_json::from_value(candidate) else {
+                    return reply.send(Err(field_error("candidate", "not an ICE candidate")));
+                };
+                tokio::spawn(async move {
+                    let result = channel.add_candidate(peer, candidate).await;
+                    reply.send(
+                        result
+                            .map(|()| ok)
+                            .map_err(|e| field_error("candidate", &e.to_string())),
+                    );
+                });
+            }
+            (None, Some(sdp)) => {
+                tokio::spawn(async move {
+                    let result = channel.apply_answer(peer, sdp).await;
+                    reply.send(
+                        result
+                            .map(|()| ok)
+                            .map_err(|e| field_error("sdp", &e.to_string())),
+                    );
+                });
+            }
+            _ => reply.send(Err(voice_error("send either a candidate or an sdp"))),
+        }
+    }
+
+    fn voice_state(
+        &mut self,
+        session: SessionLink,
+        muted: Option<bool>,
+        deafened: Option<bool>,
+        reply: Reply<Value>,
+    ) {
+        let Some(voice) = self.voice.as_mut() else {
+            return reply.send(Err(voice_error("join the voice channel first")));
+        };
+        let Some(entry) = voice.entries.get_mut(&session.session_id) else {
+            return reply.send(Err(voice_error("join the voice channel first")));
+        };
+        entry.muted = muted.unwrap_or(entry.muted);
+        entry.deafened = deafened.unwrap_or(entry.deafened);
+        if entry.muted {
+            entry.speaking = false;
+        }
+        let rights = Rights {
+            muted: entry.muted,
+            deafened: entry.deafened,
+            may_speak: true,
+        };
+        let channel = voice.channel.clone();
+        let peer = session.session_id;
+        tokio::spawn(async move {
+            let _ = channel.set_rights(peer, rights).await;
+        });
+        let Some(view) = self
+            .voice
+            .as_ref()
+            .and_then(|v| v.entries.get(&peer))
+            .map(|e| self.member_view(e))
+        else {
+            return;
+        };
+        self.voice_broadcast(&frame::event(voice_events::STATE, &view));
+        reply.send(Ok(serde_json::to_value(&view).unwrap_or(Value::Null)));
+    }
+
+    /// Removes a participant (left, failed, timed out, or their node died) and tells everyone.
+    fn voice_remove(&mut self, session_id: u64, reason: &str) {
+        let Some(voice) = self.voice.as_mut() else {
+            return;
+        };
+        let Some(entry) = voice.entries.remove(&session_id) else {
+            return;
+        };
+        metrics::gauge!("voiceflow_voice_participants").decrement(1.0);
+        let (channel, ports) = (voice.channel.clone(), self.ctx.voice.ports.clone());
+        tokio::spawn(async move {
+            channel.leave(session_id).await;
+            metrics::gauge!("voiceflow_voice_ports_in_use").set(ports.in_use() as f64);
+        });
+        let left = VoiceUserLeft {
+            channel_id: self.room.id,
+            user_id: entry.user_id,
+            reason: reason.to_owned(),
+        };
+        let frame = frame::event(voice_events::USER_LEFT, &left);
+        // The participant itself learns it too (it may no longer be in the room's live set).
+        if !self.live.contains_key(&session_id) {
+            entry.to.push(frame.clone());
+        }
+        if entry.announced {
+            self.voice_broadcast(&frame);
+        }
+    }
+
+    /// The SFU accepted a participant's offer: everyone who sees the channel is told.
+    pub fn handle_voice_joined(&mut self, session_id: u64) {
+        let Some(entry) = self
+            .voice
+            .as_mut()
+            .and_then(|v| v.entries.get_mut(&session_id))
+        else {
+            return;
+        };
+        entry.announced = true;
+        let Some(view) = self
+            .voice
+            .as_ref()
+            .and_then(|v| v.entries.get(&session_id))
+            .map(|e| self.member_view(e))
+        else {
+            return;
+        };
+        self.voice_broadcast(&frame::event(voice_events::USER_JOINED, &view));
+    }
+
+    /// An event from the SFU.
+    pub fn handle_voice_event(&mut self, event: SfuEvent) {
+        let room_id = self.room.id;
+        let Some(voice) = self.voice.as_mut() else {
+            return;
+        };
+        match event {
+            SfuEvent::Candidate { peer, candidate } => {
+                if let Some(entry) = voice.entries.get(&peer) {
+                    let signal = VoiceSignal {
+                        channel_id: room_id,
+                        candidate: serde_json::to_value(&candidate).ok(),
+                        sdp: None,
+                    };
+                    entry.to.push(frame::event(voice_events::SIGNAL, &signal));
+                }
+            }
+            SfuEvent::Offer { peer, sdp } => {
+                if let Some(entry) = voice.entries.get(&peer) {
+                    let signal = VoiceSignal {
+                        channel_id: room_id,
+                        candidate: None,
+                        sdp: Some(sdp),
+                    };
+                    entry.to.push(frame::event(voice_events::SIGNAL, &signal));
+                }
+            }
+            SfuEvent::Speaking { peer, speaking } => {
+                let Some(entry) = voice.entries.get_mut(&peer) else {
+                    return;
+                };
+                if entry.speaking == speaking {
+                    return;
+                }
+                entry.speaking = speaking;
+                let view = VoiceMember {
+                    channel_id: room_id,
+                    user_id: entry.user_id,
+                    username: entry.username.clone(),
+                    muted: entry.muted,
+                    deafened: entry.deafened,
+                    speaking,
+                };
+                self.voice_broadcast(&frame::event(voice_events::STATE, &view));
+            }
+            SfuEvent::Connected { .. } => {}
+            SfuEvent::Failed { peer } => self.voice_remove(peer, "disconnected"),
+        }
+    }
+
+    /// Periodic: participants whose session stopped beating are removed; speaking changes
+    /// held back by the throttle go out.
+    pub fn voice_tick(&mut self) {
+        let Some(voice) = &self.voice else { return };
+        voice.channel.tick();
+        let ttl = self.ctx.voice.ttl;
+        let silent: Vec<u64> = voice
+            .entries
+            .iter()
+            .filter(|(_, e)| e.last_beat.elapsed() >= ttl)
+            .map(|(id, _)| *id)
+            .collect();
+        for session_id in silent {
+            self.voice_remove(session_id, "disconnected");
+        }
+    }
+
+    /// Participants whose session lived on a node that died.
+    pub fn voice_node_down(&mut self, node: voiceflow_wire::cluster::NodeId) {
+        let Some(voice) = &self.voice else { return };
+        let gone: Vec<u64> = voice
+            .entries
+            .iter()
+            .filter(|(_, e)| e.to.remote_peer().is_some_and(|p| p.node_id() == node))
+            .map(|(id, _)| *id)
+            .collect();
+        for session_id in gone {
+            self.voice_remove(session_id, "disconnected");
+        }
+    }
+
+    /// The actor stops (moved, crashed or idle): everyone's connection closes and their
+    /// clients are told to join again (wherever the channel lives next).
+    pub fn voice_shutdown(&mut self) {
+        let Some(voice) = self.voice.take() else {
+            return;
+        };
+        metrics::gauge!("voiceflow_voice_participants").decrement(voice.entries.len() as f64);
+        for (_, entry) in voice.entries {
+            let left = VoiceUserLeft {
+                channel_id: self.room.id,
+                user_id: entry.user_id,
+                reason: "rejoin".into(),
+            };
+            entry.to.push(frame::event(voice_events::USER_LEFT, &left));
+        }
+        let channel = voice.channel;
+        tokio::spawn(async move { channel.close().await });
+    }
+}

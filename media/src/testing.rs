@@ -1,0 +1,263 @@
+//! A client peer for tests: one connection with a microphone track that sends synthetic Opus
+//! packets with audio levels, counting what it receives per publisher. Used by this crate's
+//! tests and the node's voice tests (real WebRTC on loopback, no browser).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::rtp::extension::audio_level_extension::AudioLevelExtension;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::shared::marshal::Marshal;
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceGatheringState,
+    RTCPeerConnectionState, RTCSessionDescription,
+};
+use webrtc::rtp_transceiver::RtpSender;
+
+use crate::MediaError;
+use crate::engine::{AUDIO_LEVEL_URI, opus_codec, opus_engine};
+use crate::sfu::PeerId;
+
+/// Packets received per publisher (from the track's stream id `voice-<publisher>`).
+pub type Received = Arc<Mutex<HashMap<u64, Arc<AtomicU32>>>>;
+
+pub struct ClientHandler {
+    gathered: Arc<tokio::sync::Notify>,
+    connected: Arc<AtomicBool>,
+    received: Received,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for ClientHandler {
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            self.gathered.notify_one();
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        if state == RTCPeerConnectionState::Connected {
+            self.connected.store(true, Ordering::Release);
+        }
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let stream = track.stream_id().await;
+        let publisher: u64 = stream
+            .strip_prefix("voice-")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let counter = self
+            .received
+            .lock()
+            .entry(publisher)
+            .or_insert_with(|| Arc::new(AtomicU32::new(0)))
+            .clone();
+        tokio::spawn(async move {
+            while let Some(event) = track.poll().await {
+                if let TrackRemoteEvent::OnRtpPacket(_) = event {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+    }
+}
+
+/// A participant's client: one connection, a microphone track.
+pub struct Client {
+    /// The participant id.
+    pub id: PeerId,
+    /// The connection.
+    pub pc: Arc<dyn PeerConnection>,
+    mic: Arc<TrackLocalStaticRTP>,
+    sender: Arc<dyn RtpSender>,
+    ssrc: u32,
+    /// Set once the connection is up.
+    pub connected: Arc<AtomicBool>,
+    received: Received,
+    /// Audio level the microphone sends (127: silence).
+    pub level: Arc<AtomicU32>,
+}
+
+impl Client {
+    /// A client bound to 127.0.0.1 with a microphone track.
+    pub async fn new(id: PeerId) -> Result<Arc<Client>, MediaError> {
+        let (engine, registry) = opus_engine()?;
+        let gathered = Arc::new(tokio::sync::Notify::new());
+        let connected = Arc::new(AtomicBool::new(false));
+        let received: Received = Arc::default();
+        let handler = Arc::new(ClientHandler {
+            gathered: gathered.clone(),
+            connected: connected.clone(),
+            received: received.clone(),
+        });
+        let pc = PeerConnectionBuilder::new()
+            .with_media_engine(engine)
+            .with_interceptor_registry(registry)
+            .with_handler(handler)
+            .with_udp_addrs(vec!["127.0.0.1:0".to_owned()])
+            .build()
+            .await
+            .map_err(MediaError::webrtc)?;
+        let pc: Arc<dyn PeerConnection> = Arc::new(pc);
+        let ssrc: u32 = rand::random();
+        let mic = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+            format!("client-{id}"),
+            "mic".into(),
+            "mic".into(),
+            RtpCodecKind::Audio,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                codec: opus_codec(),
+                ..Default::default()
+            }],
+        )));
+        let sender = pc
+            .add_track(mic.clone() as Arc<dyn TrackLocal>)
+            .await
+            .map_err(MediaError::webrtc)?;
+        let _ = gathered;
+        Ok(Arc::new(Client {
+            id,
+            pc,
+            mic,
+            sender,
+            ssrc,
+            connected,
+            received,
+            level: Arc::new(AtomicU32::new(127)),
+        }))
+    }
+
+    /// The client's offer (with its host candidates).
+    pub async fn offer(&self) -> Result<String, MediaError> {
+        let offer = self.pc.create_offer(None).await.map_err(MediaError::sdp)?;
+        self.pc
+            .set_local_description(offer)
+            .await
+            .map_err(MediaError::sdp)?;
+        // Host candidates are gathered at once on loopback.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let local = self
+            .pc
+            .local_description()
+            .await
+            .ok_or(MediaError::NoDescription)?;
+        Ok(local.sdp)
+    }
+
+    /// Applies the server's answer to the offer.
+    pub async fn accept(&self, answer: String) -> Result<(), MediaError> {
+        let answer = RTCSessionDescription::answer(answer).map_err(MediaError::sdp)?;
+        self.pc
+            .set_remote_description(answer)
+            .await
+            .map_err(MediaError::sdp)
+    }
+
+    /// A candidate the server trickled (`{candidate, sdpMid, sdpMLineIndex}` JSON).
+    pub async fn add_candidate(&self, candidate: serde_json::Value) -> Result<(), MediaError> {
+        let candidate = serde_json::from_value(candidate).map_err(MediaError::candidate)?;
+        self.pc
+            .add_ice_candidate(candidate)
+            .await
+            .map_err(MediaError::candidate)
+    }
+
+    /// Closes the connection (and its sockets).
+    pub async fn close(&self) -> Result<(), MediaError> {
+        self.pc.close().await.map_err(MediaError::webrtc)
+    }
+
+    /// Answers a server offer (renegotiation); returns the answer SDP.
+    pub async fn answer(&self, offer: String) -> Result<String, MediaError> {
+        let offer = RTCSessionDescription::offer(offer).map_err(MediaError::sdp)?;
+        self.pc
+            .set_remote_description(offer)
+            .await
+            .map_err(MediaError::sdp)?;
+        let answer = self.pc.create_answer(None).await.map_err(MediaError::sdp)?;
+        self.pc
+            .set_local_description(answer)
+            .await
+            .map_err(MediaError::sdp)?;
+        let local = self
+            .pc
+            .local_description()
+            .await
+            .ok_or(MediaError::NoDescription)?;
+        Ok(local.sdp)
+    }
+
+    /// Packets received so far from `publisher`.
+    pub fn from(&self, publisher: PeerId) -> u32 {
+        self.received
+            .lock()
+            .get(&publisher)
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    /// Sends 20 ms Opus frames with the current audio level until the connection closes.
+    pub fn speak(self: &Arc<Self>) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let Ok(params) = me.sender.get_parameters().await else {
+                return;
+            };
+            let Some(pt) = params.rtp_parameters.codecs.first().map(|c| c.payload_type) else {
+                return;
+            };
+            let level_id = params
+                .rtp_parameters
+                .header_extensions
+                .iter()
+                .find(|e| e.uri == AUDIO_LEVEL_URI)
+                .and_then(|e| u8::try_from(e.id).ok());
+            let (mut seq, mut ts) = (1u16, 0u32);
+            let mut tick = tokio::time::interval(Duration::from_millis(20));
+            loop {
+                tick.tick().await;
+                let level = me.level.load(Ordering::Relaxed) as u8;
+                let mut header = rtc::rtp::Header {
+                    version: 2,
+                    payload_type: pt,
+                    sequence_number: seq,
+                    timestamp: ts,
+                    ssrc: me.ssrc,
+                    ..Default::default()
+                };
+                if let Some(id) = level_id
+                    && let Ok(bytes) = (AudioLevelExtension {
+                        level,
+                        voice: level < 127,
+                    })
+                    .marshal()
+                {
+                    let _ = header.set_extension(id, bytes.freeze());
+                }
+                let packet = rtc::rtp::Packet {
+                    header,
+                    payload: Bytes::from_static(&[0xfc, 0xff, 0xfe]),
+                };
+                if me.mic.write_rtp(packet).await.is_err() {
+                    break;
+                }
+                seq = seq.wrapping_add(1);
+                ts = ts.wrapping_add(960);
+            }
+        });
+    }
+}

@@ -1,0 +1,77 @@
+//! The `[voice]` table.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use voiceflow_actors::context::VoiceRuntime;
+use voiceflow_media::{MediaConfig, PortPool};
+use voiceflow_wire::v1::voice::IceServer;
+
+/// Voice channels: where media is received, what clients are told, limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VoiceConfig {
+    /// The address media (UDP) sockets bind to and that ICE candidates announce; on a public
+    /// host, its public address.
+    pub bind_ip: IpAddr,
+    /// UDP ports for media, inclusive (one per participant connection); open them in the
+    /// firewall. Unset: any free port.
+    pub port_min: Option<u16>,
+    /// Last port of the range.
+    pub port_max: Option<u16>,
+    /// STUN/TURN servers handed to clients in the `voice:join` ack.
+    pub ice_servers: Vec<IceServer>,
+    /// Most participants in one voice channel.
+    pub capacity: usize,
+    /// A participant whose connection is not up within this long is removed, seconds.
+    pub connect_timeout_secs: u64,
+    /// A participant whose session sent no heartbeat for this long is removed, seconds.
+    pub ttl_secs: u64,
+}
+
+impl Default for VoiceConfig {
+    fn default() -> Self {
+        VoiceConfig {
+            bind_ip: IpAddr::from([127, 0, 0, 1]),
+            port_min: None,
+            port_max: None,
+            ice_servers: Vec::new(),
+            capacity: 25,
+            connect_timeout_secs: 15,
+            ttl_secs: 30,
+        }
+    }
+}
+
+impl VoiceConfig {
+    /// Rejects settings that cannot work.
+    pub fn validate(&self) -> Result<(), String> {
+        match (self.port_min, self.port_max) {
+            (Some(min), Some(max)) if min > max => {
+                Err("voice.port_min must not be above voice.port_max".into())
+            }
+            (Some(_), None) | (None, Some(_)) => {
+                Err("voice.port_min and voice.port_max go together".into())
+            }
+            _ if self.capacity == 0 => Err("voice.capacity must be at least 1".into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// What the voice channels of this node use.
+    pub fn runtime(&self) -> VoiceRuntime {
+        VoiceRuntime {
+            media: MediaConfig {
+                bind_ip: self.bind_ip,
+                port_range: self.port_min.zip(self.port_max),
+                connect_timeout: Duration::from_secs(self.connect_timeout_secs.max(1)),
+            },
+            ports: Arc::new(PortPool::default()),
+            ice_servers: self.ice_servers.clone(),
+            capacity: self.capacity,
+            ttl: Duration::from_secs(self.ttl_secs.max(1)),
+        }
+    }
+}

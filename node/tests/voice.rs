@@ -1,0 +1,293 @@
+//! Voice channels end to end: a real node, WebSocket signalling, and real WebRTC peers
+//! (the `webrtc` crate, in this process, on loopback) that send Opus RTP with audio levels.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use common::{TestNode, User, WsClient};
+use serde_json::{Value, json};
+use voiceflow_media::testing::Client;
+
+/// A test node's media ports (each test its own range: they run side by side).
+fn voice(first_port: u16) -> String {
+    format!(
+        "{}\n[voice]\nport_min = {first_port}\nport_max = {}\nconnect_timeout_secs = 5\n",
+        common::FAST_CONFIG,
+        first_port + 19
+    )
+}
+
+/// A participant: their WebSocket and their media connection.
+struct Participant {
+    ws: WsClient,
+    media: Arc<Client>,
+    session: u64,
+    channel: String,
+}
+
+impl Participant {
+    async fn join(node: &TestNode, user: &User, channel: &str) -> Result<Participant> {
+        let ws = node.ws(user).await?;
+        let session: u64 = ws.hello["data"]["sessionId"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .or_else(|| ws.hello["data"]["sessionId"].as_u64())
+            .unwrap_or(0);
+        let media = Client::new(session).await?;
+        let mut p = Participant {
+            ws,
+            media,
+            session,
+            channel: channel.to_owned(),
+        };
+        let offer = p.media.offer().await?;
+        let ack =
+            p.ws.request("voice:join", json!({"channelId": channel, "sdp": offer}))
+                .await?;
+        if ack["ok"] != true {
+            bail!("voice:join refused: {ack}");
+        }
+        let answer = ack["data"]["sdp"].as_str().unwrap_or_default().to_owned();
+        p.media.accept(answer).await?;
+        p.media.speak();
+        Ok(p)
+    }
+
+    /// Handles signalling for `wait`; returns the other frames seen.
+    async fn pump(&mut self, wait: Duration) -> Result<Vec<Value>> {
+        let until = Instant::now() + wait;
+        let mut other = Vec::new();
+        while let Some(left) = until.checked_duration_since(Instant::now()) {
+            let Some(frame) = self.ws.next_within(left).await else {
+                break;
+            };
+            if frame["type"] != "voice:signal" {
+                other.push(frame);
+                continue;
+            }
+            if let Some(sdp) = frame["data"]["sdp"].as_str() {
+                let answer = self.media.answer(sdp.to_owned()).await?;
+                let data = json!({"channelId": self.channel, "sdp": answer});
+                let id = self.ws.send("voice:signal", data).await?;
+                let ack = self.ws.ack(id).await?;
+                if ack["ok"] != true {
+                    bail!("answer refused: {ack}");
+                }
+            } else if let Some(candidate) = frame["data"].get("candidate") {
+                self.media.add_candidate(candidate.clone()).await?;
+            }
+        }
+        Ok(other)
+    }
+}
+
+/// Pumps everyone's signalling for `wait`, returning each one's other frames.
+async fn pump_all(ps: &mut [&mut Participant], wait: Duration) -> Result<Vec<Vec<Value>>> {
+    let mut seen = Vec::new();
+    let slice = wait / ps.len().max(1) as u32;
+    for p in ps.iter_mut() {
+        seen.push(p.pump(slice).await?);
+    }
+    Ok(seen)
+}
+
+async fn metric(node: &TestNode, name: &str) -> Result<f64> {
+    let text = node
+        .http
+        .get(node.url("/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    Ok(text
+        .lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_people_talk_in_a_voice_channel_over_the_sfu() -> Result<()> {
+    let node = TestNode::start_with(&voice(47000)).await?;
+    let alice = node.register("alice").await?;
+    let bob = node.register("bob").await?;
+    let carol = node.register("carol").await?;
+    let (status, room) = node
+        .post(
+            "/api/v1/rooms",
+            Some(&alice.token),
+            json!({"name": "Lounge", "kind": "voice"}),
+        )
+        .await?;
+    assert_eq!(status, 201, "{room}");
+    assert_eq!(room["data"]["kind"], "voice");
+    let channel = room["data"]["id"].as_str().unwrap_or_default().to_owned();
+
+    let mut a = Participant::join(&node, &alice, &channel).await?;
+    let mut b = Participant::join(&node, &bob, &channel).await?;
+    let mut c = Participant::join(&node, &carol, &channel).await?;
+    let (sa, sb, sc) = (a.session, b.session, c.session);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        pump_all(&mut [&mut a, &mut b, &mut c], Duration::from_millis(600)).await?;
+        let heard = a.media.from(sb) > 10
+            && a.media.from(sc) > 10
+            && b.media.from(sa) > 10
+            && b.media.from(sc) > 10
+            && c.media.from(sa) > 10
+            && c.media.from(sb) > 10;
+        if heard {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "not everyone hears everyone: a<-b {} a<-c {} b<-a {} b<-c {} c<-a {} c<-b {}",
+                a.media.from(sb),
+                a.media.from(sc),
+                b.media.from(sa),
+                b.media.from(sc),
+                c.media.from(sa),
+                c.media.from(sb)
+            );
+        }
+    }
+    for p in [&a, &b, &c] {
+        assert_eq!(p.media.from(p.session), 0, "nobody hears themselves");
+    }
+    assert_eq!(metric(&node, "voiceflow_voice_ports_in_use").await?, 3.0);
+
+    // Alice mutes: everyone is told, and her packets stop at the server.
+    let muted =
+        a.ws.request("voice:state", json!({"channelId": channel, "muted": true}))
+            .await?;
+    assert_eq!(muted["data"]["muted"], true, "{muted}");
+    let seen = b.pump(Duration::from_millis(300)).await?;
+    assert!(
+        seen.iter()
+            .any(|f| f["type"] == "voice:state" && f["data"]["userId"] == alice.id.as_str()),
+        "{seen:?}"
+    );
+    let before = b.media.from(sa);
+    pump_all(&mut [&mut a, &mut b, &mut c], Duration::from_millis(900)).await?;
+    assert!(b.media.from(sa) <= before + 2, "muted audio is dropped");
+    assert!(b.media.from(sc) > 10);
+
+    // Speaking rings come from the audio levels.
+    c.media
+        .level
+        .store(20, std::sync::atomic::Ordering::Relaxed);
+    let until = Instant::now() + Duration::from_secs(5);
+    let mut ring = false;
+    while Instant::now() < until && !ring {
+        let seen = b.pump(Duration::from_millis(200)).await?;
+        ring = seen.iter().any(|f| {
+            f["type"] == "voice:state"
+                && f["data"]["userId"] == carol.id.as_str()
+                && f["data"]["speaking"] == true
+        });
+    }
+    assert!(ring, "carol's speaking ring reached bob");
+
+    // Alice leaves; Carol's connection drops: Bob is told about both.
+    let left =
+        a.ws.request("voice:leave", json!({"channelId": channel}))
+            .await?;
+    assert_eq!(left["ok"], true, "{left}");
+    a.media.close().await?;
+    drop(c.ws);
+    c.media.close().await?;
+    let until = Instant::now() + Duration::from_secs(5);
+    let mut gone = Vec::new();
+    while Instant::now() < until && gone.len() < 2 {
+        for f in b.pump(Duration::from_millis(200)).await? {
+            if f["type"] == "voice:user_left" {
+                gone.push(f["data"]["userId"].clone());
+            }
+        }
+    }
+    assert!(
+        gone.contains(&json!(alice.id)) && gone.contains(&json!(carol.id)),
+        "{gone:?}"
+    );
+    assert_eq!(
+        metric(&node, "voiceflow_voice_ports_in_use").await?,
+        1.0,
+        "no leaked sockets"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_voice_input_gets_clear_errors_and_leaks_nothing() -> Result<()> {
+    let node = TestNode::start_with(&voice(47020)).await?;
+    let alice = node.register("alice").await?;
+    let (_, room) = node
+        .post(
+            "/api/v1/rooms",
+            Some(&alice.token),
+            json!({"name": "Lounge", "kind": "voice"}),
+        )
+        .await?;
+    let channel = room["data"]["id"].as_str().unwrap_or_default().to_owned();
+    let (text, _) = node.create_room(&alice, "Chat", json!({}), 10).await?;
+    let (status, stage) = node
+        .post(
+            "/api/v1/rooms",
+            Some(&alice.token),
+            json!({"name": "Stage", "kind": "stage"}),
+        )
+        .await?;
+    assert_eq!(status, 400, "{stage}");
+    let mut ws = node.ws(&alice).await?;
+    let garbage = ws
+        .request(
+            "voice:join",
+            json!({"channelId": channel, "sdp": "v=0 nonsense"}),
+        )
+        .await?;
+    assert_eq!(garbage["error"]["details"]["field"], "sdp", "{garbage}");
+    let not_voice = ws
+        .request("voice:join", json!({"channelId": text, "sdp": "v=0"}))
+        .await?;
+    assert_eq!(
+        not_voice["error"]["code"], "VALIDATION_ERROR",
+        "{not_voice}"
+    );
+    let stray = ws
+        .request(
+            "voice:signal",
+            json!({"channelId": channel, "candidate": {"candidate": "x"}}),
+        )
+        .await?;
+    assert_eq!(stray["ok"], false, "{stray}");
+    let answer = ws
+        .request("voice:signal", json!({"channelId": channel, "sdp": "v=0"}))
+        .await?;
+    assert_eq!(answer["ok"], false, "{answer}");
+    // A client that offers and then never connects is removed after the connect timeout.
+    assert!(
+        ws.backlog.iter().all(|f| f["type"] != "voice:user_joined"),
+        "refused joins are not announced"
+    );
+    ws.backlog.clear();
+    let media = Client::new(1).await?;
+    let offer = media.offer().await?;
+    media.close().await?;
+    let ack = ws
+        .request("voice:join", json!({"channelId": channel, "sdp": offer}))
+        .await?;
+    assert_eq!(ack["ok"], true, "{ack}");
+    let left = ws.wait_for(|v| v["type"] == "voice:user_left").await?;
+    assert_eq!(left["data"]["reason"], "disconnected");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(metric(&node, "voiceflow_voice_ports_in_use").await?, 0.0);
+    assert_eq!(metric(&node, "voiceflow_voice_participants").await?, 0.0);
+    // The connection and chat are unaffected.
+    let pong = ws.request("ping", json!({})).await?;
+    assert_eq!(pong["ok"], true);
+    Ok(())
+}

@@ -1,0 +1,141 @@
+//! Voice channel signalling over the WebSocket. The client offers in `voice:join` and gets the
+//! server's answer in the ack; ICE candidates trickle as `voice:signal {candidate}` both ways;
+//! when the tracks a client receives change the server sends `voice:signal {sdp}` (an offer)
+//! and the client answers with `voice:signal {sdp}`; `voice:leave` ends it.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::ids::Snowflake;
+use crate::v1::client::Request;
+
+/// `voice:join`: join a voice channel with the client's SDP offer.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VoiceJoin {
+    /// The voice channel (a room of kind `voice`).
+    pub channel_id: Snowflake,
+    /// The client's offer.
+    pub sdp: String,
+}
+impl Request for VoiceJoin {
+    const EVENT: &'static str = "voice:join";
+    type Reply = VoiceJoined;
+}
+
+/// Ack of `voice:join`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VoiceJoined {
+    /// The channel.
+    pub channel_id: Snowflake,
+    /// The server's answer.
+    pub sdp: String,
+    /// Everyone in the channel now (the joiner included).
+    pub participants: Vec<VoiceMember>,
+    /// STUN/TURN servers for the client's connection.
+    pub ice_servers: Vec<IceServer>,
+}
+
+/// A STUN or TURN server.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct IceServer {
+    /// `stun:` / `turn:` URLs.
+    pub urls: Vec<String>,
+    /// TURN user name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// TURN credential.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// A participant of a voice channel (`voice:state` carries the same fields).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VoiceMember {
+    /// The channel.
+    pub channel_id: Snowflake,
+    /// The user.
+    pub user_id: Snowflake,
+    /// Their username.
+    pub username: String,
+    /// Their packets are dropped at the server.
+    pub muted: bool,
+    /// They receive nothing.
+    pub deafened: bool,
+    /// Speaking now (from the audio levels, computed at the server).
+    pub speaking: bool,
+}
+
+/// `voice:signal`, both ways: an ICE candidate or an SDP (server: offer; client: answer).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VoiceSignal {
+    /// The channel.
+    pub channel_id: Snowflake,
+    /// `{candidate, sdpMid, sdpMLineIndex, usernameFragment?}` as browsers produce it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<Value>,
+    /// An SDP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdp: Option<String>,
+}
+impl Request for VoiceSignal {
+    const EVENT: &'static str = "voice:signal";
+    type Reply = VoiceChannelRef;
+}
+
+/// `voice:state`: mute and deafen.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VoiceStateUpdate {
+    /// The channel.
+    pub channel_id: Snowflake,
+    /// Mute (unchanged when absent).
+    #[serde(default)]
+    pub muted: Option<bool>,
+    /// Deafen (unchanged when absent).
+    #[serde(default)]
+    pub deafened: Option<bool>,
+}
+impl Request for VoiceStateUpdate {
+    const EVENT: &'static str = "voice:state";
+    type Reply = VoiceMember;
+}
+
+/// `voice:leave`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VoiceChannelRef {
+    /// The channel.
+    pub channel_id: Snowflake,
+}
+impl Request for VoiceChannelRef {
+    const EVENT: &'static str = "voice:leave";
+    type Reply = VoiceChannelRef;
+}
+
+/// `voice:user_left`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VoiceUserLeft {
+    /// The channel.
+    pub channel_id: Snowflake,
+    /// Who.
+    pub user_id: Snowflake,
+    /// `left`, `disconnected` (connection failed or heartbeats stopped), or `removed`.
+    pub reason: String,
+}
+
+/// Server event names of voice.
+pub mod events {
+    /// Someone joined the channel (data: [`super::VoiceMember`]).
+    pub const USER_JOINED: &str = "voice:user_joined";
+    /// Someone left (data: [`super::VoiceUserLeft`]).
+    pub const USER_LEFT: &str = "voice:user_left";
+    /// Mute/deafen/speaking changed (data: [`super::VoiceMember`]).
+    pub const STATE: &str = "voice:state";
+    /// A candidate or an offer for this client (data: [`super::VoiceSignal`]).
+    pub const SIGNAL: &str = "voice:signal";
+}
