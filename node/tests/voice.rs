@@ -127,6 +127,11 @@ async fn three_people_talk_in_a_voice_channel_over_the_sfu() -> Result<()> {
     assert_eq!(room["data"]["kind"], "voice");
     let channel = room["data"]["id"].as_str().unwrap_or_default().to_owned();
 
+    // Alice also watches the room's chat: she sees who is in the call.
+    let mut watcher = node.ws(&alice).await?;
+    watcher
+        .request("room:join", json!({"roomId": channel}))
+        .await?;
     let mut a = Participant::join(&node, &alice, &channel).await?;
     let mut b = Participant::join(&node, &bob, &channel).await?;
     let mut c = Participant::join(&node, &carol, &channel).await?;
@@ -159,6 +164,21 @@ async fn three_people_talk_in_a_voice_channel_over_the_sfu() -> Result<()> {
         assert_eq!(p.media.from(p.session), 0, "nobody hears themselves");
     }
     assert_eq!(metric(&node, "voiceflow_voice_ports_in_use").await?, 3.0);
+    let bob_id = bob.id.clone();
+    let joined = watcher
+        .wait_for(move |v| {
+            v["type"] == "voice:user_joined" && v["data"]["userId"] == bob_id.as_str()
+        })
+        .await?;
+    assert_eq!(joined["data"]["muted"], false);
+    let bob_id = bob.id.clone();
+    watcher
+        .wait_for(move |v| {
+            v["type"] == "user:presence_changed"
+                && v["data"]["userId"] == bob_id.as_str()
+                && v["data"]["status"] == "in_call"
+        })
+        .await?;
 
     // Alice mutes: everyone is told, and her packets stop at the server.
     let muted =

@@ -328,7 +328,24 @@ impl RoomState {
         }
         if entry.announced {
             self.voice_broadcast(&frame);
+            self.set_in_call(entry.user_id, false);
         }
+    }
+
+    /// The user's presence shows `in_call` while they are in a voice channel.
+    fn set_in_call(&self, user: Snowflake, on: bool) {
+        let still_here = self
+            .voice
+            .as_ref()
+            .is_some_and(|v| v.entries.values().any(|e| e.user_id == user && e.announced));
+        if !on && still_here {
+            return;
+        }
+        let ctx = self.ctx.clone();
+        tokio::spawn(async move {
+            let op = voiceflow_wire::cluster::PresenceOp::InCall { on };
+            ctx.presence.send(&ctx, user, op).await;
+        });
     }
 
     /// The SFU accepted a participant's offer: everyone who sees the channel is told.
@@ -341,6 +358,8 @@ impl RoomState {
             return;
         };
         entry.announced = true;
+        let user = entry.user_id;
+        self.set_in_call(user, true);
         let Some(view) = self
             .voice
             .as_ref()
@@ -441,6 +460,9 @@ impl RoomState {
         };
         metrics::gauge!("voiceflow_voice_participants").decrement(voice.entries.len() as f64);
         for (_, entry) in voice.entries {
+            if entry.announced {
+                self.set_in_call(entry.user_id, false);
+            }
             let left = VoiceUserLeft {
                 channel_id: self.room.id,
                 user_id: entry.user_id,
