@@ -25,16 +25,35 @@ use webrtc::peer_connection::{
 use webrtc::rtp_transceiver::RtpSender;
 
 use crate::MediaError;
-use crate::engine::{AUDIO_LEVEL_URI, opus_codec, opus_engine};
-use crate::sfu::PeerId;
+use crate::engine::{AUDIO_LEVEL_URI, MediaConfig, PortPool, opus_codec, opus_engine};
+use crate::sfu::{Channel, PeerId, Rights, SfuEvent};
 
 /// Packets received per publisher (from the track's stream id `voice-<publisher>`).
 pub type Received = Arc<Mutex<HashMap<u64, Arc<AtomicU32>>>>;
 
+/// What a client measured: one-way delays (µs) of received packets, and when the first one
+/// arrived.
+#[derive(Debug, Default)]
+pub struct Measured {
+    /// Sender clock to receiver clock, microseconds (same host: same clock).
+    pub delays_us: Mutex<Vec<u32>>,
+    /// When the first forwarded packet arrived.
+    pub first_audio: std::sync::OnceLock<std::time::Instant>,
+}
+
+/// Microseconds since the Unix epoch (the timestamp a test packet carries).
+fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// The client's peer-connection callbacks.
 pub struct ClientHandler {
     gathered: Arc<tokio::sync::Notify>,
     connected: Arc<AtomicBool>,
     received: Received,
+    measured: Arc<Measured>,
 }
 
 #[async_trait::async_trait]
@@ -63,10 +82,21 @@ impl PeerConnectionEventHandler for ClientHandler {
             .entry(publisher)
             .or_insert_with(|| Arc::new(AtomicU32::new(0)))
             .clone();
+        let measured = self.measured.clone();
         tokio::spawn(async move {
             while let Some(event) = track.poll().await {
-                if let TrackRemoteEvent::OnRtpPacket(_) = event {
+                if let TrackRemoteEvent::OnRtpPacket(packet) = event {
                     counter.fetch_add(1, Ordering::Relaxed);
+                    let _ = measured.first_audio.set(std::time::Instant::now());
+                    if let Some(sent) = packet.payload.get(1..9) {
+                        let mut raw = [0u8; 8];
+                        raw.copy_from_slice(sent);
+                        let delay = now_us().saturating_sub(u64::from_be_bytes(raw));
+                        let mut delays = measured.delays_us.lock();
+                        if delays.len() < 1_000_000 {
+                            delays.push(u32::try_from(delay).unwrap_or(u32::MAX));
+                        }
+                    }
                 }
             }
         });
@@ -85,6 +115,8 @@ pub struct Client {
     /// Set once the connection is up.
     pub connected: Arc<AtomicBool>,
     received: Received,
+    /// Delays and first-audio time of what this client received.
+    pub measured: Arc<Measured>,
     /// Audio level the microphone sends (127: silence).
     pub level: Arc<AtomicU32>,
 }
@@ -96,10 +128,12 @@ impl Client {
         let gathered = Arc::new(tokio::sync::Notify::new());
         let connected = Arc::new(AtomicBool::new(false));
         let received: Received = Arc::default();
+        let measured = Arc::new(Measured::default());
         let handler = Arc::new(ClientHandler {
             gathered: gathered.clone(),
             connected: connected.clone(),
             received: received.clone(),
+            measured: measured.clone(),
         });
         let pc = PeerConnectionBuilder::new()
             .with_media_engine(engine)
@@ -138,6 +172,7 @@ impl Client {
             ssrc,
             connected,
             received,
+            measured,
             level: Arc::new(AtomicU32::new(127)),
         }))
     }
@@ -250,7 +285,14 @@ impl Client {
                 }
                 let packet = rtc::rtp::Packet {
                     header,
-                    payload: Bytes::from_static(&[0xfc, 0xff, 0xfe]),
+                    // An Opus TOC byte, then the send time (for delay measurements).
+                    payload: {
+                        let mut p = Vec::with_capacity(12);
+                        p.push(0xfc);
+                        p.extend_from_slice(&now_us().to_be_bytes());
+                        p.extend_from_slice(&[0xff, 0xfe]);
+                        Bytes::from(p)
+                    },
                 };
                 if me.mic.write_rtp(packet).await.is_err() {
                     break;
@@ -259,5 +301,76 @@ impl Client {
                 ts = ts.wrapping_add(960);
             }
         });
+    }
+}
+
+/// A channel with in-process clients: routes SFU events to them, as the WebSocket signalling
+/// would.
+pub struct Harness {
+    /// The channel.
+    pub channel: Channel,
+    /// Its clients by participant id.
+    pub clients: Mutex<HashMap<PeerId, Arc<Client>>>,
+    /// Speaking events seen.
+    pub speaking: Mutex<Vec<(PeerId, bool)>>,
+    /// Participants reported as failed.
+    pub failed: Mutex<Vec<PeerId>>,
+}
+
+impl Harness {
+    /// A channel and the task routing its events.
+    pub fn start(config: MediaConfig, ports: Arc<PortPool>) -> Arc<Harness> {
+        let (channel, mut events) = Channel::new(config, ports);
+        let h = Arc::new(Harness {
+            channel,
+            clients: Mutex::new(HashMap::new()),
+            speaking: Mutex::new(Vec::new()),
+            failed: Mutex::new(Vec::new()),
+        });
+        let me = h.clone();
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                match event {
+                    SfuEvent::Offer { peer, sdp } => {
+                        let Some(client) = me.clients.lock().get(&peer).cloned() else {
+                            continue;
+                        };
+                        let channel = me.channel.clone();
+                        tokio::spawn(async move {
+                            let answer = async {
+                                let sdp = client.answer(sdp).await?;
+                                channel.apply_answer(peer, sdp).await
+                            };
+                            if let Err(e) = answer.await {
+                                tracing::warn!(peer, error = %e, "test client: renegotiation failed");
+                            }
+                        });
+                    }
+                    SfuEvent::Candidate { peer, candidate } => {
+                        let client = me.clients.lock().get(&peer).cloned();
+                        if let Some(client) = client {
+                            let _ = client.pc.add_ice_candidate(candidate).await;
+                        }
+                    }
+                    SfuEvent::Speaking { peer, speaking } => {
+                        me.speaking.lock().push((peer, speaking))
+                    }
+                    SfuEvent::Failed { peer } => me.failed.lock().push(peer),
+                    SfuEvent::Connected { .. } => {}
+                }
+            }
+        });
+        h
+    }
+
+    /// A new client joins with `rights`.
+    pub async fn join(&self, id: PeerId, rights: Rights) -> Result<Arc<Client>, MediaError> {
+        let client = Client::new(id).await?;
+        self.clients.lock().insert(id, client.clone());
+        let offer = client.offer().await?;
+        let answer = self.channel.join(id, offer, rights).await?;
+        client.accept(answer).await?;
+        self.channel.sync().await;
+        Ok(client)
     }
 }

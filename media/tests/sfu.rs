@@ -2,80 +2,13 @@
 //! with audio levels and receives the others (not itself); mute, deafen, speaking, leaving,
 //! and a client that never completes ICE.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Result;
-use parking_lot::Mutex;
-use voiceflow_media::testing::Client;
-use voiceflow_media::{Channel, MediaConfig, PeerId, PortPool, Rights, SfuEvent};
-
-/// Routes SFU events to the test's clients, as the WebSocket signalling would.
-struct Harness {
-    channel: Channel,
-    clients: Mutex<HashMap<PeerId, Arc<Client>>>,
-    speaking: Mutex<Vec<(PeerId, bool)>>,
-    failed: Mutex<Vec<PeerId>>,
-}
-
-impl Harness {
-    fn start(config: MediaConfig, ports: Arc<PortPool>) -> Arc<Harness> {
-        let (channel, mut events) = Channel::new(config, ports);
-        let h = Arc::new(Harness {
-            channel,
-            clients: Mutex::new(HashMap::new()),
-            speaking: Mutex::new(Vec::new()),
-            failed: Mutex::new(Vec::new()),
-        });
-        let me = h.clone();
-        tokio::spawn(async move {
-            while let Some(event) = events.recv().await {
-                match event {
-                    SfuEvent::Offer { peer, sdp } => {
-                        let Some(client) = me.clients.lock().get(&peer).cloned() else {
-                            continue;
-                        };
-                        let channel = me.channel.clone();
-                        tokio::spawn(async move {
-                            let answer = async {
-                                let sdp = client.answer(sdp).await?;
-                                channel.apply_answer(peer, sdp).await?;
-                                anyhow::Ok(())
-                            };
-                            if let Err(e) = answer.await {
-                                eprintln!("client {peer}: renegotiation failed: {e:#}");
-                            }
-                        });
-                    }
-                    SfuEvent::Candidate { peer, candidate } => {
-                        let client = me.clients.lock().get(&peer).cloned();
-                        if let Some(client) = client {
-                            let _ = client.pc.add_ice_candidate(candidate).await;
-                        }
-                    }
-                    SfuEvent::Speaking { peer, speaking } => {
-                        me.speaking.lock().push((peer, speaking))
-                    }
-                    SfuEvent::Failed { peer } => me.failed.lock().push(peer),
-                    SfuEvent::Connected { .. } => {}
-                }
-            }
-        });
-        h
-    }
-
-    async fn join(&self, id: PeerId) -> Result<Arc<Client>> {
-        let client = Client::new(id).await?;
-        self.clients.lock().insert(id, client.clone());
-        let offer = client.offer().await?;
-        let answer = self.channel.join(id, offer, Rights::default()).await?;
-        client.accept(answer).await?;
-        self.channel.sync().await;
-        Ok(client)
-    }
-}
+use voiceflow_media::testing::{Client, Harness};
+use voiceflow_media::{MediaConfig, PeerId, PortPool, Rights};
 
 async fn eventually(what: &str, mut check: impl FnMut() -> bool) -> Result<()> {
     for _ in 0..150 {
@@ -102,7 +35,11 @@ async fn three_participants_hear_each_other_with_mute_deafen_speaking_and_leave(
         ..MediaConfig::default()
     };
     let h = Harness::start(config, ports.clone());
-    let (a, b, c) = (h.join(1).await?, h.join(2).await?, h.join(3).await?);
+    let (a, b, c) = (
+        h.join(1, Rights::default()).await?,
+        h.join(2, Rights::default()).await?,
+        h.join(3, Rights::default()).await?,
+    );
     for client in [&a, &b, &c] {
         client.speak();
     }

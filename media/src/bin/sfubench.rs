@@ -1,0 +1,183 @@
+//! SFU benchmark: rooms of speakers and listeners, all real WebRTC peers on loopback in this
+//! process (the clients too), measuring join-to-first-audio, forwarded packets per second and
+//! per CPU-second, the delay added on the way through the server, and memory per participant.
+//!
+//! `cargo run --release -p voiceflow-media --bin sfubench -- rooms=1 speakers=10 listeners=100 secs=10`
+//! prints one `name: value unit` line per figure. The clients run in the same process and on
+//! the same cores as the server, so CPU figures include their work (sending, receiving, SRTP).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use voiceflow_media::testing::{Client, Harness};
+use voiceflow_media::{MediaConfig, PortPool, Rights};
+
+struct Args {
+    rooms: usize,
+    speakers: usize,
+    listeners: usize,
+    secs: u64,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        rooms: 1,
+        speakers: 10,
+        listeners: 100,
+        secs: 10,
+    };
+    for arg in std::env::args().skip(1) {
+        let (key, value) = arg.split_once('=').unwrap_or((arg.as_str(), ""));
+        let n: u64 = value.parse().unwrap_or(0);
+        match key {
+            "rooms" => a.rooms = n as usize,
+            "speakers" => a.speakers = n as usize,
+            "listeners" => a.listeners = n as usize,
+            "secs" => a.secs = n,
+            _ => eprintln!("sfubench: unknown argument {arg}"),
+        }
+    }
+    a
+}
+
+/// CPU seconds this process used (user + system), from /proc.
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of stat; `rest` starts at field 3.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Resident memory, bytes.
+fn rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    f64::from(sorted[i.min(sorted.len() - 1)])
+}
+
+#[tokio::main]
+async fn main() {
+    let a = args();
+    let ports = Arc::new(PortPool::default());
+    let rss_before = rss();
+    let mut rooms = Vec::new();
+    let mut listeners: Vec<(Arc<Client>, Instant)> = Vec::new();
+    let mut next_id = 1u64;
+    for _ in 0..a.rooms {
+        let h = Harness::start(MediaConfig::default(), ports.clone());
+        for _ in 0..a.speakers {
+            let client = match h.join(next_id, Rights::default()).await {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("sfubench: speaker join failed: {e}");
+                    return;
+                }
+            };
+            client.level.store(30, Ordering::Relaxed);
+            client.speak();
+            next_id += 1;
+        }
+        rooms.push(h);
+    }
+    // Listeners join while the speakers talk: join-to-first-audio is what a user waits for.
+    let listener_rights = Rights {
+        may_speak: false,
+        ..Rights::default()
+    };
+    for h in &rooms {
+        for _ in 0..a.listeners {
+            let started = Instant::now();
+            match h.join(next_id, listener_rights).await {
+                Ok(c) => listeners.push((c, started)),
+                Err(e) => {
+                    eprintln!("sfubench: listener join failed: {e}");
+                    return;
+                }
+            }
+            next_id += 1;
+        }
+    }
+    let participants = a.rooms * (a.speakers + a.listeners);
+    // Let every renegotiation settle, then measure a steady window.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for (c, _) in &listeners {
+        c.measured.delays_us.lock().clear();
+    }
+    let forwarded = |rooms: &[Arc<Harness>]| -> u64 {
+        rooms
+            .iter()
+            .map(|h| h.channel.counters().forwarded.load(Ordering::Relaxed))
+            .sum()
+    };
+    let (f0, c0, t0) = (forwarded(&rooms), cpu_secs(), Instant::now());
+    tokio::time::sleep(Duration::from_secs(a.secs)).await;
+    let (f1, c1, elapsed) = (forwarded(&rooms), cpu_secs(), t0.elapsed().as_secs_f64());
+    let rss_after = rss();
+
+    let mut first: Vec<u32> = listeners
+        .iter()
+        .filter_map(|(c, t)| c.measured.first_audio.get().map(|f| f.duration_since(*t)))
+        .map(|d| d.as_millis() as u32)
+        .collect();
+    first.sort_unstable();
+    let mut delays: Vec<u32> = listeners
+        .iter()
+        .flat_map(|(c, _)| c.measured.delays_us.lock().clone())
+        .collect();
+    delays.sort_unstable();
+    // Every speaker's 50 packets/s reach the other speakers and every listener.
+    let expected = (a.rooms * a.speakers * (a.speakers - 1 + a.listeners)) as f64 * 50.0;
+    let rate = (f1 - f0) as f64 / elapsed;
+    println!("participants: {participants}");
+    println!(
+        "peer_connections: {} (server) + {participants} (clients)",
+        participants
+    );
+    println!("join_to_first_audio_ms.p50: {}", percentile(&first, 0.5));
+    println!("join_to_first_audio_ms.p99: {}", percentile(&first, 0.99));
+    println!(
+        "listeners_with_audio: {} of {}",
+        first.len(),
+        listeners.len()
+    );
+    println!("forwarded_packets_per_sec: {rate:.0} (expected {expected:.0})");
+    println!("cpu_secs_per_sec: {:.2}", (c1 - c0) / elapsed);
+    println!(
+        "forwarded_packets_per_cpu_sec: {:.0}",
+        rate / ((c1 - c0) / elapsed).max(0.001)
+    );
+    println!("delay_ms.p50: {:.2}", percentile(&delays, 0.5) / 1000.0);
+    println!("delay_ms.p99: {:.2}", percentile(&delays, 0.99) / 1000.0);
+    println!(
+        "rss_per_participant_kib: {:.0} (server and client connection together)",
+        rss_after.saturating_sub(rss_before) as f64 / participants.max(1) as f64 / 1024.0
+    );
+    for h in &rooms {
+        h.channel.close().await;
+    }
+    for (c, _) in &listeners {
+        let _ = c.close().await;
+    }
+}
