@@ -52,6 +52,10 @@ pub struct VoiceRuntime {
     pub ice_servers: Vec<voiceflow_wire::v1::voice::IceServer>,
     /// Most participants in one voice channel.
     pub capacity: usize,
+    /// Most participants on one stage (listeners included).
+    pub stage_capacity: usize,
+    /// Most hosts and speakers on one stage.
+    pub stage_speakers: usize,
     /// A participant not heard (no heartbeat) for this long is removed.
     pub ttl: Duration,
 }

@@ -139,6 +139,9 @@ async fn presence_edits_receipts_and_resume_work_across_nodes() -> Result<()> {
     let offline = presence(&mut a, &bob, "offline").await?;
     let took = killed.elapsed();
     eprintln!("presence: offline seen {took:?} after the node with the last session died");
-    assert!(offline["data"]["lastSeen"].as_u64().is_some(), "{offline}");
+    // Who reported it depends on placement: Bob's own presence actor (it saw his session go
+    // quiet: `lastSeen` set), or, if it lived on the killed node, its successor (which never
+    // saw him: no `lastSeen`).
+    assert_eq!(offline["data"]["status"], "offline", "{offline}");
     Ok(())
 }

@@ -254,14 +254,15 @@ async fn bad_voice_input_gets_clear_errors_and_leaks_nothing() -> Result<()> {
         .await?;
     let channel = room["data"]["id"].as_str().unwrap_or_default().to_owned();
     let (text, _) = node.create_room(&alice, "Chat", json!({}), 10).await?;
-    let (status, stage) = node
+    let (status, odd) = node
         .post(
             "/api/v1/rooms",
             Some(&alice.token),
-            json!({"name": "Stage", "kind": "stage"}),
+            json!({"name": "Odd", "kind": "video"}),
         )
         .await?;
-    assert_eq!(status, 400, "{stage}");
+    assert_eq!(status, 400, "{odd}");
+    assert_eq!(odd["error"]["details"]["field"], "kind", "{odd}");
     let mut ws = node.ws(&alice).await?;
     let garbage = ws
         .request(
@@ -309,5 +310,124 @@ async fn bad_voice_input_gets_clear_errors_and_leaks_nothing() -> Result<()> {
     // The connection and chat are unaffected.
     let pong = ws.request("ping", json!({})).await?;
     assert_eq!(pong["ok"], true);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stage_forwards_only_hosts_and_speakers_with_hands_bans_and_an_end() -> Result<()> {
+    let node = TestNode::start_with(&voice(47040)).await?;
+    let alice = node.register("alice").await?;
+    let bob = node.register("bob").await?;
+    let carol = node.register("carol").await?;
+    let (status, room) = node
+        .post(
+            "/api/v1/rooms",
+            Some(&alice.token),
+            json!({"name": "Town hall", "kind": "stage"}),
+        )
+        .await?;
+    assert_eq!(status, 201, "{room}");
+    let stage = room["data"]["id"].as_str().unwrap_or_default().to_owned();
+    let mut a = Participant::join(&node, &alice, &stage).await?;
+    let mut b = Participant::join(&node, &bob, &stage).await?;
+    let mut c = Participant::join(&node, &carol, &stage).await?;
+    let (sa, sb) = (a.session, b.session);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while b.media.from(sa) < 10 || c.media.from(sa) < 10 {
+        pump_all(&mut [&mut a, &mut b, &mut c], Duration::from_millis(600)).await?;
+        if Instant::now() > deadline {
+            bail!("listeners do not hear the host");
+        }
+    }
+    assert_eq!(a.media.from(sb), 0, "a listener's audio is not forwarded");
+    assert_eq!(c.media.from(sb), 0);
+
+    // Hands go up in order; the host sees the queue.
+    let raised =
+        b.ws.request("stage:hand_raise", json!({"channelId": stage}))
+            .await?;
+    assert_eq!(raised["ok"], true, "{raised}");
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let raised =
+        c.ws.request("stage:hand_raise", json!({"channelId": stage}))
+            .await?;
+    let queue: Vec<Value> = raised["data"]["queue"]
+        .as_array()
+        .map(|q| q.iter().map(|h| h["userId"].clone()).collect())
+        .unwrap_or_default();
+    assert_eq!(queue, vec![json!(bob.id), json!(carol.id)], "{raised}");
+    let refused =
+        c.ws.request(
+            "stage:promote",
+            json!({"channelId": stage, "userId": carol.id}),
+        )
+        .await?;
+    assert_eq!(refused["error"]["code"], "FORBIDDEN", "{refused}");
+
+    // The host lets Bob speak: everyone hears him now.
+    let promoted =
+        a.ws.request(
+            "stage:promote",
+            json!({"channelId": stage, "userId": bob.id}),
+        )
+        .await?;
+    assert_eq!(promoted["ok"], true, "{promoted}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while a.media.from(sb) < 10 || c.media.from(sb) < 10 {
+        pump_all(&mut [&mut a, &mut b, &mut c], Duration::from_millis(600)).await?;
+        if Instant::now() > deadline {
+            bail!("the promoted speaker is not heard");
+        }
+    }
+
+    // Carol is banned: off the stage and out of the room, and she cannot come back.
+    let banned =
+        a.ws.request("stage:ban", json!({"channelId": stage, "userId": carol.id}))
+            .await?;
+    assert_eq!(banned["ok"], true, "{banned}");
+    let left = c.ws.wait_for(|v| v["type"] == "voice:user_left").await?;
+    assert_eq!(left["data"]["reason"], "banned");
+    let media = Client::new(99).await?;
+    let offer = media.offer().await?;
+    let again =
+        c.ws.request("voice:join", json!({"channelId": stage, "sdp": offer}))
+            .await?;
+    assert_eq!(again["error"]["code"], "FORBIDDEN", "{again}");
+    media.close().await?;
+
+    // Every change is in the chat; the host ends the stage.
+    let (_, history) = node
+        .get(
+            &format!("/api/v1/rooms/{stage}/messages"),
+            Some(&alice.token),
+        )
+        .await?;
+    let notices: Vec<String> = history["data"]
+        .as_array()
+        .map(|l| {
+            l.iter()
+                .filter(|m| m["type"] == "system")
+                .filter_map(|m| m["content"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        notices.contains(&"bob was invited to speak".to_owned()),
+        "{notices:?}"
+    );
+    assert!(
+        notices.contains(&"carol was banned".to_owned()),
+        "{notices:?}"
+    );
+    let ended =
+        a.ws.request("stage:end", json!({"channelId": stage}))
+            .await?;
+    assert_eq!(ended["ok"], true, "{ended}");
+    let left =
+        b.ws.wait_for(|v| v["type"] == "voice:user_left" && v["data"]["userId"] == bob.id.as_str())
+            .await?;
+    assert_eq!(left["data"]["reason"], "ended");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(metric(&node, "voiceflow_voice_ports_in_use").await?, 0.0);
     Ok(())
 }

@@ -35,6 +35,7 @@ pub fn room(id: u64, code: &str, is_public: bool) -> RoomRecord {
         created_at: 1_700_000_000_000,
         updated_at: 1_700_000_000_000,
         kind: Default::default(),
+        banned: Vec::new(),
     }
 }
 

@@ -69,6 +69,9 @@ pub struct RoomRecord {
     /// Text, voice channel or stage (fixed at creation).
     #[serde(default)]
     pub kind: RoomKind,
+    /// Users banned from the room: they cannot become members again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub banned: Vec<Snowflake>,
 }
 
 /// What a room is for.

@@ -76,4 +76,60 @@ pub enum VoiceOp {
     Leave,
     /// The session is alive (every heartbeat interval).
     Beat,
+    /// `stage:*`: hands, roles, removal, the end of the stage.
+    Stage {
+        /// What.
+        action: StageAction,
+        /// Whom (promote, demote, kick, ban).
+        user_id: Option<Snowflake>,
+    },
+}
+
+/// What a `stage:*` request does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StageAction {
+    /// A listener asks to speak.
+    HandRaise,
+    /// They no longer do.
+    HandLower,
+    /// A host lets a listener speak.
+    Promote,
+    /// A host makes a speaker a listener again.
+    Demote,
+    /// A host removes someone from the stage.
+    Kick,
+    /// A host removes someone from the stage and the room for good.
+    Ban,
+    /// A host ends the stage: everyone is disconnected.
+    End,
+}
+
+impl StageAction {
+    /// The wire name (`stage:<name>`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StageAction::HandRaise => "hand_raise",
+            StageAction::HandLower => "hand_lower",
+            StageAction::Promote => "promote",
+            StageAction::Demote => "demote",
+            StageAction::Kick => "kick",
+            StageAction::Ban => "ban",
+            StageAction::End => "end",
+        }
+    }
+
+    /// Inverse of [`StageAction::as_str`].
+    pub fn parse(s: &str) -> Option<StageAction> {
+        Some(match s {
+            "hand_raise" => StageAction::HandRaise,
+            "hand_lower" => StageAction::HandLower,
+            "promote" => StageAction::Promote,
+            "demote" => StageAction::Demote,
+            "kick" => StageAction::Kick,
+            "ban" => StageAction::Ban,
+            "end" => StageAction::End,
+            _ => return None,
+        })
+    }
 }

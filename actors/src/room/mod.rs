@@ -24,7 +24,7 @@ use crate::context::NodeContext;
 use crate::error::ActorError;
 use crate::presence::PresenceNote;
 use crate::remote::Recipient;
-pub use action::{ActReply, Action, VoiceOp};
+pub use action::{ActReply, Action, StageAction, VoiceOp};
 pub use state::{PRESENCE_INTERVAL, RECEIPT_DELAY, ResyncData, RoomState, rfc3339, view_of};
 use voiceflow_wire::cluster::NodeId;
 
@@ -250,7 +250,10 @@ impl Actor for RoomActor {
             }),
         );
         probe(state, state.member_ids());
-        if state.room.kind == voiceflow_schema::RoomKind::Voice {
+        if matches!(
+            state.room.kind,
+            voiceflow_schema::RoomKind::Voice | voiceflow_schema::RoomKind::Stage
+        ) {
             // Speaking changes held back by the throttle, and participants' heartbeats.
             state.voice_timer = Some(me.send_interval(VOICE_TICK, || RoomMsg::VoiceTick));
         }

@@ -23,6 +23,7 @@ mod changes;
 mod fanout;
 mod log;
 mod social;
+mod stage;
 mod voice;
 
 pub use fanout::{rfc3339, view_of};
@@ -205,6 +206,9 @@ impl RoomState {
     async fn add_member(&mut self, author: &Author) -> Result<(), ActorError> {
         if self.members.contains_key(&author.user_id) {
             return Ok(());
+        }
+        if self.room.banned.contains(&author.user_id) {
+            return Err(ActorError::Forbidden("you are banned from this room"));
         }
         if self.members.len() >= self.room.max_users as usize {
             return Err(ActorError::RoomFull);
@@ -405,8 +409,14 @@ impl RoomState {
     }
 
     /// The stored record changed.
-    pub fn handle_updated(&mut self, room: RoomRecord) {
+    pub fn handle_updated(&mut self, mut room: RoomRecord) {
         if room.id == self.room.id {
+            // Bans are written by this actor: an edit read before a ban must not undo it.
+            for user in &self.room.banned {
+                if !room.banned.contains(user) {
+                    room.banned.push(*user);
+                }
+            }
             self.room = room;
         }
     }

@@ -51,6 +51,7 @@ pub(super) async fn fixture(config: ActorConfig) -> Fixture {
         created_at: 0,
         updated_at: 0,
         kind: Default::default(),
+        banned: Vec::new(),
     };
     let admin = Membership {
         room_id: room.id,
@@ -71,6 +72,8 @@ pub(super) async fn fixture(config: ActorConfig) -> Fixture {
             ports: Default::default(),
             ice_servers: Vec::new(),
             capacity: 25,
+            stage_capacity: 200,
+            stage_speakers: 10,
             ttl: Duration::from_secs(30),
         }),
         blobs: Arc::new(

@@ -10,9 +10,11 @@ use voiceflow_wire::{ErrorBody, ErrorCode, Snowflake};
 
 use super::SessionState;
 use crate::remote::Recipient;
-use voiceflow_wire::v1::voice::{VoiceChannelRef, VoiceJoin, VoiceSignal, VoiceStateUpdate};
+use voiceflow_wire::v1::voice::{
+    StageRequest, VoiceChannelRef, VoiceJoin, VoiceSignal, VoiceStateUpdate,
+};
 
-use crate::room::{Action, Reply, RoomMsg, VoiceOp};
+use crate::room::{Action, Reply, RoomMsg, StageAction, VoiceOp};
 
 impl SessionState {
     /// Sends `op` to this user's presence actor (wherever it lives).
@@ -129,9 +131,24 @@ impl SessionState {
                 };
                 (p.channel_id, op)
             }
-            _ => {
+            "voice:leave" => {
                 let p: VoiceChannelRef = frame.payload()?;
                 (p.channel_id, VoiceOp::Leave)
+            }
+            other => {
+                let p: StageRequest = frame.payload()?;
+                let action = other
+                    .strip_prefix("stage:")
+                    .and_then(StageAction::parse)
+                    .ok_or_else(|| FrameError {
+                        id: frame.id,
+                        error: ErrorBody::new(ErrorCode::UnknownEvent, "unknown stage event"),
+                    })?;
+                let op = VoiceOp::Stage {
+                    action,
+                    user_id: p.user_id,
+                };
+                (p.channel_id, op)
             }
         };
         match op {

@@ -323,9 +323,9 @@ impl SessionState {
             "message:update" | "message:delete" | "reaction:add" | "reaction:remove"
             | "message:read" => self.handle_action(&frame).await,
             "presence:update" => self.handle_presence_update(&frame).await,
-            "voice:join" | "voice:signal" | "voice:state" | "voice:leave" => {
-                self.handle_voice(&frame).await
-            }
+            "voice:join" | "voice:signal" | "voice:state" | "voice:leave" | "stage:hand_raise"
+            | "stage:hand_lower" | "stage:promote" | "stage:demote" | "stage:kick"
+            | "stage:ban" | "stage:end" => self.handle_voice(&frame).await,
             other => Err(FrameError {
                 id: frame.id,
                 error: ErrorBody::new(

@@ -210,12 +210,6 @@ async fn create(s: AppState, user: AuthUser, body: Bytes) -> Result<Response, Ap
     if !(2..=500).contains(&b.max_users) {
         return Err(ApiError::field("maxUsers", "maxUsers must be 2-500"));
     }
-    if b.kind == RoomKind::Stage {
-        return Err(ApiError::field(
-            "kind",
-            "stage rooms are not available yet; kind must be text or voice",
-        ));
-    }
     let now = now_ms();
     let mut room = RoomRecord {
         id: s.ctx.ids.next_id(),
@@ -228,6 +222,7 @@ async fn create(s: AppState, user: AuthUser, body: Bytes) -> Result<Response, Ap
         created_at: now,
         updated_at: now,
         kind: b.kind,
+        banned: Vec::new(),
     };
     let admin = Membership {
         room_id: room.id,

@@ -25,6 +25,10 @@ pub struct VoiceConfig {
     pub ice_servers: Vec<IceServer>,
     /// Most participants in one voice channel.
     pub capacity: usize,
+    /// Most participants on one stage, listeners included.
+    pub stage_capacity: usize,
+    /// Most hosts and speakers on one stage.
+    pub stage_speakers: usize,
     /// A participant whose connection is not up within this long is removed, seconds.
     pub connect_timeout_secs: u64,
     /// A participant whose session sent no heartbeat for this long is removed, seconds.
@@ -39,6 +43,8 @@ impl Default for VoiceConfig {
             port_max: None,
             ice_servers: Vec::new(),
             capacity: 25,
+            stage_capacity: 200,
+            stage_speakers: 10,
             connect_timeout_secs: 15,
             ttl_secs: 30,
         }
@@ -71,6 +77,8 @@ impl VoiceConfig {
             ports: Arc::new(PortPool::default()),
             ice_servers: self.ice_servers.clone(),
             capacity: self.capacity,
+            stage_capacity: self.stage_capacity,
+            stage_speakers: self.stage_speakers,
             ttl: Duration::from_secs(self.ttl_secs.max(1)),
         }
     }

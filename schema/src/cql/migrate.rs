@@ -49,7 +49,7 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 4,
-        description: "room kinds (text, voice, stage)",
+        description: "room kinds (text, voice, stage) and bans",
         cql: include_str!("../../cql/004_room_kinds.cql"),
     },
 ];

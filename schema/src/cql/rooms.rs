@@ -34,6 +34,7 @@ type RoomRow = (
     CqlTimestamp,
     CqlTimestamp,
     Option<String>,
+    Option<String>,
 );
 
 /// A membership row, in [`super::statements::MEMBER_COLUMNS`] order.
@@ -75,6 +76,8 @@ impl Cql {
             to_cql_time(room.created_at),
             to_cql_time(room.updated_at),
             room.kind.as_str(),
+            serde_json::to_string(&room.banned)
+                .map_err(|e| StoreError::Corrupt(format!("banned: {e}")))?,
         );
         let listing = if s.is_public {
             &self.st.public_insert
@@ -161,6 +164,7 @@ impl Cql {
             created_at,
             updated_at,
             kind,
+            banned,
         )) = row
         else {
             return Ok(None);
@@ -185,6 +189,11 @@ impl Cql {
                 None | Some("") => RoomKind::Text,
                 Some(k) => RoomKind::parse(k)
                     .ok_or_else(|| StoreError::Corrupt(format!("room kind {k}")))?,
+            },
+            banned: match banned.as_deref() {
+                None | Some("") => Vec::new(),
+                Some(json) => serde_json::from_str(json)
+                    .map_err(|e| StoreError::Corrupt(format!("banned: {e}")))?,
             },
         }))
     }

@@ -15,7 +15,7 @@ use crate::store::StoreResult;
 pub(crate) const USER_COLUMNS: &str = "id, username, email, password_hash, avatar_url, created_at";
 /// Columns of `rooms`, in the order [`super::rooms`] decodes them.
 pub(crate) const ROOM_COLUMNS: &str = "id, name, description, max_users, is_public, allow_guests, \
-     require_approval, record_messages, join_code, created_by, created_at, updated_at, kind";
+     require_approval, record_messages, join_code, created_by, created_at, updated_at, kind, banned";
 /// Columns of a membership row (both directions), in decode order.
 pub(crate) const MEMBER_COLUMNS: &str = "room_id, user_id, role, joined_at";
 /// Columns of `messages`, in the order [`super::messages`] decodes them.
@@ -190,7 +190,7 @@ impl Statements {
 
             room_insert: p
                 .idem(format!(
-                    "INSERT INTO rooms ({ROOM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    "INSERT INTO rooms ({ROOM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 ))
                 .await?,
             room_get: p

@@ -66,6 +66,54 @@ pub struct VoiceMember {
     pub deafened: bool,
     /// Speaking now (from the audio levels, computed at the server).
     pub speaking: bool,
+    /// On a stage: `host`, `speaker` or `listener`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+}
+
+/// `stage:hand_raise`, `stage:hand_lower` (for oneself), `stage:promote`, `stage:demote`,
+/// `stage:kick`, `stage:ban` (a `userId`; hosts only), `stage:end` (hosts only).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StageRequest {
+    /// The stage.
+    pub channel_id: Snowflake,
+    /// Whom it concerns (promote, demote, kick, ban).
+    #[serde(default)]
+    pub user_id: Option<Snowflake>,
+}
+impl Request for StageRequest {
+    const EVENT: &'static str = "stage:promote";
+    type Reply = StageUpdated;
+}
+
+/// A raised hand.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HandRaise {
+    /// Who.
+    pub user_id: Snowflake,
+    /// When (Unix ms): the queue is in this order.
+    pub at: u64,
+}
+
+/// `stage:updated`: what changed on a stage, and the stage now (also the ack of `stage:*`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StageUpdated {
+    /// The stage.
+    pub channel_id: Snowflake,
+    /// `hand_raise`, `hand_lower`, `promote`, `demote`, `kick`, `ban` or `end`.
+    pub action: String,
+    /// Whom it concerned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<Snowflake>,
+    /// Who did it.
+    pub by: Snowflake,
+    /// Everyone on the stage, with roles.
+    pub participants: Vec<VoiceMember>,
+    /// Raised hands, oldest first.
+    pub queue: Vec<HandRaise>,
 }
 
 /// `voice:signal`, both ways: an ICE candidate or an SDP (server: offer; client: answer).
@@ -138,4 +186,6 @@ pub mod events {
     pub const STATE: &str = "voice:state";
     /// A candidate or an offer for this client (data: [`super::VoiceSignal`]).
     pub const SIGNAL: &str = "voice:signal";
+    /// A stage changed (data: [`super::StageUpdated`]).
+    pub const STAGE_UPDATED: &str = "stage:updated";
 }

@@ -22,9 +22,30 @@ use crate::error::ActorError;
 use crate::remote::Recipient;
 use crate::room::{Author, Reply, RoomMsg, SessionLink, VoiceOp};
 
+/// A participant's role on a stage (everyone in a voice channel is a speaker).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum StageRole {
+    /// Runs the stage (a room admin).
+    Host,
+    /// May speak.
+    Speaker,
+    /// Listens; may raise a hand.
+    Listener,
+}
+
+impl StageRole {
+    fn as_str(self) -> &'static str {
+        match self {
+            StageRole::Host => "host",
+            StageRole::Speaker => "speaker",
+            StageRole::Listener => "listener",
+        }
+    }
+}
+
 /// One participant.
-struct Entry {
-    user_id: Snowflake,
+pub(super) struct Entry {
+    pub(super) user_id: Snowflake,
     username: String,
     to: Recipient,
     muted: bool,
@@ -33,12 +54,25 @@ struct Entry {
     last_beat: Instant,
     /// The SFU accepted the offer and everyone was told (`voice:user_joined`).
     announced: bool,
+    pub(super) role: StageRole,
+    /// When their hand went up (stage listeners).
+    pub(super) hand_at: Option<u64>,
+}
+
+impl Entry {
+    pub(super) fn rights(&self) -> Rights {
+        Rights {
+            muted: self.muted,
+            deafened: self.deafened,
+            may_speak: self.role != StageRole::Listener,
+        }
+    }
 }
 
 /// The channel's SFU session and its participants, by session id.
 pub(crate) struct VoiceRoom {
-    channel: Channel,
-    entries: HashMap<u64, Entry>,
+    pub(super) channel: Channel,
+    pub(super) entries: HashMap<u64, Entry>,
 }
 
 fn voice_error(message: &str) -> ActorError {
@@ -55,20 +89,13 @@ impl RoomState {
         self.voice.as_ref().map_or(0, |v| v.entries.len())
     }
 
-    fn member_view(&self, entry: &Entry) -> VoiceMember {
-        VoiceMember {
-            channel_id: self.room.id,
-            user_id: entry.user_id,
-            username: entry.username.clone(),
-            muted: entry.muted,
-            deafened: entry.deafened,
-            speaking: entry.speaking,
-        }
+    pub(super) fn member_view(&self, entry: &Entry) -> VoiceMember {
+        view_of_entry(self.room.id, self.room.kind, entry)
     }
 
     /// Sends `frame` to everyone who sees the channel (live sessions of the room) and to every
     /// participant not among them.
-    fn voice_broadcast(&self, frame: &Frame) {
+    pub(super) fn voice_broadcast(&self, frame: &Frame) {
         self.broadcast(frame);
         if let Some(voice) = &self.voice {
             for (session_id, entry) in &voice.entries {
@@ -87,7 +114,7 @@ impl RoomState {
         op: VoiceOp,
         reply: Reply<Value>,
     ) {
-        if self.room.kind != RoomKind::Voice {
+        if !matches!(self.room.kind, RoomKind::Voice | RoomKind::Stage) {
             return reply.send(Err(voice_error("this room is not a voice channel")));
         }
         match op {
@@ -107,6 +134,10 @@ impl RoomState {
             }
             VoiceOp::Signal { candidate, sdp } => self.voice_signal(session, candidate, sdp, reply),
             VoiceOp::State { muted, deafened } => self.voice_state(session, muted, deafened, reply),
+            VoiceOp::Stage { action, user_id } => {
+                let result = self.handle_stage(session, action, user_id).await;
+                reply.send(result);
+            }
         }
     }
 
@@ -121,6 +152,9 @@ impl RoomState {
             user_id: session.user_id,
             username: session.username.clone(),
         };
+        if self.room.banned.contains(&session.user_id) {
+            return reply.send(Err(ActorError::Forbidden("you are banned from this room")));
+        }
         if !self.members.contains_key(&session.user_id) {
             if !self.room.settings.is_public {
                 return reply.send(Err(ActorError::Forbidden("not a member of this room")));
@@ -130,7 +164,13 @@ impl RoomState {
             }
         }
         let runtime = self.ctx.voice.clone();
-        if self.voice_participants() >= runtime.capacity {
+        let stage = self.room.kind == RoomKind::Stage;
+        let capacity = if stage {
+            runtime.stage_capacity
+        } else {
+            runtime.capacity
+        };
+        if self.voice_participants() >= capacity {
             return reply.send(Err(ActorError::Client(ErrorBody::new(
                 ErrorCode::RoomFull,
                 "the voice channel is full",
@@ -156,7 +196,14 @@ impl RoomState {
                 "this connection is already in the channel",
             )));
         }
+        let role = match self.members.get(&session.user_id).map(|m| m.role) {
+            _ if !stage => StageRole::Speaker,
+            Some(voiceflow_schema::Role::Admin) => StageRole::Host,
+            _ => StageRole::Listener,
+        };
         let entry = Entry {
+            role,
+            hand_at: None,
             user_id: session.user_id,
             username: session.username.clone(),
             to: session.to.clone(),
@@ -169,6 +216,10 @@ impl RoomState {
         voice.entries.insert(session.session_id, entry);
         metrics::gauge!("voiceflow_voice_participants").increment(1.0);
         let channel = voice.channel.clone();
+        let rights = Rights {
+            may_speak: role != StageRole::Listener,
+            ..Rights::default()
+        };
         let Some(voice) = self.voice.as_ref() else {
             return;
         };
@@ -186,7 +237,7 @@ impl RoomState {
         let ports = runtime.ports.clone();
         let me = me.clone();
         tokio::spawn(async move {
-            let result = channel.join(peer, sdp, Rights::default()).await;
+            let result = channel.join(peer, sdp, rights).await;
             metrics::gauge!("voiceflow_voice_ports_in_use").set(ports.in_use() as f64);
             match result {
                 Ok(answer) => {
@@ -280,11 +331,7 @@ impl RoomState {
         if entry.muted {
             entry.speaking = false;
         }
-        let rights = Rights {
-            muted: entry.muted,
-            deafened: entry.deafened,
-            may_speak: true,
-        };
+        let rights = entry.rights();
         let channel = voice.channel.clone();
         let peer = session.session_id;
         tokio::spawn(async move {
@@ -303,7 +350,7 @@ impl RoomState {
     }
 
     /// Removes a participant (left, failed, timed out, or their node died) and tells everyone.
-    fn voice_remove(&mut self, session_id: u64, reason: &str) {
+    pub(super) fn voice_remove(&mut self, session_id: u64, reason: &str) {
         let Some(voice) = self.voice.as_mut() else {
             return;
         };
@@ -406,14 +453,7 @@ impl RoomState {
                     return;
                 }
                 entry.speaking = speaking;
-                let view = VoiceMember {
-                    channel_id: room_id,
-                    user_id: entry.user_id,
-                    username: entry.username.clone(),
-                    muted: entry.muted,
-                    deafened: entry.deafened,
-                    speaking,
-                };
+                let view = view_of_entry(room_id, self.room.kind, entry);
                 self.voice_broadcast(&frame::event(voice_events::STATE, &view));
             }
             SfuEvent::Connected { .. } => {}
@@ -472,5 +512,18 @@ impl RoomState {
         }
         let channel = voice.channel;
         tokio::spawn(async move { channel.close().await });
+    }
+}
+
+/// A participant as clients see them.
+fn view_of_entry(channel_id: Snowflake, kind: RoomKind, entry: &Entry) -> VoiceMember {
+    VoiceMember {
+        channel_id,
+        user_id: entry.user_id,
+        username: entry.username.clone(),
+        muted: entry.muted,
+        deafened: entry.deafened,
+        speaking: entry.speaking,
+        role: (kind == RoomKind::Stage).then(|| entry.role.as_str().to_owned()),
     }
 }
