@@ -276,7 +276,7 @@ mod tests {
             statements.len(),
             "only CREATE TABLE statements"
         );
-        assert_eq!(latest_version(), 3);
+        assert_eq!(latest_version(), 4);
     }
 
     #[test]

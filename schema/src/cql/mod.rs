@@ -285,11 +285,15 @@ fn tls_context(config: &CqlConfig) -> StoreResult<Arc<rustls::ClientConfig>> {
     if roots.is_empty() {
         return Err(bad(&"no certificate found"));
     }
-    Ok(Arc::new(
-        rustls::ClientConfig::builder()
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    ))
+    // An explicit provider: with several rustls crypto back ends in one binary (webrtc brings
+    // ring) the process-wide default cannot be chosen automatically.
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| StoreError::Unavailable(format!("TLS set-up: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }
 
 #[async_trait]
