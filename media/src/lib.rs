@@ -6,6 +6,7 @@
 //! - [`sfu`]: one channel's SFU session: a connection per participant, forwarding, signalling
 //!   (client offer → server answer, then server offers), mute/deafen/speak rights.
 //! - [`speaking`]: speaking detection from audio levels, with hysteresis and a throttle.
+//! - [`testing`]: an in-process client peer and a harness, for tests and `sfubench`.
 
 pub mod engine;
 pub mod sfu;
