@@ -14,7 +14,7 @@ pub mod speaking;
 pub mod testing;
 
 pub use engine::{MediaConfig, PortPool};
-pub use sfu::{Channel, PeerId, Rights, SfuEvent};
+pub use sfu::{Channel, PeerId, Rights, RtcpStats, SfuEvent};
 pub use webrtc::peer_connection::RTCIceCandidateInit;
 
 /// Media failures, turned into client errors by the voice actor.

@@ -164,6 +164,27 @@ async fn three_people_talk_in_a_voice_channel_over_the_sfu() -> Result<()> {
         assert_eq!(p.media.from(p.session), 0, "nobody hears themselves");
     }
     assert_eq!(metric(&node, "voiceflow_voice_ports_in_use").await?, 3.0);
+    let text = node
+        .http
+        .get(node.url("/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let forwarded: f64 = text
+        .lines()
+        .find(|l| {
+            l.starts_with(&format!(
+                "voiceflow_voice_forwarded_packets_total{{channel=\"{channel}\"}}"
+            ))
+        })
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    assert!(
+        forwarded > 30.0,
+        "per-channel forwarding counter: {forwarded}"
+    );
     let bob_id = bob.id.clone();
     let joined = watcher
         .wait_for(move |v| {

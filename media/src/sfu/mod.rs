@@ -117,6 +117,15 @@ struct Peer {
     received: AtomicU64,
 }
 
+/// Loss and jitter of what a channel receives, from RTCP receiver reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RtcpStats {
+    /// Packets lost on the way from participants to the server.
+    pub packets_lost: u64,
+    /// The worst interarrival jitter, seconds.
+    pub jitter_secs: f64,
+}
+
 /// Counters of a channel.
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -381,6 +390,26 @@ impl Channel {
         for id in ids {
             self.leave(id).await;
         }
+    }
+
+    /// What the participants' connections report from RTCP about what the server receives:
+    /// packets lost in all, and the worst jitter, seconds.
+    pub async fn rtcp_stats(&self) -> RtcpStats {
+        let peers: Vec<Arc<Peer>> = self.0.peers.lock().values().cloned().collect();
+        let mut stats = RtcpStats::default();
+        for peer in peers {
+            let report = peer
+                .pc
+                .get_stats(Instant::now(), webrtc::peer_connection::StatsSelector::None)
+                .await;
+            for inbound in report.inbound_rtp_streams() {
+                let r = &inbound.received_rtp_stream_stats;
+                stats.packets_lost += r.packets_lost.max(0) as u64;
+                // Reported in RTP clock units (48 kHz for Opus).
+                stats.jitter_secs = stats.jitter_secs.max(r.jitter / 48_000.0);
+            }
+        }
+        stats
     }
 
     /// Reports speaking changes that are due (call a few times a second).

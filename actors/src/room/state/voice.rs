@@ -73,6 +73,9 @@ impl Entry {
 pub(crate) struct VoiceRoom {
     pub(super) channel: Channel,
     pub(super) entries: HashMap<u64, Entry>,
+    /// Counter values already exported (received, forwarded, bytes, dropped).
+    exported: [u64; 4],
+    ticks: u64,
 }
 
 fn voice_error(message: &str) -> ActorError {
@@ -189,6 +192,8 @@ impl RoomState {
             VoiceRoom {
                 channel,
                 entries: HashMap::new(),
+                exported: [0; 4],
+                ticks: 0,
             }
         });
         if voice.entries.contains_key(&session.session_id) {
@@ -464,6 +469,7 @@ impl RoomState {
     /// Periodic: participants whose session stopped beating are removed; speaking changes
     /// held back by the throttle go out.
     pub fn voice_tick(&mut self) {
+        self.export_voice_metrics();
         let Some(voice) = &self.voice else { return };
         voice.channel.tick();
         let ttl = self.ctx.voice.ttl;
@@ -475,6 +481,49 @@ impl RoomState {
             .collect();
         for session_id in silent {
             self.voice_remove(session_id, "disconnected");
+        }
+    }
+
+    /// Per-channel metrics: participants, packets and bytes forwarded, drops; every 5 s the
+    /// loss and jitter RTCP reports.
+    fn export_voice_metrics(&mut self) {
+        let channel_label = self.room.id.to_string();
+        let Some(voice) = self.voice.as_mut() else {
+            return;
+        };
+        let c = voice.channel.counters();
+        let now = [
+            c.received.load(std::sync::atomic::Ordering::Relaxed),
+            c.forwarded.load(std::sync::atomic::Ordering::Relaxed),
+            c.forwarded_bytes.load(std::sync::atomic::Ordering::Relaxed),
+            c.dropped.load(std::sync::atomic::Ordering::Relaxed),
+        ];
+        let names = [
+            "voiceflow_voice_received_packets_total",
+            "voiceflow_voice_forwarded_packets_total",
+            "voiceflow_voice_forwarded_bytes_total",
+            "voiceflow_voice_dropped_packets_total",
+        ];
+        for ((name, value), old) in names.iter().zip(now).zip(voice.exported.iter_mut()) {
+            let delta = value.saturating_sub(*old);
+            if delta > 0 {
+                metrics::counter!(*name, "channel" => channel_label.clone()).increment(delta);
+            }
+            *old = value;
+        }
+        let participants = voice.entries.len() as f64;
+        metrics::gauge!("voiceflow_voice_channel_participants", "channel" => channel_label.clone())
+            .set(participants);
+        voice.ticks += 1;
+        if voice.ticks % 20 == 0 {
+            let channel = voice.channel.clone();
+            tokio::spawn(async move {
+                let stats = channel.rtcp_stats().await;
+                metrics::gauge!("voiceflow_voice_packets_lost", "channel" => channel_label.clone())
+                    .set(stats.packets_lost as f64);
+                metrics::gauge!("voiceflow_voice_jitter_seconds", "channel" => channel_label)
+                    .set(stats.jitter_secs);
+            });
         }
     }
 
