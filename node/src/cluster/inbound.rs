@@ -4,10 +4,10 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use voiceflow_actors::ActorError;
 use voiceflow_actors::presence::PresenceNote;
 use voiceflow_actors::remote::{Owner, Recipient, RemoteSession};
 use voiceflow_actors::room::{Action, Author, Reply, RoomMsg, SessionLink, VoiceOp};
+use voiceflow_actors::{ActorError, NodeContext};
 use voiceflow_schema::RoomRecord;
 use voiceflow_wire::cluster::{NodeId, PeerMsg, PresenceOp, RoomCall, RoomDelivery, RoomOp};
 use voiceflow_wire::v1::client::SendMessage;
@@ -157,31 +157,19 @@ async fn to_room(
             post_json,
             req_id,
         } => {
-            let post = match serde_json::from_str::<SendMessage>(&post_json) {
-                Ok(post) => post,
-                Err(_) => {
-                    let e = ActorError::Client(ErrorBody::new(
-                        ErrorCode::InvalidFrame,
-                        "the message could not be relayed",
-                    ));
-                    return fail_session(cluster, room, origin, session_id, req_id, &e);
-                }
+            let author = Author {
+                user_id: Snowflake(user_id),
+                username,
             };
-            let msg = RoomMsg::Post {
-                author: Author {
-                    user_id: Snowflake(user_id),
-                    username,
-                },
-                post,
-                reply: Reply::Session {
-                    to: to(session_id),
-                    session_id,
-                    req_id,
-                },
-            };
-            if let Err(e) = ctx.directory.send(&ctx, room, msg).await {
-                fail_session(cluster, room, origin, session_id, req_id, &e);
-            }
+            let reply = session_reply(to(session_id), session_id, req_id);
+            let relay = Relay::new(cluster, &ctx, room, origin, session_id, req_id);
+            relay
+                .send(&post_json, |post: SendMessage| RoomMsg::Post {
+                    author,
+                    post,
+                    reply,
+                })
+                .await;
         }
         RoomOp::Act {
             session_id,
@@ -190,28 +178,19 @@ async fn to_room(
             action_json,
             req_id,
         } => {
-            let Ok(action) = serde_json::from_str::<Action>(&action_json) else {
-                let e = ActorError::Client(ErrorBody::new(
-                    ErrorCode::InvalidFrame,
-                    "the request could not be relayed",
-                ));
-                return fail_session(cluster, room, origin, session_id, req_id, &e);
+            let author = Author {
+                user_id: Snowflake(user_id),
+                username,
             };
-            let msg = RoomMsg::Act {
-                author: Author {
-                    user_id: Snowflake(user_id),
-                    username,
-                },
-                action,
-                reply: Reply::Session {
-                    to: to(session_id),
-                    session_id,
-                    req_id,
-                },
-            };
-            if let Err(e) = ctx.directory.send(&ctx, room, msg).await {
-                fail_session(cluster, room, origin, session_id, req_id, &e);
-            }
+            let reply = session_reply(to(session_id), session_id, req_id);
+            let relay = Relay::new(cluster, &ctx, room, origin, session_id, req_id);
+            relay
+                .send(&action_json, |action: Action| RoomMsg::Act {
+                    author,
+                    action,
+                    reply,
+                })
+                .await;
         }
         RoomOp::Voice {
             session_id,
@@ -220,28 +199,21 @@ async fn to_room(
             op_json,
             req_id,
         } => {
-            let Ok(op) = serde_json::from_str::<VoiceOp>(&op_json) else {
-                let e = ActorError::Client(ErrorBody::new(
-                    ErrorCode::InvalidFrame,
-                    "the request could not be relayed",
-                ));
-                return fail_session(cluster, room, origin, session_id, req_id, &e);
-            };
             let session = SessionLink {
                 session_id,
                 user_id: Snowflake(user_id),
                 username,
                 to: to(session_id),
             };
-            let reply = Reply::Session {
-                to: to(session_id),
-                session_id,
-                req_id,
-            };
-            let msg = RoomMsg::Voice { session, op, reply };
-            if let Err(e) = ctx.directory.send(&ctx, room, msg).await {
-                fail_session(cluster, room, origin, session_id, req_id, &e);
-            }
+            let reply = session_reply(to(session_id), session_id, req_id);
+            let relay = Relay::new(cluster, &ctx, room, origin, session_id, req_id);
+            relay
+                .send(&op_json, |op: VoiceOp| RoomMsg::Voice {
+                    session,
+                    op,
+                    reply,
+                })
+                .await;
         }
         RoomOp::Presence {
             user_id,
@@ -276,6 +248,78 @@ async fn to_room(
             });
         }
         RoomOp::Release { .. } => {}
+    }
+}
+
+/// The ack of a session's request goes back to its node.
+fn session_reply<T>(to: Recipient, session_id: u64, req_id: Option<u64>) -> Reply<T> {
+    Reply::Session {
+        to,
+        session_id,
+        req_id,
+    }
+}
+
+/// A session's request relayed as JSON (posts, message actions, voice ops).
+struct Relay<'a> {
+    cluster: &'a Arc<ClusterInner>,
+    ctx: &'a NodeContext,
+    room: Snowflake,
+    origin: NodeId,
+    session_id: u64,
+    req_id: Option<u64>,
+}
+
+impl<'a> Relay<'a> {
+    fn new(
+        cluster: &'a Arc<ClusterInner>,
+        ctx: &'a NodeContext,
+        room: Snowflake,
+        origin: NodeId,
+        session_id: u64,
+        req_id: Option<u64>,
+    ) -> Self {
+        Relay {
+            cluster,
+            ctx,
+            room,
+            origin,
+            session_id,
+            req_id,
+        }
+    }
+
+    /// Decodes `json`, builds the room message and sends it; a request that cannot be decoded
+    /// or delivered fails back to the session.
+    async fn send<T: serde::de::DeserializeOwned>(
+        self,
+        json: &str,
+        build: impl FnOnce(T) -> RoomMsg,
+    ) {
+        let fail = |e: &ActorError| {
+            fail_session(
+                self.cluster,
+                self.room,
+                self.origin,
+                self.session_id,
+                self.req_id,
+                e,
+            )
+        };
+        let Ok(value) = serde_json::from_str::<T>(json) else {
+            return fail(&ActorError::Client(ErrorBody::new(
+                ErrorCode::InvalidFrame,
+                "the request could not be relayed",
+            )));
+        };
+        if let Err(e) = self
+            .ctx
+            .directory
+            .send(self.ctx, self.room, build(value))
+            .await
+        {
+            fail(&e);
+        }
     }
 }
 
