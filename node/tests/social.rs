@@ -12,7 +12,7 @@ fn logged(frames: &[Value], room: &str) -> Vec<(String, u64)> {
     frames
         .iter()
         .filter(|f| f["data"]["roomId"] == room && f["data"]["seq"].as_u64().is_some())
-        .filter(|f| f["type"] != "ack")
+        .filter(|f| f["type"] != "ack" && f["data"]["type"] != "system")
         .map(|f| {
             (
                 f["type"].as_str().unwrap_or_default().to_owned(),
@@ -45,7 +45,6 @@ async fn edits_deletes_reactions_and_replies_reach_every_member_in_log_order() -
     let mut a = node.ws(&alice).await?;
     let mut b = node.ws(&bob).await?;
     let joined = a.request("room:join", json!({"roomId": room})).await?;
-    let start = joined["data"]["seq"].as_u64().unwrap_or(0);
     assert!(joined["data"]["epoch"].as_u64().is_some(), "{joined}");
     b.request("room:join", json!({"roomId": room})).await?;
 
@@ -53,6 +52,9 @@ async fn edits_deletes_reactions_and_replies_reach_every_member_in_log_order() -
         .request("message:send", json!({"roomId": room, "content": "hello"}))
         .await?;
     let id = sent["data"]["message"]["id"].clone();
+    // Bob's "joined the room" notice may be committed before or after Alice's join ack;
+    // the first message's seq is the settled base.
+    let start = sent["data"]["message"]["seq"].as_u64().unwrap_or(1) - 1;
     let reply = a
         .request(
             "message:send",
@@ -176,10 +178,14 @@ async fn a_reconnect_after_500_missed_events_replays_exactly_those_in_order() ->
     assert_eq!(node.join_code(&bob, &code).await?.0, 200);
     let mut a = node.ws(&alice).await?;
     let joined = a.request("room:join", json!({"roomId": room})).await?;
-    let (since, epoch) = (
-        joined["data"]["seq"].clone(),
-        joined["data"]["epoch"].clone(),
-    );
+    let epoch = joined["data"]["epoch"].clone();
+    // Bob's "joined the room" notice may still be queued when the join is acked; a message of
+    // Alice's own, once acked, is committed after it, so its seq is a settled cursor.
+    let marker = a
+        .request("message:send", json!({"roomId": room, "content": "cursor"}))
+        .await?;
+    let since = marker["data"]["message"]["seq"].clone();
+    assert!(since.as_u64().is_some(), "{marker}");
     drop(a);
 
     let mut b = node.ws(&bob).await?;
