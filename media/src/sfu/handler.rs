@@ -29,8 +29,12 @@ impl Handler {
 #[async_trait::async_trait]
 impl PeerConnectionEventHandler for Handler {
     async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
-        if let Ok(candidate) = event.candidate.to_json() {
-            self.send(SfuEvent::Candidate {
+        let Some(inner) = self.channel.upgrade() else {
+            return;
+        };
+        if let Ok(mut candidate) = event.candidate.to_json() {
+            candidate.candidate = inner.config.announce(candidate.candidate);
+            let _ = inner.events.send(SfuEvent::Candidate {
                 peer: self.peer,
                 candidate,
             });
