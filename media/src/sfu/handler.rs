@@ -18,14 +18,6 @@ pub(super) struct Handler {
     pub(super) peer: PeerId,
 }
 
-impl Handler {
-    fn send(&self, event: SfuEvent) {
-        if let Some(inner) = self.channel.upgrade() {
-            let _ = inner.events.send(event);
-        }
-    }
-}
-
 #[async_trait::async_trait]
 impl PeerConnectionEventHandler for Handler {
     async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
