@@ -51,7 +51,7 @@ impl MediaConfig {
     /// `text` (an SDP or a candidate) as clients should see it: naming the announced address.
     pub fn announce(&self, text: String) -> String {
         match self.announced_ip {
-            Some(public) => crate::announce::announce(&text, self.bind_ip, public),
+            Some(public) => crate::announce::announce(&text, public),
             None => text,
         }
     }

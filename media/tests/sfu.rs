@@ -151,34 +151,3 @@ async fn a_client_that_never_completes_ice_is_reported_and_its_port_freed() -> R
     assert!(h.channel.apply_answer(9, "x".into()).await.is_err());
     Ok(())
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_node_bound_to_every_interface_announces_its_configured_address() -> Result<()> {
-    // Sockets on 0.0.0.0 (as behind 1:1 NAT, where the public address is not an interface):
-    // clients can only reach the server through the announced address in its candidates.
-    let ports = Arc::new(PortPool::default());
-    let config = MediaConfig {
-        bind_ip: std::net::IpAddr::from([0, 0, 0, 0]),
-        announced_ip: Some(std::net::IpAddr::from([127, 0, 0, 1])),
-        port_range: Some((46200, 46203)),
-        ..MediaConfig::default()
-    };
-    let h = Harness::start(config, ports.clone());
-    let (a, b) = (
-        h.join(1, Rights::default()).await?,
-        h.join(2, Rights::default()).await?,
-    );
-    a.speak();
-    b.speak();
-    eventually("both hear each other through the announced address", || {
-        a.from(2) > 10 && b.from(1) > 10
-    })
-    .await?;
-    let answer =
-        a.pc.remote_description()
-            .await
-            .map(|d| d.sdp)
-            .unwrap_or_default();
-    assert!(!answer.contains(" 0.0.0.0 "), "{answer}");
-    Ok(())
-}

@@ -14,7 +14,7 @@ use voiceflow_wire::v1::voice::IceServer;
 #[serde(default, deny_unknown_fields)]
 pub struct VoiceConfig {
     /// The address media (UDP) sockets bind to and that ICE candidates announce; on a public
-    /// host, its public address; `0.0.0.0` binds every interface (then set `announced_ip`).
+    /// host, its public address; `0.0.0.0` binds every interface except loopback.
     pub bind_ip: IpAddr,
     /// The node's public address when it differs from `bind_ip` (1:1 NAT, e.g. a cloud VM):
     /// the candidates clients get name it instead. Unset: `bind_ip`.
@@ -75,9 +75,6 @@ impl VoiceConfig {
                 Err("voice.port_min and voice.port_max go together".into())
             }
             _ if self.capacity == 0 => Err("voice.capacity must be at least 1".into()),
-            _ if self.bind_ip.is_unspecified() && self.announced_ip.is_none() => Err(
-                "voice.bind_ip 0.0.0.0 needs voice.announced_ip (the address clients reach)".into(),
-            ),
             _ => Ok(()),
         }
     }
