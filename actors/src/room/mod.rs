@@ -270,6 +270,7 @@ impl Actor for RoomActor {
         state: &mut RoomState,
     ) -> Result<(), ActorProcessingErr> {
         // A call in progress ends with its conversation's actor.
+        state.end_call_on_stop();
         me.stop_children(None);
         if let Some(timer) = state.idle_timer.take() {
             timer.abort();

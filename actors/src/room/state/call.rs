@@ -31,6 +31,8 @@ pub(crate) struct ActiveCall {
     actor: ActorRef<CallMsg>,
     caller: Author,
     callee: Snowflake,
+    /// When both sides' media first came up.
+    connected_at: Option<std::time::Instant>,
 }
 
 fn call_error(message: &str) -> ActorError {
@@ -156,6 +158,7 @@ impl RoomState {
                 username: session.username.clone(),
             },
             callee,
+            connected_at: None,
         });
         Ok(CallInfo {
             call_id,
@@ -169,10 +172,18 @@ impl RoomState {
 
     /// What the call decided: tell both people, ring, or wind the call down.
     pub fn handle_call_report(&mut self, report: CallReport) {
-        let Some(call) = &self.call else { return };
+        let Some(call) = &mut self.call else { return };
         if call.id != report.info.call_id {
             return;
         }
+        if report
+            .effects
+            .contains(&Effect::State(CallPhase::Connected))
+        {
+            call.connected_at
+                .get_or_insert_with(std::time::Instant::now);
+        }
+        let Some(call) = &self.call else { return };
         let sides = [call.caller.user_id, call.callee];
         for effect in report.effects {
             match effect {
@@ -278,6 +289,19 @@ impl RoomState {
         {
             let input = CallInput::Reachable;
             let _ = call.actor.cast(CallMsg::Input { input, reply: None });
+        }
+    }
+
+    /// The conversation's actor stops (its node drains, or the room moves) with a call going
+    /// on: the call cannot outlive it, so both sides learn that it ended.
+    pub fn end_call_on_stop(&mut self) {
+        let duration = self
+            .call
+            .as_ref()
+            .and_then(|c| c.connected_at)
+            .map_or(std::time::Duration::ZERO, |at| at.elapsed());
+        if self.call.is_some() {
+            self.finish_call(EndReason::Disconnected, duration);
         }
     }
 

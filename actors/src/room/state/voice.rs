@@ -591,10 +591,16 @@ impl RoomState {
             if entry.announced {
                 self.set_in_call(entry.user_id, false);
             }
+            // A conversation's call ended with the actor; a channel carries on elsewhere.
+            let reason = if self.room.kind == RoomKind::Dm {
+                "ended"
+            } else {
+                "rejoin"
+            };
             let left = VoiceUserLeft {
                 channel_id: self.room.id,
                 user_id: entry.user_id,
-                reason: "rejoin".into(),
+                reason: reason.into(),
             };
             entry.to.push(frame::event(voice_events::USER_LEFT, &left));
         }
