@@ -115,6 +115,9 @@ struct Peer {
     speaking: Mutex<SpeakingDetector>,
     connected: AtomicBool,
     received: AtomicU64,
+    /// The answer to the participant's own offer is made: tracks may be added from now on
+    /// (one added while it is being made would land on the participant's own m-line).
+    ready: AtomicBool,
 }
 
 /// Loss and jitter of what a channel receives, from RTCP receiver reports.
@@ -146,6 +149,8 @@ struct Inner {
     events: mpsc::UnboundedSender<SfuEvent>,
     counters: Counters,
     speaking: SpeakingConfig,
+    /// One `sync` at a time: two at once could give a subscriber the same publisher twice.
+    sync_lock: tokio::sync::Mutex<()>,
 }
 
 /// A voice channel's SFU session. Cheap to clone.
@@ -166,6 +171,7 @@ impl Channel {
             events,
             counters: Counters::default(),
             speaking: SpeakingConfig::default(),
+            sync_lock: tokio::sync::Mutex::new(()),
         };
         (Channel(Arc::new(inner)), rx)
     }
@@ -210,10 +216,12 @@ impl Channel {
             speaking: Mutex::new(SpeakingDetector::new(self.0.speaking)),
             connected: AtomicBool::new(false),
             received: AtomicU64::new(0),
+            ready: AtomicBool::new(false),
         });
         self.0.peers.lock().insert(id, peer.clone());
         match answer(&peer, offer).await {
             Ok(sdp) => {
+                peer.ready.store(true, Ordering::Release);
                 self.watch(&peer);
                 Ok(self.0.config.announce(sdp))
             }
@@ -278,13 +286,16 @@ impl Channel {
     /// Brings every participant's outgoing tracks in line with who publishes (a track per
     /// other participant allowed to speak), renegotiating those whose set changed.
     pub async fn sync(&self) {
+        let _one_at_a_time = self.0.sync_lock.lock().await;
         let peers: Vec<Arc<Peer>> = self.0.peers.lock().values().cloned().collect();
         let publishers: Vec<PeerId> = peers
             .iter()
             .filter(|p| p.rights.lock().may_speak)
             .map(|p| p.id)
             .collect();
-        for peer in &peers {
+        // A participant whose own offer is still being answered is brought in line by the
+        // sync that follows its join.
+        for peer in peers.iter().filter(|p| p.ready.load(Ordering::Acquire)) {
             let wanted: Vec<PeerId> = publishers
                 .iter()
                 .copied()
