@@ -77,7 +77,7 @@ describe('a voice channel', { timeout: 180_000 }, () => {
     await panel(bob.page).getByRole('button', { name: 'Mute microphone' }).click();
     await tile(alice.page, 'bob').locator('.voice-icon.muted').waitFor();
     assert.match(await tile(alice.page, 'bob').textContent(), /muted/);
-    assert.equal(await panel(bob.page).getByRole('button', { name: 'Unmute microphone' }).getAttribute('aria-pressed'), 'true');
+    assert.equal(await panel(bob.page).getByRole('button', { name: 'Mute microphone' }).getAttribute('aria-pressed'), 'true');
     // The local track is disabled too.
     assert.equal(await bob.page.evaluate(() => window.__voiceflow.voicePc.getSenders()
       .every((s) => !s.track || s.track.enabled === false)), true);
@@ -88,8 +88,8 @@ describe('a voice channel', { timeout: 180_000 }, () => {
     await alice.page.mouse.move(5, 5);
     await shot(alice.page, 'voice-panel');
 
-    await panel(bob.page).getByRole('button', { name: 'Undeafen' }).click();
-    await panel(bob.page).getByRole('button', { name: 'Unmute microphone' }).click();
+    await panel(bob.page).getByRole('button', { name: 'Deafen' }).click();
+    await panel(bob.page).getByRole('button', { name: 'Mute microphone' }).click();
     await eventually(async () => (await tile(alice.page, 'bob').locator('.voice-icon').count()) === 0,
       { what: 'icons gone' });
   });

@@ -53,6 +53,7 @@ export class Social {
       () => window.removeEventListener('focus', onVisible),
       store.on('messages', (d) => this.#onMessages(d)),
       store.on('current', () => this.markCurrentRead()),
+      store.on('seen', () => this.markCurrentRead()),
     );
     this.syncRooms().catch(() => this.chat.refreshEach());
     this.#timer = setInterval(() => {
@@ -109,7 +110,11 @@ export class Social {
     }
   }
 
-  /** Tells the server the open room was read up to its newest message (page visible only). */
+  /**
+   * Clears the open room's badge and tells the server it was read up to its newest message:
+   * only while the page is visible and focused and the list shows the newest messages (not
+   * while scrolled up through history).
+   */
   markCurrentRead() {
     const room = this.store.currentRoom;
     if (!room || document.visibilityState !== 'visible') return;
@@ -118,6 +123,7 @@ export class Social {
       room.unreadCapped = false;
       this.store.emit('unread', { roomId: room.id });
     }
+    if (!document.hasFocus() || room.atBottom === false) return;
     const newest = room.newestId;
     if (!newest || !room.subscribed || room.readSent === newest) return;
     if (room.readSent && cmpId(room.readSent, newest) >= 0) return;

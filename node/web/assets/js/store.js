@@ -6,7 +6,8 @@
 // Topics: 'rooms' (list or a room's details changed), 'messages' / 'members' / 'typing'
 // (detail: {roomId}), 'unread' (detail: {roomId}), 'presence' (detail: {userId}), 'voice'
 // (the voice connection or a channel's participants changed; detail: {roomId}), 'call' (the
-// 1:1 call changed), 'conn' (connection state), 'current' (the open room changed).
+// 1:1 call changed), 'conn' (connection state), 'current' (the open room changed), 'seen'
+// (the open room's newest messages came into view).
 
 import { cmpId } from './dom.js';
 
@@ -43,6 +44,8 @@ export class RoomState {
     this.unreadCapped = false;
     /** The newest message id this client told the server it read (message:read). */
     this.readSent = null;
+    /** The open message list shows the newest messages (not scrolled up). */
+    this.atBottom = true;
     /** userId → voice participant {userId, username, muted, deafened, speaking, role?}, from
      *  voice:user_joined / voice:user_left / voice:state while subscribed (voice and stage). */
     this.voiceMembers = new Map();

@@ -98,7 +98,12 @@ export class CallUi {
   }
 
   #openDialog(c) {
-    if (this.#dialog && this.#dialogCallId === c.callId) return;
+    if (this.#dialog && this.#dialogCallId === c.callId) {
+      // call:state may come before call:incoming (which names the caller).
+      const title = this.#dialog.querySelector('#call-in-title');
+      if (title) title.textContent = `${c.peerName} is calling`;
+      return;
+    }
     this.#closeDialog();
     const returnFocus = document.activeElement;
     const accept = h('button', {

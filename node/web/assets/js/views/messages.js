@@ -40,6 +40,7 @@ export class MessageList {
     this.shell = shell;
     this.onNewBelow = onNewBelow;
     this.onReply = onReply;
+    room.atBottom = true; // a list opens at the newest messages
     this.top = h('div', { class: 'history-top' });
     this.list = h('ol', { class: 'message-list' });
     this.el = h('div', {
@@ -55,7 +56,13 @@ export class MessageList {
     }, { root: this.el, rootMargin: '600px 0px 0px 0px' });
     this.#observer.observe(this.sentinel);
     this.el.addEventListener('scroll', () => {
-      if (this.atBottom()) this.onNewBelow(0);
+      const bottom = this.atBottom();
+      if (bottom !== room.atBottom) {
+        room.atBottom = bottom;
+        // Scrolled down to the newest: they are read now.
+        if (bottom) chat.store.emit('seen', { roomId: room.id });
+      }
+      if (bottom) this.onNewBelow(0);
     }, { passive: true });
     // Delegated actions: toolbar, chips, picker, editor, retry, discard.
     this.el.addEventListener('click', (e) => this.#onClick(e));

@@ -36,13 +36,13 @@ export function micButtons(voice, store, { small = false } = {}) {
   return [
     h('button', {
       class: `${cls}${v.muted ? ' is-off' : ''}`, type: 'button', 'data-key': 'mute',
-      'aria-label': v.muted ? 'Unmute microphone' : 'Mute microphone', 'aria-pressed': String(v.muted),
+      'aria-label': 'Mute microphone', 'aria-pressed': String(v.muted),
       title: v.muted ? 'Unmute' : 'Mute', disabled: v.noMic,
       onclick: () => voice.toggleMute(),
     }, icon(v.muted || v.noMic ? 'micOff' : 'mic')),
     h('button', {
       class: `${cls}${v.deafened ? ' is-off' : ''}`, type: 'button', 'data-key': 'deafen',
-      'aria-label': v.deafened ? 'Undeafen' : 'Deafen', 'aria-pressed': String(v.deafened),
+      'aria-label': 'Deafen', 'aria-pressed': String(v.deafened),
       title: v.deafened ? 'Undeafen' : 'Deafen',
       onclick: () => voice.toggleDeafen(),
     }, icon(v.deafened ? 'headphonesOff' : 'headphones')),
