@@ -58,6 +58,8 @@ pub struct VoiceRuntime {
     pub stage_speakers: usize,
     /// A participant not heard (no heartbeat) for this long is removed.
     pub ttl: Duration,
+    /// How long 1:1 calls ring, connect and wait for a dropped side.
+    pub call_timings: crate::call::CallTimings,
 }
 
 /// Shared handles, cheap to clone.

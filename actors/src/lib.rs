@@ -10,8 +10,10 @@
 //! - [`remote`]: the seam to the cluster (who owns a room, sessions on other nodes).
 //! - [`registry`]: this node's sessions and the remote rooms they follow (Manifold fan-out).
 //! - [`presence`]: one presence actor per user (placed like rooms), fed by session heartbeats.
+//! - [`call`]: the call actor of a 1:1 call and its state machine (a child of the DM room).
 //! - [`error`]: [`ActorError`], turned into client error bodies in one place.
 
+pub mod call;
 pub mod context;
 pub mod directory;
 pub mod error;

@@ -143,6 +143,17 @@ impl SessionRegistry {
         }
     }
 
+    /// Frames for every session of `user` on this node; returns how many got them.
+    pub fn to_user(&self, user: Snowflake, frame: &Frame) -> usize {
+        let inner = self.0.read();
+        let mut delivered = 0;
+        for session in inner.sessions.values().filter(|s| s.user_id == user) {
+            session.outbox.push(frame.clone());
+            delivered += 1;
+        }
+        delivered
+    }
+
     /// The room dropped the session (deleted room, removed member): no re-join.
     pub fn forget(&self, room: Snowflake, session_id: u64) {
         self.unfollow(room, session_id);

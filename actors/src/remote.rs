@@ -153,4 +153,14 @@ pub trait Cluster: Send + Sync {
         user: Snowflake,
         op: voiceflow_wire::cluster::PresenceOp,
     ) -> Result<(), ActorError>;
+    /// Sends frames to every session of `user` on every other node.
+    fn to_user(&self, user: Snowflake, frame: &Frame);
+}
+
+/// Frames for every session of `user`, wherever in the cluster they are connected.
+pub fn notify_user(ctx: &crate::NodeContext, user: Snowflake, frame: &Frame) {
+    ctx.sessions.to_user(user, frame);
+    if let Some(cluster) = ctx.directory.cluster() {
+        cluster.to_user(user, frame);
+    }
 }

@@ -85,6 +85,8 @@ pub enum RoomKind {
     Voice,
     /// A stage: hosts and speakers talk, listeners listen and raise hands.
     Stage,
+    /// A direct conversation between two users (and their 1:1 calls).
+    Dm,
 }
 
 impl RoomKind {
@@ -94,6 +96,7 @@ impl RoomKind {
             RoomKind::Text => "text",
             RoomKind::Voice => "voice",
             RoomKind::Stage => "stage",
+            RoomKind::Dm => "dm",
         }
     }
 
@@ -103,6 +106,7 @@ impl RoomKind {
             "text" => RoomKind::Text,
             "voice" => RoomKind::Voice,
             "stage" => RoomKind::Stage,
+            "dm" => RoomKind::Dm,
             _ => return None,
         })
     }

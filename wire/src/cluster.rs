@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 /// The version byte of every inter-node frame this build speaks.
 /// (2: room logs with seq/epoch, message actions, presence.)
-pub const PROTOCOL_VERSION: u8 = 2;
+pub const PROTOCOL_VERSION: u8 = 3;
 
 /// A node's id: the node-id bits of its snowflakes.
 pub type NodeId = u16;
@@ -111,6 +111,14 @@ pub enum PeerMsg {
         user: u64,
         /// What.
         op: PresenceOp,
+    },
+    /// Frames for every session of `user` on the receiver (calls ring all of a user's
+    /// devices, whichever rooms they follow).
+    ToUser {
+        /// The user.
+        user: u64,
+        /// Encoded server frames, newline-separated.
+        frames: Vec<u8>,
     },
 }
 

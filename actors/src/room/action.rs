@@ -83,6 +83,41 @@ pub enum VoiceOp {
         /// Whom (promote, demote, kick, ban).
         user_id: Option<Snowflake>,
     },
+    /// `call:*` in a direct conversation.
+    Call {
+        /// What.
+        action: CallAction,
+    },
+}
+
+/// What a `call:*` request does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallAction {
+    /// The caller starts a call.
+    Start,
+    /// The callee answers.
+    Accept,
+    /// The callee refuses.
+    Decline,
+    /// The caller gives up before an answer.
+    Cancel,
+    /// Either side ends the call.
+    Hangup,
+}
+
+impl CallAction {
+    /// Inverse of the wire name `call:<name>`.
+    pub fn parse(s: &str) -> Option<CallAction> {
+        Some(match s {
+            "start" => CallAction::Start,
+            "accept" => CallAction::Accept,
+            "decline" => CallAction::Decline,
+            "cancel" => CallAction::Cancel,
+            "hangup" => CallAction::Hangup,
+            _ => return None,
+        })
+    }
 }
 
 /// What a `stage:*` request does.

@@ -24,7 +24,7 @@ use crate::context::NodeContext;
 use crate::error::ActorError;
 use crate::presence::PresenceNote;
 use crate::remote::Recipient;
-pub use action::{ActReply, Action, StageAction, VoiceOp};
+pub use action::{ActReply, Action, CallAction, StageAction, VoiceOp};
 pub use state::{PRESENCE_INTERVAL, RECEIPT_DELAY, ResyncData, RoomState, rfc3339, view_of};
 use voiceflow_wire::cluster::NodeId;
 
@@ -147,6 +147,8 @@ pub enum RoomMsg {
     },
     /// An event from the voice channel's SFU session.
     VoiceEvent(voiceflow_media::SfuEvent),
+    /// What the call actor of this conversation decided.
+    CallReport(crate::call::CallReport),
     /// Periodic (voice channels): speaking changes due, participants' heartbeats.
     VoiceTick,
     /// The SFU accepted this session's offer.
@@ -252,7 +254,9 @@ impl Actor for RoomActor {
         probe(state, state.member_ids());
         if matches!(
             state.room.kind,
-            voiceflow_schema::RoomKind::Voice | voiceflow_schema::RoomKind::Stage
+            voiceflow_schema::RoomKind::Voice
+                | voiceflow_schema::RoomKind::Stage
+                | voiceflow_schema::RoomKind::Dm
         ) {
             // Speaking changes held back by the throttle, and participants' heartbeats.
             state.voice_timer = Some(me.send_interval(VOICE_TICK, || RoomMsg::VoiceTick));
@@ -262,9 +266,11 @@ impl Actor for RoomActor {
 
     async fn post_stop(
         &self,
-        _me: ActorRef<RoomMsg>,
+        me: ActorRef<RoomMsg>,
         state: &mut RoomState,
     ) -> Result<(), ActorProcessingErr> {
+        // A call in progress ends with its conversation's actor.
+        me.stop_children(None);
         if let Some(timer) = state.idle_timer.take() {
             timer.abort();
         }
@@ -273,6 +279,21 @@ impl Actor for RoomActor {
         }
         state.close_remote_followers();
         state.voice_shutdown();
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        _me: ActorRef<RoomMsg>,
+        event: ractor::SupervisionEvent,
+        state: &mut RoomState,
+    ) -> Result<(), ActorProcessingErr> {
+        // The only children are call actors. One that stops normally reported its end first;
+        // one that failed takes its call down with it (the room carries on).
+        if let ractor::SupervisionEvent::ActorFailed(cell, reason) = event {
+            tracing::warn!(room = %state.room.id, %reason, "call actor failed");
+            state.handle_call_exit(&cell);
+        }
         Ok(())
     }
 
@@ -370,6 +391,7 @@ impl Actor for RoomActor {
                 state.handle_voice(&me, session, op, reply).await
             }
             RoomMsg::VoiceEvent(event) => state.handle_voice_event(event),
+            RoomMsg::CallReport(report) => state.handle_call_report(report),
             RoomMsg::VoiceTick => state.voice_tick(),
             RoomMsg::VoiceJoined(session_id) => state.handle_voice_joined(session_id),
             RoomMsg::IdleCheck => {

@@ -4,7 +4,9 @@
 //! - [`log`]: the room log pipeline (changes → seq → storage → broadcast), replay and resync;
 //! - [`changes`]: posts, edits, deletions and reactions turned into changes;
 //! - [`social`]: presence of members and read markers;
-//! - [`fanout`]: getting frames to live sessions here and on other nodes.
+//! - [`fanout`]: getting frames to live sessions here and on other nodes;
+//! - [`voice`] and [`stage`]: the SFU session of voice channels and stages;
+//! - [`call`]: 1:1 calls of a direct conversation (their actor is a child of the room).
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -19,6 +21,7 @@ use voiceflow_wire::v1::server::{
     JoinReply, Participant, RoomDeleted, TypingEvent, UserPresenceInRoom, events,
 };
 
+mod call;
 mod changes;
 mod fanout;
 mod log;
@@ -81,6 +84,8 @@ pub struct RoomState {
     pub waiting_members: Vec<ractor::RpcReplyPort<Result<Vec<Participant>, ActorError>>>,
     /// The SFU session of a voice channel, once someone joined it.
     voice: Option<voice::VoiceRoom>,
+    /// The call going on in a direct conversation.
+    call: Option<call::ActiveCall>,
 }
 
 impl RoomState {
@@ -130,6 +135,7 @@ impl RoomState {
             started_at: Instant::now(),
             waiting_members: Vec::new(),
             voice: None,
+            call: None,
         })
     }
 
@@ -142,6 +148,7 @@ impl RoomState {
     pub fn is_idle(&self) -> bool {
         self.live.is_empty()
             && self.voice_participants() == 0
+            && !self.call_ongoing()
             && self.writes_done()
             && self.last_activity.elapsed()
                 >= self

@@ -75,6 +75,7 @@ pub(super) async fn fixture(config: ActorConfig) -> Fixture {
             stage_capacity: 200,
             stage_speakers: 10,
             ttl: Duration::from_secs(30),
+            call_timings: Default::default(),
         }),
         blobs: Arc::new(
             voiceflow_schema::blob::DirBlobStore::open(&dir.path().join("blobs")).expect("blobs"),

@@ -14,7 +14,9 @@ use voiceflow_wire::v1::voice::{
     StageRequest, VoiceChannelRef, VoiceJoin, VoiceSignal, VoiceStateUpdate,
 };
 
-use crate::room::{Action, Reply, RoomMsg, StageAction, VoiceOp};
+use voiceflow_wire::v1::call::CallRequest;
+
+use crate::room::{Action, CallAction, Reply, RoomMsg, StageAction, VoiceOp};
 
 impl SessionState {
     /// Sends `op` to this user's presence actor (wherever it lives).
@@ -134,6 +136,17 @@ impl SessionState {
             "voice:leave" => {
                 let p: VoiceChannelRef = frame.payload()?;
                 (p.channel_id, VoiceOp::Leave)
+            }
+            other if other.starts_with("call:") => {
+                let p: CallRequest = frame.payload()?;
+                let action = other
+                    .strip_prefix("call:")
+                    .and_then(CallAction::parse)
+                    .ok_or_else(|| FrameError {
+                        id: frame.id,
+                        error: ErrorBody::new(ErrorCode::UnknownEvent, "unknown call event"),
+                    })?;
+                (p.room_id, VoiceOp::Call { action })
             }
             other => {
                 let p: StageRequest = frame.payload()?;

@@ -2,6 +2,7 @@
 //! `Result<Response, ApiError>`; [`crate::error::respond`] renders both sides.
 
 mod accounts;
+mod dms;
 mod files;
 mod messages;
 mod rooms;
@@ -116,6 +117,8 @@ pub fn routes(state: AppState) -> warp::filters::BoxedFilter<(Response,)> {
             .or(rooms::routes(state.clone()).boxed())
             .unify()
             .or(messages::routes(state.clone()).boxed())
+            .unify()
+            .or(dms::routes(state.clone()).boxed())
             .unify()
             .or(files::routes(state).boxed())
             .unify(),

@@ -57,7 +57,7 @@ impl From<SettingsView> for RoomSettings {
 /// A room as clients see it.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct RoomView {
+pub(super) struct RoomView {
     id: Snowflake,
     name: String,
     description: String,
@@ -395,6 +395,14 @@ async fn join(s: AppState, user: AuthUser, code: String) -> Result<Response, Api
 }
 
 async fn leave(s: AppState, user: AuthUser, id: Snowflake) -> Result<Response, ApiError> {
+    if let Some(room) = s.ctx.store.room_by_id(id).await?
+        && room.kind == RoomKind::Dm
+    {
+        return Err(ApiError::field(
+            "roomId",
+            "a direct conversation cannot be left",
+        ));
+    }
     s.ctx
         .directory
         .call(&s.ctx, id, |reply| RoomMsg::RemoveMember {

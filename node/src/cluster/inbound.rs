@@ -38,6 +38,23 @@ pub async fn handle(cluster: &Arc<ClusterInner>, from: NodeId, msg: PeerMsg) {
         } => to_room(cluster, Snowflake(room), origin, hops, op).await,
         PeerMsg::FromRoom { room, delivery } => from_room(cluster, from, Snowflake(room), delivery),
         PeerMsg::ToPresence { user, op } => to_presence(cluster, from, Snowflake(user), op).await,
+        PeerMsg::ToUser { user, frames } => {
+            let Some(ctx) = cluster.ctx() else {
+                return;
+            };
+            match Frame::from_wire(bytes::Bytes::from(frames)) {
+                Some(frame) => {
+                    ctx.sessions.to_user(Snowflake(user), &frame);
+                }
+                None => {
+                    tracing::warn!(
+                        peer = from,
+                        "peer sent malformed frames for a user; dropped"
+                    );
+                    metrics::counter!("voiceflow_cluster_bad_frames_total").increment(1);
+                }
+            }
+        }
     }
 }
 

@@ -16,6 +16,7 @@ use voiceflow_actors::room::{Reply, RoomMsg};
 use voiceflow_wire::cluster::{
     MemberState, NodeId, PeerMsg, PresenceOp, RoomCall, RoomDelivery, RoomOp,
 };
+use voiceflow_wire::v1::frame::Frame;
 use voiceflow_wire::{ErrorBody, Snowflake};
 
 use super::link::Lane;
@@ -380,6 +381,16 @@ impl Cluster for ClusterInner {
         let link = self.link(node).ok_or(ActorError::Unavailable)?;
         link.send(Lane::Control, &PeerMsg::ToPresence { user: user.0, op });
         Ok(())
+    }
+
+    fn to_user(&self, user: Snowflake, frame: &Frame) {
+        let msg = PeerMsg::ToUser {
+            user: user.0,
+            frames: frame.wire_bytes().to_vec(),
+        };
+        for link in self.links.read().values() {
+            link.handle.send(Lane::Control, &msg);
+        }
     }
 
     fn room_crashed(&self, room: Snowflake) {

@@ -33,6 +33,12 @@ pub struct VoiceConfig {
     pub connect_timeout_secs: u64,
     /// A participant whose session sent no heartbeat for this long is removed, seconds.
     pub ttl_secs: u64,
+    /// A 1:1 call nobody answers within this long is missed, seconds.
+    pub call_ring_secs: u64,
+    /// An accepted call whose media is not up on both sides within this long fails, seconds.
+    pub call_connect_secs: u64,
+    /// A side whose media dropped during a call may come back within this long, seconds.
+    pub call_grace_secs: u64,
 }
 
 impl Default for VoiceConfig {
@@ -47,6 +53,9 @@ impl Default for VoiceConfig {
             stage_speakers: 10,
             connect_timeout_secs: 15,
             ttl_secs: 30,
+            call_ring_secs: 30,
+            call_connect_secs: 30,
+            call_grace_secs: 10,
         }
     }
 }
@@ -80,6 +89,11 @@ impl VoiceConfig {
             stage_capacity: self.stage_capacity,
             stage_speakers: self.stage_speakers,
             ttl: Duration::from_secs(self.ttl_secs.max(1)),
+            call_timings: voiceflow_actors::call::CallTimings {
+                ring: Duration::from_secs(self.call_ring_secs.max(1)),
+                connect: Duration::from_secs(self.call_connect_secs.max(1)),
+                grace: Duration::from_secs(self.call_grace_secs.max(1)),
+            },
         }
     }
 }

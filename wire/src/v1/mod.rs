@@ -2,6 +2,7 @@
 //! `{"type": EVENT, "id": N?, "data": {...}}`; every server frame is
 //! `{"type": EVENT, "data": {...}}` or an ack `{"type":"ack","id":N,"ok":...}`.
 
+pub mod call;
 pub mod client;
 pub mod files;
 pub mod frame;

@@ -81,6 +81,7 @@ impl RoomState {
         if !self.members.contains_key(&note.user_id) {
             return;
         }
+        self.call_presence(note.user_id, note.status);
         if let Some(old) = self.social.presence.get(&note.user_id)
             && old.version >= note.version
         {

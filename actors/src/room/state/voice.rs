@@ -117,7 +117,13 @@ impl RoomState {
         op: VoiceOp,
         reply: Reply<Value>,
     ) {
-        if !matches!(self.room.kind, RoomKind::Voice | RoomKind::Stage) {
+        if let VoiceOp::Call { action } = op {
+            return self.handle_call(me, &session, action, reply).await;
+        }
+        if !matches!(
+            self.room.kind,
+            RoomKind::Voice | RoomKind::Stage | RoomKind::Dm
+        ) {
             return reply.send(Err(voice_error("this room is not a voice channel")));
         }
         match op {
@@ -141,6 +147,7 @@ impl RoomState {
                 let result = self.handle_stage(session, action, user_id).await;
                 reply.send(result);
             }
+            VoiceOp::Call { .. } => {}
         }
     }
 
@@ -157,6 +164,9 @@ impl RoomState {
         };
         if self.room.banned.contains(&session.user_id) {
             return reply.send(Err(ActorError::Forbidden("you are banned from this room")));
+        }
+        if let Err(e) = self.call_permits_media(session.user_id) {
+            return reply.send(Err(e));
         }
         if !self.members.contains_key(&session.user_id) {
             if !self.room.settings.is_public {
@@ -368,6 +378,7 @@ impl RoomState {
             channel.leave(session_id).await;
             metrics::gauge!("voiceflow_voice_ports_in_use").set(ports.in_use() as f64);
         });
+        self.call_media(entry.user_id, false);
         let left = VoiceUserLeft {
             channel_id: self.room.id,
             user_id: entry.user_id,
@@ -461,7 +472,12 @@ impl RoomState {
                 let view = view_of_entry(room_id, self.room.kind, entry);
                 self.voice_broadcast(&frame::event(voice_events::STATE, &view));
             }
-            SfuEvent::Connected { .. } => {}
+            SfuEvent::Connected { peer } => {
+                if let Some(entry) = voice.entries.get(&peer) {
+                    let user = entry.user_id;
+                    self.call_media(user, true);
+                }
+            }
             SfuEvent::Failed { peer } => self.voice_remove(peer, "disconnected"),
         }
     }
