@@ -9,18 +9,24 @@
 //           call:hangup | call:cancel      → call:ended {reason, durationMs}
 //
 // Events reach every session of both users. Only the session that started the call, or the
-// one that accepted it, connects media; the user's other tabs stop ringing and show that the
+// one that accepted it, connects media: the callee at once, the caller once the callee is in
+// (voice:user_joined in the DM) or after a short wait — two joins at the same instant can
+// trip the server's renegotiation; the user's other tabs stop ringing and show that the
 // call goes on elsewhere. store.call holds the call; 'call' is emitted on every change, with
 // `ended` in the detail when it ends.
 
 import { formatDuration } from './dom.js';
 
 const LIVE = ['dialing', 'ringing', 'connecting', 'connected'];
+/** The caller joins the media at the latest this long after `connecting`. */
+const CALLER_WAIT_MS = 3_000;
 
 export class Calls {
   #starting = null;
   #accepting = null;
   #listening = [];
+  /** The caller waiting for the callee's media: {roomId, timer}. */
+  #waiting = null;
 
   /** `notify(text)`: a short notice (toast). */
   constructor({ api, socket, store, chat, voice, notify = () => {} }) {
@@ -38,10 +44,19 @@ export class Calls {
   start() {
     const onEvent = (e) => this.#onEvent(e.detail.type, e.detail.data);
     this.socket.addEventListener('event', onEvent);
-    this.#listening.push(() => this.socket.removeEventListener('event', onEvent));
+    this.#listening.push(
+      () => this.socket.removeEventListener('event', onEvent),
+      this.store.on('voice', (d) => {
+        const w = this.#waiting;
+        const c = this.store.call;
+        if (!w || !c || d.roomId !== w.roomId) return;
+        if (this.store.room(w.roomId)?.voiceMembers.has(c.calleeId)) this.#joinMedia(w.roomId);
+      }),
+    );
   }
 
   stop() {
+    this.#stopWaiting();
     this.#listening.forEach((f) => f());
     this.#listening = [];
   }
@@ -149,18 +164,35 @@ export class Calls {
       peerName: c?.peerName || this.store.room(data.roomId)?.displayName(this.me) || 'them',
     });
     if ((data.state === 'connecting' || data.state === 'connected') && mine
-      && !this.voice.inChannel(data.roomId)) {
-      this.voice.join(data.roomId, { call: true }).catch((e) => {
-        this.notify(`Could not connect the call: ${e.message}`);
-        this.hangup().catch(() => {});
-      });
+      && !this.voice.inChannel(data.roomId) && this.#waiting?.roomId !== data.roomId) {
+      const calleeIn = this.store.room(data.roomId)?.voiceMembers.has(data.calleeId);
+      if (!outgoing || calleeIn || data.state === 'connected') this.#joinMedia(data.roomId);
+      else {
+        this.#waiting = { roomId: data.roomId, timer: setTimeout(() => this.#joinMedia(data.roomId), CALLER_WAIT_MS) };
+      }
     }
+  }
+
+  #joinMedia(roomId) {
+    this.#stopWaiting();
+    const c = this.store.call;
+    if (!c || c.roomId !== roomId || !LIVE.includes(c.state) || this.voice.inChannel(roomId)) return;
+    this.voice.join(roomId, { call: true }).catch((e) => {
+      this.notify(`Could not connect the call: ${e.message}`);
+      this.hangup().catch(() => {});
+    });
+  }
+
+  #stopWaiting() {
+    clearTimeout(this.#waiting?.timer);
+    this.#waiting = null;
   }
 
   #end(data) {
     const c = this.store.call;
     if (c && data.callId && c.callId && c.callId !== data.callId) return;
     const roomId = data.roomId || c?.roomId;
+    this.#stopWaiting();
     if (roomId && this.voice.inChannel(roomId)) this.voice.leave().catch(() => {});
     this.#accepting = null;
     const involved = Boolean(c);

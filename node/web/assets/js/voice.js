@@ -17,9 +17,17 @@
 // voice:user_left / voice:state / stage:updated, for every room this client is subscribed to;
 // the sidebar shows it. The connection itself is store.voice.
 //
+// Self-healing: if a server offer cannot be applied, or the connection has been up for a while
+// with fewer incoming streams than there are other people who may speak, the client leaves
+// and joins again (at most twice per join) — a fresh negotiation with everyone already in.
+// (Two people joining at the same instant can leave the server's renegotiation stuck.)
+//
 // Tests reach the connection as window.__voiceflow.voicePc.
 
 const JOIN_TIMEOUT_MS = 20_000;
+/** How long after connecting every other speaker's stream must have arrived. */
+const HEAL_AFTER_MS = 6_000;
+const MAX_HEALS = 2;
 
 export class Voice {
   #chain = Promise.resolve();
@@ -32,6 +40,10 @@ export class Voice {
   #audioBox = null;
   /** The channel to be in (rejoined after a reconnect or a `rejoin`), or null. */
   #want = null;
+  #healTimer = 0;
+  #heals = 0;
+  /** A join in progress {channelId, promise}: a second join of the same channel waits for it. */
+  #joining = null;
   #listening = [];
 
   /** `notify(text)`: shows a short notice (a toast). */
@@ -43,6 +55,13 @@ export class Voice {
     this.notify = notify;
     window.__voiceflow = window.__voiceflow || {};
     window.__voiceflow.voice = this;
+    /** The last signalling steps (for debugging: window.__voiceflow.voice.log). */
+    this.log = [];
+  }
+
+  #note(text) {
+    this.log.push(`${(performance.now() / 1000).toFixed(2)} ${text}`);
+    if (this.log.length > 50) this.log.shift();
   }
 
   start() {
@@ -82,9 +101,19 @@ export class Voice {
    * Joins a voice channel, a stage, or (opts.call) the media of a 1:1 call. Leaves the current
    * channel first. Rejects with the server's error (ROOM_FULL, FORBIDDEN…).
    */
-  async join(channelId, opts = {}) {
+  join(channelId, opts = {}) {
+    if (this.#joining?.channelId === channelId) return this.#joining.promise;
+    const promise = this.#join(channelId, opts);
+    this.#joining = { channelId, promise };
+    const done = () => { if (this.#joining?.promise === promise) this.#joining = null; };
+    promise.then(done, done);
+    return promise;
+  }
+
+  async #join(channelId, opts) {
     if (this.inChannel(channelId) && this.#pc) return;
     if (this.store.voice) await this.leave();
+    if (!opts.heal) this.#heals = 0;
     const gen = ++this.#gen;
     this.#want = { channelId, opts };
     this.#joined = false;
@@ -120,8 +149,10 @@ export class Voice {
     pc.onconnectionstatechange = () => {
       if (gen !== this.#gen || !this.store.voice) return;
       const s = pc.connectionState;
-      if (s === 'connected') this.#setState('connected');
-      else if (s === 'failed') {
+      if (s === 'connected') {
+        this.#setState('connected');
+        this.#scheduleCheck();
+      } else if (s === 'failed') {
         this.notify('The voice connection failed. Reconnecting…');
         this.#rejoinSoon(channelId);
       }
@@ -130,8 +161,10 @@ export class Voice {
     const joining = (async () => {
       const offer = await pc.createOffer();
       await pc.setLocalDescription(offer);
+      this.#note(`join ${channelId}`);
       const ack = await this.socket.request('voice:join', { channelId, sdp: pc.localDescription.sdp },
         { timeout: JOIN_TIMEOUT_MS });
+      this.#note(`joined (${ack.participants?.length} in)`);
       if (gen !== this.#gen) return;
       if (ack.iceServers?.length) {
         try { pc.setConfiguration({ ...pc.getConfiguration(), iceServers: ack.iceServers }); } catch { /* keep */ }
@@ -225,7 +258,10 @@ export class Voice {
   #then(step) {
     const gen = this.#gen;
     this.#chain = this.#chain.then(() => (gen === this.#gen && this.#pc ? step(this.#pc) : undefined))
-      .catch((e) => console.warn('voice signalling:', e?.message || e));
+      .catch((e) => {
+        this.#note(`error: ${e?.message || e}`);
+        console.warn('voice signalling:', e?.message || e);
+      });
     return this.#chain;
   }
 
@@ -237,11 +273,20 @@ export class Voice {
       case 'voice:signal':
         if (!current) return;
         if (data.sdp) {
+          this.#note('offer received');
           this.#then(async (pc) => {
-            await pc.setRemoteDescription({ type: 'offer', sdp: data.sdp });
+            this.#note(`applying offer (${pc.signalingState})`);
+            try {
+              await pc.setRemoteDescription({ type: 'offer', sdp: data.sdp });
+            } catch (e) {
+              this.#note(`bad offer: ${e.message}`);
+              this.#heal(data.channelId, 'bad offer');
+              return;
+            }
             const answer = await pc.createAnswer();
             await pc.setLocalDescription(answer);
             await this.socket.request('voice:signal', { channelId: data.channelId, sdp: pc.localDescription.sdp });
+            this.#note('answer sent');
           });
         } else if (data.candidate) {
           this.#then((pc) => pc.addIceCandidate(data.candidate));
@@ -292,6 +337,41 @@ export class Voice {
     this.#emit(channelId);
   }
 
+  /** Connected for a while: is a stream missing? Then negotiate afresh. */
+  #checkStreams(gen) {
+    const v = this.store.voice;
+    if (gen !== this.#gen || !v || !this.#pc) return;
+    const speakers = [...v.participants.values()]
+      .filter((p) => p.userId !== this.me.id && (!p.role || p.role !== 'listener')).length;
+    if (this.#audios.size < speakers) this.#heal(v.channelId, `${this.#audios.size} of ${speakers} streams`);
+  }
+
+  #heal(channelId, why) {
+    if (this.#heals >= MAX_HEALS) return;
+    this.#heals += 1;
+    this.#note(`healing (${why})`);
+    const opts = { ...(this.#want?.opts || {}), heal: true };
+    this.#teardown({ keepWant: true });
+    // Until the new join starts, other joins of this channel (a call going back to
+    // `connecting`) wait for this one.
+    const promise = (async () => {
+      await this.socket.request('voice:leave', { channelId }).catch(() => {});
+      this.#joining = null;
+      await this.join(channelId, opts);
+    })();
+    this.#joining = { channelId, promise };
+    promise.catch((e) => this.notify(`Could not reconnect voice: ${e.message}`));
+  }
+
+  /** Checks the incoming streams a while after the participants changed. */
+  #scheduleCheck() {
+    const v = this.store.voice;
+    if (!v || v.state !== 'connected' || this.#heals >= MAX_HEALS) return;
+    const gen = this.#gen;
+    clearTimeout(this.#healTimer);
+    this.#healTimer = setTimeout(() => this.#checkStreams(gen), HEAL_AFTER_MS);
+  }
+
   #rejoinSoon(channelId) {
     const opts = this.#want?.opts || {};
     this.#teardown({ keepWant: true, state: 'reconnecting' });
@@ -310,7 +390,9 @@ export class Voice {
     room?.voiceMembers.set(member.userId, { ...prev, ...member });
     const v = this.store.voice;
     if (v?.channelId === member.channelId) {
+      const known = v.participants.has(member.userId);
       v.participants.set(member.userId, { ...v.participants.get(member.userId), ...member });
+      if (!known) this.#scheduleCheck();
     }
     this.#emit(member.channelId);
   }
@@ -320,7 +402,10 @@ export class Voice {
     const room = this.store.room(channelId);
     if (room) room.voiceMembers = new Map(map);
     const v = this.store.voice;
-    if (v?.channelId === channelId) v.participants = map;
+    if (v?.channelId === channelId) {
+      v.participants = map;
+      this.#scheduleCheck();
+    }
     this.#emit(channelId);
   }
 
@@ -377,6 +462,7 @@ export class Voice {
   #teardown({ keepWant = false }) {
     const v = this.store.voice;
     this.#gen++;
+    clearTimeout(this.#healTimer);
     if (!keepWant) this.#want = null;
     this.#joined = false;
     this.#chain = Promise.resolve();

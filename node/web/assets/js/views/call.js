@@ -101,7 +101,10 @@ export class CallUi {
     if (this.#dialog && this.#dialogCallId === c.callId) {
       // call:state may come before call:incoming (which names the caller).
       const title = this.#dialog.querySelector('#call-in-title');
-      if (title) title.textContent = `${c.peerName} is calling`;
+      if (title && title.textContent !== `${c.peerName} is calling`) {
+        title.textContent = `${c.peerName} is calling`;
+        this.#dialog.querySelector('.call-avatar')?.replaceChildren(avatar(c.callerId, c.peerName));
+      }
       return;
     }
     this.#closeDialog();
