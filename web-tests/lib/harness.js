@@ -238,11 +238,33 @@ export function inboundAudioPackets(page) {
   });
 }
 
+/** What a page's voice connection looks like (for failure messages). */
+export function voiceDebug(page) {
+  return page.evaluate(async () => {
+    const pc = window.__voiceflow?.voicePc;
+    if (!pc) return 'no connection';
+    const stats = await pc.getStats();
+    const rtp = [];
+    stats.forEach((r) => {
+      if (r.type === 'inbound-rtp' || r.type === 'outbound-rtp') {
+        rtp.push(`${r.type} ${r.kind} ssrc=${r.ssrc} packets=${r.packetsReceived ?? r.packetsSent}`);
+      }
+    });
+    const tr = pc.getTransceivers().map((t) => `${t.mid}:${t.direction}/${t.currentDirection}`);
+    return `conn=${pc.connectionState} ice=${pc.iceConnectionState} sig=${pc.signalingState} `
+      + `transceivers=[${tr}] rtp=[${rtp.join('; ')}] log=[${(window.__voiceflow.voice?.log || []).join(' | ')}]`;
+  });
+}
+
 /** Waits until the page's voice connection receives audio, and keeps receiving it. */
 export async function assertReceivingAudio(page, what) {
   let first = 0;
-  await eventually(async () => { first = await inboundAudioPackets(page); return first > 0; },
-    { timeout: 20_000, what: `${what}: first audio packets` });
+  try {
+    await eventually(async () => { first = await inboundAudioPackets(page); return first > 0; },
+      { timeout: 20_000, what: `${what}: first audio packets` });
+  } catch (e) {
+    throw new Error(`${e.message}; ${await voiceDebug(page).catch((x) => x.message)}`);
+  }
   await eventually(async () => (await inboundAudioPackets(page)) > first + 20,
     { timeout: 10_000, what: `${what}: audio packets keep coming` });
 }

@@ -50,8 +50,7 @@ describe('direct messages and calls', { timeout: 180_000 }, () => {
     await member.getByRole('button', { name: 'Message bob' }).click();
     await alice.page.getByRole('heading', { name: 'bob', level: 1 }).waitFor();
     dmId = new URL(alice.page.url()).pathname.split('/').pop();
-    await alice.page.locator('#side-dms').waitFor();
-    await alice.page.getByRole('link', { name: /^bob/ }).waitFor();
+    await alice.page.getByRole('list', { name: 'Direct messages' }).getByRole('link', { name: /^bob/ }).waitFor();
     const box = alice.page.getByRole('textbox', { name: 'Message @bob' });
     await box.fill('Got a minute? Calling you.');
     await box.press('Enter');
@@ -96,7 +95,7 @@ describe('direct messages and calls', { timeout: 180_000 }, () => {
       await p.locator('.sysmsg', { hasText: /called — call lasted \d+:\d\d/ }).waitFor();
     }
     // Bob's sidebar lists the DM under the other person's name.
-    await bob.page.locator('#side-dms').getByRole('link', { name: /^alice/ }).waitFor();
+    await bob.page.getByRole('list', { name: 'Direct messages' }).getByRole('link', { name: /^alice/ }).waitFor();
     return undefined;
   });
 
