@@ -69,9 +69,13 @@ export class CallUi {
     }
 
     // In-call bar.
+    const sig = live ? [c.callId, c.state, c.peerName, this.store.voice?.muted, this.store.voice?.deafened,
+      this.store.voice?.noMic].join('|') : '';
+    if (live && this.bar.dataset.sig === sig && !this.bar.hidden) return;
+    this.bar.dataset.sig = sig;
     clearInterval(this.#tick);
     if (live) {
-      const duration = h('span', { class: 'call-duration', 'aria-label': 'Call duration' });
+      const duration = h('span', { class: 'call-duration', role: 'timer', 'aria-label': 'Call duration' });
       const update = () => {
         duration.textContent = c.state === 'connected' ? formatDuration(this.calls.elapsed()) : '';
       };

@@ -94,6 +94,12 @@ export function renderSelfFooter(el, { user, store, social, voice, shell }) {
   const v = store.voice;
   const room = v ? store.room(v.channelId) : null;
   const shown = store.statusOf(user.id, store.myStatus);
+  // Only when something shown changed (speaking events come often; an open status menu
+  // must not be rebuilt under the pointer).
+  const sig = [user.username, shown, store.myStatus, v?.channelId, v?.state, v?.muted, v?.deafened, v?.noMic,
+    v?.call, room?.displayName(user)].join('|');
+  if (el.dataset.sig === sig) return;
+  el.dataset.sig = sig;
   const picker = h('select', {
     class: 'status-select', id: 'status-select', 'aria-label': 'Set your status', 'data-key': 'status',
     onchange: async (e) => {
