@@ -518,7 +518,7 @@ export class Chat {
     } else room.meta = meta;
     this.#saveRooms();
     this.store.emit('rooms');
-    if (this.socket.online && !room.subscribed) this.#subscribe(room);
+    if (this.socket.online && !room.subscribed && !room.replaying) this.#subscribe(room);
     return room;
   }
 

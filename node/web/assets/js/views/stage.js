@@ -24,6 +24,10 @@ export function stagePanel({ room, store, chat, voice, shell }) {
   };
 
   async function join() {
+    if (store.call) {
+      shell.toast('You are in a call: hang up first.');
+      return;
+    }
     busy = true;
     render();
     try {

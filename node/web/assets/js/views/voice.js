@@ -71,6 +71,10 @@ export function voicePanel({ room, store, chat, voice, shell }) {
   let busy = false;
 
   async function join() {
+    if (store.call) {
+      shell.toast('You are in a call: hang up first.');
+      return;
+    }
     busy = true;
     render();
     try {
