@@ -39,16 +39,29 @@ pub fn opus_codec() -> RTCRtpCodec {
 pub struct MediaConfig {
     /// The address UDP sockets bind to (and that host candidates announce).
     pub bind_ip: IpAddr,
+    /// The address clients are told instead of `bind_ip` (a node behind 1:1 NAT).
+    pub announced_ip: Option<IpAddr>,
     /// Ports to use, inclusive; `None`: any free port.
     pub port_range: Option<(u16, u16)>,
     /// A connection not established within this long is given up.
     pub connect_timeout: Duration,
 }
 
+impl MediaConfig {
+    /// `text` (an SDP or a candidate) as clients should see it: naming the announced address.
+    pub fn announce(&self, text: String) -> String {
+        match self.announced_ip {
+            Some(public) => crate::announce::announce(&text, public),
+            None => text,
+        }
+    }
+}
+
 impl Default for MediaConfig {
     fn default() -> Self {
         MediaConfig {
             bind_ip: IpAddr::from([127, 0, 0, 1]),
+            announced_ip: None,
             port_range: None,
             connect_timeout: Duration::from_secs(15),
         }

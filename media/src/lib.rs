@@ -1,6 +1,7 @@
 //! VoiceFlow media: the server-side SFU of voice channels, stage rooms and calls.
 //!
 //! Layout:
+//! - [`announce`]: candidates name the node's public address behind 1:1 NAT.
 //! - [`engine`]: building peer connections (Opus + RFC 6464 audio level, interceptors, UDP
 //!   ports from the configured range).
 //! - [`sfu`]: one channel's SFU session: a connection per participant, forwarding, signalling
@@ -8,6 +9,7 @@
 //! - [`speaking`]: speaking detection from audio levels, with hysteresis and a throttle.
 //! - [`testing`]: an in-process client peer and a harness, for tests and `sfubench`.
 
+pub mod announce;
 pub mod engine;
 pub mod sfu;
 pub mod speaking;

@@ -20,24 +20,37 @@ async fn open_dm(node: &TestNode, by: &User, with: &User) -> Result<(u16, Value)
         .await
 }
 
-/// The conversation's newest system message.
-async fn last_system_message(node: &TestNode, user: &User, room: &str) -> Result<String> {
-    let (_, page) = node
-        .get(
-            &format!("/api/v1/rooms/{room}/messages?limit=20"),
-            Some(&user.token),
-        )
-        .await?;
-    let newest = page["data"]
-        .as_array()
-        .and_then(|l| {
-            l.iter()
-                .filter(|m| m["type"] == "system")
-                .max_by_key(|m| m["id"].as_str().and_then(|s| s.parse::<u64>().ok()))
-                .cloned()
-        })
-        .unwrap_or_default();
-    Ok(newest["content"].as_str().unwrap_or_default().to_owned())
+/// The conversation's newest system message, once one satisfying `want` is stored (the call
+/// ends, then its message is written: wait up to 10 s).
+async fn system_message(
+    node: &TestNode,
+    user: &User,
+    room: &str,
+    want: impl Fn(&str) -> bool,
+) -> Result<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, page) = node
+            .get(
+                &format!("/api/v1/rooms/{room}/messages?limit=20"),
+                Some(&user.token),
+            )
+            .await?;
+        let newest = page["data"]
+            .as_array()
+            .and_then(|l| {
+                l.iter()
+                    .filter(|m| m["type"] == "system")
+                    .max_by_key(|m| m["id"].as_str().and_then(|s| s.parse::<u64>().ok()))
+                    .cloned()
+            })
+            .unwrap_or_default();
+        let line = newest["content"].as_str().unwrap_or_default().to_owned();
+        if want(&line) || Instant::now() > deadline {
+            return Ok(line);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 fn is(event: &'static str, field: &'static str, value: &'static str) -> impl Fn(&Value) -> bool {
@@ -170,8 +183,9 @@ async fn a_call_rings_every_device_connects_over_the_sfu_and_logs_its_duration()
     pa.ws
         .wait_for(|v| v["type"] == "voice:user_left" && v["data"]["reason"] == "ended")
         .await?;
-    let line = last_system_message(&node, &alice, &room).await?;
-    assert!(line.starts_with("alice called — call lasted 0:0"), "{line}");
+    let lasted = |l: &str| l.starts_with("alice called — call lasted 0:0");
+    let line = system_message(&node, &alice, &room, lasted).await?;
+    assert!(lasted(&line), "{line}");
     let gone = call(&mut pb.ws, "hangup", &room).await?;
     assert_eq!(gone["error"]["code"], "VALIDATION_ERROR", "{gone}");
     pa.media.close().await?;
@@ -204,8 +218,9 @@ async fn missed_declined_cancelled_busy_and_offline_callees() -> Result<()> {
         "rang {:?}",
         t0.elapsed()
     );
-    let line = last_system_message(&node, &alice, &room).await?;
-    assert_eq!(line, "alice called — missed call");
+    let missed = |l: &str| l == "alice called — missed call";
+    let line = system_message(&node, &alice, &room, missed).await?;
+    assert!(missed(&line), "{line}");
 
     // Declined by the callee; cancelled by the caller.
     call(&mut a, "start", &room).await?;
@@ -303,8 +318,9 @@ async fn a_side_that_vanishes_mid_call_ends_it_after_the_grace_period() -> Resul
     assert_eq!(back["data"]["roomId"], room.as_str());
     let ended = pa.ws.next_event("call:ended").await?;
     assert_eq!(ended["data"]["reason"], "disconnected", "{ended}");
-    let line = last_system_message(&node, &alice, &room).await?;
-    assert!(line.ends_with("(connection lost)"), "{line}");
+    let lost = |l: &str| l.ends_with("(connection lost)");
+    let line = system_message(&node, &alice, &room, lost).await?;
+    assert!(lost(&line), "{line}");
     pa.media.close().await?;
     Ok(())
 }

@@ -210,6 +210,26 @@ impl SessionState {
         }
     }
 
+    /// Tells the voice channels this session is in that it is alive. Unlike a leave, a beat
+    /// starts a channel's actor that is not running (it crashed, or its node died): the new
+    /// actor does not know the session and tells the client to join again.
+    pub(super) async fn voice_beat_all(&self) {
+        for channel_id in &self.voice_channels {
+            let msg = RoomMsg::Voice {
+                session: self.link(),
+                op: VoiceOp::Beat,
+                reply: Reply::Session {
+                    to: Recipient::Local(self.outbox.clone()),
+                    session_id: self.session_id,
+                    req_id: None,
+                },
+            };
+            if let Err(e) = self.ctx.directory.send(&self.ctx, *channel_id, msg).await {
+                tracing::debug!(channel = %channel_id, error = %e, "voice heartbeat not delivered");
+            }
+        }
+    }
+
     /// `presence:update {status}`: online, away or dnd.
     pub(super) async fn handle_presence_update(
         &mut self,

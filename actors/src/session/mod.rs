@@ -194,7 +194,7 @@ impl Actor for SessionActor {
             }
             SessionMsg::Disconnected => me.stop(Some("disconnected".into())),
             SessionMsg::Heartbeat => {
-                state.voice_to_all(&crate::room::VoiceOp::Beat);
+                state.voice_beat_all().await;
                 let idle_ms = state.last_active.elapsed().as_millis() as u64;
                 let session_id = state.session_id;
                 state

@@ -3,8 +3,10 @@
 //! per CPU-second, the delay added on the way through the server, and memory per participant.
 //!
 //! `cargo run --release -p voiceflow-media --bin sfubench -- rooms=1 speakers=10 listeners=100 secs=10`
-//! prints one `name: value unit` line per figure. The clients run in the same process and on
-//! the same cores as the server, so CPU figures include their work (sending, receiving, SRTP).
+//! prints one `name: value unit` line per figure. The clients run in the same process as the
+//! server; with `split=1` the server side (its connections, forwarding and signalling) runs on
+//! a runtime of its own (threads named `sfu`), and the CPU time of those threads alone is
+//! reported as the SFU's cost.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -18,6 +20,8 @@ struct Args {
     speakers: usize,
     listeners: usize,
     secs: u64,
+    /// Run the server on its own runtime and report its CPU apart.
+    split: bool,
 }
 
 fn args() -> Args {
@@ -26,6 +30,7 @@ fn args() -> Args {
         speakers: 10,
         listeners: 100,
         secs: 10,
+        split: false,
     };
     for arg in std::env::args().skip(1) {
         let (key, value) = arg.split_once('=').unwrap_or((arg.as_str(), ""));
@@ -35,6 +40,7 @@ fn args() -> Args {
             "speakers" => a.speakers = n as usize,
             "listeners" => a.listeners = n as usize,
             "secs" => a.secs = n,
+            "split" => a.split = n != 0,
             _ => eprintln!("sfubench: unknown argument {arg}"),
         }
     }
@@ -56,6 +62,33 @@ fn cpu_secs() -> f64 {
     };
     // utime and stime are fields 14 and 15 of stat; `rest` starts at field 3.
     (ticks(11) + ticks(12)) / 100.0
+}
+
+/// CPU seconds of this process's threads named `name` (tokio names every thread of a runtime).
+fn thread_cpu_secs(name: &str) -> f64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    let mut total = 0.0;
+    for task in tasks.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        total += (ticks(11) + ticks(12)) / 100.0;
+    }
+    total
 }
 
 /// Resident memory, bytes.
@@ -80,13 +113,29 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
 #[tokio::main]
 async fn main() {
     let a = args();
+    // The server's runtime: one worker, so its cost reads as a share of one core.
+    let server_rt = a.split.then(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("sfu")
+            .enable_all()
+            .build()
+    });
+    let server_rt = match server_rt.transpose() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sfubench: cannot start the server runtime: {e}");
+            return;
+        }
+    };
+    let server = server_rt.as_ref().map(|rt| rt.handle().clone());
     let ports = Arc::new(PortPool::default());
     let rss_before = rss();
     let mut rooms = Vec::new();
     let mut listeners: Vec<(Arc<Client>, Instant)> = Vec::new();
     let mut next_id = 1u64;
     for _ in 0..a.rooms {
-        let h = Harness::start(MediaConfig::default(), ports.clone());
+        let h = Harness::start_on(MediaConfig::default(), ports.clone(), server.clone());
         for _ in 0..a.speakers {
             let client = match h.join(next_id, Rights::default()).await {
                 Ok(c) => c,
@@ -131,9 +180,19 @@ async fn main() {
             .map(|h| h.channel.counters().forwarded.load(Ordering::Relaxed))
             .sum()
     };
-    let (f0, c0, t0) = (forwarded(&rooms), cpu_secs(), Instant::now());
+    let (f0, c0, s0, t0) = (
+        forwarded(&rooms),
+        cpu_secs(),
+        thread_cpu_secs("sfu"),
+        Instant::now(),
+    );
     tokio::time::sleep(Duration::from_secs(a.secs)).await;
-    let (f1, c1, elapsed) = (forwarded(&rooms), cpu_secs(), t0.elapsed().as_secs_f64());
+    let (f1, c1, s1, elapsed) = (
+        forwarded(&rooms),
+        cpu_secs(),
+        thread_cpu_secs("sfu"),
+        t0.elapsed().as_secs_f64(),
+    );
     let rss_after = rss();
 
     let mut first: Vec<u32> = listeners
@@ -168,6 +227,14 @@ async fn main() {
         "forwarded_packets_per_cpu_sec: {:.0}",
         rate / ((c1 - c0) / elapsed).max(0.001)
     );
+    if a.split {
+        let sfu = (s1 - s0) / elapsed;
+        println!("sfu_cpu_secs_per_sec: {sfu:.2} (server runtime threads only)");
+        println!(
+            "forwarded_packets_per_sfu_cpu_sec: {:.0}",
+            rate / sfu.max(0.001)
+        );
+    }
     println!("delay_ms.p50: {:.2}", percentile(&delays, 0.5) / 1000.0);
     println!("delay_ms.p99: {:.2}", percentile(&delays, 0.99) / 1000.0);
     println!(
@@ -179,5 +246,8 @@ async fn main() {
     }
     for (c, _) in &listeners {
         let _ = c.close().await;
+    }
+    if let Some(rt) = server_rt {
+        rt.shutdown_background();
     }
 }

@@ -18,19 +18,15 @@ pub(super) struct Handler {
     pub(super) peer: PeerId,
 }
 
-impl Handler {
-    fn send(&self, event: SfuEvent) {
-        if let Some(inner) = self.channel.upgrade() {
-            let _ = inner.events.send(event);
-        }
-    }
-}
-
 #[async_trait::async_trait]
 impl PeerConnectionEventHandler for Handler {
     async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
-        if let Ok(candidate) = event.candidate.to_json() {
-            self.send(SfuEvent::Candidate {
+        let Some(inner) = self.channel.upgrade() else {
+            return;
+        };
+        if let Ok(mut candidate) = event.candidate.to_json() {
+            candidate.candidate = inner.config.announce(candidate.candidate);
+            let _ = inner.events.send(SfuEvent::Candidate {
                 peer: self.peer,
                 candidate,
             });

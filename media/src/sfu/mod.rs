@@ -215,7 +215,7 @@ impl Channel {
         match answer(&peer, offer).await {
             Ok(sdp) => {
                 self.watch(&peer);
-                Ok(sdp)
+                Ok(self.0.config.announce(sdp))
             }
             Err(e) => {
                 self.leave(id).await;
@@ -307,6 +307,7 @@ impl Channel {
         match offer(peer).await {
             Ok(sdp) => {
                 state.in_flight = true;
+                let sdp = self.0.config.announce(sdp);
                 let _ = self.0.events.send(SfuEvent::Offer { peer: peer.id, sdp });
             }
             Err(e) => tracing::warn!(peer = peer.id, error = %e, "voice: cannot create an offer"),

@@ -14,8 +14,11 @@ use voiceflow_wire::v1::voice::IceServer;
 #[serde(default, deny_unknown_fields)]
 pub struct VoiceConfig {
     /// The address media (UDP) sockets bind to and that ICE candidates announce; on a public
-    /// host, its public address.
+    /// host, its public address; `0.0.0.0` binds every interface except loopback.
     pub bind_ip: IpAddr,
+    /// The node's public address when it differs from `bind_ip` (1:1 NAT, e.g. a cloud VM):
+    /// the candidates clients get name it instead. Unset: `bind_ip`.
+    pub announced_ip: Option<IpAddr>,
     /// UDP ports for media, inclusive (one per participant connection); open them in the
     /// firewall. Unset: any free port.
     pub port_min: Option<u16>,
@@ -45,6 +48,7 @@ impl Default for VoiceConfig {
     fn default() -> Self {
         VoiceConfig {
             bind_ip: IpAddr::from([127, 0, 0, 1]),
+            announced_ip: None,
             port_min: None,
             port_max: None,
             ice_servers: Vec::new(),
@@ -80,6 +84,7 @@ impl VoiceConfig {
         VoiceRuntime {
             media: MediaConfig {
                 bind_ip: self.bind_ip,
+                announced_ip: self.announced_ip,
                 port_range: self.port_min.zip(self.port_max),
                 connect_timeout: Duration::from_secs(self.connect_timeout_secs.max(1)),
             },

@@ -65,6 +65,28 @@ impl Participant {
         Ok(p)
     }
 
+    /// Joins the channel again over the same WebSocket with a new media connection (the
+    /// server said `voice:user_left` with reason `rejoin`).
+    pub async fn rejoin(&mut self) -> Result<()> {
+        let _ = self.media.close().await;
+        self.media = Client::new(self.session).await?;
+        let offer = self.media.offer().await?;
+        let ack = self
+            .ws
+            .request(
+                "voice:join",
+                json!({"channelId": self.channel, "sdp": offer}),
+            )
+            .await?;
+        if ack["ok"] != true {
+            bail!("voice:join refused: {ack}");
+        }
+        let answer = ack["data"]["sdp"].as_str().unwrap_or_default().to_owned();
+        self.media.accept(answer).await?;
+        self.media.speak();
+        Ok(())
+    }
+
     /// Handles signalling for `wait`; returns the other frames seen.
     pub async fn pump(&mut self, wait: Duration) -> Result<Vec<Value>> {
         let until = Instant::now() + wait;

@@ -135,6 +135,8 @@ impl RoomState {
                     .and_then(|v| v.entries.get_mut(&session.session_id))
                 {
                     entry.last_beat = Instant::now();
+                } else {
+                    self.voice_unknown_beat(&session);
                 }
             }
             VoiceOp::Leave => {
@@ -555,6 +557,27 @@ impl RoomState {
         for session_id in gone {
             self.voice_remove(session_id, "disconnected");
         }
+    }
+
+    /// A heartbeat from a session this actor does not have as a participant. If the actor
+    /// started recently, it is the channel's new actor (the old one crashed, or its node
+    /// died, and the participants with it): the client is told to join again. A participant
+    /// the server removed earlier (kicked, timed out, its call ended) is not.
+    fn voice_unknown_beat(&self, session: &SessionLink) {
+        let window = self.ctx.voice.ttl + self.ctx.config.presence_heartbeat * 2;
+        if !matches!(self.room.kind, RoomKind::Voice | RoomKind::Stage)
+            || self.started_at.elapsed() > window
+        {
+            return;
+        }
+        let left = VoiceUserLeft {
+            channel_id: self.room.id,
+            user_id: session.user_id,
+            reason: "rejoin".into(),
+        };
+        session
+            .to
+            .push(frame::event(voice_events::USER_LEFT, &left));
     }
 
     /// The actor stops (moved, crashed or idle): everyone's connection closes and their

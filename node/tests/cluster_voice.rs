@@ -1,0 +1,151 @@
+//! A voice channel in a real three-node cluster: its media terminates on the node that owns
+//! the channel while the participants' WebSockets are on the other two; when the owner is
+//! killed, the channel's actor starts on a surviving node, the participants are told to join
+//! again, and they hear each other again.
+//!
+//! Needs `VOICEFLOW_TEST_CQL` (see node/tests/cql.rs); without it the test skips loudly.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use common::cluster::TestCluster;
+use common::voice::{Participant, pump_all};
+use serde_json::{Value, json};
+
+/// Short heartbeats (a restarted channel learns of its participants quickly) and media ports.
+const EXTRA: &str = "\n[presence]\nheartbeat_secs = 1\nsession_ttl_secs = 6\n\
+                     [voice]\nconnect_timeout_secs = 5\nttl_secs = 6\n";
+
+async fn metric(node: &common::TestNode, name: &str) -> Result<f64> {
+    let text = node
+        .http
+        .get(node.url("/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    Ok(text
+        .lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0))
+}
+
+/// Pumps both until each hears the other (more than `n` new packets), or fails after 20 s.
+async fn until_both_hear(a: &mut Participant, b: &mut Participant) -> Result<Vec<Value>> {
+    let (sa, sb) = (a.session, b.session);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    loop {
+        for frames in pump_all(&mut [&mut *a, &mut *b], Duration::from_millis(500)).await? {
+            seen.extend(frames);
+        }
+        if a.media.from(sb) > 10 && b.media.from(sa) > 10 {
+            return Ok(seen);
+        }
+        if Instant::now() > deadline {
+            bail!("a<-b {} b<-a {}", a.media.from(sb), b.media.from(sa));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_voice_channel_lives_on_its_owner_and_comes_back_after_the_owner_dies() -> Result<()> {
+    let Some(mut cluster) =
+        TestCluster::start_with(3, "cluster_voice::voice_channel_owner_dies", EXTRA).await?
+    else {
+        return Ok(());
+    };
+    let alice = cluster.node(1).register("alice").await?;
+    let bob = cluster.node(2).register("bob").await?;
+
+    // A channel owned by node 3: rooms start where they are owned, so the node whose running
+    // room count rises when the channel is first used owns it.
+    let mut channel = None;
+    for i in 0..12 {
+        let (_, room) = cluster
+            .node(1)
+            .post(
+                "/api/v1/rooms",
+                Some(&alice.token),
+                json!({"name": format!("Lounge {i}"), "kind": "voice"}),
+            )
+            .await?;
+        let id = room["data"]["id"].as_str().unwrap_or_default().to_owned();
+        let before = metric(cluster.node(3), "voiceflow_rooms_running").await?;
+        cluster
+            .node(1)
+            .get(&format!("/api/v1/rooms/{id}/members"), Some(&alice.token))
+            .await?;
+        if metric(cluster.node(3), "voiceflow_rooms_running").await? > before {
+            channel = Some(id);
+            break;
+        }
+    }
+    let Some(channel) = channel else {
+        bail!("no channel landed on node 3 in 12 tries");
+    };
+
+    let mut a = Participant::join(cluster.node(1), &alice, &channel).await?;
+    let mut b = Participant::join(cluster.node(2), &bob, &channel).await?;
+    until_both_hear(&mut a, &mut b).await?;
+    assert_eq!(
+        metric(cluster.node(3), "voiceflow_voice_participants").await?,
+        2.0,
+        "media terminates on the owner"
+    );
+    assert_eq!(
+        metric(cluster.node(1), "voiceflow_voice_participants").await?,
+        0.0
+    );
+
+    // The owner dies with the channel's actor and both media connections.
+    cluster.kill9(3);
+    let killed = Instant::now();
+    for p in [&mut a, &mut b] {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let frames = p.pump(Duration::from_millis(500)).await?;
+            let told = frames.iter().any(|v| {
+                v["type"] == "voice:user_left"
+                    && v["data"]["reason"] == "rejoin"
+                    && v["data"]["channelId"] == channel.as_str()
+            });
+            if told {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("participant {} was not told to rejoin", p.session);
+            }
+        }
+    }
+    let told_after = killed.elapsed();
+    a.rejoin().await?;
+    b.rejoin().await?;
+    let (before_a, before_b) = (a.media.from(b.session), b.media.from(a.session));
+    let (sa, sb) = (a.session, b.session);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while a.media.from(sb) < 10 || b.media.from(sa) < 10 {
+        if Instant::now() > deadline {
+            bail!(
+                "not heard after the rejoin: a<-b {} (before {before_a}) b<-a {} (before {before_b})",
+                a.media.from(sb),
+                b.media.from(sa)
+            );
+        }
+        pump_all(&mut [&mut a, &mut b], Duration::from_millis(500)).await?;
+    }
+    let hosts = metric(cluster.node(1), "voiceflow_voice_participants").await?
+        + metric(cluster.node(2), "voiceflow_voice_participants").await?;
+    assert_eq!(hosts, 2.0, "the channel now lives on a surviving node");
+    println!(
+        "owner killed: participants told to rejoin after {told_after:?}, talking again after {:?}",
+        killed.elapsed()
+    );
+    a.media.close().await?;
+    b.media.close().await?;
+    Ok(())
+}
