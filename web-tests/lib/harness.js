@@ -181,3 +181,90 @@ export async function sendInUi(page, text) {
   await box.fill(text);
   await box.press('Enter');
 }
+
+/** Creates a room through the UI ("Create a room" dialog) and waits for its view; resolves
+ *  with its id. `kind`: text | voice | stage. */
+export async function createRoomInUi(page, name, { kind = 'text', description = '' } = {}) {
+  await page.getByRole('button', { name: 'Create a room' }).first().click();
+  const dialog = page.getByRole('dialog', { name: 'Create a room' });
+  await dialog.getByLabel('Room name').fill(name);
+  if (description) await dialog.getByLabel('Description').fill(description);
+  await dialog.getByLabel('Room type').selectOption(kind);
+  await dialog.getByRole('button', { name: 'Create room' }).click();
+  await page.getByRole('heading', { name, level: 1 }).waitFor();
+  return new URL(page.url()).pathname.split('/').pop();
+}
+
+/** Joins a room by its invite code through the room browser and waits for its view. */
+export async function joinByCodeInUi(page, code, name) {
+  await page.getByRole('link', { name: 'Browse rooms' }).click();
+  await page.getByLabel('Have an invite code?').fill(code);
+  await page.getByRole('button', { name: 'Join', exact: true }).click();
+  await page.getByRole('heading', { name, level: 1 }).waitFor();
+}
+
+/** The invite code shown in the open room's header. */
+export async function inviteCode(page) {
+  return (await page.locator('.invite-code').textContent()).trim();
+}
+
+/** A Chromium that hands out a fake microphone (a beeping tone) without asking, and plays
+ *  audio without a user gesture: for voice channels, stages and calls. */
+export function launchMediaBrowser() {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic',
+      '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
+      '--autoplay-policy=no-user-gesture-required',
+    ],
+  });
+}
+
+/** Audio packets received so far on the page's voice connection (inbound-rtp, summed), or -1
+ *  when there is no connection. */
+export function inboundAudioPackets(page) {
+  return page.evaluate(async () => {
+    const pc = window.__voiceflow?.voicePc;
+    if (!pc) return -1;
+    const stats = await pc.getStats();
+    let n = 0;
+    stats.forEach((r) => {
+      if (r.type === 'inbound-rtp' && (r.kind === 'audio' || r.mediaType === 'audio')) n += r.packetsReceived || 0;
+    });
+    return n;
+  });
+}
+
+/** What a page's voice connection looks like (for failure messages). */
+export function voiceDebug(page) {
+  return page.evaluate(async () => {
+    const pc = window.__voiceflow?.voicePc;
+    if (!pc) return 'no connection';
+    const stats = await pc.getStats();
+    const rtp = [];
+    stats.forEach((r) => {
+      if (r.type === 'inbound-rtp' || r.type === 'outbound-rtp') {
+        rtp.push(`${r.type} ${r.kind} ssrc=${r.ssrc} packets=${r.packetsReceived ?? r.packetsSent}`);
+      }
+    });
+    const tr = pc.getTransceivers().map((t) => `${t.mid}:${t.direction}/${t.currentDirection}`);
+    return `conn=${pc.connectionState} ice=${pc.iceConnectionState} sig=${pc.signalingState} `
+      + `transceivers=[${tr}] rtp=[${rtp.join('; ')}] log=[${(window.__voiceflow.voice?.log || []).join(' | ')}]`;
+  });
+}
+
+/** Waits until the page's voice connection receives audio, and keeps receiving it. */
+export async function assertReceivingAudio(page, what) {
+  let first = 0;
+  try {
+    await eventually(async () => { first = await inboundAudioPackets(page); return first > 0; },
+      { timeout: 20_000, what: `${what}: first audio packets` });
+  } catch (e) {
+    throw new Error(`${e.message}; ${await voiceDebug(page).catch((x) => x.message)}`);
+  }
+  await eventually(async () => (await inboundAudioPackets(page)) > first + 20,
+    { timeout: 10_000, what: `${what}: audio packets keep coming` });
+}

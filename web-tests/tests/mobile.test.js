@@ -76,4 +76,24 @@ describe('a narrow phone screen', { timeout: 120_000 }, () => {
     await eventually(async () => !(await page.locator('#members-panel').isVisible()), { what: 'members closed' });
     assert.deepEqual(gina.errors, []);
   });
+
+  it('a voice channel fits too (panel, sidebar section, status picker)', async () => {
+    const { page } = gina;
+    await page.goto('/rooms');
+    await page.getByRole('heading', { name: 'Browse rooms' }).waitFor();
+    await page.getByRole('main').getByRole('button', { name: 'Create a room' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Create a room' });
+    await dialog.getByLabel('Room name').fill('Trail Radio');
+    await dialog.getByLabel('Room type').selectOption('voice');
+    await dialog.getByRole('button', { name: 'Create room' }).click();
+    await page.getByRole('heading', { name: 'Trail Radio', level: 1 }).waitFor();
+    await page.locator('.voice-panel').getByRole('button', { name: 'Join voice channel' }).waitFor();
+    assert.ok(await noSidewaysScroll(page));
+    await page.getByRole('button', { name: 'Open room list' }).click();
+    await page.locator('#side-voice').waitFor();
+    await page.getByLabel('Set your status').selectOption('away');
+    await page.keyboard.press('Escape');
+    assert.ok(await noSidewaysScroll(page));
+    assert.deepEqual(gina.errors, []);
+  });
 });

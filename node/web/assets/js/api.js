@@ -74,6 +74,8 @@ export class Api {
   verify() { return this.#data('GET', '/auth/verify'); }
   logout(refreshToken) { return this.#data('POST', '/auth/logout', { body: { refreshToken } }); }
   me() { return this.#data('GET', '/users/me'); }
+  /** Every room this user is a member of (DMs too), with role, unreadCount and unreadCapped. */
+  myRooms() { return this.#data('GET', '/users/me/rooms'); }
 
   // ---- rooms ----
   /** A page of public rooms: {data, total, page, limit, hasMore}. */
@@ -86,6 +88,8 @@ export class Api {
   joinByCode(code) { return this.#data('POST', `/rooms/${enc(code)}/join`, { body: {} }); }
   leaveRoom(id) { return this.#data('POST', `/rooms/${enc(id)}/leave`, { body: {} }); }
   members(id) { return this.#data('GET', `/rooms/${enc(id)}/members`); }
+  /** The direct-message room with a user (created the first time): a room of kind "dm". */
+  openDm(userId) { return this.#data('POST', '/dms', { body: { userId } }); }
 
   // ---- messages ----
   /** Newest first: {data, hasMore}. */

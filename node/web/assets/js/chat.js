@@ -13,8 +13,12 @@
 //   the same nonce after the room is re-joined, and the server returns the original message
 //   instead of storing a second one. Unsent messages survive a reload (localStorage).
 //
-// The server has no "my rooms" endpoint yet, so the rooms this user joined or created are
-// remembered per browser (localStorage) and checked against the server on start.
+// Rich messages: edits (message:update), deletions (message:delete), reactions (reaction:add /
+// reaction:remove, toggled), replies (replyTo on send). Acks and the live events carry the new
+// state; both are applied (the same state twice changes nothing).
+//
+// The rooms this user belongs to come from GET /users/me/rooms (social.js); they are also
+// remembered per browser (localStorage) so the sidebar shows at once on a reload.
 
 import { announce, cmpId } from './dom.js';
 import { RoomState } from './store.js';
@@ -63,14 +67,19 @@ export class Chat {
     socket.addEventListener('open', this.onSocketOpen);
     socket.addEventListener('event', this.onSocketEvent);
     socket.addEventListener('state', this.onSocketState);
-    // Refresh each room's details; drop rooms that are gone or no longer ours.
+  }
+
+  /** Refreshes each remembered room's details one by one; drops rooms that are gone or no
+   *  longer ours (when GET /users/me/rooms is not available). */
+  refreshEach() {
+    const { store } = this;
     for (const room of [...store.rooms.values()]) {
       this.api.room(room.id).then((meta) => {
         room.meta = meta;
         this.#saveRooms();
         store.emit('rooms');
       }).catch((e) => {
-        if (e.code === 'NOT_FOUND' || e.code === 'FORBIDDEN') this.#forget(room.id);
+        if (e.code === 'NOT_FOUND' || e.code === 'FORBIDDEN') this.forget(room.id);
       });
     }
   }
@@ -100,6 +109,7 @@ export class Chat {
     const list = await this.api.members(room.id);
     room.members = new Map(list.map((m) => [m.userId, m]));
     room.membersLoaded = true;
+    this.notePresence(list);
     this.store.emit('members', { roomId: room.id });
   }
 
@@ -136,7 +146,7 @@ export class Chat {
   /** Creates a room (the creator is its admin) and adds it to the sidebar. */
   async createRoom(fields) {
     const meta = await this.api.createRoom(fields);
-    this.#adopt(meta);
+    this.adopt(meta);
     return meta.id;
   }
 
@@ -144,9 +154,16 @@ export class Chat {
   async joinByCode(code) {
     const reply = await this.api.joinByCode(code.trim().toUpperCase());
     const meta = await this.api.room(reply.roomId);
-    const room = this.#adopt(meta);
+    const room = this.adopt(meta);
     room.members = new Map(reply.participants.map((m) => [m.userId, m]));
     room.membersLoaded = true;
+    return meta.id;
+  }
+
+  /** Opens (creating the first time) the direct-message room with a user. */
+  async openDm(userId) {
+    const meta = await this.api.openDm(userId);
+    this.adopt(meta);
     return meta.id;
   }
 
@@ -162,12 +179,12 @@ export class Chat {
   async leaveRoom(roomId) {
     await this.api.leaveRoom(roomId);
     this.socket.request('room:leave', { roomId }).catch(() => {});
-    this.#forget(roomId);
+    this.forget(roomId);
   }
 
   async deleteRoom(roomId) {
     await this.api.deleteRoom(roomId);
-    this.#forget(roomId);
+    this.forget(roomId);
   }
 
   isMember(roomId) { return this.store.rooms.has(roomId); }
@@ -179,7 +196,7 @@ export class Chat {
   async rememberIfMember(meta) {
     const members = await this.api.members(meta.id);
     if (!members.some((m) => m.userId === this.me.id)) return false;
-    const room = this.#adopt(meta);
+    const room = this.adopt(meta);
     room.members = new Map(members.map((m) => [m.userId, m]));
     room.membersLoaded = true;
     return true;
@@ -187,14 +204,21 @@ export class Chat {
 
   // ---- messages ----
 
-  /** Shows the message at once and sends it (now, or once connected). */
-  send(roomId, content) {
+  /**
+   * Shows the message at once and sends it (now, or once connected). `replyTo`: the message
+   * (as held in the store) this one answers.
+   */
+  send(roomId, content, { replyTo = null } = {}) {
     const room = this.store.room(roomId);
     if (!room || !content.trim()) return;
     const nonce = newNonce();
     const p = {
       nonce, roomId, content, state: 'sending', error: null,
       createdAt: new Date().toISOString(), userId: this.me.id, username: this.me.username,
+      replyTo: replyTo ? {
+        id: replyTo.id, userId: replyTo.userId, username: replyTo.username,
+        snippet: (replyTo.content || '').slice(0, 100),
+      } : null,
     };
     room.pending.set(nonce, p);
     this.#savePending();
@@ -218,14 +242,49 @@ export class Chat {
     }
   }
 
+  /** Deletes a message for everyone (message:delete; over REST while offline). */
   async deleteMessage(roomId, messageId) {
-    await this.api.deleteMessage(messageId);
+    if (this.socket.online) await this.socket.request('message:delete', { messageId, roomId });
+    else await this.api.deleteMessage(messageId);
     this.#tombstone(roomId, messageId);
+  }
+
+  /** Replaces the text of one of this user's messages (message:update). */
+  async editMessage(roomId, messageId, content) {
+    const ack = await this.socket.request('message:update', { messageId, content, roomId });
+    this.#applyUpdate(ack.message);
+  }
+
+  /** Adds this user's `emoji` to a message, or takes it back when it is there already. */
+  async toggleReaction(roomId, messageId, emoji) {
+    const room = this.store.room(roomId);
+    const m = room?.messages.get(messageId);
+    if (!m || m.deleted) return;
+    const mine = (m.reactions || []).some((r) => r.emoji === emoji && (r.userIds || []).includes(this.me.id));
+    const ack = await this.socket.request(mine ? 'reaction:remove' : 'reaction:add', { messageId, emoji, roomId });
+    if (ack?.reactions) this.#applyReactions(room, messageId, ack.reactions);
   }
 
   /** Whether this user may delete a message: its author, or an admin of the room. */
   canDelete(room, message) {
-    return !message.deleted && (message.userId === this.me.id || room.roleOf(this.me.id) === 'admin');
+    return !message.deleted && message.type !== 'system'
+      && (message.userId === this.me.id || room.roleOf(this.me.id) === 'admin');
+  }
+
+  /** Whether this user may edit a message: their own, not deleted. */
+  canEdit(message) {
+    return !message.deleted && message.type !== 'system' && message.userId === this.me.id;
+  }
+
+  /** Remembers the presence the server reported with a member list. */
+  notePresence(list) {
+    let changed = false;
+    for (const m of list) {
+      if (!m.status) continue;
+      this.store.presence.set(m.userId, { status: m.status, lastSeen: m.lastSeen });
+      changed = true;
+    }
+    if (changed) this.store.emit('presence', {});
   }
 
   // ---- typing ----
@@ -268,9 +327,9 @@ export class Chat {
     p.error = null;
     this.store.emit('messages', { roomId: room.id, reason: 'sending' });
     try {
-      const ack = await this.socket.request('message:send', {
-        roomId: room.id, content: p.content, nonce: p.nonce,
-      });
+      const req = { roomId: room.id, content: p.content, nonce: p.nonce };
+      if (p.replyTo?.id) req.replyTo = p.replyTo.id;
+      const ack = await this.socket.request('message:send', req);
       this.#received(ack.message, { fromAck: true });
     } catch (e) {
       if (!room.pending.has(p.nonce)) return; // confirmed meanwhile (own message:received)
@@ -308,6 +367,7 @@ export class Chat {
       room.epoch = ack.epoch;
       room.members = new Map(ack.participants.map((m) => [m.userId, m]));
       room.membersLoaded = true;
+      this.notePresence(ack.participants);
       this.store.emit('members', { roomId: room.id });
       if (!data.since && room.loadedLatest) {
         // An empty room, already fetched: what was posted while we were away was not replayed,
@@ -327,7 +387,7 @@ export class Chat {
       }
     } catch (e) {
       if (e.code === 'FORBIDDEN' || e.code === 'ROOM_NOT_FOUND' || e.code === 'NOT_FOUND') {
-        this.#forget(room.id, 'You are no longer a member of this room.');
+        this.forget(room.id, 'You are no longer a member of this room.');
       }
       // Disconnected meanwhile: the next open re-joins.
     } finally {
@@ -347,18 +407,11 @@ export class Chat {
         if (room) this.#tombstone(room.id, data.messageId);
         break;
       case 'message:updated':
-        if (room && room.update(data)) {
-          this.store.emit('messages', { roomId: room.id, reason: 'updated', messageId: data.id });
-        }
+        if (room) this.#applyUpdate(data);
         break;
-      case 'reaction:updated': {
-        const m = room?.messages.get(data.messageId);
-        if (m) {
-          room.update({ ...m, reactions: data.reactions, seq: data.seq });
-          this.store.emit('messages', { roomId: room.id, reason: 'updated', messageId: m.id });
-        }
+      case 'reaction:updated':
+        if (room) this.#applyReactions(room, data.messageId, data.reactions);
         break;
-      }
       case 'room:user_joined':
       case 'room:user_left':
         if (room) {
@@ -382,7 +435,7 @@ export class Chat {
         if (room) this.#stopTypingOf(room, data.userId);
         break;
       case 'room:deleted':
-        if (room) this.#forget(room.id, 'This room was deleted by its admin.');
+        if (room) this.forget(room.id, 'This room was deleted by its admin.');
         break;
       default:
         break; // pong, error, and events of later protocol versions
@@ -409,6 +462,21 @@ export class Chat {
     }
   }
 
+  /** A newer state of a message (an edit): replaces the one held, if any. */
+  #applyUpdate(message) {
+    const room = this.store.room(message?.roomId);
+    if (room && room.update(message)) {
+      this.store.emit('messages', { roomId: room.id, reason: 'updated', messageId: message.id });
+    }
+  }
+
+  #applyReactions(room, messageId, reactions) {
+    const m = room.messages.get(messageId);
+    if (!m) return;
+    room.update({ ...m, reactions: reactions || [] });
+    this.store.emit('messages', { roomId: room.id, reason: 'updated', messageId });
+  }
+
   /** Someone joined over REST (no live event): reload the member list, at most once a second. */
   #refreshMembersSoon(room) {
     if (room.membersRefresh) return;
@@ -422,7 +490,7 @@ export class Chat {
     const room = this.store.room(roomId);
     const m = room?.messages.get(messageId);
     if (!m || m.deleted) return;
-    room.messages.set(messageId, { ...m, deleted: true, content: '' });
+    room.messages.set(messageId, { ...m, deleted: true, content: '', reactions: [] });
     this.store.emit('messages', { roomId, reason: 'deleted', messageId });
   }
 
@@ -441,19 +509,20 @@ export class Chat {
   }
 
   /** Adds a room we just created or joined, subscribing at once when online. */
-  #adopt(meta) {
+  adopt(meta) {
     let room = this.store.room(meta.id);
     if (!room) {
       room = new RoomState(meta.id, meta);
+      room.adoptedAt = Date.now();
       this.store.rooms.set(meta.id, room);
     } else room.meta = meta;
     this.#saveRooms();
     this.store.emit('rooms');
-    if (this.socket.online && !room.subscribed) this.#subscribe(room);
+    if (this.socket.online && !room.subscribed && !room.replaying) this.#subscribe(room);
     return room;
   }
 
-  #forget(roomId, notice) {
+  forget(roomId, notice) {
     const room = this.store.room(roomId);
     if (!room) return;
     this.#clearTyping(room);
@@ -473,7 +542,7 @@ export class Chat {
     for (const room of this.store.rooms.values()) {
       for (const p of room.pending.values()) {
         list.push({ nonce: p.nonce, roomId: p.roomId, content: p.content, createdAt: p.createdAt,
-          userId: p.userId, username: p.username });
+          userId: p.userId, username: p.username, replyTo: p.replyTo || null });
       }
     }
     localStorage.setItem(this.pendingKey, JSON.stringify(list));

@@ -5,26 +5,28 @@
 //   session.js   tokens in localStorage, silent refresh (rotation-safe across tabs)
 //   api.js       REST client (/api/v1), errors with the server's code and field
 //   socket.js    the WebSocket: acks, heartbeat, reconnect with backoff and jitter
-//   store.js     client state (rooms, messages by id, unsent messages, members, typing)
-//   chat.js      the controller: the only code that changes the store
+//   store.js     client state (rooms, messages by id, unsent messages, members, typing,
+//                unread counts, presence, the voice connection, the call)
+//   chat.js      rooms and messages (send, edit, delete, react, reply, history, resume)
+//   social.js    the room list from the server, unread badges, read markers, presence
+//   voice.js     the WebRTC connection for voice channels, stages and calls
+//   calls.js     1:1 calls in direct messages (ringing, answering, hanging up)
 //   router.js    History-API routes
 //   dom.js       element, icon and form helpers (text only, never HTML strings)
-//   views/       auth, shell (sidebar, connection banner, self footer), browser (room
-//                browser), room (room view), messages, members, room-form, dialog
-//
-// Where later issues plug in: presence dots → views/members.js (presenceOf) and store.js;
-// edits / reactions / replies → views/messages.js (renderExtras, message actions) and the
-// chat.js event switch; unread badges → store.js RoomState and the sidebar list in
-// views/shell.js; voice channels, mute / deafen and speaking rings → a views/voice.js beside
-// views/room.js plus the self footer in views/shell.js; stage rooms with the hand-raise queue
-// → views/stage.js; incoming calls → views/call.js opened from chat.js's event switch.
+//   views/       auth, shell (layout, banner, toasts), sidebar (room lists, self footer),
+//                browser (room browser), room (room view), messages + message-row, members,
+//                voice (voice panel), stage (stage panel), call (call screens), room-form,
+//                dialog
 
 import { Api } from './api.js';
+import { Calls } from './calls.js';
 import { Chat } from './chat.js';
 import { Router } from './router.js';
 import { Session } from './session.js';
+import { Social } from './social.js';
 import { Socket } from './socket.js';
 import { Store } from './store.js';
+import { Voice } from './voice.js';
 import { authView } from './views/auth.js';
 import { browserView } from './views/browser.js';
 import { roomView } from './views/room.js';
@@ -47,17 +49,27 @@ function startApp() {
     checkAuth: () => api.verify(),
   });
   const chat = new Chat({ api, socket, store, session });
-  const shell = new Shell({ store, chat, session, router, logout });
+  const notify = (text) => app?.shell.toast(text);
+  const social = new Social({ api, socket, store, chat });
+  const voice = new Voice({ socket, store, chat, notify });
+  const calls = new Calls({ api, socket, store, chat, voice, notify });
+  const shell = new Shell({ store, chat, session, router, logout, social, voice, calls });
   root.replaceChildren(shell.el);
   chat.start();
+  social.start();
+  voice.start();
+  calls.start();
   socket.start();
-  app = { store, socket, chat, shell };
+  app = { store, socket, chat, shell, social, voice, calls };
   // Refresh the user's details (and find out early if the session was revoked).
   api.verify().then((v) => { session.setUser(v.user); shell.renderSelf(); }).catch(() => {});
 }
 
 function stopApp() {
   if (!app) return;
+  app.voice.stop();
+  app.calls.stop();
+  app.social.stop();
   app.socket.stop();
   app.chat.stop();
   app.shell.destroy();
@@ -118,7 +130,7 @@ function render(route) {
     return;
   }
   if (!app) startApp();
-  const { shell, store, chat } = app;
+  const { shell, store, chat, voice, calls } = app;
   switch (route.name) {
     case 'home': {
       const last = localStorage.getItem('vf.lastRoom');
@@ -127,7 +139,7 @@ function render(route) {
     }
     case 'room':
       localStorage.setItem('vf.lastRoom', route.id);
-      shell.show(roomView({ roomId: route.id, store, chat, api, router, shell }));
+      shell.show(roomView({ roomId: route.id, store, chat, api, router, shell, voice, calls }));
       return;
     case 'browse':
       shell.show(browserView({ store, chat, api, router, shell }));

@@ -1,12 +1,13 @@
 // The client's state: the rooms this user belongs to, each with its messages (deduplicated by
-// id, kept in id order), unsent messages (by nonce), members and who is typing. Views read it
-// and subscribe to topics; only chat.js changes it.
+// id, kept in id order), unsent messages (by nonce), members, who is typing, unread counts and
+// who is in its voice channel; user presence; the voice connection and the call. Views read it
+// and subscribe to topics; the controllers (chat.js, voice.js, calls.js) change it.
 //
 // Topics: 'rooms' (list or a room's details changed), 'messages' / 'members' / 'typing'
-// (detail: {roomId}), 'conn' (connection state), 'current' (the open room changed).
-//
-// Later issues add state here: per-room unread counts and read markers (unread badges),
-// user presence (idle/dnd dots), reactions and edits on messages, voice participants.
+// (detail: {roomId}), 'unread' (detail: {roomId}), 'presence' (detail: {userId}), 'voice'
+// (the voice connection or a channel's participants changed; detail: {roomId}), 'call' (the
+// 1:1 call changed), 'conn' (connection state), 'current' (the open room changed), 'seen'
+// (the open room's newest messages came into view).
 
 import { cmpId } from './dom.js';
 
@@ -38,9 +39,27 @@ export class RoomState {
      *  a re-join asks the server to replay everything after it. */
     this.seq = null;
     this.epoch = null;
+    /** Messages from others not read yet (shown as a badge); capped at 100 by the server. */
+    this.unread = 0;
+    this.unreadCapped = false;
+    /** The newest message id this client told the server it read (message:read). */
+    this.readSent = null;
+    /** The open message list shows the newest messages (not scrolled up). */
+    this.atBottom = true;
+    /** userId → voice participant {userId, username, muted, deafened, speaking, role?}, from
+     *  voice:user_joined / voice:user_left / voice:state while subscribed (voice and stage). */
+    this.voiceMembers = new Map();
   }
 
   get name() { return this.meta?.name ?? 'room'; }
+  /** 'text' | 'voice' | 'stage' | 'dm'. */
+  get kind() { return this.meta?.kind || 'text'; }
+  get isVoice() { return this.kind === 'voice' || this.kind === 'stage'; }
+  /** What the sidebar and headers call the room: for a DM ("alice, bob"), the other person. */
+  displayName(me) {
+    if (this.kind !== 'dm') return this.name;
+    return dmPeerName(this.name, me?.username);
+  }
   get newestId() { return this.ids.length ? this.ids[this.ids.length - 1] : null; }
   get oldestId() { return this.ids.length ? this.ids[0] : null; }
 
@@ -92,6 +111,21 @@ export class Store extends EventTarget {
     this.currentRoomId = null;
     this.conn = { state: 'connecting', retryAt: 0 };
     this.me = null;
+    /** userId → {status: online|away|dnd|in_call|offline, lastSeen?} (the newest we heard). */
+    this.presence = new Map();
+    /** This user's own chosen status (online | away | dnd). */
+    this.myStatus = 'online';
+    /** The voice connection (voice.js): null, or {channelId, state, muted, deafened,
+     *  participants: Map userId → member, queue: [{userId, at}], error?}. */
+    this.voice = null;
+    /** The 1:1 call (calls.js): null, or {callId, roomId, state, callerId, calleeId,
+     *  connectedAt?, outgoing, peerName, mine}. */
+    this.call = null;
+  }
+
+  /** A user's presence status, or `fallback` when nothing was heard. */
+  statusOf(userId, fallback = 'offline') {
+    return this.presence.get(userId)?.status ?? fallback;
   }
 
   emit(topic, detail = {}) {
@@ -107,4 +141,11 @@ export class Store extends EventTarget {
 
   room(id) { return this.rooms.get(id) ?? null; }
   get currentRoom() { return this.room(this.currentRoomId); }
+}
+
+/** The other person of a DM named "alice, bob" (the room name lists both usernames). */
+export function dmPeerName(name, myName) {
+  const parts = String(name || '').split(',').map((x) => x.trim()).filter(Boolean);
+  if (parts.length < 2) return name || 'Direct message';
+  return parts.find((p) => p !== myName) || parts[0];
 }

@@ -6,14 +6,16 @@
 // look is unchanged, so a new message or an older page touches only the rows that changed and
 // the reading position stays put when history is prepended.
 //
-// Later: edits ("edited" mark), reactions and replies render in renderExtras() and get their
-// buttons in the actions toolbar next to Delete.
+// Rich messages: the hover toolbar (and keys on a focused message: + react, R reply, E edit,
+// Delete) opens the emoji picker, starts a reply (the room view shows the "replying to" bar),
+// opens the inline editor (Enter saves, Escape cancels) or deletes; reaction chips toggle this
+// user's reaction. Row builders live in views/message-row.js.
 
-import { avatar, formatDay, formatFull, formatTime, h, icon } from '../dom.js';
+import { h, icon } from '../dom.js';
 import { confirmDialog } from './dialog.js';
+import { dayDivider, dayKey, messageRow, pendingRow, systemRow } from './message-row.js';
 
 const GROUP_MS = 7 * 60_000;
-const URL_RE = /\bhttps?:\/\/[^\s<>"']+[^\s<>"'.,;:!?)\]]/g;
 
 export class MessageList {
   #rows = new Map(); // key → {el, sig}
@@ -21,23 +23,32 @@ export class MessageList {
   #initialScrollDone = false;
   #frame = 0;
   #queued = { reasons: new Set(), live: [] };
+  /** The message being edited (id) and its draft text. */
+  #editing = null;
+  #draft = '';
+  /** The message whose emoji picker is open (id). */
+  #picker = null;
 
   /**
    * @param room RoomState; @param chat Chat
    * @param onNewBelow called with a count when messages arrive while scrolled up
+   * @param onReply called with a message when the user starts a reply to it
    */
-  constructor({ room, chat, shell, onNewBelow }) {
+  constructor({ room, chat, shell, onNewBelow, onReply = () => {} }) {
     this.room = room;
     this.chat = chat;
     this.shell = shell;
     this.onNewBelow = onNewBelow;
+    this.onReply = onReply;
+    room.atBottom = true; // a list opens at the newest messages
     this.top = h('div', { class: 'history-top' });
     this.list = h('ol', { class: 'message-list' });
     this.el = h('div', {
       class: 'messages', tabindex: '0', role: 'region',
-      'aria-label': `Messages in ${room.name}`, 'aria-describedby': 'messages-help',
+      'aria-label': `Messages in ${room.displayName(chat.me)}`, 'aria-describedby': 'messages-help',
     }, h('p', { id: 'messages-help', class: 'sr-only' },
-      'Arrow keys move between messages. Delete removes the focused message if you may delete it.'),
+      'Arrow keys move between messages. On a message: plus adds a reaction, R replies, E edits '
+      + 'your own message, Delete removes it if you may.'),
     this.top, this.list);
     this.sentinel = this.top;
     this.#observer = new IntersectionObserver((entries) => {
@@ -45,16 +56,106 @@ export class MessageList {
     }, { root: this.el, rootMargin: '600px 0px 0px 0px' });
     this.#observer.observe(this.sentinel);
     this.el.addEventListener('scroll', () => {
-      if (this.atBottom()) this.onNewBelow(0);
+      const bottom = this.atBottom();
+      if (bottom !== room.atBottom) {
+        room.atBottom = bottom;
+        // Scrolled down to the newest: they are read now.
+        if (bottom) chat.store.emit('seen', { roomId: room.id });
+      }
+      if (bottom) this.onNewBelow(0);
     }, { passive: true });
-    // Delegated actions: delete, retry, discard.
+    // Delegated actions: toolbar, chips, picker, editor, retry, discard.
     this.el.addEventListener('click', (e) => this.#onClick(e));
     this.el.addEventListener('keydown', (e) => this.#onKey(e));
+    this.el.addEventListener('input', (e) => {
+      if (e.target.dataset?.editor) {
+        this.#draft = e.target.value;
+        autosize(e.target);
+      }
+    });
+    this.onDocClick = (e) => {
+      if (this.#picker && !e.target.closest?.('.emoji-picker, [data-action="react"]')) this.closePicker();
+    };
+    document.addEventListener('click', this.onDocClick);
   }
 
   destroy() {
     this.#observer.disconnect();
     cancelAnimationFrame(this.#frame);
+    document.removeEventListener('click', this.onDocClick);
+  }
+
+  /** Opens the inline editor on one of this user's messages. */
+  startEdit(messageId) {
+    const m = this.room.messages.get(messageId);
+    if (!m || !this.chat.canEdit(m)) return;
+    this.#editing = messageId;
+    this.#draft = m.content;
+    this.#picker = null;
+    this.render('edit');
+    const box = this.list.querySelector(`[data-editor="${messageId}"]`);
+    if (box) {
+      autosize(box);
+      box.focus();
+      box.setSelectionRange(box.value.length, box.value.length);
+    }
+  }
+
+  cancelEdit({ focus = true } = {}) {
+    const id = this.#editing;
+    if (!id) return;
+    this.#editing = null;
+    this.render('edit');
+    if (focus) this.#rowOf(id)?.focus();
+  }
+
+  async saveEdit() {
+    const id = this.#editing;
+    const m = this.room.messages.get(id);
+    if (!m) return this.cancelEdit();
+    const text = this.#draft;
+    if (!text.trim()) {
+      // An emptied message: offer to delete it instead.
+      this.cancelEdit();
+      return this.#askDelete(id);
+    }
+    if (text === m.content) return this.cancelEdit();
+    try {
+      await this.chat.editMessage(this.room.id, id, text);
+      if (this.#editing === id) this.cancelEdit();
+    } catch (err) {
+      this.shell.toast(`Could not save the edit: ${err.message}`);
+    }
+    return undefined;
+  }
+
+  /** Opens (or closes) the emoji picker of a message; focus goes to its first emoji. */
+  togglePicker(messageId) {
+    this.#picker = this.#picker === messageId ? null : messageId;
+    this.render('picker');
+    if (this.#picker) this.list.querySelector('.emoji-picker button')?.focus();
+  }
+
+  closePicker({ focus = false } = {}) {
+    const id = this.#picker;
+    if (!id) return;
+    this.#picker = null;
+    this.render('picker');
+    if (focus) this.#rowOf(id)?.focus();
+  }
+
+  /** Scrolls to a message (a reply's parent) and focuses it. */
+  reveal(messageId) {
+    const row = this.#rowOf(messageId);
+    if (!row) return;
+    row.scrollIntoView({ block: 'center' });
+    row.classList.add('flash');
+    setTimeout(() => row.classList.remove('flash'), 1500);
+    row.focus({ preventScroll: true });
+  }
+
+  #rowOf(messageId) {
+    return this.list.querySelector(`li[data-message-id="${CSS.escape(messageId)}"]`);
   }
 
   /**
@@ -100,6 +201,7 @@ export class MessageList {
     const wasAtBottom = this.atBottom();
     const anchor = wasAtBottom ? null : this.#anchor();
     const rows = this.#rows;
+    const focusedEditor = document.activeElement?.dataset?.editor || null;
     const desired = this.#rowsFromState();
     const keep = new Set(desired.map((r) => r.key));
     for (const [key, row] of rows) {
@@ -122,6 +224,12 @@ export class MessageList {
       prev = row.el;
     }
     this.#renderTop();
+    if (focusedEditor && document.activeElement?.dataset?.editor !== focusedEditor) {
+      // The row was rebuilt (a reaction arrived): keep typing where we were.
+      const box = this.list.querySelector(`[data-editor="${focusedEditor}"]`);
+      box?.focus();
+      box?.setSelectionRange(box.value.length, box.value.length);
+    }
 
     if (!this.#initialScrollDone && this.room.loadedLatest) {
       this.#initialScrollDone = true;
@@ -155,10 +263,12 @@ export class MessageList {
     if (room.loadingOlder || (!room.loadedLatest && !room.ids.length)) {
       content = h('p', { class: 'history-loading', role: 'status' }, 'Loading messages…');
     } else if (room.loadedLatest && !room.hasMore) {
+      const dm = room.kind === 'dm';
+      const peer = room.displayName(this.chat.me);
       content = h('div', { class: 'room-start' },
-        h('div', { class: 'room-start-icon', 'aria-hidden': 'true' }, icon('hash')),
-        h('h2', { text: `Welcome to #${room.name}!` }),
-        h('p', { text: 'This is the start of the room.' }));
+        h('div', { class: 'room-start-icon', 'aria-hidden': 'true' }, icon({ dm: 'at', voice: 'volume', stage: 'stage' }[room.kind] || 'hash')),
+        h('h2', { text: dm ? peer : `Welcome to #${room.name}!` }),
+        h('p', { text: dm ? `This is the beginning of your conversation with ${peer}.` : 'This is the start of the room.' }));
     } else {
       content = h('p', { class: 'history-more' }, 'Scroll up for older messages');
     }
@@ -173,11 +283,13 @@ export class MessageList {
     const { room, chat } = this;
     const out = [];
     let last = null; // {userId, at, day}
+    let lastDay = null;
     const push = (kind, item, key) => {
       const at = new Date(item.createdAt);
       const day = dayKey(at);
-      if (!last || last.day !== day) {
+      if (lastDay !== day) {
         out.push({ key: `d:${day}`, sig: day, build: () => dayDivider(at) });
+        lastDay = day;
         last = null;
       }
       const grouped = Boolean(last && last.userId === item.userId && at - last.at < GROUP_MS);
@@ -186,12 +298,23 @@ export class MessageList {
         last = null; // a notice breaks a run of messages from one author
         out.push({ key: `m:${item.id}`, sig: `s|${item.content}`, build: () => systemRow(item) });
       } else if (kind === 'msg') {
-        const canDelete = chat.canDelete(room, item);
-        const reactions = (item.reactions || []).map((r) => `${r.emoji}${r.count}`).join(',');
-        const sig = `${grouped}|${item.deleted ? 1 : 0}|${canDelete}|${item.content}|${item.editedAt || ''}|${reactions}`;
-        out.push({ key: `m:${item.id}`, sig, build: () => messageRow(item, { grouped, canDelete }) });
+        const me = chat.me.id;
+        const opts = {
+          grouped,
+          canDelete: chat.canDelete(room, item),
+          canEdit: chat.canEdit(item),
+          editing: this.#editing === item.id,
+          picker: this.#picker === item.id,
+          parentLoaded: Boolean(item.replyTo && room.messages.has(item.replyTo.id)),
+          meId: me,
+        };
+        const reactions = (item.reactions || [])
+          .map((r) => `${r.emoji}${r.count}${(r.userIds || []).includes(me) ? '*' : ''}`).join(',');
+        const sig = [grouped, item.deleted ? 1 : 0, opts.canDelete, opts.canEdit, opts.editing, opts.picker,
+          opts.parentLoaded, item.content, item.editedAt || '', reactions, item.replyTo?.id || ''].join('|');
+        out.push({ key: `m:${item.id}`, sig, build: () => messageRow(item, { ...opts, draft: this.#draft }) });
       } else {
-        const sig = `${grouped}|${item.state}|${item.error || ''}`;
+        const sig = `${grouped}|${item.state}|${item.error || ''}|${item.replyTo?.id || ''}`;
         out.push({ key: `p:${item.nonce}`, sig, build: () => pendingRow(item, { grouped }) });
       }
     };
@@ -201,8 +324,33 @@ export class MessageList {
     return out;
   }
 
-  /** Up/Down move focus between messages; Delete deletes the focused one (if allowed). */
+  /** Up/Down move focus between messages; keys act on the focused one. */
   #onKey(e) {
+    if (e.target.dataset?.editor) {
+      if (e.key === 'Escape') {
+        e.preventDefault();
+        e.stopPropagation();
+        this.cancelEdit();
+      } else if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+        e.preventDefault();
+        this.saveEdit();
+      }
+      return;
+    }
+    if (e.target.closest?.('.emoji-picker')) {
+      if (e.key === 'Escape') {
+        e.preventDefault();
+        e.stopPropagation();
+        this.closePicker({ focus: true });
+      } else if (e.key === 'ArrowRight' || e.key === 'ArrowLeft') {
+        const buttons = [...e.target.closest('.emoji-picker').querySelectorAll('button')];
+        const i = buttons.indexOf(e.target);
+        buttons[(i + (e.key === 'ArrowRight' ? 1 : buttons.length - 1)) % buttons.length]?.focus();
+        e.preventDefault();
+      }
+      return;
+    }
+    if (e.target.closest?.('button, a, textarea, input')) return;
     const rows = [...this.list.querySelectorAll('li.msg')];
     if (!rows.length) return;
     const current = e.target.closest?.('li.msg');
@@ -216,12 +364,27 @@ export class MessageList {
       else i = Math.max(0, Math.min(rows.length - 1, i + (e.key === 'ArrowUp' ? -1 : 1)));
       rows[i].focus();
       if (i === 0) this.loadOlder();
-    } else if ((e.key === 'Delete' || e.key === 'Backspace') && current) {
-      const button = current.querySelector('button[data-action="delete"]');
+    } else if (current && !e.ctrlKey && !e.metaKey && !e.altKey) {
+      const action = { Delete: 'delete', Backspace: 'delete', e: 'edit', E: 'edit', r: 'reply', R: 'reply', '+': 'react' }[e.key];
+      const button = action && current.querySelector(`button[data-action="${action}"]`);
       if (button) {
         e.preventDefault();
         button.click();
       }
+    }
+  }
+
+  async #askDelete(id) {
+    const ok = await confirmDialog({
+      title: 'Delete message',
+      message: 'Delete this message for everyone? This cannot be undone.',
+      confirmLabel: 'Delete', danger: true,
+    });
+    if (!ok) return;
+    try {
+      await this.chat.deleteMessage(this.room.id, id);
+    } catch (err) {
+      this.shell.toast(`Could not delete the message: ${err.message}`);
     }
   }
 
@@ -230,22 +393,42 @@ export class MessageList {
     if (!button) return;
     const row = button.closest('li');
     const { room, chat } = this;
+    const id = row?.dataset.messageId;
     switch (button.dataset.action) {
-      case 'delete': {
-        const id = row.dataset.messageId;
-        const ok = await confirmDialog({
-          title: 'Delete message',
-          message: 'Delete this message for everyone? This cannot be undone.',
-          confirmLabel: 'Delete', danger: true,
-        });
-        if (!ok) return;
+      case 'delete':
+        await this.#askDelete(id);
+        break;
+      case 'edit':
+        this.startEdit(id);
+        break;
+      case 'edit-cancel':
+        this.cancelEdit();
+        break;
+      case 'edit-save':
+        this.saveEdit();
+        break;
+      case 'reply': {
+        const m = room.messages.get(id);
+        if (m) this.onReply(m);
+        break;
+      }
+      case 'react':
+        this.togglePicker(id);
+        break;
+      case 'pick':
+      case 'toggle-reaction': {
+        const emoji = button.dataset.emoji;
+        if (button.dataset.action === 'pick') this.closePicker({ focus: true });
         try {
-          await chat.deleteMessage(room.id, id);
+          await chat.toggleReaction(room.id, id, emoji);
         } catch (err) {
-          this.shell.toast(`Could not delete the message: ${err.message}`);
+          this.shell.toast(`Could not react: ${err.message}`);
         }
         break;
       }
+      case 'jump':
+        this.reveal(button.dataset.parentId);
+        break;
       case 'retry':
         chat.retry(room.id, row.dataset.nonce);
         break;
@@ -258,96 +441,7 @@ export class MessageList {
   }
 }
 
-function dayKey(d) { return `${d.getFullYear()}-${d.getMonth() + 1}-${d.getDate()}`; }
-
-function dayDivider(date) {
-  return h('li', { class: 'day-divider', role: 'separator', 'aria-label': formatDay(date) },
-    h('span', { text: formatDay(date) }));
-}
-
-function header(item, at) {
-  return h('div', { class: 'msg-head' },
-    h('span', { class: 'msg-author', text: item.username }),
-    h('time', { class: 'msg-time', datetime: at.toISOString(), title: formatFull(at), text: formatTime(at) }));
-}
-
-function body(item, grouped, at) {
-  return [
-    grouped ? h('span', { class: 'sr-only', text: `${item.username}, ${formatTime(at)}: ` }) : header(item, at),
-    item.deleted
-      ? h('p', { class: 'msg-content msg-deleted' }, 'This message was deleted.')
-      : h('p', { class: 'msg-content' }, ...linkify(item.content)),
-  ];
-}
-
-function gutter(item, grouped, at) {
-  return grouped
-    ? h('time', { class: 'msg-gutter-time', datetime: at.toISOString(), 'aria-hidden': 'true', text: formatTime(at) })
-    : avatar(item.userId, item.username);
-}
-
-function messageRow(m, { grouped, canDelete }) {
-  const at = new Date(m.createdAt);
-  return h('li', {
-    class: `msg${grouped ? ' grouped' : ''}${m.deleted ? ' deleted' : ''}`,
-    dataset: { messageId: m.id, author: m.username }, tabindex: '-1',
-  },
-  h('div', { class: 'msg-gutter' }, gutter(m, grouped, at)),
-  h('div', { class: 'msg-main' }, ...body(m, grouped, at), renderExtras(m)),
-  canDelete ? h('div', { class: 'msg-actions' },
-    h('button', {
-      class: 'icon-btn', type: 'button', 'data-action': 'delete', tabindex: '-1',
-      'aria-label': `Delete message from ${m.username}`, title: 'Delete',
-    }, icon('trash'))) : null);
-}
-
-function pendingRow(p, { grouped }) {
-  const at = new Date(p.createdAt);
-  const status = {
-    sending: h('p', { class: 'msg-status' }, 'Sending…'),
-    queued: h('p', { class: 'msg-status' }, 'Waiting for the connection — will send automatically.'),
-    failed: h('p', { class: 'msg-status msg-failed', role: 'alert' },
-      `Not sent: ${p.error || 'error'} `,
-      h('button', { class: 'link-btn', type: 'button', 'data-action': 'retry' }, 'Retry'),
-      ' · ',
-      h('button', { class: 'link-btn', type: 'button', 'data-action': 'discard' }, 'Discard')),
-  }[p.state] || null;
-  return h('li', {
-    class: `msg pending${grouped ? ' grouped' : ''} ${p.state}`,
-    dataset: { nonce: p.nonce, author: p.username },
-  },
-  h('div', { class: 'msg-gutter' }, gutter(p, grouped, at)),
-  h('div', { class: 'msg-main' }, ...body(p, grouped, at), status));
-}
-
-/** Text with http(s) links made clickable (as text nodes and anchors, never HTML). */
-function linkify(text) {
-  const parts = [];
-  let last = 0;
-  for (const match of text.matchAll(URL_RE)) {
-    if (match.index > last) parts.push(text.slice(last, match.index));
-    parts.push(h('a', { href: match[0], target: '_blank', rel: 'noopener noreferrer nofollow', text: match[0] }));
-    last = match.index + match[0].length;
-  }
-  if (last < text.length) parts.push(text.slice(last));
-  return parts;
-}
-
-/** Reactions, replies and the "edited" mark go here when the server supports them. */
-/** Edited mark and reaction counts under a message. */
-function renderExtras(m) {
-  const parts = [];
-  if (m.editedAt && !m.deleted) parts.push(h('span', { class: 'msg-edited', text: '(edited)' }));
-  for (const r of m.reactions || []) {
-    parts.push(h('span', { class: 'reaction', title: `${r.count} × ${r.emoji}`, text: `${r.emoji} ${r.count}` }));
-  }
-  return parts.length ? h('div', { class: 'msg-extras' }, ...parts) : null;
-}
-
-/** A server notice (someone joined or left): a quiet line, not a message bubble. */
-function systemRow(m) {
-  const at = new Date(m.createdAt);
-  return h('li', { class: 'sysmsg', dataset: { messageId: m.id } },
-    h('span', { text: m.content }),
-    h('time', { datetime: m.createdAt, text: ` · ${at.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}` }));
+function autosize(box) {
+  box.style.height = 'auto';
+  box.style.height = `${Math.min(box.scrollHeight, 240)}px`;
 }

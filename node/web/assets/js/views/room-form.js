@@ -1,8 +1,8 @@
 // The create / edit room form (in a dialog). The server's validation errors are shown by the
 // field they name.
 //
-// Only settings the server acts on are offered: name, description, member limit, and
-// public/private. (allowGuests, requireApproval and recordMessages are stored by the server
+// Only settings the server acts on are offered: name, description, member limit,
+// public/private, and (when creating) the kind: a text room, a voice channel or a stage. (allowGuests, requireApproval and recordMessages are stored by the server
 // but not enforced yet; they get controls when they do something.)
 
 import { clearErrors, field, h, showFormError } from '../dom.js';
@@ -23,6 +23,11 @@ export function roomFormDialog({ title, submitLabel, room = null, save }) {
           required: true, maxlength: '100', autocomplete: 'off', value: room?.name ?? '',
           placeholder: 'e.g. general',
         }, hint: '3 to 100 characters.' }),
+        room ? null : field({ label: 'Room type', name: 'kind', hint: 'Voice channels and stages also have a text chat.',
+          control: h('select', {},
+            h('option', { value: 'text' }, 'Text room'),
+            h('option', { value: 'voice' }, 'Voice channel'),
+            h('option', { value: 'stage' }, 'Stage (hosts, speakers and an audience)')) }),
         field({ label: 'Description', name: 'description', type: 'textarea', attrs: {
           maxlength: '500', rows: '3', placeholder: 'What is this room about? (optional)',
         } }),
@@ -51,6 +56,7 @@ export function roomFormDialog({ title, submitLabel, room = null, save }) {
           maxUsers: Number.isFinite(maxUsers) && maxUsers >= 0 ? Math.min(Math.round(maxUsers), 100000) : 0,
           settings: { ...(room?.settings || {}), isPublic: data.get('visibility') !== 'private' },
         };
+        if (!room) fields.kind = String(data.get('kind') || 'text');
         const submit = form.querySelector('[type="submit"]');
         submit.disabled = true;
         try {

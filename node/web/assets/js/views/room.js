@@ -1,24 +1,45 @@
 // The room view: header (name, description, invite code, members toggle, admin settings,
-// leave), the message list, the typing line, the composer, and the member panel.
+// leave; a call button in a DM), the voice or stage panel of voice rooms, the message list,
+// the typing line, the "replying to" bar, the composer, and the member panel.
 //
-// Keyboard: Enter sends, Shift+Enter starts a new line; the composer takes focus when the room
-// opens. Typing sends typing:start (throttled by chat.js) and typing:stop on send, blur, or an
-// emptied box.
+// Keyboard: Enter sends, Shift+Enter starts a new line, Escape drops a reply being written;
+// the composer takes focus when the room opens. Typing sends typing:start (throttled by
+// chat.js) and typing:stop on send, blur, or an emptied box.
 
 import { h, icon } from '../dom.js';
 import { confirmDialog, modal } from './dialog.js';
 import { renderMembers } from './members.js';
 import { MessageList } from './messages.js';
 import { roomFormDialog } from './room-form.js';
+import { stagePanel } from './stage.js';
+import { voicePanel } from './voice.js';
+
+/** The header icon of each kind of room. */
+export const KIND_ICON = { text: 'hash', voice: 'volume', stage: 'stage', dm: 'at' };
 
 const MAX_LEN = 4000;
 const MEMBERS_KEY = 'vf.membersOpen';
 
-export function roomView({ roomId, store, chat, api, router, shell }) {
+export function roomView({ roomId, store, chat, api, router, shell, voice, calls }) {
   const room = store.room(roomId);
   if (!room) return previewView({ roomId, chat, api, router, shell });
 
   const unsub = [];
+  const isDm = room.kind === 'dm';
+  const label = () => (isDm ? `@${room.displayName(chat.me)}` : `#${room.name}`);
+  const memberOpts = {
+    store,
+    onMessage: async (userId) => {
+      try {
+        const id = await chat.openDm(userId);
+        router.go(`/rooms/${id}`);
+      } catch (err) {
+        shell.toast(`Could not open the conversation: ${err.message}`);
+      }
+    },
+  };
+  /** The message being answered (null: none). */
+  let replyTo = null;
   const title = h('h1', { class: 'room-title', id: 'room-title' });
   const desc = h('p', { class: 'room-desc' });
   const actions = h('div', { class: 'head-actions' });
@@ -48,31 +69,59 @@ export function roomView({ roomId, store, chat, api, router, shell }) {
       if (n === 0) jump.hidden = true;
       else jump.hidden = false;
     },
+    onReply: (m) => setReply(m),
   });
+  const replyBar = h('div', { class: 'reply-bar', hidden: true, role: 'status' });
+  let panel = null;
+  if (room.kind === 'voice') panel = voicePanel({ room, store, chat, voice, shell });
+  else if (room.kind === 'stage') panel = stagePanel({ room, store, chat, voice, shell });
+  if (panel) unsub.push(() => panel.destroy());
 
   const input = h('textarea', {
     id: 'composer', class: 'composer-input', rows: '1', maxlength: String(MAX_LEN),
-    placeholder: `Message #${room.name}`, 'aria-describedby': 'composer-help', autocomplete: 'off',
+    placeholder: `Message ${label()}`, 'aria-describedby': 'composer-help', autocomplete: 'off',
   });
+  const composerLabel = h('label', { for: 'composer', class: 'sr-only' }, `Message ${label()}`);
   const counter = h('span', { class: 'composer-count', 'aria-live': 'polite' });
   const form = h('form', { class: 'composer', 'aria-label': 'Send a message' },
-    h('label', { for: 'composer', class: 'sr-only' }, `Message #${room.name}`),
+    composerLabel,
     input,
     counter,
     h('button', { class: 'icon-btn send-btn', type: 'submit', 'aria-label': 'Send message', title: 'Send' },
       icon('send')),
-    h('p', { id: 'composer-help', class: 'sr-only' }, 'Enter sends, Shift+Enter adds a new line.'));
+    h('p', { id: 'composer-help', class: 'sr-only' },
+      'Enter sends, Shift+Enter adds a new line, Escape cancels a reply.'));
   const typingLine = h('div', { class: 'typing-line' });
 
-  const el = h('section', { class: 'view room', 'aria-labelledby': 'room-title' },
+  const el = h('section', { class: `view room kind-${room.kind}`, 'aria-labelledby': 'room-title' },
     h('header', { class: 'view-head' },
       shell.menuButton(),
-      icon('hash', 'head-icon'),
+      icon(KIND_ICON[room.kind] || 'hash', 'head-icon'),
       h('div', { class: 'room-heading' }, title, desc),
       actions),
     h('div', { class: 'room-body' },
-      h('div', { class: 'room-chat' }, list.el, jump, h('div', { class: 'composer-wrap' }, form, typingLine)),
+      h('div', { class: 'room-chat' }, panel?.el, list.el, jump,
+        h('div', { class: 'composer-wrap' }, replyBar, form, typingLine)),
       aside));
+
+  function setReply(m) {
+    replyTo = m;
+    if (!m) {
+      replyBar.hidden = true;
+      replyBar.replaceChildren();
+      return;
+    }
+    replyBar.hidden = false;
+    replyBar.replaceChildren(
+      icon('reply'),
+      h('span', { class: 'reply-bar-text' }, 'Replying to ', h('strong', { text: m.username }),
+        h('span', { class: 'reply-bar-snippet', text: ` — ${(m.content || '').slice(0, 80)}` })),
+      h('button', {
+        class: 'icon-btn', type: 'button', 'aria-label': 'Cancel reply', title: 'Cancel reply',
+        onclick: () => { setReply(null); input.focus(); },
+      }, icon('close')));
+    input.focus();
+  }
 
   function setMembersOpen(open, remember) {
     el.dataset.members = open ? 'open' : 'closed';
@@ -91,13 +140,32 @@ export function roomView({ roomId, store, chat, api, router, shell }) {
 
   function renderHead() {
     const meta = room.meta;
-    title.textContent = room.name;
-    desc.textContent = meta?.description || '';
-    desc.hidden = !meta?.description;
-    input.placeholder = `Message #${room.name}`;
-    document.title = `#${room.name} · VoiceFlow`;
+    title.textContent = isDm ? room.displayName(chat.me) : room.name;
+    desc.textContent = isDm ? 'Direct message' : meta?.description || '';
+    desc.hidden = !desc.textContent;
+    input.placeholder = `Message ${label()}`;
+    composerLabel.textContent = `Message ${label()}`;
+    document.title = `${label()} · VoiceFlow`;
     const admin = room.roleOf(chat.me.id) === 'admin';
     const buttons = [];
+    if (isDm) {
+      const c = store.call;
+      const busy = Boolean(c);
+      buttons.push(h('button', {
+        class: 'icon-btn call-btn', type: 'button', 'aria-label': `Call ${room.displayName(chat.me)}`,
+        title: busy ? 'Already in a call' : 'Start a voice call', disabled: busy,
+        onclick: async () => {
+          try {
+            await calls.call(room.id);
+          } catch (err) {
+            shell.toast(`Could not call: ${err.message}`);
+          }
+        },
+      }, icon('phone')));
+      buttons.push(membersToggle);
+      actions.replaceChildren(...buttons);
+      return;
+    }
     if (meta?.joinCode) {
       buttons.push(h('button', {
         class: 'btn btn-small btn-ghost invite-btn', type: 'button',
@@ -200,7 +268,8 @@ export function roomView({ roomId, store, chat, api, router, shell }) {
   function send() {
     const text = input.value;
     if (!text.trim()) return;
-    chat.send(room.id, text);
+    chat.send(room.id, text, { replyTo });
+    setReply(null);
     input.value = '';
     autosize();
     updateCounter();
@@ -213,6 +282,17 @@ export function roomView({ roomId, store, chat, api, router, shell }) {
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
       e.preventDefault();
       send();
+    } else if (e.key === 'Escape' && replyTo) {
+      e.preventDefault();
+      setReply(null);
+    } else if (e.key === 'ArrowUp' && !input.value) {
+      // Up in an empty box edits your last message (as in Discord).
+      const mine = [...room.ids].reverse().map((id) => room.messages.get(id))
+        .find((m) => m && chat.canEdit(m));
+      if (mine) {
+        e.preventDefault();
+        list.startEdit(mine.id);
+      }
     }
   });
   input.addEventListener('input', () => {
@@ -232,10 +312,12 @@ export function roomView({ roomId, store, chat, api, router, shell }) {
     store.on('messages', (d) => { if (d.roomId === room.id) list.schedule(d.reason, d.messageId); }),
     store.on('members', (d) => {
       if (d.roomId !== room.id) return;
-      renderMembers(membersPanel, room, chat.me.id);
+      renderMembers(membersPanel, room, chat.me.id, memberOpts);
       renderHead();
       list.schedule('members');
     }),
+    store.on('presence', () => renderMembers(membersPanel, room, chat.me.id, memberOpts)),
+    store.on('call', () => { if (isDm) renderHead(); }),
     store.on('typing', (d) => { if (d.roomId === room.id) renderTyping(); }),
     store.on('rooms', (d) => {
       if (d.removed === room.id) router.go('/rooms', { replace: true });
@@ -244,7 +326,7 @@ export function roomView({ roomId, store, chat, api, router, shell }) {
   );
 
   renderHead();
-  renderMembers(membersPanel, room, chat.me.id);
+  renderMembers(membersPanel, room, chat.me.id, memberOpts);
   renderTyping();
   list.render('init');
   chat.open(room.id);

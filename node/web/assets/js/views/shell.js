@@ -4,12 +4,14 @@
 // On a narrow screen the sidebar slides in over the content (menu button in each view's
 // header; Escape or a tap outside closes it).
 //
-// Later: unread badges go on the room links (renderRooms), voice channels get their own
-// section under "Your rooms" with their participants, and the self footer gets the mic and
-// deafen buttons (renderSelf).
+// The room lists (text rooms, voice channels with who is in them, direct messages; unread
+// badges) and the self footer (status picker, mic and deafen while in voice) are built in
+// views/sidebar.js; the call overlays in views/call.js.
 
-import { avatar, h, icon } from '../dom.js';
+import { h, icon } from '../dom.js';
+import { CallUi } from './call.js';
 import { roomFormDialog } from './room-form.js';
+import { renderSelfFooter, roomSections } from './sidebar.js';
 
 export class Shell {
   #view = null;
@@ -17,14 +19,17 @@ export class Shell {
   #bannerTimer = 0;
   #tick = 0;
 
-  constructor({ store, chat, session, router, logout }) {
+  constructor({ store, chat, session, router, logout, social, voice, calls }) {
     this.store = store;
     this.chat = chat;
     this.session = session;
     this.router = router;
     this.logout = logout;
+    this.social = social;
+    this.voice = voice;
+    this.calls = calls;
 
-    this.roomList = h('ul', { class: 'room-list', 'aria-label': 'Your rooms' });
+    this.roomList = h('div', { class: 'side-scroll' });
     this.selfEl = h('div', { class: 'self' });
     this.sidebar = h('nav', { class: 'sidebar', id: 'sidebar', 'aria-label': 'Rooms' },
       h('div', { class: 'sidebar-head' },
@@ -37,17 +42,19 @@ export class Shell {
         h('a', { class: 'side-link', href: '/rooms', 'data-nav': 'browse' }, icon('compass'), 'Browse rooms'),
         h('button', { class: 'side-link', type: 'button', onclick: () => this.createRoom() },
           icon('plus'), 'Create a room')),
-      h('h2', { class: 'sidebar-title', id: 'your-rooms' }, 'Your rooms'),
       this.roomList,
       this.selfEl);
     this.banner = h('div', { class: 'conn-banner', role: 'status', 'aria-live': 'polite', hidden: true });
     this.main = h('main', { class: 'main', id: 'main', tabindex: '-1' });
     this.scrim = h('div', { class: 'scrim', onclick: () => this.closeSidebar() });
     this.toasts = h('div', { class: 'toasts', role: 'status', 'aria-live': 'polite' });
+    this.callUi = new CallUi({ store, calls, router, shell: this });
     this.el = h('div', { class: 'app' },
       h('a', { class: 'skip-link', href: '#main', onclick: (e) => { e.preventDefault(); this.focusMain(); } },
         'Skip to content'),
-      this.sidebar, h('div', { class: 'main-col' }, this.banner, this.main), this.scrim, this.toasts);
+      this.sidebar,
+      h('div', { class: 'main-col' }, this.banner, this.callUi.bar, this.main),
+      this.scrim, this.toasts, this.callUi.overlay);
 
     this.onKey = (e) => {
       if (e.key === 'Escape' && this.el.classList.contains('sidebar-open')) {
@@ -62,6 +69,10 @@ export class Shell {
         if (d.notice) this.toast(d.notice);
       }),
       store.on('current', () => this.renderRooms()),
+      store.on('unread', () => this.renderRooms()),
+      store.on('members', () => this.renderRooms()),
+      store.on('presence', () => { this.renderRooms(); this.renderSelf(); }),
+      store.on('voice', () => { this.renderRooms(); this.renderSelf(); }),
       store.on('conn', () => this.renderConn()),
     );
     this.renderRooms();
@@ -72,6 +83,7 @@ export class Shell {
   destroy() {
     this.#view?.destroy?.();
     this.#unsub.forEach((f) => f());
+    this.callUi.destroy();
     document.removeEventListener('keydown', this.onKey);
     clearTimeout(this.#bannerTimer);
     clearInterval(this.#tick);
@@ -122,52 +134,43 @@ export class Shell {
   renderRooms() {
     const { store } = this;
     const route = this.router.route;
-    const items = [...store.rooms.values()].map((room) => {
-      const current = route.name === 'room' && route.id === room.id;
-      const isPrivate = room.meta && !room.meta.settings?.isPublic;
-      return h('li', {},
-        h('a', {
-          class: 'room-link', href: `/rooms/${room.id}`, 'aria-current': current ? 'page' : null,
-          title: room.meta?.description || null,
-        }, icon('hash', 'room-icon'), h('span', { class: 'room-link-name', text: room.name }),
-        isPrivate ? h('span', { class: 'tag', text: 'private' }) : null));
-    });
-    if (!items.length) {
-      items.push(h('li', { class: 'room-list-empty' },
-        'No rooms yet. Browse public rooms, join one with a code, or create your own.'));
-    }
-    this.roomList.replaceChildren(...items);
+    const scroll = this.roomList.scrollTop;
+    const focused = this.roomList.contains(document.activeElement)
+      ? document.activeElement.closest('[data-room-id]')?.dataset.roomId : null;
+    this.roomList.replaceChildren(...roomSections({ store, route, me: this.chat.me }));
+    this.roomList.scrollTop = scroll;
+    if (focused) this.roomList.querySelector(`[data-room-id="${CSS.escape(focused)}"]`)?.focus();
     const browse = this.sidebar.querySelector('[data-nav="browse"]');
     if (route.name === 'browse') browse.setAttribute('aria-current', 'page');
     else browse.removeAttribute('aria-current');
+    const unread = [...store.rooms.values()].reduce((n, r) => n + (r.unread || 0), 0);
+    document.body.dataset.unread = String(unread);
   }
 
   renderSelf() {
     const user = this.session.user;
     if (!user) return;
-    this.selfEl.replaceChildren(
-      avatar(user.id, user.username, 'avatar-sm'),
-      h('div', { class: 'self-names' },
-        h('span', { class: 'self-name', text: user.username }),
-        h('span', { class: 'self-status', 'data-self-status': '' })),
-      // Later: mic mute and deafen toggles go here, before the sign-out button.
-      h('button', {
-        class: 'icon-btn', type: 'button', 'aria-label': 'Sign out', title: 'Sign out',
-        onclick: () => this.logout(),
-      }, icon('logout')));
-    this.renderConn();
+    renderSelfFooter(this.selfEl, { user, store: this.store, social: this.social, voice: this.voice, shell: this });
+    this.#renderConnLine();
+  }
+
+  /** The footer's connection line. */
+  #renderConnLine() {
+    const { state } = this.store.conn;
+    const status = this.selfEl.querySelector('[data-self-status]');
+    if (status) status.textContent = { online: 'Online', connecting: 'Connecting…', offline: 'Offline' }[state];
   }
 
   /** The banner and the footer line say whether we are connected. */
   renderConn() {
     const { state, retryAt } = this.store.conn;
     document.body.dataset.conn = state;
-    const status = this.selfEl.querySelector('[data-self-status]');
-    if (status) status.textContent = { online: 'Online', connecting: 'Connecting…', offline: 'Offline' }[state];
+    this.#renderConnLine();
     this.el.dataset.conn = state;
     clearInterval(this.#tick);
-    clearTimeout(this.#bannerTimer);
     const b = this.banner;
+    if (state === 'online' && b.dataset.shown === 'ok') return; // "Back online." is showing
+    clearTimeout(this.#bannerTimer);
     b.dataset.state = state;
     if (state === 'online') {
       if (!b.hidden && b.dataset.shown === 'problem') {

@@ -1,0 +1,121 @@
+// The voice panel of a voice channel (a room of kind "voice"), above its text chat: who is in
+// the channel (tiles with a green ring on whoever is speaking, muted and deafened icons), and
+// Join / Mute / Deafen / Leave. Also the shared pieces the stage panel, the self footer and the
+// sidebar use: participant tiles and the mic / deafen buttons.
+
+import { avatar, h, icon } from '../dom.js';
+
+/** A participant tile: avatar (ringed while speaking), name, muted / deafened icons. */
+export function voiceTile(p, { meId, actions = null, role = null } = {}) {
+  const states = [];
+  if (p.speaking && !p.muted) states.push('speaking');
+  if (p.muted) states.push('muted');
+  if (p.deafened) states.push('deafened');
+  return h('li', {
+    class: `voice-tile${p.speaking && !p.muted ? ' speaking' : ''}`,
+    dataset: { userId: p.userId, speaking: String(Boolean(p.speaking && !p.muted)) },
+  },
+  h('span', { class: 'voice-avatar' }, avatar(p.userId, p.username)),
+  h('span', { class: 'voice-name' },
+    h('span', { class: 'voice-name-text', text: p.username }),
+    p.userId === meId ? h('span', { class: 'member-you', text: '(you)' }) : null,
+    role ? h('span', { class: `tag tag-${role}`, text: role }) : null),
+  h('span', { class: 'voice-icons' },
+    p.muted ? h('span', { class: 'voice-icon muted', title: 'Muted', 'data-state': 'muted' }, icon('micOff')) : null,
+    p.deafened ? h('span', { class: 'voice-icon deafened', title: 'Deafened', 'data-state': 'deafened' },
+      icon('headphonesOff')) : null),
+  h('span', { class: 'sr-only', text: states.length ? `, ${states.join(', ')}` : '' }),
+  actions);
+}
+
+/** Mute and deafen toggles for the current connection (aria-pressed shows the state). */
+export function micButtons(voice, store, { small = false } = {}) {
+  const v = store.voice;
+  if (!v) return [];
+  const cls = small ? 'icon-btn' : 'icon-btn voice-btn';
+  return [
+    h('button', {
+      class: `${cls}${v.muted ? ' is-off' : ''}`, type: 'button', 'data-key': 'mute',
+      'aria-label': 'Mute microphone', 'aria-pressed': String(v.muted),
+      title: v.muted ? 'Unmute' : 'Mute', disabled: v.noMic,
+      onclick: () => voice.toggleMute(),
+    }, icon(v.muted || v.noMic ? 'micOff' : 'mic')),
+    h('button', {
+      class: `${cls}${v.deafened ? ' is-off' : ''}`, type: 'button', 'data-key': 'deafen',
+      'aria-label': 'Deafen', 'aria-pressed': String(v.deafened),
+      title: v.deafened ? 'Undeafen' : 'Deafen',
+      onclick: () => voice.toggleDeafen(),
+    }, icon(v.deafened ? 'headphonesOff' : 'headphones')),
+  ];
+}
+
+/** Replaces a container's children, keeping focus on the control with the same data-key. */
+export function replaceKeepingFocus(container, children) {
+  const active = document.activeElement;
+  const key = container.contains(active) ? active?.dataset?.key : null;
+  container.replaceChildren(...children.filter((c) => c !== null && c !== undefined && c !== false));
+  if (key) container.querySelector(`[data-key="${CSS.escape(key)}"]`)?.focus();
+}
+
+/** What the connection is doing, in words. */
+export function voiceStateText(v) {
+  if (!v) return '';
+  if (v.state === 'connected') return 'Voice connected';
+  return 'Connecting…';
+}
+
+/** The panel for a voice channel. */
+export function voicePanel({ room, store, chat, voice, shell }) {
+  const body = h('div', { class: 'voice-body' });
+  const el = h('section', { class: 'voice-panel', 'aria-label': `Voice channel ${room.name}` }, body);
+  let busy = false;
+
+  async function join() {
+    if (store.call) {
+      shell.toast('You are in a call: hang up first.');
+      return;
+    }
+    busy = true;
+    render();
+    try {
+      await voice.join(room.id);
+    } catch (err) {
+      shell.toast(err.code === 'ROOM_FULL' ? 'The voice channel is full.' : `Could not join voice: ${err.message}`);
+    } finally {
+      busy = false;
+      render();
+    }
+  }
+
+  function render() {
+    const v = store.voice;
+    const here = voice.inChannel(room.id);
+    const people = [...(here ? v.participants : room.voiceMembers).values()]
+      .sort((a, b) => a.username.localeCompare(b.username));
+    const status = here
+      ? h('p', { class: `voice-status ${v.state}`, role: 'status' }, h('span', { class: 'voice-dot' }), voiceStateText(v))
+      : h('p', { class: 'voice-status', role: 'status' },
+        people.length ? `${people.length} in the channel` : 'Nobody is here yet.');
+    const controls = here
+      ? [...micButtons(voice, store),
+        h('button', {
+          class: 'btn btn-danger voice-leave', type: 'button', 'data-key': 'leave',
+          'aria-label': 'Leave voice channel', onclick: () => voice.leave(),
+        }, icon('phoneOff'), 'Leave')]
+      : [h('button', {
+        class: 'btn btn-primary voice-join', type: 'button', 'data-key': 'join', disabled: busy,
+        'aria-label': 'Join voice channel', onclick: join,
+      }, icon('volume'), busy ? 'Joining…' : 'Join voice')];
+    replaceKeepingFocus(body, [
+      h('div', { class: 'voice-top' }, status, h('div', { class: 'voice-controls' }, ...controls)),
+      people.length
+        ? h('ul', { class: 'voice-tiles', 'aria-label': 'In the voice channel' },
+          ...people.map((p) => voiceTile(p, { meId: chat.me.id })))
+        : null,
+    ]);
+  }
+
+  const unsub = store.on('voice', (d) => { if (!d.roomId || d.roomId === room.id) render(); });
+  render();
+  return { el, destroy: unsub };
+}
