@@ -80,6 +80,16 @@ async fn three_people_talk_in_a_voice_channel_over_the_sfu() -> Result<()> {
     for p in [&a, &b, &c] {
         assert_eq!(p.media.from(p.session), 0, "nobody hears themselves");
     }
+    // Someone opening the channel now learns who is in it from the join ack.
+    let mut late = node.ws(&alice).await?;
+    let ack = late
+        .request("room:join", json!({"roomId": channel}))
+        .await?;
+    assert_eq!(
+        ack["data"]["voice"].as_array().map(Vec::len),
+        Some(3),
+        "{ack}"
+    );
     assert_eq!(metric(&node, "voiceflow_voice_ports_in_use").await?, 3.0);
     let text = node
         .http

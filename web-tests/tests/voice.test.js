@@ -2,7 +2,7 @@
 // tone): both join through the voice panel, each receives the other's audio from the node's
 // SFU (inbound-rtp packets keep increasing in the page's RTCPeerConnection stats), speaking
 // rings follow the fake microphone's beeps, a mute and a deafen show as icons on the other
-// side, leaving works, and two joins at the same instant still connect both ways. Screenshot: the voice panel with
+// side, leaving works, a page opened later sees who is in the channel, and two joins at the same instant still connect both ways. Screenshot: the voice panel with
 // two participants.
 
 import assert from 'node:assert/strict';
@@ -99,6 +99,11 @@ describe('a voice channel', { timeout: 180_000 }, () => {
     await panel(bob.page).getByRole('button', { name: 'Leave voice channel' }).click();
     await eventually(async () => (await panel(alice.page).locator('li.voice-tile').count()) === 1, { what: 'one tile' });
     assert.equal(await inboundAudioPackets(bob.page), -1, 'no connection left');
+    await panel(bob.page).getByRole('button', { name: 'Join voice channel' }).waitFor();
+    // A page opened now learns who is in the channel from its room:join ack.
+    await bob.page.reload();
+    await bob.page.locator('.side-voice-member', { hasText: 'alice' }).waitFor({ timeout: 15_000 });
+    await tile(bob.page, 'alice').waitFor();
     await panel(bob.page).getByRole('button', { name: 'Join voice channel' }).waitFor();
     await panel(alice.page).getByRole('button', { name: 'Leave voice channel' }).click();
     await eventually(async () => (await panel(bob.page).locator('li.voice-tile').count()) === 0, { what: 'empty channel' });

@@ -266,6 +266,7 @@ impl RoomState {
             replay_truncated: replay.1,
             seq: self.log.head(),
             epoch: self.log.epoch(),
+            voice: self.voice_members(),
         }
     }
 

@@ -114,6 +114,10 @@ pub struct JoinReply {
     /// The room log's epoch; `since` is only meaningful within one epoch.
     #[serde(default)]
     pub epoch: u64,
+    /// Who is in the room's voice session now (voice channels, stages, calls); live changes
+    /// follow as `voice:user_joined` / `voice:user_left` / `voice:state`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub voice: Vec<crate::v1::voice::VoiceMember>,
 }
 
 /// `room:user_joined` / `room:user_left`.

@@ -92,6 +92,23 @@ impl RoomState {
         self.voice.as_ref().map_or(0, |v| v.entries.len())
     }
 
+    /// Everyone in the voice session whose connection the SFU accepted, by user id.
+    pub(super) fn voice_members(&self) -> Vec<VoiceMember> {
+        let mut members: Vec<VoiceMember> = self
+            .voice
+            .as_ref()
+            .map(|v| {
+                v.entries
+                    .values()
+                    .filter(|e| e.announced)
+                    .map(|e| self.member_view(e))
+                    .collect()
+            })
+            .unwrap_or_default();
+        members.sort_by_key(|m| m.user_id);
+        members
+    }
+
     pub(super) fn member_view(&self, entry: &Entry) -> VoiceMember {
         view_of_entry(self.room.id, self.room.kind, entry)
     }

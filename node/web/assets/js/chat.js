@@ -367,6 +367,10 @@ export class Chat {
       room.epoch = ack.epoch;
       room.members = new Map(ack.participants.map((m) => [m.userId, m]));
       room.membersLoaded = true;
+      // Who is in the voice session now (voice channels, stages, calls); events follow.
+      const hadVoice = room.voiceMembers.size > 0;
+      room.voiceMembers = new Map((ack.voice || []).map((m) => [m.userId, m]));
+      if (hadVoice || room.voiceMembers.size > 0) this.store.emit('voice', { roomId: room.id });
       this.notePresence(ack.participants);
       this.store.emit('members', { roomId: room.id });
       if (!data.since && room.loadedLatest) {
