@@ -18,22 +18,6 @@ use serde_json::{Value, json};
 const EXTRA: &str = "\n[presence]\nheartbeat_secs = 1\nsession_ttl_secs = 6\n\
                      [voice]\nconnect_timeout_secs = 5\nttl_secs = 6\n";
 
-async fn metric(node: &common::TestNode, name: &str) -> Result<f64> {
-    let text = node
-        .http
-        .get(node.url("/metrics"))
-        .send()
-        .await?
-        .text()
-        .await?;
-    Ok(text
-        .lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0))
-}
-
 /// Pumps both until each hears the other (more than `n` new packets), or fails after 20 s.
 async fn until_both_hear(a: &mut Participant, b: &mut Participant) -> Result<Vec<Value>> {
     let (sa, sb) = (a.session, b.session);
@@ -75,12 +59,12 @@ async fn a_voice_channel_lives_on_its_owner_and_comes_back_after_the_owner_dies(
             )
             .await?;
         let id = room["data"]["id"].as_str().unwrap_or_default().to_owned();
-        let before = metric(cluster.node(3), "voiceflow_rooms_running").await?;
+        let before = cluster.node(3).metric("voiceflow_rooms_running").await?;
         cluster
             .node(1)
             .get(&format!("/api/v1/rooms/{id}/members"), Some(&alice.token))
             .await?;
-        if metric(cluster.node(3), "voiceflow_rooms_running").await? > before {
+        if cluster.node(3).metric("voiceflow_rooms_running").await? > before {
             channel = Some(id);
             break;
         }
@@ -93,12 +77,18 @@ async fn a_voice_channel_lives_on_its_owner_and_comes_back_after_the_owner_dies(
     let mut b = Participant::join(cluster.node(2), &bob, &channel).await?;
     until_both_hear(&mut a, &mut b).await?;
     assert_eq!(
-        metric(cluster.node(3), "voiceflow_voice_participants").await?,
+        cluster
+            .node(3)
+            .metric("voiceflow_voice_participants")
+            .await?,
         2.0,
         "media terminates on the owner"
     );
     assert_eq!(
-        metric(cluster.node(1), "voiceflow_voice_participants").await?,
+        cluster
+            .node(1)
+            .metric("voiceflow_voice_participants")
+            .await?,
         0.0
     );
 
@@ -138,8 +128,14 @@ async fn a_voice_channel_lives_on_its_owner_and_comes_back_after_the_owner_dies(
         }
         pump_all(&mut [&mut a, &mut b], Duration::from_millis(500)).await?;
     }
-    let hosts = metric(cluster.node(1), "voiceflow_voice_participants").await?
-        + metric(cluster.node(2), "voiceflow_voice_participants").await?;
+    let hosts = cluster
+        .node(1)
+        .metric("voiceflow_voice_participants")
+        .await?
+        + cluster
+            .node(2)
+            .metric("voiceflow_voice_participants")
+            .await?;
     assert_eq!(hosts, 2.0, "the channel now lives on a surviving node");
     println!(
         "owner killed: participants told to rejoin after {told_after:?}, talking again after {:?}",

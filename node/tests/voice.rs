@@ -11,22 +11,6 @@ use common::voice::{Participant, pump_all, voice};
 use serde_json::{Value, json};
 use voiceflow_media::testing::Client;
 
-async fn metric(node: &TestNode, name: &str) -> Result<f64> {
-    let text = node
-        .http
-        .get(node.url("/metrics"))
-        .send()
-        .await?
-        .text()
-        .await?;
-    Ok(text
-        .lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_people_talk_in_a_voice_channel_over_the_sfu() -> Result<()> {
     let node = TestNode::start_with(&voice(47000)).await?;
@@ -90,7 +74,7 @@ async fn three_people_talk_in_a_voice_channel_over_the_sfu() -> Result<()> {
         Some(3),
         "{ack}"
     );
-    assert_eq!(metric(&node, "voiceflow_voice_ports_in_use").await?, 3.0);
+    assert_eq!(node.metric("voiceflow_voice_ports_in_use").await?, 3.0);
     let text = node
         .http
         .get(node.url("/metrics"))
@@ -182,7 +166,7 @@ async fn three_people_talk_in_a_voice_channel_over_the_sfu() -> Result<()> {
         "{gone:?}"
     );
     assert_eq!(
-        metric(&node, "voiceflow_voice_ports_in_use").await?,
+        node.metric("voiceflow_voice_ports_in_use").await?,
         1.0,
         "no leaked sockets"
     );
@@ -253,8 +237,8 @@ async fn bad_voice_input_gets_clear_errors_and_leaks_nothing() -> Result<()> {
     let left = ws.wait_for(|v| v["type"] == "voice:user_left").await?;
     assert_eq!(left["data"]["reason"], "disconnected");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(metric(&node, "voiceflow_voice_ports_in_use").await?, 0.0);
-    assert_eq!(metric(&node, "voiceflow_voice_participants").await?, 0.0);
+    assert_eq!(node.metric("voiceflow_voice_ports_in_use").await?, 0.0);
+    assert_eq!(node.metric("voiceflow_voice_participants").await?, 0.0);
     // The connection and chat are unaffected.
     let pong = ws.request("ping", json!({})).await?;
     assert_eq!(pong["ok"], true);
@@ -376,6 +360,6 @@ async fn a_stage_forwards_only_hosts_and_speakers_with_hands_bans_and_an_end() -
             .await?;
     assert_eq!(left["data"]["reason"], "ended");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(metric(&node, "voiceflow_voice_ports_in_use").await?, 0.0);
+    assert_eq!(node.metric("voiceflow_voice_ports_in_use").await?, 0.0);
     Ok(())
 }

@@ -189,6 +189,23 @@ impl TestNode {
     }
 
     /// Registers `name` (email `name@example.com`, password `password123`).
+    /// An unlabelled value from the node's Prometheus `/metrics` (0 when absent).
+    pub async fn metric(&self, name: &str) -> Result<f64> {
+        let text = self
+            .http
+            .get(self.url("/metrics"))
+            .send()
+            .await?
+            .text()
+            .await?;
+        Ok(text
+            .lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0))
+    }
+
     pub async fn register(&self, name: &str) -> Result<User> {
         let (status, body) = self
             .post(
