@@ -36,6 +36,8 @@ struct RemoteRoom {
 struct Inner {
     sessions: HashMap<u64, LocalSession>,
     rooms: HashMap<Snowflake, RemoteRoom>,
+    /// User → their sessions here (events for a user, such as a ringing call).
+    by_user: HashMap<Snowflake, Vec<u64>>,
 }
 
 /// Session id → session, room → followers. Cheap to clone.
@@ -51,7 +53,8 @@ impl SessionRegistry {
         outbox: Outbox,
         user_id: Snowflake,
     ) {
-        self.0.write().sessions.insert(
+        let mut inner = self.0.write();
+        inner.sessions.insert(
             session_id,
             LocalSession {
                 actor,
@@ -59,12 +62,20 @@ impl SessionRegistry {
                 user_id,
             },
         );
+        inner.by_user.entry(user_id).or_default().push(session_id);
     }
 
     /// A session ended: it follows nothing any more.
     pub fn unregister(&self, session_id: u64) {
         let mut inner = self.0.write();
-        inner.sessions.remove(&session_id);
+        if let Some(gone) = inner.sessions.remove(&session_id)
+            && let Some(ids) = inner.by_user.get_mut(&gone.user_id)
+        {
+            ids.retain(|id| *id != session_id);
+            if ids.is_empty() {
+                inner.by_user.remove(&gone.user_id);
+            }
+        }
         inner.rooms.retain(|_, room| {
             room.sessions.remove(&session_id);
             !room.sessions.is_empty()
@@ -146,8 +157,9 @@ impl SessionRegistry {
     /// Frames for every session of `user` on this node; returns how many got them.
     pub fn to_user(&self, user: Snowflake, frame: &Frame) -> usize {
         let inner = self.0.read();
+        let ids = inner.by_user.get(&user).map_or(&[][..], Vec::as_slice);
         let mut delivered = 0;
-        for session in inner.sessions.values().filter(|s| s.user_id == user) {
+        for session in ids.iter().filter_map(|id| inner.sessions.get(id)) {
             session.outbox.push(frame.clone());
             delivered += 1;
         }
