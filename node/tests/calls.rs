@@ -237,14 +237,7 @@ async fn missed_declined_cancelled_busy_and_offline_callees() -> Result<()> {
     a.next_event("call:ended").await?;
 
     // Bob is in a voice channel (presence in_call): busy, without ringing.
-    let (_, lounge) = node
-        .post(
-            "/api/v1/rooms",
-            Some(&bob.token),
-            json!({"name": "Lounge", "kind": "voice"}),
-        )
-        .await?;
-    let lounge = lounge["data"]["id"].as_str().unwrap_or_default().to_owned();
+    let lounge = node.create_voice_room(&bob, "Lounge", "voice").await?;
     let mut in_lounge = Participant::join(&node, &bob, &lounge).await?;
     in_lounge.pump(Duration::from_millis(300)).await?;
     let bob_id = bob.id.clone();

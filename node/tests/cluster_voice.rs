@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 use common::cluster::TestCluster;
 use common::voice::{Participant, pump_all};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// Short heartbeats (a restarted channel learns of its participants quickly) and media ports.
 const EXTRA: &str = "\n[presence]\nheartbeat_secs = 1\nsession_ttl_secs = 6\n\
@@ -50,15 +50,10 @@ async fn a_voice_channel_lives_on_its_owner_and_comes_back_after_the_owner_dies(
     // room count rises when the channel is first used owns it.
     let mut channel = None;
     for i in 0..12 {
-        let (_, room) = cluster
+        let id = cluster
             .node(1)
-            .post(
-                "/api/v1/rooms",
-                Some(&alice.token),
-                json!({"name": format!("Lounge {i}"), "kind": "voice"}),
-            )
+            .create_voice_room(&alice, &format!("Lounge {i}"), "voice")
             .await?;
-        let id = room["data"]["id"].as_str().unwrap_or_default().to_owned();
         let before = cluster.node(3).metric("voiceflow_rooms_running").await?;
         cluster
             .node(1)

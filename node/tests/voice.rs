@@ -17,16 +17,7 @@ async fn three_people_talk_in_a_voice_channel_over_the_sfu() -> Result<()> {
     let alice = node.register("alice").await?;
     let bob = node.register("bob").await?;
     let carol = node.register("carol").await?;
-    let (status, room) = node
-        .post(
-            "/api/v1/rooms",
-            Some(&alice.token),
-            json!({"name": "Lounge", "kind": "voice"}),
-        )
-        .await?;
-    assert_eq!(status, 201, "{room}");
-    assert_eq!(room["data"]["kind"], "voice");
-    let channel = room["data"]["id"].as_str().unwrap_or_default().to_owned();
+    let channel = node.create_voice_room(&alice, "Lounge", "voice").await?;
 
     // Alice also watches the room's chat: she sees who is in the call.
     let mut watcher = node.ws(&alice).await?;
@@ -177,14 +168,7 @@ async fn three_people_talk_in_a_voice_channel_over_the_sfu() -> Result<()> {
 async fn bad_voice_input_gets_clear_errors_and_leaks_nothing() -> Result<()> {
     let node = TestNode::start_with(&voice(47020)).await?;
     let alice = node.register("alice").await?;
-    let (_, room) = node
-        .post(
-            "/api/v1/rooms",
-            Some(&alice.token),
-            json!({"name": "Lounge", "kind": "voice"}),
-        )
-        .await?;
-    let channel = room["data"]["id"].as_str().unwrap_or_default().to_owned();
+    let channel = node.create_voice_room(&alice, "Lounge", "voice").await?;
     let (text, _) = node.create_room(&alice, "Chat", json!({}), 10).await?;
     let (status, odd) = node
         .post(
@@ -251,15 +235,7 @@ async fn a_stage_forwards_only_hosts_and_speakers_with_hands_bans_and_an_end() -
     let alice = node.register("alice").await?;
     let bob = node.register("bob").await?;
     let carol = node.register("carol").await?;
-    let (status, room) = node
-        .post(
-            "/api/v1/rooms",
-            Some(&alice.token),
-            json!({"name": "Town hall", "kind": "stage"}),
-        )
-        .await?;
-    assert_eq!(status, 201, "{room}");
-    let stage = room["data"]["id"].as_str().unwrap_or_default().to_owned();
+    let stage = node.create_voice_room(&alice, "Town hall", "stage").await?;
     let mut a = Participant::join(&node, &alice, &stage).await?;
     let mut b = Participant::join(&node, &bob, &stage).await?;
     let mut c = Participant::join(&node, &carol, &stage).await?;

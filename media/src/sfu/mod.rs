@@ -464,23 +464,19 @@ async fn answer(peer: &Peer, offer: RTCSessionDescription) -> Result<String, Med
         let _ = peer.pc.add_ice_candidate(candidate).await;
     }
     let answer = peer.pc.create_answer(None).await.map_err(MediaError::sdp)?;
-    peer.pc
-        .set_local_description(answer)
-        .await
-        .map_err(MediaError::sdp)?;
-    let local = peer
-        .pc
-        .local_description()
-        .await
-        .ok_or(MediaError::NoDescription)?;
-    Ok(local.sdp)
+    set_local(peer, answer).await
 }
 
 /// A new offer for the participant's current tracks.
 async fn offer(peer: &Peer) -> Result<String, MediaError> {
     let offer = peer.pc.create_offer(None).await.map_err(MediaError::sdp)?;
+    set_local(peer, offer).await
+}
+
+/// Applies the server's own description and returns it as negotiated (with candidates).
+async fn set_local(peer: &Peer, description: RTCSessionDescription) -> Result<String, MediaError> {
     peer.pc
-        .set_local_description(offer)
+        .set_local_description(description)
         .await
         .map_err(MediaError::sdp)?;
     let local = peer

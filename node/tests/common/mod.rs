@@ -189,6 +189,16 @@ impl TestNode {
     }
 
     /// Registers `name` (email `name@example.com`, password `password123`).
+    /// Creates a room of `kind` (`voice`, `stage`) as `user`; returns its id (fails unless 201).
+    pub async fn create_voice_room(&self, user: &User, name: &str, kind: &str) -> Result<String> {
+        let body = json!({"name": name, "kind": kind});
+        let (status, room) = self.post("/api/v1/rooms", Some(&user.token), body).await?;
+        if status != 201 || room["data"]["kind"] != kind {
+            bail!("creating a {kind} room: {status} {room}");
+        }
+        Ok(room["data"]["id"].as_str().unwrap_or_default().to_owned())
+    }
+
     /// An unlabelled value from the node's Prometheus `/metrics` (0 when absent).
     pub async fn metric(&self, name: &str) -> Result<f64> {
         let text = self
