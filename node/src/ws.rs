@@ -169,6 +169,9 @@ async fn serve(state: AppState, mut ws: Ws, user: Author) {
     };
     outbox.push(frame::event(events::HELLO, &hello));
     let close = pump(&state, &mut ws, &outbox, &session, user.user_id).await;
+    // The session ends now (presence, rooms, voice), not after a closing handshake that a
+    // vanished client would make us wait for.
+    let _ = session.cast(SessionMsg::Disconnected);
     if let Some(reason) = close {
         // The closing handshake: send our close, then read until the client's close (or the
         // end of the stream) so the client reads our reason before the TCP connection goes.
@@ -179,7 +182,6 @@ async fn serve(state: AppState, mut ws: Ws, user: Author) {
         })
         .await;
     }
-    let _ = session.cast(SessionMsg::Disconnected);
     state.connections.unregister(session_id);
 }
 
@@ -252,6 +254,11 @@ async fn pump(
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ping.tick().await;
     let mut last_heard = Instant::now();
+    // Its own timer rather than the ping tick, so a client that vanishes without closing (a
+    // phone losing its network) is dropped exactly `idle_timeout` after its last frame, not up
+    // to a ping interval later. Re-armed lazily: frames only move `last_heard`.
+    let idle = tokio::time::sleep(idle_timeout);
+    tokio::pin!(idle);
     let mut batch: Vec<Frame> = Vec::new();
     let mut scratch: Vec<u8> = Vec::new();
     loop {
@@ -332,10 +339,13 @@ async fn pump(
                     }
                 }
             }
-            _ = ping.tick() => {
+            () = &mut idle => {
                 if last_heard.elapsed() >= idle_timeout {
                     return Some(CloseReason::idle_timeout());
                 }
+                idle.as_mut().reset(tokio::time::Instant::from_std(last_heard + idle_timeout));
+            }
+            _ = ping.tick() => {
                 match tokio::time::timeout(write_timeout, ws.send(Message::Ping(Default::default()))).await {
                     Ok(Ok(())) => {}
                     Ok(Err(_)) | Err(_) => return None,

@@ -459,14 +459,24 @@ async fn a_silent_connection_is_closed_after_the_idle_timeout() -> anyhow::Resul
     let alice = node.register("alice").await?;
     let mut silent = node.ws(&alice).await?;
     let mut chatty = node.ws(&alice).await?;
-    // The silent client neither sends nor reads (so never answers the server's pings); the
-    // chatty one keeps talking and must stay open.
+    // The silent client neither sends nor reads (so never answers the server's pings) until
+    // half a second after its timeout, then reads the close; the server waits 2 s for that in
+    // its closing handshake. The chatty one keeps talking and must stay open.
     let started = std::time::Instant::now();
-    for _ in 0..8 {
-        assert_eq!(chatty.request("ping", json!({})).await?["ok"], true);
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    assert_eq!(silent.closed().await?, Some(4000), "closed for idleness");
+    let talk = async {
+        for _ in 0..8 {
+            assert_eq!(chatty.request("ping", json!({})).await?["ok"], true);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        anyhow::Ok(())
+    };
+    let listen_late = async {
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        silent.closed().await
+    };
+    let (talked, closed) = tokio::join!(talk, listen_late);
+    talked?;
+    assert_eq!(closed?, Some(4000), "closed for idleness");
     assert!(started.elapsed() >= Duration::from_secs(2));
     assert_eq!(chatty.request("ping", json!({})).await?["ok"], true);
     Ok(())

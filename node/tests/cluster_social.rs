@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use common::cluster::TestCluster;
+use common::proxy::FreezableProxy;
 use common::{User, WsClient};
 use serde_json::{Value, json};
 
@@ -143,5 +144,51 @@ async fn presence_edits_receipts_and_resume_work_across_nodes() -> Result<()> {
     // quiet: `lastSeen` set), or, if it lived on the killed node, its successor (which never
     // saw him: no `lastSeen`).
     assert_eq!(offline["data"]["status"], "offline", "{offline}");
+    Ok(())
+}
+
+/// The default timings (sessions beat every 15 s, a WebSocket silent for 30 s is
+/// gone): a phone whose network vanishes without closing its connection shows offline to a
+/// member on another node within 30 s, and not before its silence could be told from a pause.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_whose_connection_goes_silent_is_offline_within_30_s() -> Result<()> {
+    let Some(cluster) = TestCluster::start(2, "cluster_social::silent_client").await? else {
+        return Ok(());
+    };
+    let (n1, n2) = (cluster.node(1), cluster.node(2));
+    let alice = n1.register("alice").await?;
+    let carol = n2.register("carol").await?;
+    let (room, code) = n1.create_room(&alice, "General", json!({}), 10).await?;
+    assert_eq!(n2.join_code(&carol, &code).await?.0, 200);
+    let mut watcher = n1.ws(&alice).await?;
+    let joined = watcher
+        .request("room:join", json!({"roomId": room}))
+        .await?;
+    assert_eq!(joined["ok"], true, "{joined}");
+
+    // Carol's phone reaches node 2 through a relay; it answers the server's pings until the
+    // relay freezes (no FIN, no RST: both sockets stay open).
+    let relay = FreezableProxy::start(n2.addr).await?;
+    let phone = WsClient::connect(relay.addr, &carol.token).await?;
+    let phone = tokio::spawn(phone.keep_reading());
+    presence(&mut watcher, &carol, "online").await?;
+    // Let at least one ping/pong round pass, so the silence starts at the freeze.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let frozen = Instant::now();
+    relay.freeze();
+    let offline = presence(&mut watcher, &carol, "offline").await?;
+    let took = frozen.elapsed();
+    eprintln!("presence: offline seen {took:?} after the client's connection went silent");
+    assert!(
+        took <= Duration::from_secs(31),
+        "offline {took:?} after the freeze (30 s idle timeout, ~1 s for delivery)"
+    );
+    // The last pong came at most one 10 s ping interval before the freeze.
+    assert!(
+        took >= Duration::from_secs(19),
+        "offline after {took:?}: dropped before 30 s of silence"
+    );
+    assert!(offline["data"]["lastSeen"].as_u64().is_some(), "{offline}");
+    phone.abort();
     Ok(())
 }

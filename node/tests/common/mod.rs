@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod proxy;
 pub mod voice;
 
 use std::io::{BufRead, BufReader};
@@ -394,6 +395,12 @@ impl WsClient {
             Ok(Some(Ok(_))) => Ok(Some(Value::Null)),
             Ok(Some(Err(_))) | Ok(None) | Err(_) => Ok(None),
         }
+    }
+
+    /// Reads (and so answers the server's pings) until the connection ends; for a client that
+    /// should stay alive in the background: `tokio::spawn(client.keep_reading())`.
+    pub async fn keep_reading(mut self) {
+        while let Some(Ok(_)) = self.ws.next().await {}
     }
 
     /// Waits until the server closes the connection; returns the close code.
