@@ -165,12 +165,36 @@ async fn edits_deletes_reactions_and_replies_reach_every_member_in_log_order() -
     assert_eq!(stored["deleted"], true, "{stored}");
     assert_eq!(stored["content"], "");
     assert!(stored["editedAt"].is_string());
+    // The reply no longer quotes the deleted parent, whether or not the parent is on the page.
+    let reply_id = reply["data"]["message"]["id"].clone();
+    let after_reply = reply_id
+        .as_str()
+        .and_then(|s| s.parse::<u64>().ok())
+        .map(|n| n + 1)
+        .unwrap_or_default();
+    for query in [
+        "limit=10".to_owned(),
+        format!("limit=1&before={after_reply}"),
+    ] {
+        let (_, page) = node
+            .get(
+                &format!("/api/v1/rooms/{room}/messages?{query}"),
+                Some(&bob.token),
+            )
+            .await?;
+        let listed = page["data"]
+            .as_array()
+            .and_then(|l| l.iter().find(|m| m["id"] == reply_id).cloned())
+            .unwrap_or_default();
+        assert_eq!(listed["replyTo"]["id"], id, "{query}: {page}");
+        assert_eq!(listed["replyTo"]["snippet"], "", "{query}: {page}");
+    }
     Ok(())
 }
 
 #[tokio::test]
-async fn a_reconnect_after_500_missed_events_replays_exactly_those_in_order() -> anyhow::Result<()>
-{
+async fn a_reconnect_after_500_missed_messages_replays_exactly_those_and_their_changes_in_order()
+-> anyhow::Result<()> {
     let node = TestNode::start().await?;
     let alice = node.register("alice").await?;
     let bob = node.register("bob").await?;
@@ -191,7 +215,7 @@ async fn a_reconnect_after_500_missed_events_replays_exactly_those_in_order() ->
     let mut b = node.ws(&bob).await?;
     b.request("room:join", json!({"roomId": room})).await?;
     let mut pending = Vec::new();
-    for i in 0..498 {
+    for i in 0..500 {
         pending.push(
             b.send(
                 "message:send",
@@ -200,24 +224,40 @@ async fn a_reconnect_after_500_missed_events_replays_exactly_those_in_order() ->
             .await?,
         );
     }
-    let mut first = Value::Null;
+    let mut ids = Vec::new();
     for id in pending {
         let ack = b.ack(id).await?;
         assert_eq!(ack["ok"], true, "{ack}");
-        if first.is_null() {
-            first = ack["data"]["message"]["id"].clone();
-        }
+        ids.push(ack["data"]["message"]["id"].clone());
     }
+    // While Alice is away: an edit, a reaction, a deletion over the WebSocket and one over
+    // REST (Bob deletes his own messages).
     b.request(
         "message:update",
-        json!({"roomId": room, "messageId": first, "content": "m0!"}),
+        json!({"roomId": room, "messageId": ids[0], "content": "m0!"}),
     )
     .await?;
     b.request(
         "reaction:add",
-        json!({"roomId": room, "messageId": first, "emoji": "🔥"}),
+        json!({"roomId": room, "messageId": ids[0], "emoji": "🔥"}),
     )
     .await?;
+    let deleted = b
+        .request(
+            "message:delete",
+            json!({"roomId": room, "messageId": ids[1]}),
+        )
+        .await?;
+    assert_eq!(deleted["ok"], true, "{deleted}");
+    let path = format!("/api/v1/messages/{}", ids[2].as_str().unwrap_or_default());
+    let (status, body) = node
+        .call(reqwest::Method::DELETE, &path, Some(&bob.token), None)
+        .await?;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = node
+        .call(reqwest::Method::DELETE, &path, Some("not-a-token"), None)
+        .await?;
+    assert_eq!(status, 401, "{body}");
 
     let mut a = node.ws(&alice).await?;
     let ack_id = a
@@ -227,7 +267,7 @@ async fn a_reconnect_after_500_missed_events_replays_exactly_those_in_order() ->
         )
         .await?;
     let ack = a.ack(ack_id).await?;
-    assert_eq!(ack["data"]["replayed"], 500, "{ack}");
+    assert_eq!(ack["data"]["replayed"], 504, "{ack}");
     assert_eq!(ack["data"]["replayTruncated"], false);
     // The replay arrived before the ack: it is all in the backlog.
     let replay: Vec<Value> = a.backlog.drain(..).collect();
@@ -236,22 +276,41 @@ async fn a_reconnect_after_500_missed_events_replays_exactly_those_in_order() ->
         .filter_map(|f| f["data"]["seq"].as_u64())
         .collect();
     let base = since.as_u64().unwrap_or(0);
-    assert_eq!(seqs, (base + 1..=base + 500).collect::<Vec<_>>());
-    let contents: Vec<&str> = replay
+    assert_eq!(seqs, (base + 1..=base + 504).collect::<Vec<_>>());
+    let received: Vec<&Value> = replay
         .iter()
         .filter(|f| f["type"] == "message:received")
+        .collect();
+    let got_ids: Vec<Value> = received.iter().map(|f| f["data"]["id"].clone()).collect();
+    assert_eq!(got_ids, ids, "exactly the 500 missed messages, in order");
+    let contents: Vec<&str> = received
+        .iter()
         .map(|f| f["data"]["content"].as_str().unwrap_or_default())
         .collect();
-    let want: Vec<String> = (0..498).map(|i| format!("m{i}")).collect();
+    let mut want: Vec<String> = (0..500).map(|i| format!("m{i}")).collect();
+    // What was deleted meanwhile is replayed as the tombstone it is now.
+    want[1].clear();
+    want[2].clear();
     assert_eq!(contents, want);
-    assert_eq!(replay[498]["type"], "message:updated");
-    assert_eq!(replay[499]["type"], "reaction:updated");
+    assert_eq!(received[1]["data"]["deleted"], true);
+    let tail: Vec<&Value> = replay[500..].iter().map(|f| &f["type"]).collect();
+    assert_eq!(
+        tail,
+        [
+            "message:updated",
+            "reaction:updated",
+            "message:deleted",
+            "message:deleted"
+        ]
+    );
+    assert_eq!(replay[500]["data"]["content"], "m0!");
+    assert_eq!(replay[503]["data"]["messageId"], ids[2]);
     // Live continues at the seam without a gap or a duplicate.
     b.request("message:send", json!({"roomId": room, "content": "live"}))
         .await?;
     let live = a.next_event("message:received").await?;
     assert_eq!(live["data"]["content"], "live");
-    assert_eq!(live["data"]["seq"], base + 501);
+    assert_eq!(live["data"]["seq"], base + 505);
     // A cursor from another epoch (or beyond the log) replays nothing and says so.
     let mut c = node.ws(&alice).await?;
     let other = c

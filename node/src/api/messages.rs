@@ -2,8 +2,11 @@
 //! `DELETE /messages/:id`. Posting goes through the room actor like a WebSocket send, so REST
 //! and live clients share one order and one durability rule.
 
+use std::collections::HashMap;
+
 use bytes::Bytes;
 use voiceflow_actors::room::{Author, Reply, RoomMsg, view_of};
+use voiceflow_schema::MessageRecord;
 use voiceflow_wire::Snowflake;
 use voiceflow_wire::v1::client::SendMessage;
 use voiceflow_wire::v1::server::MessageView;
@@ -80,6 +83,7 @@ async fn history(
     let mut page = s.ctx.store.messages_before(room, before, limit + 1).await?;
     let has_more = page.len() > limit as usize;
     page.truncate(limit as usize);
+    hide_deleted_parents(&s, room, &mut page).await?;
     let views: Vec<MessageView> = page.iter().map(view_of).collect();
     let mut fields = serde_json::Map::new();
     fields.insert(
@@ -88,6 +92,37 @@ async fn history(
     );
     fields.insert("hasMore".into(), has_more.into());
     Ok(ok_page(fields))
+}
+
+/// A reply quotes a snippet of its parent as it was when the reply was sent; once the parent
+/// is deleted, the snippet goes too (the reply still says what it answered).
+async fn hide_deleted_parents(
+    s: &AppState,
+    room: Snowflake,
+    page: &mut [MessageRecord],
+) -> Result<(), ApiError> {
+    let mut deleted: HashMap<Snowflake, bool> = page
+        .iter()
+        .map(|m| (m.id, m.deleted_at.is_some()))
+        .collect();
+    for message in page.iter_mut() {
+        let Some(parent) = message.extra.reply_to.as_ref().map(|r| r.id) else {
+            continue;
+        };
+        let gone = match deleted.get(&parent) {
+            Some(gone) => *gone,
+            None => {
+                let stored = s.ctx.store.message(room, parent).await?;
+                let gone = stored.is_none_or(|p| p.deleted_at.is_some());
+                deleted.insert(parent, gone);
+                gone
+            }
+        };
+        if gone && let Some(reply) = message.extra.reply_to.as_mut() {
+            reply.snippet.clear();
+        }
+    }
+    Ok(())
 }
 
 async fn post(s: AppState, user: AuthUser, body: Bytes) -> Result<Response, ApiError> {

@@ -269,9 +269,7 @@ impl RoomState {
                         message_id,
                     })));
                 }
-                message.content.clear();
-                message.extra.reactions.clear();
-                message.deleted_at = Some(now_ms());
+                make_tombstone(&mut message, now_ms());
                 Ok(Outcome::Queue(Change::new(ChangeKind::Deleted, message)))
             }
             Action::React { emoji, add, .. } => {
@@ -293,6 +291,15 @@ impl RoomState {
             Action::Read { .. } => Err(invalid("op", "read markers are not log changes")),
         }
     }
+}
+
+/// What is left of a deleted message: who posted it and when, its place in the log and the
+/// reply it was, but no content, file or reactions.
+pub(crate) fn make_tombstone(message: &mut MessageRecord, deleted_at: u64) {
+    message.content.clear();
+    message.extra.reactions.clear();
+    message.extra.file_id = None;
+    message.deleted_at = Some(deleted_at);
 }
 
 /// Adds or removes `user`'s `emoji`; returns whether anything changed.

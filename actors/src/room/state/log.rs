@@ -6,6 +6,8 @@
 //! for a resync: before the next write the room re-reads the log's end from storage, and
 //! broadcasts whatever of the failed batch did land, so live members never miss a seq.
 
+use std::collections::HashMap;
+
 use ractor::RpcReplyPort;
 use serde_json::value::RawValue;
 use voiceflow_schema::{LogHead, MessageRecord, RoomEventRecord, StoreError};
@@ -16,6 +18,7 @@ use voiceflow_wire::v1::rich::{MessageRef, MessageReply, ReactionUpdated};
 use voiceflow_wire::v1::server::{MessageDeleted, events};
 use voiceflow_wire::{ErrorBody, Snowflake};
 
+use super::changes::make_tombstone;
 use super::fanout::{reaction_views, view_of};
 use super::{Author, RoomState};
 use crate::error::ActorError;
@@ -451,7 +454,7 @@ impl RoomState {
         if stored.len() > limit as usize {
             return Ok((0, true));
         }
-        let frames: Vec<Frame> = stored.iter().map(|e| frame_of(&e.event, &e.data)).collect();
+        let frames = replay_frames(&stored);
         if let Some(last) = stored.last() {
             session
                 .to
@@ -459,6 +462,49 @@ impl RoomState {
         }
         Ok((frames.len() as u32, false))
     }
+}
+
+/// The frames that replay `entries`: each entry as it was sent, except that a message deleted
+/// later in `entries` is replayed as the tombstone it became (its earlier `message:received`
+/// and `message:updated` carry no content, file or reactions, and replies to it quote no
+/// snippet). A client that missed both the post and its deletion never sees what was deleted.
+fn replay_frames(entries: &[RoomEventRecord]) -> Vec<Frame> {
+    let deleted: HashMap<Snowflake, u64> = entries
+        .iter()
+        .filter(|e| e.event == events::MESSAGE_DELETED)
+        .filter_map(|e| e.message.as_ref())
+        .map(|m| (m.id, m.deleted_at.unwrap_or_default()))
+        .collect();
+    entries
+        .iter()
+        .map(|e| {
+            let shows_message =
+                e.event == events::MESSAGE_RECEIVED || e.event == events::MESSAGE_UPDATED;
+            let Some(message) = e.message.as_ref().filter(|_| shows_message) else {
+                return frame_of(&e.event, &e.data);
+            };
+            let gone = deleted.get(&message.id).copied();
+            let parent_gone = message
+                .extra
+                .reply_to
+                .as_ref()
+                .is_some_and(|r| deleted.contains_key(&r.id));
+            if gone.is_none() && !parent_gone {
+                return frame_of(&e.event, &e.data);
+            }
+            let mut message = message.clone();
+            if let Some(at) = gone {
+                make_tombstone(&mut message, at);
+            }
+            if parent_gone && let Some(parent) = message.extra.reply_to.as_mut() {
+                parent.snippet.clear();
+            }
+            message.extra.seq = e.seq;
+            // Plain data structs always serialize.
+            let data = serde_json::to_string(&view_of(&message)).unwrap_or_else(|_| "{}".into());
+            frame_of(&e.event, &data)
+        })
+        .collect()
 }
 
 #[cfg(test)]
