@@ -302,7 +302,8 @@ async fn pump(
                         return Some(CloseReason {
                             code: 1009,
                             reason: format!(
-                                "message too big: frames over {} bytes are refused",
+                                "message too big: frames over {} bytes close the connection (the limit is {} bytes)",
+                                state.config.limits.ws_frame_close_bytes,
                                 state.config.ws_max_frame_bytes
                             ),
                         });

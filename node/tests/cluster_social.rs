@@ -192,3 +192,65 @@ async fn a_client_whose_connection_goes_silent_is_offline_within_30_s() -> Resul
     phone.abort();
     Ok(())
 }
+
+/// Bob chose dnd on his session on node 2; his presence actor lives on node 3, which dies.
+/// The actor that takes over on a survivor learns the choice from his next heartbeats: the
+/// room never shows him online meanwhile, and shows dnd after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chosen_status_survives_the_presence_actor_moving() -> Result<()> {
+    let Some(mut cluster) =
+        TestCluster::start_with(3, "cluster_social::chosen_status_moves", PRESENCE).await?
+    else {
+        return Ok(());
+    };
+    let (n1, n2) = (cluster.node(1), cluster.node(2));
+    let alice = n1.register("alice").await?;
+    // A user whose presence actor is placed on node 3 (ids are random; a third of them are).
+    let mut bob = None;
+    for i in 0..30 {
+        let user = n2.register(&format!("bob{i}")).await?;
+        let id: u64 = user.id.parse()?;
+        if voiceflow_node::cluster::owner_among(&[1, 2, 3], id) == Some(3) {
+            bob = Some(user);
+            break;
+        }
+    }
+    let bob = bob.ok_or_else(|| anyhow::anyhow!("no user placed on node 3 in 30 tries"))?;
+    let (room, code) = n1.create_room(&alice, "General", json!({}), 10).await?;
+    assert_eq!(n2.join_code(&bob, &code).await?.0, 200);
+    let mut a = n1.ws(&alice).await?;
+    let joined = a.request("room:join", json!({"roomId": room})).await?;
+    assert_eq!(joined["ok"], true, "{joined}");
+    let mut b = n2.ws(&bob).await?;
+    presence(&mut a, &bob, "online").await?;
+    let dnd = b
+        .request("presence:update", json!({"status": "dnd"}))
+        .await?;
+    assert_eq!(dnd["ok"], true, "{dnd}");
+    presence(&mut a, &bob, "dnd").await?;
+    let bob_keeps_beating = tokio::spawn(b.keep_reading());
+
+    cluster.kill9(3);
+    // Failure detection (3 s), the successor's warm-up (one heartbeat and a bit), a few beats.
+    let bob_id = bob.id.clone();
+    let shown_online = a
+        .sees_within(Duration::from_secs(15), move |v| {
+            v["type"] == "user:presence_changed"
+                && v["data"]["userId"] == bob_id.as_str()
+                && v["data"]["status"] != "dnd"
+        })
+        .await;
+    assert!(!shown_online, "Bob was shown as something else than dnd");
+    let (status, members) = cluster
+        .node(1)
+        .get(&format!("/api/v1/rooms/{room}/members"), Some(&alice.token))
+        .await?;
+    assert_eq!(status, 200, "{members}");
+    let listed = members["data"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["userId"] == bob.id.as_str()).cloned())
+        .unwrap_or_default();
+    assert_eq!(listed["status"], "dnd", "{members}");
+    bob_keeps_beating.abort();
+    Ok(())
+}

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 /// The version byte of every inter-node frame this build speaks.
 /// (2: room logs with seq/epoch, message actions, presence.)
-pub const PROTOCOL_VERSION: u8 = 3;
+pub const PROTOCOL_VERSION: u8 = 4;
 
 /// A node's id: the node-id bits of its snowflakes.
 pub type NodeId = u16;
@@ -122,6 +122,15 @@ pub enum PeerMsg {
     },
 }
 
+/// A status a user chose, and when (Unix ms): the newest choice wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChosenStatus {
+    /// Online, away or dnd.
+    pub status: crate::v1::rich::PresenceStatus,
+    /// When it was chosen.
+    pub at_ms: u64,
+}
+
 /// Requests to a user's presence actor, from that user's sessions (or a room asking).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum PresenceOp {
@@ -136,6 +145,9 @@ pub enum PresenceOp {
         session_id: u64,
         /// Milliseconds since the client's last action.
         idle_ms: u64,
+        /// The status this session last chose, so a presence actor that took over (its
+        /// predecessor's node died or placement changed) learns it again.
+        chosen: Option<ChosenStatus>,
     },
     /// A session ended.
     Detach {
@@ -144,12 +156,15 @@ pub enum PresenceOp {
     },
     /// The user chose a status (online, away, dnd).
     Set {
-        /// The status.
-        status: crate::v1::rich::PresenceStatus,
+        /// The status and when it was chosen.
+        chosen: ChosenStatus,
     },
-    /// The user joined or left a call or voice channel.
+    /// From a voice channel, a stage or a conversation's call: the user is in it (sent again
+    /// every heartbeat while they are, so it lapses if the channel's node dies) or left it.
     InCall {
-        /// In one now.
+        /// The channel's room.
+        channel: u64,
+        /// In it now.
         on: bool,
     },
     /// A room wants the user's current status (it started, or lost its source).

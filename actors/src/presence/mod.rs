@@ -42,7 +42,7 @@ pub struct PresenceNote {
     pub user_id: Snowflake,
     /// Their status.
     pub status: PresenceStatus,
-    /// When last seen (offline only).
+    /// When one of the user's sessions was last heard from (unknown: `None`).
     pub last_seen: Option<u64>,
     /// Newer reports have higher versions.
     pub version: u64,

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use voiceflow_wire::Snowflake;
-use voiceflow_wire::cluster::PresenceOp;
+use voiceflow_wire::cluster::{ChosenStatus, PresenceOp};
 use voiceflow_wire::ids::now_ms;
 use voiceflow_wire::v1::rich::PresenceStatus;
 
@@ -53,11 +53,15 @@ pub struct PresenceState {
     pub user: Snowflake,
     timings: PresenceTimings,
     sessions: HashMap<u64, Seen>,
-    chosen: PresenceStatus,
-    in_call: bool,
+    /// The newest status the user chose (`at_ms` 0: none known to this actor).
+    chosen: ChosenStatus,
+    /// Voice channels and calls the user is in, with when their room last said so; one that
+    /// stops saying so (its node died) lapses after the session TTL.
+    calls: HashMap<u64, Instant>,
     /// The status last published.
     pub status: PresenceStatus,
-    /// Set when the user went offline.
+    /// When one of the user's sessions was last heard from (Unix ms); `None` if this actor
+    /// never heard from any (it took over from a node that died).
     pub last_seen: Option<u64>,
     /// Orders this actor's reports; time-based so a newer actor's reports win.
     pub version: u64,
@@ -72,8 +76,11 @@ impl PresenceState {
             user,
             timings,
             sessions: HashMap::new(),
-            chosen: PresenceStatus::Online,
-            in_call: false,
+            chosen: ChosenStatus {
+                status: PresenceStatus::Online,
+                at_ms: 0,
+            },
+            calls: HashMap::new(),
             status: PresenceStatus::Offline,
             last_seen: None,
             version: 0,
@@ -87,10 +94,10 @@ impl PresenceState {
         if self.sessions.is_empty() {
             return PresenceStatus::Offline;
         }
-        if self.in_call {
+        if !self.calls.is_empty() {
             return PresenceStatus::InCall;
         }
-        match self.chosen {
+        match self.chosen.status {
             PresenceStatus::Dnd => PresenceStatus::Dnd,
             PresenceStatus::Away => PresenceStatus::Away,
             _ => {
@@ -113,6 +120,15 @@ impl PresenceState {
 
     /// Applies an op.
     pub fn apply(&mut self, op: PresenceOp, now: Instant) -> Effects {
+        if matches!(
+            op,
+            PresenceOp::Attach { .. }
+                | PresenceOp::Beat { .. }
+                | PresenceOp::Detach { .. }
+                | PresenceOp::Set { .. }
+        ) {
+            self.last_seen = Some(now_ms());
+        }
         match op {
             PresenceOp::Attach { session_id } => {
                 self.sessions.insert(
@@ -126,7 +142,11 @@ impl PresenceState {
             PresenceOp::Beat {
                 session_id,
                 idle_ms,
+                chosen,
             } => {
+                if let Some(chosen) = chosen {
+                    self.choose(chosen);
+                }
                 let active_at = now
                     .checked_sub(Duration::from_millis(idle_ms))
                     .unwrap_or(now);
@@ -141,19 +161,20 @@ impl PresenceState {
             PresenceOp::Detach { session_id } => {
                 self.sessions.remove(&session_id);
             }
-            PresenceOp::Set { status } => {
-                if matches!(
-                    status,
-                    PresenceStatus::Online | PresenceStatus::Away | PresenceStatus::Dnd
-                ) {
-                    self.chosen = status;
-                }
+            PresenceOp::Set { chosen } => {
+                self.choose(chosen);
                 // Choosing a status is activity.
                 for s in self.sessions.values_mut() {
                     s.active_at = now;
                 }
             }
-            PresenceOp::InCall { on } => self.in_call = on,
+            PresenceOp::InCall { channel, on } => {
+                if on {
+                    self.calls.insert(channel, now);
+                } else {
+                    self.calls.remove(&channel);
+                }
+            }
             PresenceOp::Probe { room } => {
                 let room = Snowflake(room);
                 if !self.waiting.contains(&room) {
@@ -164,11 +185,24 @@ impl PresenceState {
         self.settle(now)
     }
 
-    /// Time passed: sessions that stopped beating are gone, idle users turn away.
+    /// A chosen status newer than the one known (a client cannot choose in_call or offline).
+    fn choose(&mut self, chosen: ChosenStatus) {
+        let allowed = matches!(
+            chosen.status,
+            PresenceStatus::Online | PresenceStatus::Away | PresenceStatus::Dnd
+        );
+        if allowed && chosen.at_ms >= self.chosen.at_ms {
+            self.chosen = chosen;
+        }
+    }
+
+    /// Time passed: sessions that stopped beating are gone, idle users turn away, calls whose
+    /// room stopped confirming them are over.
     pub fn tick(&mut self, now: Instant) -> Effects {
         let ttl = self.timings.session_ttl;
         self.sessions
             .retain(|_, s| now.duration_since(s.last_beat) < ttl);
+        self.calls.retain(|_, at| now.duration_since(*at) < ttl);
         self.settle(now)
     }
 
@@ -180,7 +214,6 @@ impl PresenceState {
         if !hold {
             if status != self.status {
                 self.status = status;
-                self.last_seen = (status == PresenceStatus::Offline).then(now_ms);
                 self.version = (self.version + 1).max(now_ms() << 10);
                 effects.publish = true;
             }
@@ -235,6 +268,7 @@ mod tests {
             PresenceOp::Beat {
                 session_id: 2,
                 idle_ms: 0,
+                chosen: None,
             },
             t15,
         );
@@ -255,6 +289,7 @@ mod tests {
             PresenceOp::Beat {
                 session_id: 1,
                 idle_ms: 301_000,
+                chosen: None,
             },
             later,
         );
@@ -264,13 +299,14 @@ mod tests {
             PresenceOp::Beat {
                 session_id: 1,
                 idle_ms: 10,
+                chosen: None,
             },
             later,
         );
         assert_eq!(s.status, PresenceStatus::Online);
         s.apply(
             PresenceOp::Set {
-                status: PresenceStatus::Dnd,
+                chosen: chose(PresenceStatus::Dnd, 1),
             },
             later,
         );
@@ -278,13 +314,80 @@ mod tests {
         // A client cannot claim in_call or offline; the server sets in_call.
         s.apply(
             PresenceOp::Set {
-                status: PresenceStatus::Offline,
+                chosen: chose(PresenceStatus::Offline, 2),
             },
             later,
         );
         assert_eq!(s.status, PresenceStatus::Dnd);
-        s.apply(PresenceOp::InCall { on: true }, later);
+        s.apply(
+            PresenceOp::InCall {
+                channel: 7,
+                on: true,
+            },
+            later,
+        );
         assert_eq!(s.status, PresenceStatus::InCall);
+    }
+
+    fn chose(status: PresenceStatus, at_ms: u64) -> ChosenStatus {
+        ChosenStatus { status, at_ms }
+    }
+
+    fn beat(session_id: u64, chosen: Option<ChosenStatus>) -> PresenceOp {
+        PresenceOp::Beat {
+            session_id,
+            idle_ms: 0,
+            chosen,
+        }
+    }
+
+    #[test]
+    fn an_actor_that_took_over_learns_the_newest_chosen_status_from_heartbeats() {
+        let (mut s, t) = state(true);
+        // The phone chose dnd at 100, the browser chose away earlier; neither told this actor.
+        s.apply(beat(1, Some(chose(PresenceStatus::Away, 50))), t);
+        s.apply(beat(2, Some(chose(PresenceStatus::Dnd, 100))), t);
+        assert_eq!(s.status, PresenceStatus::Dnd);
+        s.apply(beat(1, Some(chose(PresenceStatus::Away, 50))), t);
+        assert_eq!(
+            s.status,
+            PresenceStatus::Dnd,
+            "an older choice does not win"
+        );
+        s.apply(beat(3, None), t);
+        assert_eq!(s.status, PresenceStatus::Dnd);
+        s.apply(beat(1, Some(chose(PresenceStatus::InCall, 200))), t);
+        assert_eq!(s.status, PresenceStatus::Dnd, "in_call cannot be chosen");
+    }
+
+    #[test]
+    fn calls_count_per_channel_and_lapse_when_their_room_stops_confirming() {
+        let (mut s, t) = state(false);
+        s.apply(PresenceOp::Attach { session_id: 1 }, t);
+        let call = |channel, on| PresenceOp::InCall { channel, on };
+        s.apply(call(7, true), t);
+        s.apply(call(8, true), t);
+        s.apply(call(7, false), t);
+        assert_eq!(s.status, PresenceStatus::InCall, "still in channel 8");
+        // Channel 8's node dies: nobody confirms or ends it; the session keeps beating.
+        let t20 = t + Duration::from_secs(20);
+        s.apply(beat(1, None), t20);
+        assert!(!s.tick(t + Duration::from_secs(29)).publish);
+        assert!(s.tick(t + Duration::from_secs(31)).publish);
+        assert_eq!(s.status, PresenceStatus::Online);
+    }
+
+    #[test]
+    fn last_seen_is_when_a_session_was_last_heard_and_unknown_if_never() {
+        let (mut s, t) = state(true);
+        s.tick(t + Duration::from_secs(17));
+        assert_eq!(s.status, PresenceStatus::Offline);
+        assert_eq!(s.last_seen, None, "took over without hearing from anyone");
+        s.apply(PresenceOp::Attach { session_id: 1 }, t);
+        let online = s.last_seen.expect("heard");
+        assert!(online > 0);
+        s.apply(PresenceOp::Detach { session_id: 1 }, t);
+        assert!(s.last_seen.expect("heard") >= online);
     }
 
     #[test]

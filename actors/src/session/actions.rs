@@ -1,6 +1,7 @@
 //! Session requests about existing messages (edit, delete, react, read) and presence.
 
-use voiceflow_wire::cluster::PresenceOp;
+use voiceflow_wire::cluster::{ChosenStatus, PresenceOp};
+use voiceflow_wire::ids::now_ms;
 use voiceflow_wire::v1::client::{ClientFrame, FrameError};
 use voiceflow_wire::v1::frame;
 use voiceflow_wire::v1::rich::{
@@ -248,10 +249,12 @@ impl SessionState {
                 ),
             });
         }
-        self.presence_op(PresenceOp::Set {
+        let chosen = ChosenStatus {
             status: update.status,
-        })
-        .await;
+            at_ms: now_ms(),
+        };
+        self.chosen = Some(chosen);
+        self.presence_op(PresenceOp::Set { chosen }).await;
         if let Some(id) = frame.id {
             self.outbox.push(frame::ack_ok(id, &update));
         }

@@ -112,6 +112,8 @@ pub struct SessionState {
     beat_timer: Option<tokio::task::JoinHandle<()>>,
     /// Voice channels this connection is in (they get its heartbeats and its departure).
     voice_channels: std::collections::HashSet<Snowflake>,
+    /// The status this connection's client last chose (repeated in every presence beat).
+    chosen: Option<voiceflow_wire::cluster::ChosenStatus>,
 }
 
 impl Actor for SessionActor {
@@ -139,6 +141,7 @@ impl Actor for SessionActor {
             last_active: std::time::Instant::now(),
             beat_timer: None,
             voice_channels: Default::default(),
+            chosen: None,
         })
     }
 
@@ -197,10 +200,12 @@ impl Actor for SessionActor {
                 state.voice_beat_all().await;
                 let idle_ms = state.last_active.elapsed().as_millis() as u64;
                 let session_id = state.session_id;
+                let chosen = state.chosen;
                 state
                     .presence_op(PresenceOp::Beat {
                         session_id,
                         idle_ms,
+                        chosen,
                     })
                     .await;
             }

@@ -312,7 +312,8 @@ impl Membership {
     }
 }
 
-/// The owner of `room` among `owners` (rendezvous hashing), if any.
+/// The owner of `room` among `owners` (rendezvous hashing), if any. Rooms and users (their
+/// presence actors) are placed by the same rule.
 pub fn owner_among(owners: &[NodeId], room: u64) -> Option<NodeId> {
     owners
         .iter()

@@ -35,6 +35,7 @@ use voiceflow_wire::cluster::{MemberInfo, MemberState, NodeId, PeerMsg};
 
 pub use config::ClusterConfig;
 use link::{Lane, LinkActor, LinkMsg, PeerHandle};
+pub use membership::owner_among;
 use membership::{Change, Membership};
 pub use router::NodeRef;
 pub use status::route as status_route;

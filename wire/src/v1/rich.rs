@@ -176,7 +176,9 @@ pub struct PresenceChanged {
     pub user_id: Snowflake,
     /// Their status now.
     pub status: PresenceStatus,
-    /// When they were last connected (Unix ms); set once they are offline.
+    /// When one of their sessions was last heard from (Unix ms): about now while they are
+    /// connected, the moment they left once offline; absent if unknown (the node that tracked
+    /// them died with their sessions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_seen: Option<u64>,
 }

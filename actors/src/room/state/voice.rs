@@ -76,6 +76,8 @@ pub(crate) struct VoiceRoom {
     /// Counter values already exported (received, forwarded, bytes, dropped).
     exported: [u64; 4],
     ticks: u64,
+    /// When `in_call` was last confirmed to the participants' presence.
+    in_call_confirmed: Instant,
 }
 
 fn voice_error(message: &str) -> ActorError {
@@ -223,6 +225,7 @@ impl RoomState {
                 entries: HashMap::new(),
                 exported: [0; 4],
                 ticks: 0,
+                in_call_confirmed: Instant::now(),
             }
         });
         if voice.entries.contains_key(&session.session_id) {
@@ -424,10 +427,33 @@ impl RoomState {
             return;
         }
         let ctx = self.ctx.clone();
+        let channel = self.room.id.0;
         tokio::spawn(async move {
-            let op = voiceflow_wire::cluster::PresenceOp::InCall { on };
+            let op = voiceflow_wire::cluster::PresenceOp::InCall { channel, on };
             ctx.presence.send(&ctx, user, op).await;
         });
+    }
+
+    /// Once per presence heartbeat: confirms `in_call` for everyone in the channel, so it
+    /// lapses by itself if this actor's node dies.
+    fn refresh_in_call(&mut self) {
+        let every = self.ctx.config.presence_heartbeat;
+        let Some(voice) = self.voice.as_mut() else {
+            return;
+        };
+        if voice.in_call_confirmed.elapsed() < every {
+            return;
+        }
+        voice.in_call_confirmed = Instant::now();
+        let users: std::collections::BTreeSet<Snowflake> = voice
+            .entries
+            .values()
+            .filter(|e| e.announced)
+            .map(|e| e.user_id)
+            .collect();
+        for user in users {
+            self.set_in_call(user, true);
+        }
     }
 
     /// The SFU accepted a participant's offer: everyone who sees the channel is told.
@@ -517,6 +543,7 @@ impl RoomState {
         for session_id in silent {
             self.voice_remove(session_id, "disconnected");
         }
+        self.refresh_in_call();
     }
 
     /// Per-channel metrics: participants, packets and bytes forwarded, drops; every 5 s the
