@@ -78,8 +78,12 @@ pub struct Config {
     pub outbound_queue_frames: usize,
     /// A client that accepts not one byte for this long is dropped (it is not reading), ms.
     pub ws_write_timeout_ms: u64,
-    /// Invalid frames in a row before a connection is closed.
-    pub max_consecutive_errors: u32,
+    /// Malformed frames (unparseable, unknown event, wrong field types, oversize, too deep)
+    /// within a minute before a connection is closed with 4002; refused requests a correct
+    /// client can make (a deleted room, a rate limit) do not count. (Formerly
+    /// `max_consecutive_errors`, still accepted.)
+    #[serde(alias = "max_consecutive_errors")]
+    pub max_invalid_frames: u32,
     /// A room with nobody in it stops after this long, seconds.
     pub room_idle_timeout_secs: u64,
     /// Typing indicators end this long after the last `typing:start`, ms.
@@ -223,7 +227,7 @@ impl Default for Config {
             ws_max_frame_bytes: 64 * 1024,
             outbound_queue_frames: 8192,
             ws_write_timeout_ms: 10_000,
-            max_consecutive_errors: 20,
+            max_invalid_frames: 20,
             room_idle_timeout_secs: 60,
             typing_ttl_ms: 6000,
             replay_limit: 1000,
@@ -436,7 +440,7 @@ impl Config {
             replay_limit: self.replay_limit,
             nonce_cache: 4096,
             outbound_queue_frames: self.outbound_queue_frames,
-            max_consecutive_errors: self.max_consecutive_errors,
+            max_invalid_frames: self.max_invalid_frames,
             presence_heartbeat: self.presence.heartbeat(),
         }
     }

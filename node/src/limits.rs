@@ -10,8 +10,8 @@
 //!   within one window is closed with [`CLOSE_RATE_LIMITED`].
 //! - **Bad input** (WebSocket): a frame over `ws_max_frame_bytes` gets PAYLOAD_TOO_LARGE and a
 //!   frame nested deeper than `max_json_depth` gets INVALID_FRAME, both without being parsed.
-//!   These count as invalid frames: `max_consecutive_errors` of them in a row close the
-//!   connection with 4002, as the session does for the invalid frames it sees. Rate-limited
+//!   These count as invalid frames: `max_invalid_frames` of them within a minute close the
+//!   connection with 4002, as the session does for the malformed frames it sees. Rate-limited
 //!   frames are not invalid and do not count there.
 
 use std::net::IpAddr;
@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, NotUntil, Quota};
 use voiceflow_actors::CloseReason;
+use voiceflow_actors::session::InvalidFrames;
 use voiceflow_wire::v1::client::Request as _;
 use voiceflow_wire::v1::client::{ClientFrame, SendMessage};
 use voiceflow_wire::v1::frame::{self, Frame};
@@ -124,11 +125,11 @@ pub struct Limits {
     logins: Option<Keyed<IpAddr>>,
     max_frame_bytes: usize,
     max_depth: usize,
-    max_errors_in_row: u32,
+    max_invalid: u32,
 }
 
 impl Limits {
-    /// The limits of `config` (`[limits]`, `ws_max_frame_bytes`, `max_consecutive_errors`).
+    /// The limits of `config` (`[limits]`, `ws_max_frame_bytes`, `max_invalid_frames`).
     pub fn new(config: &Config) -> Limits {
         let l = &config.limits;
         let on = l.rate_limits;
@@ -151,7 +152,7 @@ impl Limits {
                 .map(Keyed::new),
             max_frame_bytes: config.ws_max_frame_bytes,
             max_depth: l.max_json_depth as usize,
-            max_errors_in_row: config.max_consecutive_errors.max(1),
+            max_invalid: config.max_invalid_frames.max(1),
         }
     }
 
@@ -175,7 +176,7 @@ impl Limits {
             }),
             window_start: Instant::now(),
             in_window: 0,
-            errors_in_row: 0,
+            invalid: InvalidFrames::new(Instant::now()),
         }
     }
 }
@@ -192,12 +193,12 @@ pub enum Verdict {
 }
 
 /// One connection's limits: its token bucket, its frame count in the current window, and
-/// the invalid frames refused here in a row.
+/// the invalid frames refused here this minute.
 pub struct ConnectionGate {
     events: Option<DefaultDirectRateLimiter>,
     window_start: Instant,
     in_window: u64,
-    errors_in_row: u32,
+    invalid: InvalidFrames,
 }
 
 impl ConnectionGate {
@@ -236,7 +237,6 @@ impl ConnectionGate {
             return Verdict::Refuse(frame::failure(envelope.id, &limited.body("messages")));
         }
         // Whatever else is wrong with it, the session says (and counts).
-        self.errors_in_row = 0;
         Verdict::Forward
     }
 
@@ -271,8 +271,7 @@ impl ConnectionGate {
 
     fn invalid(&mut self, limits: &Limits, id: Option<u64>, error: &ErrorBody) -> Verdict {
         let answer = frame::failure(id, error);
-        self.errors_in_row += 1;
-        if self.errors_in_row >= limits.max_errors_in_row {
+        if self.invalid.count(Instant::now(), limits.max_invalid) {
             return Verdict::Close(answer, CloseReason::too_many_errors());
         }
         Verdict::Refuse(answer)
@@ -374,9 +373,9 @@ mod tests {
     }
 
     #[test]
-    fn messages_are_limited_per_user_and_bad_frames_count_in_a_row() {
+    fn messages_are_limited_per_user_and_bad_frames_count_within_a_minute() {
         let limits = Limits::new(&config(
-            "max_consecutive_errors = 3\n[limits]\nmessages_per_sec = 1\nmessages_burst = 2\n",
+            "max_invalid_frames = 3\n[limits]\nmessages_per_sec = 1\nmessages_burst = 2\n",
         ));
         let send = r#"{"type":"message:send","id":9,"data":{"roomId":"1","content":"hi"}}"#;
         let mut a = limits.connection();
@@ -414,6 +413,11 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        // A valid frame between them does not wipe the count.
+        assert!(matches!(
+            a.check_text(&limits, Snowflake(1), r#"{"type":"ping","id":5}"#),
+            Verdict::Forward
+        ));
         assert!(matches!(
             a.check_text(&limits, Snowflake(1), &deep),
             Verdict::Refuse(_)

@@ -198,11 +198,8 @@ async fn oversize_frames_are_refused_and_huge_ones_close_the_connection() -> Res
 
 #[tokio::test]
 async fn deep_json_is_refused_unparsed_and_counts_as_an_invalid_frame() -> Result<()> {
-    let node = TestNode::start_with(&config(
-        "max_consecutive_errors = 3\n",
-        "max_json_depth = 8\n",
-    ))
-    .await?;
+    let node =
+        TestNode::start_with(&config("max_invalid_frames = 3\n", "max_json_depth = 8\n")).await?;
     let alice = node.register("alice").await?;
     let mut ws = node.ws(&alice).await?;
     let deep = |id: Option<u64>| {
@@ -225,14 +222,39 @@ async fn deep_json_is_refused_unparsed_and_counts_as_an_invalid_frame() -> Resul
     let shallow = json!({"type": "ping", "id": 8, "data": {"x": [[1]], "s": "[[[[[[[[[[[["}});
     ws.send_raw(&shallow.to_string()).await?;
     assert_eq!(ws.ack(8).await?["ok"], true);
-    // Three bad frames in a row close the connection (4002), as for any invalid frame.
+    // Three bad frames within a minute close the connection (4002), as for any invalid
+    // frame; the valid one between them does not wipe the count.
     ws.send_raw(&deep(None)).await?;
     assert_eq!(
         ws.next_event("error").await?["data"]["code"],
         "INVALID_FRAME"
     );
     ws.send_raw(&deep(None)).await?;
-    ws.send_raw(&deep(None)).await?;
+    assert_eq!(ws.closed().await?, Some(4002));
+    Ok(())
+}
+
+#[tokio::test]
+async fn refusals_a_correct_client_gets_do_not_count_but_garbage_between_valid_frames_does()
+-> Result<()> {
+    let node = TestNode::start_with(&config("max_invalid_frames = 3\n", "")).await?;
+    let alice = node.register("alice").await?;
+    let mut ws = node.ws(&alice).await?;
+    // A client rejoining rooms that were deleted meanwhile: refused, not malformed.
+    for _ in 0..5 {
+        let refused = ws
+            .request("room:join", json!({"roomId": "123456789"}))
+            .await?;
+        assert_eq!(refused["error"]["code"], "ROOM_NOT_FOUND", "{refused}");
+    }
+    assert_eq!(ws.request("ping", json!({})).await?["ok"], true);
+    // Garbage slipped between valid frames still adds up.
+    for round in 0..3 {
+        ws.send_raw("not json").await?;
+        if round < 2 {
+            assert_eq!(ws.request("ping", json!({})).await?["ok"], true);
+        }
+    }
     assert_eq!(ws.closed().await?, Some(4002));
     Ok(())
 }

@@ -30,6 +30,9 @@ use crate::room::{Author, Reply, RoomMsg, SessionLink};
 use voiceflow_wire::cluster::PresenceOp;
 
 mod actions;
+mod invalid;
+
+pub use invalid::{INVALID_FRAMES_WINDOW, InvalidFrames, is_malformed};
 
 /// Messages a session actor handles.
 #[derive(Debug)]
@@ -102,8 +105,8 @@ pub struct SessionState {
     ctx: NodeContext,
     /// Joined rooms and where each is served.
     joined: HashMap<Snowflake, Attached>,
-    /// Invalid frames in a row; too many and the client is disconnected.
-    errors_in_row: u32,
+    /// Malformed frames this minute; too many and the client is disconnected.
+    invalid: InvalidFrames,
     /// Counts joins sent to other nodes (each is checked for confirmation once).
     join_generation: u64,
     /// When the client last did something (not a ping): for automatic away.
@@ -136,7 +139,7 @@ impl Actor for SessionActor {
             outbox: args.outbox,
             ctx: args.ctx,
             joined: HashMap::new(),
-            errors_in_row: 0,
+            invalid: InvalidFrames::new(std::time::Instant::now()),
             join_generation: 0,
             last_active: std::time::Instant::now(),
             beat_timer: None,
@@ -340,17 +343,20 @@ impl SessionState {
                 ),
             }),
         };
-        match outcome {
-            Ok(()) => self.errors_in_row = 0,
-            Err(e) => self.reject(&e),
+        if let Err(e) = outcome {
+            self.reject(&e);
         }
     }
 
-    /// Answers a bad frame; too many in a row closes the connection.
+    /// Answers a refused frame; too many malformed ones within a minute close the connection.
     pub fn reject(&mut self, error: &FrameError) {
         self.outbox.push(frame::failure(error.id, &error.error));
-        self.errors_in_row += 1;
-        if self.errors_in_row >= self.ctx.config.max_consecutive_errors {
+        if is_malformed(error.error.code)
+            && self.invalid.count(
+                std::time::Instant::now(),
+                self.ctx.config.max_invalid_frames,
+            )
+        {
             self.outbox.close(CloseReason::too_many_errors());
         }
     }
