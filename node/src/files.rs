@@ -34,10 +34,51 @@ pub async fn open(config: &Config, cql: Option<&CqlStore>) -> anyhow::Result<Arc
 /// client claimed is never used.
 pub fn sniff(bytes: &[u8]) -> &'static str {
     match infer::get(bytes) {
-        Some(kind) => kind.mime_type(),
+        Some(kind) => audio_only_container(kind.mime_type(), bytes),
         None if std::str::from_utf8(bytes).is_ok() => "text/plain",
         None => "application/octet-stream",
     }
+}
+
+/// WebM, Matroska and MP4 hold audio or video, and magic numbers name them all video; what a
+/// browser's MediaRecorder makes of a microphone (WebM/Opus in Chrome and Firefox, MP4/AAC in
+/// Safari) is audio. Such a file is relabelled `audio/*` when its track headers name only
+/// audio: Matroska `CodecID`s (`A_…` but no `V_…`, in the first 64 KiB where the tracks are
+/// described), or MP4 handler boxes (`soun` but no `vide`).
+fn audio_only_container(mime: &'static str, bytes: &[u8]) -> &'static str {
+    match mime {
+        "video/webm" | "video/x-matroska" => {
+            let head = &bytes[..bytes.len().min(64 * 1024)];
+            if !matroska_codec(head, b"A_") || matroska_codec(head, b"V_") {
+                mime
+            } else if mime == "video/webm" {
+                "audio/webm"
+            } else {
+                "audio/x-matroska"
+            }
+        }
+        "video/mp4" | "video/quicktime" if mp4_handler(bytes, b"soun") => {
+            if mp4_handler(bytes, b"vide") {
+                mime
+            } else {
+                "audio/mp4"
+            }
+        }
+        _ => mime,
+    }
+}
+
+/// A Matroska `CodecID` element (id 0x86, a one-byte size) whose value starts with `prefix`.
+fn matroska_codec(head: &[u8], prefix: &[u8; 2]) -> bool {
+    head.windows(4)
+        .any(|w| w[0] == 0x86 && (0x81..=0xfe).contains(&w[1]) && w[2..4] == prefix[..])
+}
+
+/// An MP4 `hdlr` box (after version/flags and `pre_defined`) of handler type `kind`.
+fn mp4_handler(bytes: &[u8], kind: &[u8; 4]) -> bool {
+    bytes
+        .windows(16)
+        .any(|w| &w[0..4] == b"hdlr" && w[12..16] == kind[..])
 }
 
 /// Whether a browser may show the file in place: images, audio and video, except SVG (which
@@ -114,6 +155,41 @@ pub fn content_disposition(name: &str, mime_type: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The start of a WebM file whose one track has `codec` (e.g. `A_OPUS`, `V_VP8`).
+    fn webm(codec: &str) -> Vec<u8> {
+        let mut b = vec![
+            0x1a, 0x45, 0xdf, 0xa3, 0x9f, 0x42, 0x86, 0x81, 0x01, 0x42, 0x82, 0x84,
+        ];
+        b.extend_from_slice(b"webm");
+        b.extend_from_slice(&[0x18, 0x53, 0x80, 0x67, 0x01, 0xff, 0xff, 0xff, 0xff, 0xff]);
+        b.extend_from_slice(&[0xff, 0xff, 0x16, 0x54, 0xae, 0x6b, 0x90, 0xae, 0x8e]);
+        b.extend_from_slice(&[0xd7, 0x81, 0x01, 0x86, 0x80 | codec.len() as u8]);
+        b.extend_from_slice(codec.as_bytes());
+        b
+    }
+
+    /// The start of an MP4 file with one track per handler type (`soun`, `vide`).
+    fn mp4(handlers: &[&[u8; 4]]) -> Vec<u8> {
+        let mut b = vec![0, 0, 0, 0x18];
+        b.extend_from_slice(b"ftypiso5\0\0\x02\0iso5iso6");
+        for h in handlers {
+            b.extend_from_slice(&[0, 0, 0, 0x21]);
+            b.extend_from_slice(b"hdlr\0\0\0\0\0\0\0\0");
+            b.extend_from_slice(&h[..]);
+            b.extend_from_slice(&[0; 13]);
+        }
+        b
+    }
+
+    #[test]
+    fn recorded_audio_in_video_containers_is_audio() {
+        assert_eq!(sniff(&webm("A_OPUS")), "audio/webm");
+        assert_eq!(sniff(&webm("V_VP8")), "video/webm");
+        assert_eq!(sniff(&mp4(&[b"soun"])), "audio/mp4");
+        assert_eq!(sniff(&mp4(&[b"soun", b"vide"])), "video/mp4");
+        assert_eq!(sniff(&mp4(&[])), "video/mp4");
+    }
 
     #[test]
     fn types_come_from_the_bytes() {

@@ -218,6 +218,14 @@ pub fn validate_content(content: &str) -> Result<(), ErrorBody> {
     Ok(())
 }
 
+/// Validates the caption of a file or voice note: like content, but it may be empty.
+pub fn validate_caption(content: &str) -> Result<(), ErrorBody> {
+    if content.trim().is_empty() {
+        return Ok(());
+    }
+    validate_content(content)
+}
+
 /// Validates a client nonce: 1–64 bytes of printable ASCII.
 pub fn validate_nonce(nonce: &str) -> Result<(), ErrorBody> {
     if nonce.is_empty()
@@ -274,6 +282,8 @@ mod tests {
         assert!(validate_content("   ").is_err());
         assert!(validate_content(&"é".repeat(4000)).is_ok());
         assert!(validate_content(&"é".repeat(4001)).is_err());
+        assert!(validate_caption("").is_ok());
+        assert!(validate_caption(&"é".repeat(4001)).is_err());
         assert!(validate_nonce("abc-123").is_ok());
         assert!(validate_nonce("has space").is_err());
     }

@@ -118,7 +118,13 @@ impl RoomState {
                 "file and voice_note messages need a fileId; other messages take none",
             ));
         }
-        client::validate_content(&post.content).map_err(ActorError::Client)?;
+        // A file or a voice note speaks for itself; a caption is optional.
+        let valid = if needs_file {
+            client::validate_caption(&post.content)
+        } else {
+            client::validate_content(&post.content)
+        };
+        valid.map_err(ActorError::Client)?;
         if let Some(nonce) = &post.nonce {
             client::validate_nonce(nonce).map_err(ActorError::Client)?;
         }
