@@ -182,6 +182,11 @@ pub struct LimitsConfig {
     /// `POST /auth/login` and `/auth/register` requests per client IP address per minute
     /// (also the burst).
     pub logins_per_min: u32,
+    /// Reverse proxies or load balancers in front of the node (IP addresses). A request from
+    /// one of them counts against the client address its `X-Forwarded-For` names (the
+    /// rightmost entry that is not itself a trusted proxy); from anyone else the header is
+    /// ignored, so clients cannot pick their own bucket. Empty: the peer is the client.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Deepest nesting of objects and arrays in a WebSocket frame (the envelope is level 1);
     /// deeper frames get INVALID_FRAME "nested too deeply" without being parsed.
     pub max_json_depth: u32,
@@ -201,6 +206,7 @@ impl Default for LimitsConfig {
             messages_per_sec: 10,
             messages_burst: 20,
             logins_per_min: 5,
+            trusted_proxies: Vec::new(),
             max_json_depth: 32,
             ws_frame_close_bytes: 256 * 1024,
         }

@@ -126,6 +126,7 @@ pub struct Limits {
     max_frame_bytes: usize,
     max_depth: usize,
     max_invalid: u32,
+    trusted_proxies: Vec<IpAddr>,
 }
 
 impl Limits {
@@ -153,6 +154,7 @@ impl Limits {
             max_frame_bytes: config.ws_max_frame_bytes,
             max_depth: l.max_json_depth as usize,
             max_invalid: config.max_invalid_frames.max(1),
+            trusted_proxies: l.trusted_proxies.clone(),
         }
     }
 
@@ -162,10 +164,17 @@ impl Limits {
     }
 
     /// Takes a login attempt from the bucket of the client's address (requests without a
-    /// known address share one bucket).
-    pub fn login(&self, addr: Option<std::net::SocketAddr>) -> Result<(), RateLimited> {
-        let ip = addr.map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip());
-        self.logins.as_ref().map_or(Ok(()), |l| l.check(&ip))
+    /// known address share one bucket); `forwarded` is the request's `X-Forwarded-For`.
+    pub fn login(
+        &self,
+        peer: Option<std::net::SocketAddr>,
+        forwarded: Option<&str>,
+    ) -> Result<(), RateLimited> {
+        let Some(logins) = self.logins.as_ref() else {
+            return Ok(());
+        };
+        let peer = peer.map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+        logins.check(&client_ip(peer, forwarded, &self.trusted_proxies))
     }
 
     /// The per-connection state of a new WebSocket.
@@ -278,6 +287,31 @@ impl ConnectionGate {
     }
 }
 
+/// The client's address: the peer, unless the peer is a trusted proxy; then the rightmost
+/// `X-Forwarded-For` entry that is not a trusted proxy (entries left of it were written by
+/// the client and prove nothing). An unreadable entry stops the walk at the last good one.
+pub fn client_ip(peer: IpAddr, forwarded: Option<&str>, trusted: &[IpAddr]) -> IpAddr {
+    let mut client = peer;
+    if !trusted.contains(&peer) {
+        return client;
+    }
+    let Some(forwarded) = forwarded else {
+        return client;
+    };
+    for entry in forwarded.rsplit(',') {
+        match entry.trim().parse::<IpAddr>() {
+            Ok(ip) => {
+                client = ip;
+                if !trusted.contains(&ip) {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    client
+}
+
 /// The ack id of a frame, if its envelope parses.
 fn envelope_id(text: &str) -> Option<u64> {
     ClientFrame::parse(text).ok().and_then(|f| f.id)
@@ -323,6 +357,21 @@ pub fn nesting_exceeds(json: &[u8], max: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_client_address_comes_from_trusted_proxies_only() {
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        let proxies = [ip("10.0.0.1"), ip("10.0.0.2")];
+        let fwd = Some("6.6.6.6, 203.0.113.7, 10.0.0.2");
+        assert_eq!(client_ip(ip("10.0.0.1"), fwd, &proxies), ip("203.0.113.7"));
+        assert_eq!(client_ip(ip("192.0.2.9"), fwd, &proxies), ip("192.0.2.9"));
+        assert_eq!(client_ip(ip("10.0.0.1"), None, &proxies), ip("10.0.0.1"));
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), Some("junk"), &proxies),
+            ip("10.0.0.1")
+        );
+        assert_eq!(client_ip(ip("10.0.0.1"), fwd, &[]), ip("10.0.0.1"));
+    }
 
     #[test]
     fn nesting_is_counted_outside_strings_only() {
@@ -437,7 +486,7 @@ mod tests {
                 gate.check_text(&limits, Snowflake(1), r#"{"type":"message:send"}"#),
                 Verdict::Forward
             ));
-            limits.login(None).expect("no login limit");
+            limits.login(None, None).expect("no login limit");
         }
     }
 

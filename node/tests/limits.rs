@@ -167,6 +167,49 @@ async fn the_sixth_login_in_a_minute_from_one_address_gets_429() -> Result<()> {
         node.get("/api/v1/users/me", Some(&alice.token)).await?.0,
         200
     );
+    // Another address has its own bucket; a forwarded-for header from a client that is not
+    // a trusted proxy changes nothing.
+    let forged = node
+        .http
+        .post(node.url("/api/v1/auth/login"))
+        .header("x-forwarded-for", "203.0.113.7")
+        .json(&json!({"email": "alice@example.com", "password": "password123"}))
+        .send()
+        .await?;
+    assert_eq!(forged.status().as_u16(), 429);
+    let elsewhere = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()?;
+    let resp = elsewhere
+        .post(node.url("/api/v1/auth/login"))
+        .json(&json!({"email": "alice@example.com", "password": "password123"}))
+        .send()
+        .await?;
+    assert_eq!(resp.status().as_u16(), 200, "127.0.0.2 has its own bucket");
+    Ok(())
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_bucket() -> Result<()> {
+    let node = TestNode::start_with(&config(
+        "",
+        "logins_per_min = 2\ntrusted_proxies = [\"127.0.0.1\"]\n",
+    ))
+    .await?;
+    let attempt = |client: &'static str| {
+        node.http
+            .post(node.url("/api/v1/auth/login"))
+            .header("x-forwarded-for", format!("6.6.6.6, {client}"))
+            .json(&json!({"email": "nobody@example.com", "password": "password123"}))
+            .send()
+    };
+    // The proxy (127.0.0.1) forwards two clients; the leftmost entry is the client's own
+    // claim and does not count.
+    for _ in 0..2 {
+        assert_eq!(attempt("203.0.113.7").await?.status().as_u16(), 401);
+    }
+    assert_eq!(attempt("203.0.113.7").await?.status().as_u16(), 429);
+    assert_eq!(attempt("198.51.100.4").await?.status().as_u16(), 401);
     Ok(())
 }
 

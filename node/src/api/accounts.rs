@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use voiceflow_schema::{StoreError, UserRecord};
 use voiceflow_wire::ids::now_ms;
 use voiceflow_wire::{ErrorCode, Snowflake};
-use warp::http::StatusCode;
+use warp::http::{HeaderMap, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
@@ -81,6 +81,11 @@ fn double_option<'de, D: serde::Deserializer<'de>>(
     Option::<String>::deserialize(d).map(Some)
 }
 
+/// The `X-Forwarded-For` header, if readable (only believed from trusted proxies).
+fn forwarded_for(headers: &HeaderMap) -> Option<&str> {
+    headers.get("x-forwarded-for").and_then(|v| v.to_str().ok())
+}
+
 /// The routes of this module.
 pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let limit = state.config.http_max_body_bytes;
@@ -89,24 +94,30 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .and(warp::post())
         .and(with_state(state.clone()))
         .and(warp::addr::remote())
+        .and(warp::header::headers_cloned())
         .and(json_body(limit))
-        .then(|s: AppState, addr, body: Bytes| async move {
-            match s.limits.login(addr) {
-                Ok(()) => respond(register(s, body).await),
-                Err(limited) => limited.response("login attempts from this address"),
-            }
-        });
+        .then(
+            |s: AppState, addr, headers: HeaderMap, body: Bytes| async move {
+                match s.limits.login(addr, forwarded_for(&headers)) {
+                    Ok(()) => respond(register(s, body).await),
+                    Err(limited) => limited.response("login attempts from this address"),
+                }
+            },
+        );
     let login = warp::path!("auth" / "login")
         .and(warp::post())
         .and(with_state(state.clone()))
         .and(warp::addr::remote())
+        .and(warp::header::headers_cloned())
         .and(json_body(limit))
-        .then(|s: AppState, addr, body: Bytes| async move {
-            match s.limits.login(addr) {
-                Ok(()) => respond(login(s, body).await),
-                Err(limited) => limited.response("login attempts from this address"),
-            }
-        });
+        .then(
+            |s: AppState, addr, headers: HeaderMap, body: Bytes| async move {
+                match s.limits.login(addr, forwarded_for(&headers)) {
+                    Ok(()) => respond(login(s, body).await),
+                    Err(limited) => limited.response("login attempts from this address"),
+                }
+            },
+        );
     let refresh = warp::path!("auth" / "refresh")
         .and(warp::post())
         .and(with_state(state.clone()))
