@@ -28,6 +28,7 @@ mod log;
 mod social;
 mod stage;
 mod voice;
+mod voice_upkeep;
 
 pub use fanout::{rfc3339, view_of};
 pub use log::ResyncData;

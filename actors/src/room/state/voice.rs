@@ -53,7 +53,7 @@ pub(super) struct Entry {
     speaking: bool,
     last_beat: Instant,
     /// The SFU accepted the offer and everyone was told (`voice:user_joined`).
-    announced: bool,
+    pub(super) announced: bool,
     pub(super) role: StageRole,
     /// When their hand went up (stage listeners).
     pub(super) hand_at: Option<u64>,
@@ -74,10 +74,10 @@ pub(crate) struct VoiceRoom {
     pub(super) channel: Channel,
     pub(super) entries: HashMap<u64, Entry>,
     /// Counter values already exported (received, forwarded, bytes, dropped).
-    exported: [u64; 4],
-    ticks: u64,
+    pub(super) exported: [u64; 4],
+    pub(super) ticks: u64,
     /// When `in_call` was last confirmed to the participants' presence.
-    in_call_confirmed: Instant,
+    pub(super) in_call_confirmed: Instant,
 }
 
 fn voice_error(message: &str) -> ActorError {
@@ -417,45 +417,6 @@ impl RoomState {
         }
     }
 
-    /// The user's presence shows `in_call` while they are in a voice channel.
-    fn set_in_call(&self, user: Snowflake, on: bool) {
-        let still_here = self
-            .voice
-            .as_ref()
-            .is_some_and(|v| v.entries.values().any(|e| e.user_id == user && e.announced));
-        if !on && still_here {
-            return;
-        }
-        let ctx = self.ctx.clone();
-        let channel = self.room.id.0;
-        tokio::spawn(async move {
-            let op = voiceflow_wire::cluster::PresenceOp::InCall { channel, on };
-            ctx.presence.send(&ctx, user, op).await;
-        });
-    }
-
-    /// Once per presence heartbeat: confirms `in_call` for everyone in the channel, so it
-    /// lapses by itself if this actor's node dies.
-    fn refresh_in_call(&mut self) {
-        let every = self.ctx.config.presence_heartbeat;
-        let Some(voice) = self.voice.as_mut() else {
-            return;
-        };
-        if voice.in_call_confirmed.elapsed() < every {
-            return;
-        }
-        voice.in_call_confirmed = Instant::now();
-        let users: std::collections::BTreeSet<Snowflake> = voice
-            .entries
-            .values()
-            .filter(|e| e.announced)
-            .map(|e| e.user_id)
-            .collect();
-        for user in users {
-            self.set_in_call(user, true);
-        }
-    }
-
     /// The SFU accepted a participant's offer: everyone who sees the channel is told.
     pub fn handle_voice_joined(&mut self, session_id: u64) {
         let Some(entry) = self
@@ -544,49 +505,6 @@ impl RoomState {
             self.voice_remove(session_id, "disconnected");
         }
         self.refresh_in_call();
-    }
-
-    /// Per-channel metrics: participants, packets and bytes forwarded, drops; every 5 s the
-    /// loss and jitter RTCP reports.
-    fn export_voice_metrics(&mut self) {
-        let channel_label = self.room.id.to_string();
-        let Some(voice) = self.voice.as_mut() else {
-            return;
-        };
-        let c = voice.channel.counters();
-        let now = [
-            c.received.load(std::sync::atomic::Ordering::Relaxed),
-            c.forwarded.load(std::sync::atomic::Ordering::Relaxed),
-            c.forwarded_bytes.load(std::sync::atomic::Ordering::Relaxed),
-            c.dropped.load(std::sync::atomic::Ordering::Relaxed),
-        ];
-        let names = [
-            "voiceflow_voice_received_packets_total",
-            "voiceflow_voice_forwarded_packets_total",
-            "voiceflow_voice_forwarded_bytes_total",
-            "voiceflow_voice_dropped_packets_total",
-        ];
-        for ((name, value), old) in names.iter().zip(now).zip(voice.exported.iter_mut()) {
-            let delta = value.saturating_sub(*old);
-            if delta > 0 {
-                metrics::counter!(*name, "channel" => channel_label.clone()).increment(delta);
-            }
-            *old = value;
-        }
-        let participants = voice.entries.len() as f64;
-        metrics::gauge!("voiceflow_voice_channel_participants", "channel" => channel_label.clone())
-            .set(participants);
-        voice.ticks += 1;
-        if voice.ticks % 20 == 0 {
-            let channel = voice.channel.clone();
-            tokio::spawn(async move {
-                let stats = channel.rtcp_stats().await;
-                metrics::gauge!("voiceflow_voice_packets_lost", "channel" => channel_label.clone())
-                    .set(stats.packets_lost as f64);
-                metrics::gauge!("voiceflow_voice_jitter_seconds", "channel" => channel_label)
-                    .set(stats.jitter_secs);
-            });
-        }
     }
 
     /// Participants whose session lived on a node that died.
