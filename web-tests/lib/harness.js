@@ -18,13 +18,15 @@ export const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 
 mkdirSync(ARTIFACTS, { recursive: true });
 
-/** A fresh temporary directory with a fast-hashing node config in it. */
-export function makeDataDir(label) {
+/** A fresh temporary directory with a fast-hashing node config in it. `toml`: more of the
+ *  config, appended after the `[limits]` table (e.g. `[files]\nmax_bytes = 65536\n`). */
+export function makeDataDir(label, { toml = '' } = {}) {
   const dir = mkdtempSync(path.join(tmpdir(), `vf-web-${label}-`));
   writeFileSync(path.join(dir, 'node.toml'),
     'password_hash_memory_kib = 1024\npassword_hash_iterations = 1\n'
     // Tests register and post faster than a person: no rate limits.
-    + '[limits]\nrate_limits = false\n');
+    + '[limits]\nrate_limits = false\n'
+    + toml);
   return dir;
 }
 

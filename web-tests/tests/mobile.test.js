@@ -1,5 +1,6 @@
 // A 375 px wide phone screen: the sidebar slides in from the menu button, the member list is
-// an overlay, nothing scrolls sideways, and chatting works.
+// an overlay, nothing scrolls sideways, chatting works, and the composer keeps its attachment
+// buttons (recording without a microphone explains itself).
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -69,6 +70,14 @@ describe('a narrow phone screen', { timeout: 120_000 }, () => {
     await shot(page, 'sidebar-mobile');
     await page.keyboard.press('Escape');
     await eventually(async () => !(await sidebar.isVisible()), { what: 'sidebar closed' });
+
+    // The composer keeps its attach and record buttons on a phone; without a microphone (this
+    // browser has none) recording says why it cannot start.
+    await page.getByRole('button', { name: 'Attach a file' }).waitFor();
+    await page.getByRole('button', { name: 'Record a voice note' }).click();
+    await page.locator('.toast', { hasText: /Microphone access was denied|No microphone was found/ }).waitFor();
+    assert.equal(await page.getByRole('group', { name: 'Recording a voice note' }).isVisible(), false);
+    assert.ok(await noSidewaysScroll(page));
 
     await page.getByRole('button', { name: 'Show members' }).click();
     await page.locator('#members-panel').getByText('hank').waitFor();

@@ -1,5 +1,5 @@
 // Rich messages, presence and unread badges between two people (two browser contexts): edits,
-// deletions (own, and an admin's of someone else's), reactions (picker and chips), replies;
+// deletions (own, and an admin's of someone else's and of a server notice), reactions (picker and chips), replies;
 // a status picked in one page shows as the dot in the other; a room not open collects an
 // unread badge that clears when it is opened (and the server's read marker moves).
 // Screenshot: the room view with reactions and a reply.
@@ -144,6 +144,17 @@ describe('rich messages, presence and unread badges', { timeout: 180_000 }, () =
     for (const p of [alice.page, bob.page]) {
       await eventually(async () => (await p.locator('li.msg.deleted .msg-content', { hasText: 'Message deleted' }).count()) === 2,
         { what: 'two tombstones' });
+    }
+    // Server notices too: only the admin may delete them.
+    const notice = (p) => p.locator('li.sysmsg', { hasText: 'bob joined the room' });
+    await notice(bob.page).hover();
+    assert.equal(await notice(bob.page).getByRole('button').count(), 0, 'bob may not delete a notice');
+    await notice(alice.page).hover();
+    await notice(alice.page).getByRole('button', { name: 'Delete notice: bob joined the room' }).click();
+    await alice.page.getByRole('dialog', { name: 'Delete message' }).getByRole('button', { name: 'Delete' }).click();
+    for (const p of [alice.page, bob.page]) {
+      await p.locator('li.sysmsg.deleted', { hasText: 'Notice deleted' }).waitFor();
+      assert.equal(await notice(p).count(), 0);
     }
   });
 

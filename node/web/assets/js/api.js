@@ -1,6 +1,8 @@
 // The REST client for /api/v1 (see wire/PROTOCOL.md). Every call returns the whole success
 // envelope's `data` (or the envelope, for paged lists) and throws ApiError with the server's
 // code, message and details (details.field names the field of a validation error).
+// Attachments: uploads with progress, a file's details, its bytes (as a Blob) and a URL media
+// elements can load it from.
 
 import { AuthExpired } from './session.js';
 
@@ -25,13 +27,7 @@ export class Api {
   async request(method, path, { body, auth = true, retried = false } = {}) {
     const headers = { accept: 'application/json' };
     if (body !== undefined) headers['content-type'] = 'application/json';
-    if (auth) {
-      try {
-        headers.authorization = `Bearer ${await this.session.accessToken()}`;
-      } catch (e) {
-        throw toApiError(e);
-      }
-    }
+    if (auth) headers.authorization = `Bearer ${await this.#token()}`;
     let res;
     try {
       res = await fetch(`/api/v1${path}`, {
@@ -44,22 +40,28 @@ export class Api {
     }
     const json = await res.json().catch(() => null);
     if (res.status === 401 && auth && !retried) {
-      try {
-        await this.session.refresh();
-      } catch (e) {
-        throw toApiError(e);
-      }
+      await this.#refreshOr401();
       return this.request(method, path, { body, auth, retried: true });
     }
-    if (!res.ok || !json || json.success !== true) {
-      const e = json?.error || {};
-      let message = e.message || `Request failed (${res.status}).`;
-      if (e.code === 'RATE_LIMITED' && e.details?.retryAfterMs) {
-        message = `Too many requests. Try again in ${Math.ceil(e.details.retryAfterMs / 1000)} s.`;
-      }
-      throw new ApiError(res.status, e.code || `HTTP_${res.status}`, message, e.details);
-    }
+    if (!res.ok || !json || json.success !== true) throw errorOf(res.status, json);
     return json;
+  }
+
+  /** The access token, refreshed first when it is about to expire. */
+  async #token() {
+    try {
+      return await this.session.accessToken();
+    } catch (e) {
+      throw toApiError(e);
+    }
+  }
+
+  async #refreshOr401() {
+    try {
+      await this.session.refresh();
+    } catch (e) {
+      throw toApiError(e);
+    }
   }
 
   async #data(method, path, opts) {
@@ -99,6 +101,87 @@ export class Api {
     return this.request('GET', `/rooms/${enc(roomId)}/messages?${q}`);
   }
   deleteMessage(id) { return this.#data('DELETE', `/messages/${enc(id)}`); }
+
+  // ---- files ----
+  /**
+   * Uploads a file to a room (POST /files?roomId=…, multipart with a `file` part) and resolves
+   * with what the server stored: {id, name, size, mimeType (sniffed from the bytes), url, …}.
+   * XMLHttpRequest rather than fetch, for upload progress: `onProgress(sentBytes, totalBytes)`.
+   * `signal` cancels it (ApiError code ABORTED). A too large file is refused with 413
+   * PAYLOAD_TOO_LARGE and `details.limit` (bytes).
+   */
+  async uploadFile(roomId, file, { name = file.name, onProgress, signal, retried = false } = {}) {
+    const token = await this.#token();
+    const form = new FormData();
+    form.append('file', file, name || 'file');
+    const { status, json } = await new Promise((resolve, reject) => {
+      const xhr = new XMLHttpRequest();
+      const abort = () => xhr.abort();
+      xhr.open('POST', `/api/v1/files?roomId=${enc(roomId)}`);
+      xhr.setRequestHeader('authorization', `Bearer ${token}`);
+      xhr.setRequestHeader('accept', 'application/json');
+      xhr.responseType = 'json';
+      xhr.upload.onprogress = (e) => onProgress?.(e.loaded, e.lengthComputable ? e.total : file.size);
+      xhr.onload = () => {
+        signal?.removeEventListener('abort', abort);
+        resolve({ status: xhr.status, json: xhr.response });
+      };
+      xhr.onerror = () => reject(new ApiError(0, 'NETWORK', 'Cannot reach the server. Check your connection.'));
+      xhr.onabort = () => reject(new ApiError(0, 'ABORTED', 'The upload was cancelled.'));
+      if (signal?.aborted) {
+        reject(new ApiError(0, 'ABORTED', 'The upload was cancelled.'));
+        return;
+      }
+      signal?.addEventListener('abort', abort, { once: true });
+      xhr.send(form);
+    });
+    if (status === 401 && !retried) {
+      await this.#refreshOr401();
+      return this.uploadFile(roomId, file, { name, onProgress, signal, retried: true });
+    }
+    if (status < 200 || status >= 300 || json?.success !== true) throw errorOf(status, json);
+    return json.data;
+  }
+
+  /** An uploaded file's details: {id, name, size, mimeType, url, roomId, uploadedBy, createdAt}. */
+  fileMeta(id) { return this.#data('GET', `/files/${enc(id)}/meta`); }
+
+  /** An uploaded file's bytes as a Blob (with the Authorization header: nothing in the URL). */
+  async fileBlob(id, { retried = false } = {}) {
+    const token = await this.#token();
+    let res;
+    try {
+      res = await fetch(`/api/v1/files/${enc(id)}`, { headers: { authorization: `Bearer ${token}` } });
+    } catch {
+      throw new ApiError(0, 'NETWORK', 'Cannot reach the server. Check your connection.');
+    }
+    if (res.status === 401 && !retried) {
+      await this.#refreshOr401();
+      return this.fileBlob(id, { retried: true });
+    }
+    if (!res.ok) throw errorOf(res.status, await res.json().catch(() => null));
+    return res.blob();
+  }
+
+  /**
+   * A URL an <img> or <audio> element can load the file from: same origin (the page's CSP
+   * allows no blob: media), with the access token as `?token=` since elements cannot send
+   * headers. The server accepts it for downloads only; it expires with the token (15 min), so
+   * an element that fails to load asks again.
+   */
+  async fileSrc(id) {
+    return `/api/v1/files/${enc(id)}?token=${enc(await this.#token())}`;
+  }
+}
+
+/** The ApiError for a failed response (the server's code, message and details). */
+function errorOf(status, json) {
+  const e = json?.error || {};
+  let message = e.message || `Request failed (${status}).`;
+  if (e.code === 'RATE_LIMITED' && e.details?.retryAfterMs) {
+    message = `Too many requests. Try again in ${Math.ceil(e.details.retryAfterMs / 1000)} s.`;
+  }
+  return new ApiError(status, e.code || `HTTP_${status}`, message, e.details);
 }
 
 const enc = encodeURIComponent;

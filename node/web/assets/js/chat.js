@@ -3,32 +3,51 @@
 // Nothing lost, nothing twice:
 // - Messages are kept by id, so a message that arrives twice (replay, history page, live
 //   event, ack) is stored once.
-// - After every (re)connect each room is re-joined with `since` = the newest message id held,
-//   and the server replays what was missed before the ack. When more was missed than it
-//   replays (`replayTruncated`), the cached history is dropped and paged again.
+// - After every (re)connect each room is re-joined with `since` = the newest room-log `seq`
+//   received (every logged event carries one: new messages, edits, deletions, reactions) and
+//   the log's `epoch`, and the server replays every entry after it before the ack. When more
+//   was missed than it replays, or the epoch changed (`replayTruncated`), the cached history
+//   is dropped and paged again.
 // - A room's history is fetched only after its subscription (or when offline), so the newest
 //   page and the live stream overlap instead of leaving a gap.
 // - Sends carry a nonce and show at once as "sending"; the ack (or our own message:received)
 //   with that nonce replaces the optimistic copy. A send that was cut off is sent again with
 //   the same nonce after the room is re-joined, and the server returns the original message
-//   instead of storing a second one. Unsent messages survive a reload (localStorage).
+//   instead of storing a second one. Unsent messages survive a reload (localStorage). A send
+//   refused with RATE_LIMITED is tried again after the ack's `details.retryAfterMs`.
 //
 // Rich messages: edits (message:update), deletions (message:delete), reactions (reaction:add /
 // reaction:remove, toggled), replies (replyTo on send). Acks and the live events carry the new
 // state; both are applied (the same state twice changes nothing).
 //
+// Attachments: attach() uploads files (POST /files, with progress, in room.uploads: topic
+// 'uploads') and posts each stored file as a `file` message (a recording as a `voice_note`)
+// with its `fileId` and an optional caption as its content, in the order picked. A failed
+// upload (too large, empty, offline) stays in the tray with its error and posts nothing; once
+// uploaded, the message is an ordinary pending send (nonce, retries, survives a reload).
+//
 // The rooms this user belongs to come from GET /users/me/rooms (social.js); they are also
 // remembered per browser (localStorage) so the sidebar shows at once on a reload.
 
-import { announce, cmpId } from './dom.js';
+import { announce, cmpId, formatSize, sentence } from './dom.js';
 import { RoomState } from './store.js';
 
 const TYPING_REPEAT_MS = 3_000; // the server ends typing 6 s after the last start
 const TYPING_FAILSAFE_MS = 8_000;
 const PAGE = 50;
+/** Wait before sending again after a timeout or unavailable storage. */
+const RESEND_MS = 3_000;
+/** Upload errors worth a retry (the others, such as too large or empty, stay as they are). */
+const TRANSIENT = ['NETWORK', 'STORAGE_UNAVAILABLE', 'RATE_LIMITED', 'INTERNAL_ERROR'];
 
 export class Chat {
   #typingSentAt = new Map();
+  /** fileId → Promise of the file's details (GET /files/:id/meta), fetched once. */
+  #fileMeta = new Map();
+  /** The server's upload limit in bytes, once a 413 told us (later files over it are refused
+   *  without uploading). */
+  #fileLimit = 0;
+  #nextUpload = 1;
 
   constructor({ api, socket, store, session }) {
     this.api = api;
@@ -61,7 +80,7 @@ export class Chat {
     }
     for (const p of readJson(this.pendingKey, [])) {
       const room = store.room(p.roomId);
-      if (room && p.nonce && p.content) room.pending.set(p.nonce, { ...p, state: 'queued' });
+      if (room && p.nonce && (p.content || p.fileId)) room.pending.set(p.nonce, { ...p, state: 'queued' });
     }
     store.emit('rooms');
     socket.addEventListener('open', this.onSocketOpen);
@@ -208,9 +227,9 @@ export class Chat {
    * Shows the message at once and sends it (now, or once connected). `replyTo`: the message
    * (as held in the store) this one answers.
    */
-  send(roomId, content, { replyTo = null } = {}) {
+  send(roomId, content, { replyTo = null, type = 'text', file = null } = {}) {
     const room = this.store.room(roomId);
-    if (!room || !content.trim()) return;
+    if (!room || (!file && !content.trim())) return; // an attachment's caption may be empty
     const nonce = newNonce();
     const p = {
       nonce, roomId, content, state: 'sending', error: null,
@@ -220,11 +239,67 @@ export class Chat {
         snippet: (replyTo.content || '').slice(0, 100),
       } : null,
     };
+    if (file) {
+      p.type = type;
+      p.fileId = file.id;
+      p.file = { id: file.id, name: file.name, size: file.size, mimeType: file.mimeType };
+    }
     room.pending.set(nonce, p);
     this.#savePending();
     this.stopTyping(roomId);
     this.store.emit('messages', { roomId, reason: 'sent' });
     this.#trySend(room, p);
+  }
+
+  /**
+   * Uploads files to a room and posts each as a message once stored, in the order given.
+   * `kind`: 'file', or 'voice_note' for a recording; `caption`: the message's text (optional);
+   * `replyTo` goes with the first. Progress and errors: room.uploads.
+   */
+  attach(roomId, files, { kind = 'file', replyTo = null, caption = '' } = {}) {
+    const room = this.store.room(roomId);
+    if (!room) return;
+    let first = true;
+    for (const file of files) {
+      const u = {
+        id: `u${this.#nextUpload++}`, roomId, file, name: file.name || 'file', size: file.size, kind,
+        caption, replyTo: first ? replyTo : null, sent: 0, state: 'uploading', error: null, retryable: false,
+      };
+      first = false;
+      room.uploads.set(u.id, u);
+      this.#upload(room, u);
+    }
+    this.store.emit('uploads', { roomId });
+  }
+
+  /** Uploads a failed upload again. */
+  retryUpload(roomId, uploadId) {
+    const room = this.store.room(roomId);
+    const u = room?.uploads.get(uploadId);
+    if (!u || u.state !== 'failed') return;
+    this.#upload(room, u);
+    this.store.emit('uploads', { roomId });
+  }
+
+  /** Cancels an upload in progress, or dismisses a failed one. */
+  dropUpload(roomId, uploadId) {
+    const room = this.store.room(roomId);
+    const u = room?.uploads.get(uploadId);
+    if (!u) return;
+    u.abort?.abort();
+    room.uploads.delete(uploadId);
+    this.store.emit('uploads', { roomId });
+  }
+
+  /** The details of an uploaded file (name, size, mimeType), fetched once per file. */
+  fileMeta(fileId) {
+    let p = this.#fileMeta.get(fileId);
+    if (!p) {
+      p = this.api.fileMeta(fileId);
+      this.#fileMeta.set(fileId, p);
+      p.catch(() => this.#fileMeta.delete(fileId)); // asked again next time
+    }
+    return p;
   }
 
   /** Sends a failed message again (same nonce: never a duplicate). */
@@ -265,15 +340,18 @@ export class Chat {
     if (ack?.reactions) this.#applyReactions(room, messageId, ack.reactions);
   }
 
-  /** Whether this user may delete a message: its author, or an admin of the room. */
+  /** Whether this user may delete a message: its author (not of a server notice), or an
+   *  admin of the room (any message, notices too). */
   canDelete(room, message) {
-    return !message.deleted && message.type !== 'system'
-      && (message.userId === this.me.id || room.roleOf(this.me.id) === 'admin');
+    if (message.deleted) return false;
+    if (room.roleOf(this.me.id) === 'admin') return true;
+    return message.type !== 'system' && message.userId === this.me.id;
   }
 
-  /** Whether this user may edit a message: their own, not deleted. */
+  /** Whether this user may edit a message: their own text message, not deleted (attachments
+   *  and their captions are not edited here). */
   canEdit(message) {
-    return !message.deleted && message.type !== 'system' && message.userId === this.me.id;
+    return !message.deleted && (message.type ?? 'text') === 'text' && message.userId === this.me.id;
   }
 
   /** Remembers the presence the server reported with a member list. */
@@ -329,6 +407,10 @@ export class Chat {
     try {
       const req = { roomId: room.id, content: p.content, nonce: p.nonce };
       if (p.replyTo?.id) req.replyTo = p.replyTo.id;
+      if (p.fileId) {
+        req.type = p.type || 'file';
+        req.fileId = p.fileId;
+      }
       const ack = await this.socket.request('message:send', req);
       this.#received(ack.message, { fromAck: true });
     } catch (e) {
@@ -336,14 +418,67 @@ export class Chat {
       if (['OFFLINE', 'DISCONNECTED', 'TIMEOUT', 'STORAGE_UNAVAILABLE', 'RATE_LIMITED'].includes(e.code)) {
         p.state = 'queued';
         if (e.code === 'TIMEOUT' || e.code === 'STORAGE_UNAVAILABLE' || e.code === 'RATE_LIMITED') {
-          setTimeout(() => { if (room.pending.has(p.nonce)) this.#trySend(room, p); }, 3_000);
+          // Rate limited: the ack says when a message is allowed again.
+          const wait = e.code === 'RATE_LIMITED' ? retryAfterMs(e) : RESEND_MS;
+          setTimeout(() => { if (room.pending.has(p.nonce)) this.#trySend(room, p); }, wait);
         }
       } else {
         p.state = 'failed';
-        p.error = e.message || 'Not sent.';
+        p.error = sentence(e.message) || 'Not sent.';
       }
       this.store.emit('messages', { roomId: room.id, reason: 'send-failed' });
     }
+  }
+
+  /** Uploads one file of attach(); once stored, posts it after the uploads picked before it. */
+  #upload(room, u) {
+    const fail = (message, retryable) => {
+      u.state = 'failed';
+      u.error = message;
+      u.retryable = retryable;
+      return null;
+    };
+    u.state = 'uploading';
+    u.error = null;
+    u.sent = 0;
+    u.abort = new AbortController();
+    let stored;
+    if (!u.size) stored = Promise.resolve(fail(`“${u.name}” is empty: there is nothing to send.`, false));
+    else if (this.#fileLimit && u.size > this.#fileLimit) stored = Promise.resolve(fail(tooLarge(u, this.#fileLimit), false));
+    else {
+      let last = 0;
+      stored = this.api.uploadFile(room.id, u.file, {
+        name: u.name,
+        signal: u.abort.signal,
+        onProgress: (sent) => {
+          u.sent = sent;
+          if (Date.now() - last > 100) { // a repaint at most every 100 ms
+            last = Date.now();
+            this.store.emit('uploads', { roomId: room.id });
+          }
+        },
+      }).catch((e) => {
+        if (e.code === 'ABORTED') return null;
+        if (e.code === 'PAYLOAD_TOO_LARGE') {
+          if (e.details?.limit) this.#fileLimit = e.details.limit;
+          return fail(tooLarge(u, e.details?.limit), false);
+        }
+        const retryable = TRANSIENT.includes(e.code) || e.status >= 500;
+        return fail(`Could not upload “${u.name}”: ${sentence(e.message)}`, retryable);
+      });
+    }
+    // Posted in the order picked: wait for the uploads before this one first.
+    room.uploadChain = room.uploadChain.then(() => stored).then((file) => {
+      if (!file) {
+        this.store.emit('uploads', { roomId: room.id });
+        return;
+      }
+      room.uploads.delete(u.id);
+      this.store.emit('uploads', { roomId: room.id });
+      if (!this.store.rooms.has(room.id)) return;
+      this.#fileMeta.set(file.id, Promise.resolve(file));
+      this.send(room.id, u.caption || '', { type: u.kind, file, replyTo: u.replyTo });
+    });
   }
 
   /** After (re)connecting: join every room with `since`, then flush its unsent messages. */
@@ -461,7 +596,10 @@ export class Chat {
       this.store.emit('messages', { roomId: room.id, reason: 'live', messageId: message.id });
       if (added && !fromAck && !room.replaying && message.userId !== this.me.id
         && this.store.currentRoomId === room.id) {
-        announce(`${message.username}: ${message.content}`);
+        const caption = message.content ? `: ${message.content}` : '';
+        if (message.type === 'file') announce(`${message.username} sent a file${caption}`);
+        else if (message.type === 'voice_note') announce(`${message.username} sent a voice note${caption}`);
+        else announce(`${message.username}: ${message.content}`);
       }
     }
   }
@@ -546,11 +684,24 @@ export class Chat {
     for (const room of this.store.rooms.values()) {
       for (const p of room.pending.values()) {
         list.push({ nonce: p.nonce, roomId: p.roomId, content: p.content, createdAt: p.createdAt,
-          userId: p.userId, username: p.username, replyTo: p.replyTo || null });
+          userId: p.userId, username: p.username, replyTo: p.replyTo || null,
+          ...(p.fileId ? { type: p.type, fileId: p.fileId, file: p.file } : {}) });
       }
     }
     localStorage.setItem(this.pendingKey, JSON.stringify(list));
   }
+}
+
+/** How long a RATE_LIMITED send waits before it goes again: the ack's `retryAfterMs` (a
+ *  little more, so it lands after the refill), within reason. */
+function retryAfterMs(e) {
+  const ms = Number(e?.details?.retryAfterMs);
+  return Number.isFinite(ms) && ms >= 0 ? Math.min(ms + 20, 60_000) : RESEND_MS;
+}
+
+function tooLarge(u, limit) {
+  const max = limit ? `: the limit is ${formatSize(limit)}` : '';
+  return `“${u.name}” is too large (${formatSize(u.size)})${max}.`;
 }
 
 function readJson(key, fallback) {

@@ -3,8 +3,8 @@
 // who is in its voice channel; user presence; the voice connection and the call. Views read it
 // and subscribe to topics; the controllers (chat.js, voice.js, calls.js) change it.
 //
-// Topics: 'rooms' (list or a room's details changed), 'messages' / 'members' / 'typing'
-// (detail: {roomId}), 'unread' (detail: {roomId}), 'presence' (detail: {userId}), 'voice'
+// Topics: 'rooms' (list or a room's details changed), 'messages' / 'members' / 'typing' /
+// 'uploads' (detail: {roomId}), 'unread' (detail: {roomId}), 'presence' (detail: {userId}), 'voice'
 // (the voice connection or a channel's participants changed; detail: {roomId}), 'call' (the
 // 1:1 call changed), 'conn' (connection state), 'current' (the open room changed), 'seen'
 // (the open room's newest messages came into view).
@@ -19,8 +19,16 @@ export class RoomState {
     /** id → message (MessageView), and the ids in ascending order. */
     this.messages = new Map();
     this.ids = [];
-    /** nonce → unsent message {nonce, roomId, content, state: sending|queued|failed, error}. */
+    /** nonce → unsent message {nonce, roomId, content, state: sending|queued|failed, error,
+     *  type?, fileId?, file?}. */
     this.pending = new Map();
+    /** Files being uploaded to this room (or whose upload failed), in the order picked:
+     *  id → {id, name, size, kind: file|voice_note, sent, state: uploading|failed, error,
+     *  retryable}. Each becomes a pending message once stored. */
+    this.uploads = new Map();
+    /** Settles when the uploads picked so far have been posted (or failed): keeps posts in
+     *  the order the files were picked. */
+    this.uploadChain = Promise.resolve();
     /** Whether older history may exist before ids[0] (unknown counts as yes). */
     this.hasMore = true;
     this.loadingOlder = false;

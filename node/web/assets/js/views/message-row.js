@@ -3,9 +3,11 @@
 // notice and a day divider. Everything is built from text (never HTML).
 //
 // Buttons carry `data-action` (and `data-emoji` / `data-parent-id`); the list handles their
-// clicks in one delegated listener (views/messages.js).
+// clicks in one delegated listener (views/messages.js). Attachments (file and voice_note
+// messages) are built by views/attachments.js.
 
 import { avatar, formatDay, formatFull, formatTime, h, icon } from '../dom.js';
+import { pendingAttachment } from './attachments.js';
 
 /** The quick reactions offered by the picker. */
 export const QUICK_EMOJI = ['👍', '❤️', '😂', '🎉', '😮', '😢', '🔥', '👀'];
@@ -44,10 +46,13 @@ function replyPreview(replyTo, parentLoaded) {
   h('span', { class: 'msg-reply-snippet', text: snippet || 'Original message' }));
 }
 
-function content(item) {
-  return item.deleted
-    ? h('p', { class: 'msg-content msg-deleted' }, 'Message deleted')
-    : h('p', { class: 'msg-content' }, ...linkify(item.content));
+/** The message's text (an attachment's caption, if any) and its attachment (`attachment(m)`
+ *  builds it), or the tombstone. */
+function content(item, attachment) {
+  if (item.deleted) return h('p', { class: 'msg-content msg-deleted' }, 'Message deleted');
+  const text = h('p', { class: 'msg-content' }, ...linkify(item.content || ''));
+  if (item.fileId && attachment) return [item.content ? text : null, attachment(item)];
+  return text;
 }
 
 /** The inline editor: Enter saves, Shift+Enter is a new line, Escape cancels. */
@@ -92,11 +97,12 @@ export function emojiPicker(m) {
 
 /**
  * A message row. `opts`: grouped (continues the previous author's run), canDelete, canEdit,
- * editing (with draft), picker (the emoji picker is open), meId, parentLoaded.
+ * editing (with draft), picker (the emoji picker is open), meId, parentLoaded, attachment
+ * (builds the attachment of a file or voice_note message).
  */
 export function messageRow(m, opts) {
   const at = new Date(m.createdAt);
-  const { grouped, canDelete, canEdit, editing, draft, picker, meId, parentLoaded } = opts;
+  const { grouped, canDelete, canEdit, editing, draft, picker, meId, parentLoaded, attachment } = opts;
   const extras = [];
   if (m.editedAt && !m.deleted && !editing) extras.push(h('span', { class: 'msg-edited', text: '(edited)' }));
   extras.push(...reactions(m, meId));
@@ -132,7 +138,7 @@ export function messageRow(m, opts) {
   h('div', { class: 'msg-main' },
     replyPreview(m.replyTo, parentLoaded),
     grouped && !m.replyTo ? h('span', { class: 'sr-only', text: `${m.username}, ${formatTime(at)}: ` }) : header(m, at),
-    editing ? editor(m, draft) : content(m),
+    editing ? editor(m, draft) : content(m, attachment),
     extras.length ? h('div', { class: 'msg-extras' }, ...extras) : null,
     picker ? emojiPicker(m) : null),
   actions.length ? h('div', { class: 'msg-actions', role: 'toolbar', 'aria-label': 'Message actions' }, ...actions) : null);
@@ -158,16 +164,25 @@ export function pendingRow(p, { grouped }) {
   h('div', { class: 'msg-main' },
     replyPreview(p.replyTo, false),
     g ? h('span', { class: 'sr-only', text: `${p.username}, ${formatTime(at)}: ` }) : header(p, at),
-    content(p),
+    p.fileId ? [p.content ? content(p) : null, pendingAttachment(p)] : content(p),
     status));
 }
 
-/** A server notice (joins, leaves, stage changes, calls): a quiet line, not a bubble. */
-export function systemRow(m) {
+/** A server notice (joins, leaves, stage changes, calls): a quiet line, not a bubble. Room
+ *  admins may delete notices too (`canDelete`: a delete button, and the row takes focus from
+ *  the arrow keys like a message). */
+export function systemRow(m, { canDelete = false } = {}) {
   const at = new Date(m.createdAt);
-  return h('li', { class: 'sysmsg', dataset: { messageId: m.id } },
-    h('span', { class: 'sysmsg-text', text: m.content }),
-    h('time', { datetime: m.createdAt, text: ` · ${formatTime(at)}` }));
+  return h('li', {
+    class: `sysmsg${m.deleted ? ' deleted' : ''}`, dataset: { messageId: m.id },
+    tabindex: canDelete ? '-1' : null,
+  },
+  h('span', { class: `sysmsg-text${m.deleted ? ' msg-deleted' : ''}`, text: m.deleted ? 'Notice deleted' : m.content }),
+  h('time', { datetime: m.createdAt, text: ` · ${formatTime(at)}` }),
+  canDelete ? h('button', {
+    class: 'icon-btn icon-danger sysmsg-delete', type: 'button', 'data-action': 'delete', tabindex: '-1',
+    'aria-label': `Delete notice: ${m.content}`, title: 'Delete notice', 'aria-keyshortcuts': 'Delete',
+  }, icon('trash')) : null);
 }
 
 /** Text with http(s) links made clickable (as text nodes and anchors, never HTML). */

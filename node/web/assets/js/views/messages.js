@@ -9,9 +9,12 @@
 // Rich messages: the hover toolbar (and keys on a focused message: + react, R reply, E edit,
 // Delete) opens the emoji picker, starts a reply (the room view shows the "replying to" bar),
 // opens the inline editor (Enter saves, Escape cancels) or deletes; reaction chips toggle this
-// user's reaction. Row builders live in views/message-row.js.
+// user's reaction. Row builders live in views/message-row.js; attachments (images, files,
+// voice notes) in views/attachments.js. Rows that grow later (an image that loaded) keep the
+// list at the newest message when it was there.
 
 import { h, icon } from '../dom.js';
+import { attachmentView } from './attachments.js';
 import { confirmDialog } from './dialog.js';
 import { dayDivider, dayKey, messageRow, pendingRow, systemRow } from './message-row.js';
 
@@ -20,6 +23,7 @@ const GROUP_MS = 7 * 60_000;
 export class MessageList {
   #rows = new Map(); // key → {el, sig}
   #observer = null;
+  #resize = null;
   #initialScrollDone = false;
   #frame = 0;
   #queued = { reasons: new Set(), live: [] };
@@ -55,6 +59,12 @@ export class MessageList {
       if (entries.some((e) => e.isIntersecting)) this.loadOlder();
     }, { root: this.el, rootMargin: '600px 0px 0px 0px' });
     this.#observer.observe(this.sentinel);
+    // An image or player that loaded grows its row: stay at the bottom if we were there.
+    this.#resize = new ResizeObserver(() => {
+      if (room.atBottom && this.#initialScrollDone) this.scrollToBottom();
+    });
+    this.#resize.observe(this.list);
+    this.attachment = (m) => attachmentView(m, { chat, toast: (text) => shell.toast(text) });
     this.el.addEventListener('scroll', () => {
       const bottom = this.atBottom();
       if (bottom !== room.atBottom) {
@@ -81,6 +91,7 @@ export class MessageList {
 
   destroy() {
     this.#observer.disconnect();
+    this.#resize.disconnect();
     cancelAnimationFrame(this.#frame);
     document.removeEventListener('click', this.onDocClick);
   }
@@ -296,7 +307,11 @@ export class MessageList {
       last = { userId: item.userId, at, day };
       if (kind === 'msg' && item.type === 'system') {
         last = null; // a notice breaks a run of messages from one author
-        out.push({ key: `m:${item.id}`, sig: `s|${item.content}`, build: () => systemRow(item) });
+        const canDelete = chat.canDelete(room, item);
+        out.push({
+          key: `m:${item.id}`, sig: `s|${item.content}|${item.deleted ? 1 : 0}|${canDelete}`,
+          build: () => systemRow(item, { canDelete }),
+        });
       } else if (kind === 'msg') {
         const me = chat.me.id;
         const opts = {
@@ -307,14 +322,16 @@ export class MessageList {
           picker: this.#picker === item.id,
           parentLoaded: Boolean(item.replyTo && room.messages.has(item.replyTo.id)),
           meId: me,
+          attachment: this.attachment,
         };
         const reactions = (item.reactions || [])
           .map((r) => `${r.emoji}${r.count}${(r.userIds || []).includes(me) ? '*' : ''}`).join(',');
         const sig = [grouped, item.deleted ? 1 : 0, opts.canDelete, opts.canEdit, opts.editing, opts.picker,
-          opts.parentLoaded, item.content, item.editedAt || '', reactions, item.replyTo?.id || ''].join('|');
+          opts.parentLoaded, item.content, item.editedAt || '', reactions, item.replyTo?.id || '',
+          item.fileId || ''].join('|');
         out.push({ key: `m:${item.id}`, sig, build: () => messageRow(item, { ...opts, draft: this.#draft }) });
       } else {
-        const sig = `${grouped}|${item.state}|${item.error || ''}|${item.replyTo?.id || ''}`;
+        const sig = `${grouped}|${item.state}|${item.error || ''}|${item.replyTo?.id || ''}|${item.fileId || ''}`;
         out.push({ key: `p:${item.nonce}`, sig, build: () => pendingRow(item, { grouped }) });
       }
     };
@@ -350,10 +367,10 @@ export class MessageList {
       }
       return;
     }
-    if (e.target.closest?.('button, a, textarea, input')) return;
-    const rows = [...this.list.querySelectorAll('li.msg')];
+    if (e.target.closest?.('button, a, textarea, input, audio')) return;
+    const rows = [...this.list.querySelectorAll('li.msg, li.sysmsg[tabindex]')];
     if (!rows.length) return;
-    const current = e.target.closest?.('li.msg');
+    const current = e.target.closest?.('li.msg, li.sysmsg[tabindex]');
     let i = rows.indexOf(current);
     if (e.key === 'ArrowUp' || e.key === 'ArrowDown' || e.key === 'Home' || e.key === 'End') {
       if (e.target !== this.el && !current) return;

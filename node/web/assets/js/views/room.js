@@ -5,8 +5,16 @@
 // Keyboard: Enter sends, Shift+Enter starts a new line, Escape drops a reply being written;
 // the composer takes focus when the room opens. Typing sends typing:start (throttled by
 // chat.js) and typing:stop on send, blur, or an emptied box.
+//
+// Attachments: the paperclip button (a file picker), pasting files into the composer, or
+// dropping them anywhere on the chat uploads them (the tray above the composer shows progress
+// and errors) and sends each as a file message. The microphone button records a voice note
+// (MediaRecorder, audio only): the composer turns into a recording bar with the time, Cancel
+// (or Escape) and Send.
 
-import { h, icon } from '../dom.js';
+import { announce, formatDuration, h, icon } from '../dom.js';
+import { canRecord, MAX_RECORDING_MS, recordingError, VoiceRecorder } from '../recorder.js';
+import { renderUploads } from './attachments.js';
 import { confirmDialog, modal } from './dialog.js';
 import { renderMembers } from './members.js';
 import { MessageList } from './messages.js';
@@ -83,26 +91,57 @@ export function roomView({ roomId, store, chat, api, router, shell, voice, calls
   });
   const composerLabel = h('label', { for: 'composer', class: 'sr-only' }, `Message ${label()}`);
   const counter = h('span', { class: 'composer-count', 'aria-live': 'polite' });
+  const fileInput = h('input', {
+    type: 'file', multiple: true, hidden: true, tabindex: '-1', 'aria-hidden': 'true', class: 'file-input',
+  });
+  const attachBtn = h('button', {
+    class: 'icon-btn attach-btn', type: 'button', 'aria-label': 'Attach a file', title: 'Attach a file',
+    onclick: () => fileInput.click(),
+  }, icon('paperclip'));
+  const recordBtn = canRecord() ? h('button', {
+    class: 'icon-btn record-btn', type: 'button', 'aria-label': 'Record a voice note', title: 'Record a voice note',
+    onclick: () => startRecording(),
+  }, icon('mic')) : null;
   const form = h('form', { class: 'composer', 'aria-label': 'Send a message' },
     composerLabel,
+    attachBtn,
+    fileInput,
     input,
     counter,
+    recordBtn,
     h('button', { class: 'icon-btn send-btn', type: 'submit', 'aria-label': 'Send message', title: 'Send' },
       icon('send')),
     h('p', { id: 'composer-help', class: 'sr-only' },
-      'Enter sends, Shift+Enter adds a new line, Escape cancels a reply.'));
+      'Enter sends, Shift+Enter adds a new line, Escape cancels a reply. Paste or drop files to attach them.'));
+  const recTime = h('span', { class: 'recorder-time', role: 'timer', 'aria-label': 'Recording time' }, '0:00');
+  const recorderBar = h('div', {
+    class: 'recorder', role: 'group', 'aria-label': 'Recording a voice note', hidden: true,
+  },
+  h('span', { class: 'recorder-dot', 'aria-hidden': 'true' }),
+  h('span', { class: 'recorder-label' }, 'Recording'),
+  recTime,
+  h('span', { class: 'recorder-limit', text: `max ${formatDuration(MAX_RECORDING_MS)}` }),
+  h('button', {
+    class: 'btn btn-small btn-ghost', type: 'button', onclick: () => cancelRecording(),
+    'aria-label': 'Cancel the voice note', 'aria-keyshortcuts': 'Escape',
+  }, 'Cancel'),
+  h('button', {
+    class: 'btn btn-small btn-primary recorder-send', type: 'button', onclick: () => finishRecording(),
+    'aria-label': 'Send voice note',
+  }, icon('send'), 'Send', h('span', { class: 'recorder-send-more' }, ' voice note')));
+  const tray = h('ul', { class: 'upload-tray', 'aria-label': 'Uploads', hidden: true });
   const typingLine = h('div', { class: 'typing-line' });
 
+  const chatArea = h('div', { class: 'room-chat', 'data-drop-label': `Drop files to send them to ${label()}` },
+    panel?.el, list.el, jump,
+    h('div', { class: 'composer-wrap' }, tray, replyBar, form, recorderBar, typingLine));
   const el = h('section', { class: `view room kind-${room.kind}`, 'aria-labelledby': 'room-title' },
     h('header', { class: 'view-head' },
       shell.menuButton(),
       icon(KIND_ICON[room.kind] || 'hash', 'head-icon'),
       h('div', { class: 'room-heading' }, title, desc),
       actions),
-    h('div', { class: 'room-body' },
-      h('div', { class: 'room-chat' }, panel?.el, list.el, jump,
-        h('div', { class: 'composer-wrap' }, replyBar, form, typingLine)),
-      aside));
+    h('div', { class: 'room-body' }, chatArea, aside));
 
   function setReply(m) {
     replyTo = m;
@@ -115,7 +154,7 @@ export function roomView({ roomId, store, chat, api, router, shell, voice, calls
     replyBar.replaceChildren(
       icon('reply'),
       h('span', { class: 'reply-bar-text' }, 'Replying to ', h('strong', { text: m.username }),
-        h('span', { class: 'reply-bar-snippet', text: ` — ${(m.content || '').slice(0, 80)}` })),
+        h('span', { class: 'reply-bar-snippet', text: ` — ${(m.content || (m.fileId ? 'an attachment' : '')).slice(0, 80)}` })),
       h('button', {
         class: 'icon-btn', type: 'button', 'aria-label': 'Cancel reply', title: 'Cancel reply',
         onclick: () => { setReply(null); input.focus(); },
@@ -145,6 +184,7 @@ export function roomView({ roomId, store, chat, api, router, shell, voice, calls
     desc.hidden = !desc.textContent;
     input.placeholder = `Message ${label()}`;
     composerLabel.textContent = `Message ${label()}`;
+    chatArea.dataset.dropLabel = `Drop files to send them to ${label()}`;
     document.title = `${label()} · VoiceFlow`;
     const admin = room.roleOf(chat.me.id) === 'admin';
     const buttons = [];
@@ -308,6 +348,114 @@ export function roomView({ roomId, store, chat, api, router, shell, voice, calls
     input.focus();
   });
 
+  // ---- attachments ----
+  function attach(files) {
+    const list_ = [...files].filter((f) => f instanceof File);
+    if (!list_.length) return;
+    chat.attach(room.id, list_, { replyTo });
+    setReply(null);
+    announce(list_.length === 1 ? `Uploading ${list_[0].name}` : `Uploading ${list_.length} files`);
+  }
+  fileInput.addEventListener('change', () => {
+    attach(fileInput.files);
+    fileInput.value = ''; // the same file can be picked again
+    input.focus();
+  });
+  input.addEventListener('paste', (e) => {
+    const files = e.clipboardData?.files;
+    if (!files?.length) return;
+    e.preventDefault();
+    attach(files);
+  });
+  const hasFiles = (e) => [...(e.dataTransfer?.types || [])].includes('Files');
+  chatArea.addEventListener('dragover', (e) => {
+    if (!hasFiles(e)) return;
+    e.preventDefault();
+    e.dataTransfer.dropEffect = 'copy';
+    chatArea.dataset.drop = 'on';
+  });
+  chatArea.addEventListener('dragleave', (e) => {
+    if (!chatArea.contains(e.relatedTarget)) delete chatArea.dataset.drop;
+  });
+  chatArea.addEventListener('drop', (e) => {
+    delete chatArea.dataset.drop;
+    if (!hasFiles(e)) return;
+    e.preventDefault();
+    attach(e.dataTransfer.files);
+    input.focus();
+  });
+  tray.addEventListener('click', (e) => {
+    const b = e.target.closest('button[data-upload-action]');
+    if (!b) return;
+    const id = b.dataset.uploadId;
+    if (b.dataset.uploadAction === 'retry') chat.retryUpload(room.id, id);
+    else chat.dropUpload(room.id, id);
+    input.focus();
+  });
+
+  // ---- voice notes ----
+  let recorder = null;
+  function showRecorder(on) {
+    recorderBar.hidden = !on;
+    form.hidden = on;
+    if (on) recorderBar.querySelector('.recorder-send').focus();
+  }
+  async function startRecording() {
+    if (recorder) return;
+    const r = new VoiceRecorder();
+    recorder = r;
+    if (recordBtn) recordBtn.disabled = true;
+    try {
+      await r.start();
+    } catch (err) {
+      if (recorder === r) recorder = null;
+      shell.toast(recordingError(err));
+      return;
+    } finally {
+      if (recordBtn) recordBtn.disabled = false;
+    }
+    if (recorder !== r) { // cancelled or left meanwhile
+      r.cancel();
+      return;
+    }
+    recTime.textContent = '0:00';
+    r.addEventListener('tick', () => { recTime.textContent = formatDuration(r.elapsedMs); });
+    r.addEventListener('limit', () => finishRecording());
+    showRecorder(true);
+    announce('Recording a voice note. Send voice note to finish, Escape to cancel.');
+  }
+  async function finishRecording() {
+    const r = recorder;
+    if (!r) return;
+    recorder = null;
+    showRecorder(false);
+    input.focus();
+    const { file, durationMs } = await r.stop();
+    if (!file) {
+      shell.toast('Nothing was recorded.');
+      return;
+    }
+    chat.attach(room.id, [file], { kind: 'voice_note', replyTo });
+    setReply(null);
+    announce(`Sending a voice note of ${formatDuration(durationMs)}.`);
+  }
+  function cancelRecording() {
+    const r = recorder;
+    if (!r) return;
+    recorder = null;
+    r.cancel();
+    showRecorder(false);
+    input.focus();
+    announce('Voice note discarded.');
+  }
+  recorderBar.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape') {
+      e.preventDefault();
+      e.stopPropagation();
+      cancelRecording();
+    }
+  });
+
   unsub.push(
     store.on('messages', (d) => { if (d.roomId === room.id) list.schedule(d.reason, d.messageId); }),
     store.on('members', (d) => {
@@ -319,6 +467,7 @@ export function roomView({ roomId, store, chat, api, router, shell, voice, calls
     store.on('presence', () => renderMembers(membersPanel, room, chat.me.id, memberOpts)),
     store.on('call', () => { if (isDm) renderHead(); }),
     store.on('typing', (d) => { if (d.roomId === room.id) renderTyping(); }),
+    store.on('uploads', (d) => { if (d.roomId === room.id) renderUploads(tray, room); }),
     store.on('rooms', (d) => {
       if (d.removed === room.id) router.go('/rooms', { replace: true });
       else renderHead();
@@ -328,6 +477,7 @@ export function roomView({ roomId, store, chat, api, router, shell, voice, calls
   renderHead();
   renderMembers(membersPanel, room, chat.me.id, memberOpts);
   renderTyping();
+  renderUploads(tray, room);
   list.render('init');
   chat.open(room.id);
 
@@ -336,6 +486,10 @@ export function roomView({ roomId, store, chat, api, router, shell, voice, calls
     mounted: () => { input.focus(); list.render('init'); },
     focusTarget: () => input,
     destroy: () => {
+      if (recorder) {
+        recorder.cancel();
+        recorder = null;
+      }
       chat.stopTyping(room.id);
       unsub.forEach((f) => f());
       list.destroy();
