@@ -166,6 +166,8 @@ async fn serve(state: AppState, mut ws: Ws, user: Author) {
         session_id: session_id.to_string(),
         user_id: user.user_id,
         idle_timeout_secs: state.config.ws_idle_timeout_secs,
+        max_upload_bytes: state.config.files.max_bytes,
+        max_frame_bytes: state.config.ws_max_frame_bytes as u64,
     };
     outbox.push(frame::event(events::HELLO, &hello));
     let close = pump(&state, &mut ws, &outbox, &session, user.user_id).await;

@@ -270,6 +270,10 @@ async fn an_upload_over_the_limit_is_refused_and_nothing_is_stored() -> Result<(
     let (status, body) = upload_raw(&node, &alice.token, &query, vec![7u8; 1000]).await?;
     assert_eq!(status, 201, "exactly the limit is fine: {body}");
     assert_eq!(files_under(&blobs), 2, "the file and its metadata");
+    // Clients learn the limit when they connect, to refuse big files before uploading them.
+    let ws = node.ws(&alice).await?;
+    assert_eq!(ws.hello["data"]["maxUploadBytes"], 1000, "{}", ws.hello);
+    assert_eq!(ws.hello["data"]["maxFrameBytes"], 64 * 1024);
     Ok(())
 }
 

@@ -177,6 +177,13 @@ pub struct Hello {
     pub user_id: Snowflake,
     /// Seconds of silence after which the server closes the connection.
     pub idle_timeout_secs: u64,
+    /// Largest file `POST /api/v1/files` accepts, bytes (so clients refuse bigger ones before
+    /// uploading them).
+    #[serde(default)]
+    pub max_upload_bytes: u64,
+    /// Largest WebSocket frame the server reads, bytes.
+    #[serde(default)]
+    pub max_frame_bytes: u64,
 }
 
 /// Server event names, in one place so no typo reaches a client.
