@@ -99,6 +99,50 @@ pub fn content_type(mime_type: &str) -> String {
     }
 }
 
+/// What a download's `Range` header asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ByteRange {
+    /// The whole file, 200: no header, several ranges, or a form that is not served.
+    Whole,
+    /// These bytes, 206 (seeking in a voice note, resuming a download).
+    Part(std::ops::Range<u64>),
+    /// Nothing of the file is in the range, 416.
+    Unsatisfiable,
+}
+
+/// Reads a `Range: bytes=a-b` / `bytes=a-` / `bytes=-n` header over a file of `len` bytes
+/// (RFC 9110 §14; a malformed header is ignored, as the RFC allows).
+pub fn byte_range(header: Option<&str>, len: u64) -> ByteRange {
+    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
+        return ByteRange::Whole;
+    };
+    let Some((start, end)) = spec.split_once('-').filter(|_| !spec.contains(',')) else {
+        return ByteRange::Whole;
+    };
+    let (start, end) = (start.trim(), end.trim());
+    if start.is_empty() {
+        return match end.parse::<u64>() {
+            Ok(0) => ByteRange::Unsatisfiable,
+            Ok(_) if len == 0 => ByteRange::Unsatisfiable,
+            Ok(n) => ByteRange::Part(len.saturating_sub(n)..len),
+            Err(_) => ByteRange::Whole,
+        };
+    }
+    let Ok(first) = start.parse::<u64>() else {
+        return ByteRange::Whole;
+    };
+    if first >= len {
+        return ByteRange::Unsatisfiable;
+    }
+    if end.is_empty() {
+        return ByteRange::Part(first..len);
+    }
+    match end.parse::<u64>() {
+        Ok(last) if last >= first => ByteRange::Part(first..last.saturating_add(1).min(len)),
+        _ => ByteRange::Whole,
+    }
+}
+
 /// Longest stored file name, in bytes.
 pub const MAX_NAME_BYTES: usize = 255;
 
@@ -180,6 +224,23 @@ mod tests {
             b.extend_from_slice(&[0; 13]);
         }
         b
+    }
+
+    #[test]
+    fn byte_ranges_follow_rfc_9110() {
+        use ByteRange::*;
+        assert_eq!(byte_range(None, 10), Whole);
+        assert_eq!(byte_range(Some("bytes=2-5"), 10), Part(2..6));
+        assert_eq!(byte_range(Some("bytes=2-"), 10), Part(2..10));
+        assert_eq!(byte_range(Some("bytes=-3"), 10), Part(7..10));
+        assert_eq!(byte_range(Some("bytes=-30"), 10), Part(0..10));
+        assert_eq!(byte_range(Some("bytes=8-100"), 10), Part(8..10));
+        assert_eq!(byte_range(Some("bytes=10-"), 10), Unsatisfiable);
+        assert_eq!(byte_range(Some("bytes=-0"), 10), Unsatisfiable);
+        assert_eq!(byte_range(Some("bytes=0-1,4-5"), 10), Whole);
+        assert_eq!(byte_range(Some("bytes=5-2"), 10), Whole);
+        assert_eq!(byte_range(Some("items=0-1"), 10), Whole);
+        assert_eq!(byte_range(Some("bytes=x-1"), 10), Whole);
     }
 
     #[test]

@@ -156,6 +156,49 @@ async fn uploads_are_sniffed_and_served_to_members_only() -> Result<()> {
     );
     let (status, _, bytes) = fetch(&node, &format!("{url}?token={}", bob.token), None).await?;
     assert_eq!((status, bytes == image), (200, true));
+    assert_eq!(headers["accept-ranges"], "bytes");
+    // One byte range at a time, as players seek: 206 with the part, 416 past the end.
+    let total = image.len();
+    for (range, part, shown) in [
+        ("bytes=2-5", 2..6, format!("bytes 2-5/{total}")),
+        (
+            "bytes=-4",
+            total - 4..total,
+            format!("bytes {}-{}/{total}", total - 4, total - 1),
+        ),
+        (
+            "bytes=10-",
+            10..total,
+            format!("bytes 10-{}/{total}", total - 1),
+        ),
+    ] {
+        let resp = node
+            .http
+            .get(node.url(&url))
+            .bearer_auth(&bob.token)
+            .header("range", range)
+            .send()
+            .await?;
+        assert_eq!(resp.status().as_u16(), 206, "{range}");
+        assert_eq!(resp.headers()["content-range"], shown.as_str(), "{range}");
+        assert_eq!(
+            resp.bytes().await?.to_vec(),
+            image[part].to_vec(),
+            "{range}"
+        );
+    }
+    let past = node
+        .http
+        .get(node.url(&url))
+        .bearer_auth(&bob.token)
+        .header("range", format!("bytes={total}-"))
+        .send()
+        .await?;
+    assert_eq!(past.status().as_u16(), 416);
+    assert_eq!(
+        past.headers()["content-range"],
+        format!("bytes */{total}").as_str()
+    );
     let (status, meta) = node.get(&format!("{url}/meta"), Some(&bob.token)).await?;
     assert_eq!(status, 200);
     assert_eq!(&meta["data"], file);

@@ -1,6 +1,7 @@
 //! Attachments: `POST /files?roomId=…` (multipart `file` part, or a raw body with `?name=`),
 //! `GET /files/:id` (the bytes) and `GET /files/:id/meta`, for members of the file's room
-//! only. Downloads also accept `?token=<access token>`, so `<img src>` works.
+//! only. Downloads also accept `?token=<access token>`, so `<img src>` works, and one byte
+//! range (`Range: bytes=…`, 206), so players can seek.
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::stream::BoxStream;
@@ -10,14 +11,16 @@ use voiceflow_schema::BlobMeta;
 use voiceflow_wire::ids::now_ms;
 use voiceflow_wire::v1::files::{FileView, file_url};
 use voiceflow_wire::{ErrorBody, ErrorCode, Snowflake};
-use warp::http::{HeaderValue, StatusCode, header};
+use warp::http::{HeaderMap, HeaderValue, StatusCode, header};
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use super::{authed, authed_or_query_token, with_state};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ok, respond};
-use crate::files::{content_disposition, content_type, sanitize_name, sniff};
+use crate::files::{
+    ByteRange, byte_range, content_disposition, content_type, sanitize_name, sniff,
+};
 use crate::state::AppState;
 
 /// Room a multipart body has beyond the file itself (boundaries, part headers, small fields).
@@ -55,7 +58,11 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .and(warp::get())
         .and(with_state(state.clone()))
         .and(authed_or_query_token(state.clone()))
-        .then(|id, s: AppState, u: AuthUser| async move { respond(download(s, u, id).await) });
+        .and(warp::header::headers_cloned())
+        .then(|id, s: AppState, u: AuthUser, h: HeaderMap| async move {
+            let range = h.get(header::RANGE).and_then(|v| v.to_str().ok());
+            respond(download(s, u, id, range).await)
+        });
     let meta = warp::path!("files" / Snowflake / "meta")
         .and(warp::get())
         .and(with_state(state.clone()))
@@ -248,17 +255,43 @@ async fn meta(s: AppState, user: AuthUser, id: Snowflake) -> Result<Response, Ap
     Ok(ok(StatusCode::OK, &view(&meta)))
 }
 
-async fn download(s: AppState, user: AuthUser, id: Snowflake) -> Result<Response, ApiError> {
+async fn download(
+    s: AppState,
+    user: AuthUser,
+    id: Snowflake,
+    range: Option<&str>,
+) -> Result<Response, ApiError> {
     readable(&s, &user, id).await?;
     let (meta, bytes) = s
         .blobs
         .get(id)
         .await?
         .ok_or_else(|| ApiError::not_found("file"))?;
-    let len = bytes.len();
-    let mut response = Response::new(bytes.into());
-    let headers = response.headers_mut();
+    let total = bytes.len() as u64;
     let value = |v: String| HeaderValue::try_from(v).map_err(ApiError::internal);
+    let (status, body, content_range) = match byte_range(range, total) {
+        ByteRange::Whole => (StatusCode::OK, bytes, None),
+        ByteRange::Part(part) => {
+            let shown = format!("bytes {}-{}/{total}", part.start, part.end - 1);
+            let body = bytes.slice(part.start as usize..part.end as usize);
+            (StatusCode::PARTIAL_CONTENT, body, Some(shown))
+        }
+        ByteRange::Unsatisfiable => {
+            let mut response = Response::new(Default::default());
+            *response.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
+            let headers = response.headers_mut();
+            headers.insert(header::CONTENT_RANGE, value(format!("bytes */{total}"))?);
+            return Ok(response);
+        }
+    };
+    let len = body.len();
+    let mut response = Response::new(body.into());
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    if let Some(shown) = content_range {
+        headers.insert(header::CONTENT_RANGE, value(shown)?);
+    }
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     headers.insert(header::CONTENT_TYPE, value(content_type(&meta.mime_type))?);
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     headers.insert(
