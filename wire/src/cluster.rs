@@ -166,6 +166,9 @@ pub enum PresenceOp {
         channel: u64,
         /// In it now.
         on: bool,
+        /// When the room said so (Unix ms): ops travel on separate tasks, so a confirmation
+        /// sent just before a leave may arrive after it; the newer one wins (a leave on a tie).
+        at_ms: u64,
     },
     /// A room wants the user's current status (it started, or lost its source).
     Probe {

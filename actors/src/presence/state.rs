@@ -37,6 +37,14 @@ struct Seen {
     active_at: Instant,
 }
 
+/// The last word of one voice channel or call about the user.
+#[derive(Debug, Clone, Copy)]
+struct CallMark {
+    on: bool,
+    at_ms: u64,
+    arrived: Instant,
+}
+
 /// What the actor must do after a change.
 #[derive(Debug, Default, PartialEq)]
 pub struct Effects {
@@ -55,9 +63,10 @@ pub struct PresenceState {
     sessions: HashMap<u64, Seen>,
     /// The newest status the user chose (`at_ms` 0: none known to this actor).
     chosen: ChosenStatus,
-    /// Voice channels and calls the user is in, with when their room last said so; one that
+    /// What each voice channel or call last said (in it or not, when), and when that arrived;
+    /// the user is in a call while any says so. One that stops confirming (its node died)
     /// stops saying so (its node died) lapses after the session TTL.
-    calls: HashMap<u64, Instant>,
+    calls: HashMap<u64, CallMark>,
     /// The status last published.
     pub status: PresenceStatus,
     /// When one of the user's sessions was last heard from (Unix ms); `None` if this actor
@@ -94,7 +103,7 @@ impl PresenceState {
         if self.sessions.is_empty() {
             return PresenceStatus::Offline;
         }
-        if !self.calls.is_empty() {
+        if self.calls.values().any(|c| c.on) {
             return PresenceStatus::InCall;
         }
         match self.chosen.status {
@@ -168,11 +177,20 @@ impl PresenceState {
                     s.active_at = now;
                 }
             }
-            PresenceOp::InCall { channel, on } => {
-                if on {
-                    self.calls.insert(channel, now);
-                } else {
-                    self.calls.remove(&channel);
+            PresenceOp::InCall { channel, on, at_ms } => {
+                let newer = self
+                    .calls
+                    .get(&channel)
+                    .is_none_or(|c| at_ms > c.at_ms || (at_ms == c.at_ms && !on));
+                if newer {
+                    self.calls.insert(
+                        channel,
+                        CallMark {
+                            on,
+                            at_ms,
+                            arrived: now,
+                        },
+                    );
                 }
             }
             PresenceOp::Probe { room } => {
@@ -202,7 +220,8 @@ impl PresenceState {
         let ttl = self.timings.session_ttl;
         self.sessions
             .retain(|_, s| now.duration_since(s.last_beat) < ttl);
-        self.calls.retain(|_, at| now.duration_since(*at) < ttl);
+        self.calls
+            .retain(|_, c| now.duration_since(c.arrived) < ttl);
         self.settle(now)
     }
 
@@ -323,6 +342,7 @@ mod tests {
             PresenceOp::InCall {
                 channel: 7,
                 on: true,
+                at_ms: 1,
             },
             later,
         );
@@ -364,11 +384,17 @@ mod tests {
     fn calls_count_per_channel_and_lapse_when_their_room_stops_confirming() {
         let (mut s, t) = state(false);
         s.apply(PresenceOp::Attach { session_id: 1 }, t);
-        let call = |channel, on| PresenceOp::InCall { channel, on };
-        s.apply(call(7, true), t);
-        s.apply(call(8, true), t);
-        s.apply(call(7, false), t);
+        let call = |channel, on, at_ms| PresenceOp::InCall { channel, on, at_ms };
+        s.apply(call(7, true, 10), t);
+        s.apply(call(8, true, 10), t);
+        s.apply(call(7, false, 20), t);
         assert_eq!(s.status, PresenceStatus::InCall, "still in channel 8");
+        // Channel 8: a confirmation sent before the leave arrives after it, and changes nothing.
+        s.apply(call(8, false, 30), t);
+        s.apply(call(8, true, 29), t);
+        assert_eq!(s.status, PresenceStatus::Online);
+        s.apply(call(8, true, 40), t);
+        assert_eq!(s.status, PresenceStatus::InCall);
         // Channel 8's node dies: nobody confirms or ends it; the session keeps beating.
         let t20 = t + Duration::from_secs(20);
         s.apply(beat(1, None), t20);

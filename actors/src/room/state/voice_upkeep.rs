@@ -20,8 +20,9 @@ impl RoomState {
         }
         let ctx = self.ctx.clone();
         let channel = self.room.id.0;
+        let at_ms = voiceflow_wire::ids::now_ms();
         tokio::spawn(async move {
-            let op = voiceflow_wire::cluster::PresenceOp::InCall { channel, on };
+            let op = voiceflow_wire::cluster::PresenceOp::InCall { channel, on, at_ms };
             ctx.presence.send(&ctx, user, op).await;
         });
     }
