@@ -80,16 +80,57 @@ export function removeDir(dir) {
 }
 
 /** Debian's Chromium, headless, with a fresh profile (Playwright makes a new temporary
- *  --user-data-dir for every launch). */
-export function launchBrowser() {
+ *  --user-data-dir for every launch). `media`: it hands out a fake microphone (a beeping tone)
+ *  without asking, and plays audio without a user gesture: for voice channels, stages, calls
+ *  and voice notes. */
+export function launchBrowser({ media = false } = {}) {
   return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
     args: [
       '--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic',
+      ...(media ? [
+        '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
+        '--autoplay-policy=no-user-gesture-required',
+      ] : []),
     ],
   });
+}
+
+/**
+ * The usual set-up of a test file: a fresh data dir (`toml`: more config, as for makeDataDir),
+ * a node started on it (its log: artifacts/<nodeLabel>-node.log, `label` unless told), a
+ * Chromium (launchBrowser, with `media`) and one person (newPerson) for each of
+ * `people`: a name, or {name, ...newPerson options}. Resolves with
+ * {dir, node, browser, close(), [name]: person…}; close() ends the browser and the node (the
+ * one in `world.node` then, so a test may restart it there) and removes the dir. When the
+ * set-up fails half-way, what was started is ended before the error is thrown.
+ */
+export async function startWorld(label, { media = false, toml = '', people = [], nodeLabel = label } = {}) {
+  const world = {
+    dir: makeDataDir(label, { toml }),
+    node: null,
+    browser: null,
+    async close() {
+      await world.browser?.close();
+      await world.node?.kill9();
+      removeDir(world.dir);
+    },
+  };
+  try {
+    world.node = await startNode(world.dir, { label: nodeLabel });
+    world.browser = await launchBrowser({ media });
+    for (const person of people) {
+      const { name, ...options } = typeof person === 'string' ? { name: person } : person;
+      if (name in world) throw new Error(`startWorld: a person cannot be called ${name}`);
+      world[name] = await newPerson(world.browser, world.node.url, { label: name, ...options });
+    }
+  } catch (e) {
+    await world.close();
+    throw e;
+  }
+  return world;
 }
 
 /** A new browser context (its own storage: another person) and a page in it. */
@@ -208,21 +249,6 @@ export async function joinByCodeInUi(page, code, name) {
 /** The invite code shown in the open room's header. */
 export async function inviteCode(page) {
   return (await page.locator('.invite-code').textContent()).trim();
-}
-
-/** A Chromium that hands out a fake microphone (a beeping tone) without asking, and plays
- *  audio without a user gesture: for voice channels, stages and calls. */
-export function launchMediaBrowser() {
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic',
-      '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-      '--autoplay-policy=no-user-gesture-required',
-    ],
-  });
 }
 
 /** Audio packets received so far on the page's voice connection (inbound-rtp, summed), or -1

@@ -10,33 +10,25 @@ import { after, before, describe, it } from 'node:test';
 
 import {
   assertReceivingAudio, createRoomInUi, eventually, inboundAudioPackets, inviteCode, joinByCodeInUi,
-  launchMediaBrowser, makeDataDir, newPerson, registerInUi, removeDir, rest, restLogin, shot, startNode,
+  registerInUi, rest, restLogin, shot, startWorld,
 } from '../lib/harness.js';
 
 const bar = (page) => page.locator('.call-bar');
 const incoming = (page) => page.getByRole('dialog', { name: /is calling/ });
 
 describe('direct messages and calls', { timeout: 180_000 }, () => {
-  let dir; let node; let browser; let alice; let bob; let dmId; let supported = true;
+  let world; let alice; let bob; let dmId; let supported = true;
 
   before(async () => {
-    dir = makeDataDir('call');
-    node = await startNode(dir, { label: 'call' });
-    browser = await launchMediaBrowser();
-    alice = await newPerson(browser, node.url, { label: 'alice' });
-    bob = await newPerson(browser, node.url, { label: 'bob' });
+    world = await startWorld('call', { media: true, people: ['alice', 'bob'] });
+    ({ alice, bob } = world);
     // A node without direct messages (before the server part landed) has no POST /dms: 404.
     // With it, a body without userId is a validation error.
-    const { token } = await restLogin(node.url, 'probe');
-    const r = await rest(node.url, 'POST', '/dms', { token, body: {} });
+    const { token } = await restLogin(world.node.url, 'probe');
+    const r = await rest(world.node.url, 'POST', '/dms', { token, body: {} });
     supported = r.status !== 404;
   });
-
-  after(async () => {
-    await browser?.close();
-    await node?.kill9();
-    removeDir(dir);
-  });
+  after(() => world?.close());
 
   it('opens a DM from the member list', async (t) => {
     if (!supported) return t.skip('this node has no direct messages');

@@ -6,26 +6,17 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
 import {
-  eventually, launchBrowser, makeDataDir, messageTexts, newPerson, registerInUi, removeDir, rest,
-  restLogin, sendInUi, shot, startNode,
+  eventually, messageTexts, registerInUi, rest, restLogin, sendInUi, shot, startWorld,
 } from '../lib/harness.js';
 
 describe('two people chatting', { timeout: 180_000 }, () => {
-  let dir; let node; let browser; let alice; let bob; let joinCode;
+  let world; let node; let alice; let bob; let joinCode;
 
   before(async () => {
-    dir = makeDataDir('chat');
-    node = await startNode(dir, { label: 'chat' });
-    browser = await launchBrowser();
-    alice = await newPerson(browser, node.url, { label: 'alice' });
-    bob = await newPerson(browser, node.url, { label: 'bob' });
+    world = await startWorld('chat', { people: ['alice', 'bob'] });
+    ({ node, alice, bob } = world);
   });
-
-  after(async () => {
-    await browser?.close();
-    await node?.kill9();
-    removeDir(dir);
-  });
+  after(() => world?.close());
 
   it('serves the app at / and sends a signed-out visitor to sign in', async () => {
     const { page } = alice;

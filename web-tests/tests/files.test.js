@@ -1,8 +1,9 @@
 // Attachments between two people (two browser contexts) on a node whose upload limit is 96 KB:
 // Alice sends a real PNG through the attach button (the tray shows it uploading) and a text
 // file by dropping it on the chat; Bob sees the image rendered inline and the file as a link
-// with its name and size, and downloading it gives the same bytes. A file over the limit,
-// pasted into the composer, shows the error in the tray and sends nothing. A voice note
+// with its name and size, and downloading it gives the same bytes. A file over the limit (the
+// node announces it in `hello`), pasted into the composer, shows the error in the tray and is
+// not even uploaded; a tab whose hello lacks the limit learns it from a 413. A voice note
 // recorded from Chromium's fake microphone (WebM/Opus from MediaRecorder) reaches Bob as an
 // audio player that loads, knows its duration and plays; Escape throws a recording away.
 // Screenshot: the room with an image, a file and a voice note.
@@ -13,8 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import { deflateSync } from 'node:zlib';
 
 import {
-  createRoomInUi, eventually, inviteCode, joinByCodeInUi, launchMediaBrowser, makeDataDir, newPerson,
-  registerInUi, removeDir, shot, startNode,
+  createRoomInUi, eventually, inviteCode, joinByCodeInUi, registerInUi, shot, startWorld,
 } from '../lib/harness.js';
 
 const LIMIT = 96 * 1024;
@@ -85,24 +85,39 @@ function dropOrPaste(page, how, selector, files) {
 const msgs = (page) => page.locator('.message-list li.msg:not(.pending)');
 const tray = (page) => page.getByRole('list', { name: 'Uploads' });
 
+/** Pastes a 150 KB file, over the limit, into the page's composer. */
+async function pasteBig(page) {
+  await page.getByRole('textbox', { name: /^Message #/ }).focus();
+  await dropOrPaste(page, 'paste', '#composer',
+    [{ name: 'big.bin', type: 'application/octet-stream', base64: Buffer.alloc(150 * 1024, 7).toString('base64') }]);
+}
+const TOO_BIG = '“big.bin” is too large (150 KB): the limit is 96 KB.';
+
+/** Counts the page's upload requests (POST /api/v1/files) from now on: {count, stop()}. */
+function countUploads(page) {
+  const counter = { count: 0 };
+  const onRequest = (req) => {
+    if (req.method() === 'POST' && new URL(req.url()).pathname === '/api/v1/files') counter.count++;
+  };
+  page.on('request', onRequest);
+  counter.stop = () => page.off('request', onRequest);
+  return counter;
+}
+
 describe('attachments', { timeout: 180_000 }, () => {
-  let dir; let node; let browser; let alice; let bob;
+  let world; let alice; let bob;
   const png = makePng(320, 200);
   const notes = Buffer.from('Agenda\n'.padEnd(1536, 'x.'), 'utf8'); // 1536 bytes: "1.5 KB"
 
   before(async () => {
-    dir = makeDataDir('files', { toml: `[files]\nmax_bytes = ${LIMIT}\n` });
-    node = await startNode(dir, { label: 'files' });
-    browser = await launchMediaBrowser(); // a fake microphone for the voice note
-    alice = await newPerson(browser, node.url, { label: 'alice' });
-    bob = await newPerson(browser, node.url, { label: 'bob' });
+    world = await startWorld('files', {
+      toml: `[files]\nmax_bytes = ${LIMIT}\n`,
+      media: true, // a fake microphone for the voice note
+      people: ['alice', 'bob'],
+    });
+    ({ alice, bob } = world);
   });
-
-  after(async () => {
-    await browser?.close();
-    await node?.kill9();
-    removeDir(dir);
-  });
+  after(() => world?.close());
 
   it('sets up a room both are in', async () => {
     await registerInUi(alice.page, 'alice');
@@ -196,21 +211,58 @@ describe('attachments', { timeout: 180_000 }, () => {
     await shot(alice.page, 'attachments');
   });
 
-  it('a file over the size limit shows the error and sends nothing', async () => {
+  it('a file over the size limit (known from hello) shows the error and is not uploaded', async () => {
     const before_ = await msgs(bob.page).count();
-    await alice.page.getByRole('textbox', { name: /^Message #/ }).focus();
-    await dropOrPaste(alice.page, 'paste', '#composer',
-      [{ name: 'big.bin', type: 'application/octet-stream', base64: Buffer.alloc(150 * 1024, 7).toString('base64') }]);
+    const uploads = countUploads(alice.page);
+    await pasteBig(alice.page);
     const alert = tray(alice.page).getByRole('alert');
     await alert.waitFor();
-    assert.equal(await alert.textContent(), '“big.bin” is too large (150 KB): the limit is 96 KB.');
+    assert.equal(await alert.textContent(), TOO_BIG);
     await shot(alice.page, 'upload-error');
     await alice.page.waitForTimeout(500);
+    uploads.stop();
+    assert.equal(uploads.count, 0, 'no upload request was made');
     assert.equal(await alice.page.locator('li.msg.pending').count(), 0, 'no message is pending');
     assert.equal(await msgs(alice.page).count(), before_);
     assert.equal(await msgs(bob.page).count(), before_, 'nothing reached bob');
     await tray(alice.page).getByRole('button', { name: 'Dismiss the error about big.bin' }).click();
     await eventually(async () => !(await tray(alice.page).isVisible()), { what: 'error dismissed' });
+  });
+
+  it('without the limit in hello, the first 413 teaches it', async () => {
+    // A second tab of Alice's whose hello lacks maxUploadBytes (as from an older server).
+    const page = await alice.context.newPage();
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.routeWebSocket(/\/ws(\?|$)/, (ws) => {
+      const server = ws.connectToServer();
+      server.onMessage((text) => {
+        const frame = JSON.parse(text);
+        if (frame.type === 'hello') delete frame.data.maxUploadBytes;
+        ws.send(JSON.stringify(frame));
+      });
+    });
+    await page.goto(new URL(alice.page.url()).pathname);
+    await page.getByRole('textbox', { name: /^Message #/ }).waitFor();
+    await eventually(() => page.evaluate(() => document.body.dataset.conn === 'online'), { what: 'online' });
+    const before_ = await msgs(bob.page).count();
+    const uploads = countUploads(page);
+    // The first is uploaded and refused with 413; the second is refused at once.
+    for (const expected of [1, 1]) {
+      await pasteBig(page);
+      const alert = tray(page).getByRole('alert');
+      await alert.waitFor();
+      assert.equal(await alert.textContent(), TOO_BIG);
+      assert.equal(uploads.count, expected, 'upload requests');
+      await tray(page).getByRole('button', { name: 'Dismiss the error about big.bin' }).click();
+      await eventually(async () => !(await tray(page).isVisible()), { what: 'error dismissed' });
+    }
+    await page.waitForTimeout(300);
+    uploads.stop();
+    assert.equal(uploads.count, 1, 'one upload request in all');
+    await page.close();
+    assert.equal(await msgs(bob.page).count(), before_, 'nothing reached bob');
+    assert.deepEqual(errors, []);
   });
 
   it('Escape throws a recording away', async () => {

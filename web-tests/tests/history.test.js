@@ -5,20 +5,18 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
 import {
-  eventually, launchBrowser, makeDataDir, messageIds, messageTexts, newPerson, removeDir, rest,
-  restLogin, sendInUi, startNode,
+  eventually, messageIds, messageTexts, rest, restLogin, sendInUi, startWorld,
 } from '../lib/harness.js';
 
 const COUNT = 200;
 const label = (i) => `history message ${String(i).padStart(3, '0')}`;
 
 describe('history and sessions', { timeout: 180_000 }, () => {
-  let dir; let node; let browser; let dana; let roomId;
+  let world; let node; let dana; let roomId;
 
   before(async () => {
-    dir = makeDataDir('history');
-    node = await startNode(dir, { label: 'history' });
-    browser = await launchBrowser();
+    world = await startWorld('history', { people: ['dana'] });
+    ({ node, dana } = world);
     const { token } = await restLogin(node.url, 'dana');
     const room = await rest(node.url, 'POST', '/rooms', { token, body: { name: 'Archive', description: 'Lots of history' } });
     roomId = room.body.data.id;
@@ -28,14 +26,8 @@ describe('history and sessions', { timeout: 180_000 }, () => {
       });
       assert.equal(r.status, 201);
     }
-    dana = await newPerson(browser, node.url, { label: 'dana' });
   });
-
-  after(async () => {
-    await browser?.close();
-    await node?.kill9();
-    removeDir(dir);
-  });
+  after(() => world?.close());
 
   it('signs in and opens a room it is already a member of from a link', async () => {
     const { page } = dana;

@@ -6,25 +6,17 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
 import {
-  eventually, launchBrowser, makeDataDir, messageTexts, newPerson, registerInUi, removeDir, rest,
-  restLogin, sendInUi, shot, startNode,
+  eventually, messageTexts, registerInUi, rest, restLogin, sendInUi, shot, startWorld,
 } from '../lib/harness.js';
 
 describe('a narrow phone screen', { timeout: 120_000 }, () => {
-  let dir; let node; let browser; let gina;
+  let world; let node; let gina;
 
   before(async () => {
-    dir = makeDataDir('mobile');
-    node = await startNode(dir, { label: 'mobile' });
-    browser = await launchBrowser();
-    gina = await newPerson(browser, node.url, { width: 375, height: 740, label: 'gina' });
+    world = await startWorld('mobile', { people: [{ name: 'gina', width: 375, height: 740 }] });
+    ({ node, gina } = world);
   });
-
-  after(async () => {
-    await browser?.close();
-    await node?.kill9();
-    removeDir(dir);
-  });
+  after(() => world?.close());
 
   const noSidewaysScroll = (page) => page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth);
 

@@ -7,28 +7,21 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
 import {
-  eventually, launchBrowser, makeDataDir, messageIds, messageTexts, newPerson, registerInUi,
-  removeDir, rest, restLogin, sendInUi, shot, startNode,
+  eventually, messageIds, messageTexts, registerInUi, rest, restLogin, sendInUi, shot, startNode,
+  startWorld,
 } from '../lib/harness.js';
 
 const conn = (page) => page.evaluate(() => document.body.dataset.conn);
 
 describe('kill -9 and restart of the node', { timeout: 180_000 }, () => {
-  let dir; let node; let browser; let erin; let frank; let roomId;
+  let world; let erin; let frank; let roomId;
 
   before(async () => {
-    dir = makeDataDir('restart');
-    node = await startNode(dir, { label: 'restart-1' });
-    browser = await launchBrowser();
-    erin = await newPerson(browser, node.url, { label: 'erin' });
-    frank = await newPerson(browser, node.url, { label: 'frank' });
+    // The node is restarted half-way: world.node is whichever runs now (world.close() ends it).
+    world = await startWorld('restart', { nodeLabel: 'restart-1', people: ['erin', 'frank'] });
+    ({ erin, frank } = world);
   });
-
-  after(async () => {
-    await browser?.close();
-    await node?.kill9();
-    removeDir(dir);
-  });
+  after(() => world?.close());
 
   it('sets up two people in one room', async () => {
     await registerInUi(erin.page, 'erin');
@@ -50,8 +43,8 @@ describe('kill -9 and restart of the node', { timeout: 180_000 }, () => {
   });
 
   it('shows offline, queues what is written, and comes back with nothing lost or doubled', async () => {
-    const port = node.port;
-    await node.kill9();
+    const { port } = world.node;
+    await world.node.kill9();
     for (const p of [erin.page, frank.page]) {
       await eventually(async () => (await conn(p)) !== 'online', { what: 'offline state' });
       await p.getByText('You are offline.').waitFor();
@@ -63,8 +56,8 @@ describe('kill -9 and restart of the node', { timeout: 180_000 }, () => {
 
     // Keep Erin cut off after the restart, so she misses messages and must get them replayed.
     await erin.context.setOffline(true);
-    node = await startNode(dir, { port, label: 'restart-2' });
-    assert.equal(node.port, port);
+    world.node = await startNode(world.dir, { port, label: 'restart-2' });
+    assert.equal(world.node.port, port);
 
     await eventually(async () => (await conn(frank.page)) === 'online', { timeout: 30_000, what: 'frank online' });
     await sendInUi(frank.page, 'after restart 1');
@@ -92,8 +85,8 @@ describe('kill -9 and restart of the node', { timeout: 180_000 }, () => {
     assert.deepEqual(await messageTexts(erin.page), await messageTexts(frank.page), 'same order for both');
 
     // The server holds each one once too (the queued send was not duplicated).
-    const { token } = await restLogin(node.url, 'erin');
-    const history = await rest(node.url, 'GET', `/rooms/${roomId}/messages?limit=100`, { token });
+    const { token } = await restLogin(world.node.url, 'erin');
+    const history = await rest(world.node.url, 'GET', `/rooms/${roomId}/messages?limit=100`, { token });
     // Joins are logged as system messages (shown as notices, not message rows).
     const stored = history.body.data.filter((m) => m.type !== 'system').map((m) => m.content).reverse();
     assert.deepEqual(stored, await messageTexts(erin.page));

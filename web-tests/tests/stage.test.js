@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 
 import {
   assertReceivingAudio, createRoomInUi, eventually, inboundAudioPackets, inviteCode, joinByCodeInUi,
-  launchMediaBrowser, makeDataDir, newPerson, registerInUi, removeDir, shot, startNode,
+  registerInUi, shot, startWorld,
 } from '../lib/harness.js';
 
 const panel = (page) => page.locator('.stage-panel');
@@ -16,21 +16,13 @@ const group = (page, role) => panel(page).locator(`.stage-group[data-role="${rol
 const names = (loc) => loc.locator('.voice-name-text').allTextContents();
 
 describe('a stage', { timeout: 180_000 }, () => {
-  let dir; let node; let browser; let host; let guest;
+  let world; let host; let guest;
 
   before(async () => {
-    dir = makeDataDir('stage');
-    node = await startNode(dir, { label: 'stage' });
-    browser = await launchMediaBrowser();
-    host = await newPerson(browser, node.url, { label: 'hana' });
-    guest = await newPerson(browser, node.url, { label: 'leo' });
+    world = await startWorld('stage', { media: true, people: ['hana', 'leo'] });
+    ({ hana: host, leo: guest } = world);
   });
-
-  after(async () => {
-    await browser?.close();
-    await node?.kill9();
-    removeDir(dir);
-  });
+  after(() => world?.close());
 
   it('a host and a listener join', async () => {
     await registerInUi(host.page, 'hana');

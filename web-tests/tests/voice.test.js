@@ -10,28 +10,20 @@ import { after, before, describe, it } from 'node:test';
 
 import {
   assertReceivingAudio, createRoomInUi, eventually, inboundAudioPackets, inviteCode, joinByCodeInUi,
-  launchMediaBrowser, makeDataDir, newPerson, registerInUi, removeDir, shot, startNode,
+  registerInUi, shot, startWorld,
 } from '../lib/harness.js';
 
 const panel = (page) => page.locator('.voice-panel');
 const tile = (page, name) => panel(page).locator('li.voice-tile', { hasText: name });
 
 describe('a voice channel', { timeout: 180_000 }, () => {
-  let dir; let node; let browser; let alice; let bob;
+  let world; let alice; let bob;
 
   before(async () => {
-    dir = makeDataDir('voice');
-    node = await startNode(dir, { label: 'voice' });
-    browser = await launchMediaBrowser();
-    alice = await newPerson(browser, node.url, { label: 'alice' });
-    bob = await newPerson(browser, node.url, { label: 'bob' });
+    world = await startWorld('voice', { media: true, people: ['alice', 'bob'] });
+    ({ alice, bob } = world);
   });
-
-  after(async () => {
-    await browser?.close();
-    await node?.kill9();
-    removeDir(dir);
-  });
+  after(() => world?.close());
 
   it('creates a voice channel that both are in', async () => {
     await registerInUi(alice.page, 'alice');

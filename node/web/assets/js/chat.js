@@ -24,7 +24,9 @@
 // 'uploads') and posts each stored file as a `file` message (a recording as a `voice_note`)
 // with its `fileId` and an optional caption as its content, in the order picked. A failed
 // upload (too large, empty, offline) stays in the tray with its error and posts nothing; once
-// uploaded, the message is an ordinary pending send (nonce, retries, survives a reload).
+// uploaded, the message is an ordinary pending send (nonce, retries, survives a reload). The
+// upload limit comes with every `hello` (`maxUploadBytes`), so a file over it is refused before
+// a byte is sent; a 413 (a server that does not say, or a limit lowered meanwhile) teaches it too.
 //
 // The rooms this user belongs to come from GET /users/me/rooms (social.js); they are also
 // remembered per browser (localStorage) so the sidebar shows at once on a reload.
@@ -44,8 +46,8 @@ export class Chat {
   #typingSentAt = new Map();
   /** fileId → Promise of the file's details (GET /files/:id/meta), fetched once. */
   #fileMeta = new Map();
-  /** The server's upload limit in bytes, once a 413 told us (later files over it are refused
-   *  without uploading). */
+  /** The server's upload limit in bytes (0: not known yet), from `hello`'s `maxUploadBytes`
+   *  or else from a 413's `details.limit`: files over it are refused without uploading. */
   #fileLimit = 0;
   #nextUpload = 1;
 
@@ -57,7 +59,12 @@ export class Chat {
     this.me = session.user;
     this.roomsKey = `vf.rooms.${this.me.id}`;
     this.pendingKey = `vf.pending.${this.me.id}`;
-    this.onSocketOpen = () => this.#resubscribeAll();
+    this.onSocketOpen = (e) => {
+      // Older servers leave maxUploadBytes out (or 0): keep what a 413 taught us.
+      const max = Number(e.detail?.maxUploadBytes);
+      if (Number.isFinite(max) && max > 0) this.#fileLimit = max;
+      this.#resubscribeAll();
+    };
     this.onSocketEvent = (e) => this.#onEvent(e.detail.type, e.detail.data);
     this.onSocketState = (e) => {
       store.conn = e.detail;
