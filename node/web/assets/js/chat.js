@@ -20,36 +20,24 @@
 // reaction:remove, toggled), replies (replyTo on send). Acks and the live events carry the new
 // state; both are applied (the same state twice changes nothing).
 //
-// Attachments: attach() uploads files (POST /files, with progress, in room.uploads: topic
-// 'uploads') and posts each stored file as a `file` message (a recording as a `voice_note`)
-// with its `fileId` and an optional caption as its content, in the order picked. A failed
-// upload (too large, empty, offline) stays in the tray with its error and posts nothing; once
-// uploaded, the message is an ordinary pending send (nonce, retries, survives a reload). The
-// upload limit comes with every `hello` (`maxUploadBytes`), so a file over it is refused before
-// a byte is sent; a 413 (a server that does not say, or a limit lowered meanwhile) teaches it too.
+// Attachments: uploads.js (`chat.uploads`) uploads files and posts each stored file through
+// send() as a `file` / `voice_note` message, an ordinary pending send from there on.
 //
 // The rooms this user belongs to come from GET /users/me/rooms (social.js); they are also
 // remembered per browser (localStorage) so the sidebar shows at once on a reload.
 
-import { announce, cmpId, formatSize, sentence } from './dom.js';
+import { announce, cmpId, sentence } from './dom.js';
 import { RoomState } from './store.js';
+import { Uploads } from './uploads.js';
 
 const TYPING_REPEAT_MS = 3_000; // the server ends typing 6 s after the last start
 const TYPING_FAILSAFE_MS = 8_000;
 const PAGE = 50;
 /** Wait before sending again after a timeout or unavailable storage. */
 const RESEND_MS = 3_000;
-/** Upload errors worth a retry (the others, such as too large or empty, stay as they are). */
-const TRANSIENT = ['NETWORK', 'STORAGE_UNAVAILABLE', 'RATE_LIMITED', 'INTERNAL_ERROR'];
 
 export class Chat {
   #typingSentAt = new Map();
-  /** fileId → Promise of the file's details (GET /files/:id/meta), fetched once. */
-  #fileMeta = new Map();
-  /** The server's upload limit in bytes (0: not known yet), from `hello`'s `maxUploadBytes`
-   *  or else from a 413's `details.limit`: files over it are refused without uploading. */
-  #fileLimit = 0;
-  #nextUpload = 1;
 
   constructor({ api, socket, store, session }) {
     this.api = api;
@@ -59,10 +47,10 @@ export class Chat {
     this.me = session.user;
     this.roomsKey = `vf.rooms.${this.me.id}`;
     this.pendingKey = `vf.pending.${this.me.id}`;
+    /** Attachments: attach, retry, drop, fileMeta (uploads.js). */
+    this.uploads = new Uploads({ api, store, send: (...args) => this.send(...args) });
     this.onSocketOpen = (e) => {
-      // Older servers leave maxUploadBytes out (or 0): keep what a 413 taught us.
-      const max = Number(e.detail?.maxUploadBytes);
-      if (Number.isFinite(max) && max > 0) this.#fileLimit = max;
+      this.uploads.noteLimit(e.detail?.maxUploadBytes);
       this.#resubscribeAll();
     };
     this.onSocketEvent = (e) => this.#onEvent(e.detail.type, e.detail.data);
@@ -258,57 +246,6 @@ export class Chat {
     this.#trySend(room, p);
   }
 
-  /**
-   * Uploads files to a room and posts each as a message once stored, in the order given.
-   * `kind`: 'file', or 'voice_note' for a recording; `caption`: the message's text (optional);
-   * `replyTo` goes with the first. Progress and errors: room.uploads.
-   */
-  attach(roomId, files, { kind = 'file', replyTo = null, caption = '' } = {}) {
-    const room = this.store.room(roomId);
-    if (!room) return;
-    let first = true;
-    for (const file of files) {
-      const u = {
-        id: `u${this.#nextUpload++}`, roomId, file, name: file.name || 'file', size: file.size, kind,
-        caption, replyTo: first ? replyTo : null, sent: 0, state: 'uploading', error: null, retryable: false,
-      };
-      first = false;
-      room.uploads.set(u.id, u);
-      this.#upload(room, u);
-    }
-    this.store.emit('uploads', { roomId });
-  }
-
-  /** Uploads a failed upload again. */
-  retryUpload(roomId, uploadId) {
-    const room = this.store.room(roomId);
-    const u = room?.uploads.get(uploadId);
-    if (!u || u.state !== 'failed') return;
-    this.#upload(room, u);
-    this.store.emit('uploads', { roomId });
-  }
-
-  /** Cancels an upload in progress, or dismisses a failed one. */
-  dropUpload(roomId, uploadId) {
-    const room = this.store.room(roomId);
-    const u = room?.uploads.get(uploadId);
-    if (!u) return;
-    u.abort?.abort();
-    room.uploads.delete(uploadId);
-    this.store.emit('uploads', { roomId });
-  }
-
-  /** The details of an uploaded file (name, size, mimeType), fetched once per file. */
-  fileMeta(fileId) {
-    let p = this.#fileMeta.get(fileId);
-    if (!p) {
-      p = this.api.fileMeta(fileId);
-      this.#fileMeta.set(fileId, p);
-      p.catch(() => this.#fileMeta.delete(fileId)); // asked again next time
-    }
-    return p;
-  }
-
   /** Sends a failed message again (same nonce: never a duplicate). */
   retry(roomId, nonce) {
     const room = this.store.room(roomId);
@@ -435,57 +372,6 @@ export class Chat {
       }
       this.store.emit('messages', { roomId: room.id, reason: 'send-failed' });
     }
-  }
-
-  /** Uploads one file of attach(); once stored, posts it after the uploads picked before it. */
-  #upload(room, u) {
-    const fail = (message, retryable) => {
-      u.state = 'failed';
-      u.error = message;
-      u.retryable = retryable;
-      return null;
-    };
-    u.state = 'uploading';
-    u.error = null;
-    u.sent = 0;
-    u.abort = new AbortController();
-    let stored;
-    if (!u.size) stored = Promise.resolve(fail(`“${u.name}” is empty: there is nothing to send.`, false));
-    else if (this.#fileLimit && u.size > this.#fileLimit) stored = Promise.resolve(fail(tooLarge(u, this.#fileLimit), false));
-    else {
-      let last = 0;
-      stored = this.api.uploadFile(room.id, u.file, {
-        name: u.name,
-        signal: u.abort.signal,
-        onProgress: (sent) => {
-          u.sent = sent;
-          if (Date.now() - last > 100) { // a repaint at most every 100 ms
-            last = Date.now();
-            this.store.emit('uploads', { roomId: room.id });
-          }
-        },
-      }).catch((e) => {
-        if (e.code === 'ABORTED') return null;
-        if (e.code === 'PAYLOAD_TOO_LARGE') {
-          if (e.details?.limit) this.#fileLimit = e.details.limit;
-          return fail(tooLarge(u, e.details?.limit), false);
-        }
-        const retryable = TRANSIENT.includes(e.code) || e.status >= 500;
-        return fail(`Could not upload “${u.name}”: ${sentence(e.message)}`, retryable);
-      });
-    }
-    // Posted in the order picked: wait for the uploads before this one first.
-    room.uploadChain = room.uploadChain.then(() => stored).then((file) => {
-      if (!file) {
-        this.store.emit('uploads', { roomId: room.id });
-        return;
-      }
-      room.uploads.delete(u.id);
-      this.store.emit('uploads', { roomId: room.id });
-      if (!this.store.rooms.has(room.id)) return;
-      this.#fileMeta.set(file.id, Promise.resolve(file));
-      this.send(room.id, u.caption || '', { type: u.kind, file, replyTo: u.replyTo });
-    });
   }
 
   /** After (re)connecting: join every room with `since`, then flush its unsent messages. */
@@ -704,11 +590,6 @@ export class Chat {
 function retryAfterMs(e) {
   const ms = Number(e?.details?.retryAfterMs);
   return Number.isFinite(ms) && ms >= 0 ? Math.min(ms + 20, 60_000) : RESEND_MS;
-}
-
-function tooLarge(u, limit) {
-  const max = limit ? `: the limit is ${formatSize(limit)}` : '';
-  return `“${u.name}” is too large (${formatSize(u.size)})${max}.`;
 }
 
 function readJson(key, fallback) {

@@ -8,6 +8,7 @@
 //   store.js     client state (rooms, messages by id, unsent messages, members, typing,
 //                unread counts, presence, the voice connection, the call)
 //   chat.js      rooms and messages (send, edit, delete, react, reply, history, resume)
+//   uploads.js   attachments: uploads with progress, posted in order; the upload limit
 //   social.js    the room list from the server, unread badges, read markers, presence
 //   voice.js     the WebRTC connection for voice channels, stages and calls
 //   calls.js     1:1 calls in direct messages (ringing, answering, hanging up)

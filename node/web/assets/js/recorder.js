@@ -1,5 +1,5 @@
 // Voice notes: records the microphone (audio only) with MediaRecorder into one compressed file
-// that chat.js uploads and posts as a `voice_note` message.
+// that uploads.js uploads and posts as a `voice_note` message.
 //
 // The container is the first one the browser records of: Ogg/Opus (Firefox), WebM/Opus
 // (Chrome, Edge), MP4 (Safari). The server sniffs the type from the bytes and accepts a voice

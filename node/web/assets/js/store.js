@@ -1,7 +1,7 @@
 // The client's state: the rooms this user belongs to, each with its messages (deduplicated by
 // id, kept in id order), unsent messages (by nonce), members, who is typing, unread counts and
 // who is in its voice channel; user presence; the voice connection and the call. Views read it
-// and subscribe to topics; the controllers (chat.js, voice.js, calls.js) change it.
+// and subscribe to topics; the controllers (chat.js, uploads.js, voice.js, calls.js) change it.
 //
 // Topics: 'rooms' (list or a room's details changed), 'messages' / 'members' / 'typing' /
 // 'uploads' (detail: {roomId}), 'unread' (detail: {roomId}), 'presence' (detail: {userId}), 'voice'

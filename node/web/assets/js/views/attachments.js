@@ -3,7 +3,8 @@
 // A `file` message shows an image (PNG, JPEG, GIF, WebP: the type the server sniffed) inline
 // with its name and a download link, any other file as a download link with its name and
 // size; a `voice_note` shows an <audio controls> player. The message carries only the file's
-// id: the name, size and type come from GET /files/:id/meta (once per file, chat.fileMeta).
+// id: the name, size and type come from GET /files/:id/meta (once per file,
+// chat.uploads.fileMeta).
 //
 // Loading: <img> and <audio> cannot send the Authorization header, and the page's CSP allows
 // media from this origin only (no blob: URLs), so they load `/api/v1/files/:id?token=…`; a
@@ -38,7 +39,7 @@ export function attachmentView(m, { chat, toast }) {
     h('span', { class: 'attachment-name', text: `${what}…` }));
   cache.set(key, el);
   while (cache.size > KEEP) cache.delete(cache.keys().next().value);
-  chat.fileMeta(m.fileId).then((file) => {
+  chat.uploads.fileMeta(m.fileId).then((file) => {
     el.classList.remove('attachment-loading');
     if (m.type === 'voice_note') fillVoiceNote(el, m, file, chat);
     else if (INLINE_IMAGES.has(file.mimeType)) fillImage(el, file, chat, toast);

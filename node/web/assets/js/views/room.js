@@ -352,7 +352,7 @@ export function roomView({ roomId, store, chat, api, router, shell, voice, calls
   function attach(files) {
     const list_ = [...files].filter((f) => f instanceof File);
     if (!list_.length) return;
-    chat.attach(room.id, list_, { replyTo });
+    chat.uploads.attach(room.id, list_, { replyTo });
     setReply(null);
     announce(list_.length === 1 ? `Uploading ${list_[0].name}` : `Uploading ${list_.length} files`);
   }
@@ -388,8 +388,8 @@ export function roomView({ roomId, store, chat, api, router, shell, voice, calls
     const b = e.target.closest('button[data-upload-action]');
     if (!b) return;
     const id = b.dataset.uploadId;
-    if (b.dataset.uploadAction === 'retry') chat.retryUpload(room.id, id);
-    else chat.dropUpload(room.id, id);
+    if (b.dataset.uploadAction === 'retry') chat.uploads.retry(room.id, id);
+    else chat.uploads.drop(room.id, id);
     input.focus();
   });
 
@@ -435,7 +435,7 @@ export function roomView({ roomId, store, chat, api, router, shell, voice, calls
       shell.toast('Nothing was recorded.');
       return;
     }
-    chat.attach(room.id, [file], { kind: 'voice_note', replyTo });
+    chat.uploads.attach(room.id, [file], { kind: 'voice_note', replyTo });
     setReply(null);
     announce(`Sending a voice note of ${formatDuration(durationMs)}.`);
   }
