@@ -19,7 +19,7 @@ pub mod config;
 mod api;
 mod auth;
 mod error;
-mod files;
+pub mod files;
 mod limits;
 mod metrics;
 mod state;

@@ -537,17 +537,7 @@ async fn file_messages_point_at_files_uploaded_to_their_room() -> anyhow::Result
 
     // A voice note as browsers record it: WebM with one Opus track (magic numbers alone say
     // video/webm). The same container with a video track is not a voice note.
-    let webm = |codec: &str| {
-        let mut b = vec![
-            0x1a, 0x45, 0xdf, 0xa3, 0x9f, 0x42, 0x86, 0x81, 0x01, 0x42, 0x82, 0x84,
-        ];
-        b.extend_from_slice(b"webm");
-        b.extend_from_slice(&[0x18, 0x53, 0x80, 0x67, 0x01, 0xff, 0xff, 0xff, 0xff, 0xff]);
-        b.extend_from_slice(&[0xff, 0xff, 0x16, 0x54, 0xae, 0x6b, 0x90, 0xae, 0x8e]);
-        b.extend_from_slice(&[0xd7, 0x81, 0x01, 0x86, 0x80 | codec.len() as u8]);
-        b.extend_from_slice(codec.as_bytes());
-        b
-    };
+    let webm = voiceflow_node::files::webm_head;
     let note = upload(room.clone(), "note.webm", webm("A_OPUS")).await?;
     let (_, meta) = node
         .get(
