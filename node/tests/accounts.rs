@@ -294,13 +294,7 @@ async fn unknown_routes_and_bad_bodies_get_json_errors() -> anyhow::Result<()> {
     assert_eq!(resp.status().as_u16(), 400);
     assert_eq!(node.get("/healthz", None).await?.0, 200);
     assert_eq!(node.get("/readyz", None).await?.0, 200);
-    let metrics = node
-        .http
-        .get(node.url("/metrics"))
-        .send()
-        .await?
-        .text()
-        .await?;
+    let metrics = node.metrics_text().await?;
     assert!(metrics.contains("voiceflow_connections_open"), "{metrics}");
     Ok(())
 }

@@ -66,13 +66,7 @@ async fn three_people_talk_in_a_voice_channel_over_the_sfu() -> Result<()> {
         "{ack}"
     );
     assert_eq!(node.metric("voiceflow_voice_ports_in_use").await?, 3.0);
-    let text = node
-        .http
-        .get(node.url("/metrics"))
-        .send()
-        .await?
-        .text()
-        .await?;
+    let text = node.metrics_text().await?;
     let forwarded: f64 = text
         .lines()
         .find(|l| {

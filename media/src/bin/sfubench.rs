@@ -47,9 +47,9 @@ fn args() -> Args {
     a
 }
 
-/// CPU seconds this process used (user + system), from /proc.
-fn cpu_secs() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+/// CPU seconds (user + system) of a process or thread, from its /proc `stat` file.
+fn stat_cpu_secs(stat_path: &std::path::Path) -> f64 {
+    let stat = std::fs::read_to_string(stat_path).unwrap_or_default();
     let fields: Vec<&str> = stat
         .rsplit_once(')')
         .map(|(_, rest)| rest.split_whitespace().collect())
@@ -64,6 +64,11 @@ fn cpu_secs() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// CPU seconds this process used (user + system).
+fn cpu_secs() -> f64 {
+    stat_cpu_secs(std::path::Path::new("/proc/self/stat"))
+}
+
 /// CPU seconds of this process's threads named `name` (tokio names every thread of a runtime).
 fn thread_cpu_secs(name: &str) -> f64 {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
@@ -75,18 +80,7 @@ fn thread_cpu_secs(name: &str) -> f64 {
         if comm.trim() != name {
             continue;
         }
-        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest.split_whitespace().collect())
-            .unwrap_or_default();
-        let ticks = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        total += (ticks(11) + ticks(12)) / 100.0;
+        total += stat_cpu_secs(&task.path().join("stat"));
     }
     total
 }

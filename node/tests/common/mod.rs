@@ -200,15 +200,20 @@ impl TestNode {
         Ok(room["data"]["id"].as_str().unwrap_or_default().to_owned())
     }
 
-    /// An unlabelled value from the node's Prometheus `/metrics` (0 when absent).
-    pub async fn metric(&self, name: &str) -> Result<f64> {
-        let text = self
+    /// The node's Prometheus `/metrics` text.
+    pub async fn metrics_text(&self) -> Result<String> {
+        Ok(self
             .http
             .get(self.url("/metrics"))
             .send()
             .await?
             .text()
-            .await?;
+            .await?)
+    }
+
+    /// An unlabelled value from the node's Prometheus `/metrics` (0 when absent).
+    pub async fn metric(&self, name: &str) -> Result<f64> {
+        let text = self.metrics_text().await?;
         Ok(text
             .lines()
             .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))

@@ -6,7 +6,7 @@
 
 import { formatTime, h, icon } from '../dom.js';
 import { confirmDialog } from './dialog.js';
-import { micButtons, replaceKeepingFocus, voiceStateText, voiceTile } from './voice.js';
+import { joinChannel, micButtons, replaceKeepingFocus, voiceStateText, voiceTile } from './voice.js';
 
 const ROLES = [['host', 'Hosts'], ['speaker', 'Speakers'], ['listener', 'Listeners']];
 
@@ -23,23 +23,12 @@ export function stagePanel({ room, store, chat, voice, shell }) {
     }
   };
 
-  async function join() {
-    if (store.call) {
-      shell.toast('You are in a call: hang up first.');
-      return;
-    }
-    busy = true;
-    render();
-    try {
-      await voice.join(room.id);
-    } catch (err) {
-      shell.toast(err.code === 'FORBIDDEN' ? 'You cannot join this stage.'
-        : err.code === 'ROOM_FULL' ? 'The stage is full.' : `Could not join the stage: ${err.message}`);
-    } finally {
-      busy = false;
-      render();
-    }
-  }
+  const join = () => joinChannel({
+    roomId: room.id, store, voice, shell,
+    setBusy: (b) => { busy = b; render(); },
+    refusal: (err) => (err.code === 'FORBIDDEN' ? 'You cannot join this stage.'
+      : err.code === 'ROOM_FULL' ? 'The stage is full.' : `Could not join the stage: ${err.message}`),
+  });
 
   function hostActions(p, amHost) {
     if (!amHost || p.userId === chat.me.id || p.role === 'host') return null;

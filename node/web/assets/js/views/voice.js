@@ -57,6 +57,25 @@ export function replaceKeepingFocus(container, children) {
   if (key) container.querySelector(`[data-key="${CSS.escape(key)}"]`)?.focus();
 }
 
+/**
+ * Joins the voice session of `roomId` for a panel: refused while in a call, `setBusy(true)`
+ * until it is done, and a failure told in words (`refusal(err)`, or "Could not …").
+ */
+export async function joinChannel({ roomId, store, voice, shell, setBusy, refusal }) {
+  if (store.call) {
+    shell.toast('You are in a call: hang up first.');
+    return;
+  }
+  setBusy(true);
+  try {
+    await voice.join(roomId);
+  } catch (err) {
+    shell.toast(refusal(err));
+  } finally {
+    setBusy(false);
+  }
+}
+
 /** What the connection is doing, in words. */
 export function voiceStateText(v) {
   if (!v) return '';
@@ -70,22 +89,12 @@ export function voicePanel({ room, store, chat, voice, shell }) {
   const el = h('section', { class: 'voice-panel', 'aria-label': `Voice channel ${room.name}` }, body);
   let busy = false;
 
-  async function join() {
-    if (store.call) {
-      shell.toast('You are in a call: hang up first.');
-      return;
-    }
-    busy = true;
-    render();
-    try {
-      await voice.join(room.id);
-    } catch (err) {
-      shell.toast(err.code === 'ROOM_FULL' ? 'The voice channel is full.' : `Could not join voice: ${err.message}`);
-    } finally {
-      busy = false;
-      render();
-    }
-  }
+  const join = () => joinChannel({
+    roomId: room.id, store, voice, shell,
+    setBusy: (b) => { busy = b; render(); },
+    refusal: (err) => (err.code === 'ROOM_FULL' ? 'The voice channel is full.'
+      : `Could not join voice: ${err.message}`),
+  });
 
   function render() {
     const v = store.voice;
