@@ -390,14 +390,40 @@ pub fn check_len(prefix: [u8; 4], limit: usize) -> Result<usize, PeerFrameError>
     Ok(len)
 }
 
+/// How much memory decoding a frame may claim, as a multiple of the frame's length.
+///
+/// bincode sizes a string from its announced length before reading it, so without a budget
+/// a 14-byte frame announcing a string of 2^40 bytes aborts the process. Under this budget
+/// (rounded up to a power of 16 from 64 KiB) such a claim fails as `LimitExceeded` instead;
+/// legitimate frames claim at most 8 times their length (a one-byte varint decodes to a `u64`).
+const DECODE_BUDGET_FACTOR: usize = 16;
+
+/// Decodes a frame body as a [`PeerMsg`] within the [`DECODE_BUDGET_FACTOR`] budget.
+fn decode_body(body: &[u8]) -> Result<(PeerMsg, usize), bincode::error::DecodeError> {
+    // bincode's limit is a const generic: pick the smallest tier that fits the budget.
+    fn within<const LIMIT: usize>(
+        body: &[u8],
+    ) -> Result<(PeerMsg, usize), bincode::error::DecodeError> {
+        bincode::serde::decode_from_slice(body, config().with_limit::<LIMIT>())
+    }
+    match body.len().saturating_mul(DECODE_BUDGET_FACTOR) {
+        n if n <= 1 << 16 => within::<{ 1 << 16 }>(body),
+        n if n <= 1 << 20 => within::<{ 1 << 20 }>(body),
+        n if n <= 1 << 24 => within::<{ 1 << 24 }>(body),
+        n if n <= 1 << 28 => within::<{ 1 << 28 }>(body),
+        n if n <= 1 << 30 => within::<{ 1 << 30 }>(body),
+        // Only frames over 64 MiB get here (the default frame limit is 16 MiB).
+        _ => within::<{ usize::MAX }>(body),
+    }
+}
+
 /// Decodes a frame's contents (the bytes after the length prefix).
 pub fn decode(frame: &[u8]) -> Result<PeerMsg, PeerFrameError> {
     let (&version, body) = frame.split_first().ok_or(PeerFrameError::Empty)?;
     if version != PROTOCOL_VERSION {
         return Err(PeerFrameError::Version(version));
     }
-    let (msg, used) = bincode::serde::decode_from_slice::<PeerMsg, _>(body, config())
-        .map_err(|e| PeerFrameError::Decode(e.to_string()))?;
+    let (msg, used) = decode_body(body).map_err(|e| PeerFrameError::Decode(e.to_string()))?;
     if used != body.len() {
         return Err(PeerFrameError::Decode(format!(
             "{} trailing bytes",
@@ -406,6 +432,9 @@ pub fn decode(frame: &[u8]) -> Result<PeerMsg, PeerFrameError> {
     }
     Ok(msg)
 }
+
+#[cfg(test)]
+mod fuzz_tests;
 
 #[cfg(test)]
 mod tests {

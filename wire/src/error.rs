@@ -106,6 +106,17 @@ impl ErrorBody {
     }
 }
 
+/// The part of an error path before its first unknown segment: serde_path_to_error writes `?`
+/// for a position whose key was not read yet (input cut short inside an object), which names
+/// no field; `.` is the root.
+fn known_path(path: &str) -> String {
+    let known = path.split('?').next().unwrap_or_default();
+    match known.trim_end_matches(['.', '[']) {
+        "" => ".".to_owned(),
+        known => known.to_owned(),
+    }
+}
+
 /// Parses JSON into `T`; a failure is a [`ErrorCode::ValidationError`] whose `details.field`
 /// names the offending field: its path (`settings.isPublic`, `ids[2]`) for a wrong type or
 /// value, the field itself for a missing one. Unknown fields are ignored unless `T` says
@@ -113,7 +124,7 @@ impl ErrorBody {
 pub fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ErrorBody> {
     let mut de = serde_json::Deserializer::from_str(text);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
+        let path = known_path(&e.path().to_string());
         let inner = e.into_inner();
         let text = inner.to_string();
         // serde names a missing field (at the path of its parent) as "missing field `x`".
@@ -140,6 +151,9 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, Error
         }
     })
 }
+
+#[cfg(test)]
+mod fuzz_tests;
 
 #[cfg(test)]
 mod tests {
@@ -194,6 +208,16 @@ mod tests {
             parse_json::<Sample>("[").expect_err("eof").code,
             ErrorCode::ValidationError
         );
+    }
+
+    /// Regression (found by `error::fuzz_tests`): input cut short inside an object named the
+    /// field `?`.
+    #[test]
+    fn input_cut_short_names_no_unknown_field() {
+        let e = parse_json::<Sample>("{").expect_err("eof");
+        assert_eq!(e.details, None, "{e:?}");
+        let e = parse_json::<Sample>(r#"{"roomId": 1, "settings": {"#).expect_err("eof");
+        assert_eq!(e.details, Some(serde_json::json!({"field": "settings"})));
     }
 
     #[test]

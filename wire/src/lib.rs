@@ -14,5 +14,8 @@ pub mod error;
 pub mod ids;
 pub mod v1;
 
+#[cfg(test)]
+mod fuzzing;
+
 pub use error::{ErrorBody, ErrorCode};
 pub use ids::{Snowflake, SnowflakeGenerator};

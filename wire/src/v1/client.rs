@@ -241,6 +241,9 @@ pub fn validate_nonce(nonce: &str) -> Result<(), ErrorBody> {
 }
 
 #[cfg(test)]
+pub(crate) mod fuzz_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -187,6 +187,9 @@ pub fn failure(id: Option<u64>, error: &ErrorBody) -> Frame {
 }
 
 #[cfg(test)]
+mod fuzz_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::error::ErrorCode;
