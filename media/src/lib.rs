@@ -6,12 +6,14 @@
 //!   ports from the configured range).
 //! - [`sfu`]: one channel's SFU session: a connection per participant, forwarding, signalling
 //!   (client offer → server answer, then server offers), mute/deafen/speak rights.
+//! - [`signal`]: checks on client signalling before webrtc-rs gets it (UDP candidates only).
 //! - [`speaking`]: speaking detection from audio levels, with hysteresis and a throttle.
 //! - [`testing`]: an in-process client peer and a harness, for tests and `sfubench`.
 
 pub mod announce;
 pub mod engine;
 pub mod sfu;
+pub mod signal;
 pub mod speaking;
 pub mod testing;
 

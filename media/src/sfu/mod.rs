@@ -348,12 +348,14 @@ impl Channel {
         Ok(())
     }
 
-    /// A remote ICE candidate (kept until the remote description is set).
+    /// A remote ICE candidate (kept until the remote description is set); only UDP ones are
+    /// accepted (see [`crate::signal`]).
     pub async fn add_candidate(
         &self,
         id: PeerId,
         candidate: RTCIceCandidateInit,
     ) -> Result<(), MediaError> {
+        crate::signal::check_candidate(&candidate)?;
         let peer = self.peer(id)?;
         if !peer.remote_set.load(Ordering::Acquire) {
             peer.early_candidates.lock().push(candidate);
