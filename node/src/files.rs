@@ -213,6 +213,9 @@ pub fn content_disposition(name: &str, mime_type: &str) -> String {
 }
 
 #[cfg(test)]
+mod fuzz_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

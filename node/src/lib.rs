@@ -20,6 +20,8 @@ mod api;
 mod auth;
 mod error;
 pub mod files;
+#[cfg(test)]
+mod fuzzing;
 mod limits;
 mod metrics;
 mod state;

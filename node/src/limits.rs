@@ -355,6 +355,9 @@ pub fn nesting_exceeds(json: &[u8], max: usize) -> bool {
 }
 
 #[cfg(test)]
+mod fuzz_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
