@@ -23,6 +23,8 @@ pub mod bucket;
 pub mod cql;
 pub mod embedded;
 pub mod fixtures;
+#[cfg(test)]
+mod fuzzing;
 pub mod model;
 pub mod store;
 

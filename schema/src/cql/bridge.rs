@@ -295,4 +295,6 @@ pub async fn run(listener: TcpListener, upstream: SocketAddr) -> io::Result<()> 
 }
 
 #[cfg(test)]
+mod fuzz_tests;
+#[cfg(test)]
 mod tests;
