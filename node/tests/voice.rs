@@ -333,3 +333,49 @@ async fn a_stage_forwards_only_hosts_and_speakers_with_hands_bans_and_an_end() -
     assert_eq!(node.metric("voiceflow_voice_ports_in_use").await?, 0.0);
     Ok(())
 }
+
+/// Regression (found fuzzing the SFU's signalling, `media/tests/fuzz_sdp.rs`): webrtc-rs dials
+/// the address of a remote ICE-TCP `tcptype passive` candidate, so `voice:signal {candidate}`
+/// made the node open a TCP connection to any host and port a client named. It is refused
+/// with VALIDATION_ERROR naming `candidate`, and nothing is dialled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ice_tcp_candidate_is_refused_and_never_dialled() -> Result<()> {
+    let node = TestNode::start_with(&voice(47160)).await?;
+    let alice = node.register("alice").await?;
+    let channel = node.create_voice_room(&alice, "Lounge", "voice").await?;
+    let mut a = Participant::join(&node, &alice, &channel).await?;
+    let target = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = target.local_addr()?.port();
+    let candidate =
+        format!("candidate:1 1 tcp 2130706431 127.0.0.1 {port} typ host tcptype passive");
+    let refused = a
+        .ws
+        .request(
+            "voice:signal",
+            json!({"channelId": channel, "candidate": {"candidate": candidate, "sdpMid": "0", "sdpMLineIndex": 0}}),
+        )
+        .await?;
+    assert_eq!(refused["ok"], false, "{refused}");
+    assert_eq!(refused["error"]["code"], "VALIDATION_ERROR", "{refused}");
+    assert_eq!(
+        refused["error"]["details"]["field"], "candidate",
+        "{refused}"
+    );
+    // A dial would arrive at once on loopback; a second is ample to see that none does.
+    let dialled = tokio::time::timeout(Duration::from_secs(1), target.accept()).await;
+    assert!(
+        dialled.is_err(),
+        "the node connected to the candidate's address"
+    );
+    // UDP candidates are still taken.
+    let udp = a
+        .ws
+        .request(
+            "voice:signal",
+            json!({"channelId": channel, "candidate": {"candidate": "candidate:1 1 udp 2130706431 127.0.0.1 9 typ host", "sdpMid": "0", "sdpMLineIndex": 0}}),
+        )
+        .await?;
+    assert_eq!(udp["ok"], true, "{udp}");
+    a.media.close().await?;
+    Ok(())
+}
