@@ -357,3 +357,48 @@ async fn connections_never_take_the_descriptors_storage_needs() -> Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_forwarded_scheme_and_host_name_the_own_origin() -> Result<()> {
+    let (_dir, s) = node("limits.trusted_proxies = [\"127.0.0.1\"]\n").await?;
+    let user = s.node.register("pia").await?;
+    let upgrade_via_proxy = |forwarded: &'static str| {
+        let addr = s.node.addr;
+        let token = user.token.clone();
+        async move {
+            let mut conn = TcpStream::connect(addr).await?;
+            let request = format!(
+                "GET /ws?token={token} HTTP/1.1\r\nHost: chat.example\r\n{forwarded}\
+                 Origin: https://chat.example\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+                 Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+            );
+            conn.write_all(request.as_bytes()).await?;
+            anyhow::Ok(read_response(&mut conn).await?.0)
+        }
+    };
+    // The proxy terminated TLS: the page's https origin is the node's own.
+    assert_eq!(
+        upgrade_via_proxy("X-Forwarded-Proto: https\r\n").await?,
+        101
+    );
+    // Without the header the node sees plain http, and https://chat.example is foreign.
+    assert_eq!(upgrade_via_proxy("").await?, 403);
+    Ok(())
+}
+
+#[tokio::test]
+async fn sigterm_ends_the_node_promptly_with_silent_and_idle_connections_open() -> Result<()> {
+    let (_dir, mut s) =
+        node("[http]\nheader_read_timeout_secs = 60\nkeep_alive_idle_secs = 60\n").await?;
+    let _silent = TcpStream::connect(s.node.addr).await?;
+    let mut idle = TcpStream::connect(s.node.addr).await?;
+    assert_eq!(exchange(&mut idle, &get("/healthz", "x")).await?.0, 200);
+    let started = Instant::now();
+    assert_eq!(s.node.terminate()?, Some(0));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    Ok(())
+}

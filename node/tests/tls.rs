@@ -270,3 +270,19 @@ async fn the_plain_listener_redirects_to_https() -> Result<()> {
     assert!(head.to_ascii_lowercase().contains(&location), "{head}");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_silent_connection_to_the_tls_port_is_closed_after_the_header_timeout() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let config = format!("{FAST_CONFIG}[http]\nheader_read_timeout_secs = 1\n");
+    let s = start_node(dir.path(), &config, &["--tls-self-signed"]).await?;
+    // Nothing sent: not even a ClientHello.
+    let mut silent = TcpStream::connect(s.node.addr).await?;
+    read_until_closed(&mut silent, Duration::from_secs(8)).await?;
+    // A handshake begun and never finished (half a ClientHello) is closed too.
+    let mut half = TcpStream::connect(s.node.addr).await?;
+    half.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+        .await?;
+    read_until_closed(&mut half, Duration::from_secs(8)).await?;
+    Ok(())
+}
