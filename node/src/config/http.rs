@@ -26,6 +26,7 @@ pub struct HttpConfig {
     pub max_header_bytes: usize,
     /// Open connections from one client IP address (WebSockets included); more are refused
     /// with 429 (plain HTTP) or closed. Addresses in `[limits] trusted_proxies` are exempt.
+    /// Never more than half of the connections the descriptor limit allows.
     pub max_connections_per_ip: usize,
     /// Open connections that have not yet authenticated (no request on them has carried a
     /// valid token yet), over all clients; more are refused with 503 until some finish.

@@ -78,7 +78,9 @@ impl Gate {
     pub fn new(http: &HttpConfig, trusted_proxies: &[IpAddr], max_total: usize) -> Gate {
         Gate {
             max_total,
-            max_per_ip: http.max_connections_per_ip,
+            // One address never holds more than half of what the descriptors allow, so a
+            // single client cannot lock everyone else out under a small limit.
+            max_per_ip: http.max_connections_per_ip.min((max_total / 2).max(1)),
             max_unauthenticated: http.max_unauthenticated_connections,
             exempt: trusted_proxies.to_vec(),
             total: AtomicUsize::new(0),
@@ -430,6 +432,11 @@ mod tests {
     #[test]
     fn caps_count_per_ip_unauthenticated_and_total() {
         let g = gate(2, 3, 4);
+        assert_eq!(
+            gate(100, 100, 10).max_per_ip,
+            5,
+            "at most half the budget per address"
+        );
         let a = g.admit(peer("10.0.0.1"), false).expect("first");
         let _b = g.admit(peer("10.0.0.1"), false).expect("second");
         assert_eq!(g.admit(peer("10.0.0.1"), false).err(), Some(Refusal::PerIp));
