@@ -304,6 +304,39 @@ fn host_without_port(host: &str) -> &str {
 mod tests {
     use super::*;
 
+    /// `warp::addr::remote()` is always `None` under this accept loop; a route using it would
+    /// silently put every client in one bucket. (Guards merges of code written for warp's
+    /// own server.)
+    #[test]
+    fn no_route_reads_warps_remote_address() {
+        fn scan(dir: &std::path::Path, found: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).expect("read_dir").flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    scan(&path, found);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    let text = std::fs::read_to_string(&path).expect("read");
+                    for line in text.lines() {
+                        let code = line.trim_start();
+                        // Split so this line does not find itself.
+                        if !code.starts_with("//") && code.contains(concat!("addr::", "remote(")) {
+                            found.push(format!("{}: {code}", path.display()));
+                        }
+                    }
+                }
+            }
+        }
+        let mut found = Vec::new();
+        scan(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut found,
+        );
+        assert!(
+            found.is_empty(),
+            "use crate::server::remote() instead of warp's remote address filter: {found:#?}"
+        );
+    }
+
     #[test]
     fn hosts_lose_their_port() {
         assert_eq!(host_without_port("example.com:80"), "example.com");
