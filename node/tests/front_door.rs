@@ -323,7 +323,7 @@ async fn ws_refuses_foreign_origins_and_cors_answers_configured_ones() -> Result
 async fn connections_never_take_the_descriptors_storage_needs() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let config = format!("{FAST_CONFIG}[http]\nheader_read_timeout_secs = 60\n");
-    let s = start_node_with(dir.path(), &config, &[], Some(256)).await?;
+    let s = start_node_with(dir.path(), &config, &[], &[], Some(256)).await?;
     let user = s.node.register("dora").await?;
     let (room, _) = s
         .node

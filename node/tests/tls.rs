@@ -13,7 +13,7 @@ use anyhow::{Result, bail};
 use common::FAST_CONFIG;
 use common::front_door::{
     WssClient, client_config, exchange, get, json_request, read_until_closed, server_cert,
-    sha256_fingerprint, start_node, tls_connect,
+    sha256_fingerprint, start_node, start_node_with, tls_connect,
 };
 use rcgen::{CertificateParams, KeyPair};
 use serde_json::{Value, json};
@@ -137,12 +137,20 @@ async fn a_client_trusting_the_self_signed_certificate_registers_and_chats_over_
         .await?;
     assert_eq!(got["data"]["roomId"], room_id.as_str());
 
-    // The certificate is kept in the data dir and reused on restart.
+    // The certificate is kept in the data dir and reused on restart (TLS asked for by the
+    // environment this time).
     let first = std::fs::read(&cert)?;
     drop((a, b, probe));
     let mut node = s.node;
     node.terminate()?;
-    let again = start_node(dir.path(), FAST_CONFIG, &["--tls-self-signed"]).await?;
+    let again = start_node_with(
+        dir.path(),
+        FAST_CONFIG,
+        &[],
+        &[("VOICEFLOW_TLS_SELF_SIGNED", "1")],
+        None,
+    )
+    .await?;
     assert_eq!(std::fs::read(&cert)?, first);
     assert_eq!(again.fingerprint, s.fingerprint);
     Ok(())

@@ -36,14 +36,16 @@ pub struct Started {
 
 /// Starts a node in `dir` with `config` and extra command-line `args`, keeping its stderr.
 pub async fn start_node(dir: &Path, config: &str, args: &[&str]) -> Result<Started> {
-    start_node_with(dir, config, args, None).await
+    start_node_with(dir, config, args, &[], None).await
 }
 
-/// [`start_node`] under `prlimit --nofile=<n>:<n>` when `nofile` is given.
+/// [`start_node`] with environment variables `envs`, under `prlimit --nofile=<n>:<n>` when
+/// `nofile` is given.
 pub async fn start_node_with(
     dir: &Path,
     config: &str,
     args: &[&str],
+    envs: &[(&str, &str)],
     nofile: Option<u64>,
 ) -> Result<Started> {
     let config_path = dir.join("node.toml");
@@ -70,6 +72,7 @@ pub async fn start_node_with(
             std::env::var("TEST_NODE_LOG").unwrap_or_else(|_| "warn".into()),
         )
         .env("RUST_BACKTRACE", "1")
+        .envs(envs.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
