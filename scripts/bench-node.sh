@@ -70,7 +70,7 @@ start_node() {
     DATA_DIR=$(mktemp -d -t voiceflow-bench.XXXXXX)
     mkdir -p "$DATA_DIR/data"
     # The generator drives thousands of users from one address: rate limits off.
-    printf '[limits]\nrate_limits = false\n' >"$DATA_DIR/node.toml"
+    printf '[limits]\nrate_limits = false\n[http]\nmax_connections_per_ip = 1000000\n' >"$DATA_DIR/node.toml"
     taskset -c "$NODE_CPU" "$NODE_BIN" --config "$DATA_DIR/node.toml" --listen "$LISTEN" \
         --data-dir "$DATA_DIR/data" >"$DATA_DIR/node.log" 2>&1 &
     NODE_PID=$!

@@ -10,8 +10,10 @@ use clap::Parser;
 use serde::{Deserialize, Serialize};
 use voiceflow_actors::ActorConfig;
 
+mod http;
 mod presence;
 mod voice;
+pub use http::{HttpConfig, TlsConfig};
 pub use presence::PresenceConfig;
 pub use voice::VoiceConfig;
 
@@ -104,6 +106,10 @@ pub struct Config {
     pub presence: PresenceConfig,
     /// Voice channels: media address and ports, ICE servers, capacity (`[voice]`).
     pub voice: VoiceConfig,
+    /// Connection timeouts and caps of the front door, allowed origins (`[http]`).
+    pub http: HttpConfig,
+    /// HTTPS/WSS on the listener (`[tls]`).
+    pub tls: TlsConfig,
 }
 
 /// Where uploaded files are kept.
@@ -244,6 +250,8 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             presence: PresenceConfig::default(),
             voice: VoiceConfig::default(),
+            http: HttpConfig::default(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -274,6 +282,10 @@ pub struct Cli {
     /// [default: embedded].
     #[arg(long, env = "VOICEFLOW_STORAGE", value_enum)]
     pub storage: Option<StorageKind>,
+    /// Serve HTTPS/WSS with a self-signed certificate for the listen address, generated once
+    /// and kept in the data directory (see `[tls] self_signed`).
+    #[arg(long, env = "VOICEFLOW_TLS_SELF_SIGNED", value_parser = clap::builder::BoolishValueParser::new())]
+    pub tls_self_signed: bool,
     /// A one-off task instead of running the node.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -359,6 +371,9 @@ impl Config {
         if let Some(v) = cli.storage {
             config.storage = v;
         }
+        if cli.tls_self_signed {
+            config.tls.self_signed = true;
+        }
         config.validate()?;
         Ok(config)
     }
@@ -368,6 +383,8 @@ impl Config {
         let bad = |m: &str| Err(ConfigError::Invalid(m.into()));
         self.presence.validate().map_err(ConfigError::Invalid)?;
         self.voice.validate().map_err(ConfigError::Invalid)?;
+        self.http.validate().map_err(ConfigError::Invalid)?;
+        self.tls.validate().map_err(ConfigError::Invalid)?;
         if self.node_id > voiceflow_wire::ids::MAX_NODE_ID {
             return bad("node_id must be 0-1023");
         }

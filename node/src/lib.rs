@@ -10,6 +10,7 @@
 //! - `files`: the blob store of attachments and how files are served; `limits`: rate limits
 //!   and per-frame limits at the front door.
 //! - `web`: the embedded web client (`node/web/`) at `/`.
+//! - [`server`]: the accept loop (connection caps and timeouts, TLS, Origin/CORS/HSTS).
 //! - [`cluster`]: QUIC links, membership, placement and routing between nodes.
 //! - [`Node`]: a started node; [`run`] starts one and waits for SIGINT/SIGTERM.
 
@@ -24,6 +25,7 @@ pub mod files;
 mod fuzzing;
 mod limits;
 mod metrics;
+pub mod server;
 mod state;
 mod web;
 mod ws;
@@ -35,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use ractor::{Actor, ActorRef};
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 use voiceflow_actors::supervisor::{Supervisor, SupervisorKind, SupervisorMsg};
 use voiceflow_actors::{CloseReason, NodeContext, RoomDirectory};
 use voiceflow_schema::{EmbeddedStore, Store};
@@ -50,7 +52,7 @@ pub struct Node {
     pub addr: SocketAddr,
     state: state::AppState,
     server: tokio::task::JoinHandle<()>,
-    stop_server: Option<oneshot::Sender<()>>,
+    stop_server: Option<watch::Sender<bool>>,
     supervisors: Vec<ActorRef<SupervisorMsg>>,
 }
 
@@ -143,16 +145,48 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
         .recover(error::recover)
         .unify()
         .with(warp::trace::request());
-    let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let server = tokio::spawn(
-        warp::serve(routes)
-            .incoming(listener)
-            .graceful(async {
-                let _ = stop_rx.await;
-            })
-            .run(),
-    );
-    tracing::info!(%addr, node_id = config.node_id, data_dir = %config.data_dir.display(), "voiceflow node listening");
+    let settings =
+        server::Settings::new(&config, server::connection_budget(config.http.fd_reserve));
+    let acceptor = match server::tls::cert_files(&config.tls, &config.data_dir, addr)? {
+        Some(files) => {
+            let cert = server::tls::ReloadingCert::load(files.clone())?;
+            cert.watch(Duration::from_secs(config.tls.reload_interval_secs));
+            let fingerprint = cert.fingerprint();
+            tracing::info!(cert = %files.cert.display(), %fingerprint, "serving HTTPS and WSS");
+            // For scripts and tests, and for people comparing it with what a browser shows.
+            println!("VOICEFLOW_TLS_FINGERPRINT SHA256 {fingerprint}");
+            Some(tokio_rustls::TlsAcceptor::from(Arc::new(
+                cert.server_config()?,
+            )))
+        }
+        None => None,
+    };
+    let tls_on = acceptor.is_some();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let server = tokio::spawn(server::serve(
+        listener,
+        hyper_util::service::TowerToHyperService::new(warp::service(routes)),
+        acceptor,
+        settings.clone(),
+        stop_rx.clone(),
+    ));
+    if let Some(redirect) = config.tls.redirect_http_listen {
+        let plain = bind(redirect)
+            .with_context(|| format!("cannot listen on {redirect} (tls.redirect_http_listen)"))?;
+        let plain_addr = plain.local_addr()?;
+        tracing::info!(addr = %plain_addr, "redirecting plain HTTP to HTTPS");
+        println!("VOICEFLOW_REDIRECT_LISTENING {plain_addr}");
+        tokio::spawn(server::serve(
+            plain,
+            hyper_util::service::TowerToHyperService::new(warp::service(server::redirect_routes(
+                addr.port(),
+            ))),
+            None,
+            settings,
+            stop_rx,
+        ));
+    }
+    tracing::info!(%addr, tls = tls_on, node_id = config.node_id, data_dir = %config.data_dir.display(), "voiceflow node listening");
     // A machine-readable line for scripts and tests that start the node on port 0.
     println!("VOICEFLOW_LISTENING {addr}");
     Ok(Node {
@@ -209,7 +243,7 @@ impl Node {
             cluster.leave().await;
         }
         if let Some(stop) = self.stop_server.take() {
-            let _ = stop.send(());
+            let _ = stop.send(true);
         }
         let _ = tokio::time::timeout(
             deadline

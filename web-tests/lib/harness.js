@@ -31,14 +31,16 @@ export function makeDataDir(label, { toml = '' } = {}) {
 }
 
 /**
- * Starts voiceflow-node on `dir` (listening on `port`, 0 for any) and resolves once it printed
- * `VOICEFLOW_LISTENING addr`. Its log goes to artifacts/<label>-node.log.
+ * Starts voiceflow-node on `dir` (listening on `port`, 0 for any; `args`: more flags, e.g.
+ * `--tls-self-signed`) and resolves once it printed `VOICEFLOW_LISTENING addr`; `url` is
+ * https:// when it printed a TLS fingerprint first. Its log goes to artifacts/<label>-node.log.
  */
-export function startNode(dir, { port = 0, label = 'node' } = {}) {
+export function startNode(dir, { port = 0, label = 'node', args = [] } = {}) {
   const child = spawn(NODE_BIN, [
     '--listen', `127.0.0.1:${port}`,
     '--data-dir', path.join(dir, 'data'),
     '--config', path.join(dir, 'node.toml'),
+    ...args,
   ], { env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] });
   const log = createWriteStream(path.join(ARTIFACTS, `${label}-node.log`), { flags: 'a' });
   child.stderr.pipe(log);
@@ -53,7 +55,10 @@ export function startNode(dir, { port = 0, label = 'node' } = {}) {
       reject(new Error(`voiceflow-node exited early (${code ?? signal}); see ${label}-node.log`));
     });
     const lines = createInterface({ input: child.stdout });
+    let fingerprint = null;
     lines.on('line', (line) => {
+      const tls = /^VOICEFLOW_TLS_FINGERPRINT SHA256 (\S+)/.exec(line);
+      if (tls) fingerprint = tls[1];
       const m = /^VOICEFLOW_LISTENING (\S+)/.exec(line);
       if (!m) return;
       clearTimeout(timer);
@@ -63,7 +68,9 @@ export function startNode(dir, { port = 0, label = 'node' } = {}) {
         child,
         addr,
         port: Number(addr.split(':').pop()),
-        url: `http://${addr}`,
+        url: `${fingerprint ? 'https' : 'http'}://${addr}`,
+        /** The SHA-256 fingerprint of its certificate when it serves HTTPS. */
+        fingerprint,
         /** SIGKILL: no shutdown code runs. Resolves when the process is gone. */
         kill9: () => new Promise((done) => {
           if (child.exitCode !== null || child.signalCode !== null) return done();
@@ -83,7 +90,7 @@ export function removeDir(dir) {
  *  --user-data-dir for every launch). `media`: it hands out a fake microphone (a beeping tone)
  *  without asking, and plays audio without a user gesture: for voice channels, stages, calls
  *  and voice notes. */
-export function launchBrowser({ media = false } = {}) {
+export function launchBrowser({ media = false, args = [] } = {}) {
   return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
@@ -94,6 +101,7 @@ export function launchBrowser({ media = false } = {}) {
         '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
         '--autoplay-policy=no-user-gesture-required',
       ] : []),
+      ...args,
     ],
   });
 }
@@ -107,7 +115,9 @@ export function launchBrowser({ media = false } = {}) {
  * one in `world.node` then, so a test may restart it there) and removes the dir. When the
  * set-up fails half-way, what was started is ended before the error is thrown.
  */
-export async function startWorld(label, { media = false, toml = '', people = [], nodeLabel = label } = {}) {
+export async function startWorld(label, {
+  media = false, toml = '', people = [], nodeLabel = label, nodeArgs = [], browserArgs = [], baseURL,
+} = {}) {
   const world = {
     dir: makeDataDir(label, { toml }),
     node: null,
@@ -119,12 +129,16 @@ export async function startWorld(label, { media = false, toml = '', people = [],
     },
   };
   try {
-    world.node = await startNode(world.dir, { label: nodeLabel });
-    world.browser = await launchBrowser({ media });
+    world.node = await startNode(world.dir, { label: nodeLabel, args: nodeArgs });
+    world.browser = await launchBrowser({ media, args: browserArgs });
+    // `baseURL(node)`: where the pages go instead of node.url (another name for the node).
+    const url = baseURL ? baseURL(world.node) : world.node.url;
     for (const person of people) {
       const { name, ...options } = typeof person === 'string' ? { name: person } : person;
       if (name in world) throw new Error(`startWorld: a person cannot be called ${name}`);
-      world[name] = await newPerson(world.browser, world.node.url, { label: name, ...options });
+      world[name] = await newPerson(world.browser, url, {
+        label: name, ignoreHTTPSErrors: url.startsWith('https:'), ...options,
+      });
     }
   } catch (e) {
     await world.close();
@@ -133,11 +147,14 @@ export async function startWorld(label, { media = false, toml = '', people = [],
   return world;
 }
 
-/** A new browser context (its own storage: another person) and a page in it. */
-export async function newPerson(browser, baseURL, { width = 1366, height = 820, label = 'page' } = {}) {
+/** A new browser context (its own storage: another person) and a page in it.
+ *  `ignoreHTTPSErrors`: accept the node's self-signed certificate. */
+export async function newPerson(browser, baseURL, {
+  width = 1366, height = 820, label = 'page', ignoreHTTPSErrors = false,
+} = {}) {
   const context = await browser.newContext({
     baseURL, viewport: { width, height }, deviceScaleFactor: 1, colorScheme: 'dark',
-    isMobile: width < 500, hasTouch: width < 500,
+    isMobile: width < 500, hasTouch: width < 500, ignoreHTTPSErrors,
   });
   context.setDefaultTimeout(15_000);
   const page = await context.newPage();

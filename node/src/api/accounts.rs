@@ -93,7 +93,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
     let register = warp::path!("auth" / "register")
         .and(warp::post())
         .and(with_state(state.clone()))
-        .and(warp::addr::remote())
+        .and(crate::server::remote())
         .and(warp::header::headers_cloned())
         .and(json_body(limit))
         .then(
@@ -107,7 +107,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
     let login = warp::path!("auth" / "login")
         .and(warp::post())
         .and(with_state(state.clone()))
-        .and(warp::addr::remote())
+        .and(crate::server::remote())
         .and(warp::header::headers_cloned())
         .and(json_body(limit))
         .then(

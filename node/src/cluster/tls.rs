@@ -104,7 +104,7 @@ fn name(common_name: &str) -> DistinguishedName {
 }
 
 /// Valid from a day ago (clock skew between machines) for ten years.
-fn set_validity(params: &mut CertificateParams) -> anyhow::Result<()> {
+pub(crate) fn set_validity(params: &mut CertificateParams) -> anyhow::Result<()> {
     let since_epoch = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_err(|_| anyhow!("the system clock is before 1970"))?;
@@ -115,7 +115,7 @@ fn set_validity(params: &mut CertificateParams) -> anyhow::Result<()> {
 }
 
 /// Writes `text` to `path` (replacing it); private files get mode 0600.
-fn write_file(path: &Path, text: &str, private: bool) -> anyhow::Result<()> {
+pub(crate) fn write_file(path: &Path, text: &str, private: bool) -> anyhow::Result<()> {
     let mut options = fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]

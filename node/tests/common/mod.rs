@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod front_door;
 pub mod proxy;
 pub mod voice;
 
