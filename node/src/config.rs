@@ -200,6 +200,19 @@ pub struct LimitsConfig {
     /// answered with PAYLOAD_TOO_LARGE and dropped; larger ones cannot be read without
     /// buffering them and close the connection with 1009 (message too big). Bytes.
     pub ws_frame_close_bytes: usize,
+    /// Frames one user may send per `connection_window_secs` over all of their WebSocket
+    /// connections on this node (a bucket of this many that survives reconnects, checked
+    /// after the connection's own `connection_events`).
+    pub user_events: u32,
+    /// Logged changes other than messages (`message:update`, `message:delete`,
+    /// `reaction:add`, `reaction:remove`, `DELETE /messages/:id`) per user per second,
+    /// sustained, over all of the user's connections on this node.
+    pub actions_per_sec: u32,
+    /// How many such changes a user may make at once before `actions_per_sec` applies.
+    pub actions_burst: u32,
+    /// Open WebSocket connections per user on this node (tabs and devices); one more is
+    /// closed at once with 4030. 0: no cap. Lifted with `rate_limits = false`.
+    pub max_connections_per_user: u32,
 }
 
 impl Default for LimitsConfig {
@@ -215,6 +228,10 @@ impl Default for LimitsConfig {
             trusted_proxies: Vec::new(),
             max_json_depth: 32,
             ws_frame_close_bytes: 256 * 1024,
+            user_events: 240,
+            actions_per_sec: 5,
+            actions_burst: 20,
+            max_connections_per_user: 10,
         }
     }
 }
@@ -424,7 +441,10 @@ impl Config {
                 || l.connection_window_secs == 0
                 || l.messages_per_sec == 0
                 || l.messages_burst == 0
-                || l.logins_per_min == 0)
+                || l.logins_per_min == 0
+                || l.user_events == 0
+                || l.actions_per_sec == 0
+                || l.actions_burst == 0)
         {
             return bad(
                 "limits: every rate must be positive (set limits.rate_limits = false to turn \

@@ -1,13 +1,18 @@
 //! Limits at the front door, checked before anything reaches a session actor or a store.
 //!
 //! - **Token buckets** ([governor](https://docs.rs/governor), GCRA): per WebSocket connection
-//!   (`connection_events` per `connection_window_secs`, every frame counts), per user
-//!   (`message:send` and `POST /messages`, over all of the user's connections on this node)
-//!   and per client IP (`/auth/login` and `/auth/register`). A request over a limit is
-//!   dropped and answered with RATE_LIMITED and `retryAfterMs` (REST: 429 with
-//!   `Retry-After`); nothing else is affected and the connection stays open.
+//!   (`connection_events` per `connection_window_secs`, every frame counts); per user over all
+//!   of the user's connections on this node, so reconnecting or opening more sockets gains
+//!   nothing (`user_events` frames per window; `message:send` and `POST /messages`; edits,
+//!   deletions and reactions, which are logged and fanned out like messages); and per client
+//!   IP (`/auth/login` and `/auth/register`). A request over a limit is dropped and answered
+//!   with RATE_LIMITED and `retryAfterMs` (REST: 429 with `Retry-After`); nothing else is
+//!   affected and the connection stays open. Per-user and per-IP buckets are forgotten once
+//!   full again (see [`Keyed`]), so their maps hold only recently active keys.
 //! - **Floods**: a connection that sends more than `connection_close_factor` times its budget
 //!   within one window is closed with [`CLOSE_RATE_LIMITED`].
+//! - **Connections per user** (`max_connections_per_user`): one more is closed at once with
+//!   [`per_user::CLOSE_TOO_MANY_CONNECTIONS`].
 //! - **Bad input** (WebSocket): a frame over `ws_max_frame_bytes` gets PAYLOAD_TOO_LARGE and a
 //!   frame nested deeper than `max_json_depth` gets INVALID_FRAME, both without being parsed.
 //!   These count as invalid frames: `max_invalid_frames` of them within a minute close the
@@ -32,6 +37,10 @@ use warp::reply::Response;
 
 use crate::config::Config;
 use crate::error::ApiError;
+
+mod per_user;
+
+pub use per_user::{ConnectionSlot, UserConnections};
 
 /// Close code of a connection that kept sending far over its rate limit.
 pub const CLOSE_RATE_LIMITED: u16 = 4029;
@@ -82,7 +91,16 @@ impl RateLimited {
     }
 }
 
-/// A keyed token bucket that forgets idle keys now and then.
+/// The logged changes other than messages that the `actions` bucket charges.
+const ACTION_EVENTS: [&str; 4] = [
+    "message:update",
+    "message:delete",
+    "reaction:add",
+    "reaction:remove",
+];
+
+/// A keyed token bucket that forgets idle keys now and then: every [`SWEEP_EVERY`] checks,
+/// keys whose bucket is full again (indistinguishable from a new key) are dropped.
 struct Keyed<K: std::hash::Hash + Eq + Clone> {
     limiter: DefaultKeyedRateLimiter<K>,
     checks: AtomicU64,
@@ -106,6 +124,12 @@ impl<K: std::hash::Hash + Eq + Clone> Keyed<K> {
             .check_key(key)
             .map_err(|n| RateLimited::from_not_until(&n, self.limiter.clock()))
     }
+
+    /// Keys currently remembered.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.limiter.len()
+    }
 }
 
 fn nonzero(n: u32) -> NonZeroU32 {
@@ -122,6 +146,12 @@ pub struct Limits {
     close_after: Option<u64>,
     window: Duration,
     messages: Option<Keyed<Snowflake>>,
+    /// Frames per user over all of their connections.
+    user_events: Option<Keyed<Snowflake>>,
+    /// Edits, deletions and reactions per user.
+    actions: Option<Keyed<Snowflake>>,
+    /// Open WebSockets per user; `None` without a cap.
+    user_connections: Option<UserConnections>,
     logins: Option<Keyed<IpAddr>>,
     max_frame_bytes: usize,
     max_depth: usize,
@@ -148,6 +178,12 @@ impl Limits {
             messages: per(l.messages_per_sec, Duration::from_secs(1))
                 .filter(|_| on)
                 .map(|q| Keyed::new(q.allow_burst(nonzero(l.messages_burst)))),
+            user_events: per(l.user_events, window).filter(|_| on).map(Keyed::new),
+            actions: per(l.actions_per_sec, Duration::from_secs(1))
+                .filter(|_| on)
+                .map(|q| Keyed::new(q.allow_burst(nonzero(l.actions_burst)))),
+            user_connections: (on && l.max_connections_per_user > 0)
+                .then(|| UserConnections::new(l.max_connections_per_user)),
             logins: per(l.logins_per_min, Duration::from_secs(60))
                 .filter(|_| on)
                 .map(Keyed::new),
@@ -161,6 +197,19 @@ impl Limits {
     /// Takes a message from `user`'s bucket.
     pub fn message(&self, user: Snowflake) -> Result<(), RateLimited> {
         self.messages.as_ref().map_or(Ok(()), |m| m.check(&user))
+    }
+
+    /// Takes an edit, deletion or reaction from `user`'s bucket.
+    pub fn action(&self, user: Snowflake) -> Result<(), RateLimited> {
+        self.actions.as_ref().map_or(Ok(()), |a| a.check(&user))
+    }
+
+    /// A place for a new WebSocket of `user`, or the close for one over the cap.
+    pub fn open_connection(&self, user: Snowflake) -> Result<ConnectionSlot<'_>, CloseReason> {
+        match &self.user_connections {
+            Some(cap) => cap.open(user),
+            None => Ok(ConnectionSlot::unlimited()),
+        }
     }
 
     /// Takes a login attempt from the bucket of the client's address (requests without a
@@ -213,7 +262,7 @@ pub struct ConnectionGate {
 impl ConnectionGate {
     /// Checks a text frame from `user`.
     pub fn check_text(&mut self, limits: &Limits, user: Snowflake, text: &str) -> Verdict {
-        if let Some(verdict) = self.check_rate(limits, || envelope_id(text)) {
+        if let Some(verdict) = self.check_rate(limits, user, || envelope_id(text)) {
             return verdict;
         }
         if text.len() > limits.max_frame_bytes {
@@ -238,34 +287,63 @@ impl ConnectionGate {
             );
             return self.invalid(limits, envelope_id(text), &error);
         }
-        if limits.messages.is_some()
+        if (limits.messages.is_some() || limits.actions.is_some())
             && let Ok(envelope) = ClientFrame::parse(text)
-            && envelope.event == SendMessage::EVENT
-            && let Err(limited) = limits.message(user)
         {
-            return Verdict::Refuse(frame::failure(envelope.id, &limited.body("messages")));
+            let limited = match envelope.event {
+                SendMessage::EVENT => limits
+                    .message(user)
+                    .err()
+                    .map(|l| (l, "messages", "messages")),
+                event if ACTION_EVENTS.contains(&event) => limits
+                    .action(user)
+                    .err()
+                    .map(|l| (l, "edits, deletions and reactions", "actions")),
+                _ => None,
+            };
+            if let Some((limited, what, label)) = limited {
+                metrics::counter!("voiceflow_rate_limited_total", "limit" => label).increment(1);
+                return Verdict::Refuse(frame::failure(envelope.id, &limited.body(what)));
+            }
         }
         // Whatever else is wrong with it, the session says (and counts).
         Verdict::Forward
     }
 
     /// Checks a binary frame (not part of the protocol; the session answers it).
-    pub fn check_binary(&mut self, limits: &Limits) -> Verdict {
-        self.check_rate(limits, || None).unwrap_or(Verdict::Forward)
+    pub fn check_binary(&mut self, limits: &Limits, user: Snowflake) -> Verdict {
+        self.check_rate(limits, user, || None)
+            .unwrap_or(Verdict::Forward)
     }
 
-    /// The connection's bucket and flood count; `Some` if the frame stops here.
-    fn check_rate(&mut self, limits: &Limits, id: impl FnOnce() -> Option<u64>) -> Option<Verdict> {
+    /// The connection's bucket, then the user's (all their connections, surviving
+    /// reconnects), and the connection's flood count; `Some` if the frame stops here.
+    fn check_rate(
+        &mut self,
+        limits: &Limits,
+        user: Snowflake,
+        id: impl FnOnce() -> Option<u64>,
+    ) -> Option<Verdict> {
         let events = self.events.as_ref()?;
         if self.window_start.elapsed() >= limits.window {
             self.window_start = Instant::now();
             self.in_window = 0;
         }
         self.in_window += 1;
-        let limited = events.check().err()?;
-        let limited = RateLimited::from_not_until(&limited, events.clock());
-        let answer = frame::failure(id(), &limited.body("events on this connection"));
-        metrics::counter!("voiceflow_rate_limited_total", "limit" => "connection").increment(1);
+        let (limited, what, label) = match events.check() {
+            Err(n) => (
+                RateLimited::from_not_until(&n, events.clock()),
+                "events on this connection",
+                "connection",
+            ),
+            Ok(()) => {
+                let user_events = limits.user_events.as_ref()?;
+                let limited = user_events.check(&user).err()?;
+                (limited, "events from this user", "user_events")
+            }
+        };
+        let answer = frame::failure(id(), &limited.body(what));
+        metrics::counter!("voiceflow_rate_limited_total", "limit" => label).increment(1);
         if limits.close_after.is_some_and(|max| self.in_window > max) {
             return Some(Verdict::Close(
                 answer,
@@ -355,152 +433,7 @@ pub fn nesting_exceeds(json: &[u8], max: usize) -> bool {
 }
 
 #[cfg(test)]
-mod fuzz_tests;
+mod tests;
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_client_address_comes_from_trusted_proxies_only() {
-        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
-        let proxies = [ip("10.0.0.1"), ip("10.0.0.2")];
-        let fwd = Some("6.6.6.6, 203.0.113.7, 10.0.0.2");
-        assert_eq!(client_ip(ip("10.0.0.1"), fwd, &proxies), ip("203.0.113.7"));
-        assert_eq!(client_ip(ip("192.0.2.9"), fwd, &proxies), ip("192.0.2.9"));
-        assert_eq!(client_ip(ip("10.0.0.1"), None, &proxies), ip("10.0.0.1"));
-        assert_eq!(
-            client_ip(ip("10.0.0.1"), Some("junk"), &proxies),
-            ip("10.0.0.1")
-        );
-        assert_eq!(client_ip(ip("10.0.0.1"), fwd, &[]), ip("10.0.0.1"));
-    }
-
-    #[test]
-    fn nesting_is_counted_outside_strings_only() {
-        assert!(!nesting_exceeds(br#"{"a":[1,{"b":2}]}"#, 3));
-        assert!(nesting_exceeds(br#"{"a":[1,{"b":[2]}]}"#, 3));
-        // Brackets in strings, escaped quotes included, do not nest.
-        assert!(!nesting_exceeds(br#"{"a":"[[[[{{{{","b":"\"[[[[\\"}"#, 1));
-        assert!(nesting_exceeds(br#"{"a":"\\",  "b":[[1]]}"#, 2));
-        let deep = format!("{}{}", "[".repeat(33), "]".repeat(33));
-        assert!(nesting_exceeds(deep.as_bytes(), 32));
-        assert!(!nesting_exceeds(deep.as_bytes(), 33));
-        // Unbalanced closers never go below zero.
-        assert!(!nesting_exceeds(b"]]]]]]]][[", 2));
-    }
-
-    fn config(extra: &str) -> Config {
-        Config::from_toml(extra).expect("config")
-    }
-
-    #[test]
-    fn a_connection_bucket_refuses_then_closes_a_flood() {
-        let limits = Limits::new(&config(
-            "[limits]\nconnection_events = 4\nconnection_close_factor = 2\n",
-        ));
-        let mut gate = limits.connection();
-        let ping = r#"{"type":"ping","id":1}"#;
-        for _ in 0..4 {
-            assert!(matches!(
-                gate.check_text(&limits, Snowflake(1), ping),
-                Verdict::Forward
-            ));
-        }
-        for _ in 4..8 {
-            match gate.check_text(&limits, Snowflake(1), ping) {
-                Verdict::Refuse(f) => {
-                    let v: serde_json::Value = serde_json::from_str(f.as_str()).expect("json");
-                    assert_eq!(v["error"]["code"], "RATE_LIMITED");
-                    assert_eq!(v["id"], 1);
-                    assert!(v["error"]["details"]["retryAfterMs"].as_u64() > Some(0));
-                }
-                other => panic!("expected a refusal, got {other:?}"),
-            }
-        }
-        match gate.check_text(&limits, Snowflake(1), ping) {
-            Verdict::Close(_, reason) => assert_eq!(reason.code, CLOSE_RATE_LIMITED),
-            other => panic!("expected a close, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn messages_are_limited_per_user_and_bad_frames_count_within_a_minute() {
-        let limits = Limits::new(&config(
-            "max_invalid_frames = 3\n[limits]\nmessages_per_sec = 1\nmessages_burst = 2\n",
-        ));
-        let send = r#"{"type":"message:send","id":9,"data":{"roomId":"1","content":"hi"}}"#;
-        let mut a = limits.connection();
-        let mut b = limits.connection();
-        assert!(matches!(
-            a.check_text(&limits, Snowflake(1), send),
-            Verdict::Forward
-        ));
-        assert!(matches!(
-            b.check_text(&limits, Snowflake(1), send),
-            Verdict::Forward
-        ));
-        assert!(matches!(
-            a.check_text(&limits, Snowflake(1), send),
-            Verdict::Refuse(_)
-        ));
-        assert!(matches!(
-            b.check_text(&limits, Snowflake(2), send),
-            Verdict::Forward
-        ));
-        // Other events are not messages.
-        assert!(matches!(
-            a.check_text(&limits, Snowflake(1), r#"{"type":"ping"}"#),
-            Verdict::Forward
-        ));
-
-        let deep = format!(
-            r#"{{"type":"ping","id":4,"data":{}1{}}}"#,
-            "[".repeat(40),
-            "]".repeat(40)
-        );
-        match a.check_text(&limits, Snowflake(1), &deep) {
-            Verdict::Refuse(f) => {
-                assert!(f.as_str().contains("nested too deeply"), "{}", f.as_str())
-            }
-            other => panic!("{other:?}"),
-        }
-        // A valid frame between them does not wipe the count.
-        assert!(matches!(
-            a.check_text(&limits, Snowflake(1), r#"{"type":"ping","id":5}"#),
-            Verdict::Forward
-        ));
-        assert!(matches!(
-            a.check_text(&limits, Snowflake(1), &deep),
-            Verdict::Refuse(_)
-        ));
-        match a.check_text(&limits, Snowflake(1), &deep) {
-            Verdict::Close(_, reason) => assert_eq!(reason.code, 4002),
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn rate_limits_can_be_turned_off() {
-        let limits = Limits::new(&config("[limits]\nrate_limits = false\n"));
-        let mut gate = limits.connection();
-        for _ in 0..1000 {
-            assert!(matches!(
-                gate.check_text(&limits, Snowflake(1), r#"{"type":"message:send"}"#),
-                Verdict::Forward
-            ));
-            limits.login(None, None).expect("no login limit");
-        }
-    }
-
-    #[test]
-    fn retry_after_rounds_up() {
-        let r = RateLimited {
-            retry_after: Duration::from_micros(1500),
-        };
-        assert_eq!(r.retry_after_ms(), 2);
-        let response = r.response("logins");
-        assert_eq!(response.status(), 429);
-        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
-    }
-}
+mod fuzz_tests;

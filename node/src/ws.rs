@@ -138,6 +138,17 @@ fn ws_config(state: &AppState) -> WebSocketConfig {
 type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
 async fn serve(state: AppState, mut ws: Ws, user: Author) {
+    // Held until the connection ends: the user's place under `max_connections_per_user`.
+    let _slot = match state.limits.open_connection(user.user_id) {
+        Ok(slot) => slot,
+        Err(reason) => {
+            metrics::counter!("voiceflow_rate_limited_total", "limit" => "connections_per_user")
+                .increment(1);
+            // Closed before any session starts: the connection costs nothing further.
+            close_handshake(&mut ws, &reason).await;
+            return;
+        }
+    };
     let outbox = Outbox::new(state.config.outbound_queue_frames);
     let session_id = state.connections.register(outbox.clone());
     let args = SessionArgs {
@@ -175,16 +186,20 @@ async fn serve(state: AppState, mut ws: Ws, user: Author) {
     // vanished client would make us wait for.
     let _ = session.cast(SessionMsg::Disconnected);
     if let Some(reason) = close {
-        // The closing handshake: send our close, then read until the client's close (or the
-        // end of the stream) so the client reads our reason before the TCP connection goes.
-        let _ = tokio::time::timeout(Duration::from_secs(2), async {
-            if ws.close(Some(close_frame(&reason))).await.is_ok() {
-                while let Some(Ok(_)) = ws.next().await {}
-            }
-        })
-        .await;
+        close_handshake(&mut ws, &reason).await;
     }
     state.connections.unregister(session_id);
+}
+
+/// The closing handshake: send our close, then read until the client's close (or the end of
+/// the stream, at most 2 s) so the client reads our reason before the TCP connection goes.
+async fn close_handshake(ws: &mut Ws, reason: &CloseReason) {
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        if ws.close(Some(close_frame(reason))).await.is_ok() {
+            while let Some(Ok(_)) = ws.next().await {}
+        }
+    })
+    .await;
 }
 
 fn close_frame(reason: &CloseReason) -> CloseFrame {
@@ -273,7 +288,7 @@ async fn pump(
                     Some(Ok(Message::Text(text))) => {
                         gate.check_text(&state.limits, user, text.as_str())
                     }
-                    Some(Ok(Message::Binary(_))) => gate.check_binary(&state.limits),
+                    Some(Ok(Message::Binary(_))) => gate.check_binary(&state.limits, user),
                     _ => Verdict::Forward,
                 };
                 match verdict {

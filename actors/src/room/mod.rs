@@ -209,6 +209,46 @@ pub enum RoomMsg {
     NodeDown(NodeId),
 }
 
+impl RoomMsg {
+    /// Whether this message is someone using the room, which postpones its idle stop. The
+    /// room's own timers (idle check, voice tick, flushes), storage completions and presence
+    /// notes are not: they arrive periodically or as a consequence of earlier use, and if
+    /// they counted, a room would never go idle (the idle check itself would reset it).
+    pub fn is_use(&self) -> bool {
+        match self {
+            RoomMsg::Join { .. }
+            | RoomMsg::Leave { .. }
+            | RoomMsg::Post { .. }
+            | RoomMsg::Act { .. }
+            | RoomMsg::Voice { .. }
+            | RoomMsg::VoiceJoined(_)
+            | RoomMsg::CallReport(_)
+            | RoomMsg::TypingStart(_)
+            | RoomMsg::TypingStop(_)
+            | RoomMsg::AddMember { .. }
+            | RoomMsg::RemoveMember { .. }
+            | RoomMsg::DeleteMessage { .. }
+            | RoomMsg::Updated(_)
+            | RoomMsg::DeleteRoom { .. }
+            | RoomMsg::Members(_) => true,
+            RoomMsg::Committed(_)
+            | RoomMsg::Resynced(_)
+            | RoomMsg::Presence(_)
+            | RoomMsg::FlushPresence
+            | RoomMsg::FlushReceipts
+            | RoomMsg::Reprobe(_)
+            | RoomMsg::AnswerMembers
+            | RoomMsg::VoiceEvent(_)
+            | RoomMsg::VoiceTick
+            | RoomMsg::TypingExpired { .. }
+            | RoomMsg::IdleCheck
+            | RoomMsg::Retire
+            | RoomMsg::RetireMarker
+            | RoomMsg::NodeDown(_) => false,
+        }
+    }
+}
+
 /// How often a voice channel reports held-back speaking changes and checks heartbeats.
 const VOICE_TICK: std::time::Duration = std::time::Duration::from_millis(250);
 
@@ -304,7 +344,9 @@ impl Actor for RoomActor {
         msg: RoomMsg,
         state: &mut RoomState,
     ) -> Result<(), ActorProcessingErr> {
-        state.touch();
+        if msg.is_use() {
+            state.touch();
+        }
         match msg {
             RoomMsg::Join {
                 session,

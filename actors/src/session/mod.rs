@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 
-use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
+use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 use voiceflow_wire::ids::now_ms;
 use voiceflow_wire::v1::client::Pong;
 use voiceflow_wire::v1::client::{
@@ -74,12 +74,35 @@ const JOIN_CONFIRM_WAIT: std::time::Duration = std::time::Duration::from_secs(3)
 const MAX_REJOINS: u32 = 40;
 
 /// Where a joined room is served.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 enum Attached {
-    /// By this local actor (monitored).
-    Local(ActorId),
+    /// By this local actor, which this session monitors. The monitor must be removed when
+    /// the session stops following it: ractor keeps a monitoring actor's cell (its mailbox
+    /// and all) in the monitored actor until it is unmonitored or the monitored actor stops,
+    /// and a busy room may run for weeks.
+    Local(ActorCell),
     /// By another node.
     Remote(u16),
+}
+
+impl Attached {
+    /// The local room actor's id, if served here.
+    fn local_id(&self) -> Option<ActorId> {
+        match self {
+            Attached::Local(cell) => Some(cell.get_id()),
+            Attached::Remote(_) => None,
+        }
+    }
+}
+
+impl PartialEq for Attached {
+    fn eq(&self, other: &Attached) -> bool {
+        match (self, other) {
+            (Attached::Local(a), Attached::Local(b)) => a.get_id() == b.get_id(),
+            (Attached::Remote(a), Attached::Remote(b)) => a == b,
+            _ => false,
+        }
+    }
 }
 
 /// Start-up arguments.
@@ -165,7 +188,7 @@ impl Actor for SessionActor {
 
     async fn post_stop(
         &self,
-        _me: ActorRef<SessionMsg>,
+        me: ActorRef<SessionMsg>,
         state: &mut SessionState,
     ) -> Result<(), ActorProcessingErr> {
         metrics::gauge!("voiceflow_sessions").decrement(1.0);
@@ -173,7 +196,7 @@ impl Actor for SessionActor {
             timer.abort();
         }
         state.voice_to_all(&crate::room::VoiceOp::Leave);
-        state.leave_all();
+        state.leave_all(&me);
         state.ctx.sessions.unregister(state.session_id);
         state
             .presence_op(PresenceOp::Detach {
@@ -404,11 +427,14 @@ impl SessionState {
 
     fn watch(&mut self, me: &ActorRef<SessionMsg>, room_id: Snowflake, route: &Route) {
         let attached = match route {
-            Route::Local(actor) => Attached::Local(actor.get_id()),
+            Route::Local(actor) => Attached::Local(actor.get_cell()),
             Route::Remote(node) => Attached::Remote(*node),
         };
-        if self.joined.insert(room_id, attached) == Some(attached) {
-            return;
+        match self.joined.insert(room_id, attached.clone()) {
+            Some(previous) if previous == attached => return,
+            // Served by another actor now: the old one (stopping) need not hold this session.
+            Some(Attached::Local(old)) => me.get_cell().unmonitor(old),
+            _ => {}
         }
         match route {
             Route::Local(actor) => me.get_cell().monitor(actor.get_cell()),
@@ -432,10 +458,8 @@ impl SessionState {
         self.outbox.forget_room(room_id);
         self.ctx.sessions.unfollow(room_id, self.session_id);
         if let Some(attached) = self.joined.remove(&room_id) {
-            if let (Attached::Local(_), Some(actor)) =
-                (attached, self.ctx.directory.running(room_id))
-            {
-                me.get_cell().unmonitor(actor.get_cell());
+            if let Attached::Local(actor) = attached {
+                me.get_cell().unmonitor(actor);
             }
             let reply = Some(Reply::Session {
                 to: Recipient::Local(self.outbox.clone()),
@@ -517,7 +541,7 @@ impl SessionState {
         let Some(room_id) = self
             .joined
             .iter()
-            .find(|(_, a)| **a == Attached::Local(gone))
+            .find(|(_, a)| a.local_id() == Some(gone))
             .map(|(r, _)| *r)
         else {
             return;
@@ -569,9 +593,13 @@ impl SessionState {
         }
     }
 
-    /// Leaves every joined room (the connection closed).
-    pub fn leave_all(&mut self) {
-        for (room_id, _) in self.joined.drain() {
+    /// Leaves every joined room (the connection closed), and stops monitoring their actors
+    /// (otherwise each room keeps this stopped session's cell until the room itself stops).
+    pub fn leave_all(&mut self, me: &ActorRef<SessionMsg>) {
+        for (room_id, attached) in self.joined.drain() {
+            if let Attached::Local(actor) = attached {
+                me.get_cell().unmonitor(actor);
+            }
             self.ctx.directory.send_if_running(
                 room_id,
                 RoomMsg::Leave {

@@ -51,7 +51,13 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
     let delete = warp::path!("messages" / Snowflake)
         .and(warp::delete())
         .and(s())
-        .then(|id, s: AppState, u: AuthUser| async move { respond(delete(s, u, id).await) });
+        .then(|id, s: AppState, u: AuthUser| async move {
+            // The same per-user bucket as `message:delete` (edits, deletions, reactions).
+            match s.limits.action(u.id) {
+                Ok(()) => respond(delete(s, u, id).await),
+                Err(limited) => limited.response("edits, deletions and reactions"),
+            }
+        });
     history.or(post).unify().or(delete).unify()
 }
 

@@ -73,6 +73,15 @@ impl TestNode {
 
     /// A node on an existing data dir (restart after a stop or a crash).
     pub async fn start_in(dir: &Path, config: &str) -> Result<TestNode> {
+        Self::start_in_with_env(dir, config, &[]).await
+    }
+
+    /// [`Self::start_in`] with extra environment variables for the node process.
+    pub async fn start_in_with_env(
+        dir: &Path,
+        config: &str,
+        env: &[(&str, &str)],
+    ) -> Result<TestNode> {
         let config_path = dir.join("node.toml");
         std::fs::write(&config_path, config)?;
         let mut child = Command::new(env!("CARGO_BIN_EXE_voiceflow-node"))
@@ -86,6 +95,7 @@ impl TestNode {
                 "RUST_LOG",
                 std::env::var("TEST_NODE_LOG").unwrap_or_else(|_| "warn".into()),
             )
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
