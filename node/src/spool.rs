@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use tokio::io::AsyncWriteExt;
+use std::io::Write;
 use tokio::time::Sleep;
 
 use crate::multipart::{self, Event, MultipartError};
@@ -143,9 +143,11 @@ pub fn prepare_dir(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// An open spool file being written.
+/// An open spool file being written. Each chunk is written by a blocking task that takes the
+/// chunk itself (no copy) and drops it once written: nothing of the body stays buffered
+/// between chunks (an async file would keep a buffer of up to 2 MiB per upload).
 struct Writer {
-    file: tokio::fs::File,
+    file: Option<std::fs::File>,
     path: SpoolFile,
     size: u64,
     head: Vec<u8>,
@@ -162,7 +164,7 @@ impl Writer {
             .open(&path)
             .map_err(SpoolError::Disk)?;
         Ok(Writer {
-            file: tokio::fs::File::from_std(file),
+            file: Some(file),
             path: SpoolFile(path),
             size: 0,
             head: Vec::new(),
@@ -170,19 +172,27 @@ impl Writer {
         })
     }
 
-    async fn write(&mut self, budget: &Budget, data: &[u8]) -> Result<(), SpoolError> {
+    async fn write(&mut self, budget: &Budget, data: Bytes) -> Result<(), SpoolError> {
         budget.check(self.size + data.len() as u64)?;
         if self.head.len() < HEAD_BYTES {
             let take = data.len().min(HEAD_BYTES - self.head.len());
             self.head.extend_from_slice(&data[..take]);
         }
-        self.utf8.feed(data);
+        self.utf8.feed(&data);
         self.size += data.len() as u64;
-        self.file.write_all(data).await.map_err(SpoolError::Disk)
+        let mut file = self
+            .file
+            .take()
+            .ok_or_else(|| SpoolError::Disk(std::io::Error::other("a write failed before")))?;
+        let file = tokio::task::spawn_blocking(move || file.write_all(&data).map(|()| file))
+            .await
+            .map_err(|e| SpoolError::Disk(std::io::Error::other(e)))?
+            .map_err(SpoolError::Disk)?;
+        self.file = Some(file);
+        Ok(())
     }
 
-    async fn finish(mut self) -> Result<Spooled, SpoolError> {
-        self.file.flush().await.map_err(SpoolError::Disk)?;
+    async fn finish(self) -> Result<Spooled, SpoolError> {
         Ok(Spooled {
             file: self.path,
             size: self.size,
@@ -201,7 +211,7 @@ pub async fn raw(
     let mut body = IdleTimeout::new(body, budget.idle);
     let mut writer = Writer::create(dir).await?;
     while let Some(chunk) = body.next().await {
-        writer.write(&budget, &chunk?).await?;
+        writer.write(&budget, chunk?).await?;
     }
     writer.finish().await
 }
@@ -238,7 +248,7 @@ pub async fn multipart(
                 Event::Part(_) => in_file = false,
                 Event::Data(data) if in_file => {
                     if let Some((_, w)) = writer.as_mut() {
-                        w.write(&budget, &data).await?;
+                        w.write(&budget, data).await?;
                     }
                 }
                 Event::Data(_) => {}
