@@ -14,6 +14,9 @@ use common::{FAST_CONFIG, FAST_CONFIG_LIMITED, TestNode, User};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use voiceflow_schema::cql::testing::{
+    announce_skip, contact_points_from_env, drop_keyspace, random_keyspace,
+};
 
 /// Resident memory of a process, bytes.
 fn rss(pid: u32) -> Result<u64> {
@@ -283,8 +286,31 @@ async fn uploads_are_rate_limited_per_user() -> Result<()> {
 /// has their own quota.
 #[tokio::test]
 async fn the_storage_quota_is_kept_per_user() -> Result<()> {
-    let config = format!("{FAST_CONFIG}[files]\nmax_bytes = 8000\nquota_bytes = 10000\n");
-    let mut node = TestNode::start_with(&config).await?;
+    quota_case(&format!("{FAST_CONFIG}[files]\n{QUOTA}")).await
+}
+
+/// The same with the CQL blob store (usage in its `file_usage` table).
+#[tokio::test]
+async fn the_storage_quota_is_kept_in_the_cql_store() -> Result<()> {
+    let keyspace = random_keyspace("vf_quota");
+    let (Some(config), Some(points)) =
+        (common::scylla_config(&keyspace), contact_points_from_env())
+    else {
+        announce_skip("upload_limits::the_storage_quota_is_kept_in_the_cql_store");
+        return Ok(());
+    };
+    let cql = voiceflow_schema::cql::CqlConfig::for_test_server(points, &keyspace);
+    let outcome = quota_case(&format!("{config}\n[files]\n{QUOTA}")).await;
+    if let Err(e) = drop_keyspace(&cql).await {
+        eprintln!("could not drop keyspace {keyspace}: {e}");
+    }
+    outcome
+}
+
+const QUOTA: &str = "max_bytes = 8000\nquota_bytes = 10000\n";
+
+async fn quota_case(config: &str) -> Result<()> {
+    let mut node = TestNode::start_with(config).await?;
     let alice = node.register("alice").await?;
     let bob = node.register("bob").await?;
     let room = room_of(&node, &alice).await?;
@@ -305,7 +331,7 @@ async fn the_storage_quota_is_kept_per_user() -> Result<()> {
 
     let dir = node.take_dir().context("data dir")?;
     node.terminate()?;
-    let node = TestNode::start_in(dir.path(), &config).await?;
+    let node = TestNode::start_in(dir.path(), config).await?;
     let (status, body) = upload(&node, &alice, &room, vec![6; 1]).await?;
     assert_eq!(status, 413, "{body}");
     assert_eq!(
