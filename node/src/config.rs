@@ -10,9 +10,11 @@ use clap::Parser;
 use serde::{Deserialize, Serialize};
 use voiceflow_actors::ActorConfig;
 
+mod files;
 mod http;
 mod presence;
 mod voice;
+pub use files::{FilesBackend, FilesConfig};
 pub use http::{HttpConfig, TlsConfig};
 pub use presence::PresenceConfig;
 pub use voice::VoiceConfig;
@@ -112,56 +114,6 @@ pub struct Config {
     pub tls: TlsConfig,
 }
 
-/// Where uploaded files are kept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FilesBackend {
-    /// A directory (`files.dir`) of this node: one file plus a JSON metadata file per upload.
-    Dir,
-    /// The `files` and `file_chunks` tables of the CQL store (needs `storage = "scylla"`),
-    /// shared by every node of a cluster.
-    Cql,
-}
-
-/// The `[files]` table: attachments (`POST /api/v1/files`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct FilesConfig {
-    /// Largest file accepted, bytes; a larger upload gets 413 PAYLOAD_TOO_LARGE and nothing is
-    /// stored.
-    pub max_bytes: u64,
-    /// Directory of the `dir` backend [default: `<data_dir>/blobs`].
-    pub dir: Option<PathBuf>,
-    /// `dir` or `cql` [default: `dir` with the embedded store, `cql` with `storage =
-    /// "scylla"`]. A cluster on `dir` only works if every node mounts the same directory.
-    pub backend: Option<FilesBackend>,
-}
-
-impl Default for FilesConfig {
-    fn default() -> Self {
-        FilesConfig {
-            max_bytes: 25 * 1024 * 1024,
-            dir: None,
-            backend: None,
-        }
-    }
-}
-
-impl FilesConfig {
-    /// The backend in effect for `storage`.
-    pub fn backend_for(&self, storage: StorageKind) -> FilesBackend {
-        self.backend.unwrap_or(match storage {
-            StorageKind::Embedded => FilesBackend::Dir,
-            StorageKind::Scylla => FilesBackend::Cql,
-        })
-    }
-
-    /// The directory of the `dir` backend.
-    pub fn dir_in(&self, data_dir: &Path) -> PathBuf {
-        self.dir.clone().unwrap_or_else(|| data_dir.join("blobs"))
-    }
-}
-
 /// The `[limits]` table: token buckets against floods, and limits on what one frame may be.
 /// Over a rate limit a request gets RATE_LIMITED with `retryAfterMs` (REST: 429 with
 /// `Retry-After`) and is dropped; nothing else is affected.
@@ -188,6 +140,22 @@ pub struct LimitsConfig {
     /// `POST /auth/login` and `/auth/register` requests per client IP address per minute
     /// (also the burst).
     pub logins_per_min: u32,
+    /// `POST /auth/refresh` requests per client IP address per minute (also the burst).
+    pub refreshes_per_min: u32,
+    /// Rooms one user may create per minute (`POST /rooms`, also the burst).
+    pub room_creates_per_min: u32,
+    /// Uploads one user may start per minute (`POST /files`, also the burst).
+    pub uploads_per_min: u32,
+    /// Direct conversations one user may open per minute (`POST /dms`, also the burst).
+    pub dm_opens_per_min: u32,
+    /// Profile edits one user may make per minute (`PATCH /users/me`, also the burst).
+    pub profile_edits_per_min: u32,
+    /// Join-by-code attempts (`POST /rooms/:code/join`, right or wrong) per minute, counted
+    /// both per client IP address and per user: join codes cannot be guessed faster.
+    pub joins_per_min: u32,
+    /// A REST JSON body that has not arrived completely this many seconds after its headers
+    /// gets 408 REQUEST_TIMEOUT (uploads have `[files] body_idle_timeout_secs` instead).
+    pub rest_body_timeout_secs: u64,
     /// Reverse proxies or load balancers in front of the node (IP addresses). A request from
     /// one of them counts against the client address its `X-Forwarded-For` names (the
     /// rightmost entry that is not itself a trusted proxy); from anyone else the header is
@@ -225,6 +193,13 @@ impl Default for LimitsConfig {
             messages_per_sec: 10,
             messages_burst: 20,
             logins_per_min: 5,
+            refreshes_per_min: 30,
+            room_creates_per_min: 10,
+            uploads_per_min: 30,
+            dm_opens_per_min: 20,
+            profile_edits_per_min: 10,
+            joins_per_min: 10,
+            rest_body_timeout_secs: 10,
             trusted_proxies: Vec::new(),
             max_json_depth: 32,
             ws_frame_close_bytes: 256 * 1024,
@@ -427,9 +402,7 @@ impl Config {
         if self.storage == StorageKind::Scylla {
             self.scylla.validate().map_err(ConfigError::Invalid)?;
         }
-        if self.files.max_bytes == 0 {
-            return bad("files.max_bytes must be positive");
-        }
+        self.files.validate().map_err(ConfigError::Invalid)?;
         if self.files.backend_for(self.storage) == FilesBackend::Cql
             && self.storage != StorageKind::Scylla
         {
@@ -444,12 +417,21 @@ impl Config {
                 || l.logins_per_min == 0
                 || l.user_events == 0
                 || l.actions_per_sec == 0
-                || l.actions_burst == 0)
+                || l.actions_burst == 0
+                || l.refreshes_per_min == 0
+                || l.room_creates_per_min == 0
+                || l.uploads_per_min == 0
+                || l.dm_opens_per_min == 0
+                || l.profile_edits_per_min == 0
+                || l.joins_per_min == 0)
         {
             return bad(
                 "limits: every rate must be positive (set limits.rate_limits = false to turn \
                  them off)",
             );
+        }
+        if l.rest_body_timeout_secs == 0 {
+            return bad("limits.rest_body_timeout_secs must be positive");
         }
         if l.max_json_depth < 2 {
             return bad("limits.max_json_depth must be at least 2 (the envelope and its data)");

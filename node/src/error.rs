@@ -75,6 +75,29 @@ impl From<ActorError> for ApiError {
     }
 }
 
+impl From<crate::spool::SpoolError> for ApiError {
+    fn from(e: crate::spool::SpoolError) -> Self {
+        use crate::spool::SpoolError;
+        let message = e.to_string();
+        match e {
+            SpoolError::TooLarge { limit } => ApiError(ErrorBody {
+                code: ErrorCode::PayloadTooLarge,
+                message,
+                details: Some(serde_json::json!({ "limit": limit })),
+            }),
+            SpoolError::OverQuota { quota, used } => ApiError(ErrorBody {
+                code: ErrorCode::QuotaExceeded,
+                message,
+                details: Some(serde_json::json!({ "quota": quota, "used": used })),
+            }),
+            SpoolError::Idle(_) => ApiError::new(ErrorCode::RequestTimeout, message),
+            SpoolError::Read(_) | SpoolError::Multipart(_) => ApiError::field("body", message),
+            SpoolError::NoFilePart => ApiError::field("file", message),
+            SpoolError::Disk(cause) => ApiError::internal(format!("upload spool: {cause}")),
+        }
+    }
+}
+
 impl warp::reject::Reject for ApiError {}
 
 /// Turns warp's own rejections (unknown route, wrong method, oversized body) into JSON errors.

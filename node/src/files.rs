@@ -33,9 +33,18 @@ pub async fn open(config: &Config, cql: Option<&CqlStore>) -> anyhow::Result<Arc
 /// `text/plain` for valid UTF-8 and `application/octet-stream` for anything else. What the
 /// client claimed is never used.
 pub fn sniff(bytes: &[u8]) -> &'static str {
-    match infer::get(bytes) {
-        Some(kind) => audio_only_container(kind.mime_type(), bytes),
-        None if std::str::from_utf8(bytes).is_ok() => "text/plain",
+    sniff_head(
+        &bytes[..bytes.len().min(crate::spool::HEAD_BYTES)],
+        std::str::from_utf8(bytes).is_ok(),
+    )
+}
+
+/// [`sniff`] for a file of which only the start (`head`) is at hand, and whether the whole
+/// file is UTF-8 (checked as it streamed past): what an upload keeps in memory.
+pub fn sniff_head(head: &[u8], utf8: bool) -> &'static str {
+    match infer::get(head) {
+        Some(kind) => audio_only_container(kind.mime_type(), head),
+        None if utf8 => "text/plain",
         None => "application/octet-stream",
     }
 }

@@ -25,7 +25,10 @@ pub mod files;
 mod fuzzing;
 mod limits;
 mod metrics;
+pub mod multipart;
+mod rest_limits;
 pub mod server;
+mod spool;
 mod state;
 mod web;
 mod ws;
@@ -93,6 +96,9 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
         }
     };
     let blobs = files::open(&config, cql_store.as_deref()).await?;
+    let spool_dir = config.files.spool_dir_in(&config.data_dir);
+    spool::prepare_dir(&spool_dir)
+        .with_context(|| format!("cannot prepare the upload spool {}", spool_dir.display()))?;
     // Before anything records a metric (the cluster links create their counters at start).
     let metrics = metrics::Metrics::install().context("cannot install the metrics recorder")?;
     let directory = RoomDirectory::new();
@@ -134,6 +140,7 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
         cluster: cluster.clone(),
         blobs,
         limits: Arc::new(limits::Limits::new(&config)),
+        rest: Arc::new(rest_limits::RestLimits::new(&config)),
     };
     let routes = ws::route(state.clone())
         .or(api::routes(state.clone()))

@@ -101,20 +101,20 @@ const ACTION_EVENTS: [&str; 4] = [
 
 /// A keyed token bucket that forgets idle keys now and then: every [`SWEEP_EVERY`] checks,
 /// keys whose bucket is full again (indistinguishable from a new key) are dropped.
-struct Keyed<K: std::hash::Hash + Eq + Clone> {
+pub(crate) struct Keyed<K: std::hash::Hash + Eq + Clone> {
     limiter: DefaultKeyedRateLimiter<K>,
     checks: AtomicU64,
 }
 
 impl<K: std::hash::Hash + Eq + Clone> Keyed<K> {
-    fn new(quota: Quota) -> Self {
+    pub(crate) fn new(quota: Quota) -> Self {
         Keyed {
             limiter: DefaultKeyedRateLimiter::keyed(quota),
             checks: AtomicU64::new(0),
         }
     }
 
-    fn check(&self, key: &K) -> Result<(), RateLimited> {
+    pub(crate) fn check(&self, key: &K) -> Result<(), RateLimited> {
         if self.checks.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
             // Keys whose bucket is full again are indistinguishable from new ones.
             self.limiter.retain_recent();
@@ -132,7 +132,7 @@ impl<K: std::hash::Hash + Eq + Clone> Keyed<K> {
     }
 }
 
-fn nonzero(n: u32) -> NonZeroU32 {
+pub(crate) fn nonzero(n: u32) -> NonZeroU32 {
     NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
 }
 

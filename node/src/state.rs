@@ -80,4 +80,6 @@ pub struct AppState {
     pub blobs: Arc<dyn voiceflow_schema::BlobStore>,
     /// Rate limits and per-frame limits (`[limits]`).
     pub limits: Arc<crate::limits::Limits>,
+    /// REST write buckets and upload slots (`[limits]`, `[files]`).
+    pub rest: Arc<crate::rest_limits::RestLimits>,
 }

@@ -49,7 +49,8 @@ pub trait Store: Send + Sync + 'static {
     async fn room_by_id(&self, id: Snowflake) -> StoreResult<Option<RoomRecord>>;
     /// Looks a room up by join code (case-insensitive).
     async fn room_by_code(&self, code: &str) -> StoreResult<Option<RoomRecord>>;
-    /// Replaces a room record (the join code never changes).
+    /// Replaces a room record. A new join code is claimed (`Conflict{join_code}` if another
+    /// room holds it) and the old one released: it no longer finds the room.
     async fn update_room(&self, room: &RoomRecord) -> StoreResult<()>;
     /// Deletes a room, its code and every membership; its message log is dropped too.
     async fn delete_room(&self, id: Snowflake) -> StoreResult<()>;

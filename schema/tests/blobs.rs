@@ -101,6 +101,8 @@ cases!(
     unknown_ids_and_conflicts,
     a_reopen_keeps_everything,
     concurrent_puts_are_all_stored,
+    files_put_from_disk_round_trip,
+    usage_is_kept_per_uploader,
 );
 
 fn meta(id: u64, size: usize) -> BlobMeta {
@@ -121,6 +123,26 @@ fn bytes(seed: u64, size: usize) -> Bytes {
             .map(|i| (i as u64).wrapping_mul(31).wrapping_add(seed) as u8)
             .collect::<Vec<u8>>(),
     )
+}
+
+fn meta_by(id: u64, size: usize, user: u64) -> BlobMeta {
+    BlobMeta {
+        uploaded_by: Snowflake(user),
+        ..meta(id, size)
+    }
+}
+
+/// Writes `bytes(id, size)` to a file in `dir` and puts it from there.
+async fn put_from_file(
+    store: &dyn BlobStore,
+    dir: &std::path::Path,
+    meta: &BlobMeta,
+) -> StoreResult<()> {
+    let path = dir.join(format!("upload-{}", meta.id));
+    std::fs::write(&path, bytes(meta.id.0, meta.size as usize)).expect("write source");
+    let result = store.put_file(meta, &path).await;
+    let _ = std::fs::remove_file(&path);
+    result
 }
 
 async fn put(store: &dyn BlobStore, id: u64, size: usize) -> StoreResult<()> {
@@ -202,4 +224,106 @@ async fn concurrent_puts_are_all_stored(backend: Backend) {
             .expect("some");
         assert_eq!(got, bytes(100 + i, 1500 + i as usize));
     }
+}
+
+async fn files_put_from_disk_round_trip(backend: Backend) {
+    let store = backend.open().await;
+    let spool = tempfile::tempdir().expect("spool dir");
+    for (i, size) in [0, 1, TEST_CHUNK, 5 * TEST_CHUNK + 7]
+        .into_iter()
+        .enumerate()
+    {
+        let id = 3000 + i as u64;
+        put_from_file(store.as_ref(), spool.path(), &meta(id, size))
+            .await
+            .expect("put_file");
+        let (got_meta, got) = store.get(Snowflake(id)).await.expect("get").expect("some");
+        assert_eq!(got_meta, meta(id, size));
+        assert_eq!(got, bytes(id, size), "size {size}");
+    }
+    put_from_file(store.as_ref(), spool.path(), &meta(3100, 10))
+        .await
+        .expect("put_file");
+    // A file that is not the size its metadata claims is refused, nothing is visible.
+    let path = spool.path().join("short");
+    std::fs::write(&path, b"abc").expect("write");
+    let short = store.put_file(&meta(3101, 4), &path).await;
+    assert!(matches!(short, Err(StoreError::Corrupt(_))), "{short:?}");
+    assert_eq!(store.meta(Snowflake(3101)).await.expect("meta"), None);
+    // An id that is taken is a conflict.
+    let again = put_from_file(store.as_ref(), spool.path(), &meta(3100, 10)).await;
+    assert!(
+        matches!(again, Err(StoreError::Conflict { field: "id" })),
+        "{again:?}"
+    );
+    let missing = store
+        .put_file(&meta(3102, 4), &spool.path().join("no-such-file"))
+        .await;
+    assert!(missing.is_err(), "{missing:?}");
+    assert_eq!(store.meta(Snowflake(3102)).await.expect("meta"), None);
+}
+
+async fn usage_is_kept_per_uploader(backend: Backend) {
+    let store = backend.open().await;
+    let spool = tempfile::tempdir().expect("spool dir");
+    assert_eq!(store.usage(Snowflake(7)).await.expect("usage"), 0);
+    store
+        .put(&meta_by(4000, 1500, 7), bytes(4000, 1500))
+        .await
+        .expect("put");
+    put_from_file(store.as_ref(), spool.path(), &meta_by(4001, 2500, 7))
+        .await
+        .expect("put_file");
+    put_from_file(store.as_ref(), spool.path(), &meta_by(4002, 700, 8))
+        .await
+        .expect("put_file");
+    // A refused put (a conflict) adds nothing.
+    let again = store.put(&meta_by(4000, 1500, 7), bytes(4000, 1500)).await;
+    assert!(again.is_err());
+    assert_eq!(store.usage(Snowflake(7)).await.expect("usage"), 4000);
+    assert_eq!(store.usage(Snowflake(8)).await.expect("usage"), 700);
+    assert_eq!(store.usage(Snowflake(9)).await.expect("usage"), 0);
+    drop(store);
+    let store = backend.open().await;
+    assert_eq!(
+        store.usage(Snowflake(7)).await.expect("usage"),
+        4000,
+        "after a reopen"
+    );
+    assert_eq!(store.usage(Snowflake(8)).await.expect("usage"), 700);
+    // Many concurrent puts of one user all count.
+    let puts = (0..8u64).map(|i| {
+        let store = store.clone();
+        async move { store.put(&meta_by(4100 + i, 100, 9), bytes(i, 100)).await }
+    });
+    for result in futures_util::future::join_all(puts).await {
+        result.expect("put");
+    }
+    assert_eq!(store.usage(Snowflake(9)).await.expect("usage"), 800);
+}
+
+/// The directory store writes every file (bytes, metadata) readable by its owner only.
+#[tokio::test]
+async fn dir_blobs_are_private_files() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spool = tempfile::tempdir().expect("spool");
+    let store = DirBlobStore::open(dir.path()).expect("open");
+    store
+        .put(&meta(1 << 22, 10), bytes(1, 10))
+        .await
+        .expect("put");
+    put_from_file(&store, spool.path(), &meta(2 << 22, 10))
+        .await
+        .expect("put_file");
+    let mut checked = 0;
+    for shard in std::fs::read_dir(dir.path()).expect("root") {
+        for file in std::fs::read_dir(shard.expect("shard").path()).expect("shard") {
+            let file = file.expect("entry");
+            let mode = file.metadata().expect("metadata").permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", file.path().display());
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 4, "two blobs, each bytes and metadata");
 }

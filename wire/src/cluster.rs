@@ -286,10 +286,13 @@ pub enum RoomCall {
         /// Username.
         username: String,
     },
-    /// Leave the room for good. Answer: `null`.
+    /// Leave the room for good, or be removed by an admin. Answer: `null`.
     RemoveMember {
         /// User id.
         user_id: u64,
+        /// The admin who removed them (`None`: they left).
+        #[serde(default)]
+        removed_by: Option<u64>,
     },
     /// Tombstone a message. Answer: `null`.
     DeleteMessage {

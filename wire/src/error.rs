@@ -31,6 +31,12 @@ pub enum ErrorCode {
     InvalidFrame,
     /// The frame's `type` is not an event this server knows.
     UnknownEvent,
+    /// The user's storage quota (`[files] quota_bytes`) has no room for this upload;
+    /// `details.quota` and `details.used` give it in bytes.
+    QuotaExceeded,
+    /// A request body stopped arriving (no bytes for the configured timeout); nothing of it
+    /// was kept.
+    RequestTimeout,
     /// The storage backend cannot be reached; nothing was written.
     StorageUnavailable,
     /// Something failed on the server; details are in its log, not here.
@@ -46,7 +52,8 @@ impl ErrorCode {
             ErrorCode::Forbidden => 403,
             ErrorCode::NotFound | ErrorCode::RoomNotFound => 404,
             ErrorCode::Conflict | ErrorCode::RoomFull => 409,
-            ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::PayloadTooLarge | ErrorCode::QuotaExceeded => 413,
+            ErrorCode::RequestTimeout => 408,
             ErrorCode::RateLimited => 429,
             ErrorCode::StorageUnavailable => 503,
             ErrorCode::InternalError => 500,
@@ -68,6 +75,8 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             ErrorCode::InvalidFrame => "INVALID_FRAME",
             ErrorCode::UnknownEvent => "UNKNOWN_EVENT",
+            ErrorCode::QuotaExceeded => "QUOTA_EXCEEDED",
+            ErrorCode::RequestTimeout => "REQUEST_TIMEOUT",
             ErrorCode::StorageUnavailable => "STORAGE_UNAVAILABLE",
             ErrorCode::InternalError => "INTERNAL_ERROR",
         }

@@ -171,10 +171,14 @@ pub enum RoomMsg {
         /// The members list, or ROOM_FULL.
         reply: RpcReplyPort<Result<JoinReply, ActorError>>,
     },
-    /// Remove a member (`POST /rooms/:id/leave`); their sessions stop receiving the room.
+    /// Remove a member (`POST /rooms/:id/leave`, or an admin's `DELETE
+    /// /rooms/:id/members/:userId`); their sessions stop receiving the room (and, when an
+    /// admin removed them, get `room:removed`).
     RemoveMember {
         /// The user.
         user_id: Snowflake,
+        /// The admin who removed them; `None` when they left.
+        removed_by: Option<Snowflake>,
         /// Done.
         reply: RpcReplyPort<Result<(), ActorError>>,
     },
@@ -390,8 +394,12 @@ impl Actor for RoomActor {
             RoomMsg::AddMember { author, reply } => {
                 let _ = reply.send(state.handle_add_member(author).await);
             }
-            RoomMsg::RemoveMember { user_id, reply } => {
-                let _ = reply.send(state.handle_remove_member(user_id).await);
+            RoomMsg::RemoveMember {
+                user_id,
+                removed_by,
+                reply,
+            } => {
+                let _ = reply.send(state.handle_remove_member(user_id, removed_by).await);
             }
             RoomMsg::DeleteMessage {
                 message_id,

@@ -18,7 +18,7 @@ use voiceflow_wire::v1::client::RoomRef;
 use voiceflow_wire::v1::frame;
 use voiceflow_wire::v1::rich::PresenceStatus;
 use voiceflow_wire::v1::server::{
-    JoinReply, Participant, RoomDeleted, TypingEvent, UserPresenceInRoom, events,
+    JoinReply, Participant, RoomDeleted, RoomRemoved, TypingEvent, UserPresenceInRoom, events,
 };
 
 mod call;
@@ -391,7 +391,13 @@ impl RoomState {
     }
 
     /// Leave the room for good: membership removed, live sessions unsubscribed.
-    pub async fn handle_remove_member(&mut self, user: Snowflake) -> Result<(), ActorError> {
+    /// Removes `user` from the room; `removed_by` is the admin who removed them (their
+    /// sessions are told with `room:removed`), `None` when they left.
+    pub async fn handle_remove_member(
+        &mut self,
+        user: Snowflake,
+        removed_by: Option<Snowflake>,
+    ) -> Result<(), ActorError> {
         let Some(member) = self.members.get(&user).cloned() else {
             return Err(ActorError::Forbidden("not a member of this room"));
         };
@@ -405,6 +411,15 @@ impl RoomState {
             .collect();
         for session_id in sessions {
             if let Some(session) = self.live.get(&session_id) {
+                if let Some(by) = removed_by {
+                    session.to.push(frame::event(
+                        events::ROOM_REMOVED,
+                        &RoomRemoved {
+                            room_id: self.room.id,
+                            by,
+                        },
+                    ));
+                }
                 session.to.forget_room(self.room.id);
             }
             self.handle_leave(session_id, None);
@@ -413,7 +428,12 @@ impl RoomState {
             user_id: user,
             username: member.username,
         };
-        self.queue_system_message(&author, "left the room");
+        let what = if removed_by.is_some() {
+            "was removed from the room"
+        } else {
+            "left the room"
+        };
+        self.queue_system_message(&author, what);
         Ok(())
     }
 

@@ -12,6 +12,7 @@ use warp::{Filter, Rejection};
 use super::{authed, json_body, parse, validate, with_state};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ok, respond};
+use crate::rest_limits::UserBucket;
 use crate::state::AppState;
 
 /// A user as its owner sees it.
@@ -82,13 +83,13 @@ fn double_option<'de, D: serde::Deserializer<'de>>(
 }
 
 /// The `X-Forwarded-For` header, if readable (only believed from trusted proxies).
-fn forwarded_for(headers: &HeaderMap) -> Option<&str> {
+pub(super) fn forwarded_for(headers: &HeaderMap) -> Option<&str> {
     headers.get("x-forwarded-for").and_then(|v| v.to_str().ok())
 }
 
 /// The routes of this module.
 pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    let limit = state.config.http_max_body_bytes;
+    let limit = super::body_limits(&state);
     // Both spend a login attempt of the client's address (`[limits] logins_per_min`).
     let register = warp::path!("auth" / "register")
         .and(warp::post())
@@ -118,11 +119,21 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
                 }
             },
         );
+    // Unauthenticated: limited per client address (`[limits] refreshes_per_min`).
     let refresh = warp::path!("auth" / "refresh")
         .and(warp::post())
         .and(with_state(state.clone()))
+        .and(warp::addr::remote())
+        .and(warp::header::headers_cloned())
         .and(json_body(limit))
-        .then(|s: AppState, body: Bytes| async move { respond(refresh(s, body).await) });
+        .then(
+            |s: AppState, addr, headers: HeaderMap, body: Bytes| async move {
+                match s.rest.refresh(addr, forwarded_for(&headers)) {
+                    Ok(()) => respond(refresh(s, body).await),
+                    Err(limited) => limited.response("token refreshes from this address"),
+                }
+            },
+        );
     let verify = warp::path!("auth" / "verify")
         .and(warp::get())
         .and(with_state(state.clone()))
@@ -147,7 +158,10 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .and(authed(state))
         .and(json_body(limit))
         .then(|s: AppState, user: AuthUser, body: Bytes| async move {
-            respond(patch_me(s, user, body).await)
+            match s.rest.user(UserBucket::ProfileEdit, user.id) {
+                Ok(()) => respond(patch_me(s, user, body).await),
+                Err(limited) => limited.response(UserBucket::ProfileEdit.what()),
+            }
         });
     register
         .or(login)

@@ -16,17 +16,23 @@ use super::rooms::{RoomView, current_username};
 use super::{authed, json_body, parse, with_state};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ok, respond};
+use crate::rest_limits::UserBucket;
 use crate::state::AppState;
 
 /// The routes of this module.
 pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    let limit = state.config.http_max_body_bytes;
+    let limit = super::body_limits(&state);
     warp::path!("dms")
         .and(warp::post())
         .and(with_state(state.clone()))
         .and(authed(state))
         .and(json_body(limit))
-        .then(|s: AppState, u: AuthUser, b: Bytes| async move { respond(open(s, u, b).await) })
+        .then(|s: AppState, u: AuthUser, b: Bytes| async move {
+            match s.rest.user(UserBucket::DmOpen, u.id) {
+                Ok(()) => respond(open(s, u, b).await),
+                Err(limited) => limited.response(UserBucket::DmOpen.what()),
+            }
+        })
 }
 
 /// The join code of the pair's conversation (not alphanumeric: join-by-code refuses it).

@@ -3,14 +3,14 @@
 //! only. Downloads also accept `?token=<access token>`, so `<img src>` works, and one byte
 //! range (`Range: bytes=…`, 206), so players can seek.
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt, TryStreamExt};
 use serde::Deserialize;
 use voiceflow_schema::BlobMeta;
+use voiceflow_wire::Snowflake;
 use voiceflow_wire::ids::now_ms;
 use voiceflow_wire::v1::files::{FileView, file_url};
-use voiceflow_wire::{ErrorBody, ErrorCode, Snowflake};
 use warp::http::{HeaderMap, HeaderValue, StatusCode, header};
 use warp::reply::Response;
 use warp::{Filter, Rejection};
@@ -19,12 +19,12 @@ use super::{authed, authed_or_query_token, with_state};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ok, respond};
 use crate::files::{
-    ByteRange, byte_range, content_disposition, content_type, sanitize_name, sniff,
+    ByteRange, byte_range, content_disposition, content_type, sanitize_name, sniff_head,
 };
+use crate::multipart;
+use crate::rest_limits::{UploadSlot, UserBucket};
+use crate::spool::{self, Budget, MULTIPART_OVERHEAD, SpoolError};
 use crate::state::AppState;
-
-/// Room a multipart body has beyond the file itself (boundaries, part headers, small fields).
-const MULTIPART_OVERHEAD: u64 = 64 * 1024;
 
 /// An upload body as a stream of chunks.
 type Body = BoxStream<'static, Result<Bytes, std::io::Error>>;
@@ -52,7 +52,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
              q: UploadQuery,
              ct: Option<String>,
              len: Option<u64>,
-             body| async move { respond(upload(s, u, q, ct, len, boxed(body)).await) },
+             body| async move { upload_route(s, u, q, ct, len, boxed(body)).await },
         );
     let download = warp::path!("files" / Snowflake)
         .and(warp::get())
@@ -79,14 +79,6 @@ fn boxed<B: Buf + Send + 'static>(
         .boxed()
 }
 
-fn too_large(max: u64) -> ApiError {
-    ApiError(ErrorBody {
-        code: ErrorCode::PayloadTooLarge,
-        message: format!("the file is larger than the limit of {max} bytes"),
-        details: Some(serde_json::json!({ "limit": max })),
-    })
-}
-
 fn view(meta: &BlobMeta) -> FileView {
     FileView {
         id: meta.id,
@@ -100,6 +92,26 @@ fn view(meta: &BlobMeta) -> FileView {
     }
 }
 
+/// `POST /files`: the per-user bucket and upload slot first (429 with `Retry-After`), then
+/// the upload.
+async fn upload_route(
+    s: AppState,
+    user: AuthUser,
+    q: UploadQuery,
+    content_type: Option<String>,
+    length: Option<u64>,
+    body: Body,
+) -> Response {
+    if let Err(limited) = s.rest.user(UserBucket::Upload, user.id) {
+        return limited.response(UserBucket::Upload.what());
+    }
+    let slot = match s.rest.upload_slot(user.id) {
+        Ok(slot) => slot,
+        Err(limited) => return limited.response("uploads in progress"),
+    };
+    respond(upload(s, user, q, content_type, length, body, slot).await)
+}
+
 async fn upload(
     s: AppState,
     user: AuthUser,
@@ -107,8 +119,10 @@ async fn upload(
     content_type: Option<String>,
     length: Option<u64>,
     body: Body,
+    slot: UploadSlot,
 ) -> Result<Response, ApiError> {
-    let max = s.config.files.max_bytes;
+    let files = &s.config.files;
+    let max = files.max_bytes;
     let room = match q.room_id.as_deref() {
         None | Some("") => return Err(ApiError::field("roomId", "roomId is required")),
         Some(text) => Snowflake::parse(text)
@@ -122,7 +136,7 @@ async fn upload(
                 .starts_with("multipart/")
         })
         .map(|ct| {
-            multer::parse_boundary(ct)
+            multipart::boundary(ct)
                 .map_err(|e| ApiError::field("body", format!("bad multipart body: {e}")))
         })
         .transpose()?;
@@ -139,7 +153,7 @@ async fn upload(
             0
         };
     if length.is_some_and(|len| len > allowed) {
-        return Err(too_large(max));
+        return Err(SpoolError::TooLarge { limit: max }.into());
     }
     if s.ctx.store.room_by_id(room).await?.is_none() {
         return Err(ApiError::not_found("room"));
@@ -149,11 +163,35 @@ async fn upload(
             "only members of the room may upload files to it",
         ));
     }
-    let (name, bytes) = match boundary {
-        Some(boundary) => read_multipart(body, boundary, max, q.name).await?,
+    let quota = match files.quota() {
+        Some(quota) => {
+            let used = s.blobs.usage(user.id).await?;
+            // A full quota is refused before a byte is read; a raw body says its size.
+            let raw_len = length.filter(|_| boundary.is_none()).unwrap_or(1);
+            if used.saturating_add(raw_len) > quota {
+                return Err(SpoolError::OverQuota { quota, used }.into());
+            }
+            Some((quota, used))
+        }
+        None => None,
+    };
+    let budget = Budget {
+        max_bytes: max,
+        quota,
+        idle: files.body_idle_timeout(),
+    };
+    let dir = files.spool_dir_in(&s.config.data_dir);
+    let (name, spooled) = match boundary {
+        Some(boundary) => {
+            let (name, spooled) = spool::multipart(body, &boundary, budget, &dir).await?;
+            (
+                name.or(q.name).unwrap_or_else(|| "file".to_owned()),
+                spooled,
+            )
+        }
         None => (
             q.name.unwrap_or_default(),
-            read_limited(body, max, length).await?,
+            spool::raw(body, budget, &dir).await?,
         ),
     };
     let name = sanitize_name(&name).ok_or_else(|| {
@@ -162,7 +200,7 @@ async fn upload(
             "the file name is empty once unsafe characters are removed",
         )
     })?;
-    if bytes.is_empty() {
+    if spooled.size == 0 {
         return Err(ApiError::field("file", "the file is empty"));
     }
     let meta = BlobMeta {
@@ -170,68 +208,26 @@ async fn upload(
         room_id: room,
         uploaded_by: user.id,
         name,
-        size: bytes.len() as u64,
-        mime_type: sniff(&bytes).to_owned(),
+        size: spooled.size,
+        mime_type: sniff_head(&spooled.head, spooled.utf8).to_owned(),
         created_at: now_ms(),
     };
-    s.blobs.put(&meta, bytes).await?;
+    {
+        // The user's other uploads may have been stored meanwhile: check again, and keep them
+        // from storing until this one is in.
+        let _commit = slot.commit_lock().await;
+        if let Some(quota) = files.quota() {
+            let used = s.blobs.usage(user.id).await?;
+            if used.saturating_add(meta.size) > quota {
+                return Err(SpoolError::OverQuota { quota, used }.into());
+            }
+        }
+        s.blobs.put_file(&meta, spooled.file.path()).await?;
+    }
+    drop(spooled);
     metrics::counter!("voiceflow_files_uploaded_total").increment(1);
     metrics::counter!("voiceflow_files_uploaded_bytes_total").increment(meta.size);
     Ok(ok(StatusCode::CREATED, &view(&meta)))
-}
-
-/// Reads a raw body, refusing it as soon as it passes `max` bytes.
-async fn read_limited(mut body: Body, max: u64, length: Option<u64>) -> Result<Bytes, ApiError> {
-    let mut buf = BytesMut::with_capacity(length.unwrap_or(0).min(max) as usize);
-    while let Some(chunk) = body.next().await {
-        let chunk =
-            chunk.map_err(|e| ApiError::field("body", format!("could not read the body: {e}")))?;
-        if (buf.len() + chunk.len()) as u64 > max {
-            return Err(too_large(max));
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(buf.freeze())
-}
-
-/// The `file` part of a multipart body: its file name (else `?name=`, else `file`) and bytes.
-async fn read_multipart(
-    body: Body,
-    boundary: String,
-    max: u64,
-    fallback_name: Option<String>,
-) -> Result<(String, Bytes), ApiError> {
-    let limits = multer::Constraints::new().size_limit(
-        multer::SizeLimit::new()
-            .whole_stream(max + MULTIPART_OVERHEAD)
-            .per_field(max),
-    );
-    let mut form = multer::Multipart::with_constraints(body, boundary, limits);
-    let bad = |e: multer::Error| match e {
-        multer::Error::FieldSizeExceeded { .. } | multer::Error::StreamSizeExceeded { .. } => {
-            too_large(max)
-        }
-        other => ApiError::field("body", format!("bad multipart body: {other}")),
-    };
-    while let Some(mut field) = form.next_field().await.map_err(bad)? {
-        if field.name() != Some("file") {
-            continue;
-        }
-        let name = field
-            .file_name()
-            .map(str::to_owned)
-            .or(fallback_name)
-            .unwrap_or_else(|| "file".to_owned());
-        let mut buf = BytesMut::new();
-        while let Some(chunk) = field.chunk().await.map_err(bad)? {
-            if (buf.len() + chunk.len()) as u64 > max {
-                return Err(too_large(max));
-            }
-            buf.extend_from_slice(&chunk);
-        }
-        return Ok((name, buf.freeze()));
-    }
-    Err(ApiError::field("file", "the form has no `file` part"))
 }
 
 /// The metadata of file `id` if `user` may read it: 404 for an unknown id, 403 for someone

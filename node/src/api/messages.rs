@@ -28,7 +28,7 @@ struct HistoryQuery {
 
 /// The routes of this module.
 pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    let limit = state.config.http_max_body_bytes;
+    let limit = super::body_limits(&state);
     let s = || with_state(state.clone()).and(authed(state.clone()));
     let history = warp::path!("rooms" / Snowflake / "messages")
         .and(warp::get())

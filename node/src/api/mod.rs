@@ -5,6 +5,7 @@ mod accounts;
 mod dms;
 mod files;
 mod messages;
+mod room_admin;
 mod rooms;
 mod validate;
 
@@ -69,9 +70,66 @@ fn bearer(auth: &crate::auth::Auth, header: Option<String>) -> Result<AuthUser, 
     auth.verify_access(token.trim())
 }
 
-/// A JSON body, size-limited, parsed with errors that name the field.
-pub fn json_body(limit: u64) -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
-    warp::body::content_length_limit(limit).and(warp::body::bytes())
+/// How large a REST JSON body may be and how long it may take to arrive.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    /// `http_max_body_bytes`.
+    pub max_bytes: u64,
+    /// `[limits] rest_body_timeout_secs`.
+    pub timeout: std::time::Duration,
+}
+
+/// The body limits of `state`'s config.
+pub fn body_limits(state: &AppState) -> BodyLimits {
+    BodyLimits {
+        max_bytes: state.config.http_max_body_bytes,
+        timeout: state.rest.body_timeout,
+    }
+}
+
+/// A JSON body, size-limited, that must arrive within the body timeout (else 408
+/// REQUEST_TIMEOUT; the rest of the body is never read and the connection is not reused).
+pub fn json_body(limits: BodyLimits) -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
+    warp::body::content_length_limit(limits.max_bytes)
+        .and(warp::body::stream())
+        .and_then(move |body| async move {
+            tokio::time::timeout(limits.timeout, collect(body, limits.max_bytes))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(ApiError::new(
+                        voiceflow_wire::ErrorCode::RequestTimeout,
+                        format!(
+                            "the request body did not arrive within {} s",
+                            limits.timeout.as_secs()
+                        ),
+                    ))
+                })
+                .map_err(warp::reject::custom)
+        })
+}
+
+/// Reads a whole body of at most `max` bytes.
+async fn collect<B: bytes::Buf>(
+    body: impl futures_util::Stream<Item = Result<B, warp::Error>>,
+    max: u64,
+) -> Result<Bytes, ApiError> {
+    use futures_util::StreamExt;
+    let mut body = std::pin::pin!(body);
+    let mut buf = bytes::BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let mut chunk =
+            chunk.map_err(|e| ApiError::field("body", format!("could not read the body: {e}")))?;
+        if (buf.len() + chunk.remaining()) as u64 > max {
+            return Err(ApiError::field("body", "request body too large"));
+        }
+        while chunk.has_remaining() {
+            let piece = chunk.chunk();
+            buf.extend_from_slice(piece);
+            let n = piece.len();
+            chunk.advance(n);
+        }
+    }
+    Ok(buf.freeze())
 }
 
 /// Parses a JSON body into `T`; a wrong type or a missing field names the field.
@@ -115,6 +173,8 @@ pub fn routes(state: AppState) -> warp::filters::BoxedFilter<(Response,)> {
         accounts::routes(state.clone())
             .boxed()
             .or(rooms::routes(state.clone()).boxed())
+            .unify()
+            .or(room_admin::routes(state.clone()).boxed())
             .unify()
             .or(messages::routes(state.clone()).boxed())
             .unify()

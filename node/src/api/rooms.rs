@@ -6,13 +6,15 @@ use voiceflow_actors::room::{Author, RoomMsg, rfc3339, view_of};
 use voiceflow_schema::{Membership, Role, RoomKind, RoomRecord, RoomSettings, StoreError};
 use voiceflow_wire::ids::now_ms;
 use voiceflow_wire::{ErrorCode, Snowflake};
-use warp::http::StatusCode;
+use warp::http::{HeaderMap, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
+use super::accounts::forwarded_for;
 use super::{authed, json_body, parse, validate, with_state};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ok, ok_page, respond};
+use crate::rest_limits::UserBucket;
 use crate::state::AppState;
 
 /// Settings as clients send and see them.
@@ -127,13 +129,18 @@ struct PageQuery {
 
 /// The routes of this module.
 pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    let limit = state.config.http_max_body_bytes;
+    let limit = super::body_limits(&state);
     let s = || with_state(state.clone()).and(authed(state.clone()));
     let create = warp::path!("rooms")
         .and(warp::post())
         .and(s())
         .and(json_body(limit))
-        .then(|s: AppState, u: AuthUser, b: Bytes| async move { respond(create(s, u, b).await) });
+        .then(|s: AppState, u: AuthUser, b: Bytes| async move {
+            match s.rest.user(UserBucket::RoomCreate, u.id) {
+                Ok(()) => respond(create(s, u, b).await),
+                Err(limited) => limited.response(UserBucket::RoomCreate.what()),
+            }
+        });
     let list = warp::path!("rooms")
         .and(warp::get())
         .and(s())
@@ -155,11 +162,20 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .and(warp::delete())
         .and(s())
         .then(|id, s: AppState, u: AuthUser| async move { respond(delete(s, u, id).await) });
+    // Right or wrong, every code tried spends from the address's and the user's bucket
+    // (`[limits] joins_per_min`): codes cannot be guessed faster than that.
     let join = warp::path!("rooms" / String / "join")
         .and(warp::post())
         .and(s())
+        .and(warp::addr::remote())
+        .and(warp::header::headers_cloned())
         .then(
-            |code: String, s: AppState, u: AuthUser| async move { respond(join(s, u, code).await) },
+            |code: String, s: AppState, u: AuthUser, addr, headers: HeaderMap| async move {
+                match s.rest.join(u.id, addr, forwarded_for(&headers)) {
+                    Ok(()) => respond(join(s, u, code).await),
+                    Err(limited) => limited.response("join attempts"),
+                }
+            },
         );
     let leave = warp::path!("rooms" / Snowflake / "leave")
         .and(warp::post())
@@ -193,7 +209,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
 }
 
 /// Short, unambiguous join codes (no 0/O, 1/I/L).
-fn join_code() -> String {
+pub(super) fn join_code() -> String {
     use rand::Rng;
     const ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
     let mut rng = rand::rng();
@@ -294,7 +310,7 @@ async fn visible_room(
 }
 
 /// The room, if the user is one of its admins.
-async fn require_admin(
+pub(super) async fn require_admin(
     s: &AppState,
     user: &AuthUser,
     id: Snowflake,
@@ -407,6 +423,7 @@ async fn leave(s: AppState, user: AuthUser, id: Snowflake) -> Result<Response, A
         .directory
         .call(&s.ctx, id, |reply| RoomMsg::RemoveMember {
             user_id: user.id,
+            removed_by: None,
             reply,
         })
         .await?;

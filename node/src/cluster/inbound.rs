@@ -388,9 +388,13 @@ async fn room_call(
                     .map(|v| to_json(&v)),
             )
         }
-        RoomCall::RemoveMember { user_id } => json(
+        RoomCall::RemoveMember {
+            user_id,
+            removed_by,
+        } => json(
             dir.call(ctx, room, |reply| RoomMsg::RemoveMember {
                 user_id: Snowflake(user_id),
+                removed_by: removed_by.map(Snowflake),
                 reply,
             })
             .await

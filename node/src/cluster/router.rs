@@ -283,8 +283,15 @@ impl Cluster for ClusterInner {
                 };
                 (me, self.call_op(node, call, answer(reply)))
             }
-            RoomMsg::RemoveMember { user_id, reply } => {
-                let call = RoomCall::RemoveMember { user_id: user_id.0 };
+            RoomMsg::RemoveMember {
+                user_id,
+                removed_by,
+                reply,
+            } => {
+                let call = RoomCall::RemoveMember {
+                    user_id: user_id.0,
+                    removed_by: removed_by.map(|by| by.0),
+                };
                 (me, self.call_op(node, call, answer(reply)))
             }
             RoomMsg::DeleteMessage {

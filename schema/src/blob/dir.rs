@@ -7,15 +7,23 @@
 //! metadata, so a blob whose metadata exists is complete and survives a crash or restart.
 //! Temporary files left by a crash are removed when the store is opened (once they are
 //! older than [`STALE_TEMP`], so a put of another process sharing the directory is spared).
+//! Every file is created `0600`: uploads are readable by the node's user only.
+//!
+//! Per-user usage is the sum of the sizes in the metadata files, read once when the store is
+//! opened and kept up to date by every put (the metadata files are the truth, so there is no
+//! counter to drift).
 
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{ErrorKind, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use parking_lot::Mutex;
 use voiceflow_wire::Snowflake;
 
 use super::{BlobMeta, BlobStore, check_size};
@@ -28,6 +36,8 @@ pub const STALE_TEMP: Duration = Duration::from_secs(600);
 #[derive(Debug, Clone)]
 pub struct DirBlobStore {
     root: Arc<PathBuf>,
+    /// Bytes stored per uploader.
+    usage: Arc<Mutex<HashMap<Snowflake, u64>>>,
 }
 
 fn io_error(path: &Path, e: std::io::Error) -> StoreError {
@@ -40,9 +50,41 @@ impl DirBlobStore {
         fs::create_dir_all(root).map_err(|e| io_error(root, e))?;
         let store = DirBlobStore {
             root: Arc::new(root.to_path_buf()),
+            usage: Arc::default(),
         };
         store.sweep_temporaries();
+        store.count_usage();
         Ok(store)
+    }
+
+    /// Adds up the sizes of every stored blob per uploader (unreadable metadata is skipped:
+    /// it is not a blob [`BlobStore::get`] would serve).
+    fn count_usage(&self) {
+        let mut usage = HashMap::new();
+        for shard in fs::read_dir(self.root.as_path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            for entry in fs::read_dir(shard.path()).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.extension().is_none_or(|e| e != "json") {
+                    continue;
+                }
+                let meta = fs::read(&path)
+                    .ok()
+                    .and_then(|json| serde_json::from_slice::<BlobMeta>(&json).ok());
+                if let Some(meta) = meta {
+                    *usage.entry(meta.uploaded_by).or_insert(0u64) += meta.size;
+                }
+            }
+        }
+        *self.usage.lock() = usage;
+    }
+
+    fn add_usage(&self, meta: &BlobMeta) {
+        let mut usage = self.usage.lock();
+        *usage.entry(meta.uploaded_by).or_insert(0) += meta.size;
     }
 
     /// The directory the store lives in.
@@ -103,7 +145,57 @@ impl DirBlobStore {
             .map_err(|e| StoreError::Corrupt(format!("blob metadata: {e}")))?;
         write_atomic(&shard, &self.data_path(meta.id), meta.id, bytes)?;
         write_atomic(&shard, &meta_path, meta.id, &json)?;
-        sync_dir(&shard)
+        sync_dir(&shard)?;
+        self.add_usage(meta);
+        Ok(())
+    }
+
+    /// Like [`Self::put_blocking`] with the bytes in the file at `source`: moved into place
+    /// (copied when it lives on another file system), never read into memory.
+    fn put_file_blocking(&self, meta: &BlobMeta, source: &Path) -> StoreResult<()> {
+        let len = fs::metadata(source).map_err(|e| io_error(source, e))?.len();
+        if len != meta.size {
+            return Err(StoreError::Corrupt(format!(
+                "put: blob {} has {len} bytes, its metadata says {}",
+                meta.id, meta.size
+            )));
+        }
+        let shard = self.shard(meta.id);
+        let new_shard = !shard.exists();
+        fs::create_dir_all(&shard).map_err(|e| io_error(&shard, e))?;
+        if new_shard {
+            sync_dir(&self.root)?;
+        }
+        let meta_path = self.meta_path(meta.id);
+        if meta_path.exists() {
+            return Err(StoreError::Conflict { field: "id" });
+        }
+        let json = serde_json::to_vec(meta)
+            .map_err(|e| StoreError::Corrupt(format!("blob metadata: {e}")))?;
+        let data_path = self.data_path(meta.id);
+        let temp = temp_path(&shard, meta.id);
+        let placed = fs::rename(source, &temp)
+            .or_else(|_| {
+                // Another file system: copy into a private file.
+                let mut from = File::open(source)?;
+                let mut to = create_private(&temp)?;
+                std::io::copy(&mut from, &mut to).map(|_| ())
+            })
+            .and_then(|()| {
+                let file = File::options().write(true).open(&temp)?;
+                use std::os::unix::fs::PermissionsExt;
+                file.set_permissions(fs::Permissions::from_mode(0o600))?;
+                file.sync_all()
+            })
+            .and_then(|()| fs::rename(&temp, &data_path));
+        if let Err(e) = placed {
+            let _ = fs::remove_file(&temp);
+            return Err(io_error(&data_path, e));
+        }
+        write_atomic(&shard, &meta_path, meta.id, &json)?;
+        sync_dir(&shard)?;
+        self.add_usage(meta);
+        Ok(())
     }
 
     fn meta_blocking(&self, id: Snowflake) -> StoreResult<Option<BlobMeta>> {
@@ -156,10 +248,24 @@ impl DirBlobStore {
     }
 }
 
-/// Writes `bytes` to `dir/.<id>.<random>.tmp`, fsyncs it and renames it to `path`.
+/// A fresh temporary name in `dir` for blob `id`.
+fn temp_path(dir: &Path, id: Snowflake) -> PathBuf {
+    dir.join(format!(".{id}.{:016x}.tmp", rand::random::<u64>()))
+}
+
+/// Creates a new file readable and writable by its owner only.
+fn create_private(path: &Path) -> std::io::Result<File> {
+    File::options()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+}
+
+/// Writes `bytes` to `dir/.<id>.<random>.tmp` (mode 0600), fsyncs it and renames it to `path`.
 fn write_atomic(dir: &Path, path: &Path, id: Snowflake, bytes: &[u8]) -> StoreResult<()> {
-    let temp = dir.join(format!(".{id}.{:016x}.tmp", rand::random::<u64>()));
-    let written = File::create_new(&temp).and_then(|mut file| {
+    let temp = temp_path(dir, id);
+    let written = create_private(&temp).and_then(|mut file| {
         file.write_all(bytes)?;
         file.sync_all()
     });
@@ -182,6 +288,17 @@ impl BlobStore for DirBlobStore {
     async fn put(&self, meta: &BlobMeta, bytes: Bytes) -> StoreResult<()> {
         let meta = meta.clone();
         self.blocking(move |s| s.put_blocking(&meta, &bytes)).await
+    }
+
+    async fn put_file(&self, meta: &BlobMeta, path: &Path) -> StoreResult<()> {
+        let (meta, path) = (meta.clone(), path.to_path_buf());
+        self.blocking(move |s| s.put_file_blocking(&meta, &path))
+            .await
+    }
+
+    async fn usage(&self, user: Snowflake) -> StoreResult<u64> {
+        let usage = self.usage.lock();
+        Ok(usage.get(&user).copied().unwrap_or(0))
     }
 
     async fn meta(&self, id: Snowflake) -> StoreResult<Option<BlobMeta>> {

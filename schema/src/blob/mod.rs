@@ -7,10 +7,16 @@
 //!
 //! A blob becomes visible (to [`BlobStore::meta`] and [`BlobStore::get`]) only once it is
 //! completely and durably stored: its metadata is written last.
+//!
+//! Uploads arrive as files ([`BlobStore::put_file`]: the node spools a request body to disk
+//! as it arrives, so an upload never sits whole in memory), and each store keeps how many
+//! bytes every user has stored ([`BlobStore::usage`], for the per-user quota).
 
 mod dir;
 
 use async_trait::async_trait;
+use std::path::Path;
+
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use voiceflow_wire::Snowflake;
@@ -48,6 +54,13 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Stores `bytes` (whose length is `meta.size`) and `meta` durably; the blob is visible
     /// only once this returned `Ok`.
     async fn put(&self, meta: &BlobMeta, bytes: Bytes) -> StoreResult<()>;
+    /// Stores the file at `path` (whose length is `meta.size`) and `meta` durably, reading it
+    /// a chunk at a time; the blob is visible only once this returned `Ok`. The store may move
+    /// the file away (the directory store renames it into place); whatever is left at `path`
+    /// stays the caller's to remove.
+    async fn put_file(&self, meta: &BlobMeta, path: &Path) -> StoreResult<()>;
+    /// Bytes of every stored blob `user` uploaded (the per-user storage quota counts these).
+    async fn usage(&self, user: Snowflake) -> StoreResult<u64>;
     /// A blob's metadata, without reading its bytes.
     async fn meta(&self, id: Snowflake) -> StoreResult<Option<BlobMeta>>;
     /// A blob's metadata and bytes.

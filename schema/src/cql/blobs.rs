@@ -3,14 +3,22 @@
 //! [`CqlStore`]. Chunks are written first (a few at a time), the `files` row last, so a file
 //! is visible only once all of its bytes are acknowledged; a put that fails part-way leaves
 //! unreferenced chunks, which nothing reads (an upload never reuses an id).
+//!
+//! A file put from disk ([`BlobStore::put_file`]) is read a chunk at a time, so at most
+//! [`CHUNKS_IN_FLIGHT`] + 1 chunks of it are in memory. Each file also gets a `file_usage` row
+//! (migration 5) in its uploader's partition, just before its `files` row: a user's usage is
+//! the sum of that partition.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
+use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::CqlTimestamp;
+use tokio::io::AsyncReadExt;
 use voiceflow_wire::Snowflake;
 
 use super::codec::{driver_error, from_cql_time, id, snowflake, to_cql_time};
@@ -39,6 +47,8 @@ pub struct CqlBlobStore {
     file_get: PreparedStatement,
     chunk_insert: PreparedStatement,
     chunk_get: PreparedStatement,
+    usage_insert: PreparedStatement,
+    usage_get: PreparedStatement,
 }
 
 impl std::fmt::Debug for CqlBlobStore {
@@ -82,6 +92,11 @@ impl CqlBlobStore {
             .await?,
             chunk_get: prepare("SELECT data FROM file_chunks WHERE file_id = ? AND idx = ?".into())
                 .await?,
+            usage_insert: prepare(
+                "INSERT INTO file_usage (user_id, file_id, size) VALUES (?, ?, ?)".into(),
+            )
+            .await?,
+            usage_get: prepare("SELECT size FROM file_usage WHERE user_id = ?".into()).await?,
             cql,
             chunk_bytes: chunk_bytes.max(1),
         })
@@ -109,37 +124,54 @@ impl CqlBlobStore {
         };
         Ok(Some((meta, count(i64::from(chunks), "chunks")? as usize)))
     }
-}
 
-#[async_trait]
-impl BlobStore for CqlBlobStore {
-    async fn put(&self, meta: &BlobMeta, bytes: Bytes) -> StoreResult<()> {
-        check_size(meta, bytes.len(), "put")?;
+    /// Writes `chunks` (every one [`Self::chunk_bytes`] long but the last), then the usage
+    /// row, then the `files` row; `meta.size` must be their total.
+    async fn put_chunks(
+        &self,
+        meta: &BlobMeta,
+        chunks: BoxStream<'_, StoreResult<Bytes>>,
+    ) -> StoreResult<()> {
         let file = id(meta.id)?;
         if self.file(meta.id).await?.is_some() {
             return Err(StoreError::Conflict { field: "id" });
         }
-        let chunks: Vec<Bytes> = (0..bytes.len())
-            .step_by(self.chunk_bytes)
-            .map(|at| bytes.slice(at..(at + self.chunk_bytes).min(bytes.len())))
-            .collect();
-        let count = i32::try_from(chunks.len())
+        let size = i64::try_from(meta.size)
+            .map_err(|_| StoreError::Corrupt(format!("file {} is too large", meta.id)))?;
+        let count = i32::try_from(meta.size.div_ceil(self.chunk_bytes as u64))
             .map_err(|_| StoreError::Corrupt(format!("file {} has too many chunks", meta.id)))?;
-        futures_util::stream::iter(chunks.into_iter().enumerate())
-            .map(|(idx, chunk)| async move {
-                self.cql
-                    .write(
-                        "write file chunk",
-                        &self.chunk_insert,
-                        (file, idx as i32, chunk.as_ref()),
-                    )
-                    .await
+        let mut written = 0u64;
+        chunks
+            .enumerate()
+            .map(|(idx, chunk)| {
+                let chunk = chunk.inspect(|c| written += c.len() as u64);
+                async move {
+                    let chunk = chunk?;
+                    self.cql
+                        .write(
+                            "write file chunk",
+                            &self.chunk_insert,
+                            (file, idx as i32, chunk.as_ref()),
+                        )
+                        .await
+                }
             })
             .buffer_unordered(CHUNKS_IN_FLIGHT)
             .try_collect::<()>()
             .await?;
-        let size = i64::try_from(meta.size)
-            .map_err(|_| StoreError::Corrupt(format!("file {} is too large", meta.id)))?;
+        if written != meta.size {
+            return Err(StoreError::Corrupt(format!(
+                "put: blob {} has {written} bytes, its metadata says {}",
+                meta.id, meta.size
+            )));
+        }
+        self.cql
+            .write(
+                "write file usage",
+                &self.usage_insert,
+                (id(meta.uploaded_by)?, file, size),
+            )
+            .await?;
         self.cql
             .write(
                 "write file",
@@ -157,6 +189,56 @@ impl BlobStore for CqlBlobStore {
                 ),
             )
             .await
+    }
+}
+
+/// Reads up to `len` bytes from `file` (fewer only at its end).
+async fn read_chunk(file: &mut tokio::fs::File, len: usize) -> std::io::Result<Bytes> {
+    let mut buf = BytesMut::zeroed(len);
+    let mut filled = 0;
+    while filled < len {
+        match file.read(&mut buf[filled..]).await? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    buf.truncate(filled);
+    Ok(buf.freeze())
+}
+
+#[async_trait]
+impl BlobStore for CqlBlobStore {
+    async fn put(&self, meta: &BlobMeta, bytes: Bytes) -> StoreResult<()> {
+        check_size(meta, bytes.len(), "put")?;
+        let chunks: Vec<StoreResult<Bytes>> = (0..bytes.len())
+            .step_by(self.chunk_bytes)
+            .map(|at| Ok(bytes.slice(at..(at + self.chunk_bytes).min(bytes.len()))))
+            .collect();
+        self.put_chunks(meta, futures_util::stream::iter(chunks).boxed())
+            .await
+    }
+
+    async fn put_file(&self, meta: &BlobMeta, path: &Path) -> StoreResult<()> {
+        let unavailable =
+            |e: std::io::Error| StoreError::Unavailable(format!("{}: {e}", path.display()));
+        let file = tokio::fs::File::open(path).await.map_err(unavailable)?;
+        let chunk_bytes = self.chunk_bytes;
+        // One chunk read ahead of the writes in flight; an empty chunk ends the stream.
+        let chunks = futures_util::stream::try_unfold(file, move |mut file| async move {
+            let chunk = read_chunk(&mut file, chunk_bytes).await?;
+            Ok::<_, std::io::Error>((!chunk.is_empty()).then_some((chunk, file)))
+        })
+        .map_err(unavailable)
+        .boxed();
+        self.put_chunks(meta, chunks).await
+    }
+
+    async fn usage(&self, user: Snowflake) -> StoreResult<u64> {
+        let rows: Vec<(i64,)> = self
+            .cql
+            .select_all("read file usage", &self.usage_get, (id(user)?,))
+            .await?;
+        Ok(rows.iter().map(|(size,)| (*size).max(0) as u64).sum())
     }
 
     async fn meta(&self, id: Snowflake) -> StoreResult<Option<BlobMeta>> {

@@ -165,6 +165,16 @@ pub struct RoomDeleted {
     pub room_id: Snowflake,
 }
 
+/// `room:removed`: a room admin removed you from the room; your sessions have left it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomRemoved {
+    /// The room.
+    pub room_id: Snowflake,
+    /// The admin who removed you.
+    pub by: Snowflake,
+}
+
 /// `hello`: first frame on a new connection.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -206,6 +216,8 @@ pub mod events {
     pub const USER_LEFT: &str = "room:user_left";
     /// The room was deleted by its admin.
     pub const ROOM_DELETED: &str = "room:deleted";
+    /// A room admin removed the receiving user from the room.
+    pub const ROOM_REMOVED: &str = "room:removed";
     /// Someone started typing.
     pub const USER_TYPING: &str = "user:typing";
     /// Someone stopped typing (or their typing expired).

@@ -205,7 +205,7 @@ impl RoomState {
         }
         self.stage_remove(user, "banned");
         if self.members.contains_key(&user) {
-            self.handle_remove_member(user).await?;
+            self.handle_remove_member(user, None).await?;
         }
         Ok(())
     }
