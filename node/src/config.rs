@@ -11,8 +11,10 @@ use serde::{Deserialize, Serialize};
 use voiceflow_actors::ActorConfig;
 
 mod presence;
+mod sessions;
 mod voice;
 pub use presence::PresenceConfig;
+pub use sessions::SessionsConfig;
 pub use voice::VoiceConfig;
 
 /// Log output format.
@@ -104,6 +106,8 @@ pub struct Config {
     pub presence: PresenceConfig,
     /// Voice channels: media address and ports, ICE servers, capacity (`[voice]`).
     pub voice: VoiceConfig,
+    /// Token checks (`nbf`/`exp` leeway) and the refresh grace window (`[sessions]`).
+    pub sessions: SessionsConfig,
 }
 
 /// Where uploaded files are kept.
@@ -244,6 +248,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             presence: PresenceConfig::default(),
             voice: VoiceConfig::default(),
+            sessions: SessionsConfig::default(),
         }
     }
 }
@@ -368,6 +373,7 @@ impl Config {
         let bad = |m: &str| Err(ConfigError::Invalid(m.into()));
         self.presence.validate().map_err(ConfigError::Invalid)?;
         self.voice.validate().map_err(ConfigError::Invalid)?;
+        self.sessions.validate().map_err(ConfigError::Invalid)?;
         if self.node_id > voiceflow_wire::ids::MAX_NODE_ID {
             return bad("node_id must be 0-1023");
         }

@@ -16,8 +16,10 @@
 pub mod cluster;
 pub mod config;
 
+mod account_sessions;
 mod api;
 mod auth;
+mod auth_grace;
 mod error;
 pub mod files;
 mod limits;
@@ -25,6 +27,7 @@ mod metrics;
 mod state;
 mod web;
 mod ws;
+mod ws_auth;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

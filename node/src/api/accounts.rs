@@ -206,10 +206,7 @@ async fn register(s: AppState, body: Bytes) -> Result<Response, ApiError> {
         .auth
         .issue(
             store.as_ref(),
-            &AuthUser {
-                id: user.id,
-                username: user.username.clone(),
-            },
+            &AuthUser::named(user.id, user.username.clone()),
             None,
         )
         .await?;
@@ -239,10 +236,7 @@ async fn login(s: AppState, body: Bytes) -> Result<Response, ApiError> {
         .auth
         .issue(
             s.ctx.store.as_ref(),
-            &AuthUser {
-                id: user.id,
-                username: user.username.clone(),
-            },
+            &AuthUser::named(user.id, user.username.clone()),
             None,
         )
         .await?;
@@ -251,10 +245,7 @@ async fn login(s: AppState, body: Bytes) -> Result<Response, ApiError> {
 
 async fn refresh(s: AppState, body: Bytes) -> Result<Response, ApiError> {
     let b: RefreshBody = parse(&body)?;
-    let (user_id, pair) = s
-        .auth
-        .refresh(s.ctx.store.as_ref(), &b.refresh_token)
-        .await?;
+    let (user_id, pair) = s.auth.refresh(&s.ctx, &b.refresh_token).await?;
     let user = s
         .ctx
         .store
@@ -279,9 +270,9 @@ async fn verify(s: AppState, user: AuthUser) -> Result<Response, ApiError> {
 
 async fn logout(s: AppState, user: AuthUser, body: Bytes) -> Result<Response, ApiError> {
     let b: LogoutBody = parse(&body)?;
-    if let Some(token) = b.refresh_token {
-        s.auth.logout(s.ctx.store.as_ref(), user.id, &token).await?;
-    }
+    s.auth
+        .logout(&s.ctx, &user, b.refresh_token.as_deref())
+        .await?;
     Ok(ok(
         StatusCode::OK,
         &serde_json::json!({ "loggedOut": true }),
@@ -306,8 +297,10 @@ async fn patch_me(s: AppState, user: AuthUser, body: Bytes) -> Result<Response, 
         .user_by_id(user.id)
         .await?
         .ok_or_else(|| ApiError::not_found("user"))?;
+    let mut renamed = false;
     if let Some(name) = b.username {
         validate::username(&name)?;
+        renamed = name != record.username;
         record.username = name;
     }
     if let Some(avatar) = b.avatar_url {
@@ -317,7 +310,12 @@ async fn patch_me(s: AppState, user: AuthUser, body: Bytes) -> Result<Response, 
         record.avatar_url = avatar;
     }
     match s.ctx.store.update_user(&record).await {
-        Ok(()) => Ok(ok(StatusCode::OK, &UserView::from(&record))),
+        Ok(()) => {
+            if renamed {
+                crate::account_sessions::renamed(&s.ctx, user.id, &record.username).await?;
+            }
+            Ok(ok(StatusCode::OK, &UserView::from(&record)))
+        }
         Err(StoreError::Conflict { field }) => Err(conflict(field)),
         Err(e) => Err(e.into()),
     }

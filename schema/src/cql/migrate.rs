@@ -52,6 +52,11 @@ pub const MIGRATIONS: &[Migration] = &[
         description: "room kinds (text, voice, stage) and bans",
         cql: include_str!("../../cql/004_room_kinds.cql"),
     },
+    Migration {
+        version: 5,
+        description: "user blocks and privacy settings",
+        cql: include_str!("../../cql/005_contacts.cql"),
+    },
 ];
 
 /// The newest version this binary knows.
@@ -276,7 +281,7 @@ mod tests {
             statements.len(),
             "only CREATE TABLE statements"
         );
-        assert_eq!(latest_version(), 4);
+        assert_eq!(latest_version(), 5);
     }
 
     #[test]
