@@ -15,8 +15,9 @@
 use serde::{Deserialize, Serialize};
 
 /// The version byte of every inter-node frame this build speaks.
-/// (2: room logs with seq/epoch, message actions, presence.)
-pub const PROTOCOL_VERSION: u8 = 4;
+/// (2: room logs with seq/epoch, message actions, presence; 5: account changes for a user's
+/// sessions, acknowledged typing, leaves naming their user, renames.)
+pub const PROTOCOL_VERSION: u8 = 5;
 
 /// A node's id: the node-id bits of its snowflakes.
 pub type NodeId = u16;
