@@ -505,38 +505,6 @@ impl SessionState {
             })
     }
 
-    fn handle_typing(
-        &mut self,
-        room_id: Snowflake,
-        start: bool,
-        req_id: Option<u64>,
-    ) -> Result<(), FrameError> {
-        let refused = || FrameError {
-            id: req_id,
-            error: ErrorBody::new(ErrorCode::Forbidden, "join the room before typing in it"),
-        };
-        // Typing is ephemeral: only rooms this session joined (and so are running) hear it,
-        // and the room itself answers, since only it knows whether the join went through.
-        if !self.joined.contains_key(&room_id) {
-            return Err(refused());
-        }
-        let msg = RoomMsg::Typing {
-            session_id: self.session_id,
-            user_id: self.user.user_id,
-            start,
-            reply: req_id.map(|_| Reply::Session {
-                to: Recipient::Local(self.outbox.clone()),
-                session_id: self.session_id,
-                req_id,
-            }),
-        };
-        if self.ctx.directory.send_if_running(room_id, msg) {
-            Ok(())
-        } else {
-            Err(refused())
-        }
-    }
-
     /// A monitored room actor stopped or crashed. If this session still wants the room, join
     /// it again (a fresh actor starts from storage) and replay what this session missed.
     pub async fn handle_room_gone(&mut self, me: &ActorRef<SessionMsg>, gone: ActorId) {
