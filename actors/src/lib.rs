@@ -14,6 +14,7 @@
 //! - [`error`]: [`ActorError`], turned into client error bodies in one place.
 
 pub mod call;
+pub mod contacts;
 pub mod context;
 pub mod directory;
 pub mod error;

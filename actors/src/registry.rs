@@ -10,10 +10,10 @@ use std::collections::HashMap;
 use parking_lot::RwLock;
 use ractor::ActorRef;
 use voiceflow_wire::Snowflake;
-use voiceflow_wire::cluster::NodeId;
+use voiceflow_wire::cluster::{NodeId, UserOp};
 use voiceflow_wire::v1::frame::Frame;
 
-use crate::outbox::Outbox;
+use crate::outbox::{CloseReason, Outbox};
 use crate::session::SessionMsg;
 
 /// A session connected to this node.
@@ -22,6 +22,9 @@ struct LocalSession {
     actor: ActorRef<SessionMsg>,
     outbox: Outbox,
     user_id: Snowflake,
+    /// The sign-in (refresh-token family) whose access token opened or last extended the
+    /// connection; `None` for tokens from before families were named in access tokens.
+    family: Option<String>,
 }
 
 /// The local sessions following one remote room.
@@ -52,6 +55,7 @@ impl SessionRegistry {
         actor: ActorRef<SessionMsg>,
         outbox: Outbox,
         user_id: Snowflake,
+        family: Option<String>,
     ) {
         let mut inner = self.0.write();
         inner.sessions.insert(
@@ -60,6 +64,7 @@ impl SessionRegistry {
                 actor,
                 outbox,
                 user_id,
+                family,
             },
         );
         inner.by_user.entry(user_id).or_default().push(session_id);
@@ -164,6 +169,54 @@ impl SessionRegistry {
             delivered += 1;
         }
         delivered
+    }
+
+    /// The connection was extended with a token of (possibly) another sign-in.
+    pub fn set_family(&self, session_id: u64, family: Option<String>) {
+        if let Some(session) = self.0.write().sessions.get_mut(&session_id) {
+            session.family = family;
+        }
+    }
+
+    /// Applies an account change to every session of `user` on this node: a rename reaches
+    /// each session actor (in order with the frames it handles next); a revoked sign-in closes
+    /// the connections opened with it. Returns how many sessions it touched.
+    pub fn for_user(&self, user: Snowflake, op: &UserOp) -> usize {
+        let inner = self.0.read();
+        let sessions = inner
+            .by_user
+            .get(&user)
+            .map_or(&[][..], Vec::as_slice)
+            .iter()
+            .filter_map(|id| inner.sessions.get(id));
+        let mut touched = 0;
+        for session in sessions {
+            match op {
+                UserOp::Renamed { username } => {
+                    let _ = session.actor.cast(SessionMsg::Renamed(username.clone()));
+                }
+                UserOp::Close {
+                    family,
+                    code,
+                    reason,
+                } => {
+                    // A session whose sign-in is unknown ends with any of the user's.
+                    let same = match (family, &session.family) {
+                        (Some(revoked), Some(own)) => revoked == own,
+                        _ => true,
+                    };
+                    if !same {
+                        continue;
+                    }
+                    session.outbox.close(CloseReason {
+                        code: *code,
+                        reason: reason.clone(),
+                    });
+                }
+            }
+            touched += 1;
+        }
+        touched
     }
 
     /// The room dropped the session (deleted room, removed member): no re-join.

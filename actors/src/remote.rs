@@ -155,6 +155,8 @@ pub trait Cluster: Send + Sync {
     ) -> Result<(), ActorError>;
     /// Sends frames to every session of `user` on every other node.
     fn to_user(&self, user: Snowflake, frame: &Frame);
+    /// Sends an account change to every other node, for the sessions of `user` there.
+    fn for_user(&self, user: Snowflake, op: &voiceflow_wire::cluster::UserOp);
 }
 
 /// Frames for every session of `user`, wherever in the cluster they are connected.
@@ -162,5 +164,18 @@ pub fn notify_user(ctx: &crate::NodeContext, user: Snowflake, frame: &Frame) {
     ctx.sessions.to_user(user, frame);
     if let Some(cluster) = ctx.directory.cluster() {
         cluster.to_user(user, frame);
+    }
+}
+
+/// An account change (rename, revoked sign-in) for every session of `user`, wherever in the
+/// cluster they are connected: this node's at once, other nodes' over their control lanes.
+pub fn account_changed(
+    ctx: &crate::NodeContext,
+    user: Snowflake,
+    op: &voiceflow_wire::cluster::UserOp,
+) {
+    ctx.sessions.for_user(user, op);
+    if let Some(cluster) = ctx.directory.cluster() {
+        cluster.for_user(user, op);
     }
 }

@@ -2,7 +2,11 @@
 //!
 //! Access tokens (15 min) authenticate requests and WebSockets. Refresh tokens (30 days) carry a
 //! `jti` and a family id; each is exchanged once for a new pair in the same family. Presenting
-//! a token that was already exchanged means it leaked: the whole family is revoked.
+//! a token that was already exchanged means it leaked: the whole family is revoked, and the
+//! WebSockets opened with that sign-in close (4003). A token presented again within
+//! `[sessions] refresh_grace_ms` of its exchange (tabs refreshing at once) gets the same
+//! successor instead. Access tokens name their family (`fam`), so logging out ends exactly the
+//! connections of that sign-in.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -16,6 +20,9 @@ use voiceflow_schema::{RefreshTokenRecord, Store};
 use voiceflow_wire::Snowflake;
 use voiceflow_wire::ids::now_ms;
 
+use voiceflow_actors::NodeContext;
+
+use crate::auth_grace::Turn;
 use crate::config::Config;
 use crate::error::ApiError;
 
@@ -24,8 +31,25 @@ use crate::error::ApiError;
 pub struct AuthUser {
     /// User id.
     pub id: Snowflake,
-    /// Username when the token was issued.
+    /// Username when the token was issued (the account's current name may differ).
     pub username: String,
+    /// The sign-in (refresh-token family) the token belongs to; `None` for tokens that do not
+    /// name one.
+    pub family: Option<String>,
+    /// When the token expires (Unix seconds); 0 when not known.
+    pub expires_at: u64,
+}
+
+impl AuthUser {
+    /// A user about to be issued tokens.
+    pub fn named(id: Snowflake, username: String) -> AuthUser {
+        AuthUser {
+            id,
+            username,
+            family: None,
+            expires_at: 0,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -34,6 +58,8 @@ struct Claims {
     iss: String,
     iat: u64,
     exp: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nbf: Option<u64>,
     typ: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     name: Option<String>,
@@ -71,6 +97,10 @@ pub struct Auth {
     /// memory and a core for tens of milliseconds, so a burst of logins queues instead of
     /// exhausting memory and starving the chat traffic.
     hashing: Arc<tokio::sync::Semaphore>,
+    /// Clock skew allowed on `exp` and `nbf`, seconds.
+    leeway: u64,
+    /// Refresh tokens exchanged within the grace window, by `jti`, with their successor.
+    rotations: Arc<crate::auth_grace::Rotations>,
 }
 
 fn random_token(bytes: usize) -> String {
@@ -138,6 +168,10 @@ impl Auth {
             hashing: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             )),
+            leeway: config.sessions.token_leeway_secs,
+            rotations: Arc::new(crate::auth_grace::Rotations::new(
+                config.sessions.refresh_grace(),
+            )),
         })
     }
 
@@ -182,7 +216,9 @@ impl Auth {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[self.issuer.as_str()]);
         validation.set_required_spec_claims(&["exp", "sub", "iss"]);
-        validation.leeway = 5;
+        // `nbf` is checked when present (tokens from before it was issued have none).
+        validation.validate_nbf = true;
+        validation.leeway = self.leeway;
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
             .map_err(|_| ApiError::unauthorized("invalid or expired token"))?;
         if data.claims.typ != typ {
@@ -199,6 +235,8 @@ impl Auth {
         Ok(AuthUser {
             id,
             username: claims.name.unwrap_or_default(),
+            family: claims.fam,
+            expires_at: claims.exp,
         })
     }
 
@@ -210,23 +248,25 @@ impl Auth {
         family: Option<String>,
     ) -> Result<TokenPair, ApiError> {
         let now = now_ms() / 1000;
+        let family = family.unwrap_or_else(|| random_token(16));
         let access = Claims {
             sub: user.id.to_string(),
             iss: self.issuer.clone(),
             iat: now,
             exp: now + self.access_ttl,
+            nbf: Some(now),
             typ: "access".into(),
             name: Some(user.username.clone()),
             jti: None,
-            fam: None,
+            fam: Some(family.clone()),
         };
         let jti = random_token(16);
-        let family = family.unwrap_or_else(|| random_token(16));
         let refresh = Claims {
             sub: user.id.to_string(),
             iss: self.issuer.clone(),
             iat: now,
             exp: now + self.refresh_ttl,
+            nbf: Some(now),
             typ: "refresh".into(),
             name: None,
             jti: Some(jti.clone()),
@@ -248,58 +288,97 @@ impl Auth {
         })
     }
 
-    /// Exchanges a refresh token for a new pair. A used or revoked token revokes its family.
+    /// Exchanges a refresh token for a new pair. A used or revoked token revokes its family
+    /// (and closes its connections), unless it was exchanged within the grace window: then
+    /// the same successor is returned again.
     pub async fn refresh(
         &self,
-        store: &dyn Store,
+        ctx: &NodeContext,
         token: &str,
     ) -> Result<(Snowflake, TokenPair), ApiError> {
+        let store = ctx.store.as_ref();
         let claims = self.decode(token, "refresh")?;
-        let (Some(jti), Some(family)) = (claims.jti, claims.fam) else {
+        let (Some(jti), Some(_)) = (claims.jti, claims.fam) else {
             return Err(ApiError::unauthorized("malformed refresh token"));
         };
         let record = store
             .refresh_token(&jti)
             .await?
             .ok_or_else(|| ApiError::unauthorized("unknown refresh token"))?;
-        if record.revoked || record.used || !store.use_refresh_token(&jti).await? {
+        if record.revoked {
+            return Err(reused());
+        }
+        let rotation = match self.rotations.begin(&jti) {
+            Turn::Follow(successor) => return successor.await,
+            Turn::Rotate(rotation) => rotation,
+        };
+        if record.used || !store.use_refresh_token(&jti).await? {
+            rotation.abandon();
             store.revoke_refresh_family(&record.family_id).await?;
             tracing::warn!(user = %record.user_id, "refresh token reuse detected; family revoked");
-            return Err(ApiError::unauthorized(
-                "refresh token already used; sign in again",
-            ));
+            crate::account_sessions::sign_in_revoked(
+                ctx,
+                record.user_id,
+                &record.family_id,
+                "sign-in revoked: a refresh token was used twice",
+            );
+            return Err(reused());
         }
+        let outcome = self.rotate(store, &record).await;
+        rotation.finish(&outcome);
+        outcome
+    }
+
+    async fn rotate(
+        &self,
+        store: &dyn Store,
+        record: &RefreshTokenRecord,
+    ) -> Result<(Snowflake, TokenPair), ApiError> {
         let user = store
             .user_by_id(record.user_id)
             .await?
             .ok_or_else(|| ApiError::unauthorized("account is gone"))?;
-        let auth_user = AuthUser {
-            id: user.id,
-            username: user.username,
-        };
-        let pair = self.issue(store, &auth_user, Some(family)).await?;
+        let auth_user = AuthUser::named(user.id, user.username);
+        let pair = self
+            .issue(store, &auth_user, Some(record.family_id.clone()))
+            .await?;
         Ok((user.id, pair))
     }
 
-    /// Revokes the family of a refresh token owned by `user`.
+    /// Revokes the family of a refresh token owned by `user` (or, without one, the sign-in of
+    /// the access token `user` came with) and closes the connections of that sign-in.
     pub async fn logout(
         &self,
-        store: &dyn Store,
-        user: Snowflake,
-        token: &str,
+        ctx: &NodeContext,
+        user: &AuthUser,
+        token: Option<&str>,
     ) -> Result<(), ApiError> {
-        let claims = self.decode(token, "refresh")?;
-        let jti = claims
-            .jti
-            .ok_or_else(|| ApiError::unauthorized("malformed refresh token"))?;
-        if let Some(record) = store.refresh_token(&jti).await? {
-            if record.user_id != user {
-                return Err(ApiError::forbidden(
-                    "that refresh token belongs to someone else",
-                ));
+        let mut family = user.family.clone();
+        if let Some(token) = token {
+            let claims = self.decode(token, "refresh")?;
+            let jti = claims
+                .jti
+                .ok_or_else(|| ApiError::unauthorized("malformed refresh token"))?;
+            if let Some(record) = ctx.store.refresh_token(&jti).await? {
+                if record.user_id != user.id {
+                    return Err(ApiError::forbidden(
+                        "that refresh token belongs to someone else",
+                    ));
+                }
+                ctx.store.revoke_refresh_family(&record.family_id).await?;
+                family = Some(record.family_id);
             }
-            store.revoke_refresh_family(&record.family_id).await?;
+        }
+        if let Some(family) = family {
+            if token.is_none() {
+                ctx.store.revoke_refresh_family(&family).await?;
+            }
+            crate::account_sessions::sign_in_revoked(ctx, user.id, &family, "signed out");
         }
         Ok(())
     }
+}
+
+fn reused() -> ApiError {
+    ApiError::unauthorized("refresh token already used; sign in again")
 }

@@ -13,10 +13,12 @@ use voiceflow_actors::ActorConfig;
 mod files;
 mod http;
 mod presence;
+mod sessions;
 mod voice;
 pub use files::{FilesBackend, FilesConfig};
 pub use http::{HttpConfig, TlsConfig};
 pub use presence::PresenceConfig;
+pub use sessions::SessionsConfig;
 pub use voice::VoiceConfig;
 
 /// Log output format.
@@ -112,6 +114,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// HTTPS/WSS on the listener (`[tls]`).
     pub tls: TlsConfig,
+    /// Token checks (`nbf`/`exp` leeway) and the refresh grace window (`[sessions]`).
+    pub sessions: SessionsConfig,
 }
 
 /// The `[limits]` table: token buckets against floods, and limits on what one frame may be.
@@ -244,6 +248,7 @@ impl Default for Config {
             voice: VoiceConfig::default(),
             http: HttpConfig::default(),
             tls: TlsConfig::default(),
+            sessions: SessionsConfig::default(),
         }
     }
 }
@@ -377,6 +382,7 @@ impl Config {
         self.voice.validate().map_err(ConfigError::Invalid)?;
         self.http.validate().map_err(ConfigError::Invalid)?;
         self.tls.validate().map_err(ConfigError::Invalid)?;
+        self.sessions.validate().map_err(ConfigError::Invalid)?;
         if self.node_id > voiceflow_wire::ids::MAX_NODE_ID {
             return bad("node_id must be 0-1023");
         }

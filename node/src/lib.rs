@@ -17,8 +17,10 @@
 pub mod cluster;
 pub mod config;
 
+mod account_sessions;
 mod api;
 mod auth;
+mod auth_grace;
 mod error;
 pub mod files;
 #[cfg(test)]
@@ -32,6 +34,7 @@ mod spool;
 mod state;
 mod web;
 mod ws;
+mod ws_auth;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

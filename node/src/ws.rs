@@ -33,9 +33,11 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use crate::api::with_state;
+use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::limits::Verdict;
 use crate::state::AppState;
+use crate::ws_auth::TokenClock;
 
 #[derive(serde::Deserialize)]
 struct WsQuery {
@@ -102,15 +104,7 @@ fn accept(
                     Some(config),
                 )
                 .await;
-                serve(
-                    state,
-                    ws,
-                    Author {
-                        user_id: user.id,
-                        username: user.username,
-                    },
-                )
-                .await;
+                serve(state, ws, user).await;
             }
             Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
         }
@@ -137,9 +131,9 @@ fn ws_config(state: &AppState) -> WebSocketConfig {
 
 type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
-async fn serve(state: AppState, mut ws: Ws, user: Author) {
+async fn serve(state: AppState, mut ws: Ws, auth: AuthUser) {
     // Held until the connection ends: the user's place under `max_connections_per_user`.
-    let _slot = match state.limits.open_connection(user.user_id) {
+    let _slot = match state.limits.open_connection(auth.id) {
         Ok(slot) => slot,
         Err(reason) => {
             metrics::counter!("voiceflow_rate_limited_total", "limit" => "connections_per_user")
@@ -151,9 +145,21 @@ async fn serve(state: AppState, mut ws: Ws, user: Author) {
     };
     let outbox = Outbox::new(state.config.outbound_queue_frames);
     let session_id = state.connections.register(outbox.clone());
+    // The account's current name (the token's may predate a rename); renames from now on
+    // reach the session as they happen.
+    let username = match state.ctx.store.user_by_id(auth.id).await {
+        Ok(Some(account)) => account.username,
+        _ => auth.username,
+    };
+    let user = Author {
+        user_id: auth.id,
+        username,
+    };
+    let mut clock = TokenClock::new(auth.expires_at);
     let args = SessionArgs {
         session_id,
         user: user.clone(),
+        family: auth.family,
         outbox: outbox.clone(),
         ctx: state.ctx.clone(),
     };
@@ -181,7 +187,15 @@ async fn serve(state: AppState, mut ws: Ws, user: Author) {
         max_frame_bytes: state.config.ws_max_frame_bytes as u64,
     };
     outbox.push(frame::event(events::HELLO, &hello));
-    let close = pump(&state, &mut ws, &outbox, &session, user.user_id).await;
+    let close = pump(
+        &state,
+        &mut ws,
+        &outbox,
+        &session,
+        (user.user_id, session_id),
+        &mut clock,
+    )
+    .await;
     // The session ends now (presence, rooms, voice), not after a closing handshake that a
     // vanished client would make us wait for.
     let _ = session.cast(SessionMsg::Disconnected);
@@ -262,7 +276,8 @@ async fn pump(
     ws: &mut Ws,
     outbox: &Outbox,
     session: &ActorRef<SessionMsg>,
-    user: Snowflake,
+    (user, session_id): (Snowflake, u64),
+    clock: &mut TokenClock,
 ) -> Option<CloseReason> {
     let mut gate = state.limits.connection();
     let idle_timeout = Duration::from_secs(state.config.ws_idle_timeout_secs);
@@ -276,6 +291,9 @@ async fn pump(
     // to a ping interval later. Re-armed lazily: frames only move `last_heard`.
     let idle = tokio::time::sleep(idle_timeout);
     tokio::pin!(idle);
+    // The access token's end: the connection closes then unless `auth:refresh` moved it.
+    let expiry = tokio::time::sleep_until(clock.deadline());
+    tokio::pin!(expiry);
     let mut batch: Vec<Frame> = Vec::new();
     let mut scratch: Vec<u8> = Vec::new();
     loop {
@@ -305,6 +323,13 @@ async fn pump(
                 }
                 match inbound {
                     Some(Ok(Message::Text(text))) => {
+                        if let Some(answer) = clock.handle(state, user, session_id, text.as_str()) {
+                            if let Some(answer) = answer {
+                                outbox.push(answer);
+                            }
+                            expiry.as_mut().reset(clock.deadline());
+                            continue;
+                        }
                         if session.cast(SessionMsg::Inbound(text.as_str().to_owned())).is_err() {
                             return Some(CloseReason { code: 1011, reason: "session ended".into() });
                         }
@@ -356,6 +381,12 @@ async fn pump(
                         }
                     }
                 }
+            }
+            () = &mut expiry => {
+                if clock.expired() {
+                    return Some(TokenClock::close_reason());
+                }
+                expiry.as_mut().reset(clock.deadline());
             }
             () = &mut idle => {
                 if last_heard.elapsed() >= idle_timeout {

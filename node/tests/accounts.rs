@@ -185,7 +185,10 @@ async fn login_verify_and_profile() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn refresh_tokens_rotate_and_reuse_revokes_the_family() -> anyhow::Result<()> {
-    let node = TestNode::start().await?;
+    // No grace window: a second use right after the first is reuse (the window is tested in
+    // accounts_sessions.rs).
+    let config = format!("{}[sessions]\nrefresh_grace_ms = 0\n", common::FAST_CONFIG);
+    let node = TestNode::start_with(&config).await?;
     let alice = node.register("alice").await?;
     let (status, first) = node
         .post(

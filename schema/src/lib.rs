@@ -11,6 +11,7 @@
 //!   the Cassandra 2.1 test server.
 //! - [`blob`]: the [`BlobStore`] trait for uploaded files and its two backends (a directory,
 //!   and the `files`/`file_chunks` CQL tables).
+//! - [`contacts`]: blocks and who may reach a user (DMs, calls).
 //! - [`bucket`]: time buckets that bound message-log partitions (Discord's model).
 //! - [`fixtures`]: record builders shared by both stores' tests and the benchmark.
 //!
@@ -20,6 +21,7 @@
 
 pub mod blob;
 pub mod bucket;
+pub mod contacts;
 pub mod cql;
 pub mod embedded;
 pub mod fixtures;
@@ -29,6 +31,7 @@ pub mod model;
 pub mod store;
 
 pub use blob::{BlobMeta, BlobStore};
+pub use contacts::{BlockRecord, ContactPolicy, UserSettings};
 pub use cql::CqlStore;
 pub use embedded::EmbeddedStore;
 pub use model::*;

@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use voiceflow_wire::Snowflake;
 
+use crate::contacts::{BlockRecord, UserSettings};
 use crate::model::*;
 
 /// Storage failures, mapped to client errors in one place (the node's error module).
@@ -147,6 +148,24 @@ pub trait Store: Send + Sync + 'static {
     async fn use_refresh_token(&self, id: &str) -> StoreResult<bool>;
     /// Revokes every token of a family.
     async fn revoke_refresh_family(&self, family_id: &str) -> StoreResult<()>;
+
+    // ---- blocks and contact settings ----
+    /// `user_id` blocks `blocked_id` (again: the first time is kept).
+    async fn put_block(&self, block: &BlockRecord) -> StoreResult<()>;
+    /// Lifts a block; lifting one that does not exist is not an error.
+    async fn remove_block(&self, user_id: Snowflake, blocked_id: Snowflake) -> StoreResult<()>;
+    /// Whether `user_id` blocks `blocked_id`.
+    async fn block(
+        &self,
+        user_id: Snowflake,
+        blocked_id: Snowflake,
+    ) -> StoreResult<Option<BlockRecord>>;
+    /// Everyone `user_id` blocks, by blocked id.
+    async fn blocks(&self, user_id: Snowflake) -> StoreResult<Vec<BlockRecord>>;
+    /// A user's privacy settings (`None`: the defaults).
+    async fn user_settings(&self, user_id: Snowflake) -> StoreResult<Option<UserSettings>>;
+    /// Stores a user's privacy settings.
+    async fn put_user_settings(&self, settings: &UserSettings) -> StoreResult<()>;
 
     // ---- lifecycle ----
     /// Makes everything written so far durable (used at shutdown).

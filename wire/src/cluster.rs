@@ -15,8 +15,9 @@
 use serde::{Deserialize, Serialize};
 
 /// The version byte of every inter-node frame this build speaks.
-/// (2: room logs with seq/epoch, message actions, presence.)
-pub const PROTOCOL_VERSION: u8 = 4;
+/// (2: room logs with seq/epoch, message actions, presence; 5: account changes for a user's
+/// sessions, acknowledged typing, leaves naming their user, renames.)
+pub const PROTOCOL_VERSION: u8 = 5;
 
 /// A node's id: the node-id bits of its snowflakes.
 pub type NodeId = u16;
@@ -120,6 +121,34 @@ pub enum PeerMsg {
         /// Encoded server frames, newline-separated.
         frames: Vec<u8>,
     },
+    /// Something about the account of `user` that every one of their sessions on the receiver
+    /// must know now (a rename, a logout).
+    ForUser {
+        /// The user.
+        user: u64,
+        /// What.
+        op: UserOp,
+    },
+}
+
+/// Account changes a user's live sessions follow, on every node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum UserOp {
+    /// The account was renamed: sessions speak under the new name from now on.
+    Renamed {
+        /// The new username.
+        username: String,
+    },
+    /// Sign-in revoked (logout, refresh-token reuse): close the sessions that were opened
+    /// with tokens of `family` (all of the user's sessions when `None`) with this close code.
+    Close {
+        /// The refresh-token family (one sign-in) whose sessions end.
+        family: Option<String>,
+        /// The WebSocket close code.
+        code: u16,
+        /// The close reason.
+        reason: String,
+    },
 }
 
 /// A status a user chose, and when (Unix ms): the newest choice wins.
@@ -199,6 +228,8 @@ pub enum RoomOp {
     Leave {
         /// The session.
         session_id: u64,
+        /// Its user (a non-member's leave is refused).
+        user_id: u64,
         /// The client frame id to acknowledge.
         req_id: Option<u64>,
     },
@@ -256,10 +287,21 @@ pub enum RoomOp {
     },
     /// `typing:start` / `typing:stop`.
     Typing {
+        /// The session (only a session subscribed to the room may type in it).
+        session_id: u64,
         /// Who.
         user_id: u64,
         /// Start or stop.
         start: bool,
+        /// The client frame id to acknowledge.
+        req_id: Option<u64>,
+    },
+    /// A member's account was renamed: the room shows and stamps the new name.
+    Renamed {
+        /// Who.
+        user_id: u64,
+        /// The new name.
+        username: String,
     },
     /// A REST handler's request; the answer comes back as [`RoomDelivery::CallResult`].
     Call {

@@ -25,7 +25,9 @@ use crate::error::ActorError;
 use crate::presence::PresenceNote;
 use crate::remote::Recipient;
 pub use action::{ActReply, Action, CallAction, StageAction, VoiceOp};
-pub use state::{PRESENCE_INTERVAL, RECEIPT_DELAY, ResyncData, RoomState, rfc3339, view_of};
+pub use state::{
+    PRESENCE_INTERVAL, RECEIPT_DELAY, ResyncData, RoomState, leave_answer, rfc3339, view_of,
+};
 use voiceflow_wire::cluster::NodeId;
 
 /// A live subscriber: one WebSocket session of a user.
@@ -101,6 +103,8 @@ pub enum RoomMsg {
     Leave {
         /// The session.
         session_id: u64,
+        /// Its user: a leave from someone who is neither subscribed nor a member is refused.
+        user_id: Snowflake,
         /// Where the ack goes, if anyone waits.
         reply: Option<Reply<RoomRef>>,
     },
@@ -153,10 +157,25 @@ pub enum RoomMsg {
     VoiceTick,
     /// The SFU accepted this session's offer.
     VoiceJoined(u64),
-    /// `typing:start` from a member.
-    TypingStart(Snowflake),
-    /// `typing:stop` from a member.
-    TypingStop(Snowflake),
+    /// `typing:start` / `typing:stop` from a session; refused unless it is subscribed.
+    Typing {
+        /// The session.
+        session_id: u64,
+        /// Its user.
+        user_id: Snowflake,
+        /// Start or stop.
+        start: bool,
+        /// Where the ack goes, if anyone waits.
+        reply: Option<Reply<RoomRef>>,
+    },
+    /// A member's account was renamed (`PATCH /users/me`): member lists, live sessions and
+    /// the messages they post from now on carry the new name.
+    Renamed {
+        /// Who.
+        user_id: Snowflake,
+        /// The new name.
+        username: String,
+    },
     /// A typing indicator's time ran out (ignored if a newer `typing:start` came since).
     TypingExpired {
         /// Who was typing.
@@ -364,7 +383,11 @@ impl Actor for RoomActor {
                     probe(state, vec![user]);
                 }
             }
-            RoomMsg::Leave { session_id, reply } => state.handle_leave(session_id, reply),
+            RoomMsg::Leave {
+                session_id,
+                user_id,
+                reply,
+            } => state.handle_leave(session_id, user_id, reply),
             RoomMsg::Post {
                 author,
                 post,
@@ -377,16 +400,35 @@ impl Actor for RoomActor {
             } => state.handle_act(author, action, reply).await,
             RoomMsg::Committed(result) => state.handle_committed(result),
             RoomMsg::Resynced(result) => state.handle_resynced(result),
-            RoomMsg::TypingStart(user) => {
-                if let Some(generation) = state.handle_typing_start(user) {
-                    let ttl = state.ctx.config.typing_ttl;
-                    me.send_after(ttl, move || RoomMsg::TypingExpired {
-                        user_id: user,
-                        generation,
+            RoomMsg::Typing {
+                session_id,
+                user_id: user,
+                start,
+                reply,
+            } => {
+                let subscribed = state.is_subscribed(session_id, user);
+                if subscribed && start {
+                    if let Some(generation) = state.handle_typing_start(user) {
+                        let ttl = state.ctx.config.typing_ttl;
+                        me.send_after(ttl, move || RoomMsg::TypingExpired {
+                            user_id: user,
+                            generation,
+                        });
+                    }
+                } else if subscribed {
+                    state.handle_typing_stop(user);
+                }
+                if let Some(reply) = reply {
+                    reply.send(if subscribed {
+                        Ok(RoomRef {
+                            room_id: state.room.id,
+                        })
+                    } else {
+                        Err(ActorError::Forbidden("join the room before typing in it"))
                     });
                 }
             }
-            RoomMsg::TypingStop(user) => state.handle_typing_stop(user),
+            RoomMsg::Renamed { user_id, username } => state.handle_renamed(user_id, username),
             RoomMsg::TypingExpired {
                 user_id,
                 generation,

@@ -6,7 +6,8 @@
 //! - [`social`]: presence of members and read markers;
 //! - [`fanout`]: getting frames to live sessions here and on other nodes;
 //! - [`voice`] and [`stage`]: the SFU session of voice channels and stages;
-//! - [`call`]: 1:1 calls of a direct conversation (their actor is a child of the room).
+//! - [`call`]: 1:1 calls of a direct conversation (their actor is a child of the room);
+//! - [`account`]: what follows a member's account (renames, who may type).
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -21,6 +22,7 @@ use voiceflow_wire::v1::server::{
     JoinReply, Participant, RoomDeleted, RoomRemoved, TypingEvent, UserPresenceInRoom, events,
 };
 
+mod account;
 mod call;
 mod changes;
 mod fanout;
@@ -30,6 +32,7 @@ mod stage;
 mod voice;
 mod voice_upkeep;
 
+pub use account::leave_answer;
 pub use fanout::{rfc3339, view_of};
 pub use log::ResyncData;
 pub use social::{PRESENCE_INTERVAL, RECEIPT_DELAY};
@@ -221,6 +224,14 @@ impl RoomState {
         if self.members.len() >= self.room.max_users as usize {
             return Err(ActorError::RoomFull);
         }
+        // The account's name now, not the one the session or token carries (a rename since).
+        let author = &Author {
+            user_id: author.user_id,
+            username: match self.ctx.store.user_by_id(author.user_id).await? {
+                Some(user) => user.username,
+                None => author.username.clone(),
+            },
+        };
         let joined_at = now_ms();
         let membership = Membership {
             room_id: self.room.id,
@@ -319,7 +330,14 @@ impl RoomState {
     }
 
     /// `room:leave` or a closed connection.
-    pub fn handle_leave(&mut self, session_id: u64, reply: Option<Reply<RoomRef>>) {
+    /// A leave from a session that is neither subscribed nor of a member is refused.
+    pub fn handle_leave(
+        &mut self,
+        session_id: u64,
+        user_id: Snowflake,
+        reply: Option<Reply<RoomRef>>,
+    ) {
+        let allowed = self.live.contains_key(&session_id) || self.members.contains_key(&user_id);
         if let Some(session) = self.live.remove(&session_id) {
             metrics::gauge!("voiceflow_room_subscriptions").decrement(1.0);
             if !self.user_is_live(session.user_id) {
@@ -334,9 +352,13 @@ impl RoomState {
             }
         }
         if let Some(reply) = reply {
-            reply.send(Ok(RoomRef {
-                room_id: self.room.id,
-            }));
+            reply.send(if allowed {
+                Ok(RoomRef {
+                    room_id: self.room.id,
+                })
+            } else {
+                Err(ActorError::Forbidden("not a member of this room"))
+            });
         }
     }
 
@@ -422,7 +444,7 @@ impl RoomState {
                 }
                 session.to.forget_room(self.room.id);
             }
-            self.handle_leave(session_id, None);
+            self.handle_leave(session_id, user, None);
         }
         let author = Author {
             user_id: user,

@@ -403,7 +403,25 @@ async fn typing_expires_after_the_ttl_with_paused_time() {
         },
     })
     .expect("join");
-    room.cast(RoomMsg::TypingStart(bob)).expect("typing");
+    let typist = link(2, bob);
+    room.cast(RoomMsg::Join {
+        session: typist.clone(),
+        since: None,
+        epoch: None,
+        reply: Reply::Session {
+            to: typist.to.clone(),
+            session_id: 2,
+            req_id: None,
+        },
+    })
+    .expect("join");
+    let typing = || RoomMsg::Typing {
+        session_id: 2,
+        user_id: bob,
+        start: true,
+        reply: None,
+    };
+    room.cast(typing()).expect("typing");
     tokio::time::sleep(Duration::from_millis(10)).await;
     assert!(
         drain(outbox_of(&watcher))
@@ -413,7 +431,7 @@ async fn typing_expires_after_the_ttl_with_paused_time() {
     );
     // A second start at 4 s pushes the expiry to 10 s.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    room.cast(RoomMsg::TypingStart(bob)).expect("typing");
+    room.cast(typing()).expect("typing");
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert!(
         drain(outbox_of(&watcher))

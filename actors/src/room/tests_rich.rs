@@ -365,11 +365,14 @@ async fn read_markers_only_move_forward_and_receipts_are_batched() {
     assert_eq!(moved.message_id, ids[1]);
     let back = state.handle_read(bob, ids[0]).await.expect("read");
     assert_eq!(back.message_id, ids[1], "never backward");
-    let future = state
-        .handle_read(bob, Snowflake(u64::MAX >> 1))
-        .await
-        .expect("read");
-    assert_eq!(future.message_id, ids[2], "never past the newest message");
+    // Only a message of this room can be a marker: an id it does not know moves nothing.
+    let unknown = state.handle_read(bob, Snowflake(u64::MAX >> 1)).await;
+    assert!(
+        matches!(unknown, Err(ActorError::MessageNotFound)),
+        "{unknown:?}"
+    );
+    let newest = state.handle_read(bob, ids[2]).await.expect("read");
+    assert_eq!(newest.message_id, ids[2]);
     assert!(state.take_receipts_flush());
     assert!(!state.take_receipts_flush(), "one flush per batch");
     state.handle_flush_receipts();

@@ -1,4 +1,5 @@
-//! Session requests about existing messages (edit, delete, react, read) and presence.
+//! Session requests about existing messages (edit, delete, react, read), typing, voice and
+//! presence.
 
 use voiceflow_wire::cluster::{ChosenStatus, PresenceOp};
 use voiceflow_wire::ids::now_ms;
@@ -108,6 +109,39 @@ impl SessionState {
             Ok(Some(room)) => Ok(room),
             Ok(None) => Err(ErrorBody::new(ErrorCode::NotFound, "message not found")),
             Err(e) => Err(crate::error::ActorError::Store(e).to_body()),
+        }
+    }
+
+    /// `typing:start` / `typing:stop`.
+    pub(super) fn handle_typing(
+        &mut self,
+        room_id: Snowflake,
+        start: bool,
+        req_id: Option<u64>,
+    ) -> Result<(), FrameError> {
+        let refused = || FrameError {
+            id: req_id,
+            error: ErrorBody::new(ErrorCode::Forbidden, "join the room before typing in it"),
+        };
+        // Typing is ephemeral: only rooms this session joined (and so are running) hear it,
+        // and the room itself answers, since only it knows whether the join went through.
+        if !self.joined.contains_key(&room_id) {
+            return Err(refused());
+        }
+        let msg = RoomMsg::Typing {
+            session_id: self.session_id,
+            user_id: self.user.user_id,
+            start,
+            reply: req_id.map(|_| Reply::Session {
+                to: Recipient::Local(self.outbox.clone()),
+                session_id: self.session_id,
+                req_id,
+            }),
+        };
+        if self.ctx.directory.send_if_running(room_id, msg) {
+            Ok(())
+        } else {
+            Err(refused())
         }
     }
 

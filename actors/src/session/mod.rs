@@ -16,7 +16,7 @@ use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, Supervisio
 use voiceflow_wire::ids::now_ms;
 use voiceflow_wire::v1::client::Pong;
 use voiceflow_wire::v1::client::{
-    ClientFrame, FrameError, JoinRoom, LeaveRoom, RoomRef, SendMessage, Typing,
+    ClientFrame, FrameError, JoinRoom, LeaveRoom, SendMessage, Typing,
 };
 use voiceflow_wire::v1::frame;
 use voiceflow_wire::v1::server::events;
@@ -65,6 +65,8 @@ pub enum SessionMsg {
     },
     /// Periodic: tell the user's presence actor this session is alive.
     Heartbeat,
+    /// The account was renamed: speak under the new name from now on.
+    Renamed(String),
 }
 
 /// How long a join sent to another node may go unconfirmed before it is sent again.
@@ -111,6 +113,9 @@ pub struct SessionArgs {
     pub session_id: u64,
     /// The authenticated user.
     pub user: Author,
+    /// The sign-in (refresh-token family) of the token that opened the connection: revoking
+    /// it (logout, refresh-token reuse) closes the connection.
+    pub family: Option<String>,
     /// The connection's outbound queue.
     pub outbox: Outbox,
     /// Node handles.
@@ -153,9 +158,13 @@ impl Actor for SessionActor {
         args: SessionArgs,
     ) -> Result<SessionState, ActorProcessingErr> {
         metrics::gauge!("voiceflow_sessions").increment(1.0);
-        args.ctx
-            .sessions
-            .register(args.session_id, me, args.outbox.clone(), args.user.user_id);
+        args.ctx.sessions.register(
+            args.session_id,
+            me,
+            args.outbox.clone(),
+            args.user.user_id,
+            args.family,
+        );
         Ok(SessionState {
             session_id: args.session_id,
             user: args.user,
@@ -222,6 +231,7 @@ impl Actor for SessionActor {
                 state.reject(&FrameError { id: None, error });
             }
             SessionMsg::Disconnected => me.stop(Some("disconnected".into())),
+            SessionMsg::Renamed(username) => state.user.username = username,
             SessionMsg::Heartbeat => {
                 state.voice_beat_all().await;
                 let idle_ms = state.last_active.elapsed().as_millis() as u64;
@@ -328,7 +338,7 @@ impl SessionState {
                 Err(e) => Err(e),
             },
             "room:leave" => match frame.payload::<LeaveRoom>() {
-                Ok(leave) => self.handle_leave(me, leave.room_id, frame.id),
+                Ok(leave) => self.handle_leave(me, leave.room_id, frame.id).await,
                 Err(e) => Err(e),
             },
             "message:send" => match frame.payload::<SendMessage>() {
@@ -449,7 +459,7 @@ impl SessionState {
         }
     }
 
-    fn handle_leave(
+    async fn handle_leave(
         &mut self,
         me: &ActorRef<SessionMsg>,
         room_id: Snowflake,
@@ -468,16 +478,28 @@ impl SessionState {
             });
             let leave = RoomMsg::Leave {
                 session_id: self.session_id,
+                user_id: self.user.user_id,
                 reply,
             };
             if self.ctx.directory.send_if_running(room_id, leave) {
                 return Ok(());
             }
         }
-        if let Some(id) = req_id {
-            self.outbox.push(frame::ack_ok(id, &RoomRef { room_id }));
+        // Not subscribed here and the room is not running: a member's leave is a no-op, anyone
+        // else's is refused like any other request about a room they are not in.
+        let Some(id) = req_id else {
+            return Ok(());
+        };
+        match crate::room::leave_answer(self.ctx.store.as_ref(), room_id, self.user.user_id).await {
+            Ok(answer) => {
+                self.outbox.push(frame::ack_ok(id, &answer));
+                Ok(())
+            }
+            Err(e) => Err(FrameError {
+                id: req_id,
+                error: e.to_body(),
+            }),
         }
-        Ok(())
     }
 
     async fn handle_send(
@@ -505,34 +527,6 @@ impl SessionState {
                 id: req_id,
                 error: e.to_body(),
             })
-    }
-
-    fn handle_typing(
-        &mut self,
-        room_id: Snowflake,
-        start: bool,
-        req_id: Option<u64>,
-    ) -> Result<(), FrameError> {
-        // Typing is ephemeral: only rooms this session joined (and so are running) hear it.
-        if !self.joined.contains_key(&room_id) {
-            return Err(FrameError {
-                id: req_id,
-                error: ErrorBody::new(ErrorCode::Forbidden, "join the room before typing in it"),
-            });
-        }
-        let user = self.user.user_id;
-        self.ctx.directory.send_if_running(
-            room_id,
-            if start {
-                RoomMsg::TypingStart(user)
-            } else {
-                RoomMsg::TypingStop(user)
-            },
-        );
-        if let Some(id) = req_id {
-            self.outbox.push(frame::ack_ok(id, &RoomRef { room_id }));
-        }
-        Ok(())
     }
 
     /// A monitored room actor stopped or crashed. If this session still wants the room, join
@@ -604,6 +598,7 @@ impl SessionState {
                 room_id,
                 RoomMsg::Leave {
                     session_id: self.session_id,
+                    user_id: self.user.user_id,
                     reply: None,
                 },
             );

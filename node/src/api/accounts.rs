@@ -123,7 +123,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
     let refresh = warp::path!("auth" / "refresh")
         .and(warp::post())
         .and(with_state(state.clone()))
-        .and(warp::addr::remote())
+        .and(crate::server::remote())
         .and(warp::header::headers_cloned())
         .and(json_body(limit))
         .then(
@@ -220,10 +220,7 @@ async fn register(s: AppState, body: Bytes) -> Result<Response, ApiError> {
         .auth
         .issue(
             store.as_ref(),
-            &AuthUser {
-                id: user.id,
-                username: user.username.clone(),
-            },
+            &AuthUser::named(user.id, user.username.clone()),
             None,
         )
         .await?;
@@ -253,10 +250,7 @@ async fn login(s: AppState, body: Bytes) -> Result<Response, ApiError> {
         .auth
         .issue(
             s.ctx.store.as_ref(),
-            &AuthUser {
-                id: user.id,
-                username: user.username.clone(),
-            },
+            &AuthUser::named(user.id, user.username.clone()),
             None,
         )
         .await?;
@@ -265,10 +259,7 @@ async fn login(s: AppState, body: Bytes) -> Result<Response, ApiError> {
 
 async fn refresh(s: AppState, body: Bytes) -> Result<Response, ApiError> {
     let b: RefreshBody = parse(&body)?;
-    let (user_id, pair) = s
-        .auth
-        .refresh(s.ctx.store.as_ref(), &b.refresh_token)
-        .await?;
+    let (user_id, pair) = s.auth.refresh(&s.ctx, &b.refresh_token).await?;
     let user = s
         .ctx
         .store
@@ -293,9 +284,9 @@ async fn verify(s: AppState, user: AuthUser) -> Result<Response, ApiError> {
 
 async fn logout(s: AppState, user: AuthUser, body: Bytes) -> Result<Response, ApiError> {
     let b: LogoutBody = parse(&body)?;
-    if let Some(token) = b.refresh_token {
-        s.auth.logout(s.ctx.store.as_ref(), user.id, &token).await?;
-    }
+    s.auth
+        .logout(&s.ctx, &user, b.refresh_token.as_deref())
+        .await?;
     Ok(ok(
         StatusCode::OK,
         &serde_json::json!({ "loggedOut": true }),
@@ -320,8 +311,10 @@ async fn patch_me(s: AppState, user: AuthUser, body: Bytes) -> Result<Response, 
         .user_by_id(user.id)
         .await?
         .ok_or_else(|| ApiError::not_found("user"))?;
+    let mut renamed = false;
     if let Some(name) = b.username {
         validate::username(&name)?;
+        renamed = name != record.username;
         record.username = name;
     }
     if let Some(avatar) = b.avatar_url {
@@ -331,7 +324,12 @@ async fn patch_me(s: AppState, user: AuthUser, body: Bytes) -> Result<Response, 
         record.avatar_url = avatar;
     }
     match s.ctx.store.update_user(&record).await {
-        Ok(()) => Ok(ok(StatusCode::OK, &UserView::from(&record))),
+        Ok(()) => {
+            if renamed {
+                crate::account_sessions::renamed(&s.ctx, user.id, &record.username).await?;
+            }
+            Ok(ok(StatusCode::OK, &UserView::from(&record)))
+        }
         Err(StoreError::Conflict { field }) => Err(conflict(field)),
         Err(e) => Err(e.into()),
     }

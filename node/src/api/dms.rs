@@ -55,6 +55,8 @@ async fn open(s: AppState, user: AuthUser, body: Bytes) -> Result<Response, ApiE
         .user_by_id(b.user_id)
         .await?
         .ok_or_else(|| ApiError::not_found("user"))?;
+    // Blocks and the other person's contact setting (also for a conversation that exists).
+    voiceflow_actors::contacts::may_contact(s.ctx.store.as_ref(), user.id, other.id).await?;
     let code = dm_code(user.id, other.id);
     if let Some(room) = s.ctx.store.room_by_code(&code).await? {
         ensure_members(&s, &room, &[user.id, other.id]).await?;

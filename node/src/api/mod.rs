@@ -2,6 +2,7 @@
 //! `Result<Response, ApiError>`; [`crate::error::respond`] renders both sides.
 
 mod accounts;
+mod contacts;
 mod dms;
 mod files;
 mod messages;
@@ -179,6 +180,8 @@ pub fn routes(state: AppState) -> warp::filters::BoxedFilter<(Response,)> {
             .or(messages::routes(state.clone()).boxed())
             .unify()
             .or(dms::routes(state.clone()).boxed())
+            .unify()
+            .or(contacts::routes(state.clone()).boxed())
             .unify()
             .or(files::routes(state).boxed())
             .unify(),

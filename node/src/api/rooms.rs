@@ -167,7 +167,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
     let join = warp::path!("rooms" / String / "join")
         .and(warp::post())
         .and(s())
-        .and(warp::addr::remote())
+        .and(crate::server::remote())
         .and(warp::header::headers_cloned())
         .then(
             |code: String, s: AppState, u: AuthUser, addr, headers: HeaderMap| async move {

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use voiceflow_actors::presence::PresenceNote;
 use voiceflow_actors::remote::{Owner, Recipient, RemoteSession};
-use voiceflow_actors::room::{Action, Author, Reply, RoomMsg, SessionLink, VoiceOp};
+use voiceflow_actors::room::{Action, Author, Reply, RoomMsg, SessionLink, VoiceOp, leave_answer};
 use voiceflow_actors::{ActorError, NodeContext};
 use voiceflow_schema::RoomRecord;
 use voiceflow_wire::cluster::{NodeId, PeerMsg, PresenceOp, RoomCall, RoomDelivery, RoomOp};
@@ -38,6 +38,11 @@ pub async fn handle(cluster: &Arc<ClusterInner>, from: NodeId, msg: PeerMsg) {
         } => to_room(cluster, Snowflake(room), origin, hops, op).await,
         PeerMsg::FromRoom { room, delivery } => from_room(cluster, from, Snowflake(room), delivery),
         PeerMsg::ToPresence { user, op } => to_presence(cluster, from, Snowflake(user), op).await,
+        PeerMsg::ForUser { user, op } => {
+            if let Some(ctx) = cluster.ctx() {
+                ctx.sessions.for_user(Snowflake(user), &op);
+            }
+        }
         PeerMsg::ToUser { user, frames } => {
             let Some(ctx) = cluster.ctx() else {
                 return;
@@ -153,18 +158,30 @@ async fn to_room(
                 fail_session(cluster, room, origin, session_id, req_id, &e);
             }
         }
-        RoomOp::Leave { session_id, req_id } => {
+        RoomOp::Leave {
+            session_id,
+            user_id,
+            req_id,
+        } => {
             let reply = req_id.map(|_| Reply::Session {
                 to: to(session_id),
                 session_id,
                 req_id,
             });
-            let leave = RoomMsg::Leave { session_id, reply };
+            let user_id = Snowflake(user_id);
+            let leave = RoomMsg::Leave {
+                session_id,
+                user_id,
+                reply,
+            };
             if !ctx.directory.send_if_running(room, leave)
                 && let Some(id) = req_id
             {
-                let ack = voiceflow_wire::v1::client::RoomRef { room_id: room };
-                to(session_id).push(frame::ack_ok(id, &ack));
+                let answer = leave_answer(ctx.store.as_ref(), room, user_id).await;
+                to(session_id).push(match answer {
+                    Ok(ack) => frame::ack_ok(id, &ack),
+                    Err(e) => frame::failure(Some(id), &e.to_body()),
+                });
             }
         }
         RoomOp::Post {
@@ -248,12 +265,27 @@ async fn to_room(
             };
             ctx.directory.send_if_running(room, RoomMsg::Presence(note));
         }
-        RoomOp::Typing { user_id, start } => {
-            let user = Snowflake(user_id);
-            let msg = if start {
-                RoomMsg::TypingStart(user)
-            } else {
-                RoomMsg::TypingStop(user)
+        RoomOp::Typing {
+            session_id,
+            user_id,
+            start,
+            req_id,
+        } => {
+            let msg = RoomMsg::Typing {
+                session_id,
+                user_id: Snowflake(user_id),
+                start,
+                reply: req_id.map(|_| session_reply(to(session_id), session_id, req_id)),
+            };
+            if !ctx.directory.send_if_running(room, msg) {
+                let refused = ActorError::Forbidden("join the room before typing in it");
+                fail_session(cluster, room, origin, session_id, req_id, &refused);
+            }
+        }
+        RoomOp::Renamed { user_id, username } => {
+            let msg = RoomMsg::Renamed {
+                user_id: Snowflake(user_id),
+                username,
             };
             ctx.directory.send_if_running(room, msg);
         }
@@ -357,6 +389,12 @@ fn refuse(cluster: &Arc<ClusterInner>, room: Snowflake, origin: NodeId, op: Room
         | RoomOp::Voice {
             session_id, req_id, ..
         } => fail_session(cluster, room, origin, session_id, req_id, &e),
+        RoomOp::Leave {
+            session_id, req_id, ..
+        }
+        | RoomOp::Typing {
+            session_id, req_id, ..
+        } if req_id.is_some() => fail_session(cluster, room, origin, session_id, req_id, &e),
         RoomOp::Call { call_id, .. } => cluster.send_delivery(
             origin,
             room,

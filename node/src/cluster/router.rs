@@ -14,7 +14,7 @@ use voiceflow_actors::ActorError;
 use voiceflow_actors::remote::{Cluster, Owner, Peer, Recipient};
 use voiceflow_actors::room::{Reply, RoomMsg};
 use voiceflow_wire::cluster::{
-    MemberState, NodeId, PeerMsg, PresenceOp, RoomCall, RoomDelivery, RoomOp,
+    MemberState, NodeId, PeerMsg, PresenceOp, RoomCall, RoomDelivery, RoomOp, UserOp,
 };
 use voiceflow_wire::v1::frame::Frame;
 use voiceflow_wire::{ErrorBody, Snowflake};
@@ -187,12 +187,21 @@ impl Cluster for ClusterInner {
                 };
                 (origin, op)
             }
-            RoomMsg::Leave { session_id, reply } => {
+            RoomMsg::Leave {
+                session_id,
+                user_id,
+                reply,
+            } => {
                 let (origin, req_id) = match &reply {
                     Some(Reply::Session { to, req_id, .. }) => (origin_of(me, to), *req_id),
                     _ => (me, None),
                 };
-                (origin, RoomOp::Leave { session_id, req_id })
+                let op = RoomOp::Leave {
+                    session_id,
+                    user_id: user_id.0,
+                    req_id,
+                };
+                (origin, op)
             }
             RoomMsg::Post {
                 author,
@@ -262,18 +271,29 @@ impl Cluster for ClusterInner {
                     source: note.source,
                 },
             ),
-            RoomMsg::TypingStart(user) => (
+            RoomMsg::Typing {
+                session_id,
+                user_id,
+                start,
+                reply,
+            } => {
+                let (origin, req_id) = match &reply {
+                    Some(Reply::Session { to, req_id, .. }) => (origin_of(me, to), *req_id),
+                    _ => (me, None),
+                };
+                let op = RoomOp::Typing {
+                    session_id,
+                    user_id: user_id.0,
+                    start,
+                    req_id,
+                };
+                (origin, op)
+            }
+            RoomMsg::Renamed { user_id, username } => (
                 me,
-                RoomOp::Typing {
-                    user_id: user.0,
-                    start: true,
-                },
-            ),
-            RoomMsg::TypingStop(user) => (
-                me,
-                RoomOp::Typing {
-                    user_id: user.0,
-                    start: false,
+                RoomOp::Renamed {
+                    user_id: user_id.0,
+                    username,
                 },
             ),
             RoomMsg::AddMember { author, reply } => {
@@ -394,6 +414,16 @@ impl Cluster for ClusterInner {
         let msg = PeerMsg::ToUser {
             user: user.0,
             frames: frame.wire_bytes().to_vec(),
+        };
+        for link in self.links.read().values() {
+            link.handle.send(Lane::Control, &msg);
+        }
+    }
+
+    fn for_user(&self, user: Snowflake, op: &UserOp) {
+        let msg = PeerMsg::ForUser {
+            user: user.0,
+            op: op.clone(),
         };
         for link in self.links.read().values() {
             link.handle.send(Lane::Control, &msg);

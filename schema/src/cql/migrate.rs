@@ -57,6 +57,11 @@ pub const MIGRATIONS: &[Migration] = &[
         description: "bytes stored per uploader (file quota)",
         cql: include_str!("../../cql/005_file_usage.cql"),
     },
+    Migration {
+        version: 6,
+        description: "user blocks and privacy settings",
+        cql: include_str!("../../cql/006_contacts.cql"),
+    },
 ];
 
 /// The newest version this binary knows.

@@ -26,6 +26,7 @@ pub mod bridge;
 mod codec;
 mod commit;
 pub mod config;
+mod contacts;
 mod events;
 mod messages;
 pub mod migrate;
@@ -55,6 +56,7 @@ use self::codec::{Lwt, corrupt, driver_error, rows};
 use self::commit::GroupCommit;
 pub use self::config::{Consistency, CqlConfig, SerialConsistency};
 use self::statements::Statements;
+use crate::contacts::{BlockRecord, UserSettings};
 use crate::model::*;
 use crate::store::{Store, StoreError, StoreResult};
 
@@ -66,6 +68,7 @@ pub(crate) struct Cql {
     session: Session,
     st: Statements,
     ev: events::EventStatements,
+    contacts: contacts::ContactStatements,
 }
 
 impl Cql {
@@ -252,9 +255,15 @@ impl CqlStore {
         .await?;
         let st = Statements::prepare(&session).await?;
         let ev = events::EventStatements::prepare(&session).await?;
+        let contacts = contacts::ContactStatements::prepare(&session).await?;
         tracing::info!(keyspace = %config.keyspace, version, contact_points = %contact, "CQL store ready");
         Ok(CqlStore {
-            cql: Arc::new(Cql { session, st, ev }),
+            cql: Arc::new(Cql {
+                session,
+                st,
+                ev,
+                contacts,
+            }),
             commit: Arc::new(GroupCommit::default()),
             keyspace: config.keyspace.clone(),
         })
@@ -458,6 +467,34 @@ impl Store for CqlStore {
 
     async fn revoke_refresh_family(&self, family_id: &str) -> StoreResult<()> {
         self.cql.revoke_refresh_family(family_id).await
+    }
+
+    async fn put_block(&self, block: &BlockRecord) -> StoreResult<()> {
+        self.cql.put_block(block).await
+    }
+
+    async fn remove_block(&self, user_id: Snowflake, blocked_id: Snowflake) -> StoreResult<()> {
+        self.cql.remove_block(user_id, blocked_id).await
+    }
+
+    async fn block(
+        &self,
+        user_id: Snowflake,
+        blocked_id: Snowflake,
+    ) -> StoreResult<Option<BlockRecord>> {
+        self.cql.block(user_id, blocked_id).await
+    }
+
+    async fn blocks(&self, user_id: Snowflake) -> StoreResult<Vec<BlockRecord>> {
+        self.cql.blocks(user_id).await
+    }
+
+    async fn user_settings(&self, user_id: Snowflake) -> StoreResult<Option<UserSettings>> {
+        self.cql.user_settings(user_id).await
+    }
+
+    async fn put_user_settings(&self, settings: &UserSettings) -> StoreResult<()> {
+        self.cql.put_user_settings(settings).await
     }
 
     /// Every write was acknowledged by the cluster when its future resolved; this waits until

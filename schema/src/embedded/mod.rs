@@ -34,6 +34,7 @@ use voiceflow_wire::Snowflake;
 use self::read::Reader;
 use self::tables::{META_SCHEMA_VERSION, SCHEMA_VERSION, Table, Tables, io};
 use self::writer::{Counters, Job, Op, Reply};
+use crate::contacts::{BlockRecord, UserSettings};
 use crate::model::*;
 use crate::store::{Store, StoreError, StoreResult};
 
@@ -343,6 +344,34 @@ impl Store for EmbeddedStore {
 
     async fn revoke_refresh_family(&self, family_id: &str) -> StoreResult<()> {
         self.write(Op::RevokeFamily(family_id.to_owned())).await
+    }
+
+    async fn put_block(&self, block: &BlockRecord) -> StoreResult<()> {
+        self.write(Op::PutBlock(block.clone())).await
+    }
+
+    async fn remove_block(&self, user_id: Snowflake, blocked_id: Snowflake) -> StoreResult<()> {
+        self.write(Op::RemoveBlock(user_id, blocked_id)).await
+    }
+
+    async fn block(
+        &self,
+        user_id: Snowflake,
+        blocked_id: Snowflake,
+    ) -> StoreResult<Option<BlockRecord>> {
+        self.reader.block(user_id, blocked_id)
+    }
+
+    async fn blocks(&self, user_id: Snowflake) -> StoreResult<Vec<BlockRecord>> {
+        self.reader.blocks(user_id)
+    }
+
+    async fn user_settings(&self, user_id: Snowflake) -> StoreResult<Option<UserSettings>> {
+        self.reader.user_settings(user_id)
+    }
+
+    async fn put_user_settings(&self, settings: &UserSettings) -> StoreResult<()> {
+        self.write(Op::PutUserSettings(settings.clone())).await
     }
 
     async fn flush(&self) -> StoreResult<()> {

@@ -12,6 +12,7 @@ use super::tables::{
     family_prefix, fold, id_bytes, message_key, nonce_key, pair_key, public_key, trailing_id,
 };
 use super::writer::{Op, Reply, Staged};
+use crate::contacts::BlockRecord;
 use crate::model::{Membership, MessageRecord, RefreshTokenRecord, RoomRecord, UserRecord};
 use crate::store::{StoreError, StoreResult};
 
@@ -107,6 +108,22 @@ pub(crate) fn apply(s: &mut Staged<'_>, op: Op) -> StoreResult<Reply> {
             return Ok(Reply::Bool(true));
         }
         Op::RevokeFamily(family_id) => revoke_family(s, &family_id)?,
+        Op::PutBlock(block) => {
+            let key = pair_key(block.user_id, block.blocked_id);
+            if load::<BlockRecord>(s, Table::UserBlocks, &key)?.is_none() {
+                s.put(Table::UserBlocks, key, encode(&block)?);
+            }
+        }
+        Op::RemoveBlock(user_id, blocked_id) => {
+            s.remove(Table::UserBlocks, pair_key(user_id, blocked_id));
+        }
+        Op::PutUserSettings(settings) => {
+            s.put(
+                Table::UserSettings,
+                id_bytes(settings.user_id).to_vec(),
+                encode(&settings)?,
+            );
+        }
         Op::Flush => {}
     }
     Ok(Reply::Done)

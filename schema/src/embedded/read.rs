@@ -11,6 +11,7 @@ use super::tables::{
     META_PUBLIC_COUNT, Table, Tables, decode, decode_counter, decode_id, event_key, fold, id_bytes,
     io, message_key, nonce_key, pair_key, room_messages_end, room_messages_start,
 };
+use crate::contacts::{BlockRecord, UserSettings};
 use crate::model::{
     LogHead, Membership, MessageRecord, ReadMarker, RefreshTokenRecord, RoomEventRecord, RoomPage,
     RoomRecord, UserRecord,
@@ -277,6 +278,29 @@ impl Reader {
     /// `refresh_token`.
     pub(crate) fn refresh_token(&self, id: &str) -> StoreResult<Option<RefreshTokenRecord>> {
         self.load(Table::RefreshTokens, id.as_bytes())
+    }
+
+    /// `block`.
+    pub(crate) fn block(
+        &self,
+        user_id: Snowflake,
+        blocked_id: Snowflake,
+    ) -> StoreResult<Option<BlockRecord>> {
+        self.load(Table::UserBlocks, &pair_key(user_id, blocked_id))
+    }
+
+    /// `blocks`, by blocked id.
+    pub(crate) fn blocks(&self, user_id: Snowflake) -> StoreResult<Vec<BlockRecord>> {
+        let mut out = Vec::new();
+        for guard in self.tables.get(Table::UserBlocks).prefix(id_bytes(user_id)) {
+            out.push(decode(&guard.value().map_err(io)?)?);
+        }
+        Ok(out)
+    }
+
+    /// `user_settings`.
+    pub(crate) fn user_settings(&self, user_id: Snowflake) -> StoreResult<Option<UserSettings>> {
+        self.load(Table::UserSettings, &id_bytes(user_id))
     }
 }
 

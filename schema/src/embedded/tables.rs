@@ -56,11 +56,15 @@ pub(crate) enum Table {
     RoomEvents,
     /// `read_markers`: user ‖ room → `ReadMarker`.
     ReadMarkers,
+    /// `user_blocks`: user ‖ blocked user → `BlockRecord`.
+    UserBlocks,
+    /// `user_settings`: user id → `UserSettings`.
+    UserSettings,
 }
 
 impl Table {
     /// Every table, in declaration order.
-    pub(crate) const ALL: [Table; 16] = [
+    pub(crate) const ALL: [Table; 18] = [
         Table::Users,
         Table::UsersByEmail,
         Table::UsersByUsername,
@@ -77,6 +81,8 @@ impl Table {
         Table::Meta,
         Table::RoomEvents,
         Table::ReadMarkers,
+        Table::UserBlocks,
+        Table::UserSettings,
     ];
 
     /// The keyspace name on disk (same as the CQL table name).
@@ -98,6 +104,8 @@ impl Table {
             Table::Meta => "meta",
             Table::RoomEvents => "room_events",
             Table::ReadMarkers => "read_markers",
+            Table::UserBlocks => "user_blocks",
+            Table::UserSettings => "user_settings",
         }
     }
 }

@@ -23,6 +23,7 @@ use tokio::sync::oneshot;
 use voiceflow_wire::Snowflake;
 
 use super::tables::{Table, Tables, io};
+use crate::contacts::{BlockRecord, UserSettings};
 use crate::model::{
     Membership, MessageRecord, ReadMarker, RefreshTokenRecord, RoomEventRecord, RoomRecord,
     UserRecord,
@@ -70,6 +71,12 @@ pub(crate) enum Op {
     UseRefreshToken(String),
     /// `revoke_refresh_family`.
     RevokeFamily(String),
+    /// `put_block` (kept if it exists).
+    PutBlock(BlockRecord),
+    /// `remove_block`: user, blocked user.
+    RemoveBlock(Snowflake, Snowflake),
+    /// `put_user_settings`.
+    PutUserSettings(UserSettings),
     /// `flush`: persist even if nothing else is written.
     Flush,
 }

@@ -7,6 +7,7 @@
 //! A case gets a [`Backend`] and opens stores from it; opening again after dropping every
 //! handle is a "reopen" (the same directory, or the same keyspace through a new session).
 
+mod contacts;
 mod events;
 mod harness;
 mod messages;
@@ -57,4 +58,6 @@ conformance!(
     tokens::reopen_keeps_everything,
     events::room_log_appends_reads_after_any_seq_and_survives_a_reopen,
     events::read_markers_per_user_and_room,
+    contacts::blocks_are_per_pair_idempotent_and_survive_a_reopen,
+    contacts::user_settings_replace_and_survive_a_reopen,
 );

@@ -175,6 +175,26 @@ pub struct SentReply {
     pub message: MessageView,
 }
 
+/// `auth:refresh`: extends the connection with a fresh access token of the same user (the
+/// connection closes with 4001 when its token expires otherwise).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct AuthRefresh {
+    /// A valid access token (from `POST /auth/refresh`).
+    pub token: String,
+}
+impl Request for AuthRefresh {
+    const EVENT: &'static str = "auth:refresh";
+    type Reply = AuthRefreshed;
+}
+
+/// Ack payload of `auth:refresh`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthRefreshed {
+    /// When the connection's authentication now ends (Unix ms).
+    pub expires_at: u64,
+}
+
 /// `typing:start` / `typing:stop`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]

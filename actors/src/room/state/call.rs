@@ -133,6 +133,8 @@ impl RoomState {
         let Some(callee) = self.members.keys().copied().find(|id| *id != caller) else {
             return Err(call_error("nobody else is in this conversation"));
         };
+        // Blocks and the callee's contact setting decide whether this call may ring.
+        crate::contacts::may_contact(self.ctx.store.as_ref(), caller, callee).await?;
         let status = self.presence_of(callee);
         let call_id = self.ctx.ids.next_id();
         let sink_to = me.clone();

@@ -37,11 +37,18 @@ impl RoomState {
     /// `message:send`: validate, dedupe by nonce, assign an id and queue for the log.
     pub async fn handle_post(
         &mut self,
-        author: Author,
+        mut author: Author,
         post: SendMessage,
         reply: Reply<SentReply>,
     ) {
+        // The account's current name, whatever name the session or token was opened with.
+        if let Some(name) = self.current_name(author.user_id) {
+            name.clone_into(&mut author.username);
+        }
         if let Err(e) = self.validate_post(&author, &post) {
+            return reply.send(Err(e));
+        }
+        if let Err(e) = self.dm_allowed(author.user_id).await {
             return reply.send(Err(e));
         }
         if let Some(nonce) = &post.nonce {
@@ -180,7 +187,10 @@ impl RoomState {
     }
 
     /// A message of this room in its newest state (queued changes included).
-    async fn message_for(&self, id: Snowflake) -> Result<Option<MessageRecord>, ActorError> {
+    pub(super) async fn message_for(
+        &self,
+        id: Snowflake,
+    ) -> Result<Option<MessageRecord>, ActorError> {
         if let Some(m) = self.latest_message(id) {
             return Ok(Some(m.clone()));
         }

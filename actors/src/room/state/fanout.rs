@@ -133,7 +133,8 @@ impl RoomState {
             .map(|(id, _)| *id)
             .collect();
         for session_id in gone {
-            self.handle_leave(session_id, None);
+            // No answer is sent, so the user id is not consulted.
+            self.handle_leave(session_id, Snowflake::default(), None);
         }
     }
 

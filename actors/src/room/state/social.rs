@@ -176,6 +176,10 @@ impl RoomState {
         if !self.members.contains_key(&user) {
             return Err(ActorError::Forbidden("not a member of this room"));
         }
+        // Only a message of this room can be a marker here.
+        if self.message_for(message_id).await?.is_none() {
+            return Err(ActorError::MessageNotFound);
+        }
         let current = match self.social.markers.get(&user) {
             Some(m) => *m,
             None => self

@@ -46,7 +46,7 @@ impl StageRole {
 /// One participant.
 pub(super) struct Entry {
     pub(super) user_id: Snowflake,
-    username: String,
+    pub(super) username: String,
     to: Recipient,
     muted: bool,
     deafened: bool,

@@ -92,6 +92,13 @@ export class Api {
   members(id) { return this.#data('GET', `/rooms/${enc(id)}/members`); }
   /** The direct-message room with a user (created the first time): a room of kind "dm". */
   openDm(userId) { return this.#data('POST', '/dms', { body: { userId } }); }
+  /** People this user blocked: [{userId, username, createdAt}]. */
+  blocks() { return this.#data('GET', '/users/me/blocks'); }
+  block(userId) { return this.#data('PUT', `/users/me/blocks/${enc(userId)}`); }
+  unblock(userId) { return this.#data('DELETE', `/users/me/blocks/${enc(userId)}`); }
+  /** Privacy settings: {contact: everyone | shared_room | nobody}. */
+  settings() { return this.#data('GET', '/users/me/settings'); }
+  updateSettings(fields) { return this.#data('PATCH', '/users/me/settings', { body: fields }); }
 
   // ---- messages ----
   /** Newest first: {data, hasMore}. */

@@ -68,6 +68,7 @@ export class Chat {
   start() {
     const { store, socket } = this;
     store.me = this.me;
+    this.loadBlocks().catch(() => { /* shown unblocked until the next start */ });
     for (const saved of readJson(this.roomsKey, [])) {
       if (saved?.id && !store.rooms.has(saved.id)) {
         store.rooms.set(saved.id, new RoomState(saved.id, saved.meta ?? null));
@@ -175,6 +176,22 @@ export class Chat {
   }
 
   /** Opens (creating the first time) the direct-message room with a user. */
+  /** Loads the block list (messages of blocked people are collapsed). */
+  async loadBlocks() {
+    const list = await this.api.blocks();
+    this.store.blocked = new Set(list.map((b) => b.userId));
+    this.store.emit('blocks');
+  }
+
+  /** Blocks or unblocks a user. */
+  async setBlocked(userId, blocked) {
+    if (blocked) await this.api.block(userId);
+    else await this.api.unblock(userId);
+    if (blocked) this.store.blocked.add(userId);
+    else this.store.blocked.delete(userId);
+    this.store.emit('blocks');
+  }
+
   async openDm(userId) {
     const meta = await this.api.openDm(userId);
     this.adopt(meta);

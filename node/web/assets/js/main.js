@@ -60,6 +60,7 @@ function startApp() {
   social.start();
   voice.start();
   calls.start();
+  socket.addEventListener('revoked', () => session.clear('revoked'));
   socket.start();
   app = { store, socket, chat, shell, social, voice, calls };
   // Refresh the user's details (and find out early if the session was revoked).
@@ -85,11 +86,14 @@ async function logout() {
   session.clear('logout');
 }
 
-// Another tab signed in as someone else: start over as that user.
+// Another tab signed in as someone else: start over as that user. Tokens rotated (here or in
+// another tab): the open WebSocket is extended with the new access token.
 session.addEventListener('change', () => {
   if (app && session.user && session.user.id !== app.chat.me.id) {
     stopApp();
     router.go('/', { replace: true });
+  } else if (app) {
+    app.socket.refreshAuth();
   }
 });
 
@@ -98,6 +102,7 @@ session.addEventListener('signedout', (e) => {
   notice = {
     expired: 'Your session has expired. Please sign in again.',
     elsewhere: 'You were signed out in another tab.',
+    revoked: 'You were signed out (this sign-in was ended).',
   }[e.detail.reason] || '';
   router.go('/login', { replace: true });
 });

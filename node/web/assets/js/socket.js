@@ -11,9 +11,15 @@
 // - A refused upgrade (expired or revoked token) looks like any failed connection in a browser,
 //   so after two failures before `hello` the owner is asked to check the session.
 //
+// - The connection lives as long as its access token: when the session rotates its tokens,
+//   `refreshAuth()` hands the new one over (`auth:refresh`); a connection that was not
+//   extended is closed with 4001 and simply reconnects with a fresh token. A close with 4003
+//   means the sign-in was revoked (logout elsewhere, refresh-token reuse): no reconnect.
+//
 // Events: `state` (detail: {state, retryAt}) with state connecting | online | offline;
 // `open` (detail: the hello data) after each successful (re)connect; `event` (detail:
-// {type, data}) for every server event that is not an ack.
+// {type, data}) for every server event that is not an ack; `revoked` (detail: {reason}) on a
+// 4003 close.
 
 const MAX_DELAY_MS = 15_000;
 const BASE_DELAY_MS = 500;
@@ -81,6 +87,17 @@ export class Socket extends EventTarget {
     if (this.#stopped || this.#state === 'online' || this.#ws) return;
     clearTimeout(this.#retryTimer);
     this.#connect();
+  }
+
+  /** Extends the open connection with the session's current access token (after a refresh). */
+  async refreshAuth() {
+    if (this.#state !== 'online') return;
+    try {
+      const token = await this.getToken();
+      await this.request('auth:refresh', { token });
+    } catch {
+      // Offline or refused: the server closes with 4001 at expiry and we reconnect then.
+    }
   }
 
   /** Sends an event with an id and resolves with the ack's data. */
@@ -158,8 +175,14 @@ export class Socket extends EventTarget {
       if (this.#ws !== ws) return;
       this.#teardown('closed');
       if (this.#stopped) return;
+      if (ev.code === 4003) {
+        // The sign-in was revoked: reconnecting with its tokens cannot work.
+        this.stop();
+        this.dispatchEvent(new CustomEvent('revoked', { detail: { reason: ev.reason } }));
+        return;
+      }
       if (!greeted) this.#failuresBeforeHello++;
-      if (ev.code === 1001) this.#attempt = 0; // node draining: come straight back
+      if (ev.code === 1001 || ev.code === 4001) this.#attempt = 0; // draining / token expired: come straight back
       this.#scheduleRetry();
     };
     ws.onerror = () => { /* onclose follows and handles it */ };

@@ -121,6 +121,8 @@ export class Store extends EventTarget {
     this.me = null;
     /** userId → {status: online|away|dnd|in_call|offline, lastSeen?} (the newest we heard). */
     this.presence = new Map();
+    /** Ids of people this user blocked: their messages are collapsed (topic `blocks`). */
+    this.blocked = new Set();
     /** This user's own chosen status (online | away | dnd). */
     this.myStatus = 'online';
     /** The voice connection (voice.js): null, or {channelId, state, muted, deafened,

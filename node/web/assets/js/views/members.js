@@ -2,7 +2,7 @@
 // call) first, then offline. The dot's colour is the member's presence: what user:presence_changed
 // last said, else the status in the room:join ack or GET /rooms/:id/members, else whether they
 // are subscribed to the room now (`online`). Each other member has a "Message" button that opens
-// (or starts) a direct conversation with them.
+// (or starts) a direct conversation with them, and a "Block" / "Unblock" button.
 
 import { avatar, h, icon } from '../dom.js';
 
@@ -27,7 +27,7 @@ export function presenceDot(status) {
  * button when absent).
  */
 export function renderMembers(container, room, meId, opts = {}) {
-  const { store = null, onMessage = null } = opts;
+  const { store = null, onMessage = null, onBlock = null } = opts;
   const withPresence = [...room.members.values()].map((m) => ({ m, presence: presenceOf(m, store) }));
   const rank = (p) => (p === 'offline' ? 1 : 0);
   withPresence.sort((a, b) => rank(a.presence) - rank(b.presence)
@@ -38,7 +38,8 @@ export function renderMembers(container, room, meId, opts = {}) {
   const section = (title, list) => (list.length ? [
     h('h3', { class: 'members-title', text: `${title} — ${list.length}` }),
     h('ul', { class: 'member-list', 'aria-label': title },
-      ...list.map(({ m, presence }) => memberRow(m, presence, meId, room.kind === 'dm' ? null : onMessage))),
+      ...list.map(({ m, presence }) => memberRow(m, presence, meId, room.kind === 'dm' ? null : onMessage,
+        onBlock && { blocked: Boolean(store?.blocked.has(m.userId)), toggle: onBlock }))),
   ] : []);
   // Keep focus on a Message button across re-renders (presence changes often).
   const focusedUser = container.contains(document.activeElement)
@@ -50,7 +51,7 @@ export function renderMembers(container, room, meId, opts = {}) {
   if (focusedUser) container.querySelector(`[data-user-id="${CSS.escape(focusedUser)}"] button`)?.focus();
 }
 
-function memberRow(m, presence, meId, onMessage) {
+function memberRow(m, presence, meId, onMessage, block) {
   const me = m.userId === meId;
   return h('li', { class: `member ${presence}`, dataset: { userId: m.userId, presence } },
     h('span', { class: 'member-avatar' }, avatar(m.userId, m.username, 'avatar-sm'), presenceDot(presence)),
@@ -61,5 +62,11 @@ function memberRow(m, presence, meId, onMessage) {
     !me && onMessage ? h('button', {
       class: 'icon-btn member-dm', type: 'button', 'aria-label': `Message ${m.username}`, title: 'Message',
       onclick: () => onMessage(m.userId),
-    }, icon('message')) : null);
+    }, icon('message')) : null,
+    !me && block ? h('button', {
+      class: 'link-btn member-block', type: 'button', 'aria-pressed': String(block.blocked),
+      'aria-label': `${block.blocked ? 'Unblock' : 'Block'} ${m.username}`,
+      text: block.blocked ? 'Unblock' : 'Block',
+      onclick: () => block.toggle(m.userId, !block.blocked),
+    }) : null);
 }

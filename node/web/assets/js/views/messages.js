@@ -32,6 +32,8 @@ export class MessageList {
   #draft = '';
   /** The message whose emoji picker is open (id). */
   #picker = null;
+  /** Messages of blocked people the user chose to show anyway. */
+  #revealed = new Set();
 
   /**
    * @param room RoomState; @param chat Chat
@@ -312,6 +314,16 @@ export class MessageList {
           key: `m:${item.id}`, sig: `s|${item.content}|${item.deleted ? 1 : 0}|${canDelete}`,
           build: () => systemRow(item, { canDelete }),
         });
+      } else if (kind === 'msg' && chat.store.blocked.has(item.userId) && !this.#revealed.has(item.id)) {
+        // Discord-style: a blocked person's message is collapsed to a line the user may open.
+        last = null;
+        out.push({
+          key: `m:${item.id}`, sig: 'blocked',
+          build: () => blockedRow(item, () => {
+            this.#revealed.add(item.id);
+            this.schedule('reveal', item.id);
+          }),
+        });
       } else if (kind === 'msg') {
         const me = chat.me.id;
         const opts = {
@@ -461,4 +473,13 @@ export class MessageList {
 function autosize(box) {
   box.style.height = 'auto';
   box.style.height = `${Math.min(box.scrollHeight, 240)}px`;
+}
+
+/** A collapsed message of a blocked person, with a button that shows it. */
+function blockedRow(m, onShow) {
+  return h('li', { class: 'msg blocked', dataset: { messageId: m.id, blocked: 'true' }, tabindex: '-1' },
+    h('div', { class: 'msg-gutter' }),
+    h('div', { class: 'msg-main' },
+      h('p', { class: 'msg-blocked' }, 'Blocked message — ',
+        h('button', { class: 'link-btn', type: 'button', text: 'Show', onclick: onShow }))));
 }

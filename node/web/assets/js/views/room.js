@@ -45,6 +45,13 @@ export function roomView({ roomId, store, chat, api, router, shell, voice, calls
         shell.toast(`Could not open the conversation: ${err.message}`);
       }
     },
+    onBlock: async (userId, blocked) => {
+      try {
+        await chat.setBlocked(userId, blocked);
+      } catch (err) {
+        shell.toast(`Could not ${blocked ? 'block' : 'unblock'}: ${err.message}`);
+      }
+    },
   };
   /** The message being answered (null: none). */
   let replyTo = null;
@@ -465,6 +472,10 @@ export function roomView({ roomId, store, chat, api, router, shell, voice, calls
       list.schedule('members');
     }),
     store.on('presence', () => renderMembers(membersPanel, room, chat.me.id, memberOpts)),
+    store.on('blocks', () => {
+      renderMembers(membersPanel, room, chat.me.id, memberOpts);
+      list.schedule('blocks');
+    }),
     store.on('call', () => { if (isDm) renderHead(); }),
     store.on('typing', (d) => { if (d.roomId === room.id) renderTyping(); }),
     store.on('uploads', (d) => { if (d.roomId === room.id) renderUploads(tray, room); }),
