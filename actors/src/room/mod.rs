@@ -246,8 +246,7 @@ impl RoomMsg {
             | RoomMsg::Voice { .. }
             | RoomMsg::VoiceJoined(_)
             | RoomMsg::CallReport(_)
-            | RoomMsg::TypingStart(_)
-            | RoomMsg::TypingStop(_)
+            | RoomMsg::Typing { .. }
             | RoomMsg::AddMember { .. }
             | RoomMsg::RemoveMember { .. }
             | RoomMsg::DeleteMessage { .. }
@@ -264,6 +263,7 @@ impl RoomMsg {
             | RoomMsg::VoiceEvent(_)
             | RoomMsg::VoiceTick
             | RoomMsg::TypingExpired { .. }
+            | RoomMsg::Renamed { .. }
             | RoomMsg::IdleCheck
             | RoomMsg::Retire
             | RoomMsg::RetireMarker

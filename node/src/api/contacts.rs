@@ -45,7 +45,7 @@ struct SettingsPatch {
 
 /// The routes of this module.
 pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    let limit = state.config.http_max_body_bytes;
+    let limit = super::body_limits(&state);
     let list = warp::path!("users" / "me" / "blocks")
         .and(warp::get())
         .and(with_state(state.clone()))

@@ -80,7 +80,12 @@ fn room_call() -> impl Strategy<Value = RoomCall> {
     prop_oneof![
         (any::<u64>(), text())
             .prop_map(|(user_id, username)| RoomCall::AddMember { user_id, username }),
-        any::<u64>().prop_map(|user_id| RoomCall::RemoveMember { user_id }),
+        (any::<u64>(), proptest::option::of(any::<u64>())).prop_map(|(user_id, removed_by)| {
+            RoomCall::RemoveMember {
+                user_id,
+                removed_by,
+            }
+        }),
         (any::<u64>(), any::<u64>())
             .prop_map(|(message_id, by)| RoomCall::DeleteMessage { message_id, by }),
         text().prop_map(|room_json| RoomCall::Updated { room_json }),
@@ -115,7 +120,13 @@ fn room_op() -> impl Strategy<Value = RoomOp> {
                 req_id
             }
         ),
-        (any::<u64>(), opt()).prop_map(|(session_id, req_id)| RoomOp::Leave { session_id, req_id }),
+        (any::<u64>(), any::<u64>(), opt()).prop_map(|(session_id, user_id, req_id)| {
+            RoomOp::Leave {
+                session_id,
+                user_id,
+                req_id,
+            }
+        }),
         request().prop_map(|(session_id, user_id, username, post_json, req_id)| {
             RoomOp::Post {
                 session_id,
@@ -159,8 +170,16 @@ fn room_op() -> impl Strategy<Value = RoomOp> {
                     source
                 }
             ),
-        (any::<u64>(), any::<bool>())
-            .prop_map(|(user_id, start)| RoomOp::Typing { user_id, start }),
+        (any::<u64>(), any::<u64>(), any::<bool>(), opt()).prop_map(
+            |(session_id, user_id, start, req_id)| RoomOp::Typing {
+                session_id,
+                user_id,
+                start,
+                req_id
+            }
+        ),
+        (any::<u64>(), text())
+            .prop_map(|(user_id, username)| RoomOp::Renamed { user_id, username }),
         (any::<u64>(), room_call()).prop_map(|(call_id, call)| RoomOp::Call { call_id, call }),
         any::<u64>().prop_map(|call_id| RoomOp::Release { call_id }),
     ]
