@@ -107,7 +107,9 @@ async fn sessions_joining_and_leaving_in_a_loop_give_their_memory_back_and_rooms
     let dir = tempfile::tempdir()?;
     let node = TestNode::start_in_with_env(
         dir.path(),
-        &format!("{FAST_CONFIG}room_idle_timeout_secs = 2\n"),
+        &format!(
+            "{FAST_CONFIG}room_idle_timeout_secs = 2\n[http]\nmax_connections_per_ip = 4096\n"
+        ),
         &[("MIMALLOC_PURGE_DELAY", "0")],
     )
     .await?;
