@@ -7,6 +7,11 @@
 //! TCP connect, the WebSocket upgrade, the `hello` frame and the `room:join` ack, timed
 //! from before the TCP connect to the ack. Afterwards every session stays open and is
 //! read (pings answered) for `--idle-secs` before the node's RSS is read.
+//!
+//! With `--shape community` the users, rooms and joins come from [`crate::community`]
+//! instead (defaults: 200 users, each a member of 50 of 100 rooms, with 50 sessions that
+//! each join one of the user's rooms: 10,000 connections, every join a user's first session
+//! in that room); `--connections` is then the layout's session count.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +22,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::stats::{CpuMeter, RssProbe, fig, fig_f, latency_figs, per_sec};
 use crate::ws::{Conn, Signal};
-use crate::{Args, Ctx, conns, rest};
+use crate::{Args, Ctx, Shape, community, conns, rest};
 
 #[derive(Default)]
 struct IdleStats {
@@ -26,6 +31,9 @@ struct IdleStats {
 }
 
 pub async fn run(args: &Args, ctx: &Ctx) -> Result<()> {
+    if args.shape == Shape::Community {
+        return run_community(args, ctx).await;
+    }
     let users_n = args.users.unwrap_or(20);
     let rooms_n = args.rooms.unwrap_or(20);
     let n = args.connections;
@@ -53,29 +61,45 @@ pub async fn run(args: &Args, ctx: &Ctx) -> Result<()> {
     rest::join_many(&ctx.api, joins, args.rest_concurrency).await?;
     let room_ids: Vec<String> = rooms.into_iter().map(|r| r.id).collect();
 
-    let rss = RssProbe::before(args.server_pid);
-    let cpu = CpuMeter::start(args.server_pid);
-    let stop = Arc::new(Signal::default());
-    let target = ctx.target.clone().with_read_buffer(4 * 1024);
     eprintln!(
         "connect: {n} sessions ({} at a time), {users_n} users, {rooms_n} rooms",
         args.concurrency
     );
+    measure(args, ctx, n, n, |i| {
+        let token = users[i % users_n].token.clone();
+        (token, vec![room_ids[(i / users_n) % rooms_n].clone()])
+    })
+    .await
+}
+
+/// The community shape: see the module docs.
+async fn run_community(args: &Args, ctx: &Ctx) -> Result<()> {
+    let shape = community::shape_from(args, 100);
+    let setup = community::setup(args, ctx, shape, "connect").await?;
+    let n = setup.layout.sessions.len();
+    let joins = (0..n).map(|i| setup.session_plan(i).1.len()).sum();
+    eprintln!(
+        "connect: community shape, {n} sessions ({} at a time), {joins} joins",
+        args.concurrency
+    );
+    measure(args, ctx, n, joins, |i| setup.session_plan(i)).await
+}
+
+/// Opens `n` sessions (`joins` room:joins in all) as `plan` says, prints the rate and the
+/// latency, then keeps them idle and reads the server's memory.
+async fn measure<P>(args: &Args, ctx: &Ctx, n: usize, joins: usize, plan: P) -> Result<()>
+where
+    P: Fn(usize) -> (Arc<str>, Vec<String>),
+{
+    let rss = RssProbe::before(args.server_pid);
+    let cpu = CpuMeter::start(args.server_pid);
+    let stop = Arc::new(Signal::default());
+    let target = ctx.target.clone().with_read_buffer(4 * 1024);
     let body = {
         let stop = stop.clone();
         move |_i: usize, conn: Conn| idle(conn, stop.clone())
     };
-    let opened = conns::open_many(
-        &target,
-        n,
-        args.concurrency,
-        |i| {
-            let token = users[i % users_n].token.clone();
-            (token, vec![room_ids[(i / users_n) % rooms_n].clone()])
-        },
-        body,
-    )
-    .await?;
+    let opened = conns::open_many(&target, n, args.concurrency, plan, body).await?;
     cpu.finish();
 
     fig("connect.attempted", n, "conns");
@@ -87,6 +111,12 @@ pub async fn run(args: &Args, ctx: &Ctx) -> Result<()> {
         "connect.connect_join_per_sec",
         per_sec(opened.ok as u64, opened.elapsed),
         "conn/s",
+    );
+    fig("connect.joins", joins, "joins");
+    fig_f(
+        "connect.joins_per_sec",
+        per_sec((joins * opened.ok / n.max(1)) as u64, opened.elapsed),
+        "joins/s",
     );
     latency_figs("connect.latency", &opened.latency);
 

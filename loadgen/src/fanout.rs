@@ -54,7 +54,7 @@ pub async fn run(args: &Args, ctx: &Ctx) -> Result<()> {
     if !(1..=500).contains(&users_n) {
         bail!("fanout: --users must be within 1..=500 (room maxUsers is at most 500)");
     }
-    let sessions = args.sessions_per_user.max(1);
+    let sessions = args.sessions_per_user.unwrap_or(2).max(1);
     let duration = Duration::from_secs(args.duration.unwrap_or(10).max(1));
     let window = args.window.max(1);
 

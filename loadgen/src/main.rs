@@ -56,6 +56,7 @@
 //! itself.
 
 mod cluster;
+mod community;
 mod connect;
 mod conns;
 mod fanout;
@@ -94,6 +95,15 @@ impl Scenario {
     }
 }
 
+/// Who is a member of which room in `connect` and `rooms`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Shape {
+    /// The original shapes: few users, many sessions each, every session in few rooms.
+    Friendly,
+    /// Users in many rooms with several sessions each; most joins are a user's first.
+    Community,
+}
+
 /// Command-line flags. Flags that only matter to some scenarios say so; `Option`
 /// flags take a per-scenario default.
 #[derive(Parser, Debug, Clone)]
@@ -109,7 +119,10 @@ has ONE connection joined to all its rooms (1000 connections, each in 10 rooms);
 room gets --rate (1) msg/s spread evenly in time, --duration (30) s, latency over the \
 whole run.\n\
 connect: --connections (10000) connect + room:join with --concurrency (256); --users (20) \
-users, each a member of all --rooms (20) rooms; then RSS per idle connection.\n\n\
+users, each a member of all --rooms (20) rooms; then RSS per idle connection.\n\
+--shape community (connect, rooms): --users (200) each a member of --rooms-per-user (50) of \
+--rooms (connect 100, rooms 1000) rooms with --sessions-per-user (50) sessions, each joining \
+--joins-per-session of the user's rooms (most joins a user's first); --size-skew varies room sizes.\n\n\
 Output: one line per figure, `name: value unit`. Runs on a current-thread runtime unless \
 --threads > 1."
 )]
@@ -142,9 +155,29 @@ pub struct Args {
     #[arg(long)]
     pub rooms: Option<usize>,
 
-    /// fanout: WebSocket sessions per user joined to the room.
-    #[arg(long, default_value_t = 2)]
-    pub sessions_per_user: usize,
+    /// Membership shape of `connect` and `rooms`: `friendly` (the original shapes) or
+    /// `community` (users in many rooms with many sessions; see community.rs).
+    #[arg(long, value_enum, default_value_t = Shape::Friendly)]
+    pub shape: Shape,
+
+    /// fanout: WebSocket sessions per user joined to the room [default 2]; community shape:
+    /// sessions per user [default 50].
+    #[arg(long)]
+    pub sessions_per_user: Option<usize>,
+
+    /// community shape: rooms each user is a member of.
+    #[arg(long, default_value_t = 50)]
+    pub rooms_per_user: usize,
+
+    /// community shape: rooms each session joins [default: rooms-per-user / sessions-per-user,
+    /// rounded up, so every membership is joined and most joins are a user's first].
+    #[arg(long)]
+    pub joins_per_session: Option<usize>,
+
+    /// community shape: 0 = rooms of equal size; s > 0 = room r's size is proportional to
+    /// 1/(r+1)^s (a few large rooms, many small ones), clamped to 500.
+    #[arg(long, default_value_t = 0.0)]
+    pub size_skew: f64,
 
     /// fanout: maximum unacknowledged messages in flight from the sender.
     #[arg(long, default_value_t = 64)]
@@ -254,7 +287,10 @@ fn raise_nofile(needed: u64) {
 
 fn sockets_needed(args: &Args) -> u64 {
     let conns = match args.scenario {
-        Scenario::Fanout => args.users.unwrap_or(500) * args.sessions_per_user + 1,
+        Scenario::Fanout => args.users.unwrap_or(500) * args.sessions_per_user.unwrap_or(2) + 1,
+        Scenario::Rooms | Scenario::Connect if args.shape == Shape::Community => {
+            args.users.unwrap_or(200) * args.sessions_per_user.unwrap_or(50)
+        }
         Scenario::Rooms => args.users.unwrap_or(args.rooms.unwrap_or(1000)),
         Scenario::Connect => args.connections,
         Scenario::Cluster => 2 * args.rooms.unwrap_or(1000),

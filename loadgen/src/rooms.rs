@@ -10,6 +10,12 @@
 //! each period; a session that falls behind sends its late messages at once (open
 //! loop). Sending lasts `--duration` (30) s. Every session records the latency of every
 //! message it receives (its own included) into one histogram covering the whole run.
+//!
+//! With `--shape community` the users, rooms and sessions come from [`crate::community`]
+//! (defaults: 200 users, each a member of 50 of 1,000 rooms (10 members each), with 50
+//! sessions that each join one of the user's rooms: 10,000 sessions). Room r is then sent to
+//! by a session of its owner that joined it, and each message is expected at every session
+//! joined to the room.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,7 +31,7 @@ use crate::stats::{
     shared_histogram, snapshot,
 };
 use crate::ws::{self, Conn, Frame, Signal};
-use crate::{Args, Ctx, conns, rest};
+use crate::{Args, Ctx, Shape, community, conns, rest};
 
 /// State shared by the session tasks and the main task.
 struct Shared {
@@ -35,15 +41,24 @@ struct Shared {
     delivered: AtomicU64,
     sent: AtomicU64,
     acked: AtomicU64,
+    /// Deliveries owed for the acknowledged messages (the receivers of each, summed).
+    expected: AtomicU64,
     errors: AtomicU64,
     first_error: Mutex<Option<String>>,
     latency: SharedHist,
     ack_latency: SharedHist,
 }
 
-/// One session's send schedule: (offset within the period, JSON-quoted room id),
-/// sorted by offset.
-type Schedule = Vec<(Duration, String)>;
+/// One session's send schedule: (offset within the period, JSON-quoted room id, sessions
+/// that receive each message), sorted by offset.
+type Schedule = Vec<(Duration, String, u64)>;
+
+/// Sessions to open (access token, rooms to join) and what each of them sends.
+struct Setup {
+    sessions: Vec<(Arc<str>, Vec<String>)>,
+    schedules: Vec<Schedule>,
+    rooms: usize,
+}
 
 /// Fixed parameters of every session task.
 struct Plan {
@@ -60,39 +75,18 @@ struct ConnStats {
 }
 
 pub async fn run(args: &Args, ctx: &Ctx) -> Result<()> {
-    let rooms_n = args.rooms.unwrap_or(1000);
-    let members = args.members;
-    let users_n = args.users.unwrap_or(rooms_n);
-    if rooms_n == 0 || !(1..=500).contains(&members) || members > users_n {
-        bail!("rooms: need --rooms >= 1, 1 <= --members <= 500 and --members <= --users");
-    }
     let duration = Duration::from_secs(args.duration.unwrap_or(30).max(1));
     let period = Duration::from_secs_f64(1.0 / args.rate);
-
-    let users =
-        rest::register_many(&ctx.api, &ctx.run_id, users_n, args.register_concurrency).await?;
-    let specs = (0..rooms_n)
-        .map(|r| {
-            let owner = users[r % users_n].token.clone();
-            (owner, format!("{} room {r}", ctx.run_id), members * 2)
-        })
-        .collect();
-    let rooms = rest::create_rooms(&ctx.api, specs, args.rest_concurrency).await?;
-    let mut joins = Vec::with_capacity(rooms_n * members);
-    let mut member_of: Vec<Vec<String>> = vec![Vec::new(); users_n];
-    let mut schedules: Vec<Schedule> = vec![Vec::new(); users_n];
-    for (r, room) in rooms.iter().enumerate() {
-        for k in 0..members {
-            let u = (r + k) % users_n;
-            member_of[u].push(room.id.clone());
-            if k > 0 {
-                joins.push((users[u].token.clone(), room.join_code.clone()));
-            }
-        }
-        let offset = period.mul_f64(r as f64 / rooms_n as f64);
-        schedules[r % users_n].push((offset, serde_json::to_string(&room.id)?));
-    }
-    rest::join_many(&ctx.api, joins, args.rest_concurrency).await?;
+    let setup = match args.shape {
+        Shape::Friendly => friendly(args, ctx, period).await?,
+        Shape::Community => community(args, ctx, period).await?,
+    };
+    let Setup {
+        sessions,
+        schedules,
+        rooms: rooms_n,
+    } = setup;
+    let sessions_n = sessions.len();
 
     let rss = RssProbe::before(args.server_pid);
     let shared = Arc::new(Shared {
@@ -102,6 +96,7 @@ pub async fn run(args: &Args, ctx: &Ctx) -> Result<()> {
         delivered: AtomicU64::new(0),
         sent: AtomicU64::new(0),
         acked: AtomicU64::new(0),
+        expected: AtomicU64::new(0),
         errors: AtomicU64::new(0),
         first_error: Mutex::new(None),
         latency: shared_histogram(),
@@ -115,16 +110,16 @@ pub async fn run(args: &Args, ctx: &Ctx) -> Result<()> {
         origin: ctx.origin,
     });
     let target = ctx.target.clone().with_read_buffer(8 * 1024);
-    eprintln!("rooms: opening {users_n} sessions, each joined to its rooms");
+    eprintln!("rooms: opening {sessions_n} sessions, each joined to its rooms");
     let body = {
         let shared = shared.clone();
         move |i: usize, conn: Conn| session(conn, i, plan.clone(), shared.clone())
     };
     let opened = conns::open_many(
         &target,
-        users_n,
+        sessions_n,
         args.concurrency,
-        |i| (users[i].token.clone(), member_of[i].clone()),
+        |i| sessions[i].clone(),
         body,
     )
     .await?;
@@ -132,7 +127,7 @@ pub async fn run(args: &Args, ctx: &Ctx) -> Result<()> {
     rss.idle(opened.ok);
 
     eprintln!(
-        "rooms: {rooms_n} rooms x {members} members, {} msg/s per room for {} s",
+        "rooms: {rooms_n} rooms, {} msg/s per room for {} s",
         args.rate,
         duration.as_secs()
     );
@@ -148,7 +143,7 @@ pub async fn run(args: &Args, ctx: &Ctx) -> Result<()> {
     loop {
         let sent = shared.sent.load(Ordering::Relaxed);
         let answered = shared.acked.load(Ordering::Relaxed) + shared.errors.load(Ordering::Relaxed);
-        let expected = shared.acked.load(Ordering::Relaxed) * members as u64;
+        let expected = shared.expected.load(Ordering::Relaxed);
         if (answered >= sent && shared.delivered.load(Ordering::Relaxed) >= expected)
             || Instant::now() >= drain_end
         {
@@ -164,9 +159,8 @@ pub async fn run(args: &Args, ctx: &Ctx) -> Result<()> {
     let sent = shared.sent.load(Ordering::Relaxed);
     let acked = shared.acked.load(Ordering::Relaxed);
     let delivered = shared.delivered.load(Ordering::Relaxed);
-    let expected = acked * members as u64;
+    let expected = shared.expected.load(Ordering::Relaxed);
     fig("rooms.rooms", rooms_n, "rooms");
-    fig("rooms.members_per_room", members, "users");
     fig("rooms.connections", opened.ok, "conns");
     fig("rooms.connect_failures", opened.failed, "conns");
     fig_f("rooms.duration_secs", duration.as_secs_f64(), "s");
@@ -202,13 +196,101 @@ pub async fn run(args: &Args, ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
+/// The original shape: see the module docs.
+async fn friendly(args: &Args, ctx: &Ctx, period: Duration) -> Result<Setup> {
+    let rooms_n = args.rooms.unwrap_or(1000);
+    let members = args.members;
+    let users_n = args.users.unwrap_or(rooms_n);
+    if rooms_n == 0 || !(1..=500).contains(&members) || members > users_n {
+        bail!("rooms: need --rooms >= 1, 1 <= --members <= 500 and --members <= --users");
+    }
+    let users =
+        rest::register_many(&ctx.api, &ctx.run_id, users_n, args.register_concurrency).await?;
+    let specs = (0..rooms_n)
+        .map(|r| {
+            let owner = users[r % users_n].token.clone();
+            (owner, format!("{} room {r}", ctx.run_id), members * 2)
+        })
+        .collect();
+    let rooms = rest::create_rooms(&ctx.api, specs, args.rest_concurrency).await?;
+    let mut joins = Vec::with_capacity(rooms_n * members);
+    let mut member_of: Vec<Vec<String>> = vec![Vec::new(); users_n];
+    let mut schedules: Vec<Schedule> = vec![Vec::new(); users_n];
+    for (r, room) in rooms.iter().enumerate() {
+        for k in 0..members {
+            let u = (r + k) % users_n;
+            member_of[u].push(room.id.clone());
+            if k > 0 {
+                joins.push((users[u].token.clone(), room.join_code.clone()));
+            }
+        }
+        let offset = period.mul_f64(r as f64 / rooms_n as f64);
+        schedules[r % users_n].push((offset, serde_json::to_string(&room.id)?, members as u64));
+    }
+    rest::join_many(&ctx.api, joins, args.rest_concurrency).await?;
+    fig("rooms.members_per_room", members, "users");
+    let sessions = users
+        .iter()
+        .zip(member_of)
+        .map(|(u, rooms)| (u.token.clone(), rooms))
+        .collect();
+    Ok(Setup {
+        sessions,
+        schedules,
+        rooms: rooms_n,
+    })
+}
+
+/// The community shape: see the module docs.
+async fn community(args: &Args, ctx: &Ctx, period: Duration) -> Result<Setup> {
+    let shape = community::shape_from(args, 1000);
+    let setup = community::setup(args, ctx, shape, "rooms").await?;
+    let layout = &setup.layout;
+    let joined = layout.joined_per_room();
+    // The sender of room r: the first session of its owner that joined it, else the first
+    // session that joined it at all.
+    let mut sender: Vec<Option<usize>> = vec![None; shape.rooms];
+    for (i, (user, rooms)) in layout.sessions.iter().enumerate() {
+        for &r in rooms {
+            let owner = layout.members[r].first() == Some(user);
+            match sender[r] {
+                None => sender[r] = Some(i),
+                Some(j) if owner && layout.sessions[j].0 != *user => sender[r] = Some(i),
+                Some(_) => {}
+            }
+        }
+    }
+    let mut schedules: Vec<Schedule> = vec![Vec::new(); layout.sessions.len()];
+    let mut rooms = 0usize;
+    for (r, sender) in sender.iter().enumerate() {
+        let (Some(i), Some(id)) = (sender, &setup.room_ids[r]) else {
+            continue;
+        };
+        rooms += 1;
+        let offset = period.mul_f64(r as f64 / shape.rooms as f64);
+        schedules[*i].push((offset, serde_json::to_string(id)?, joined[r] as u64));
+    }
+    for schedule in &mut schedules {
+        schedule.sort_by_key(|e| e.0);
+    }
+    let sessions = (0..layout.sessions.len())
+        .map(|i| setup.session_plan(i))
+        .collect();
+    Ok(Setup {
+        sessions,
+        schedules,
+        rooms,
+    })
+}
+
 /// Per-session frame bookkeeping.
 struct Tally {
     shared: Arc<Shared>,
     origin: Instant,
     latency: Recorder,
     ack_latency: Recorder,
-    inflight: HashMap<u64, u64>,
+    /// Unacknowledged sends: id -> (send time, receivers).
+    inflight: HashMap<u64, (u64, u64)>,
     frames: u32,
 }
 
@@ -229,9 +311,10 @@ impl Tally {
                 }
             }
             Frame::Ack(ack) => {
-                if let Some(t0) = self.inflight.remove(&ack.id) {
+                if let Some((t0, receivers)) = self.inflight.remove(&ack.id) {
                     if ack.ok && ack.error.is_none() {
                         self.shared.acked.fetch_add(1, Ordering::Relaxed);
+                        self.shared.expected.fetch_add(receivers, Ordering::Relaxed);
                         self.ack_latency
                             .record(elapsed_ns(self.origin).saturating_sub(t0));
                     } else {
@@ -308,7 +391,7 @@ async fn session(mut conn: Conn, i: usize, plan: Arc<Plan>, shared: Arc<Shared>)
                     st.disconnected = true;
                     break;
                 }
-                tally.inflight.insert(id, t);
+                tally.inflight.insert(id, (t, schedule[idx].2));
                 shared.sent.fetch_add(1, Ordering::Relaxed);
                 idx += 1;
                 if idx == schedule.len() {
