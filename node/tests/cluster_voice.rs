@@ -16,7 +16,7 @@ use serde_json::Value;
 
 /// Short heartbeats (a restarted channel learns of its participants quickly) and media ports.
 const EXTRA: &str = "\n[presence]\nheartbeat_secs = 1\nsession_ttl_secs = 6\n\
-                     [voice]\nconnect_timeout_secs = 5\nttl_secs = 6\n";
+                     [voice]\nudp_port = 0\nconnect_timeout_secs = 5\nttl_secs = 6\n";
 
 /// Pumps both until each hears the other (more than `n` new packets), or fails after 20 s.
 async fn until_both_hear(a: &mut Participant, b: &mut Participant) -> Result<Vec<Value>> {

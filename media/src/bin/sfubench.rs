@@ -4,16 +4,16 @@
 //!
 //! `cargo run --release -p voiceflow-media --bin sfubench -- rooms=1 speakers=10 listeners=100 secs=10`
 //! prints one `name: value unit` line per figure. The clients run in the same process as the
-//! server; with `split=1` the server side (its connections, forwarding and signalling) runs on
-//! a runtime of its own (threads named `sfu`), and the CPU time of those threads alone is
-//! reported as the SFU's cost.
+//! server; the server side (the media plane: its one socket, its connections, forwarding and
+//! signalling) always runs on a thread of its own (named `sfu`), and with `split=1` the CPU
+//! time of that thread alone is reported as the SFU's cost.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use voiceflow_media::testing::{Client, Harness};
-use voiceflow_media::{MediaConfig, PortPool, Rights};
+use voiceflow_media::{MediaConfig, MediaPlane, Rights};
 
 struct Args {
     rooms: usize,
@@ -107,29 +107,20 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
 #[tokio::main]
 async fn main() {
     let a = args();
-    // The server's runtime: one worker, so its cost reads as a share of one core.
-    let server_rt = a.split.then(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("sfu")
-            .enable_all()
-            .build()
-    });
-    let server_rt = match server_rt.transpose() {
-        Ok(rt) => rt,
+    let plane = MediaPlane::new(MediaConfig::default());
+    match plane.start() {
+        Ok(addr) => println!("media_socket: udp {addr} (one port for every participant)"),
         Err(e) => {
-            eprintln!("sfubench: cannot start the server runtime: {e}");
+            eprintln!("sfubench: {e}");
             return;
         }
-    };
-    let server = server_rt.as_ref().map(|rt| rt.handle().clone());
-    let ports = Arc::new(PortPool::default());
+    }
     let rss_before = rss();
     let mut rooms = Vec::new();
     let mut listeners: Vec<(Arc<Client>, Instant)> = Vec::new();
     let mut next_id = 1u64;
     for _ in 0..a.rooms {
-        let h = Harness::start_on(MediaConfig::default(), ports.clone(), server.clone());
+        let h = Harness::start(&plane);
         for _ in 0..a.speakers {
             let client = match h.join(next_id, Rights::default()).await {
                 Ok(c) => c,
@@ -205,8 +196,7 @@ async fn main() {
     let rate = (f1 - f0) as f64 / elapsed;
     println!("participants: {participants}");
     println!(
-        "peer_connections: {} (server) + {participants} (clients)",
-        participants
+        "peer_connections: {participants} (server, sans-IO, one socket) + {participants} (clients)"
     );
     println!("join_to_first_audio_ms.p50: {}", percentile(&first, 0.5));
     println!("join_to_first_audio_ms.p99: {}", percentile(&first, 0.99));
@@ -223,7 +213,7 @@ async fn main() {
     );
     if a.split {
         let sfu = (s1 - s0) / elapsed;
-        println!("sfu_cpu_secs_per_sec: {sfu:.2} (server runtime threads only)");
+        println!("sfu_cpu_secs_per_sec: {sfu:.2} (the media loop's thread only)");
         println!(
             "forwarded_packets_per_sfu_cpu_sec: {:.0}",
             rate / sfu.max(0.001)
@@ -240,8 +230,5 @@ async fn main() {
     }
     for (c, _) in &listeners {
         let _ = c.close().await;
-    }
-    if let Some(rt) = server_rt {
-        rt.shutdown_background();
     }
 }
