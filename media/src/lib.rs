@@ -121,6 +121,8 @@ pub struct PlaneStats {
     pub received: AtomicU64,
     /// Datagrams sent.
     pub sent: AtomicU64,
+    /// RTP (not RTCP) datagrams read from the socket (known or not).
+    pub rtp_received: AtomicU64,
     /// Participants' connections in the loop.
     pub peers: AtomicUsize,
 }

@@ -172,11 +172,14 @@ impl Relay {
     }
 }
 
+/// A client and the relay it talks through (if any).
+type RoutedClient = (Arc<Client>, Option<Arc<Relay>>);
+
 /// A channel whose clients are routed by hand: those with a relay get the relay's port
 /// instead of the server's in every description, and no trickled candidates.
 struct Routed {
     channel: Channel,
-    clients: Mutex<HashMap<PeerId, (Arc<Client>, Option<Arc<Relay>>)>>,
+    clients: Mutex<HashMap<PeerId, RoutedClient>>,
     failed: Mutex<Vec<PeerId>>,
     server_port: u16,
 }

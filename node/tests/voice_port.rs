@@ -12,13 +12,13 @@ use common::voice::{Participant, pump_all, voice};
 
 /// The ports of the host candidates the server gave a participant.
 async fn server_ports(p: &Participant) -> Vec<u16> {
-    let sdp =
-        p.media
-            .pc
-            .remote_description()
-            .await
-            .map(|d| d.sdp)
-            .unwrap_or_default();
+    let sdp = p
+        .media
+        .pc
+        .remote_description()
+        .await
+        .map(|d| d.sdp)
+        .unwrap_or_default();
     sdp.lines()
         .filter(|l| l.starts_with("a=candidate:") && l.contains(" typ host"))
         .filter_map(|l| l.split(' ').nth(5)?.parse().ok())

@@ -269,6 +269,30 @@ async fn main() {
             rate / sfu.max(0.001)
         );
     }
+    let stats = plane.stats();
+    let dropped: Vec<String> = voiceflow_media::DropReason::ALL
+        .iter()
+        .map(|r| format!("{}={}", r.label(), stats.dropped(*r)))
+        .collect();
+    println!(
+        "server_datagrams: in {} out {} dropped {}",
+        stats.received.load(Ordering::Relaxed),
+        stats.sent.load(Ordering::Relaxed),
+        dropped.join(" ")
+    );
+    let not_forwarded: u64 = rooms
+        .iter()
+        .map(|h| h.channel.counters().dropped.load(Ordering::Relaxed))
+        .sum();
+    println!("packets_not_forwarded: {not_forwarded} (muted, listeners, legs not negotiated yet)");
+    let received: u64 = rooms
+        .iter()
+        .map(|h| h.channel.counters().received.load(Ordering::Relaxed))
+        .sum();
+    println!(
+        "packets_received: {received} (decrypted, from publishers) of {} RTP datagrams",
+        stats.rtp_received.load(Ordering::Relaxed)
+    );
     println!("delay_ms.p50: {:.2}", percentile(&delays, 0.5) / 1000.0);
     println!("delay_ms.p99: {:.2}", percentile(&delays, 0.99) / 1000.0);
     println!(

@@ -161,6 +161,10 @@ impl Loop {
     fn datagram(&mut self, data: &[u8], from: SocketAddr) {
         self.stats.received.fetch_add(1, Ordering::Relaxed);
         let kind = demux::classify(data);
+        // RTCP packet types are 192–223 (RFC 5761); the rest of this class is RTP.
+        if kind == Kind::Rtp && !(192..=223).contains(&data[1]) {
+            self.stats.rtp_received.fetch_add(1, Ordering::Relaxed);
+        }
         let key = match kind {
             Kind::Garbage => return self.stats.count_drop(DropReason::Garbage),
             Kind::Stun => {

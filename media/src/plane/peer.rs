@@ -82,7 +82,6 @@ fn engine() -> Result<MediaEngine, MediaError> {
             RTCRtpCodecParameters {
                 rtp_codec: opus_codec(),
                 payload_type: 111,
-                ..Default::default()
             },
             RtpCodecKind::Audio,
         )
