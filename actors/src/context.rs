@@ -41,13 +41,11 @@ impl Default for ActorConfig {
     }
 }
 
-/// What voice channels need: media settings, the UDP port pool, what clients are told.
+/// What voice channels need: the node's media plane, what clients are told, limits.
 #[derive(Debug)]
 pub struct VoiceRuntime {
-    /// Where peer connections bind.
-    pub media: voiceflow_media::MediaConfig,
-    /// Ports of the configured range in use.
-    pub ports: Arc<voiceflow_media::PortPool>,
+    /// The node's media plane (one UDP socket, the media loop), started on first use.
+    pub media: voiceflow_media::MediaPlane,
     /// STUN/TURN servers handed to clients.
     pub ice_servers: Vec<voiceflow_wire::v1::voice::IceServer>,
     /// Most participants in one voice channel.

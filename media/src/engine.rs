@@ -1,22 +1,14 @@
-//! Building peer connections: Opus with the RFC 6464 audio-level extension, the default
-//! interceptors (receiver/sender reports feed the loss and jitter figures), no mDNS, and a UDP
-//! port from the configured range.
+//! The media settings, and the codec every leg negotiates: Opus with the RFC 6464 audio-level
+//! extension.
 
-use std::collections::BTreeSet;
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
-use rtc::ice::mdns::MulticastDnsMode;
 use rtc::peer_connection::configuration::media_engine::MIME_TYPE_OPUS;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
-use webrtc::peer_connection::{
-    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
-    RTCConfigurationBuilder, Registry, SettingEngineBuilder, register_default_interceptors,
-};
+use webrtc::peer_connection::{MediaEngine, Registry, register_default_interceptors};
 
 use crate::MediaError;
 
@@ -34,17 +26,22 @@ pub fn opus_codec() -> RTCRtpCodec {
     }
 }
 
-/// Where and how peer connections bind.
+/// Where the node's media socket binds and the limits of its media loop (`[voice]`).
 #[derive(Debug, Clone)]
 pub struct MediaConfig {
-    /// The address UDP sockets bind to (and that host candidates announce).
+    /// The address the media socket binds to (and that the host candidate names).
     pub bind_ip: IpAddr,
     /// The address clients are told instead of `bind_ip` (a node behind 1:1 NAT).
     pub announced_ip: Option<IpAddr>,
-    /// Ports to use, inclusive; `None`: any free port.
-    pub port_range: Option<(u16, u16)>,
+    /// The one UDP port every participant's media goes through (0: any free port).
+    pub udp_port: u16,
+    /// Threads running the media loop (rooms are sharded across them).
+    pub media_threads: usize,
     /// A connection not established within this long is given up.
     pub connect_timeout: Duration,
+    /// Datagrams read from the socket in one go before the loop looks at its timers and
+    /// commands again.
+    pub recv_batch: usize,
 }
 
 impl MediaConfig {
@@ -62,35 +59,11 @@ impl Default for MediaConfig {
         MediaConfig {
             bind_ip: IpAddr::from([127, 0, 0, 1]),
             announced_ip: None,
-            port_range: None,
+            udp_port: 0,
+            media_threads: 1,
             connect_timeout: Duration::from_secs(15),
+            recv_batch: 64,
         }
-    }
-}
-
-/// The ports of the configured range in use.
-#[derive(Debug, Default)]
-pub struct PortPool {
-    used: Mutex<BTreeSet<u16>>,
-}
-
-impl PortPool {
-    /// A free port of `range` (marked used), or `None` when all are taken.
-    pub fn take(&self, range: (u16, u16)) -> Option<u16> {
-        let mut used = self.used.lock();
-        let port = (range.0..=range.1).find(|p| !used.contains(p))?;
-        used.insert(port);
-        Some(port)
-    }
-
-    /// Gives a port back.
-    pub fn give(&self, port: u16) {
-        self.used.lock().remove(&port);
-    }
-
-    /// Ports in use.
-    pub fn in_use(&self) -> usize {
-        self.used.lock().len()
     }
 }
 
@@ -119,47 +92,4 @@ pub fn opus_engine() -> Result<(MediaEngine, Registry), MediaError> {
     let registry =
         register_default_interceptors(Registry::new(), &mut engine).map_err(MediaError::webrtc)?;
     Ok((engine, registry))
-}
-
-/// A peer connection bound to `addr` ("ip:port").
-pub async fn peer_connection(
-    addr: String,
-    handler: Arc<dyn PeerConnectionEventHandler>,
-) -> Result<Arc<dyn PeerConnection>, MediaError> {
-    let (engine, registry) = opus_engine()?;
-    let settings = SettingEngineBuilder::new()
-        .with_multicast_dns_mode(MulticastDnsMode::Disabled)
-        .with_ice_timeouts(
-            Some(Duration::from_secs(5)),
-            Some(Duration::from_secs(10)),
-            Some(Duration::from_secs(2)),
-        )
-        .build();
-    let pc = PeerConnectionBuilder::new()
-        .with_configuration(RTCConfigurationBuilder::new().build())
-        .with_media_engine(engine)
-        .with_interceptor_registry(registry)
-        .with_setting_engine(settings)
-        .with_handler(handler)
-        .with_udp_addrs(vec![addr])
-        .build()
-        .await
-        .map_err(MediaError::webrtc)?;
-    Ok(Arc::new(pc))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ports_are_handed_out_once_and_come_back() {
-        let pool = PortPool::default();
-        assert_eq!(pool.take((5000, 5001)), Some(5000));
-        assert_eq!(pool.take((5000, 5001)), Some(5001));
-        assert_eq!(pool.take((5000, 5001)), None, "range exhausted");
-        pool.give(5000);
-        assert_eq!(pool.take((5000, 5001)), Some(5000));
-        assert_eq!(pool.in_use(), 2);
-    }
 }

@@ -2,22 +2,29 @@
 //!
 //! Layout:
 //! - [`announce`]: candidates name the node's public address behind 1:1 NAT.
-//! - [`engine`]: building peer connections (Opus + RFC 6464 audio level, interceptors, UDP
-//!   ports from the configured range).
-//! - [`sfu`]: one channel's SFU session: a connection per participant, forwarding, signalling
-//!   (client offer → server answer, then server offers), mute/deafen/speak rights.
+//! - [`demux`]: telling STUN, DTLS and RTP apart on the one media port; the ufrag of a check.
+//! - [`engine`]: the media settings and the codec every leg negotiates (Opus + RFC 6464).
+//! - [`plane`]: the node's media plane: one UDP socket, a loop on a thread of its own driving
+//!   a sans-IO connection per participant, the forwarding path.
+//! - [`sfu`]: one channel's SFU session as the room actor sees it (commands to the loop):
+//!   signalling (client offer → server answer, then server offers), mute/deafen/speak rights.
 //! - [`signal`]: checks on client signalling before webrtc-rs gets it (UDP candidates only).
 //! - [`speaking`]: speaking detection from audio levels, with hysteresis and a throttle.
 //! - [`testing`]: an in-process client peer and a harness, for tests and `sfubench`.
 
 pub mod announce;
+pub mod demux;
 pub mod engine;
+pub mod plane;
 pub mod sfu;
 pub mod signal;
 pub mod speaking;
 pub mod testing;
 
-pub use engine::{MediaConfig, PortPool};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+pub use engine::MediaConfig;
+pub use plane::MediaPlane;
 pub use sfu::{Channel, PeerId, Rights, RtcpStats, SfuEvent};
 pub use webrtc::peer_connection::RTCIceCandidateInit;
 
@@ -33,9 +40,12 @@ pub enum MediaError {
     /// The WebRTC stack failed.
     #[error("media error: {0}")]
     WebRtc(String),
-    /// No UDP port of the configured range is free.
-    #[error("no free media port")]
-    NoPort,
+    /// The media socket cannot be bound (or its thread started).
+    #[error("cannot bind the media socket {0}: {1}")]
+    Bind(std::net::SocketAddr, std::io::Error),
+    /// The media loop is not running.
+    #[error("the media loop stopped")]
+    Stopped,
     /// The participant already has a connection in this channel.
     #[error("already in the channel")]
     AlreadyJoined,
@@ -61,5 +71,83 @@ impl MediaError {
 
     pub(crate) fn candidate(e: impl std::fmt::Display) -> MediaError {
         MediaError::Candidate(e.to_string())
+    }
+}
+
+/// Why the media loop dropped a datagram (the `reason` label of
+/// `voiceflow_voice_dropped_datagrams_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// Not STUN, DTLS or RTP/RTCP by its first byte, or too short to be.
+    Garbage,
+    /// A STUN packet naming a server ufrag nobody has (or none), from an unknown address.
+    UnknownUfrag,
+    /// DTLS or RTP from a 4-tuple no participant has proved to own.
+    UnknownSource,
+    /// The participant's connection refused it (bad DTLS, SRTP that does not authenticate).
+    Rejected,
+    /// The socket would not take an outgoing datagram.
+    SendFailed,
+}
+
+impl DropReason {
+    /// Every reason.
+    pub const ALL: [DropReason; 5] = [
+        DropReason::Garbage,
+        DropReason::UnknownUfrag,
+        DropReason::UnknownSource,
+        DropReason::Rejected,
+        DropReason::SendFailed,
+    ];
+
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            DropReason::Garbage => "garbage",
+            DropReason::UnknownUfrag => "unknown_ufrag",
+            DropReason::UnknownSource => "unknown_source",
+            DropReason::Rejected => "rejected",
+            DropReason::SendFailed => "send_failed",
+        }
+    }
+}
+
+/// Counters of the media plane (exported as metrics every 100 ms by the loop).
+#[derive(Debug, Default)]
+pub struct PlaneStats {
+    dropped: [AtomicU64; 5],
+    exported: [AtomicU64; 5],
+    /// Datagrams read from the socket.
+    pub received: AtomicU64,
+    /// Datagrams sent.
+    pub sent: AtomicU64,
+    /// RTP (not RTCP) datagrams read from the socket (known or not).
+    pub rtp_received: AtomicU64,
+    /// Participants' connections in the loop.
+    pub peers: AtomicUsize,
+}
+
+impl PlaneStats {
+    /// Datagrams dropped for `reason` so far.
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        self.dropped[reason as usize].load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_drop(&self, reason: DropReason) {
+        self.dropped[reason as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adds what was dropped since the last export to the metrics.
+    pub(crate) fn export(&self) {
+        for reason in DropReason::ALL {
+            let now = self.dropped(reason);
+            let before = self.exported[reason as usize].swap(now, Ordering::Relaxed);
+            if now > before {
+                metrics::counter!("voiceflow_voice_dropped_datagrams_total", "reason" => reason.label())
+                    .increment(now - before);
+            }
+        }
+        metrics::gauge!("voiceflow_voice_connections")
+            .set(self.peers.load(Ordering::Relaxed) as f64);
     }
 }

@@ -25,7 +25,8 @@ use webrtc::peer_connection::{
 use webrtc::rtp_transceiver::RtpSender;
 
 use crate::MediaError;
-use crate::engine::{AUDIO_LEVEL_URI, MediaConfig, PortPool, opus_codec, opus_engine};
+use crate::engine::{AUDIO_LEVEL_URI, opus_codec, opus_engine};
+use crate::plane::MediaPlane;
 use crate::sfu::{Channel, PeerId, Rights, SfuEvent};
 
 /// Packets received per publisher (from the track's stream id `voice-<publisher>`).
@@ -315,31 +316,17 @@ pub struct Harness {
     pub speaking: Mutex<Vec<(PeerId, bool)>>,
     /// Participants reported as failed.
     pub failed: Mutex<Vec<PeerId>>,
-    /// The runtime the server side runs on (its connections, forwarding and signalling), when
-    /// it is not the clients' (benchmarks measure the two apart).
-    server: Option<tokio::runtime::Handle>,
 }
 
 impl Harness {
-    /// A channel and the task routing its events.
-    pub fn start(config: MediaConfig, ports: Arc<PortPool>) -> Arc<Harness> {
-        Harness::start_on(config, ports, None)
-    }
-
-    /// Like [`Harness::start`], with the server side on `server` (clients stay on the
-    /// current runtime).
-    pub fn start_on(
-        config: MediaConfig,
-        ports: Arc<PortPool>,
-        server: Option<tokio::runtime::Handle>,
-    ) -> Arc<Harness> {
-        let (channel, mut events) = Channel::new(config, ports);
+    /// A channel on `plane` and the task routing its events.
+    pub fn start(plane: &MediaPlane) -> Arc<Harness> {
+        let (channel, mut events) = Channel::new(plane);
         let h = Arc::new(Harness {
             channel,
             clients: Mutex::new(HashMap::new()),
             speaking: Mutex::new(Vec::new()),
             failed: Mutex::new(Vec::new()),
-            server,
         });
         let me = h.clone();
         tokio::spawn(async move {
@@ -349,12 +336,11 @@ impl Harness {
                         let Some(client) = me.clients.lock().get(&peer).cloned() else {
                             continue;
                         };
-                        let (channel, server) = (me.channel.clone(), me.server.clone());
+                        let channel = me.channel.clone();
                         tokio::spawn(async move {
                             let answer = async {
                                 let sdp = client.answer(sdp).await?;
-                                on(server, async move { channel.apply_answer(peer, sdp).await })
-                                    .await?
+                                channel.apply_answer(peer, sdp).await
                             };
                             if let Err(e) = answer.await {
                                 tracing::warn!(peer, error = %e, "test client: renegotiation failed");
@@ -383,25 +369,9 @@ impl Harness {
         let client = Client::new(id).await?;
         self.clients.lock().insert(id, client.clone());
         let offer = client.offer().await?;
-        let channel = self.channel.clone();
-        let answer = on(self.server.clone(), async move {
-            channel.join(id, offer, rights).await
-        })
-        .await??;
+        let answer = self.channel.join(id, offer, rights).await?;
         client.accept(answer).await?;
-        let channel = self.channel.clone();
-        on(self.server.clone(), async move { channel.sync().await }).await?;
+        self.channel.sync().await;
         Ok(client)
-    }
-}
-
-/// Runs `work` on `server` (or here, without one).
-async fn on<T: Send + 'static>(
-    server: Option<tokio::runtime::Handle>,
-    work: impl std::future::Future<Output = T> + Send + 'static,
-) -> Result<T, MediaError> {
-    match server {
-        Some(handle) => handle.spawn(work).await.map_err(MediaError::webrtc),
-        None => Ok(work.await),
     }
 }

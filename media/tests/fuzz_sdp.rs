@@ -7,7 +7,6 @@
 //!
 //! CI runs bounded case counts; `VOICEFLOW_FUZZ_SCALE=100` (or `PROPTEST_CASES=N`) runs more.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -15,7 +14,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
 use voiceflow_media::signal::check_candidate;
 use voiceflow_media::testing::Client;
-use voiceflow_media::{Channel, MediaConfig, MediaError, PortPool, RTCIceCandidateInit, Rights};
+use voiceflow_media::{Channel, MediaConfig, MediaError, MediaPlane, RTCIceCandidateInit, Rights};
 use webrtc::peer_connection::RTCSessionDescription;
 
 /// A proptest configuration running `ci_cases` cases (the rules of the unit fuzz tests).
@@ -305,9 +304,8 @@ fn the_sfu_answers_or_refuses_mutated_signalling_in_bounded_time() {
         .enable_all()
         .build()
         .expect("runtime");
-    let ports = Arc::new(PortPool::default());
-    let (channel, mut events) =
-        rt.block_on(async { Channel::new(MediaConfig::default(), ports.clone()) });
+    let plane = MediaPlane::new(MediaConfig::default());
+    let (channel, mut events) = rt.block_on(async { Channel::new(&plane) });
     // Events (candidates, offers, failures) are not needed; keep the queue empty.
     rt.spawn(async move { while events.recv().await.is_some() {} });
     // A real offer of the webrtc crate, as well as the browser's.
@@ -356,7 +354,13 @@ fn the_sfu_answers_or_refuses_mutated_signalling_in_bounded_time() {
         panic!("{e}");
     }
     assert_eq!(PANICS.load(Ordering::SeqCst), 0, "a task panicked");
-    assert_eq!(ports.in_use(), 0);
+    assert_eq!(
+        plane
+            .stats()
+            .peers
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
     eprintln!(
         "fuzz_sdp: {} of {} mutated offers were answered",
         joined.get(),
@@ -369,8 +373,8 @@ fn the_sfu_answers_or_refuses_mutated_signalling_in_bounded_time() {
 /// and port. Such candidates are refused before webrtc-rs sees them, and nothing is dialled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tcp_candidate_is_refused_and_never_dialled() -> anyhow::Result<()> {
-    let ports = Arc::new(PortPool::default());
-    let (channel, mut events) = Channel::new(MediaConfig::default(), ports.clone());
+    let plane = MediaPlane::new(MediaConfig::default());
+    let (channel, mut events) = Channel::new(&plane);
     tokio::spawn(async move { while events.recv().await.is_some() {} });
     let client = Client::new(7).await?;
     channel
@@ -399,6 +403,12 @@ async fn a_tcp_candidate_is_refused_and_never_dialled() -> anyhow::Result<()> {
     );
     channel.close().await;
     client.close().await?;
-    assert_eq!(ports.in_use(), 0);
+    assert_eq!(
+        plane
+            .stats()
+            .peers
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
     Ok(())
 }

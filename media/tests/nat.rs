@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Result;
 use tokio::net::UdpSocket;
 use voiceflow_media::testing::Harness;
-use voiceflow_media::{MediaConfig, PortPool, Rights};
+use voiceflow_media::{MediaConfig, MediaPlane, Rights};
 
 const BOUND: [u8; 4] = [127, 0, 0, 1];
 const PUBLIC: [u8; 4] = [127, 0, 0, 2];
@@ -67,15 +67,17 @@ async fn nat(ports: &[u16]) -> Result<Arc<NatCounters>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_reach_a_node_behind_one_to_one_nat_through_its_announced_address() -> Result<()> {
-    let ports = [46300, 46301];
+    // The node's one media port (this test's own).
+    let ports = [46300];
     let counters = nat(&ports).await?;
     let config = MediaConfig {
         bind_ip: IpAddr::from(BOUND),
         announced_ip: Some(IpAddr::from(PUBLIC)),
-        port_range: Some((ports[0], ports[1])),
+        udp_port: ports[0],
         ..MediaConfig::default()
     };
-    let h = Harness::start(config, Arc::new(PortPool::default()));
+    let plane = MediaPlane::new(config);
+    let h = Harness::start(&plane);
     let (a, b) = (
         h.join(1, Rights::default()).await?,
         h.join(2, Rights::default()).await?,

@@ -2,13 +2,12 @@
 //! with audio levels and receives the others (not itself); mute, deafen, speaking, leaving,
 //! and a client that never completes ICE.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Result;
 use voiceflow_media::testing::{Client, Harness};
-use voiceflow_media::{MediaConfig, PeerId, PortPool, Rights};
+use voiceflow_media::{MediaConfig, MediaPlane, PeerId, Rights};
 
 async fn eventually(what: &str, mut check: impl FnMut() -> bool) -> Result<()> {
     for _ in 0..150 {
@@ -29,12 +28,8 @@ async fn flow(client: &Client, publisher: PeerId) -> u32 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_participants_hear_each_other_with_mute_deafen_speaking_and_leave() -> Result<()> {
-    let ports = Arc::new(PortPool::default());
-    let config = MediaConfig {
-        port_range: Some((46000, 46009)),
-        ..MediaConfig::default()
-    };
-    let h = Harness::start(config, ports.clone());
+    let plane = MediaPlane::new(MediaConfig::default());
+    let h = Harness::start(&plane);
     let (a, b, c) = (
         h.join(1, Rights::default()).await?,
         h.join(2, Rights::default()).await?,
@@ -61,7 +56,7 @@ async fn three_participants_hear_each_other_with_mute_deafen_speaking_and_leave(
     for client in [&a, &b, &c] {
         assert_eq!(client.from(client.id), 0, "nobody hears themselves");
     }
-    assert_eq!(ports.in_use(), 3);
+    assert_eq!(plane.stats().peers.load(Ordering::Relaxed), 3);
 
     // Speaking: A gets loud, then quiet.
     a.level.store(20, Ordering::Relaxed);
@@ -107,14 +102,14 @@ async fn three_participants_hear_each_other_with_mute_deafen_speaking_and_leave(
     // C leaves: its connection closes and its port comes back; A and B go on.
     assert!(h.channel.leave(3).await);
     c.pc.close().await?;
-    assert_eq!(ports.in_use(), 2);
+    assert_eq!(plane.stats().peers.load(Ordering::Relaxed), 2);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(flow(&a, 3).await, 0);
     assert!(flow(&a, 2).await > 10, "the others are not interrupted");
     assert!(h.channel.counters().forwarded.load(Ordering::Relaxed) > 100);
 
     h.channel.close().await;
-    assert_eq!(ports.in_use(), 0);
+    assert_eq!(plane.stats().peers.load(Ordering::Relaxed), 0);
     assert!(h.channel.is_empty());
     a.pc.close().await?;
     b.pc.close().await?;
@@ -122,23 +117,21 @@ async fn three_participants_hear_each_other_with_mute_deafen_speaking_and_leave(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_that_never_completes_ice_is_reported_and_its_port_freed() -> Result<()> {
-    let ports = Arc::new(PortPool::default());
-    let config = MediaConfig {
-        port_range: Some((46100, 46101)),
+async fn a_client_that_never_completes_ice_is_reported_and_removed() -> Result<()> {
+    let plane = MediaPlane::new(MediaConfig {
         connect_timeout: Duration::from_secs(2),
         ..MediaConfig::default()
-    };
-    let h = Harness::start(config, ports.clone());
+    });
+    let h = Harness::start(&plane);
     let client = Client::new(7).await?;
     let offer = client.offer().await?;
     // The client goes away before applying the answer: nobody ever answers the checks.
     client.pc.close().await?;
     h.channel.join(7, offer, Rights::default()).await?;
-    assert_eq!(ports.in_use(), 1);
+    assert_eq!(plane.stats().peers.load(Ordering::Relaxed), 1);
     eventually("reported as failed", || h.failed.lock().contains(&7)).await?;
     assert!(h.channel.leave(7).await);
-    assert_eq!(ports.in_use(), 0);
+    assert_eq!(plane.stats().peers.load(Ordering::Relaxed), 0);
     // Garbage is refused with an error, nothing is left behind.
     assert!(
         h.channel
@@ -146,7 +139,7 @@ async fn a_client_that_never_completes_ice_is_reported_and_its_port_freed() -> R
             .await
             .is_err()
     );
-    assert_eq!(ports.in_use(), 0);
+    assert_eq!(plane.stats().peers.load(Ordering::Relaxed), 0);
     assert!(h.channel.is_empty());
     assert!(h.channel.apply_answer(9, "x".into()).await.is_err());
     Ok(())

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 /// Short heartbeats (a restarted channel learns of its participants quickly) and media ports.
 const EXTRA: &str = "\n[presence]\nheartbeat_secs = 1\nsession_ttl_secs = 6\n\
-                     [voice]\nconnect_timeout_secs = 5\nttl_secs = 6\n";
+                     [voice]\nudp_port = 0\nconnect_timeout_secs = 5\nttl_secs = 6\n";
 
 /// Pumps both until each hears the other (more than `n` new packets), or fails after 20 s.
 async fn until_both_hear(a: &mut Participant, b: &mut Participant) -> Result<Vec<Value>> {
@@ -36,6 +36,109 @@ async fn until_both_hear(a: &mut Participant, b: &mut Participant) -> Result<Vec
     }
 }
 
+/// A voice channel owned by node 3: rooms start where they are owned, so the node whose
+/// running room count rises when the channel is first used owns it.
+async fn channel_on_node_3(cluster: &TestCluster, alice: &common::User) -> Result<String> {
+    for i in 0..12 {
+        let id = cluster
+            .node(1)
+            .create_voice_room(alice, &format!("Lounge {i}"), "voice")
+            .await?;
+        let before = cluster.node(3).metric("voiceflow_rooms_running").await?;
+        cluster
+            .node(1)
+            .get(&format!("/api/v1/rooms/{id}/members"), Some(&alice.token))
+            .await?;
+        if cluster.node(3).metric("voiceflow_rooms_running").await? > before {
+            return Ok(id);
+        }
+    }
+    bail!("no channel landed on node 3 in 12 tries")
+}
+
+/// The ports of the host candidates in a participant's remote description.
+async fn server_ports(p: &Participant) -> Vec<u16> {
+    let sdp = p
+        .media
+        .pc
+        .remote_description()
+        .await
+        .map(|d| d.sdp)
+        .unwrap_or_default();
+    sdp.lines()
+        .filter(|l| l.starts_with("a=candidate:") && l.contains(" typ host"))
+        .filter_map(|l| l.split(' ').nth(5)?.parse().ok())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drained_owner_hands_the_channel_on_and_everyone_rejoins_through_one_port_there()
+-> Result<()> {
+    let Some(mut cluster) =
+        TestCluster::start_with(3, "cluster_voice::voice_channel_owner_drains", EXTRA).await?
+    else {
+        return Ok(());
+    };
+    let alice = cluster.node(1).register("alice").await?;
+    let bob = cluster.node(2).register("bob").await?;
+    let channel = channel_on_node_3(&cluster, &alice).await?;
+    let mut a = Participant::join(cluster.node(1), &alice, &channel).await?;
+    let mut b = Participant::join(cluster.node(2), &bob, &channel).await?;
+    until_both_hear(&mut a, &mut b).await?;
+    let first = server_ports(&a).await;
+    assert!(
+        !first.is_empty() && first == server_ports(&b).await,
+        "{first:?}"
+    );
+
+    // The owner leaves gracefully (SIGTERM): its rooms stop and hand over.
+    cluster.drain(3)?;
+    for p in [&mut a, &mut b] {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let frames = p.pump(Duration::from_millis(500)).await?;
+            if frames.iter().any(|v| {
+                v["type"] == "voice:user_left"
+                    && v["data"]["reason"] == "rejoin"
+                    && v["data"]["channelId"] == channel.as_str()
+            }) {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("participant {} was not told to rejoin", p.session);
+            }
+        }
+    }
+    a.rejoin().await?;
+    b.rejoin().await?;
+    until_both_hear(&mut a, &mut b).await?;
+    // Both reach the new owner through its one media port.
+    let (pa, pb) = (server_ports(&a).await, server_ports(&b).await);
+    assert!(!pa.is_empty() && pa == pb, "{pa:?} {pb:?}");
+    let mut owners = 0;
+    for id in [1, 2] {
+        if cluster
+            .node(id)
+            .metric("voiceflow_voice_participants")
+            .await?
+            == 2.0
+        {
+            owners += 1;
+            assert_eq!(
+                cluster
+                    .node(id)
+                    .metric("voiceflow_voice_ports_in_use")
+                    .await?,
+                1.0
+            );
+        }
+    }
+    assert_eq!(owners, 1, "the channel lives on one surviving node");
+    a.media.close().await?;
+    b.media.close().await?;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_voice_channel_lives_on_its_owner_and_comes_back_after_the_owner_dies() -> Result<()> {
     let Some(mut cluster) =
@@ -46,27 +149,7 @@ async fn a_voice_channel_lives_on_its_owner_and_comes_back_after_the_owner_dies(
     let alice = cluster.node(1).register("alice").await?;
     let bob = cluster.node(2).register("bob").await?;
 
-    // A channel owned by node 3: rooms start where they are owned, so the node whose running
-    // room count rises when the channel is first used owns it.
-    let mut channel = None;
-    for i in 0..12 {
-        let id = cluster
-            .node(1)
-            .create_voice_room(&alice, &format!("Lounge {i}"), "voice")
-            .await?;
-        let before = cluster.node(3).metric("voiceflow_rooms_running").await?;
-        cluster
-            .node(1)
-            .get(&format!("/api/v1/rooms/{id}/members"), Some(&alice.token))
-            .await?;
-        if cluster.node(3).metric("voiceflow_rooms_running").await? > before {
-            channel = Some(id);
-            break;
-        }
-    }
-    let Some(channel) = channel else {
-        bail!("no channel landed on node 3 in 12 tries");
-    };
+    let channel = channel_on_node_3(&cluster, &alice).await?;
 
     let mut a = Participant::join(cluster.node(1), &alice, &channel).await?;
     let mut b = Participant::join(cluster.node(2), &bob, &channel).await?;

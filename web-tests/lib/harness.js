@@ -26,6 +26,8 @@ export function makeDataDir(label, { toml = '' } = {}) {
     'password_hash_memory_kib = 1024\npassword_hash_iterations = 1\n'
     // Tests register and post faster than a person: no rate limits.
     + '[limits]\nrate_limits = false\n'
+    // Any free media port: tests (and other checkouts' tests) run side by side.
+    + (toml.includes('[voice]') ? '' : '[voice]\nudp_port = 0\n')
     + toml);
   return dir;
 }

@@ -68,8 +68,7 @@ pub(super) async fn fixture(config: ActorConfig) -> Fixture {
         config: Arc::new(config),
         presence: Default::default(),
         voice: Arc::new(crate::context::VoiceRuntime {
-            media: Default::default(),
-            ports: Default::default(),
+            media: voiceflow_media::MediaPlane::new(Default::default()),
             ice_servers: Vec::new(),
             capacity: 25,
             stage_capacity: 200,

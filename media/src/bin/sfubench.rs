@@ -4,24 +4,26 @@
 //!
 //! `cargo run --release -p voiceflow-media --bin sfubench -- rooms=1 speakers=10 listeners=100 secs=10`
 //! prints one `name: value unit` line per figure. The clients run in the same process as the
-//! server; with `split=1` the server side (its connections, forwarding and signalling) runs on
-//! a runtime of its own (threads named `sfu`), and the CPU time of those threads alone is
-//! reported as the SFU's cost.
+//! server; the server side (the media plane: its one socket, its connections, forwarding and
+//! signalling) always runs on a thread of its own (named `sfu`), and with `split=1` the CPU
+//! time of that thread alone is reported as the SFU's cost.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use voiceflow_media::testing::{Client, Harness};
-use voiceflow_media::{MediaConfig, PortPool, Rights};
+use voiceflow_media::{MediaConfig, MediaPlane, Rights};
 
 struct Args {
     rooms: usize,
     speakers: usize,
     listeners: usize,
     secs: u64,
-    /// Run the server on its own runtime and report its CPU apart.
+    /// Report the media loop's thread's CPU apart.
     split: bool,
+    /// Instead: the server's memory per connection (see `server_memory`).
+    mem: usize,
 }
 
 fn args() -> Args {
@@ -31,6 +33,7 @@ fn args() -> Args {
         listeners: 100,
         secs: 10,
         split: false,
+        mem: 0,
     };
     for arg in std::env::args().skip(1) {
         let (key, value) = arg.split_once('=').unwrap_or((arg.as_str(), ""));
@@ -41,6 +44,7 @@ fn args() -> Args {
             "listeners" => a.listeners = n as usize,
             "secs" => a.secs = n,
             "split" => a.split = n != 0,
+            "mem" => a.mem = n as usize,
             _ => eprintln!("sfubench: unknown argument {arg}"),
         }
     }
@@ -107,43 +111,61 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
 #[tokio::main]
 async fn main() {
     let a = args();
-    // The server's runtime: one worker, so its cost reads as a share of one core.
-    let server_rt = a.split.then(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("sfu")
-            .enable_all()
-            .build()
-    });
-    let server_rt = match server_rt.transpose() {
-        Ok(rt) => rt,
+    let plane = MediaPlane::new(MediaConfig::default());
+    match plane.start() {
+        Ok(addr) => println!("media_socket: udp {addr} (one port for every participant)"),
         Err(e) => {
-            eprintln!("sfubench: cannot start the server runtime: {e}");
+            eprintln!("sfubench: {e}");
             return;
         }
-    };
-    let server = server_rt.as_ref().map(|rt| rt.handle().clone());
-    let ports = Arc::new(PortPool::default());
+    }
+    if a.mem > 0 {
+        return server_memory(&plane, a.mem).await;
+    }
     let rss_before = rss();
     let mut rooms = Vec::new();
-    let mut listeners: Vec<(Arc<Client>, Instant)> = Vec::new();
+    let mut joined: Vec<(Arc<Client>, Instant)> = Vec::new();
     let mut next_id = 1u64;
+    // Every room's speakers join at once (rooms in parallel, one after the other within a
+    // room, as people arrive).
+    let joins_started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..a.rooms {
-        let h = Harness::start_on(MediaConfig::default(), ports.clone(), server.clone());
-        for _ in 0..a.speakers {
-            let client = match h.join(next_id, Rights::default()).await {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("sfubench: speaker join failed: {e}");
-                    return;
+        let h = Harness::start(&plane);
+        rooms.push(h.clone());
+        let first = next_id;
+        next_id += a.speakers as u64;
+        let speakers = a.speakers as u64;
+        tasks.spawn(async move {
+            let mut clients = Vec::new();
+            for id in first..first + speakers {
+                let started = Instant::now();
+                let client = h.join(id, Rights::default()).await?;
+                client.level.store(30, Ordering::Relaxed);
+                client.speak();
+                // The room's first speaker has nobody to hear yet: not a join to measure.
+                if id != first {
+                    clients.push((client, started));
                 }
-            };
-            client.level.store(30, Ordering::Relaxed);
-            client.speak();
-            next_id += 1;
-        }
-        rooms.push(h);
+            }
+            Ok::<_, voiceflow_media::MediaError>(clients)
+        });
     }
+    while let Some(result) = tasks.join_next().await {
+        match result {
+            Ok(Ok(clients)) => joined.extend(clients),
+            Ok(Err(e)) => {
+                eprintln!("sfubench: speaker join failed: {e}");
+                return;
+            }
+            Err(e) => {
+                eprintln!("sfubench: {e}");
+                return;
+            }
+        }
+    }
+    let speakers_joined = joins_started.elapsed();
+    let mut listeners: Vec<(Arc<Client>, Instant)> = Vec::new();
     // Listeners join while the speakers talk: join-to-first-audio is what a user waits for.
     let listener_rights = Rights {
         may_speak: false,
@@ -162,10 +184,18 @@ async fn main() {
             next_id += 1;
         }
     }
+    let all_joined = joins_started.elapsed();
     let participants = a.rooms * (a.speakers + a.listeners);
+    // Whose join-to-first-audio and delays count: the listeners, or without any the
+    // speakers (each hears the others).
+    let measured: &[(Arc<Client>, Instant)] = if listeners.is_empty() {
+        &joined
+    } else {
+        &listeners
+    };
     // Let every renegotiation settle, then measure a steady window.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    for (c, _) in &listeners {
+    for (c, _) in measured {
         c.measured.delays_us.lock().clear();
     }
     let forwarded = |rooms: &[Arc<Harness>]| -> u64 {
@@ -189,13 +219,13 @@ async fn main() {
     );
     let rss_after = rss();
 
-    let mut first: Vec<u32> = listeners
+    let mut first: Vec<u32> = measured
         .iter()
         .filter_map(|(c, t)| c.measured.first_audio.get().map(|f| f.duration_since(*t)))
         .map(|d| d.as_millis() as u32)
         .collect();
     first.sort_unstable();
-    let mut delays: Vec<u32> = listeners
+    let mut delays: Vec<u32> = measured
         .iter()
         .flat_map(|(c, _)| c.measured.delays_us.lock().clone())
         .collect();
@@ -205,15 +235,25 @@ async fn main() {
     let rate = (f1 - f0) as f64 / elapsed;
     println!("participants: {participants}");
     println!(
-        "peer_connections: {} (server) + {participants} (clients)",
-        participants
+        "peer_connections: {participants} (server, sans-IO, one socket) + {participants} (clients)"
     );
+    println!(
+        "speakers_joined_secs: {:.2} (all {} speakers answered; rooms in parallel)",
+        speakers_joined.as_secs_f64(),
+        a.rooms * a.speakers
+    );
+    println!("all_joined_secs: {:.2}", all_joined.as_secs_f64());
     println!("join_to_first_audio_ms.p50: {}", percentile(&first, 0.5));
     println!("join_to_first_audio_ms.p99: {}", percentile(&first, 0.99));
     println!(
-        "listeners_with_audio: {} of {}",
+        "measured_with_audio: {} of {} ({})",
         first.len(),
-        listeners.len()
+        measured.len(),
+        if listeners.is_empty() {
+            "speakers after each room's first"
+        } else {
+            "listeners"
+        }
     );
     println!("forwarded_packets_per_sec: {rate:.0} (expected {expected:.0})");
     println!("cpu_secs_per_sec: {:.2}", (c1 - c0) / elapsed);
@@ -223,12 +263,36 @@ async fn main() {
     );
     if a.split {
         let sfu = (s1 - s0) / elapsed;
-        println!("sfu_cpu_secs_per_sec: {sfu:.2} (server runtime threads only)");
+        println!("sfu_cpu_secs_per_sec: {sfu:.2} (the media loop's thread only)");
         println!(
             "forwarded_packets_per_sfu_cpu_sec: {:.0}",
             rate / sfu.max(0.001)
         );
     }
+    let stats = plane.stats();
+    let dropped: Vec<String> = voiceflow_media::DropReason::ALL
+        .iter()
+        .map(|r| format!("{}={}", r.label(), stats.dropped(*r)))
+        .collect();
+    println!(
+        "server_datagrams: in {} out {} dropped {}",
+        stats.received.load(Ordering::Relaxed),
+        stats.sent.load(Ordering::Relaxed),
+        dropped.join(" ")
+    );
+    let not_forwarded: u64 = rooms
+        .iter()
+        .map(|h| h.channel.counters().dropped.load(Ordering::Relaxed))
+        .sum();
+    println!("packets_not_forwarded: {not_forwarded} (muted, listeners, legs not negotiated yet)");
+    let received: u64 = rooms
+        .iter()
+        .map(|h| h.channel.counters().received.load(Ordering::Relaxed))
+        .sum();
+    println!(
+        "packets_received: {received} (decrypted, from publishers) of {} RTP datagrams",
+        stats.rtp_received.load(Ordering::Relaxed)
+    );
     println!("delay_ms.p50: {:.2}", percentile(&delays, 0.5) / 1000.0);
     println!("delay_ms.p99: {:.2}", percentile(&delays, 0.99) / 1000.0);
     println!(
@@ -238,10 +302,47 @@ async fn main() {
     for h in &rooms {
         h.channel.close().await;
     }
-    for (c, _) in &listeners {
+    for (c, _) in listeners.iter().chain(joined.iter()) {
         let _ = c.close().await;
     }
-    if let Some(rt) = server_rt {
-        rt.shutdown_background();
+}
+
+/// The server's memory per connection, the clients not counted: `n` connections answering
+/// one client's offer (built and answered as in a join; never connected, so without the few
+/// KiB of DTLS/SRTP state a finished handshake adds), and how fast the loop makes them.
+async fn server_memory(plane: &MediaPlane, n: usize) {
+    let client = match Client::new(0).await {
+        Ok(c) => c,
+        Err(e) => return eprintln!("sfubench: {e}"),
+    };
+    let offer = match client.offer().await {
+        Ok(o) => o,
+        Err(e) => return eprintln!("sfubench: {e}"),
+    };
+    let (channel, mut events) = voiceflow_media::Channel::new(plane);
+    tokio::spawn(async move { while events.recv().await.is_some() {} });
+    // The first connection makes the node's certificate: not a per-connection cost.
+    if let Err(e) = channel
+        .join(u64::MAX, offer.clone(), Rights::default())
+        .await
+    {
+        return eprintln!("sfubench: {e}");
     }
+    let before = rss();
+    let started = Instant::now();
+    for id in 1..=n as u64 {
+        if let Err(e) = channel.join(id, offer.clone(), Rights::default()).await {
+            return eprintln!("sfubench: join {id}: {e}");
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let after = rss();
+    println!("server_connections: {n} (answering one client offer, not connected)");
+    println!(
+        "server_rss_per_connection_kib: {:.1}",
+        after.saturating_sub(before) as f64 / n as f64 / 1024.0
+    );
+    println!("server_answers_per_sec: {:.0}", n as f64 / elapsed);
+    channel.close().await;
+    let _ = client.close().await;
 }

@@ -1,29 +1,31 @@
 //! The `[voice]` table.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use voiceflow_actors::context::VoiceRuntime;
-use voiceflow_media::{MediaConfig, PortPool};
+use voiceflow_media::{MediaConfig, MediaPlane};
 use voiceflow_wire::v1::voice::IceServer;
 
 /// Voice channels: where media is received, what clients are told, limits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct VoiceConfig {
-    /// The address media (UDP) sockets bind to and that ICE candidates announce; on a public
-    /// host, its public address; `0.0.0.0` binds every interface except loopback.
+    /// The address the media (UDP) socket binds to and that ICE candidates announce; on a
+    /// public host, its public address. `0.0.0.0` binds every interface and then needs
+    /// `announced_ip` (the one address candidates name).
     pub bind_ip: IpAddr,
     /// The node's public address when it differs from `bind_ip` (1:1 NAT, e.g. a cloud VM):
     /// the candidates clients get name it instead. Unset: `bind_ip`.
     pub announced_ip: Option<IpAddr>,
-    /// UDP ports for media, inclusive (one per participant connection); open them in the
-    /// firewall. Unset: any free port.
-    pub port_min: Option<u16>,
-    /// Last port of the range.
-    pub port_max: Option<u16>,
+    /// The one UDP port all media of this node goes through (every participant; open it in
+    /// the firewall). 0: any free port (tests). Bound when the first participant joins.
+    pub udp_port: u16,
+    /// Threads running the media loop (only 1 is supported so far).
+    pub media_threads: usize,
+    /// Datagrams the media loop reads in one go before it looks at its timers and commands.
+    pub recv_batch: usize,
     /// STUN/TURN servers handed to clients in the `voice:join` ack.
     pub ice_servers: Vec<IceServer>,
     /// Most participants in one voice channel.
@@ -49,8 +51,9 @@ impl Default for VoiceConfig {
         VoiceConfig {
             bind_ip: IpAddr::from([127, 0, 0, 1]),
             announced_ip: None,
-            port_min: None,
-            port_max: None,
+            udp_port: 50000,
+            media_threads: 1,
+            recv_batch: 64,
             ice_servers: Vec::new(),
             capacity: 25,
             stage_capacity: 200,
@@ -67,28 +70,32 @@ impl Default for VoiceConfig {
 impl VoiceConfig {
     /// Rejects settings that cannot work.
     pub fn validate(&self) -> Result<(), String> {
-        match (self.port_min, self.port_max) {
-            (Some(min), Some(max)) if min > max => {
-                Err("voice.port_min must not be above voice.port_max".into())
-            }
-            (Some(_), None) | (None, Some(_)) => {
-                Err("voice.port_min and voice.port_max go together".into())
-            }
-            _ if self.capacity == 0 => Err("voice.capacity must be at least 1".into()),
-            _ => Ok(()),
+        if self.capacity == 0 {
+            return Err("voice.capacity must be at least 1".into());
         }
+        if self.media_threads != 1 {
+            return Err("voice.media_threads must be 1 (more are not supported yet)".into());
+        }
+        if self.recv_batch == 0 {
+            return Err("voice.recv_batch must be at least 1".into());
+        }
+        if self.bind_ip.is_unspecified() && self.announced_ip.is_none() {
+            return Err("voice.bind_ip 0.0.0.0 needs voice.announced_ip".into());
+        }
+        Ok(())
     }
 
     /// What the voice channels of this node use.
     pub fn runtime(&self) -> VoiceRuntime {
         VoiceRuntime {
-            media: MediaConfig {
+            media: MediaPlane::new(MediaConfig {
                 bind_ip: self.bind_ip,
                 announced_ip: self.announced_ip,
-                port_range: self.port_min.zip(self.port_max),
+                udp_port: self.udp_port,
+                media_threads: self.media_threads,
                 connect_timeout: Duration::from_secs(self.connect_timeout_secs.max(1)),
-            },
-            ports: Arc::new(PortPool::default()),
+                recv_batch: self.recv_batch,
+            }),
             ice_servers: self.ice_servers.clone(),
             capacity: self.capacity,
             stage_capacity: self.stage_capacity,

@@ -211,7 +211,7 @@ impl RoomState {
             ))));
         }
         let voice = self.voice.get_or_insert_with(|| {
-            let (channel, mut events) = Channel::new(runtime.media.clone(), runtime.ports.clone());
+            let (channel, mut events) = Channel::new(&runtime.media);
             let me = me.clone();
             tokio::spawn(async move {
                 while let Some(event) = events.recv().await {
@@ -271,11 +271,9 @@ impl RoomState {
             runtime.ice_servers.clone(),
             session.session_id,
         );
-        let ports = runtime.ports.clone();
         let me = me.clone();
         tokio::spawn(async move {
             let result = channel.join(peer, sdp, rights).await;
-            metrics::gauge!("voiceflow_voice_ports_in_use").set(ports.in_use() as f64);
             match result {
                 Ok(answer) => {
                     let joined = VoiceJoined {
@@ -395,10 +393,9 @@ impl RoomState {
             return;
         };
         metrics::gauge!("voiceflow_voice_participants").decrement(1.0);
-        let (channel, ports) = (voice.channel.clone(), self.ctx.voice.ports.clone());
+        let channel = voice.channel.clone();
         tokio::spawn(async move {
             channel.leave(session_id).await;
-            metrics::gauge!("voiceflow_voice_ports_in_use").set(ports.in_use() as f64);
         });
         self.call_media(entry.user_id, false);
         let left = VoiceUserLeft {

@@ -1,0 +1,650 @@
+//! The media loop: one thread, one socket, every participant's sans-IO peer connection.
+//! Datagrams in → demultiplexed → `handle_read` on their connection → whatever it has to
+//! send goes out, whatever media it decrypted is forwarded; commands from the channels and
+//! the connections' timers in between.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use rtc::peer_connection::certificate::RTCCertificate;
+use rtc::peer_connection::event::RTCPeerConnectionEvent;
+use rtc::peer_connection::message::RTCMessage;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use super::peer::{NewPeer, Peer};
+use super::{Cmd, Open};
+use crate::demux::{self, Kind};
+use crate::engine::MediaConfig;
+use crate::sfu::{PeerId, RtcpStats, SfuEvent};
+use crate::{DropReason, MediaError, PlaneStats};
+
+/// Binds the socket and starts the loop's thread.
+pub(super) fn spawn(
+    config: MediaConfig,
+    stats: Arc<PlaneStats>,
+) -> Result<(mpsc::UnboundedSender<Cmd>, SocketAddr), MediaError> {
+    let bind = SocketAddr::new(config.bind_ip, config.udp_port);
+    let socket = std::net::UdpSocket::bind(bind).map_err(|e| MediaError::Bind(bind, e))?;
+    socket
+        .set_nonblocking(true)
+        .map_err(|e| MediaError::Bind(bind, e))?;
+    let local = socket.local_addr().map_err(|e| MediaError::Bind(bind, e))?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    std::thread::Builder::new()
+        // `sfubench` measures the CPU time of the threads named so.
+        .name("sfu".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => return tracing::error!(error = %e, "voice: no media runtime"),
+            };
+            rt.block_on(async move {
+                match UdpSocket::from_std(socket) {
+                    Ok(socket) => Loop::new(config, socket, local, stats).run(rx).await,
+                    Err(e) => tracing::error!(error = %e, "voice: media socket"),
+                }
+            });
+        })
+        .map_err(|e| MediaError::Bind(bind, e))?;
+    Ok((tx, local))
+}
+
+/// A channel's participants, as the loop knows them.
+pub(super) struct Room {
+    pub(super) open: Open,
+    pub(super) members: HashMap<PeerId, u64>,
+}
+
+pub(super) struct Loop {
+    pub(super) config: MediaConfig,
+    pub(super) socket: Arc<UdpSocket>,
+    /// The socket's address as the host candidate names it.
+    pub(super) local: SocketAddr,
+    pub(super) stats: Arc<PlaneStats>,
+    pub(super) peers: HashMap<u64, Peer>,
+    next_peer: u64,
+    pub(super) rooms: HashMap<u64, Room>,
+    by_ufrag: HashMap<String, u64>,
+    pub(super) by_addr: HashMap<SocketAddr, u64>,
+    timers: BTreeSet<(Instant, u64)>,
+    certificate: Option<RTCCertificate>,
+    /// Scratch space, reused.
+    inbox: Vec<rtc::rtp::Packet>,
+    events: Vec<RTCPeerConnectionEvent>,
+}
+
+/// Most source addresses remembered per participant (each ICE restart or network move adds
+/// one; the oldest is forgotten).
+const MAX_ADDRS: usize = 4;
+
+impl Loop {
+    fn new(
+        config: MediaConfig,
+        socket: UdpSocket,
+        bound: SocketAddr,
+        stats: Arc<PlaneStats>,
+    ) -> Loop {
+        // An unspecified bind address cannot be a candidate: name the announced one.
+        let ip = match config.announced_ip {
+            Some(public) if bound.ip().is_unspecified() => public,
+            _ => bound.ip(),
+        };
+        Loop {
+            local: SocketAddr::new(ip, bound.port()),
+            config,
+            socket: Arc::new(socket),
+            stats,
+            peers: HashMap::new(),
+            next_peer: 1,
+            rooms: HashMap::new(),
+            by_ufrag: HashMap::new(),
+            by_addr: HashMap::new(),
+            timers: BTreeSet::new(),
+            certificate: None,
+            inbox: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Cmd>) {
+        let socket = self.socket.clone();
+        let mut buf = vec![0u8; 2048];
+        let mut housekeeping = tokio::time::interval(Duration::from_millis(100));
+        let batch = self.config.recv_batch.max(1);
+        loop {
+            let next = self.timers.first().map(|(t, _)| *t);
+            let timer = async move {
+                match next {
+                    Some(t) => tokio::time::sleep_until(t.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                cmd = commands.recv() => match cmd {
+                    Some(cmd) => self.command(cmd),
+                    None => break,
+                },
+                received = socket.recv_from(&mut buf) => {
+                    if let Ok((n, from)) = received {
+                        self.datagram(&buf[..n], from);
+                    }
+                    for _ in 1..batch {
+                        match socket.try_recv_from(&mut buf) {
+                            Ok((n, from)) => self.datagram(&buf[..n], from),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                () = timer => self.timeouts(),
+                _ = housekeeping.tick() => self.housekeeping(),
+            }
+        }
+        let keys: Vec<u64> = self.peers.keys().copied().collect();
+        for key in keys {
+            self.remove(key);
+        }
+    }
+
+    /// One datagram from `from`.
+    fn datagram(&mut self, data: &[u8], from: SocketAddr) {
+        self.stats.received.fetch_add(1, Ordering::Relaxed);
+        let kind = demux::classify(data);
+        // RTCP packet types are 192–223 (RFC 5761); the rest of this class is RTP.
+        if kind == Kind::Rtp && !(192..=223).contains(&data[1]) {
+            self.stats.rtp_received.fetch_add(1, Ordering::Relaxed);
+        }
+        let key = match kind {
+            Kind::Garbage => return self.stats.count_drop(DropReason::Garbage),
+            Kind::Stun => {
+                let named = demux::local_ufrag(data).and_then(|u| self.by_ufrag.get(u));
+                match named.or_else(|| self.by_addr.get(&from)) {
+                    Some(key) => *key,
+                    None => return self.stats.count_drop(DropReason::UnknownUfrag),
+                }
+            }
+            Kind::Dtls | Kind::Rtp => match self.by_addr.get(&from) {
+                Some(key) => *key,
+                None => return self.stats.count_drop(DropReason::UnknownSource),
+            },
+        };
+        let now = Instant::now();
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return self.stats.count_drop(DropReason::UnknownSource);
+        };
+        // The connection knows the client by the address it was established with; a client
+        // that moved is followed here (checks from the new address re-authenticate it).
+        let peer_addr = match kind {
+            Kind::Stun => from,
+            _ => peer.pc_addr.unwrap_or(from),
+        };
+        let msg = TaggedBytesMut {
+            now,
+            transport: TransportContext {
+                local_addr: self.local,
+                peer_addr,
+                transport_protocol: TransportProtocol::UDP,
+                ecn: None,
+            },
+            message: BytesMut::from(data),
+        };
+        if peer.pc.handle_read(msg).is_err() {
+            self.stats.count_drop(DropReason::Rejected);
+        }
+        self.drain(key, now);
+    }
+
+    /// Everything a connection has for us after an input: datagrams to send, events, media.
+    pub(super) fn drain(&mut self, key: u64, now: Instant) {
+        let mut inbox = std::mem::take(&mut self.inbox);
+        let mut events = std::mem::take(&mut self.events);
+        if let Some(peer) = self.peers.get_mut(&key) {
+            flush(&self.socket, &self.stats, &mut self.by_addr, key, peer);
+            while let Some(event) = peer.pc.poll_event() {
+                events.push(event);
+            }
+            while let Some(msg) = peer.pc.poll_read() {
+                match msg.message {
+                    RTCMessage::RtpPacket(_, packet) => inbox.push(packet),
+                    RTCMessage::RtcpPacket(..) | RTCMessage::DataChannelMessage(..) => {}
+                    _ => {}
+                }
+            }
+            flush(&self.socket, &self.stats, &mut self.by_addr, key, peer);
+        }
+        for event in events.drain(..) {
+            self.pc_event(key, event);
+        }
+        for packet in inbox.drain(..) {
+            self.forward(key, packet, now);
+        }
+        self.inbox = inbox;
+        self.events = events;
+        self.rearm(key);
+    }
+
+    fn pc_event(&mut self, key: u64, event: RTCPeerConnectionEvent) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let Some(room) = self.rooms.get(&peer.channel) else {
+            return;
+        };
+        let id = peer.id;
+        match event {
+            RTCPeerConnectionEvent::OnIceCandidateEvent(event) => {
+                if let Ok(mut candidate) = event.candidate.to_json() {
+                    candidate.candidate = self.config.announce(candidate.candidate);
+                    let _ = room.open.events.send(SfuEvent::Candidate {
+                        peer: id,
+                        candidate,
+                    });
+                }
+            }
+            RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => match state {
+                RTCPeerConnectionState::Connected if !peer.connected => {
+                    peer.connected = true;
+                    peer.deadline = None;
+                    let _ = room.open.events.send(SfuEvent::Connected { peer: id });
+                }
+                RTCPeerConnectionState::Failed => {
+                    let _ = room.open.events.send(SfuEvent::Failed { peer: id });
+                }
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+
+    /// Re-arms a connection's timer.
+    fn rearm(&mut self, key: u64) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let next = peer.pc.poll_timeout();
+        if next != peer.timer {
+            if let Some(t) = peer.timer {
+                self.timers.remove(&(t, key));
+            }
+            if let Some(t) = next {
+                self.timers.insert((t, key));
+            }
+            peer.timer = next;
+        }
+    }
+
+    fn timeouts(&mut self) {
+        let now = Instant::now();
+        while let Some(&(t, key)) = self.timers.first() {
+            if t > now {
+                break;
+            }
+            self.timers.remove(&(t, key));
+            let Some(peer) = self.peers.get_mut(&key) else {
+                continue;
+            };
+            peer.timer = None;
+            if let Err(e) = peer.pc.handle_timeout(now) {
+                tracing::debug!(error = %e, "voice: connection timeout handling");
+            }
+            self.drain(key, now);
+        }
+    }
+
+    /// Connections not up within the connect timeout are reported; drop counters go out as
+    /// metrics.
+    fn housekeeping(&mut self) {
+        let now = Instant::now();
+        for peer in self.peers.values_mut() {
+            if let Some(deadline) = peer.deadline
+                && deadline <= now
+                && !peer.connected
+            {
+                peer.deadline = None;
+                if let Some(room) = self.rooms.get(&peer.channel) {
+                    let _ = room.open.events.send(SfuEvent::Failed { peer: peer.id });
+                }
+            }
+        }
+        self.stats.export();
+    }
+
+    fn command(&mut self, cmd: Cmd) {
+        let now = Instant::now();
+        match cmd {
+            Cmd::Join {
+                channel,
+                open,
+                peer,
+                offer,
+                rights,
+                reply,
+            } => {
+                let _ = reply.send(self.join(channel, open, peer, offer, rights, now));
+            }
+            Cmd::Sync { channel, reply } => {
+                self.sync(channel, now);
+                let _ = reply.send(());
+            }
+            Cmd::Answer {
+                channel,
+                peer,
+                sdp,
+                reply,
+            } => {
+                let result = self.key(channel, peer).and_then(|key| {
+                    let p = self.peers.get_mut(&key).ok_or(MediaError::NotJoined)?;
+                    p.apply_answer(sdp, now)?;
+                    if std::mem::take(&mut p.again) {
+                        self.renegotiate(key, now);
+                    }
+                    self.drain(key, now);
+                    Ok(())
+                });
+                let _ = reply.send(result);
+            }
+            Cmd::Candidate {
+                channel,
+                peer,
+                candidate,
+                reply,
+            } => {
+                let result = self.key(channel, peer).and_then(|key| {
+                    let p = self.peers.get_mut(&key).ok_or(MediaError::NotJoined)?;
+                    p.pc.add_remote_candidate(candidate)
+                        .map_err(MediaError::candidate)?;
+                    self.drain(key, now);
+                    Ok(())
+                });
+                let _ = reply.send(result);
+            }
+            Cmd::Rights {
+                channel,
+                peer,
+                rights,
+                reply,
+            } => {
+                let result = self.set_rights(channel, peer, rights, now);
+                let _ = reply.send(result);
+            }
+            Cmd::Leave {
+                channel,
+                peer,
+                reply,
+            } => {
+                let left = match self.key(channel, peer) {
+                    Ok(key) => {
+                        self.remove(key);
+                        self.sync(channel, now);
+                        true
+                    }
+                    Err(_) => false,
+                };
+                let _ = reply.send(left);
+            }
+            Cmd::Close { channel, reply } => {
+                let keys: Vec<u64> = self
+                    .rooms
+                    .get(&channel)
+                    .map(|r| r.members.values().copied().collect())
+                    .unwrap_or_default();
+                for key in keys {
+                    self.remove(key);
+                }
+                self.rooms.remove(&channel);
+                let _ = reply.send(());
+            }
+            Cmd::Stats { channel, reply } => {
+                let _ = reply.send(self.rtcp_stats(channel, now));
+            }
+            Cmd::Tick { channel } => self.tick(channel, now),
+        }
+    }
+
+    fn key(&self, channel: u64, peer: PeerId) -> Result<u64, MediaError> {
+        self.rooms
+            .get(&channel)
+            .and_then(|r| r.members.get(&peer))
+            .copied()
+            .ok_or(MediaError::NotJoined)
+    }
+
+    fn join(
+        &mut self,
+        channel: u64,
+        open: Open,
+        id: PeerId,
+        offer: String,
+        rights: crate::Rights,
+        now: Instant,
+    ) -> Result<String, MediaError> {
+        let room = self.rooms.entry(channel).or_insert_with(|| Room {
+            open,
+            members: HashMap::new(),
+        });
+        if room.members.contains_key(&id) {
+            return Err(MediaError::AlreadyJoined);
+        }
+        let by_ufrag = &self.by_ufrag;
+        let taken = |u: &str| by_ufrag.contains_key(u);
+        let new = NewPeer {
+            id,
+            channel,
+            rights,
+            local: self.local,
+            certificate: self.certificate.as_ref(),
+            connect_timeout: self.config.connect_timeout,
+            taken: &taken,
+        };
+        let (peer, sdp) = Peer::answer(new, offer, now)?;
+        if self.certificate.is_none() {
+            self.certificate = peer.pc.get_configuration().certificates().first().cloned();
+        }
+        let key = self.next_peer;
+        self.next_peer += 1;
+        self.by_ufrag.insert(peer.ufrag.clone(), key);
+        room.members.insert(id, key);
+        room.open.size.store(room.members.len(), Ordering::Relaxed);
+        self.peers.insert(key, peer);
+        self.stats.peers.store(self.peers.len(), Ordering::Relaxed);
+        self.drain(key, now);
+        Ok(self.config.announce(sdp))
+    }
+
+    /// Removes a participant's connection (closing it) from every table.
+    fn remove(&mut self, key: u64) {
+        let Some(mut peer) = self.peers.remove(&key) else {
+            return;
+        };
+        if let Some(room) = self.rooms.get_mut(&peer.channel) {
+            room.members.remove(&peer.id);
+            room.open.size.store(room.members.len(), Ordering::Relaxed);
+        }
+        if let Err(e) = peer.pc.close() {
+            tracing::debug!(error = %e, "voice: close");
+        }
+        flush(&self.socket, &self.stats, &mut self.by_addr, key, &mut peer);
+        self.by_ufrag.remove(&peer.ufrag);
+        for addr in &peer.addrs {
+            if self.by_addr.get(addr) == Some(&key) {
+                self.by_addr.remove(addr);
+            }
+        }
+        if let Some(t) = peer.timer {
+            self.timers.remove(&(t, key));
+        }
+        self.stats.peers.store(self.peers.len(), Ordering::Relaxed);
+    }
+
+    /// Brings every participant's legs in line with who publishes, renegotiating those whose
+    /// set changed.
+    fn sync(&mut self, channel: u64, now: Instant) {
+        let Some(room) = self.rooms.get(&channel) else {
+            return;
+        };
+        let keys: Vec<(PeerId, u64)> = room.members.iter().map(|(p, k)| (*p, *k)).collect();
+        let publishers: Vec<PeerId> = keys
+            .iter()
+            .filter(|(_, k)| self.peers.get(k).is_some_and(|p| p.rights.may_speak))
+            .map(|(p, _)| *p)
+            .collect();
+        for (id, key) in keys {
+            let wanted: Vec<PeerId> = publishers.iter().copied().filter(|p| *p != id).collect();
+            let Some(peer) = self.peers.get_mut(&key) else {
+                continue;
+            };
+            match peer.sync_legs(&wanted) {
+                Ok(true) => self.renegotiate(key, now),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(peer = id, error = %e, "voice: cannot change tracks"),
+            }
+            self.drain(key, now);
+        }
+    }
+
+    fn renegotiate(&mut self, key: u64, now: Instant) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        if peer.in_flight {
+            peer.again = true;
+            return;
+        }
+        match peer.offer(now) {
+            Ok(sdp) => {
+                peer.in_flight = true;
+                let sdp = self.config.announce(sdp);
+                if let Some(room) = self.rooms.get(&peer.channel) {
+                    let _ = room
+                        .open
+                        .events
+                        .send(SfuEvent::Offer { peer: peer.id, sdp });
+                }
+            }
+            Err(e) => tracing::warn!(peer = peer.id, error = %e, "voice: cannot create an offer"),
+        }
+    }
+
+    fn set_rights(
+        &mut self,
+        channel: u64,
+        id: PeerId,
+        rights: crate::Rights,
+        now: Instant,
+    ) -> Result<crate::Rights, MediaError> {
+        let key = self.key(channel, id)?;
+        let peer = self.peers.get_mut(&key).ok_or(MediaError::NotJoined)?;
+        let before = std::mem::replace(&mut peer.rights, rights);
+        if rights.muted || !rights.may_speak {
+            peer.speaking.silence();
+            self.report_speaking(key, now);
+        }
+        if before.may_speak != rights.may_speak {
+            self.sync(channel, now);
+        }
+        Ok(before)
+    }
+
+    fn tick(&mut self, channel: u64, now: Instant) {
+        let Some(room) = self.rooms.get(&channel) else {
+            return;
+        };
+        let keys: Vec<u64> = room.members.values().copied().collect();
+        for key in keys {
+            self.report_speaking(key, now);
+        }
+    }
+
+    fn report_speaking(&mut self, key: u64, now: Instant) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        if let Some(speaking) = peer.speaking.tick(now)
+            && let Some(room) = self.rooms.get(&peer.channel)
+        {
+            let _ = room.open.events.send(SfuEvent::Speaking {
+                peer: peer.id,
+                speaking,
+            });
+        }
+    }
+
+    fn rtcp_stats(&mut self, channel: u64, now: Instant) -> RtcpStats {
+        let mut stats = RtcpStats::default();
+        let Some(room) = self.rooms.get(&channel) else {
+            return stats;
+        };
+        for key in room.members.values() {
+            let Some(peer) = self.peers.get_mut(key) else {
+                continue;
+            };
+            let report = peer.pc.get_stats(now, rtc::statistics::StatsSelector::None);
+            for inbound in report.inbound_rtp_streams() {
+                let r = &inbound.received_rtp_stream_stats;
+                stats.packets_lost += r.packets_lost.max(0) as u64;
+                // Reported in RTP clock units (48 kHz for Opus).
+                stats.jitter_secs = stats.jitter_secs.max(r.jitter / 48_000.0);
+            }
+        }
+        stats
+    }
+}
+
+/// Sends what a connection has queued. STUN goes where the connection says (a check's
+/// response goes back to where the check came from); everything else to where the client
+/// is now. A successful check response means the client proved it holds the ICE password
+/// from that address: it is routed to this participant from now on.
+pub(super) fn flush(
+    socket: &UdpSocket,
+    stats: &PlaneStats,
+    by_addr: &mut HashMap<SocketAddr, u64>,
+    key: u64,
+    peer: &mut Peer,
+) {
+    while let Some(out) = peer.pc.poll_write() {
+        let data = &out.message;
+        let stun = demux::classify(data) == Kind::Stun;
+        let to = if stun {
+            out.transport.peer_addr
+        } else {
+            peer.addr.unwrap_or(out.transport.peer_addr)
+        };
+        // 0x0101: a Binding success response.
+        if stun && data.get(..2) == Some(&[0x01, 0x01]) {
+            learn(by_addr, key, peer, to);
+        }
+        match socket.try_send_to(data, to) {
+            Ok(_) => {
+                stats.sent.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => stats.count_drop(DropReason::SendFailed),
+        }
+    }
+}
+
+fn learn(by_addr: &mut HashMap<SocketAddr, u64>, key: u64, peer: &mut Peer, addr: SocketAddr) {
+    peer.addr = Some(addr);
+    peer.pc_addr.get_or_insert(addr);
+    if peer.addrs.contains(&addr) {
+        return;
+    }
+    if peer.addrs.len() >= MAX_ADDRS {
+        let old = peer.addrs.remove(0);
+        if by_addr.get(&old) == Some(&key) {
+            by_addr.remove(&old);
+        }
+    }
+    peer.addrs.push(addr);
+    by_addr.insert(addr, key);
+}

@@ -1,0 +1,328 @@
+//! One participant inside the media loop: their sans-IO peer connection (ICE-lite, the node's
+//! shared DTLS certificate, Opus with the audio-level extension, RTCP reports only) and the
+//! signalling steps on it. Nothing here touches the socket or another participant.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rtc::interceptor::Registry;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::certificate::RTCCertificate;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::interceptor_registry::configure_rtcp_reports;
+use rtc::peer_connection::configuration::media_engine::MediaEngine;
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtp_transceiver::RTCRtpSenderId;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
+    RTCRtpHeaderExtensionCapability, RtpCodecKind,
+};
+
+use crate::MediaError;
+use crate::engine::{AUDIO_LEVEL_URI, opus_codec};
+use crate::sfu::{PeerId, Rights};
+use crate::speaking::{SpeakingConfig, SpeakingDetector};
+
+/// One outgoing track: a publisher's audio on a subscriber's connection.
+pub(super) struct Leg {
+    pub(super) sender: RTCRtpSenderId,
+    pub(super) ssrc: u32,
+    /// Payload type and audio-level extension id negotiated on this leg; `None` until the
+    /// subscriber's answer came back.
+    pub(super) params: Option<(u8, Option<u8>)>,
+}
+
+/// A participant of a channel.
+pub(super) struct Peer {
+    pub(super) id: PeerId,
+    pub(super) channel: u64,
+    pub(super) pc: RTCPeerConnection,
+    /// The server ufrag of this connection (how STUN checks find it).
+    pub(super) ufrag: String,
+    /// The address the connection was established with (as the peer connection knows it).
+    pub(super) pc_addr: Option<SocketAddr>,
+    /// Where the client is now (a later authenticated check from elsewhere moves it).
+    pub(super) addr: Option<SocketAddr>,
+    /// Every source address routed to this participant.
+    pub(super) addrs: Vec<SocketAddr>,
+    pub(super) rights: Rights,
+    /// Outgoing tracks by publisher.
+    pub(super) legs: HashMap<PeerId, Leg>,
+    pub(super) in_flight: bool,
+    pub(super) again: bool,
+    pub(super) connected: bool,
+    /// Given up on if not connected by then.
+    pub(super) deadline: Option<Instant>,
+    pub(super) speaking: SpeakingDetector,
+    /// The audio-level extension id the client sends under.
+    pub(super) level_id: Option<u8>,
+    /// The peer connection's next timeout, as last armed.
+    pub(super) timer: Option<Instant>,
+}
+
+/// A random string of `n` ICE characters.
+fn ice_chars(n: usize) -> String {
+    use rand::Rng;
+    const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..n)
+        .map(|_| char::from(CHARS[rng.random_range(0..CHARS.len())]))
+        .collect()
+}
+
+/// The server's media engine: Opus (payload type 111) and the audio-level extension.
+fn engine() -> Result<MediaEngine, MediaError> {
+    let mut engine = MediaEngine::default();
+    engine
+        .register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: opus_codec(),
+                payload_type: 111,
+            },
+            RtpCodecKind::Audio,
+        )
+        .map_err(MediaError::webrtc)?;
+    engine
+        .register_header_extension(
+            RTCRtpHeaderExtensionCapability {
+                uri: AUDIO_LEVEL_URI.to_owned(),
+            },
+            RtpCodecKind::Audio,
+            None,
+        )
+        .map_err(MediaError::webrtc)?;
+    Ok(engine)
+}
+
+/// The id the offer's audio-level `a=extmap` line gives the extension.
+fn offered_level_id(sdp: &str) -> Option<u8> {
+    sdp.lines().find_map(|line| {
+        let rest = line.strip_prefix("a=extmap:")?;
+        let (id, uri) = rest.split_once(' ')?;
+        let id = id.split('/').next()?;
+        (uri.trim() == AUDIO_LEVEL_URI).then(|| id.parse().ok())?
+    })
+}
+
+/// What a new participant's connection is built from.
+pub(super) struct NewPeer<'a> {
+    pub(super) id: PeerId,
+    pub(super) channel: u64,
+    pub(super) rights: Rights,
+    /// The socket's address as the host candidate names it.
+    pub(super) local: SocketAddr,
+    /// The node's DTLS certificate (one for all: no key generation per join).
+    pub(super) certificate: Option<&'a RTCCertificate>,
+    pub(super) connect_timeout: Duration,
+    /// Server ufrags in use (the new one must differ).
+    pub(super) taken: &'a dyn Fn(&str) -> bool,
+}
+
+impl Peer {
+    /// A participant's connection, answering `offer`; returns it and the answer SDP.
+    pub(super) fn answer(
+        new: NewPeer<'_>,
+        offer: String,
+        now: Instant,
+    ) -> Result<(Peer, String), MediaError> {
+        let level_id = offered_level_id(&offer);
+        let offer = RTCSessionDescription::offer(offer).map_err(MediaError::sdp)?;
+        let ufrag = loop {
+            let ufrag = ice_chars(16);
+            if !(new.taken)(&ufrag) {
+                break ufrag;
+            }
+        };
+        let settings = SettingEngineBuilder::new()
+            .with_lite(true)
+            .with_ice_credentials(ufrag.clone(), ice_chars(32))
+            .with_ice_timeouts(
+                Some(Duration::from_secs(5)),
+                Some(Duration::from_secs(10)),
+                Some(Duration::from_secs(2)),
+            )
+            .build();
+        let mut configuration = RTCConfigurationBuilder::new();
+        if let Some(certificate) = new.certificate {
+            configuration = configuration.with_certificates(vec![certificate.clone()]);
+        }
+        let mut pc = RTCPeerConnectionBuilder::new()
+            .with_configuration(configuration.build())
+            .with_media_engine(engine()?)
+            .with_setting_engine(settings)
+            .with_interceptor_registry(configure_rtcp_reports(Registry::new()))
+            .build(now)
+            .map_err(MediaError::webrtc)?;
+        pc.set_remote_description(now, offer)
+            .map_err(MediaError::sdp)?;
+        let host = CandidateHostConfig {
+            base_config: CandidateConfig {
+                network: "udp".to_owned(),
+                address: new.local.ip().to_string(),
+                port: new.local.port(),
+                component: 1,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+        .new_candidate_host()
+        .map_err(MediaError::webrtc)?;
+        let host = RTCIceCandidate::from(&host)
+            .to_json()
+            .map_err(MediaError::webrtc)?;
+        pc.add_local_candidate(host).map_err(MediaError::webrtc)?;
+        let answer = pc.create_answer(None).map_err(MediaError::sdp)?;
+        pc.set_local_description(now, answer)
+            .map_err(MediaError::sdp)?;
+        let sdp = pc.local_description().ok_or(MediaError::NoDescription)?.sdp;
+        let peer = Peer {
+            id: new.id,
+            channel: new.channel,
+            pc,
+            ufrag,
+            pc_addr: None,
+            addr: None,
+            addrs: Vec::new(),
+            rights: new.rights,
+            legs: HashMap::new(),
+            in_flight: false,
+            again: false,
+            connected: false,
+            deadline: Some(now + new.connect_timeout),
+            speaking: SpeakingDetector::new(SpeakingConfig::default()),
+            level_id,
+            timer: None,
+        };
+        Ok((peer, sdp))
+    }
+
+    /// Adds and removes outgoing tracks so the participant receives exactly `wanted`;
+    /// whether anything changed.
+    pub(super) fn sync_legs(&mut self, wanted: &[PeerId]) -> Result<bool, MediaError> {
+        let stale: Vec<PeerId> = self
+            .legs
+            .keys()
+            .copied()
+            .filter(|p| !wanted.contains(p))
+            .collect();
+        let missing: Vec<PeerId> = wanted
+            .iter()
+            .copied()
+            .filter(|p| !self.legs.contains_key(p))
+            .collect();
+        let changed = !stale.is_empty() || !missing.is_empty();
+        for publisher in stale {
+            if let Some(leg) = self.legs.remove(&publisher) {
+                self.pc
+                    .remove_track(leg.sender)
+                    .map_err(MediaError::webrtc)?;
+            }
+        }
+        for publisher in missing {
+            let ssrc: u32 = rand::random();
+            let track = MediaStreamTrack::new(
+                format!("voice-{publisher}"),
+                format!("audio-{publisher}"),
+                format!("participant {publisher}"),
+                RtpCodecKind::Audio,
+                vec![RTCRtpEncodingParameters {
+                    rtp_coding_parameters: RTCRtpCodingParameters {
+                        ssrc: Some(ssrc),
+                        ..Default::default()
+                    },
+                    codec: opus_codec(),
+                    ..Default::default()
+                }],
+            );
+            let sender = self.pc.add_track(track).map_err(MediaError::webrtc)?;
+            self.legs.insert(
+                publisher,
+                Leg {
+                    sender,
+                    ssrc,
+                    params: None,
+                },
+            );
+        }
+        Ok(changed)
+    }
+
+    /// A new offer for the participant's current tracks.
+    pub(super) fn offer(&mut self, now: Instant) -> Result<String, MediaError> {
+        let offer = self.pc.create_offer(None).map_err(MediaError::sdp)?;
+        self.pc
+            .set_local_description(now, offer)
+            .map_err(MediaError::sdp)?;
+        Ok(self
+            .pc
+            .local_description()
+            .ok_or(MediaError::NoDescription)?
+            .sdp)
+    }
+
+    /// The client's answer to the server's offer.
+    pub(super) fn apply_answer(&mut self, sdp: String, now: Instant) -> Result<(), MediaError> {
+        if !self.in_flight {
+            return Err(MediaError::NoOfferPending);
+        }
+        let answer = RTCSessionDescription::answer(sdp).map_err(MediaError::sdp)?;
+        self.pc
+            .set_remote_description(now, answer)
+            .map_err(MediaError::sdp)?;
+        self.in_flight = false;
+        self.refresh_legs();
+        Ok(())
+    }
+
+    /// After a negotiation: the payload type and extension id each leg must use.
+    fn refresh_legs(&mut self) {
+        for leg in self.legs.values_mut() {
+            let Some(mut sender) = self.pc.rtp_sender(leg.sender) else {
+                continue;
+            };
+            let params = sender.get_parameters();
+            let pt = params
+                .rtp_parameters
+                .codecs
+                .iter()
+                .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case("audio/opus"))
+                .map(|c| c.payload_type);
+            let level_id = params
+                .rtp_parameters
+                .header_extensions
+                .iter()
+                .find(|e| e.uri == AUDIO_LEVEL_URI)
+                .and_then(|e| u8::try_from(e.id).ok());
+            leg.params = pt.map(|pt| (pt, level_id));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_offered_audio_level_id_is_read_from_its_extmap_line() {
+        let sdp = "v=0\r\na=extmap:3 urn:ietf:params:rtp-hdrext:sdes:mid\r\n\
+                   a=extmap:1/sendrecv urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\n";
+        assert_eq!(offered_level_id(sdp), Some(1));
+        assert_eq!(
+            offered_level_id("a=extmap:x urn:ietf:params:rtp-hdrext:ssrc-audio-level"),
+            None
+        );
+        assert_eq!(offered_level_id(""), None);
+    }
+
+    #[test]
+    fn ice_strings_are_long_and_plain() {
+        let u = ice_chars(16);
+        assert_eq!(u.len(), 16);
+        assert!(u.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(u, ice_chars(16));
+    }
+}
