@@ -9,6 +9,7 @@
 //! - [`signal`]: checks on client signalling before webrtc-rs gets it (UDP candidates only).
 //! - [`speaking`]: speaking detection from audio levels, with hysteresis and a throttle.
 //! - [`testing`]: an in-process client peer and a harness, for tests and `sfubench`.
+//! - [`turn`]: the embedded TURN server and its short-lived credentials.
 
 pub mod announce;
 pub mod engine;
@@ -16,6 +17,7 @@ pub mod sfu;
 pub mod signal;
 pub mod speaking;
 pub mod testing;
+pub mod turn;
 
 pub use engine::{MediaConfig, PortPool};
 pub use sfu::{Channel, PeerId, Rights, RtcpStats, SfuEvent};
@@ -48,6 +50,9 @@ pub enum MediaError {
     /// The connection has no local description after negotiating.
     #[error("no local description")]
     NoDescription,
+    /// The TURN server could not start or sign.
+    #[error("TURN: {0}")]
+    Turn(String),
 }
 
 impl MediaError {
@@ -57,6 +62,10 @@ impl MediaError {
 
     pub(crate) fn sdp(e: impl std::fmt::Display) -> MediaError {
         MediaError::Sdp(e.to_string())
+    }
+
+    pub(crate) fn turn(e: impl std::fmt::Display) -> MediaError {
+        MediaError::Turn(e.to_string())
     }
 
     pub(crate) fn candidate(e: impl std::fmt::Display) -> MediaError {

@@ -71,6 +71,7 @@ pub(super) async fn fixture(config: ActorConfig) -> Fixture {
             media: Default::default(),
             ports: Default::default(),
             ice_servers: Vec::new(),
+            turn: None,
             capacity: 25,
             stage_capacity: 200,
             stage_speakers: 10,

@@ -364,7 +364,8 @@ impl SessionState {
             "message:update" | "message:delete" | "reaction:add" | "reaction:remove"
             | "message:read" => self.handle_action(&frame).await,
             "presence:update" => self.handle_presence_update(&frame).await,
-            "voice:join" | "voice:signal" | "voice:state" | "voice:leave" | "stage:hand_raise"
+            "voice:join" | "voice:signal" | "voice:state" | "voice:leave" | "voice:ice_servers"
+            | "stage:hand_raise"
             | "stage:hand_lower" | "stage:promote" | "stage:demote" | "stage:kick"
             | "stage:ban" | "stage:end" | "call:start" | "call:accept" | "call:decline"
             | "call:cancel" | "call:hangup" => self.handle_voice(&frame).await,
