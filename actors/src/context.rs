@@ -84,7 +84,10 @@ impl VoiceRuntime {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0);
-            match turn.secret.issue(user_id.0, now + turn.ttl.as_secs().max(1)) {
+            match turn
+                .secret
+                .issue(user_id.0, now + turn.ttl.as_secs().max(1))
+            {
                 Ok((username, credential)) => {
                     servers.push(voiceflow_wire::v1::voice::IceServer {
                         urls: turn.urls.clone(),

@@ -39,8 +39,11 @@ async fn turn_entry(node: &TestNode, user: &User, channel: &str) -> Result<Value
     ack["data"]["iceServers"]
         .as_array()
         .and_then(|all| {
-            all.iter()
-                .find(|s| s["urls"][0].as_str().is_some_and(|u| u.starts_with("turn:")))
+            all.iter().find(|s| {
+                s["urls"][0]
+                    .as_str()
+                    .is_some_and(|u| u.starts_with("turn:"))
+            })
         })
         .cloned()
         .with_context(|| format!("no turn: server in {ack}"))
@@ -71,7 +74,9 @@ async fn a_relay_only_peer_joins_over_turn_udp_and_hears_the_others() -> Result<
     let node = TestNode::start_with(&config(47400)).await?;
     let alice = node.register("alice").await?;
     let bob = node.register("bob").await?;
-    let channel = node.create_voice_room(&alice, "Firewalled", "voice").await?;
+    let channel = node
+        .create_voice_room(&alice, "Firewalled", "voice")
+        .await?;
 
     let entry = turn_entry(&node, &bob, &channel).await?;
     let username = entry["username"].as_str().unwrap_or_default().to_owned();
@@ -79,7 +84,10 @@ async fn a_relay_only_peer_joins_over_turn_udp_and_hears_the_others() -> Result<
     assert_eq!(user, bob.id, "the credential names its user");
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
     let expiry: u64 = expiry.parse()?;
-    assert!(expiry > now.as_secs() && expiry <= now.as_secs() + 3600, "{username}");
+    assert!(
+        expiry > now.as_secs() && expiry <= now.as_secs() + 3600,
+        "{username}"
+    );
     let turn = RTCIceServer {
         urls: vec![url_for(&entry, "udp")?],
         username,
@@ -108,7 +116,10 @@ async fn a_relay_only_peer_joins_over_turn_udp_and_hears_the_others() -> Result<
             .await?;
     assert_eq!(ack["ok"], true, "{ack}");
     let servers = ack["data"]["iceServers"].to_string();
-    assert!(servers.contains("turn:"), "the join ack carries the TURN server: {servers}");
+    assert!(
+        servers.contains("turn:"),
+        "the join ack carries the TURN server: {servers}"
+    );
     b.media
         .accept(ack["data"]["sdp"].as_str().unwrap_or_default().to_owned())
         .await?;
@@ -164,7 +175,8 @@ async fn turn_over_tcp_relays_both_ways_and_refuses_bad_credentials() -> Result<
     let (realm, nonce) = conn.challenge().await?;
     let relayed = conn.allocate(&username, &password, &realm, &nonce).await?;
     conn.create_permission(peer.local_addr()?).await?;
-    conn.send_indication(peer.local_addr()?, b"hello from tcp").await?;
+    conn.send_indication(peer.local_addr()?, b"hello from tcp")
+        .await?;
     let mut buf = [0u8; 1500];
     let (n, from) = tokio::time::timeout(Duration::from_secs(5), peer.recv_from(&mut buf))
         .await
@@ -203,11 +215,21 @@ async fn turn_over_tcp_relays_both_ways_and_refuses_bad_credentials() -> Result<
         };
         let (realm, nonce) = conn.challenge().await?;
         let reply = conn
-            .request(allocate_request(&username, "wrong-password", &realm, &nonce)?)
+            .request(allocate_request(
+                &username,
+                "wrong-password",
+                &realm,
+                &nonce,
+            )?)
             .await?;
         assert_eq!(code_of(&reply), Some(401), "{transport}: wrong password");
         let reply = conn
-            .request(allocate_request(&expired, &expired_password, &realm, &nonce)?)
+            .request(allocate_request(
+                &expired,
+                &expired_password,
+                &realm,
+                &nonce,
+            )?)
             .await?;
         assert_eq!(code_of(&reply), Some(401), "{transport}: expired user name");
     }

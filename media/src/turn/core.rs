@@ -7,28 +7,29 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use rtc::stun::attributes::ATTR_XOR_PEER_ADDRESS;
 use rtc::stun::attributes::{ATTR_MESSAGE_INTEGRITY, ATTR_XORMAPPED_ADDRESS};
 use rtc::stun::error_code::{
     CODE_ALLOC_MISMATCH, CODE_ALLOC_QUOTA_REACHED, CODE_BAD_REQUEST, CODE_FORBIDDEN,
-    CODE_INSUFFICIENT_CAPACITY, CODE_STALE_NONCE, CODE_UNAUTHORIZED,
-    CODE_UNSUPPORTED_TRANS_PROTO, CODE_WRONG_CREDENTIALS, ErrorCode,
+    CODE_INSUFFICIENT_CAPACITY, CODE_STALE_NONCE, CODE_UNAUTHORIZED, CODE_UNSUPPORTED_TRANS_PROTO,
+    CODE_WRONG_CREDENTIALS, ErrorCode,
 };
 use rtc::stun::integrity::MessageIntegrity;
 use rtc::stun::message::{
-    CLASS_INDICATION, CLASS_REQUEST, Getter, METHOD_ALLOCATE, METHOD_BINDING,
-    METHOD_CHANNEL_BIND, METHOD_CREATE_PERMISSION, METHOD_REFRESH, METHOD_SEND, Message, Method,
-    Setter,
+    CLASS_INDICATION, CLASS_REQUEST, Getter, METHOD_ALLOCATE, METHOD_BINDING, METHOD_CHANNEL_BIND,
+    METHOD_CREATE_PERMISSION, METHOD_REFRESH, METHOD_SEND, Message, Method, Setter,
 };
 use rtc::turn::proto::PROTO_UDP;
 use rtc::turn::proto::channum::ChannelNumber;
-use rtc::turn::proto::data::Data;
 use rtc::turn::proto::lifetime::Lifetime;
 use rtc::turn::proto::reqtrans::RequestedTransport;
 
 use super::credentials::{Refusal, TurnSecret};
 use super::wire::{self, XorAddr};
-use super::{ClientKey, Output, Transport, TurnLimits};
+use super::{ClientKey, Output, TurnLimits};
+
+mod datapath;
+#[cfg(test)]
+mod tests;
 
 /// How long a permission lasts (RFC 8656 §9).
 const PERMISSION_LIFETIME: Duration = Duration::from_secs(300);
@@ -142,7 +143,11 @@ impl TurnCore {
             .secret
             .password(&format!("nonce:{unix}"))
             .unwrap_or_default();
-        let tag: String = mac.chars().filter(char::is_ascii_alphanumeric).take(12).collect();
+        let tag: String = mac
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(12)
+            .collect();
         format!("{unix:016x}{tag}")
     }
 
@@ -201,7 +206,10 @@ impl TurnCore {
                 Some((REALM, &fresh)),
             ));
         }
-        let user = match TurnSecret::check_username(&username, unix) {
+        // The expiry bounds when allocations may start: requests about an allocation made in
+        // time (Refresh, permissions, channels) keep working, so a call outlives its credential.
+        let checked_at = if method == METHOD_ALLOCATE { unix } else { 0 };
+        let user = match TurnSecret::check_username(&username, checked_at) {
             Ok(user) => user,
             Err(why) => return self.refuse(req, method, why, unix),
         };
@@ -354,7 +362,11 @@ impl TurnCore {
                 .permissions
                 .insert(peer.ip(), now + PERMISSION_LIFETIME);
         }
-        Self::reply(client, wire::success(&m, method, attrs, &alloc.key, crypto), out);
+        Self::reply(
+            client,
+            wire::success(&m, method, attrs, &alloc.key, crypto),
+            out,
+        );
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -369,7 +381,11 @@ impl TurnCore {
         out: &mut Vec<Output>,
     ) {
         let method = METHOD_ALLOCATE;
-        if let Some(alloc) = self.by_client.get(&client).and_then(|id| self.allocations.get(id)) {
+        if let Some(alloc) = self
+            .by_client
+            .get(&client)
+            .and_then(|id| self.allocations.get(id))
+        {
             // A retransmitted Allocate gets the same answer; another one is a mismatch.
             let reply = if alloc.allocate_tid == m.transaction_id.0 {
                 let lifetime = alloc.expires.saturating_duration_since(now);
@@ -392,26 +408,34 @@ impl TurnCore {
             return Self::reply(client, reply, out);
         }
         let mine = self.per_user.get(&user_id).copied().unwrap_or(0);
-        let (code, why, reason): (ErrorCode, _, _) =
-            if mine >= self.limits.max_allocations_per_user {
-                (CODE_ALLOC_QUOTA_REACHED, "Allocation Quota Reached", "user_quota")
-            } else if self.allocations.len() + self.pending.len() >= self.limits.max_allocations {
-                (CODE_INSUFFICIENT_CAPACITY, "Insufficient Capacity", "capacity")
-            } else {
-                let mut asked = Lifetime::default();
-                let asked = asked.get_from(&m).map(|()| asked.0).ok();
-                let lifetime = self.limits.lifetime(asked).max(Duration::from_secs(1));
-                let pending = Pending {
-                    req: m,
-                    user_id,
-                    username,
-                    key,
-                    lifetime,
-                };
-                self.pending.insert(client, pending);
-                out.push(Output::OpenRelay { client });
-                return;
+        let (code, why, reason): (ErrorCode, _, _) = if mine >= self.limits.max_allocations_per_user
+        {
+            (
+                CODE_ALLOC_QUOTA_REACHED,
+                "Allocation Quota Reached",
+                "user_quota",
+            )
+        } else if self.allocations.len() + self.pending.len() >= self.limits.max_allocations {
+            (
+                CODE_INSUFFICIENT_CAPACITY,
+                "Insufficient Capacity",
+                "capacity",
+            )
+        } else {
+            let mut asked = Lifetime::default();
+            let asked = asked.get_from(&m).map(|()| asked.0).ok();
+            let lifetime = self.limits.lifetime(asked).max(Duration::from_secs(1));
+            let pending = Pending {
+                req: m,
+                user_id,
+                username,
+                key,
+                lifetime,
             };
+            self.pending.insert(client, pending);
+            out.push(Output::OpenRelay { client });
+            return;
+        };
         metrics::counter!("voiceflow_turn_refused_total", "reason" => reason).increment(1);
         Self::reply(client, wire::error(&m, method, code, why, None), out);
     }
@@ -432,7 +456,13 @@ impl TurnCore {
             Box::new(Lifetime(lifetime)),
             Box::new(XorAddr(ATTR_XORMAPPED_ADDRESS, mapped)),
         ];
-        wire::success(m, METHOD_ALLOCATE, attrs, key, self.secret.crypto().crypto())
+        wire::success(
+            m,
+            METHOD_ALLOCATE,
+            attrs,
+            key,
+            self.secret.crypto().crypto(),
+        )
     }
 
     /// The IO layer opened (or failed to open) the relay socket of `client`'s Allocate;
@@ -494,105 +524,6 @@ impl TurnCore {
         Some(id)
     }
 
-    fn send_indication(&mut self, now: Instant, client: ClientKey, m: &Message, out: &mut Vec<Output>) {
-        let Some(&id) = self.by_client.get(&client) else {
-            return Self::dropped("no_allocation");
-        };
-        let mut data = Data::default();
-        let peer = wire::peer_addresses(m).first().copied();
-        let (Some(peer), Ok(())) = (peer, data.get_from(m)) else {
-            return Self::dropped("bad_indication");
-        };
-        self.to_peer(now, id, peer, data.0, out);
-    }
-
-    fn channel_to_peer(
-        &mut self,
-        now: Instant,
-        client: ClientKey,
-        number: u16,
-        payload: &[u8],
-        out: &mut Vec<Output>,
-    ) {
-        let Some(&id) = self.by_client.get(&client) else {
-            return Self::dropped("no_allocation");
-        };
-        let peer = self
-            .allocations
-            .get(&id)
-            .and_then(|a| a.channels.get(&number))
-            .filter(|&&(_, until)| until > now)
-            .map(|&(peer, _)| peer);
-        let Some(peer) = peer else {
-            return Self::dropped("unbound_channel");
-        };
-        self.to_peer(now, id, peer, payload.to_vec(), out);
-    }
-
-    fn to_peer(&mut self, now: Instant, id: AllocId, peer: SocketAddr, data: Vec<u8>, out: &mut Vec<Output>) {
-        let limits = self.limits;
-        let Some(alloc) = self.allocations.get_mut(&id) else {
-            return;
-        };
-        if !alloc.permitted(peer.ip(), now) {
-            return Self::dropped("no_permission");
-        }
-        if !alloc.spend(data.len(), &limits, now) {
-            return Self::dropped("bandwidth");
-        }
-        metrics::counter!("voiceflow_turn_relayed_bytes_total", "direction" => "to_peer")
-            .increment(data.len() as u64);
-        out.push(Output::ToPeer {
-            alloc: id,
-            peer,
-            data,
-        });
-    }
-
-    /// A datagram that arrived on allocation `id`'s relay socket from `peer`.
-    pub fn handle_relay(
-        &mut self,
-        now: Instant,
-        id: AllocId,
-        peer: SocketAddr,
-        data: &[u8],
-        out: &mut Vec<Output>,
-    ) {
-        let limits = self.limits;
-        let Some(alloc) = self.allocations.get_mut(&id) else {
-            return;
-        };
-        if !alloc.permitted(peer.ip(), now) {
-            return Self::dropped("no_permission");
-        }
-        if !alloc.spend(data.len(), &limits, now) {
-            return Self::dropped("bandwidth");
-        }
-        let pad = matches!(alloc.client.transport, Transport::Tcp(_));
-        let channel = alloc
-            .by_peer
-            .get(&peer)
-            .copied()
-            .filter(|n| alloc.channels.get(n).is_some_and(|&(_, until)| until > now));
-        let framed = match channel {
-            Some(number) => wire::encode_channel_data(number, data, pad),
-            None => data_indication(peer, data),
-        };
-        let Some(framed) = framed else {
-            return Self::dropped("too_large");
-        };
-        metrics::counter!("voiceflow_turn_relayed_bytes_total", "direction" => "to_client")
-            .increment(data.len() as u64);
-        out.push(Output::ToClient {
-            client: alloc.client,
-            data: framed,
-        });
-    }
-
-    fn dropped(reason: &'static str) {
-        metrics::counter!("voiceflow_turn_dropped_total", "reason" => reason).increment(1);
-    }
-
     /// Expires allocations, permissions and channels.
     pub fn handle_timeout(&mut self, now: Instant, out: &mut Vec<Output>) {
         let expired: Vec<AllocId> = self
@@ -634,20 +565,4 @@ impl TurnCore {
         metrics::gauge!("voiceflow_turn_allocations").set(self.allocations.len() as f64);
         out.push(Output::CloseRelay { alloc: id });
     }
-}
-
-/// A Data indication carrying `data` from `peer`.
-fn data_indication(peer: SocketAddr, data: &[u8]) -> Option<Vec<u8>> {
-    let mut m = Message::new();
-    m.build(&[
-        Box::new(rtc::stun::message::TransactionId::new()),
-        Box::new(rtc::stun::message::MessageType::new(
-            rtc::stun::message::METHOD_DATA,
-            CLASS_INDICATION,
-        )),
-        Box::new(XorAddr(ATTR_XOR_PEER_ADDRESS, peer)),
-        Box::new(Data(data.to_vec())),
-    ])
-    .ok()?;
-    Some(m.raw)
 }

@@ -12,8 +12,8 @@ use rtc::stun::fingerprint::FINGERPRINT;
 use rtc::stun::integrity::MessageIntegrity;
 use rtc::stun::message::{
     CLASS_ERROR_RESPONSE, CLASS_INDICATION, CLASS_REQUEST, Getter, METHOD_ALLOCATE,
-    METHOD_CHANNEL_BIND, METHOD_CREATE_PERMISSION, METHOD_DATA, METHOD_SEND, Message,
-    MessageType, Setter, TransactionId,
+    METHOD_CHANNEL_BIND, METHOD_CREATE_PERMISSION, METHOD_DATA, METHOD_SEND, Message, MessageType,
+    Setter, TransactionId,
 };
 use rtc::stun::textattrs::TextAttribute;
 use rtc::turn::proto::PROTO_UDP;
@@ -70,7 +70,8 @@ fn signed(
         password.to_owned(),
         provider.crypto(),
     )?;
-    let mut setters: Vec<Box<dyn Setter + '_>> = vec![Box::new(TransactionId::new()), Box::new(typ)];
+    let mut setters: Vec<Box<dyn Setter + '_>> =
+        vec![Box::new(TransactionId::new()), Box::new(typ)];
     setters.extend(attrs);
     setters.push(Box::new(TextAttribute::new(ATTR_USERNAME, user.to_owned())));
     setters.push(Box::new(TextAttribute::new(ATTR_REALM, realm.to_owned())));
@@ -220,7 +221,11 @@ impl TurnConn {
         Ok(SocketAddr::new(relayed.ip, relayed.port))
     }
 
-    async fn signed_request(&mut self, typ: MessageType, attrs: Vec<Box<dyn Setter>>) -> Result<()> {
+    async fn signed_request(
+        &mut self,
+        typ: MessageType,
+        attrs: Vec<Box<dyn Setter>>,
+    ) -> Result<()> {
         let (u, r, n, p) = self.creds.clone().context("allocate first")?;
         let reply = self.request(signed(typ, attrs, (&u, &r, &n, &p))?).await?;
         if reply.typ.class == CLASS_ERROR_RESPONSE {
