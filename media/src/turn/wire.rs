@@ -146,7 +146,7 @@ pub fn encode_channel_data(number: u16, payload: &[u8], pad: bool) -> Option<Vec
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(payload);
     if pad {
-        while out.len() % 4 != 0 {
+        while !out.len().is_multiple_of(4) {
             out.push(0);
         }
     }

@@ -265,7 +265,7 @@ impl TurnConn {
         out.extend_from_slice(&u16::try_from(data.len())?.to_be_bytes());
         out.extend_from_slice(data);
         if matches!(self.io, Io::Tcp(_)) {
-            while out.len() % 4 != 0 {
+            while !out.len().is_multiple_of(4) {
                 out.push(0);
             }
         }
@@ -299,7 +299,7 @@ impl TurnConn {
         if raw.len() < 4 || raw[0] >> 6 != 1 {
             bail!("expected ChannelData, got {raw:?}");
         }
-        if matches!(self.io, Io::Tcp(_)) && raw.len() % 4 != 0 {
+        if matches!(self.io, Io::Tcp(_)) && !raw.len().is_multiple_of(4) {
             bail!("ChannelData over TCP must be padded to four bytes");
         }
         let len = usize::from(u16::from_be_bytes([raw[2], raw[3]]));

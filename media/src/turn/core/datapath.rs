@@ -29,7 +29,7 @@ impl TurnCore {
         let (Some(peer), Ok(())) = (peer, data.get_from(m)) else {
             return Self::dropped("bad_indication");
         };
-        self.to_peer(now, id, peer, data.0, out);
+        self.relay_to_peer(now, id, peer, data.0, out);
     }
 
     pub(super) fn channel_to_peer(
@@ -52,10 +52,10 @@ impl TurnCore {
         let Some(peer) = peer else {
             return Self::dropped("unbound_channel");
         };
-        self.to_peer(now, id, peer, payload.to_vec(), out);
+        self.relay_to_peer(now, id, peer, payload.to_vec(), out);
     }
 
-    fn to_peer(
+    fn relay_to_peer(
         &mut self,
         now: Instant,
         id: AllocId,
