@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use voiceflow_schema::Store;
-use voiceflow_wire::SnowflakeGenerator;
+use voiceflow_wire::{Snowflake, SnowflakeGenerator};
 
 use crate::directory::RoomDirectory;
 
@@ -48,6 +48,8 @@ pub struct VoiceRuntime {
     pub media: voiceflow_media::MediaPlane,
     /// STUN/TURN servers handed to clients.
     pub ice_servers: Vec<voiceflow_wire::v1::voice::IceServer>,
+    /// The node's own TURN server, whose short-lived credentials are added per user.
+    pub turn: Option<TurnIssuer>,
     /// Most participants in one voice channel.
     pub capacity: usize,
     /// Most participants on one stage (listeners included).
@@ -58,6 +60,44 @@ pub struct VoiceRuntime {
     pub ttl: Duration,
     /// How long 1:1 calls ring, connect and wait for a dropped side.
     pub call_timings: crate::call::CallTimings,
+}
+
+/// Hands out credentials of the node's TURN server ("TURN REST API" scheme).
+#[derive(Debug, Clone)]
+pub struct TurnIssuer {
+    /// `turn:` URLs (UDP and TCP).
+    pub urls: Vec<String>,
+    /// The shared secret.
+    pub secret: voiceflow_media::turn::TurnSecret,
+    /// How long a credential may start allocations.
+    pub ttl: Duration,
+}
+
+impl VoiceRuntime {
+    /// The configured servers, then the node's TURN server with a credential for `user_id`.
+    pub fn ice_servers_for(&self, user_id: Snowflake) -> Vec<voiceflow_wire::v1::voice::IceServer> {
+        let mut servers = self.ice_servers.clone();
+        if let Some(turn) = &self.turn {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            match turn
+                .secret
+                .issue(user_id.0, now + turn.ttl.as_secs().max(1))
+            {
+                Ok((username, credential)) => {
+                    servers.push(voiceflow_wire::v1::voice::IceServer {
+                        urls: turn.urls.clone(),
+                        username: Some(username),
+                        credential: Some(credential),
+                    });
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot sign a TURN credential"),
+            }
+        }
+        servers
+    }
 }
 
 /// Shared handles, cheap to clone.

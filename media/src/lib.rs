@@ -11,6 +11,7 @@
 //! - [`signal`]: checks on client signalling before webrtc-rs gets it (UDP candidates only).
 //! - [`speaking`]: speaking detection from audio levels, with hysteresis and a throttle.
 //! - [`testing`]: an in-process client peer and a harness, for tests and `sfubench`.
+//! - [`turn`]: the embedded TURN server and its short-lived credentials.
 
 pub mod announce;
 pub mod demux;
@@ -20,6 +21,7 @@ pub mod sfu;
 pub mod signal;
 pub mod speaking;
 pub mod testing;
+pub mod turn;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -58,6 +60,9 @@ pub enum MediaError {
     /// The connection has no local description after negotiating.
     #[error("no local description")]
     NoDescription,
+    /// The TURN server could not start or sign.
+    #[error("TURN: {0}")]
+    Turn(String),
 }
 
 impl MediaError {
@@ -67,6 +72,10 @@ impl MediaError {
 
     pub(crate) fn sdp(e: impl std::fmt::Display) -> MediaError {
         MediaError::Sdp(e.to_string())
+    }
+
+    pub(crate) fn turn(e: impl std::fmt::Display) -> MediaError {
+        MediaError::Turn(e.to_string())
     }
 
     pub(crate) fn candidate(e: impl std::fmt::Display) -> MediaError {

@@ -120,11 +120,34 @@ pub struct Client {
     pub measured: Arc<Measured>,
     /// Audio level the microphone sends (127: silence).
     pub level: Arc<AtomicU32>,
+    gathered: Arc<tokio::sync::Notify>,
 }
 
 impl Client {
     /// A client bound to 127.0.0.1 with a microphone track.
     pub async fn new(id: PeerId) -> Result<Arc<Client>, MediaError> {
+        Client::build(id, None).await
+    }
+
+    /// A client that may only use relay candidates of these TURN servers
+    /// (`iceTransportPolicy: relay`): its UDP never reaches the SFU directly.
+    pub async fn relayed(
+        id: PeerId,
+        turn: Vec<rtc::peer_connection::configuration::RTCIceServer>,
+    ) -> Result<Arc<Client>, MediaError> {
+        let configuration = rtc::peer_connection::configuration::RTCConfigurationBuilder::new()
+            .with_ice_servers(turn)
+            .with_ice_transport_policy(
+                rtc::peer_connection::configuration::RTCIceTransportPolicy::Relay,
+            )
+            .build();
+        Client::build(id, Some(configuration)).await
+    }
+
+    async fn build(
+        id: PeerId,
+        configuration: Option<rtc::peer_connection::configuration::RTCConfiguration>,
+    ) -> Result<Arc<Client>, MediaError> {
         let (engine, registry) = opus_engine()?;
         let gathered = Arc::new(tokio::sync::Notify::new());
         let connected = Arc::new(AtomicBool::new(false));
@@ -136,7 +159,11 @@ impl Client {
             received: received.clone(),
             measured: measured.clone(),
         });
-        let pc = PeerConnectionBuilder::new()
+        let mut builder = PeerConnectionBuilder::new();
+        if let Some(configuration) = configuration {
+            builder = builder.with_configuration(configuration);
+        }
+        let pc = builder
             .with_media_engine(engine)
             .with_interceptor_registry(registry)
             .with_handler(handler)
@@ -164,8 +191,8 @@ impl Client {
             .add_track(mic.clone() as Arc<dyn TrackLocal>)
             .await
             .map_err(MediaError::webrtc)?;
-        let _ = gathered;
         Ok(Arc::new(Client {
+            gathered,
             id,
             pc,
             mic,
@@ -187,6 +214,23 @@ impl Client {
             .map_err(MediaError::sdp)?;
         // Host candidates are gathered at once on loopback.
         tokio::time::sleep(Duration::from_millis(100)).await;
+        let local = self
+            .pc
+            .local_description()
+            .await
+            .ok_or(MediaError::NoDescription)?;
+        Ok(local.sdp)
+    }
+
+    /// The client's offer once candidate gathering is complete (relay candidates need the
+    /// TURN allocation first), or after `wait`.
+    pub async fn offer_gathered(&self, wait: Duration) -> Result<String, MediaError> {
+        let offer = self.pc.create_offer(None).await.map_err(MediaError::sdp)?;
+        self.pc
+            .set_local_description(offer)
+            .await
+            .map_err(MediaError::sdp)?;
+        let _ = tokio::time::timeout(wait, self.gathered.notified()).await;
         let local = self
             .pc
             .local_description()

@@ -14,6 +14,7 @@ mod files;
 mod http;
 mod presence;
 mod sessions;
+mod turn;
 mod voice;
 pub use files::{FilesBackend, FilesConfig};
 pub use http::{HttpConfig, TlsConfig};

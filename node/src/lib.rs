@@ -60,6 +60,8 @@ pub struct Node {
     server: tokio::task::JoinHandle<()>,
     stop_server: Option<watch::Sender<bool>>,
     supervisors: Vec<ActorRef<SupervisorMsg>>,
+    /// The embedded TURN server, when enabled (stops when dropped).
+    _turn: Option<voiceflow_media::turn::TurnServer>,
 }
 
 /// Opens storage, starts the supervisors and binds the front door.
@@ -109,6 +111,10 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
         Actor::spawn(None, Supervisor, SupervisorKind::Rooms(directory.clone())).await?;
     directory.set_supervisor(rooms_sup.clone());
     let (sessions_sup, _) = Actor::spawn(None, Supervisor, SupervisorKind::Sessions).await?;
+    let (turn, turn_issuer) = match config.voice.start_turn(&secret).await? {
+        Some((server, issuer)) => (Some(server), Some(issuer)),
+        None => (None, None),
+    };
     let ctx = NodeContext {
         store,
         ids: Arc::new(SnowflakeGenerator::new(config.node_id)),
@@ -117,7 +123,7 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
         sessions: Default::default(),
         presence: voiceflow_actors::presence::PresenceDirectory::new(config.presence.timings()),
         blobs: blobs.clone(),
-        voice: Arc::new(config.voice.runtime()),
+        voice: Arc::new(config.voice.runtime(turn_issuer)),
     };
     let listener =
         bind(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -205,6 +211,7 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
         server,
         stop_server: Some(stop_tx),
         supervisors: vec![rooms_sup, sessions_sup],
+        _turn: turn,
     })
 }
 

@@ -74,6 +74,8 @@ pub enum VoiceOp {
     },
     /// `voice:leave`, or the session ended.
     Leave,
+    /// `voice:ice_servers`: STUN/TURN servers with fresh credentials, before a join.
+    IceServers,
     /// The session is alive (every heartbeat interval).
     Beat,
     /// `stage:*`: hands, roles, removal, the end of the stage.

@@ -70,6 +70,7 @@ pub(super) async fn fixture(config: ActorConfig) -> Fixture {
         voice: Arc::new(crate::context::VoiceRuntime {
             media: voiceflow_media::MediaPlane::new(Default::default()),
             ice_servers: Vec::new(),
+            turn: None,
             capacity: 25,
             stage_capacity: 200,
             stage_speakers: 10,

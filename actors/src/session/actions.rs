@@ -172,6 +172,10 @@ impl SessionState {
                 let p: VoiceChannelRef = frame.payload()?;
                 (p.channel_id, VoiceOp::Leave)
             }
+            "voice:ice_servers" => {
+                let p: VoiceChannelRef = frame.payload()?;
+                (p.channel_id, VoiceOp::IceServers)
+            }
             other if other.starts_with("call:") => {
                 let p: CallRequest = frame.payload()?;
                 let action = other

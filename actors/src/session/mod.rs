@@ -364,10 +364,10 @@ impl SessionState {
             "message:update" | "message:delete" | "reaction:add" | "reaction:remove"
             | "message:read" => self.handle_action(&frame).await,
             "presence:update" => self.handle_presence_update(&frame).await,
-            "voice:join" | "voice:signal" | "voice:state" | "voice:leave" | "stage:hand_raise"
-            | "stage:hand_lower" | "stage:promote" | "stage:demote" | "stage:kick"
-            | "stage:ban" | "stage:end" | "call:start" | "call:accept" | "call:decline"
-            | "call:cancel" | "call:hangup" => self.handle_voice(&frame).await,
+            "voice:join" | "voice:signal" | "voice:state" | "voice:leave" | "voice:ice_servers"
+            | "stage:hand_raise" | "stage:hand_lower" | "stage:promote" | "stage:demote"
+            | "stage:kick" | "stage:ban" | "stage:end" | "call:start" | "call:accept"
+            | "call:decline" | "call:cancel" | "call:hangup" => self.handle_voice(&frame).await,
             other => Err(FrameError {
                 id: frame.id,
                 error: ErrorBody::new(

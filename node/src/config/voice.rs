@@ -44,6 +44,44 @@ pub struct VoiceConfig {
     pub call_connect_secs: u64,
     /// A side whose media dropped during a call may come back within this long, seconds.
     pub call_grace_secs: u64,
+    /// Run the embedded TURN server (for clients whose UDP to the media ports is blocked):
+    /// UDP and TCP on `turn_port`; clients get `turn:` URLs with short-lived credentials in
+    /// `voice:ice_servers` and the `voice:join` ack.
+    pub turn_enabled: bool,
+    /// Address the TURN listeners bind to. Unset: `bind_ip`.
+    pub turn_listen_ip: Option<IpAddr>,
+    /// TURN port, UDP and TCP; open both in the firewall. 0: any free port (tests).
+    pub turn_port: u16,
+    /// Address relay sockets bind to. Unset: `bind_ip`.
+    pub turn_relay_ip: Option<IpAddr>,
+    /// Address clients are told for the TURN server and its relays (1:1 NAT). Unset:
+    /// `announced_ip`, else the bound addresses.
+    pub turn_announced_ip: Option<IpAddr>,
+    /// UDP ports of relays, inclusive (one per allocation); open them. Unset: any free port.
+    pub turn_relay_port_min: Option<u16>,
+    /// Last relay port.
+    pub turn_relay_port_max: Option<u16>,
+    /// Shared secret of the credentials (`HMAC-SHA1(secret, "expiry:userId")`); every node of
+    /// a cluster must have the same. Unset: derived from the JWT secret (which the nodes of a
+    /// cluster already share).
+    pub turn_secret: Option<String>,
+    /// How long a handed-out credential may start allocations, seconds (an allocation made
+    /// in time keeps refreshing after that).
+    pub turn_credential_ttl_secs: u64,
+    /// Most TURN allocations at once on this node (and TCP connections to the TURN port).
+    pub turn_max_allocations: usize,
+    /// Most TURN allocations one user holds at once.
+    pub turn_max_allocations_per_user: usize,
+    /// Longest allocation lifetime granted per Allocate/Refresh, seconds (at least 600 is
+    /// granted when asked, per RFC 8656, unless this is lower).
+    pub turn_max_lifetime_secs: u64,
+    /// Relayed bandwidth per allocation (both directions), kbit/s; 0: unlimited. Voice needs
+    /// about 50 per other speaker heard.
+    pub turn_max_kbps: u32,
+    /// The only addresses relays may send to. Empty: this node's media address (`bind_ip`,
+    /// `announced_ip`), or any when `bind_ip` is unspecified; list every node's media address
+    /// in a cluster. `0.0.0.0` in the list: any.
+    pub turn_allowed_peers: Vec<IpAddr>,
 }
 
 impl Default for VoiceConfig {
@@ -63,6 +101,20 @@ impl Default for VoiceConfig {
             call_ring_secs: 30,
             call_connect_secs: 30,
             call_grace_secs: 10,
+            turn_enabled: false,
+            turn_listen_ip: None,
+            turn_port: 3478,
+            turn_relay_ip: None,
+            turn_announced_ip: None,
+            turn_relay_port_min: None,
+            turn_relay_port_max: None,
+            turn_secret: None,
+            turn_credential_ttl_secs: 3600,
+            turn_max_allocations: 1000,
+            turn_max_allocations_per_user: 5,
+            turn_max_lifetime_secs: 3600,
+            turn_max_kbps: 512,
+            turn_allowed_peers: Vec::new(),
         }
     }
 }
@@ -82,11 +134,11 @@ impl VoiceConfig {
         if self.bind_ip.is_unspecified() && self.announced_ip.is_none() {
             return Err("voice.bind_ip 0.0.0.0 needs voice.announced_ip".into());
         }
-        Ok(())
+        self.validate_turn()
     }
 
-    /// What the voice channels of this node use.
-    pub fn runtime(&self) -> VoiceRuntime {
+    /// What the voice channels of this node use (`turn`: the node's TURN server, when on).
+    pub fn runtime(&self, turn: Option<voiceflow_actors::context::TurnIssuer>) -> VoiceRuntime {
         VoiceRuntime {
             media: MediaPlane::new(MediaConfig {
                 bind_ip: self.bind_ip,
@@ -97,6 +149,7 @@ impl VoiceConfig {
                 recv_batch: self.recv_batch,
             }),
             ice_servers: self.ice_servers.clone(),
+            turn,
             capacity: self.capacity,
             stage_capacity: self.stage_capacity,
             stage_speakers: self.stage_speakers,

@@ -164,6 +164,17 @@ impl Request for VoiceChannelRef {
     type Reply = VoiceChannelRef;
 }
 
+/// `voice:ice_servers {channelId}`: the STUN/TURN servers (with fresh TURN credentials) to
+/// build the connection of that channel with, before the offer (`voice:join` carries them too).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VoiceIceServers {
+    /// The channel.
+    pub channel_id: Snowflake,
+    /// STUN/TURN servers for the client's connection.
+    pub ice_servers: Vec<IceServer>,
+}
+
 /// `voice:user_left`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]

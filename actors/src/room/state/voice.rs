@@ -13,7 +13,7 @@ use voiceflow_media::{Channel, Rights, SfuEvent};
 use voiceflow_schema::RoomKind;
 use voiceflow_wire::v1::frame::{self, Frame};
 use voiceflow_wire::v1::voice::{
-    VoiceJoined, VoiceMember, VoiceSignal, VoiceUserLeft, events as voice_events,
+    VoiceIceServers, VoiceJoined, VoiceMember, VoiceSignal, VoiceUserLeft, events as voice_events,
 };
 use voiceflow_wire::{ErrorBody, ErrorCode, Snowflake};
 
@@ -158,6 +158,13 @@ impl RoomState {
                     self.voice_unknown_beat(&session);
                 }
             }
+            VoiceOp::IceServers => {
+                let servers = VoiceIceServers {
+                    channel_id: self.room.id,
+                    ice_servers: self.ctx.voice.ice_servers_for(session.user_id),
+                };
+                reply.send(Ok(serde_json::to_value(&servers).unwrap_or(Value::Null)));
+            }
             VoiceOp::Leave => {
                 self.voice_remove(session.session_id, "left");
                 reply.send(Ok(serde_json::json!({ "channelId": self.room.id })));
@@ -268,7 +275,7 @@ impl RoomState {
         participants.sort_by_key(|p| p.user_id);
         let (room_id, ice_servers, peer) = (
             self.room.id,
-            runtime.ice_servers.clone(),
+            runtime.ice_servers_for(session.user_id),
             session.session_id,
         );
         let me = me.clone();

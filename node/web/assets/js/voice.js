@@ -1,7 +1,8 @@
 // The voice connection: one RTCPeerConnection with the node's SFU, for a voice channel, a
 // stage, or a 1:1 call (whose channel is the DM room). See wire/PROTOCOL.md, "Voice channels".
 //
-//   getUserMedia({audio}) → addTrack → createOffer → voice:join {channelId, sdp}
+//   getUserMedia({audio}) → voice:ice_servers {channelId} → new RTCPeerConnection({iceServers})
+//   → addTrack → createOffer → voice:join {channelId, sdp}
 //   ack {sdp: answer, participants, iceServers} → setRemoteDescription(answer)
 //   ICE candidates trickle both ways as voice:signal {channelId, candidate}
 //   server re-offers (voice:signal {sdp}) → setRemoteDescription(offer) → createAnswer →
@@ -134,7 +135,21 @@ export class Voice {
     if (gen !== this.#gen) { stream?.getTracks().forEach((t) => t.stop()); return; }
     this.#stream = stream;
 
-    const pc = new RTCPeerConnection();
+    // STUN/TURN servers (the node's TURN server with a fresh credential) before the offer:
+    // candidates are gathered with it, and a server added later would need an ICE restart.
+    let iceServers = [];
+    try {
+      const ice = await this.socket.request('voice:ice_servers', { channelId }, { timeout: 5_000 });
+      iceServers = ice.iceServers || [];
+    } catch { /* none: direct UDP only */ }
+    if (gen !== this.#gen) { stream?.getTracks().forEach((t) => t.stop()); return; }
+
+    // Tests force relay-only connections (a client behind a strict firewall) with
+    // window.__voiceflow.iceTransportPolicy = 'relay'.
+    const pc = new RTCPeerConnection({
+      iceServers,
+      iceTransportPolicy: window.__voiceflow.iceTransportPolicy || 'all',
+    });
     this.#pc = pc;
     window.__voiceflow.voicePc = pc;
     if (stream) for (const track of stream.getAudioTracks()) pc.addTrack(track, stream);
@@ -166,7 +181,7 @@ export class Voice {
         { timeout: JOIN_TIMEOUT_MS });
       this.#note(`joined (${ack.participants?.length} in)`);
       if (gen !== this.#gen) return;
-      if (ack.iceServers?.length) {
+      if (!iceServers.length && ack.iceServers?.length) {
         try { pc.setConfiguration({ ...pc.getConfiguration(), iceServers: ack.iceServers }); } catch { /* keep */ }
       }
       await pc.setRemoteDescription({ type: 'answer', sdp: ack.sdp });
