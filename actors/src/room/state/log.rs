@@ -393,6 +393,7 @@ impl RoomState {
                 change.answer(Some(&error));
             }
             self.log.resync = if fenced {
+                metrics::counter!("voiceflow_rooms_fenced_total").increment(1);
                 Resync::Fenced
             } else {
                 Resync::Needed
@@ -439,6 +440,7 @@ impl RoomState {
             Err(e) => {
                 if matches!(e, StoreError::Fenced { .. }) {
                     tracing::info!(room = %self.room.id, error = %e, "room fenced by a newer owner");
+                    metrics::counter!("voiceflow_rooms_fenced_total").increment(1);
                     self.log.resync = Resync::Fenced;
                     self.fail_fenced();
                     return;
