@@ -63,8 +63,12 @@ pub struct RoomLog {
 pub struct Load {
     pub addrs: Arc<Mutex<Vec<SocketAddr>>>,
     pub stop: Arc<AtomicBool>,
+    /// Set once every sender stopped: a message in flight at `stop` is still resent until
+    /// acknowledged, and its receiver waits for it.
+    senders_done: Arc<AtomicBool>,
     pub logs: Vec<Arc<Mutex<RoomLog>>>,
     tasks: Vec<tokio::task::JoinHandle<Result<()>>>,
+    receivers: Vec<tokio::task::JoinHandle<Result<()>>>,
 }
 
 async fn connect_any(addrs: &Mutex<Vec<SocketAddr>>, start: usize, user: &User) -> WsClient {
@@ -229,11 +233,14 @@ impl Load {
         ));
         let n = entries.len();
         let stop = Arc::new(AtomicBool::new(false));
+        let senders_done = Arc::new(AtomicBool::new(false));
         let mut load = Load {
             addrs: addrs.clone(),
             stop: stop.clone(),
+            senders_done: senders_done.clone(),
             logs: Vec::new(),
             tasks: Vec::new(),
+            receivers: Vec::new(),
         };
         for i in 0..rooms {
             let home = i % n;
@@ -252,9 +259,9 @@ impl Load {
                 .await?;
             let log = Arc::new(Mutex::new(RoomLog::default()));
             load.logs.push(log.clone());
-            load.tasks.push(tokio::spawn(receiver(
+            load.receivers.push(tokio::spawn(receiver(
                 addrs.clone(),
-                stop.clone(),
+                senders_done.clone(),
                 log.clone(),
                 reader,
                 room.clone(),
@@ -276,6 +283,10 @@ impl Load {
     pub async fn finish(self) -> Result<(usize, Duration, u32)> {
         self.stop.store(true, Ordering::Relaxed);
         for task in self.tasks {
+            tokio::time::timeout(Duration::from_secs(60), task).await???;
+        }
+        self.senders_done.store(true, Ordering::Relaxed);
+        for task in self.receivers {
             tokio::time::timeout(Duration::from_secs(60), task).await???;
         }
         let (mut total, mut gap, mut reconnects) = (0, Duration::ZERO, 0);
