@@ -124,6 +124,18 @@ impl TestCluster {
         Ok(id)
     }
 
+    /// Starts node `id` again (after a kill or a drain) in its directory, seeded with the
+    /// live nodes.
+    pub async fn restart(&mut self, id: usize) -> Result<()> {
+        anyhow::ensure!(self.nodes[id - 1].is_none(), "node {id} is running");
+        let seeds = self.live_quic();
+        let certs = self.tmp.path().join("certs");
+        let config = self.config(id, &certs, &seeds)?;
+        let dir = self.node_dir(id)?;
+        self.nodes[id - 1] = Some(TestNode::start_in(&dir, &config).await?);
+        Ok(())
+    }
+
     fn node_dir(&self, id: usize) -> Result<PathBuf> {
         let dir = self.tmp.path().join(format!("node-{id}"));
         std::fs::create_dir_all(&dir)?;

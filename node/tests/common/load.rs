@@ -50,11 +50,13 @@ pub fn free_port() -> Result<u16> {
 #[derive(Default)]
 pub struct RoomLog {
     /// Content → id, for every acknowledged message.
-    acked: HashMap<String, u64>,
+    pub acked: HashMap<String, u64>,
     /// (id, content) in the order the receiver got them.
     received: Vec<(u64, String)>,
     /// Longest time between two acks (a room moving or recovering).
     longest_gap: Duration,
+    /// When each acknowledgement arrived.
+    pub ack_times: Vec<Instant>,
     reconnects: u32,
     /// Times a receiver's open connection went silent for 10 s (its room stopped reaching it).
     stalls: u32,
@@ -67,6 +69,13 @@ pub struct Load {
     /// acknowledged, and its receiver waits for it.
     senders_done: Arc<AtomicBool>,
     pub logs: Vec<Arc<Mutex<RoomLog>>>,
+    /// Room ids, in the order of `logs`.
+    pub rooms: Vec<String>,
+    /// Each room's sender, in the order of `logs`.
+    pub authors: Vec<User>,
+    /// Whether a receiver's connection going silent for 10 s fails [`Load::finish`] (not
+    /// when faults stop every write for longer, like a CQL server restart).
+    pub check_stalls: bool,
     tasks: Vec<tokio::task::JoinHandle<Result<()>>>,
     receivers: Vec<tokio::task::JoinHandle<Result<()>>>,
 }
@@ -121,6 +130,7 @@ async fn sender(
                         .unwrap_or_default();
                     let mut log = log.lock();
                     log.acked.insert(content.clone(), id);
+                    log.ack_times.push(Instant::now());
                     log.longest_gap = log.longest_gap.max(last_ack.elapsed());
                     last_ack = Instant::now();
                     break;
@@ -239,6 +249,9 @@ impl Load {
             stop: stop.clone(),
             senders_done: senders_done.clone(),
             logs: Vec::new(),
+            rooms: Vec::new(),
+            authors: Vec::new(),
+            check_stalls: true,
             tasks: Vec::new(),
             receivers: Vec::new(),
         };
@@ -259,6 +272,8 @@ impl Load {
                 .await?;
             let log = Arc::new(Mutex::new(RoomLog::default()));
             load.logs.push(log.clone());
+            load.rooms.push(room.clone());
+            load.authors.push(author.clone());
             load.receivers.push(tokio::spawn(receiver(
                 addrs.clone(),
                 senders_done.clone(),
@@ -324,7 +339,7 @@ impl Load {
                     }
                 }
             }
-            if log.stalls > 0 {
+            if self.check_stalls && log.stalls > 0 {
                 bail!(
                     "room {i}: the receiver's connection went silent {} times",
                     log.stalls

@@ -488,6 +488,31 @@ impl RoomState {
             if let Some(last) = landed.last() {
                 self.log.head = last.seq;
             }
+            // A post resent while the room resynced may be one that just landed: answer it
+            // with the landed message instead of storing it twice.
+            let adopted: Vec<MessageRecord> = landed
+                .iter()
+                .filter(|e| e.event == events::MESSAGE_RECEIVED)
+                .filter_map(|e| e.message.clone())
+                .filter(|m| m.nonce.is_some())
+                .collect();
+            if !adopted.is_empty() {
+                let pending = std::mem::take(&mut self.log.pending);
+                for mut change in pending {
+                    let twin = adopted.iter().find(|m| {
+                        change.kind == ChangeKind::Created
+                            && m.user_id == change.message.user_id
+                            && m.nonce == change.message.nonce
+                    });
+                    match twin {
+                        Some(m) => {
+                            change.message = m.clone();
+                            change.answer(None);
+                        }
+                        None => self.log.pending.push(change),
+                    }
+                }
+            }
             tracing::debug!(room = %self.room.id, stored = head.seq, head = self.log.head, "resynced");
         }
         self.log.resync = Resync::Clean;
