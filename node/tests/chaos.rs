@@ -146,8 +146,8 @@ async fn history(node: &TestNode, token: &str, room: &str) -> Result<Vec<(String
         let data = page["data"].as_array().cloned().unwrap_or_default();
         before = data
             .iter()
-            .filter_map(|m| m["id"].as_str().map(str::to_owned))
-            .last();
+            .rev()
+            .find_map(|m| m["id"].as_str().map(str::to_owned));
         out.extend(
             data.iter()
                 .filter(|m| m["type"] != "system")

@@ -67,7 +67,7 @@ struct Statements {
 /// Whether CQL text is a write.
 fn is_write_text(text: &[u8]) -> bool {
     let text = String::from_utf8_lossy(text);
-    let word = text.trim_start().split_whitespace().next().unwrap_or("");
+    let word = text.split_whitespace().next().unwrap_or("");
     ["INSERT", "UPDATE", "DELETE"]
         .iter()
         .any(|w| word.eq_ignore_ascii_case(w))
