@@ -58,8 +58,9 @@ PROBE_MS=${PROBE_MS:-2000}
 SETTLE_SECS=${SETTLE_SECS:-10}
 KILL_NODE=${KILL_NODE:-2}
 DRAIN_SECS=${DRAIN_SECS:-30}
-LOADGEN="$ROOT/target/release/voiceflow-loadgen"
-export VOICEFLOW_BIN="$ROOT/target/release/voiceflow-node"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+LOADGEN="$TARGET/release/voiceflow-loadgen"
+export VOICEFLOW_BIN="$TARGET/release/voiceflow-node"
 
 # 2,000 WebSockets in the generator and up to ~1,000 in a node.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -108,7 +109,7 @@ start_cluster() {
     URLS=""
     PIDS=""
     for ((i = 1; i <= n; i++)); do
-        URLS+="${URLS:+,}http://127.0.0.1:$((3000 + i))"
+        URLS+="${URLS:+,}http://127.0.0.1:$((${VOICEFLOW_HTTP_PORT_BASE:-3000} + i))"
         PIDS+="${PIDS:+,}$(cat "$CURRENT/node-$i/pid")"
     done
 }
@@ -151,7 +152,7 @@ churn_part() {
     export VOICEFLOW_CLUSTER_DIR="$CURRENT"
     if ! run "$LOADGEN" --scenario cluster --cluster-part churn --urls "$URLS" \
         --rooms "$CHURN_ROOMS" --probe-interval-ms "$PROBE_MS" --settle-secs "$SETTLE_SECS" \
-        --join-command "scripts/cluster add" --join-url http://127.0.0.1:3004 \
+        --join-command "scripts/cluster add" --join-url "http://127.0.0.1:$((${VOICEFLOW_HTTP_PORT_BASE:-3000} + 4))" \
         --kill-command "scripts/cluster kill $KILL_NODE" --drain-secs "$DRAIN_SECS" "$@"; then
         echo "error: loadgen cluster churn failed" >&2
         status=1

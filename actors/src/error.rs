@@ -55,10 +55,13 @@ impl ActorError {
                 tracing::error!(error = %e, "corrupt record");
                 ErrorBody::new(ErrorCode::InternalError, "internal error")
             }
-            ActorError::Unavailable => ErrorBody::new(
-                ErrorCode::InternalError,
-                "room temporarily unavailable, retry",
-            ),
+            // Another node owns the room now: the client resends there.
+            ActorError::Unavailable | ActorError::Store(StoreError::Fenced { .. }) => {
+                ErrorBody::new(
+                    ErrorCode::InternalError,
+                    "room temporarily unavailable, retry",
+                )
+            }
         }
     }
 }

@@ -129,8 +129,7 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
         bind(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let cluster = if config.cluster.enabled {
-        let write_timeout = Duration::from_millis(config.scylla.request_timeout_ms);
-        let node = cluster::bind(&config.cluster, config.node_id, addr, write_timeout)?;
+        let node = cluster::bind(&config.cluster, config.node_id, addr)?;
         directory.set_cluster(node.0.clone());
         node.start(ctx.clone(), &config.cluster.seeds).await?;
         tracing::info!(quic = %config.cluster.listen, "cluster member started");

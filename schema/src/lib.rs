@@ -13,6 +13,7 @@
 //!   and the `files`/`file_chunks` CQL tables).
 //! - [`contacts`]: blocks and who may reach a user (DMs, calls).
 //! - [`bucket`]: time buckets that bound message-log partitions (Discord's model).
+//! - [`fence`]: the rule that resolves room logs by ownership epoch (storage-level fencing).
 //! - [`fixtures`]: record builders shared by both stores' tests and the benchmark.
 //!
 //! Binaries: `cql-bridge` (the bridge, started by `scripts/cassandra`) and `storebench` (the
@@ -24,6 +25,7 @@ pub mod bucket;
 pub mod contacts;
 pub mod cql;
 pub mod embedded;
+pub mod fence;
 pub mod fixtures;
 #[cfg(test)]
 mod fuzzing;

@@ -224,6 +224,12 @@ pub struct RoomEventRecord {
     pub seq: u64,
     /// The log's epoch; it changes only if the log had to start over.
     pub epoch: u64,
+    /// The ownership epoch of the room actor that wrote the entry ([`crate::Store::claim_room`];
+    /// 0 for entries written before ownership epochs existed). Readers resolve each seq to its
+    /// entry of the highest ownership epoch, and an entry of an older ownership epoch never
+    /// follows one of a newer: see ARCHITECTURE.md, "Storage-level fencing".
+    #[serde(default)]
+    pub owner_epoch: u64,
     /// The event name as sent (`message:received`, `message:updated`, …).
     pub event: String,
     /// The event's `data` object as sent, JSON.

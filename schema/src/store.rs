@@ -22,6 +22,18 @@ pub enum StoreError {
     /// Data on disk could not be decoded.
     #[error("corrupt record: {0}")]
     Corrupt(String),
+    /// Another room actor took the room over (its ownership epoch is newer than the writer's):
+    /// the writer must stop. Whatever this write stored is never served unless the new owner
+    /// read it as the log's end before writing anything of its own.
+    #[error("room {room} is owned by a newer ownership epoch ({current} > {mine})")]
+    Fenced {
+        /// The room.
+        room: Snowflake,
+        /// The writer's ownership epoch.
+        mine: u64,
+        /// The room's current ownership epoch.
+        current: u64,
+    },
 }
 
 /// Result alias for store calls.
@@ -116,13 +128,23 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<Snowflake>>;
 
     // ---- room event logs ----
+    /// Takes a room over: bumps its ownership epoch and returns the new one. `after: None`
+    /// bumps whatever the current epoch is (a new owner, one lightweight transaction on CQL);
+    /// `Some(mine)` renews only if `mine` is still current (an owner retiring its own late
+    /// writes after a failed one), else `Fenced`. Every later [`Store::commit_events`] of an
+    /// older epoch fails with `Fenced`.
+    async fn claim_room(&self, room_id: Snowflake, after: Option<u64>) -> StoreResult<u64>;
     /// Appends entries to room logs (any rooms, seqs in order per room) and upserts the
     /// messages they leave behind, with their by-id and nonce entries. Durable when it
     /// resolves; after a crash mid-way the log is the truth and [`Store::log_head`] repairs
-    /// the messages from it.
+    /// the messages from it. An entry whose `owner_epoch` is older than its room's current
+    /// ownership epoch fails the call with `Fenced`, and then none of the call's messages are
+    /// written; its log entries may be (CQL writes them first), but an entry never replaces
+    /// one of a newer ownership epoch and readers skip entries that follow a newer one.
     async fn commit_events(&self, events: &[RoomEventRecord]) -> StoreResult<()>;
     /// The end of a room's log (`None` for a log never written), after making sure the
-    /// messages agree with the log's last entries.
+    /// messages agree with the log's last entries. The log is resolved as described at
+    /// [`Store::commit_events`].
     async fn log_head(&self, room_id: Snowflake) -> StoreResult<Option<LogHead>>;
     /// Up to `limit` log entries with seq > `after`, oldest first (resume after reconnect).
     async fn events_after(

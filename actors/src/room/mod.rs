@@ -11,6 +11,8 @@ mod state;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_fencing;
+#[cfg(test)]
 mod tests_rich;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -523,11 +525,20 @@ impl RoomActor {
     /// Starts the next storage write if none is in flight. The write runs off the actor so the
     /// room keeps accepting posts (they form the next batch) while storage syncs.
     fn start_write(&self, me: &ActorRef<RoomMsg>, state: &mut RoomState) {
+        if state.is_fenced() {
+            // A newer owner writes the room now: fail what is queued, leave, stop.
+            let _ = state.take_write_batch();
+            self.retire(me, state);
+            return;
+        }
         if state.needs_resync() {
-            let after = state.begin_resync();
+            let (after, owner_epoch) = state.begin_resync();
             let (store, room, me) = (state.ctx.store.clone(), state.room.id, me.clone());
             tokio::spawn(async move {
                 let result = async {
+                    // A new epoch first, so the failed write's entries, should they land
+                    // later, never replace or follow the entries written next.
+                    let owner_epoch = store.claim_room(room, Some(owner_epoch)).await?;
                     let head = store.log_head(room).await?;
                     let events = match head {
                         Some(h) if h.seq > after => {
@@ -536,7 +547,11 @@ impl RoomActor {
                         }
                         _ => Vec::new(),
                     };
-                    Ok(ResyncData { head, events })
+                    Ok(ResyncData {
+                        owner_epoch,
+                        head,
+                        events,
+                    })
                 }
                 .await;
                 let _ = me.cast(RoomMsg::Resynced(result));

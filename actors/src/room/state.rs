@@ -111,11 +111,14 @@ impl RoomState {
                 },
             );
         }
-        // The head first: reading it repairs messages a crashed commit left behind the log.
+        // Take the room over in storage first: from now on an older owner's writes are
+        // refused or never read. Then the head: reading it repairs messages a crashed commit
+        // left behind the log.
+        let owner_epoch = ctx.store.claim_room(room.id, None).await?;
         let head = ctx.store.log_head(room.id).await?;
         let newest = ctx.store.messages_before(room.id, None, 1).await?;
         let last_message_id = newest.first().map(|m| m.id).unwrap_or_default();
-        let log = log::Log::new(head, || ctx.ids.next_id().0);
+        let log = log::Log::new(head, owner_epoch, || ctx.ids.next_id().0);
         Ok(RoomState {
             room,
             ctx,

@@ -240,7 +240,13 @@ async fn a_failed_write_that_landed_is_broadcast_by_the_resync_and_seqs_stay_den
         state.take_write_batch().is_none(),
         "no write before the resync"
     );
-    let after = state.begin_resync();
+    let (after, owner) = state.begin_resync();
+    let owner_epoch = state
+        .ctx
+        .store
+        .claim_room(f.room.id, Some(owner))
+        .await
+        .expect("renew");
     let head = state.ctx.store.log_head(f.room.id).await.expect("head");
     let events = state
         .ctx
@@ -248,7 +254,11 @@ async fn a_failed_write_that_landed_is_broadcast_by_the_resync_and_seqs_stay_den
         .events_after(f.room.id, after, 10)
         .await
         .expect("events");
-    state.handle_resynced(Ok(ResyncData { head, events }));
+    state.handle_resynced(Ok(ResyncData {
+        owner_epoch,
+        head,
+        events,
+    }));
     commit(&mut state).await;
     let live = drain(outbox_of(&watcher)).await;
     let got: Vec<_> = live

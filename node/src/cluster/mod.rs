@@ -78,9 +78,6 @@ pub struct ClusterInner {
     /// Rooms this node is acquiring, with an "abort" flag a competing acquire may set.
     acquiring: Mutex<HashMap<Snowflake, Arc<AtomicBool>>>,
     next_call: AtomicU64,
-    /// How long a CQL write may take: rooms of a failed node start elsewhere only after its
-    /// last write had time to land.
-    write_timeout: Duration,
     /// Peers whose traffic is dropped (fault injection for partition tests).
     blocked: RwLock<std::collections::HashSet<NodeId>>,
     fault_injection: bool,
@@ -97,7 +94,6 @@ pub fn bind(
     config: &ClusterConfig,
     node_id: NodeId,
     http_addr: SocketAddr,
-    write_timeout: Duration,
 ) -> anyhow::Result<ClusterNode> {
     let idle = Duration::from_millis(config.failure_timeout_ms.max(1000) * 2);
     let (server, client) = tls::quinn_configs(&config.ca_cert, &config.cert, &config.key, idle)?;
@@ -132,7 +128,6 @@ pub fn bind(
         releases: Mutex::default(),
         acquiring: Mutex::default(),
         next_call: AtomicU64::new(1),
-        write_timeout,
         blocked: RwLock::default(),
         fault_injection: config.fault_injection,
         ctx: OnceLock::new(),

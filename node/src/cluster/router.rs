@@ -349,8 +349,11 @@ impl Cluster for ClusterInner {
             .iter()
             .map(|p| p.node_id)
             .collect();
-        // Rooms of a node that just failed start only once its last write had time to land.
-        let settle = self.membership.lock().settle_deadline(self.write_timeout);
+        // Rooms of a node that just failed start once it fenced itself (the lease): it starts
+        // no write after that. A write it began before that and lands later is an older
+        // ownership epoch's, which storage never lets replace or follow the new owner's
+        // entries (storage-level fencing), so nobody waits for the CQL write timeout.
+        let settle = self.membership.lock().settle_deadline(Duration::ZERO);
         if let Some(settle) = settle {
             let wait = settle.saturating_duration_since(Instant::now());
             if !wait.is_zero() {

@@ -44,6 +44,8 @@ pub struct TestCluster {
     points: Vec<String>,
     /// Extra lines for every node's `[cluster]` table.
     cluster_extra: String,
+    /// CQL contact points of particular nodes (by id) instead of the test server's.
+    pub contact_points: std::collections::HashMap<usize, SocketAddr>,
 }
 
 impl TestCluster {
@@ -72,6 +74,7 @@ impl TestCluster {
             keyspace: random_keyspace("vf_cluster"),
             points,
             cluster_extra: cluster_extra.to_owned(),
+            contact_points: Default::default(),
         };
         for _ in 0..n {
             cluster.add().await?;
@@ -82,7 +85,17 @@ impl TestCluster {
 
     /// The config of node `id` with `certs` as its certificate directory.
     pub fn config(&self, id: usize, certs: &Path, seeds: &[SocketAddr]) -> Result<String> {
-        let base = scylla_config(&self.keyspace).context("no CQL server")?;
+        let mut base = scylla_config(&self.keyspace).context("no CQL server")?;
+        if let Some(point) = self.contact_points.get(&id) {
+            base = base
+                .lines()
+                .map(|l| match l.starts_with("contact_points =") {
+                    true => format!("contact_points = [\"{point}\"]"),
+                    false => l.to_owned(),
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+        }
         let seeds: Vec<String> = seeds.iter().map(|s| format!("\"{s}\"")).collect();
         let quic = self.quic[id - 1];
         Ok(format!(
@@ -109,6 +122,18 @@ impl TestCluster {
         let node = TestNode::start_in(&dir, &config).await?;
         self.nodes.push(Some(node));
         Ok(id)
+    }
+
+    /// Starts node `id` again (after a kill or a drain) in its directory, seeded with the
+    /// live nodes.
+    pub async fn restart(&mut self, id: usize) -> Result<()> {
+        anyhow::ensure!(self.nodes[id - 1].is_none(), "node {id} is running");
+        let seeds = self.live_quic();
+        let certs = self.tmp.path().join("certs");
+        let config = self.config(id, &certs, &seeds)?;
+        let dir = self.node_dir(id)?;
+        self.nodes[id - 1] = Some(TestNode::start_in(&dir, &config).await?);
+        Ok(())
     }
 
     fn node_dir(&self, id: usize) -> Result<PathBuf> {

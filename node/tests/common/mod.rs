@@ -6,6 +6,7 @@
 
 pub mod cluster;
 pub mod front_door;
+pub mod load;
 pub mod proxy;
 pub mod voice;
 

@@ -1,6 +1,11 @@
 //! `cql-bridge --listen ADDR --upstream ADDR`: runs the CQL protocol v4 ↔ v3 frame bridge
 //! (see `voiceflow_schema::cql::bridge`) so the `scylla` driver can talk to the Apache
 //! Cassandra 2.1 test server. Started by `scripts/cassandra`; loopback addresses only.
+//!
+//! Fault injection for tests (`scripts/chaos`): `--hold-file PATH` makes the bridge hold
+//! every client's write frames for as many milliseconds as the file says (read every 100 ms;
+//! missing or empty: 0), and `--no-rewrite` passes frames unchanged (a holding bridge in
+//! front of another bridge or a v4 server).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -11,14 +16,26 @@ use voiceflow_schema::cql::bridge;
 struct Args {
     listen: SocketAddr,
     upstream: SocketAddr,
+    hold_file: Option<std::path::PathBuf>,
+    rewrite: bool,
 }
 
 /// Reads `--listen` and `--upstream`; both must be loopback addresses.
 fn parse_args() -> Result<Args, String> {
     let mut listen = None;
     let mut upstream = None;
+    let mut hold_file = None;
+    let mut rewrite = true;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
+        if flag == "--no-rewrite" {
+            rewrite = false;
+            continue;
+        }
+        if flag == "--hold-file" {
+            hold_file = Some(args.next().ok_or("--hold-file needs a value")?.into());
+            continue;
+        }
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
         let addr: SocketAddr = value.parse().map_err(|e| format!("{flag} {value}: {e}"))?;
         if !addr.ip().is_loopback() {
@@ -35,6 +52,8 @@ fn parse_args() -> Result<Args, String> {
     Ok(Args {
         listen: listen.ok_or("--listen is required")?,
         upstream: upstream.ok_or("--upstream is required")?,
+        hold_file,
+        rewrite,
     })
 }
 
@@ -43,7 +62,7 @@ fn main() -> ExitCode {
         Ok(args) => args,
         Err(e) => {
             eprintln!(
-                "cql-bridge: {e}\nusage: cql-bridge --listen 127.0.0.1:19042 --upstream 127.0.0.1:19142"
+                "cql-bridge: {e}\nusage: cql-bridge --listen 127.0.0.1:19042 --upstream 127.0.0.1:19142 [--hold-file PATH] [--no-rewrite]"
             );
             return ExitCode::from(2);
         }
@@ -66,7 +85,21 @@ fn main() -> ExitCode {
             listener.local_addr()?,
             args.upstream
         );
-        bridge::run(listener, args.upstream).await
+        let hold = bridge::hold::Hold::default();
+        if let Some(path) = args.hold_file.clone() {
+            let hold = hold.clone();
+            tokio::spawn(async move {
+                loop {
+                    let ms = std::fs::read_to_string(&path)
+                        .ok()
+                        .and_then(|s| s.trim().parse::<u64>().ok())
+                        .unwrap_or(0);
+                    hold.set(std::time::Duration::from_millis(ms));
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            });
+        }
+        bridge::hold::run_holding(listener, args.upstream, args.rewrite, hold).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

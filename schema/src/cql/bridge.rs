@@ -15,6 +15,9 @@
 //! body is bounds-checked, and a malformed frame closes that connection (only) with an
 //! `InvalidData` error. Production talks to ScyllaDB with protocol v4 directly; the bridge is
 //! only for the 2.1 test server.
+//!
+//! [`hold`] adds fault injection for tests: a bridge that delivers one client's write frames
+//! late (`cql-bridge --hold-file`, or in process with [`hold::run_holding`]).
 
 use std::io;
 use std::net::SocketAddr;
@@ -293,6 +296,8 @@ pub async fn run(listener: TcpListener, upstream: SocketAddr) -> io::Result<()> 
         });
     }
 }
+
+pub mod hold;
 
 #[cfg(test)]
 mod fuzz_tests;

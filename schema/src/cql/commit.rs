@@ -215,6 +215,15 @@ fn clone_error(e: &StoreError) -> StoreError {
         StoreError::Conflict { field } => StoreError::Conflict { field },
         StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
         StoreError::Corrupt(m) => StoreError::Corrupt(m.clone()),
+        StoreError::Fenced {
+            room,
+            mine,
+            current,
+        } => StoreError::Fenced {
+            room: *room,
+            mine: *mine,
+            current: *current,
+        },
     }
 }
 

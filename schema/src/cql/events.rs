@@ -9,6 +9,15 @@
 //! the last batch's messages when the newest entry's message does not show its seq. Only one
 //! commit per room is in flight at a time (the room actor's rule), so "the last batch" is
 //! the last [`REPAIR_WINDOW`] entries at most.
+//!
+//! Storage-level fencing: `claim_room` bumps the room's ownership epoch in `room_owner` with
+//! one lightweight transaction. Entries are written `USING TIMESTAMP` 1 + the writer's epoch,
+//! so for one seq the newest owner's entry wins whenever an older one arrives. After its log
+//! entries are acknowledged a commit reads `room_owner`: if a newer owner took over it fails
+//! with `Fenced` before any message is written (the entries it left are skipped by readers,
+//! [`crate::fence::resolve`], unless the new owner read them as the log's end before writing,
+//! like any failed write that landed). If the epoch is still the writer's, the entries were
+//! stored before any newer owner could read the log's end, so that owner continues after them.
 
 use scylla::client::session::Session;
 use scylla::statement::batch::BatchType;
@@ -18,6 +27,7 @@ use voiceflow_wire::Snowflake;
 
 use super::codec::{driver_error, from_cql_time, id, snowflake, to_cql_time};
 use super::{BatchEntry, Cql};
+use crate::fence::resolve;
 use crate::model::{LogHead, MessageRecord, ReadMarker, RoomEventRecord};
 use crate::store::{StoreError, StoreResult};
 
@@ -27,9 +37,22 @@ const BUCKET_SHIFT: u32 = 14;
 pub const REPAIR_WINDOW: u64 = 256;
 /// Most bytes of entries in one batch.
 const MAX_BATCH_BYTES: usize = 256 * 1024;
+/// How many entries from the log's physical end `log_head` resolves: stale entries of fenced
+/// owners sit at most one batch beyond the end of the log.
+const TAIL_WINDOW: u64 = REPAIR_WINDOW + 1;
+/// Attempts of a takeover's compare-and-set before giving up (others kept bumping meanwhile).
+const CLAIM_ATTEMPTS: usize = 16;
 
-/// A `room_events` row: seq, epoch, event, data, message, at.
-type EventRow = (i64, i64, String, String, Option<String>, CqlTimestamp);
+/// A `room_events` row: seq, epoch, owner_epoch, event, data, message, at.
+type EventRow = (
+    i64,
+    i64,
+    Option<i64>,
+    String,
+    String,
+    Option<String>,
+    CqlTimestamp,
+);
 
 /// The statements of this module.
 pub(crate) struct EventStatements {
@@ -39,9 +62,11 @@ pub(crate) struct EventStatements {
     delete_bucket: PreparedStatement,
     head_put: PreparedStatement,
     head_get: PreparedStatement,
-    head_delete: PreparedStatement,
     marker_put: PreparedStatement,
     markers_get: PreparedStatement,
+    owner_get: PreparedStatement,
+    owner_create: PreparedStatement,
+    owner_bump: PreparedStatement,
 }
 
 impl EventStatements {
@@ -57,24 +82,23 @@ impl EventStatements {
         };
         Ok(EventStatements {
             insert: p(
-                "INSERT INTO room_events (room_id, bucket, seq, epoch, event, data, \
-                 message, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO room_events (room_id, bucket, seq, epoch, owner_epoch, event, \
+                 data, message, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
             )
             .await?,
             after: p(
-                "SELECT seq, epoch, event, data, message, at FROM room_events \
+                "SELECT seq, epoch, owner_epoch, event, data, message, at FROM room_events \
                  WHERE room_id = ? AND bucket = ? AND seq > ? LIMIT ?",
             )
             .await?,
             last: p(
-                "SELECT seq, epoch, event, data, message, at FROM room_events \
-                 WHERE room_id = ? AND bucket = ? ORDER BY seq DESC LIMIT 1",
+                "SELECT seq, epoch, owner_epoch, event, data, message, at FROM room_events \
+                 WHERE room_id = ? AND bucket = ? ORDER BY seq DESC LIMIT ?",
             )
             .await?,
             delete_bucket: p("DELETE FROM room_events WHERE room_id = ? AND bucket = ?").await?,
             head_put: p("INSERT INTO room_log (room_id, epoch, seq) VALUES (?, ?, ?)").await?,
             head_get: p("SELECT epoch, seq FROM room_log WHERE room_id = ?").await?,
-            head_delete: p("DELETE FROM room_log WHERE room_id = ?").await?,
             marker_put: p(
                 "INSERT INTO read_markers (user_id, room_id, message_id, at) \
                  VALUES (?, ?, ?, ?)",
@@ -82,8 +106,31 @@ impl EventStatements {
             .await?,
             markers_get: p("SELECT room_id, message_id, at FROM read_markers WHERE user_id = ?")
                 .await?,
+            owner_get: p("SELECT epoch FROM room_owner WHERE room_id = ?").await?,
+            // Compare-and-sets are not idempotent: a retried one that had applied would see
+            // its own bump as someone else's.
+            owner_create: lwt(
+                session,
+                "INSERT INTO room_owner (room_id, epoch) VALUES (?, ?) IF NOT EXISTS",
+            )
+            .await?,
+            owner_bump: lwt(
+                session,
+                "UPDATE room_owner SET epoch = ? WHERE room_id = ? IF epoch = ?",
+            )
+            .await?,
         })
     }
+}
+
+/// Prepares a lightweight transaction (not idempotent, so never retried by the driver).
+async fn lwt(session: &Session, cql: &'static str) -> StoreResult<PreparedStatement> {
+    let mut st = session
+        .prepare(cql)
+        .await
+        .map_err(|e| driver_error(&format!("prepare `{cql}`"), e))?;
+    st.set_is_idempotent(false);
+    Ok(st)
 }
 
 /// The partition of a seq.
@@ -97,7 +144,7 @@ fn seq_value(seq: u64) -> StoreResult<i64> {
 }
 
 fn decode(room_id: Snowflake, row: EventRow) -> StoreResult<RoomEventRecord> {
-    let (seq, epoch, event, data, message, at) = row;
+    let (seq, epoch, owner_epoch, event, data, message, at) = row;
     let message = match message.as_deref() {
         None | Some("") => None,
         Some(json) => Some(
@@ -109,6 +156,8 @@ fn decode(room_id: Snowflake, row: EventRow) -> StoreResult<RoomEventRecord> {
         room_id,
         seq: u64::try_from(seq).map_err(|_| StoreError::Corrupt("negative seq".into()))?,
         epoch: u64::try_from(epoch).map_err(|_| StoreError::Corrupt("negative epoch".into()))?,
+        owner_epoch: u64::try_from(owner_epoch.unwrap_or(0))
+            .map_err(|_| StoreError::Corrupt("negative owner epoch".into()))?,
         event,
         data,
         message,
@@ -132,8 +181,15 @@ impl Cql {
         let ev = &self.ev;
         let mut groups: Vec<((i64, i32), usize, Vec<BatchEntry<'_>>)> = Vec::new();
         let mut heads: Vec<(i64, i64, i64)> = Vec::new();
+        // Each room's oldest writer epoch in the call, checked once its entries are stored.
+        let mut owners: Vec<(Snowflake, u64)> = Vec::new();
         for e in events {
             let (room, seq, epoch) = (id(e.room_id)?, seq_value(e.seq)?, seq_value(e.epoch)?);
+            let owner = seq_value(e.owner_epoch)?;
+            match owners.iter_mut().find(|(r, _)| *r == e.room_id) {
+                Some((_, oldest)) => *oldest = (*oldest).min(e.owner_epoch),
+                None => owners.push((e.room_id, e.owner_epoch)),
+            }
             let b = bucket_of(e.seq);
             let message = match &e.message {
                 Some(m) => Some(
@@ -150,10 +206,12 @@ impl Cql {
                     b,
                     seq,
                     epoch,
+                    owner,
                     e.event.clone(),
                     e.data.clone(),
                     message,
                     to_cql_time(e.at),
+                    owner.saturating_add(1),
                 )),
             );
             match groups.last_mut() {
@@ -173,6 +231,18 @@ impl Cql {
             self.batch("append room log", BatchType::Unlogged, rows)
                 .await?;
         }
+        // The entries are stored: if no newer owner exists now, none read the log's end
+        // before they landed. Otherwise stop before any message is written.
+        for (room, mine) in owners {
+            let current = self.owner_epoch(room).await?;
+            if current > mine {
+                return Err(StoreError::Fenced {
+                    room,
+                    mine,
+                    current,
+                });
+            }
+        }
         let mut messages = messages_of(events);
         if let Some(last) = messages.pop() {
             self.append(&messages).await?;
@@ -185,27 +255,117 @@ impl Cql {
         Ok(())
     }
 
-    /// The newest entry of a room's log, from the head hint onwards.
+    /// The newest entry of a room's log (resolved by ownership epoch), from the head hint
+    /// onwards.
     async fn last_event(&self, room_id: Snowflake) -> StoreResult<Option<RoomEventRecord>> {
         let room = id(room_id)?;
         let hint: Option<(i64, i64)> = self
             .first("read room log head", &self.ev.head_get, (room,))
             .await?;
+        if hint.is_some_and(|(_, seq)| seq < 0) {
+            // Deleted with its room (reading the deleted partitions would only scan tombstones).
+            return Ok(None);
+        }
         let mut b = hint.map_or(0, |(_, seq)| bucket_of(u64::try_from(seq).unwrap_or(0)));
-        let mut last = None;
+        let mut last: Option<EventRow> = None;
         loop {
             let row: Option<EventRow> = self
-                .first("read room log end", &self.ev.last, (room, b))
+                .first("read room log end", &self.ev.last, (room, b, 1i32))
                 .await?;
             match row {
-                Some(row) => last = Some(decode(room_id, row)?),
+                Some(row) => last = Some(row),
                 // The hint is at most one commit behind, so an empty partition is the end.
                 None => break,
             }
             let Some(next) = b.checked_add(1) else { break };
             b = next;
         }
-        Ok(last)
+        let Some(last) = last else {
+            return Ok(None);
+        };
+        let last = decode(room_id, last)?;
+        // The window's first entry is at least one batch before the physical end, so it is
+        // part of the log and gives the epoch the rest may not fall below.
+        let from = last.seq.saturating_sub(TAIL_WINDOW);
+        let mut rows = self
+            .raw_after(room_id, from.saturating_sub(1), TAIL_WINDOW as u32 + 1)
+            .await?;
+        let floor = match rows.first() {
+            Some(first) if from > 0 && first.seq == from => rows.remove(0).owner_epoch,
+            _ => 0,
+        };
+        Ok(resolve(rows, floor)
+            .pop()
+            .or(Some(last).filter(|_| from > 0)))
+    }
+
+    /// A room's current ownership epoch (0 if never claimed).
+    async fn owner_epoch(&self, room_id: Snowflake) -> StoreResult<u64> {
+        let row: Option<(Option<i64>,)> = self
+            .first("read room owner", &self.ev.owner_get, (id(room_id)?,))
+            .await?;
+        Ok(row
+            .and_then(|(e,)| e)
+            .map_or(0, |e| u64::try_from(e).unwrap_or(0)))
+    }
+
+    /// `claim_room`: a compare-and-set on `room_owner`.
+    pub(crate) async fn claim_room(
+        &self,
+        room_id: Snowflake,
+        after: Option<u64>,
+    ) -> StoreResult<u64> {
+        let room = id(room_id)?;
+        if let Some(mine) = after {
+            let next = mine.saturating_add(1);
+            let lwt = self
+                .lwt(
+                    "renew room ownership",
+                    &self.ev.owner_bump,
+                    (seq_value(next)?, room, seq_value(mine)?),
+                )
+                .await?;
+            if lwt.applied {
+                return Ok(next);
+            }
+            let current = self.owner_epoch(room_id).await?;
+            return Err(StoreError::Fenced {
+                room: room_id,
+                mine,
+                current,
+            });
+        }
+        for _ in 0..CLAIM_ATTEMPTS {
+            let current: Option<(Option<i64>,)> = self
+                .first("read room owner", &self.ev.owner_get, (room,))
+                .await?;
+            let lwt = match current.and_then(|(e,)| e) {
+                None => {
+                    let lwt = self
+                        .lwt("claim room", &self.ev.owner_create, (room, 1i64))
+                        .await?;
+                    if lwt.applied {
+                        return Ok(1);
+                    }
+                    lwt
+                }
+                Some(epoch) => {
+                    let next = epoch.saturating_add(1);
+                    let lwt = self
+                        .lwt("take room over", &self.ev.owner_bump, (next, room, epoch))
+                        .await?;
+                    if lwt.applied {
+                        return u64::try_from(next)
+                            .map_err(|_| StoreError::Corrupt("negative owner epoch".into()));
+                    }
+                    lwt
+                }
+            };
+            tracing::debug!(room = %room_id, existing = ?lwt.existing, "room claim raced; retrying");
+        }
+        Err(StoreError::Unavailable(format!(
+            "room {room_id}: ownership claim kept racing"
+        )))
     }
 
     /// `log_head`, repairing messages a crashed commit left behind the log.
@@ -232,8 +392,29 @@ impl Cql {
     }
 
     /// `events_after`: partitions in order from `after`'s, until `limit` or a partition that
-    /// does not run to its end.
+    /// does not run to its end; resolved by ownership epoch from the entry at `after`.
     pub(crate) async fn events_after(
+        &self,
+        room_id: Snowflake,
+        after: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<RoomEventRecord>> {
+        // The entry at `after` itself gives the epoch the rest may not fall below.
+        let (from, want) = match after.checked_sub(1) {
+            Some(before) => (before, limit.saturating_add(1)),
+            None => (0, limit),
+        };
+        let mut rows = self.raw_after(room_id, from, want).await?;
+        let floor = match rows.first() {
+            Some(first) if after > 0 && first.seq == after => rows.remove(0).owner_epoch,
+            _ => 0,
+        };
+        rows.truncate(limit as usize);
+        Ok(resolve(rows, floor))
+    }
+
+    /// Log rows with seq > `after`, as stored.
+    async fn raw_after(
         &self,
         room_id: Snowflake,
         after: u64,
@@ -276,8 +457,13 @@ impl Cql {
                     .await?;
             }
         }
-        self.write("delete room log head", &self.ev.head_delete, (room,))
-            .await
+        // The hint stays, marking the log deleted (room ids are never reused).
+        self.write(
+            "mark room log deleted",
+            &self.ev.head_put,
+            (room, -1i64, -1i64),
+        )
+        .await
     }
 
     /// `put_read_marker`.

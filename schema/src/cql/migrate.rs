@@ -62,6 +62,11 @@ pub const MIGRATIONS: &[Migration] = &[
         description: "user blocks and privacy settings",
         cql: include_str!("../../cql/006_contacts.cql"),
     },
+    Migration {
+        version: 7,
+        description: "room ownership epochs (storage-level fencing)",
+        cql: include_str!("../../cql/007_room_owner.cql"),
+    },
 ];
 
 /// The newest version this binary knows.
@@ -286,7 +291,7 @@ mod tests {
             statements.len(),
             "only CREATE TABLE statements"
         );
-        assert_eq!(latest_version(), 6);
+        assert_eq!(latest_version(), 7);
     }
 
     #[test]

@@ -18,8 +18,9 @@
 //! resolves only after the cluster acknowledged it at the configured consistency.
 //!
 //! Lightweight transactions are used only where uniqueness needs them: claiming a username,
-//! email or join code (`INSERT … IF NOT EXISTS`), releasing or taking over such a claim, and
-//! the refresh-token compare-and-set.
+//! email or join code (`INSERT … IF NOT EXISTS`), releasing or taking over such a claim, the
+//! refresh-token compare-and-set, and bumping a room's ownership epoch when a node takes the
+//! room over (storage-level fencing, see `events`).
 
 pub mod blobs;
 pub mod bridge;
@@ -426,6 +427,10 @@ impl Store for CqlStore {
         nonce: &str,
     ) -> StoreResult<Option<Snowflake>> {
         self.cql.message_by_nonce(room_id, user_id, nonce).await
+    }
+
+    async fn claim_room(&self, room_id: Snowflake, after: Option<u64>) -> StoreResult<u64> {
+        self.cql.claim_room(room_id, after).await
     }
 
     async fn commit_events(&self, events: &[RoomEventRecord]) -> StoreResult<()> {

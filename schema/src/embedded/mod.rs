@@ -297,6 +297,15 @@ impl Store for EmbeddedStore {
         self.reader.message_by_nonce(room_id, user_id, nonce)
     }
 
+    async fn claim_room(&self, room_id: Snowflake, after: Option<u64>) -> StoreResult<u64> {
+        match self.submit(Op::ClaimRoom(room_id, after)).await? {
+            Reply::Number(epoch) => Ok(epoch),
+            Reply::Done | Reply::Bool(_) => Err(StoreError::Corrupt(
+                "claim_room answered without an epoch".into(),
+            )),
+        }
+    }
+
     async fn commit_events(&self, events: &[RoomEventRecord]) -> StoreResult<()> {
         if events.is_empty() {
             return Ok(());
@@ -338,7 +347,9 @@ impl Store for EmbeddedStore {
     async fn use_refresh_token(&self, id: &str) -> StoreResult<bool> {
         match self.submit(Op::UseRefreshToken(id.to_owned())).await? {
             Reply::Bool(won) => Ok(won),
-            Reply::Done => Err(StoreError::Unavailable("unexpected writer reply".into())),
+            Reply::Done | Reply::Number(_) => {
+                Err(StoreError::Unavailable("unexpected writer reply".into()))
+            }
         }
     }
 

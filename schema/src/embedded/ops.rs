@@ -9,11 +9,14 @@ use voiceflow_wire::Snowflake;
 
 use super::tables::{
     META_PUBLIC_COUNT, Table, decode, decode_counter, decode_id, encode, event_key, family_key,
-    family_prefix, fold, id_bytes, message_key, nonce_key, pair_key, public_key, trailing_id,
+    family_prefix, fold, id_bytes, message_key, nonce_key, owner_key, pair_key, public_key,
+    trailing_id,
 };
 use super::writer::{Op, Reply, Staged};
 use crate::contacts::BlockRecord;
-use crate::model::{Membership, MessageRecord, RefreshTokenRecord, RoomRecord, UserRecord};
+use crate::model::{
+    Membership, MessageRecord, RefreshTokenRecord, RoomEventRecord, RoomRecord, UserRecord,
+};
 use crate::store::{StoreError, StoreResult};
 
 /// Applies one op to `s`.
@@ -60,7 +63,37 @@ pub(crate) fn apply(s: &mut Staged<'_>, op: Op) -> StoreResult<Reply> {
                 s.put(Table::Messages, key, encode(&message)?);
             }
         }
+        Op::ClaimRoom(room_id, after) => {
+            let key = owner_key(room_id);
+            let current = decode_counter(s.get(Table::Meta, &key)?.as_deref())?;
+            if let Some(mine) = after.filter(|mine| *mine != current) {
+                return Err(StoreError::Fenced {
+                    room: room_id,
+                    mine,
+                    current,
+                });
+            }
+            let next = current.saturating_add(1);
+            s.put(Table::Meta, key, next.to_be_bytes().to_vec());
+            return Ok(Reply::Number(next));
+        }
         Op::CommitEvents(events) => {
+            // Fencing first, for the whole call: nothing of a stale owner's call is written.
+            for event in &events {
+                let current =
+                    decode_counter(s.get(Table::Meta, &owner_key(event.room_id))?.as_deref())?;
+                let key = event_key(event.room_id, event.seq);
+                let stored = load::<RoomEventRecord>(s, Table::RoomEvents, &key)?
+                    .map_or(0, |e| e.owner_epoch);
+                let newest = current.max(stored);
+                if event.owner_epoch < newest {
+                    return Err(StoreError::Fenced {
+                        room: event.room_id,
+                        mine: event.owner_epoch,
+                        current: newest,
+                    });
+                }
+            }
             for event in &events {
                 s.put(
                     Table::RoomEvents,

@@ -218,7 +218,9 @@ impl Reader {
     }
 
     /// `log_head`: the room's last log entry. Entries and the messages they leave behind are
-    /// written in one atomic batch here, so there is nothing to repair.
+    /// written in one atomic batch here, so there is nothing to repair; and a stale owner's
+    /// batch is refused whole (fencing is checked in the same batch), so the last entry is
+    /// the log's end.
     pub(crate) fn log_head(&self, room_id: Snowflake) -> StoreResult<Option<LogHead>> {
         let last = self
             .tables
@@ -235,8 +237,34 @@ impl Reader {
         }))
     }
 
-    /// `events_after`: a forward scan from just above `after`.
+    /// `events_after`: a forward scan from just above `after`, resolved by ownership epoch
+    /// from the entry at `after`.
     pub(crate) fn events_after(
+        &self,
+        room_id: Snowflake,
+        after: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<RoomEventRecord>> {
+        let floor = match after {
+            0 => 0,
+            _ => match self
+                .tables
+                .get(Table::RoomEvents)
+                .get(event_key(room_id, after))
+                .map_err(io)?
+            {
+                Some(raw) => decode::<RoomEventRecord>(&raw)?.owner_epoch,
+                None => 0,
+            },
+        };
+        Ok(crate::fence::resolve(
+            self.raw_events_after(room_id, after, limit)?,
+            floor,
+        ))
+    }
+
+    /// Log entries with seq > `after`, as stored.
+    fn raw_events_after(
         &self,
         room_id: Snowflake,
         after: u64,

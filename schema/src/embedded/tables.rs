@@ -50,7 +50,7 @@ pub(crate) enum Table {
     RefreshTokens,
     /// `refresh_tokens_by_family`: len ‖ family ‖ token id → empty.
     RefreshTokensByFamily,
-    /// `meta`: counters and the layout version.
+    /// `meta`: counters, the layout version and each room's ownership epoch.
     Meta,
     /// `room_events`: room ‖ seq → `RoomEventRecord`.
     RoomEvents,
@@ -149,6 +149,13 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
 /// Decodes a record read from disk.
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// The meta key of a room's ownership epoch (u64 BE; absent: 0).
+pub(crate) fn owner_key(room_id: Snowflake) -> Vec<u8> {
+    let mut key = b"room_owner:".to_vec();
+    key.extend_from_slice(&id_bytes(room_id));
+    key
 }
 
 /// Encodes an id as an 8-byte big-endian value or key.

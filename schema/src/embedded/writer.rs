@@ -63,6 +63,8 @@ pub(crate) enum Op {
     },
     /// `commit_events`.
     CommitEvents(Vec<RoomEventRecord>),
+    /// `claim_room`.
+    ClaimRoom(Snowflake, Option<u64>),
     /// `put_read_marker`.
     PutReadMarker(ReadMarker),
     /// `put_refresh_token`.
@@ -88,6 +90,8 @@ pub(crate) enum Reply {
     Done,
     /// The compare-and-set result of `use_refresh_token`.
     Bool(bool),
+    /// A number (`claim_room`'s new ownership epoch).
+    Number(u64),
 }
 
 /// A queued op and where to send its outcome.

@@ -10,6 +10,7 @@ fn entry(room: u64, seq: u64, message: Option<MessageRecord>) -> RoomEventRecord
         room_id: Snowflake(room),
         seq,
         epoch: 77,
+        owner_epoch: 0,
         event: "message:received".into(),
         data: format!(r#"{{"seq":{seq}}}"#),
         message,

@@ -9,6 +9,7 @@
 
 mod contacts;
 mod events;
+mod fencing;
 mod harness;
 mod messages;
 mod rooms;
@@ -58,6 +59,8 @@ conformance!(
     tokens::reopen_keeps_everything,
     events::room_log_appends_reads_after_any_seq_and_survives_a_reopen,
     events::read_markers_per_user_and_room,
+    fencing::a_stale_owner_is_fenced_and_its_writes_are_never_read,
+    fencing::concurrent_claims_get_distinct_epochs,
     contacts::blocks_are_per_pair_idempotent_and_survive_a_reopen,
     contacts::user_settings_replace_and_survive_a_reopen,
 );

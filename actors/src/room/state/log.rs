@@ -5,6 +5,13 @@
 //! is it broadcast and acknowledged. A failed write fails everything queued and marks the log
 //! for a resync: before the next write the room re-reads the log's end from storage, and
 //! broadcasts whatever of the failed batch did land, so live members never miss a seq.
+//!
+//! Storage-level fencing: the room took its ownership epoch from storage when it started
+//! (`Store::claim_room`) and writes it into every entry. A write refused as `Fenced` means
+//! another node owns the room now: everything queued fails with "retry" (clients resend with
+//! their nonces to the new owner) and the room retires without writing again. A resync after
+//! a failed write first renews the epoch, so the failed write's entries, if they land later,
+//! are an older owner's and never replace or follow what the room writes next.
 
 use std::collections::HashMap;
 
@@ -109,7 +116,7 @@ impl Change {
     }
 
     /// Gives the change its seq and encodes it once: the log entry and the frame.
-    fn seal(&mut self, seq: u64, epoch: u64) -> RoomEventRecord {
+    fn seal(&mut self, seq: u64, epoch: u64, owner_epoch: u64) -> RoomEventRecord {
         self.message.extra.seq = seq;
         let data = self.data();
         self.frame = Some(frame_of(self.event(), &data));
@@ -117,6 +124,7 @@ impl Change {
             room_id: self.message.room_id,
             seq,
             epoch,
+            owner_epoch,
             event: self.event().to_owned(),
             data,
             message: Some(self.message.clone()),
@@ -204,11 +212,15 @@ enum Resync {
     Needed,
     /// Re-reading it now.
     Running,
+    /// A newer owner took the room over: nothing is written again.
+    Fenced,
 }
 
 /// What a resync found in storage.
 #[derive(Debug)]
 pub struct ResyncData {
+    /// The room's renewed ownership epoch.
+    pub owner_epoch: u64,
     /// The log's end.
     pub head: Option<LogHead>,
     /// Entries after the room's head (landed although their write failed).
@@ -218,6 +230,7 @@ pub struct ResyncData {
 /// The room's log and the changes on their way into it.
 pub(crate) struct Log {
     epoch: u64,
+    owner_epoch: u64,
     head: u64,
     pending: Vec<Change>,
     in_flight: Option<Vec<Change>>,
@@ -225,14 +238,20 @@ pub(crate) struct Log {
 }
 
 impl Log {
-    /// The log as storage has it; a log never written starts a new epoch.
-    pub(crate) fn new(head: Option<LogHead>, new_epoch: impl FnOnce() -> u64) -> Log {
+    /// The log as storage has it, written by the owner of `owner_epoch`; a log never written
+    /// starts a new epoch.
+    pub(crate) fn new(
+        head: Option<LogHead>,
+        owner_epoch: u64,
+        new_epoch: impl FnOnce() -> u64,
+    ) -> Log {
         let (epoch, head) = match head {
             Some(h) => (h.epoch, h.seq),
             None => (new_epoch(), 0),
         };
         Log {
             epoch,
+            owner_epoch,
             head,
             pending: Vec::new(),
             in_flight: None,
@@ -312,26 +331,43 @@ impl RoomState {
         self.log.resync == Resync::Needed
     }
 
-    /// The resync starts; returns the head to read after.
-    pub fn begin_resync(&mut self) -> u64 {
+    /// The resync starts; returns the head to read after and the ownership epoch to renew.
+    pub fn begin_resync(&mut self) -> (u64, u64) {
         self.log.resync = Resync::Running;
-        self.log.head
+        (self.log.head, self.log.owner_epoch)
+    }
+
+    /// A newer owner took the room over (the room must retire).
+    pub fn is_fenced(&self) -> bool {
+        self.log.resync == Resync::Fenced
+    }
+
+    /// Fails everything queued: the room is fenced (clients resend to the new owner).
+    fn fail_fenced(&mut self) {
+        let error = ActorError::Unavailable.to_body();
+        for change in self.log.pending.drain(..).collect::<Vec<_>>() {
+            change.answer(Some(&error));
+        }
     }
 
     /// Seals the next batch (up to [`MAX_BATCH`] changes, the next seqs) and returns its log
     /// entries, unless a write or resync is in progress.
     pub fn take_write_batch(&mut self) -> Option<Vec<RoomEventRecord>> {
+        if self.log.resync == Resync::Fenced {
+            self.fail_fenced();
+            return None;
+        }
         let log = &mut self.log;
         if log.in_flight.is_some() || log.pending.is_empty() || log.resync != Resync::Clean {
             return None;
         }
         let take = log.pending.len().min(MAX_BATCH);
         let mut batch: Vec<Change> = log.pending.drain(..take).collect();
-        let (head, epoch) = (log.head, log.epoch);
+        let (head, epoch, owner) = (log.head, log.epoch, log.owner_epoch);
         let records = batch
             .iter_mut()
             .enumerate()
-            .map(|(i, c)| c.seal(head + 1 + i as u64, epoch))
+            .map(|(i, c)| c.seal(head + 1 + i as u64, epoch, owner))
             .collect();
         log.in_flight = Some(batch);
         Some(records)
@@ -344,13 +380,24 @@ impl RoomState {
             return;
         };
         if let Err(e) = result {
-            tracing::warn!(room = %self.room.id, error = %e, "room log write failed");
-            let error = ActorError::Store(e).to_body();
+            let fenced = matches!(e, StoreError::Fenced { .. });
+            let error = if fenced {
+                tracing::info!(room = %self.room.id, error = %e, "room fenced by a newer owner");
+                ActorError::Unavailable.to_body()
+            } else {
+                tracing::warn!(room = %self.room.id, error = %e, "room log write failed");
+                ActorError::Store(e).to_body()
+            };
             let pending: Vec<Change> = self.log.pending.drain(..).collect();
             for change in batch.into_iter().chain(pending) {
                 change.answer(Some(&error));
             }
-            self.log.resync = Resync::Needed;
+            self.log.resync = if fenced {
+                metrics::counter!("voiceflow_rooms_fenced_total").increment(1);
+                Resync::Fenced
+            } else {
+                Resync::Needed
+            };
             return;
         }
         // Encoded once; every member gets the same bytes, one queue entry for the whole batch.
@@ -391,6 +438,13 @@ impl RoomState {
         let data = match result {
             Ok(data) => data,
             Err(e) => {
+                if matches!(e, StoreError::Fenced { .. }) {
+                    tracing::info!(room = %self.room.id, error = %e, "room fenced by a newer owner");
+                    metrics::counter!("voiceflow_rooms_fenced_total").increment(1);
+                    self.log.resync = Resync::Fenced;
+                    self.fail_fenced();
+                    return;
+                }
                 tracing::warn!(room = %self.room.id, error = %e, "room log resync failed");
                 let error = ActorError::Store(e).to_body();
                 for change in self.log.pending.drain(..).collect::<Vec<_>>() {
@@ -400,11 +454,21 @@ impl RoomState {
                 return;
             }
         };
+        // Only this room's own failed write can have landed after its head: entries of older
+        // owners there are stale and will be replaced by what the room writes next.
+        let failed_owner = std::mem::replace(&mut self.log.owner_epoch, data.owner_epoch);
         if let Some(head) = data.head {
             let landed: Vec<&RoomEventRecord> = data
                 .events
                 .iter()
-                .filter(|e| e.epoch == self.log.epoch && e.seq > self.log.head)
+                .filter(|e| e.seq > self.log.head)
+                .enumerate()
+                .take_while(|(i, e)| {
+                    e.epoch == self.log.epoch
+                        && e.owner_epoch == failed_owner
+                        && e.seq == self.log.head + 1 + *i as u64
+                })
+                .map(|(_, e)| e)
                 .collect();
             if let Some(last) = landed.last().map(|e| e.seq) {
                 let frames: Vec<Frame> =
@@ -421,8 +485,35 @@ impl RoomState {
                     }
                 }
             }
-            self.log.epoch = head.epoch;
-            self.log.head = head.seq;
+            if let Some(last) = landed.last() {
+                self.log.head = last.seq;
+            }
+            // A post resent while the room resynced may be one that just landed: answer it
+            // with the landed message instead of storing it twice.
+            let adopted: Vec<MessageRecord> = landed
+                .iter()
+                .filter(|e| e.event == events::MESSAGE_RECEIVED)
+                .filter_map(|e| e.message.clone())
+                .filter(|m| m.nonce.is_some())
+                .collect();
+            if !adopted.is_empty() {
+                let pending = std::mem::take(&mut self.log.pending);
+                for mut change in pending {
+                    let twin = adopted.iter().find(|m| {
+                        change.kind == ChangeKind::Created
+                            && m.user_id == change.message.user_id
+                            && m.nonce == change.message.nonce
+                    });
+                    match twin {
+                        Some(m) => {
+                            change.message = m.clone();
+                            change.answer(None);
+                        }
+                        None => self.log.pending.push(change),
+                    }
+                }
+            }
+            tracing::debug!(room = %self.room.id, stored = head.seq, head = self.log.head, "resynced");
         }
         self.log.resync = Resync::Clean;
     }
@@ -513,9 +604,9 @@ mod tests {
 
     #[test]
     fn a_new_log_starts_a_new_epoch_and_an_old_one_continues() {
-        let fresh = Log::new(None, || 42);
+        let fresh = Log::new(None, 1, || 42);
         assert_eq!((fresh.epoch(), fresh.head()), (42, 0));
-        let old = Log::new(Some(LogHead { epoch: 7, seq: 99 }), || 42);
+        let old = Log::new(Some(LogHead { epoch: 7, seq: 99 }), 1, || 42);
         assert_eq!((old.epoch(), old.head()), (7, 99));
     }
 

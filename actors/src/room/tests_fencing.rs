@@ -1,0 +1,153 @@
+//! Storage-level fencing as the room actor's state sees it (embedded store, real writes).
+
+use voiceflow_schema::{Store, StoreError};
+
+use super::tests::{drain, fixture, link, outbox_of, post};
+use super::*;
+use crate::context::ActorConfig;
+use crate::outbox::Outbox;
+use crate::remote::Recipient;
+
+fn author(user: voiceflow_wire::Snowflake, name: &str) -> Author {
+    Author {
+        user_id: user,
+        username: name.into(),
+    }
+}
+
+/// Another owner took the room over after it loaded: its next write is refused, the poster
+/// is told to retry, nothing of it is stored, and the room writes nothing again.
+#[tokio::test]
+async fn a_room_whose_storage_was_taken_over_fails_its_queue_and_writes_nothing() {
+    let f = fixture(ActorConfig::default()).await;
+    let mut state = RoomState::load(f.room.clone(), f.ctx.clone())
+        .await
+        .expect("load");
+    let acks = Outbox::new(100);
+    let reply = |id| Reply::Session {
+        to: Recipient::Local(acks.clone()),
+        session_id: 0,
+        req_id: Some(id),
+    };
+    let alice = author(f.alice, "alice");
+    // The new owner elsewhere.
+    let newer = f
+        .ctx
+        .store
+        .claim_room(f.room.id, None)
+        .await
+        .expect("claim");
+    state
+        .handle_post(
+            alice.clone(),
+            post(f.room.id, "stale", Some("n1")),
+            reply(1),
+        )
+        .await;
+    let batch = state.take_write_batch().expect("batch");
+    let result = f.ctx.store.commit_events(&batch).await;
+    assert!(
+        matches!(result, Err(StoreError::Fenced { current, .. }) if current == newer),
+        "{result:?}"
+    );
+    state.handle_committed(result);
+    assert!(state.is_fenced());
+    state
+        .handle_post(alice, post(f.room.id, "later", Some("n2")), reply(2))
+        .await;
+    assert!(
+        state.take_write_batch().is_none(),
+        "a fenced room writes nothing"
+    );
+    let acks = drain(&acks).await;
+    assert_eq!(acks.len(), 2, "{acks:?}");
+    for ack in &acks {
+        assert_eq!(ack["error"]["code"], "INTERNAL_ERROR", "{ack}");
+        assert_eq!(
+            ack["error"]["message"],
+            "room temporarily unavailable, retry"
+        );
+    }
+    assert!(state.writes_done());
+    assert_eq!(f.ctx.store.log_head(f.room.id).await.expect("head"), None);
+    assert!(
+        f.ctx
+            .store
+            .messages_before(f.room.id, None, 10)
+            .await
+            .expect("history")
+            .is_empty()
+    );
+}
+
+/// A write that failed is retired by the resync: its entries, landing after the room wrote
+/// the same seqs again, are an older epoch's and never show.
+#[tokio::test]
+async fn a_failed_write_landing_after_the_resync_never_replaces_what_came_next() {
+    let f = fixture(ActorConfig::default()).await;
+    let mut state = RoomState::load(f.room.clone(), f.ctx.clone())
+        .await
+        .expect("load");
+    let watcher = link(1, f.alice);
+    let join = Reply::Session {
+        to: watcher.to.clone(),
+        session_id: 0,
+        req_id: None,
+    };
+    state.handle_join(watcher.clone(), None, None, join).await;
+    let acks = Outbox::new(100);
+    let reply = |id| Reply::Session {
+        to: Recipient::Local(acks.clone()),
+        session_id: 0,
+        req_id: Some(id),
+    };
+    let alice = author(f.alice, "alice");
+    state
+        .handle_post(alice.clone(), post(f.room.id, "late", Some("n1")), reply(1))
+        .await;
+    // The write times out without having landed yet.
+    let late = state.take_write_batch().expect("batch");
+    state.handle_committed(Err(StoreError::Unavailable("timeout".into())));
+    let (after, owner) = state.begin_resync();
+    let store: &dyn Store = &*f.ctx.store;
+    let owner_epoch = store
+        .claim_room(f.room.id, Some(owner))
+        .await
+        .expect("renew");
+    let head = store.log_head(f.room.id).await.expect("head");
+    let events = store
+        .events_after(f.room.id, after, 10)
+        .await
+        .expect("read");
+    state.handle_resynced(Ok(ResyncData {
+        owner_epoch,
+        head,
+        events,
+    }));
+    state
+        .handle_post(alice, post(f.room.id, "next", Some("n2")), reply(2))
+        .await;
+    let batch = state.take_write_batch().expect("batch");
+    store.commit_events(&batch).await.expect("commit");
+    state.handle_committed(Ok(()));
+    // Now the first write arrives.
+    assert!(matches!(
+        store.commit_events(&late).await,
+        Err(StoreError::Fenced { .. })
+    ));
+    let log = store.events_after(f.room.id, 0, 10).await.expect("read");
+    let contents: Vec<_> = log
+        .iter()
+        .filter_map(|e| e.message.as_ref().map(|m| (e.seq, m.content.clone())))
+        .collect();
+    assert_eq!(contents, vec![(1, "next".to_owned())]);
+    let live = drain(outbox_of(&watcher)).await;
+    let got: Vec<_> = live.iter().map(|v| v["data"]["content"].clone()).collect();
+    assert_eq!(got, ["next"]);
+    let history = store
+        .messages_before(f.room.id, None, 10)
+        .await
+        .expect("history");
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].content, "next");
+}

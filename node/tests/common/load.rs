@@ -1,0 +1,354 @@
+//! Steady load on a cluster for fault tests: rooms, each with a sender that posts
+//! `room:<k>` messages with nonces (resending the same nonce through any live node until
+//! acknowledged) and a receiver that follows the room from any live node (re-joining with
+//! `since`); [`Load::finish`] checks that every acknowledged message was delivered exactly
+//! once and in order.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+
+use super::cluster::TestCluster;
+use super::{User, WsClient};
+
+pub fn message_of(frame: &Value, room: &str) -> Option<(u64, String)> {
+    // System messages (joins) are logged too; these tests follow what users sent.
+    if frame["type"] != "message:received"
+        || frame["data"]["roomId"] != room
+        || frame["data"]["type"] == "system"
+    {
+        return None;
+    }
+    let id = frame["data"]["id"].as_str()?.parse().ok()?;
+    Some((id, frame["data"]["content"].as_str()?.to_owned()))
+}
+
+pub fn unix_ms(id: u64) -> u64 {
+    (id >> 22) + 1_704_067_200_000
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+pub fn free_port() -> Result<u16> {
+    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// What one room's sender and receiver saw.
+#[derive(Default)]
+pub struct RoomLog {
+    /// Content → id, for every acknowledged message.
+    pub acked: HashMap<String, u64>,
+    /// (id, content) in the order the receiver got them.
+    received: Vec<(u64, String)>,
+    /// Longest time between two acks (a room moving or recovering).
+    longest_gap: Duration,
+    /// When each acknowledgement arrived.
+    pub ack_times: Vec<Instant>,
+    reconnects: u32,
+    /// Times a receiver's open connection went silent for 10 s (its room stopped reaching it).
+    stalls: u32,
+}
+
+pub struct Load {
+    pub addrs: Arc<Mutex<Vec<SocketAddr>>>,
+    pub stop: Arc<AtomicBool>,
+    /// Set once every sender stopped: a message in flight at `stop` is still resent until
+    /// acknowledged, and its receiver waits for it.
+    senders_done: Arc<AtomicBool>,
+    pub logs: Vec<Arc<Mutex<RoomLog>>>,
+    /// Room ids, in the order of `logs`.
+    pub rooms: Vec<String>,
+    /// Each room's sender, in the order of `logs`.
+    pub authors: Vec<User>,
+    /// Whether a receiver's connection going silent for 10 s fails [`Load::finish`] (not
+    /// when faults stop every write for longer, like a CQL server restart).
+    pub check_stalls: bool,
+    tasks: Vec<tokio::task::JoinHandle<Result<()>>>,
+    receivers: Vec<tokio::task::JoinHandle<Result<()>>>,
+}
+
+async fn connect_any(addrs: &Mutex<Vec<SocketAddr>>, start: usize, user: &User) -> WsClient {
+    let mut i = start;
+    loop {
+        let addr = {
+            let a = addrs.lock();
+            a[i % a.len()]
+        };
+        if let Ok(ws) = WsClient::connect(addr, &user.token).await {
+            return ws;
+        }
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Sends `room:<k>` messages one after another (each with its nonce), retrying the same nonce
+/// through any live node until acknowledged.
+async fn sender(
+    addrs: Arc<Mutex<Vec<SocketAddr>>>,
+    stop: Arc<AtomicBool>,
+    log: Arc<Mutex<RoomLog>>,
+    user: User,
+    room: String,
+    home: usize,
+) -> Result<()> {
+    let mut ws = connect_any(&addrs, home, &user).await;
+    let mut node = home;
+    let mut last_ack = Instant::now();
+    let mut k = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let content = format!("{room}:{k}");
+        loop {
+            // A client gives up on an ack after a few seconds and retries (same nonce).
+            let sent = tokio::time::timeout(
+                Duration::from_secs(3),
+                ws.request(
+                    "message:send",
+                    json!({"roomId": room, "content": content, "nonce": content}),
+                ),
+            )
+            .await
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("no ack within 3 s")));
+            match sent {
+                Ok(ack) if ack["ok"] == true => {
+                    let id: u64 = ack["data"]["message"]["id"]
+                        .as_str()
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or_default();
+                    let mut log = log.lock();
+                    log.acked.insert(content.clone(), id);
+                    log.ack_times.push(Instant::now());
+                    log.longest_gap = log.longest_gap.max(last_ack.elapsed());
+                    last_ack = Instant::now();
+                    break;
+                }
+                Ok(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                Err(_) => {
+                    node += 1;
+                    log.lock().reconnects += 1;
+                    ws = connect_any(&addrs, node, &user).await;
+                }
+            }
+        }
+        k += 1;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    Ok(())
+}
+
+/// Follows the room from any live node, re-joining from the last id it got.
+async fn receiver(
+    addrs: Arc<Mutex<Vec<SocketAddr>>>,
+    stop: Arc<AtomicBool>,
+    log: Arc<Mutex<RoomLog>>,
+    user: User,
+    room: String,
+    home: usize,
+) -> Result<()> {
+    let mut node = home;
+    let mut last: Option<u64> = None;
+    // Where a re-join resumes: the room-log seq of the last message received.
+    let mut last_seq = 0u64;
+    let deadline_after_stop = Duration::from_secs(30);
+    let mut stopped_at: Option<Instant> = None;
+    'connect: loop {
+        let mut ws = connect_any(&addrs, node, &user).await;
+        let join = match last {
+            Some(_) => json!({"roomId": room, "since": last_seq}),
+            None => json!({"roomId": room}),
+        };
+        match ws.request("room:join", join).await {
+            Ok(ack) if ack["ok"] == true => {}
+            _ => {
+                node += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        }
+        // Replayed messages may have arrived before the ack.
+        let mut pending: std::collections::VecDeque<Value> = ws.backlog.drain(..).collect();
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                let at = *stopped_at.get_or_insert_with(Instant::now);
+                let log = log.lock();
+                let got: HashSet<&String> = log.received.iter().map(|(_, c)| c).collect();
+                if log.acked.keys().all(|c| got.contains(c)) || at.elapsed() > deadline_after_stop {
+                    return Ok(());
+                }
+            }
+            let frame = match pending.pop_front() {
+                Some(f) => Ok(Some(f)),
+                None => {
+                    // Once the senders stopped, silence is expected: look again at what is
+                    // still missing every second.
+                    let stopped = stop.load(Ordering::Relaxed);
+                    let wait = Duration::from_secs(if stopped { 1 } else { 10 });
+                    match tokio::time::timeout(wait, ws.next_frame()).await {
+                        Ok(frame) => frame,
+                        Err(_) if stop.load(Ordering::Relaxed) => continue,
+                        Err(_) => {
+                            let entry = {
+                                let a = addrs.lock();
+                                a.get(node % a.len().max(1)).copied()
+                            };
+                            eprintln!(
+                                "receiver of {room} (entered at {entry:?}) went silent until {}; \
+                                 last message made at {:?}",
+                                now_ms(),
+                                last.map(unix_ms)
+                            );
+                            log.lock().stalls += 1;
+                            Ok(None)
+                        }
+                    }
+                }
+            };
+            match frame {
+                Ok(Some(f)) => {
+                    if let Some((id, content)) = message_of(&f, &room) {
+                        last = Some(id);
+                        last_seq = f["data"]["seq"].as_u64().unwrap_or(last_seq);
+                        log.lock().received.push((id, content));
+                    }
+                }
+                Ok(None) | Err(_) => {
+                    node += 1;
+                    log.lock().reconnects += 1;
+                    continue 'connect;
+                }
+            }
+        }
+    }
+}
+
+impl Load {
+    /// `rooms` rooms, each with a sender and a receiver entering through different nodes of
+    /// `entries` (1-based node ids).
+    pub async fn start(cluster: &TestCluster, rooms: usize, entries: &[usize]) -> Result<Load> {
+        let addrs = Arc::new(Mutex::new(
+            entries.iter().map(|id| cluster.node(*id).addr).collect(),
+        ));
+        let n = entries.len();
+        let stop = Arc::new(AtomicBool::new(false));
+        let senders_done = Arc::new(AtomicBool::new(false));
+        let mut load = Load {
+            addrs: addrs.clone(),
+            stop: stop.clone(),
+            senders_done: senders_done.clone(),
+            logs: Vec::new(),
+            rooms: Vec::new(),
+            authors: Vec::new(),
+            check_stalls: true,
+            tasks: Vec::new(),
+            receivers: Vec::new(),
+        };
+        for i in 0..rooms {
+            let home = i % n;
+            let away = (i + 1) % n;
+            let author = cluster
+                .node(entries[home])
+                .register(&format!("sender{i}"))
+                .await?;
+            let reader = cluster
+                .node(entries[away])
+                .register(&format!("reader{i}"))
+                .await?;
+            let (room, _) = cluster
+                .node(entries[home])
+                .create_room(&author, &format!("load-{i}"), json!({"isPublic": true}), 10)
+                .await?;
+            let log = Arc::new(Mutex::new(RoomLog::default()));
+            load.logs.push(log.clone());
+            load.rooms.push(room.clone());
+            load.authors.push(author.clone());
+            load.receivers.push(tokio::spawn(receiver(
+                addrs.clone(),
+                senders_done.clone(),
+                log.clone(),
+                reader,
+                room.clone(),
+                away,
+            )));
+            load.tasks.push(tokio::spawn(sender(
+                addrs.clone(),
+                stop.clone(),
+                log,
+                author,
+                room,
+                home,
+            )));
+        }
+        Ok(load)
+    }
+
+    /// Stops sending, waits for the receivers, and checks every room.
+    pub async fn finish(self) -> Result<(usize, Duration, u32)> {
+        self.stop.store(true, Ordering::Relaxed);
+        for task in self.tasks {
+            tokio::time::timeout(Duration::from_secs(60), task).await???;
+        }
+        self.senders_done.store(true, Ordering::Relaxed);
+        for task in self.receivers {
+            tokio::time::timeout(Duration::from_secs(60), task).await???;
+        }
+        let (mut total, mut gap, mut reconnects) = (0, Duration::ZERO, 0);
+        for (i, log) in self.logs.iter().enumerate() {
+            let log = log.lock();
+            let ids: Vec<u64> = log.received.iter().map(|(id, _)| *id).collect();
+            if !ids.windows(2).all(|w| w[0] < w[1]) {
+                bail!(
+                    "room {i}: duplicated or reordered delivery: {:?}",
+                    log.received
+                );
+            }
+            let seq = |c: &str| c.rsplit(':').next().and_then(|k| k.parse::<u64>().ok());
+            let ks: Vec<Option<u64>> = log.received.iter().map(|(_, c)| seq(c)).collect();
+            if !ks.windows(2).all(|w| w[0] < w[1]) {
+                bail!("room {i}: sender order not kept: {ks:?}");
+            }
+            let got: HashMap<&String, u64> = log.received.iter().map(|(id, c)| (c, *id)).collect();
+            for (content, id) in &log.acked {
+                match got.get(content) {
+                    Some(got_id) if got_id == id => {}
+                    Some(other) => bail!("room {i}: {content} acked as {id}, delivered as {other}"),
+                    None => {
+                        let near: Vec<String> = log
+                            .received
+                            .iter()
+                            .filter(|(r, _)| r.abs_diff(*id) < (3000 << 22))
+                            .map(|(r, c)| format!("{c}@{}", unix_ms(*r)))
+                            .collect();
+                        bail!(
+                            "room {i}: acknowledged {content} ({id}, made at {}) never \
+                             delivered; received around it: {near:?}",
+                            unix_ms(*id)
+                        )
+                    }
+                }
+            }
+            if self.check_stalls && log.stalls > 0 {
+                bail!(
+                    "room {i}: the receiver's connection went silent {} times",
+                    log.stalls
+                );
+            }
+            total += log.acked.len();
+            gap = gap.max(log.longest_gap);
+            reconnects += log.reconnects;
+        }
+        Ok((total, gap, reconnects))
+    }
+}
