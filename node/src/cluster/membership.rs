@@ -51,7 +51,7 @@ pub struct Membership {
 }
 
 /// Rendezvous weight of `node` for `room`: highest wins.
-fn weight(room: u64, node: NodeId) -> u64 {
+pub fn weight(room: u64, node: NodeId) -> u64 {
     // splitmix64 of the pair: well mixed, identical on every node and build.
     let mut z = room ^ (u64::from(node).wrapping_add(1)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
