@@ -82,6 +82,9 @@ pub struct AllToAll {
     merged: Vec<u64>,
     last_list: Vec<MemberInfo>,
     heartbeat: Option<Arc<Heartbeat>>,
+    /// The member list may have changed since the heartbeat was built (any non-empty
+    /// `Change`; the simulator gossips no room or session counts, so nothing else changes it).
+    dirty: bool,
     bytes: u32,
     view_changed: bool,
 }
@@ -91,9 +94,19 @@ pub struct AllToAll {
 pub struct Tick;
 
 impl AllToAll {
-    /// A node that will know the nodes in `seeds` (pass every node for a formed cluster).
-    pub fn new(me: NodeId, capacity: usize, cfg: AllToAllConfig, base: Instant) -> Self {
-        let membership = Membership::new(info(me), Duration::from_nanos(cfg.failure_timeout), base);
+    /// A node started at `now`.
+    pub fn new(
+        me: NodeId,
+        capacity: usize,
+        cfg: AllToAllConfig,
+        base: Instant,
+        now: Nanos,
+    ) -> Self {
+        let membership = Membership::new(
+            info(me),
+            Duration::from_nanos(cfg.failure_timeout),
+            base + Duration::from_nanos(now),
+        );
         AllToAll {
             me,
             cfg,
@@ -103,6 +116,7 @@ impl AllToAll {
             merged: vec![u64::MAX; capacity],
             last_list: Vec::new(),
             heartbeat: None,
+            dirty: true,
             bytes: 0,
             view_changed: true,
         }
@@ -135,9 +149,13 @@ impl AllToAll {
             }
         }
         self.view_changed = true;
+        self.dirty = true;
     }
 
     fn apply(&mut self, change: Change, out: &mut Outbox<Self>) {
+        if change != Change::default() {
+            self.dirty = true;
+        }
         for info in change.dial {
             let n = info.node_id as usize;
             if info.node_id != self.me && n < self.links.len() && !self.links[n] {
@@ -154,21 +172,14 @@ impl AllToAll {
     }
 
     fn send_heartbeats(&mut self, out: &mut Outbox<Self>) {
-        let list = self.membership.list();
-        if self.heartbeat.is_none() || list != self.last_list {
-            let generation = self.heartbeat.as_ref().map_or(0, |h| h.generation + 1);
-            let from = self.membership.me();
-            self.bytes = encode(&PeerMsg::Heartbeat {
-                from: from.clone(),
-                members: list.clone(),
-            })
-            .len() as u32;
-            self.heartbeat = Some(Arc::new(Heartbeat {
-                from,
-                members: list.clone(),
-                generation,
-            }));
-            self.last_list = list;
+        if self.dirty {
+            self.dirty = false;
+            let list = self.membership.list();
+            if self.heartbeat.is_some() && list == self.last_list {
+                self.last_list = list;
+            } else {
+                self.rebuild(list);
+            }
         }
         let Some(hb) = self.heartbeat.clone() else {
             return;
@@ -179,6 +190,22 @@ impl AllToAll {
                     .push((peer as NodeId, Msg::Heartbeat(hb.clone()), self.bytes));
             }
         }
+    }
+
+    fn rebuild(&mut self, list: Vec<MemberInfo>) {
+        let generation = self.heartbeat.as_ref().map_or(0, |h| h.generation + 1);
+        let from = self.membership.me();
+        self.bytes = encode(&PeerMsg::Heartbeat {
+            from: from.clone(),
+            members: list.clone(),
+        })
+        .len() as u32;
+        self.heartbeat = Some(Arc::new(Heartbeat {
+            from,
+            members: list.clone(),
+            generation,
+        }));
+        self.last_list = list;
     }
 }
 
@@ -244,6 +271,7 @@ impl Member for AllToAll {
 
     fn finish_leave(&mut self, _now: Nanos, out: &mut Outbox<Self>) {
         self.membership.set_leaving();
+        self.dirty = true;
         let mut me = self.membership.me();
         me.state = MemberState::Left;
         let hb = Arc::new(Heartbeat {

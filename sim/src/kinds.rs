@@ -56,7 +56,7 @@ impl Build for AllToAll {
     fn formed(eng: &mut Engine<Self>, id: NodeId, all: &[NodeId], seed: u64) {
         let cfg = AllToAllConfig::default();
         let p = phase(seed, id, cfg.heartbeat);
-        let mut node = AllToAll::new(id, eng.nodes.len(), cfg, base());
+        let mut node = AllToAll::new(id, eng.nodes.len(), cfg, base(), eng.now);
         node.know_all(all);
         eng.add(node, |m, _, out| m.start(&[], p, out));
     }
@@ -64,7 +64,7 @@ impl Build for AllToAll {
     fn join(eng: &mut Engine<Self>, id: NodeId, seed_node: NodeId, _n: usize, seed: u64) {
         let cfg = AllToAllConfig::default();
         let p = phase(seed, id, cfg.heartbeat);
-        let node = AllToAll::new(id, eng.nodes.len(), cfg, base());
+        let node = AllToAll::new(id, eng.nodes.len(), cfg, base(), eng.now);
         eng.add(node, |m, _, out| m.start(&[seed_node], p, out));
     }
 }

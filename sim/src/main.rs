@@ -21,6 +21,12 @@ struct Args {
     /// Simulated node-hours per failure-detection row (more: finer false-suspicion rates).
     #[arg(long, default_value_t = 10.0)]
     node_hours: f64,
+    /// Nodes in the elasticity and partition runs.
+    #[arg(long, default_value_t = 100)]
+    elastic_nodes: usize,
+    /// Only these tables (detect, placement, elastic, partition), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
 }
 
 fn main() {
@@ -31,6 +37,8 @@ fn main() {
         seed: args.seed,
         handoff_batch: args.handoff_batch,
         node_hours: args.node_hours,
+        elastic_nodes: args.elastic_nodes,
+        only: args.only,
         ..voiceflow_sim::Options::default()
     };
     voiceflow_sim::run(&opts, &mut std::io::stdout());

@@ -28,6 +28,8 @@ pub struct Options {
     pub max_messages: f64,
     /// Cluster size of the elasticity and partition runs (capped at `nodes`).
     pub elastic_nodes: usize,
+    /// Only these tables (`detect`, `placement`, `elastic`, `partition`); empty: all.
+    pub only: Vec<String>,
 }
 
 impl Default for Options {
@@ -38,13 +40,18 @@ impl Default for Options {
             seed: 7,
             handoff_batch: 64,
             node_hours: 10.0,
-            max_messages: 30e6,
+            max_messages: 12e6,
             elastic_nodes: 100,
+            only: Vec::new(),
         }
     }
 }
 
 impl Options {
+    fn wants(&self, table: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|t| t == table)
+    }
+
     /// The cluster sizes of the membership tables.
     pub fn sizes(&self) -> Vec<usize> {
         let mut sizes: Vec<usize> = [10, 100, 1000]
@@ -178,6 +185,22 @@ pub fn run(opts: &Options, out: &mut impl Write) -> Figures {
         "VoiceFlow cluster simulation: seed {}, up to {} nodes, {} rooms",
         opts.seed, opts.nodes, opts.rooms
     );
+    if opts.wants("detect") {
+        detect_table(opts, out, &mut figures);
+    }
+    if opts.wants("placement") {
+        placement_table(opts, out);
+    }
+    if opts.wants("elastic") {
+        elastic_table(opts, out, &mut figures);
+    }
+    if opts.wants("partition") {
+        partition_table(opts, out, &mut figures);
+    }
+    figures
+}
+
+fn detect_table(opts: &Options, out: &mut impl Write, figures: &mut Figures) {
     let _ = writeln!(
         out,
         "\n## Failure detection and membership traffic (one node killed; false verdicts over a window without failures)\n"
@@ -196,7 +219,9 @@ pub fn run(opts: &Options, out: &mut impl Write) -> Figures {
     for row in detect_rows::<SwimNode>(opts, out, Kind::Swim) {
         figures.detect.push((Kind::Swim, row));
     }
+}
 
+fn placement_table(opts: &Options, out: &mut impl Write) {
     let _ = writeln!(
         out,
         "\n## Placement of {} rooms (rendezvous hashing; ideal moved fraction 1/N)\n",
@@ -227,7 +252,9 @@ pub fn run(opts: &Options, out: &mut impl Write) -> Figures {
             row.min_over_mean,
         );
     }
+}
 
+fn elastic_table(opts: &Options, out: &mut impl Write, figures: &mut Figures) {
     let n = opts.elastic_nodes.min(opts.nodes);
     let _ = writeln!(
         out,
@@ -250,7 +277,10 @@ pub fn run(opts: &Options, out: &mut impl Write) -> Figures {
             figures.elastic.push((Kind::Swim, handoff, row));
         }
     }
+}
 
+fn partition_table(opts: &Options, out: &mut impl Write, figures: &mut Figures) {
+    let n = opts.elastic_nodes.min(opts.nodes);
     let _ = writeln!(
         out,
         "\n## 60/40 partition for 60 s, then healed ({} nodes, {} rooms)\n",
@@ -270,5 +300,4 @@ pub fn run(opts: &Options, out: &mut impl Write) -> Figures {
         let row = partition_row::<SwimNode>(opts, out, Kind::Swim, handoff);
         figures.partition.push((Kind::Swim, handoff, row));
     }
-    figures
 }

@@ -47,7 +47,7 @@ pub fn detect<M: Build>(n: usize, loss: f64, window: Nanos, seed: u64) -> Detect
         ..NetConfig::default()
     };
     let mut eng: Engine<M> = formed(n, n, net, seed);
-    let warmup = 5 * SEC;
+    let warmup = 3 * SEC;
     eng.run_until(warmup);
     let start_verdicts = eng.verdicts.len();
     let start_suspicions = eng.suspicions.len();
@@ -156,6 +156,9 @@ fn with_rooms<M: Build>(
     seed: u64,
 ) -> Engine<M> {
     let mut eng: Engine<M> = formed(n, capacity, NetConfig::default(), seed);
+    // The cluster has been up for a while (past the catch-up after a start) when the rooms
+    // are placed.
+    eng.run_until(4 * SEC);
     let cfg = RoomConfig {
         handoff,
         ..RoomConfig::default()
@@ -165,7 +168,7 @@ fn with_rooms<M: Build>(
     model.place_all(&owners);
     eng.rooms = Some(model);
     eng.refresh_all_views();
-    eng.run_until(5 * SEC);
+    eng.run_until(eng.now + SEC);
     eng
 }
 

@@ -260,6 +260,9 @@ pub struct SwimConfig {
     pub lease: Nanos,
     /// How often the fencing rules are re-checked.
     pub fence_check: Nanos,
+    /// After starting, or regaining a quorum, a node owns nothing for this long: its view
+    /// misses members it has not heard from yet, whom an acquire would not ask.
+    pub catch_up: Nanos,
 }
 
 impl Default for SwimConfig {
@@ -267,6 +270,7 @@ impl Default for SwimConfig {
         SwimConfig {
             lease: 3000 * MS,
             fence_check: 250 * MS,
+            catch_up: 3000 * MS,
         }
     }
 }
@@ -316,6 +320,8 @@ pub struct SwimNode {
     suspected: Vec<bool>,
     last_received: Nanos,
     serving: bool,
+    quorate: bool,
+    catching_up_until: Option<Nanos>,
     leaving: bool,
     view_changed: bool,
 }
@@ -360,6 +366,8 @@ impl SwimNode {
             suspected: vec![false; capacity],
             last_received: 0,
             serving: false,
+            quorate: false,
+            catching_up_until: None,
             leaving: false,
             view_changed: true,
         }
@@ -451,7 +459,15 @@ impl SwimNode {
             }
         }
         let leased = now.saturating_sub(self.last_received) < self.cfg.lease;
-        let serving = alive * 2 > total && leased;
+        let quorate = alive * 2 > total && leased;
+        if quorate && !self.quorate {
+            self.catching_up_until = Some(now + self.cfg.catch_up);
+        }
+        self.quorate = quorate;
+        if self.catching_up_until.is_some_and(|until| now >= until) {
+            self.catching_up_until = None;
+        }
+        let serving = quorate && self.catching_up_until.is_none();
         if serving != self.serving {
             self.serving = serving;
             self.view_changed = true;
