@@ -87,6 +87,9 @@ pub struct AllToAll {
     dirty: bool,
     bytes: u32,
     view_changed: bool,
+    /// Sends its heartbeats but runs no failure detection (it receives nothing: see
+    /// `Engine::receivers`).
+    pub passive: bool,
 }
 
 /// The heartbeat timer.
@@ -119,6 +122,7 @@ impl AllToAll {
             dirty: true,
             bytes: 0,
             view_changed: true,
+            passive: false,
         }
     }
 
@@ -220,8 +224,10 @@ impl Member for AllToAll {
 
     fn on_timer(&mut self, _: Tick, now: Nanos, out: &mut Outbox<Self>) {
         self.send_heartbeats(out);
-        let change = self.membership.tick(self.at(now));
-        self.apply(change, out);
+        if !self.passive {
+            let change = self.membership.tick(self.at(now));
+            self.apply(change, out);
+        }
         out.timers.push((self.cfg.heartbeat, Tick));
     }
 

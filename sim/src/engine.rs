@@ -185,6 +185,8 @@ pub struct Engine<M: Member> {
     pub suspicions: Vec<Verdict>,
     /// The rooms, when the run models them.
     pub rooms: Option<Rooms>,
+    /// When set, only these nodes receive messages (the others' are counted, then dropped).
+    pub receivers: Option<Vec<bool>>,
 }
 
 impl<M: Member> Engine<M> {
@@ -205,6 +207,7 @@ impl<M: Member> Engine<M> {
             verdicts: Vec::new(),
             suspicions: Vec::new(),
             rooms: None,
+            receivers: None,
         }
     }
 
@@ -282,6 +285,13 @@ impl<M: Member> Engine<M> {
             let s = &mut self.stats[id as usize];
             s.msgs += 1;
             s.bytes += u64::from(bytes);
+            if self
+                .receivers
+                .as_ref()
+                .is_some_and(|r| !r.get(to as usize).copied().unwrap_or(false))
+            {
+                continue;
+            }
             if let Some(at) = self.transit(id, to, bytes) {
                 self.push(at, Ev::Deliver { to, from: id, msg });
             }

@@ -34,6 +34,8 @@ pub trait Build: Member {
     fn msgs_per_node_sec(n: usize) -> f64;
     /// A node of a formed cluster of the nodes in `all`.
     fn formed(eng: &mut Engine<Self>, id: NodeId, all: &[NodeId], seed: u64);
+    /// Makes node `id` passive (sends, runs no failure detection) where that exists.
+    fn set_passive(_eng: &mut Engine<Self>, _id: NodeId) {}
     /// A node joining through `seed_node`.
     fn join(eng: &mut Engine<Self>, id: NodeId, seed_node: NodeId, n: usize, seed: u64);
 }
@@ -59,6 +61,12 @@ impl Build for AllToAll {
         let mut node = AllToAll::new(id, eng.nodes.len(), cfg, base(), eng.now);
         node.know_all(all);
         eng.add(node, |m, _, out| m.start(&[], p, out));
+    }
+
+    fn set_passive(eng: &mut Engine<Self>, id: NodeId) {
+        if let Some(node) = eng.nodes[id as usize].as_mut() {
+            node.passive = true;
+        }
     }
 
     fn join(eng: &mut Engine<Self>, id: NodeId, seed_node: NodeId, _n: usize, seed: u64) {

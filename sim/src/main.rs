@@ -27,6 +27,9 @@ struct Args {
     /// Only these tables (detect, placement, elastic, partition), comma-separated.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Cluster sizes of the membership tables (default 10,100,1000 up to --nodes).
+    #[arg(long, value_delimiter = ',')]
+    sizes: Vec<usize>,
 }
 
 fn main() {
@@ -39,6 +42,7 @@ fn main() {
         node_hours: args.node_hours,
         elastic_nodes: args.elastic_nodes,
         only: args.only,
+        sizes: args.sizes,
         ..voiceflow_sim::Options::default()
     };
     voiceflow_sim::run(&opts, &mut std::io::stdout());

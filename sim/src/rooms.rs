@@ -227,6 +227,17 @@ impl Rooms {
             .count()
     }
 
+    /// Rooms running (or starting) on any of the nodes in `mask`.
+    pub fn running_on_any(&self, mask: &[bool]) -> usize {
+        self.runners
+            .iter()
+            .filter(|rs| {
+                rs.iter()
+                    .any(|r| mask[r.node as usize] && r.phase != Phase::Retiring)
+            })
+            .count()
+    }
+
     /// Number of rooms.
     pub fn len(&self) -> usize {
         self.runners.len()

@@ -14,8 +14,8 @@ const SEED: u64 = 7;
 
 #[test]
 fn failure_detection_and_traffic() {
-    let old = detect::<AllToAll>(N, 0.05, 20 * SEC, SEED);
-    let new = detect::<SwimNode>(N, 0.05, 60 * SEC, SEED);
+    let old = detect::<AllToAll>(N, 0.05, 20 * SEC, N, SEED);
+    let new = detect::<SwimNode>(N, 0.05, 60 * SEC, N, SEED);
     // Today: down everywhere within the failure timeout (3 s) plus a heartbeat or two.
     let old_all = old.detect_all.expect("all-to-all detects the kill");
     assert!(old_all <= 4 * SEC, "{old:?}");
