@@ -400,14 +400,16 @@ impl Rooms {
         };
         let owner = from.and_then(|f| self.owner_in_view(f, room));
         match owner {
-            Some(o) if !self.dead[o as usize] && self.desired[o as usize].contains(&room) => {
-                if !self.runs(o, room) {
-                    match self.cfg.handoff {
-                        Handoff::OnDemand => self.begin_start(o, room, now, sched),
-                        Handoff::Bounded(_) => {
-                            self.queue[o as usize].push_back(room);
-                            self.pump(o, now, sched);
-                        }
+            Some(o)
+                if !self.dead[o as usize]
+                    && self.desired[o as usize].contains(&room)
+                    && !self.runs(o, room) =>
+            {
+                match self.cfg.handoff {
+                    Handoff::OnDemand => self.begin_start(o, room, now, sched),
+                    Handoff::Bounded(_) => {
+                        self.queue[o as usize].push_back(room);
+                        self.pump(o, now, sched);
                     }
                 }
             }

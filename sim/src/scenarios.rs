@@ -262,13 +262,13 @@ pub fn elastic<M: Build>(
     while eng.now < limit {
         let next = eng.now + 50 * MS;
         eng.run_until(next);
-        if let Some(l) = leaving {
-            if eng.rooms.as_ref().is_some_and(|r| !r.busy(l)) {
-                eng.with_node(l, |m, now, out| m.finish_leave(now, out));
-                eng.run_until(eng.now + MS);
-                eng.remove(l);
-                leaving = None;
-            }
+        if let Some(l) = leaving
+            && eng.rooms.as_ref().is_some_and(|r| !r.busy(l))
+        {
+            eng.with_node(l, |m, now, out| m.finish_leave(now, out));
+            eng.run_until(eng.now + MS);
+            eng.remove(l);
+            leaving = None;
         }
         let agree = leaving.is_none() && views_agree(&eng, &expected);
         if std::env::var_os("SIM_DEBUG").is_some() && (eng.now - t0) % SEC < 50 * MS {
