@@ -6,12 +6,14 @@
 //! for virtual nodes on a virtual clock and network ([`engine`]). Everything random comes from
 //! the seed: the same seed prints the same tables.
 
+mod acquire;
 pub mod all_to_all;
 pub mod engine;
 pub mod kinds;
 pub mod placement;
 pub mod report;
 pub mod rng;
+pub mod room_types;
 pub mod rooms;
 pub mod scenarios;
 pub mod swim;

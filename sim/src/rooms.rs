@@ -12,145 +12,57 @@
 //!
 //! - `Handoff::OnDemand` (today): rooms retire at once and start at their next request
 //!   (busy rooms: one every `request_interval` on average), all in parallel.
-//! - `Handoff::Bounded(b)`: a node starts the rooms it gained at once, `b` at a time.
+//! - `Handoff::Bounded(b)`: a node retires the rooms it lost `b` at a time and tells each new
+//!   owner, which starts them at once, `b` at a time (a fenced node still stops everything).
 
 use std::collections::{BTreeSet, VecDeque};
 
 use voiceflow_wire::cluster::NodeId;
 
 use crate::all_to_all::owner_among;
-use crate::engine::{MS, Nanos, RttSampler, SEC};
+use crate::engine::{Nanos, RttSampler};
 use crate::placement::Ranking;
 use crate::rng::{Draw, SimRng, derive};
-
-/// How rooms that moved are started.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Handoff {
-    /// Today: at the next request for the room, no bound.
-    OnDemand,
-    /// Eagerly, at most this many at a time per node.
-    Bounded(usize),
-}
-
-/// Settings of the room model.
-#[derive(Debug, Clone)]
-pub struct RoomConfig {
-    /// How long a storage write may take (`[scylla] request_timeout_ms`).
-    pub write_timeout: Nanos,
-    /// A retiring room finishes what it acknowledged in this long.
-    pub retire: Nanos,
-    /// Latency of loading a room from storage.
-    pub load: Nanos,
-    /// Loads storage serves per second, cluster-wide.
-    pub storage_loads_per_sec: u64,
-    /// A load queued longer than this fails.
-    pub start_timeout: Nanos,
-    /// Mean time between requests to a busy room.
-    pub request_interval: Nanos,
-    /// How moved rooms start.
-    pub handoff: Handoff,
-}
-
-impl Default for RoomConfig {
-    fn default() -> Self {
-        RoomConfig {
-            write_timeout: 5 * SEC,
-            retire: 20 * MS,
-            load: 10 * MS,
-            storage_loads_per_sec: 5_000,
-            start_timeout: 5 * SEC,
-            request_interval: SEC,
-            handoff: Handoff::OnDemand,
-        }
-    }
-}
-
-/// A room event.
-#[derive(Debug, Clone, Copy)]
-pub enum RoomEv {
-    /// A request for `room` arrives at a random node, which routes it to the owner in its
-    /// view; an owner that agrees and does not run the room starts it.
-    Request { room: u32 },
-    /// The acquire of `room` by `node` may go on (peers answered, settle passed).
-    Acquire { node: NodeId, room: u32, token: u32 },
-    /// The load of `room` on `node` finished (or timed out).
-    Loaded {
-        node: NodeId,
-        room: u32,
-        token: u32,
-        ok: bool,
-    },
-    /// `node`'s actor of `room` stopped.
-    Retired { node: NodeId, room: u32, token: u32 },
-    /// Bounded hand-off: the last owner retired `room` and tells `node` (its new owner) to
-    /// start it.
-    HandOff { node: NodeId, room: u32 },
-}
+pub use crate::room_types::{Handoff, RoomConfig, RoomEv, RoomStats, Violation};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
+pub(crate) enum Phase {
     Starting,
     Running,
     Retiring,
 }
 
 #[derive(Debug, Clone, Copy)]
-struct Runner {
-    node: NodeId,
-    phase: Phase,
-    token: u32,
+pub(crate) struct Runner {
+    pub(crate) node: NodeId,
+    pub(crate) phase: Phase,
+    pub(crate) token: u32,
     /// Retired by a bounded hand-off: tell the new owner when stopped.
-    handing_off: bool,
-}
-
-/// A room found with two writers.
-#[derive(Debug, Clone, Copy)]
-pub struct Violation {
-    /// When.
-    pub at: Nanos,
-    /// Which room.
-    pub room: u32,
-    /// The node that started it.
-    pub started: NodeId,
-    /// The node that still ran (or was finishing) it.
-    pub other: NodeId,
-}
-
-/// Counters of one run.
-#[derive(Debug, Default, Clone)]
-pub struct RoomStats {
-    /// Release requests sent by acquires (each answered).
-    pub releases: u64,
-    /// Loads started.
-    pub loads: u64,
-    /// Loads that timed out (retried later).
-    pub failed_loads: u64,
-    /// Acquires given up on (unanswered peers, or a competing start).
-    pub failed_acquires: u64,
+    pub(crate) handing_off: bool,
 }
 
 /// The rooms of a simulated cluster.
 pub struct Rooms {
     /// Settings.
     pub cfg: RoomConfig,
-    ranking: Ranking,
+    pub(crate) ranking: Ranking,
     /// Per node: whether each node is an owner in its view.
-    owner_mask: Vec<Vec<bool>>,
+    pub(crate) owner_mask: Vec<Vec<bool>>,
     /// Per node: whether each node is a live peer (Up or Leaving) in its view.
-    peer_mask: Vec<Vec<bool>>,
-    settle: Vec<Option<Nanos>>,
-    desired: Vec<BTreeSet<u32>>,
-    runners: Vec<Vec<Runner>>,
-    pending_request: Vec<bool>,
-    rng: SimRng,
-    queue: Vec<VecDeque<u32>>,
-    inflight: Vec<usize>,
-    retire_queue: Vec<VecDeque<u32>>,
-    retiring: Vec<usize>,
-    parked: Vec<BTreeSet<u32>>,
-    dead: Vec<bool>,
-    storage_free: Nanos,
-    next_token: u32,
+    pub(crate) peer_mask: Vec<Vec<bool>>,
+    pub(crate) settle: Vec<Option<Nanos>>,
+    pub(crate) desired: Vec<BTreeSet<u32>>,
+    pub(crate) runners: Vec<Vec<Runner>>,
+    pub(crate) pending_request: Vec<bool>,
+    pub(crate) rng: SimRng,
+    pub(crate) queue: Vec<VecDeque<u32>>,
+    pub(crate) inflight: Vec<usize>,
+    pub(crate) retire_queue: Vec<VecDeque<u32>>,
+    pub(crate) retiring: Vec<usize>,
+    pub(crate) parked: Vec<BTreeSet<u32>>,
+    pub(crate) dead: Vec<bool>,
+    pub(crate) storage_free: Nanos,
+    pub(crate) next_token: u32,
     /// Rooms no node runs now.
     pub unavailable: usize,
     /// The most rooms unavailable at once since the last `reset_marks`.
@@ -257,19 +169,25 @@ impl Rooms {
         running.next().is_none().then_some(first.node)
     }
 
-    fn token(&mut self) -> u32 {
+    pub(crate) fn token(&mut self) -> u32 {
         self.next_token = self.next_token.wrapping_add(1);
         self.next_token
     }
 
-    fn running_count(&self, room: u32) -> usize {
+    pub(crate) fn running_count(&self, room: u32) -> usize {
         self.runners[room as usize]
             .iter()
             .filter(|r| r.phase == Phase::Running)
             .count()
     }
 
-    fn became(&mut self, room: u32, before: usize, now: Nanos, sched: &mut Vec<(Nanos, RoomEv)>) {
+    pub(crate) fn became(
+        &mut self,
+        room: u32,
+        before: usize,
+        now: Nanos,
+        sched: &mut Vec<(Nanos, RoomEv)>,
+    ) {
         let after = self.running_count(room);
         if before > 0 && after == 0 {
             self.unavailable += 1;
@@ -363,11 +281,16 @@ impl Rooms {
         }
     }
 
-    fn runs(&self, node: NodeId, room: u32) -> bool {
+    pub(crate) fn runs(&self, node: NodeId, room: u32) -> bool {
         self.runners[room as usize].iter().any(|r| r.node == node)
     }
 
-    fn request_later(&mut self, room: u32, now: Nanos, sched: &mut Vec<(Nanos, RoomEv)>) {
+    pub(crate) fn request_later(
+        &mut self,
+        room: u32,
+        now: Nanos,
+        sched: &mut Vec<(Nanos, RoomEv)>,
+    ) {
         if !std::mem::replace(&mut self.pending_request[room as usize], true) {
             let after = self.rng.exp(self.cfg.request_interval as f64) as Nanos;
             sched.push((now + after.max(1), RoomEv::Request { room }));
@@ -375,7 +298,7 @@ impl Rooms {
     }
 
     /// The owner of `room` in `node`'s view.
-    fn owner_in_view(&self, node: NodeId, room: u32) -> Option<NodeId> {
+    pub(crate) fn owner_in_view(&self, node: NodeId, room: u32) -> Option<NodeId> {
         let mask = &self.owner_mask[node as usize];
         self.ranking
             .top(room as usize)
@@ -428,7 +351,7 @@ impl Rooms {
             .any(|r| r.phase != Phase::Retiring)
     }
 
-    fn retire(
+    pub(crate) fn retire(
         &mut self,
         node: NodeId,
         room: u32,
@@ -458,7 +381,7 @@ impl Rooms {
         self.became(room, before, now, sched);
     }
 
-    fn pump(&mut self, node: NodeId, now: Nanos, sched: &mut Vec<(Nanos, RoomEv)>) {
+    pub(crate) fn pump(&mut self, node: NodeId, now: Nanos, sched: &mut Vec<(Nanos, RoomEv)>) {
         let Handoff::Bounded(bound) = self.cfg.handoff else {
             return;
         };
@@ -571,174 +494,6 @@ impl Rooms {
                 }
             }
         }
-    }
-
-    fn starting(&self, node: NodeId, room: u32, token: u32) -> bool {
-        self.runners[room as usize]
-            .iter()
-            .any(|r| r.node == node && r.token == token && matches!(r.phase, Phase::Starting))
-    }
-
-    fn give_up(
-        &mut self,
-        node: NodeId,
-        room: u32,
-        token: u32,
-        now: Nanos,
-        sched: &mut Vec<(Nanos, RoomEv)>,
-    ) {
-        self.runners[room as usize].retain(|r| !(r.node == node && r.token == token));
-        let n = node as usize;
-        self.inflight[n] = self.inflight[n].saturating_sub(1);
-        // Tried again at the room's next request.
-        self.request_later(room, now, sched);
-        self.pump(node, now, sched);
-    }
-
-    fn acquire(
-        &mut self,
-        node: NodeId,
-        room: u32,
-        token: u32,
-        now: Nanos,
-        rtt: &mut RttSampler<'_>,
-        sched: &mut Vec<(Nanos, RoomEv)>,
-    ) {
-        if !self.starting(node, room, token) {
-            return;
-        }
-        let n = node as usize;
-        let peers = self.peer_mask[n].iter().filter(|p| **p).count();
-        // Every live peer is asked to release the room; the slowest answer decides.
-        self.stats.releases += peers as u64;
-        let mut ready = now + rtt.max_of(peers.min(64));
-        let retire = self.cfg.retire;
-        let mut blocked = false;
-        let others: Vec<Runner> = self.runners[room as usize]
-            .iter()
-            .filter(|r| r.node != node)
-            .copied()
-            .collect();
-        for other in others {
-            if !self.peer_mask[n][other.node as usize] {
-                // Down in this node's view: the settle deadline covered its writes.
-                continue;
-            }
-            if self.dead[other.node as usize] {
-                blocked = true;
-                continue;
-            }
-            match other.phase {
-                Phase::Running => {
-                    let before = self.running_count(room);
-                    let t = self.token();
-                    if let Some(r) = self.runners[room as usize]
-                        .iter_mut()
-                        .find(|r| r.node == other.node)
-                    {
-                        r.phase = Phase::Retiring;
-                        r.token = t;
-                    }
-                    sched.push((
-                        now + retire,
-                        RoomEv::Retired {
-                            node: other.node,
-                            room,
-                            token: t,
-                        },
-                    ));
-                    self.became(room, before, now, sched);
-                    ready = ready.max(now + retire + rtt.max_of(1));
-                }
-                Phase::Retiring => ready = ready.max(now + retire + rtt.max_of(1)),
-                // The peer is starting it too: it answers busy, and this acquire backs off.
-                Phase::Starting => blocked = true,
-            }
-        }
-        if blocked {
-            self.stats.failed_acquires += 1;
-            self.give_up(node, room, token, now, sched);
-            return;
-        }
-        if self.runners[room as usize].iter().any(|r| {
-            r.node != node && r.phase == Phase::Retiring && self.peer_mask[n][r.node as usize]
-        }) {
-            // Answer comes once the retiring actor stopped: check again then.
-            sched.push((ready, RoomEv::Acquire { node, room, token }));
-            return;
-        }
-        // Load from storage.
-        self.stats.loads += 1;
-        let per_load = SEC / self.cfg.storage_loads_per_sec.max(1);
-        let begin = ready.max(self.storage_free);
-        self.storage_free = begin + per_load;
-        if begin - ready > self.cfg.start_timeout {
-            self.stats.failed_loads += 1;
-            sched.push((
-                ready + self.cfg.start_timeout,
-                RoomEv::Loaded {
-                    node,
-                    room,
-                    token,
-                    ok: false,
-                },
-            ));
-        } else {
-            sched.push((
-                begin + self.cfg.load,
-                RoomEv::Loaded {
-                    node,
-                    room,
-                    token,
-                    ok: true,
-                },
-            ));
-        }
-    }
-
-    fn loaded(
-        &mut self,
-        node: NodeId,
-        room: u32,
-        token: u32,
-        ok: bool,
-        now: Nanos,
-        sched: &mut Vec<(Nanos, RoomEv)>,
-    ) {
-        if !self.starting(node, room, token) {
-            return;
-        }
-        if !ok {
-            self.give_up(node, room, token, now, sched);
-            return;
-        }
-        let n = node as usize;
-        self.inflight[n] = self.inflight[n].saturating_sub(1);
-        let before = self.running_count(room);
-        for other in self.runners[room as usize]
-            .iter()
-            .filter(|r| r.node != node)
-        {
-            if matches!(other.phase, Phase::Running | Phase::Retiring) {
-                self.violations.push(Violation {
-                    at: now,
-                    room,
-                    started: node,
-                    other: other.node,
-                });
-            }
-        }
-        if let Some(r) = self.runners[room as usize]
-            .iter_mut()
-            .find(|r| r.node == node && r.token == token)
-        {
-            r.phase = Phase::Running;
-        }
-        self.became(room, before, now, sched);
-        if !self.desired[n].contains(&room) {
-            self.retire(node, room, false, now, sched);
-        }
-        self.pump(node, now, sched);
     }
 
     /// Whether every room runs exactly once, on the owner its node agrees it has.

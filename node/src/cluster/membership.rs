@@ -386,8 +386,24 @@ mod tests {
         }
     }
 
+    /// A view that started long enough ago to have caught up.
+    fn started(me: MemberInfo, failure_timeout: Duration, now: Instant) -> Membership {
+        let long_ago = now.checked_sub(failure_timeout).unwrap_or(now);
+        Membership::new(me, failure_timeout, long_ago)
+    }
+
+    #[test]
+    fn a_new_node_catches_up_before_owning_rooms() {
+        let t0 = Instant::now();
+        let mut m = Membership::new(info(1, 1), Duration::from_secs(3), t0);
+        m.heard(info(2, 1), t0);
+        assert!(m.owners().is_empty(), "catching up");
+        assert!(m.tick(t0 + m.catch_up()).placement);
+        assert_eq!(m.owners(), vec![1, 2]);
+    }
+
     fn three(now: Instant) -> Membership {
-        let mut m = Membership::new(info(1, 1), Duration::from_secs(3), now);
+        let mut m = started(info(1, 1), Duration::from_secs(3), now);
         m.heard(info(2, 1), now);
         m.heard(info(3, 1), now);
         m
@@ -445,7 +461,7 @@ mod tests {
     fn a_cut_off_node_fences_itself_before_the_others_take_over() {
         let t0 = Instant::now();
         let mut cut = three(t0);
-        let mut majority = Membership::new(info(2, 1), Duration::from_secs(3), t0);
+        let mut majority = started(info(2, 1), Duration::from_secs(3), t0);
         majority.heard(info(1, 1), t0);
         majority.heard(info(3, 1), t0);
         // 2.1 s after the cut: node 1 (alone) fences itself; nodes 2 and 3 still count it up.
@@ -479,7 +495,7 @@ mod tests {
     #[test]
     fn gossip_introduces_nodes_and_restarts_replace_old_incarnations() {
         let t0 = Instant::now();
-        let mut m = Membership::new(info(1, 1), Duration::from_secs(3), t0);
+        let mut m = started(info(1, 1), Duration::from_secs(3), t0);
         let change = m.merge(&[info(2, 1), info(3, 1), info(1, 1)], t0);
         assert_eq!(change.dial.len(), 2);
         assert_eq!(m.owners(), vec![1, 2, 3]);
@@ -510,7 +526,7 @@ mod tests {
         let change = m.tick(t0 + Duration::from_secs(4));
         assert!(change.down.contains(&2));
         assert_eq!(m.state_of(2), Some(MemberState::Left));
-        let mut me = Membership::new(info(1, 1), Duration::from_secs(3), t0);
+        let mut me = started(info(1, 1), Duration::from_secs(3), t0);
         me.set_leaving();
         assert!(me.owners().is_empty());
     }
