@@ -48,10 +48,18 @@ pub struct Membership {
     /// failure timeout). It owns nothing, and stops before the others (who wait the whole
     /// failure timeout) can take its rooms over.
     fenced: bool,
+    /// Whether it served at the last update.
+    was_serving: bool,
+    /// Catching up after starting or regaining a quorum (a healed partition): the peers it
+    /// has not heard (again) yet are missing or Down in its view, and an acquire asks only
+    /// the members it sees alive, so a room it started now could still run on one of them
+    /// (the simulator found both: `sim/`). It owns nothing until every reachable member had
+    /// time to heartbeat it.
+    catching_up_until: Option<Instant>,
 }
 
 /// Rendezvous weight of `node` for `room`: highest wins.
-fn weight(room: u64, node: NodeId) -> u64 {
+pub fn weight(room: u64, node: NodeId) -> u64 {
     // splitmix64 of the pair: well mixed, identical on every node and build.
     let mut z = room ^ (u64::from(node).wrapping_add(1)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -76,7 +84,33 @@ impl Membership {
             members,
             failure_timeout,
             fenced: false,
+            was_serving: true,
+            // A node that just started knows only itself (or its seeds) until the first
+            // heartbeats with member lists arrive: it catches up too.
+            catching_up_until: Some(now + failure_timeout / 3),
         }
+    }
+
+    /// How long a node that regained a quorum waits before owning rooms again (a third of
+    /// the failure timeout: every live peer heartbeats several times within it).
+    pub fn catch_up(&self) -> Duration {
+        self.failure_timeout / 3
+    }
+
+    /// Starts or ends catching up; returns whether owning rooms changed.
+    fn review(&mut self, now: Instant) -> bool {
+        let serving = !self.fenced && self.has_quorum();
+        let mut changed = false;
+        if serving && !self.was_serving {
+            self.catching_up_until = Some(now + self.catch_up());
+            changed = true;
+        }
+        if self.catching_up_until.is_some_and(|until| now >= until) {
+            self.catching_up_until = None;
+            changed = true;
+        }
+        self.was_serving = serving;
+        changed
     }
 
     /// How recently a majority must have been heard for this node to own rooms.
@@ -164,7 +198,7 @@ impl Membership {
 
     /// The nodes that own rooms now (Up), sorted, or empty without a quorum.
     pub fn owners(&self) -> Vec<NodeId> {
-        if self.fenced || !self.has_quorum() {
+        if !self.serving() {
             return Vec::new();
         }
         self.members
@@ -176,7 +210,7 @@ impl Membership {
 
     /// Whether this node may own rooms: a majority alive and heard within the lease.
     pub fn serving(&self) -> bool {
-        !self.fenced && self.has_quorum()
+        !self.fenced && self.has_quorum() && self.catching_up_until.is_none()
     }
 
     /// Whether this node sees a strict majority of the members alive.
@@ -237,6 +271,7 @@ impl Membership {
             }
         }
         change.placement |= self.refresh_fence(now);
+        change.placement |= self.review(now);
         change
     }
 
@@ -282,6 +317,7 @@ impl Membership {
                 Some(_) => {}
             }
         }
+        change.placement |= self.review(now);
         change
     }
 
@@ -308,6 +344,7 @@ impl Membership {
             }
         }
         change.placement |= self.refresh_fence(now);
+        change.placement |= self.review(now);
         change
     }
 }
@@ -349,8 +386,24 @@ mod tests {
         }
     }
 
+    /// A view that started long enough ago to have caught up.
+    fn started(me: MemberInfo, failure_timeout: Duration, now: Instant) -> Membership {
+        let long_ago = now.checked_sub(failure_timeout).unwrap_or(now);
+        Membership::new(me, failure_timeout, long_ago)
+    }
+
+    #[test]
+    fn a_new_node_catches_up_before_owning_rooms() {
+        let t0 = Instant::now();
+        let mut m = Membership::new(info(1, 1), Duration::from_secs(3), t0);
+        m.heard(info(2, 1), t0);
+        assert!(m.owners().is_empty(), "catching up");
+        assert!(m.tick(t0 + m.catch_up()).placement);
+        assert_eq!(m.owners(), vec![1, 2]);
+    }
+
     fn three(now: Instant) -> Membership {
-        let mut m = Membership::new(info(1, 1), Duration::from_secs(3), now);
+        let mut m = started(info(1, 1), Duration::from_secs(3), now);
         m.heard(info(2, 1), now);
         m.heard(info(3, 1), now);
         m
@@ -395,9 +448,12 @@ mod tests {
         m.tick(much_later);
         assert!(!m.has_quorum(), "1 of 3 is not");
         assert!(m.owners().is_empty(), "a minority owns nothing");
-        // Node 2 comes back (a healed partition).
+        // Node 2 comes back (a healed partition): node 1 catches up before owning rooms.
         let change = m.heard(info(2, 1), much_later);
         assert!(change.placement);
+        assert!(m.owners().is_empty(), "catching up");
+        let caught_up = much_later + m.catch_up();
+        assert!(m.tick(caught_up).placement);
         assert_eq!(m.owners(), vec![1, 2]);
     }
 
@@ -405,7 +461,7 @@ mod tests {
     fn a_cut_off_node_fences_itself_before_the_others_take_over() {
         let t0 = Instant::now();
         let mut cut = three(t0);
-        let mut majority = Membership::new(info(2, 1), Duration::from_secs(3), t0);
+        let mut majority = started(info(2, 1), Duration::from_secs(3), t0);
         majority.heard(info(1, 1), t0);
         majority.heard(info(3, 1), t0);
         // 2.1 s after the cut: node 1 (alone) fences itself; nodes 2 and 3 still count it up.
@@ -425,17 +481,21 @@ mod tests {
             .settle_deadline(Duration::from_secs(5))
             .expect("a node is down");
         assert_eq!(settle, t0 + Duration::from_secs(2) + Duration::from_secs(5));
-        // Healed: node 1 serves again as soon as it hears a majority.
+        // Healed: node 1 serves again once it heard a majority and caught up.
         let t3 = t0 + Duration::from_secs(10);
         cut.heard(info(2, 1), t3);
         cut.tick(t3);
+        assert!(cut.owners().is_empty(), "catching up");
+        let t4 = t3 + Duration::from_secs(1);
+        cut.heard(info(2, 1), t4);
+        cut.tick(t4);
         assert_eq!(cut.owners(), vec![1, 2], "node 3 stayed silent: down");
     }
 
     #[test]
     fn gossip_introduces_nodes_and_restarts_replace_old_incarnations() {
         let t0 = Instant::now();
-        let mut m = Membership::new(info(1, 1), Duration::from_secs(3), t0);
+        let mut m = started(info(1, 1), Duration::from_secs(3), t0);
         let change = m.merge(&[info(2, 1), info(3, 1), info(1, 1)], t0);
         assert_eq!(change.dial.len(), 2);
         assert_eq!(m.owners(), vec![1, 2, 3]);
@@ -466,7 +526,7 @@ mod tests {
         let change = m.tick(t0 + Duration::from_secs(4));
         assert!(change.down.contains(&2));
         assert_eq!(m.state_of(2), Some(MemberState::Left));
-        let mut me = Membership::new(info(1, 1), Duration::from_secs(3), t0);
+        let mut me = started(info(1, 1), Duration::from_secs(3), t0);
         me.set_leaving();
         assert!(me.owners().is_empty());
     }
