@@ -36,7 +36,7 @@ describe('a voice channel through TURN', { timeout: 180_000 }, () => {
     world = await startWorld('turn', {
       media: true,
       people: ['alice', 'bob'],
-      toml: '[voice]\nturn_enabled = true\nturn_port = 0\n',
+      toml: '[voice]\nudp_port = 0\nturn_enabled = true\nturn_port = 0\n',
     });
     ({ alice, bob } = world);
     await bob.page.addInitScript(() => { window.__voiceflow = { iceTransportPolicy: 'relay' }; });
