@@ -33,6 +33,8 @@ describe('blocking', { timeout: 120_000 }, () => {
     await page.getByLabel('Email').fill('erin@example.com');
     await page.getByLabel('Password').fill('password123');
     await page.getByRole('button', { name: 'Sign in' }).click();
+    // Navigating before the sign-in finishes would abort it and land back on /login.
+    await page.waitForURL((url) => url.pathname !== '/login');
     await page.goto(`/rooms/${roomId}`);
     await page.getByRole('heading', { name: 'Plaza', level: 1 }).waitFor();
     const row = page.locator('.message-list li.msg.blocked');
