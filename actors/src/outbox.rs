@@ -183,10 +183,9 @@ impl Outbox {
                 if !state.queue.is_empty() {
                     state.queued_frames = 0;
                     buf.extend(state.queue.drain(..));
-                    if state.queue.capacity() > 1024 {
-                        // A burst is over: give the memory back so idle sessions stay small.
-                        state.queue.shrink_to(64);
-                    }
+                    // A burst is over: give the memory back so idle sessions stay small (a
+                    // presence storm leaves hundreds of slots behind in every session).
+                    state.queue.shrink_to(8);
                     return Drained::Frames;
                 }
                 if let Some(reason) = &state.closed {

@@ -95,6 +95,17 @@ impl Scenario {
     }
 }
 
+/// Which of a session's `room:join`s ask for the member list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum JoinMembers {
+    /// Only the first (the web client's way: the open room's list comes with its join).
+    First,
+    /// Every join (what clients before `members` did).
+    All,
+    /// None.
+    None,
+}
+
 /// Who is a member of which room in `connect` and `rooms`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Shape {
@@ -212,6 +223,16 @@ pub struct Args {
     #[arg(long, default_value_t = 256)]
     pub concurrency: usize,
 
+    /// Which `room:join`s of a session ask for the member list in their ack.
+    #[arg(long, value_enum, default_value_t = JoinMembers::First)]
+    pub join_members: JoinMembers,
+
+    /// WebSocket connections come from this many loopback addresses (127.0.0.1, .2, …) in
+    /// turn, as real clients come from many: the node caps one address at half its open-file
+    /// limit. 1 = all from 127.0.0.1.
+    #[arg(long, default_value_t = 8)]
+    pub source_addrs: usize,
+
     /// Concurrent registrations (argon2 makes each one cost the server 20-50 ms).
     #[arg(long, default_value_t = 16)]
     pub register_concurrency: usize,
@@ -302,7 +323,9 @@ async fn run(args: &Args) -> Result<()> {
     let timeout = Duration::from_secs(args.timeout_secs.max(1));
     let target = ws::WsTarget::resolve(&args.url, timeout)
         .await
-        .with_context(|| format!("resolving --url {}", args.url))?;
+        .with_context(|| format!("resolving --url {}", args.url))?
+        .with_source_addrs(args.source_addrs)
+        .with_join_members(args.join_members);
     let api = rest::Api::new(&args.url, timeout)?;
     let ctx = Ctx {
         api,

@@ -1,9 +1,9 @@
 //! WebSocket client: connect + hello, request/ack, cheap frame classification, and a
 //! broadcast start/stop signal.
 
-use std::net::SocketAddr;
-use std::sync::LazyLock;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -11,12 +11,14 @@ use futures_util::{SinkExt, StreamExt};
 use memchr::memmem;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::Notify;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::Utf8Bytes;
+
+use crate::JoinMembers;
 
 /// A plain (non-TLS) WebSocket over TCP.
 pub type Ws = WebSocketStream<TcpStream>;
@@ -41,6 +43,12 @@ pub struct WsTarget {
     authority: String,
     timeout: Duration,
     read_buffer: usize,
+    /// Local addresses to connect from, in turn (IPv4 loopback targets only; empty = let the
+    /// kernel choose). Real clients come from many addresses; the node caps one address at
+    /// half its descriptors, which a single-address generator would hit before its count.
+    sources: Arc<[IpAddr]>,
+    next_source: Arc<AtomicUsize>,
+    join_members: JoinMembers,
 }
 
 impl WsTarget {
@@ -65,7 +73,38 @@ impl WsTarget {
             authority,
             timeout,
             read_buffer: 16 * 1024,
+            sources: Arc::from(Vec::new()),
+            next_source: Arc::new(AtomicUsize::new(0)),
+            join_members: JoinMembers::All,
         })
+    }
+
+    /// Same target, asking for member lists in `room:join` acks as `which` says.
+    pub fn with_join_members(mut self, which: JoinMembers) -> Self {
+        self.join_members = which;
+        self
+    }
+
+    /// Same target, connecting from `count` loopback addresses (127.0.0.1, .2, …) in turn.
+    /// Only for an IPv4 loopback target (all of 127.0.0.0/8 is local on Linux).
+    pub fn with_source_addrs(mut self, count: usize) -> Self {
+        if count > 1 && self.addr.ip().is_loopback() && self.addr.is_ipv4() {
+            let count = count.min(250) as u8;
+            self.sources = (1..=count)
+                .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i)))
+                .collect();
+        }
+        self
+    }
+
+    async fn tcp_connect(&self) -> std::io::Result<TcpStream> {
+        if self.sources.is_empty() {
+            return TcpStream::connect(self.addr).await;
+        }
+        let i = self.next_source.fetch_add(1, Ordering::Relaxed) % self.sources.len();
+        let socket = TcpSocket::new_v4()?;
+        socket.bind(SocketAddr::new(self.sources[i], 0))?;
+        socket.connect(self.addr).await
     }
 
     /// Same target with another tungstenite read buffer size. Tungstenite zero-fills
@@ -82,7 +121,8 @@ impl WsTarget {
     /// TCP connect, WebSocket handshake with `?token=`, then waits for `hello`.
     pub async fn connect(&self, token: &str) -> Result<Conn> {
         let work = async {
-            let tcp = TcpStream::connect(self.addr)
+            let tcp = self
+                .tcp_connect()
                 .await
                 .with_context(|| format!("TCP connect to {}", self.addr))?;
             tcp.set_nodelay(true)?;
@@ -110,8 +150,13 @@ impl WsTarget {
     /// Connects and sends `room:join` for every room, waiting for each ack.
     pub async fn connect_and_join(&self, token: &str, rooms: &[String]) -> Result<Conn> {
         let mut conn = self.connect(token).await?;
-        for room in rooms {
-            conn.request("room:join", json!({ "roomId": room }))
+        for (i, room) in rooms.iter().enumerate() {
+            let members = match self.join_members {
+                JoinMembers::First => i == 0,
+                JoinMembers::All => true,
+                JoinMembers::None => false,
+            };
+            conn.request("room:join", json!({ "roomId": room, "members": members }))
                 .await
                 .with_context(|| format!("room:join {room}"))?;
         }

@@ -7,6 +7,7 @@
 //! [`crate::limits`]) and drains the session's [`Outbox`] into the socket with one flush per
 //! batch.
 
+use std::io::IoSlice;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -139,7 +140,7 @@ async fn serve(state: AppState, mut ws: Ws, auth: AuthUser) {
             metrics::counter!("voiceflow_rate_limited_total", "limit" => "connections_per_user")
                 .increment(1);
             // Closed before any session starts: the connection costs nothing further.
-            close_handshake(&mut ws, &reason).await;
+            Box::pin(close_handshake(&mut ws, &reason)).await;
             return;
         }
     };
@@ -147,7 +148,9 @@ async fn serve(state: AppState, mut ws: Ws, auth: AuthUser) {
     let session_id = state.connections.register(outbox.clone());
     // The account's current name (the token's may predate a rename); renames from now on
     // reach the session as they happen.
-    let username = match state.ctx.store.user_by_id(auth.id).await {
+    // One-off futures are boxed so that the connection's task, alive as long as the
+    // connection, is not sized by them (the state machine is as large as its largest await).
+    let username = match Box::pin(state.ctx.store.user_by_id(auth.id)).await {
         Ok(Some(account)) => account.username,
         _ => auth.username,
     };
@@ -163,21 +166,26 @@ async fn serve(state: AppState, mut ws: Ws, auth: AuthUser) {
         outbox: outbox.clone(),
         ctx: state.ctx.clone(),
     };
-    let session =
-        match Actor::spawn_linked(None, SessionActor, args, state.sessions.get_cell()).await {
-            Ok((session, _)) => session,
-            Err(e) => {
-                tracing::error!(error = %e, "session actor failed to start");
-                state.connections.unregister(session_id);
-                let _ = ws
-                    .close(Some(close_frame(&CloseReason {
-                        code: 1011,
-                        reason: "internal error".into(),
-                    })))
-                    .await;
-                return;
-            }
-        };
+    let spawned = Box::pin(Actor::spawn_linked(
+        None,
+        SessionActor,
+        args,
+        state.sessions.get_cell(),
+    ));
+    let session = match spawned.await {
+        Ok((session, _)) => session,
+        Err(e) => {
+            tracing::error!(error = %e, "session actor failed to start");
+            state.connections.unregister(session_id);
+            let _ = ws
+                .close(Some(close_frame(&CloseReason {
+                    code: 1011,
+                    reason: "internal error".into(),
+                })))
+                .await;
+            return;
+        }
+    };
     let hello = Hello {
         protocol: PROTOCOL_VERSION,
         session_id: session_id.to_string(),
@@ -200,7 +208,7 @@ async fn serve(state: AppState, mut ws: Ws, auth: AuthUser) {
     // vanished client would make us wait for.
     let _ = session.cast(SessionMsg::Disconnected);
     if let Some(reason) = close {
-        close_handshake(&mut ws, &reason).await;
+        Box::pin(close_handshake(&mut ws, &reason)).await;
     }
     state.connections.unregister(session_id);
 }
@@ -231,43 +239,77 @@ enum WriteFailure {
     Stalled,
 }
 
-/// Writes pre-encoded frames straight to the socket. tungstenite keeps the read side, pings
-/// and the close handshake; its own buffer (a queued pong) is flushed first so frames never
-/// interleave. Progress is tracked write by write, so a frame is never cut in half by a
-/// timeout: either everything is written, or the client stalled completely and the connection
-/// is dropped (a close frame could not reach it anyway).
-async fn write_raw(
-    ws: &mut Ws,
-    batch: &[Frame],
-    scratch: &mut Vec<u8>,
-    stall: Duration,
-) -> Result<(), WriteFailure> {
+/// Frames handed to one vectored write (well under every system's `IOV_MAX`; the slices live
+/// in the connection's future, so a few hundred bytes, not a kilobyte). Larger batches are
+/// joined into a buffer freed after the write.
+const WRITE_SLICES: usize = 16;
+
+/// Writes pre-encoded frames straight to the socket: small batches gathered into vectored
+/// writes, bursts joined into a buffer that is freed afterwards, so no per-connection copy
+/// buffer keeps a burst's size for the connection's life. tungstenite keeps the read side, pings and the close handshake; its own buffer (a
+/// queued pong) is flushed first so frames never interleave. Progress is tracked write by
+/// write, so a frame is never cut in half by a timeout: either everything is written, or the
+/// client stalled completely and the connection is dropped (a close frame could not reach it
+/// anyway).
+async fn write_raw(ws: &mut Ws, batch: &[Frame], stall: Duration) -> Result<(), WriteFailure> {
     match tokio::time::timeout(stall, ws.flush()).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err(WriteFailure::Io(std::io::Error::other(e))),
         Err(_) => return Err(WriteFailure::Stalled),
     }
-    let bytes: &[u8] = match batch {
-        [one] => one.wire_bytes(),
-        many => {
-            scratch.clear();
-            for f in many {
-                scratch.extend_from_slice(f.wire_bytes());
-            }
-            scratch
-        }
-    };
     let io = ws.get_mut();
-    let mut written = 0;
-    while written < bytes.len() {
-        match tokio::time::timeout(stall, io.write(&bytes[written..])).await {
-            Ok(Ok(0)) => return Err(WriteFailure::Io(std::io::ErrorKind::WriteZero.into())),
-            Ok(Ok(n)) => written += n,
-            Ok(Err(e)) => return Err(WriteFailure::Io(e)),
-            Err(_) => return Err(WriteFailure::Stalled),
+    if batch.len() > WRITE_SLICES {
+        // A burst (a busy room): one copy into a buffer that lives only for this write, then
+        // as few syscalls as the socket allows, rather than a writev per WRITE_SLICES frames.
+        let mut joined = Vec::with_capacity(batch.iter().map(|f| f.wire_bytes().len()).sum());
+        for f in batch {
+            joined.extend_from_slice(f.wire_bytes());
+        }
+        let mut written = 0;
+        while written < joined.len() {
+            match tokio::time::timeout(stall, io.write(&joined[written..])).await {
+                Ok(Ok(0)) => return Err(WriteFailure::Io(std::io::ErrorKind::WriteZero.into())),
+                Ok(Ok(n)) => written += n,
+                Ok(Err(e)) => return Err(WriteFailure::Io(e)),
+                Err(_) => return Err(WriteFailure::Stalled),
+            }
+        }
+        return Ok(());
+    }
+    // The next byte to write: frame `index`, byte `offset` within it.
+    let (mut index, mut offset) = (0usize, 0usize);
+    loop {
+        while index < batch.len() && offset >= batch[index].wire_bytes().len() {
+            (index, offset) = (index + 1, 0);
+        }
+        if index == batch.len() {
+            return Ok(());
+        }
+        let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
+        let mut used = 0;
+        for (k, f) in batch[index..].iter().take(WRITE_SLICES).enumerate() {
+            let start = if k == 0 { offset } else { 0 };
+            slices[used] = IoSlice::new(&f.wire_bytes()[start..]);
+            used += 1;
+        }
+        let mut written =
+            match tokio::time::timeout(stall, io.write_vectored(&slices[..used])).await {
+                Ok(Ok(0)) => return Err(WriteFailure::Io(std::io::ErrorKind::WriteZero.into())),
+                Ok(Ok(n)) => n,
+                Ok(Err(e)) => return Err(WriteFailure::Io(e)),
+                Err(_) => return Err(WriteFailure::Stalled),
+            };
+        while written > 0 {
+            let left = batch[index].wire_bytes().len() - offset;
+            if written >= left {
+                written -= left;
+                (index, offset) = (index + 1, 0);
+            } else {
+                offset += written;
+                written = 0;
+            }
         }
     }
-    Ok(())
 }
 
 /// Moves frames both ways until either side ends. Returns the close to send, if any.
@@ -295,7 +337,6 @@ async fn pump(
     let expiry = tokio::time::sleep_until(clock.deadline());
     tokio::pin!(expiry);
     let mut batch: Vec<Frame> = Vec::new();
-    let mut scratch: Vec<u8> = Vec::new();
     loop {
         tokio::select! {
             inbound = ws.next() => {
@@ -362,7 +403,7 @@ async fn pump(
                     Drained::Frames => {
                         // A client that overflows its queue while this write is under way gets
                         // its 4008 close right after it (the outbox reports the close next).
-                        match write_raw(ws, &batch, &mut scratch, write_timeout).await {
+                        match write_raw(ws, &batch, write_timeout).await {
                             Ok(()) => {}
                             Err(WriteFailure::Io(e)) => {
                                 tracing::debug!(error = %e, "websocket write error");
@@ -375,10 +416,8 @@ async fn pump(
                             }
                         }
                         batch.clear();
-                        if scratch.capacity() > 256 * 1024 {
-                            // A burst is over; idle connections should stay small.
-                            scratch = Vec::new();
-                        }
+                        // A burst is over; idle connections should stay small.
+                        batch.shrink_to(8);
                     }
                 }
             }

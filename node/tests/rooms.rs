@@ -1,4 +1,5 @@
-//! Rooms over REST: create, list, join by code, ROOM_FULL, non-members refused, admin rights.
+//! Rooms over REST: create, list, join by code, ROOM_FULL, non-members refused, admin rights;
+//! join acks with and without the member list.
 
 mod common;
 
@@ -242,5 +243,75 @@ async fn private_rooms_refuse_non_members_and_only_admins_edit() -> anyhow::Resu
             .0,
         404
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_join_can_leave_the_member_list_out_and_still_counts() -> anyhow::Result<()> {
+    let node = TestNode::start().await?;
+    let alice = node.register("alice").await?;
+    let bob = node.register("bob").await?;
+    let carol = node.register("carol").await?;
+    let (room, code) = node.create_room(&alice, "General", json!({}), 10).await?;
+    assert_eq!(node.join_code(&bob, &code).await?.0, 200);
+    assert_eq!(node.join_code(&carol, &code).await?.0, 200);
+
+    // Bob twice (phone and browser): one online user, not two.
+    let mut phone = node.ws(&bob).await?;
+    let listed = phone.request("room:join", json!({"roomId": room})).await?;
+    assert_eq!(
+        listed["data"]["participants"].as_array().map(Vec::len),
+        Some(3),
+        "{listed}"
+    );
+    assert_eq!(
+        (
+            listed["data"]["memberCount"].as_u64(),
+            listed["data"]["onlineCount"].as_u64()
+        ),
+        (Some(3), Some(1))
+    );
+    let mut browser = node.ws(&bob).await?;
+    let bare = browser
+        .request("room:join", json!({"roomId": room, "members": false}))
+        .await?;
+    assert_eq!(bare["ok"], true, "{bare}");
+    assert_eq!(bare["data"]["participants"], json!([]), "{bare}");
+    assert_eq!(
+        (
+            bare["data"]["memberCount"].as_u64(),
+            bare["data"]["onlineCount"].as_u64()
+        ),
+        (Some(3), Some(1))
+    );
+
+    let mut a = node.ws(&alice).await?;
+    let counted = a
+        .request("room:join", json!({"roomId": room, "members": false}))
+        .await?;
+    assert_eq!(
+        counted["data"]["onlineCount"].as_u64(),
+        Some(2),
+        "{counted}"
+    );
+    // Bob's phone leaves; his browser keeps him online. Then the browser goes too.
+    phone.request("room:leave", json!({"roomId": room})).await?;
+    let again = a
+        .request("room:join", json!({"roomId": room, "members": false}))
+        .await?;
+    assert_eq!(again["data"]["onlineCount"].as_u64(), Some(2), "{again}");
+    browser
+        .request("room:leave", json!({"roomId": room}))
+        .await?;
+    let after = a
+        .request("room:join", json!({"roomId": room, "members": false}))
+        .await?;
+    assert_eq!(after["data"]["onlineCount"].as_u64(), Some(1), "{after}");
+
+    // A bad flag is a validation error, not a silent default.
+    let refused = a
+        .request("room:join", json!({"roomId": room, "members": "yes"}))
+        .await?;
+    assert_eq!(refused["error"]["code"], "VALIDATION_ERROR", "{refused}");
     Ok(())
 }

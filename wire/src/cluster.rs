@@ -16,8 +16,9 @@ use serde::{Deserialize, Serialize};
 
 /// The version byte of every inter-node frame this build speaks.
 /// (2: room logs with seq/epoch, message actions, presence; 5: account changes for a user's
-/// sessions, acknowledged typing, leaves naming their user, renames.)
-pub const PROTOCOL_VERSION: u8 = 5;
+/// sessions, acknowledged typing, leaves naming their user, renames; 6: joins say whether
+/// the ack lists the members.)
+pub const PROTOCOL_VERSION: u8 = 6;
 
 /// A node's id: the node-id bits of its snowflakes.
 pub type NodeId = u16;
@@ -221,6 +222,8 @@ pub enum RoomOp {
         since: Option<u64>,
         /// The log epoch of `since`.
         epoch: Option<u64>,
+        /// Whether the ack lists the members.
+        members: bool,
         /// The client frame id to acknowledge.
         req_id: Option<u64>,
     },

@@ -98,6 +98,8 @@ pub enum RoomMsg {
         since: Option<u64>,
         /// The log epoch of `since`.
         epoch: Option<u64>,
+        /// Whether the reply lists the members.
+        members: bool,
         /// Where the join reply goes.
         reply: Reply<JoinReply>,
     },
@@ -377,10 +379,13 @@ impl Actor for RoomActor {
                 session,
                 since,
                 epoch,
+                members,
                 reply,
             } => {
                 let user = session.user_id;
-                state.handle_join(session, since, epoch, reply).await;
+                state
+                    .handle_join(session, since, epoch, members, reply)
+                    .await;
                 if state.unknown_presence().contains(&user) {
                     probe(state, vec![user]);
                 }

@@ -26,6 +26,7 @@ mod account;
 mod call;
 mod changes;
 mod fanout;
+mod live;
 mod log;
 mod social;
 mod stage;
@@ -56,7 +57,7 @@ pub struct RoomState {
     /// Node handles.
     pub ctx: NodeContext,
     members: HashMap<Snowflake, Member>,
-    live: HashMap<u64, SessionLink>,
+    live: live::LiveSessions,
     typing: HashMap<Snowflake, u64>,
     typing_generation: u64,
     /// The room log: its end, and the changes on their way into it.
@@ -123,7 +124,7 @@ impl RoomState {
             room,
             ctx,
             members,
-            live: HashMap::new(),
+            live: live::LiveSessions::default(),
             typing: HashMap::new(),
             typing_generation: 0,
             log,
@@ -176,7 +177,7 @@ impl RoomState {
     }
 
     fn user_is_live(&self, user: Snowflake) -> bool {
-        self.live.values().any(|s| s.user_id == user)
+        self.live.has_user(user)
     }
 
     /// Members (all, or only those with a live session), one entry per user, with presence.
@@ -262,10 +263,11 @@ impl RoomState {
         session: SessionLink,
         since: Option<u64>,
         epoch: Option<u64>,
+        members: bool,
         reply: Reply<JoinReply>,
     ) {
         let to = session.to.clone();
-        let result = self.join(session, since, epoch).await;
+        let result = self.join(session, since, epoch, members).await;
         if result.is_err() {
             // No resume point and no automatic re-join for a join the room refused.
             to.forget_room(self.room.id);
@@ -273,10 +275,18 @@ impl RoomState {
         reply.send(result);
     }
 
-    fn join_reply(&self, participants: Vec<Participant>, replay: (u32, bool)) -> JoinReply {
+    /// The join ack: counts always, the member list only when `members` (building it is
+    /// O(room size), and a client subscribing to all its rooms needs it only for one).
+    fn join_reply(&self, members: bool, replay: (u32, bool)) -> JoinReply {
         JoinReply {
             room_id: self.room.id,
-            participants,
+            participants: if members {
+                self.participants(false)
+            } else {
+                Vec::new()
+            },
+            member_count: self.members.len() as u32,
+            online_count: self.live.users() as u32,
             replayed: replay.0,
             replay_truncated: replay.1,
             seq: self.log.head(),
@@ -290,6 +300,7 @@ impl RoomState {
         session: SessionLink,
         since: Option<u64>,
         epoch: Option<u64>,
+        members: bool,
     ) -> Result<JoinReply, ActorError> {
         let author = Author {
             user_id: session.user_id,
@@ -305,7 +316,7 @@ impl RoomState {
             // The same session again (its node re-sent a join that was slow to be confirmed):
             // it already has its replay and the live stream; confirm without replaying twice.
             session.to.subscribed();
-            return Ok(self.join_reply(self.participants(false), (0, false)));
+            return Ok(self.join_reply(members, (0, false)));
         }
         let replay = match since {
             Some(since) => self.replay(&session, since, epoch).await?,
@@ -315,10 +326,9 @@ impl RoomState {
         session
             .to
             .push_room_messages(self.room.id, self.log.head(), &[]);
-        let first_session = !self.user_is_live(session.user_id);
         let user_id = session.user_id;
         session.to.subscribed();
-        self.live.insert(session.session_id, session);
+        let first_session = self.live.insert(session);
         if first_session {
             let event = UserPresenceInRoom {
                 room_id: self.room.id,
@@ -329,7 +339,7 @@ impl RoomState {
             self.broadcast_except_user(user_id, &frame::event(events::USER_JOINED, &event));
         }
         metrics::gauge!("voiceflow_room_subscriptions").increment(1.0);
-        Ok(self.join_reply(self.participants(false), replay))
+        Ok(self.join_reply(members, replay))
     }
 
     /// `room:leave` or a closed connection.
@@ -341,9 +351,9 @@ impl RoomState {
         reply: Option<Reply<RoomRef>>,
     ) {
         let allowed = self.live.contains_key(&session_id) || self.members.contains_key(&user_id);
-        if let Some(session) = self.live.remove(&session_id) {
+        if let Some((session, last_of_user)) = self.live.remove(session_id) {
             metrics::gauge!("voiceflow_room_subscriptions").decrement(1.0);
-            if !self.user_is_live(session.user_id) {
+            if last_of_user {
                 self.stop_typing(session.user_id);
                 let event = UserPresenceInRoom {
                     room_id: self.room.id,
@@ -412,7 +422,7 @@ impl RoomState {
     /// Join by code: become a member (ROOM_FULL at `maxUsers`).
     pub async fn handle_add_member(&mut self, author: Author) -> Result<JoinReply, ActorError> {
         self.add_member(&author).await?;
-        Ok(self.join_reply(self.participants(false), (0, false)))
+        Ok(self.join_reply(true, (0, false)))
     }
 
     /// Leave the room for good: membership removed, live sessions unsubscribed.
@@ -428,13 +438,7 @@ impl RoomState {
         };
         self.ctx.store.remove_member(self.room.id, user).await?;
         self.members.remove(&user);
-        let sessions: Vec<u64> = self
-            .live
-            .values()
-            .filter(|s| s.user_id == user)
-            .map(|s| s.session_id)
-            .collect();
-        for session_id in sessions {
+        for session_id in self.live.sessions_of(user) {
             if let Some(session) = self.live.get(&session_id) {
                 if let Some(by) = removed_by {
                     session.to.push(frame::event(
@@ -489,7 +493,7 @@ impl RoomState {
                 room_id: self.room.id,
             },
         ));
-        for (_, session) in self.live.drain() {
+        for session in self.live.drain() {
             session.to.forget_room(self.room.id);
         }
         Ok(())

@@ -137,6 +137,7 @@ async fn posts_are_acked_and_broadcast_only_after_the_batch_commits() {
             session.clone(),
             None,
             None,
+            true,
             Reply::Session {
                 to: session.to.clone(),
                 session_id: 0,
@@ -200,6 +201,7 @@ async fn a_failed_write_is_reported_and_never_broadcast() {
             session.clone(),
             None,
             None,
+            true,
             Reply::Session {
                 to: session.to.clone(),
                 session_id: 0,
@@ -318,6 +320,7 @@ async fn replay_stops_at_what_was_broadcast_and_respects_the_limit() {
             session.clone(),
             Some(since),
             None,
+            true,
             Reply::Session {
                 to: session.to.clone(),
                 session_id: 0,
@@ -339,6 +342,7 @@ async fn replay_stops_at_what_was_broadcast_and_respects_the_limit() {
             late.clone(),
             Some(0),
             None,
+            true,
             Reply::Session {
                 to: late.to.clone(),
                 session_id: 0,
@@ -396,6 +400,7 @@ async fn typing_expires_after_the_ttl_with_paused_time() {
         session: watcher.clone(),
         since: None,
         epoch: None,
+        members: true,
         reply: Reply::Session {
             to: watcher.to.clone(),
             session_id: 0,
@@ -408,6 +413,7 @@ async fn typing_expires_after_the_ttl_with_paused_time() {
         session: typist.clone(),
         since: None,
         epoch: None,
+        members: true,
         reply: Reply::Session {
             to: typist.to.clone(),
             session_id: 2,

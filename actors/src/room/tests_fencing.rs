@@ -94,7 +94,9 @@ async fn a_failed_write_landing_after_the_resync_never_replaces_what_came_next()
         session_id: 0,
         req_id: None,
     };
-    state.handle_join(watcher.clone(), None, None, join).await;
+    state
+        .handle_join(watcher.clone(), None, None, true, join)
+        .await;
     let acks = Outbox::new(100);
     let reply = |id| Reply::Session {
         to: Recipient::Local(acks.clone()),

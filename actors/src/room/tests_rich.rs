@@ -69,7 +69,9 @@ async fn edits_reactions_replies_and_deletes_reach_everyone_and_replay_without_w
         session_id: 0,
         req_id: None,
     };
-    state.handle_join(watcher.clone(), None, None, join).await;
+    state
+        .handle_join(watcher.clone(), None, None, true, join)
+        .await;
     let acks = Outbox::new(100);
     let sent = Reply::Session {
         to: Recipient::Local(acks.clone()),
@@ -167,7 +169,9 @@ async fn edits_reactions_replies_and_deletes_reach_everyone_and_replay_without_w
         session_id: 0,
         req_id: None,
     };
-    state.handle_join(late.clone(), Some(0), None, join).await;
+    state
+        .handle_join(late.clone(), Some(0), None, true, join)
+        .await;
     let replayed = drain(outbox_of(&late)).await;
     let kinds_again: Vec<_> = replayed.iter().map(|v| v["type"].clone()).collect();
     let seqs_again: Vec<_> = replayed.iter().map(|v| v["data"]["seq"].clone()).collect();
@@ -209,7 +213,9 @@ async fn a_failed_write_that_landed_is_broadcast_by_the_resync_and_seqs_stay_den
         session_id: 0,
         req_id: None,
     };
-    state.handle_join(watcher.clone(), None, None, join).await;
+    state
+        .handle_join(watcher.clone(), None, None, true, join)
+        .await;
     let acks = Outbox::new(100);
     let reply = |id| Reply::Session {
         to: Recipient::Local(acks.clone()),
@@ -291,7 +297,9 @@ async fn presence_changes_are_coalesced_to_one_per_user_per_second() {
         session_id: 0,
         req_id: None,
     };
-    state.handle_join(watcher.clone(), None, None, join).await;
+    state
+        .handle_join(watcher.clone(), None, None, true, join)
+        .await;
     drain(outbox_of(&watcher)).await;
     let t = Instant::now();
     let note = |status, version| PresenceNote {
@@ -347,7 +355,9 @@ async fn read_markers_only_move_forward_and_receipts_are_batched() {
         session_id: 0,
         req_id: None,
     };
-    state.handle_join(watcher.clone(), None, None, join).await;
+    state
+        .handle_join(watcher.clone(), None, None, true, join)
+        .await;
     let acks = Outbox::new(100);
     let mut ids = Vec::new();
     for i in 0..3u64 {

@@ -221,6 +221,33 @@ impl Actor for SessionActor {
         msg: SessionMsg,
         state: &mut SessionState,
     ) -> Result<(), ActorProcessingErr> {
+        // Boxed: ractor keeps the actor loop's future (sized by the largest future it awaits)
+        // for the actor's whole life, so an idle session would carry this handler's ~7 KB
+        // state machine. Boxed, it costs a pointer at rest and one allocation per message.
+        Box::pin(state.handle_msg(me, msg)).await;
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        me: ActorRef<SessionMsg>,
+        event: SupervisionEvent,
+        state: &mut SessionState,
+    ) -> Result<(), ActorProcessingErr> {
+        let gone = match event {
+            SupervisionEvent::ActorFailed(cell, _) => cell.get_id(),
+            SupervisionEvent::ActorTerminated(cell, _, _) => cell.get_id(),
+            _ => return Ok(()),
+        };
+        Box::pin(state.handle_room_gone(&me, gone)).await;
+        Ok(())
+    }
+}
+
+impl SessionState {
+    /// One message to the session actor (see [`SessionMsg`]).
+    async fn handle_msg(&mut self, me: ActorRef<SessionMsg>, msg: SessionMsg) {
+        let state = self;
         match msg {
             SessionMsg::Inbound(text) => state.handle_frame(&me, &text).await,
             SessionMsg::InboundBinary => {
@@ -277,8 +304,9 @@ impl Actor for SessionActor {
                             match state.outbox.last_seq(room_id) {
                                 Some(since) => state.try_rejoin(&me, room_id, since, 0).await,
                                 None => {
-                                    if let Err(e) =
-                                        state.handle_join(&me, room_id, None, None, None).await
+                                    if let Err(e) = state
+                                        .handle_join(&me, room_id, (None, None), false, None)
+                                        .await
                                     {
                                         state.outbox.push(frame::failure(None, &e.error));
                                     }
@@ -300,26 +328,8 @@ impl Actor for SessionActor {
                 }
             }
         }
-        Ok(())
     }
 
-    async fn handle_supervisor_evt(
-        &self,
-        me: ActorRef<SessionMsg>,
-        event: SupervisionEvent,
-        state: &mut SessionState,
-    ) -> Result<(), ActorProcessingErr> {
-        let gone = match event {
-            SupervisionEvent::ActorFailed(cell, _) => cell.get_id(),
-            SupervisionEvent::ActorTerminated(cell, _, _) => cell.get_id(),
-            _ => return Ok(()),
-        };
-        state.handle_room_gone(&me, gone).await;
-        Ok(())
-    }
-}
-
-impl SessionState {
     /// Parses and dispatches one client frame.
     pub async fn handle_frame(&mut self, me: &ActorRef<SessionMsg>, text: &str) {
         let frame = match ClientFrame::parse(text) {
@@ -332,7 +342,8 @@ impl SessionState {
         let outcome = match frame.event {
             "room:join" => match frame.payload::<JoinRoom>() {
                 Ok(join) => {
-                    self.handle_join(me, join.room_id, join.since, join.epoch, frame.id)
+                    let resume = (join.since, join.epoch);
+                    self.handle_join(me, join.room_id, resume, join.members, frame.id)
                         .await
                 }
                 Err(e) => Err(e),
@@ -407,8 +418,8 @@ impl SessionState {
         &mut self,
         me: &ActorRef<SessionMsg>,
         room_id: Snowflake,
-        since: Option<u64>,
-        epoch: Option<u64>,
+        (since, epoch): (Option<u64>, Option<u64>),
+        members: bool,
         req_id: Option<u64>,
     ) -> Result<(), FrameError> {
         let reply = Reply::Session {
@@ -420,6 +431,7 @@ impl SessionState {
             session: self.link(),
             since,
             epoch,
+            members,
             reply,
         };
         let route = self
@@ -570,7 +582,10 @@ impl SessionState {
         since: u64,
         attempt: u32,
     ) {
-        match self.handle_join(me, room_id, Some(since), None, None).await {
+        match self
+            .handle_join(me, room_id, (Some(since), None), false, None)
+            .await
+        {
             Ok(()) => {}
             Err(e) if e.error.code == ErrorCode::InternalError && attempt < MAX_REJOINS => {
                 let delay = std::time::Duration::from_millis(50 << attempt.min(5));

@@ -136,6 +136,7 @@ async fn to_room(
             username,
             since,
             epoch,
+            members,
             req_id,
         } => {
             let link = SessionLink {
@@ -148,6 +149,7 @@ async fn to_room(
                 session: link,
                 since,
                 epoch,
+                members,
                 reply: Reply::Session {
                     to: to(session_id),
                     session_id,

@@ -165,6 +165,7 @@ impl Cluster for ClusterInner {
                 session,
                 since,
                 epoch,
+                members,
                 reply,
             } => {
                 let origin = origin_of(me, &session.to);
@@ -183,6 +184,7 @@ impl Cluster for ClusterInner {
                     username: session.username,
                     since,
                     epoch,
+                    members,
                     req_id,
                 };
                 (origin, op)

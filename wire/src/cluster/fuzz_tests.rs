@@ -110,16 +110,26 @@ fn request() -> impl Strategy<Value = Request> {
 fn room_op() -> impl Strategy<Value = RoomOp> {
     let opt = || proptest::option::of(any::<u64>());
     prop_oneof![
-        (any::<u64>(), any::<u64>(), text(), opt(), opt(), opt()).prop_map(
-            |(session_id, user_id, username, since, epoch, req_id)| RoomOp::Join {
-                session_id,
-                user_id,
-                username,
-                since,
-                epoch,
-                req_id
-            }
-        ),
+        (
+            any::<u64>(),
+            any::<u64>(),
+            text(),
+            opt(),
+            opt(),
+            any::<bool>(),
+            opt()
+        )
+            .prop_map(
+                |(session_id, user_id, username, since, epoch, members, req_id)| RoomOp::Join {
+                    session_id,
+                    user_id,
+                    username,
+                    since,
+                    epoch,
+                    members,
+                    req_id
+                }
+            ),
         (any::<u64>(), any::<u64>(), opt()).prop_map(|(session_id, user_id, req_id)| {
             RoomOp::Leave {
                 session_id,

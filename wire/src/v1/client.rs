@@ -77,6 +77,14 @@ pub struct JoinRoom {
     /// nothing can be replayed.
     #[serde(default)]
     pub epoch: Option<u64>,
+    /// Whether the ack lists the members (`participants`). A client that subscribes to every
+    /// room it is in sends `false` and fetches the list of the room on screen when it needs
+    /// it (`GET /rooms/:id/members`); the ack's counts come either way.
+    #[serde(default = "listed_by_default")]
+    pub members: bool,
+}
+fn listed_by_default() -> bool {
+    true
 }
 impl Request for JoinRoom {
     const EVENT: &'static str = "room:join";

@@ -99,8 +99,14 @@ pub struct Participant {
 pub struct JoinReply {
     /// The room joined.
     pub room_id: Snowflake,
-    /// Its members.
+    /// Its members (empty when the join asked for `members: false`).
     pub participants: Vec<Participant>,
+    /// How many members the room has.
+    #[serde(default)]
+    pub member_count: u32,
+    /// How many of them have a connection subscribed to it now.
+    #[serde(default)]
+    pub online_count: u32,
     /// How many stored messages newer than `since` were replayed before this ack (0 if none).
     #[serde(default)]
     pub replayed: u32,

@@ -59,9 +59,7 @@ impl RoomState {
         if let Some(member) = self.members.get_mut(&user) {
             member.username = username.clone();
         }
-        for session in self.live.values_mut().filter(|s| s.user_id == user) {
-            session.username = username.clone();
-        }
+        self.live.rename(user, &username);
         if let Some(voice) = self.voice.as_mut() {
             for entry in voice.entries.values_mut().filter(|e| e.user_id == user) {
                 entry.username = username.clone();

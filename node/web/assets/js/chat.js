@@ -397,7 +397,10 @@ export class Chat {
   }
 
   async #subscribe(room) {
-    const data = { roomId: room.id };
+    // Member lists come with the join only where they are shown at once (the open room, and
+    // a DM's other person in the sidebar); other rooms load theirs when opened. A member of
+    // fifty rooms would otherwise fetch fifty lists on every reconnect.
+    const data = { roomId: room.id, members: room.kind === 'dm' || room.id === this.store.currentRoomId };
     if (room.seq !== null) {
       data.since = room.seq;
       data.epoch = room.epoch;
@@ -410,14 +413,20 @@ export class Chat {
       // Live events follow the ack; a fresh join (or a gap too big to replay) starts here.
       if (room.seq === null || ack.replayTruncated) room.seq = ack.seq;
       room.epoch = ack.epoch;
-      room.members = new Map(ack.participants.map((m) => [m.userId, m]));
-      room.membersLoaded = true;
+      if (data.members) {
+        room.members = new Map(ack.participants.map((m) => [m.userId, m]));
+        room.membersLoaded = true;
+        this.notePresence(ack.participants);
+        this.store.emit('members', { roomId: room.id });
+      } else {
+        // Whatever list we held may be stale now: the next open fetches it again.
+        room.membersLoaded = false;
+        if (this.store.currentRoomId === room.id) this.loadMembers(room).catch(() => {});
+      }
       // Who is in the voice session now (voice channels, stages, calls); events follow.
       const hadVoice = room.voiceMembers.size > 0;
       room.voiceMembers = new Map((ack.voice || []).map((m) => [m.userId, m]));
       if (hadVoice || room.voiceMembers.size > 0) this.store.emit('voice', { roomId: room.id });
-      this.notePresence(ack.participants);
-      this.store.emit('members', { roomId: room.id });
       if (!data.since && room.loadedLatest) {
         // An empty room, already fetched: what was posted while we were away was not replayed,
         // so fetch the newest page again (now that we are subscribed, without a gap).
