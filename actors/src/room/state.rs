@@ -5,6 +5,7 @@
 //! - [`changes`]: posts, edits, deletions and reactions turned into changes;
 //! - [`social`]: presence of members and read markers;
 //! - [`fanout`]: getting frames to live sessions here and on other nodes;
+//! - [`live`]: the subscribed sessions, counted per user (online in O(1));
 //! - [`voice`] and [`stage`]: the SFU session of voice channels and stages;
 //! - [`call`]: 1:1 calls of a direct conversation (their actor is a child of the room);
 //! - [`account`]: what follows a member's account (renames, who may type).
