@@ -121,8 +121,20 @@ export class Chat {
   }
 
   async loadMembers(room) {
-    const list = await this.api.members(room.id);
+    // Joins and leaves that arrive while the request is out are newer than its answer.
+    const seen = new Map();
+    (room.membersLoads ||= new Set()).add(seen);
+    let list;
+    try {
+      list = await this.api.members(room.id);
+    } finally {
+      room.membersLoads.delete(seen);
+    }
     room.members = new Map(list.map((m) => [m.userId, m]));
+    for (const [userId, change] of seen) {
+      const m = room.members.get(userId);
+      room.members.set(userId, { ...(m || { userId, username: change.username, role: 'member' }), online: change.online });
+    }
     room.membersLoaded = true;
     this.notePresence(list);
     this.store.emit('members', { roomId: room.id });
@@ -475,6 +487,7 @@ export class Chat {
         if (room) {
           const m = room.members.get(data.userId);
           const online = type === 'room:user_joined';
+          for (const seen of room.membersLoads || []) seen.set(data.userId, { online, username: data.username });
           room.members.set(data.userId, {
             userId: data.userId, username: data.username, role: m?.role || 'member', online,
           });
