@@ -15,7 +15,6 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -24,7 +23,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use common::TestNode;
 use common::cluster::TestCluster;
-use common::load::Load;
+use common::load::{self as load, Load};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use voiceflow_schema::cql::bridge::hold::{Hold, run_holding};
@@ -130,40 +129,6 @@ async fn recovered(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// Every user message of a room through the REST history pages, oldest first: (id, content).
-async fn history(node: &TestNode, token: &str, room: &str) -> Result<Vec<(String, String)>> {
-    let mut out = Vec::new();
-    let mut before: Option<String> = None;
-    loop {
-        let path = match &before {
-            Some(b) => format!("/api/v1/rooms/{room}/messages?limit=100&before={b}"),
-            None => format!("/api/v1/rooms/{room}/messages?limit=100"),
-        };
-        let (status, page) = node.get(&path, Some(token)).await?;
-        anyhow::ensure!(status == 200, "history: {status} {page}");
-        let data = page["data"].as_array().cloned().unwrap_or_default();
-        before = data
-            .iter()
-            .rev()
-            .find_map(|m| m["id"].as_str().map(str::to_owned));
-        out.extend(
-            data.iter()
-                .filter(|m| m["type"] != "system")
-                .filter_map(|m| {
-                    Some((
-                        m["id"].as_str()?.to_owned(),
-                        m["content"].as_str()?.to_owned(),
-                    ))
-                }),
-        );
-        if page["hasMore"] != true {
-            break;
-        }
-    }
-    out.reverse();
-    Ok(out)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -310,32 +275,8 @@ async fn chaos_soak_loses_duplicates_and_reorders_nothing() -> Result<()> {
 
     let (total, gap, reconnects) = load.finish().await?;
     // Every room's stored history against what was acknowledged.
-    let (mut lost, mut duplicated, mut reordered) = (0usize, 0usize, 0usize);
-    for (i, room) in room_ids.iter().enumerate() {
-        let stored = history(cluster.node(1), &authors[i].token, room).await?;
-        let acked = logs[i].lock().acked.clone();
-        let mut seen: HashMap<&str, &str> = HashMap::new();
-        let mut last_k: Option<u64> = None;
-        for (id, content) in &stored {
-            if seen.insert(content, id).is_some() {
-                duplicated += 1;
-            }
-            let k = content
-                .rsplit(':')
-                .next()
-                .and_then(|k| k.parse::<u64>().ok());
-            if k.is_some() && last_k.is_some() && k <= last_k {
-                reordered += 1;
-            }
-            last_k = k.or(last_k);
-        }
-        for (content, id) in &acked {
-            match seen.get(content.as_str()) {
-                Some(got) if got.parse::<u64>().ok() == Some(*id) => {}
-                _ => lost += 1,
-            }
-        }
-    }
+    let (lost, duplicated, reordered) =
+        load::check_histories(&cluster, &room_ids, &authors, &logs).await?;
     println!(
         "\nchaos: seed {seed}, {rooms} rooms, {total} acknowledged messages, {reconnects} reconnects, longest gap between acks {gap:?}"
     );
