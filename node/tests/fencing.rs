@@ -158,7 +158,7 @@ async fn an_owner_paused_with_its_writes_in_flight_is_fenced_and_nothing_is_lost
     let (rooms, authors, logs) = (load.rooms.clone(), load.authors.clone(), load.logs.clone());
     let (total, gap, reconnects) = load.finish().await?;
     eprintln!("{total} acknowledged messages, longest gap {gap:?}, {reconnects} reconnects");
-    assert!(total > 100, "the load ran: {total}");
+    assert!(total > 50, "the load ran: {total}");
     // What storage serves (history pages) holds every acknowledged message once, in order,
     // and none of the stale appends.
     let (lost, duplicated, reordered) =
