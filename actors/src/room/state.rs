@@ -78,6 +78,8 @@ pub struct RoomState {
     pub retiring: bool,
     /// Everything queued before the retirement was handled.
     pub retire_marker_seen: bool,
+    /// Automatic re-joins tried again after a transient failure, per session.
+    pub join_retries: HashMap<u64, u32>,
     /// The periodic idle check.
     pub idle_timer: Option<tokio::task::JoinHandle<()>>,
     /// The periodic voice tick (voice channels).
@@ -90,6 +92,29 @@ pub struct RoomState {
     voice: Option<voice::VoiceRoom>,
     /// The call going on in a direct conversation.
     call: Option<call::ActiveCall>,
+}
+
+/// What becomes of a join that failed.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum FailedJoin {
+    /// Try it again soon (a session's automatic re-join, a failure of the moment).
+    Retry,
+    /// Answer nothing: the room is retiring, and the session re-joins where it goes next.
+    Drop,
+    /// Answer with the error; the session forgets the room.
+    Refuse,
+}
+
+/// A session's automatic re-join (no request id) that failed for a moment is tried again
+/// (or left to the room's next owner), never refused: a refusal makes the session forget
+/// the room while its client still believes it follows it.
+pub(crate) fn failed_join<T>(reply: &Reply<T>, error: &ActorError, retiring: bool) -> FailedJoin {
+    let automatic = matches!(reply, Reply::Session { req_id: None, .. });
+    match (automatic && error.is_transient(), retiring) {
+        (true, false) => FailedJoin::Retry,
+        (true, true) => FailedJoin::Drop,
+        (false, _) => FailedJoin::Refuse,
+    }
 }
 
 impl RoomState {
@@ -137,6 +162,7 @@ impl RoomState {
             last_activity: Instant::now(),
             retiring: false,
             retire_marker_seen: false,
+            join_retries: HashMap::new(),
             idle_timer: None,
             voice_timer: None,
             started_at: Instant::now(),
@@ -257,20 +283,32 @@ impl RoomState {
 
     /// `room:join`: members (and anyone, for public rooms, who then becomes a member) subscribe;
     /// logged events after `since` are replayed first, then the ack, then live events.
+    /// A session's automatic re-join (no request id) that failed only for a moment (storage unavailable while it read the replay) is handed back to be tried
+    /// again: answering it
+    /// with an error would leave the session believing it follows the room while the room
+    /// never added it (its client would silently miss messages).
     pub async fn handle_join(
         &mut self,
         session: SessionLink,
         since: Option<u64>,
         epoch: Option<u64>,
         reply: Reply<JoinReply>,
-    ) {
+    ) -> Option<(SessionLink, Option<u64>, Option<u64>, Reply<JoinReply>)> {
         let to = session.to.clone();
+        let retry = session.clone();
         let result = self.join(session, since, epoch).await;
-        if result.is_err() {
-            // No resume point and no automatic re-join for a join the room refused.
-            to.forget_room(self.room.id);
+        if let Err(e) = &result {
+            match failed_join(&reply, e, self.retiring) {
+                FailedJoin::Retry => return Some((retry, since, epoch, reply)),
+                // The session re-joins wherever the room goes next (it keeps its resume
+                // point).
+                FailedJoin::Drop => return None,
+                // No resume point and no automatic re-join for a join the room refused.
+                FailedJoin::Refuse => to.forget_room(self.room.id),
+            }
         }
         reply.send(result);
+        None
     }
 
     fn join_reply(&self, participants: Vec<Participant>, replay: (u32, bool)) -> JoinReply {

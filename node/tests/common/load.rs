@@ -180,6 +180,7 @@ async fn receiver(
         }
         // Replayed messages may have arrived before the ack.
         let mut pending: std::collections::VecDeque<Value> = ws.backlog.drain(..).collect();
+        let mut heard = Instant::now();
         loop {
             if stop.load(Ordering::Relaxed) {
                 let at = *stopped_at.get_or_insert_with(Instant::now);
@@ -197,8 +198,18 @@ async fn receiver(
                     let stopped = stop.load(Ordering::Relaxed);
                     let wait = Duration::from_secs(if stopped { 1 } else { 10 });
                     match tokio::time::timeout(wait, ws.next_frame()).await {
-                        Ok(frame) => frame,
-                        Err(_) if stop.load(Ordering::Relaxed) => continue,
+                        Ok(frame) => {
+                            heard = Instant::now();
+                            frame
+                        }
+                        // Still missing acknowledged messages after 10 s of silence: the
+                        // connection stalled like any other (below), stop or not.
+                        Err(_)
+                            if stop.load(Ordering::Relaxed)
+                                && heard.elapsed() < Duration::from_secs(10) =>
+                        {
+                            continue;
+                        }
                         Err(_) => {
                             let entry = {
                                 let a = addrs.lock();
