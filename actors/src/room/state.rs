@@ -121,27 +121,46 @@ impl RoomState {
     /// Rebuilds a room from storage: members (with current usernames), the log's end and the
     /// newest message id.
     pub async fn load(room: RoomRecord, ctx: NodeContext) -> Result<RoomState, StoreError> {
-        let mut members = HashMap::new();
-        for m in ctx.store.room_members(room.id).await? {
-            let username = match ctx.store.user_by_id(m.user_id).await? {
-                Some(user) => user.username,
-                None => continue,
-            };
-            members.insert(
-                m.user_id,
-                Member {
-                    role: m.role,
-                    username,
-                    joined_at: m.joined_at,
-                },
-            );
-        }
+        let store = &ctx.store;
+        // The members and the log are read side by side: a room that starts after its owner
+        // died waits for both, and hundreds start at once then (recovery time).
+        let members = async {
+            let mut members = HashMap::new();
+            let list = store.room_members(room.id).await?;
+            // Names 32 at a time, not one round trip after another (large rooms).
+            for chunk in list.chunks(32) {
+                let mut names = tokio::task::JoinSet::new();
+                for m in chunk {
+                    let (store, m) = (ctx.store.clone(), m.clone());
+                    names.spawn(async move {
+                        Ok::<_, StoreError>((store.user_by_id(m.user_id).await?, m))
+                    });
+                }
+                while let Some(done) = names.join_next().await {
+                    let (user, m) = done.map_err(|e| StoreError::Unavailable(e.to_string()))??;
+                    let Some(user) = user else { continue };
+                    members.insert(
+                        m.user_id,
+                        Member {
+                            role: m.role,
+                            username: user.username,
+                            joined_at: m.joined_at,
+                        },
+                    );
+                }
+            }
+            Ok::<_, StoreError>(members)
+        };
         // Take the room over in storage first: from now on an older owner's writes are
         // refused or never read. Then the head: reading it repairs messages a crashed commit
         // left behind the log.
-        let owner_epoch = ctx.store.claim_room(room.id, None).await?;
-        let head = ctx.store.log_head(room.id).await?;
-        let newest = ctx.store.messages_before(room.id, None, 1).await?;
+        let log = async {
+            let owner_epoch = store.claim_room(room.id, None).await?;
+            let head = store.log_head(room.id).await?;
+            let newest = store.messages_before(room.id, None, 1).await?;
+            Ok::<_, StoreError>((owner_epoch, head, newest))
+        };
+        let (members, (owner_epoch, head, newest)) = tokio::try_join!(members, log)?;
         let last_message_id = newest.first().map(|m| m.id).unwrap_or_default();
         let log = log::Log::new(head, owner_epoch, || ctx.ids.next_id().0);
         Ok(RoomState {
