@@ -307,9 +307,9 @@ mod tests {
             .iter()
             .flat_map(|b| b.texts().into_iter().map(str::to_owned).collect::<Vec<_>>())
             .map(|t| {
-                serde_json::from_str::<serde_json::Value>(&t).unwrap()["data"]
+                serde_json::from_str::<serde_json::Value>(&t).expect("json")["data"]
                     .as_u64()
-                    .unwrap()
+                    .expect("seq")
             })
             .collect();
         assert_eq!(got, (22..=51).collect::<Vec<_>>());

@@ -331,7 +331,7 @@ fn plan_round(
         offset: Duration::ZERO,
         hold: hold(rng),
     }];
-    if rng.next() % 2 == 0 {
+    if rng.next().is_multiple_of(2) {
         let busy: Vec<usize> = round.iter().map(|p| p.node).collect();
         let second: Vec<(Fault, usize)> = Fault::ALL
             .iter()
