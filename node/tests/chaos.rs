@@ -17,7 +17,7 @@
 //! what was acknowledged: lost, duplicated and reordered must all be 0. Prints a table.
 //!
 //! `CHAOS_SECS` (default 100: the CI run) bounds the fault phase; `CHAOS_ROOMS` (12),
-//! `CHAOS_SEED` (the clock). Needs `VOICEFLOW_TEST_CQL`; the CQL server restart also needs
+//! `CHAOS_SEED` (the clock), `CHAOS_OVERLAP` (50: percent of rounds with a second fault). Needs `VOICEFLOW_TEST_CQL`; the CQL server restart also needs
 //! `VOICEFLOW_TEST_CQL_DIR` (else that fault is left out, loudly).
 
 mod common;
@@ -341,6 +341,7 @@ fn plan_round(
     deck: &mut Vec<Fault>,
     allowed: &dyn Fn(Fault) -> bool,
     next: usize,
+    overlap_percent: u64,
 ) -> Vec<Planned> {
     let first = loop {
         if deck.is_empty() {
@@ -359,7 +360,7 @@ fn plan_round(
         offset: Duration::ZERO,
         hold: hold(rng),
     }];
-    if rng.next().is_multiple_of(2) {
+    if rng.next() % 100 < overlap_percent {
         let busy: Vec<usize> = round.iter().map(|p| p.node).collect();
         let second: Vec<(Fault, usize)> = Fault::ALL
             .iter()
@@ -414,6 +415,8 @@ async fn chaos_soak_loses_duplicates_and_reorders_nothing() -> Result<()> {
     let rooms = env_u64("CHAOS_ROOMS", 12) as usize;
     let seed = env_u64("CHAOS_SEED", voiceflow_wire::ids::now_ms()).max(1);
     let bound = Duration::from_secs(env_u64("CHAOS_RECOVERY_BOUND_SECS", 30));
+    // Percent of rounds with a second, overlapping fault.
+    let overlap = env_u64("CHAOS_OVERLAP", 50).min(100);
     let cql_dir = std::env::var("VOICEFLOW_TEST_CQL_DIR").ok();
     let Some(points) = contact_points_from_env() else {
         voiceflow_schema::cql::testing::announce_skip("chaos");
@@ -466,7 +469,7 @@ async fn chaos_soak_loses_duplicates_and_reorders_nothing() -> Result<()> {
             Fault::Add => next <= 8,
             _ => true,
         };
-        let faults = plan_round(&mut rng, &mut deck, &allowed, next);
+        let faults = plan_round(&mut rng, &mut deck, &allowed, next, overlap);
         let at = started.elapsed();
         eprintln!(
             "chaos: round {} at {at:?}: {}",
