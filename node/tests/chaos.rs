@@ -17,7 +17,8 @@
 //! what was acknowledged: lost, duplicated and reordered must all be 0. Prints a table.
 //!
 //! `CHAOS_SECS` (default 100: the CI run) bounds the fault phase; `CHAOS_ROOMS` (12),
-//! `CHAOS_SEED` (the clock), `CHAOS_OVERLAP` (50: percent of rounds with a second fault). Needs `VOICEFLOW_TEST_CQL`; the CQL server restart also needs
+//! `CHAOS_SEED` (the clock), `CHAOS_OVERLAP` (percent of rounds with a second fault: 0 here, so the CI run applies one
+//! fault at a time; `scripts/chaos` defaults it to 50). Needs `VOICEFLOW_TEST_CQL`; the CQL server restart also needs
 //! `VOICEFLOW_TEST_CQL_DIR` (else that fault is left out, loudly).
 
 mod common;
@@ -416,7 +417,7 @@ async fn chaos_soak_loses_duplicates_and_reorders_nothing() -> Result<()> {
     let seed = env_u64("CHAOS_SEED", voiceflow_wire::ids::now_ms()).max(1);
     let bound = Duration::from_secs(env_u64("CHAOS_RECOVERY_BOUND_SECS", 30));
     // Percent of rounds with a second, overlapping fault.
-    let overlap = env_u64("CHAOS_OVERLAP", 50).min(100);
+    let overlap = env_u64("CHAOS_OVERLAP", 0).min(100);
     let cql_dir = std::env::var("VOICEFLOW_TEST_CQL_DIR").ok();
     let Some(points) = contact_points_from_env() else {
         voiceflow_schema::cql::testing::announce_skip("chaos");
