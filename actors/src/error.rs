@@ -31,6 +31,23 @@ pub enum ActorError {
 }
 
 impl ActorError {
+    /// Whether the same request may succeed if tried again soon (storage or the room's owner
+    /// was briefly unavailable), as opposed to a refusal that stands.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ActorError::Unavailable => true,
+            ActorError::Store(e) => match e {
+                StoreError::Unavailable(_) | StoreError::Fenced { .. } => true,
+                StoreError::Conflict { .. } | StoreError::Corrupt(_) => false,
+            },
+            ActorError::RoomNotFound
+            | ActorError::MessageNotFound
+            | ActorError::Forbidden(_)
+            | ActorError::RoomFull
+            | ActorError::Client(_) => false,
+        }
+    }
+
     /// The client-facing error body. Internals (storage messages) are logged, not sent.
     pub fn to_body(&self) -> ErrorBody {
         match self {

@@ -108,7 +108,12 @@ impl Outbox {
         self.push_inner(frames, None)
     }
 
-    /// Queues a room's logged events and records the newest seq delivered for it.
+    /// Queues a room's logged events and records the newest seq delivered for it. `frames`
+    /// hold one event per seq, the seqs up to `last` without gaps (a replay, a committed batch);
+    /// events at seqs this connection already got are dropped: the same range can reach a
+    /// session twice — a replay for a join that waited in a paused or moving owner's queue
+    /// while the session followed the room elsewhere — and a client must never see a logged
+    /// event twice.
     pub fn push_room_messages(&self, room: Snowflake, last: u64, frames: &[Frame]) -> bool {
         self.push_inner(frames, Some((room, last)))
     }
@@ -118,6 +123,34 @@ impl Outbox {
         if state.closed.is_some() {
             return false;
         }
+        let fresh: Vec<Frame>;
+        let frames = match mark {
+            Some((room, last)) => {
+                let delivered = state
+                    .last_seq
+                    .iter()
+                    .find(|(r, _)| *r == room)
+                    .map(|(_, seq)| *seq);
+                let events: usize = frames.iter().map(Frame::count).sum();
+                let first = last.saturating_add(1).saturating_sub(events as u64);
+                match delivered {
+                    Some(seen) if seen >= first => {
+                        let mut skip = usize::try_from(seen - first + 1).unwrap_or(usize::MAX);
+                        fresh = frames
+                            .iter()
+                            .filter_map(|f| {
+                                let kept = f.skip(skip);
+                                skip = skip.saturating_sub(f.count());
+                                (kept.count() > 0).then_some(kept)
+                            })
+                            .collect();
+                        &fresh[..]
+                    }
+                    _ => frames,
+                }
+            }
+            None => frames,
+        };
         let adding: usize = frames.iter().map(Frame::count).sum();
         if state.queued_frames + adding > self.0.capacity {
             state.queued_frames = 0;
@@ -245,6 +278,53 @@ mod tests {
         assert_eq!(outbox.last_seq(Snowflake(2)), Some(5));
         outbox.forget_room(Snowflake(1));
         assert_eq!(outbox.last_seq(Snowflake(1)), None);
+    }
+
+    /// The duplicate the paused-owner test saw once: a session got seqs 22..=47 live from the
+    /// room's new owner, then a replay from 22 (for a join with `since` 21 that had waited in
+    /// the old owner's queue while it was paused) delivered them again. Only seqs after what
+    /// the connection already has go out, in order.
+    #[tokio::test]
+    async fn a_logged_range_already_delivered_is_not_delivered_again() {
+        let room = Snowflake(1);
+        let outbox = Outbox::new(1000);
+        let live: Vec<Frame> = (22..=47).map(f).collect();
+        // Committed batches of 10, 10, 6 (each one frame holding its events).
+        outbox.push_room_messages(room, 31, &[Frame::concat(&live[..10])]);
+        outbox.push_room_messages(room, 41, &[Frame::concat(&live[10..20])]);
+        outbox.push_room_messages(room, 47, &[Frame::concat(&live[20..])]);
+        // The stale replay: 22..=50, one frame per entry.
+        let replay: Vec<Frame> = (22..=50).map(f).collect();
+        outbox.push_room_messages(room, 50, &replay);
+        // A batch entirely delivered before, and the join's resume marker.
+        outbox.push_room_messages(room, 50, &[Frame::concat(&[f(49), f(50)])]);
+        outbox.push_room_messages(room, 50, &[]);
+        outbox.push_room_messages(room, 51, &[f(51)]);
+        let mut buf = Vec::new();
+        assert_eq!(outbox.next_batch(&mut buf).await, Drained::Frames);
+        let got: Vec<u64> = buf
+            .iter()
+            .flat_map(|b| b.texts().into_iter().map(str::to_owned).collect::<Vec<_>>())
+            .map(|t| {
+                serde_json::from_str::<serde_json::Value>(&t).expect("json")["data"]
+                    .as_u64()
+                    .expect("seq")
+            })
+            .collect();
+        assert_eq!(got, (22..=51).collect::<Vec<_>>());
+        assert_eq!(outbox.last_seq(room), Some(51));
+        // A replay that overlaps inside a multi-event frame keeps its newer part.
+        let other = Snowflake(2);
+        outbox.push_room_messages(other, 3, &[Frame::concat(&[f(1), f(2), f(3)])]);
+        outbox.push_room_messages(other, 5, &[Frame::concat(&[f(2), f(3), f(4), f(5)])]);
+        buf.clear();
+        assert_eq!(outbox.next_batch(&mut buf).await, Drained::Frames);
+        let texts: Vec<String> = buf
+            .iter()
+            .flat_map(|b| b.texts().into_iter().map(str::to_owned).collect::<Vec<_>>())
+            .collect();
+        assert_eq!(texts.len(), 5);
+        assert!(texts[3].ends_with(":4}") && texts[4].ends_with(":5}"));
     }
 
     #[tokio::test]

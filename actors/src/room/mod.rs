@@ -279,6 +279,11 @@ impl RoomMsg {
 /// How often a voice channel reports held-back speaking changes and checks heartbeats.
 const VOICE_TICK: std::time::Duration = std::time::Duration::from_millis(250);
 
+/// How often, and how far apart (times the attempt, up to 8×), an automatic re-join that
+/// failed for a moment is tried again: about 35 s in all, longer than a storage restart.
+const JOIN_RETRIES: u32 = 12;
+const JOIN_RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// How long a room that just started waits for its members' presence before answering a
 /// member list.
 const PRESENCE_PROBE_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
@@ -382,10 +387,30 @@ impl Actor for RoomActor {
                 members,
                 reply,
             } => {
-                let user = session.user_id;
-                state
+                let (user, session_id) = (session.user_id, session.session_id);
+                if let Some((session, since, epoch, members, reply)) = state
                     .handle_join(session, since, epoch, members, reply)
-                    .await;
+                    .await
+                {
+                    let tries = state.join_retries.entry(session_id).or_default();
+                    *tries += 1;
+                    if *tries <= JOIN_RETRIES {
+                        let delay = JOIN_RETRY_DELAY * (*tries).min(8);
+                        me.send_after(delay, move || RoomMsg::Join {
+                            session,
+                            since,
+                            epoch,
+                            members,
+                            reply,
+                        });
+                    } else {
+                        state.join_retries.remove(&session_id);
+                        session.to.forget_room(state.room.id);
+                        reply.send(Err(ActorError::Unavailable));
+                    }
+                } else {
+                    state.join_retries.remove(&session_id);
+                }
                 if state.unknown_presence().contains(&user) {
                     probe(state, vec![user]);
                 }

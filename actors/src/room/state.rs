@@ -80,6 +80,8 @@ pub struct RoomState {
     pub retiring: bool,
     /// Everything queued before the retirement was handled.
     pub retire_marker_seen: bool,
+    /// Automatic re-joins tried again after a transient failure, per session.
+    pub join_retries: HashMap<u64, u32>,
     /// The periodic idle check.
     pub idle_timer: Option<tokio::task::JoinHandle<()>>,
     /// The periodic voice tick (voice channels).
@@ -94,31 +96,73 @@ pub struct RoomState {
     call: Option<call::ActiveCall>,
 }
 
+/// What becomes of a join that failed.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum FailedJoin {
+    /// Try it again soon (a session's automatic re-join, a failure of the moment).
+    Retry,
+    /// Answer nothing: the room is retiring, and the session re-joins where it goes next.
+    Drop,
+    /// Answer with the error; the session forgets the room.
+    Refuse,
+}
+
+/// A session's automatic re-join (no request id) that failed for a moment is tried again
+/// (or left to the room's next owner), never refused: a refusal makes the session forget
+/// the room while its client still believes it follows it.
+pub(crate) fn failed_join<T>(reply: &Reply<T>, error: &ActorError, retiring: bool) -> FailedJoin {
+    let automatic = matches!(reply, Reply::Session { req_id: None, .. });
+    match (automatic && error.is_transient(), retiring) {
+        (true, false) => FailedJoin::Retry,
+        (true, true) => FailedJoin::Drop,
+        (false, _) => FailedJoin::Refuse,
+    }
+}
+
 impl RoomState {
     /// Rebuilds a room from storage: members (with current usernames), the log's end and the
     /// newest message id.
     pub async fn load(room: RoomRecord, ctx: NodeContext) -> Result<RoomState, StoreError> {
-        let mut members = HashMap::new();
-        for m in ctx.store.room_members(room.id).await? {
-            let username = match ctx.store.user_by_id(m.user_id).await? {
-                Some(user) => user.username,
-                None => continue,
-            };
-            members.insert(
-                m.user_id,
-                Member {
-                    role: m.role,
-                    username,
-                    joined_at: m.joined_at,
-                },
-            );
-        }
+        let store = &ctx.store;
+        // The members and the log are read side by side: a room that starts after its owner
+        // died waits for both, and hundreds start at once then (recovery time).
+        let members = async {
+            let mut members = HashMap::new();
+            let list = store.room_members(room.id).await?;
+            // Names 32 at a time, not one round trip after another (large rooms).
+            for chunk in list.chunks(32) {
+                let mut names = tokio::task::JoinSet::new();
+                for m in chunk {
+                    let (store, m) = (ctx.store.clone(), m.clone());
+                    names.spawn(async move {
+                        Ok::<_, StoreError>((store.user_by_id(m.user_id).await?, m))
+                    });
+                }
+                while let Some(done) = names.join_next().await {
+                    let (user, m) = done.map_err(|e| StoreError::Unavailable(e.to_string()))??;
+                    let Some(user) = user else { continue };
+                    members.insert(
+                        m.user_id,
+                        Member {
+                            role: m.role,
+                            username: user.username,
+                            joined_at: m.joined_at,
+                        },
+                    );
+                }
+            }
+            Ok::<_, StoreError>(members)
+        };
         // Take the room over in storage first: from now on an older owner's writes are
         // refused or never read. Then the head: reading it repairs messages a crashed commit
         // left behind the log.
-        let owner_epoch = ctx.store.claim_room(room.id, None).await?;
-        let head = ctx.store.log_head(room.id).await?;
-        let newest = ctx.store.messages_before(room.id, None, 1).await?;
+        let log = async {
+            let owner_epoch = store.claim_room(room.id, None).await?;
+            let head = store.log_head(room.id).await?;
+            let newest = store.messages_before(room.id, None, 1).await?;
+            Ok::<_, StoreError>((owner_epoch, head, newest))
+        };
+        let (members, (owner_epoch, head, newest)) = tokio::try_join!(members, log)?;
         let last_message_id = newest.first().map(|m| m.id).unwrap_or_default();
         let log = log::Log::new(head, owner_epoch, || ctx.ids.next_id().0);
         Ok(RoomState {
@@ -139,6 +183,7 @@ impl RoomState {
             last_activity: Instant::now(),
             retiring: false,
             retire_marker_seen: false,
+            join_retries: HashMap::new(),
             idle_timer: None,
             voice_timer: None,
             started_at: Instant::now(),
@@ -259,6 +304,10 @@ impl RoomState {
 
     /// `room:join`: members (and anyone, for public rooms, who then becomes a member) subscribe;
     /// logged events after `since` are replayed first, then the ack, then live events.
+    /// A session's automatic re-join (no request id) that failed only for a moment (storage unavailable while it read the replay) is handed back to be tried
+    /// again: answering it
+    /// with an error would leave the session believing it follows the room while the room
+    /// never added it (its client would silently miss messages).
     pub async fn handle_join(
         &mut self,
         session: SessionLink,
@@ -266,14 +315,28 @@ impl RoomState {
         epoch: Option<u64>,
         members: bool,
         reply: Reply<JoinReply>,
-    ) {
+    ) -> Option<(
+        SessionLink,
+        Option<u64>,
+        Option<u64>,
+        bool,
+        Reply<JoinReply>,
+    )> {
         let to = session.to.clone();
+        let retry = session.clone();
         let result = self.join(session, since, epoch, members).await;
-        if result.is_err() {
-            // No resume point and no automatic re-join for a join the room refused.
-            to.forget_room(self.room.id);
+        if let Err(e) = &result {
+            match failed_join(&reply, e, self.retiring) {
+                FailedJoin::Retry => return Some((retry, since, epoch, members, reply)),
+                // The session re-joins wherever the room goes next (it keeps its resume
+                // point).
+                FailedJoin::Drop => return None,
+                // No resume point and no automatic re-join for a join the room refused.
+                FailedJoin::Refuse => to.forget_room(self.room.id),
+            }
         }
         reply.send(result);
+        None
     }
 
     /// The join ack: counts always, the member list only when `members` (building it is

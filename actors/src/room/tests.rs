@@ -528,3 +528,38 @@ pub(super) fn outbox_of(session: &SessionLink) -> &Outbox {
         Recipient::Remote(_) => panic!("test sessions are local"),
     }
 }
+
+#[test]
+fn only_an_automatic_rejoin_that_failed_for_a_moment_is_tried_again() {
+    use super::state::{FailedJoin, failed_join};
+    let to = Recipient::Local(Outbox::new(10));
+    let automatic: Reply<()> = Reply::Session {
+        to: to.clone(),
+        session_id: 1,
+        req_id: None,
+    };
+    let asked: Reply<()> = Reply::Session {
+        to,
+        session_id: 1,
+        req_id: Some(3),
+    };
+    let down = ActorError::Store(voiceflow_schema::StoreError::Unavailable("restart".into()));
+    assert_eq!(failed_join(&automatic, &down, false), FailedJoin::Retry);
+    assert_eq!(
+        failed_join(&automatic, &ActorError::Unavailable, false),
+        FailedJoin::Retry
+    );
+    assert_eq!(failed_join(&automatic, &down, true), FailedJoin::Drop);
+    // The client asked: it gets the error and retries itself.
+    assert_eq!(failed_join(&asked, &down, false), FailedJoin::Refuse);
+    // A refusal that stands is final.
+    let forbidden = ActorError::Forbidden("not a member of this room");
+    assert_eq!(
+        failed_join(&automatic, &forbidden, false),
+        FailedJoin::Refuse
+    );
+    assert_eq!(
+        failed_join(&automatic, &ActorError::RoomNotFound, false),
+        FailedJoin::Refuse
+    );
+}

@@ -180,6 +180,7 @@ async fn receiver(
         }
         // Replayed messages may have arrived before the ack.
         let mut pending: std::collections::VecDeque<Value> = ws.backlog.drain(..).collect();
+        let mut heard = Instant::now();
         loop {
             if stop.load(Ordering::Relaxed) {
                 let at = *stopped_at.get_or_insert_with(Instant::now);
@@ -197,8 +198,18 @@ async fn receiver(
                     let stopped = stop.load(Ordering::Relaxed);
                     let wait = Duration::from_secs(if stopped { 1 } else { 10 });
                     match tokio::time::timeout(wait, ws.next_frame()).await {
-                        Ok(frame) => frame,
-                        Err(_) if stop.load(Ordering::Relaxed) => continue,
+                        Ok(frame) => {
+                            heard = Instant::now();
+                            frame
+                        }
+                        // Still missing acknowledged messages after 10 s of silence: the
+                        // connection stalled like any other (below), stop or not.
+                        Err(_)
+                            if stop.load(Ordering::Relaxed)
+                                && heard.elapsed() < Duration::from_secs(10) =>
+                        {
+                            continue;
+                        }
                         Err(_) => {
                             let entry = {
                                 let a = addrs.lock();
@@ -351,4 +362,90 @@ impl Load {
         }
         Ok((total, gap, reconnects))
     }
+}
+
+/// Every user message of a room through the REST history pages, oldest first: (id, content).
+pub async fn history(
+    node: &super::TestNode,
+    token: &str,
+    room: &str,
+) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    let mut before: Option<String> = None;
+    loop {
+        let path = match &before {
+            Some(b) => format!("/api/v1/rooms/{room}/messages?limit=100&before={b}"),
+            None => format!("/api/v1/rooms/{room}/messages?limit=100"),
+        };
+        let (status, page) = node.get(&path, Some(token)).await?;
+        anyhow::ensure!(status == 200, "history: {status} {page}");
+        let data = page["data"].as_array().cloned().unwrap_or_default();
+        before = data
+            .iter()
+            .rev()
+            .find_map(|m| m["id"].as_str().map(str::to_owned));
+        out.extend(
+            data.iter()
+                .filter(|m| m["type"] != "system")
+                .filter_map(|m| {
+                    Some((
+                        m["id"].as_str()?.to_owned(),
+                        m["content"].as_str()?.to_owned(),
+                    ))
+                }),
+        );
+        if page["hasMore"] != true {
+            break;
+        }
+    }
+    out.reverse();
+    Ok(out)
+}
+
+/// Every room's stored history (REST pages through the first live node) against what its
+/// sender had acknowledged: (lost, duplicated, reordered).
+pub async fn check_histories(
+    cluster: &TestCluster,
+    rooms: &[String],
+    authors: &[User],
+    logs: &[Arc<Mutex<RoomLog>>],
+) -> Result<(usize, usize, usize)> {
+    let node = cluster
+        .nodes
+        .iter()
+        .flatten()
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("no live node"))?;
+    let (mut lost, mut duplicated, mut reordered) = (0usize, 0usize, 0usize);
+    for (i, room) in rooms.iter().enumerate() {
+        let stored = history(node, &authors[i].token, room).await?;
+        let acked = logs[i].lock().acked.clone();
+        let mut seen: HashMap<&str, &str> = HashMap::new();
+        let mut last_k: Option<u64> = None;
+        for (id, content) in &stored {
+            if seen.insert(content, id).is_some() {
+                eprintln!("room {i}: {content} stored twice");
+                duplicated += 1;
+            }
+            let k = content
+                .rsplit(':')
+                .next()
+                .and_then(|k| k.parse::<u64>().ok());
+            if k.is_some() && last_k.is_some() && k <= last_k {
+                eprintln!("room {i}: {content} stored out of order");
+                reordered += 1;
+            }
+            last_k = k.or(last_k);
+        }
+        for (content, id) in &acked {
+            match seen.get(content.as_str()) {
+                Some(got) if got.parse::<u64>().ok() == Some(*id) => {}
+                _ => {
+                    eprintln!("room {i}: acknowledged {content} ({id}) not stored as acknowledged");
+                    lost += 1;
+                }
+            }
+        }
+    }
+    Ok((lost, duplicated, reordered))
 }

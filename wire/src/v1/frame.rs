@@ -104,6 +104,28 @@ impl Frame {
         Some(Frame { wire, count })
     }
 
+    /// The events after the first `n` (none if `n` is at least [`Frame::count`]); shares the
+    /// bytes.
+    pub fn skip(&self, n: usize) -> Frame {
+        if n == 0 {
+            return self.clone();
+        }
+        let mut rest: &[u8] = &self.wire;
+        for _ in 0..n.min(self.count()) {
+            match split_frame(rest) {
+                Some((_, _, after)) => rest = after,
+                None => break,
+            }
+        }
+        let start = self.wire.len() - rest.len();
+        Frame {
+            wire: self.wire.slice(start..),
+            count: self
+                .count
+                .saturating_sub(u32::try_from(n).unwrap_or(u32::MAX)),
+        }
+    }
+
     /// Concatenates frames into one, preserving order.
     pub fn concat(frames: &[Frame]) -> Frame {
         if let [one] = frames {
@@ -267,5 +289,21 @@ mod tests {
             f.as_str(),
             r#"{"type":"error","data":{"code":"ROOM_FULL","message":"full"}}"#
         );
+    }
+
+    #[test]
+    fn skipping_events_keeps_the_rest_whole() {
+        let long = "x".repeat(300);
+        let joined = Frame::concat(&[event("a", &1), event("b", &long), event("c", &3)]);
+        assert_eq!(joined.skip(0), joined);
+        let rest = joined.skip(1);
+        assert_eq!(rest.count(), 2);
+        assert_eq!(rest.texts()[1], r#"{"type":"c","data":3}"#);
+        assert_eq!(Frame::from_wire(rest.wire_bytes().clone()), Some(rest));
+        assert_eq!(joined.skip(2).texts(), [r#"{"type":"c","data":3}"#]);
+        for n in [3, 4, usize::MAX] {
+            assert_eq!(joined.skip(n).count(), 0);
+            assert!(joined.skip(n).wire_bytes().is_empty());
+        }
     }
 }

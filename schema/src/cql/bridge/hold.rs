@@ -34,9 +34,27 @@ const OP_EXECUTE: u8 = 0x0A;
 const OP_BATCH: u8 = 0x0D;
 
 /// How long write frames are held (shared by every connection of a bridge; zero: not held).
-#[derive(Debug, Clone, Default)]
+/// A test can also see which writes are held right now and let them all go at once, so it
+/// waits on "a log append is held" instead of guessing that one is in flight.
+#[derive(Debug, Clone)]
 pub struct Hold {
     ms: Arc<AtomicU64>,
+    /// Held write → its statement text (a batch: its first statement's), lowercase.
+    held: Arc<Mutex<HashMap<u64, String>>>,
+    next: Arc<AtomicU64>,
+    /// Bumped by [`Hold::release`]: every held frame goes now.
+    release: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl Default for Hold {
+    fn default() -> Self {
+        Hold {
+            ms: Arc::default(),
+            held: Arc::default(),
+            next: Arc::default(),
+            release: Arc::new(tokio::sync::watch::channel(0).0),
+        }
+    }
 }
 
 impl Hold {
@@ -53,15 +71,49 @@ impl Hold {
     pub fn get(&self) -> Duration {
         Duration::from_millis(self.ms.load(Ordering::Relaxed))
     }
+
+    /// Write frames held now whose statement text contains `needle` (case-insensitive).
+    pub fn held_writes(&self, needle: &str) -> usize {
+        let needle = needle.to_lowercase();
+        self.held
+            .lock()
+            .values()
+            .filter(|t| t.contains(&needle))
+            .count()
+    }
+
+    /// Stops holding and sends every held frame now (writes of one room are one at a time, so
+    /// their order across frames does not matter).
+    pub fn release(&self) {
+        self.set(Duration::ZERO);
+        self.release.send_modify(|g| *g += 1);
+    }
+
+    /// Holds `frame` for the current delay (or until [`Hold::release`]), then sends it.
+    fn hold(&self, text: String, frame: Vec<u8>, tx: mpsc::UnboundedSender<Vec<u8>>) {
+        let delay = self.get();
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        self.held.lock().insert(id, text);
+        let mut released = self.release.subscribe();
+        let held = self.held.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = released.changed() => {}
+            }
+            let _ = tx.send(frame);
+            held.lock().remove(&id);
+        });
+    }
 }
 
 /// Which statements of one connection are writes.
 #[derive(Default)]
 struct Statements {
-    /// Stream id of a `PREPARE` in flight → whether its text is a write.
-    preparing: HashMap<[u8; 2], bool>,
-    /// Prepared ids that are writes.
-    writes: std::collections::HashSet<Vec<u8>>,
+    /// Stream id of a `PREPARE` in flight → its text, if it is a write.
+    preparing: HashMap<[u8; 2], Option<String>>,
+    /// Prepared ids that are writes → their text.
+    writes: HashMap<Vec<u8>, String>,
 }
 
 /// Whether CQL text is a write.
@@ -85,23 +137,45 @@ fn short_bytes(body: &[u8]) -> Option<&[u8]> {
     body.get(2..2 + usize::from(len))
 }
 
+/// Lowercase text of CQL that is a write.
+fn write_text(text: &[u8]) -> Option<String> {
+    is_write_text(text).then(|| String::from_utf8_lossy(text).to_lowercase())
+}
+
 impl Statements {
     /// Whether a request is a write; remembers `PREPARE`s.
+    #[cfg(test)]
     fn request(&mut self, frame: &Frame) -> bool {
+        self.write_of(frame).is_some()
+    }
+
+    /// The statement text of a write request (a batch: its first statement's, or "batch" if
+    /// that is not known), `None` for anything else; remembers `PREPARE`s.
+    fn write_of(&mut self, frame: &Frame) -> Option<String> {
         if frame.flags() & FLAG_COMPRESSION != 0 {
-            return false;
+            return None;
         }
         let stream = [frame.header[2], frame.header[3]];
         match frame.opcode() {
-            OP_BATCH => true,
-            OP_QUERY => long_string(&frame.body).is_some_and(is_write_text),
-            OP_PREPARE => {
-                let write = long_string(&frame.body).is_some_and(is_write_text);
-                self.preparing.insert(stream, write);
-                false
+            OP_BATCH => {
+                // <type: byte><n: short><kind: byte><query string | prepared id>...
+                let first = frame.body.get(3..).and_then(|b| match b.first() {
+                    Some(0) => {
+                        long_string(&b[1..]).map(|t| String::from_utf8_lossy(t).to_lowercase())
+                    }
+                    Some(1) => short_bytes(&b[1..]).and_then(|id| self.writes.get(id).cloned()),
+                    _ => None,
+                });
+                Some(first.unwrap_or_else(|| "batch".into()))
             }
-            OP_EXECUTE => short_bytes(&frame.body).is_some_and(|id| self.writes.contains(id)),
-            _ => false,
+            OP_QUERY => long_string(&frame.body).and_then(write_text),
+            OP_PREPARE => {
+                let write = long_string(&frame.body).and_then(write_text);
+                self.preparing.insert(stream, write);
+                None
+            }
+            OP_EXECUTE => short_bytes(&frame.body).and_then(|id| self.writes.get(id).cloned()),
+            _ => None,
         }
     }
 
@@ -111,7 +185,7 @@ impl Statements {
             return;
         }
         let stream = [frame.header[2], frame.header[3]];
-        let Some(write) = self.preparing.remove(&stream) else {
+        let Some(write) = self.preparing.remove(&stream).flatten() else {
             return;
         };
         let skip = if frame.flags() & FLAG_TRACING != 0 {
@@ -127,10 +201,9 @@ impl Statements {
             .and_then(|b| b.try_into().ok())
             .map(i32::from_be_bytes);
         if kind == Some(RESULT_PREPARED)
-            && write
             && let Some(id) = body.get(4..).and_then(short_bytes)
         {
-            self.writes.insert(id.to_vec());
+            self.writes.insert(id.to_vec(), write);
         }
     }
 }
@@ -154,21 +227,19 @@ async fn requests<R: AsyncRead + Unpin>(
     hold: Hold,
 ) -> io::Result<()> {
     while let Some(frame) = read_frame(&mut from).await? {
-        let write = statements.lock().request(&frame);
+        let write = statements.lock().write_of(&frame);
         let frame = if rewrite {
             rewrite_request(frame)?
         } else {
             frame
         };
-        let delay = hold.get();
-        if write && !delay.is_zero() {
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(delay).await;
-                let _ = tx.send(frame.to_bytes());
-            });
-        } else if tx.send(frame.to_bytes()).is_err() {
-            break;
+        match write {
+            Some(text) if !hold.get().is_zero() => hold.hold(text, frame.to_bytes(), tx.clone()),
+            _ => {
+                if tx.send(frame.to_bytes()).is_err() {
+                    break;
+                }
+            }
         }
     }
     Ok(())
@@ -276,5 +347,46 @@ mod tests {
         // Garbage never panics and is not a write.
         assert!(!st.request(&frame(OP_EXECUTE, 2, vec![0xff])));
         assert!(!st.request(&frame(OP_QUERY, 2, vec![0, 0, 0, 9, b'I'])));
+    }
+
+    #[test]
+    fn a_batch_is_known_by_its_first_statement() {
+        let mut st = Statements::default();
+        assert!(!st.request(&frame(
+            OP_PREPARE,
+            3,
+            long("INSERT INTO room_events (room) VALUES (?)")
+        )));
+        let mut body = RESULT_PREPARED.to_be_bytes().to_vec();
+        body.extend_from_slice(&[0, 1, 0xcc, 0, 0]);
+        st.response(&Frame::new(0x84, 0, 3, OP_RESULT, body));
+        // Unlogged batch of one prepared statement.
+        let batch = frame(OP_BATCH, 4, vec![1, 0, 1, 1, 0, 1, 0xcc, 0, 0]);
+        assert_eq!(
+            st.write_of(&batch).as_deref(),
+            Some("insert into room_events (room) values (?)")
+        );
+        let unknown = frame(OP_BATCH, 4, vec![1, 0, 1, 1, 0, 1, 0xdd, 0, 0]);
+        assert_eq!(st.write_of(&unknown).as_deref(), Some("batch"));
+    }
+
+    #[tokio::test]
+    async fn held_writes_are_counted_and_released_at_once() {
+        let hold = Hold::default();
+        hold.set(Duration::from_secs(600));
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        hold.hold("insert into room_events".into(), vec![1], tx.clone());
+        hold.hold("update room_owner".into(), vec![2], tx);
+        assert_eq!(hold.held_writes("ROOM_EVENTS"), 1);
+        assert_eq!(hold.held_writes("room_"), 2);
+        hold.release();
+        let mut got = vec![rx.recv().await, rx.recv().await];
+        got.sort();
+        assert_eq!(got, vec![Some(vec![1]), Some(vec![2])]);
+        // Removed right after sending.
+        while hold.held_writes("") > 0 {
+            tokio::task::yield_now().await;
+        }
+        assert!(hold.get().is_zero());
     }
 }
