@@ -99,14 +99,28 @@ impl SessionRegistry {
 
     /// A session asked `owner` to join `room` (not yet active).
     pub fn follow(&self, room: Snowflake, owner: NodeId, session_id: u64) {
-        let mut inner = self.0.write();
-        let entry = inner.rooms.entry(room).or_default();
-        if entry.owner != owner {
-            // Subscriptions with an older owner are void; their sessions re-join anyway.
-            entry.sessions.clear();
-            entry.owner = owner;
+        let voided = {
+            let mut inner = self.0.write();
+            let inner = &mut *inner;
+            let entry = inner.rooms.entry(room).or_default();
+            let mut voided = Vec::new();
+            if entry.owner != owner {
+                // Subscriptions with an older owner are void: their sessions are told, so
+                // they re-join here too instead of waiting for frames that no longer come.
+                voided = entry
+                    .sessions
+                    .drain()
+                    .filter(|(id, _)| *id != session_id)
+                    .filter_map(|(id, _)| inner.sessions.get(&id).map(|s| s.actor.clone()))
+                    .collect();
+                entry.owner = owner;
+            }
+            entry.sessions.insert(session_id, false);
+            voided
+        };
+        for actor in voided {
+            let _ = actor.cast(SessionMsg::RoomGone(room));
         }
-        entry.sessions.insert(session_id, false);
     }
 
     /// The session stops following `room`.

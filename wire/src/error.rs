@@ -60,6 +60,29 @@ impl ErrorCode {
         }
     }
 
+    /// Whether the same request may succeed if tried again soon: the storage backend or the
+    /// room's owner was briefly out of reach (a restart, a hand-off), as opposed to a refusal
+    /// that stands.
+    pub fn is_transient(self) -> bool {
+        match self {
+            ErrorCode::StorageUnavailable | ErrorCode::InternalError => true,
+            ErrorCode::ValidationError
+            | ErrorCode::InvalidCredentials
+            | ErrorCode::Unauthorized
+            | ErrorCode::Forbidden
+            | ErrorCode::NotFound
+            | ErrorCode::RoomNotFound
+            | ErrorCode::Conflict
+            | ErrorCode::RoomFull
+            | ErrorCode::RateLimited
+            | ErrorCode::PayloadTooLarge
+            | ErrorCode::InvalidFrame
+            | ErrorCode::UnknownEvent
+            | ErrorCode::QuotaExceeded
+            | ErrorCode::RequestTimeout => false,
+        }
+    }
+
     /// The code as it appears on the wire, e.g. `"ROOM_FULL"`.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -587,7 +587,10 @@ impl SessionState {
             .await
         {
             Ok(()) => {}
-            Err(e) if e.error.code == ErrorCode::InternalError && attempt < MAX_REJOINS => {
+            // A CQL server restart answers STORAGE_UNAVAILABLE for as long as it takes; the
+            // session keeps the room (and its resume point) and tries again.
+            Err(e) if e.error.code.is_transient() && attempt < MAX_REJOINS => {
+                tracing::debug!(session = self.session_id, %room_id, attempt, code = e.error.code.as_str(), "re-join failed for now; trying again");
                 let delay = std::time::Duration::from_millis(50 << attempt.min(5));
                 me.send_after(delay, move || SessionMsg::Rejoin {
                     room_id,
@@ -595,8 +598,11 @@ impl SessionState {
                     attempt: attempt + 1,
                 });
             }
-            Err(e) => {
+            Err(mut e) => {
+                tracing::info!(session = self.session_id, %room_id, attempt, code = e.error.code.as_str(), "re-join refused; the client must join again");
                 self.outbox.forget_room(room_id);
+                // No request to answer: the details name the room the client must join again.
+                e.error.details = Some(serde_json::json!({ "roomId": room_id.to_string(), "rejoin": true }));
                 self.outbox.push(frame::failure(None, &e.error));
             }
         }

@@ -166,13 +166,22 @@ async fn receiver(
     let mut stopped_at: Option<Instant> = None;
     'connect: loop {
         let mut ws = connect_any(&addrs, node, &user).await;
+        if std::env::var_os("LOAD_TRACE").is_some() {
+            eprintln!(
+                "receiver of {room}: joins at node index {node} since {last_seq} ({})",
+                now_ms()
+            );
+        }
         let join = match last {
             Some(_) => json!({"roomId": room, "since": last_seq}),
             None => json!({"roomId": room}),
         };
         match ws.request("room:join", join).await {
             Ok(ack) if ack["ok"] == true => {}
-            _ => {
+            other => {
+                if std::env::var_os("LOAD_TRACE").is_some() {
+                    eprintln!("receiver of {room}: join refused: {other:?}");
+                }
                 node += 1;
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
@@ -342,10 +351,19 @@ impl Load {
                             .filter(|(r, _)| r.abs_diff(*id) < (3000 << 22))
                             .map(|(r, c)| format!("{c}@{}", unix_ms(*r)))
                             .collect();
+                        let tail: Vec<String> = log
+                            .received
+                            .iter()
+                            .rev()
+                            .take(3)
+                            .map(|(r, c)| format!("{c}@{}", unix_ms(*r)))
+                            .collect();
                         bail!(
                             "room {i}: acknowledged {content} ({id}, made at {}) never \
-                             delivered; received around it: {near:?}",
-                            unix_ms(*id)
+                             delivered; received around it: {near:?}; the last received: \
+                             {tail:?} of {}",
+                            unix_ms(*id),
+                            log.received.len()
                         )
                     }
                 }

@@ -106,11 +106,14 @@ impl TestNode {
         std::thread::spawn(move || {
             let mut sent = false;
             let echo = std::env::var_os("TEST_NODE_ECHO").is_some();
+            // Echoed lines name their node by its address once it is known.
+            let mut name = String::from("node");
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if echo {
-                    eprintln!("[node] {line}");
+                    eprintln!("[{name}] {line}");
                 }
                 if !sent && let Some(addr) = line.strip_prefix("VOICEFLOW_LISTENING ") {
+                    name = format!("node {}", addr.trim());
                     let _ = tx.send(addr.trim().to_owned());
                     sent = true;
                 }
