@@ -1,12 +1,15 @@
 //! The forwarding path: one received (already decrypted) packet of a publisher, to every
-//! subscriber leg of its channel, in the loop, with no task or channel hop: the header
-//! rewritten per leg (its SSRC, payload type and audio-level extension id), the payload
-//! shared (a reference count, not a copy), encrypted and sent per leg.
+//! subscriber leg of its channel, in the loop, with no task or channel hop and no allocation:
+//! per leg the header is written with the leg's SSRC, payload type and audio-level extension
+//! id into one reused buffer, the payload copied after it, the whole encrypted in place with
+//! the subscriber connection's SRTP keys (see `srtp`) and sent.
 
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::media_loop::{Loop, flush};
+use super::srtp::{SrtpOut, write_header};
+use crate::DropReason;
 use crate::sfu::SfuEvent;
 
 impl Loop {
@@ -19,6 +22,7 @@ impl Loop {
             socket,
             stats,
             by_addr,
+            out,
             ..
         } = self;
         let Some(publisher) = peers.get_mut(&from) else {
@@ -61,13 +65,50 @@ impl Loop {
             if to.rights.deafened {
                 continue;
             }
-            let Some(leg) = to.legs.get(&publisher) else {
+            let Some(leg) = to.legs.get_mut(&publisher) else {
                 continue;
             };
             let Some((pt, out_level)) = leg.params else {
                 counters.dropped.fetch_add(1, Ordering::Relaxed);
                 continue;
             };
+            let bytes = packet.payload.len() as u64;
+            // The fast path: this leg's header into the reused buffer, encrypted in place
+            // with the connection's own keys, sent at once.
+            if to.srtp.is_none()
+                && let Some(keys) = to.tap.keys()
+            {
+                to.srtp = SrtpOut::new(&keys, to.tap.inner()).ok();
+            }
+            if let (Some(srtp), Some(dest)) = (to.srtp.as_mut(), to.addr) {
+                let seq = packet.header.sequence_number;
+                let level = out_level.zip(level.as_ref().and_then(|l| l.first().copied()));
+                let header_len = write_header(
+                    out,
+                    packet.header.marker,
+                    pt,
+                    seq,
+                    packet.header.timestamp,
+                    leg.ssrc,
+                    level,
+                );
+                out.extend_from_slice(&packet.payload);
+                let roc = leg.rollover.roc(seq);
+                if srtp.protect(out, header_len, leg.ssrc, seq, roc).is_err() {
+                    counters.dropped.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                match socket.try_send_to(out, dest) {
+                    Ok(_) => {
+                        stats.sent.fetch_add(1, Ordering::Relaxed);
+                        counters.forwarded.fetch_add(1, Ordering::Relaxed);
+                        counters.forwarded_bytes.fetch_add(bytes, Ordering::Relaxed);
+                    }
+                    Err(_) => stats.count_drop(DropReason::SendFailed),
+                }
+                continue;
+            }
+            // Keys not tapped (a profile the fast path does not do): `rtc`'s own path.
             let mut header = rtc::rtp::Header {
                 version: 2,
                 marker: packet.header.marker,
@@ -80,7 +121,6 @@ impl Loop {
             if let (Some(id), Some(bytes)) = (out_level, level.as_ref()) {
                 let _ = header.set_extension(id, bytes.clone());
             }
-            let bytes = packet.payload.len() as u64;
             let out = rtc::rtp::Packet {
                 header,
                 payload: packet.payload.clone(),

@@ -82,6 +82,8 @@ pub(super) struct Loop {
     /// Scratch space, reused.
     inbox: Vec<rtc::rtp::Packet>,
     events: Vec<RTCPeerConnectionEvent>,
+    /// The forwarding path's packet buffer, reused for every leg.
+    pub(super) out: Vec<u8>,
 }
 
 /// Most source addresses remembered per participant (each ICE restart or network move adds
@@ -114,6 +116,7 @@ impl Loop {
             certificate: None,
             inbox: Vec::new(),
             events: Vec::new(),
+            out: Vec::with_capacity(1500),
         }
     }
 

@@ -27,6 +27,7 @@ use crate::{MediaError, PlaneStats};
 mod forward;
 mod media_loop;
 mod peer;
+mod srtp;
 
 /// What a channel hands the loop when its first participant joins.
 #[derive(Clone)]

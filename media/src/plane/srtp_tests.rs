@@ -1,0 +1,99 @@
+//! The fast path's SRTP against `rtc`'s own context: same keys in, same bytes out.
+
+use super::*;
+use rtc::srtp::context::Context;
+use rtc::srtp::protection_profile::ProtectionProfile;
+
+const KEY: [u8; 16] = [7; 16];
+
+fn reference(profile: Profile, salt: &[u8], tap: &KeyTap) -> Context {
+    let p = match profile {
+        Profile::CmSha1_80 => ProtectionProfile::Aes128CmHmacSha1_80,
+        Profile::Gcm128 => ProtectionProfile::AeadAes128Gcm,
+    };
+    Context::new(&KEY, salt, p, None, None, tap.crypto()).expect("context")
+}
+
+fn check(profile: Profile) {
+    let salt: Vec<u8> = (1..=profile.salt_len() as u8).collect();
+    // Built through the tap, as `rtc` builds a connection's local context.
+    let tap = KeyTap::new().expect("provider");
+    let mut theirs = reference(profile, &salt, &tap);
+    let keys = tap.keys().expect("the tap saw the local keys");
+    assert_eq!(
+        keys,
+        LocalKeys {
+            profile,
+            key: KEY,
+            salt: salt.clone()
+        }
+    );
+    // A second (remote) context does not change what was tapped.
+    let _remote = Context::new(
+        &[9; 16],
+        &salt,
+        ProtectionProfile::AeadAes128Gcm,
+        None,
+        None,
+        tap.crypto(),
+    );
+    assert_eq!(tap.keys(), Some(keys.clone()));
+
+    let mut ours = SrtpOut::new(&keys, tap.inner()).expect("cipher");
+    let mut roc = Rollover::default();
+    let mut buf = Vec::new();
+    // Through a sequence number wrap: the rollover counters must agree.
+    for (i, seq) in [65_530u16, 65_533, 65_535, 0, 3, 2, 9]
+        .into_iter()
+        .enumerate()
+    {
+        let level = (i % 2 == 0).then_some((1, 0x85));
+        let header_len = write_header(
+            &mut buf,
+            i == 0,
+            111,
+            seq,
+            960 * i as u32,
+            0xdead_beef,
+            level,
+        );
+        buf.extend_from_slice(&[i as u8; 83]);
+        let plain = buf.clone();
+        ours.protect(&mut buf, header_len, 0xdead_beef, seq, roc.roc(seq))
+            .expect("protect");
+        let expected = theirs.encrypt_rtp(&plain).expect("reference");
+        assert_eq!(&buf[..], &expected[..], "{profile:?} seq {seq}");
+    }
+}
+
+#[test]
+fn aes_cm_sha1_80_matches_rtc() {
+    check(Profile::CmSha1_80);
+}
+
+#[test]
+fn aes_gcm_matches_rtc() {
+    check(Profile::Gcm128);
+}
+
+#[test]
+fn the_header_parses_back_with_its_extension() {
+    let mut buf = Vec::new();
+    let n = write_header(&mut buf, true, 96, 513, 48_000, 42, Some((3, 0x7f)));
+    assert_eq!(n, 20);
+    buf.extend_from_slice(b"opus");
+    let mut raw: &[u8] = &buf;
+    let packet =
+        <rtc::rtp::Packet as rtc::shared::marshal::Unmarshal>::unmarshal(&mut raw).expect("parses");
+    assert!(packet.header.marker);
+    assert_eq!(packet.header.payload_type, 96);
+    assert_eq!(packet.header.sequence_number, 513);
+    assert_eq!(packet.header.ssrc, 42);
+    assert_eq!(packet.header.get_extension(3).as_deref(), Some(&[0x7f][..]));
+    assert_eq!(&packet.payload[..], b"opus");
+    // Ids beyond the one-byte form are left out rather than written wrong.
+    assert_eq!(
+        write_header(&mut buf, false, 111, 1, 1, 1, Some((15, 1))),
+        12
+    );
+}
