@@ -24,6 +24,8 @@ struct Args {
     split: bool,
     /// Instead: the server's memory per connection (see `server_memory`).
     mem: usize,
+    /// `[voice] media_threads`: media loops the rooms are sharded across.
+    threads: usize,
 }
 
 fn args() -> Args {
@@ -34,6 +36,7 @@ fn args() -> Args {
         secs: 10,
         split: false,
         mem: 0,
+        threads: 1,
     };
     for arg in std::env::args().skip(1) {
         let (key, value) = arg.split_once('=').unwrap_or((arg.as_str(), ""));
@@ -45,6 +48,7 @@ fn args() -> Args {
             "secs" => a.secs = n,
             "split" => a.split = n != 0,
             "mem" => a.mem = n as usize,
+            "threads" => a.threads = (n as usize).max(1),
             _ => eprintln!("sfubench: unknown argument {arg}"),
         }
     }
@@ -111,7 +115,10 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
 #[tokio::main]
 async fn main() {
     let a = args();
-    let plane = MediaPlane::new(MediaConfig::default());
+    let plane = MediaPlane::new(MediaConfig {
+        media_threads: a.threads,
+        ..MediaConfig::default()
+    });
     match plane.start() {
         Ok(addr) => println!("media_socket: udp {addr} (one port for every participant)"),
         Err(e) => {

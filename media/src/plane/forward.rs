@@ -98,7 +98,7 @@ impl Loop {
                     counters.dropped.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
-                match socket.try_send_to(out, dest) {
+                match socket.send_to(out, dest) {
                     Ok(_) => {
                         stats.sent.fetch_add(1, Ordering::Relaxed);
                         counters.forwarded.fetch_add(1, Ordering::Relaxed);

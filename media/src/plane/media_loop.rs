@@ -20,44 +20,113 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::peer::{NewPeer, Peer};
+use super::shard::{self, Addrs, Batch, Router};
 use super::{Cmd, Open};
 use crate::demux::{self, Kind};
 use crate::engine::MediaConfig;
 use crate::sfu::{PeerId, RtcpStats, SfuEvent};
 use crate::{DropReason, MediaError, PlaneStats};
 
-/// Binds the socket and starts the loop's thread.
-pub(super) fn spawn(
-    config: MediaConfig,
-    stats: Arc<PlaneStats>,
-) -> Result<(mpsc::UnboundedSender<Cmd>, SocketAddr), MediaError> {
-    let bind = SocketAddr::new(config.bind_ip, config.udp_port);
-    let socket = std::net::UdpSocket::bind(bind).map_err(|e| MediaError::Bind(bind, e))?;
-    socket
-        .set_nonblocking(true)
-        .map_err(|e| MediaError::Bind(bind, e))?;
-    let local = socket.local_addr().map_err(|e| MediaError::Bind(bind, e))?;
-    let (tx, rx) = mpsc::unbounded_channel();
+/// Runs `work` on a thread of its own with a single-threaded runtime.
+fn thread<F: std::future::Future<Output = ()> + 'static>(
+    make: impl FnOnce() -> F + Send + 'static,
+) -> std::io::Result<()> {
     std::thread::Builder::new()
         // `sfubench` measures the CPU time of the threads named so.
         .name("sfu".into())
         .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread()
+            match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
             {
-                Ok(rt) => rt,
-                Err(e) => return tracing::error!(error = %e, "voice: no media runtime"),
-            };
-            rt.block_on(async move {
-                match UdpSocket::from_std(socket) {
-                    Ok(socket) => Loop::new(config, socket, local, stats).run(rx).await,
-                    Err(e) => tracing::error!(error = %e, "voice: media socket"),
-                }
-            });
+                Ok(rt) => rt.block_on(make()),
+                Err(e) => tracing::error!(error = %e, "voice: no media runtime"),
+            }
         })
-        .map_err(|e| MediaError::Bind(bind, e))?;
-    Ok((tx, local))
+        .map(|_| ())
+}
+
+/// Binds the socket and starts the loops' threads (and, with more than one loop, the
+/// receiving thread of `shard`); a command sender per loop.
+pub(super) fn spawn(
+    config: MediaConfig,
+    stats: Arc<PlaneStats>,
+) -> Result<(Vec<mpsc::UnboundedSender<Cmd>>, SocketAddr), MediaError> {
+    let bind = SocketAddr::new(config.bind_ip, config.udp_port);
+    let err = |e| MediaError::Bind(bind, e);
+    let socket = std::net::UdpSocket::bind(bind).map_err(err)?;
+    socket.set_nonblocking(true).map_err(err)?;
+    let local = socket.local_addr().map_err(err)?;
+    let socket = Arc::new(socket);
+    let threads = config.media_threads.max(1);
+    let router = (threads > 1).then(|| Arc::new(Router::default()));
+    let mut commands = Vec::with_capacity(threads);
+    let mut batches = Vec::with_capacity(threads);
+    for shard in 0..threads {
+        let (tx, rx) = mpsc::unbounded_channel();
+        commands.push(tx);
+        let (inbox, shared) = match &router {
+            Some(router) => {
+                let (btx, brx) = mpsc::unbounded_channel();
+                batches.push(btx);
+                (Inbox::Batches(brx), Some((router.clone(), shard)))
+            }
+            None => (Inbox::Socket(socket.try_clone().map_err(err)?), None),
+        };
+        let (config, socket, stats) = (config.clone(), socket.clone(), stats.clone());
+        thread(move || async move {
+            let inbox = match inbox {
+                Inbox::Socket(s) => match UdpSocket::from_std(s) {
+                    Ok(s) => Some(Input::Socket(s)),
+                    Err(e) => return tracing::error!(error = %e, "voice: media socket"),
+                },
+                Inbox::Batches(b) => Some(Input::Batches(b)),
+            };
+            Loop::new(config, socket, local, stats, shared)
+                .run(rx, inbox)
+                .await
+        })
+        .map_err(err)?;
+    }
+    if let Some(router) = router {
+        let recv = socket.try_clone().map_err(err)?;
+        let batch = config.recv_batch;
+        thread(move || async move {
+            match UdpSocket::from_std(recv) {
+                Ok(recv) => shard::receive(recv, router, batches, stats, batch).await,
+                Err(e) => tracing::error!(error = %e, "voice: media socket"),
+            }
+        })
+        .map_err(err)?;
+    }
+    Ok((commands, local))
+}
+
+/// Where a loop's datagrams come from, as handed to its thread.
+enum Inbox {
+    Socket(std::net::UdpSocket),
+    Batches(mpsc::UnboundedReceiver<Batch>),
+}
+
+/// Where a loop's datagrams come from: the socket itself (one loop), or the receiving thread.
+enum Input {
+    Socket(UdpSocket),
+    Batches(mpsc::UnboundedReceiver<Batch>),
+}
+
+/// What a loop's input had for it.
+enum Received {
+    One(std::io::Result<(usize, SocketAddr)>),
+    Batch(Option<Batch>),
+}
+
+impl Input {
+    async fn next(&mut self, buf: &mut [u8]) -> Received {
+        match self {
+            Input::Socket(s) => Received::One(s.recv_from(buf).await),
+            Input::Batches(b) => Received::Batch(b.recv().await),
+        }
+    }
 }
 
 /// A channel's participants, as the loop knows them.
@@ -68,7 +137,8 @@ pub(super) struct Room {
 
 pub(super) struct Loop {
     pub(super) config: MediaConfig,
-    pub(super) socket: Arc<UdpSocket>,
+    /// The node's one media socket, shared by every loop for sending (non-blocking).
+    pub(super) socket: Arc<std::net::UdpSocket>,
     /// The socket's address as the host candidate names it.
     pub(super) local: SocketAddr,
     pub(super) stats: Arc<PlaneStats>,
@@ -76,7 +146,7 @@ pub(super) struct Loop {
     next_peer: u64,
     pub(super) rooms: HashMap<u64, Room>,
     by_ufrag: HashMap<String, u64>,
-    pub(super) by_addr: HashMap<SocketAddr, u64>,
+    pub(super) by_addr: Addrs,
     timers: BTreeSet<(Instant, u64)>,
     certificate: Option<RTCCertificate>,
     /// Scratch space, reused.
@@ -93,9 +163,10 @@ const MAX_ADDRS: usize = 4;
 impl Loop {
     fn new(
         config: MediaConfig,
-        socket: UdpSocket,
+        socket: Arc<std::net::UdpSocket>,
         bound: SocketAddr,
         stats: Arc<PlaneStats>,
+        shared: Option<(Arc<Router>, usize)>,
     ) -> Loop {
         // An unspecified bind address cannot be a candidate: name the announced one.
         let ip = match config.announced_ip {
@@ -105,13 +176,13 @@ impl Loop {
         Loop {
             local: SocketAddr::new(ip, bound.port()),
             config,
-            socket: Arc::new(socket),
+            socket,
             stats,
             peers: HashMap::new(),
             next_peer: 1,
             rooms: HashMap::new(),
             by_ufrag: HashMap::new(),
-            by_addr: HashMap::new(),
+            by_addr: Addrs::new(shared),
             timers: BTreeSet::new(),
             certificate: None,
             inbox: Vec::new(),
@@ -120,8 +191,7 @@ impl Loop {
         }
     }
 
-    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Cmd>) {
-        let socket = self.socket.clone();
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Cmd>, mut input: Option<Input>) {
         let mut buf = vec![0u8; 2048];
         let mut housekeeping = tokio::time::interval(Duration::from_millis(100));
         let batch = self.config.recv_batch.max(1);
@@ -139,17 +209,28 @@ impl Loop {
                     Some(cmd) => self.command(cmd),
                     None => break,
                 },
-                received = socket.recv_from(&mut buf) => {
-                    if let Ok((n, from)) = received {
-                        self.datagram(&buf[..n], from);
-                    }
-                    for _ in 1..batch {
-                        match socket.try_recv_from(&mut buf) {
-                            Ok((n, from)) => self.datagram(&buf[..n], from),
-                            Err(_) => break,
+                received = next_input(input.as_mut(), &mut buf) => match received {
+                    Received::One(first) => {
+                        if let Ok((n, from)) = first {
+                            self.datagram(&buf[..n], from);
+                        }
+                        if let Some(Input::Socket(socket)) = &input {
+                            for _ in 1..batch {
+                                match socket.try_recv_from(&mut buf) {
+                                    Ok((n, from)) => self.datagram(&buf[..n], from),
+                                    Err(_) => break,
+                                }
+                            }
                         }
                     }
-                }
+                    Received::Batch(Some(datagrams)) => {
+                        for (data, from) in datagrams.iter() {
+                            self.deliver(demux::classify(data), data, from);
+                        }
+                    }
+                    // The receiving thread is gone: nothing will arrive any more.
+                    Received::Batch(None) => input = None,
+                },
                 () = timer => self.timeouts(),
                 _ = housekeeping.tick() => self.housekeeping(),
             }
@@ -160,14 +241,15 @@ impl Loop {
         }
     }
 
-    /// One datagram from `from`.
+    /// One datagram from `from`, read by this loop.
     fn datagram(&mut self, data: &[u8], from: SocketAddr) {
-        self.stats.received.fetch_add(1, Ordering::Relaxed);
         let kind = demux::classify(data);
-        // RTCP packet types are 192–223 (RFC 5761); the rest of this class is RTP.
-        if kind == Kind::Rtp && !(192..=223).contains(&data[1]) {
-            self.stats.rtp_received.fetch_add(1, Ordering::Relaxed);
-        }
+        shard::count_received(&self.stats, kind, data);
+        self.deliver(kind, data, from);
+    }
+
+    /// One datagram (already counted) to its participant's connection.
+    fn deliver(&mut self, kind: Kind, data: &[u8], from: SocketAddr) {
         let key = match kind {
             Kind::Garbage => return self.stats.count_drop(DropReason::Garbage),
             Kind::Stun => {
@@ -457,10 +539,14 @@ impl Loop {
         let key = self.next_peer;
         self.next_peer += 1;
         self.by_ufrag.insert(peer.ufrag.clone(), key);
+        if let Some((router, shard)) = self.by_addr.shared() {
+            router.add_ufrag(&peer.ufrag, *shard);
+        }
         room.members.insert(id, key);
         room.open.size.store(room.members.len(), Ordering::Relaxed);
         self.peers.insert(key, peer);
-        self.stats.peers.store(self.peers.len(), Ordering::Relaxed);
+        // Every loop adds its own: a count, not a store.
+        self.stats.peers.fetch_add(1, Ordering::Relaxed);
         self.drain(key, now);
         Ok(self.config.announce(sdp))
     }
@@ -470,6 +556,7 @@ impl Loop {
         let Some(mut peer) = self.peers.remove(&key) else {
             return;
         };
+        self.stats.peers.fetch_sub(1, Ordering::Relaxed);
         if let Some(room) = self.rooms.get_mut(&peer.channel) {
             room.members.remove(&peer.id);
             room.open.size.store(room.members.len(), Ordering::Relaxed);
@@ -479,15 +566,15 @@ impl Loop {
         }
         flush(&self.socket, &self.stats, &mut self.by_addr, key, &mut peer);
         self.by_ufrag.remove(&peer.ufrag);
+        if let Some((router, _)) = self.by_addr.shared() {
+            router.remove_ufrag(&peer.ufrag);
+        }
         for addr in &peer.addrs {
-            if self.by_addr.get(addr) == Some(&key) {
-                self.by_addr.remove(addr);
-            }
+            self.by_addr.remove_if(addr, key);
         }
         if let Some(t) = peer.timer {
             self.timers.remove(&(t, key));
         }
-        self.stats.peers.store(self.peers.len(), Ordering::Relaxed);
     }
 
     /// Brings every participant's legs in line with who publishes, renegotiating those whose
@@ -604,14 +691,22 @@ impl Loop {
     }
 }
 
+/// The next thing from a loop's input; nothing ever if it has none.
+async fn next_input(input: Option<&mut Input>, buf: &mut [u8]) -> Received {
+    match input {
+        Some(input) => input.next(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Sends what a connection has queued. STUN goes where the connection says (a check's
 /// response goes back to where the check came from); everything else to where the client
 /// is now. A successful check response means the client proved it holds the ICE password
 /// from that address: it is routed to this participant from now on.
 pub(super) fn flush(
-    socket: &UdpSocket,
+    socket: &std::net::UdpSocket,
     stats: &PlaneStats,
-    by_addr: &mut HashMap<SocketAddr, u64>,
+    by_addr: &mut Addrs,
     key: u64,
     peer: &mut Peer,
 ) {
@@ -627,7 +722,7 @@ pub(super) fn flush(
         if stun && data.get(..2) == Some(&[0x01, 0x01]) {
             learn(by_addr, key, peer, to);
         }
-        match socket.try_send_to(data, to) {
+        match socket.send_to(data, to) {
             Ok(_) => {
                 stats.sent.fetch_add(1, Ordering::Relaxed);
             }
@@ -636,7 +731,7 @@ pub(super) fn flush(
     }
 }
 
-fn learn(by_addr: &mut HashMap<SocketAddr, u64>, key: u64, peer: &mut Peer, addr: SocketAddr) {
+fn learn(by_addr: &mut Addrs, key: u64, peer: &mut Peer, addr: SocketAddr) {
     peer.addr = Some(addr);
     peer.pc_addr.get_or_insert(addr);
     if peer.addrs.contains(&addr) {
@@ -644,9 +739,7 @@ fn learn(by_addr: &mut HashMap<SocketAddr, u64>, key: u64, peer: &mut Peer, addr
     }
     if peer.addrs.len() >= MAX_ADDRS {
         let old = peer.addrs.remove(0);
-        if by_addr.get(&old) == Some(&key) {
-            by_addr.remove(&old);
-        }
+        by_addr.remove_if(&old, key);
     }
     peer.addrs.push(addr);
     by_addr.insert(addr, key);

@@ -27,6 +27,7 @@ use crate::{MediaError, PlaneStats};
 mod forward;
 mod media_loop;
 mod peer;
+mod shard;
 mod srtp;
 
 /// What a channel hands the loop when its first participant joins.
@@ -88,7 +89,8 @@ pub(crate) enum Cmd {
 }
 
 struct Running {
-    commands: mpsc::UnboundedSender<Cmd>,
+    /// One per loop; a channel's commands go to loop `channel % len`.
+    commands: Vec<mpsc::UnboundedSender<Cmd>>,
     local: SocketAddr,
 }
 
@@ -132,7 +134,7 @@ impl MediaPlane {
     pub fn start(&self) -> Result<SocketAddr, MediaError> {
         let mut running = self.0.running.lock();
         if let Some(r) = running.as_ref()
-            && !r.commands.is_closed()
+            && !r.commands.iter().any(|c| c.is_closed())
         {
             return Ok(r.local);
         }
@@ -158,10 +160,13 @@ impl MediaPlane {
     }
 
     /// Hands `cmd` to the loop (started if need be).
-    pub(crate) fn send(&self, _channel: u64, cmd: Cmd) -> Result<(), MediaError> {
+    pub(crate) fn send(&self, channel: u64, cmd: Cmd) -> Result<(), MediaError> {
         self.start()?;
         let running = self.0.running.lock();
         let r = running.as_ref().ok_or(MediaError::Stopped)?;
-        r.commands.send(cmd).map_err(|_| MediaError::Stopped)
+        // A channel lives on one loop: its participants forward to each other there.
+        let shard = (channel % r.commands.len().max(1) as u64) as usize;
+        let commands = r.commands.get(shard).ok_or(MediaError::Stopped)?;
+        commands.send(cmd).map_err(|_| MediaError::Stopped)
     }
 }
