@@ -27,6 +27,9 @@ use crate::engine::MediaConfig;
 use crate::sfu::{PeerId, RtcpStats, SfuEvent};
 use crate::{DropReason, MediaError, PlaneStats};
 
+/// Kernel buffer asked for the media socket, each way.
+const SOCKET_BUFFER: usize = 8 << 20;
+
 /// Runs `work` on a thread of its own with a single-threaded runtime.
 fn thread<F: std::future::Future<Output = ()> + 'static>(
     make: impl FnOnce() -> F + Send + 'static,
@@ -56,6 +59,19 @@ pub(super) fn spawn(
     let err = |e| MediaError::Bind(bind, e);
     let socket = std::net::UdpSocket::bind(bind).map_err(err)?;
     socket.set_nonblocking(true).map_err(err)?;
+    // Every participant's datagrams queue in this one socket while the loop is busy (a burst
+    // of DTLS handshakes): with the default ~200 KiB a few milliseconds' stall overflowed it,
+    // and a lost handshake flight costs a second (DTLS's first retransmission timeout). The
+    // kernel caps the request at `net.core.rmem_max`/`wmem_max`.
+    let sock = socket2::SockRef::from(&socket);
+    for (what, result) in [
+        ("receive", sock.set_recv_buffer_size(SOCKET_BUFFER)),
+        ("send", sock.set_send_buffer_size(SOCKET_BUFFER)),
+    ] {
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "voice: cannot size the media socket's {what} buffer");
+        }
+    }
     let local = socket.local_addr().map_err(err)?;
     let socket = Arc::new(socket);
     let threads = config.media_threads.max(1);
