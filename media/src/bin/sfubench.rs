@@ -26,6 +26,9 @@ struct Args {
     mem: usize,
     /// `[voice] media_threads`: media loops the rooms are sharded across.
     threads: usize,
+    /// Light load clients (`voiceflow_media::loadclient`: `rtc` sans-IO peers, one task each)
+    /// instead of webrtc-rs peers.
+    light: bool,
     /// Niceness given to every thread but the server's (0: none): the load clients then take
     /// the CPU the server leaves, as on a machine where they are not the server's neighbours.
     nice: u64,
@@ -41,6 +44,7 @@ fn args() -> Args {
         mem: 0,
         threads: 1,
         nice: 0,
+        light: false,
     };
     for arg in std::env::args().skip(1) {
         let (key, value) = arg.split_once('=').unwrap_or((arg.as_str(), ""));
@@ -54,6 +58,7 @@ fn args() -> Args {
             "mem" => a.mem = n as usize,
             "threads" => a.threads = (n as usize).max(1),
             "nice" => a.nice = n.min(19),
+            "light" => a.light = n != 0,
             _ => eprintln!("sfubench: unknown argument {arg}"),
         }
     }
@@ -163,6 +168,9 @@ async fn main() {
     }
     if a.nice > 0 {
         deprioritise_clients(a.nice);
+    }
+    if a.light {
+        return light_bench(&a, &plane).await;
     }
     let rss_before = rss();
     let mut rooms = Vec::new();
@@ -377,6 +385,150 @@ async fn main() {
     }
     for (c, _) in listeners.iter().chain(joined.iter()) {
         let _ = c.close().await;
+    }
+}
+
+/// A light client, when its join started, how long the signalling took, whether it counts.
+type Joined = (
+    voiceflow_media::loadclient::LightClient,
+    Instant,
+    Duration,
+    bool,
+);
+
+/// The same rooms with light load clients (see `Args::light`); the same figures.
+async fn light_bench(a: &Args, plane: &MediaPlane) {
+    use std::collections::HashMap;
+    use voiceflow_media::loadclient::LightRoom;
+    let certificate = Arc::new(parking_lot::Mutex::new(None));
+    let started = Instant::now();
+    let mut rooms = Vec::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut next_id = 1u64;
+    for _ in 0..a.rooms {
+        let room = LightRoom::start(plane);
+        rooms.push(room.clone());
+        let (first, n, listeners) = (next_id, a.speakers as u64, a.listeners as u64);
+        next_id += n + listeners;
+        let certificate = certificate.clone();
+        tasks.spawn(async move {
+            let mut joined: Vec<Joined> = Vec::new();
+            for id in first..first + n + listeners {
+                let speaker = id < first + n;
+                let rights = Rights {
+                    may_speak: speaker,
+                    ..Rights::default()
+                };
+                let t = Instant::now();
+                let client = room.join(id, rights, &certificate).await?;
+                if speaker {
+                    client.speak();
+                }
+                // The room's first speaker has nobody to hear yet.
+                let measured = if listeners > 0 { !speaker } else { id != first };
+                joined.push((client, t, t.elapsed(), measured));
+            }
+            Ok::<_, voiceflow_media::MediaError>(joined)
+        });
+    }
+    let mut clients = Vec::new();
+    while let Some(result) = tasks.join_next().await {
+        match result {
+            Ok(Ok(joined)) => clients.extend(joined),
+            Ok(Err(e)) => return eprintln!("sfubench: light join failed: {e}"),
+            Err(e) => return eprintln!("sfubench: {e}"),
+        }
+    }
+    let all_joined = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for (c, ..) in &clients {
+        c.measured.delays_us.lock().clear();
+    }
+    let forwarded = || -> u64 {
+        rooms
+            .iter()
+            .map(|r| r.channel.counters().forwarded.load(Ordering::Relaxed))
+            .sum()
+    };
+    let (f0, c0, s0, t0) = (
+        forwarded(),
+        cpu_secs(),
+        thread_cpu_secs("sfu"),
+        Instant::now(),
+    );
+    tokio::time::sleep(Duration::from_secs(a.secs)).await;
+    let elapsed = t0.elapsed().as_secs_f64();
+    let (f1, c1, s1) = (forwarded(), cpu_secs(), thread_cpu_secs("sfu"));
+    let measured: Vec<_> = clients.iter().filter(|c| c.3).collect();
+    let phase = |pick: &dyn Fn(&Joined) -> Option<Duration>| {
+        let mut v: Vec<u32> = measured
+            .iter()
+            .filter_map(|c| pick(c))
+            .map(|d| d.as_millis() as u32)
+            .collect();
+        v.sort_unstable();
+        (v.len(), percentile(&v, 0.5), percentile(&v, 0.99))
+    };
+    let answered = phase(&|c| Some(c.2));
+    let connected = phase(&|c| c.0.measured.connected.get().map(|t| t.duration_since(c.1)));
+    let server_connected: HashMap<u64, Instant> = rooms
+        .iter()
+        .flat_map(|r| r.server_connected.lock().clone())
+        .collect();
+    let on_server = phase(&|c| server_connected.get(&c.0.id).map(|t| t.duration_since(c.1)));
+    let first = phase(&|c| {
+        c.0.measured
+            .first_audio
+            .get()
+            .map(|t| t.duration_since(c.1))
+    });
+    let mut delays: Vec<u32> = measured
+        .iter()
+        .flat_map(|c| c.0.measured.delays_us.lock().clone())
+        .collect();
+    delays.sort_unstable();
+    let expected = (a.rooms * a.speakers * (a.speakers - 1 + a.listeners)) as f64 * 50.0;
+    let rate = (f1 - f0) as f64 / elapsed;
+    let sfu = (s1 - s0) / elapsed;
+    println!("participants: {} (light clients)", clients.len());
+    println!("all_joined_secs: {:.2}", all_joined.as_secs_f64());
+    println!(
+        "join_to_answered_ms.p50/p99: {} / {}",
+        answered.1, answered.2
+    );
+    println!(
+        "join_to_server_connected_ms.p50/p99: {} / {}",
+        on_server.1, on_server.2
+    );
+    println!(
+        "join_to_connected_ms.p50/p99: {} / {}",
+        connected.1, connected.2
+    );
+    println!("join_to_first_audio_ms.p50: {}", first.1);
+    println!("join_to_first_audio_ms.p99: {}", first.2);
+    println!("measured_with_audio: {} of {}", first.0, measured.len());
+    println!("forwarded_packets_per_sec: {rate:.0} (expected {expected:.0})");
+    println!("cpu_secs_per_sec: {:.2}", (c1 - c0) / elapsed);
+    println!("sfu_cpu_secs_per_sec: {sfu:.2} (the media loop's threads only)");
+    println!(
+        "forwarded_packets_per_sfu_cpu_sec: {:.0}",
+        rate / sfu.max(0.001)
+    );
+    let stats = plane.stats();
+    let dropped: Vec<String> = voiceflow_media::DropReason::ALL
+        .iter()
+        .map(|r| format!("{}={}", r.label(), stats.dropped(*r)))
+        .collect();
+    println!(
+        "server_datagrams: in {} out {} dropped {}",
+        stats.received.load(Ordering::Relaxed),
+        stats.sent.load(Ordering::Relaxed),
+        dropped.join(" ")
+    );
+    println!("delay_ms.p50: {:.2}", percentile(&delays, 0.5) / 1000.0);
+    println!("delay_ms.p99: {:.2}", percentile(&delays, 0.99) / 1000.0);
+    for r in &rooms {
+        r.channel.close().await;
     }
 }
 

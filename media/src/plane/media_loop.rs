@@ -83,7 +83,7 @@ pub(super) fn spawn(
         commands.push(tx);
         let (inbox, shared) = match &router {
             Some(router) => {
-                let (btx, brx) = mpsc::unbounded_channel();
+                let (btx, brx) = mpsc::channel(shard::QUEUED_BATCHES);
                 batches.push(btx);
                 (Inbox::Batches(brx), Some((router.clone(), shard)))
             }
@@ -121,13 +121,13 @@ pub(super) fn spawn(
 /// Where a loop's datagrams come from, as handed to its thread.
 enum Inbox {
     Socket(std::net::UdpSocket),
-    Batches(mpsc::UnboundedReceiver<Batch>),
+    Batches(mpsc::Receiver<Batch>),
 }
 
 /// Where a loop's datagrams come from: the socket itself (one loop), or the receiving thread.
 enum Input {
     Socket(UdpSocket),
-    Batches(mpsc::UnboundedReceiver<Batch>),
+    Batches(mpsc::Receiver<Batch>),
 }
 
 /// What a loop's input had for it.

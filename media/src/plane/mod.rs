@@ -28,7 +28,7 @@ mod forward;
 mod media_loop;
 mod peer;
 mod shard;
-mod srtp;
+pub(crate) mod srtp;
 
 /// What a channel hands the loop when its first participant joins.
 #[derive(Clone)]

@@ -144,12 +144,15 @@ pub(super) fn count_received(stats: &PlaneStats, kind: Kind, data: &[u8]) {
     }
 }
 
+/// Batches queued for one loop at most (each up to `recv_batch` datagrams).
+pub(super) const QUEUED_BATCHES: usize = 256;
+
 /// The receiving thread's loop: read up to `batch` datagrams, route them, hand each loop its
 /// share; until every loop is gone.
 pub(super) async fn receive(
     socket: UdpSocket,
     router: Arc<Router>,
-    loops: Vec<mpsc::UnboundedSender<Batch>>,
+    loops: Vec<mpsc::Sender<Batch>>,
     stats: Arc<PlaneStats>,
     batch: usize,
 ) {
@@ -182,7 +185,17 @@ pub(super) async fn receive(
                 continue;
             }
             if let Some(tx) = loops.get(shard) {
-                let _ = tx.send(std::mem::take(b));
+                match tx.try_send(std::mem::take(b)) {
+                    Ok(()) => {}
+                    // That loop is far behind: shed its datagrams here, counted, rather than
+                    // queue them without bound (the others are not held up).
+                    Err(mpsc::error::TrySendError::Full(lost))
+                    | Err(mpsc::error::TrySendError::Closed(lost)) => {
+                        for _ in &lost.items {
+                            stats.count_drop(DropReason::Overloaded);
+                        }
+                    }
+                }
             }
         }
         if loops.iter().all(|tx| tx.is_closed()) {
