@@ -28,6 +28,7 @@ mod forward;
 mod media_loop;
 mod peer;
 mod shard;
+mod spawn;
 pub(crate) mod srtp;
 
 /// What a channel hands the loop when its first participant joins.
@@ -138,7 +139,7 @@ impl MediaPlane {
         {
             return Ok(r.local);
         }
-        let (commands, local) = media_loop::spawn(self.0.config.clone(), self.0.stats.clone())?;
+        let (commands, local) = spawn::spawn(self.0.config.clone(), self.0.stats.clone())?;
         tracing::info!(%local, "voice: media socket bound");
         metrics::gauge!("voiceflow_voice_ports_in_use").set(1.0);
         *running = Some(Running { commands, local });
