@@ -424,8 +424,11 @@ impl Loop {
         if room.members.contains_key(&id) {
             return Err(MediaError::AlreadyJoined);
         }
-        let by_ufrag = &self.by_ufrag;
-        let taken = |u: &str| by_ufrag.contains_key(u);
+        let (by_ufrag, shared) = (&self.by_ufrag, self.by_addr.shared());
+        // Unique across every loop: the receiving thread routes checks by it.
+        let taken = |u: &str| {
+            by_ufrag.contains_key(u) || shared.is_some_and(|(router, _)| router.has_ufrag(u))
+        };
         let new = NewPeer {
             id,
             channel,

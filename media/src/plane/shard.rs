@@ -35,6 +35,10 @@ impl Router {
         self.routes.write().by_ufrag.insert(ufrag.to_owned(), shard);
     }
 
+    pub(super) fn has_ufrag(&self, ufrag: &str) -> bool {
+        self.routes.read().by_ufrag.contains_key(ufrag)
+    }
+
     pub(super) fn remove_ufrag(&self, ufrag: &str) {
         self.routes.write().by_ufrag.remove(ufrag);
     }
@@ -170,9 +174,19 @@ pub(super) async fn receive(
             Err(reason) => stats.count_drop(reason),
         }
     };
+    let Some(first) = loops.first().cloned() else {
+        return;
+    };
     loop {
-        if let Ok((n, from)) = socket.recv_from(&mut buf).await {
-            route(&buf[..n], from, &mut pending);
+        // The plane drops every loop's command sender at once: when the first loop is gone,
+        // so are the others, and the socket this thread holds is let go.
+        tokio::select! {
+            received = socket.recv_from(&mut buf) => {
+                if let Ok((n, from)) = received {
+                    route(&buf[..n], from, &mut pending);
+                }
+            }
+            () = first.closed() => return,
         }
         for _ in 1..batch.max(1) {
             match socket.try_recv_from(&mut buf) {
