@@ -37,7 +37,7 @@ use tokio::sync::mpsc;
 use crate::MediaError;
 use crate::demux::{self, Kind};
 use crate::engine::opus_codec;
-use crate::plane::srtp::{KeyTap, Rollover, SrtpOut, write_header};
+use crate::plane::srtp::{KeyTap, Rollover, Srtp, write_header};
 use crate::sfu::{Channel, PeerId, Rights, SfuEvent};
 use crate::testing::Measured;
 
@@ -235,7 +235,7 @@ struct Driver {
     socket: UdpSocket,
     local: SocketAddr,
     tap: Arc<KeyTap>,
-    srtp: Option<SrtpOut>,
+    srtp: Option<Srtp>,
     out: Vec<u8>,
     ssrc: u32,
     measured: Arc<Measured>,
@@ -348,7 +348,7 @@ impl Driver {
         if self.srtp.is_none()
             && let Some(keys) = self.tap.keys()
         {
-            self.srtp = SrtpOut::new(&keys, self.tap.inner()).ok();
+            self.srtp = Srtp::new(&keys, self.tap.inner()).ok();
         }
         let Some(srtp) = self.srtp.as_mut() else {
             return;

@@ -7,15 +7,34 @@
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use super::inbound::Media;
 use super::media_loop::{Loop, flush};
-use super::srtp::{SrtpOut, write_header};
+use super::srtp::{Srtp, write_header};
 use crate::DropReason;
 use crate::sfu::SfuEvent;
 
 impl Loop {
+    /// One packet `rtc` decrypted for the participant `from` (the fallback read path).
+    pub(super) fn forward_rtc(&mut self, from: u64, packet: rtc::rtp::Packet, now: Instant) {
+        let Some(id) = self.peers.get(&from).map(|p| p.level_id) else {
+            return;
+        };
+        let level = id
+            .and_then(|id| packet.header.get_extension(id))
+            .and_then(|l| l.first().copied());
+        let media = Media {
+            marker: packet.header.marker,
+            seq: packet.header.sequence_number,
+            timestamp: packet.header.timestamp,
+            level,
+            payload: &packet.payload,
+        };
+        self.forward(from, &media, now);
+    }
+
     /// One packet from the participant `from`: speaking detection, then on to every
     /// subscriber.
-    pub(super) fn forward(&mut self, from: u64, packet: rtc::rtp::Packet, now: Instant) {
+    pub(super) fn forward(&mut self, from: u64, packet: &Media<'_>, now: Instant) {
         let Loop {
             peers,
             rooms,
@@ -33,14 +52,12 @@ impl Loop {
         };
         let counters = &room.open.counters;
         counters.received.fetch_add(1, Ordering::Relaxed);
-        let level = publisher
-            .level_id
-            .and_then(|id| packet.header.get_extension(id));
+        let level = packet.level;
         let rights = publisher.rights;
         let allowed = !rights.muted && rights.may_speak;
         // RFC 6464: one byte, the V flag and the level (0 loudest … 127 silence).
         if allowed
-            && let Some(&byte) = level.as_ref().and_then(|l| l.first())
+            && let Some(byte) = level
             && let Some(speaking) = publisher
                 .speaking
                 .packet(byte & 0x7f, byte & 0x80 != 0, now)
@@ -78,21 +95,21 @@ impl Loop {
             if to.srtp.is_none()
                 && let Some(keys) = to.tap.keys()
             {
-                to.srtp = SrtpOut::new(&keys, to.tap.inner()).ok();
+                to.srtp = Srtp::new(&keys, to.tap.inner()).ok();
             }
             if let (Some(srtp), Some(dest)) = (to.srtp.as_mut(), to.addr) {
-                let seq = packet.header.sequence_number;
-                let level = out_level.zip(level.as_ref().and_then(|l| l.first().copied()));
+                let seq = packet.seq;
+                let level = out_level.zip(level);
                 let header_len = write_header(
                     out,
-                    packet.header.marker,
+                    packet.marker,
                     pt,
                     seq,
-                    packet.header.timestamp,
+                    packet.timestamp,
                     leg.ssrc,
                     level,
                 );
-                out.extend_from_slice(&packet.payload);
+                out.extend_from_slice(packet.payload);
                 let roc = leg.rollover.roc(seq);
                 if srtp.protect(out, header_len, leg.ssrc, seq, roc).is_err() {
                     counters.dropped.fetch_add(1, Ordering::Relaxed);
@@ -111,19 +128,19 @@ impl Loop {
             // Keys not tapped (a profile the fast path does not do): `rtc`'s own path.
             let mut header = rtc::rtp::Header {
                 version: 2,
-                marker: packet.header.marker,
+                marker: packet.marker,
                 payload_type: pt,
-                sequence_number: packet.header.sequence_number,
-                timestamp: packet.header.timestamp,
+                sequence_number: packet.seq,
+                timestamp: packet.timestamp,
                 ssrc: leg.ssrc,
                 ..Default::default()
             };
-            if let (Some(id), Some(bytes)) = (out_level, level.as_ref()) {
-                let _ = header.set_extension(id, bytes.clone());
+            if let (Some(id), Some(byte)) = (out_level, level) {
+                let _ = header.set_extension(id, bytes::Bytes::copy_from_slice(&[byte]));
             }
             let out = rtc::rtp::Packet {
                 header,
-                payload: packet.payload.clone(),
+                payload: bytes::Bytes::copy_from_slice(packet.payload),
             };
             let sender = leg.sender;
             let Some(mut sender) = to.pc.rtp_sender(sender) else {

@@ -25,6 +25,7 @@ use crate::sfu::{Counters, PeerId, Rights, RtcpStats, SfuEvent};
 use crate::{MediaError, PlaneStats};
 
 mod forward;
+mod inbound;
 mod media_loop;
 mod peer;
 mod shard;

@@ -24,7 +24,8 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
 
-use super::srtp::{KeyTap, Rollover, SrtpOut};
+use super::inbound::Inbound;
+use super::srtp::{KeyTap, Rollover, Srtp};
 use crate::MediaError;
 use crate::engine::{AUDIO_LEVEL_URI, opus_codec};
 use crate::sfu::{PeerId, Rights};
@@ -70,7 +71,11 @@ pub(super) struct Peer {
     /// Where the connection's local SRTP keys show up once DTLS is done.
     pub(super) tap: Arc<KeyTap>,
     /// The fast path's encryption, built from the tapped keys on first use.
-    pub(super) srtp: Option<SrtpOut>,
+    pub(super) srtp: Option<Srtp>,
+    /// The fast path's decryption of what the client sends, likewise.
+    pub(super) srtp_in: Option<Srtp>,
+    /// The client's streams read on the fast path, by SSRC.
+    pub(super) inbound: HashMap<u32, Inbound>,
 }
 
 /// How often a connecting participant's ICE agent runs.
@@ -222,6 +227,8 @@ impl Peer {
             timer: None,
             tap,
             srtp: None,
+            srtp_in: None,
+            inbound: HashMap::new(),
         };
         Ok((peer, sdp))
     }

@@ -43,7 +43,7 @@ impl Profile {
 
 /// A connection's local SRTP master key and salt, as tapped.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct LocalKeys {
+pub(crate) struct SrtpKeys {
     pub(crate) profile: Profile,
     pub(crate) key: [u8; 16],
     pub(crate) salt: Vec<u8>,
@@ -53,7 +53,11 @@ pub(crate) struct LocalKeys {
 struct Tapped {
     /// The first AES-128 PRF call: its key and input block.
     first: Option<([u8; 16], [u8; 16])>,
-    keys: Option<LocalKeys>,
+    keys: Option<SrtpKeys>,
+    /// The first PRF call under another key once the local keys are known: the remote
+    /// context's.
+    second: Option<([u8; 16], [u8; 16])>,
+    remote: Option<SrtpKeys>,
 }
 
 /// A crypto provider that is the default one, plus a note of the local SRTP keys.
@@ -71,7 +75,7 @@ impl KeyTap {
     }
 
     /// The connection's local SRTP keys, once its DTLS handshake derived them.
-    pub(crate) fn keys(&self) -> Option<LocalKeys> {
+    pub(crate) fn keys(&self) -> Option<SrtpKeys> {
         self.tapped.lock().keys.clone()
     }
 
@@ -80,18 +84,23 @@ impl KeyTap {
         self.inner.crypto()
     }
 
-    /// A context asked for its cipher: the PRF call before it was the local key's.
+    /// The connection's remote SRTP keys (what its client encrypts with).
+    pub(crate) fn remote_keys(&self) -> Option<SrtpKeys> {
+        self.tapped.lock().remote.clone()
+    }
+
+    /// A context asked for its cipher: the PRF call before it was its key's.
     fn cipher_of(&self, profile: Profile) {
         let mut t = self.tapped.lock();
-        if t.keys.is_some() {
-            return;
-        }
-        if let Some((key, block)) = t.first {
-            t.keys = Some(LocalKeys {
-                profile,
-                key,
-                salt: block[..profile.salt_len()].to_vec(),
-            });
+        let keys = |(key, block): ([u8; 16], [u8; 16])| SrtpKeys {
+            profile,
+            key,
+            salt: block[..profile.salt_len()].to_vec(),
+        };
+        if t.keys.is_none() {
+            t.keys = t.first.map(keys);
+        } else if t.remote.is_none() {
+            t.remote = t.second.map(keys);
         }
     }
 }
@@ -128,10 +137,12 @@ impl RTCCrypto for KeyTap {
         // Only SRTP's key derivation uses single-block AES (DTLS records use AEAD/CBC).
         if algorithm == BlockCipherAlgorithm::Aes128 {
             let mut t = self.tapped.lock();
-            if t.first.is_none()
-                && let (Ok(k), Ok(b)) = (<[u8; 16]>::try_from(key), <[u8; 16]>::try_from(&*block))
-            {
-                t.first = Some((k, b));
+            if let (Ok(k), Ok(b)) = (<[u8; 16]>::try_from(key), <[u8; 16]>::try_from(&*block)) {
+                if t.first.is_none() {
+                    t.first = Some((k, b));
+                } else if t.second.is_none() && t.keys.as_ref().is_some_and(|l| l.key != k) {
+                    t.second = Some((k, b));
+                }
             }
         }
         self.inner.crypto().block_encrypt(algorithm, key, block)
@@ -228,8 +239,8 @@ fn kdf(
     Ok(out)
 }
 
-/// One connection's outgoing SRTP, for packets the loop writes itself.
-pub(crate) enum SrtpOut {
+/// One direction of a connection's SRTP, for packets the loop writes or reads itself.
+pub(crate) enum Srtp {
     Cm {
         cipher: Box<dyn StreamCipher>,
         mac: Box<dyn Mac>,
@@ -241,22 +252,62 @@ pub(crate) enum SrtpOut {
     },
 }
 
-impl SrtpOut {
-    pub(crate) fn new(keys: &LocalKeys, crypto: &dyn RTCCrypto) -> Result<SrtpOut, CryptoError> {
+impl Srtp {
+    pub(crate) fn new(keys: &SrtpKeys, crypto: &dyn RTCCrypto) -> Result<Srtp, CryptoError> {
         let session = |label, len| kdf(crypto, label, &keys.key, &keys.salt, len);
         let bad = |_| CryptoError::Provider("SRTP session salt length".to_owned());
         Ok(match keys.profile {
-            Profile::CmSha1_80 => SrtpOut::Cm {
+            Profile::CmSha1_80 => Srtp::Cm {
                 cipher: crypto
                     .new_stream_cipher(StreamCipherAlgorithm::Aes128Ctr, &session(0, 16)?)?,
                 mac: crypto.new_hmac(HmacAlgorithm::Sha1, &session(1, 20)?)?,
                 salt: session(2, 14)?.try_into().map_err(bad)?,
             },
-            Profile::Gcm128 => SrtpOut::Gcm {
+            Profile::Gcm128 => Srtp::Gcm {
                 cipher: crypto.new_aead(AeadAlgorithm::Aes128Gcm, &session(0, 16)?)?,
                 salt: session(2, 12)?.try_into().map_err(bad)?,
             },
         })
+    }
+
+    /// Authenticates and decrypts in place the SRTP packet in `buf` (a `header_len`-byte
+    /// header, the payload, the tag); where the payload ends.
+    pub(crate) fn unprotect(
+        &mut self,
+        buf: &mut [u8],
+        header_len: usize,
+        ssrc: u32,
+        seq: u16,
+        roc: u32,
+    ) -> Result<usize, CryptoError> {
+        let n = buf.len();
+        match self {
+            Srtp::Cm { cipher, mac, salt } => {
+                let end = n
+                    .checked_sub(10)
+                    .filter(|e| *e >= header_len)
+                    .ok_or(CryptoError::AuthenticationFailed)?;
+                let (body, tag) = buf.split_at_mut(end);
+                let mut full = [0u8; 20];
+                mac.sign(&[body, &roc.to_be_bytes()], &mut full)?;
+                if !rtc::crypto::constant_time_eq(&full[..10], tag) {
+                    return Err(CryptoError::AuthenticationFailed);
+                }
+                cipher.apply_keystream(&cm_iv(salt, ssrc, roc, seq), &mut body[header_len..])?;
+                Ok(end)
+            }
+            Srtp::Gcm { cipher, salt } => {
+                let end = n
+                    .checked_sub(16)
+                    .filter(|e| *e >= header_len)
+                    .ok_or(CryptoError::AuthenticationFailed)?;
+                let mut tag = [0u8; 16];
+                tag.copy_from_slice(&buf[end..]);
+                let (aad, payload) = buf[..end].split_at_mut(header_len);
+                cipher.open_in_place(&gcm_iv(salt, ssrc, roc, seq), aad, payload, &tag)?;
+                Ok(end)
+            }
+        }
     }
 
     /// Encrypts the RTP packet in `buf` (a `header_len`-byte header, then the payload) in
@@ -270,35 +321,45 @@ impl SrtpOut {
         roc: u32,
     ) -> Result<(), CryptoError> {
         match self {
-            SrtpOut::Cm { cipher, mac, salt } => {
-                let mut iv = [0u8; 16];
-                iv[4..8].copy_from_slice(&ssrc.to_be_bytes());
-                iv[8..12].copy_from_slice(&roc.to_be_bytes());
-                iv[12..14].copy_from_slice(&seq.to_be_bytes());
-                for (v, s) in iv.iter_mut().zip(salt.iter()) {
-                    *v ^= s;
-                }
-                cipher.apply_keystream(&iv, &mut buf[header_len..])?;
+            Srtp::Cm { cipher, mac, salt } => {
+                cipher.apply_keystream(&cm_iv(salt, ssrc, roc, seq), &mut buf[header_len..])?;
                 let mut tag = [0u8; 20];
                 mac.sign(&[buf, &roc.to_be_bytes()], &mut tag)?;
                 buf.extend_from_slice(&tag[..10]);
             }
-            SrtpOut::Gcm { cipher, salt } => {
-                let mut iv = [0u8; 12];
-                iv[2..6].copy_from_slice(&ssrc.to_be_bytes());
-                iv[6..10].copy_from_slice(&roc.to_be_bytes());
-                iv[10..12].copy_from_slice(&seq.to_be_bytes());
-                for (v, s) in iv.iter_mut().zip(salt.iter()) {
-                    *v ^= s;
-                }
+            Srtp::Gcm { cipher, salt } => {
                 let mut tag = [0u8; 16];
                 let (aad, payload) = buf.split_at_mut(header_len);
-                cipher.seal_in_place(&iv, aad, payload, &mut tag)?;
+                cipher.seal_in_place(&gcm_iv(salt, ssrc, roc, seq), aad, payload, &mut tag)?;
                 buf.extend_from_slice(&tag);
             }
         }
         Ok(())
     }
+}
+
+/// AES-CM's counter block (RFC 3711 §4.1.1).
+fn cm_iv(salt: &[u8; 14], ssrc: u32, roc: u32, seq: u16) -> [u8; 16] {
+    let mut iv = [0u8; 16];
+    iv[4..8].copy_from_slice(&ssrc.to_be_bytes());
+    iv[8..12].copy_from_slice(&roc.to_be_bytes());
+    iv[12..14].copy_from_slice(&seq.to_be_bytes());
+    for (v, s) in iv.iter_mut().zip(salt.iter()) {
+        *v ^= s;
+    }
+    iv
+}
+
+/// AES-GCM's nonce (RFC 7714 §8.1).
+fn gcm_iv(salt: &[u8; 12], ssrc: u32, roc: u32, seq: u16) -> [u8; 12] {
+    let mut iv = [0u8; 12];
+    iv[2..6].copy_from_slice(&ssrc.to_be_bytes());
+    iv[6..10].copy_from_slice(&roc.to_be_bytes());
+    iv[10..12].copy_from_slice(&seq.to_be_bytes());
+    for (v, s) in iv.iter_mut().zip(salt.iter()) {
+        *v ^= s;
+    }
+    iv
 }
 
 /// A leg's rollover counter (RFC 3711 §3.3.1): the packet index guessed from the sequence

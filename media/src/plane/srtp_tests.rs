@@ -22,7 +22,7 @@ fn check(profile: Profile) {
     let keys = tap.keys().expect("the tap saw the local keys");
     assert_eq!(
         keys,
-        LocalKeys {
+        SrtpKeys {
             profile,
             key: KEY,
             salt: salt.clone()
@@ -39,7 +39,7 @@ fn check(profile: Profile) {
     );
     assert_eq!(tap.keys(), Some(keys.clone()));
 
-    let mut ours = SrtpOut::new(&keys, tap.inner()).expect("cipher");
+    let mut ours = Srtp::new(&keys, tap.inner()).expect("cipher");
     let mut roc = Rollover::default();
     let mut buf = Vec::new();
     // Through a sequence number wrap: the rollover counters must agree.
@@ -96,4 +96,53 @@ fn the_header_parses_back_with_its_extension() {
         write_header(&mut buf, false, 111, 1, 1, 1, Some((15, 1))),
         12
     );
+}
+
+fn unprotect_what_rtc_protects(profile: Profile) {
+    let salt: Vec<u8> = (1..=profile.salt_len() as u8).collect();
+    let tap = KeyTap::new().expect("provider");
+    let mut theirs = reference(profile, &salt, &tap);
+    let keys = tap.keys().expect("keys");
+    let mut ours = Srtp::new(&keys, tap.inner()).expect("cipher");
+    let mut roc = Rollover::default();
+    let mut buf = Vec::new();
+    for seq in [65_534u16, 65_535, 0, 1] {
+        let header_len = write_header(&mut buf, false, 111, seq, 7, 99, Some((1, 0x80)));
+        buf.extend_from_slice(&[seq as u8; 40]);
+        let plain = buf.clone();
+        let mut wire = theirs.encrypt_rtp(&plain).expect("reference").to_vec();
+        let end = ours
+            .unprotect(&mut wire, header_len, 99, seq, roc.roc(seq))
+            .expect("authenticates");
+        assert_eq!(&wire[..end], &plain[..], "{profile:?} seq {seq}");
+    }
+    // A flipped bit anywhere fails authentication.
+    let header_len = write_header(&mut buf, false, 111, 2, 7, 99, None);
+    buf.extend_from_slice(&[5; 40]);
+    let mut wire = theirs.encrypt_rtp(&buf).expect("reference").to_vec();
+    wire[header_len + 3] ^= 1;
+    assert!(ours.unprotect(&mut wire, header_len, 99, 2, 1).is_err());
+}
+
+#[test]
+fn unprotect_reads_what_rtc_writes() {
+    unprotect_what_rtc_protects(Profile::CmSha1_80);
+    unprotect_what_rtc_protects(Profile::Gcm128);
+}
+
+#[test]
+fn the_tap_tells_the_remote_keys_from_the_local_ones() {
+    let tap = KeyTap::new().expect("provider");
+    let salt: Vec<u8> = (1..=14).collect();
+    let _local = reference(Profile::CmSha1_80, &salt, &tap);
+    let _remote = Context::new(
+        &[9; 16],
+        &salt,
+        ProtectionProfile::Aes128CmHmacSha1_80,
+        None,
+        None,
+        tap.crypto(),
+    );
+    assert_eq!(tap.keys().map(|k| k.key), Some(KEY));
+    assert_eq!(tap.remote_keys().map(|k| k.key), Some([9; 16]));
 }
