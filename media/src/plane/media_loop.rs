@@ -19,11 +19,9 @@ use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use tokio::sync::mpsc;
 
-use super::inbound::{Header, Media};
 use super::peer::{NewPeer, Peer};
 use super::shard::{self, Addrs, Router};
 use super::spawn::{Input, Received, next_input};
-use super::srtp::Srtp;
 use super::{Cmd, Open};
 use crate::demux::{self, Kind};
 use crate::engine::MediaConfig;
@@ -56,13 +54,10 @@ pub(super) struct Loop {
     /// The forwarding path's packet buffer, reused for every leg.
     pub(super) out: Vec<u8>,
     /// The receiving path's packet buffer, reused for every packet.
-    inbuf: Vec<u8>,
+    pub(super) inbuf: Vec<u8>,
     /// Where the jitter clock of received streams starts.
-    epoch: Instant,
+    pub(super) epoch: Instant,
 }
-
-/// Most received streams (SSRCs) kept per participant.
-const MAX_STREAMS: usize = 8;
 
 /// Most source addresses remembered per participant (each ICE restart or network move adds
 /// one; the oldest is forgotten).
@@ -207,65 +202,6 @@ impl Loop {
             self.stats.count_drop(DropReason::Rejected);
         }
         self.drain(key, now);
-    }
-
-    /// A publisher's SRTP packet on the fast path: checked, decrypted in place into the
-    /// reused buffer and forwarded; false if the connection's keys are not known (yet), for
-    /// `rtc` to read it.
-    fn receive(&mut self, key: u64, data: &[u8], now: Instant) -> bool {
-        let Some(peer) = self.peers.get_mut(&key) else {
-            return false;
-        };
-        if !peer.connected {
-            return false;
-        }
-        if peer.srtp_in.is_none() {
-            let Some(keys) = peer.tap.remote_keys() else {
-                return false;
-            };
-            match Srtp::new(&keys, peer.tap.inner()) {
-                Ok(srtp) => peer.srtp_in = Some(srtp),
-                Err(_) => return false,
-            }
-        }
-        let Some(srtp) = peer.srtp_in.as_mut() else {
-            return false;
-        };
-        let Some(header) = Header::parse(data) else {
-            self.stats.count_drop(DropReason::Rejected);
-            return true;
-        };
-        let stream = peer.inbound.get(&header.ssrc).cloned().unwrap_or_default();
-        let Some((index, roc)) = stream.check(header.seq) else {
-            // A replay, or too old to tell.
-            self.stats.count_drop(DropReason::Rejected);
-            return true;
-        };
-        let mut buf = std::mem::take(&mut self.inbuf);
-        buf.clear();
-        buf.extend_from_slice(data);
-        match srtp.unprotect(&mut buf, header.len, header.ssrc, header.seq, roc) {
-            Ok(end) => {
-                // Only authenticated packets make a stream (a handful per publisher at most).
-                if peer.inbound.len() < MAX_STREAMS || peer.inbound.contains_key(&header.ssrc) {
-                    let mut stream = stream;
-                    stream.accept(index, header.timestamp, now, self.epoch);
-                    peer.inbound.insert(header.ssrc, stream);
-                }
-                let level = peer.level_id.and_then(|id| header.extension(&buf, id));
-                let media = Media {
-                    marker: header.marker,
-                    seq: header.seq,
-                    timestamp: header.timestamp,
-                    level,
-                    payload: &buf[header.len..end],
-                };
-                self.forward(key, &media, now);
-            }
-            Err(_) => self.stats.count_drop(DropReason::Rejected),
-        }
-        self.inbuf = buf;
-        true
     }
 
     /// Everything a connection has for us after an input: datagrams to send, events, media.
