@@ -16,6 +16,8 @@
 pub mod announce;
 pub mod demux;
 pub mod engine;
+#[doc(hidden)]
+pub mod loadclient;
 pub mod plane;
 pub mod sfu;
 pub mod signal;
@@ -97,16 +99,20 @@ pub enum DropReason {
     Rejected,
     /// The socket would not take an outgoing datagram.
     SendFailed,
+    /// A media loop was too far behind to take more (`media_threads` > 1: its queue from the
+    /// receiving thread was full), like a full socket buffer but counted.
+    Overloaded,
 }
 
 impl DropReason {
     /// Every reason.
-    pub const ALL: [DropReason; 5] = [
+    pub const ALL: [DropReason; 6] = [
         DropReason::Garbage,
         DropReason::UnknownUfrag,
         DropReason::UnknownSource,
         DropReason::Rejected,
         DropReason::SendFailed,
+        DropReason::Overloaded,
     ];
 
     /// The metric label.
@@ -117,6 +123,7 @@ impl DropReason {
             DropReason::UnknownSource => "unknown_source",
             DropReason::Rejected => "rejected",
             DropReason::SendFailed => "send_failed",
+            DropReason::Overloaded => "overloaded",
         }
     }
 }
@@ -124,8 +131,8 @@ impl DropReason {
 /// Counters of the media plane (exported as metrics every 100 ms by the loop).
 #[derive(Debug, Default)]
 pub struct PlaneStats {
-    dropped: [AtomicU64; 5],
-    exported: [AtomicU64; 5],
+    dropped: [AtomicU64; 6],
+    exported: [AtomicU64; 6],
     /// Datagrams read from the socket.
     pub received: AtomicU64,
     /// Datagrams sent.

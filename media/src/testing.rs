@@ -40,6 +40,8 @@ pub struct Measured {
     pub delays_us: Mutex<Vec<u32>>,
     /// When the first forwarded packet arrived.
     pub first_audio: std::sync::OnceLock<std::time::Instant>,
+    /// When the connection (ICE and DTLS) came up, as the client saw it.
+    pub connected: std::sync::OnceLock<std::time::Instant>,
 }
 
 /// Microseconds since the Unix epoch (the timestamp a test packet carries).
@@ -67,6 +69,7 @@ impl PeerConnectionEventHandler for ClientHandler {
 
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
         if state == RTCPeerConnectionState::Connected {
+            let _ = self.measured.connected.set(std::time::Instant::now());
             self.connected.store(true, Ordering::Release);
         }
     }

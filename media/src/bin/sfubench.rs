@@ -24,6 +24,14 @@ struct Args {
     split: bool,
     /// Instead: the server's memory per connection (see `server_memory`).
     mem: usize,
+    /// `[voice] media_threads`: media loops the rooms are sharded across.
+    threads: usize,
+    /// Light load clients (`voiceflow_media::loadclient`: `rtc` sans-IO peers, one task each)
+    /// instead of webrtc-rs peers.
+    light: bool,
+    /// Niceness given to every thread but the server's (0: none): the load clients then take
+    /// the CPU the server leaves, as on a machine where they are not the server's neighbours.
+    nice: u64,
 }
 
 fn args() -> Args {
@@ -34,6 +42,9 @@ fn args() -> Args {
         secs: 10,
         split: false,
         mem: 0,
+        threads: 1,
+        nice: 0,
+        light: false,
     };
     for arg in std::env::args().skip(1) {
         let (key, value) = arg.split_once('=').unwrap_or((arg.as_str(), ""));
@@ -45,6 +56,9 @@ fn args() -> Args {
             "secs" => a.secs = n,
             "split" => a.split = n != 0,
             "mem" => a.mem = n as usize,
+            "threads" => a.threads = (n as usize).max(1),
+            "nice" => a.nice = n.min(19),
+            "light" => a.light = n != 0,
             _ => eprintln!("sfubench: unknown argument {arg}"),
         }
     }
@@ -89,6 +103,33 @@ fn thread_cpu_secs(name: &str) -> f64 {
     total
 }
 
+/// Renices every thread of this process but the server's (`sfu`); threads the clients start
+/// later inherit it. Lowering one's own priority needs no privilege.
+fn deprioritise_clients(nice: u64) {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return;
+    };
+    let mut tids = Vec::new();
+    for task in tasks.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim() != "sfu" {
+            tids.push(task.file_name().to_string_lossy().into_owned());
+        }
+    }
+    let status = std::process::Command::new("renice")
+        .args(["-n", &nice.to_string(), "-p"])
+        .args(&tids)
+        .stdout(std::process::Stdio::null())
+        .status();
+    match status {
+        Ok(s) if s.success() => println!(
+            "clients_nice: {nice} ({} threads; the server's not)",
+            tids.len()
+        ),
+        _ => eprintln!("sfubench: renice failed; clients not deprioritised"),
+    }
+}
+
 /// Resident memory, bytes.
 fn rss() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -111,7 +152,10 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
 #[tokio::main]
 async fn main() {
     let a = args();
-    let plane = MediaPlane::new(MediaConfig::default());
+    let plane = MediaPlane::new(MediaConfig {
+        media_threads: a.threads,
+        ..MediaConfig::default()
+    });
     match plane.start() {
         Ok(addr) => println!("media_socket: udp {addr} (one port for every participant)"),
         Err(e) => {
@@ -122,6 +166,12 @@ async fn main() {
     if a.mem > 0 {
         return server_memory(&plane, a.mem).await;
     }
+    if a.nice > 0 {
+        deprioritise_clients(a.nice);
+    }
+    if a.light {
+        return light_bench(&a, &plane).await;
+    }
     let rss_before = rss();
     let mut rooms = Vec::new();
     let mut joined: Vec<(Arc<Client>, Instant)> = Vec::new();
@@ -129,6 +179,9 @@ async fn main() {
     // Every room's speakers join at once (rooms in parallel, one after the other within a
     // room, as people arrive).
     let joins_started = Instant::now();
+    // Per participant: join started → answered and synced (the signalling round trips).
+    let answered: Arc<parking_lot::Mutex<std::collections::HashMap<u64, Duration>>> =
+        Arc::default();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..a.rooms {
         let h = Harness::start(&plane);
@@ -136,11 +189,13 @@ async fn main() {
         let first = next_id;
         next_id += a.speakers as u64;
         let speakers = a.speakers as u64;
+        let answered = answered.clone();
         tasks.spawn(async move {
             let mut clients = Vec::new();
             for id in first..first + speakers {
                 let started = Instant::now();
                 let client = h.join(id, Rights::default()).await?;
+                let _ = answered.lock().insert(id, started.elapsed());
                 client.level.store(30, Ordering::Relaxed);
                 client.speak();
                 // The room's first speaker has nobody to hear yet: not a join to measure.
@@ -175,7 +230,10 @@ async fn main() {
         for _ in 0..a.listeners {
             let started = Instant::now();
             match h.join(next_id, listener_rights).await {
-                Ok(c) => listeners.push((c, started)),
+                Ok(c) => {
+                    answered.lock().insert(next_id, started.elapsed());
+                    listeners.push((c, started));
+                }
                 Err(e) => {
                     eprintln!("sfubench: listener join failed: {e}");
                     return;
@@ -243,6 +301,29 @@ async fn main() {
         a.rooms * a.speakers
     );
     println!("all_joined_secs: {:.2}", all_joined.as_secs_f64());
+    // Where a join's time goes: the signalling (offer, answer, renegotiation), then ICE and
+    // DTLS as the client saw them, then the first forwarded packet.
+    let mut signalled: Vec<u32> = measured
+        .iter()
+        .filter_map(|(c, _)| answered.lock().get(&c.id).map(|d| d.as_millis() as u32))
+        .collect();
+    signalled.sort_unstable();
+    let mut connected: Vec<u32> = measured
+        .iter()
+        .filter_map(|(c, t)| c.measured.connected.get().map(|f| f.duration_since(*t)))
+        .map(|d| d.as_millis() as u32)
+        .collect();
+    connected.sort_unstable();
+    println!(
+        "join_to_answered_ms.p50/p99: {} / {}",
+        percentile(&signalled, 0.5),
+        percentile(&signalled, 0.99)
+    );
+    println!(
+        "join_to_connected_ms.p50/p99: {} / {}",
+        percentile(&connected, 0.5),
+        percentile(&connected, 0.99)
+    );
     println!("join_to_first_audio_ms.p50: {}", percentile(&first, 0.5));
     println!("join_to_first_audio_ms.p99: {}", percentile(&first, 0.99));
     println!(
@@ -304,6 +385,150 @@ async fn main() {
     }
     for (c, _) in listeners.iter().chain(joined.iter()) {
         let _ = c.close().await;
+    }
+}
+
+/// A light client, when its join started, how long the signalling took, whether it counts.
+type Joined = (
+    voiceflow_media::loadclient::LightClient,
+    Instant,
+    Duration,
+    bool,
+);
+
+/// The same rooms with light load clients (see `Args::light`); the same figures.
+async fn light_bench(a: &Args, plane: &MediaPlane) {
+    use std::collections::HashMap;
+    use voiceflow_media::loadclient::LightRoom;
+    let certificate = Arc::new(parking_lot::Mutex::new(None));
+    let started = Instant::now();
+    let mut rooms = Vec::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut next_id = 1u64;
+    for _ in 0..a.rooms {
+        let room = LightRoom::start(plane);
+        rooms.push(room.clone());
+        let (first, n, listeners) = (next_id, a.speakers as u64, a.listeners as u64);
+        next_id += n + listeners;
+        let certificate = certificate.clone();
+        tasks.spawn(async move {
+            let mut joined: Vec<Joined> = Vec::new();
+            for id in first..first + n + listeners {
+                let speaker = id < first + n;
+                let rights = Rights {
+                    may_speak: speaker,
+                    ..Rights::default()
+                };
+                let t = Instant::now();
+                let client = room.join(id, rights, &certificate).await?;
+                if speaker {
+                    client.speak();
+                }
+                // The room's first speaker has nobody to hear yet.
+                let measured = if listeners > 0 { !speaker } else { id != first };
+                joined.push((client, t, t.elapsed(), measured));
+            }
+            Ok::<_, voiceflow_media::MediaError>(joined)
+        });
+    }
+    let mut clients = Vec::new();
+    while let Some(result) = tasks.join_next().await {
+        match result {
+            Ok(Ok(joined)) => clients.extend(joined),
+            Ok(Err(e)) => return eprintln!("sfubench: light join failed: {e}"),
+            Err(e) => return eprintln!("sfubench: {e}"),
+        }
+    }
+    let all_joined = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for (c, ..) in &clients {
+        c.measured.delays_us.lock().clear();
+    }
+    let forwarded = || -> u64 {
+        rooms
+            .iter()
+            .map(|r| r.channel.counters().forwarded.load(Ordering::Relaxed))
+            .sum()
+    };
+    let (f0, c0, s0, t0) = (
+        forwarded(),
+        cpu_secs(),
+        thread_cpu_secs("sfu"),
+        Instant::now(),
+    );
+    tokio::time::sleep(Duration::from_secs(a.secs)).await;
+    let elapsed = t0.elapsed().as_secs_f64();
+    let (f1, c1, s1) = (forwarded(), cpu_secs(), thread_cpu_secs("sfu"));
+    let measured: Vec<_> = clients.iter().filter(|c| c.3).collect();
+    let phase = |pick: &dyn Fn(&Joined) -> Option<Duration>| {
+        let mut v: Vec<u32> = measured
+            .iter()
+            .filter_map(|c| pick(c))
+            .map(|d| d.as_millis() as u32)
+            .collect();
+        v.sort_unstable();
+        (v.len(), percentile(&v, 0.5), percentile(&v, 0.99))
+    };
+    let answered = phase(&|c| Some(c.2));
+    let connected = phase(&|c| c.0.measured.connected.get().map(|t| t.duration_since(c.1)));
+    let server_connected: HashMap<u64, Instant> = rooms
+        .iter()
+        .flat_map(|r| r.server_connected.lock().clone())
+        .collect();
+    let on_server = phase(&|c| server_connected.get(&c.0.id).map(|t| t.duration_since(c.1)));
+    let first = phase(&|c| {
+        c.0.measured
+            .first_audio
+            .get()
+            .map(|t| t.duration_since(c.1))
+    });
+    let mut delays: Vec<u32> = measured
+        .iter()
+        .flat_map(|c| c.0.measured.delays_us.lock().clone())
+        .collect();
+    delays.sort_unstable();
+    let expected = (a.rooms * a.speakers * (a.speakers - 1 + a.listeners)) as f64 * 50.0;
+    let rate = (f1 - f0) as f64 / elapsed;
+    let sfu = (s1 - s0) / elapsed;
+    println!("participants: {} (light clients)", clients.len());
+    println!("all_joined_secs: {:.2}", all_joined.as_secs_f64());
+    println!(
+        "join_to_answered_ms.p50/p99: {} / {}",
+        answered.1, answered.2
+    );
+    println!(
+        "join_to_server_connected_ms.p50/p99: {} / {}",
+        on_server.1, on_server.2
+    );
+    println!(
+        "join_to_connected_ms.p50/p99: {} / {}",
+        connected.1, connected.2
+    );
+    println!("join_to_first_audio_ms.p50: {}", first.1);
+    println!("join_to_first_audio_ms.p99: {}", first.2);
+    println!("measured_with_audio: {} of {}", first.0, measured.len());
+    println!("forwarded_packets_per_sec: {rate:.0} (expected {expected:.0})");
+    println!("cpu_secs_per_sec: {:.2}", (c1 - c0) / elapsed);
+    println!("sfu_cpu_secs_per_sec: {sfu:.2} (the media loop's threads only)");
+    println!(
+        "forwarded_packets_per_sfu_cpu_sec: {:.0}",
+        rate / sfu.max(0.001)
+    );
+    let stats = plane.stats();
+    let dropped: Vec<String> = voiceflow_media::DropReason::ALL
+        .iter()
+        .map(|r| format!("{}={}", r.label(), stats.dropped(*r)))
+        .collect();
+    println!(
+        "server_datagrams: in {} out {} dropped {}",
+        stats.received.load(Ordering::Relaxed),
+        stats.sent.load(Ordering::Relaxed),
+        dropped.join(" ")
+    );
+    println!("delay_ms.p50: {:.2}", percentile(&delays, 0.5) / 1000.0);
+    println!("delay_ms.p99: {:.2}", percentile(&delays, 0.99) / 1000.0);
+    for r in &rooms {
+        r.channel.close().await;
     }
 }
 

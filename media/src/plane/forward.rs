@@ -1,24 +1,47 @@
 //! The forwarding path: one received (already decrypted) packet of a publisher, to every
-//! subscriber leg of its channel, in the loop, with no task or channel hop: the header
-//! rewritten per leg (its SSRC, payload type and audio-level extension id), the payload
-//! shared (a reference count, not a copy), encrypted and sent per leg.
+//! subscriber leg of its channel, in the loop, with no task or channel hop and no allocation:
+//! per leg the header is written with the leg's SSRC, payload type and audio-level extension
+//! id into one reused buffer, the payload copied after it, the whole encrypted in place with
+//! the subscriber connection's SRTP keys (see `srtp`) and sent.
 
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use super::inbound::Media;
 use super::media_loop::{Loop, flush};
+use super::srtp::{Srtp, write_header};
+use crate::DropReason;
 use crate::sfu::SfuEvent;
 
 impl Loop {
+    /// One packet `rtc` decrypted for the participant `from` (the fallback read path).
+    pub(super) fn forward_rtc(&mut self, from: u64, packet: rtc::rtp::Packet, now: Instant) {
+        let Some(id) = self.peers.get(&from).map(|p| p.level_id) else {
+            return;
+        };
+        let level = id
+            .and_then(|id| packet.header.get_extension(id))
+            .and_then(|l| l.first().copied());
+        let media = Media {
+            marker: packet.header.marker,
+            seq: packet.header.sequence_number,
+            timestamp: packet.header.timestamp,
+            level,
+            payload: &packet.payload,
+        };
+        self.forward(from, &media, now);
+    }
+
     /// One packet from the participant `from`: speaking detection, then on to every
     /// subscriber.
-    pub(super) fn forward(&mut self, from: u64, packet: rtc::rtp::Packet, now: Instant) {
+    pub(super) fn forward(&mut self, from: u64, packet: &Media<'_>, now: Instant) {
         let Loop {
             peers,
             rooms,
             socket,
             stats,
             by_addr,
+            out,
             ..
         } = self;
         let Some(publisher) = peers.get_mut(&from) else {
@@ -29,14 +52,12 @@ impl Loop {
         };
         let counters = &room.open.counters;
         counters.received.fetch_add(1, Ordering::Relaxed);
-        let level = publisher
-            .level_id
-            .and_then(|id| packet.header.get_extension(id));
+        let level = packet.level;
         let rights = publisher.rights;
         let allowed = !rights.muted && rights.may_speak;
         // RFC 6464: one byte, the V flag and the level (0 loudest … 127 silence).
         if allowed
-            && let Some(&byte) = level.as_ref().and_then(|l| l.first())
+            && let Some(byte) = level
             && let Some(speaking) = publisher
                 .speaking
                 .packet(byte & 0x7f, byte & 0x80 != 0, now)
@@ -61,29 +82,65 @@ impl Loop {
             if to.rights.deafened {
                 continue;
             }
-            let Some(leg) = to.legs.get(&publisher) else {
+            let Some(leg) = to.legs.get_mut(&publisher) else {
                 continue;
             };
             let Some((pt, out_level)) = leg.params else {
                 counters.dropped.fetch_add(1, Ordering::Relaxed);
                 continue;
             };
+            let bytes = packet.payload.len() as u64;
+            // The fast path: this leg's header into the reused buffer, encrypted in place
+            // with the connection's own keys, sent at once.
+            if to.srtp.is_none()
+                && let Some(keys) = to.tap.keys()
+            {
+                to.srtp = Srtp::new(&keys, to.tap.inner()).ok();
+            }
+            if let (Some(srtp), Some(dest)) = (to.srtp.as_mut(), to.addr) {
+                let seq = packet.seq;
+                let level = out_level.zip(level);
+                let header_len = write_header(
+                    out,
+                    packet.marker,
+                    pt,
+                    seq,
+                    packet.timestamp,
+                    leg.ssrc,
+                    level,
+                );
+                out.extend_from_slice(packet.payload);
+                let roc = leg.rollover.roc(seq);
+                if srtp.protect(out, header_len, leg.ssrc, seq, roc).is_err() {
+                    counters.dropped.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                match socket.send_to(out, dest) {
+                    Ok(_) => {
+                        stats.sent.fetch_add(1, Ordering::Relaxed);
+                        counters.forwarded.fetch_add(1, Ordering::Relaxed);
+                        counters.forwarded_bytes.fetch_add(bytes, Ordering::Relaxed);
+                    }
+                    Err(_) => stats.count_drop(DropReason::SendFailed),
+                }
+                continue;
+            }
+            // Keys not tapped (a profile the fast path does not do): `rtc`'s own path.
             let mut header = rtc::rtp::Header {
                 version: 2,
-                marker: packet.header.marker,
+                marker: packet.marker,
                 payload_type: pt,
-                sequence_number: packet.header.sequence_number,
-                timestamp: packet.header.timestamp,
+                sequence_number: packet.seq,
+                timestamp: packet.timestamp,
                 ssrc: leg.ssrc,
                 ..Default::default()
             };
-            if let (Some(id), Some(bytes)) = (out_level, level.as_ref()) {
-                let _ = header.set_extension(id, bytes.clone());
+            if let (Some(id), Some(byte)) = (out_level, level) {
+                let _ = header.set_extension(id, bytes::Bytes::copy_from_slice(&[byte]));
             }
-            let bytes = packet.payload.len() as u64;
             let out = rtc::rtp::Packet {
                 header,
-                payload: packet.payload.clone(),
+                payload: bytes::Bytes::copy_from_slice(packet.payload),
             };
             let sender = leg.sender;
             let Some(mut sender) = to.pc.rtp_sender(sender) else {

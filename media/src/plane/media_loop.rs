@@ -1,5 +1,6 @@
-//! The media loop: one thread, one socket, every participant's sans-IO peer connection.
-//! Datagrams in → demultiplexed → `handle_read` on their connection → whatever it has to
+//! A media loop: one thread, the node's one socket (shared with the other loops when
+//! `media_threads` > 1, see `shard`), the sans-IO peer connection of every participant of
+//! the channels it owns. Datagrams in → demultiplexed → `handle_read` on their connection → whatever it has to
 //! send goes out, whatever media it decrypted is forwarded; commands from the channels and
 //! the connections' timers in between.
 
@@ -16,49 +17,16 @@ use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::peer::{NewPeer, Peer};
+use super::shard::{self, Addrs, Router};
+use super::spawn::{Input, Received, next_input};
 use super::{Cmd, Open};
 use crate::demux::{self, Kind};
 use crate::engine::MediaConfig;
 use crate::sfu::{PeerId, RtcpStats, SfuEvent};
 use crate::{DropReason, MediaError, PlaneStats};
-
-/// Binds the socket and starts the loop's thread.
-pub(super) fn spawn(
-    config: MediaConfig,
-    stats: Arc<PlaneStats>,
-) -> Result<(mpsc::UnboundedSender<Cmd>, SocketAddr), MediaError> {
-    let bind = SocketAddr::new(config.bind_ip, config.udp_port);
-    let socket = std::net::UdpSocket::bind(bind).map_err(|e| MediaError::Bind(bind, e))?;
-    socket
-        .set_nonblocking(true)
-        .map_err(|e| MediaError::Bind(bind, e))?;
-    let local = socket.local_addr().map_err(|e| MediaError::Bind(bind, e))?;
-    let (tx, rx) = mpsc::unbounded_channel();
-    std::thread::Builder::new()
-        // `sfubench` measures the CPU time of the threads named so.
-        .name("sfu".into())
-        .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => return tracing::error!(error = %e, "voice: no media runtime"),
-            };
-            rt.block_on(async move {
-                match UdpSocket::from_std(socket) {
-                    Ok(socket) => Loop::new(config, socket, local, stats).run(rx).await,
-                    Err(e) => tracing::error!(error = %e, "voice: media socket"),
-                }
-            });
-        })
-        .map_err(|e| MediaError::Bind(bind, e))?;
-    Ok((tx, local))
-}
 
 /// A channel's participants, as the loop knows them.
 pub(super) struct Room {
@@ -68,7 +36,8 @@ pub(super) struct Room {
 
 pub(super) struct Loop {
     pub(super) config: MediaConfig,
-    pub(super) socket: Arc<UdpSocket>,
+    /// The node's one media socket, shared by every loop for sending (non-blocking).
+    pub(super) socket: Arc<std::net::UdpSocket>,
     /// The socket's address as the host candidate names it.
     pub(super) local: SocketAddr,
     pub(super) stats: Arc<PlaneStats>,
@@ -76,12 +45,18 @@ pub(super) struct Loop {
     next_peer: u64,
     pub(super) rooms: HashMap<u64, Room>,
     by_ufrag: HashMap<String, u64>,
-    pub(super) by_addr: HashMap<SocketAddr, u64>,
+    pub(super) by_addr: Addrs,
     timers: BTreeSet<(Instant, u64)>,
     certificate: Option<RTCCertificate>,
     /// Scratch space, reused.
     inbox: Vec<rtc::rtp::Packet>,
     events: Vec<RTCPeerConnectionEvent>,
+    /// The forwarding path's packet buffer, reused for every leg.
+    pub(super) out: Vec<u8>,
+    /// The receiving path's packet buffer, reused for every packet.
+    pub(super) inbuf: Vec<u8>,
+    /// Where the jitter clock of received streams starts.
+    pub(super) epoch: Instant,
 }
 
 /// Most source addresses remembered per participant (each ICE restart or network move adds
@@ -89,11 +64,12 @@ pub(super) struct Loop {
 const MAX_ADDRS: usize = 4;
 
 impl Loop {
-    fn new(
+    pub(super) fn new(
         config: MediaConfig,
-        socket: UdpSocket,
+        socket: Arc<std::net::UdpSocket>,
         bound: SocketAddr,
         stats: Arc<PlaneStats>,
+        shared: Option<(Arc<Router>, usize)>,
     ) -> Loop {
         // An unspecified bind address cannot be a candidate: name the announced one.
         let ip = match config.announced_ip {
@@ -103,22 +79,28 @@ impl Loop {
         Loop {
             local: SocketAddr::new(ip, bound.port()),
             config,
-            socket: Arc::new(socket),
+            socket,
             stats,
             peers: HashMap::new(),
             next_peer: 1,
             rooms: HashMap::new(),
             by_ufrag: HashMap::new(),
-            by_addr: HashMap::new(),
+            by_addr: Addrs::new(shared),
             timers: BTreeSet::new(),
             certificate: None,
             inbox: Vec::new(),
             events: Vec::new(),
+            out: Vec::with_capacity(1500),
+            inbuf: Vec::with_capacity(1500),
+            epoch: Instant::now(),
         }
     }
 
-    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Cmd>) {
-        let socket = self.socket.clone();
+    pub(super) async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Cmd>,
+        mut input: Option<Input>,
+    ) {
         let mut buf = vec![0u8; 2048];
         let mut housekeeping = tokio::time::interval(Duration::from_millis(100));
         let batch = self.config.recv_batch.max(1);
@@ -136,17 +118,28 @@ impl Loop {
                     Some(cmd) => self.command(cmd),
                     None => break,
                 },
-                received = socket.recv_from(&mut buf) => {
-                    if let Ok((n, from)) = received {
-                        self.datagram(&buf[..n], from);
-                    }
-                    for _ in 1..batch {
-                        match socket.try_recv_from(&mut buf) {
-                            Ok((n, from)) => self.datagram(&buf[..n], from),
-                            Err(_) => break,
+                received = next_input(input.as_mut(), &mut buf) => match received {
+                    Received::One(first) => {
+                        if let Ok((n, from)) = first {
+                            self.datagram(&buf[..n], from);
+                        }
+                        if let Some(Input::Socket(socket)) = &input {
+                            for _ in 1..batch {
+                                match socket.try_recv_from(&mut buf) {
+                                    Ok((n, from)) => self.datagram(&buf[..n], from),
+                                    Err(_) => break,
+                                }
+                            }
                         }
                     }
-                }
+                    Received::Batch(Some(datagrams)) => {
+                        for (data, from) in datagrams.iter() {
+                            self.deliver(demux::classify(data), data, from);
+                        }
+                    }
+                    // The receiving thread is gone: nothing will arrive any more.
+                    Received::Batch(None) => input = None,
+                },
                 () = timer => self.timeouts(),
                 _ = housekeeping.tick() => self.housekeeping(),
             }
@@ -157,14 +150,15 @@ impl Loop {
         }
     }
 
-    /// One datagram from `from`.
+    /// One datagram from `from`, read by this loop.
     fn datagram(&mut self, data: &[u8], from: SocketAddr) {
-        self.stats.received.fetch_add(1, Ordering::Relaxed);
         let kind = demux::classify(data);
-        // RTCP packet types are 192–223 (RFC 5761); the rest of this class is RTP.
-        if kind == Kind::Rtp && !(192..=223).contains(&data[1]) {
-            self.stats.rtp_received.fetch_add(1, Ordering::Relaxed);
-        }
+        shard::count_received(&self.stats, kind, data);
+        self.deliver(kind, data, from);
+    }
+
+    /// One datagram (already counted) to its participant's connection.
+    fn deliver(&mut self, kind: Kind, data: &[u8], from: SocketAddr) {
         let key = match kind {
             Kind::Garbage => return self.stats.count_drop(DropReason::Garbage),
             Kind::Stun => {
@@ -180,6 +174,11 @@ impl Loop {
             },
         };
         let now = Instant::now();
+        // RTCP packet types are 192–223 (RFC 5761); the rest of this class is RTP: media,
+        // read here rather than by `rtc` once the connection's keys are known.
+        if kind == Kind::Rtp && !(192..=223).contains(&data[1]) && self.receive(key, data, now) {
+            return;
+        }
         let Some(peer) = self.peers.get_mut(&key) else {
             return self.stats.count_drop(DropReason::UnknownSource);
         };
@@ -227,7 +226,7 @@ impl Loop {
             self.pc_event(key, event);
         }
         for packet in inbox.drain(..) {
-            self.forward(key, packet, now);
+            self.forward_rtc(key, packet, now);
         }
         self.inbox = inbox;
         self.events = events;
@@ -436,8 +435,11 @@ impl Loop {
         if room.members.contains_key(&id) {
             return Err(MediaError::AlreadyJoined);
         }
-        let by_ufrag = &self.by_ufrag;
-        let taken = |u: &str| by_ufrag.contains_key(u);
+        let (by_ufrag, shared) = (&self.by_ufrag, self.by_addr.shared());
+        // Unique across every loop: the receiving thread routes checks by it.
+        let taken = |u: &str| {
+            by_ufrag.contains_key(u) || shared.is_some_and(|(router, _)| router.has_ufrag(u))
+        };
         let new = NewPeer {
             id,
             channel,
@@ -454,10 +456,14 @@ impl Loop {
         let key = self.next_peer;
         self.next_peer += 1;
         self.by_ufrag.insert(peer.ufrag.clone(), key);
+        if let Some((router, shard)) = self.by_addr.shared() {
+            router.add_ufrag(&peer.ufrag, *shard);
+        }
         room.members.insert(id, key);
         room.open.size.store(room.members.len(), Ordering::Relaxed);
         self.peers.insert(key, peer);
-        self.stats.peers.store(self.peers.len(), Ordering::Relaxed);
+        // Every loop adds its own: a count, not a store.
+        self.stats.peers.fetch_add(1, Ordering::Relaxed);
         self.drain(key, now);
         Ok(self.config.announce(sdp))
     }
@@ -467,6 +473,7 @@ impl Loop {
         let Some(mut peer) = self.peers.remove(&key) else {
             return;
         };
+        self.stats.peers.fetch_sub(1, Ordering::Relaxed);
         if let Some(room) = self.rooms.get_mut(&peer.channel) {
             room.members.remove(&peer.id);
             room.open.size.store(room.members.len(), Ordering::Relaxed);
@@ -476,15 +483,15 @@ impl Loop {
         }
         flush(&self.socket, &self.stats, &mut self.by_addr, key, &mut peer);
         self.by_ufrag.remove(&peer.ufrag);
+        if let Some((router, _)) = self.by_addr.shared() {
+            router.remove_ufrag(&peer.ufrag);
+        }
         for addr in &peer.addrs {
-            if self.by_addr.get(addr) == Some(&key) {
-                self.by_addr.remove(addr);
-            }
+            self.by_addr.remove_if(addr, key);
         }
         if let Some(t) = peer.timer {
             self.timers.remove(&(t, key));
         }
-        self.stats.peers.store(self.peers.len(), Ordering::Relaxed);
     }
 
     /// Brings every participant's legs in line with who publishes, renegotiating those whose
@@ -589,6 +596,11 @@ impl Loop {
             let Some(peer) = self.peers.get_mut(key) else {
                 continue;
             };
+            // Streams read on the fast path (which `rtc`'s statistics never see).
+            for inbound in peer.inbound.values() {
+                stats.packets_lost += inbound.lost();
+                stats.jitter_secs = stats.jitter_secs.max(inbound.jitter_secs());
+            }
             let report = peer.pc.get_stats(now, rtc::statistics::StatsSelector::None);
             for inbound in report.inbound_rtp_streams() {
                 let r = &inbound.received_rtp_stream_stats;
@@ -606,9 +618,9 @@ impl Loop {
 /// is now. A successful check response means the client proved it holds the ICE password
 /// from that address: it is routed to this participant from now on.
 pub(super) fn flush(
-    socket: &UdpSocket,
+    socket: &std::net::UdpSocket,
     stats: &PlaneStats,
-    by_addr: &mut HashMap<SocketAddr, u64>,
+    by_addr: &mut Addrs,
     key: u64,
     peer: &mut Peer,
 ) {
@@ -624,7 +636,7 @@ pub(super) fn flush(
         if stun && data.get(..2) == Some(&[0x01, 0x01]) {
             learn(by_addr, key, peer, to);
         }
-        match socket.try_send_to(data, to) {
+        match socket.send_to(data, to) {
             Ok(_) => {
                 stats.sent.fetch_add(1, Ordering::Relaxed);
             }
@@ -633,7 +645,7 @@ pub(super) fn flush(
     }
 }
 
-fn learn(by_addr: &mut HashMap<SocketAddr, u64>, key: u64, peer: &mut Peer, addr: SocketAddr) {
+fn learn(by_addr: &mut Addrs, key: u64, peer: &mut Peer, addr: SocketAddr) {
     peer.addr = Some(addr);
     peer.pc_addr.get_or_insert(addr);
     if peer.addrs.contains(&addr) {
@@ -641,9 +653,7 @@ fn learn(by_addr: &mut HashMap<SocketAddr, u64>, key: u64, peer: &mut Peer, addr
     }
     if peer.addrs.len() >= MAX_ADDRS {
         let old = peer.addrs.remove(0);
-        if by_addr.get(&old) == Some(&key) {
-            by_addr.remove(&old);
-        }
+        by_addr.remove_if(&old, key);
     }
     peer.addrs.push(addr);
     by_addr.insert(addr, key);

@@ -25,8 +25,12 @@ use crate::sfu::{Counters, PeerId, Rights, RtcpStats, SfuEvent};
 use crate::{MediaError, PlaneStats};
 
 mod forward;
+mod inbound;
 mod media_loop;
 mod peer;
+mod shard;
+mod spawn;
+pub(crate) mod srtp;
 
 /// What a channel hands the loop when its first participant joins.
 #[derive(Clone)]
@@ -87,7 +91,8 @@ pub(crate) enum Cmd {
 }
 
 struct Running {
-    commands: mpsc::UnboundedSender<Cmd>,
+    /// One per loop; a channel's commands go to loop `channel % len`.
+    commands: Vec<mpsc::UnboundedSender<Cmd>>,
     local: SocketAddr,
 }
 
@@ -131,11 +136,11 @@ impl MediaPlane {
     pub fn start(&self) -> Result<SocketAddr, MediaError> {
         let mut running = self.0.running.lock();
         if let Some(r) = running.as_ref()
-            && !r.commands.is_closed()
+            && !r.commands.iter().any(|c| c.is_closed())
         {
             return Ok(r.local);
         }
-        let (commands, local) = media_loop::spawn(self.0.config.clone(), self.0.stats.clone())?;
+        let (commands, local) = spawn::spawn(self.0.config.clone(), self.0.stats.clone())?;
         tracing::info!(%local, "voice: media socket bound");
         metrics::gauge!("voiceflow_voice_ports_in_use").set(1.0);
         *running = Some(Running { commands, local });
@@ -157,10 +162,13 @@ impl MediaPlane {
     }
 
     /// Hands `cmd` to the loop (started if need be).
-    pub(crate) fn send(&self, _channel: u64, cmd: Cmd) -> Result<(), MediaError> {
+    pub(crate) fn send(&self, channel: u64, cmd: Cmd) -> Result<(), MediaError> {
         self.start()?;
         let running = self.0.running.lock();
         let r = running.as_ref().ok_or(MediaError::Stopped)?;
-        r.commands.send(cmd).map_err(|_| MediaError::Stopped)
+        // A channel lives on one loop: its participants forward to each other there.
+        let shard = (channel % r.commands.len().max(1) as u64) as usize;
+        let commands = r.commands.get(shard).ok_or(MediaError::Stopped)?;
+        commands.send(cmd).map_err(|_| MediaError::Stopped)
     }
 }

@@ -4,8 +4,10 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc::interceptor::Registry;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::certificate::RTCCertificate;
@@ -22,6 +24,8 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
 
+use super::inbound::Inbound;
+use super::srtp::{KeyTap, Rollover, Srtp};
 use crate::MediaError;
 use crate::engine::{AUDIO_LEVEL_URI, opus_codec};
 use crate::sfu::{PeerId, Rights};
@@ -34,6 +38,8 @@ pub(super) struct Leg {
     /// Payload type and audio-level extension id negotiated on this leg; `None` until the
     /// subscriber's answer came back.
     pub(super) params: Option<(u8, Option<u8>)>,
+    /// The rollover counter of this leg's SSRC on the fast path.
+    pub(super) rollover: Rollover,
 }
 
 /// A participant of a channel.
@@ -62,7 +68,18 @@ pub(super) struct Peer {
     pub(super) level_id: Option<u8>,
     /// The peer connection's next timeout, as last armed.
     pub(super) timer: Option<Instant>,
+    /// Where the connection's local SRTP keys show up once DTLS is done.
+    pub(super) tap: Arc<KeyTap>,
+    /// The fast path's encryption, built from the tapped keys on first use.
+    pub(super) srtp: Option<Srtp>,
+    /// The fast path's decryption of what the client sends, likewise.
+    pub(super) srtp_in: Option<Srtp>,
+    /// The client's streams read on the fast path, by SSRC.
+    pub(super) inbound: HashMap<u32, Inbound>,
 }
+
+/// How often a connecting participant's ICE agent runs.
+const ICE_TICK_CONNECTING: Duration = Duration::from_millis(10);
 
 /// A random string of `n` ICE characters.
 fn ice_chars(n: usize) -> String {
@@ -137,14 +154,26 @@ impl Peer {
                 break ufrag;
             }
         };
+        let tap = KeyTap::new().map_err(MediaError::webrtc)?;
         let settings = SettingEngineBuilder::new()
             .with_lite(true)
+            .with_crypto_provider(tap.clone())
+            // The two profiles the fast path can key from the tap (see `srtp`).
+            .with_srtp_protection_profiles(vec![
+                SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
+                SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
+            ])
             .with_ice_credentials(ufrag.clone(), ice_chars(32))
             .with_ice_timeouts(
                 Some(Duration::from_secs(5)),
                 Some(Duration::from_secs(10)),
                 Some(Duration::from_secs(2)),
             )
+            // The agent only notices it is connected (and DTLS, which the server starts as the
+            // answerer, only begins) on its next tick: every 200 ms by default while
+            // connecting, which was most of a join on an idle server. Ticks at this pace last
+            // only until the connection is up (then the 2 s keepalive).
+            .with_ice_connection_attempts(Some(ICE_TICK_CONNECTING), None)
             .build();
         let mut configuration = RTCConfigurationBuilder::new();
         if let Some(certificate) = new.certificate {
@@ -196,6 +225,10 @@ impl Peer {
             speaking: SpeakingDetector::new(SpeakingConfig::default()),
             level_id,
             timer: None,
+            tap,
+            srtp: None,
+            srtp_in: None,
+            inbound: HashMap::new(),
         };
         Ok((peer, sdp))
     }
@@ -245,6 +278,7 @@ impl Peer {
                     sender,
                     ssrc,
                     params: None,
+                    rollover: Rollover::default(),
                 },
             );
         }

@@ -22,7 +22,8 @@ pub struct VoiceConfig {
     /// The one UDP port all media of this node goes through (every participant; open it in
     /// the firewall). 0: any free port (tests). Bound when the first participant joins.
     pub udp_port: u16,
-    /// Threads running the media loop (only 1 is supported so far).
+    /// Threads running the media loop; channels are sharded across them (with more than one,
+    /// one more thread reads the shared socket and hands each loop its datagrams).
     pub media_threads: usize,
     /// Datagrams the media loop reads in one go before it looks at its timers and commands.
     pub recv_batch: usize,
@@ -125,8 +126,8 @@ impl VoiceConfig {
         if self.capacity == 0 {
             return Err("voice.capacity must be at least 1".into());
         }
-        if self.media_threads != 1 {
-            return Err("voice.media_threads must be 1 (more are not supported yet)".into());
+        if !(1..=64).contains(&self.media_threads) {
+            return Err("voice.media_threads must be between 1 and 64".into());
         }
         if self.recv_batch == 0 {
             return Err("voice.recv_batch must be at least 1".into());
