@@ -352,7 +352,7 @@ async fn read_stream(
         received.increment(len as u64 + 4);
         let msg = cluster::decode(&buf).map_err(|e| e.to_string())?;
         if let Some(node) = from
-            && cluster.is_blocked(node)
+            && cluster.is_deaf_to(node)
         {
             continue;
         }
@@ -363,7 +363,7 @@ async fn read_stream(
                     info.node_id
                 ));
             }
-            (None, PeerMsg::Hello(info)) if cluster.is_blocked(info.node_id) => {
+            (None, PeerMsg::Hello(info)) if cluster.is_deaf_to(info.node_id) => {
                 from = Some(info.node_id);
             }
             (None, PeerMsg::Hello(info)) => {

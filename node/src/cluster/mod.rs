@@ -80,6 +80,8 @@ pub struct ClusterInner {
     next_call: AtomicU64,
     /// Peers whose traffic is dropped (fault injection for partition tests).
     blocked: RwLock<std::collections::HashSet<NodeId>>,
+    /// Peers whose incoming traffic only is dropped (a one-way cut, fault injection).
+    deaf: RwLock<std::collections::HashSet<NodeId>>,
     fault_injection: bool,
     ctx: OnceLock<NodeContext>,
     link_supervisor: OnceLock<ActorRef<link::SupervisorMsg>>,
@@ -129,6 +131,7 @@ pub fn bind(
         acquiring: Mutex::default(),
         next_call: AtomicU64::new(1),
         blocked: RwLock::default(),
+        deaf: RwLock::default(),
         fault_injection: config.fault_injection,
         ctx: OnceLock::new(),
         link_supervisor: OnceLock::new(),
@@ -213,6 +216,13 @@ impl ClusterInner {
     /// Whether traffic with `node` is cut (fault injection).
     fn is_blocked(&self, node: NodeId) -> bool {
         self.fault_injection && self.blocked.read().contains(&node)
+    }
+
+    /// Whether what `node` sends is dropped on arrival (fault injection: cut both ways, or
+    /// only towards this node).
+    fn is_deaf_to(&self, node: NodeId) -> bool {
+        self.fault_injection
+            && (self.blocked.read().contains(&node) || self.deaf.read().contains(&node))
     }
 
     /// Registers the link to `node` at once (so two updates in a row never make two links,

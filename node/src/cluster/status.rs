@@ -1,7 +1,8 @@
 //! `GET /cluster`: the members as this node sees them, with the rooms and sessions each holds
 //! (their own figures, gossiped in heartbeats), and whether this node has a quorum.
-//! `POST /cluster/faults {"block": [ids]}`: only with `cluster.fault_injection`, for partition
-//! tests: drop all traffic with those peers (an empty list heals).
+//! `POST /cluster/faults {"block": [ids], "deaf": [ids]}`: only with `cluster.fault_injection`,
+//! for partition tests: drop all traffic with the `block` peers, and only what comes from the
+//! `deaf` ones (a one-way cut: they still hear this node); empty lists heal.
 
 use std::sync::Arc;
 
@@ -58,6 +59,8 @@ fn member(info: MemberInfo) -> Member {
 #[derive(serde::Deserialize)]
 struct Faults {
     block: Vec<u16>,
+    #[serde(default)]
+    deaf: Vec<u16>,
 }
 
 /// `GET /cluster` and `POST /cluster/faults` (only when the node is in a cluster; a single
@@ -77,8 +80,9 @@ pub fn route(cluster: Option<ClusterNode>) -> BoxedFilter<(Response,)> {
                     else {
                         return Err(warp::reject::not_found());
                     };
-                    tracing::warn!(blocked = ?faults.block, "fault injection: cutting peers off");
+                    tracing::warn!(blocked = ?faults.block, deaf = ?faults.deaf, "fault injection: cutting peers off");
                     *cluster.0.blocked.write() = faults.block.into_iter().collect();
+                    *cluster.0.deaf.write() = faults.deaf.into_iter().collect();
                     Ok::<Response, warp::Rejection>(
                         warp::reply::json(&serde_json::json!({"ok": true})).into_response(),
                     )

@@ -190,6 +190,21 @@ impl TestCluster {
         Ok(())
     }
 
+    /// Node `id` stops hearing `peers` while they still hear it (a one-way cut; fault
+    /// injection; an empty list heals).
+    pub async fn deaf(&self, id: usize, peers: &[usize]) -> Result<()> {
+        let (code, body) = self
+            .node(id)
+            .post(
+                "/cluster/faults",
+                None,
+                serde_json::json!({ "block": [], "deaf": peers }),
+            )
+            .await?;
+        anyhow::ensure!(code == 200, "POST /cluster/faults: {code} {body}");
+        Ok(())
+    }
+
     /// `GET /cluster` of node `id`.
     pub async fn status(&self, id: usize) -> Result<Value> {
         let (code, body) = self.node(id).get("/cluster", None).await?;

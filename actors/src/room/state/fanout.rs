@@ -125,16 +125,28 @@ impl RoomState {
     }
 
     /// A node died: its sessions leave the live set (and others see them leave).
+    ///
+    /// "Died" is this node's view: one that only stopped hearing it (a one-way cut) may still
+    /// run those sessions, believing they follow this room, and would get nothing more. So the
+    /// node is told the room closed; the message waits on the link, which keeps redialling, and
+    /// the sessions re-join from the last seq they got once it arrives.
     pub fn handle_node_down(&mut self, node: NodeId) {
+        let mut peer = None;
         let gone: Vec<u64> = self
             .live
             .iter()
-            .filter(|(_, s)| s.to.remote_peer().is_some_and(|p| p.node_id() == node))
-            .map(|(id, _)| *id)
+            .filter_map(|(id, s)| {
+                let p = s.to.remote_peer().filter(|p| p.node_id() == node)?;
+                peer.get_or_insert_with(|| p.clone());
+                Some(*id)
+            })
             .collect();
         for session_id in gone {
             // No answer is sent, so the user id is not consulted.
             self.handle_leave(session_id, Snowflake::default(), None);
+        }
+        if let Some(peer) = peer {
+            peer.deliver(self.room.id, RoomDelivery::Closed);
         }
     }
 
