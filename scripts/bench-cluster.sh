@@ -28,8 +28,10 @@
 #             live; join.*: time until every room delivered a probe sent after node 4
 #             appeared in GET /cluster owners), then `scripts/cluster kill KILL_NODE`
 #             (kill.*: time until every room whose clients were on surviving nodes, then
-#             every room, delivered a probe sent after the kill; longest gap between acks
-#             per room). churn.lost / churn.duplicated must be 0.
+#             every room, delivered a probe sent after the kill: kill.*_rooms_probe_*;
+#             and until each acknowledged a send attempt made after the kill, a resend
+#             included: kill.*_rooms_served_*, with p50/p90/p99/max and the rooms over 5 s;
+#             longest gap between acks per room). churn.lost / churn.duplicated must be 0.
 #
 # The time resolution of join.* and kill.* is the probe interval (PROBE_MS). The CQL store
 # (Cassandra 2.1 through a bridge on this 2-core host) manages ~1,000-1,500 stored

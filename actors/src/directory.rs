@@ -265,11 +265,13 @@ impl RoomDirectory {
         if let Some(actor) = self.running(room_id) {
             return Ok(actor);
         }
+        let began = std::time::Instant::now();
         let room = ctx
             .store
             .room_by_id(room_id)
             .await?
             .ok_or(ActorError::RoomNotFound)?;
+        let read = began.elapsed();
         // A previous actor of this room on this node may still be finishing its writes.
         self.wait_retired(room_id, CALL_TIMEOUT).await;
         if let Some(cluster) = self.cluster() {
@@ -280,6 +282,7 @@ impl RoomDirectory {
                 return Err(ActorError::Unavailable);
             }
         }
+        let acquired = began.elapsed();
         let supervisor = self.0.supervisor.read().clone();
         let args = RoomArgs {
             room,
@@ -295,6 +298,11 @@ impl RoomDirectory {
         })?;
         self.0.rooms.write().insert(room_id, actor.clone());
         metrics::gauge!("voiceflow_rooms_active").set(self.active_rooms() as f64);
+        // Where a takeover's time goes: the room's record, asking the peers to release it,
+        // then the actor's start (the ownership claim, the log's end, the members).
+        let total = began.elapsed();
+        metrics::histogram!("voiceflow_room_start_seconds").record(total.as_secs_f64());
+        tracing::debug!(room = %room_id, read_ms = read.as_millis() as u64, acquire_ms = (acquired - read).as_millis() as u64, start_ms = (total - acquired).as_millis() as u64, "room started");
         Ok(actor)
     }
 

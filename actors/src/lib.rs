@@ -9,6 +9,7 @@
 //! - [`supervisor`]: supervisors for rooms and sessions.
 //! - [`remote`]: the seam to the cluster (who owns a room, sessions on other nodes).
 //! - [`registry`]: this node's sessions and the remote rooms they follow (Manifold fan-out).
+//! - [`forwarded`]: a session's requests to rooms on other nodes that await an answer.
 //! - [`presence`]: one presence actor per user (placed like rooms), fed by session heartbeats.
 //! - [`call`]: the call actor of a 1:1 call and its state machine (a child of the DM room).
 //! - [`error`]: [`ActorError`], turned into client error bodies in one place.
@@ -18,6 +19,7 @@ pub mod contacts;
 pub mod context;
 pub mod directory;
 pub mod error;
+pub mod forwarded;
 pub mod outbox;
 pub mod presence;
 pub mod registry;

@@ -13,6 +13,7 @@ use voiceflow_wire::Snowflake;
 use voiceflow_wire::cluster::{NodeId, UserOp};
 use voiceflow_wire::v1::frame::Frame;
 
+use crate::forwarded::Forwarded;
 use crate::outbox::{CloseReason, Outbox};
 use crate::session::SessionMsg;
 
@@ -25,6 +26,8 @@ struct LocalSession {
     /// The sign-in (refresh-token family) whose access token opened or last extended the
     /// connection; `None` for tokens from before families were named in access tokens.
     family: Option<String>,
+    /// Its requests to rooms on other nodes that await an answer.
+    forwarded: std::sync::Arc<Forwarded>,
 }
 
 /// The local sessions following one remote room.
@@ -65,6 +68,7 @@ impl SessionRegistry {
                 outbox,
                 user_id,
                 family,
+                forwarded: Default::default(),
             },
         );
         inner.by_user.entry(user_id).or_default().push(session_id);
@@ -111,15 +115,17 @@ impl SessionRegistry {
                     .sessions
                     .drain()
                     .filter(|(id, _)| *id != session_id)
-                    .filter_map(|(id, _)| inner.sessions.get(&id).map(|s| s.actor.clone()))
+                    .filter_map(|(id, active)| {
+                        inner.sessions.get(&id).map(|s| (s.actor.clone(), active))
+                    })
                     .collect();
                 entry.owner = owner;
             }
             entry.sessions.insert(session_id, false);
             voided
         };
-        for actor in voided {
-            let _ = actor.cast(SessionMsg::RoomGone(room));
+        for (actor, subscribed) in voided {
+            let _ = actor.cast(SessionMsg::RoomGone(room, subscribed));
         }
     }
 
@@ -162,6 +168,7 @@ impl SessionRegistry {
         let Some(session) = inner.sessions.get(&session_id) else {
             return;
         };
+        session.forwarded.answered(&frame);
         match last {
             Some(last) => {
                 session.outbox.push_room_messages(room, last, &[frame]);
@@ -171,6 +178,37 @@ impl SessionRegistry {
             }
             None => {}
         }
+    }
+
+    /// Session `session_id` sent request `req_id` to a room on `node`; its answer comes back
+    /// through [`Self::to_session`].
+    pub fn forwarded(&self, session_id: u64, node: NodeId, req_id: u64) {
+        if let Some(session) = self.0.read().sessions.get(&session_id) {
+            session
+                .forwarded
+                .add(node, req_id, std::time::Instant::now());
+        }
+    }
+
+    /// `node` was declared down: requests sent to it that had no answer yet will never get
+    /// one, so each fails now with a "send again" error (the room serves from its new owner
+    /// by then, or soon). Returns how many failed.
+    pub fn node_down(&self, node: NodeId) -> usize {
+        let error = voiceflow_wire::ErrorBody::new(
+            voiceflow_wire::ErrorCode::InternalError,
+            "the room's server went away before answering; send again",
+        );
+        let inner = self.0.read();
+        let mut failed = 0;
+        for session in inner.sessions.values() {
+            for req_id in session.forwarded.take_for(node) {
+                session
+                    .outbox
+                    .push(voiceflow_wire::v1::frame::ack_err(req_id, &error));
+                failed += 1;
+            }
+        }
+        failed
     }
 
     /// Frames for every session of `user` on this node; returns how many got them.
@@ -233,6 +271,29 @@ impl SessionRegistry {
         touched
     }
 
+    /// The room's owner `from` could not serve the session's re-join yet: if the session
+    /// still waits on that owner for this room, it tries again shortly.
+    pub fn join_later(&self, room: Snowflake, from: NodeId, session_id: u64) {
+        let actor = {
+            let mut inner = self.0.write();
+            let inner = &mut *inner;
+            let Some(entry) = inner.rooms.get_mut(&room) else {
+                return;
+            };
+            if entry.owner != from || entry.sessions.get(&session_id) != Some(&false) {
+                return;
+            }
+            entry.sessions.remove(&session_id);
+            if entry.sessions.is_empty() {
+                inner.rooms.remove(&room);
+            }
+            inner.sessions.get(&session_id).map(|s| s.actor.clone())
+        };
+        if let Some(actor) = actor {
+            let _ = actor.cast(SessionMsg::JoinLater(room));
+        }
+    }
+
     /// The room dropped the session (deleted room, removed member): no re-join.
     pub fn forget(&self, room: Snowflake, session_id: u64) {
         self.unfollow(room, session_id);
@@ -287,12 +348,14 @@ impl SessionRegistry {
             let entry = inner.rooms.remove(&room).unwrap_or_default();
             entry
                 .sessions
-                .keys()
-                .filter_map(|id| inner.sessions.get(id).map(|s| s.actor.clone()))
+                .iter()
+                .filter_map(|(id, active)| {
+                    inner.sessions.get(id).map(|s| (s.actor.clone(), *active))
+                })
                 .collect::<Vec<_>>()
         };
-        for actor in followers {
-            let _ = actor.cast(SessionMsg::RoomGone(room));
+        for (actor, subscribed) in followers {
+            let _ = actor.cast(SessionMsg::RoomGone(room, subscribed));
         }
     }
 

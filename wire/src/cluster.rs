@@ -17,8 +17,9 @@ use serde::{Deserialize, Serialize};
 /// The version byte of every inter-node frame this build speaks.
 /// (2: room logs with seq/epoch, message actions, presence; 5: account changes for a user's
 /// sessions, acknowledged typing, leaves naming their user, renames; 6: joins say whether
-/// the ack lists the members.)
-pub const PROTOCOL_VERSION: u8 = 6;
+/// the ack lists the members; 7: a node's own re-join that cannot be served yet is answered
+/// with `JoinLater`.)
+pub const PROTOCOL_VERSION: u8 = 7;
 
 /// A node's id: the node-id bits of its snowflakes.
 pub type NodeId = u16;
@@ -400,6 +401,13 @@ pub enum RoomDelivery {
         call_id: u64,
         /// `Ok(json)` or `Err(error body json)`.
         result: Result<String, String>,
+    },
+    /// A join the session's node sent by itself (a re-join, no client request) cannot be
+    /// served yet (the room is moving, or storage is briefly out of reach): it should try
+    /// again shortly rather than wait for its confirmation check.
+    JoinLater {
+        /// The session.
+        session_id: u64,
     },
     /// The answer to a [`RoomOp::Release`].
     Released {

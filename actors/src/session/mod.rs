@@ -7,7 +7,8 @@
 //! event it received, so nothing is missed across a room restart. It also tells the user's
 //! presence actor that the connection is alive (attach, a heartbeat every 15 s, detach).
 //!
-//! - this file: the actor, joins, leaves, posts, typing, re-joins;
+//! - this file: the actor, joins, leaves, posts, typing;
+//! - [`rejoin`]: following a room that moved (re-joins, joins sent again);
 //! - [`actions`]: edits, deletions, reactions, read markers and presence updates.
 
 use std::collections::HashMap;
@@ -31,6 +32,7 @@ use voiceflow_wire::cluster::PresenceOp;
 
 mod actions;
 mod invalid;
+mod rejoin;
 
 pub use invalid::{INVALID_FRAMES_WINDOW, InvalidFrames, is_malformed};
 
@@ -44,8 +46,9 @@ pub enum SessionMsg {
     /// The connection is gone: leave every room and stop.
     Disconnected,
     /// A room this session follows on another node stopped there (moved, or that node is
-    /// gone): re-join it wherever it lives now.
-    RoomGone(Snowflake),
+    /// gone): re-join it wherever it lives now. The flag says whether that owner had
+    /// confirmed this session's join (if not, a client's join is sent again as asked).
+    RoomGone(Snowflake, bool),
     /// A join went to another node: if that node has not confirmed it by now (the request
     /// was lost with a node that died, say), join again.
     CheckJoin {
@@ -54,6 +57,9 @@ pub enum SessionMsg {
         /// Which join it checks (a newer join makes the check void).
         generation: u64,
     },
+    /// The room's owner on another node could not serve this session's re-join yet: try
+    /// again shortly, backing off while that lasts.
+    JoinLater(Snowflake),
     /// Try an automatic re-join again (the room was unavailable).
     Rejoin {
         /// The room.
@@ -69,7 +75,8 @@ pub enum SessionMsg {
     Renamed(String),
 }
 
-/// How long a join sent to another node may go unconfirmed before it is sent again.
+/// How long a join sent to another node may go unconfirmed before it is sent again (long
+/// enough for a room start under load: a client's join sent again could be acked twice).
 const JOIN_CONFIRM_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Automatic re-join attempts before the session gives a room up (about a minute).
@@ -137,6 +144,10 @@ pub struct SessionState {
     invalid: InvalidFrames,
     /// Counts joins sent to other nodes (each is checked for confirmation once).
     join_generation: u64,
+    /// Clients' joins sent to another node and not known to be confirmed yet.
+    unconfirmed: HashMap<Snowflake, rejoin::ClientJoin>,
+    /// Re-joins another node could not serve yet, in a row, per room (for the back-off).
+    joins_deferred: HashMap<Snowflake, u32>,
     /// When the client last did something (not a ping): for automatic away.
     last_active: std::time::Instant,
     /// The presence heartbeat timer.
@@ -173,6 +184,8 @@ impl Actor for SessionActor {
             joined: HashMap::new(),
             invalid: InvalidFrames::new(std::time::Instant::now()),
             join_generation: 0,
+            unconfirmed: HashMap::new(),
+            joins_deferred: HashMap::new(),
             last_active: std::time::Instant::now(),
             beat_timer: None,
             voice_channels: Default::default(),
@@ -276,56 +289,14 @@ impl SessionState {
                 room_id,
                 since,
                 attempt,
-            } => {
-                // Unless the client left the room (or joined it again) meanwhile.
-                let wanted = state.outbox.last_seq(room_id).is_some()
-                    && !state.joined.contains_key(&room_id)
-                    && !state.outbox.is_closed();
-                if wanted {
-                    state.try_rejoin(&me, room_id, since, attempt).await;
-                }
-            }
+            } => state.rejoin_again(&me, room_id, since, attempt).await,
             SessionMsg::CheckJoin {
                 room_id,
                 generation,
-            } => {
-                let remote = matches!(state.joined.get(&room_id), Some(Attached::Remote(_)));
-                if remote && generation == state.join_generation && !state.outbox.is_closed() {
-                    match state.ctx.sessions.is_pending(room_id, state.session_id) {
-                        // Confirmed, or the room refused it (it said so to the client).
-                        Some(false) => {}
-                        None => {
-                            state.joined.remove(&room_id);
-                        }
-                        Some(true) => {
-                            tracing::debug!(session = state.session_id, %room_id, "join not confirmed; joining again");
-                            state.joined.remove(&room_id);
-                            state.ctx.sessions.unfollow(room_id, state.session_id);
-                            match state.outbox.last_seq(room_id) {
-                                Some(since) => state.try_rejoin(&me, room_id, since, 0).await,
-                                None => {
-                                    if let Err(e) = state
-                                        .handle_join(&me, room_id, (None, None), false, None)
-                                        .await
-                                    {
-                                        state.outbox.push(frame::failure(None, &e.error));
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            SessionMsg::RoomGone(room_id) => {
-                // Unless it already followed the room to its new owner (two notices).
-                let following = state
-                    .ctx
-                    .sessions
-                    .is_pending(room_id, state.session_id)
-                    .is_some();
-                if !following && matches!(state.joined.get(&room_id), Some(Attached::Remote(_))) {
-                    state.rejoin(&me, room_id).await;
-                }
+            } => state.check_join(&me, room_id, generation).await,
+            SessionMsg::JoinLater(room_id) => state.join_later(&me, room_id),
+            SessionMsg::RoomGone(room_id, subscribed) => {
+                state.handle_moved(&me, room_id, subscribed).await
             }
         }
     }
@@ -444,6 +415,23 @@ impl SessionState {
                 error: e.to_body(),
             })?;
         self.watch(me, room_id, &route);
+        // A client's join answered by another node: kept until confirmed, so that it can be
+        // sent again (still answering the client's request) if that node goes first.
+        match (&route, req_id) {
+            (Route::Remote(_), Some(req_id)) => {
+                let join = rejoin::ClientJoin {
+                    req_id,
+                    since,
+                    epoch,
+                    members,
+                };
+                self.unconfirmed.insert(room_id, join);
+            }
+            (Route::Local(_), Some(_)) => {
+                self.unconfirmed.remove(&room_id);
+            }
+            (_, None) => {}
+        }
         Ok(())
     }
 
@@ -478,6 +466,8 @@ impl SessionState {
         req_id: Option<u64>,
     ) -> Result<(), FrameError> {
         self.outbox.forget_room(room_id);
+        self.unconfirmed.remove(&room_id);
+        self.joins_deferred.remove(&room_id);
         self.ctx.sessions.unfollow(room_id, self.session_id);
         if let Some(attached) = self.joined.remove(&room_id) {
             if let Attached::Local(actor) = attached {
@@ -530,87 +520,26 @@ impl SessionState {
             post,
             reply,
         };
-        self.ctx
+        let route = self
+            .ctx
             .directory
             .send(&self.ctx, room_id, msg)
             .await
-            .map(|_| ())
             .map_err(|e| FrameError {
                 id: req_id,
                 error: e.to_body(),
-            })
-    }
-
-    /// A monitored room actor stopped or crashed. If this session still wants the room, join
-    /// it again (a fresh actor starts from storage) and replay what this session missed.
-    pub async fn handle_room_gone(&mut self, me: &ActorRef<SessionMsg>, gone: ActorId) {
-        let Some(room_id) = self
-            .joined
-            .iter()
-            .find(|(_, a)| a.local_id() == Some(gone))
-            .map(|(r, _)| *r)
-        else {
-            return;
-        };
-        self.rejoin(me, room_id).await;
-    }
-
-    /// Joins `room_id` again from the last message this session got (the room's actor
-    /// stopped or moved). Retries for a while: during a hand-off or after a node died, the new
-    /// owner may need a moment.
-    async fn rejoin(&mut self, me: &ActorRef<SessionMsg>, room_id: Snowflake) {
-        self.joined.remove(&room_id);
-        self.ctx.sessions.unfollow(room_id, self.session_id);
-        let Some(since) = self.outbox.last_seq(room_id) else {
-            // The room let this session go (deleted, or membership removed).
-            return;
-        };
-        if self.outbox.is_closed() {
-            return;
+            })?;
+        if let (Route::Remote(node), Some(req_id)) = (route, req_id) {
+            self.ctx.sessions.forwarded(self.session_id, node, req_id);
         }
-        tracing::debug!(session = self.session_id, %room_id, "room actor gone; re-joining");
-        self.try_rejoin(me, room_id, since, 0).await;
-    }
-
-    /// One re-join attempt. While the room is unavailable (moving, or this node is cut off
-    /// from the majority) it is tried again later, without holding up the session's other
-    /// frames meanwhile.
-    async fn try_rejoin(
-        &mut self,
-        me: &ActorRef<SessionMsg>,
-        room_id: Snowflake,
-        since: u64,
-        attempt: u32,
-    ) {
-        match self
-            .handle_join(me, room_id, (Some(since), None), false, None)
-            .await
-        {
-            Ok(()) => {}
-            // A CQL server restart answers STORAGE_UNAVAILABLE for as long as it takes; the
-            // session keeps the room (and its resume point) and tries again.
-            Err(e) if e.error.code.is_transient() && attempt < MAX_REJOINS => {
-                tracing::debug!(session = self.session_id, %room_id, attempt, code = e.error.code.as_str(), "re-join failed for now; trying again");
-                let delay = std::time::Duration::from_millis(50 << attempt.min(5));
-                me.send_after(delay, move || SessionMsg::Rejoin {
-                    room_id,
-                    since,
-                    attempt: attempt + 1,
-                });
-            }
-            Err(mut e) => {
-                tracing::info!(session = self.session_id, %room_id, attempt, code = e.error.code.as_str(), "re-join refused; the client must join again");
-                self.outbox.forget_room(room_id);
-                // No request to answer: the details name the room the client must join again.
-                e.error.details = Some(serde_json::json!({ "roomId": room_id.to_string(), "rejoin": true }));
-                self.outbox.push(frame::failure(None, &e.error));
-            }
-        }
+        Ok(())
     }
 
     /// Leaves every joined room (the connection closed), and stops monitoring their actors
     /// (otherwise each room keeps this stopped session's cell until the room itself stops).
     pub fn leave_all(&mut self, me: &ActorRef<SessionMsg>) {
+        self.unconfirmed.clear();
+        self.joins_deferred.clear();
         for (room_id, attached) in self.joined.drain() {
             if let Attached::Local(actor) = attached {
                 me.get_cell().unmonitor(actor);

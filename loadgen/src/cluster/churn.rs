@@ -41,6 +41,8 @@ pub(super) struct ProbeLog {
     pub(super) recv: Vec<(u64, u64, Instant)>,
     /// Ack times in order.
     pub(super) acks: Vec<Instant>,
+    /// (when the acknowledged attempt was sent, when its ack came), in order.
+    pub(super) served: Vec<(Instant, Instant)>,
     pub(super) sender_node: usize,
     pub(super) receiver_node: usize,
     pub(super) sender_first: usize,
@@ -85,6 +87,15 @@ impl ProbeLog {
                     .is_some_and(|p| p.first_sent >= x)
             })
             .map(|r| r.2)
+    }
+
+    /// When the room first acknowledged an attempt (a probe or a resend of one) sent at or
+    /// after `x`: when it served again, whatever the probe schedule.
+    pub(super) fn served_after(&self, x: Instant) -> Option<Instant> {
+        self.served
+            .iter()
+            .find(|(sent, _)| *sent >= x)
+            .map(|(_, acked)| *acked)
     }
 
     /// Longest time without an ack within `[a, b]` (gaps overlapping the window, an
@@ -365,6 +376,24 @@ pub(super) struct Waited {
 
 /// Waits until every room delivered a probe first sent at or after `x`;
 /// returns the latest of those delivery times.
+/// When each room acknowledged an attempt sent at or after `x` (see
+/// [`ProbeLog::served_after`]), as of now.
+pub(super) fn served(rooms: &[Arc<ChurnRoom>], x: Instant) -> Waited {
+    let mut times = Vec::with_capacity(rooms.len());
+    let mut missing = 0;
+    for room in rooms {
+        match lock(&room.log).served_after(x) {
+            Some(t) => times.push(t),
+            None => missing += 1,
+        }
+    }
+    Waited {
+        at: times.iter().copied().max().filter(|_| missing == 0),
+        missing,
+        times,
+    }
+}
+
 pub(super) async fn wait_delivered(
     rooms: &[Arc<ChurnRoom>],
     x: Instant,

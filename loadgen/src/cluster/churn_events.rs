@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow};
 
-use super::churn::{ChurnRoom, Seen, wait_delivered};
+use super::churn::{ChurnRoom, Seen, served, wait_delivered};
 use super::metrics::Http;
 use super::nodes::{Nodes, run_command};
 use super::report::{event_counts, gap_figs, waited_figs};
@@ -224,6 +224,14 @@ impl Events {
         // From the kill command's start.
         waited_figs("kill.surviving_rooms_probe", &surv, t_cmd);
         waited_figs("kill.all_rooms_probe", &all, t_cmd);
+        // When each room acknowledged an attempt sent after the kill (a resend included): when
+        // it served again, without the wait for the next probe's slot.
+        waited_figs(
+            "kill.surviving_rooms_served",
+            &served(&survivors, t_killed),
+            t_cmd,
+        );
+        waited_figs("kill.all_rooms_served", &served(rooms, t_killed), t_cmd);
         if all.at.is_none() {
             eprintln!(
                 "error: {} rooms ({} with clients on surviving nodes only) delivered no probe \

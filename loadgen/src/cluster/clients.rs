@@ -179,7 +179,8 @@ impl Client<'_> {
 }
 
 enum Attempt {
-    Acked(u64),
+    /// The message id, and when the attempt that got this ack was sent.
+    Acked(u64, Instant),
     Refused(String),
     Timeout,
     Broken,
@@ -192,7 +193,7 @@ async fn attempt(
     room_id: &str,
     content: &str,
     nonce: &str,
-    ids: &mut Vec<u64>,
+    ids: &mut Vec<(u64, Instant)>,
     deadline: Instant,
 ) -> Attempt {
     let id = conn.next_id();
@@ -205,7 +206,7 @@ async fn attempt(
     if conn.ws.send(Message::text(frame)).await.is_err() {
         return Attempt::Broken;
     }
-    ids.push(id);
+    ids.push((id, Instant::now()));
     loop {
         let msg = match tokio::time::timeout_at(deadline.into(), conn.ws.next()).await {
             Err(_) => return Attempt::Timeout,
@@ -219,7 +220,10 @@ async fn attempt(
         let Ok(v) = serde_json::from_str::<Value>(&text) else {
             continue;
         };
-        if v["type"] != "ack" || !v["id"].as_u64().is_some_and(|i| ids.contains(&i)) {
+        let Some(&(_, sent)) = ids.iter().find(|(i, _)| v["id"].as_u64() == Some(*i)) else {
+            continue;
+        };
+        if v["type"] != "ack" {
             continue;
         }
         if v["ok"] == true {
@@ -227,7 +231,7 @@ async fn attempt(
                 .as_str()
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(0);
-            return Attempt::Acked(mid);
+            return Attempt::Acked(mid, sent);
         }
         return Attempt::Refused(v["error"].to_string());
     }
@@ -308,13 +312,14 @@ async fn churn_sender(client: &Client<'_>, sem: Arc<Semaphore>, first_node: usiz
             tries += 1;
             let deadline = Instant::now() + shared.resend;
             match attempt(c, &room.id, &content, &nonce, &mut ids, deadline).await {
-                Attempt::Acked(mid) => {
+                Attempt::Acked(mid, sent) => {
                     let now = Instant::now();
                     let mut log = lock(&room.log);
                     if let Some(p) = log.sends.get_mut(k as usize) {
                         p.acked = Some((now, mid));
                     }
                     log.acks.push(now);
+                    log.served.push((sent, now));
                     break;
                 }
                 Attempt::Refused(e) => {

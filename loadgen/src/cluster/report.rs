@@ -314,12 +314,18 @@ pub(super) fn waited_figs(prefix: &str, w: &Waited, base: Instant) {
         return;
     }
     secs.sort_by(f64::total_cmp);
+    let q = |f: f64| secs[((secs.len() as f64 * f).ceil() as usize).clamp(1, secs.len()) - 1];
     fig_f(&format!("{prefix}_max_secs"), secs[secs.len() - 1], "s");
+    fig_f(&format!("{prefix}_p99_secs"), q(0.99), "s");
+    fig_f(&format!("{prefix}_p90_secs"), q(0.90), "s");
     fig_f(
         &format!("{prefix}_p50_secs"),
         secs[(secs.len() - 1) / 2],
         "s",
     );
+    // The bound: every room serving again within 5 s.
+    let over = secs.iter().filter(|s| **s > 5.0).count();
+    fig(&format!("{prefix}_rooms_over_5s"), over, "rooms");
 }
 
 /// Longest ack gap per room within `[a, b]`: max, p99 and p50 over rooms.

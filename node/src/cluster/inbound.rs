@@ -156,8 +156,16 @@ async fn to_room(
                     req_id,
                 },
             };
-            if let Err(e) = ctx.directory.send(&ctx, room, msg).await {
-                fail_session(cluster, room, origin, session_id, req_id, &e);
+            match ctx.directory.send(&ctx, room, msg).await {
+                Ok(_) => {}
+                // The session's node re-joining by itself: no client to answer, so it is
+                // told to try again soon (an error frame would reach the client instead).
+                Err(e) if req_id.is_none() && e.is_transient() => {
+                    cluster
+                        .node_ref(origin)
+                        .deliver(room, RoomDelivery::JoinLater { session_id });
+                }
+                Err(e) => fail_session(cluster, room, origin, session_id, req_id, &e),
             }
         }
         RoomOp::Leave {
@@ -379,6 +387,14 @@ fn refuse(cluster: &Arc<ClusterInner>, room: Snowflake, origin: NodeId, op: Room
     tracing::info!(%room, origin, "cannot route a room request (no owner, or too many hops)");
     let e = ActorError::Unavailable;
     match op {
+        // A node's own re-join (no client request): try again shortly, nothing for the client.
+        RoomOp::Join {
+            session_id,
+            req_id: None,
+            ..
+        } => cluster
+            .node_ref(origin)
+            .deliver(room, RoomDelivery::JoinLater { session_id }),
         RoomOp::Join {
             session_id, req_id, ..
         }
@@ -540,6 +556,7 @@ fn from_room(cluster: &Arc<ClusterInner>, from: NodeId, room: Snowflake, deliver
         }
         RoomDelivery::Subscribed { session_id } => sessions.activate(room, from, session_id),
         RoomDelivery::Forget { session_id } => sessions.forget(room, session_id),
+        RoomDelivery::JoinLater { session_id } => sessions.join_later(room, from, session_id),
         RoomDelivery::Fanout {
             except_user,
             last,

@@ -321,6 +321,17 @@ impl ClusterInner {
                 tracing::info!(owners = ?owners, rooms_moving = moved, "placement changed");
             }
         }
+        // Once placement no longer names them: a client sending again reaches the new owner.
+        for node in &change.down {
+            let failed = self.ctx().map_or(0, |ctx| ctx.sessions.node_down(*node));
+            if failed > 0 {
+                tracing::info!(
+                    peer = node,
+                    failed,
+                    "requests the peer never answered failed"
+                );
+            }
+        }
     }
 
     /// Calls and releases waiting on a node that is gone.

@@ -211,6 +211,7 @@ fn room_delivery() -> impl Strategy<Value = RoomDelivery> {
         }),
         any::<u64>().prop_map(|session_id| RoomDelivery::Subscribed { session_id }),
         any::<u64>().prop_map(|session_id| RoomDelivery::Forget { session_id }),
+        any::<u64>().prop_map(|session_id| RoomDelivery::JoinLater { session_id }),
         (opt(), opt(), bytes(64)).prop_map(|(except_user, last, frames)| {
             RoomDelivery::Fanout {
                 except_user,

@@ -81,6 +81,16 @@ impl Frame {
         payloads(&self.wire).unwrap_or_default()
     }
 
+    /// The request ids this frame acknowledges: events written by [`ack_ok`] and [`ack_err`]
+    /// (`{"type":"ack","id":N,…}`, in that field order).
+    pub fn ack_ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.texts().into_iter().filter_map(|text| {
+            let rest = text.strip_prefix(r#"{"type":"ack","id":"#)?;
+            let end = rest.find(|c: char| !c.is_ascii_digit())?;
+            rest[..end].parse().ok()
+        })
+    }
+
     /// The JSON text of the first event (the only one for a single frame).
     pub fn as_str(&self) -> &str {
         self.texts().first().copied().unwrap_or("")
