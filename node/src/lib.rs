@@ -285,32 +285,59 @@ impl Node {
 
 /// Starts a node and runs it until SIGINT or SIGTERM, then shuts it down.
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    // Listen for the signals before the node says it is listening: a SIGTERM that comes right
+    // after that line (a supervisor, a test) must drain the node, not kill it outright.
+    let signals = ShutdownSignals::new();
     let node = start(config).await?;
-    wait_for_signal().await;
+    signals.wait().await;
     tracing::info!("shutdown signal received; draining");
     node.shutdown().await
 }
 
-async fn wait_for_signal() {
+/// SIGTERM and SIGINT, listened for from creation on.
+struct ShutdownSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let term = signal(SignalKind::terminate());
-        let int = signal(SignalKind::interrupt());
-        match (term, int) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
-                }
-            }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    streams: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl ShutdownSignals {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let streams = match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) {
+                (Ok(term), Ok(int)) => Some((term, int)),
+                _ => None,
+            };
+            ShutdownSignals { streams }
+        }
+        #[cfg(not(unix))]
+        {
+            ShutdownSignals {}
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    async fn wait(self) {
+        #[cfg(unix)]
+        {
+            match self.streams {
+                Some((mut term, mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
+                }
+                None => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

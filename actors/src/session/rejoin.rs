@@ -130,7 +130,9 @@ impl SessionState {
             return;
         }
         let since = self.outbox.last_seq(room_id).unwrap_or(0);
-        let delay = std::time::Duration::from_millis(50 << tries.min(5));
+        // Views of the members differ for a heartbeat or so after a change: try again soon,
+        // then less often (50 ms more each time, at most every 1.6 s).
+        let delay = std::time::Duration::from_millis(50 * u64::from(tries.min(32)));
         tracing::debug!(session = self.session_id, %room_id, tries, ?delay, "the owner cannot serve the re-join yet");
         me.send_after(delay, move || SessionMsg::Rejoin {
             room_id,

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use voiceflow_actors::presence::PresenceNote;
 use voiceflow_actors::remote::{Owner, Recipient, RemoteSession};
@@ -93,6 +94,22 @@ fn fail_session(
     recipient(cluster, room, origin, session_id).push(frame);
 }
 
+/// A client's join refused: the client gets the error, and its node stops waiting for a
+/// confirmation (which would send the join again and answer the request twice).
+fn fail_join(
+    cluster: &Arc<ClusterInner>,
+    room: Snowflake,
+    origin: NodeId,
+    session_id: u64,
+    req_id: Option<u64>,
+    error: &ActorError,
+) {
+    fail_session(cluster, room, origin, session_id, req_id, error);
+    cluster
+        .node_ref(origin)
+        .deliver(room, RoomDelivery::Forget { session_id });
+}
+
 fn recipient(
     cluster: &Arc<ClusterInner>,
     room: Snowflake,
@@ -119,10 +136,14 @@ async fn to_room(
     if let RoomOp::Release { call_id } = op {
         return release(cluster, &ctx, room, origin, call_id).await;
     }
-    // Not ours (any more, or yet): pass it on to the owner we see, a few times at most.
+    // Not ours (any more, or yet): pass it on to the owner we see, a few times at most. Not to
+    // one gone silent: the sender's view is likely newer (it declared that node down first,
+    // and sent this here because of it); passed on, the request would be lost with that node,
+    // while refused it is tried again in a moment (the heartbeat's tick updates this view).
+    let silent = |node| cluster.membership.lock().is_silent(node, Instant::now());
     match ctx.directory.owner(room) {
         Owner::Local => {}
-        Owner::Remote(node) if hops < MAX_HOPS => {
+        Owner::Remote(node) if hops < MAX_HOPS && !silent(node) => {
             cluster.send_op(node, room, origin, hops + 1, op);
             return;
         }
@@ -165,7 +186,7 @@ async fn to_room(
                         .node_ref(origin)
                         .deliver(room, RoomDelivery::JoinLater { session_id });
                 }
-                Err(e) => fail_session(cluster, room, origin, session_id, req_id, &e),
+                Err(e) => fail_join(cluster, room, origin, session_id, req_id, &e),
             }
         }
         RoomOp::Leave {
@@ -397,8 +418,8 @@ fn refuse(cluster: &Arc<ClusterInner>, room: Snowflake, origin: NodeId, op: Room
             .deliver(room, RoomDelivery::JoinLater { session_id }),
         RoomOp::Join {
             session_id, req_id, ..
-        }
-        | RoomOp::Post {
+        } => fail_join(cluster, room, origin, session_id, req_id, &e),
+        RoomOp::Post {
             session_id, req_id, ..
         }
         | RoomOp::Act {

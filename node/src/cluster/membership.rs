@@ -196,6 +196,16 @@ impl Membership {
         self.members.get(&node).map(|m| m.info.state)
     }
 
+    /// Whether `node` has been silent for half the failure timeout: it may be dead, and
+    /// whatever is passed on to it now could be lost with it.
+    pub fn is_silent(&self, node: NodeId, now: Instant) -> bool {
+        node != self.me
+            && self
+                .members
+                .get(&node)
+                .is_some_and(|m| now.duration_since(m.last_heard) >= self.failure_timeout / 2)
+    }
+
     /// The nodes that own rooms now (Up), sorted, or empty without a quorum.
     pub fn owners(&self) -> Vec<NodeId> {
         if !self.serving() {
