@@ -374,53 +374,47 @@ pub(super) struct Waited {
     pub(super) times: Vec<Instant>,
 }
 
-/// Waits until every room delivered a probe first sent at or after `x`;
-/// returns the latest of those delivery times.
-/// When each room acknowledged an attempt sent at or after `x` (see
-/// [`ProbeLog::served_after`]), as of now.
-pub(super) fn served(rooms: &[Arc<ChurnRoom>], x: Instant) -> Waited {
-    let mut times = Vec::with_capacity(rooms.len());
-    let mut missing = 0;
-    for room in rooms {
-        match lock(&room.log).served_after(x) {
-            Some(t) => times.push(t),
-            None => missing += 1,
+impl Waited {
+    /// Each room's time by `time_of` (as of now); `at` is the latest, if every room has one.
+    fn of(rooms: &[Arc<ChurnRoom>], time_of: impl Fn(&ProbeLog) -> Option<Instant>) -> Self {
+        let mut times = Vec::with_capacity(rooms.len());
+        let mut missing = 0;
+        for room in rooms {
+            match time_of(&lock(&room.log)) {
+                Some(t) => times.push(t),
+                None => missing += 1,
+            }
         }
-    }
-    Waited {
-        at: times.iter().copied().max().filter(|_| missing == 0),
-        missing,
-        times,
+        Waited {
+            at: times.iter().copied().max().filter(|_| missing == 0),
+            missing,
+            times,
+        }
     }
 }
 
+/// When each room acknowledged an attempt sent at or after `x` (see
+/// [`ProbeLog::served_after`]), as of now.
+pub(super) fn served(rooms: &[Arc<ChurnRoom>], x: Instant) -> Waited {
+    Waited::of(rooms, |log| log.served_after(x))
+}
+
+/// Waits until every room delivered a probe first sent at or after `x`;
+/// returns the latest of those delivery times.
 pub(super) async fn wait_delivered(
     rooms: &[Arc<ChurnRoom>],
     x: Instant,
     limit: Duration,
 ) -> Waited {
     loop {
-        let mut times = Vec::with_capacity(rooms.len());
-        let mut missing = 0;
-        for room in rooms {
-            match lock(&room.log).delivered_after(x) {
-                Some(t) => times.push(t),
-                None => missing += 1,
-            }
-        }
-        if missing == 0 {
-            return Waited {
-                at: Some(times.iter().copied().max().unwrap_or(x)),
-                missing: 0,
-                times,
-            };
+        let waited = Waited::of(rooms, |log| log.delivered_after(x));
+        if waited.missing == 0 {
+            // No rooms at all count as delivered at once.
+            let at = Some(waited.at.unwrap_or(x));
+            return Waited { at, ..waited };
         }
         if x.elapsed() > limit {
-            return Waited {
-                at: None,
-                missing,
-                times,
-            };
+            return waited;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
