@@ -69,35 +69,16 @@ impl Drop for RestartOnDrop {
     }
 }
 
-/// Every message of a room, oldest first, through the REST history pages.
+/// The ids of every user message of a room, oldest first, through REST history pages of 7
+/// (joins are logged as system messages; the tests compare what users sent).
 async fn history(node: &TestNode, token: &str, room: &str) -> anyhow::Result<Vec<String>> {
-    let mut ids = Vec::new();
-    let mut before: Option<String> = None;
-    loop {
-        let path = match &before {
-            Some(b) => format!("/api/v1/rooms/{room}/messages?limit=7&before={b}"),
-            None => format!("/api/v1/rooms/{room}/messages?limit=7"),
-        };
-        let (status, page) = node.get(&path, Some(token)).await?;
-        anyhow::ensure!(status == 200, "history: {status} {page}");
-        let data = page["data"].as_array().cloned().unwrap_or_default();
-        let page_ids: Vec<String> = data
-            .iter()
-            .filter_map(|m| m["id"].as_str().map(str::to_owned))
-            .collect();
-        before = page_ids.last().cloned();
-        // Joins are logged as system messages; the test compares what users sent.
-        ids.extend(
-            data.iter()
-                .filter(|m| m["type"] != "system")
-                .filter_map(|m| m["id"].as_str().map(str::to_owned)),
-        );
-        if page["hasMore"] != true {
-            break;
-        }
-    }
-    ids.reverse();
-    Ok(ids)
+    Ok(node
+        .history(token, room, 7)
+        .await?
+        .iter()
+        .filter(|m| m["type"] != "system")
+        .filter_map(|m| m["id"].as_str().map(str::to_owned))
+        .collect())
 }
 
 /// The id of an acknowledged message, or an error carrying the ack.

@@ -6,31 +6,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use common::{FAST_CONFIG, TestNode};
-use serde_json::{Value, json};
-
-async fn history(node: &TestNode, token: &str, room: &str) -> anyhow::Result<Vec<Value>> {
-    let mut all = Vec::new();
-    let mut before: Option<String> = None;
-    loop {
-        let path = match &before {
-            Some(b) => format!("/api/v1/rooms/{room}/messages?limit=100&before={b}"),
-            None => format!("/api/v1/rooms/{room}/messages?limit=100"),
-        };
-        let (status, page) = node.get(&path, Some(token)).await?;
-        anyhow::ensure!(status == 200, "history: {status} {page}");
-        let data = page["data"].as_array().cloned().unwrap_or_default();
-        before = data
-            .last()
-            .and_then(|m| m["id"].as_str())
-            .map(str::to_owned);
-        all.extend(data);
-        if page["hasMore"] != true {
-            break;
-        }
-    }
-    all.reverse();
-    Ok(all)
-}
+use serde_json::json;
 
 #[tokio::test]
 async fn graceful_restart_keeps_everything_and_says_going_away() -> anyhow::Result<()> {
@@ -46,7 +22,7 @@ async fn graceful_restart_keeps_everything_and_says_going_away() -> anyhow::Resu
         )
         .await?;
     }
-    let before = history(&node, &alice.token, &room).await?;
+    let before = node.history(&alice.token, &room, 100).await?;
     assert_eq!(before.len(), 20);
     let code = node.terminate()?;
     assert_eq!(code, Some(0), "SIGTERM exits cleanly");
@@ -58,7 +34,7 @@ async fn graceful_restart_keeps_everything_and_says_going_away() -> anyhow::Resu
 
     let dir = node.take_dir().ok_or_else(|| anyhow::anyhow!("dir"))?;
     let node = TestNode::start_in(dir.path(), FAST_CONFIG).await?;
-    let after = history(&node, &alice.token, &room).await?;
+    let after = node.history(&alice.token, &room, 100).await?;
     assert_eq!(after, before);
     // Tokens issued before the restart still work (the secret was kept in the data dir).
     assert_eq!(
@@ -133,7 +109,7 @@ async fn kill_9_loses_no_acknowledged_message() -> anyhow::Result<()> {
     assert!(acked.len() > 50, "load ran: {} acked", acked.len());
 
     let node = TestNode::start_in(dir.path(), FAST_CONFIG).await?;
-    let stored = history(&node, &users[0].token, &room).await?;
+    let stored = node.history(&users[0].token, &room, 100).await?;
     let stored_ids: Vec<&str> = stored
         .iter()
         .map(|m| m["id"].as_str().unwrap_or_default())

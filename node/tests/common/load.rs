@@ -388,36 +388,18 @@ pub async fn history(
     token: &str,
     room: &str,
 ) -> Result<Vec<(String, String)>> {
-    let mut out = Vec::new();
-    let mut before: Option<String> = None;
-    loop {
-        let path = match &before {
-            Some(b) => format!("/api/v1/rooms/{room}/messages?limit=100&before={b}"),
-            None => format!("/api/v1/rooms/{room}/messages?limit=100"),
-        };
-        let (status, page) = node.get(&path, Some(token)).await?;
-        anyhow::ensure!(status == 200, "history: {status} {page}");
-        let data = page["data"].as_array().cloned().unwrap_or_default();
-        before = data
-            .iter()
-            .rev()
-            .find_map(|m| m["id"].as_str().map(str::to_owned));
-        out.extend(
-            data.iter()
-                .filter(|m| m["type"] != "system")
-                .filter_map(|m| {
-                    Some((
-                        m["id"].as_str()?.to_owned(),
-                        m["content"].as_str()?.to_owned(),
-                    ))
-                }),
-        );
-        if page["hasMore"] != true {
-            break;
-        }
-    }
-    out.reverse();
-    Ok(out)
+    Ok(node
+        .history(token, room, 100)
+        .await?
+        .iter()
+        .filter(|m| m["type"] != "system")
+        .filter_map(|m| {
+            Some((
+                m["id"].as_str()?.to_owned(),
+                m["content"].as_str()?.to_owned(),
+            ))
+        })
+        .collect())
 }
 
 /// Every room's stored history (REST pages through the first live node) against what its

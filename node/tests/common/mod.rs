@@ -204,6 +204,32 @@ impl TestNode {
         self.call(reqwest::Method::GET, path, token, None).await
     }
 
+    /// Every stored message of a room (system messages too), oldest first, through the REST
+    /// history pages of `limit` messages.
+    pub async fn history(&self, token: &str, room: &str, limit: usize) -> Result<Vec<Value>> {
+        let mut all = Vec::new();
+        let mut before: Option<String> = None;
+        loop {
+            let path = match &before {
+                Some(b) => format!("/api/v1/rooms/{room}/messages?limit={limit}&before={b}"),
+                None => format!("/api/v1/rooms/{room}/messages?limit={limit}"),
+            };
+            let (status, page) = self.get(&path, Some(token)).await?;
+            anyhow::ensure!(status == 200, "history: {status} {page}");
+            let data = page["data"].as_array().cloned().unwrap_or_default();
+            before = data
+                .iter()
+                .rev()
+                .find_map(|m| m["id"].as_str().map(str::to_owned));
+            all.extend(data);
+            if page["hasMore"] != true {
+                break;
+            }
+        }
+        all.reverse();
+        Ok(all)
+    }
+
     /// Registers `name` (email `name@example.com`, password `password123`).
     /// Creates a room of `kind` (`voice`, `stage`) as `user`; returns its id (fails unless 201).
     pub async fn create_voice_room(&self, user: &User, name: &str, kind: &str) -> Result<String> {
