@@ -94,6 +94,14 @@ fn fail_session(
     recipient(cluster, room, origin, session_id).push(frame);
 }
 
+/// A node's own re-join (no client request) that cannot be served now: it tries again shortly,
+/// and the client sees nothing.
+fn join_later(cluster: &Arc<ClusterInner>, room: Snowflake, origin: NodeId, session_id: u64) {
+    cluster
+        .node_ref(origin)
+        .deliver(room, RoomDelivery::JoinLater { session_id });
+}
+
 /// A client's join refused: the client gets the error, and its node stops waiting for a
 /// confirmation (which would send the join again and answer the request twice).
 fn fail_join(
@@ -182,9 +190,7 @@ async fn to_room(
                 // The session's node re-joining by itself: no client to answer, so it is
                 // told to try again soon (an error frame would reach the client instead).
                 Err(e) if req_id.is_none() && e.is_transient() => {
-                    cluster
-                        .node_ref(origin)
-                        .deliver(room, RoomDelivery::JoinLater { session_id });
+                    join_later(cluster, room, origin, session_id)
                 }
                 Err(e) => fail_join(cluster, room, origin, session_id, req_id, &e),
             }
@@ -413,9 +419,7 @@ fn refuse(cluster: &Arc<ClusterInner>, room: Snowflake, origin: NodeId, op: Room
             session_id,
             req_id: None,
             ..
-        } => cluster
-            .node_ref(origin)
-            .deliver(room, RoomDelivery::JoinLater { session_id }),
+        } => join_later(cluster, room, origin, session_id),
         RoomOp::Join {
             session_id, req_id, ..
         } => fail_join(cluster, room, origin, session_id, req_id, &e),
