@@ -247,6 +247,9 @@ pub struct LogHead {
     pub epoch: u64,
     /// The newest seq.
     pub seq: u64,
+    /// The id of the message the newest entry carries, if any: a new owner reads the newest
+    /// message beside the log's end and keeps the larger id.
+    pub message: Option<Snowflake>,
 }
 
 /// How far a user has read in a room (`read_markers`); only ever moves forward.

@@ -154,16 +154,25 @@ impl RoomState {
             Ok::<_, StoreError>(members)
         };
         // Take the room over in storage first: from now on an older owner's writes are
-        // refused or never read. Then the head: reading it repairs messages a crashed commit
-        // left behind the log.
+        // refused or never read. Then the head (reading it repairs messages a crashed commit
+        // left behind the log) and, beside it, the newest message: a message the head
+        // repairs is at most the head's own, so the larger of the two ids is the newest.
         let log = async {
             let owner_epoch = store.claim_room(room.id, None).await?;
-            let head = store.log_head(room.id).await?;
-            let newest = store.messages_before(room.id, None, 1).await?;
+            let (head, newest) = tokio::try_join!(
+                store.log_head(room.id),
+                store.messages_before(room.id, None, 1)
+            )?;
             Ok::<_, StoreError>((owner_epoch, head, newest))
         };
         let (members, (owner_epoch, head, newest)) = tokio::try_join!(members, log)?;
-        let last_message_id = newest.first().map(|m| m.id).unwrap_or_default();
+        let last_message_id = newest
+            .first()
+            .map(|m| m.id)
+            .into_iter()
+            .chain(head.and_then(|h| h.message))
+            .max()
+            .unwrap_or_default();
         let log = log::Log::new(head, owner_epoch, || ctx.ids.next_id().0);
         Ok(RoomState {
             room,

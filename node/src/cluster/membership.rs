@@ -331,6 +331,23 @@ impl Membership {
         change
     }
 
+    /// The next instant at which [`tick`](Self::tick) could change something: a peer passing
+    /// the failure timeout or the lease, or catching up ending. The heartbeat loop sleeps
+    /// until then rather than to its next heartbeat, so a silent peer is declared down when
+    /// its timeout passes, not up to one heartbeat interval later.
+    pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
+        let lease = self.lease();
+        let peers = self.members.values().filter(|m| {
+            m.info.node_id != self.me
+                && matches!(m.info.state, MemberState::Up | MemberState::Leaving)
+        });
+        peers
+            .flat_map(|m| [m.last_heard + lease, m.last_heard + self.failure_timeout])
+            .chain(self.catching_up_until)
+            .filter(|at| *at > now)
+            .min()
+    }
+
     /// Marks silent members: Up → Down, Leaving → Left.
     pub fn tick(&mut self, now: Instant) -> Change {
         let mut change = Change::default();
@@ -465,6 +482,23 @@ mod tests {
         let caught_up = much_later + m.catch_up();
         assert!(m.tick(caught_up).placement);
         assert_eq!(m.owners(), vec![1, 2]);
+    }
+
+    #[test]
+    fn the_next_deadline_is_when_a_silent_peer_goes_down() {
+        let t0 = Instant::now();
+        let mut m = three(t0);
+        let t1 = t0 + Duration::from_millis(400);
+        m.heard(info(2, 1), t1);
+        // Node 3, last heard at t0, passes the lease first, then the failure timeout.
+        assert_eq!(m.next_deadline(t0), Some(t0 + m.lease()));
+        let after_lease = t0 + m.lease() + Duration::from_millis(1);
+        assert_eq!(m.next_deadline(after_lease), Some(t1 + m.lease()));
+        let at = t0 + Duration::from_secs(3);
+        assert!(m.tick(at - Duration::from_millis(1)).down.is_empty());
+        assert_eq!(m.tick(at).down, vec![3], "down exactly at its timeout");
+        // Down peers set no deadline: only node 2's remain.
+        assert_eq!(m.next_deadline(at), Some(t1 + Duration::from_secs(3)));
     }
 
     #[test]

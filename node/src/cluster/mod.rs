@@ -370,8 +370,21 @@ async fn heartbeats(inner: Arc<ClusterInner>) {
     let mut every = tokio::time::interval(inner.heartbeat);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        every.tick().await;
-        inner.send_heartbeats();
+        // Wake for the next heartbeat, or earlier when a peer's timeout (or the lease) passes.
+        let deadline = inner.membership.lock().next_deadline(Instant::now());
+        let beat = match deadline {
+            Some(at) => tokio::select! {
+                _ = every.tick() => true,
+                () = tokio::time::sleep_until((at + Duration::from_millis(1)).into()) => false,
+            },
+            None => {
+                every.tick().await;
+                true
+            }
+        };
+        if beat {
+            inner.send_heartbeats();
+        }
         let change = inner.membership.lock().tick(Instant::now());
         if change.placement || !change.down.is_empty() {
             inner.apply(change);

@@ -58,6 +58,9 @@ type EventRow = (
 pub(crate) struct EventStatements {
     insert: PreparedStatement,
     after: PreparedStatement,
+    /// `after` with only the seq and the ownership epoch: resolving the log's tail needs no
+    /// payloads (a takeover reads 258 entries of every room it starts).
+    epochs_after: PreparedStatement,
     last: PreparedStatement,
     delete_bucket: PreparedStatement,
     head_put: PreparedStatement,
@@ -90,6 +93,9 @@ impl EventStatements {
                 "SELECT seq, epoch, owner_epoch, event, data, message, at FROM room_events \
                  WHERE room_id = ? AND bucket = ? AND seq > ? LIMIT ?",
             )
+            .await?,
+            epochs_after: p("SELECT seq, owner_epoch FROM room_events \
+                 WHERE room_id = ? AND bucket = ? AND seq > ? LIMIT ?")
             .await?,
             last: p(
                 "SELECT seq, epoch, owner_epoch, event, data, message, at FROM room_events \
@@ -285,18 +291,71 @@ impl Cql {
         };
         let last = decode(room_id, last)?;
         // The window's first entry is at least one batch before the physical end, so it is
-        // part of the log and gives the epoch the rest may not fall below.
+        // part of the log and gives the epoch the rest may not fall below. Only seqs and
+        // epochs are read; the entry the rule ends at is read whole unless it is `last`.
         let from = last.seq.saturating_sub(TAIL_WINDOW);
         let mut rows = self
-            .raw_after(room_id, from.saturating_sub(1), TAIL_WINDOW as u32 + 1)
+            .epochs_after(room_id, from.saturating_sub(1), TAIL_WINDOW as u32 + 1)
             .await?;
         let floor = match rows.first() {
             Some(first) if from > 0 && first.seq == from => rows.remove(0).owner_epoch,
             _ => 0,
         };
-        Ok(resolve(rows, floor)
-            .pop()
-            .or(Some(last).filter(|_| from > 0)))
+        let end = match resolve(rows, floor).pop() {
+            Some(end) => end.seq,
+            None if from > 0 => from,
+            None => return Ok(None),
+        };
+        if end == last.seq {
+            return Ok(Some(last));
+        }
+        let entry = self.raw_after(room_id, end.saturating_sub(1), 1).await?;
+        Ok(entry.into_iter().find(|e| e.seq == end))
+    }
+
+    /// Seqs and ownership epochs of the log rows with seq > `after`, as stored (for
+    /// [`resolve`]: the records carry no event).
+    async fn epochs_after(
+        &self,
+        room_id: Snowflake,
+        after: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<RoomEventRecord>> {
+        let room = id(room_id)?;
+        let mut out = Vec::new();
+        let mut cursor = after;
+        let mut b = bucket_of(after.saturating_add(1));
+        while out.len() < limit as usize {
+            let want = i32::try_from(limit as usize - out.len()).unwrap_or(i32::MAX);
+            let rows: Vec<(i64, Option<i64>)> = self
+                .select(
+                    "read room log epochs",
+                    &self.ev.epochs_after,
+                    (room, b, seq_value(cursor)?, want),
+                )
+                .await?;
+            let got = rows.len();
+            for (seq, owner_epoch) in rows {
+                cursor = u64::try_from(seq)
+                    .map_err(|_| StoreError::Corrupt("negative log seq".into()))?;
+                out.push(RoomEventRecord {
+                    room_id,
+                    seq: cursor,
+                    epoch: 0,
+                    owner_epoch: owner_epoch.map_or(0, |e| u64::try_from(e).unwrap_or(0)),
+                    event: String::new(),
+                    data: String::new(),
+                    message: None,
+                    at: 0,
+                });
+            }
+            let bucket_end = (u64::try_from(b).unwrap_or(0) + 1) << BUCKET_SHIFT;
+            if got == 0 || cursor + 1 < bucket_end {
+                break;
+            }
+            b += 1;
+        }
+        Ok(out)
     }
 
     /// A room's current ownership epoch (0 if never claimed).
@@ -388,6 +447,7 @@ impl Cql {
         Ok(Some(LogHead {
             epoch: last.epoch,
             seq: last.seq,
+            message: last.message.as_ref().map(|m| m.id),
         }))
     }
 

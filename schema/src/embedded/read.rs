@@ -234,6 +234,7 @@ impl Reader {
         Ok(Some(LogHead {
             epoch: event.epoch,
             seq: event.seq,
+            message: event.message.as_ref().map(|m| m.id),
         }))
     }
 

@@ -51,9 +51,11 @@ pub async fn room_log_appends_reads_after_any_seq_and_survives_a_reopen(backend:
         .commit_events(&[entry(501, 1, None)])
         .await
         .expect("neighbour");
+    // The last entry (seq 20,000) carries its message.
     let head = LogHead {
         epoch: 77,
         seq: total,
+        message: Some(Snowflake(base + total)),
     };
     assert_eq!(
         store.log_head(Snowflake(500)).await.expect("head"),

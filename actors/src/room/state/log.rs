@@ -606,7 +606,15 @@ mod tests {
     fn a_new_log_starts_a_new_epoch_and_an_old_one_continues() {
         let fresh = Log::new(None, 1, || 42);
         assert_eq!((fresh.epoch(), fresh.head()), (42, 0));
-        let old = Log::new(Some(LogHead { epoch: 7, seq: 99 }), 1, || 42);
+        let old = Log::new(
+            Some(LogHead {
+                epoch: 7,
+                seq: 99,
+                message: None,
+            }),
+            1,
+            || 42,
+        );
         assert_eq!((old.epoch(), old.head()), (7, 99));
     }
 
