@@ -562,9 +562,12 @@ impl RoomActor {
             return;
         }
         if state.needs_resync() {
-            let (after, owner_epoch) = state.begin_resync();
+            let (after, owner_epoch, wait) = state.begin_resync();
             let (store, room, me) = (state.ctx.store.clone(), state.room.id, me.clone());
             tokio::spawn(async move {
+                if !wait.is_zero() {
+                    tokio::time::sleep(wait).await;
+                }
                 let result = async {
                     // A new epoch first, so the failed write's entries, should they land
                     // later, never replace or follow the entries written next.

@@ -110,7 +110,7 @@ async fn a_failed_write_landing_after_the_resync_never_replaces_what_came_next()
     // The write times out without having landed yet.
     let late = state.take_write_batch().expect("batch");
     state.handle_committed(Err(StoreError::Unavailable("timeout".into())));
-    let (after, owner) = state.begin_resync();
+    let (after, owner, _) = state.begin_resync();
     let store: &dyn Store = &*f.ctx.store;
     let owner_epoch = store
         .claim_room(f.room.id, Some(owner))
@@ -152,4 +152,58 @@ async fn a_failed_write_landing_after_the_resync_never_replaces_what_came_next()
         .expect("history");
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].content, "next");
+}
+
+/// Storage stays unreachable after a failed write: every failed resync makes the next one
+/// wait longer (no busy loop of failing reads), and a successful one resets the wait.
+#[tokio::test]
+async fn failed_resyncs_wait_longer_each_time_and_a_success_resets_the_wait() {
+    let f = fixture(ActorConfig::default()).await;
+    let mut state = RoomState::load(f.room.clone(), f.ctx.clone())
+        .await
+        .expect("load");
+    let acks = Outbox::new(100);
+    let reply = |id| Reply::Session {
+        to: Recipient::Local(acks.clone()),
+        session_id: 0,
+        req_id: Some(id),
+    };
+    let alice = author(f.alice, "alice");
+    state
+        .handle_post(alice.clone(), post(f.room.id, "lost", Some("n1")), reply(1))
+        .await;
+    let _ = state.take_write_batch().expect("batch");
+    state.handle_committed(Err(StoreError::Unavailable("timeout".into())));
+    let mut waits = Vec::new();
+    for _ in 0..4 {
+        assert!(state.needs_resync());
+        let (_, _, wait) = state.begin_resync();
+        waits.push(wait.as_millis());
+        state.handle_resynced(Err(StoreError::Unavailable("down".into())));
+    }
+    assert_eq!(waits, vec![0, 50, 100, 200]);
+    let (after, owner, _) = state.begin_resync();
+    let store: &dyn Store = &*f.ctx.store;
+    let owner_epoch = store
+        .claim_room(f.room.id, Some(owner))
+        .await
+        .expect("renew");
+    let head = store.log_head(f.room.id).await.expect("head");
+    let events = store
+        .events_after(f.room.id, after, 10)
+        .await
+        .expect("read");
+    state.handle_resynced(Ok(ResyncData {
+        owner_epoch,
+        head,
+        events,
+    }));
+    // The next failure starts from no wait again.
+    state
+        .handle_post(alice, post(f.room.id, "next", Some("n2")), reply(2))
+        .await;
+    let _ = state.take_write_batch().expect("batch");
+    state.handle_committed(Err(StoreError::Unavailable("timeout".into())));
+    let (_, _, wait) = state.begin_resync();
+    assert!(wait.is_zero());
 }

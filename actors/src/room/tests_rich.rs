@@ -246,7 +246,8 @@ async fn a_failed_write_that_landed_is_broadcast_by_the_resync_and_seqs_stay_den
         state.take_write_batch().is_none(),
         "no write before the resync"
     );
-    let (after, owner) = state.begin_resync();
+    let (after, owner, wait) = state.begin_resync();
+    assert!(wait.is_zero(), "the first resync does not wait");
     let owner_epoch = state
         .ctx
         .store

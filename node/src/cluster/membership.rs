@@ -58,6 +58,11 @@ pub struct Membership {
     catching_up_until: Option<Instant>,
 }
 
+/// Whether a member in `state` is counted alive (owns rooms or hands them off).
+fn is_alive(state: MemberState) -> bool {
+    matches!(state, MemberState::Up | MemberState::Leaving)
+}
+
 /// Rendezvous weight of `node` for `room`: highest wins.
 pub fn weight(room: u64, node: NodeId) -> u64 {
     // splitmix64 of the pair: well mixed, identical on every node and build.
@@ -266,6 +271,13 @@ impl Membership {
                 if restarted {
                     change.dial.push(info);
                     change.placement = true;
+                } else if !is_alive(before) && is_alive(state) {
+                    // Known only as Down (hearsay, or it was cut off): there may be no link
+                    // to it yet. Without one it never hears our heartbeats and declares us
+                    // down while we count it up (a chaos run: a node restarted during a
+                    // partition learned its peer from gossip as Down, never dialled it, and
+                    // each side stayed wrong about the other until the run's bound).
+                    change.dial.push(info);
                 }
             }
             None => {
@@ -482,6 +494,29 @@ mod tests {
         let caught_up = much_later + m.catch_up();
         assert!(m.tick(caught_up).placement);
         assert_eq!(m.owners(), vec![1, 2]);
+    }
+
+    #[test]
+    fn a_peer_known_only_as_down_is_dialled_once_it_is_heard() {
+        let t0 = Instant::now();
+        let mut m = started(info(1, 1), Duration::from_secs(3), t0);
+        // Gossip names node 2 as Down: nothing to dial yet.
+        let mut down = info(2, 7);
+        down.state = MemberState::Down;
+        assert!(m.merge(&[down], t0).dial.is_empty());
+        // Node 2 speaks to us (same incarnation): it is up, and we need a link to it.
+        let change = m.heard(info(2, 7), t0 + Duration::from_millis(100));
+        assert!(change.placement);
+        assert_eq!(
+            change.dial.iter().map(|i| i.node_id).collect::<Vec<_>>(),
+            vec![2]
+        );
+        // Heard again while up: no new dial.
+        assert!(
+            m.heard(info(2, 7), t0 + Duration::from_millis(600))
+                .dial
+                .is_empty()
+        );
     }
 
     #[test]
