@@ -23,7 +23,7 @@
 
 mod common;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -133,6 +133,9 @@ struct Env {
     cql_dir: Option<String>,
     /// Nodes stopped with SIGSTOP now (HTTP to them would hang).
     paused: parking_lot::Mutex<HashSet<usize>>,
+    /// The peers each node should be cut off from now: a node paused while a partition
+    /// around it ended missed the request that healed it, and gets it when it resumes.
+    blocks: parking_lot::Mutex<HashMap<usize, Vec<usize>>>,
 }
 
 fn cassandra(command: &str, dir: &str) -> Result<()> {
@@ -215,6 +218,7 @@ impl Env {
     /// Sets node `node`'s block list, unless it is paused (its HTTP would hang; the other
     /// side's block cuts the link anyway); a node that does not answer is skipped.
     async fn block(&self, node: usize, peers: &[usize]) -> Result<()> {
+        self.blocks.lock().insert(node, peers.to_vec());
         if self.paused.lock().contains(&node) {
             return Ok(());
         }
@@ -226,6 +230,14 @@ impl Env {
             Ok(r) => r,
             Err(_) => Ok(()),
         }
+    }
+
+    /// Node `node` runs again after SIGCONT: it gets the cut it should have now (a partition
+    /// that ended while it was stopped was never lifted on it).
+    async fn resumed(&self, node: usize) -> Result<()> {
+        self.paused.lock().remove(&node);
+        let wanted = self.blocks.lock().get(&node).cloned().unwrap_or_default();
+        self.block(node, &wanted).await
     }
 
     /// Starts node `node` again; while the CQL server is down (a restart overlapping this
@@ -263,7 +275,7 @@ impl Env {
                 kill(pid, Signal::SIGSTOP)?;
                 tokio::time::sleep(p.hold).await;
                 kill(pid, Signal::SIGCONT)?;
-                self.paused.lock().remove(&p.node);
+                self.resumed(p.node).await?;
             }
             Fault::Partition => {
                 let others: Vec<usize> = {
@@ -326,7 +338,7 @@ impl Env {
                 self.hold.release();
                 until(Duration::from_secs(10), || self.hold.held_writes("") == 0).await;
                 kill(pid, Signal::SIGCONT)?;
-                self.paused.lock().remove(&p.node);
+                self.resumed(p.node).await?;
                 if !held {
                     eprintln!("chaos: node 4 had no log append in flight when paused");
                 }
@@ -455,6 +467,7 @@ async fn chaos_soak_loses_duplicates_and_reorders_nothing() -> Result<()> {
         bound,
         cql_dir,
         paused: Default::default(),
+        blocks: Default::default(),
     };
     tokio::time::sleep(Duration::from_secs(3)).await;
 
