@@ -264,6 +264,16 @@ impl Cql {
     /// The newest entry of a room's log (resolved by ownership epoch), from the head hint
     /// onwards.
     async fn last_event(&self, room_id: Snowflake) -> StoreResult<Option<RoomEventRecord>> {
+        match self.physical_last(room_id).await? {
+            Some(last) => self.resolve_end(room_id, last).await,
+            None => Ok(None),
+        }
+    }
+
+    /// The newest entry as stored (a fenced owner's stale entry included), from the head
+    /// hint onwards. Partitions are read two at a time: the hint is at most one commit
+    /// behind, so the end is almost always in the hint's partition or the next.
+    async fn physical_last(&self, room_id: Snowflake) -> StoreResult<Option<RoomEventRecord>> {
         let room = id(room_id)?;
         let hint: Option<(i64, i64)> = self
             .first("read room log head", &self.ev.head_get, (room,))
@@ -275,21 +285,36 @@ impl Cql {
         let mut b = hint.map_or(0, |(_, seq)| bucket_of(u64::try_from(seq).unwrap_or(0)));
         let mut last: Option<EventRow> = None;
         loop {
-            let row: Option<EventRow> = self
-                .first("read room log end", &self.ev.last, (room, b, 1i32))
-                .await?;
-            match row {
-                Some(row) => last = Some(row),
-                // The hint is at most one commit behind, so an empty partition is the end.
-                None => break,
+            let next = b.saturating_add(1);
+            let (this, after): (Option<EventRow>, Option<EventRow>) = tokio::try_join!(
+                self.first("read room log end", &self.ev.last, (room, b, 1i32)),
+                self.first("read room log end", &self.ev.last, (room, next, 1i32)),
+            )?;
+            // An empty partition is the end (the hint is at most one commit behind).
+            match (this, after) {
+                (None, _) => break,
+                (Some(row), None) => {
+                    last = Some(row);
+                    break;
+                }
+                (Some(_), Some(row)) => {
+                    last = Some(row);
+                    if next == i32::MAX {
+                        break;
+                    }
+                    b = next + 1;
+                }
             }
-            let Some(next) = b.checked_add(1) else { break };
-            b = next;
         }
-        let Some(last) = last else {
-            return Ok(None);
-        };
-        let last = decode(room_id, last)?;
+        last.map(|row| decode(room_id, row)).transpose()
+    }
+
+    /// Where the fencing rule ends the log whose physical end is `last`.
+    async fn resolve_end(
+        &self,
+        room_id: Snowflake,
+        last: RoomEventRecord,
+    ) -> StoreResult<Option<RoomEventRecord>> {
         // The window's first entry is at least one batch before the physical end, so it is
         // part of the log and gives the epoch the rest may not fall below. Only seqs and
         // epochs are read; the entry the rule ends at is read whole unless it is `last`.
@@ -427,13 +452,38 @@ impl Cql {
         )))
     }
 
+    /// The stored state of the message a log entry carries (`None` if it carries none, or
+    /// the message is missing).
+    async fn stored_message_of(
+        &self,
+        entry: &RoomEventRecord,
+    ) -> StoreResult<Option<MessageRecord>> {
+        match &entry.message {
+            Some(m) => self.message(m.room_id, m.id).await,
+            None => Ok(None),
+        }
+    }
+
     /// `log_head`, repairing messages a crashed commit left behind the log.
     pub(crate) async fn log_head(&self, room_id: Snowflake) -> StoreResult<Option<LogHead>> {
-        let Some(last) = self.last_event(room_id).await? else {
+        let Some(physical) = self.physical_last(room_id).await? else {
             return Ok(None);
         };
+        // A new owner waits for this read: the repair check of the physical end runs beside
+        // the fencing rule's window, and is read again only when the rule ends elsewhere.
+        let (last, stored) = tokio::try_join!(
+            self.resolve_end(room_id, physical.clone()),
+            self.stored_message_of(&physical)
+        )?;
+        let Some(last) = last else {
+            return Ok(None);
+        };
+        let stored = if last.seq == physical.seq {
+            stored
+        } else {
+            self.stored_message_of(&last).await?
+        };
         if let Some(m) = &last.message {
-            let stored = self.message(m.room_id, m.id).await?;
             if stored.is_none_or(|s| s.extra.seq < m.extra.seq) {
                 let from = last.seq.saturating_sub(REPAIR_WINDOW);
                 let window = self
