@@ -4,8 +4,10 @@
 
 pub mod call;
 pub mod client;
+pub mod event;
 pub mod files;
 pub mod frame;
+pub mod request;
 pub mod rich;
 pub mod server;
 pub mod voice;
