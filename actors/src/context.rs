@@ -21,8 +21,6 @@ pub struct ActorConfig {
     pub nonce_cache: usize,
     /// Frames a session may have queued before it is closed as a slow consumer.
     pub outbound_queue_frames: usize,
-    /// Malformed frames a session may send within a minute; the last one disconnects it.
-    pub max_invalid_frames: u32,
     /// How often a session tells its user's presence actor it is alive.
     pub presence_heartbeat: Duration,
 }
@@ -35,7 +33,6 @@ impl Default for ActorConfig {
             replay_limit: 1000,
             nonce_cache: 4096,
             outbound_queue_frames: 8192,
-            max_invalid_frames: 20,
             presence_heartbeat: Duration::from_secs(15),
         }
     }

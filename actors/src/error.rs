@@ -72,12 +72,9 @@ impl ActorError {
                 tracing::error!(error = %e, "corrupt record");
                 ErrorBody::new(ErrorCode::InternalError, "internal error")
             }
-            // Another node owns the room now: the client resends there.
+            // Another node owns the room now (or will shortly): the client resends there.
             ActorError::Unavailable | ActorError::Store(StoreError::Fenced { .. }) => {
-                ErrorBody::new(
-                    ErrorCode::InternalError,
-                    "room temporarily unavailable, retry",
-                )
+                ErrorBody::unavailable("room temporarily unavailable, retry")
             }
         }
     }

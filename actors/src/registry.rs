@@ -194,8 +194,7 @@ impl SessionRegistry {
     /// one, so each fails now with a "send again" error (the room serves from its new owner
     /// by then, or soon). Returns how many failed.
     pub fn node_down(&self, node: NodeId) -> usize {
-        let error = voiceflow_wire::ErrorBody::new(
-            voiceflow_wire::ErrorCode::InternalError,
+        let error = voiceflow_wire::ErrorBody::unavailable(
             "the room's server went away before answering; send again",
         );
         let inner = self.0.read();

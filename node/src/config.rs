@@ -472,7 +472,6 @@ impl Config {
             replay_limit: self.replay_limit,
             nonce_cache: 4096,
             outbound_queue_frames: self.outbound_queue_frames,
-            max_invalid_frames: self.max_invalid_frames,
             presence_heartbeat: self.presence.heartbeat(),
         }
     }

@@ -43,8 +43,20 @@ impl ApiError {
     pub fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.0.code.http_status())
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        // A "retry later" says when in the header too, as 429s do (whole seconds, rounded up).
+        let retry_after = (self.0.code == ErrorCode::Unavailable)
+            .then(|| self.0.retry_after_ms())
+            .flatten();
         let body = serde_json::json!({ "success": false, "error": self.0 });
-        warp::reply::with_status(warp::reply::json(&body), status).into_response_compat()
+        let mut response =
+            warp::reply::with_status(warp::reply::json(&body), status).into_response_compat();
+        if let Some(ms) = retry_after {
+            response.headers_mut().insert(
+                warp::http::header::RETRY_AFTER,
+                warp::http::HeaderValue::from(ms.div_ceil(1000).max(1)),
+            );
+        }
+        response
     }
 }
 

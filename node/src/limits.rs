@@ -15,9 +15,12 @@
 //!   [`per_user::CLOSE_TOO_MANY_CONNECTIONS`].
 //! - **Bad input** (WebSocket): a frame over `ws_max_frame_bytes` gets PAYLOAD_TOO_LARGE and a
 //!   frame nested deeper than `max_json_depth` gets INVALID_FRAME, both without being parsed.
-//!   These count as invalid frames: `max_invalid_frames` of them within a minute close the
-//!   connection with 4002, as the session does for the malformed frames it sees. Rate-limited
-//!   frames are not invalid and do not count there.
+//!   Every other frame is parsed here, once, into a [`RequestFrame`] (the session gets the
+//!   parsed request, never the text); one that does not parse gets INVALID_FRAME,
+//!   UNKNOWN_EVENT or VALIDATION_ERROR, as does a binary frame. All of these count as invalid
+//!   frames, in the connection's one count ([`invalid`]): `max_invalid_frames` of them within
+//!   a minute close the connection with 4002. Rate-limited frames are not invalid and do not
+//!   count there.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -27,10 +30,9 @@ use std::time::{Duration, Instant};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, NotUntil, Quota};
 use voiceflow_actors::CloseReason;
-use voiceflow_actors::session::InvalidFrames;
-use voiceflow_wire::v1::client::Request as _;
-use voiceflow_wire::v1::client::{ClientFrame, SendMessage};
+use voiceflow_wire::v1::client::ClientFrame;
 use voiceflow_wire::v1::frame::{self, Frame};
+use voiceflow_wire::v1::request::{ClientEvent, RequestFrame};
 use voiceflow_wire::{ErrorBody, ErrorCode, Snowflake};
 use warp::http::{HeaderValue, header};
 use warp::reply::Response;
@@ -38,8 +40,10 @@ use warp::reply::Response;
 use crate::config::Config;
 use crate::error::ApiError;
 
+mod invalid;
 mod per_user;
 
+use invalid::InvalidFrames;
 pub use per_user::{ConnectionSlot, UserConnections};
 
 /// Close code of a connection that kept sending far over its rate limit.
@@ -90,14 +94,6 @@ impl RateLimited {
         response
     }
 }
-
-/// The logged changes other than messages that the `actions` bucket charges.
-const ACTION_EVENTS: [&str; 4] = [
-    "message:update",
-    "message:delete",
-    "reaction:add",
-    "reaction:remove",
-];
 
 /// A keyed token bucket that forgets idle keys now and then: every [`SWEEP_EVERY`] checks,
 /// keys whose bucket is full again (indistinguishable from a new key) are dropped.
@@ -204,6 +200,54 @@ impl Limits {
         self.actions.as_ref().map_or(Ok(()), |a| a.check(&user))
     }
 
+    /// The bucket an event draws on besides the frame budgets (messages, and the logged
+    /// changes other than messages), if it is empty: the refusal, what to call the limited
+    /// requests, and the metric's label.
+    fn charge(
+        &self,
+        user: Snowflake,
+        event: ClientEvent,
+    ) -> Option<(RateLimited, &'static str, &'static str)> {
+        match event {
+            ClientEvent::SendMessage => self
+                .message(user)
+                .err()
+                .map(|l| (l, "messages", "messages")),
+            ClientEvent::UpdateMessage
+            | ClientEvent::DeleteMessage
+            | ClientEvent::ReactionAdd
+            | ClientEvent::ReactionRemove => self
+                .action(user)
+                .err()
+                .map(|l| (l, "edits, deletions and reactions", "actions")),
+            ClientEvent::JoinRoom
+            | ClientEvent::LeaveRoom
+            | ClientEvent::MarkRead
+            | ClientEvent::PresenceUpdate
+            | ClientEvent::TypingStart
+            | ClientEvent::TypingStop
+            | ClientEvent::Ping
+            | ClientEvent::AuthRefresh
+            | ClientEvent::VoiceJoin
+            | ClientEvent::VoiceSignal
+            | ClientEvent::VoiceState
+            | ClientEvent::VoiceLeave
+            | ClientEvent::VoiceIceServers
+            | ClientEvent::StageHandRaise
+            | ClientEvent::StageHandLower
+            | ClientEvent::StagePromote
+            | ClientEvent::StageDemote
+            | ClientEvent::StageKick
+            | ClientEvent::StageBan
+            | ClientEvent::StageEnd
+            | ClientEvent::CallStart
+            | ClientEvent::CallAccept
+            | ClientEvent::CallDecline
+            | ClientEvent::CallCancel
+            | ClientEvent::CallHangup => None,
+        }
+    }
+
     /// A place for a new WebSocket of `user`, or the close for one over the cap.
     pub fn open_connection(&self, user: Snowflake) -> Result<ConnectionSlot<'_>, CloseReason> {
         match &self.user_connections {
@@ -242,8 +286,8 @@ impl Limits {
 /// What to do with one client frame.
 #[derive(Debug)]
 pub enum Verdict {
-    /// Hand it to the session.
-    Forward,
+    /// Hand the parsed request to the session (or, `auth:refresh`, to the token clock).
+    Forward(RequestFrame),
     /// Drop it and send this answer.
     Refuse(Frame),
     /// Drop it, send this answer and close the connection.
@@ -287,33 +331,40 @@ impl ConnectionGate {
             );
             return self.invalid(limits, envelope_id(text), &error);
         }
-        if (limits.messages.is_some() || limits.actions.is_some())
-            && let Ok(envelope) = ClientFrame::parse(text)
-        {
-            let limited = match envelope.event {
-                SendMessage::EVENT => limits
-                    .message(user)
-                    .err()
-                    .map(|l| (l, "messages", "messages")),
-                event if ACTION_EVENTS.contains(&event) => limits
-                    .action(user)
-                    .err()
-                    .map(|l| (l, "edits, deletions and reactions", "actions")),
-                _ => None,
-            };
-            if let Some((limited, what, label)) = limited {
-                metrics::counter!("voiceflow_rate_limited_total", "limit" => label).increment(1);
-                return Verdict::Refuse(frame::failure(envelope.id, &limited.body(what)));
-            }
+        // The frame's one parse: the envelope, the event, then (once the event's bucket has
+        // been charged, so a malformed message still costs one) the payload.
+        let envelope = match ClientFrame::parse(text) {
+            Ok(envelope) => envelope,
+            Err(e) => return self.invalid(limits, e.id, &e.error),
+        };
+        let event = match envelope.known_event() {
+            Ok(event) => event,
+            Err(e) => return self.invalid(limits, e.id, &e.error),
+        };
+        if let Some((limited, what, label)) = limits.charge(user, event) {
+            metrics::counter!("voiceflow_rate_limited_total", "limit" => label).increment(1);
+            return Verdict::Refuse(frame::failure(envelope.id, &limited.body(what)));
         }
-        // Whatever else is wrong with it, the session says (and counts).
-        Verdict::Forward
+        match event.parse(&envelope) {
+            Ok(request) => Verdict::Forward(RequestFrame {
+                id: envelope.id,
+                request,
+            }),
+            Err(e) => self.invalid(limits, e.id, &e.error),
+        }
     }
 
-    /// Checks a binary frame (not part of the protocol; the session answers it).
+    /// Checks a binary frame: not part of the protocol, so refused (and counted) unless a
+    /// rate limit refuses it first.
     pub fn check_binary(&mut self, limits: &Limits, user: Snowflake) -> Verdict {
-        self.check_rate(limits, user, || None)
-            .unwrap_or(Verdict::Forward)
+        if let Some(verdict) = self.check_rate(limits, user, || None) {
+            return verdict;
+        }
+        let error = ErrorBody::new(
+            ErrorCode::InvalidFrame,
+            "binary frames are not part of the protocol",
+        );
+        self.invalid(limits, None, &error)
     }
 
     /// The connection's bucket, then the user's (all their connections, surviving

@@ -27,8 +27,10 @@ use voiceflow_actors::session::{SessionActor, SessionArgs, SessionMsg};
 use voiceflow_actors::{CloseReason, Outbox};
 use voiceflow_wire::Snowflake;
 use voiceflow_wire::v1::PROTOCOL_VERSION;
-use voiceflow_wire::v1::frame::{self, Frame};
-use voiceflow_wire::v1::server::{Hello, events};
+use voiceflow_wire::v1::event::ServerEvent;
+use voiceflow_wire::v1::frame::Frame;
+use voiceflow_wire::v1::request::ClientRequest;
+use voiceflow_wire::v1::server::Hello;
 use warp::http::{StatusCode, header};
 use warp::reply::Response;
 use warp::{Filter, Rejection};
@@ -194,7 +196,7 @@ async fn serve(state: AppState, mut ws: Ws, auth: AuthUser) {
         max_upload_bytes: state.config.files.max_bytes,
         max_frame_bytes: state.config.ws_max_frame_bytes as u64,
     };
-    outbox.push(frame::event(events::HELLO, &hello));
+    outbox.push(ServerEvent::Hello(hello).frame());
     let close = pump(
         &state,
         &mut ws,
@@ -341,43 +343,44 @@ async fn pump(
         tokio::select! {
             inbound = ws.next() => {
                 last_heard = Instant::now();
-                // Limits are checked here, before a frame reaches the session actor; refusals
-                // and closes go through the outbox, in order with everything else.
+                // Limits are checked and the frame parsed here, before it reaches the session
+                // actor; refusals and closes go through the outbox, in order with everything
+                // else.
                 let verdict = match &inbound {
                     Some(Ok(Message::Text(text))) => {
-                        gate.check_text(&state.limits, user, text.as_str())
+                        Some(gate.check_text(&state.limits, user, text.as_str()))
                     }
-                    Some(Ok(Message::Binary(_))) => gate.check_binary(&state.limits, user),
-                    _ => Verdict::Forward,
+                    Some(Ok(Message::Binary(_))) => Some(gate.check_binary(&state.limits, user)),
+                    _ => None,
                 };
                 match verdict {
-                    Verdict::Forward => {}
-                    Verdict::Refuse(answer) => {
+                    None => {}
+                    Some(Verdict::Forward(frame)) => {
+                        if let ClientRequest::AuthRefresh(refresh) = &frame.request {
+                            if let Some(answer) = clock.handle(state, user, session_id, frame.id, refresh) {
+                                outbox.push(answer);
+                            }
+                            expiry.as_mut().reset(clock.deadline());
+                            continue;
+                        }
+                        if session.cast(SessionMsg::Inbound(frame)).is_err() {
+                            return Some(CloseReason { code: 1011, reason: "session ended".into() });
+                        }
+                        continue;
+                    }
+                    Some(Verdict::Refuse(answer)) => {
                         outbox.push(answer);
                         continue;
                     }
-                    Verdict::Close(answer, reason) => {
+                    Some(Verdict::Close(answer, reason)) => {
                         outbox.push(answer);
                         outbox.close(reason);
                         continue;
                     }
                 }
                 match inbound {
-                    Some(Ok(Message::Text(text))) => {
-                        if let Some(answer) = clock.handle(state, user, session_id, text.as_str()) {
-                            if let Some(answer) = answer {
-                                outbox.push(answer);
-                            }
-                            expiry.as_mut().reset(clock.deadline());
-                            continue;
-                        }
-                        if session.cast(SessionMsg::Inbound(text.as_str().to_owned())).is_err() {
-                            return Some(CloseReason { code: 1011, reason: "session ended".into() });
-                        }
-                    }
-                    Some(Ok(Message::Binary(_))) => {
-                        let _ = session.cast(SessionMsg::InboundBinary);
-                    }
+                    // Handled above.
+                    Some(Ok(Message::Text(_) | Message::Binary(_))) => {}
                     Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
                     Some(Ok(Message::Close(_))) | None => return None,
                     Some(Err(WsError::Capacity(e))) => {

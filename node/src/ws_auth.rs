@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use voiceflow_wire::v1::client::{AuthRefresh, AuthRefreshed, ClientFrame};
+use voiceflow_wire::v1::client::{AuthRefresh, AuthRefreshed};
 use voiceflow_wire::v1::frame::{self, Frame};
 use voiceflow_wire::{ErrorBody, ErrorCode, Snowflake};
 
@@ -44,39 +44,26 @@ impl TokenClock {
         }
     }
 
-    /// Handles the frame if it is `auth:refresh`: `Some(answer)` (an ack or failure when the
-    /// frame has an id; the clock moves on success), or `None` for any other frame (it goes to
-    /// the session).
+    /// Answers `auth:refresh` (parsed at the front door): an ack or failure when the frame
+    /// has an id; the clock moves on success.
     pub fn handle(
         &mut self,
         state: &AppState,
         user: Snowflake,
         session_id: u64,
-        text: &str,
-    ) -> Option<Option<Frame>> {
-        // Cheap test first: every other frame goes on unparsed.
-        if !text.contains("auth:refresh") {
-            return None;
-        }
-        let parsed = ClientFrame::parse(text).ok()?;
-        if parsed.event != "auth:refresh" {
-            return None;
-        }
-        let id = parsed.id;
-        let request: AuthRefresh = match parsed.payload() {
-            Ok(request) => request,
-            Err(e) => return Some(Some(frame::failure(id, &e.error))),
-        };
+        id: Option<u64>,
+        request: &AuthRefresh,
+    ) -> Option<Frame> {
         let fresh = match state.auth.verify_access(&request.token) {
             Ok(fresh) => fresh,
-            Err(e) => return Some(Some(frame::failure(id, &e.0))),
+            Err(e) => return Some(frame::failure(id, &e.0)),
         };
         if fresh.id != user {
             let error = ErrorBody::new(
                 ErrorCode::Forbidden,
                 "that token belongs to another user; reconnect with it instead",
             );
-            return Some(Some(frame::failure(id, &error)));
+            return Some(frame::failure(id, &error));
         }
         // Never shortens the connection's life (an older token sent late).
         self.expires_at = self.expires_at.max(fresh.expires_at);
@@ -84,6 +71,6 @@ impl TokenClock {
         let reply = AuthRefreshed {
             expires_at: self.expires_at * 1000,
         };
-        Some(id.map(|id| frame::ack_ok(id, &reply)))
+        id.map(|id| frame::ack_ok(id, &reply))
     }
 }

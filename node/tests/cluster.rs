@@ -250,7 +250,7 @@ async fn a_partitioned_minority_stops_serving_and_the_majority_loses_nothing() -
         )
         .await?;
     assert_eq!(refused["ok"], false, "{refused}");
-    assert_eq!(refused["error"]["code"], "INTERNAL_ERROR", "{refused}");
+    assert_eq!(refused["error"]["code"], "UNAVAILABLE", "{refused}");
     tokio::time::sleep(Duration::from_secs(5)).await;
 
     // Heal: node 3 comes back, rooms that hash to it move back to it.

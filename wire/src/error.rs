@@ -39,6 +39,11 @@ pub enum ErrorCode {
     RequestTimeout,
     /// The storage backend cannot be reached; nothing was written.
     StorageUnavailable,
+    /// Nothing was done, and the same request should succeed when sent again after
+    /// `details.retryAfterMs`: the room's owner was briefly out of reach (it moved to another
+    /// node, its node went away before answering, it was starting). Unlike INTERNAL_ERROR
+    /// this is not a bug, so clients retry it without telling the user.
+    Unavailable,
     /// Something failed on the server; details are in its log, not here.
     InternalError,
 }
@@ -55,7 +60,7 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge | ErrorCode::QuotaExceeded => 413,
             ErrorCode::RequestTimeout => 408,
             ErrorCode::RateLimited => 429,
-            ErrorCode::StorageUnavailable => 503,
+            ErrorCode::StorageUnavailable | ErrorCode::Unavailable => 503,
             ErrorCode::InternalError => 500,
         }
     }
@@ -65,7 +70,9 @@ impl ErrorCode {
     /// that stands.
     pub fn is_transient(self) -> bool {
         match self {
-            ErrorCode::StorageUnavailable | ErrorCode::InternalError => true,
+            ErrorCode::StorageUnavailable | ErrorCode::Unavailable | ErrorCode::InternalError => {
+                true
+            }
             ErrorCode::ValidationError
             | ErrorCode::InvalidCredentials
             | ErrorCode::Unauthorized
@@ -101,10 +108,15 @@ impl ErrorCode {
             ErrorCode::QuotaExceeded => "QUOTA_EXCEEDED",
             ErrorCode::RequestTimeout => "REQUEST_TIMEOUT",
             ErrorCode::StorageUnavailable => "STORAGE_UNAVAILABLE",
+            ErrorCode::Unavailable => "UNAVAILABLE",
             ErrorCode::InternalError => "INTERNAL_ERROR",
         }
     }
 }
+
+/// How long a client waits before sending an UNAVAILABLE request again: about the time a
+/// room takes to start on its new owner after a hand-off or a node's departure.
+pub const UNAVAILABLE_RETRY_AFTER_MS: u64 = 1000;
 
 /// The `error` object of a REST failure body and of a failed ack / error event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -126,6 +138,22 @@ impl ErrorBody {
             message: message.into(),
             details: None,
         }
+    }
+
+    /// UNAVAILABLE: nothing was done, send the same request again after
+    /// [`UNAVAILABLE_RETRY_AFTER_MS`] (in `details.retryAfterMs`, as RATE_LIMITED carries it).
+    /// Every "retry later" answer is built here, so the code and its details cannot diverge.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        ErrorBody {
+            code: ErrorCode::Unavailable,
+            message: message.into(),
+            details: Some(serde_json::json!({ "retryAfterMs": UNAVAILABLE_RETRY_AFTER_MS })),
+        }
+    }
+
+    /// `details.retryAfterMs`, when the error says when to try again.
+    pub fn retry_after_ms(&self) -> Option<u64> {
+        self.details.as_ref()?.get("retryAfterMs")?.as_u64()
     }
 
     /// A validation error naming the offending field.
@@ -253,11 +281,23 @@ mod tests {
     }
 
     #[test]
+    fn unavailable_is_transient_503_and_says_when_to_retry() {
+        let body = ErrorBody::unavailable("room temporarily unavailable, retry");
+        assert_eq!(body.code.as_str(), "UNAVAILABLE");
+        assert_eq!(body.code.http_status(), 503);
+        assert!(body.code.is_transient());
+        assert_eq!(body.retry_after_ms(), Some(UNAVAILABLE_RETRY_AFTER_MS));
+        let json = serde_json::to_value(&body).expect("serialize");
+        assert_eq!(json["details"]["retryAfterMs"], UNAVAILABLE_RETRY_AFTER_MS);
+    }
+
+    #[test]
     fn codes_serialize_to_their_wire_names() {
         for code in [
             ErrorCode::RoomFull,
             ErrorCode::ValidationError,
             ErrorCode::StorageUnavailable,
+            ErrorCode::Unavailable,
         ] {
             let json = serde_json::to_string(&code).expect("serialize");
             assert_eq!(json, format!("\"{}\"", code.as_str()));

@@ -3,8 +3,12 @@
 //! Layout:
 //! - [`error`]: the stable error codes shared by REST bodies and WebSocket frames.
 //! - [`v1`]: version 1 of the client protocol (JSON over WebSocket and REST), see `PROTOCOL.md`.
-//!   - [`v1::client`]: frames a client sends, each request type naming its reply type.
-//!   - [`v1::server`]: events and acks the server sends, plus the shared views (message, member).
+//!   - [`v1::request`]: every client event as one enum ([`v1::request::ClientRequest`]), each
+//!     naming its payload and its reply type; frames are parsed into it once, at the front door.
+//!   - [`v1::client`]: the client frame's envelope and the payloads of the basic requests.
+//!   - [`v1::event`]: every server event as one enum ([`v1::event::ServerEvent`]).
+//!   - [`v1::server`]: the payloads of server events and acks, plus the shared views (message,
+//!     member).
 //!   - [`v1::frame`]: encoding a server frame once into shareable bytes.
 //! - [`ids`]: snowflake ids (milliseconds + node id + sequence) rendered as strings on the wire.
 //! - [`cluster`]: the inter-node protocol (versioned bincode frames over QUIC).

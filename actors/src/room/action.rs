@@ -108,20 +108,6 @@ pub enum CallAction {
     Hangup,
 }
 
-impl CallAction {
-    /// Inverse of the wire name `call:<name>`.
-    pub fn parse(s: &str) -> Option<CallAction> {
-        Some(match s {
-            "start" => CallAction::Start,
-            "accept" => CallAction::Accept,
-            "decline" => CallAction::Decline,
-            "cancel" => CallAction::Cancel,
-            "hangup" => CallAction::Hangup,
-            _ => return None,
-        })
-    }
-}
-
 /// What a `stage:*` request does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -154,19 +140,5 @@ impl StageAction {
             StageAction::Ban => "ban",
             StageAction::End => "end",
         }
-    }
-
-    /// Inverse of [`StageAction::as_str`].
-    pub fn parse(s: &str) -> Option<StageAction> {
-        Some(match s {
-            "hand_raise" => StageAction::HandRaise,
-            "hand_lower" => StageAction::HandLower,
-            "promote" => StageAction::Promote,
-            "demote" => StageAction::Demote,
-            "kick" => StageAction::Kick,
-            "ban" => StageAction::Ban,
-            "end" => StageAction::End,
-            _ => return None,
-        })
     }
 }

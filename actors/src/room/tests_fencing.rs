@@ -62,7 +62,8 @@ async fn a_room_whose_storage_was_taken_over_fails_its_queue_and_writes_nothing(
     let acks = drain(&acks).await;
     assert_eq!(acks.len(), 2, "{acks:?}");
     for ack in &acks {
-        assert_eq!(ack["error"]["code"], "INTERNAL_ERROR", "{ack}");
+        assert_eq!(ack["error"]["code"], "UNAVAILABLE", "{ack}");
+        assert_eq!(ack["error"]["details"]["retryAfterMs"], 1000, "{ack}");
         assert_eq!(
             ack["error"]["message"],
             "room temporarily unavailable, retry"

@@ -3,22 +3,14 @@
 
 use voiceflow_wire::cluster::{ChosenStatus, PresenceOp};
 use voiceflow_wire::ids::now_ms;
-use voiceflow_wire::v1::client::{ClientFrame, FrameError};
+use voiceflow_wire::v1::client::FrameError;
 use voiceflow_wire::v1::frame;
-use voiceflow_wire::v1::rich::{
-    DeleteMessage, MarkRead, PresenceStatus, PresenceUpdate, ReactionRequest, UpdateMessage,
-};
+use voiceflow_wire::v1::rich::PresenceUpdate;
 use voiceflow_wire::{ErrorBody, ErrorCode, Snowflake};
 
 use super::SessionState;
 use crate::remote::Recipient;
-use voiceflow_wire::v1::voice::{
-    StageRequest, VoiceChannelRef, VoiceJoin, VoiceSignal, VoiceStateUpdate,
-};
-
-use voiceflow_wire::v1::call::CallRequest;
-
-use crate::room::{Action, CallAction, Reply, RoomMsg, StageAction, VoiceOp};
+use crate::room::{Action, Reply, RoomMsg, VoiceOp};
 
 impl SessionState {
     /// Sends `op` to this user's presence actor (wherever it lives).
@@ -29,49 +21,14 @@ impl SessionState {
             .await;
     }
 
-    /// `message:update`, `message:delete`, `reaction:add`, `reaction:remove`, `message:read`.
+    /// `message:update`, `message:delete`, `reaction:add`, `reaction:remove`, `message:read`:
+    /// to the room named, or else to the room of the message.
     pub(super) async fn handle_action(
         &mut self,
-        frame: &ClientFrame<'_>,
+        room_id: Option<Snowflake>,
+        action: Action,
+        req_id: Option<u64>,
     ) -> Result<(), FrameError> {
-        let (room_id, action) = match frame.event {
-            "message:update" => {
-                let p: UpdateMessage = frame.payload()?;
-                let action = Action::Edit {
-                    message_id: p.message_id,
-                    content: p.content,
-                };
-                (p.room_id, action)
-            }
-            "message:delete" => {
-                let p: DeleteMessage = frame.payload()?;
-                (
-                    p.room_id,
-                    Action::Delete {
-                        message_id: p.message_id,
-                    },
-                )
-            }
-            "reaction:add" | "reaction:remove" => {
-                let p: ReactionRequest = frame.payload()?;
-                let action = Action::React {
-                    message_id: p.message_id,
-                    emoji: p.emoji,
-                    add: frame.event == "reaction:add",
-                };
-                (p.room_id, action)
-            }
-            _ => {
-                let p: MarkRead = frame.payload()?;
-                (
-                    Some(p.room_id),
-                    Action::Read {
-                        message_id: p.message_id,
-                    },
-                )
-            }
-        };
-        let req_id = frame.id;
         let fail = |error: ErrorBody| FrameError { id: req_id, error };
         let room_id = match room_id {
             Some(room) => room,
@@ -145,64 +102,13 @@ impl SessionState {
         }
     }
 
-    /// `voice:join`, `voice:signal`, `voice:state`, `voice:leave`: to the voice channel's room.
-    pub(super) async fn handle_voice(&mut self, frame: &ClientFrame<'_>) -> Result<(), FrameError> {
-        let (channel_id, op) = match frame.event {
-            "voice:join" => {
-                let p: VoiceJoin = frame.payload()?;
-                (p.channel_id, VoiceOp::Join { sdp: p.sdp })
-            }
-            "voice:signal" => {
-                let p: VoiceSignal = frame.payload()?;
-                let op = VoiceOp::Signal {
-                    candidate: p.candidate,
-                    sdp: p.sdp,
-                };
-                (p.channel_id, op)
-            }
-            "voice:state" => {
-                let p: VoiceStateUpdate = frame.payload()?;
-                let op = VoiceOp::State {
-                    muted: p.muted,
-                    deafened: p.deafened,
-                };
-                (p.channel_id, op)
-            }
-            "voice:leave" => {
-                let p: VoiceChannelRef = frame.payload()?;
-                (p.channel_id, VoiceOp::Leave)
-            }
-            "voice:ice_servers" => {
-                let p: VoiceChannelRef = frame.payload()?;
-                (p.channel_id, VoiceOp::IceServers)
-            }
-            other if other.starts_with("call:") => {
-                let p: CallRequest = frame.payload()?;
-                let action = other
-                    .strip_prefix("call:")
-                    .and_then(CallAction::parse)
-                    .ok_or_else(|| FrameError {
-                        id: frame.id,
-                        error: ErrorBody::new(ErrorCode::UnknownEvent, "unknown call event"),
-                    })?;
-                (p.room_id, VoiceOp::Call { action })
-            }
-            other => {
-                let p: StageRequest = frame.payload()?;
-                let action = other
-                    .strip_prefix("stage:")
-                    .and_then(StageAction::parse)
-                    .ok_or_else(|| FrameError {
-                        id: frame.id,
-                        error: ErrorBody::new(ErrorCode::UnknownEvent, "unknown stage event"),
-                    })?;
-                let op = VoiceOp::Stage {
-                    action,
-                    user_id: p.user_id,
-                };
-                (p.channel_id, op)
-            }
-        };
+    /// `voice:*`, `stage:*` and `call:*`: to the voice channel's (or conversation's) room.
+    pub(super) async fn handle_voice(
+        &mut self,
+        channel_id: Snowflake,
+        op: VoiceOp,
+        req_id: Option<u64>,
+    ) -> Result<(), FrameError> {
         match op {
             VoiceOp::Join { .. } => {
                 self.voice_channels.insert(channel_id);
@@ -215,7 +121,7 @@ impl SessionState {
         let reply = Reply::Session {
             to: Recipient::Local(self.outbox.clone()),
             session_id: self.session_id,
-            req_id: frame.id,
+            req_id,
         };
         let msg = RoomMsg::Voice {
             session: self.link(),
@@ -228,7 +134,7 @@ impl SessionState {
             .await
             .map(|_| ())
             .map_err(|e| FrameError {
-                id: frame.id,
+                id: req_id,
                 error: e.to_body(),
             })
     }
@@ -269,33 +175,20 @@ impl SessionState {
         }
     }
 
-    /// `presence:update {status}`: online, away or dnd.
+    /// `presence:update {status}`: online, away or dnd (the parse refused the others).
     pub(super) async fn handle_presence_update(
         &mut self,
-        frame: &ClientFrame<'_>,
-    ) -> Result<(), FrameError> {
-        let update: PresenceUpdate = frame.payload()?;
-        if !matches!(
-            update.status,
-            PresenceStatus::Online | PresenceStatus::Away | PresenceStatus::Dnd
-        ) {
-            return Err(FrameError {
-                id: frame.id,
-                error: ErrorBody::field(
-                    "status",
-                    "status must be online, away or dnd (in_call and offline are set by the server)",
-                ),
-            });
-        }
+        update: PresenceUpdate,
+        req_id: Option<u64>,
+    ) {
         let chosen = ChosenStatus {
             status: update.status,
             at_ms: now_ms(),
         };
         self.chosen = Some(chosen);
         self.presence_op(PresenceOp::Set { chosen }).await;
-        if let Some(id) = frame.id {
+        if let Some(id) = req_id {
             self.outbox.push(frame::ack_ok(id, &update));
         }
-        Ok(())
     }
 }

@@ -7,42 +7,35 @@
 //! event it received, so nothing is missed across a room restart. It also tells the user's
 //! presence actor that the connection is alive (attach, a heartbeat every 15 s, detach).
 //!
-//! - this file: the actor, joins, leaves, posts, typing;
+//! - this file: the actor, joins, leaves, posts;
+//! - [`dispatch`]: one arm per client request (parsed at the front door);
 //! - [`rejoin`]: following a room that moved (re-joins, joins sent again);
-//! - [`actions`]: edits, deletions, reactions, read markers and presence updates.
+//! - [`actions`]: edits, deletions, reactions, read markers, typing, voice and presence.
 
 use std::collections::HashMap;
 
 use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
-use voiceflow_wire::ids::now_ms;
-use voiceflow_wire::v1::client::Pong;
-use voiceflow_wire::v1::client::{
-    ClientFrame, FrameError, JoinRoom, LeaveRoom, SendMessage, Typing,
-};
+use voiceflow_wire::Snowflake;
+use voiceflow_wire::v1::client::{FrameError, SendMessage};
 use voiceflow_wire::v1::frame;
-use voiceflow_wire::v1::server::events;
-use voiceflow_wire::{ErrorBody, ErrorCode, Snowflake};
+use voiceflow_wire::v1::request::RequestFrame;
 
 use crate::context::NodeContext;
 use crate::directory::Route;
-use crate::outbox::{CloseReason, Outbox};
+use crate::outbox::Outbox;
 use crate::remote::Recipient;
 use crate::room::{Author, Reply, RoomMsg, SessionLink};
 use voiceflow_wire::cluster::PresenceOp;
 
 mod actions;
-mod invalid;
+mod dispatch;
 mod rejoin;
-
-pub use invalid::{INVALID_FRAMES_WINDOW, InvalidFrames, is_malformed};
 
 /// Messages a session actor handles.
 #[derive(Debug)]
 pub enum SessionMsg {
-    /// A text frame from the client.
-    Inbound(String),
-    /// The client sent a binary frame (not part of the protocol).
-    InboundBinary,
+    /// A request from the client, parsed (and bad frames answered) at the front door.
+    Inbound(RequestFrame),
     /// The connection is gone: leave every room and stop.
     Disconnected,
     /// A room this session follows on another node stopped there (moved, or that node is
@@ -140,8 +133,6 @@ pub struct SessionState {
     ctx: NodeContext,
     /// Joined rooms and where each is served.
     joined: HashMap<Snowflake, Attached>,
-    /// Malformed frames this minute; too many and the client is disconnected.
-    invalid: InvalidFrames,
     /// Counts joins sent to other nodes (each is checked for confirmation once).
     join_generation: u64,
     /// Clients' joins sent to another node and not known to be confirmed yet.
@@ -182,7 +173,6 @@ impl Actor for SessionActor {
             outbox: args.outbox,
             ctx: args.ctx,
             joined: HashMap::new(),
-            invalid: InvalidFrames::new(std::time::Instant::now()),
             join_generation: 0,
             unconfirmed: HashMap::new(),
             joins_deferred: HashMap::new(),
@@ -262,14 +252,7 @@ impl SessionState {
     async fn handle_msg(&mut self, me: ActorRef<SessionMsg>, msg: SessionMsg) {
         let state = self;
         match msg {
-            SessionMsg::Inbound(text) => state.handle_frame(&me, &text).await,
-            SessionMsg::InboundBinary => {
-                let error = ErrorBody::new(
-                    ErrorCode::InvalidFrame,
-                    "binary frames are not part of the protocol",
-                );
-                state.reject(&FrameError { id: None, error });
-            }
+            SessionMsg::Inbound(request) => state.handle_request(&me, request).await,
             SessionMsg::Disconnected => me.stop(Some("disconnected".into())),
             SessionMsg::Renamed(username) => state.user.username = username,
             SessionMsg::Heartbeat => {
@@ -301,79 +284,10 @@ impl SessionState {
         }
     }
 
-    /// Parses and dispatches one client frame.
-    pub async fn handle_frame(&mut self, me: &ActorRef<SessionMsg>, text: &str) {
-        let frame = match ClientFrame::parse(text) {
-            Ok(frame) => frame,
-            Err(e) => return self.reject(&e),
-        };
-        if frame.event != "ping" {
-            self.last_active = std::time::Instant::now();
-        }
-        let outcome = match frame.event {
-            "room:join" => match frame.payload::<JoinRoom>() {
-                Ok(join) => {
-                    let resume = (join.since, join.epoch);
-                    self.handle_join(me, join.room_id, resume, join.members, frame.id)
-                        .await
-                }
-                Err(e) => Err(e),
-            },
-            "room:leave" => match frame.payload::<LeaveRoom>() {
-                Ok(leave) => self.handle_leave(me, leave.room_id, frame.id).await,
-                Err(e) => Err(e),
-            },
-            "message:send" => match frame.payload::<SendMessage>() {
-                Ok(post) => self.handle_send(post, frame.id).await,
-                Err(e) => Err(e),
-            },
-            "typing:start" | "typing:stop" => match frame.payload::<Typing>() {
-                Ok(typing) => {
-                    self.handle_typing(typing.room_id, frame.event == "typing:start", frame.id)
-                }
-                Err(e) => Err(e),
-            },
-            "ping" => {
-                let pong = Pong {
-                    server_time: now_ms(),
-                };
-                self.outbox.push(frame::event(events::PONG, &pong));
-                if let Some(id) = frame.id {
-                    self.outbox.push(frame::ack_ok(id, &pong));
-                }
-                Ok(())
-            }
-            "message:update" | "message:delete" | "reaction:add" | "reaction:remove"
-            | "message:read" => self.handle_action(&frame).await,
-            "presence:update" => self.handle_presence_update(&frame).await,
-            "voice:join" | "voice:signal" | "voice:state" | "voice:leave" | "voice:ice_servers"
-            | "stage:hand_raise" | "stage:hand_lower" | "stage:promote" | "stage:demote"
-            | "stage:kick" | "stage:ban" | "stage:end" | "call:start" | "call:accept"
-            | "call:decline" | "call:cancel" | "call:hangup" => self.handle_voice(&frame).await,
-            other => Err(FrameError {
-                id: frame.id,
-                error: ErrorBody::new(
-                    ErrorCode::UnknownEvent,
-                    format!("unknown event `{}`", truncate(other, 64)),
-                ),
-            }),
-        };
-        if let Err(e) = outcome {
-            self.reject(&e);
-        }
-    }
-
-    /// Answers a refused frame; too many malformed ones within a minute close the connection.
+    /// Answers a refused request. (Malformed frames never get here: the front door answers
+    /// and counts them, see `node/src/limits.rs`.)
     pub fn reject(&mut self, error: &FrameError) {
         self.outbox.push(frame::failure(error.id, &error.error));
-        if is_malformed(error.error.code)
-            && self.invalid.count(
-                std::time::Instant::now(),
-                self.ctx.config.max_invalid_frames,
-            )
-        {
-            self.outbox.close(CloseReason::too_many_errors());
-        }
     }
 
     pub(super) fn link(&self) -> SessionLink {
@@ -553,12 +467,5 @@ impl SessionState {
                 },
             );
         }
-    }
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => &s[..i],
-        None => s,
     }
 }

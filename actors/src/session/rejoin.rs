@@ -120,12 +120,10 @@ impl SessionState {
         if tries > MAX_REJOINS {
             self.joins_deferred.remove(&room_id);
             self.outbox.forget_room(room_id);
-            let mut error = voiceflow_wire::ErrorBody::new(
-                voiceflow_wire::ErrorCode::InternalError,
+            let mut error = voiceflow_wire::ErrorBody::unavailable(
                 "the room stayed unavailable; join it again",
             );
-            error.details =
-                Some(serde_json::json!({ "roomId": room_id.to_string(), "rejoin": true }));
+            ask_to_rejoin(&mut error, room_id);
             self.outbox.push(frame::failure(None, &error));
             return;
         }
@@ -227,10 +225,21 @@ impl SessionState {
                 tracing::info!(session = self.session_id, %room_id, attempt, code = e.error.code.as_str(), "re-join refused; the client must join again");
                 self.outbox.forget_room(room_id);
                 // No request to answer: the details name the room the client must join again.
-                e.error.details =
-                    Some(serde_json::json!({ "roomId": room_id.to_string(), "rejoin": true }));
+                ask_to_rejoin(&mut e.error, room_id);
                 self.outbox.push(frame::failure(None, &e.error));
             }
         }
     }
+}
+
+/// Adds `roomId` and `rejoin: true` to an error's details (keeping what it has, such as
+/// UNAVAILABLE's `retryAfterMs`): the error then tells the client which room to join again.
+fn ask_to_rejoin(error: &mut voiceflow_wire::ErrorBody, room_id: Snowflake) {
+    let mut details = match error.details.take() {
+        Some(serde_json::Value::Object(details)) => details,
+        _ => serde_json::Map::new(),
+    };
+    details.insert("roomId".into(), room_id.to_string().into());
+    details.insert("rejoin".into(), true.into());
+    error.details = Some(serde_json::Value::Object(details));
 }

@@ -1,5 +1,5 @@
-//! Property (fuzz) tests of the WebSocket front door's checks on raw client text, run before
-//! any parse: [`nesting_exceeds`] against the real depth of the JSON, [`ConnectionGate`]'s
+//! Property (fuzz) tests of the WebSocket front door's checks on raw client text (the limits
+//! before the parse, then the frame's one parse): [`nesting_exceeds`] against the real depth of the JSON, [`ConnectionGate`]'s
 //! verdict on arbitrary and mutated frames, and [`client_ip`] on arbitrary `X-Forwarded-For`.
 
 use proptest::prelude::*;
@@ -92,24 +92,44 @@ fn check_verdict(
     text: &str,
 ) -> Result<(), TestCaseError> {
     match gate.check_text(limits, Snowflake(1), text) {
-        Verdict::Forward => {
+        Verdict::Forward(frame) => {
             prop_assert!(text.len() <= 256);
             prop_assert!(!nesting_exceeds(text.as_bytes(), 6));
+            prop_assert_eq!(frame.id, envelope_id(text));
         }
         Verdict::Refuse(frame) => {
             let answer: Value = serde_json::from_str(frame.as_str()).expect("json answer");
             let error = if answer["type"] == "ack" {
-                prop_assert_eq!(answer["ok"].as_bool(), Some(false));
-                prop_assert_eq!(answer["id"].as_u64(), envelope_id(text));
                 &answer["error"]
             } else {
-                prop_assert_eq!(answer["type"].as_str(), Some("error"));
-                prop_assert_eq!(envelope_id(text), None);
                 &answer["data"]
             };
             let code = error["code"].as_str().unwrap_or_default();
+            let message = error["message"].as_str().unwrap_or_default();
+            // Refused before the parse: the envelope's id; by the parse: the id it found.
+            let id = if matches!(code, "PAYLOAD_TOO_LARGE" | "RATE_LIMITED")
+                || message.contains("nested too deeply")
+            {
+                envelope_id(text)
+            } else {
+                RequestFrame::parse(text).err().and_then(|e| e.id)
+            };
+            if answer["type"] == "ack" {
+                prop_assert_eq!(answer["ok"].as_bool(), Some(false));
+                prop_assert_eq!(answer["id"].as_u64(), id);
+            } else {
+                prop_assert_eq!(answer["type"].as_str(), Some("error"));
+                prop_assert_eq!(id, None);
+            }
             prop_assert!(
-                matches!(code, "PAYLOAD_TOO_LARGE" | "INVALID_FRAME" | "RATE_LIMITED"),
+                matches!(
+                    code,
+                    "PAYLOAD_TOO_LARGE"
+                        | "INVALID_FRAME"
+                        | "RATE_LIMITED"
+                        | "UNKNOWN_EVENT"
+                        | "VALIDATION_ERROR"
+                ),
                 "unexpected code {}",
                 code
             );

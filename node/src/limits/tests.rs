@@ -45,7 +45,7 @@ fn a_connection_bucket_refuses_then_closes_a_flood() {
     for _ in 0..4 {
         assert!(matches!(
             gate.check_text(&limits, Snowflake(1), ping),
-            Verdict::Forward
+            Verdict::Forward(_)
         ));
     }
     for _ in 4..8 {
@@ -75,11 +75,11 @@ fn messages_are_limited_per_user_and_bad_frames_count_within_a_minute() {
     let mut b = limits.connection();
     assert!(matches!(
         a.check_text(&limits, Snowflake(1), send),
-        Verdict::Forward
+        Verdict::Forward(_)
     ));
     assert!(matches!(
         b.check_text(&limits, Snowflake(1), send),
-        Verdict::Forward
+        Verdict::Forward(_)
     ));
     assert!(matches!(
         a.check_text(&limits, Snowflake(1), send),
@@ -87,12 +87,12 @@ fn messages_are_limited_per_user_and_bad_frames_count_within_a_minute() {
     ));
     assert!(matches!(
         b.check_text(&limits, Snowflake(2), send),
-        Verdict::Forward
+        Verdict::Forward(_)
     ));
     // Other events are not messages.
     assert!(matches!(
         a.check_text(&limits, Snowflake(1), r#"{"type":"ping"}"#),
-        Verdict::Forward
+        Verdict::Forward(_)
     ));
 
     let deep = format!(
@@ -109,7 +109,7 @@ fn messages_are_limited_per_user_and_bad_frames_count_within_a_minute() {
     // A valid frame between them does not wipe the count.
     assert!(matches!(
         a.check_text(&limits, Snowflake(1), r#"{"type":"ping","id":5}"#),
-        Verdict::Forward
+        Verdict::Forward(_)
     ));
     assert!(matches!(
         a.check_text(&limits, Snowflake(1), &deep),
@@ -145,7 +145,7 @@ fn the_user_bucket_spans_connections_and_outlives_them() {
     for i in [0, 1, 0] {
         assert!(matches!(
             gates[i].check_text(&limits, Snowflake(1), ping),
-            Verdict::Forward
+            Verdict::Forward(_)
         ));
     }
     let refused = gates[1].check_text(&limits, Snowflake(1), ping);
@@ -162,7 +162,7 @@ fn the_user_bucket_spans_connections_and_outlives_them() {
     // Another user has their own.
     assert!(matches!(
         c.check_text(&limits, Snowflake(2), ping),
-        Verdict::Forward
+        Verdict::Forward(_)
     ));
 }
 
@@ -171,7 +171,12 @@ fn edits_deletions_and_reactions_draw_on_the_users_action_bucket() {
     let limits = Limits::new(&config(
         "[limits]\nactions_per_sec = 1\nactions_burst = 3\n",
     ));
-    let frame = |event: &str| format!(r#"{{"type":"{event}","id":3,"data":{{}}}}"#);
+    // A payload every one of these events takes (the gate parses it, after the buckets).
+    let frame = |event: &str| {
+        format!(
+            r#"{{"type":"{event}","id":3,"data":{{"roomId":"1","messageId":"2","content":"x","emoji":"+"}}}}"#
+        )
+    };
     let mut gates = [limits.connection(), limits.connection()];
     for (i, event) in [
         (0, "message:update"),
@@ -180,7 +185,7 @@ fn edits_deletions_and_reactions_draw_on_the_users_action_bucket() {
     ] {
         assert!(matches!(
             gates[i].check_text(&limits, Snowflake(1), &frame(event)),
-            Verdict::Forward
+            Verdict::Forward(_)
         ));
     }
     let [mut a, mut b] = gates;
@@ -191,7 +196,7 @@ fn edits_deletions_and_reactions_draw_on_the_users_action_bucket() {
     for event in ["ping", "message:send", "message:read", "typing:start"] {
         assert!(matches!(
             a.check_text(&limits, Snowflake(1), &frame(event)),
-            Verdict::Forward
+            Verdict::Forward(_)
         ));
     }
 }
@@ -217,8 +222,12 @@ fn rate_limits_can_be_turned_off() {
     let mut gate = limits.connection();
     for _ in 0..1000 {
         assert!(matches!(
-            gate.check_text(&limits, Snowflake(1), r#"{"type":"message:send"}"#),
-            Verdict::Forward
+            gate.check_text(
+                &limits,
+                Snowflake(1),
+                r#"{"type":"message:send","data":{"roomId":"1","content":"hi"}}"#
+            ),
+            Verdict::Forward(_)
         ));
         limits.login(None, None).expect("no login limit");
         limits.action(Snowflake(1)).expect("no action limit");

@@ -6,7 +6,6 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ids::Snowflake;
-use crate::v1::client::Request;
 
 /// `POST /api/v1/dms`: the direct conversation with a user (created on first use).
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -23,10 +22,6 @@ pub struct OpenDm {
 pub struct CallRequest {
     /// The direct conversation.
     pub room_id: Snowflake,
-}
-impl Request for CallRequest {
-    const EVENT: &'static str = "call:start";
-    type Reply = CallInfo;
 }
 
 /// Where a call is (the states of the call's state machine, in order).
@@ -133,10 +128,12 @@ pub struct CallEnded {
 
 /// Server event names.
 pub mod events {
+    use crate::v1::event::ServerEventKind;
+
     /// To the callee's sessions when a call rings.
-    pub const INCOMING: &str = "call:incoming";
+    pub const INCOMING: &str = ServerEventKind::CallIncoming.name();
     /// Every change of a call's state, to both sides.
-    pub const STATE: &str = "call:state";
+    pub const STATE: &str = ServerEventKind::CallState.name();
     /// The call is over, to both sides.
-    pub const ENDED: &str = "call:ended";
+    pub const ENDED: &str = ServerEventKind::CallEnded.name();
 }

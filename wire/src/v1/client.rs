@@ -1,4 +1,6 @@
-//! Frames a client sends. Each request type names its ack payload as [`Request::Reply`].
+//! Frames a client sends: the envelope ([`ClientFrame`]) and the payloads of the requests.
+//! Which event carries which payload, and what its ack carries, is the table of
+//! [`crate::v1::request::ClientRequest`].
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -6,15 +8,7 @@ use serde_json::value::RawValue;
 
 use crate::error::{ErrorBody, ErrorCode};
 use crate::ids::Snowflake;
-use crate::v1::server::{JoinReply, MessageView};
-
-/// A client event and the payload its ack carries.
-pub trait Request: DeserializeOwned {
-    /// The event name in the frame's `type` field.
-    const EVENT: &'static str;
-    /// What `{"type":"ack","ok":true,"data":...}` holds for this request.
-    type Reply: Serialize;
-}
+use crate::v1::server::MessageView;
 
 /// The envelope of every client frame, with `data` left unparsed until `type` is known.
 #[derive(Debug, Deserialize)]
@@ -48,8 +42,8 @@ impl<'a> ClientFrame<'a> {
         })
     }
 
-    /// Parses `data` as the payload of request `R`; a wrong shape names the problem.
-    pub fn payload<R: Request>(&self) -> Result<R, FrameError> {
+    /// Parses `data` as a request's payload `R`; a wrong shape names the problem.
+    pub fn payload<R: DeserializeOwned>(&self) -> Result<R, FrameError> {
         let raw = self.data.map(RawValue::get).unwrap_or("{}");
         crate::error::parse_json(raw).map_err(|error| FrameError { id: self.id, error })
     }
@@ -86,10 +80,6 @@ pub struct JoinRoom {
 fn listed_by_default() -> bool {
     true
 }
-impl Request for JoinRoom {
-    const EVENT: &'static str = "room:join";
-    type Reply = JoinReply;
-}
 
 /// `room:leave`: stop receiving a room's live events.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -97,10 +87,6 @@ impl Request for JoinRoom {
 pub struct LeaveRoom {
     /// The room to leave.
     pub room_id: Snowflake,
-}
-impl Request for LeaveRoom {
-    const EVENT: &'static str = "room:leave";
-    type Reply = RoomRef;
 }
 
 /// Ack payload naming a room.
@@ -171,10 +157,6 @@ pub struct SendMessage {
     #[serde(default)]
     pub file_id: Option<Snowflake>,
 }
-impl Request for SendMessage {
-    const EVENT: &'static str = "message:send";
-    type Reply = SentReply;
-}
 
 /// Ack payload of `message:send`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -189,10 +171,6 @@ pub struct SentReply {
 pub struct AuthRefresh {
     /// A valid access token (from `POST /auth/refresh`).
     pub token: String,
-}
-impl Request for AuthRefresh {
-    const EVENT: &'static str = "auth:refresh";
-    type Reply = AuthRefreshed;
 }
 
 /// Ack payload of `auth:refresh`.
@@ -210,18 +188,10 @@ pub struct Typing {
     /// The room being typed in.
     pub room_id: Snowflake,
 }
-impl Request for Typing {
-    const EVENT: &'static str = "typing:start";
-    type Reply = RoomRef;
-}
 
 /// `ping`: application-level keepalive, answered by `pong`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct Ping {}
-impl Request for Ping {
-    const EVENT: &'static str = "ping";
-    type Reply = Pong;
-}
 
 /// Payload of `pong` (also the ack of `ping`).
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -178,6 +178,11 @@ struct AckOut<'a, T: Serialize> {
     error: Option<&'a ErrorBody>,
 }
 
+/// Any serializable frame value (an event, an ack) as a frame.
+pub(crate) fn encode<T: Serialize>(value: &T) -> Frame {
+    to_frame(value)
+}
+
 fn to_frame<T: Serialize>(value: &T) -> Frame {
     // Serializing plain data structs cannot fail; fall back to an empty object.
     Frame::from_json(&serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec()))

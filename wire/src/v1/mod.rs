@@ -4,8 +4,10 @@
 
 pub mod call;
 pub mod client;
+pub mod event;
 pub mod files;
 pub mod frame;
+pub mod request;
 pub mod rich;
 pub mod server;
 pub mod voice;
@@ -16,3 +18,6 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub const MAX_CONTENT_CHARS: usize = 4000;
 /// Longest client nonce, in bytes.
 pub const MAX_NONCE_LEN: usize = 64;
+
+#[cfg(test)]
+mod protocol_doc_tests;

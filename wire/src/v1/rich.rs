@@ -1,11 +1,10 @@
 //! Requests and events beyond posting: edits, deletions, reactions, read markers, presence.
-//! Each request names its ack payload as [`Request::Reply`].
+//! Each request's ack payload is named by [`crate::v1::request::ClientEvent::reply_type`].
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::ErrorBody;
 use crate::ids::Snowflake;
-use crate::v1::client::Request;
 use crate::v1::server::{MessageView, ReactionView};
 
 /// Longest emoji, in bytes (a flag or a family sequence fits).
@@ -25,10 +24,6 @@ pub struct UpdateMessage {
     /// New text, 1–4000 characters.
     pub content: String,
 }
-impl Request for UpdateMessage {
-    const EVENT: &'static str = "message:update";
-    type Reply = MessageReply;
-}
 
 /// Ack payload of `message:update`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -46,10 +41,6 @@ pub struct DeleteMessage {
     pub room_id: Option<Snowflake>,
     /// The message.
     pub message_id: Snowflake,
-}
-impl Request for DeleteMessage {
-    const EVENT: &'static str = "message:delete";
-    type Reply = MessageRef;
 }
 
 /// Names a message (ack of `message:delete`, `message:read`).
@@ -73,10 +64,6 @@ pub struct ReactionRequest {
     pub message_id: Snowflake,
     /// The emoji, 1–32 bytes without spaces or control characters.
     pub emoji: String,
-}
-impl Request for ReactionRequest {
-    const EVENT: &'static str = "reaction:add";
-    type Reply = ReactionUpdated;
 }
 
 /// `reaction:updated`, and the ack of `reaction:add` / `reaction:remove`.
@@ -109,10 +96,6 @@ pub struct MarkRead {
     pub room_id: Snowflake,
     /// The newest message the user has seen.
     pub message_id: Snowflake,
-}
-impl Request for MarkRead {
-    const EVENT: &'static str = "message:read";
-    type Reply = MessageRef;
 }
 
 /// `message:read_receipt`: a member's read marker moved (coalesced).
@@ -162,10 +145,6 @@ impl PresenceStatus {
 pub struct PresenceUpdate {
     /// The chosen status.
     pub status: PresenceStatus,
-}
-impl Request for PresenceUpdate {
-    const EVENT: &'static str = "presence:update";
-    type Reply = PresenceUpdate;
 }
 
 /// `user:presence_changed`: a user's presence, to the members of every room they share.

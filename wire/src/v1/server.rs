@@ -204,36 +204,38 @@ pub struct Hello {
 
 /// Server event names, in one place so no typo reaches a client.
 pub mod events {
+    use crate::v1::event::ServerEventKind;
+
     /// Acknowledgement of a client frame that carried an `id`.
     pub const ACK: &str = "ack";
     /// Error for a frame that had no `id`.
-    pub const ERROR: &str = "error";
+    pub const ERROR: &str = ServerEventKind::Error.name();
     /// First frame on a connection.
-    pub const HELLO: &str = "hello";
+    pub const HELLO: &str = ServerEventKind::Hello.name();
     /// Reply to `ping`.
-    pub const PONG: &str = "pong";
+    pub const PONG: &str = ServerEventKind::Pong.name();
     /// A new message in a joined room.
-    pub const MESSAGE_RECEIVED: &str = "message:received";
+    pub const MESSAGE_RECEIVED: &str = ServerEventKind::MessageReceived.name();
     /// A message became a tombstone.
-    pub const MESSAGE_DELETED: &str = "message:deleted";
+    pub const MESSAGE_DELETED: &str = ServerEventKind::MessageDeleted.name();
     /// Someone subscribed to the room.
-    pub const USER_JOINED: &str = "room:user_joined";
+    pub const USER_JOINED: &str = ServerEventKind::UserJoined.name();
     /// Someone left the room.
-    pub const USER_LEFT: &str = "room:user_left";
+    pub const USER_LEFT: &str = ServerEventKind::UserLeft.name();
     /// The room was deleted by its admin.
-    pub const ROOM_DELETED: &str = "room:deleted";
+    pub const ROOM_DELETED: &str = ServerEventKind::RoomDeleted.name();
     /// A room admin removed the receiving user from the room.
-    pub const ROOM_REMOVED: &str = "room:removed";
+    pub const ROOM_REMOVED: &str = ServerEventKind::RoomRemoved.name();
     /// Someone started typing.
-    pub const USER_TYPING: &str = "user:typing";
+    pub const USER_TYPING: &str = ServerEventKind::UserTyping.name();
     /// Someone stopped typing (or their typing expired).
-    pub const USER_STOPPED_TYPING: &str = "user:stopped_typing";
+    pub const USER_STOPPED_TYPING: &str = ServerEventKind::UserStoppedTyping.name();
     /// A message was edited (data: the message).
-    pub const MESSAGE_UPDATED: &str = "message:updated";
+    pub const MESSAGE_UPDATED: &str = ServerEventKind::MessageUpdated.name();
     /// A reaction was added or removed.
-    pub const REACTION_UPDATED: &str = "reaction:updated";
+    pub const REACTION_UPDATED: &str = ServerEventKind::ReactionUpdated.name();
     /// A member's read marker moved.
-    pub const READ_RECEIPT: &str = "message:read_receipt";
+    pub const READ_RECEIPT: &str = ServerEventKind::ReadReceipt.name();
     /// A member's presence changed.
-    pub const PRESENCE_CHANGED: &str = "user:presence_changed";
+    pub const PRESENCE_CHANGED: &str = ServerEventKind::PresenceChanged.name();
 }

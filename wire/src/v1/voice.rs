@@ -7,7 +7,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::ids::Snowflake;
-use crate::v1::client::Request;
 
 /// `voice:join`: join a voice channel with the client's SDP offer.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -17,10 +16,6 @@ pub struct VoiceJoin {
     pub channel_id: Snowflake,
     /// The client's offer.
     pub sdp: String,
-}
-impl Request for VoiceJoin {
-    const EVENT: &'static str = "voice:join";
-    type Reply = VoiceJoined;
 }
 
 /// Ack of `voice:join`.
@@ -82,10 +77,6 @@ pub struct StageRequest {
     #[serde(default)]
     pub user_id: Option<Snowflake>,
 }
-impl Request for StageRequest {
-    const EVENT: &'static str = "stage:promote";
-    type Reply = StageUpdated;
-}
 
 /// A raised hand.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -129,10 +120,6 @@ pub struct VoiceSignal {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sdp: Option<String>,
 }
-impl Request for VoiceSignal {
-    const EVENT: &'static str = "voice:signal";
-    type Reply = VoiceChannelRef;
-}
 
 /// `voice:state`: mute and deafen.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -147,10 +134,6 @@ pub struct VoiceStateUpdate {
     #[serde(default)]
     pub deafened: Option<bool>,
 }
-impl Request for VoiceStateUpdate {
-    const EVENT: &'static str = "voice:state";
-    type Reply = VoiceMember;
-}
 
 /// `voice:leave`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -158,10 +141,6 @@ impl Request for VoiceStateUpdate {
 pub struct VoiceChannelRef {
     /// The channel.
     pub channel_id: Snowflake,
-}
-impl Request for VoiceChannelRef {
-    const EVENT: &'static str = "voice:leave";
-    type Reply = VoiceChannelRef;
 }
 
 /// `voice:ice_servers {channelId}`: the STUN/TURN servers (with fresh TURN credentials) to
@@ -189,14 +168,16 @@ pub struct VoiceUserLeft {
 
 /// Server event names of voice.
 pub mod events {
+    use crate::v1::event::ServerEventKind;
+
     /// Someone joined the channel (data: [`super::VoiceMember`]).
-    pub const USER_JOINED: &str = "voice:user_joined";
+    pub const USER_JOINED: &str = ServerEventKind::VoiceUserJoined.name();
     /// Someone left (data: [`super::VoiceUserLeft`]).
-    pub const USER_LEFT: &str = "voice:user_left";
+    pub const USER_LEFT: &str = ServerEventKind::VoiceUserLeft.name();
     /// Mute/deafen/speaking changed (data: [`super::VoiceMember`]).
-    pub const STATE: &str = "voice:state";
+    pub const STATE: &str = ServerEventKind::VoiceState.name();
     /// A candidate or an offer for this client (data: [`super::VoiceSignal`]).
-    pub const SIGNAL: &str = "voice:signal";
+    pub const SIGNAL: &str = ServerEventKind::VoiceSignal.name();
     /// A stage changed (data: [`super::StageUpdated`]).
-    pub const STAGE_UPDATED: &str = "stage:updated";
+    pub const STAGE_UPDATED: &str = ServerEventKind::StageUpdated.name();
 }

@@ -14,7 +14,8 @@
 //   with that nonce replaces the optimistic copy. A send that was cut off is sent again with
 //   the same nonce after the room is re-joined, and the server returns the original message
 //   instead of storing a second one. Unsent messages survive a reload (localStorage). A send
-//   refused with RATE_LIMITED is tried again after the ack's `details.retryAfterMs`.
+//   refused with RATE_LIMITED or UNAVAILABLE (the room was moving between servers: nothing was
+//   stored) is tried again after the ack's `details.retryAfterMs`; so is a refused join.
 //
 // Rich messages: edits (message:update), deletions (message:delete), reactions (reaction:add /
 // reaction:remove, toggled), replies (replyTo on send). Acks and the live events carry the new
@@ -388,11 +389,11 @@ export class Chat {
       this.#received(ack.message, { fromAck: true });
     } catch (e) {
       if (!room.pending.has(p.nonce)) return; // confirmed meanwhile (own message:received)
-      if (['OFFLINE', 'DISCONNECTED', 'TIMEOUT', 'STORAGE_UNAVAILABLE', 'RATE_LIMITED'].includes(e.code)) {
+      if (['OFFLINE', 'DISCONNECTED', 'TIMEOUT', 'STORAGE_UNAVAILABLE', 'RATE_LIMITED', 'UNAVAILABLE'].includes(e.code)) {
         p.state = 'queued';
-        if (e.code === 'TIMEOUT' || e.code === 'STORAGE_UNAVAILABLE' || e.code === 'RATE_LIMITED') {
-          // Rate limited: the ack says when a message is allowed again.
-          const wait = e.code === 'RATE_LIMITED' ? retryAfterMs(e) : RESEND_MS;
+        if (['TIMEOUT', 'STORAGE_UNAVAILABLE', 'RATE_LIMITED', 'UNAVAILABLE'].includes(e.code)) {
+          // Rate limited or unavailable: the ack says when to send again.
+          const wait = e.code === 'RATE_LIMITED' || e.code === 'UNAVAILABLE' ? retryAfterMs(e) : RESEND_MS;
           setTimeout(() => { if (room.pending.has(p.nonce)) this.#trySend(room, p); }, wait);
         }
       } else {
@@ -458,6 +459,13 @@ export class Chat {
     } catch (e) {
       if (e.code === 'FORBIDDEN' || e.code === 'ROOM_NOT_FOUND' || e.code === 'NOT_FOUND') {
         this.forget(room.id, 'You are no longer a member of this room.');
+      }
+      if (e.code === 'UNAVAILABLE') {
+        // The room was moving between servers: join again once it has settled (a reconnect
+        // meanwhile re-joins every room anyway).
+        setTimeout(() => {
+          if (this.socket.online && !room.subscribed && this.store.rooms.get(room.id) === room) this.#subscribe(room);
+        }, retryAfterMs(e));
       }
       // Disconnected meanwhile: the next open re-joins.
     } finally {
@@ -624,8 +632,8 @@ export class Chat {
   }
 }
 
-/** How long a RATE_LIMITED send waits before it goes again: the ack's `retryAfterMs` (a
- *  little more, so it lands after the refill), within reason. */
+/** How long a RATE_LIMITED or UNAVAILABLE request waits before it goes again: the ack's
+ *  `retryAfterMs` (a little more, so it lands after the refill), within reason. */
 function retryAfterMs(e) {
   const ms = Number(e?.details?.retryAfterMs);
   return Number.isFinite(ms) && ms >= 0 ? Math.min(ms + 20, 60_000) : RESEND_MS;

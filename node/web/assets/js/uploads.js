@@ -13,7 +13,7 @@
 import { formatSize, sentence } from './dom.js';
 
 /** Upload errors worth a retry (the others, such as too large or empty, stay as they are). */
-const TRANSIENT = ['NETWORK', 'STORAGE_UNAVAILABLE', 'RATE_LIMITED', 'INTERNAL_ERROR'];
+const TRANSIENT = ['NETWORK', 'STORAGE_UNAVAILABLE', 'UNAVAILABLE', 'RATE_LIMITED', 'INTERNAL_ERROR'];
 
 export class Uploads {
   /** fileId → Promise of the file's details (GET /files/:id/meta), fetched once. */

@@ -1,27 +1,16 @@
 //! Counting a connection's invalid frames: a client that keeps sending garbage is closed.
 //!
-//! Only frames that are malformed in themselves count (unparseable, unknown event, a field of
-//! the wrong type, oversize or nested too deeply), not requests a correct client can make and
-//! get refused (a room that was deleted, a rate limit, a permission), and valid frames in
-//! between do not wipe the count: what counts is how many arrived within the last window.
+//! This is the connection's one count. Only frames that are malformed in themselves count
+//! (unparseable, unknown event, a field of the wrong type or value, binary, oversize or nested
+//! too deeply), all of which the front door finds while parsing the frame; not requests a
+//! correct client can make and get refused (a room that was deleted, a rate limit, a
+//! permission), which the session and the rooms answer. Valid frames in between do not wipe
+//! the count: what counts is how many arrived within the last window.
 
 use std::time::{Duration, Instant};
 
-use voiceflow_wire::ErrorCode;
-
 /// The window invalid frames are counted in.
 pub const INVALID_FRAMES_WINDOW: Duration = Duration::from_secs(60);
-
-/// Whether an error answers a malformed frame (and so counts against the connection).
-pub fn is_malformed(code: ErrorCode) -> bool {
-    matches!(
-        code,
-        ErrorCode::InvalidFrame
-            | ErrorCode::UnknownEvent
-            | ErrorCode::ValidationError
-            | ErrorCode::PayloadTooLarge
-    )
-}
 
 /// Invalid frames a connection sent in the current window.
 #[derive(Debug, Clone, Copy)]
@@ -67,14 +56,5 @@ mod tests {
             bad.count(t, 20);
         }
         assert!(!bad.count(t + INVALID_FRAMES_WINDOW, 20), "a new window");
-    }
-
-    #[test]
-    fn only_malformed_frames_count() {
-        assert!(is_malformed(ErrorCode::ValidationError));
-        assert!(is_malformed(ErrorCode::UnknownEvent));
-        assert!(!is_malformed(ErrorCode::RoomNotFound));
-        assert!(!is_malformed(ErrorCode::RateLimited));
-        assert!(!is_malformed(ErrorCode::Forbidden));
     }
 }
