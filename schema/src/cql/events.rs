@@ -483,16 +483,16 @@ impl Cql {
         } else {
             self.stored_message_of(&last).await?
         };
-        if let Some(m) = &last.message {
-            if stored.is_none_or(|s| s.extra.seq < m.extra.seq) {
-                let from = last.seq.saturating_sub(REPAIR_WINDOW);
-                let window = self
-                    .events_after(room_id, from, REPAIR_WINDOW as u32)
-                    .await?;
-                tracing::warn!(room = %room_id, seq = last.seq, "repairing messages from the room log");
-                let messages = messages_of(&window);
-                self.append(&messages).await?;
-            }
+        if let Some(m) = &last.message
+            && stored.is_none_or(|s| s.extra.seq < m.extra.seq)
+        {
+            let from = last.seq.saturating_sub(REPAIR_WINDOW);
+            let window = self
+                .events_after(room_id, from, REPAIR_WINDOW as u32)
+                .await?;
+            tracing::warn!(room = %room_id, seq = last.seq, "repairing messages from the room log");
+            let messages = messages_of(&window);
+            self.append(&messages).await?;
         }
         Ok(Some(LogHead {
             epoch: last.epoch,
