@@ -20,6 +20,7 @@
 //! stored before any newer owner could read the log's end, so that owner continues after them.
 
 use scylla::client::session::Session;
+use scylla::deserialize::row::DeserializeRow;
 use scylla::statement::batch::BatchType;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::CqlTimestamp;
@@ -346,41 +347,30 @@ impl Cql {
         after: u64,
         limit: u32,
     ) -> StoreResult<Vec<RoomEventRecord>> {
-        let room = id(room_id)?;
-        let mut out = Vec::new();
-        let mut cursor = after;
-        let mut b = bucket_of(after.saturating_add(1));
-        while out.len() < limit as usize {
-            let want = i32::try_from(limit as usize - out.len()).unwrap_or(i32::MAX);
-            let rows: Vec<(i64, Option<i64>)> = self
-                .select(
-                    "read room log epochs",
-                    &self.ev.epochs_after,
-                    (room, b, seq_value(cursor)?, want),
-                )
-                .await?;
-            let got = rows.len();
-            for (seq, owner_epoch) in rows {
-                cursor = u64::try_from(seq)
-                    .map_err(|_| StoreError::Corrupt("negative log seq".into()))?;
-                out.push(RoomEventRecord {
-                    room_id,
-                    seq: cursor,
-                    epoch: 0,
-                    owner_epoch: owner_epoch.map_or(0, |e| u64::try_from(e).unwrap_or(0)),
-                    event: String::new(),
-                    data: String::new(),
-                    message: None,
-                    at: 0,
-                });
-            }
-            let bucket_end = (u64::try_from(b).unwrap_or(0) + 1) << BUCKET_SHIFT;
-            if got == 0 || cursor + 1 < bucket_end {
-                break;
-            }
-            b += 1;
-        }
-        Ok(out)
+        let rows: Vec<(i64, Option<i64>)> = self
+            .rows_after(
+                "read room log epochs",
+                &self.ev.epochs_after,
+                room_id,
+                after,
+                limit,
+                |r: &(i64, Option<i64>)| r.0,
+            )
+            .await?;
+        let unsigned = |v: i64| u64::try_from(v).unwrap_or(0);
+        Ok(rows
+            .into_iter()
+            .map(|(seq, owner_epoch)| RoomEventRecord {
+                room_id,
+                seq: unsigned(seq),
+                epoch: 0,
+                owner_epoch: owner_epoch.map_or(0, unsigned),
+                event: String::new(),
+                data: String::new(),
+                message: None,
+                at: 0,
+            })
+            .collect())
     }
 
     /// A room's current ownership epoch (0 if never claimed).
@@ -530,25 +520,48 @@ impl Cql {
         after: u64,
         limit: u32,
     ) -> StoreResult<Vec<RoomEventRecord>> {
+        let rows: Vec<EventRow> = self
+            .rows_after(
+                "read room log",
+                &self.ev.after,
+                room_id,
+                after,
+                limit,
+                |r: &EventRow| r.0,
+            )
+            .await?;
+        rows.into_iter().map(|row| decode(room_id, row)).collect()
+    }
+
+    /// Rows of `st` (`room_id, bucket, seq > ?, LIMIT ?`) with seq > `after`, partition after
+    /// partition until `limit` or a partition that does not run to its end.
+    async fn rows_after<R>(
+        &self,
+        what: &str,
+        st: &PreparedStatement,
+        room_id: Snowflake,
+        after: u64,
+        limit: u32,
+        seq_of: impl Fn(&R) -> i64,
+    ) -> StoreResult<Vec<R>>
+    where
+        R: for<'f> DeserializeRow<'f, 'f>,
+    {
         let room = id(room_id)?;
         let mut out = Vec::new();
         let mut cursor = after;
         let mut b = bucket_of(after.saturating_add(1));
         while out.len() < limit as usize {
             let want = i32::try_from(limit as usize - out.len()).unwrap_or(i32::MAX);
-            let rows: Vec<EventRow> = self
-                .select(
-                    "read room log",
-                    &self.ev.after,
-                    (room, b, seq_value(cursor)?, want),
-                )
+            let rows: Vec<R> = self
+                .select(what, st, (room, b, seq_value(cursor)?, want))
                 .await?;
             let got = rows.len();
-            for row in rows {
-                let e = decode(room_id, row)?;
-                cursor = e.seq;
-                out.push(e);
+            if let Some(last) = rows.last() {
+                cursor = u64::try_from(seq_of(last))
+                    .map_err(|_| StoreError::Corrupt("negative log seq".into()))?;
             }
+            out.extend(rows);
             let bucket_end = (u64::try_from(b).unwrap_or(0) + 1) << BUCKET_SHIFT;
             if got == 0 || cursor + 1 < bucket_end {
                 break;
