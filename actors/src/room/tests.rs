@@ -109,6 +109,24 @@ pub(super) fn post(room: Snowflake, content: &str, nonce: Option<&str>) -> SendM
     }
 }
 
+/// Runs the resync the room asked for against its store, as the room's task would: renew the
+/// ownership epoch, read the log's end and the entries after the room's head.
+pub(super) async fn resync_from_store(state: &mut RoomState, room_id: Snowflake) {
+    let (after, owner, _) = state.begin_resync();
+    let store = state.ctx.store.clone();
+    let owner_epoch = store.claim_room(room_id, Some(owner)).await.expect("renew");
+    let head = store.log_head(room_id).await.expect("head");
+    let events = store
+        .events_after(room_id, after, 10)
+        .await
+        .expect("events");
+    state.handle_resynced(Ok(state::ResyncData {
+        owner_epoch,
+        head,
+        events,
+    }));
+}
+
 pub(super) async fn drain(outbox: &Outbox) -> Vec<serde_json::Value> {
     let mut buf = Vec::new();
     match tokio::time::timeout(Duration::from_millis(50), outbox.next_batch(&mut buf)).await {

@@ -2,7 +2,7 @@
 
 use voiceflow_schema::{Store, StoreError};
 
-use super::tests::{drain, fixture, link, outbox_of, post};
+use super::tests::{drain, fixture, link, outbox_of, post, resync_from_store};
 use super::*;
 use crate::context::ActorConfig;
 use crate::outbox::Outbox;
@@ -111,22 +111,8 @@ async fn a_failed_write_landing_after_the_resync_never_replaces_what_came_next()
     // The write times out without having landed yet.
     let late = state.take_write_batch().expect("batch");
     state.handle_committed(Err(StoreError::Unavailable("timeout".into())));
-    let (after, owner, _) = state.begin_resync();
+    resync_from_store(&mut state, f.room.id).await;
     let store: &dyn Store = &*f.ctx.store;
-    let owner_epoch = store
-        .claim_room(f.room.id, Some(owner))
-        .await
-        .expect("renew");
-    let head = store.log_head(f.room.id).await.expect("head");
-    let events = store
-        .events_after(f.room.id, after, 10)
-        .await
-        .expect("read");
-    state.handle_resynced(Ok(ResyncData {
-        owner_epoch,
-        head,
-        events,
-    }));
     state
         .handle_post(alice, post(f.room.id, "next", Some("n2")), reply(2))
         .await;
@@ -183,22 +169,7 @@ async fn failed_resyncs_wait_longer_each_time_and_a_success_resets_the_wait() {
         state.handle_resynced(Err(StoreError::Unavailable("down".into())));
     }
     assert_eq!(waits, vec![0, 50, 100, 200]);
-    let (after, owner, _) = state.begin_resync();
-    let store: &dyn Store = &*f.ctx.store;
-    let owner_epoch = store
-        .claim_room(f.room.id, Some(owner))
-        .await
-        .expect("renew");
-    let head = store.log_head(f.room.id).await.expect("head");
-    let events = store
-        .events_after(f.room.id, after, 10)
-        .await
-        .expect("read");
-    state.handle_resynced(Ok(ResyncData {
-        owner_epoch,
-        head,
-        events,
-    }));
+    resync_from_store(&mut state, f.room.id).await;
     // The next failure starts from no wait again.
     state
         .handle_post(alice, post(f.room.id, "next", Some("n2")), reply(2))

@@ -7,7 +7,7 @@ use voiceflow_schema::{Membership, Role, StoreError, UserRecord};
 use voiceflow_wire::Snowflake;
 use voiceflow_wire::v1::rich::PresenceStatus;
 
-use super::tests::{drain, fixture, link, outbox_of, post};
+use super::tests::{drain, fixture, link, outbox_of, post, resync_from_store};
 use super::*;
 use crate::context::ActorConfig;
 use crate::outbox::Outbox;
@@ -246,26 +246,8 @@ async fn a_failed_write_that_landed_is_broadcast_by_the_resync_and_seqs_stay_den
         state.take_write_batch().is_none(),
         "no write before the resync"
     );
-    let (after, owner, wait) = state.begin_resync();
-    assert!(wait.is_zero(), "the first resync does not wait");
-    let owner_epoch = state
-        .ctx
-        .store
-        .claim_room(f.room.id, Some(owner))
-        .await
-        .expect("renew");
-    let head = state.ctx.store.log_head(f.room.id).await.expect("head");
-    let events = state
-        .ctx
-        .store
-        .events_after(f.room.id, after, 10)
-        .await
-        .expect("events");
-    state.handle_resynced(Ok(ResyncData {
-        owner_epoch,
-        head,
-        events,
-    }));
+    resync_from_store(&mut state, f.room.id).await;
+
     commit(&mut state).await;
     let live = drain(outbox_of(&watcher)).await;
     let got: Vec<_> = live

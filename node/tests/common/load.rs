@@ -240,7 +240,16 @@ async fn receiver(
                 Ok(Some(f)) => {
                     if let Some((id, content)) = message_of(&f, &room) {
                         last = Some(id);
-                        last_seq = f["data"]["seq"].as_u64().unwrap_or(last_seq);
+                        let seq = f["data"]["seq"].as_u64().unwrap_or(last_seq);
+                        // Only senders' messages are logged in these rooms, so a jump is a
+                        // message this receiver missed: say when and where, for the logs.
+                        if last_seq > 0 && seq > last_seq + 1 {
+                            eprintln!(
+                                "receiver of {room}: seq jumped {last_seq} -> {seq} at {} on node index {node}",
+                                now_ms()
+                            );
+                        }
+                        last_seq = seq;
                         log.lock().received.push((id, content));
                     }
                 }
