@@ -266,31 +266,25 @@ impl RoomDirectory {
             return Ok(actor);
         }
         let began = std::time::Instant::now();
-        // The room's record is read while the peers are asked to release the room: a node
-        // taking over hundreds of rooms at once waits for both, so not one after the other.
-        let record = async {
-            let room = ctx
-                .store
-                .room_by_id(room_id)
-                .await?
-                .ok_or(ActorError::RoomNotFound)?;
-            Ok::<_, ActorError>((room, began.elapsed()))
-        };
-        let hand_off = async {
-            // A previous actor of this room on this node may still be finishing its writes.
-            self.wait_retired(room_id, CALL_TIMEOUT).await;
-            if let Some(cluster) = self.cluster() {
-                cluster.acquire(room_id).await?;
-                if cluster.owner(room_id) != Owner::Local {
-                    tracing::info!(room = %room_id, "placement moved while acquiring the room");
-                    // Placement moved while we asked; the caller retries with the new owner.
-                    return Err(ActorError::Unavailable);
-                }
+        // The record first: a request for a room that does not exist must not make every peer
+        // release it (and an acquire is not cancellation-safe: it registers pending releases).
+        let room = ctx
+            .store
+            .room_by_id(room_id)
+            .await?
+            .ok_or(ActorError::RoomNotFound)?;
+        let read = began.elapsed();
+        // A previous actor of this room on this node may still be finishing its writes.
+        self.wait_retired(room_id, CALL_TIMEOUT).await;
+        if let Some(cluster) = self.cluster() {
+            cluster.acquire(room_id).await?;
+            if cluster.owner(room_id) != Owner::Local {
+                tracing::info!(room = %room_id, "placement moved while acquiring the room");
+                // Placement moved while we asked; the caller retries with the new owner.
+                return Err(ActorError::Unavailable);
             }
-            Ok(began.elapsed())
-        };
-        let ((room, read), acquired) = tokio::try_join!(record, hand_off)?;
-        let acquired = acquired.max(read);
+        }
+        let acquired = began.elapsed();
         let supervisor = self.0.supervisor.read().clone();
         let args = RoomArgs {
             room,

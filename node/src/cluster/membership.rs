@@ -349,10 +349,10 @@ impl Membership {
     /// its timeout passes, not up to one heartbeat interval later.
     pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
         let lease = self.lease();
-        let peers = self.members.values().filter(|m| {
-            m.info.node_id != self.me
-                && matches!(m.info.state, MemberState::Up | MemberState::Leaving)
-        });
+        let peers = self
+            .members
+            .values()
+            .filter(|m| m.info.node_id != self.me && is_alive(m.info.state));
         peers
             .flat_map(|m| [m.last_heard + lease, m.last_heard + self.failure_timeout])
             .chain(self.catching_up_until)
