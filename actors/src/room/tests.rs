@@ -109,6 +109,23 @@ pub(super) fn post(room: Snowflake, content: &str, nonce: Option<&str>) -> SendM
     }
 }
 
+/// A post's author.
+pub(super) fn author(user: Snowflake, name: &str) -> Author {
+    Author {
+        user_id: user,
+        username: name.into(),
+    }
+}
+
+/// Where a request's answer goes: `outbox`, as the ack of request `id`.
+pub(super) fn sink<T>(outbox: &Outbox, id: u64) -> Reply<T> {
+    Reply::Session {
+        to: Recipient::Local(outbox.clone()),
+        session_id: 0,
+        req_id: Some(id),
+    }
+}
+
 /// Runs the resync the room asked for against its store, as the room's task would: renew the
 /// ownership epoch, read the log's end and the entries after the room's head.
 pub(super) async fn resync_from_store(state: &mut RoomState, room_id: Snowflake) {

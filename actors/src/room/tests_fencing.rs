@@ -2,18 +2,10 @@
 
 use voiceflow_schema::{Store, StoreError};
 
-use super::tests::{drain, fixture, link, outbox_of, post, resync_from_store};
+use super::tests::{author, drain, fixture, link, outbox_of, post, resync_from_store, sink};
 use super::*;
 use crate::context::ActorConfig;
 use crate::outbox::Outbox;
-use crate::remote::Recipient;
-
-fn author(user: voiceflow_wire::Snowflake, name: &str) -> Author {
-    Author {
-        user_id: user,
-        username: name.into(),
-    }
-}
 
 /// Another owner took the room over after it loaded: its next write is refused, the poster
 /// is told to retry, nothing of it is stored, and the room writes nothing again.
@@ -24,11 +16,7 @@ async fn a_room_whose_storage_was_taken_over_fails_its_queue_and_writes_nothing(
         .await
         .expect("load");
     let acks = Outbox::new(100);
-    let reply = |id| Reply::Session {
-        to: Recipient::Local(acks.clone()),
-        session_id: 0,
-        req_id: Some(id),
-    };
+    let reply = |id| sink(&acks, id);
     let alice = author(f.alice, "alice");
     // The new owner elsewhere.
     let newer = f
@@ -99,11 +87,7 @@ async fn a_failed_write_landing_after_the_resync_never_replaces_what_came_next()
         .handle_join(watcher.clone(), None, None, true, join)
         .await;
     let acks = Outbox::new(100);
-    let reply = |id| Reply::Session {
-        to: Recipient::Local(acks.clone()),
-        session_id: 0,
-        req_id: Some(id),
-    };
+    let reply = |id| sink(&acks, id);
     let alice = author(f.alice, "alice");
     state
         .handle_post(alice.clone(), post(f.room.id, "late", Some("n1")), reply(1))
@@ -150,11 +134,7 @@ async fn failed_resyncs_wait_longer_each_time_and_a_success_resets_the_wait() {
         .await
         .expect("load");
     let acks = Outbox::new(100);
-    let reply = |id| Reply::Session {
-        to: Recipient::Local(acks.clone()),
-        session_id: 0,
-        req_id: Some(id),
-    };
+    let reply = |id| sink(&acks, id);
     let alice = author(f.alice, "alice");
     state
         .handle_post(alice.clone(), post(f.room.id, "lost", Some("n1")), reply(1))

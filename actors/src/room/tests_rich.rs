@@ -7,7 +7,7 @@ use voiceflow_schema::{Membership, Role, StoreError, UserRecord};
 use voiceflow_wire::Snowflake;
 use voiceflow_wire::v1::rich::PresenceStatus;
 
-use super::tests::{drain, fixture, link, outbox_of, post, resync_from_store};
+use super::tests::{author, drain, fixture, link, outbox_of, post, resync_from_store, sink};
 use super::*;
 use crate::context::ActorConfig;
 use crate::outbox::Outbox;
@@ -33,21 +33,6 @@ async fn with_bob(f: &super::tests::Fixture) -> Snowflake {
     };
     f.ctx.store.put_member(&member).await.expect("member");
     bob
-}
-
-fn author(user: Snowflake, name: &str) -> Author {
-    Author {
-        user_id: user,
-        username: name.into(),
-    }
-}
-
-fn sink(outbox: &Outbox, id: u64) -> Reply<ActReply> {
-    Reply::Session {
-        to: Recipient::Local(outbox.clone()),
-        session_id: 0,
-        req_id: Some(id),
-    }
 }
 
 async fn commit(state: &mut RoomState) {
@@ -217,11 +202,7 @@ async fn a_failed_write_that_landed_is_broadcast_by_the_resync_and_seqs_stay_den
         .handle_join(watcher.clone(), None, None, true, join)
         .await;
     let acks = Outbox::new(100);
-    let reply = |id| Reply::Session {
-        to: Recipient::Local(acks.clone()),
-        session_id: 0,
-        req_id: Some(id),
-    };
+    let reply = |id| sink(&acks, id);
     let alice = author(f.alice, "alice");
     state
         .handle_post(
