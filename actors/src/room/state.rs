@@ -385,12 +385,14 @@ impl RoomState {
             }
             self.add_member(&author).await?;
         }
-        if self.live.contains_key(&session.session_id) {
-            // The same session again (its node re-sent a join that was slow to be confirmed):
-            // it already has its replay and the live stream; confirm without replaying twice.
-            session.to.subscribed();
-            return Ok(self.join_reply(members, (0, false)));
-        }
+        // The same session again: its node re-sent a join that was slow to be confirmed, or
+        // followed the room to another node for a moment (a view of the members that
+        // flapped while a node came back) and dropped the fan-outs this room sent meanwhile,
+        // as they came from an owner it no longer followed. It stays in the live set, and is
+        // replayed from where it says it is, like a new one: its outbox drops the events it
+        // already has, so nothing arrives twice and nothing is skipped (a chaos soak saw a
+        // receiver miss one acknowledged message when this confirmed without replaying).
+        let again = self.live.contains_key(&session.session_id);
         let replay = match since {
             Some(since) => self.replay(&session, since, epoch).await?,
             None => (0, false),
@@ -399,6 +401,10 @@ impl RoomState {
         session
             .to
             .push_room_messages(self.room.id, self.log.head(), &[]);
+        if again {
+            session.to.subscribed();
+            return Ok(self.join_reply(members, replay));
+        }
         let user_id = session.user_id;
         session.to.subscribed();
         let first_session = self.live.insert(session);

@@ -159,3 +159,80 @@ async fn failed_resyncs_wait_longer_each_time_and_a_success_resets_the_wait() {
     let (_, _, wait) = state.begin_resync();
     assert!(wait.is_zero());
 }
+
+/// A session already in the live set joins again (its node followed the room elsewhere for a
+/// moment while a node came back, and dropped what this room fanned out meanwhile): it is
+/// replayed from where it says it is, and a second such join delivers nothing twice.
+#[tokio::test]
+async fn a_live_session_joining_again_gets_what_its_node_dropped() {
+    let f = fixture(ActorConfig::default()).await;
+    let mut state = RoomState::load(f.room.clone(), f.ctx.clone())
+        .await
+        .expect("load");
+    let joined = link(2, f.alice);
+    state
+        .handle_join(
+            joined.clone(),
+            Some(0),
+            None,
+            false,
+            sink(outbox_of(&joined), 1),
+        )
+        .await;
+    let acks = Outbox::new(100);
+    state
+        .handle_post(
+            author(f.alice, "alice"),
+            post(f.room.id, "m1", None),
+            sink(&acks, 2),
+        )
+        .await;
+    let batch = state.take_write_batch().expect("batch");
+    f.ctx.store.commit_events(&batch).await.expect("commit");
+    state.handle_committed(Ok(()));
+    let live = drain(outbox_of(&joined)).await;
+    assert!(
+        live.iter().any(|v| v["data"]["content"] == "m1"),
+        "{live:?}"
+    );
+    // What the session's node holds after it dropped that fan-out.
+    let node = SessionLink {
+        to: Recipient::Local(Outbox::new(100)),
+        ..joined.clone()
+    };
+    for attempt in [3, 4] {
+        state
+            .handle_join(
+                node.clone(),
+                Some(0),
+                None,
+                false,
+                sink(outbox_of(&node), attempt),
+            )
+            .await;
+    }
+    let frames = drain(outbox_of(&node)).await;
+    let messages: Vec<_> = frames
+        .iter()
+        .filter(|v| v["type"] == "message:received")
+        .map(|v| v["data"]["content"].clone())
+        .collect();
+    assert_eq!(messages, ["m1"], "{frames:?}");
+    let oks: Vec<_> = frames.iter().filter(|v| v["ok"] == true).collect();
+    assert_eq!(oks.len(), 2, "{frames:?}");
+    assert_eq!(oks[0]["data"]["replayed"], 1);
+    // Still one live session: the next message reaches it once.
+    state
+        .handle_post(
+            author(f.alice, "alice"),
+            post(f.room.id, "m2", None),
+            sink(&acks, 5),
+        )
+        .await;
+    let batch = state.take_write_batch().expect("batch");
+    f.ctx.store.commit_events(&batch).await.expect("commit");
+    state.handle_committed(Ok(()));
+    let live = drain(outbox_of(&joined)).await;
+    let m2 = live.iter().filter(|v| v["data"]["content"] == "m2").count();
+    assert_eq!(m2, 1, "{live:?}");
+}
