@@ -146,6 +146,18 @@ pub trait Store: Send + Sync + 'static {
     /// messages agree with the log's last entries. The log is resolved as described at
     /// [`Store::commit_events`].
     async fn log_head(&self, room_id: Snowflake) -> StoreResult<Option<LogHead>>;
+    /// [`Store::log_head`] for a new owner that took the room over with epoch `claimed`
+    /// ([`Store::claim_room`] with `None`) and has written nothing since. A store may read
+    /// less: an entry of epoch `claimed - 1` is its predecessor's, and no entry has a newer
+    /// epoch, so a last entry of that epoch is the log's end without the fencing window.
+    async fn log_head_after_claim(
+        &self,
+        room_id: Snowflake,
+        claimed: u64,
+    ) -> StoreResult<Option<LogHead>> {
+        let _ = claimed;
+        self.log_head(room_id).await
+    }
     /// Up to `limit` log entries with seq > `after`, oldest first (resume after reconnect).
     async fn events_after(
         &self,

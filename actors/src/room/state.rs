@@ -160,7 +160,7 @@ impl RoomState {
         let log = async {
             let owner_epoch = store.claim_room(room.id, None).await?;
             let (head, newest) = tokio::try_join!(
-                store.log_head(room.id),
+                store.log_head_after_claim(room.id, owner_epoch),
                 store.messages_before(room.id, None, 1)
             )?;
             Ok::<_, StoreError>((owner_epoch, head, newest))

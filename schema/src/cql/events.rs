@@ -266,7 +266,7 @@ impl Cql {
     /// onwards.
     async fn last_event(&self, room_id: Snowflake) -> StoreResult<Option<RoomEventRecord>> {
         match self.physical_last(room_id).await? {
-            Some(last) => self.resolve_end(room_id, last).await,
+            Some(last) => self.resolve_end(room_id, last, None).await,
             None => Ok(None),
         }
     }
@@ -315,7 +315,12 @@ impl Cql {
         &self,
         room_id: Snowflake,
         last: RoomEventRecord,
+        claimed: Option<u64>,
     ) -> StoreResult<Option<RoomEventRecord>> {
+        // Written by the owner the caller just took over from: nothing newer precedes it.
+        if claimed.is_some_and(|c| last.owner_epoch.saturating_add(1) == c) {
+            return Ok(Some(last));
+        }
         // The window's first entry is at least one batch before the physical end, so it is
         // part of the log and gives the epoch the rest may not fall below. Only seqs and
         // epochs are read; the entry the rule ends at is read whole unless it is `last`.
@@ -455,14 +460,19 @@ impl Cql {
     }
 
     /// `log_head`, repairing messages a crashed commit left behind the log.
-    pub(crate) async fn log_head(&self, room_id: Snowflake) -> StoreResult<Option<LogHead>> {
+    /// `claimed`: see [`crate::Store::log_head_after_claim`].
+    pub(crate) async fn log_head(
+        &self,
+        room_id: Snowflake,
+        claimed: Option<u64>,
+    ) -> StoreResult<Option<LogHead>> {
         let Some(physical) = self.physical_last(room_id).await? else {
             return Ok(None);
         };
         // A new owner waits for this read: the repair check of the physical end runs beside
         // the fencing rule's window, and is read again only when the rule ends elsewhere.
         let (last, stored) = tokio::try_join!(
-            self.resolve_end(room_id, physical.clone()),
+            self.resolve_end(room_id, physical.clone(), claimed),
             self.stored_message_of(&physical)
         )?;
         let Some(last) = last else {

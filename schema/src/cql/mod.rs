@@ -438,7 +438,15 @@ impl Store for CqlStore {
     }
 
     async fn log_head(&self, room_id: Snowflake) -> StoreResult<Option<LogHead>> {
-        self.cql.log_head(room_id).await
+        self.cql.log_head(room_id, None).await
+    }
+
+    async fn log_head_after_claim(
+        &self,
+        room_id: Snowflake,
+        claimed: u64,
+    ) -> StoreResult<Option<LogHead>> {
+        self.cql.log_head(room_id, Some(claimed)).await
     }
 
     async fn events_after(

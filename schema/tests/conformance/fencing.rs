@@ -157,3 +157,43 @@ pub async fn concurrent_claims_get_distinct_epochs(backend: Backend) {
         1
     );
 }
+
+/// The end a new owner reads right after its claim (a store may skip the fencing window when
+/// the last entry is its predecessor's) is the end the full rule gives: also when a fenced
+/// owner's entry lies beyond it, and for a log never claimed before.
+pub async fn the_end_read_after_a_claim_is_the_fenced_end(backend: Backend) {
+    let store = backend.open().await;
+    let end = |head: Option<voiceflow_schema::LogHead>| head.map(|h| h.seq);
+    let claimed = store.claim_room(ROOM, None).await.expect("claim");
+    assert_eq!(
+        end(store
+            .log_head_after_claim(ROOM, claimed)
+            .await
+            .expect("head")),
+        None
+    );
+    let first: Vec<_> = (1..=3).map(|s| entry(s, 1, s, &format!("a{s}"))).collect();
+    store.commit_events(&first).await.expect("owner 1 writes");
+    let claimed = store.claim_room(ROOM, None).await.expect("takeover");
+    assert_eq!(claimed, 2);
+    let head = store
+        .log_head_after_claim(ROOM, claimed)
+        .await
+        .expect("head");
+    assert_eq!(end(head), Some(3));
+    store
+        .commit_events(&[entry(4, 2, 204, "b4")])
+        .await
+        .expect("owner 2 writes");
+    // Owner 1's late batch lands beyond owner 2's entry (CQL writes it before it is refused).
+    let stale = vec![entry(5, 1, 105, "stale5"), entry(6, 1, 106, "stale6")];
+    fenced(store.commit_events(&stale).await, 1, 2);
+    let claimed = store.claim_room(ROOM, None).await.expect("takeover");
+    assert_eq!(claimed, 3);
+    let after_claim = store
+        .log_head_after_claim(ROOM, claimed)
+        .await
+        .expect("head");
+    assert_eq!(end(after_claim), Some(4));
+    assert_eq!(after_claim, store.log_head(ROOM).await.expect("head"));
+}

@@ -61,6 +61,7 @@ conformance!(
     events::read_markers_per_user_and_room,
     fencing::a_stale_owner_is_fenced_and_its_writes_are_never_read,
     fencing::concurrent_claims_get_distinct_epochs,
+    fencing::the_end_read_after_a_claim_is_the_fenced_end,
     contacts::blocks_are_per_pair_idempotent_and_survive_a_reopen,
     contacts::user_settings_replace_and_survive_a_reopen,
 );
