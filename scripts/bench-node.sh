@@ -6,6 +6,13 @@
 # for GET /readyz to answer 200, runs the load generator pinned to CPU 1 with
 # --server-pid, and stops the node. Figures are printed as `name: value unit` lines.
 #
+# Scenario `drain` (not in the default list) measures a graceful stop under a community's
+# shape: `connect --shape community` opens DRAIN_USERS (500) users' sessions (2 each), each
+# user a member of 50 of DRAIN_ROOMS (5000) rooms, so that every room has live members and
+# runs; then `--then-stop-node` sends SIGTERM and times the clients' close frames and the
+# process's exit, and the node's "rooms retired" log line gives how long retiring every
+# room took and how many were unfinished at the grace period's end (drain.* figures).
+#
 # Environment overrides:
 #   SCENARIOS     scenarios to run, in order      (default: "fanout rooms connect")
 #   LISTEN        node listen address             (default: 127.0.0.1:3000)
@@ -98,11 +105,33 @@ for scenario in $SCENARIOS; do
         stop_node
         continue
     fi
-    if ! taskset -c "$LOADGEN_CPU" "$LOADGEN_BIN" --url "$URL" --scenario "$scenario" \
+    run_as=("$scenario")
+    if [[ "$scenario" == drain ]]; then
+        run_as=(connect --shape community --rooms "${DRAIN_ROOMS:-5000}"
+            --users "${DRAIN_USERS:-500}" --rooms-per-user 50 --sessions-per-user 2
+            --then-stop-node)
+    fi
+    if ! taskset -c "$LOADGEN_CPU" "$LOADGEN_BIN" --url "$URL" --scenario "${run_as[@]}" \
         --server-pid "$NODE_PID" "$@"; then
         echo "error: loadgen scenario $scenario failed" >&2
         show_node_log
         status=1
+    fi
+    if [[ "$scenario" == drain ]]; then
+        wait "$NODE_PID" 2>/dev/null || true
+        NODE_PID=""
+        line=$(sed 's/\x1b\[[0-9;]*m//g' "$DATA_DIR/node.log" | grep 'rooms retired' | tail -n 1)
+        if [[ -z "$line" ]]; then
+            echo "error: the node logged no 'rooms retired' line" >&2
+            show_node_log
+            status=1
+        else
+            field() { sed -n "s/.* $1=\([0-9]*\).*/\1/p" <<<"$line"; }
+            echo "drain.rooms_asked_to_retire: $(field rooms) rooms"
+            echo "drain.rooms_unfinished_at_deadline: $(field unfinished) rooms"
+            echo "drain.retire_all_ms: $(field retire_ms) ms"
+            echo "drain.retired_after_signal_ms: $(field since_signal_ms) ms"
+        fi
     fi
     stop_node
 done

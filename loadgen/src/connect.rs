@@ -14,7 +14,7 @@
 //! in that room); `--connections` is then the layout's session count.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use futures_util::StreamExt;
@@ -28,6 +28,8 @@ use crate::{Args, Ctx, Shape, community, conns, rest};
 struct IdleStats {
     frames: u64,
     disconnected: bool,
+    /// The server's close frame: its code, and when it came.
+    closed: Option<(u16, Instant)>,
 }
 
 pub async fn run(args: &Args, ctx: &Ctx) -> Result<()> {
@@ -123,6 +125,9 @@ where
     eprintln!("connect: idling {} s before reading RSS", args.idle_secs);
     tokio::time::sleep(Duration::from_secs(args.idle_secs)).await;
     rss.idle(opened.ok);
+    if args.then_stop_node {
+        return stop_node(args, opened.handles).await;
+    }
     stop.set();
     let results = conns::join_all(opened.handles, Duration::from_secs(10)).await;
     let disconnected = results.iter().filter(|r| r.disconnected).count();
@@ -143,7 +148,13 @@ async fn idle(mut conn: Conn, stop: Arc<Signal>) -> IdleStats {
             biased;
             () = &mut stopped => break,
             msg = conn.ws.next() => match msg {
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
+                Some(Ok(Message::Close(frame))) => {
+                    let code = frame.map_or(1005, |f| u16::from(f.code));
+                    st.closed = Some((code, Instant::now()));
+                    st.disconnected = !stop.is_set();
+                    break;
+                }
+                Some(Err(_)) | None => {
                     st.disconnected = !stop.is_set();
                     break;
                 }
@@ -157,4 +168,61 @@ async fn idle(mut conn: Conn, stop: Arc<Signal>) -> IdleStats {
         }
     }
     st
+}
+
+/// `--then-stop-node`: SIGTERM the node and time its drain while every session is open (all
+/// its rooms running): when the last client got its close frame, and when the process ended.
+/// The node's own account of retiring its rooms is in its log ("rooms retired").
+async fn stop_node(args: &Args, handles: Vec<tokio::task::JoinHandle<IdleStats>>) -> Result<()> {
+    let Some(pid) = args.server_pid else {
+        bail!("--then-stop-node needs --server-pid");
+    };
+    let sessions = handles.len();
+    let started = Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()?;
+    if !status.success() {
+        bail!("kill -TERM {pid} failed");
+    }
+    let results = conns::join_all(handles, Duration::from_secs(args.drain_secs.max(30))).await;
+    let mut codes: Vec<(u16, usize)> = Vec::new();
+    let mut last_close = Duration::ZERO;
+    for (code, at) in results.iter().filter_map(|r| r.closed) {
+        last_close = last_close.max(at.duration_since(started));
+        match codes.iter_mut().find(|(c, _)| *c == code) {
+            Some((_, n)) => *n += 1,
+            None => codes.push((code, 1)),
+        }
+    }
+    let deadline = started + Duration::from_secs(60);
+    while process_alive(pid) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let exited = !process_alive(pid);
+    fig("drain.sessions", sessions, "conns");
+    for (code, n) in codes {
+        fig(&format!("drain.closed_with_{code}"), n, "conns");
+    }
+    let unclosed = sessions - results.iter().filter(|r| r.closed.is_some()).count();
+    fig("drain.not_closed", unclosed, "conns");
+    fig_f("drain.last_close_secs", last_close.as_secs_f64(), "s");
+    if exited {
+        fig_f("drain.exit_secs", started.elapsed().as_secs_f64(), "s");
+    } else {
+        bail!("the node (pid {pid}) did not exit within 60 s of SIGTERM");
+    }
+    Ok(())
+}
+
+/// Whether process `pid` still runs (a zombie waiting for its parent counts as ended).
+fn process_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name in parentheses, which may hold spaces.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
 }

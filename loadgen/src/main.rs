@@ -249,6 +249,11 @@ pub struct Args {
     #[arg(long, default_value_t = 10)]
     pub drain_secs: u64,
 
+    /// connect: after the idle phase, SIGTERM the node (`--server-pid`) and time its drain:
+    /// until every client got its close frame, and until the process exited.
+    #[arg(long)]
+    pub then_stop_node: bool,
+
     /// Timeout in seconds for each REST call, WebSocket connect and ack.
     #[arg(long, default_value_t = 10)]
     pub timeout_secs: u64,

@@ -251,14 +251,27 @@ impl Node {
         // once and then awaited together, so thousands of rooms retire within the grace
         // period (one at a time, the last ones were never asked before it ended).
         let rooms = self.state.ctx.directory.all_with_retiring();
+        let retiring = Instant::now();
         for room in &rooms {
             let _ = room.cast(voiceflow_actors::room::RoomMsg::Retire);
         }
         let left = deadline.saturating_duration_since(Instant::now());
-        futures_util::future::join_all(rooms.into_iter().map(|room| async move {
-            let _ = room.get_cell().wait(Some(left)).await;
-        }))
+        let waited = futures_util::future::join_all(
+            rooms
+                .iter()
+                .map(|room| async move { room.get_cell().wait(Some(left)).await.is_ok() }),
+        )
         .await;
+        // What `scripts/bench-drain.sh` reads: how long retiring took, and what was left.
+        tracing::info!(
+            rooms = rooms.len(),
+            unfinished = waited.iter().filter(|done| !**done).count(),
+            retire_ms = retiring.elapsed().as_millis() as u64,
+            since_signal_ms = grace
+                .saturating_sub(deadline.saturating_duration_since(Instant::now()))
+                .as_millis() as u64,
+            "rooms retired"
+        );
         if let Some(cluster) = &self.state.cluster {
             cluster.leave().await;
         }
