@@ -11,11 +11,13 @@
 //!     member).
 //!   - [`v1::frame`]: encoding a server frame once into shareable bytes.
 //! - [`ids`]: snowflake ids (milliseconds + node id + sequence) rendered as strings on the wire.
+//! - [`time`]: times as clients read them (RFC 3339, UTC, milliseconds).
 //! - [`cluster`]: the inter-node protocol (versioned bincode frames over QUIC).
 
 pub mod cluster;
 pub mod error;
 pub mod ids;
+pub mod time;
 pub mod v1;
 
 #[cfg(test)]

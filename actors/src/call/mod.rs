@@ -80,7 +80,7 @@ impl CallState {
             state: self.machine.phase,
             caller_id: self.machine.caller,
             callee_id: self.machine.callee,
-            connected_at: self.connected_wall_ms.map(crate::room::rfc3339),
+            connected_at: self.connected_wall_ms.map(voiceflow_wire::time::rfc3339),
         }
     }
 

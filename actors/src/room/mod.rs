@@ -27,9 +27,7 @@ use crate::error::ActorError;
 use crate::presence::PresenceNote;
 use crate::remote::Recipient;
 pub use action::{ActReply, Action, CallAction, StageAction, VoiceOp};
-pub use state::{
-    PRESENCE_INTERVAL, RECEIPT_DELAY, ResyncData, RoomState, leave_answer, rfc3339, view_of,
-};
+pub use state::{PRESENCE_INTERVAL, RECEIPT_DELAY, ResyncData, RoomState, leave_answer, view_of};
 use voiceflow_wire::cluster::NodeId;
 
 /// A live subscriber: one WebSocket session of a user.

@@ -35,7 +35,7 @@ mod voice;
 mod voice_upkeep;
 
 pub use account::leave_answer;
-pub use fanout::{rfc3339, view_of};
+pub use fanout::view_of;
 pub use log::ResyncData;
 pub use social::{PRESENCE_INTERVAL, RECEIPT_DELAY};
 

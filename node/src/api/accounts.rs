@@ -33,7 +33,7 @@ impl From<&UserRecord> for UserView {
             username: u.username.clone(),
             email: u.email.clone(),
             avatar_url: u.avatar_url.clone(),
-            created_at: voiceflow_actors::room::rfc3339(u.created_at),
+            created_at: voiceflow_wire::time::rfc3339(u.created_at),
         }
     }
 }

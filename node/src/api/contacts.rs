@@ -99,7 +99,7 @@ async fn view(s: &AppState, block: BlockRecord) -> Result<BlockView, ApiError> {
     Ok(BlockView {
         user_id: block.blocked_id,
         username,
-        created_at: voiceflow_actors::room::rfc3339(block.created_at),
+        created_at: voiceflow_wire::time::rfc3339(block.created_at),
     })
 }
 

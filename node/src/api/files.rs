@@ -88,7 +88,7 @@ fn view(meta: &BlobMeta) -> FileView {
         url: file_url(meta.id),
         room_id: meta.room_id,
         uploaded_by: meta.uploaded_by,
-        created_at: voiceflow_actors::room::rfc3339(meta.created_at),
+        created_at: voiceflow_wire::time::rfc3339(meta.created_at),
     }
 }
 

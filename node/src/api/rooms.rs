@@ -2,9 +2,10 @@
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use voiceflow_actors::room::{Author, RoomMsg, rfc3339, view_of};
+use voiceflow_actors::room::{Author, RoomMsg, view_of};
 use voiceflow_schema::{Membership, Role, RoomKind, RoomRecord, RoomSettings, StoreError};
 use voiceflow_wire::ids::now_ms;
+use voiceflow_wire::time::rfc3339;
 use voiceflow_wire::{ErrorCode, Snowflake};
 use warp::http::{HeaderMap, StatusCode};
 use warp::reply::Response;

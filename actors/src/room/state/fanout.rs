@@ -6,32 +6,12 @@ use std::sync::Arc;
 use voiceflow_schema::MessageRecord;
 use voiceflow_wire::Snowflake;
 use voiceflow_wire::cluster::{NodeId, RoomDelivery};
+use voiceflow_wire::time::rfc3339;
 use voiceflow_wire::v1::frame::Frame;
 use voiceflow_wire::v1::server::{MessageView, ReactionView, ReplyView};
 
 use super::RoomState;
 use crate::remote::{Peer, Recipient};
-
-/// RFC 3339 rendering of Unix milliseconds (UTC).
-pub fn rfc3339(ms: u64) -> String {
-    let secs = (ms / 1000) as i64;
-    let millis = ms % 1000;
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if mo <= 2 { y + 1 } else { y };
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}.{millis:03}Z")
-}
 
 /// The client view of a stored message.
 pub fn view_of(record: &MessageRecord) -> MessageView {
