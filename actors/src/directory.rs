@@ -299,7 +299,6 @@ impl RoomDirectory {
             ActorError::Unavailable
         })?;
         self.0.rooms.write().insert(room_id, actor.clone());
-        metrics::gauge!("voiceflow_rooms_active").set(self.active_rooms() as f64);
         // Where a takeover's time goes: the room's record, asking the peers to release it,
         // then the actor's start (the ownership claim, the log's end, the members).
         let total = began.elapsed();
@@ -311,15 +310,10 @@ impl RoomDirectory {
     /// Removes the entry for `room_id` if it still points at actor `id`.
     pub fn remove_if(&self, room_id: Snowflake, id: ActorId) -> bool {
         let mut rooms = self.0.rooms.write();
-        let removed = match rooms.get(&room_id) {
+        match rooms.get(&room_id) {
             Some(actor) if actor.get_id() == id => rooms.remove(&room_id).is_some(),
             _ => false,
-        };
-        drop(rooms);
-        if removed {
-            metrics::gauge!("voiceflow_rooms_active").set(self.active_rooms() as f64);
         }
-        removed
     }
 
     /// Moves the room's actor `id` from the running rooms to the retiring ones: nothing new

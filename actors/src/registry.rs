@@ -6,6 +6,7 @@
 //! in its live set, so a session never receives a live event before its join replay.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::RwLock;
 use ractor::ActorRef;
@@ -46,11 +47,65 @@ struct Inner {
     by_user: HashMap<Snowflake, Vec<u64>>,
 }
 
-/// Session id → session, room → followers. Cheap to clone.
+/// Session id → session, room → followers. Cheap to clone. The node's one registry of its
+/// connections: every WebSocket connection is a session here from the moment its session
+/// actor starts until it stops (shutdown closes them all through it, `/metrics` counts them).
 #[derive(Clone, Default)]
-pub struct SessionRegistry(std::sync::Arc<RwLock<Inner>>);
+pub struct SessionRegistry(std::sync::Arc<Shared>);
+
+#[derive(Default)]
+struct Shared {
+    map: RwLock<Inner>,
+    /// The last session id handed out.
+    last_id: AtomicU64,
+    /// WebSocket connections whose task has not ended (their session may have stopped while
+    /// the closing handshake runs): shutdown waits for these.
+    open: AtomicUsize,
+}
+
+/// One open WebSocket connection, counted until dropped (at the end of its task).
+pub struct OpenConnection(std::sync::Arc<Shared>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 impl SessionRegistry {
+    /// The registry of node `node_id`: session ids carry the node id in their top bits, so
+    /// they are unique in the whole cluster.
+    pub fn for_node(node_id: u16) -> Self {
+        SessionRegistry(std::sync::Arc::new(Shared {
+            map: RwLock::default(),
+            last_id: AtomicU64::new(u64::from(node_id) << 48),
+            open: AtomicUsize::new(0),
+        }))
+    }
+
+    /// The id of a new session (before it registers).
+    pub fn next_session_id(&self) -> u64 {
+        self.0.last_id.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// A WebSocket connection starts: counted until the returned value is dropped.
+    pub fn connection_opened(&self) -> OpenConnection {
+        self.0.open.fetch_add(1, Ordering::Relaxed);
+        OpenConnection(self.0.clone())
+    }
+
+    /// WebSocket connections whose task has not ended.
+    pub fn open_connections(&self) -> usize {
+        self.0.open.load(Ordering::Relaxed)
+    }
+
+    /// Asks every session's connection to close with `reason`.
+    pub fn close_all(&self, reason: &CloseReason) {
+        for session in self.0.map.read().sessions.values() {
+            session.outbox.close(reason.clone());
+        }
+    }
+
     /// A session started.
     pub fn register(
         &self,
@@ -60,7 +115,7 @@ impl SessionRegistry {
         user_id: Snowflake,
         family: Option<String>,
     ) {
-        let mut inner = self.0.write();
+        let mut inner = self.0.map.write();
         inner.sessions.insert(
             session_id,
             LocalSession {
@@ -76,7 +131,7 @@ impl SessionRegistry {
 
     /// A session ended: it follows nothing any more.
     pub fn unregister(&self, session_id: u64) {
-        let mut inner = self.0.write();
+        let mut inner = self.0.map.write();
         if let Some(gone) = inner.sessions.remove(&session_id)
             && let Some(ids) = inner.by_user.get_mut(&gone.user_id)
         {
@@ -93,7 +148,7 @@ impl SessionRegistry {
 
     /// Sessions on this node.
     pub fn len(&self) -> usize {
-        self.0.read().sessions.len()
+        self.0.map.read().sessions.len()
     }
 
     /// No sessions.
@@ -104,7 +159,7 @@ impl SessionRegistry {
     /// A session asked `owner` to join `room` (not yet active).
     pub fn follow(&self, room: Snowflake, owner: NodeId, session_id: u64) {
         let voided = {
-            let mut inner = self.0.write();
+            let mut inner = self.0.map.write();
             let inner = &mut *inner;
             let entry = inner.rooms.entry(room).or_default();
             let mut voided = Vec::new();
@@ -131,7 +186,7 @@ impl SessionRegistry {
 
     /// The session stops following `room`.
     pub fn unfollow(&self, room: Snowflake, session_id: u64) {
-        let mut inner = self.0.write();
+        let mut inner = self.0.map.write();
         if let Some(entry) = inner.rooms.get_mut(&room) {
             entry.sessions.remove(&session_id);
             if entry.sessions.is_empty() {
@@ -142,7 +197,7 @@ impl SessionRegistry {
 
     /// The owner put the session in its live set.
     pub fn activate(&self, room: Snowflake, from: NodeId, session_id: u64) {
-        let mut inner = self.0.write();
+        let mut inner = self.0.map.write();
         if let Some(entry) = inner.rooms.get_mut(&room)
             && entry.owner == from
             && let Some(active) = entry.sessions.get_mut(&session_id)
@@ -155,6 +210,7 @@ impl SessionRegistry {
     /// confirmation, `Some(false)` confirmed, `None` not following (refused, or left).
     pub fn is_pending(&self, room: Snowflake, session_id: u64) -> Option<bool> {
         self.0
+            .map
             .read()
             .rooms
             .get(&room)
@@ -164,7 +220,7 @@ impl SessionRegistry {
 
     /// Frames from a room for one session.
     pub fn to_session(&self, room: Snowflake, session_id: u64, last: Option<u64>, frame: Frame) {
-        let inner = self.0.read();
+        let inner = self.0.map.read();
         let Some(session) = inner.sessions.get(&session_id) else {
             return;
         };
@@ -183,7 +239,7 @@ impl SessionRegistry {
     /// Session `session_id` sent request `req_id` to a room on `node`; its answer comes back
     /// through [`Self::to_session`].
     pub fn forwarded(&self, session_id: u64, node: NodeId, req_id: u64) {
-        if let Some(session) = self.0.read().sessions.get(&session_id) {
+        if let Some(session) = self.0.map.read().sessions.get(&session_id) {
             session
                 .forwarded
                 .add(node, req_id, std::time::Instant::now());
@@ -197,7 +253,7 @@ impl SessionRegistry {
         let error = voiceflow_wire::ErrorBody::unavailable(
             "the room's server went away before answering; send again",
         );
-        let inner = self.0.read();
+        let inner = self.0.map.read();
         let mut failed = 0;
         for session in inner.sessions.values() {
             for req_id in session.forwarded.take_for(node) {
@@ -212,7 +268,7 @@ impl SessionRegistry {
 
     /// Frames for every session of `user` on this node; returns how many got them.
     pub fn to_user(&self, user: Snowflake, frame: &Frame) -> usize {
-        let inner = self.0.read();
+        let inner = self.0.map.read();
         let ids = inner.by_user.get(&user).map_or(&[][..], Vec::as_slice);
         let mut delivered = 0;
         for session in ids.iter().filter_map(|id| inner.sessions.get(id)) {
@@ -224,7 +280,7 @@ impl SessionRegistry {
 
     /// The connection was extended with a token of (possibly) another sign-in.
     pub fn set_family(&self, session_id: u64, family: Option<String>) {
-        if let Some(session) = self.0.write().sessions.get_mut(&session_id) {
+        if let Some(session) = self.0.map.write().sessions.get_mut(&session_id) {
             session.family = family;
         }
     }
@@ -233,7 +289,7 @@ impl SessionRegistry {
     /// each session actor (in order with the frames it handles next); a revoked sign-in closes
     /// the connections opened with it. Returns how many sessions it touched.
     pub fn for_user(&self, user: Snowflake, op: &UserOp) -> usize {
-        let inner = self.0.read();
+        let inner = self.0.map.read();
         let sessions = inner
             .by_user
             .get(&user)
@@ -274,7 +330,7 @@ impl SessionRegistry {
     /// still waits on that owner for this room, it tries again shortly.
     pub fn join_later(&self, room: Snowflake, from: NodeId, session_id: u64) {
         let actor = {
-            let mut inner = self.0.write();
+            let mut inner = self.0.map.write();
             let inner = &mut *inner;
             let Some(entry) = inner.rooms.get_mut(&room) else {
                 return;
@@ -296,7 +352,7 @@ impl SessionRegistry {
     /// The room dropped the session (deleted room, removed member): no re-join.
     pub fn forget(&self, room: Snowflake, session_id: u64) {
         self.unfollow(room, session_id);
-        if let Some(session) = self.0.read().sessions.get(&session_id) {
+        if let Some(session) = self.0.map.read().sessions.get(&session_id) {
             session.outbox.forget_room(room);
         }
     }
@@ -311,7 +367,7 @@ impl SessionRegistry {
         last: Option<u64>,
         frame: &Frame,
     ) -> usize {
-        let inner = self.0.read();
+        let inner = self.0.map.read();
         let Some(entry) = inner.rooms.get(&room) else {
             return 0;
         };
@@ -339,7 +395,7 @@ impl SessionRegistry {
     /// The room's actor on `from` stopped: its followers here re-join where it lives now.
     pub fn room_closed(&self, room: Snowflake, from: Option<NodeId>) {
         let followers = {
-            let mut inner = self.0.write();
+            let mut inner = self.0.map.write();
             match inner.rooms.get(&room) {
                 Some(entry) if from.is_none_or(|f| f == entry.owner) => {}
                 _ => return,
@@ -363,6 +419,7 @@ impl SessionRegistry {
     pub fn owners_changed(&self, owner_of: impl Fn(Snowflake) -> Option<NodeId>) {
         let moved: Vec<Snowflake> = self
             .0
+            .map
             .read()
             .rooms
             .iter()
@@ -376,16 +433,6 @@ impl SessionRegistry {
 
     /// Rooms followed here with their owners (for `GET /cluster` and tests).
     pub fn followed_rooms(&self) -> usize {
-        self.0.read().rooms.len()
-    }
-
-    /// Asks every session's connection to close.
-    pub fn outboxes(&self) -> Vec<Outbox> {
-        self.0
-            .read()
-            .sessions
-            .values()
-            .map(|s| s.outbox.clone())
-            .collect()
+        self.0.map.read().rooms.len()
     }
 }

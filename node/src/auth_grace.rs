@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tokio::sync::watch;
-use voiceflow_wire::{ErrorCode, Snowflake};
+use voiceflow_wire::{ErrorBody, Snowflake};
 
 use crate::auth::TokenPair;
 use crate::error::ApiError;
@@ -80,10 +80,9 @@ impl Rotations {
                     tokio::time::timeout(FOLLOW_WAIT, successor.wait_for(Option::is_some)).await;
                 match waited.ok().and_then(|r| r.ok()).and_then(|s| s.clone()) {
                     Some(Ok(pair)) => Ok(pair),
-                    Some(Err(_)) | None => Err(ApiError::new(
-                        ErrorCode::StorageUnavailable,
+                    Some(Err(_)) | None => Err(ApiError(ErrorBody::unavailable(
                         "refresh did not complete; retry",
-                    )),
+                    ))),
                 }
             }));
         }

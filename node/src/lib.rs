@@ -120,7 +120,7 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
         ids: Arc::new(SnowflakeGenerator::new(config.node_id)),
         directory: directory.clone(),
         config: Arc::new(config.actor_config()),
-        sessions: Default::default(),
+        sessions: voiceflow_actors::registry::SessionRegistry::for_node(config.node_id),
         presence: voiceflow_actors::presence::PresenceDirectory::new(config.presence.timings()),
         blobs: blobs.clone(),
         voice: Arc::new(config.voice.runtime(turn_issuer)),
@@ -141,7 +141,6 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
         auth: auth::Auth::new(&config, &secret).map_err(|e| anyhow::anyhow!("auth set-up: {e}"))?,
         config: Arc::new(config.clone()),
         ctx,
-        connections: Arc::new(state::Connections::for_node(config.node_id)),
         sessions: sessions_sup.clone(),
         draining: Arc::new(AtomicBool::new(false)),
         metrics,
@@ -235,16 +234,15 @@ impl Node {
         let grace = Duration::from_secs(self.state.config.shutdown_grace_secs);
         let deadline = Instant::now() + grace;
         self.state.draining.store(true, Ordering::Relaxed);
+        let sessions = self.state.ctx.sessions.clone();
         if let Some(cluster) = &self.state.cluster {
             // Hand every room to its next owner first, then send the clients elsewhere.
             cluster.drain(grace / 2).await;
-            self.state
-                .connections
-                .close_all(CloseReason::reconnect_elsewhere());
+            sessions.close_all(&CloseReason::reconnect_elsewhere());
         } else {
-            self.state.connections.close_all(CloseReason::going_away());
+            sessions.close_all(&CloseReason::going_away());
         }
-        while self.state.connections.count() > 0 && Instant::now() < deadline {
+        while sessions.open_connections() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         // Rooms finish what is queued (including writes in flight) and stop: all are asked at

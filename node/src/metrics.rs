@@ -33,7 +33,12 @@ impl Metrics {
 
     /// The text exposition.
     pub fn render(&self, state: &AppState) -> Response {
-        metrics::gauge!("voiceflow_connections_open").set(state.connections.count() as f64);
+        // One fact, one source: the session registry counts the WebSocket sessions, the
+        // directory the running rooms. `voiceflow_connections_open` is the older name of
+        // `voiceflow_sessions`, kept for a release.
+        let sessions = state.ctx.sessions.len() as f64;
+        metrics::gauge!("voiceflow_sessions").set(sessions);
+        metrics::gauge!("voiceflow_connections_open").set(sessions);
         metrics::gauge!("voiceflow_rooms_running").set(state.ctx.directory.active_rooms() as f64);
         let text = self.0.render();
         warp::Reply::into_response(warp::reply::with_header(

@@ -87,10 +87,10 @@ fn accept(
         ));
     }
     if state.draining.load(Ordering::Relaxed) {
-        return Err(ApiError::new(
-            voiceflow_wire::ErrorCode::StorageUnavailable,
+        // Retry later (on another node of a cluster), not a storage failure.
+        return Err(ApiError(voiceflow_wire::ErrorBody::unavailable(
             "node is shutting down",
-        ));
+        )));
     }
     let token = q
         .token
@@ -147,7 +147,9 @@ async fn serve(state: AppState, mut ws: Ws, auth: AuthUser) {
         }
     };
     let outbox = Outbox::new(state.config.outbound_queue_frames);
-    let session_id = state.connections.register(outbox.clone());
+    let session_id = state.ctx.sessions.next_session_id();
+    // Counted until this task ends, closing handshake included: shutdown waits for it.
+    let _open = state.ctx.sessions.connection_opened();
     // The account's current name (the token's may predate a rename); renames from now on
     // reach the session as they happen.
     // One-off futures are boxed so that the connection's task, alive as long as the
@@ -178,7 +180,6 @@ async fn serve(state: AppState, mut ws: Ws, auth: AuthUser) {
         Ok((session, _)) => session,
         Err(e) => {
             tracing::error!(error = %e, "session actor failed to start");
-            state.connections.unregister(session_id);
             let _ = ws
                 .close(Some(close_frame(&CloseReason {
                     code: 1011,
@@ -188,6 +189,14 @@ async fn serve(state: AppState, mut ws: Ws, auth: AuthUser) {
             return;
         }
     };
+    // Shutdown may have closed every registered session just before this one registered.
+    if state.draining.load(Ordering::Relaxed) {
+        outbox.close(if state.cluster.is_some() {
+            CloseReason::reconnect_elsewhere()
+        } else {
+            CloseReason::going_away()
+        });
+    }
     let hello = Hello {
         protocol: PROTOCOL_VERSION,
         session_id: session_id.to_string(),
@@ -212,7 +221,6 @@ async fn serve(state: AppState, mut ws: Ws, auth: AuthUser) {
     if let Some(reason) = close {
         Box::pin(close_handshake(&mut ws, &reason)).await;
     }
-    state.connections.unregister(session_id);
 }
 
 /// The closing handshake: send our close, then read until the client's close (or the end of

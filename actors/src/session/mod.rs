@@ -159,7 +159,6 @@ impl Actor for SessionActor {
         me: ActorRef<SessionMsg>,
         args: SessionArgs,
     ) -> Result<SessionState, ActorProcessingErr> {
-        metrics::gauge!("voiceflow_sessions").increment(1.0);
         args.ctx.sessions.register(
             args.session_id,
             me,
@@ -203,7 +202,6 @@ impl Actor for SessionActor {
         me: ActorRef<SessionMsg>,
         state: &mut SessionState,
     ) -> Result<(), ActorProcessingErr> {
-        metrics::gauge!("voiceflow_sessions").decrement(1.0);
         if let Some(timer) = state.beat_timer.take() {
             timer.abort();
         }

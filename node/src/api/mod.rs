@@ -159,8 +159,7 @@ pub fn routes(state: AppState) -> warp::filters::BoxedFilter<(Response,)> {
         .and(with_state(state.clone()))
         .map(|s: AppState| {
             if s.draining.load(Ordering::Relaxed) {
-                ApiError::new(voiceflow_wire::ErrorCode::StorageUnavailable, "draining")
-                    .into_response()
+                ApiError(voiceflow_wire::ErrorBody::unavailable("draining")).into_response()
             } else {
                 ok(StatusCode::OK, &serde_json::json!({"status": "ready"}))
             }
