@@ -238,11 +238,11 @@ async fn receiver(
             };
             match frame {
                 Ok(Some(f)) => {
-                    if let Some((id, content)) = message_of(&f, &room) {
-                        last = Some(id);
+                    // Every logged event of the room has a seq (the reader's own "joined"
+                    // system message too), so a jump is an event this receiver missed: say
+                    // when and where, for the logs.
+                    if f["type"] == "message:received" && f["data"]["roomId"] == room.as_str() {
                         let seq = f["data"]["seq"].as_u64().unwrap_or(last_seq);
-                        // Only senders' messages are logged in these rooms, so a jump is a
-                        // message this receiver missed: say when and where, for the logs.
                         if last_seq > 0 && seq > last_seq + 1 {
                             eprintln!(
                                 "receiver of {room}: seq jumped {last_seq} -> {seq} at {} on node index {node}",
@@ -250,6 +250,9 @@ async fn receiver(
                             );
                         }
                         last_seq = seq;
+                    }
+                    if let Some((id, content)) = message_of(&f, &room) {
+                        last = Some(id);
                         log.lock().received.push((id, content));
                     }
                 }
