@@ -7,17 +7,16 @@ use std::time::Instant;
 
 use voiceflow_actors::presence::PresenceNote;
 use voiceflow_actors::remote::{Owner, Recipient, RemoteSession};
-use voiceflow_actors::room::{Action, Author, Reply, RoomMsg, SessionLink, VoiceOp, leave_answer};
+use voiceflow_actors::room::{Author, Reply, RoomMsg, SessionLink, leave_answer};
 use voiceflow_actors::{ActorError, NodeContext};
-use voiceflow_schema::RoomRecord;
+use voiceflow_wire::cluster::room::CallAnswer;
 use voiceflow_wire::cluster::{NodeId, PeerMsg, PresenceOp, RoomCall, RoomDelivery, RoomOp};
-use voiceflow_wire::v1::client::SendMessage;
 use voiceflow_wire::v1::frame::{self, Frame};
-use voiceflow_wire::{ErrorBody, ErrorCode, Snowflake};
+use voiceflow_wire::{ErrorBody, Snowflake};
 
 use super::ClusterInner;
 use super::link::Lane;
-use super::router::{ACQUIRE_TIMEOUT, MAX_HOPS, error_json};
+use super::router::{ACQUIRE_TIMEOUT, MAX_HOPS};
 
 /// Handles one frame from peer `from`.
 pub async fn handle(cluster: &Arc<ClusterInner>, from: NodeId, msg: PeerMsg) {
@@ -36,12 +35,12 @@ pub async fn handle(cluster: &Arc<ClusterInner>, from: NodeId, msg: PeerMsg) {
             origin,
             hops,
             op,
-        } => to_room(cluster, Snowflake(room), origin, hops, op).await,
-        PeerMsg::FromRoom { room, delivery } => from_room(cluster, from, Snowflake(room), delivery),
-        PeerMsg::ToPresence { user, op } => to_presence(cluster, from, Snowflake(user), op).await,
+        } => to_room(cluster, room, origin, hops, op).await,
+        PeerMsg::FromRoom { room, delivery } => from_room(cluster, from, room, delivery),
+        PeerMsg::ToPresence { user, op } => to_presence(cluster, from, user, op).await,
         PeerMsg::ForUser { user, op } => {
             if let Some(ctx) = cluster.ctx() {
-                ctx.sessions.for_user(Snowflake(user), &op);
+                ctx.sessions.for_user(user, &op);
             }
         }
         PeerMsg::ToUser { user, frames } => {
@@ -50,7 +49,7 @@ pub async fn handle(cluster: &Arc<ClusterInner>, from: NodeId, msg: PeerMsg) {
             };
             match Frame::from_wire(bytes::Bytes::from(frames)) {
                 Some(frame) => {
-                    ctx.sessions.to_user(Snowflake(user), &frame);
+                    ctx.sessions.to_user(user, &frame);
                 }
                 None => {
                     tracing::warn!(
@@ -170,7 +169,7 @@ async fn to_room(
         } => {
             let link = SessionLink {
                 session_id,
-                user_id: Snowflake(user_id),
+                user_id,
                 username,
                 to: to(session_id),
             };
@@ -205,7 +204,6 @@ async fn to_room(
                 session_id,
                 req_id,
             });
-            let user_id = Snowflake(user_id);
             let leave = RoomMsg::Leave {
                 session_id,
                 user_id,
@@ -225,17 +223,14 @@ async fn to_room(
             session_id,
             user_id,
             username,
-            post_json,
+            post,
             req_id,
         } => {
-            let author = Author {
-                user_id: Snowflake(user_id),
-                username,
-            };
+            let author = Author { user_id, username };
             let reply = session_reply(to(session_id), session_id, req_id);
             let relay = Relay::new(cluster, &ctx, room, origin, session_id, req_id);
             relay
-                .send(&post_json, |post: SendMessage| RoomMsg::Post {
+                .send(RoomMsg::Post {
                     author,
                     post,
                     reply,
@@ -246,17 +241,14 @@ async fn to_room(
             session_id,
             user_id,
             username,
-            action_json,
+            action,
             req_id,
         } => {
-            let author = Author {
-                user_id: Snowflake(user_id),
-                username,
-            };
+            let author = Author { user_id, username };
             let reply = session_reply(to(session_id), session_id, req_id);
             let relay = Relay::new(cluster, &ctx, room, origin, session_id, req_id);
             relay
-                .send(&action_json, |action: Action| RoomMsg::Act {
+                .send(RoomMsg::Act {
                     author,
                     action,
                     reply,
@@ -267,24 +259,18 @@ async fn to_room(
             session_id,
             user_id,
             username,
-            op_json,
+            op,
             req_id,
         } => {
             let session = SessionLink {
                 session_id,
-                user_id: Snowflake(user_id),
+                user_id,
                 username,
                 to: to(session_id),
             };
             let reply = session_reply(to(session_id), session_id, req_id);
             let relay = Relay::new(cluster, &ctx, room, origin, session_id, req_id);
-            relay
-                .send(&op_json, |op: VoiceOp| RoomMsg::Voice {
-                    session,
-                    op,
-                    reply,
-                })
-                .await;
+            relay.send(RoomMsg::Voice { session, op, reply }).await;
         }
         RoomOp::Presence {
             user_id,
@@ -294,7 +280,7 @@ async fn to_room(
             source,
         } => {
             let note = PresenceNote {
-                user_id: Snowflake(user_id),
+                user_id,
                 status,
                 last_seen,
                 version,
@@ -310,7 +296,7 @@ async fn to_room(
         } => {
             let msg = RoomMsg::Typing {
                 session_id,
-                user_id: Snowflake(user_id),
+                user_id,
                 start,
                 reply: req_id.map(|_| session_reply(to(session_id), session_id, req_id)),
             };
@@ -320,10 +306,7 @@ async fn to_room(
             }
         }
         RoomOp::Renamed { user_id, username } => {
-            let msg = RoomMsg::Renamed {
-                user_id: Snowflake(user_id),
-                username,
-            };
+            let msg = RoomMsg::Renamed { user_id, username };
             ctx.directory.send_if_running(room, msg);
         }
         RoomOp::Call { call_id, call } => {
@@ -375,36 +358,17 @@ impl<'a> Relay<'a> {
         }
     }
 
-    /// Decodes `json`, builds the room message and sends it; a request that cannot be decoded
-    /// or delivered fails back to the session.
-    async fn send<T: serde::de::DeserializeOwned>(
-        self,
-        json: &str,
-        build: impl FnOnce(T) -> RoomMsg,
-    ) {
-        let fail = |e: &ActorError| {
+    /// Sends the room message; a request that cannot be delivered fails back to the session.
+    async fn send(self, msg: RoomMsg) {
+        if let Err(e) = self.ctx.directory.send(self.ctx, self.room, msg).await {
             fail_session(
                 self.cluster,
                 self.room,
                 self.origin,
                 self.session_id,
                 self.req_id,
-                e,
-            )
-        };
-        let Ok(value) = serde_json::from_str::<T>(json) else {
-            return fail(&ActorError::Client(ErrorBody::new(
-                ErrorCode::InvalidFrame,
-                "the request could not be relayed",
-            )));
-        };
-        if let Err(e) = self
-            .ctx
-            .directory
-            .send(self.ctx, self.room, build(value))
-            .await
-        {
-            fail(&e);
+                &e,
+            );
         }
     }
 }
@@ -443,7 +407,7 @@ fn refuse(cluster: &Arc<ClusterInner>, room: Snowflake, origin: NodeId, op: Room
             room,
             RoomDelivery::CallResult {
                 call_id,
-                result: Err(error_json(&e)),
+                result: Err(e.to_body()),
             },
         ),
         _ => {}
@@ -454,66 +418,49 @@ async fn room_call(
     ctx: &voiceflow_actors::NodeContext,
     room: Snowflake,
     call: RoomCall,
-) -> Result<String, String> {
+) -> Result<CallAnswer, ErrorBody> {
     let dir = &ctx.directory;
-    let json = |r: Result<String, ActorError>| r.map_err(|e| error_json(&e));
-    match call {
+    let done = |r: Result<(), ActorError>| r.map(|()| CallAnswer::Done);
+    let answer = match call {
         RoomCall::AddMember { user_id, username } => {
-            let author = Author {
-                user_id: Snowflake(user_id),
-                username,
-            };
-            json(
-                dir.call(ctx, room, |reply| RoomMsg::AddMember { author, reply })
-                    .await
-                    .map(|v| to_json(&v)),
-            )
+            let author = Author { user_id, username };
+            dir.call(ctx, room, |reply| RoomMsg::AddMember { author, reply })
+                .await
+                .map(CallAnswer::Joined)
         }
         RoomCall::RemoveMember {
             user_id,
             removed_by,
-        } => json(
+        } => done(
             dir.call(ctx, room, |reply| RoomMsg::RemoveMember {
-                user_id: Snowflake(user_id),
-                removed_by: removed_by.map(Snowflake),
+                user_id,
+                removed_by,
                 reply,
             })
-            .await
-            .map(|v| to_json(&v)),
+            .await,
         ),
-        RoomCall::DeleteMessage { message_id, by } => json(
+        RoomCall::DeleteMessage { message_id, by } => done(
             dir.call(ctx, room, |reply| RoomMsg::DeleteMessage {
-                message_id: Snowflake(message_id),
-                by: Snowflake(by),
+                message_id,
+                by,
                 reply,
             })
+            .await,
+        ),
+        RoomCall::DeleteRoom { by } => done(
+            dir.call(ctx, room, |reply| RoomMsg::DeleteRoom { by, reply })
+                .await,
+        ),
+        RoomCall::Members => dir
+            .call(ctx, room, RoomMsg::Members)
             .await
-            .map(|v| to_json(&v)),
-        ),
-        RoomCall::DeleteRoom { by } => json(
-            dir.call(ctx, room, |reply| RoomMsg::DeleteRoom {
-                by: Snowflake(by),
-                reply,
-            })
-            .await
-            .map(|v| to_json(&v)),
-        ),
-        RoomCall::Members => json(
-            dir.call(ctx, room, RoomMsg::Members)
-                .await
-                .map(|v| to_json(&v)),
-        ),
-        RoomCall::Updated { room_json } => {
-            if let Ok(record) = serde_json::from_str::<RoomRecord>(&room_json) {
-                dir.send_if_running(room, RoomMsg::Updated(Box::new(record)));
-            }
-            Ok("null".into())
+            .map(CallAnswer::Members),
+        RoomCall::Updated { room: record } => {
+            dir.send_if_running(room, RoomMsg::Updated(record));
+            Ok(CallAnswer::Done)
         }
-    }
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_string(value).unwrap_or_else(|_| "null".into())
+    };
+    answer.map_err(|e| e.to_body())
 }
 
 /// A peer is about to start `room`: stop ours (if it runs) once it finished its writes.
@@ -544,13 +491,7 @@ async fn release(
 impl ClusterInner {
     fn send_delivery(&self, node: NodeId, room: Snowflake, delivery: RoomDelivery) {
         if let Some(link) = self.link(node) {
-            link.send(
-                Lane::Room(room.0),
-                &PeerMsg::FromRoom {
-                    room: room.0,
-                    delivery,
-                },
-            );
+            link.send(Lane::Room(room), &PeerMsg::FromRoom { room, delivery });
         }
     }
 }
@@ -588,7 +529,7 @@ fn from_room(cluster: &Arc<ClusterInner>, from: NodeId, room: Snowflake, deliver
             frames: bytes,
         } => {
             if let Some(frame) = frames(bytes) {
-                let n = sessions.fanout(room, from, except_user.map(Snowflake), last, &frame);
+                let n = sessions.fanout(room, from, except_user, last, &frame);
                 if last.is_some() {
                     // Message batches, counted like the owner counts its local sessions.
                     metrics::counter!("voiceflow_deliveries_total")

@@ -23,7 +23,7 @@ pub enum Lane {
     /// Heartbeats and membership.
     Control,
     /// One room's requests and deliveries.
-    Room(u64),
+    Room(Snowflake),
 }
 
 type Outgoing = (Lane, Vec<u8>);
@@ -55,13 +55,7 @@ impl Peer for PeerHandle {
     }
 
     fn deliver(&self, room: Snowflake, delivery: RoomDelivery) {
-        self.send(
-            Lane::Room(room.0),
-            &PeerMsg::FromRoom {
-                room: room.0,
-                delivery,
-            },
-        );
+        self.send(Lane::Room(room), &PeerMsg::FromRoom { room, delivery });
     }
 }
 

@@ -44,7 +44,7 @@ pub use status::route as status_route;
 struct PendingCall {
     node: NodeId,
     started: Instant,
-    done: Box<dyn FnOnce(Result<String, String>) + Send>,
+    done: router::CallDone,
 }
 
 /// A release request waiting for a peer's answer (`true`: the peer is busy starting it).
@@ -337,7 +337,7 @@ impl ClusterInner {
     /// Calls and releases waiting on a node that is gone.
     fn fail_pending(&self, node: NodeId) {
         for call in take_where(&mut self.calls.lock(), |c| c.node == node) {
-            (call.done)(Err(router::unavailable_json()));
+            (call.done)(Err(router::unavailable_body()));
         }
         for release in take_where(&mut self.releases.lock(), |r| r.node == node) {
             // A dead node runs nothing.
@@ -393,7 +393,7 @@ async fn heartbeats(inner: Arc<ClusterInner>) {
             c.started.elapsed() > Duration::from_secs(30)
         });
         for call in expired {
-            (call.done)(Err(router::unavailable_json()));
+            (call.done)(Err(router::unavailable_body()));
         }
         let m = inner.membership.lock();
         let up = m

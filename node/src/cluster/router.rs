@@ -13,6 +13,7 @@ use ractor::RpcReplyPort;
 use voiceflow_actors::ActorError;
 use voiceflow_actors::remote::{Cluster, Owner, Peer, Recipient};
 use voiceflow_actors::room::{Reply, RoomMsg};
+use voiceflow_wire::cluster::room::{CallAnswer, FromAnswer};
 use voiceflow_wire::cluster::{
     MemberState, NodeId, PeerMsg, PresenceOp, RoomCall, RoomDelivery, RoomOp, UserOp,
 };
@@ -40,41 +41,26 @@ impl Peer for NodeRef {
 
     fn deliver(&self, room: Snowflake, delivery: RoomDelivery) {
         if let Some(link) = self.cluster.link(self.node) {
-            link.send(
-                Lane::Room(room.0),
-                &PeerMsg::FromRoom {
-                    room: room.0,
-                    delivery,
-                },
-            );
+            link.send(Lane::Room(room), &PeerMsg::FromRoom { room, delivery });
         }
     }
 }
 
-/// The body of "unavailable, retry" as JSON.
-pub fn unavailable_json() -> String {
-    serde_json::to_string(&ActorError::Unavailable.to_body()).unwrap_or_default()
+/// What a call answered by a peer runs with the answer.
+pub(super) type CallDone = Box<dyn FnOnce(Result<CallAnswer, ErrorBody>) + Send>;
+
+/// The body of "unavailable, retry".
+pub fn unavailable_body() -> ErrorBody {
+    ActorError::Unavailable.to_body()
 }
 
-pub(super) fn error_json(e: &ActorError) -> String {
-    serde_json::to_string(&e.to_body()).unwrap_or_default()
-}
-
-fn parse_error(json: &str) -> ActorError {
-    match serde_json::from_str::<ErrorBody>(json) {
-        Ok(body) => ActorError::Client(body),
-        Err(_) => ActorError::Unavailable,
-    }
-}
-
-/// Sends a typed reply port's answer from a peer's JSON.
-fn answer<T: serde::de::DeserializeOwned + Send + 'static>(
-    port: RpcReplyPort<Result<T, ActorError>>,
-) -> Box<dyn FnOnce(Result<String, String>) + Send> {
+/// Sends a peer's answer to a typed reply port (an answer of another kind than the call
+/// names: unavailable).
+fn answer<T: FromAnswer + Send + 'static>(port: RpcReplyPort<Result<T, ActorError>>) -> CallDone {
     Box::new(move |result| {
         let value = match result {
-            Ok(json) => serde_json::from_str::<T>(&json).map_err(|_| ActorError::Unavailable),
-            Err(json) => Err(parse_error(&json)),
+            Ok(answer) => T::from_answer(answer).ok_or(ActorError::Unavailable),
+            Err(body) => Err(ActorError::Client(body)),
         };
         let _ = port.send(value);
     })
@@ -98,9 +84,9 @@ impl ClusterInner {
     ) {
         if let Some(link) = self.link(node) {
             link.send(
-                Lane::Room(room.0),
+                Lane::Room(room),
                 &PeerMsg::ToRoom {
-                    room: room.0,
+                    room,
                     origin,
                     hops,
                     op,
@@ -109,11 +95,7 @@ impl ClusterInner {
         }
     }
 
-    fn register_call(
-        &self,
-        node: NodeId,
-        done: Box<dyn FnOnce(Result<String, String>) + Send>,
-    ) -> u64 {
+    fn register_call(&self, node: NodeId, done: CallDone) -> u64 {
         let id = self.next_call.fetch_add(1, Ordering::Relaxed);
         self.calls.lock().insert(
             id,
@@ -180,7 +162,7 @@ impl Cluster for ClusterInner {
                 };
                 let op = RoomOp::Join {
                     session_id: session.session_id,
-                    user_id: session.user_id.0,
+                    user_id: session.user_id,
                     username: session.username,
                     since,
                     epoch,
@@ -200,7 +182,7 @@ impl Cluster for ClusterInner {
                 };
                 let op = RoomOp::Leave {
                     session_id,
-                    user_id: user_id.0,
+                    user_id,
                     req_id,
                 };
                 (origin, op)
@@ -220,9 +202,9 @@ impl Cluster for ClusterInner {
                 };
                 let op = RoomOp::Post {
                     session_id,
-                    user_id: author.user_id.0,
+                    user_id: author.user_id,
                     username: author.username,
-                    post_json: serde_json::to_string(&post).unwrap_or_default(),
+                    post,
                     req_id,
                 };
                 (origin_of(me, &to), op)
@@ -242,9 +224,9 @@ impl Cluster for ClusterInner {
                 };
                 let op = RoomOp::Act {
                     session_id,
-                    user_id: author.user_id.0,
+                    user_id: author.user_id,
                     username: author.username,
-                    action_json: serde_json::to_string(&action).unwrap_or_default(),
+                    action,
                     req_id,
                 };
                 (origin_of(me, &to), op)
@@ -256,9 +238,9 @@ impl Cluster for ClusterInner {
                 };
                 let op = RoomOp::Voice {
                     session_id: session.session_id,
-                    user_id: session.user_id.0,
+                    user_id: session.user_id,
                     username: session.username,
-                    op_json: serde_json::to_string(&op).unwrap_or_default(),
+                    op,
                     req_id,
                 };
                 (origin_of(me, &session.to), op)
@@ -266,7 +248,7 @@ impl Cluster for ClusterInner {
             RoomMsg::Presence(note) => (
                 me,
                 RoomOp::Presence {
-                    user_id: note.user_id.0,
+                    user_id: note.user_id,
                     status: note.status,
                     last_seen: note.last_seen,
                     version: note.version,
@@ -285,22 +267,16 @@ impl Cluster for ClusterInner {
                 };
                 let op = RoomOp::Typing {
                     session_id,
-                    user_id: user_id.0,
+                    user_id,
                     start,
                     req_id,
                 };
                 (origin, op)
             }
-            RoomMsg::Renamed { user_id, username } => (
-                me,
-                RoomOp::Renamed {
-                    user_id: user_id.0,
-                    username,
-                },
-            ),
+            RoomMsg::Renamed { user_id, username } => (me, RoomOp::Renamed { user_id, username }),
             RoomMsg::AddMember { author, reply } => {
                 let call = RoomCall::AddMember {
-                    user_id: author.user_id.0,
+                    user_id: author.user_id,
                     username: author.username,
                 };
                 (me, self.call_op(node, call, answer(reply)))
@@ -311,8 +287,8 @@ impl Cluster for ClusterInner {
                 reply,
             } => {
                 let call = RoomCall::RemoveMember {
-                    user_id: user_id.0,
-                    removed_by: removed_by.map(|by| by.0),
+                    user_id,
+                    removed_by,
                 };
                 (me, self.call_op(node, call, answer(reply)))
             }
@@ -321,20 +297,16 @@ impl Cluster for ClusterInner {
                 by,
                 reply,
             } => {
-                let call = RoomCall::DeleteMessage {
-                    message_id: message_id.0,
-                    by: by.0,
-                };
+                let call = RoomCall::DeleteMessage { message_id, by };
                 (me, self.call_op(node, call, answer(reply)))
             }
             RoomMsg::DeleteRoom { by, reply } => {
-                let call = RoomCall::DeleteRoom { by: by.0 };
+                let call = RoomCall::DeleteRoom { by };
                 (me, self.call_op(node, call, answer(reply)))
             }
             RoomMsg::Members(reply) => (me, self.call_op(node, RoomCall::Members, answer(reply))),
             RoomMsg::Updated(record) => {
-                let room_json = serde_json::to_string(&*record).unwrap_or_default();
-                let call = RoomCall::Updated { room_json };
+                let call = RoomCall::Updated { room: record };
                 (me, self.call_op(node, call, Box::new(|_| {})))
             }
             _ => return Err(ActorError::Unavailable),
@@ -411,13 +383,13 @@ impl Cluster for ClusterInner {
 
     fn presence(&self, node: NodeId, user: Snowflake, op: PresenceOp) -> Result<(), ActorError> {
         let link = self.link(node).ok_or(ActorError::Unavailable)?;
-        link.send(Lane::Control, &PeerMsg::ToPresence { user: user.0, op });
+        link.send(Lane::Control, &PeerMsg::ToPresence { user, op });
         Ok(())
     }
 
     fn to_user(&self, user: Snowflake, frame: &Frame) {
         let msg = PeerMsg::ToUser {
-            user: user.0,
+            user,
             frames: frame.wire_bytes().to_vec(),
         };
         for link in self.links.read().values() {
@@ -427,7 +399,7 @@ impl Cluster for ClusterInner {
 
     fn for_user(&self, user: Snowflake, op: &UserOp) {
         let msg = PeerMsg::ForUser {
-            user: user.0,
+            user,
             op: op.clone(),
         };
         for link in self.links.read().values() {
@@ -438,9 +410,9 @@ impl Cluster for ClusterInner {
     fn room_crashed(&self, room: Snowflake) {
         for link in self.links.read().values() {
             link.handle.send(
-                Lane::Room(room.0),
+                Lane::Room(room),
                 &PeerMsg::FromRoom {
-                    room: room.0,
+                    room,
                     delivery: RoomDelivery::Closed,
                 },
             );
@@ -449,12 +421,7 @@ impl Cluster for ClusterInner {
 }
 
 impl ClusterInner {
-    fn call_op(
-        &self,
-        node: NodeId,
-        call: RoomCall,
-        done: Box<dyn FnOnce(Result<String, String>) + Send>,
-    ) -> RoomOp {
+    fn call_op(&self, node: NodeId, call: RoomCall, done: CallDone) -> RoomOp {
         let call_id = self.register_call(node, done);
         RoomOp::Call { call_id, call }
     }
