@@ -5,18 +5,16 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use voiceflow_actors::presence::PresenceNote;
+use voiceflow_actors::ActorError;
 use voiceflow_actors::remote::{Owner, Recipient, RemoteSession};
-use voiceflow_actors::room::{Author, Reply, RoomMsg, SessionLink, leave_answer};
-use voiceflow_actors::{ActorError, NodeContext};
-use voiceflow_wire::cluster::room::CallAnswer;
-use voiceflow_wire::cluster::{NodeId, PeerMsg, PresenceOp, RoomCall, RoomDelivery, RoomOp};
+use voiceflow_actors::room::leave_answer;
+use voiceflow_wire::Snowflake;
+use voiceflow_wire::cluster::{NodeId, PeerMsg, PresenceOp, RoomDelivery, RoomOp};
 use voiceflow_wire::v1::frame::{self, Frame};
-use voiceflow_wire::{ErrorBody, Snowflake};
 
 use super::ClusterInner;
-use super::link::Lane;
-use super::router::{ACQUIRE_TIMEOUT, MAX_HOPS};
+use super::room_ops::{self, FromOp};
+use super::send::{ACQUIRE_TIMEOUT, MAX_HOPS};
 
 /// Handles one frame from peer `from`.
 pub async fn handle(cluster: &Arc<ClusterInner>, from: NodeId, msg: PeerMsg) {
@@ -140,6 +138,7 @@ async fn to_room(
     let Some(ctx) = cluster.ctx().cloned() else {
         return;
     };
+    // A release is for this node whoever owns the room (the sender is about to).
     if let RoomOp::Release { call_id } = op {
         return release(cluster, &ctx, room, origin, call_id).await;
     }
@@ -157,59 +156,36 @@ async fn to_room(
         _ => return refuse(cluster, room, origin, op),
     }
     let to = |session_id| recipient(cluster, room, origin, session_id);
-    match op {
-        RoomOp::Join {
+    match room_ops::from_op(op, to) {
+        FromOp::Join {
+            msg,
             session_id,
-            user_id,
-            username,
-            since,
-            epoch,
-            members,
+            req_id,
+        } => match ctx.directory.send(&ctx, room, msg).await {
+            Ok(_) => {}
+            // The session's node re-joining by itself: no client to answer, so it is told to
+            // try again soon (an error frame would reach the client instead).
+            Err(e) if req_id.is_none() && e.is_transient() => {
+                join_later(cluster, room, origin, session_id)
+            }
+            Err(e) => fail_join(cluster, room, origin, session_id, req_id, &e),
+        },
+        FromOp::Session {
+            msg,
+            session_id,
             req_id,
         } => {
-            let link = SessionLink {
-                session_id,
-                user_id,
-                username,
-                to: to(session_id),
-            };
-            let msg = RoomMsg::Join {
-                session: link,
-                since,
-                epoch,
-                members,
-                reply: Reply::Session {
-                    to: to(session_id),
-                    session_id,
-                    req_id,
-                },
-            };
-            match ctx.directory.send(&ctx, room, msg).await {
-                Ok(_) => {}
-                // The session's node re-joining by itself: no client to answer, so it is
-                // told to try again soon (an error frame would reach the client instead).
-                Err(e) if req_id.is_none() && e.is_transient() => {
-                    join_later(cluster, room, origin, session_id)
-                }
-                Err(e) => fail_join(cluster, room, origin, session_id, req_id, &e),
+            if let Err(e) = ctx.directory.send(&ctx, room, msg).await {
+                fail_session(cluster, room, origin, session_id, req_id, &e);
             }
         }
-        RoomOp::Leave {
+        FromOp::Leave {
+            msg,
             session_id,
             user_id,
             req_id,
         } => {
-            let reply = req_id.map(|_| Reply::Session {
-                to: to(session_id),
-                session_id,
-                req_id,
-            });
-            let leave = RoomMsg::Leave {
-                session_id,
-                user_id,
-                reply,
-            };
-            if !ctx.directory.send_if_running(room, leave)
+            if !ctx.directory.send_if_running(room, msg)
                 && let Some(id) = req_id
             {
                 let answer = leave_answer(ctx.store.as_ref(), room, user_id).await;
@@ -219,157 +195,27 @@ async fn to_room(
                 });
             }
         }
-        RoomOp::Post {
+        FromOp::Typing {
+            msg,
             session_id,
-            user_id,
-            username,
-            post,
             req_id,
         } => {
-            let author = Author { user_id, username };
-            let reply = session_reply(to(session_id), session_id, req_id);
-            let relay = Relay::new(cluster, &ctx, room, origin, session_id, req_id);
-            relay
-                .send(RoomMsg::Post {
-                    author,
-                    post,
-                    reply,
-                })
-                .await;
-        }
-        RoomOp::Act {
-            session_id,
-            user_id,
-            username,
-            action,
-            req_id,
-        } => {
-            let author = Author { user_id, username };
-            let reply = session_reply(to(session_id), session_id, req_id);
-            let relay = Relay::new(cluster, &ctx, room, origin, session_id, req_id);
-            relay
-                .send(RoomMsg::Act {
-                    author,
-                    action,
-                    reply,
-                })
-                .await;
-        }
-        RoomOp::Voice {
-            session_id,
-            user_id,
-            username,
-            op,
-            req_id,
-        } => {
-            let session = SessionLink {
-                session_id,
-                user_id,
-                username,
-                to: to(session_id),
-            };
-            let reply = session_reply(to(session_id), session_id, req_id);
-            let relay = Relay::new(cluster, &ctx, room, origin, session_id, req_id);
-            relay.send(RoomMsg::Voice { session, op, reply }).await;
-        }
-        RoomOp::Presence {
-            user_id,
-            status,
-            last_seen,
-            version,
-            source,
-        } => {
-            let note = PresenceNote {
-                user_id,
-                status,
-                last_seen,
-                version,
-                source,
-            };
-            ctx.directory.send_if_running(room, RoomMsg::Presence(note));
-        }
-        RoomOp::Typing {
-            session_id,
-            user_id,
-            start,
-            req_id,
-        } => {
-            let msg = RoomMsg::Typing {
-                session_id,
-                user_id,
-                start,
-                reply: req_id.map(|_| session_reply(to(session_id), session_id, req_id)),
-            };
             if !ctx.directory.send_if_running(room, msg) {
                 let refused = ActorError::Forbidden("join the room before typing in it");
                 fail_session(cluster, room, origin, session_id, req_id, &refused);
             }
         }
-        RoomOp::Renamed { user_id, username } => {
-            let msg = RoomMsg::Renamed { user_id, username };
+        FromOp::IfRunning(msg) => {
             ctx.directory.send_if_running(room, msg);
         }
-        RoomOp::Call { call_id, call } => {
+        FromOp::Call { call_id, call } => {
             let cluster = cluster.clone();
             tokio::spawn(async move {
-                let result = room_call(&ctx, room, call).await;
+                let result = room_ops::room_call(&ctx, room, call).await;
                 cluster.send_delivery(origin, room, RoomDelivery::CallResult { call_id, result });
             });
         }
-        RoomOp::Release { .. } => {}
-    }
-}
-
-/// The ack of a session's request goes back to its node.
-fn session_reply<T>(to: Recipient, session_id: u64, req_id: Option<u64>) -> Reply<T> {
-    Reply::Session {
-        to,
-        session_id,
-        req_id,
-    }
-}
-
-/// A session's request relayed as JSON (posts, message actions, voice ops).
-struct Relay<'a> {
-    cluster: &'a Arc<ClusterInner>,
-    ctx: &'a NodeContext,
-    room: Snowflake,
-    origin: NodeId,
-    session_id: u64,
-    req_id: Option<u64>,
-}
-
-impl<'a> Relay<'a> {
-    fn new(
-        cluster: &'a Arc<ClusterInner>,
-        ctx: &'a NodeContext,
-        room: Snowflake,
-        origin: NodeId,
-        session_id: u64,
-        req_id: Option<u64>,
-    ) -> Self {
-        Relay {
-            cluster,
-            ctx,
-            room,
-            origin,
-            session_id,
-            req_id,
-        }
-    }
-
-    /// Sends the room message; a request that cannot be delivered fails back to the session.
-    async fn send(self, msg: RoomMsg) {
-        if let Err(e) = self.ctx.directory.send(self.ctx, self.room, msg).await {
-            fail_session(
-                self.cluster,
-                self.room,
-                self.origin,
-                self.session_id,
-                self.req_id,
-                &e,
-            );
-        }
+        FromOp::Release { call_id } => release(cluster, &ctx, room, origin, call_id).await,
     }
 }
 
@@ -414,55 +260,6 @@ fn refuse(cluster: &Arc<ClusterInner>, room: Snowflake, origin: NodeId, op: Room
     }
 }
 
-async fn room_call(
-    ctx: &voiceflow_actors::NodeContext,
-    room: Snowflake,
-    call: RoomCall,
-) -> Result<CallAnswer, ErrorBody> {
-    let dir = &ctx.directory;
-    let done = |r: Result<(), ActorError>| r.map(|()| CallAnswer::Done);
-    let answer = match call {
-        RoomCall::AddMember { user_id, username } => {
-            let author = Author { user_id, username };
-            dir.call(ctx, room, |reply| RoomMsg::AddMember { author, reply })
-                .await
-                .map(CallAnswer::Joined)
-        }
-        RoomCall::RemoveMember {
-            user_id,
-            removed_by,
-        } => done(
-            dir.call(ctx, room, |reply| RoomMsg::RemoveMember {
-                user_id,
-                removed_by,
-                reply,
-            })
-            .await,
-        ),
-        RoomCall::DeleteMessage { message_id, by } => done(
-            dir.call(ctx, room, |reply| RoomMsg::DeleteMessage {
-                message_id,
-                by,
-                reply,
-            })
-            .await,
-        ),
-        RoomCall::DeleteRoom { by } => done(
-            dir.call(ctx, room, |reply| RoomMsg::DeleteRoom { by, reply })
-                .await,
-        ),
-        RoomCall::Members => dir
-            .call(ctx, room, RoomMsg::Members)
-            .await
-            .map(CallAnswer::Members),
-        RoomCall::Updated { room: record } => {
-            dir.send_if_running(room, RoomMsg::Updated(record));
-            Ok(CallAnswer::Done)
-        }
-    };
-    answer.map_err(|e| e.to_body())
-}
-
 /// A peer is about to start `room`: stop ours (if it runs) once it finished its writes.
 async fn release(
     cluster: &Arc<ClusterInner>,
@@ -486,14 +283,6 @@ async fn release(
     }
     tracing::debug!(%room, origin, busy, "released");
     cluster.send_delivery(origin, room, RoomDelivery::Released { call_id, busy });
-}
-
-impl ClusterInner {
-    fn send_delivery(&self, node: NodeId, room: Snowflake, delivery: RoomDelivery) {
-        if let Some(link) = self.link(node) {
-            link.send(Lane::Room(room), &PeerMsg::FromRoom { room, delivery });
-        }
-    }
 }
 
 /// A room on `from` sent something for this node's sessions.

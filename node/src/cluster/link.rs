@@ -41,11 +41,11 @@ pub struct PeerHandle {
 
 impl PeerHandle {
     /// Queues `msg` on `lane`.
-    pub fn send(&self, lane: Lane, msg: &PeerMsg) {
+    pub fn send(&self, lane: Lane, msg: PeerMsg) {
         if lane == Lane::Control && !self.connected.load(std::sync::atomic::Ordering::Relaxed) {
             return;
         }
-        let _ = self.tx.send((lane, cluster::encode(msg)));
+        let _ = self.tx.send((lane, cluster::encode(&msg)));
     }
 }
 
@@ -55,7 +55,7 @@ impl Peer for PeerHandle {
     }
 
     fn deliver(&self, room: Snowflake, delivery: RoomDelivery) {
-        self.send(Lane::Room(room), &PeerMsg::FromRoom { room, delivery });
+        self.send(Lane::Room(room), PeerMsg::FromRoom { room, delivery });
     }
 }
 
@@ -374,14 +374,14 @@ async fn read_stream(
                     let cluster = cluster.clone();
                     tokio::spawn(async move {
                         while let Some(msg) = rx.recv().await {
-                            super::inbound::handle(&cluster, node, msg).await;
+                            cluster.on_frame(node, msg).await;
                         }
                     });
                     tx
                 });
                 let _ = ops.send(msg);
             }
-            (Some(node), msg) => super::inbound::handle(cluster, node, msg).await,
+            (Some(node), msg) => cluster.on_frame(node, msg).await,
         }
     }
 }

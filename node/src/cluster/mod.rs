@@ -10,13 +10,20 @@
 //! - `router`: local requests for remote rooms become frames, releases before a room starts
 //!   ([`ClusterInner`] implements the actors' `Cluster`); `inbound`: peers' frames become room
 //!   requests here and deliveries to this node's sessions.
+//! - `room_ops`: the one exhaustive mapping between room messages and room requests (both
+//!   directions, and the REST-side calls).
+//! - `send`: sending requests and deliveries to peers (shared by `router` and `inbound`, so
+//!   neither imports the other; `link` reaches `inbound` only through this module's
+//!   [`ClusterInner::on_frame`]).
 //! - `status`: `GET /cluster`.
 
 pub mod config;
 mod inbound;
 mod link;
 mod membership;
+mod room_ops;
 mod router;
+mod send;
 mod status;
 pub mod tls;
 
@@ -37,14 +44,14 @@ pub use config::ClusterConfig;
 use link::{Lane, LinkActor, LinkMsg, PeerHandle};
 pub use membership::owner_among;
 use membership::{Change, Membership};
-pub use router::NodeRef;
+pub use send::NodeRef;
 pub use status::route as status_route;
 
 /// A request waiting for a peer's answer.
 struct PendingCall {
     node: NodeId,
     started: Instant,
-    done: router::CallDone,
+    done: send::CallDone,
 }
 
 /// A release request waiting for a peer's answer (`true`: the peer is busy starting it).
@@ -188,7 +195,7 @@ impl ClusterNode {
             members: vec![me],
         };
         for link in self.0.links.read().values() {
-            link.handle.send(Lane::Control, &msg);
+            link.handle.send(Lane::Control, msg.clone());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
         self.0.endpoint.close(0u32.into(), b"node left");
@@ -270,6 +277,11 @@ impl ClusterInner {
         });
     }
 
+    /// A frame from peer `from` (after its stream's hello).
+    async fn on_frame(self: &Arc<Self>, from: NodeId, msg: PeerMsg) {
+        inbound::handle(self, from, msg).await;
+    }
+
     /// A peer said hello on a stream.
     fn on_hello(self: &Arc<Self>, info: MemberInfo) {
         let change = self.membership.lock().heard(info, Instant::now());
@@ -337,7 +349,7 @@ impl ClusterInner {
     /// Calls and releases waiting on a node that is gone.
     fn fail_pending(&self, node: NodeId) {
         for call in take_where(&mut self.calls.lock(), |c| c.node == node) {
-            (call.done)(Err(router::unavailable_body()));
+            (call.done)(Err(send::unavailable_body()));
         }
         for release in take_where(&mut self.releases.lock(), |r| r.node == node) {
             // A dead node runs nothing.
@@ -359,7 +371,7 @@ impl ClusterInner {
         let msg = PeerMsg::Heartbeat { from, members };
         for (node, link) in self.links.read().iter() {
             if !self.is_blocked(*node) {
-                link.handle.send(Lane::Control, &msg);
+                link.handle.send(Lane::Control, msg.clone());
             }
         }
     }
@@ -393,7 +405,7 @@ async fn heartbeats(inner: Arc<ClusterInner>) {
             c.started.elapsed() > Duration::from_secs(30)
         });
         for call in expired {
-            (call.done)(Err(router::unavailable_body()));
+            (call.done)(Err(send::unavailable_body()));
         }
         let m = inner.membership.lock();
         let up = m
