@@ -460,6 +460,12 @@ impl Config {
             if self.cluster.max_frame_bytes < 64 * 1024 {
                 return bad("cluster.max_frame_bytes must be at least 65536");
             }
+            use voiceflow_wire::cluster::{MIN_PROTOCOL_VERSION, PROTOCOL_VERSION};
+            if !(MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&self.cluster.protocol_max) {
+                return bad(&format!(
+                    "cluster.protocol_max must be between {MIN_PROTOCOL_VERSION} and {PROTOCOL_VERSION}"
+                ));
+            }
         }
         Ok(())
     }

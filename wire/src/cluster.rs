@@ -1,18 +1,46 @@
 //! The inter-node protocol: versioned bincode frames over QUIC streams (mutual TLS).
 //!
-//! Framing: `[u32 big-endian length][u8 version][bincode body]`, the length counting the
-//! version byte and the body. A frame of another version, longer than the receiver's limit, or
-//! whose body does not decode is refused with a [`PeerFrameError`]; the receiver logs it and
-//! closes that peer's connection, nothing else.
+//! Framing: `[u32 big-endian length][u8 version][body]`, the length counting the version byte
+//! and the body. A frame of a version the node does not speak, longer than the receiver's
+//! limit, or whose body does not decode is refused with a [`PeerFrameError`]; the receiver
+//! logs it and closes that peer's connection, nothing else.
 //!
 //! Streams: each node opens one control stream to every peer (a [`PeerMsg::Hello`] first,
 //! then heartbeats) and one unidirectional stream per room it talks to on that peer, so one
-//! room's traffic never waits behind another's. Ids travel as plain `u64`; client payloads
-//! (posts, replies, errors) travel as their JSON text, exactly as the client protocol defines
-//! them, and room events as the already-encoded WebSocket frames, which the receiving node
-//! pushes to its local sessions as they are (one copy per node: the Manifold pattern).
+//! room's traffic never waits behind another's. Room events travel as the already-encoded
+//! WebSocket frames, which the receiving node pushes to its local sessions as they are (one
+//! copy per node: the Manifold pattern).
+//!
+//! Encoding (version 8): bincode 2's native `Encode`/`Decode`, every payload typed: ids are
+//! [`Snowflake`]s (a varint), posts are [`SendMessage`]s, actions and voice ops the types of
+//! [`room`], room records [`RoomRecord`]s, and each [`RoomCall`] is answered by the
+//! [`room::CallAnswer`] variant it names, or an [`ErrorBody`]. Native derives, not serde:
+//! the client types these reuse are shaped for JSON (`#[serde(tag)]`, `skip_serializing_if`,
+//! `serde_json::Value`), which a non-self-describing format cannot carry. The one exception
+//! is free-form client JSON (an ICE candidate, an error's details), which travels as its
+//! text ([`crate::json_text`]).
+//!
+//! Versions: a node speaks every version from [`MIN_PROTOCOL_VERSION`] to its configured
+//! maximum (at most [`PROTOCOL_VERSION`]). A link speaks the highest version both ends know,
+//! settled by the QUIC handshake's ALPN (one protocol name per version, see the node's
+//! `cluster::tls`), never in-band: a node of the release before version 8 closes the
+//! connection on the first frame of another version. [`encode_at`] writes a frame of the
+//! link's version (a version 8 message downgraded by [`v7::downgrade`] for a version 7 link),
+//! and [`decode_within`] reads any version in the node's range (version 7 upgraded by
+//! [`v7::upgrade`]). Members announce their range in [`MemberInfo::protocols`].
+//!
+//! Changing the protocol: a field or variant added to any type reachable from [`PeerMsg`]
+//! (including the client types it reuses, and enums such as `ErrorCode`, whose variants are
+//! encoded by index) changes the encoding, so it is a new version: bump
+//! [`PROTOCOL_VERSION`], keep the previous version's types in a module like [`v7`] (copied
+//! as they were) with conversions both ways, and give it an ALPN name. Drop the oldest
+//! module (raising [`MIN_PROTOCOL_VERSION`]) one release later, once no cluster runs it.
 
+mod frame;
 pub mod room;
+pub mod v7;
+
+pub use frame::{check_len, decode, decode_within, encode, encode_at};
 
 use bincode::{Decode, Encode};
 use serde::{Deserialize, Serialize};
@@ -23,12 +51,17 @@ use crate::room::RoomRecord;
 use crate::v1::client::SendMessage;
 use room::{Action, CallAnswer, VoiceOp};
 
-/// The version byte of every inter-node frame this build speaks.
+/// The newest version of the inter-node protocol this build speaks (the version byte).
 /// (2: room logs with seq/epoch, message actions, presence; 5: account changes for a user's
 /// sessions, acknowledged typing, leaves naming their user, renames; 6: joins say whether
 /// the ack lists the members; 7: a node's own re-join that cannot be served yet is answered
-/// with `JoinLater`; 8: typed payloads instead of JSON text, ids as snowflakes.)
+/// with `JoinLater`; 8: typed payloads instead of JSON text, ids as snowflakes, members
+/// announce the versions they speak.)
 pub const PROTOCOL_VERSION: u8 = 8;
+
+/// The oldest version this build still speaks (see [`v7`]): a node talks to a peer at the
+/// highest version both speak, so a cluster is upgraded one node at a time.
+pub const MIN_PROTOCOL_VERSION: u8 = 7;
 
 /// A node's id: the node-id bits of its snowflakes.
 pub type NodeId = u16;
@@ -85,6 +118,9 @@ pub struct MemberInfo {
     pub rooms: u32,
     /// Client sessions connected to it.
     pub sessions: u32,
+    /// The protocol versions it speaks, `(min, max)` (`(7, 7)` for a node heard through
+    /// version 7, which cannot say).
+    pub protocols: (u8, u8),
 }
 
 /// Everything one node sends another.
@@ -425,77 +461,6 @@ pub enum RoomDelivery {
         /// `true`: the receiver is starting the room itself and wins; try again later.
         busy: bool,
     },
-}
-
-fn config() -> bincode::config::Configuration {
-    bincode::config::standard()
-}
-
-/// Encodes a message as one length-prefixed frame.
-pub fn encode(msg: &PeerMsg) -> Vec<u8> {
-    // Plain data: encoding into a Vec cannot fail.
-    let body = bincode::encode_to_vec(msg, config()).unwrap_or_default();
-    let len = (body.len() + 1) as u32;
-    let mut out = Vec::with_capacity(body.len() + 5);
-    out.extend_from_slice(&len.to_be_bytes());
-    out.push(PROTOCOL_VERSION);
-    out.extend_from_slice(&body);
-    out
-}
-
-/// Checks a frame's announced length (the 4-byte prefix) against `limit`.
-pub fn check_len(prefix: [u8; 4], limit: usize) -> Result<usize, PeerFrameError> {
-    let len = u32::from_be_bytes(prefix) as usize;
-    if len > limit {
-        return Err(PeerFrameError::TooLarge { len, limit });
-    }
-    if len == 0 {
-        return Err(PeerFrameError::Empty);
-    }
-    Ok(len)
-}
-
-/// How much memory decoding a frame may claim, as a multiple of the frame's length.
-///
-/// bincode sizes a string from its announced length before reading it, so without a budget
-/// a 14-byte frame announcing a string of 2^40 bytes aborts the process. Under this budget
-/// (rounded up to a power of 16 from 64 KiB) such a claim fails as `LimitExceeded` instead;
-/// legitimate frames claim at most 8 times their length (a one-byte varint decodes to a `u64`).
-const DECODE_BUDGET_FACTOR: usize = 16;
-
-/// Decodes a frame body as a [`PeerMsg`] within the [`DECODE_BUDGET_FACTOR`] budget.
-fn decode_body(body: &[u8]) -> Result<(PeerMsg, usize), bincode::error::DecodeError> {
-    // bincode's limit is a const generic: pick the smallest tier that fits the budget.
-    fn within<const LIMIT: usize>(
-        body: &[u8],
-    ) -> Result<(PeerMsg, usize), bincode::error::DecodeError> {
-        bincode::decode_from_slice(body, config().with_limit::<LIMIT>())
-    }
-    match body.len().saturating_mul(DECODE_BUDGET_FACTOR) {
-        n if n <= 1 << 16 => within::<{ 1 << 16 }>(body),
-        n if n <= 1 << 20 => within::<{ 1 << 20 }>(body),
-        n if n <= 1 << 24 => within::<{ 1 << 24 }>(body),
-        n if n <= 1 << 28 => within::<{ 1 << 28 }>(body),
-        n if n <= 1 << 30 => within::<{ 1 << 30 }>(body),
-        // Only frames over 64 MiB get here (the default frame limit is 16 MiB).
-        _ => within::<{ usize::MAX }>(body),
-    }
-}
-
-/// Decodes a frame's contents (the bytes after the length prefix).
-pub fn decode(frame: &[u8]) -> Result<PeerMsg, PeerFrameError> {
-    let (&version, body) = frame.split_first().ok_or(PeerFrameError::Empty)?;
-    if version != PROTOCOL_VERSION {
-        return Err(PeerFrameError::Version(version));
-    }
-    let (msg, used) = decode_body(body).map_err(|e| PeerFrameError::Decode(e.to_string()))?;
-    if used != body.len() {
-        return Err(PeerFrameError::Decode(format!(
-            "{} trailing bytes",
-            body.len() - used
-        )));
-    }
-    Ok(msg)
 }
 
 #[cfg(test)]

@@ -75,6 +75,8 @@ pub struct ClusterInner {
     endpoint: quinn::Endpoint,
     client_config: quinn::ClientConfig,
     max_frame_bytes: usize,
+    /// The cluster protocol versions this node speaks (`cluster.protocol_max` caps them).
+    versions: std::ops::RangeInclusive<u8>,
     heartbeat: Duration,
     membership: Mutex<Membership>,
     /// Current owners (Up members, or none without quorum), read on every request.
@@ -105,7 +107,14 @@ pub fn bind(
     http_addr: SocketAddr,
 ) -> anyhow::Result<ClusterNode> {
     let idle = Duration::from_millis(config.failure_timeout_ms.max(1000) * 2);
-    let (server, client) = tls::quinn_configs(&config.ca_cert, &config.cert, &config.key, idle)?;
+    let versions = config.protocols();
+    let (server, client) = tls::quinn_configs(
+        &config.ca_cert,
+        &config.cert,
+        &config.key,
+        idle,
+        versions.clone(),
+    )?;
     let endpoint = quinn::Endpoint::server(server, config.listen)
         .with_context(|| format!("cannot bind the cluster endpoint on {}", config.listen))?;
     let quic_addr = config.advertise.unwrap_or(endpoint.local_addr()?);
@@ -117,6 +126,7 @@ pub fn bind(
         state: MemberState::Up,
         rooms: 0,
         sessions: 0,
+        protocols: (*versions.start(), *versions.end()),
     };
     let membership = Membership::new(
         me,
@@ -129,6 +139,7 @@ pub fn bind(
         endpoint,
         client_config: client,
         max_frame_bytes: config.max_frame_bytes,
+        versions,
         heartbeat: Duration::from_millis(config.heartbeat_interval_ms.max(50)),
         membership: Mutex::new(membership),
         owners: RwLock::new(Arc::new(owners)),

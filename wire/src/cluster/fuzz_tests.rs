@@ -41,16 +41,20 @@ fn member() -> impl Strategy<Value = MemberInfo> {
         member_state(),
         any::<u32>(),
         any::<u32>(),
+        (any::<u8>(), any::<u8>()),
     )
         .prop_map(
-            |(node_id, incarnation, quic_addr, http_addr, state, rooms, sessions)| MemberInfo {
-                node_id,
-                incarnation,
-                quic_addr,
-                http_addr,
-                state,
-                rooms,
-                sessions,
+            |(node_id, incarnation, quic_addr, http_addr, state, rooms, sessions, protocols)| {
+                MemberInfo {
+                    node_id,
+                    incarnation,
+                    quic_addr,
+                    http_addr,
+                    state,
+                    rooms,
+                    sessions,
+                    protocols,
+                }
             },
         )
 }
@@ -344,13 +348,25 @@ proptest! {
     }
 
     #[test]
-    fn arbitrary_bytes_decode_or_are_refused(mut body in bytes(256), keep_version in any::<bool>()) {
-        // Most random first bytes are refused as another version: make half of them ours.
-        if keep_version && !body.is_empty() {
-            body[0] = PROTOCOL_VERSION;
+    fn mutated_version_7_frames_decode_or_are_refused(msg in peer_msg(), edits in edits()) {
+        let frame = encode_at(&msg, 7).expect("7 is spoken");
+        let body = mutate(frame[4..].to_vec(), &edits);
+        assert_consistent(decode(&body))?;
+    }
+
+    #[test]
+    fn arbitrary_bytes_decode_or_are_refused(
+        mut body in bytes(256),
+        version in prop_oneof![Just(None), Just(Some(7u8)), Just(Some(PROTOCOL_VERSION))],
+    ) {
+        // Most random first bytes are refused as another version: make two thirds of them
+        // versions this build speaks.
+        if let (Some(version), false) = (version, body.is_empty()) {
+            body[0] = version;
         }
         let result = decode(&body);
-        if body.first() != Some(&PROTOCOL_VERSION) {
+        let spoken = MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION;
+        if !body.first().is_some_and(|v| spoken.contains(v)) {
             prop_assert!(result.is_err());
         }
         assert_consistent(result)?;
@@ -372,9 +388,9 @@ proptest! {
 
 /// A frame announcing a string of `len` bytes (a `Hello` whose `quic_addr` is that long) that
 /// then ends: the bincode standard encoding of the length is `253` and a little-endian `u64`.
-fn hello_announcing(len: u64) -> Vec<u8> {
+fn hello_announcing(version: u8, len: u64) -> Vec<u8> {
     // version, variant 0 (Hello), node_id 1, incarnation 1, then the string's length.
-    let mut frame = vec![PROTOCOL_VERSION, 0, 1, 1, 253];
+    let mut frame = vec![version, 0, 1, 1, 253];
     frame.extend_from_slice(&len.to_le_bytes());
     frame
 }
@@ -385,14 +401,16 @@ fn hello_announcing(len: u64) -> Vec<u8> {
 /// ("memory allocation failed") and 2^63 panicked ("capacity overflow").
 #[test]
 fn a_huge_announced_string_is_refused_without_allocating_it() {
-    for len in [1u64 << 24, 1 << 32, 1 << 40, 1 << 62, u64::MAX] {
-        assert!(
-            matches!(
-                decode(&hello_announcing(len)),
-                Err(PeerFrameError::Decode(_))
-            ),
-            "{len}"
-        );
+    for version in [7, PROTOCOL_VERSION] {
+        for len in [1u64 << 24, 1 << 32, 1 << 40, 1 << 62, u64::MAX] {
+            assert!(
+                matches!(
+                    decode(&hello_announcing(version, len)),
+                    Err(PeerFrameError::Decode(_))
+                ),
+                "version {version}, {len}"
+            );
+        }
     }
 }
 
@@ -409,6 +427,7 @@ fn large_valid_frames_still_decode() {
         state: MemberState::Up,
         rooms: 0,
         sessions: 0,
+        protocols: (7, 8),
     };
     for msg in [
         PeerMsg::ToUser {

@@ -169,6 +169,7 @@ pub(crate) fn member(node_id: NodeId) -> MemberInfo {
         state: MemberState::Up,
         rooms: 2,
         sessions: 9,
+        protocols: (MIN_PROTOCOL_VERSION, PROTOCOL_VERSION),
     }
 }
 
