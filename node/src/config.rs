@@ -530,6 +530,25 @@ mod tests {
     }
 
     #[test]
+    fn the_cluster_protocol_range_is_checked() {
+        let with = |max: u8| {
+            Config::from_toml(&format!(
+                "storage = \"scylla\"\n[cluster]\nenabled = true\nprotocol_max = {max}\n"
+            ))
+            .expect("parses")
+        };
+        let default = Config::from_toml("").expect("empty").cluster;
+        assert_eq!(
+            default.protocols(),
+            7..=voiceflow_wire::cluster::PROTOCOL_VERSION
+        );
+        assert!(with(7).validate().is_ok());
+        assert!(with(8).validate().is_ok());
+        assert!(with(6).validate().is_err());
+        assert!(with(9).validate().is_err());
+    }
+
+    #[test]
     fn unknown_keys_are_refused() {
         assert!(Config::from_toml("listn = \"127.0.0.1:1\"").is_err());
     }
