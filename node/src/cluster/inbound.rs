@@ -256,7 +256,13 @@ fn refuse(cluster: &Arc<ClusterInner>, room: Snowflake, origin: NodeId, op: Room
                 result: Err(e.to_body()),
             },
         ),
-        _ => {}
+        // Nothing waits for these: news for the room, a leave or typing without a client
+        // request id, a release (answered before routing, never refused here).
+        RoomOp::Leave { .. }
+        | RoomOp::Typing { .. }
+        | RoomOp::Presence { .. }
+        | RoomOp::Renamed { .. }
+        | RoomOp::Release { .. } => {}
     }
 }
 
