@@ -14,7 +14,7 @@
 //!   directions, and the REST-side calls).
 //! - `send`: sending requests and deliveries to peers (shared by `router` and `inbound`, so
 //!   neither imports the other; `link` reaches `inbound` only through this module's
-//!   [`ClusterInner::on_frame`]).
+//!   `ClusterInner::on_frame`).
 //! - `status`: `GET /cluster`.
 
 pub mod config;
