@@ -460,6 +460,12 @@ impl Config {
             if self.cluster.max_frame_bytes < 64 * 1024 {
                 return bad("cluster.max_frame_bytes must be at least 65536");
             }
+            use voiceflow_wire::cluster::{MIN_PROTOCOL_VERSION, PROTOCOL_VERSION};
+            if !(MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&self.cluster.protocol_max) {
+                return bad(&format!(
+                    "cluster.protocol_max must be between {MIN_PROTOCOL_VERSION} and {PROTOCOL_VERSION}"
+                ));
+            }
         }
         Ok(())
     }
@@ -521,6 +527,25 @@ mod tests {
             .expect("parse");
         off.validate()
             .expect("rates may be zero when rate limits are off");
+    }
+
+    #[test]
+    fn the_cluster_protocol_range_is_checked() {
+        let with = |max: u8| {
+            Config::from_toml(&format!(
+                "storage = \"scylla\"\n[cluster]\nenabled = true\nprotocol_max = {max}\n"
+            ))
+            .expect("parses")
+        };
+        let default = Config::from_toml("").expect("empty").cluster;
+        assert_eq!(
+            default.protocols(),
+            7..=voiceflow_wire::cluster::PROTOCOL_VERSION
+        );
+        assert!(with(7).validate().is_ok());
+        assert!(with(8).validate().is_ok());
+        assert!(with(6).validate().is_err());
+        assert!(with(9).validate().is_err());
     }
 
     #[test]

@@ -67,6 +67,10 @@ pub fn info(id: NodeId) -> MemberInfo {
         state: MemberState::Up,
         rooms: 0,
         sessions: 0,
+        protocols: (
+            voiceflow_wire::cluster::MIN_PROTOCOL_VERSION,
+            voiceflow_wire::cluster::PROTOCOL_VERSION,
+        ),
     }
 }
 

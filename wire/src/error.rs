@@ -3,7 +3,18 @@
 use serde::{Deserialize, Serialize};
 
 /// Every error a client can see, REST or WebSocket. The string form never changes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    bincode::Encode,
+    bincode::Decode,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
     /// A field is missing, has the wrong type or breaks a rule; `details` names the field.
@@ -129,6 +140,39 @@ pub struct ErrorBody {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub details: Option<serde_json::Value>,
 }
+
+// Natively for the cluster protocol: `details` is free-form JSON, carried as its text.
+impl bincode::Encode for ErrorBody {
+    fn encode<E: bincode::enc::Encoder>(
+        &self,
+        encoder: &mut E,
+    ) -> Result<(), bincode::error::EncodeError> {
+        self.code.encode(encoder)?;
+        self.message.encode(encoder)?;
+        // As `Option<OpaqueJson>` encodes (a tag byte, then the text), without a copy.
+        match &self.details {
+            None => 0u8.encode(encoder),
+            Some(details) => {
+                1u8.encode(encoder)?;
+                crate::json_text::encode(details, encoder)
+            }
+        }
+    }
+}
+
+impl<C> bincode::Decode<C> for ErrorBody {
+    fn decode<D: bincode::de::Decoder<Context = C>>(
+        decoder: &mut D,
+    ) -> Result<Self, bincode::error::DecodeError> {
+        Ok(ErrorBody {
+            code: ErrorCode::decode(decoder)?,
+            message: String::decode(decoder)?,
+            details: Option::<crate::json_text::OpaqueJson>::decode(decoder)?.map(|d| d.0),
+        })
+    }
+}
+
+bincode::impl_borrow_decode!(ErrorBody);
 
 impl ErrorBody {
     /// An error without details.

@@ -66,12 +66,22 @@ impl fmt::Display for Snowflake {
 
 impl Serialize for Snowflake {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&self.0)
+        // A string for JSON clients (JavaScript numbers cannot hold 64 bits); binary formats,
+        // which only nodes read, take the number as it is.
+        if s.is_human_readable() {
+            s.collect_str(&self.0)
+        } else {
+            s.serialize_u64(self.0)
+        }
     }
 }
 
 impl<'de> Deserialize<'de> for Snowflake {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if !d.is_human_readable() {
+            // Binary formats are not self-describing: the untagged form below cannot work.
+            return u64::deserialize(d).map(Snowflake);
+        }
         // Accept the string form (canonical) and, leniently, a JSON integer.
         #[derive(Deserialize)]
         #[serde(untagged)]
@@ -91,6 +101,26 @@ impl<'de> Deserialize<'de> for Snowflake {
         }
     }
 }
+
+// The cluster protocol's native bincode encoding: the plain number (a varint).
+impl bincode::Encode for Snowflake {
+    fn encode<E: bincode::enc::Encoder>(
+        &self,
+        encoder: &mut E,
+    ) -> Result<(), bincode::error::EncodeError> {
+        self.0.encode(encoder)
+    }
+}
+
+impl<C> bincode::Decode<C> for Snowflake {
+    fn decode<D: bincode::de::Decoder<Context = C>>(
+        decoder: &mut D,
+    ) -> Result<Self, bincode::error::DecodeError> {
+        u64::decode(decoder).map(Snowflake)
+    }
+}
+
+bincode::impl_borrow_decode!(Snowflake);
 
 /// Makes ids for one node. Thread-safe; cheap enough to call per message.
 #[derive(Debug)]
@@ -179,5 +209,24 @@ mod tests {
         assert!(serde_json::from_str::<Snowflake>("\"12a\"").is_err());
         assert!(serde_json::from_str::<Snowflake>("\"-1\"").is_err());
         assert!(serde_json::from_str::<Snowflake>("\"99999999999999999999999\"").is_err());
+    }
+
+    #[test]
+    fn binary_forms_are_the_plain_number() {
+        let id = Snowflake(1234567890123456789);
+        let config = bincode::config::standard();
+        let serde_bytes = bincode::serde::encode_to_vec(id, config).expect("serde");
+        let native_bytes = bincode::encode_to_vec(id, config).expect("native");
+        assert_eq!(
+            serde_bytes,
+            bincode::encode_to_vec(id.0, config).expect("u64")
+        );
+        assert_eq!(native_bytes, serde_bytes);
+        let (back, _): (Snowflake, usize) =
+            bincode::serde::decode_from_slice(&serde_bytes, config).expect("serde back");
+        assert_eq!(back, id);
+        let (back, _): (Snowflake, usize) =
+            bincode::decode_from_slice(&native_bytes, config).expect("native back");
+        assert_eq!(back, id);
     }
 }

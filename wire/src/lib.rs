@@ -12,11 +12,16 @@
 //!   - [`v1::frame`]: encoding a server frame once into shareable bytes.
 //! - [`ids`]: snowflake ids (milliseconds + node id + sequence) rendered as strings on the wire.
 //! - [`time`]: times as clients read them (RFC 3339, UTC, milliseconds).
-//! - [`cluster`]: the inter-node protocol (versioned bincode frames over QUIC).
+//! - [`cluster`]: the inter-node protocol (versioned bincode frames over QUIC);
+//!   [`cluster::room`]: the room requests and answers it carries.
+//! - [`room`]: the stored room record (it crosses nodes too; `schema` re-exports it).
+//! - [`json_text`]: free-form client JSON inside binary frames.
 
 pub mod cluster;
 pub mod error;
 pub mod ids;
+pub mod json_text;
+pub mod room;
 pub mod time;
 pub mod v1;
 

@@ -66,7 +66,7 @@ pub struct PresenceState {
     /// What each voice channel or call last said (in it or not, when), and when that arrived;
     /// the user is in a call while any says so. One that stops confirming (its node died)
     /// stops saying so (its node died) lapses after the session TTL.
-    calls: HashMap<u64, CallMark>,
+    calls: HashMap<Snowflake, CallMark>,
     /// The status last published.
     pub status: PresenceStatus,
     /// When one of the user's sessions was last heard from (Unix ms); `None` if this actor
@@ -194,7 +194,6 @@ impl PresenceState {
                 }
             }
             PresenceOp::Probe { room } => {
-                let room = Snowflake(room);
                 if !self.waiting.contains(&room) {
                     self.waiting.push(room);
                 }
@@ -340,7 +339,7 @@ mod tests {
         assert_eq!(s.status, PresenceStatus::Dnd);
         s.apply(
             PresenceOp::InCall {
-                channel: 7,
+                channel: Snowflake(7),
                 on: true,
                 at_ms: 1,
             },
@@ -384,7 +383,11 @@ mod tests {
     fn calls_count_per_channel_and_lapse_when_their_room_stops_confirming() {
         let (mut s, t) = state(false);
         s.apply(PresenceOp::Attach { session_id: 1 }, t);
-        let call = |channel, on, at_ms| PresenceOp::InCall { channel, on, at_ms };
+        let call = |channel, on, at_ms| PresenceOp::InCall {
+            channel: Snowflake(channel),
+            on,
+            at_ms,
+        };
         s.apply(call(7, true, 10), t);
         s.apply(call(8, true, 10), t);
         s.apply(call(7, false, 20), t);
@@ -419,7 +422,7 @@ mod tests {
     #[test]
     fn a_warming_actor_holds_offline_and_probes_until_the_warm_up_ends() {
         let (mut s, t) = state(true);
-        let effects = s.apply(PresenceOp::Probe { room: 9 }, t);
+        let effects = s.apply(PresenceOp::Probe { room: Snowflake(9) }, t);
         assert!(effects.answer.is_empty(), "probe waits while warming up");
         assert!(!s.finished(t));
         let effects = s.tick(t + Duration::from_secs(17));
@@ -428,7 +431,7 @@ mod tests {
         assert!(s.finished(t + Duration::from_secs(17)));
         // A session found during warm-up is published at once.
         let (mut s, t) = state(true);
-        s.apply(PresenceOp::Probe { room: 9 }, t);
+        s.apply(PresenceOp::Probe { room: Snowflake(9) }, t);
         let effects = s.apply(PresenceOp::Attach { session_id: 1 }, t);
         assert!(effects.publish);
         assert_eq!(effects.answer, vec![Snowflake(9)]);

@@ -624,7 +624,7 @@ fn probe(state: &RoomState, users: Vec<Snowflake>) {
         return;
     }
     let ctx = state.ctx.clone();
-    let room = state.room.id.0;
+    let room = state.room.id;
     tokio::spawn(async move {
         for user in users {
             ctx.presence

@@ -78,7 +78,7 @@ impl SessionState {
             }
             ClientRequest::VoiceSignal(p) => {
                 let op = VoiceOp::Signal {
-                    candidate: p.candidate,
+                    candidate: p.candidate.map(voiceflow_wire::json_text::OpaqueJson),
                     sdp: p.sdp,
                 };
                 self.handle_voice(p.channel_id, op, id).await

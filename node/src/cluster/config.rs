@@ -32,9 +32,22 @@ pub struct ClusterConfig {
     pub failure_timeout_ms: u64,
     /// Largest inter-node frame accepted, bytes; a peer sending more is disconnected.
     pub max_frame_bytes: usize,
+    /// The newest cluster protocol version this node speaks (it speaks every version from the
+    /// oldest its release knows up to this one) [default: the release's newest]. During a
+    /// rolling upgrade nothing needs setting: each link speaks the highest version both ends
+    /// know. `7` makes the node speak exactly as the release before version 8 did (for a
+    /// rollback, or to hold new nodes back until every node is upgraded).
+    pub protocol_max: u8,
     /// For partition tests only: `POST /cluster/faults {"block": [node ids]}` makes this node
     /// drop all traffic to and from those peers, as if the network between them were cut.
     pub fault_injection: bool,
+}
+
+impl ClusterConfig {
+    /// The cluster protocol versions this node speaks.
+    pub fn protocols(&self) -> std::ops::RangeInclusive<u8> {
+        voiceflow_wire::cluster::MIN_PROTOCOL_VERSION..=self.protocol_max
+    }
 }
 
 impl Default for ClusterConfig {
@@ -51,6 +64,7 @@ impl Default for ClusterConfig {
             heartbeat_interval_ms: 500,
             failure_timeout_ms: 3000,
             max_frame_bytes: 16 * 1024 * 1024,
+            protocol_max: voiceflow_wire::cluster::PROTOCOL_VERSION,
             fault_injection: false,
         }
     }

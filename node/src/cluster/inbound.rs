@@ -5,19 +5,16 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use voiceflow_actors::presence::PresenceNote;
+use voiceflow_actors::ActorError;
 use voiceflow_actors::remote::{Owner, Recipient, RemoteSession};
-use voiceflow_actors::room::{Action, Author, Reply, RoomMsg, SessionLink, VoiceOp, leave_answer};
-use voiceflow_actors::{ActorError, NodeContext};
-use voiceflow_schema::RoomRecord;
-use voiceflow_wire::cluster::{NodeId, PeerMsg, PresenceOp, RoomCall, RoomDelivery, RoomOp};
-use voiceflow_wire::v1::client::SendMessage;
+use voiceflow_actors::room::leave_answer;
+use voiceflow_wire::Snowflake;
+use voiceflow_wire::cluster::{NodeId, PeerMsg, PresenceOp, RoomDelivery, RoomOp};
 use voiceflow_wire::v1::frame::{self, Frame};
-use voiceflow_wire::{ErrorBody, ErrorCode, Snowflake};
 
 use super::ClusterInner;
-use super::link::Lane;
-use super::router::{ACQUIRE_TIMEOUT, MAX_HOPS, error_json};
+use super::room_ops::{self, FromOp};
+use super::send::{ACQUIRE_TIMEOUT, MAX_HOPS};
 
 /// Handles one frame from peer `from`.
 pub async fn handle(cluster: &Arc<ClusterInner>, from: NodeId, msg: PeerMsg) {
@@ -36,12 +33,12 @@ pub async fn handle(cluster: &Arc<ClusterInner>, from: NodeId, msg: PeerMsg) {
             origin,
             hops,
             op,
-        } => to_room(cluster, Snowflake(room), origin, hops, op).await,
-        PeerMsg::FromRoom { room, delivery } => from_room(cluster, from, Snowflake(room), delivery),
-        PeerMsg::ToPresence { user, op } => to_presence(cluster, from, Snowflake(user), op).await,
+        } => to_room(cluster, room, origin, hops, op).await,
+        PeerMsg::FromRoom { room, delivery } => from_room(cluster, from, room, delivery),
+        PeerMsg::ToPresence { user, op } => to_presence(cluster, from, user, op).await,
         PeerMsg::ForUser { user, op } => {
             if let Some(ctx) = cluster.ctx() {
-                ctx.sessions.for_user(Snowflake(user), &op);
+                ctx.sessions.for_user(user, &op);
             }
         }
         PeerMsg::ToUser { user, frames } => {
@@ -50,7 +47,7 @@ pub async fn handle(cluster: &Arc<ClusterInner>, from: NodeId, msg: PeerMsg) {
             };
             match Frame::from_wire(bytes::Bytes::from(frames)) {
                 Some(frame) => {
-                    ctx.sessions.to_user(Snowflake(user), &frame);
+                    ctx.sessions.to_user(user, &frame);
                 }
                 None => {
                     tracing::warn!(
@@ -141,6 +138,7 @@ async fn to_room(
     let Some(ctx) = cluster.ctx().cloned() else {
         return;
     };
+    // A release is for this node whoever owns the room (the sender is about to).
     if let RoomOp::Release { call_id } = op {
         return release(cluster, &ctx, room, origin, call_id).await;
     }
@@ -158,60 +156,36 @@ async fn to_room(
         _ => return refuse(cluster, room, origin, op),
     }
     let to = |session_id| recipient(cluster, room, origin, session_id);
-    match op {
-        RoomOp::Join {
+    match room_ops::from_op(op, to) {
+        FromOp::Join {
+            msg,
             session_id,
-            user_id,
-            username,
-            since,
-            epoch,
-            members,
+            req_id,
+        } => match ctx.directory.send(&ctx, room, msg).await {
+            Ok(_) => {}
+            // The session's node re-joining by itself: no client to answer, so it is told to
+            // try again soon (an error frame would reach the client instead).
+            Err(e) if req_id.is_none() && e.is_transient() => {
+                join_later(cluster, room, origin, session_id)
+            }
+            Err(e) => fail_join(cluster, room, origin, session_id, req_id, &e),
+        },
+        FromOp::Session {
+            msg,
+            session_id,
             req_id,
         } => {
-            let link = SessionLink {
-                session_id,
-                user_id: Snowflake(user_id),
-                username,
-                to: to(session_id),
-            };
-            let msg = RoomMsg::Join {
-                session: link,
-                since,
-                epoch,
-                members,
-                reply: Reply::Session {
-                    to: to(session_id),
-                    session_id,
-                    req_id,
-                },
-            };
-            match ctx.directory.send(&ctx, room, msg).await {
-                Ok(_) => {}
-                // The session's node re-joining by itself: no client to answer, so it is
-                // told to try again soon (an error frame would reach the client instead).
-                Err(e) if req_id.is_none() && e.is_transient() => {
-                    join_later(cluster, room, origin, session_id)
-                }
-                Err(e) => fail_join(cluster, room, origin, session_id, req_id, &e),
+            if let Err(e) = ctx.directory.send(&ctx, room, msg).await {
+                fail_session(cluster, room, origin, session_id, req_id, &e);
             }
         }
-        RoomOp::Leave {
+        FromOp::Leave {
+            msg,
             session_id,
             user_id,
             req_id,
         } => {
-            let reply = req_id.map(|_| Reply::Session {
-                to: to(session_id),
-                session_id,
-                req_id,
-            });
-            let user_id = Snowflake(user_id);
-            let leave = RoomMsg::Leave {
-                session_id,
-                user_id,
-                reply,
-            };
-            if !ctx.directory.send_if_running(room, leave)
+            if !ctx.directory.send_if_running(room, msg)
                 && let Some(id) = req_id
             {
                 let answer = leave_answer(ctx.store.as_ref(), room, user_id).await;
@@ -221,191 +195,27 @@ async fn to_room(
                 });
             }
         }
-        RoomOp::Post {
+        FromOp::Typing {
+            msg,
             session_id,
-            user_id,
-            username,
-            post_json,
             req_id,
         } => {
-            let author = Author {
-                user_id: Snowflake(user_id),
-                username,
-            };
-            let reply = session_reply(to(session_id), session_id, req_id);
-            let relay = Relay::new(cluster, &ctx, room, origin, session_id, req_id);
-            relay
-                .send(&post_json, |post: SendMessage| RoomMsg::Post {
-                    author,
-                    post,
-                    reply,
-                })
-                .await;
-        }
-        RoomOp::Act {
-            session_id,
-            user_id,
-            username,
-            action_json,
-            req_id,
-        } => {
-            let author = Author {
-                user_id: Snowflake(user_id),
-                username,
-            };
-            let reply = session_reply(to(session_id), session_id, req_id);
-            let relay = Relay::new(cluster, &ctx, room, origin, session_id, req_id);
-            relay
-                .send(&action_json, |action: Action| RoomMsg::Act {
-                    author,
-                    action,
-                    reply,
-                })
-                .await;
-        }
-        RoomOp::Voice {
-            session_id,
-            user_id,
-            username,
-            op_json,
-            req_id,
-        } => {
-            let session = SessionLink {
-                session_id,
-                user_id: Snowflake(user_id),
-                username,
-                to: to(session_id),
-            };
-            let reply = session_reply(to(session_id), session_id, req_id);
-            let relay = Relay::new(cluster, &ctx, room, origin, session_id, req_id);
-            relay
-                .send(&op_json, |op: VoiceOp| RoomMsg::Voice {
-                    session,
-                    op,
-                    reply,
-                })
-                .await;
-        }
-        RoomOp::Presence {
-            user_id,
-            status,
-            last_seen,
-            version,
-            source,
-        } => {
-            let note = PresenceNote {
-                user_id: Snowflake(user_id),
-                status,
-                last_seen,
-                version,
-                source,
-            };
-            ctx.directory.send_if_running(room, RoomMsg::Presence(note));
-        }
-        RoomOp::Typing {
-            session_id,
-            user_id,
-            start,
-            req_id,
-        } => {
-            let msg = RoomMsg::Typing {
-                session_id,
-                user_id: Snowflake(user_id),
-                start,
-                reply: req_id.map(|_| session_reply(to(session_id), session_id, req_id)),
-            };
             if !ctx.directory.send_if_running(room, msg) {
                 let refused = ActorError::Forbidden("join the room before typing in it");
                 fail_session(cluster, room, origin, session_id, req_id, &refused);
             }
         }
-        RoomOp::Renamed { user_id, username } => {
-            let msg = RoomMsg::Renamed {
-                user_id: Snowflake(user_id),
-                username,
-            };
+        FromOp::IfRunning(msg) => {
             ctx.directory.send_if_running(room, msg);
         }
-        RoomOp::Call { call_id, call } => {
+        FromOp::Call { call_id, call } => {
             let cluster = cluster.clone();
             tokio::spawn(async move {
-                let result = room_call(&ctx, room, call).await;
+                let result = room_ops::room_call(&ctx, room, call).await;
                 cluster.send_delivery(origin, room, RoomDelivery::CallResult { call_id, result });
             });
         }
-        RoomOp::Release { .. } => {}
-    }
-}
-
-/// The ack of a session's request goes back to its node.
-fn session_reply<T>(to: Recipient, session_id: u64, req_id: Option<u64>) -> Reply<T> {
-    Reply::Session {
-        to,
-        session_id,
-        req_id,
-    }
-}
-
-/// A session's request relayed as JSON (posts, message actions, voice ops).
-struct Relay<'a> {
-    cluster: &'a Arc<ClusterInner>,
-    ctx: &'a NodeContext,
-    room: Snowflake,
-    origin: NodeId,
-    session_id: u64,
-    req_id: Option<u64>,
-}
-
-impl<'a> Relay<'a> {
-    fn new(
-        cluster: &'a Arc<ClusterInner>,
-        ctx: &'a NodeContext,
-        room: Snowflake,
-        origin: NodeId,
-        session_id: u64,
-        req_id: Option<u64>,
-    ) -> Self {
-        Relay {
-            cluster,
-            ctx,
-            room,
-            origin,
-            session_id,
-            req_id,
-        }
-    }
-
-    /// Decodes `json`, builds the room message and sends it; a request that cannot be decoded
-    /// or delivered fails back to the session.
-    async fn send<T: serde::de::DeserializeOwned>(
-        self,
-        json: &str,
-        build: impl FnOnce(T) -> RoomMsg,
-    ) {
-        let fail = |e: &ActorError| {
-            fail_session(
-                self.cluster,
-                self.room,
-                self.origin,
-                self.session_id,
-                self.req_id,
-                e,
-            )
-        };
-        let Ok(value) = serde_json::from_str::<T>(json) else {
-            return fail(&ActorError::Client(ErrorBody::new(
-                ErrorCode::InvalidFrame,
-                "the request could not be relayed",
-            )));
-        };
-        if let Err(e) = self
-            .ctx
-            .directory
-            .send(self.ctx, self.room, build(value))
-            .await
-        {
-            fail(&e);
-        }
+        FromOp::Release { call_id } => release(cluster, &ctx, room, origin, call_id).await,
     }
 }
 
@@ -443,77 +253,17 @@ fn refuse(cluster: &Arc<ClusterInner>, room: Snowflake, origin: NodeId, op: Room
             room,
             RoomDelivery::CallResult {
                 call_id,
-                result: Err(error_json(&e)),
+                result: Err(e.to_body()),
             },
         ),
-        _ => {}
+        // Nothing waits for these: news for the room, a leave or typing without a client
+        // request id, a release (answered before routing, never refused here).
+        RoomOp::Leave { .. }
+        | RoomOp::Typing { .. }
+        | RoomOp::Presence { .. }
+        | RoomOp::Renamed { .. }
+        | RoomOp::Release { .. } => {}
     }
-}
-
-async fn room_call(
-    ctx: &voiceflow_actors::NodeContext,
-    room: Snowflake,
-    call: RoomCall,
-) -> Result<String, String> {
-    let dir = &ctx.directory;
-    let json = |r: Result<String, ActorError>| r.map_err(|e| error_json(&e));
-    match call {
-        RoomCall::AddMember { user_id, username } => {
-            let author = Author {
-                user_id: Snowflake(user_id),
-                username,
-            };
-            json(
-                dir.call(ctx, room, |reply| RoomMsg::AddMember { author, reply })
-                    .await
-                    .map(|v| to_json(&v)),
-            )
-        }
-        RoomCall::RemoveMember {
-            user_id,
-            removed_by,
-        } => json(
-            dir.call(ctx, room, |reply| RoomMsg::RemoveMember {
-                user_id: Snowflake(user_id),
-                removed_by: removed_by.map(Snowflake),
-                reply,
-            })
-            .await
-            .map(|v| to_json(&v)),
-        ),
-        RoomCall::DeleteMessage { message_id, by } => json(
-            dir.call(ctx, room, |reply| RoomMsg::DeleteMessage {
-                message_id: Snowflake(message_id),
-                by: Snowflake(by),
-                reply,
-            })
-            .await
-            .map(|v| to_json(&v)),
-        ),
-        RoomCall::DeleteRoom { by } => json(
-            dir.call(ctx, room, |reply| RoomMsg::DeleteRoom {
-                by: Snowflake(by),
-                reply,
-            })
-            .await
-            .map(|v| to_json(&v)),
-        ),
-        RoomCall::Members => json(
-            dir.call(ctx, room, RoomMsg::Members)
-                .await
-                .map(|v| to_json(&v)),
-        ),
-        RoomCall::Updated { room_json } => {
-            if let Ok(record) = serde_json::from_str::<RoomRecord>(&room_json) {
-                dir.send_if_running(room, RoomMsg::Updated(Box::new(record)));
-            }
-            Ok("null".into())
-        }
-    }
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_string(value).unwrap_or_else(|_| "null".into())
 }
 
 /// A peer is about to start `room`: stop ours (if it runs) once it finished its writes.
@@ -539,20 +289,6 @@ async fn release(
     }
     tracing::debug!(%room, origin, busy, "released");
     cluster.send_delivery(origin, room, RoomDelivery::Released { call_id, busy });
-}
-
-impl ClusterInner {
-    fn send_delivery(&self, node: NodeId, room: Snowflake, delivery: RoomDelivery) {
-        if let Some(link) = self.link(node) {
-            link.send(
-                Lane::Room(room.0),
-                &PeerMsg::FromRoom {
-                    room: room.0,
-                    delivery,
-                },
-            );
-        }
-    }
 }
 
 /// A room on `from` sent something for this node's sessions.
@@ -588,7 +324,7 @@ fn from_room(cluster: &Arc<ClusterInner>, from: NodeId, room: Snowflake, deliver
             frames: bytes,
         } => {
             if let Some(frame) = frames(bytes) {
-                let n = sessions.fanout(room, from, except_user.map(Snowflake), last, &frame);
+                let n = sessions.fanout(room, from, except_user, last, &frame);
                 if last.is_some() {
                     // Message batches, counted like the owner counts its local sessions.
                     metrics::counter!("voiceflow_deliveries_total")

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -23,10 +24,12 @@ pub enum Lane {
     /// Heartbeats and membership.
     Control,
     /// One room's requests and deliveries.
-    Room(u64),
+    Room(Snowflake),
 }
 
-type Outgoing = (Lane, Vec<u8>);
+/// Queued as messages: they are encoded once the connection, and so the protocol version the
+/// peer speaks, is known (a link may reconnect to a restarted peer of another version).
+type Outgoing = (Lane, PeerMsg);
 
 /// The sending side of a link: cheap to clone, never blocks (frames queue while the link
 /// (re)connects; a link to a node that went down is dropped with its queue).
@@ -37,15 +40,22 @@ pub struct PeerHandle {
     /// A connection is up: heartbeats are only queued then (a link to a dead node keeps
     /// redialling without piling them up; a new connection starts with a hello anyway).
     connected: Arc<std::sync::atomic::AtomicBool>,
+    /// The protocol version of the current connection (0: none).
+    version: Arc<AtomicU8>,
 }
 
 impl PeerHandle {
     /// Queues `msg` on `lane`.
-    pub fn send(&self, lane: Lane, msg: &PeerMsg) {
+    pub fn send(&self, lane: Lane, msg: PeerMsg) {
         if lane == Lane::Control && !self.connected.load(std::sync::atomic::Ordering::Relaxed) {
             return;
         }
-        let _ = self.tx.send((lane, cluster::encode(msg)));
+        let _ = self.tx.send((lane, msg));
+    }
+
+    /// The protocol version the current connection speaks, if one is up.
+    pub fn version(&self) -> Option<u8> {
+        Some(self.version.load(Ordering::Relaxed)).filter(|v| *v != 0)
     }
 }
 
@@ -55,20 +65,14 @@ impl Peer for PeerHandle {
     }
 
     fn deliver(&self, room: Snowflake, delivery: RoomDelivery) {
-        self.send(
-            Lane::Room(room.0),
-            &PeerMsg::FromRoom {
-                room: room.0,
-                delivery,
-            },
-        );
+        self.send(Lane::Room(room), PeerMsg::FromRoom { room, delivery });
     }
 }
 
 /// Messages of a link actor.
 pub enum LinkMsg {
-    /// A dial attempt finished.
-    Dialled(Result<quinn::Connection, String>),
+    /// A dial attempt finished: the connection and the protocol version it negotiated.
+    Dialled(Result<(quinn::Connection, u8), String>),
     /// The connection's pump ended (the connection broke); the queue comes back.
     PumpEnded(mpsc::UnboundedReceiver<Outgoing>),
     /// Dial again (after a back-off).
@@ -85,6 +89,8 @@ pub struct LinkArgs {
     pub rx: mpsc::UnboundedReceiver<Outgoing>,
     /// Shared with the handle.
     pub connected: Arc<std::sync::atomic::AtomicBool>,
+    /// Shared with the handle.
+    pub version: Arc<AtomicU8>,
     /// Cluster state (endpoint, membership).
     pub cluster: Arc<ClusterInner>,
 }
@@ -97,6 +103,7 @@ pub struct LinkState {
     cluster: Arc<ClusterInner>,
     backoff: Duration,
     connected: Arc<std::sync::atomic::AtomicBool>,
+    version: Arc<AtomicU8>,
 }
 
 /// The link actor of one peer.
@@ -110,17 +117,20 @@ pub fn new_link(
 ) -> (PeerHandle, LinkArgs) {
     let (tx, rx) = mpsc::unbounded_channel();
     let connected = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let version = Arc::new(AtomicU8::new(0));
     (
         PeerHandle {
             node_id,
             tx,
             connected: connected.clone(),
+            version: version.clone(),
         },
         LinkArgs {
             node_id,
             addr,
             rx,
             connected,
+            version,
             cluster,
         },
     )
@@ -144,6 +154,7 @@ impl Actor for LinkActor {
             cluster: args.cluster,
             backoff: Duration::from_millis(50),
             connected: args.connected,
+            version: args.version,
         })
     }
 
@@ -155,27 +166,25 @@ impl Actor for LinkActor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             LinkMsg::Redial => {
-                let endpoint = state.cluster.endpoint.clone();
-                let client = state.cluster.client_config.clone();
+                let cluster = state.cluster.clone();
                 let addr = state.addr;
                 let me = me.clone();
                 tokio::spawn(async move {
-                    let result = dial(endpoint, client, addr).await;
+                    let result = dial(&cluster, addr).await;
                     let _ = me.cast(LinkMsg::Dialled(result));
                 });
             }
-            LinkMsg::Dialled(Ok(conn)) => {
+            LinkMsg::Dialled(Ok((conn, version))) => {
                 state.backoff = Duration::from_millis(50);
-                tracing::info!(peer = state.node_id, addr = %state.addr, "cluster link up");
+                tracing::info!(peer = state.node_id, addr = %state.addr, version, "cluster link up");
                 if let Some(rx) = state.rx.take() {
-                    state
-                        .connected
-                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                    state.version.store(version, Ordering::Relaxed);
+                    state.connected.store(true, Ordering::Relaxed);
                     let cluster = state.cluster.clone();
                     let me = me.clone();
                     let peer = state.node_id;
                     tokio::spawn(async move {
-                        let rx = pump(conn, rx, cluster, peer).await;
+                        let rx = pump(conn, version, rx, cluster, peer).await;
                         let _ = me.cast(LinkMsg::PumpEnded(rx));
                     });
                 }
@@ -186,9 +195,8 @@ impl Actor for LinkActor {
             }
             LinkMsg::PumpEnded(rx) => {
                 tracing::info!(peer = state.node_id, "cluster link down");
-                state
-                    .connected
-                    .store(false, std::sync::atomic::Ordering::Relaxed);
+                state.connected.store(false, Ordering::Relaxed);
+                state.version.store(0, Ordering::Relaxed);
                 state.rx = Some(rx);
                 self.redial_later(&me, state);
             }
@@ -205,42 +213,54 @@ impl LinkActor {
     }
 }
 
-async fn dial(
-    endpoint: quinn::Endpoint,
-    client: quinn::ClientConfig,
-    addr: SocketAddr,
-) -> Result<quinn::Connection, String> {
-    let connecting = endpoint
-        .connect_with(client, addr, super::tls::SERVER_NAME)
+/// Connects to `addr`; the handshake settles the protocol version (see `tls::negotiated`).
+async fn dial(cluster: &ClusterInner, addr: SocketAddr) -> Result<(quinn::Connection, u8), String> {
+    let connecting = cluster
+        .endpoint
+        .connect_with(cluster.client_config.clone(), addr, super::tls::SERVER_NAME)
         .map_err(|e| e.to_string())?;
-    tokio::time::timeout(Duration::from_secs(3), connecting)
+    let conn = tokio::time::timeout(Duration::from_secs(3), connecting)
         .await
         .map_err(|_| "timed out".to_string())?
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    match super::tls::negotiated(&conn, cluster.versions.clone()) {
+        Some(version) => Ok((conn, version)),
+        None => {
+            conn.close(4u32.into(), b"no common protocol version");
+            Err("no common protocol version".into())
+        }
+    }
 }
 
 /// Moves queued frames onto the connection's lanes until it breaks; returns the queue.
 async fn pump(
     conn: quinn::Connection,
+    version: u8,
     mut rx: mpsc::UnboundedReceiver<Outgoing>,
     cluster: Arc<ClusterInner>,
     peer: NodeId,
 ) -> mpsc::UnboundedReceiver<Outgoing> {
-    let hello = cluster::encode(&PeerMsg::Hello(cluster.me()));
-    let mut lanes: HashMap<Lane, mpsc::UnboundedSender<Vec<u8>>> = HashMap::new();
-    let sent = metrics::counter!("voiceflow_cluster_bytes_sent_total", "peer" => peer.to_string());
+    let Ok(hello) = cluster::encode_at(&PeerMsg::Hello(cluster.me()), version) else {
+        conn.close(4u32.into(), b"no common protocol version");
+        return rx;
+    };
+    let writer = Writer {
+        conn: conn.clone(),
+        version,
+        hello,
+        sent: metrics::counter!("voiceflow_cluster_bytes_sent_total", "peer" => peer.to_string()),
+    };
+    let mut lanes: HashMap<Lane, mpsc::UnboundedSender<PeerMsg>> = HashMap::new();
     let rtt = metrics::gauge!("voiceflow_cluster_rtt_seconds", "peer" => peer.to_string());
     let mut rtt_every = tokio::time::interval(Duration::from_secs(1));
     // The control lane opens first so the peer learns who we are at once.
-    lanes.insert(Lane::Control, open_lane(&conn, hello.clone(), sent.clone()));
+    lanes.insert(Lane::Control, writer.open_lane());
     loop {
         tokio::select! {
             next = rx.recv() => {
-                let Some((lane, bytes)) = next else { break };
-                let writer = lanes
-                    .entry(lane)
-                    .or_insert_with(|| open_lane(&conn, hello.clone(), sent.clone()));
-                if writer.send(bytes).is_err() {
+                let Some((lane, msg)) = next else { break };
+                let lane = lanes.entry(lane).or_insert_with(|| writer.open_lane());
+                if lane.send(msg).is_err() {
                     // That stream failed: the connection is going; start over on a new one.
                     break;
                 }
@@ -253,22 +273,52 @@ async fn pump(
     rx
 }
 
-/// Opens one unidirectional stream (lazily, in its writer task) and writes what it is given.
-fn open_lane(
-    conn: &quinn::Connection,
+/// What every stream of one connection shares.
+struct Writer {
+    conn: quinn::Connection,
+    /// The protocol version the connection negotiated.
+    version: u8,
+    /// The encoded hello every stream starts with.
     hello: Vec<u8>,
     sent: metrics::Counter,
-) -> mpsc::UnboundedSender<Vec<u8>> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
-    let conn = conn.clone();
-    tokio::spawn(async move {
+}
+
+impl Writer {
+    /// Opens one unidirectional stream (lazily, in its writer task) and writes what it is
+    /// given, encoded at the connection's version (on the lane's task, so busy rooms encode
+    /// in parallel).
+    fn open_lane(&self) -> mpsc::UnboundedSender<PeerMsg> {
+        let (tx, rx) = mpsc::unbounded_channel::<PeerMsg>();
+        let (conn, version, hello, sent) = (
+            self.conn.clone(),
+            self.version,
+            self.hello.clone(),
+            self.sent.clone(),
+        );
+        tokio::spawn(write_lane(conn, version, hello, sent, rx));
+        tx
+    }
+}
+
+async fn write_lane(
+    conn: quinn::Connection,
+    version: u8,
+    hello: Vec<u8>,
+    sent: metrics::Counter,
+    mut rx: mpsc::UnboundedReceiver<PeerMsg>,
+) {
+    {
         let Ok(mut stream) = conn.open_uni().await else {
             return;
         };
         if stream.write_all(&hello).await.is_err() {
             return;
         }
-        while let Some(bytes) = rx.recv().await {
+        while let Some(msg) = rx.recv().await {
+            // The version was negotiated from this build's own range: it always encodes.
+            let Ok(bytes) = cluster::encode_at(&msg, version) else {
+                continue;
+            };
             sent.increment(bytes.len() as u64);
             if stream.write_all(&bytes).await.is_err() {
                 conn.close(1u32.into(), b"stream write failed");
@@ -276,8 +326,7 @@ fn open_lane(
             }
         }
         let _ = stream.finish();
-    });
-    tx
+    }
 }
 
 /// Accepts peers' connections until the endpoint closes.
@@ -350,7 +399,8 @@ async fn read_stream(
             .await
             .map_err(|e| e.to_string())?;
         received.increment(len as u64 + 4);
-        let msg = cluster::decode(&buf).map_err(|e| e.to_string())?;
+        let msg =
+            cluster::decode_within(&buf, cluster.versions.clone()).map_err(|e| e.to_string())?;
         if let Some(node) = from
             && cluster.is_deaf_to(node)
         {
@@ -380,14 +430,14 @@ async fn read_stream(
                     let cluster = cluster.clone();
                     tokio::spawn(async move {
                         while let Some(msg) = rx.recv().await {
-                            super::inbound::handle(&cluster, node, msg).await;
+                            cluster.on_frame(node, msg).await;
                         }
                     });
                     tx
                 });
                 let _ = ops.send(msg);
             }
-            (Some(node), msg) => super::inbound::handle(cluster, node, msg).await,
+            (Some(node), msg) => cluster.on_frame(node, msg).await,
         }
     }
 }
@@ -412,14 +462,10 @@ pub async fn introduce(cluster: Arc<ClusterInner>, seeds: Vec<SocketAddr>) {
 }
 
 async fn say_hello(cluster: &Arc<ClusterInner>, seed: SocketAddr) -> Result<(), String> {
-    let conn = dial(
-        cluster.endpoint.clone(),
-        cluster.client_config.clone(),
-        seed,
-    )
-    .await?;
+    let (conn, version) = dial(cluster, seed).await?;
     let mut stream = conn.open_uni().await.map_err(|e| e.to_string())?;
-    let hello = cluster::encode(&PeerMsg::Hello(cluster.me()));
+    let hello =
+        cluster::encode_at(&PeerMsg::Hello(cluster.me()), version).map_err(|e| e.to_string())?;
     stream.write_all(&hello).await.map_err(|e| e.to_string())?;
     let _ = stream.finish();
     let _ = tokio::time::timeout(Duration::from_secs(2), stream.stopped()).await;

@@ -406,6 +406,7 @@ fn unreachable_me(me: NodeId) -> MemberInfo {
         state: MemberState::Up,
         rooms: 0,
         sessions: 0,
+        protocols: (0, 0),
     }
 }
 
@@ -422,6 +423,7 @@ mod tests {
             state: MemberState::Up,
             rooms: 0,
             sessions: 0,
+            protocols: (7, 8),
         }
     }
 

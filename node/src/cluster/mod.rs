@@ -10,13 +10,20 @@
 //! - `router`: local requests for remote rooms become frames, releases before a room starts
 //!   ([`ClusterInner`] implements the actors' `Cluster`); `inbound`: peers' frames become room
 //!   requests here and deliveries to this node's sessions.
+//! - `room_ops`: the one exhaustive mapping between room messages and room requests (both
+//!   directions, and the REST-side calls).
+//! - `send`: sending requests and deliveries to peers (shared by `router` and `inbound`, so
+//!   neither imports the other; `link` reaches `inbound` only through this module's
+//!   `ClusterInner::on_frame`).
 //! - `status`: `GET /cluster`.
 
 pub mod config;
 mod inbound;
 mod link;
 mod membership;
+mod room_ops;
 mod router;
+mod send;
 mod status;
 pub mod tls;
 
@@ -37,14 +44,14 @@ pub use config::ClusterConfig;
 use link::{Lane, LinkActor, LinkMsg, PeerHandle};
 pub use membership::owner_among;
 use membership::{Change, Membership};
-pub use router::NodeRef;
+pub use send::NodeRef;
 pub use status::route as status_route;
 
 /// A request waiting for a peer's answer.
 struct PendingCall {
     node: NodeId,
     started: Instant,
-    done: Box<dyn FnOnce(Result<String, String>) + Send>,
+    done: send::CallDone,
 }
 
 /// A release request waiting for a peer's answer (`true`: the peer is busy starting it).
@@ -68,6 +75,8 @@ pub struct ClusterInner {
     endpoint: quinn::Endpoint,
     client_config: quinn::ClientConfig,
     max_frame_bytes: usize,
+    /// The cluster protocol versions this node speaks (`cluster.protocol_max` caps them).
+    versions: std::ops::RangeInclusive<u8>,
     heartbeat: Duration,
     membership: Mutex<Membership>,
     /// Current owners (Up members, or none without quorum), read on every request.
@@ -98,7 +107,14 @@ pub fn bind(
     http_addr: SocketAddr,
 ) -> anyhow::Result<ClusterNode> {
     let idle = Duration::from_millis(config.failure_timeout_ms.max(1000) * 2);
-    let (server, client) = tls::quinn_configs(&config.ca_cert, &config.cert, &config.key, idle)?;
+    let versions = config.protocols();
+    let (server, client) = tls::quinn_configs(
+        &config.ca_cert,
+        &config.cert,
+        &config.key,
+        idle,
+        versions.clone(),
+    )?;
     let endpoint = quinn::Endpoint::server(server, config.listen)
         .with_context(|| format!("cannot bind the cluster endpoint on {}", config.listen))?;
     let quic_addr = config.advertise.unwrap_or(endpoint.local_addr()?);
@@ -110,6 +126,7 @@ pub fn bind(
         state: MemberState::Up,
         rooms: 0,
         sessions: 0,
+        protocols: (*versions.start(), *versions.end()),
     };
     let membership = Membership::new(
         me,
@@ -122,6 +139,7 @@ pub fn bind(
         endpoint,
         client_config: client,
         max_frame_bytes: config.max_frame_bytes,
+        versions,
         heartbeat: Duration::from_millis(config.heartbeat_interval_ms.max(50)),
         membership: Mutex::new(membership),
         owners: RwLock::new(Arc::new(owners)),
@@ -188,7 +206,7 @@ impl ClusterNode {
             members: vec![me],
         };
         for link in self.0.links.read().values() {
-            link.handle.send(Lane::Control, &msg);
+            link.handle.send(Lane::Control, msg.clone());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
         self.0.endpoint.close(0u32.into(), b"node left");
@@ -270,6 +288,11 @@ impl ClusterInner {
         });
     }
 
+    /// A frame from peer `from` (after its stream's hello).
+    async fn on_frame(self: &Arc<Self>, from: NodeId, msg: PeerMsg) {
+        inbound::handle(self, from, msg).await;
+    }
+
     /// A peer said hello on a stream.
     fn on_hello(self: &Arc<Self>, info: MemberInfo) {
         let change = self.membership.lock().heard(info, Instant::now());
@@ -337,7 +360,7 @@ impl ClusterInner {
     /// Calls and releases waiting on a node that is gone.
     fn fail_pending(&self, node: NodeId) {
         for call in take_where(&mut self.calls.lock(), |c| c.node == node) {
-            (call.done)(Err(router::unavailable_json()));
+            (call.done)(Err(send::unavailable_body()));
         }
         for release in take_where(&mut self.releases.lock(), |r| r.node == node) {
             // A dead node runs nothing.
@@ -359,7 +382,7 @@ impl ClusterInner {
         let msg = PeerMsg::Heartbeat { from, members };
         for (node, link) in self.links.read().iter() {
             if !self.is_blocked(*node) {
-                link.handle.send(Lane::Control, &msg);
+                link.handle.send(Lane::Control, msg.clone());
             }
         }
     }
@@ -393,7 +416,7 @@ async fn heartbeats(inner: Arc<ClusterInner>) {
             c.started.elapsed() > Duration::from_secs(30)
         });
         for call in expired {
-            (call.done)(Err(router::unavailable_json()));
+            (call.done)(Err(send::unavailable_body()));
         }
         let m = inner.membership.lock();
         let up = m

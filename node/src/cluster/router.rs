@@ -9,131 +9,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use ractor::RpcReplyPort;
 use voiceflow_actors::ActorError;
-use voiceflow_actors::remote::{Cluster, Owner, Peer, Recipient};
-use voiceflow_actors::room::{Reply, RoomMsg};
+use voiceflow_actors::remote::{Cluster, Owner};
+use voiceflow_actors::room::RoomMsg;
+use voiceflow_wire::Snowflake;
 use voiceflow_wire::cluster::{
-    MemberState, NodeId, PeerMsg, PresenceOp, RoomCall, RoomDelivery, RoomOp, UserOp,
+    MemberState, NodeId, PeerMsg, PresenceOp, RoomDelivery, RoomOp, UserOp,
 };
 use voiceflow_wire::v1::frame::Frame;
-use voiceflow_wire::{ErrorBody, Snowflake};
 
 use super::link::Lane;
-use super::{ClusterInner, PendingCall, PendingRelease, membership};
-
-/// Most times a request is passed on between nodes whose views disagree.
-pub(super) const MAX_HOPS: u8 = 3;
-/// How long a node waits for its peers to release a room.
-pub(super) const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Another node, as rooms hold it: deliveries go through whatever link to it is current.
-pub struct NodeRef {
-    node: NodeId,
-    cluster: Arc<ClusterInner>,
-}
-
-impl Peer for NodeRef {
-    fn node_id(&self) -> NodeId {
-        self.node
-    }
-
-    fn deliver(&self, room: Snowflake, delivery: RoomDelivery) {
-        if let Some(link) = self.cluster.link(self.node) {
-            link.send(
-                Lane::Room(room.0),
-                &PeerMsg::FromRoom {
-                    room: room.0,
-                    delivery,
-                },
-            );
-        }
-    }
-}
-
-/// The body of "unavailable, retry" as JSON.
-pub fn unavailable_json() -> String {
-    serde_json::to_string(&ActorError::Unavailable.to_body()).unwrap_or_default()
-}
-
-pub(super) fn error_json(e: &ActorError) -> String {
-    serde_json::to_string(&e.to_body()).unwrap_or_default()
-}
-
-fn parse_error(json: &str) -> ActorError {
-    match serde_json::from_str::<ErrorBody>(json) {
-        Ok(body) => ActorError::Client(body),
-        Err(_) => ActorError::Unavailable,
-    }
-}
-
-/// Sends a typed reply port's answer from a peer's JSON.
-fn answer<T: serde::de::DeserializeOwned + Send + 'static>(
-    port: RpcReplyPort<Result<T, ActorError>>,
-) -> Box<dyn FnOnce(Result<String, String>) + Send> {
-    Box::new(move |result| {
-        let value = match result {
-            Ok(json) => serde_json::from_str::<T>(&json).map_err(|_| ActorError::Unavailable),
-            Err(json) => Err(parse_error(&json)),
-        };
-        let _ = port.send(value);
-    })
-}
-
-impl ClusterInner {
-    pub(super) fn node_ref(self: &Arc<Self>, node: NodeId) -> Arc<dyn Peer> {
-        Arc::new(NodeRef {
-            node,
-            cluster: self.clone(),
-        })
-    }
-
-    pub(super) fn send_op(
-        &self,
-        node: NodeId,
-        room: Snowflake,
-        origin: NodeId,
-        hops: u8,
-        op: RoomOp,
-    ) {
-        if let Some(link) = self.link(node) {
-            link.send(
-                Lane::Room(room.0),
-                &PeerMsg::ToRoom {
-                    room: room.0,
-                    origin,
-                    hops,
-                    op,
-                },
-            );
-        }
-    }
-
-    fn register_call(
-        &self,
-        node: NodeId,
-        done: Box<dyn FnOnce(Result<String, String>) + Send>,
-    ) -> u64 {
-        let id = self.next_call.fetch_add(1, Ordering::Relaxed);
-        self.calls.lock().insert(
-            id,
-            PendingCall {
-                node,
-                started: Instant::now(),
-                done,
-            },
-        );
-        id
-    }
-}
-
-/// Where a session's answers go: its node (this one, or the one it came from).
-fn origin_of(me: NodeId, to: &Recipient) -> NodeId {
-    match to {
-        Recipient::Local(_) => me,
-        Recipient::Remote(r) => r.peer.node_id(),
-    }
-}
+use super::send::ACQUIRE_TIMEOUT;
+use super::{ClusterInner, PendingRelease, membership, room_ops};
 
 #[async_trait]
 impl Cluster for ClusterInner {
@@ -159,186 +46,7 @@ impl Cluster for ClusterInner {
             tracing::warn!(peer = node, %room, "no link to the room's owner");
             return Err(ActorError::Unavailable);
         }
-        let me = self.me;
-        let (origin, op) = match msg {
-            RoomMsg::Join {
-                session,
-                since,
-                epoch,
-                members,
-                reply,
-            } => {
-                let origin = origin_of(me, &session.to);
-                if origin == me
-                    && let Some(ctx) = self.ctx()
-                {
-                    ctx.sessions.follow(room, node, session.session_id);
-                }
-                let req_id = match reply {
-                    Reply::Session { req_id, .. } => req_id,
-                    Reply::Port(_) => None,
-                };
-                let op = RoomOp::Join {
-                    session_id: session.session_id,
-                    user_id: session.user_id.0,
-                    username: session.username,
-                    since,
-                    epoch,
-                    members,
-                    req_id,
-                };
-                (origin, op)
-            }
-            RoomMsg::Leave {
-                session_id,
-                user_id,
-                reply,
-            } => {
-                let (origin, req_id) = match &reply {
-                    Some(Reply::Session { to, req_id, .. }) => (origin_of(me, to), *req_id),
-                    _ => (me, None),
-                };
-                let op = RoomOp::Leave {
-                    session_id,
-                    user_id: user_id.0,
-                    req_id,
-                };
-                (origin, op)
-            }
-            RoomMsg::Post {
-                author,
-                post,
-                reply,
-            } => {
-                let Reply::Session {
-                    to,
-                    session_id,
-                    req_id,
-                } = reply
-                else {
-                    return Err(ActorError::Unavailable);
-                };
-                let op = RoomOp::Post {
-                    session_id,
-                    user_id: author.user_id.0,
-                    username: author.username,
-                    post_json: serde_json::to_string(&post).unwrap_or_default(),
-                    req_id,
-                };
-                (origin_of(me, &to), op)
-            }
-            RoomMsg::Act {
-                author,
-                action,
-                reply,
-            } => {
-                let Reply::Session {
-                    to,
-                    session_id,
-                    req_id,
-                } = reply
-                else {
-                    return Err(ActorError::Unavailable);
-                };
-                let op = RoomOp::Act {
-                    session_id,
-                    user_id: author.user_id.0,
-                    username: author.username,
-                    action_json: serde_json::to_string(&action).unwrap_or_default(),
-                    req_id,
-                };
-                (origin_of(me, &to), op)
-            }
-            RoomMsg::Voice { session, op, reply } => {
-                let req_id = match reply {
-                    Reply::Session { req_id, .. } => req_id,
-                    Reply::Port(_) => None,
-                };
-                let op = RoomOp::Voice {
-                    session_id: session.session_id,
-                    user_id: session.user_id.0,
-                    username: session.username,
-                    op_json: serde_json::to_string(&op).unwrap_or_default(),
-                    req_id,
-                };
-                (origin_of(me, &session.to), op)
-            }
-            RoomMsg::Presence(note) => (
-                me,
-                RoomOp::Presence {
-                    user_id: note.user_id.0,
-                    status: note.status,
-                    last_seen: note.last_seen,
-                    version: note.version,
-                    source: note.source,
-                },
-            ),
-            RoomMsg::Typing {
-                session_id,
-                user_id,
-                start,
-                reply,
-            } => {
-                let (origin, req_id) = match &reply {
-                    Some(Reply::Session { to, req_id, .. }) => (origin_of(me, to), *req_id),
-                    _ => (me, None),
-                };
-                let op = RoomOp::Typing {
-                    session_id,
-                    user_id: user_id.0,
-                    start,
-                    req_id,
-                };
-                (origin, op)
-            }
-            RoomMsg::Renamed { user_id, username } => (
-                me,
-                RoomOp::Renamed {
-                    user_id: user_id.0,
-                    username,
-                },
-            ),
-            RoomMsg::AddMember { author, reply } => {
-                let call = RoomCall::AddMember {
-                    user_id: author.user_id.0,
-                    username: author.username,
-                };
-                (me, self.call_op(node, call, answer(reply)))
-            }
-            RoomMsg::RemoveMember {
-                user_id,
-                removed_by,
-                reply,
-            } => {
-                let call = RoomCall::RemoveMember {
-                    user_id: user_id.0,
-                    removed_by: removed_by.map(|by| by.0),
-                };
-                (me, self.call_op(node, call, answer(reply)))
-            }
-            RoomMsg::DeleteMessage {
-                message_id,
-                by,
-                reply,
-            } => {
-                let call = RoomCall::DeleteMessage {
-                    message_id: message_id.0,
-                    by: by.0,
-                };
-                (me, self.call_op(node, call, answer(reply)))
-            }
-            RoomMsg::DeleteRoom { by, reply } => {
-                let call = RoomCall::DeleteRoom { by: by.0 };
-                (me, self.call_op(node, call, answer(reply)))
-            }
-            RoomMsg::Members(reply) => (me, self.call_op(node, RoomCall::Members, answer(reply))),
-            RoomMsg::Updated(record) => {
-                let room_json = serde_json::to_string(&*record).unwrap_or_default();
-                let call = RoomCall::Updated { room_json };
-                (me, self.call_op(node, call, Box::new(|_| {})))
-            }
-            _ => return Err(ActorError::Unavailable),
-        };
+        let (origin, op) = room_ops::to_op(self, node, room, msg)?;
         self.send_op(node, room, origin, 0, op);
         Ok(())
     }
@@ -411,51 +119,35 @@ impl Cluster for ClusterInner {
 
     fn presence(&self, node: NodeId, user: Snowflake, op: PresenceOp) -> Result<(), ActorError> {
         let link = self.link(node).ok_or(ActorError::Unavailable)?;
-        link.send(Lane::Control, &PeerMsg::ToPresence { user: user.0, op });
+        link.send(Lane::Control, PeerMsg::ToPresence { user, op });
         Ok(())
     }
 
     fn to_user(&self, user: Snowflake, frame: &Frame) {
         let msg = PeerMsg::ToUser {
-            user: user.0,
+            user,
             frames: frame.wire_bytes().to_vec(),
         };
         for link in self.links.read().values() {
-            link.handle.send(Lane::Control, &msg);
+            link.handle.send(Lane::Control, msg.clone());
         }
     }
 
     fn for_user(&self, user: Snowflake, op: &UserOp) {
         let msg = PeerMsg::ForUser {
-            user: user.0,
+            user,
             op: op.clone(),
         };
         for link in self.links.read().values() {
-            link.handle.send(Lane::Control, &msg);
+            link.handle.send(Lane::Control, msg.clone());
         }
     }
 
     fn room_crashed(&self, room: Snowflake) {
         for link in self.links.read().values() {
-            link.handle.send(
-                Lane::Room(room.0),
-                &PeerMsg::FromRoom {
-                    room: room.0,
-                    delivery: RoomDelivery::Closed,
-                },
-            );
+            let delivery = RoomDelivery::Closed;
+            link.handle
+                .send(Lane::Room(room), PeerMsg::FromRoom { room, delivery });
         }
-    }
-}
-
-impl ClusterInner {
-    fn call_op(
-        &self,
-        node: NodeId,
-        call: RoomCall,
-        done: Box<dyn FnOnce(Result<String, String>) + Send>,
-    ) -> RoomOp {
-        let call_id = self.register_call(node, done);
-        RoomOp::Call { call_id, call }
     }
 }

@@ -1,5 +1,8 @@
 //! `GET /cluster`: the members as this node sees them, with the rooms and sessions each holds
-//! (their own figures, gossiped in heartbeats), and whether this node has a quorum.
+//! (their own figures, gossiped in heartbeats), and whether this node has a quorum; the
+//! cluster protocol versions each member speaks (`protocols`, `[min, max]`) and the version
+//! this node's link to it speaks (`linkVersion`): a rolling upgrade is complete when every
+//! member's max and every link are at the new version.
 //! `POST /cluster/faults {"block": [ids], "deaf": [ids]}`: only with `cluster.fault_injection`,
 //! for partition tests: drop all traffic with the `block` peers, and only what comes from the
 //! `deaf` ones (a one-way cut: they still hear this node); empty lists heal.
@@ -24,12 +27,15 @@ struct Member {
     incarnation: u64,
     rooms: u32,
     sessions: u32,
+    protocols: [u8; 2],
+    link_version: Option<u8>,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Status {
     node_id: u16,
+    protocols: [u8; 2],
     quorum: bool,
     owners: Vec<u16>,
     members: Vec<Member>,
@@ -44,7 +50,7 @@ fn state_name(state: MemberState) -> &'static str {
     }
 }
 
-fn member(info: MemberInfo) -> Member {
+fn member(info: MemberInfo, link_version: Option<u8>) -> Member {
     Member {
         node_id: info.node_id,
         state: state_name(info.state),
@@ -53,6 +59,8 @@ fn member(info: MemberInfo) -> Member {
         incarnation: info.incarnation,
         rooms: info.rooms,
         sessions: info.sessions,
+        protocols: [info.protocols.0, info.protocols.1],
+        link_version,
     }
 }
 
@@ -96,12 +104,27 @@ pub fn route(cluster: Option<ClusterNode>) -> BoxedFilter<(Response,)> {
                 return Err(warp::reject::not_found());
             };
             let inner = &cluster.0;
+            // Read apart from the membership lock (no lock order to keep between the two).
+            let links: std::collections::HashMap<u16, u8> = inner
+                .links
+                .read()
+                .iter()
+                .filter_map(|(node, l)| Some((*node, l.handle.version()?)))
+                .collect();
             let m = inner.membership.lock();
             let status = Status {
                 node_id: inner.me,
+                protocols: [*inner.versions.start(), *inner.versions.end()],
                 quorum: m.serving(),
                 owners: m.owners(),
-                members: m.list().into_iter().map(member).collect(),
+                members: m
+                    .list()
+                    .into_iter()
+                    .map(|info| {
+                        let link = links.get(&info.node_id).copied();
+                        member(info, link)
+                    })
+                    .collect(),
             };
             drop(m);
             Ok::<Response, warp::Rejection>(warp::reply::json(&status).into_response())

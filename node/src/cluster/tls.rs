@@ -10,6 +10,7 @@
 
 use std::fs;
 use std::io::Write;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -23,8 +24,30 @@ use rcgen::{
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-/// ALPN protocol of inter-node connections.
-pub const ALPN: &[u8] = b"voiceflow-cluster/1";
+/// The ALPN protocol that stands for cluster protocol `version`. Version 7 keeps the name it
+/// had when it was the only one, so a node of the previous release (which offers and accepts
+/// only that name) and a node of this one agree on it.
+pub fn alpn(version: u8) -> Vec<u8> {
+    match version {
+        7 => b"voiceflow-cluster/1".to_vec(),
+        v => format!("voiceflow-cluster/v{v}").into_bytes(),
+    }
+}
+
+/// The protocol version a connection's handshake settled on, if it is one of `versions`.
+///
+/// The dialler offers one ALPN protocol per version it speaks, and the acceptor picks the
+/// first of its own list the dialler offered (rustls picks by the server's preference):
+/// its highest. Negotiation cannot happen in the frames themselves, as a node of the previous
+/// release closes a connection on the first frame of a version it does not speak.
+pub fn negotiated(conn: &quinn::Connection, versions: RangeInclusive<u8>) -> Option<u8> {
+    let protocol = conn
+        .handshake_data()?
+        .downcast::<quinn::crypto::rustls::HandshakeData>()
+        .ok()?
+        .protocol?;
+    versions.rev().find(|v| alpn(*v) == protocol)
+}
 
 /// The DNS name every node certificate carries and every node dials its peers with.
 pub const SERVER_NAME: &str = "voiceflow-node";
@@ -152,13 +175,16 @@ fn read_certs(path: &Path, what: &str) -> anyhow::Result<Vec<CertificateDer<'sta
 }
 
 /// The QUIC server and client configs of a node: mutual TLS 1.3 where both ends must present a
-/// certificate signed by the CA in `ca`; this node presents `cert` (with its key `key`).
+/// certificate signed by the CA in `ca`; this node presents `cert` (with its key `key`), and
+/// offers and accepts the cluster protocol `versions` (highest preferred, see [`negotiated`]).
 pub fn quinn_configs(
     ca: &Path,
     cert: &Path,
     key: &Path,
     idle_timeout: Duration,
+    versions: RangeInclusive<u8>,
 ) -> anyhow::Result<(quinn::ServerConfig, quinn::ClientConfig)> {
+    let alpns: Vec<Vec<u8>> = versions.rev().map(alpn).collect();
     let mut roots = rustls::RootCertStore::empty();
     for ca_cert in read_certs(ca, "cluster CA certificate")? {
         roots
@@ -188,7 +214,7 @@ pub fn quinn_configs(
                 key.display()
             )
         })?;
-    server.alpn_protocols = vec![ALPN.to_vec()];
+    server.alpn_protocols = alpns.clone();
 
     let mut client = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
@@ -201,7 +227,7 @@ pub fn quinn_configs(
                 key.display()
             )
         })?;
-    client.alpn_protocols = vec![ALPN.to_vec()];
+    client.alpn_protocols = alpns;
 
     let mut transport = quinn::TransportConfig::default();
     transport
@@ -250,30 +276,84 @@ pub fn node_id_in_cert(der: &[u8]) -> Option<u16> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use std::net::SocketAddr;
+    use voiceflow_wire::cluster::{MIN_PROTOCOL_VERSION, PROTOCOL_VERSION};
 
     use super::*;
 
     const LIMIT: Duration = Duration::from_secs(4);
 
-    fn configs(dir: &Path, id: u16) -> (quinn::ServerConfig, quinn::ClientConfig) {
+    const ALL: RangeInclusive<u8> = MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION;
+
+    fn configs_of(
+        dir: &Path,
+        id: u16,
+        versions: RangeInclusive<u8>,
+    ) -> (quinn::ServerConfig, quinn::ClientConfig) {
         quinn_configs(
             &dir.join("ca.pem"),
             &dir.join(format!("node-{id}.pem")),
             &dir.join(format!("node-{id}.key")),
             Duration::from_secs(5),
+            versions,
         )
         .unwrap()
     }
 
-    fn server(dir: &Path, id: u16) -> quinn::Endpoint {
+    fn server_of(dir: &Path, id: u16, versions: RangeInclusive<u8>) -> quinn::Endpoint {
         let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
-        quinn::Endpoint::server(configs(dir, id).0, loopback).unwrap()
+        quinn::Endpoint::server(configs_of(dir, id, versions).0, loopback).unwrap()
+    }
+
+    fn server(dir: &Path, id: u16) -> quinn::Endpoint {
+        server_of(dir, id, ALL)
+    }
+
+    fn client_of(dir: &Path, id: u16, versions: RangeInclusive<u8>) -> quinn::Endpoint {
+        let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+        endpoint.set_default_client_config(configs_of(dir, id, versions).1);
+        endpoint
     }
 
     fn client(dir: &Path, id: u16) -> quinn::Endpoint {
-        let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-        endpoint.set_default_client_config(configs(dir, id).1);
-        endpoint
+        client_of(dir, id, ALL)
+    }
+
+    /// The version a dialler speaking `dialler` and an acceptor speaking `acceptor` settle on,
+    /// as each side sees it (`None`: the handshake failed).
+    async fn negotiate(
+        dialler: RangeInclusive<u8>,
+        acceptor: RangeInclusive<u8>,
+    ) -> Option<(Option<u8>, Option<u8>)> {
+        let dir = tempfile::tempdir().unwrap();
+        generate(dir.path(), &[1, 2]).unwrap();
+        let server = server_of(dir.path(), 1, acceptor.clone());
+        let addr = server.local_addr().unwrap();
+        let client = client_of(dir.path(), 2, dialler.clone());
+        let accept = tokio::spawn(async move {
+            let conn = server.accept().await?.await.ok()?;
+            Some(negotiated(&conn, acceptor))
+        });
+        let run = async {
+            let conn = client.connect(addr, SERVER_NAME).unwrap().await.ok()?;
+            let ours = negotiated(&conn, dialler);
+            let theirs = accept.await.ok()??;
+            Some((ours, theirs))
+        };
+        tokio::time::timeout(LIMIT, run).await.ok()?
+    }
+
+    #[tokio::test]
+    async fn nodes_speak_the_highest_version_both_know() {
+        let v = PROTOCOL_VERSION;
+        // A node of this release with one of the previous (7 only), either way round.
+        assert_eq!(negotiate(ALL, 7..=7).await, Some((Some(7), Some(7))));
+        assert_eq!(negotiate(7..=7, ALL).await, Some((Some(7), Some(7))));
+        // Two nodes of this release; and one held back with `protocol_max = 7`.
+        assert_eq!(negotiate(ALL, ALL).await, Some((Some(v), Some(v))));
+        assert_eq!(negotiate(ALL, 7..=7).await, Some((Some(7), Some(7))));
+        // Nothing in common: no connection.
+        assert_eq!(negotiate(v..=v, 7..=7).await, None);
+        assert_eq!(alpn(7), b"voiceflow-cluster/1");
     }
 
     #[test]
@@ -328,6 +408,7 @@ mod tests {
             &missing,
             &dir.path().join("node-1.key"),
             LIMIT,
+            ALL,
         )
         .unwrap_err();
         let text = format!("{err:#}");
@@ -363,7 +444,7 @@ mod tests {
         };
         let (bytes, alpn) = tokio::time::timeout(LIMIT, run).await.unwrap();
         assert_eq!(bytes, b"hello peer");
-        assert_eq!(alpn.as_deref(), Some(ALPN));
+        assert_eq!(alpn, Some(super::alpn(PROTOCOL_VERSION)));
     }
 
     #[tokio::test]
@@ -380,6 +461,7 @@ mod tests {
             &theirs.path().join("node-2.pem"),
             &theirs.path().join("node-2.key"),
             Duration::from_secs(5),
+            ALL,
         )
         .unwrap()
         .1;

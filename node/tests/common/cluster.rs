@@ -42,8 +42,8 @@ pub struct TestCluster {
     pub tmp: tempfile::TempDir,
     keyspace: String,
     points: Vec<String>,
-    /// Extra lines for every node's `[cluster]` table.
-    cluster_extra: String,
+    /// Extra lines for the `[cluster]` table of every node started from now on.
+    pub cluster_extra: String,
     /// CQL contact points of particular nodes (by id) instead of the test server's.
     pub contact_points: std::collections::HashMap<usize, SocketAddr>,
 }

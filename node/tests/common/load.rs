@@ -60,6 +60,9 @@ pub struct RoomLog {
     reconnects: u32,
     /// Times a receiver's open connection went silent for 10 s (its room stopped reaching it).
     stalls: u32,
+    /// What the clients saw that a client would show as an error: failed acks, error events,
+    /// connections closed with another code than 4009 (reconnect elsewhere) or with none.
+    pub errors: Vec<String>,
 }
 
 pub struct Load {
@@ -135,8 +138,21 @@ async fn sender(
                     last_ack = Instant::now();
                     break;
                 }
-                Ok(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-                Err(_) => {
+                Ok(ack) => {
+                    log.lock().errors.push(format!(
+                        "{room}: send failed at {}: {}",
+                        now_ms(),
+                        ack["error"]
+                    ));
+                    tokio::time::sleep(Duration::from_millis(100)).await
+                }
+                Err(e) => {
+                    // A close with 4009 is the reconnect a draining node asks for; a missing
+                    // ack is a delay (the client resends), not an error it shows.
+                    let e = e.to_string();
+                    if !e.contains("4009") && !e.contains("no ack within") {
+                        log.lock().errors.push(format!("{room}: sender: {e}"));
+                    }
                     node += 1;
                     log.lock().reconnects += 1;
                     ws = connect_any(&addrs, node, &user).await;
@@ -181,6 +197,16 @@ async fn receiver(
             other => {
                 if std::env::var_os("LOAD_TRACE").is_some() {
                     eprintln!("receiver of {room}: join refused: {other:?}");
+                }
+                match &other {
+                    Ok(ack) => log
+                        .lock()
+                        .errors
+                        .push(format!("{room}: join failed: {ack}")),
+                    Err(e) if !e.to_string().contains("4009") => {
+                        log.lock().errors.push(format!("{room}: join: {e}"))
+                    }
+                    Err(_) => {}
                 }
                 node += 1;
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -238,6 +264,9 @@ async fn receiver(
             };
             match frame {
                 Ok(Some(f)) => {
+                    if f["type"] == "error" {
+                        log.lock().errors.push(format!("{room}: error event: {f}"));
+                    }
                     // Every logged event of the room has a seq (the reader's own "joined"
                     // system message too), so a jump is an event this receiver missed: say
                     // when and where, for the logs.
@@ -257,6 +286,13 @@ async fn receiver(
                     }
                 }
                 Ok(None) | Err(_) => {
+                    if let Err(code) = frame
+                        && code != Some(4009)
+                    {
+                        log.lock()
+                            .errors
+                            .push(format!("{room}: closed with {code:?}"));
+                    }
                     node += 1;
                     log.lock().reconnects += 1;
                     continue 'connect;

@@ -98,7 +98,18 @@ pub struct RoomRef {
 }
 
 /// Message kinds. `system` is only ever produced by the server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    Deserialize,
+    Serialize,
+    bincode::Encode,
+    bincode::Decode,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum MessageType {
     /// Plain text.
@@ -136,7 +147,7 @@ impl MessageType {
 }
 
 /// `message:send`: post a message. Acked only once it is durably stored.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, bincode::Encode, bincode::Decode)]
 #[serde(rename_all = "camelCase")]
 pub struct SendMessage {
     /// Target room.

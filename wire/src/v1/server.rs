@@ -75,7 +75,7 @@ pub struct ReactionView {
 }
 
 /// A room member as listed in join replies and `GET /rooms/:id/members`.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, bincode::Encode, bincode::Decode)]
 #[serde(rename_all = "camelCase")]
 pub struct Participant {
     /// The member.
@@ -94,7 +94,7 @@ pub struct Participant {
 }
 
 /// Ack payload of `room:join` (and body of `POST /rooms/:code/join`).
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, bincode::Encode, bincode::Decode)]
 #[serde(rename_all = "camelCase")]
 pub struct JoinReply {
     /// The room joined.

@@ -46,7 +46,7 @@ pub struct IceServer {
 }
 
 /// A participant of a voice channel (`voice:state` carries the same fields).
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, bincode::Encode, bincode::Decode)]
 #[serde(rename_all = "camelCase")]
 pub struct VoiceMember {
     /// The channel.

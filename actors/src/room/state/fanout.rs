@@ -96,7 +96,7 @@ impl RoomState {
             peer.deliver(
                 self.room.id,
                 RoomDelivery::Fanout {
-                    except_user: except_user.map(|u| u.0),
+                    except_user,
                     last,
                     frames: bytes.clone(),
                 },

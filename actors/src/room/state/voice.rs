@@ -169,7 +169,9 @@ impl RoomState {
                 self.voice_remove(session.session_id, "left");
                 reply.send(Ok(serde_json::json!({ "channelId": self.room.id })));
             }
-            VoiceOp::Signal { candidate, sdp } => self.voice_signal(session, candidate, sdp, reply),
+            VoiceOp::Signal { candidate, sdp } => {
+                self.voice_signal(session, candidate.map(|c| c.0), sdp, reply)
+            }
             VoiceOp::State { muted, deafened } => self.voice_state(session, muted, deafened, reply),
             VoiceOp::Stage { action, user_id } => {
                 let result = self.handle_stage(session, action, user_id).await;

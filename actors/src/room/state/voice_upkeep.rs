@@ -19,7 +19,7 @@ impl RoomState {
             return;
         }
         let ctx = self.ctx.clone();
-        let channel = self.room.id.0;
+        let channel = self.room.id;
         let at_ms = voiceflow_wire::ids::now_ms();
         tokio::spawn(async move {
             let op = voiceflow_wire::cluster::PresenceOp::InCall { channel, on, at_ms };
