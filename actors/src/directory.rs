@@ -12,9 +12,9 @@ use parking_lot::RwLock;
 use ractor::{Actor, ActorId, ActorRef, MessagingErr, RpcReplyPort};
 use voiceflow_wire::Snowflake;
 
+use crate::cluster::{Cluster, Owner};
 use crate::context::NodeContext;
 use crate::error::ActorError;
-use crate::remote::{Cluster, Owner};
 use crate::room::{RoomActor, RoomArgs, RoomMsg};
 use crate::supervisor::SupervisorMsg;
 use voiceflow_wire::cluster::NodeId;

@@ -7,7 +7,8 @@
 //! - [`session`]: the session actor, one per WebSocket connection.
 //! - [`outbox`]: a session's bounded outbound queue of pre-encoded frames.
 //! - [`supervisor`]: supervisors for rooms and sessions.
-//! - [`remote`]: the seam to the cluster (who owns a room, sessions on other nodes).
+//! - [`cluster`]: the seam to the cluster (who owns a room, forwarding to its node).
+//! - [`remote`]: how rooms reach sessions on other nodes ([`remote::Recipient`]).
 //! - [`registry`]: this node's sessions and the remote rooms they follow (Manifold fan-out).
 //! - [`forwarded`]: a session's requests to rooms on other nodes that await an answer.
 //! - [`presence`]: one presence actor per user (placed like rooms), fed by session heartbeats.
@@ -15,6 +16,7 @@
 //! - [`error`]: [`ActorError`], turned into client error bodies in one place.
 
 pub mod call;
+pub mod cluster;
 pub mod contacts;
 pub mod context;
 pub mod directory;

@@ -1,20 +1,17 @@
-//! The seam between the actors and the cluster. Rooms and sessions never see QUIC: a room
-//! answers a session through a [`Recipient`] (a local outbox, or a session on another node
-//! reached through a [`Peer`]), and the directory asks a [`Cluster`] who owns a room and hands
-//! it requests for rooms that live elsewhere. A node without a cluster has neither and runs
-//! every room itself.
+//! How rooms reach sessions on other nodes. Rooms and sessions never see QUIC: a room answers
+//! a session through a [`Recipient`] (a local outbox, or a session on another node reached
+//! through a [`Peer`]); account changes and user frames reach a user's sessions on every node.
+//! What the directory needs from the cluster (who owns a room, forwarding) is
+//! [`crate::cluster`], kept apart so that this module, which rooms use, needs nothing of them.
 
 use std::fmt;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use voiceflow_wire::Snowflake;
 use voiceflow_wire::cluster::{NodeId, RoomDelivery};
 use voiceflow_wire::v1::frame::Frame;
 
-use crate::error::ActorError;
 use crate::outbox::Outbox;
-use crate::room::RoomMsg;
 
 /// Another node, as a room sees it: somewhere to send deliveries for that node's sessions.
 pub trait Peer: Send + Sync {
@@ -117,46 +114,6 @@ impl Recipient {
             Recipient::Remote(r) => Some(&r.peer),
         }
     }
-}
-
-/// Who runs a room, as this node sees the cluster now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Owner {
-    /// This node.
-    Local,
-    /// Another node.
-    Remote(NodeId),
-    /// Nobody may run it now (this node cannot see a majority of the cluster).
-    Unavailable,
-}
-
-/// What the directory needs from the cluster.
-#[async_trait]
-pub trait Cluster: Send + Sync {
-    /// This node's id.
-    fn node_id(&self) -> NodeId;
-    /// Who owns `room` (rendezvous hashing over the live members).
-    fn owner(&self, room: Snowflake) -> Owner;
-    /// Whether there is a link to `node` to send on now.
-    fn can_reach(&self, node: NodeId) -> bool;
-    /// Sends a request to the room's actor on `node`.
-    fn forward(&self, node: NodeId, room: Snowflake, msg: RoomMsg) -> Result<(), ActorError>;
-    /// Called before this node starts `room`'s actor: returns once no other node runs it
-    /// (each peer that did has finished what it acknowledged and stopped).
-    async fn acquire(&self, room: Snowflake) -> Result<(), ActorError>;
-    /// A room actor here crashed: sessions on other nodes that followed it must re-join.
-    fn room_crashed(&self, room: Snowflake);
-    /// Sends an op to the presence actor of `user` on `node`.
-    fn presence(
-        &self,
-        node: NodeId,
-        user: Snowflake,
-        op: voiceflow_wire::cluster::PresenceOp,
-    ) -> Result<(), ActorError>;
-    /// Sends frames to every session of `user` on every other node.
-    fn to_user(&self, user: Snowflake, frame: &Frame);
-    /// Sends an account change to every other node, for the sessions of `user` there.
-    fn for_user(&self, user: Snowflake, op: &voiceflow_wire::cluster::UserOp);
 }
 
 /// Frames for every session of `user`, wherever in the cluster they are connected.

@@ -26,8 +26,8 @@ use voiceflow_wire::v1::rich::PresenceStatus;
 
 pub use state::{Effects, PresenceState, PresenceTimings};
 
+use crate::cluster::Owner;
 use crate::context::NodeContext;
-use crate::remote::Owner;
 use crate::room::RoomMsg;
 
 /// How often a presence actor checks its sessions' heartbeats.

@@ -6,7 +6,8 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use voiceflow_actors::ActorError;
-use voiceflow_actors::remote::{Owner, Recipient, RemoteSession};
+use voiceflow_actors::cluster::Owner;
+use voiceflow_actors::remote::{Recipient, RemoteSession};
 use voiceflow_actors::room::leave_answer;
 use voiceflow_wire::Snowflake;
 use voiceflow_wire::cluster::{NodeId, PeerMsg, PresenceOp, RoomDelivery, RoomOp};
@@ -70,7 +71,7 @@ async fn to_presence(cluster: &Arc<ClusterInner>, from: NodeId, user: Snowflake,
     };
     match ctx.directory.owner(user) {
         Owner::Remote(node) if node != from => {
-            use voiceflow_actors::remote::Cluster;
+            use voiceflow_actors::cluster::Cluster;
             let _ = cluster.presence(node, user, op);
         }
         Owner::Unavailable => {}

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use voiceflow_actors::ActorError;
-use voiceflow_actors::remote::{Cluster, Owner};
+use voiceflow_actors::cluster::{Cluster, Owner};
 use voiceflow_actors::room::RoomMsg;
 use voiceflow_wire::Snowflake;
 use voiceflow_wire::cluster::{
