@@ -180,16 +180,17 @@ async fn a_live_session_joining_again_gets_what_its_node_dropped() {
         )
         .await;
     let acks = Outbox::new(100);
-    state
-        .handle_post(
-            author(f.alice, "alice"),
-            post(f.room.id, "m1", None),
-            sink(&acks, 2),
-        )
-        .await;
-    let batch = state.take_write_batch().expect("batch");
-    f.ctx.store.commit_events(&batch).await.expect("commit");
-    state.handle_committed(Ok(()));
+    // Alice posts `content` (acked as request `id`) and the batch commits.
+    let posted = async |state: &mut RoomState, content: &str, id: u64| {
+        let alice = author(f.alice, "alice");
+        state
+            .handle_post(alice, post(f.room.id, content, None), sink(&acks, id))
+            .await;
+        let batch = state.take_write_batch().expect("batch");
+        f.ctx.store.commit_events(&batch).await.expect("commit");
+        state.handle_committed(Ok(()));
+    };
+    posted(&mut state, "m1", 2).await;
     let live = drain(outbox_of(&joined)).await;
     assert!(
         live.iter().any(|v| v["data"]["content"] == "m1"),
@@ -222,16 +223,7 @@ async fn a_live_session_joining_again_gets_what_its_node_dropped() {
     assert_eq!(oks.len(), 2, "{frames:?}");
     assert_eq!(oks[0]["data"]["replayed"], 1);
     // Still one live session: the next message reaches it once.
-    state
-        .handle_post(
-            author(f.alice, "alice"),
-            post(f.room.id, "m2", None),
-            sink(&acks, 5),
-        )
-        .await;
-    let batch = state.take_write_batch().expect("batch");
-    f.ctx.store.commit_events(&batch).await.expect("commit");
-    state.handle_committed(Ok(()));
+    posted(&mut state, "m2", 5).await;
     let live = drain(outbox_of(&joined)).await;
     let m2 = live.iter().filter(|v| v["data"]["content"] == "m2").count();
     assert_eq!(m2, 1, "{live:?}");
