@@ -3,9 +3,10 @@
 //! frames), clients post with nonces and follow their rooms, and each node in turn is drained
 //! and restarted with this release's default (it speaks 7 to the nodes not yet upgraded, and
 //! 8 to those that are). Every acknowledged message is delivered once and in order, the
-//! stored histories match what was acknowledged, and the only things clients saw were the 4009
-//! close of a draining node and UNAVAILABLE retry answers while a room moved to a rejoined
-//! node (as any restart shows, upgrade or not).
+//! stored histories match what was acknowledged, and the only thing clients saw was the 4009
+//! close of a draining node: no error answer at all (a request that reaches a node still
+//! catching up on the members after its restart is held until it owns its rooms, not
+//! refused with UNAVAILABLE).
 //!
 //! Needs `VOICEFLOW_TEST_CQL` (see node/tests/cql.rs); without it this test skips loudly.
 
@@ -113,13 +114,7 @@ async fn a_cluster_upgraded_one_node_at_a_time_under_load_loses_nothing() -> Res
 
     let (rooms, authors, logs) = (load.rooms.clone(), load.authors.clone(), load.logs.clone());
     let (acked, gap, reconnects) = load.finish().await?;
-    // UNAVAILABLE (retry after 1 s, the same nonce) answers posts for the second or so a room
-    // takes to start on a node that just (re)joined; it is the retry signal, not a failure,
-    // and a restart without any protocol change shows the same. Anything else fails.
-    let (retries, errors): (Vec<String>, Vec<String>) = logs
-        .iter()
-        .flat_map(|l| l.lock().errors.clone())
-        .partition(|e| e.contains("send failed") && e.contains("\"UNAVAILABLE\""));
+    let errors: Vec<String> = logs.iter().flat_map(|l| l.lock().errors.clone()).collect();
     assert!(errors.is_empty(), "clients saw errors: {errors:#?}");
     let (lost, duplicated, reordered) = check_histories(&cluster, &rooms, &authors, &logs).await?;
     assert_eq!(
@@ -129,9 +124,7 @@ async fn a_cluster_upgraded_one_node_at_a_time_under_load_loses_nothing() -> Res
     );
     eprintln!(
         "{acked} acknowledged messages delivered once and in order across the upgrade; \
-         longest pause of a room: {gap:?}; client reconnects: {reconnects}; UNAVAILABLE \
-         answers retried: {}; {:?} in all",
-        retries.len(),
+         longest pause of a room: {gap:?}; client reconnects: {reconnects}; {:?} in all",
         started.elapsed()
     );
     assert!(acked > 50, "the load ran ({acked} messages)");

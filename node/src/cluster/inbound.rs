@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use voiceflow_actors::ActorError;
 use voiceflow_actors::cluster::Owner;
@@ -129,6 +129,29 @@ fn recipient(
     })
 }
 
+/// Who owns `room` as this node sees it, waiting a little while it sees no owner at all. A
+/// node that just (re)joined owns nothing until it has caught up on the members (a third of
+/// the failure timeout), while its peers already route its rooms to it: refused, every post
+/// sent meanwhile came back to its client as UNAVAILABLE, on every rolling restart. Held, it
+/// is served once the placement settles (the op task of this stream waits, so requests for
+/// the room stay in order). A node without a quorum still refuses, after the same wait.
+async fn settled_owner(
+    cluster: &ClusterInner,
+    ctx: &voiceflow_actors::NodeContext,
+    room: Snowflake,
+) -> Owner {
+    let wait = cluster.membership.lock().catch_up() * 3 / 2;
+    let deadline = Instant::now() + wait;
+    loop {
+        match ctx.directory.owner(room) {
+            Owner::Unavailable if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            owner => return owner,
+        }
+    }
+}
+
 async fn to_room(
     cluster: &Arc<ClusterInner>,
     room: Snowflake,
@@ -148,7 +171,7 @@ async fn to_room(
     // and sent this here because of it); passed on, the request would be lost with that node,
     // while refused it is tried again in a moment (the heartbeat's tick updates this view).
     let silent = |node| cluster.membership.lock().is_silent(node, Instant::now());
-    match ctx.directory.owner(room) {
+    match settled_owner(cluster, &ctx, room).await {
         Owner::Local => {}
         Owner::Remote(node) if hops < MAX_HOPS && !silent(node) => {
             cluster.send_op(node, room, origin, hops + 1, op);
