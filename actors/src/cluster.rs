@@ -50,3 +50,11 @@ pub trait Cluster: Send + Sync {
     /// Sends an account change to every other node, for the sessions of `user` there.
     fn for_user(&self, user: Snowflake, op: &voiceflow_wire::cluster::UserOp);
 }
+
+/// Who owns `id` (a room, or a user's presence) under `cluster`: this node without one.
+pub fn owner_in(cluster: Option<&dyn Cluster>, id: Snowflake) -> Owner {
+    match cluster {
+        Some(cluster) => cluster.owner(id),
+        None => Owner::Local,
+    }
+}

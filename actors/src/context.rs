@@ -1,12 +1,14 @@
 //! What every actor on a node shares.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use voiceflow_schema::Store;
 use voiceflow_wire::{Snowflake, SnowflakeGenerator};
 
+use crate::cluster::Cluster;
 use crate::directory::RoomDirectory;
+use crate::error::ActorError;
 
 /// Limits and timings of rooms and sessions (a slice of the node's `Config`).
 #[derive(Debug, Clone)]
@@ -97,9 +99,34 @@ impl VoiceRuntime {
     }
 }
 
-/// Shared handles, cheap to clone.
+/// What a node's context is made of, apart from the directories it builds around itself.
+pub struct NodeParts {
+    /// Durable storage.
+    pub store: Arc<dyn Store>,
+    /// Message and entity ids.
+    pub ids: Arc<SnowflakeGenerator>,
+    /// Timings and limits.
+    pub config: Arc<ActorConfig>,
+    /// This node's sessions.
+    pub sessions: crate::registry::SessionRegistry,
+    /// Uploaded files.
+    pub blobs: Arc<dyn voiceflow_schema::BlobStore>,
+    /// Voice channels' media.
+    pub voice: Arc<VoiceRuntime>,
+    /// Presence timings (heartbeats, TTL, warm-up).
+    pub presence: crate::presence::PresenceTimings,
+    /// The cluster this node is a member of; `None` runs every room and user here.
+    pub cluster: Option<Arc<dyn Cluster>>,
+}
+
+/// Shared handles, cheap to clone (one `Arc`). Its directories start actors with this same
+/// context: they are built inside it and hold it weakly, so nothing is set after start-up
+/// and no `Arc` cycle keeps a stopped node alive.
 #[derive(Clone)]
-pub struct NodeContext {
+pub struct NodeContext(Arc<NodeShared>);
+
+/// What every actor on a node shares (reached through [`NodeContext`]).
+pub struct NodeShared {
     /// Durable storage.
     pub store: Arc<dyn Store>,
     /// Message and entity ids.
@@ -116,4 +143,58 @@ pub struct NodeContext {
     pub blobs: Arc<dyn voiceflow_schema::BlobStore>,
     /// Voice channels' media (the SFU).
     pub voice: Arc<VoiceRuntime>,
+}
+
+impl std::ops::Deref for NodeContext {
+    type Target = NodeShared;
+
+    fn deref(&self) -> &NodeShared {
+        &self.0
+    }
+}
+
+impl NodeContext {
+    /// Starts the room supervisor and builds the context with its directories.
+    pub async fn start(parts: NodeParts) -> Result<NodeContext, ractor::SpawnErr> {
+        let rooms = crate::directory::RoomTable::start(parts.cluster.clone()).await?;
+        Ok(NodeContext(Arc::new_cyclic(|me| {
+            let me = ContextRef(me.clone());
+            NodeShared {
+                directory: RoomDirectory::new(me.clone(), rooms, parts.cluster.clone()),
+                presence: crate::presence::PresenceDirectory::new(
+                    me,
+                    parts.presence,
+                    parts.cluster,
+                ),
+                store: parts.store,
+                ids: parts.ids,
+                config: parts.config,
+                sessions: parts.sessions,
+                blobs: parts.blobs,
+                voice: parts.voice,
+            }
+        })))
+    }
+}
+
+#[cfg(test)]
+impl NodeContext {
+    /// A handle that does not keep the context alive (tests check nothing else does).
+    pub(crate) fn downgrade(&self) -> Weak<NodeShared> {
+        Arc::downgrade(&self.0)
+    }
+}
+
+/// How a directory reaches the context it starts actors with, without owning it.
+#[derive(Clone)]
+pub(crate) struct ContextRef(Weak<NodeShared>);
+
+impl ContextRef {
+    /// The context; `Unavailable` once the node is gone (nothing new starts then).
+    pub(crate) fn get(&self) -> Result<NodeContext, ActorError> {
+        self.0
+            .upgrade()
+            .map(NodeContext)
+            .ok_or(ActorError::Unavailable)
+    }
 }

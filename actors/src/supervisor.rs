@@ -6,7 +6,10 @@
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 
-use crate::directory::RoomDirectory;
+use std::sync::Arc;
+
+use crate::cluster::Cluster;
+use crate::directory::RoomActors;
 
 /// Messages to a supervisor. It acts only on supervision events.
 #[derive(Debug)]
@@ -18,8 +21,13 @@ pub enum SupervisorMsg {
 /// What the supervisor watches.
 #[derive(Clone)]
 pub enum SupervisorKind {
-    /// Room actors; crashed rooms are removed from this directory.
-    Rooms(RoomDirectory),
+    /// Room actors; crashed rooms are forgotten (and, in a cluster, announced to the peers).
+    Rooms {
+        /// The node's room actors.
+        actors: Arc<RoomActors>,
+        /// The cluster, if any.
+        cluster: Option<Arc<dyn Cluster>>,
+    },
     /// Session actors.
     Sessions,
 }
@@ -67,20 +75,23 @@ impl Actor for Supervisor {
         state: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
         match (&state.kind, event) {
-            (SupervisorKind::Rooms(directory), SupervisionEvent::ActorFailed(cell, err)) => {
+            (
+                SupervisorKind::Rooms { actors, cluster },
+                SupervisionEvent::ActorFailed(cell, err),
+            ) => {
                 state.crashes += 1;
-                let room = directory.forget_actor(cell.get_id());
-                if let (Some(room), Some(cluster)) = (room, directory.cluster()) {
+                let room = actors.forget_actor(cell.get_id());
+                if let (Some(room), Some(cluster)) = (room, cluster) {
                     cluster.room_crashed(room);
                 }
                 tracing::error!(?room, error = %err, "room actor crashed; it restarts from storage on next use");
                 metrics::counter!("voiceflow_actor_crashes_total", "kind" => "room").increment(1);
             }
             (
-                SupervisorKind::Rooms(directory),
+                SupervisorKind::Rooms { actors, .. },
                 SupervisionEvent::ActorTerminated(cell, _, reason),
             ) => {
-                if let Some(room) = directory.forget_actor(cell.get_id()) {
+                if let Some(room) = actors.forget_actor(cell.get_id()) {
                     tracing::debug!(%room, ?reason, "room actor stopped");
                 }
             }

@@ -44,8 +44,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use ractor::{Actor, ActorRef};
 use tokio::sync::watch;
+use voiceflow_actors::context::NodeParts;
 use voiceflow_actors::supervisor::{Supervisor, SupervisorKind, SupervisorMsg};
-use voiceflow_actors::{CloseReason, NodeContext, RoomDirectory};
+use voiceflow_actors::{CloseReason, NodeContext};
 use voiceflow_schema::{EmbeddedStore, Store};
 use voiceflow_wire::SnowflakeGenerator;
 use warp::Filter;
@@ -106,37 +107,44 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
         .with_context(|| format!("cannot prepare the upload spool {}", spool_dir.display()))?;
     // Before anything records a metric (the cluster links create their counters at start).
     let metrics = metrics::Metrics::install().context("cannot install the metrics recorder")?;
-    let directory = RoomDirectory::new();
-    let (rooms_sup, _) =
-        Actor::spawn(None, Supervisor, SupervisorKind::Rooms(directory.clone())).await?;
-    directory.set_supervisor(rooms_sup.clone());
     let (sessions_sup, _) = Actor::spawn(None, Supervisor, SupervisorKind::Sessions).await?;
     let (turn, turn_issuer) = match config.voice.start_turn(&secret).await? {
         Some((server, issuer)) => (Some(server), Some(issuer)),
         None => (None, None),
     };
-    let ctx = NodeContext {
-        store,
-        ids: Arc::new(SnowflakeGenerator::new(config.node_id)),
-        directory: directory.clone(),
-        config: Arc::new(config.actor_config()),
-        sessions: voiceflow_actors::registry::SessionRegistry::for_node(config.node_id),
-        presence: voiceflow_actors::presence::PresenceDirectory::new(config.presence.timings()),
-        blobs: blobs.clone(),
-        voice: Arc::new(config.voice.runtime(turn_issuer)),
-    };
     let listener =
         bind(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let cluster = if config.cluster.enabled {
-        let node = cluster::bind(&config.cluster, config.node_id, addr)?;
-        directory.set_cluster(node.0.clone());
+    let sessions = voiceflow_actors::registry::SessionRegistry::for_node(config.node_id);
+    // Built in dependency order, each part handed what it needs: the cluster (which knows
+    // nothing of rooms), the context whose directories place rooms through it, then the
+    // cluster's tasks, which bring peers' requests to those directories.
+    let cluster = match config.cluster.enabled {
+        true => Some(cluster::bind(
+            &config.cluster,
+            config.node_id,
+            addr,
+            sessions.clone(),
+        )?),
+        false => None,
+    };
+    let ctx = NodeContext::start(NodeParts {
+        store,
+        ids: Arc::new(SnowflakeGenerator::new(config.node_id)),
+        config: Arc::new(config.actor_config()),
+        sessions,
+        presence: config.presence.timings(),
+        blobs: blobs.clone(),
+        voice: Arc::new(config.voice.runtime(turn_issuer)),
+        cluster: cluster
+            .as_ref()
+            .map(|c| c.0.clone() as Arc<dyn voiceflow_actors::cluster::Cluster>),
+    })
+    .await?;
+    if let Some(node) = &cluster {
         node.start(ctx.clone(), &config.cluster.seeds).await?;
         tracing::info!(quic = %config.cluster.listen, "cluster member started");
-        Some(node)
-    } else {
-        None
-    };
+    }
     let state = state::AppState {
         auth: auth::Auth::new(&config, &secret).map_err(|e| anyhow::anyhow!("auth set-up: {e}"))?,
         config: Arc::new(config.clone()),
@@ -203,6 +211,7 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
     tracing::info!(%addr, tls = tls_on, node_id = config.node_id, data_dir = %config.data_dir.display(), "voiceflow node listening");
     // A machine-readable line for scripts and tests that start the node on port 0.
     println!("VOICEFLOW_LISTENING {addr}");
+    let rooms_sup = state.ctx.directory.supervisor().clone();
     Ok(Node {
         addr,
         state,
@@ -237,7 +246,7 @@ impl Node {
         let sessions = self.state.ctx.sessions.clone();
         if let Some(cluster) = &self.state.cluster {
             // Hand every room to its next owner first, then send the clients elsewhere.
-            cluster.drain(grace / 2).await;
+            cluster.drain(&self.state.ctx, grace / 2).await;
             sessions.close_all(&CloseReason::reconnect_elsewhere());
         } else {
             sessions.close_all(&CloseReason::going_away());
@@ -290,6 +299,7 @@ impl Node {
             .flush()
             .await
             .context("final storage flush")?;
+        self.state.ctx.presence.stop_all().await;
         for sup in self.supervisors.drain(..) {
             sup.stop(Some("shutdown".into()));
         }

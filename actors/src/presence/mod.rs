@@ -26,8 +26,8 @@ use voiceflow_wire::v1::rich::PresenceStatus;
 
 pub use state::{Effects, PresenceState, PresenceTimings};
 
-use crate::cluster::Owner;
-use crate::context::NodeContext;
+use crate::cluster::{Cluster, Owner, owner_in};
+use crate::context::{ContextRef, NodeContext};
 use crate::room::RoomMsg;
 
 /// How often a presence actor checks its sessions' heartbeats.
@@ -222,22 +222,26 @@ impl PresenceActorState {
 pub struct PresenceDirectory(Arc<Inner>);
 
 struct Inner {
+    /// The context presence actors start with (held weakly: it holds this directory).
+    ctx: ContextRef,
+    /// Places users' presence actors (all here without one).
+    cluster: Option<Arc<dyn Cluster>>,
     actors: tokio::sync::Mutex<HashMap<Snowflake, ActorRef<PresenceMsg>>>,
     /// When placement last changed (or the node started): new actors warm up until then + TTL.
     placed_at: parking_lot::Mutex<Instant>,
     timings: PresenceTimings,
 }
 
-impl Default for PresenceDirectory {
-    fn default() -> Self {
-        PresenceDirectory::new(PresenceTimings::default())
-    }
-}
-
 impl PresenceDirectory {
-    /// An empty directory.
-    pub fn new(timings: PresenceTimings) -> Self {
+    /// An empty directory whose actors start with `ctx`, placed by `cluster`.
+    pub(crate) fn new(
+        ctx: ContextRef,
+        timings: PresenceTimings,
+        cluster: Option<Arc<dyn Cluster>>,
+    ) -> Self {
         PresenceDirectory(Arc::new(Inner {
+            ctx,
+            cluster,
             actors: tokio::sync::Mutex::new(HashMap::new()),
             // A node's first placement is not a change: nobody's sessions are looking for
             // another owner, so there is nothing to wait for.
@@ -258,11 +262,11 @@ impl PresenceDirectory {
     /// Sends `op` to `user`'s presence actor, wherever it lives (started here if this node owns
     /// the user and none runs). Dropped while nobody may own it (a partition; sessions beat
     /// again).
-    pub async fn send(&self, ctx: &NodeContext, user: Snowflake, op: PresenceOp) {
-        match ctx.directory.owner(user) {
-            Owner::Local => self.local(ctx, user, op).await,
+    pub async fn send(&self, user: Snowflake, op: PresenceOp) {
+        match owner_in(self.0.cluster.as_deref(), user) {
+            Owner::Local => self.local(user, op).await,
             Owner::Remote(node) => {
-                if let Some(cluster) = ctx.directory.cluster()
+                if let Some(cluster) = &self.0.cluster
                     && let Err(e) = cluster.presence(node, user, op)
                 {
                     tracing::debug!(%user, peer = node, error = %e, "presence op not sent");
@@ -273,7 +277,10 @@ impl PresenceDirectory {
     }
 
     /// Sends `op` to the local presence actor of `user`, starting it if needed.
-    pub async fn local(&self, ctx: &NodeContext, user: Snowflake, op: PresenceOp) {
+    pub async fn local(&self, user: Snowflake, op: PresenceOp) {
+        let Ok(ctx) = self.0.ctx.get() else {
+            return;
+        };
         let mut actors = self.0.actors.lock().await;
         let mut msg = PresenceMsg::Op(op);
         if let Some(actor) = actors.get(&user) {
@@ -285,11 +292,7 @@ impl PresenceDirectory {
             actors.remove(&user);
         }
         let warm = self.0.placed_at.lock().elapsed() < self.0.timings.warm_up;
-        let args = PresenceArgs {
-            user,
-            warm,
-            ctx: ctx.clone(),
-        };
+        let args = PresenceArgs { user, warm, ctx };
         match Actor::spawn(None, PresenceActor, args).await {
             Ok((actor, _)) => {
                 let _ = actor.cast(msg);
@@ -321,16 +324,23 @@ impl PresenceDirectory {
 
     /// Placement changed: actors of users this node no longer owns stop (silently), and new
     /// actors warm up before declaring anyone offline.
-    pub async fn rebalance(&self, ctx: &NodeContext) {
+    pub async fn rebalance(&self) {
         *self.0.placed_at.lock() = Instant::now();
         let mut actors = self.0.actors.lock().await;
         actors.retain(|user, actor| {
-            let keep = ctx.directory.owner(*user) == Owner::Local;
+            let keep = owner_in(self.0.cluster.as_deref(), *user) == Owner::Local;
             if !keep {
                 let _ = actor.cast(PresenceMsg::Retire);
             }
             keep
         });
+    }
+
+    /// Stops every presence actor here (the node is shutting down).
+    pub async fn stop_all(&self) {
+        for (_, actor) in self.0.actors.lock().await.drain() {
+            actor.stop(Some("shutdown".into()));
+        }
     }
 
     /// Presence actors running here.

@@ -623,16 +623,12 @@ fn probe(state: &RoomState, users: Vec<Snowflake>) {
     if users.is_empty() {
         return;
     }
-    let ctx = state.ctx.clone();
+    let presence = state.ctx.presence.clone();
     let room = state.room.id;
     tokio::spawn(async move {
         for user in users {
-            ctx.presence
-                .send(
-                    &ctx,
-                    user,
-                    voiceflow_wire::cluster::PresenceOp::Probe { room },
-                )
+            presence
+                .send(user, voiceflow_wire::cluster::PresenceOp::Probe { room })
                 .await;
         }
     });

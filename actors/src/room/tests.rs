@@ -12,10 +12,8 @@ use voiceflow_wire::v1::client::{MessageType, SendMessage};
 use voiceflow_wire::{Snowflake, SnowflakeGenerator};
 
 use super::*;
-use crate::context::{ActorConfig, NodeContext};
-use crate::directory::RoomDirectory;
+use crate::context::{ActorConfig, NodeContext, NodeParts};
 use crate::outbox::{Drained, Outbox};
-use crate::supervisor::{Supervisor, SupervisorKind};
 
 pub(super) struct Fixture {
     _dir: tempfile::TempDir,
@@ -60,13 +58,13 @@ pub(super) async fn fixture(config: ActorConfig) -> Fixture {
         joined_at: 0,
     };
     store.create_room(&room, &admin).await.expect("room");
-    let ctx = NodeContext {
+    let ctx = NodeContext::start(NodeParts {
         sessions: Default::default(),
         store,
         ids,
-        directory: RoomDirectory::new(),
         config: Arc::new(config),
         presence: Default::default(),
+        cluster: None,
         voice: Arc::new(crate::context::VoiceRuntime {
             media: voiceflow_media::MediaPlane::new(Default::default()),
             ice_servers: Vec::new(),
@@ -80,7 +78,9 @@ pub(super) async fn fixture(config: ActorConfig) -> Fixture {
         blobs: Arc::new(
             voiceflow_schema::blob::DirBlobStore::open(&dir.path().join("blobs")).expect("blobs"),
         ),
-    };
+    })
+    .await
+    .expect("context");
     Fixture {
         _dir: dir,
         ctx,
@@ -494,18 +494,11 @@ async fn typing_expires_after_the_ttl_with_paused_time() {
 #[tokio::test]
 async fn a_crashed_room_is_forgotten_and_restarts_from_storage() {
     let f = fixture(ActorConfig::default()).await;
-    let (sup, _) = Actor::spawn(
-        None,
-        Supervisor,
-        SupervisorKind::Rooms(f.ctx.directory.clone()),
-    )
-    .await
-    .expect("sup");
-    f.ctx.directory.set_supervisor(sup.clone());
+    let sup = f.ctx.directory.supervisor().clone();
     let first = f
         .ctx
         .directory
-        .get_or_start(&f.ctx, f.room.id)
+        .get_or_start(f.room.id)
         .await
         .expect("start");
     let author = Author {
@@ -515,7 +508,7 @@ async fn a_crashed_room_is_forgotten_and_restarts_from_storage() {
     let sent = f
         .ctx
         .directory
-        .call(&f.ctx, f.room.id, |port| RoomMsg::Post {
+        .call(f.room.id, |port| RoomMsg::Post {
             author: author.clone(),
             post: post(f.room.id, "before", None),
             reply: Reply::Port(port),
@@ -532,14 +525,14 @@ async fn a_crashed_room_is_forgotten_and_restarts_from_storage() {
     let second = f
         .ctx
         .directory
-        .get_or_start(&f.ctx, f.room.id)
+        .get_or_start(f.room.id)
         .await
         .expect("restart");
     assert_ne!(first.get_id(), second.get_id());
     let again = f
         .ctx
         .directory
-        .call(&f.ctx, f.room.id, |port| RoomMsg::Post {
+        .call(f.room.id, |port| RoomMsg::Post {
             author,
             post: post(f.room.id, "after", None),
             reply: Reply::Port(port),
@@ -597,4 +590,40 @@ fn only_an_automatic_rejoin_that_failed_for_a_moment_is_tried_again() {
         failed_join(&automatic, &ActorError::RoomNotFound, false),
         FailedJoin::Refuse
     );
+}
+
+#[tokio::test]
+async fn a_node_context_is_freed_once_nothing_but_its_directories_refer_to_it() {
+    let f = fixture(ActorConfig::default()).await;
+    let weak = f.ctx.downgrade();
+    // A room, which asks its members' presence actors (started here) to report.
+    let room = f
+        .ctx
+        .directory
+        .get_or_start(f.room.id)
+        .await
+        .expect("start");
+    for _ in 0..200 {
+        if f.ctx.presence.len().await > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(f.ctx.presence.len().await, 1, "alice's presence actor");
+    room.stop(None);
+    room.get_cell()
+        .wait(Some(Duration::from_secs(5)))
+        .await
+        .expect("stopped");
+    f.ctx.presence.stop_all().await;
+    drop(f);
+    // The directories inside hold the context weakly: no cycle keeps it (and the store, the
+    // sessions, the media plane) alive.
+    for _ in 0..200 {
+        if weak.upgrade().is_none() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the node context outlived every holder");
 }

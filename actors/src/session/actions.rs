@@ -15,10 +15,7 @@ use crate::room::{Action, Reply, RoomMsg, VoiceOp};
 impl SessionState {
     /// Sends `op` to this user's presence actor (wherever it lives).
     pub(super) async fn presence_op(&self, op: PresenceOp) {
-        self.ctx
-            .presence
-            .send(&self.ctx, self.user.user_id, op)
-            .await;
+        self.ctx.presence.send(self.user.user_id, op).await;
     }
 
     /// `message:update`, `message:delete`, `reaction:add`, `reaction:remove`, `message:read`:
@@ -54,7 +51,7 @@ impl SessionState {
         };
         self.ctx
             .directory
-            .send(&self.ctx, room_id, msg)
+            .send(room_id, msg)
             .await
             .map(|_| ())
             .map_err(|e| fail(e.to_body()))
@@ -130,7 +127,7 @@ impl SessionState {
         };
         self.ctx
             .directory
-            .send(&self.ctx, channel_id, msg)
+            .send(channel_id, msg)
             .await
             .map(|_| ())
             .map_err(|e| FrameError {
@@ -169,7 +166,7 @@ impl SessionState {
                     req_id: None,
                 },
             };
-            if let Err(e) = self.ctx.directory.send(&self.ctx, *channel_id, msg).await {
+            if let Err(e) = self.ctx.directory.send(*channel_id, msg).await {
                 tracing::debug!(channel = %channel_id, error = %e, "voice heartbeat not delivered");
             }
         }

@@ -320,7 +320,7 @@ impl SessionState {
         let route = self
             .ctx
             .directory
-            .send(&self.ctx, room_id, msg)
+            .send(room_id, msg)
             .await
             .map_err(|e| FrameError {
                 id: req_id,
@@ -435,7 +435,7 @@ impl SessionState {
         let route = self
             .ctx
             .directory
-            .send(&self.ctx, room_id, msg)
+            .send(room_id, msg)
             .await
             .map_err(|e| FrameError {
                 id: req_id,

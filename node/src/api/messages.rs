@@ -141,7 +141,7 @@ async fn post(s: AppState, user: AuthUser, body: Bytes) -> Result<Response, ApiE
     let sent = s
         .ctx
         .directory
-        .call(&s.ctx, room, |port| RoomMsg::Post {
+        .call(room, |port| RoomMsg::Post {
             author,
             post,
             reply: Reply::Port(port),
@@ -159,7 +159,7 @@ async fn delete(s: AppState, user: AuthUser, id: Snowflake) -> Result<Response, 
         .ok_or_else(|| ApiError::not_found("message"))?;
     s.ctx
         .directory
-        .call(&s.ctx, room, |reply| RoomMsg::DeleteMessage {
+        .call(room, |reply| RoomMsg::DeleteMessage {
             message_id: id,
             by: user.id,
             reply,

@@ -89,7 +89,7 @@ async fn remove(
     }
     s.ctx
         .directory
-        .call(&s.ctx, id, |reply| RoomMsg::RemoveMember {
+        .call(id, |reply| RoomMsg::RemoveMember {
             user_id: member,
             removed_by: Some(user.id),
             reply,

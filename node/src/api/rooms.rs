@@ -372,10 +372,7 @@ async fn delete(s: AppState, user: AuthUser, id: Snowflake) -> Result<Response, 
     require_admin(&s, &user, id).await?;
     s.ctx
         .directory
-        .call(&s.ctx, id, |reply| RoomMsg::DeleteRoom {
-            by: user.id,
-            reply,
-        })
+        .call(id, |reply| RoomMsg::DeleteRoom { by: user.id, reply })
         .await?;
     Ok(ok(
         StatusCode::OK,
@@ -403,10 +400,7 @@ async fn join(s: AppState, user: AuthUser, code: String) -> Result<Response, Api
     let reply = s
         .ctx
         .directory
-        .call(&s.ctx, room.id, |reply| RoomMsg::AddMember {
-            author,
-            reply,
-        })
+        .call(room.id, |reply| RoomMsg::AddMember { author, reply })
         .await?;
     Ok(ok(StatusCode::OK, &reply))
 }
@@ -422,7 +416,7 @@ async fn leave(s: AppState, user: AuthUser, id: Snowflake) -> Result<Response, A
     }
     s.ctx
         .directory
-        .call(&s.ctx, id, |reply| RoomMsg::RemoveMember {
+        .call(id, |reply| RoomMsg::RemoveMember {
             user_id: user.id,
             removed_by: None,
             reply,
@@ -487,7 +481,7 @@ async fn my_rooms(s: AppState, user: AuthUser) -> Result<Response, ApiError> {
 
 async fn members(s: AppState, user: AuthUser, id: Snowflake) -> Result<Response, ApiError> {
     visible_room(&s, &user, id).await?;
-    let list = s.ctx.directory.call(&s.ctx, id, RoomMsg::Members).await?;
+    let list = s.ctx.directory.call(id, RoomMsg::Members).await?;
     Ok(ok(StatusCode::OK, &list))
 }
 

@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use voiceflow_actors::ActorError;
 use voiceflow_actors::cluster::Owner;
 use voiceflow_actors::remote::{Recipient, RemoteSession};
 use voiceflow_actors::room::leave_answer;
+use voiceflow_actors::{ActorError, NodeContext};
 use voiceflow_wire::Snowflake;
 use voiceflow_wire::cluster::{NodeId, PeerMsg, PresenceOp, RoomDelivery, RoomOp};
 use voiceflow_wire::v1::frame::{self, Frame};
@@ -18,14 +18,14 @@ use super::room_ops::{self, FromOp};
 use super::send::{ACQUIRE_TIMEOUT, MAX_HOPS};
 
 /// Handles one frame from peer `from`.
-pub async fn handle(cluster: &Arc<ClusterInner>, from: NodeId, msg: PeerMsg) {
+pub async fn handle(cluster: &Arc<ClusterInner>, ctx: &NodeContext, from: NodeId, msg: PeerMsg) {
     match msg {
         // A stream's sender is the node its certificate names (checked at its first hello).
-        PeerMsg::Hello(info) if info.node_id == from => cluster.on_hello(info),
+        PeerMsg::Hello(info) if info.node_id == from => cluster.on_hello(ctx, info),
         PeerMsg::Heartbeat {
             from: info,
             members,
-        } if info.node_id == from => cluster.on_heartbeat(info, &members),
+        } if info.node_id == from => cluster.on_heartbeat(ctx, info, &members),
         PeerMsg::Hello(_) | PeerMsg::Heartbeat { .. } => {
             tracing::warn!(peer = from, "a peer spoke for another node; ignored");
         }
@@ -34,48 +34,44 @@ pub async fn handle(cluster: &Arc<ClusterInner>, from: NodeId, msg: PeerMsg) {
             origin,
             hops,
             op,
-        } => to_room(cluster, room, origin, hops, op).await,
+        } => to_room(cluster, ctx, room, origin, hops, op).await,
         PeerMsg::FromRoom { room, delivery } => from_room(cluster, from, room, delivery),
-        PeerMsg::ToPresence { user, op } => to_presence(cluster, from, user, op).await,
+        PeerMsg::ToPresence { user, op } => to_presence(cluster, ctx, from, user, op).await,
         PeerMsg::ForUser { user, op } => {
-            if let Some(ctx) = cluster.ctx() {
-                ctx.sessions.for_user(user, &op);
-            }
+            cluster.sessions.for_user(user, &op);
         }
-        PeerMsg::ToUser { user, frames } => {
-            let Some(ctx) = cluster.ctx() else {
-                return;
-            };
-            match Frame::from_wire(bytes::Bytes::from(frames)) {
-                Some(frame) => {
-                    ctx.sessions.to_user(user, &frame);
-                }
-                None => {
-                    tracing::warn!(
-                        peer = from,
-                        "peer sent malformed frames for a user; dropped"
-                    );
-                    metrics::counter!("voiceflow_cluster_bad_frames_total").increment(1);
-                }
+        PeerMsg::ToUser { user, frames } => match Frame::from_wire(bytes::Bytes::from(frames)) {
+            Some(frame) => {
+                cluster.sessions.to_user(user, &frame);
             }
-        }
+            None => {
+                tracing::warn!(
+                    peer = from,
+                    "peer sent malformed frames for a user; dropped"
+                );
+                metrics::counter!("voiceflow_cluster_bad_frames_total").increment(1);
+            }
+        },
     }
 }
 
 /// An op for a presence actor: applied here if this node owns the user (or the sender
 /// thinks so and this node sees the sender as owner: views differ for a moment during a
 /// rebalance), else passed on once to the owner this node sees.
-async fn to_presence(cluster: &Arc<ClusterInner>, from: NodeId, user: Snowflake, op: PresenceOp) {
-    let Some(ctx) = cluster.ctx().cloned() else {
-        return;
-    };
+async fn to_presence(
+    cluster: &Arc<ClusterInner>,
+    ctx: &NodeContext,
+    from: NodeId,
+    user: Snowflake,
+    op: PresenceOp,
+) {
     match ctx.directory.owner(user) {
         Owner::Remote(node) if node != from => {
             use voiceflow_actors::cluster::Cluster;
             let _ = cluster.presence(node, user, op);
         }
         Owner::Unavailable => {}
-        _ => ctx.presence.local(&ctx, user, op).await,
+        _ => ctx.presence.local(user, op).await,
     }
 }
 
@@ -135,11 +131,7 @@ fn recipient(
 /// sent meanwhile came back to its client as UNAVAILABLE, on every rolling restart. Held, it
 /// is served once the placement settles (the op task of this stream waits, so requests for
 /// the room stay in order). A node without a quorum still refuses, after the same wait.
-async fn settled_owner(
-    cluster: &ClusterInner,
-    ctx: &voiceflow_actors::NodeContext,
-    room: Snowflake,
-) -> Owner {
+async fn settled_owner(cluster: &ClusterInner, ctx: &NodeContext, room: Snowflake) -> Owner {
     let wait = cluster.membership.lock().catch_up() * 3 / 2;
     let deadline = Instant::now() + wait;
     loop {
@@ -154,24 +146,22 @@ async fn settled_owner(
 
 async fn to_room(
     cluster: &Arc<ClusterInner>,
+    ctx: &NodeContext,
     room: Snowflake,
     origin: NodeId,
     hops: u8,
     op: RoomOp,
 ) {
-    let Some(ctx) = cluster.ctx().cloned() else {
-        return;
-    };
     // A release is for this node whoever owns the room (the sender is about to).
     if let RoomOp::Release { call_id } = op {
-        return release(cluster, &ctx, room, origin, call_id).await;
+        return release(cluster, ctx, room, origin, call_id).await;
     }
     // Not ours (any more, or yet): pass it on to the owner we see, a few times at most. Not to
     // one gone silent: the sender's view is likely newer (it declared that node down first,
     // and sent this here because of it); passed on, the request would be lost with that node,
     // while refused it is tried again in a moment (the heartbeat's tick updates this view).
     let silent = |node| cluster.membership.lock().is_silent(node, Instant::now());
-    match settled_owner(cluster, &ctx, room).await {
+    match settled_owner(cluster, ctx, room).await {
         Owner::Local => {}
         Owner::Remote(node) if hops < MAX_HOPS && !silent(node) => {
             cluster.send_op(node, room, origin, hops + 1, op);
@@ -185,7 +175,7 @@ async fn to_room(
             msg,
             session_id,
             req_id,
-        } => match ctx.directory.send(&ctx, room, msg).await {
+        } => match ctx.directory.send(room, msg).await {
             Ok(_) => {}
             // The session's node re-joining by itself: no client to answer, so it is told to
             // try again soon (an error frame would reach the client instead).
@@ -199,7 +189,7 @@ async fn to_room(
             session_id,
             req_id,
         } => {
-            if let Err(e) = ctx.directory.send(&ctx, room, msg).await {
+            if let Err(e) = ctx.directory.send(room, msg).await {
                 fail_session(cluster, room, origin, session_id, req_id, &e);
             }
         }
@@ -234,12 +224,13 @@ async fn to_room(
         }
         FromOp::Call { call_id, call } => {
             let cluster = cluster.clone();
+            let ctx = ctx.clone();
             tokio::spawn(async move {
                 let result = room_ops::room_call(&ctx, room, call).await;
                 cluster.send_delivery(origin, room, RoomDelivery::CallResult { call_id, result });
             });
         }
-        FromOp::Release { call_id } => release(cluster, &ctx, room, origin, call_id).await,
+        FromOp::Release { call_id } => release(cluster, ctx, room, origin, call_id).await,
     }
 }
 
@@ -293,7 +284,7 @@ fn refuse(cluster: &Arc<ClusterInner>, room: Snowflake, origin: NodeId, op: Room
 /// A peer is about to start `room`: stop ours (if it runs) once it finished its writes.
 async fn release(
     cluster: &Arc<ClusterInner>,
-    ctx: &voiceflow_actors::NodeContext,
+    ctx: &NodeContext,
     room: Snowflake,
     origin: NodeId,
     call_id: u64,
@@ -317,10 +308,7 @@ async fn release(
 
 /// A room on `from` sent something for this node's sessions.
 fn from_room(cluster: &Arc<ClusterInner>, from: NodeId, room: Snowflake, delivery: RoomDelivery) {
-    let Some(ctx) = cluster.ctx() else {
-        return;
-    };
-    let sessions = &ctx.sessions;
+    let sessions = &cluster.sessions;
     let frames = |bytes: Vec<u8>| {
         let frame = Frame::from_wire(bytes::Bytes::from(bytes));
         if frame.is_none() {

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::mpsc;
+use voiceflow_actors::NodeContext;
 use voiceflow_actors::remote::Peer;
 use voiceflow_wire::Snowflake;
 use voiceflow_wire::cluster::{self, NodeId, PeerMsg, RoomDelivery};
@@ -330,13 +331,14 @@ async fn write_lane(
 }
 
 /// Accepts peers' connections until the endpoint closes.
-pub async fn accept_loop(cluster: Arc<ClusterInner>) {
+pub async fn accept_loop(cluster: Arc<ClusterInner>, ctx: NodeContext) {
     while let Some(incoming) = cluster.endpoint.accept().await {
         let cluster = cluster.clone();
+        let ctx = ctx.clone();
         tokio::spawn(async move {
             let remote = incoming.remote_address();
             match incoming.await {
-                Ok(conn) => serve_connection(cluster, conn).await,
+                Ok(conn) => serve_connection(cluster, ctx, conn).await,
                 // A certificate from another CA ends here (the handshake fails).
                 Err(e) => tracing::warn!(%remote, error = %e, "cluster connection refused"),
             }
@@ -344,7 +346,7 @@ pub async fn accept_loop(cluster: Arc<ClusterInner>) {
     }
 }
 
-async fn serve_connection(cluster: Arc<ClusterInner>, conn: quinn::Connection) {
+async fn serve_connection(cluster: Arc<ClusterInner>, ctx: NodeContext, conn: quinn::Connection) {
     let remote = conn.remote_address();
     let Some(cert_node) = super::tls::peer_node_id(&conn) else {
         tracing::warn!(%remote, "peer certificate names no node; closing");
@@ -355,9 +357,10 @@ async fn serve_connection(cluster: Arc<ClusterInner>, conn: quinn::Connection) {
         match conn.accept_uni().await {
             Ok(stream) => {
                 let cluster = cluster.clone();
+                let ctx = ctx.clone();
                 let conn = conn.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = read_stream(&cluster, stream, cert_node).await {
+                    if let Err(e) = read_stream(&cluster, &ctx, stream, cert_node).await {
                         tracing::warn!(%remote, error = %e, "bad frame from a peer; closing its connection");
                         metrics::counter!("voiceflow_cluster_bad_frames_total").increment(1);
                         conn.close(2u32.into(), b"protocol error");
@@ -372,6 +375,7 @@ async fn serve_connection(cluster: Arc<ClusterInner>, conn: quinn::Connection) {
 /// Reads a stream's frames in order and hands them to the router.
 async fn read_stream(
     cluster: &Arc<ClusterInner>,
+    ctx: &NodeContext,
     mut stream: quinn::RecvStream,
     cert_node: NodeId,
 ) -> Result<(), String> {
@@ -418,7 +422,7 @@ async fn read_stream(
             }
             (None, PeerMsg::Hello(info)) => {
                 from = Some(info.node_id);
-                cluster.on_hello(info);
+                cluster.on_hello(ctx, info);
             }
             (None, _) => return Err("stream did not start with a hello".into()),
             // Requests to rooms may wait (a room starting, a release); they run in order on a
@@ -428,16 +432,17 @@ async fn read_stream(
                 let ops = ops.get_or_insert_with(|| {
                     let (tx, mut rx) = mpsc::unbounded_channel::<PeerMsg>();
                     let cluster = cluster.clone();
+                    let ctx = ctx.clone();
                     tokio::spawn(async move {
                         while let Some(msg) = rx.recv().await {
-                            cluster.on_frame(node, msg).await;
+                            cluster.on_frame(&ctx, node, msg).await;
                         }
                     });
                     tx
                 });
                 let _ = ops.send(msg);
             }
-            (Some(node), msg) => cluster.on_frame(node, msg).await,
+            (Some(node), msg) => cluster.on_frame(ctx, node, msg).await,
         }
     }
 }
@@ -471,52 +476,4 @@ async fn say_hello(cluster: &Arc<ClusterInner>, seed: SocketAddr) -> Result<(), 
     let _ = tokio::time::timeout(Duration::from_secs(2), stream.stopped()).await;
     conn.close(0u32.into(), b"introduced");
     Ok(())
-}
-
-/// Messages of the link supervisor (it only acts on its links' failures).
-pub enum SupervisorMsg {}
-
-/// Restarts a crashed link actor with the same peer; frames it had queued are lost (as on a
-/// broken connection) and the rooms' requests are retried by their sessions.
-pub struct LinkSupervisor;
-
-impl Actor for LinkSupervisor {
-    type Msg = SupervisorMsg;
-    type State = Arc<ClusterInner>;
-    type Arguments = Arc<ClusterInner>;
-
-    async fn pre_start(
-        &self,
-        _me: ActorRef<SupervisorMsg>,
-        cluster: Arc<ClusterInner>,
-    ) -> Result<Arc<ClusterInner>, ActorProcessingErr> {
-        Ok(cluster)
-    }
-
-    async fn handle_supervisor_evt(
-        &self,
-        _me: ActorRef<SupervisorMsg>,
-        event: ractor::SupervisionEvent,
-        cluster: &mut Arc<ClusterInner>,
-    ) -> Result<(), ActorProcessingErr> {
-        if let ractor::SupervisionEvent::ActorFailed(cell, err) = event {
-            metrics::counter!("voiceflow_actor_crashes_total", "kind" => "link").increment(1);
-            let failed = cluster
-                .links
-                .read()
-                .iter()
-                .find(|(_, l)| {
-                    l.actor
-                        .as_ref()
-                        .is_some_and(|a| a.get_id() == cell.get_id())
-                })
-                .map(|(node, l)| (*node, l.addr, l.incarnation));
-            if let Some((node, addr, incarnation)) = failed {
-                tracing::error!(peer = node, error = %err, "cluster link crashed; restarting it");
-                cluster.links.write().remove(&node);
-                cluster.ensure_link(node, addr, incarnation);
-            }
-        }
-        Ok(())
-    }
 }

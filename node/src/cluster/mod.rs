@@ -29,14 +29,14 @@ pub mod tls;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use parking_lot::{Mutex, RwLock};
 use ractor::{Actor, ActorRef};
-use voiceflow_actors::NodeContext;
+use voiceflow_actors::{NodeContext, SessionRegistry};
 use voiceflow_wire::Snowflake;
 use voiceflow_wire::cluster::{MemberInfo, MemberState, NodeId, PeerMsg};
 
@@ -92,8 +92,11 @@ pub struct ClusterInner {
     /// Peers whose incoming traffic only is dropped (a one-way cut, fault injection).
     deaf: RwLock<std::collections::HashSet<NodeId>>,
     fault_injection: bool,
-    ctx: OnceLock<NodeContext>,
-    link_supervisor: OnceLock<ActorRef<link::SupervisorMsg>>,
+    /// This node's sessions: requests for remote rooms record whom they follow, and a node's
+    /// death or a placement change reaches them. (The rooms and presence actors are reached
+    /// through the node context the cluster's tasks are given at start; the cluster itself
+    /// holds no context, so the context's directories can hold the cluster.)
+    sessions: SessionRegistry,
 }
 
 /// A started cluster membership.
@@ -105,6 +108,7 @@ pub fn bind(
     config: &ClusterConfig,
     node_id: NodeId,
     http_addr: SocketAddr,
+    sessions: SessionRegistry,
 ) -> anyhow::Result<ClusterNode> {
     let idle = Duration::from_millis(config.failure_timeout_ms.max(1000) * 2);
     let versions = config.protocols();
@@ -151,24 +155,21 @@ pub fn bind(
         blocked: RwLock::default(),
         deaf: RwLock::default(),
         fault_injection: config.fault_injection,
-        ctx: OnceLock::new(),
-        link_supervisor: OnceLock::new(),
+        sessions,
     })))
 }
 
 impl ClusterNode {
-    /// Starts talking: the accept loop, the link supervisor, dialling the seeds, heartbeats.
-    /// Waits (a few seconds at most) until the seeds that answer have been heard from.
+    /// Starts talking: the accept loop (peers' requests reach `ctx`'s rooms and presence
+    /// actors), dialling the seeds, heartbeats. Waits (a few seconds at most) until the seeds
+    /// that answer have been heard from.
     pub async fn start(&self, ctx: NodeContext, seeds: &[SocketAddr]) -> anyhow::Result<()> {
         let inner = self.0.clone();
-        let _ = inner.ctx.set(ctx);
-        let (sup, _) = Actor::spawn(None, link::LinkSupervisor, inner.clone()).await?;
-        let _ = inner.link_supervisor.set(sup);
-        tokio::spawn(link::accept_loop(inner.clone()));
+        tokio::spawn(link::accept_loop(inner.clone(), ctx.clone()));
         let own = inner.endpoint.local_addr()?;
         let seeds: Vec<SocketAddr> = seeds.iter().copied().filter(|s| *s != own).collect();
         tokio::spawn(link::introduce(inner.clone(), seeds.clone()));
-        tokio::spawn(heartbeats(inner.clone()));
+        tokio::spawn(heartbeats(inner.clone(), ctx));
         let deadline = Instant::now() + Duration::from_secs(5);
         while !seeds.is_empty() && Instant::now() < deadline {
             if inner.membership.lock().peers().len() + 1 >= seeds.len().min(2) {
@@ -179,17 +180,15 @@ impl ClusterNode {
         Ok(())
     }
 
-    /// Graceful leave: own nothing, hand every room off, and tell the peers.
-    pub async fn drain(&self, wait: Duration) {
+    /// Graceful leave: own nothing, hand every room of `ctx` off, and tell the peers.
+    pub async fn drain(&self, ctx: &NodeContext, wait: Duration) {
         let inner = &self.0;
         let change = inner.membership.lock().set_leaving();
-        inner.apply(change);
-        inner.send_heartbeats();
+        inner.apply(ctx, change);
+        inner.send_heartbeats(ctx);
         let deadline = Instant::now() + wait;
-        if let Some(ctx) = inner.ctx.get() {
-            while ctx.directory.busy_rooms() > 0 && Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+        while ctx.directory.busy_rooms() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
@@ -217,10 +216,6 @@ impl ClusterInner {
     /// This node's member entry.
     pub fn me(&self) -> MemberInfo {
         self.membership.lock().me()
-    }
-
-    fn ctx(&self) -> Option<&NodeContext> {
-        self.ctx.get()
     }
 
     /// A peer's link handle.
@@ -268,39 +263,62 @@ impl ClusterInner {
         };
         let me = self.clone();
         tokio::spawn(async move {
-            let Some(sup) = me.link_supervisor.get() else {
-                return;
-            };
-            match Actor::spawn_linked(None, LinkActor, args, sup.get_cell()).await {
-                Ok((actor, _)) => {
-                    let mut links = me.links.write();
-                    match links.get_mut(&node) {
-                        Some(entry)
-                            if entry.incarnation == incarnation && entry.actor.is_none() =>
-                        {
-                            entry.actor = Some(actor);
-                        }
-                        _ => actor.stop(Some("superseded".into())),
-                    }
+            let (actor, ended) = match Actor::spawn(None, LinkActor, args).await {
+                Ok(started) => started,
+                Err(e) => {
+                    tracing::error!(peer = node, error = %e, "cannot start a cluster link");
+                    return;
                 }
-                Err(e) => tracing::error!(peer = node, error = %e, "cannot start a cluster link"),
+            };
+            {
+                let mut links = me.links.write();
+                match links.get_mut(&node) {
+                    Some(entry) if entry.incarnation == incarnation && entry.actor.is_none() => {
+                        entry.actor = Some(actor.clone());
+                    }
+                    _ => actor.stop(Some("superseded".into())),
+                }
             }
+            // Supervision: a link stops only when replaced (its entry then names another
+            // actor) or when it crashed, and then it is restarted for the same peer. Frames
+            // it had queued are lost (as on a broken connection) and rooms' requests are
+            // retried by their sessions.
+            let _ = ended.await;
+            me.link_ended(node, actor.get_id());
         });
     }
 
+    /// The link actor `id` of `node` stopped: restarted if it was still the current one.
+    fn link_ended(self: &Arc<Self>, node: NodeId, id: ractor::ActorId) {
+        let crashed = {
+            let mut links = self.links.write();
+            match links.get(&node) {
+                Some(entry) if entry.actor.as_ref().is_some_and(|a| a.get_id() == id) => {
+                    links.remove(&node).map(|l| (l.addr, l.incarnation))
+                }
+                _ => None,
+            }
+        };
+        if let Some((addr, incarnation)) = crashed {
+            metrics::counter!("voiceflow_actor_crashes_total", "kind" => "link").increment(1);
+            tracing::error!(peer = node, "cluster link stopped; restarting it");
+            self.ensure_link(node, addr, incarnation);
+        }
+    }
+
     /// A frame from peer `from` (after its stream's hello).
-    async fn on_frame(self: &Arc<Self>, from: NodeId, msg: PeerMsg) {
-        inbound::handle(self, from, msg).await;
+    async fn on_frame(self: &Arc<Self>, ctx: &NodeContext, from: NodeId, msg: PeerMsg) {
+        inbound::handle(self, ctx, from, msg).await;
     }
 
     /// A peer said hello on a stream.
-    fn on_hello(self: &Arc<Self>, info: MemberInfo) {
+    fn on_hello(self: &Arc<Self>, ctx: &NodeContext, info: MemberInfo) {
         let change = self.membership.lock().heard(info, Instant::now());
-        self.apply(change);
+        self.apply(ctx, change);
     }
 
     /// A peer's heartbeat with its member list.
-    fn on_heartbeat(self: &Arc<Self>, from: MemberInfo, members: &[MemberInfo]) {
+    fn on_heartbeat(self: &Arc<Self>, ctx: &NodeContext, from: MemberInfo, members: &[MemberInfo]) {
         let mut m = self.membership.lock();
         let mut change = m.heard(from, Instant::now());
         let gossip = m.merge(members, Instant::now());
@@ -308,11 +326,11 @@ impl ClusterInner {
         change.placement |= gossip.placement;
         change.dial.extend(gossip.dial);
         change.down.extend(gossip.down);
-        self.apply(change);
+        self.apply(ctx, change);
     }
 
     /// Acts on a membership change: dial new nodes, rebalance rooms, void the dead's calls.
-    fn apply(self: &Arc<Self>, change: Change) {
+    fn apply(self: &Arc<Self>, ctx: &NodeContext, change: Change) {
         for info in change.dial {
             let Ok(addr) = info.quic_addr.parse::<SocketAddr>() else {
                 continue;
@@ -331,22 +349,16 @@ impl ClusterInner {
             let owners = self.membership.lock().owners();
             *self.owners.write() = Arc::new(owners.clone());
             metrics::gauge!("voiceflow_cluster_owners").set(owners.len() as f64);
-            if let Some(ctx) = self.ctx() {
-                let moved = ctx.directory.rebalance(&change.down);
-                let me = self.me;
-                ctx.sessions.owners_changed(|room| {
-                    membership::owner_among(&owners, room.0).map(|n| if n == me { me } else { n })
-                });
-                let presence_ctx = ctx.clone();
-                tokio::spawn(async move {
-                    presence_ctx.presence.rebalance(&presence_ctx).await;
-                });
-                tracing::info!(owners = ?owners, rooms_moving = moved, "placement changed");
-            }
+            let moved = ctx.directory.rebalance(&change.down);
+            self.sessions
+                .owners_changed(|room| membership::owner_among(&owners, room.0));
+            let presence = ctx.presence.clone();
+            tokio::spawn(async move { presence.rebalance().await });
+            tracing::info!(owners = ?owners, rooms_moving = moved, "placement changed");
         }
         // Once placement no longer names them: a client sending again reaches the new owner.
         for node in &change.down {
-            let failed = self.ctx().map_or(0, |ctx| ctx.sessions.node_down(*node));
+            let failed = self.sessions.node_down(*node);
             if failed > 0 {
                 tracing::info!(
                     peer = node,
@@ -368,15 +380,13 @@ impl ClusterInner {
         }
     }
 
-    fn send_heartbeats(&self) {
+    fn send_heartbeats(&self, ctx: &NodeContext) {
         let (from, members) = {
             let mut m = self.membership.lock();
-            if let Some(ctx) = self.ctx() {
-                m.set_my_counts(
-                    ctx.directory.active_rooms() as u32,
-                    ctx.sessions.len() as u32,
-                );
-            }
+            m.set_my_counts(
+                ctx.directory.active_rooms() as u32,
+                self.sessions.len() as u32,
+            );
             (m.me(), m.list())
         };
         let msg = PeerMsg::Heartbeat { from, members };
@@ -389,7 +399,7 @@ impl ClusterInner {
 }
 
 /// Sends heartbeats, detects silent peers, and expires calls nobody answered.
-async fn heartbeats(inner: Arc<ClusterInner>) {
+async fn heartbeats(inner: Arc<ClusterInner>, ctx: NodeContext) {
     let mut every = tokio::time::interval(inner.heartbeat);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -406,11 +416,11 @@ async fn heartbeats(inner: Arc<ClusterInner>) {
             }
         };
         if beat {
-            inner.send_heartbeats();
+            inner.send_heartbeats(&ctx);
         }
         let change = inner.membership.lock().tick(Instant::now());
         if change.placement || !change.down.is_empty() {
-            inner.apply(change);
+            inner.apply(&ctx, change);
         }
         let expired = take_where(&mut inner.calls.lock(), |c| {
             c.started.elapsed() > Duration::from_secs(30)

@@ -66,10 +66,8 @@ pub(super) fn to_op(
             reply,
         } => {
             let origin = origin_of(me, &session.to);
-            if origin == me
-                && let Some(ctx) = cluster.ctx()
-            {
-                ctx.sessions.follow(room, node, session.session_id);
+            if origin == me {
+                cluster.sessions.follow(room, node, session.session_id);
             }
             let op = RoomOp::Join {
                 session_id: session.session_id,
@@ -412,7 +410,7 @@ pub(super) async fn room_call(
     let answer = match call {
         RoomCall::AddMember { user_id, username } => {
             let author = Author { user_id, username };
-            dir.call(ctx, room, |reply| RoomMsg::AddMember { author, reply })
+            dir.call(room, |reply| RoomMsg::AddMember { author, reply })
                 .await
                 .map(CallAnswer::Joined)
         }
@@ -420,7 +418,7 @@ pub(super) async fn room_call(
             user_id,
             removed_by,
         } => done(
-            dir.call(ctx, room, |reply| RoomMsg::RemoveMember {
+            dir.call(room, |reply| RoomMsg::RemoveMember {
                 user_id,
                 removed_by,
                 reply,
@@ -428,7 +426,7 @@ pub(super) async fn room_call(
             .await,
         ),
         RoomCall::DeleteMessage { message_id, by } => done(
-            dir.call(ctx, room, |reply| RoomMsg::DeleteMessage {
+            dir.call(room, |reply| RoomMsg::DeleteMessage {
                 message_id,
                 by,
                 reply,
@@ -436,11 +434,11 @@ pub(super) async fn room_call(
             .await,
         ),
         RoomCall::DeleteRoom { by } => done(
-            dir.call(ctx, room, |reply| RoomMsg::DeleteRoom { by, reply })
+            dir.call(room, |reply| RoomMsg::DeleteRoom { by, reply })
                 .await,
         ),
         RoomCall::Members => dir
-            .call(ctx, room, RoomMsg::Members)
+            .call(room, RoomMsg::Members)
             .await
             .map(CallAnswer::Members),
         RoomCall::Updated { room: record } => {

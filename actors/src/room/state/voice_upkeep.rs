@@ -23,7 +23,7 @@ impl RoomState {
         let at_ms = voiceflow_wire::ids::now_ms();
         tokio::spawn(async move {
             let op = voiceflow_wire::cluster::PresenceOp::InCall { channel, on, at_ms };
-            ctx.presence.send(&ctx, user, op).await;
+            ctx.presence.send(user, op).await;
         });
     }
 
