@@ -11,6 +11,7 @@
 //! - [`remote`]: how rooms reach sessions on other nodes ([`remote::Recipient`]).
 //! - [`registry`]: this node's sessions and the remote rooms they follow (Manifold fan-out).
 //! - [`forwarded`]: a session's requests to rooms on other nodes that await an answer.
+//! - [`permissions`]: what a community member may do in a channel (IO-free, Discord's order).
 //! - [`presence`]: one presence actor per user (placed like rooms), fed by session heartbeats.
 //! - [`call`]: the call actor of a 1:1 call and its state machine (a child of the DM room).
 //! - [`error`]: [`ActorError`], turned into client error bodies in one place.
@@ -23,6 +24,7 @@ pub mod directory;
 pub mod error;
 pub mod forwarded;
 pub mod outbox;
+pub mod permissions;
 pub mod presence;
 pub mod registry;
 pub mod remote;

@@ -7,6 +7,7 @@ pub mod client;
 pub mod event;
 pub mod files;
 pub mod frame;
+pub mod permissions;
 pub mod request;
 pub mod rich;
 pub mod server;
