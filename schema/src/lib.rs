@@ -12,6 +12,7 @@
 //! - [`blob`]: the [`BlobStore`] trait for uploaded files and its two backends (a directory,
 //!   and the `files`/`file_chunks` CQL tables).
 //! - [`contacts`]: blocks and who may reach a user (DMs, calls).
+//! - [`community`]: communities, their roles and their members.
 //! - [`bucket`]: time buckets that bound message-log partitions (Discord's model).
 //! - [`fence`]: the rule that resolves room logs by ownership epoch (storage-level fencing).
 //! - [`fixtures`]: record builders shared by both stores' tests and the benchmark.
@@ -22,6 +23,7 @@
 
 pub mod blob;
 pub mod bucket;
+pub mod community;
 pub mod contacts;
 pub mod cql;
 pub mod embedded;
@@ -33,6 +35,7 @@ pub mod model;
 pub mod store;
 
 pub use blob::{BlobMeta, BlobStore};
+pub use community::{CommunityMember, CommunityRecord, RoleRecord};
 pub use contacts::{BlockRecord, ContactPolicy, UserSettings};
 pub use cql::CqlStore;
 pub use embedded::EmbeddedStore;

@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use voiceflow_wire::Snowflake;
 
+use crate::community::{CommunityMember, CommunityRecord, RoleRecord};
 use crate::contacts::{BlockRecord, UserSettings};
 use crate::model::*;
 
@@ -200,6 +201,51 @@ pub trait Store: Send + Sync + 'static {
     async fn user_settings(&self, user_id: Snowflake) -> StoreResult<Option<UserSettings>>;
     /// Stores a user's privacy settings.
     async fn put_user_settings(&self, settings: &UserSettings) -> StoreResult<()>;
+
+    // ---- communities ----
+    /// Inserts a community with its `@everyone` role and its owner's membership.
+    async fn create_community(
+        &self,
+        community: &CommunityRecord,
+        everyone: &RoleRecord,
+        owner: &CommunityMember,
+    ) -> StoreResult<()>;
+    /// Looks a community up by id.
+    async fn community_by_id(&self, id: Snowflake) -> StoreResult<Option<CommunityRecord>>;
+    /// Replaces a community's record; a community deleted meanwhile stays deleted.
+    async fn update_community(&self, community: &CommunityRecord) -> StoreResult<()>;
+    /// Deletes a community, its roles and its memberships (both directions).
+    async fn delete_community(&self, id: Snowflake) -> StoreResult<()>;
+    /// Inserts or replaces a role.
+    async fn put_role(&self, role: &RoleRecord) -> StoreResult<()>;
+    /// Deletes a role (members that still name it are not rewritten; it is ignored there).
+    async fn delete_role(&self, community_id: Snowflake, role_id: Snowflake) -> StoreResult<()>;
+    /// Every role of a community, by id.
+    async fn community_roles(&self, community_id: Snowflake) -> StoreResult<Vec<RoleRecord>>;
+    /// Inserts or replaces a membership (and the user's index entry).
+    async fn put_community_member(&self, member: &CommunityMember) -> StoreResult<()>;
+    /// Removes a membership; removing one that does not exist is not an error.
+    async fn remove_community_member(
+        &self,
+        community_id: Snowflake,
+        user_id: Snowflake,
+    ) -> StoreResult<()>;
+    /// One membership.
+    async fn community_member(
+        &self,
+        community_id: Snowflake,
+        user_id: Snowflake,
+    ) -> StoreResult<Option<CommunityMember>>;
+    /// A page of members by user id: those after `after` (from the first without), at most
+    /// `limit`.
+    async fn community_members(
+        &self,
+        community_id: Snowflake,
+        after: Option<Snowflake>,
+        limit: u32,
+    ) -> StoreResult<Vec<CommunityMember>>;
+    /// The communities `user_id` is a member of, by id.
+    async fn user_communities(&self, user_id: Snowflake) -> StoreResult<Vec<Snowflake>>;
 
     // ---- lifecycle ----
     /// Makes everything written so far durable (used at shutdown).

@@ -67,6 +67,11 @@ pub const MIGRATIONS: &[Migration] = &[
         description: "room ownership epochs (storage-level fencing)",
         cql: include_str!("../../cql/007_room_owner.cql"),
     },
+    Migration {
+        version: 8,
+        description: "communities, roles and community members",
+        cql: include_str!("../../cql/008_communities.cql"),
+    },
 ];
 
 /// The newest version this binary knows.
@@ -291,7 +296,7 @@ mod tests {
             statements.len(),
             "only CREATE TABLE statements"
         );
-        assert_eq!(latest_version(), 7);
+        assert_eq!(latest_version(), 8);
     }
 
     #[test]

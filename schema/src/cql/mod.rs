@@ -1,11 +1,12 @@
-//! The ScyllaDB backend: the [`Store`] on the `scylla` driver (CQL native protocol v4).
+//! The ScyllaDB backend: the [`Store`](crate::Store) on the `scylla` driver (CQL native protocol v4).
 //!
 //! - [`config`]: connection settings (`[scylla]` in the node's TOML).
 //! - [`migrate`]: versioned, idempotent schema migrations from `schema/cql/`, run by
 //!   [`CqlStore::connect`] before anything else.
 //! - `statements`: every statement, prepared once; the backend sends no unprepared data
 //!   statement.
-//! - `users`, `rooms`, `messages`, `tokens`: one method per CQL access path, mirroring the
+//! - `users`, `rooms`, `messages`, `tokens`, `contacts`, `communities`: one method per CQL
+//!   access path (`store_impl` delegates the [`Store`](crate::Store) to them), mirroring the
 //!   embedded store's behaviour (the conformance suite in `schema/tests/conformance/` runs the
 //!   same tests against both).
 //! - `commit`: per-room group commit of message appends.
@@ -26,6 +27,7 @@ pub mod blobs;
 pub mod bridge;
 mod codec;
 mod commit;
+mod communities;
 pub mod config;
 mod contacts;
 mod events;
@@ -33,13 +35,13 @@ mod messages;
 pub mod migrate;
 mod rooms;
 mod statements;
+mod store_impl;
 pub mod testing;
 mod tokens;
 mod users;
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use futures_util::TryStreamExt;
 use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
@@ -51,15 +53,12 @@ use scylla::response::query_result::QueryResult;
 use scylla::serialize::row::SerializeRow;
 use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
-use voiceflow_wire::Snowflake;
 
 use self::codec::{Lwt, corrupt, driver_error, rows};
 use self::commit::GroupCommit;
 pub use self::config::{Consistency, CqlConfig, SerialConsistency};
 use self::statements::Statements;
-use crate::contacts::{BlockRecord, UserSettings};
-use crate::model::*;
-use crate::store::{Store, StoreError, StoreResult};
+use crate::store::{StoreError, StoreResult};
 
 /// One statement of a batch with its values.
 pub(crate) type BatchEntry<'a> = (&'a PreparedStatement, Box<dyn SerializeRow + Send + Sync>);
@@ -70,6 +69,7 @@ pub(crate) struct Cql {
     st: Statements,
     ev: events::EventStatements,
     contacts: contacts::ContactStatements,
+    communities: communities::CommunityStatements,
 }
 
 impl Cql {
@@ -186,7 +186,7 @@ impl Cql {
     }
 }
 
-/// The ScyllaDB [`Store`]. Cheap to share behind an `Arc`; see the module docs.
+/// The ScyllaDB [`Store`](crate::Store). Cheap to share behind an `Arc`; see the module docs.
 pub struct CqlStore {
     cql: Arc<Cql>,
     commit: Arc<GroupCommit>,
@@ -257,6 +257,7 @@ impl CqlStore {
         let st = Statements::prepare(&session).await?;
         let ev = events::EventStatements::prepare(&session).await?;
         let contacts = contacts::ContactStatements::prepare(&session).await?;
+        let communities = communities::CommunityStatements::prepare(&session).await?;
         tracing::info!(keyspace = %config.keyspace, version, contact_points = %contact, "CQL store ready");
         Ok(CqlStore {
             cql: Arc::new(Cql {
@@ -264,6 +265,7 @@ impl CqlStore {
                 st,
                 ev,
                 contacts,
+                communities,
             }),
             commit: Arc::new(GroupCommit::default()),
             keyspace: config.keyspace.clone(),
@@ -304,218 +306,6 @@ fn tls_context(config: &CqlConfig) -> StoreResult<Arc<rustls::ClientConfig>> {
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Arc::new(config))
-}
-
-#[async_trait]
-impl Store for CqlStore {
-    async fn create_user(&self, user: &UserRecord) -> StoreResult<()> {
-        self.cql.create_user(user).await
-    }
-
-    async fn user_by_id(&self, id: Snowflake) -> StoreResult<Option<UserRecord>> {
-        self.cql.user_by_id(id).await
-    }
-
-    async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>> {
-        self.cql.user_by_email(email).await
-    }
-
-    async fn user_by_username(&self, username: &str) -> StoreResult<Option<UserRecord>> {
-        self.cql.user_by_username(username).await
-    }
-
-    async fn update_user(&self, user: &UserRecord) -> StoreResult<()> {
-        self.cql.update_user(user).await
-    }
-
-    async fn create_room(&self, room: &RoomRecord, creator: &Membership) -> StoreResult<()> {
-        self.cql.create_room(room, creator).await
-    }
-
-    async fn room_by_id(&self, id: Snowflake) -> StoreResult<Option<RoomRecord>> {
-        self.cql.room_by_id(id).await
-    }
-
-    async fn room_by_code(&self, code: &str) -> StoreResult<Option<RoomRecord>> {
-        self.cql.room_by_code(code).await
-    }
-
-    async fn update_room(&self, room: &RoomRecord) -> StoreResult<()> {
-        self.cql.update_room(room).await
-    }
-
-    async fn delete_room(&self, id: Snowflake) -> StoreResult<()> {
-        self.cql.delete_room(id).await?;
-        self.cql.delete_events(id).await
-    }
-
-    async fn list_public_rooms(&self, offset: u64, limit: u32) -> StoreResult<RoomPage> {
-        self.cql.list_public_rooms(offset, limit).await
-    }
-
-    async fn put_member(&self, member: &Membership) -> StoreResult<()> {
-        self.cql.put_member(member).await
-    }
-
-    async fn remove_member(&self, room_id: Snowflake, user_id: Snowflake) -> StoreResult<()> {
-        self.cql.remove_member(room_id, user_id).await
-    }
-
-    async fn member(
-        &self,
-        room_id: Snowflake,
-        user_id: Snowflake,
-    ) -> StoreResult<Option<Membership>> {
-        self.cql.member(room_id, user_id).await
-    }
-
-    async fn room_members(&self, room_id: Snowflake) -> StoreResult<Vec<Membership>> {
-        self.cql.room_members(room_id).await
-    }
-
-    async fn user_rooms(&self, user_id: Snowflake) -> StoreResult<Vec<Membership>> {
-        self.cql.user_rooms(user_id).await
-    }
-
-    async fn append_messages(&self, messages: &[MessageRecord]) -> StoreResult<()> {
-        self.commit.append(&self.cql, messages).await
-    }
-
-    async fn message(
-        &self,
-        room_id: Snowflake,
-        id: Snowflake,
-    ) -> StoreResult<Option<MessageRecord>> {
-        self.cql.message(room_id, id).await
-    }
-
-    async fn message_room(&self, id: Snowflake) -> StoreResult<Option<Snowflake>> {
-        self.cql.message_room(id).await
-    }
-
-    async fn messages_before(
-        &self,
-        room_id: Snowflake,
-        before: Option<Snowflake>,
-        limit: u32,
-    ) -> StoreResult<Vec<MessageRecord>> {
-        self.cql.messages_before(room_id, before, limit).await
-    }
-
-    async fn messages_after(
-        &self,
-        room_id: Snowflake,
-        after: Snowflake,
-        limit: u32,
-    ) -> StoreResult<Vec<MessageRecord>> {
-        self.cql.messages_after(room_id, after, limit).await
-    }
-
-    async fn tombstone_message(
-        &self,
-        room_id: Snowflake,
-        id: Snowflake,
-        at: u64,
-    ) -> StoreResult<()> {
-        self.cql.tombstone_message(room_id, id, at).await
-    }
-
-    async fn message_by_nonce(
-        &self,
-        room_id: Snowflake,
-        user_id: Snowflake,
-        nonce: &str,
-    ) -> StoreResult<Option<Snowflake>> {
-        self.cql.message_by_nonce(room_id, user_id, nonce).await
-    }
-
-    async fn claim_room(&self, room_id: Snowflake, after: Option<u64>) -> StoreResult<u64> {
-        self.cql.claim_room(room_id, after).await
-    }
-
-    async fn commit_events(&self, events: &[RoomEventRecord]) -> StoreResult<()> {
-        self.cql.commit_events(events).await
-    }
-
-    async fn log_head(&self, room_id: Snowflake) -> StoreResult<Option<LogHead>> {
-        self.cql.log_head(room_id, None).await
-    }
-
-    async fn log_head_after_claim(
-        &self,
-        room_id: Snowflake,
-        claimed: u64,
-    ) -> StoreResult<Option<LogHead>> {
-        self.cql.log_head(room_id, Some(claimed)).await
-    }
-
-    async fn events_after(
-        &self,
-        room_id: Snowflake,
-        after: u64,
-        limit: u32,
-    ) -> StoreResult<Vec<RoomEventRecord>> {
-        self.cql.events_after(room_id, after, limit).await
-    }
-
-    async fn put_read_marker(&self, marker: &ReadMarker) -> StoreResult<()> {
-        self.cql.put_read_marker(marker).await
-    }
-
-    async fn read_markers(&self, user_id: Snowflake) -> StoreResult<Vec<ReadMarker>> {
-        self.cql.read_markers(user_id).await
-    }
-
-    async fn put_refresh_token(&self, token: &RefreshTokenRecord) -> StoreResult<()> {
-        self.cql.put_refresh_token(token).await
-    }
-
-    async fn refresh_token(&self, id: &str) -> StoreResult<Option<RefreshTokenRecord>> {
-        self.cql.refresh_token(id).await
-    }
-
-    async fn use_refresh_token(&self, id: &str) -> StoreResult<bool> {
-        self.cql.use_refresh_token(id).await
-    }
-
-    async fn revoke_refresh_family(&self, family_id: &str) -> StoreResult<()> {
-        self.cql.revoke_refresh_family(family_id).await
-    }
-
-    async fn put_block(&self, block: &BlockRecord) -> StoreResult<()> {
-        self.cql.put_block(block).await
-    }
-
-    async fn remove_block(&self, user_id: Snowflake, blocked_id: Snowflake) -> StoreResult<()> {
-        self.cql.remove_block(user_id, blocked_id).await
-    }
-
-    async fn block(
-        &self,
-        user_id: Snowflake,
-        blocked_id: Snowflake,
-    ) -> StoreResult<Option<BlockRecord>> {
-        self.cql.block(user_id, blocked_id).await
-    }
-
-    async fn blocks(&self, user_id: Snowflake) -> StoreResult<Vec<BlockRecord>> {
-        self.cql.blocks(user_id).await
-    }
-
-    async fn user_settings(&self, user_id: Snowflake) -> StoreResult<Option<UserSettings>> {
-        self.cql.user_settings(user_id).await
-    }
-
-    async fn put_user_settings(&self, settings: &UserSettings) -> StoreResult<()> {
-        self.cql.put_user_settings(settings).await
-    }
-
-    /// Every write was acknowledged by the cluster when its future resolved; this waits until
-    /// appends still queued for group commit are acknowledged too.
-    async fn flush(&self) -> StoreResult<()> {
-        self.commit.idle().await;
-        Ok(())
-    }
 }
 
 #[cfg(test)]

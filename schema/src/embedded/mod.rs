@@ -12,6 +12,7 @@
 //! Dropping the store closes the writer's queue; the thread finishes what was queued and
 //! exits, and the drop waits for it, so the directory can be reopened right after.
 
+mod community;
 mod ops;
 mod read;
 mod tables;
@@ -31,9 +32,11 @@ use fjall::Database;
 use tokio::sync::oneshot;
 use voiceflow_wire::Snowflake;
 
+use self::community::CommunityOp;
 use self::read::Reader;
 use self::tables::{META_SCHEMA_VERSION, SCHEMA_VERSION, Table, Tables, io};
 use self::writer::{Counters, Job, Op, Reply};
+use crate::community::{CommunityMember, CommunityRecord, RoleRecord};
 use crate::contacts::{BlockRecord, UserSettings};
 use crate::model::*;
 use crate::store::{Store, StoreError, StoreResult};
@@ -383,6 +386,78 @@ impl Store for EmbeddedStore {
 
     async fn put_user_settings(&self, settings: &UserSettings) -> StoreResult<()> {
         self.write(Op::PutUserSettings(settings.clone())).await
+    }
+
+    async fn create_community(
+        &self,
+        community: &CommunityRecord,
+        everyone: &RoleRecord,
+        owner: &CommunityMember,
+    ) -> StoreResult<()> {
+        let op = CommunityOp::Create(community.clone(), everyone.clone(), owner.clone());
+        self.write(Op::Community(op)).await
+    }
+
+    async fn community_by_id(&self, id: Snowflake) -> StoreResult<Option<CommunityRecord>> {
+        self.reader.community(id)
+    }
+
+    async fn update_community(&self, community: &CommunityRecord) -> StoreResult<()> {
+        let op = CommunityOp::Update(community.clone());
+        self.write(Op::Community(op)).await
+    }
+
+    async fn delete_community(&self, id: Snowflake) -> StoreResult<()> {
+        self.write(Op::Community(CommunityOp::Delete(id))).await
+    }
+
+    async fn put_role(&self, role: &RoleRecord) -> StoreResult<()> {
+        let op = CommunityOp::PutRole(role.clone());
+        self.write(Op::Community(op)).await
+    }
+
+    async fn delete_role(&self, community_id: Snowflake, role_id: Snowflake) -> StoreResult<()> {
+        let op = CommunityOp::DeleteRole(community_id, role_id);
+        self.write(Op::Community(op)).await
+    }
+
+    async fn community_roles(&self, community_id: Snowflake) -> StoreResult<Vec<RoleRecord>> {
+        self.reader.community_roles(community_id)
+    }
+
+    async fn put_community_member(&self, member: &CommunityMember) -> StoreResult<()> {
+        let op = CommunityOp::PutMember(member.clone());
+        self.write(Op::Community(op)).await
+    }
+
+    async fn remove_community_member(
+        &self,
+        community_id: Snowflake,
+        user_id: Snowflake,
+    ) -> StoreResult<()> {
+        let op = CommunityOp::RemoveMember(community_id, user_id);
+        self.write(Op::Community(op)).await
+    }
+
+    async fn community_member(
+        &self,
+        community_id: Snowflake,
+        user_id: Snowflake,
+    ) -> StoreResult<Option<CommunityMember>> {
+        self.reader.community_member(community_id, user_id)
+    }
+
+    async fn community_members(
+        &self,
+        community_id: Snowflake,
+        after: Option<Snowflake>,
+        limit: u32,
+    ) -> StoreResult<Vec<CommunityMember>> {
+        self.reader.community_members(community_id, after, limit)
+    }
+
+    async fn user_communities(&self, user_id: Snowflake) -> StoreResult<Vec<Snowflake>> {
+        self.reader.user_communities(user_id)
     }
 
     async fn flush(&self) -> StoreResult<()> {

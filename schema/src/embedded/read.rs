@@ -27,7 +27,7 @@ pub(crate) struct Reader {
 
 impl Reader {
     /// Reads and decodes one record.
-    fn load<T: serde::de::DeserializeOwned>(
+    pub(super) fn load<T: serde::de::DeserializeOwned>(
         &self,
         table: Table,
         key: &[u8],

@@ -60,11 +60,19 @@ pub(crate) enum Table {
     UserBlocks,
     /// `user_settings`: user id → `UserSettings`.
     UserSettings,
+    /// `communities`: community id → `CommunityRecord`.
+    Communities,
+    /// `community_roles`: community ‖ role → `RoleRecord`.
+    CommunityRoles,
+    /// `community_members`: community ‖ user → `CommunityMember`.
+    CommunityMembers,
+    /// `user_communities`: user ‖ community → empty.
+    UserCommunities,
 }
 
 impl Table {
     /// Every table, in declaration order.
-    pub(crate) const ALL: [Table; 18] = [
+    pub(crate) const ALL: [Table; 22] = [
         Table::Users,
         Table::UsersByEmail,
         Table::UsersByUsername,
@@ -83,6 +91,10 @@ impl Table {
         Table::ReadMarkers,
         Table::UserBlocks,
         Table::UserSettings,
+        Table::Communities,
+        Table::CommunityRoles,
+        Table::CommunityMembers,
+        Table::UserCommunities,
     ];
 
     /// The keyspace name on disk (same as the CQL table name).
@@ -106,6 +118,10 @@ impl Table {
             Table::ReadMarkers => "read_markers",
             Table::UserBlocks => "user_blocks",
             Table::UserSettings => "user_settings",
+            Table::Communities => "communities",
+            Table::CommunityRoles => "community_roles",
+            Table::CommunityMembers => "community_members",
+            Table::UserCommunities => "user_communities",
         }
     }
 }

@@ -7,6 +7,7 @@
 //! A case gets a [`Backend`] and opens stores from it; opening again after dropping every
 //! handle is a "reopen" (the same directory, or the same keyspace through a new session).
 
+mod communities;
 mod contacts;
 mod events;
 mod fencing;
@@ -64,4 +65,7 @@ conformance!(
     fencing::the_end_read_after_a_claim_is_the_fenced_end,
     contacts::blocks_are_per_pair_idempotent_and_survive_a_reopen,
     contacts::user_settings_replace_and_survive_a_reopen,
+    communities::create_update_and_delete_a_community_with_its_roles_and_members,
+    communities::roles_are_replaced_listed_and_deleted_without_rewriting_members,
+    communities::members_page_by_user_and_survive_a_reopen,
 );

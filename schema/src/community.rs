@@ -1,0 +1,71 @@
+//! Communities (Discord's "servers"), their roles and their members, as stored
+//! (`communities`, `community_roles`, `community_members`, `user_communities`).
+//!
+//! A member row names the member's roles by id, so changing what a role grants rewrites one
+//! role row, never the members; a role that was deleted is ignored where a member still names
+//! it. The `@everyone` role's id is the community's own id.
+
+use serde::{Deserialize, Serialize};
+use voiceflow_wire::Snowflake;
+use voiceflow_wire::v1::permissions::Permissions;
+
+/// A community (`communities`, by id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommunityRecord {
+    /// Primary key.
+    pub id: Snowflake,
+    /// 1–100 characters.
+    pub name: String,
+    /// Up to 1,000 characters.
+    pub description: String,
+    /// The icon's uploaded file, if any.
+    pub icon: Option<Snowflake>,
+    /// Who may do everything (moved by an ownership transfer).
+    pub owner_id: Snowflake,
+    /// Creation time.
+    pub created_at: u64,
+    /// Last change of the fields above.
+    pub updated_at: u64,
+}
+
+/// A role of a community (`community_roles`: community ‖ role).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleRecord {
+    /// The community.
+    pub community_id: Snowflake,
+    /// The role; the community's own id for `@everyone`.
+    pub id: Snowflake,
+    /// Shown name, 1–100 characters (`@everyone` for the base role).
+    pub name: String,
+    /// Colour as 0xRRGGBB (0: none).
+    pub color: u32,
+    /// Rank: higher outranks lower; `@everyone` is 0.
+    pub position: u32,
+    /// What the role grants everywhere in the community (before channel overrides).
+    pub permissions: Permissions,
+    /// Creation time.
+    pub created_at: u64,
+}
+
+impl RoleRecord {
+    /// Whether this is the community's `@everyone` role.
+    pub fn is_everyone(&self) -> bool {
+        self.id == self.community_id
+    }
+}
+
+/// A member of a community (`community_members`: community ‖ user, with `user_communities`:
+/// user ‖ community pointing back).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommunityMember {
+    /// The community.
+    pub community_id: Snowflake,
+    /// The user.
+    pub user_id: Snowflake,
+    /// Roles granted, besides `@everyone`, by id.
+    pub roles: Vec<Snowflake>,
+    /// Timed out until this instant (Unix ms), if at all.
+    pub timed_out_until: Option<u64>,
+    /// When they joined.
+    pub joined_at: u64,
+}

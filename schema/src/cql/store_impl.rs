@@ -1,0 +1,290 @@
+//! The [`Store`] on CQL: each method delegates to the module that owns its tables.
+
+use async_trait::async_trait;
+use voiceflow_wire::Snowflake;
+
+use super::CqlStore;
+use crate::community::{CommunityMember, CommunityRecord, RoleRecord};
+use crate::contacts::{BlockRecord, UserSettings};
+use crate::model::*;
+use crate::store::{Store, StoreResult};
+
+#[async_trait]
+impl Store for CqlStore {
+    async fn create_user(&self, user: &UserRecord) -> StoreResult<()> {
+        self.cql.create_user(user).await
+    }
+
+    async fn user_by_id(&self, id: Snowflake) -> StoreResult<Option<UserRecord>> {
+        self.cql.user_by_id(id).await
+    }
+
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>> {
+        self.cql.user_by_email(email).await
+    }
+
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<UserRecord>> {
+        self.cql.user_by_username(username).await
+    }
+
+    async fn update_user(&self, user: &UserRecord) -> StoreResult<()> {
+        self.cql.update_user(user).await
+    }
+
+    async fn create_room(&self, room: &RoomRecord, creator: &Membership) -> StoreResult<()> {
+        self.cql.create_room(room, creator).await
+    }
+
+    async fn room_by_id(&self, id: Snowflake) -> StoreResult<Option<RoomRecord>> {
+        self.cql.room_by_id(id).await
+    }
+
+    async fn room_by_code(&self, code: &str) -> StoreResult<Option<RoomRecord>> {
+        self.cql.room_by_code(code).await
+    }
+
+    async fn update_room(&self, room: &RoomRecord) -> StoreResult<()> {
+        self.cql.update_room(room).await
+    }
+
+    async fn delete_room(&self, id: Snowflake) -> StoreResult<()> {
+        self.cql.delete_room(id).await?;
+        self.cql.delete_events(id).await
+    }
+
+    async fn list_public_rooms(&self, offset: u64, limit: u32) -> StoreResult<RoomPage> {
+        self.cql.list_public_rooms(offset, limit).await
+    }
+
+    async fn put_member(&self, member: &Membership) -> StoreResult<()> {
+        self.cql.put_member(member).await
+    }
+
+    async fn remove_member(&self, room_id: Snowflake, user_id: Snowflake) -> StoreResult<()> {
+        self.cql.remove_member(room_id, user_id).await
+    }
+
+    async fn member(
+        &self,
+        room_id: Snowflake,
+        user_id: Snowflake,
+    ) -> StoreResult<Option<Membership>> {
+        self.cql.member(room_id, user_id).await
+    }
+
+    async fn room_members(&self, room_id: Snowflake) -> StoreResult<Vec<Membership>> {
+        self.cql.room_members(room_id).await
+    }
+
+    async fn user_rooms(&self, user_id: Snowflake) -> StoreResult<Vec<Membership>> {
+        self.cql.user_rooms(user_id).await
+    }
+
+    async fn append_messages(&self, messages: &[MessageRecord]) -> StoreResult<()> {
+        self.commit.append(&self.cql, messages).await
+    }
+
+    async fn message(
+        &self,
+        room_id: Snowflake,
+        id: Snowflake,
+    ) -> StoreResult<Option<MessageRecord>> {
+        self.cql.message(room_id, id).await
+    }
+
+    async fn message_room(&self, id: Snowflake) -> StoreResult<Option<Snowflake>> {
+        self.cql.message_room(id).await
+    }
+
+    async fn messages_before(
+        &self,
+        room_id: Snowflake,
+        before: Option<Snowflake>,
+        limit: u32,
+    ) -> StoreResult<Vec<MessageRecord>> {
+        self.cql.messages_before(room_id, before, limit).await
+    }
+
+    async fn messages_after(
+        &self,
+        room_id: Snowflake,
+        after: Snowflake,
+        limit: u32,
+    ) -> StoreResult<Vec<MessageRecord>> {
+        self.cql.messages_after(room_id, after, limit).await
+    }
+
+    async fn tombstone_message(
+        &self,
+        room_id: Snowflake,
+        id: Snowflake,
+        at: u64,
+    ) -> StoreResult<()> {
+        self.cql.tombstone_message(room_id, id, at).await
+    }
+
+    async fn message_by_nonce(
+        &self,
+        room_id: Snowflake,
+        user_id: Snowflake,
+        nonce: &str,
+    ) -> StoreResult<Option<Snowflake>> {
+        self.cql.message_by_nonce(room_id, user_id, nonce).await
+    }
+
+    async fn claim_room(&self, room_id: Snowflake, after: Option<u64>) -> StoreResult<u64> {
+        self.cql.claim_room(room_id, after).await
+    }
+
+    async fn commit_events(&self, events: &[RoomEventRecord]) -> StoreResult<()> {
+        self.cql.commit_events(events).await
+    }
+
+    async fn log_head(&self, room_id: Snowflake) -> StoreResult<Option<LogHead>> {
+        self.cql.log_head(room_id, None).await
+    }
+
+    async fn log_head_after_claim(
+        &self,
+        room_id: Snowflake,
+        claimed: u64,
+    ) -> StoreResult<Option<LogHead>> {
+        self.cql.log_head(room_id, Some(claimed)).await
+    }
+
+    async fn events_after(
+        &self,
+        room_id: Snowflake,
+        after: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<RoomEventRecord>> {
+        self.cql.events_after(room_id, after, limit).await
+    }
+
+    async fn put_read_marker(&self, marker: &ReadMarker) -> StoreResult<()> {
+        self.cql.put_read_marker(marker).await
+    }
+
+    async fn read_markers(&self, user_id: Snowflake) -> StoreResult<Vec<ReadMarker>> {
+        self.cql.read_markers(user_id).await
+    }
+
+    async fn put_refresh_token(&self, token: &RefreshTokenRecord) -> StoreResult<()> {
+        self.cql.put_refresh_token(token).await
+    }
+
+    async fn refresh_token(&self, id: &str) -> StoreResult<Option<RefreshTokenRecord>> {
+        self.cql.refresh_token(id).await
+    }
+
+    async fn use_refresh_token(&self, id: &str) -> StoreResult<bool> {
+        self.cql.use_refresh_token(id).await
+    }
+
+    async fn revoke_refresh_family(&self, family_id: &str) -> StoreResult<()> {
+        self.cql.revoke_refresh_family(family_id).await
+    }
+
+    async fn put_block(&self, block: &BlockRecord) -> StoreResult<()> {
+        self.cql.put_block(block).await
+    }
+
+    async fn remove_block(&self, user_id: Snowflake, blocked_id: Snowflake) -> StoreResult<()> {
+        self.cql.remove_block(user_id, blocked_id).await
+    }
+
+    async fn block(
+        &self,
+        user_id: Snowflake,
+        blocked_id: Snowflake,
+    ) -> StoreResult<Option<BlockRecord>> {
+        self.cql.block(user_id, blocked_id).await
+    }
+
+    async fn blocks(&self, user_id: Snowflake) -> StoreResult<Vec<BlockRecord>> {
+        self.cql.blocks(user_id).await
+    }
+
+    async fn user_settings(&self, user_id: Snowflake) -> StoreResult<Option<UserSettings>> {
+        self.cql.user_settings(user_id).await
+    }
+
+    async fn put_user_settings(&self, settings: &UserSettings) -> StoreResult<()> {
+        self.cql.put_user_settings(settings).await
+    }
+
+    /// Every write was acknowledged by the cluster when its future resolved; this waits until
+    /// appends still queued for group commit are acknowledged too.
+    async fn create_community(
+        &self,
+        community: &CommunityRecord,
+        everyone: &RoleRecord,
+        owner: &CommunityMember,
+    ) -> StoreResult<()> {
+        self.cql.create_community(community, everyone, owner).await
+    }
+
+    async fn community_by_id(&self, id: Snowflake) -> StoreResult<Option<CommunityRecord>> {
+        self.cql.community_by_id(id).await
+    }
+
+    async fn update_community(&self, community: &CommunityRecord) -> StoreResult<()> {
+        self.cql.update_community(community).await
+    }
+
+    async fn delete_community(&self, id: Snowflake) -> StoreResult<()> {
+        self.cql.delete_community(id).await
+    }
+
+    async fn put_role(&self, role: &RoleRecord) -> StoreResult<()> {
+        self.cql.put_role(role).await
+    }
+
+    async fn delete_role(&self, community_id: Snowflake, role_id: Snowflake) -> StoreResult<()> {
+        self.cql.delete_role(community_id, role_id).await
+    }
+
+    async fn community_roles(&self, community_id: Snowflake) -> StoreResult<Vec<RoleRecord>> {
+        self.cql.community_roles(community_id).await
+    }
+
+    async fn put_community_member(&self, member: &CommunityMember) -> StoreResult<()> {
+        self.cql.put_community_member(member).await
+    }
+
+    async fn remove_community_member(
+        &self,
+        community_id: Snowflake,
+        user_id: Snowflake,
+    ) -> StoreResult<()> {
+        self.cql
+            .remove_community_member(community_id, user_id)
+            .await
+    }
+
+    async fn community_member(
+        &self,
+        community_id: Snowflake,
+        user_id: Snowflake,
+    ) -> StoreResult<Option<CommunityMember>> {
+        self.cql.community_member(community_id, user_id).await
+    }
+
+    async fn community_members(
+        &self,
+        community_id: Snowflake,
+        after: Option<Snowflake>,
+        limit: u32,
+    ) -> StoreResult<Vec<CommunityMember>> {
+        self.cql.community_members(community_id, after, limit).await
+    }
+
+    async fn user_communities(&self, user_id: Snowflake) -> StoreResult<Vec<Snowflake>> {
+        self.cql.user_communities(user_id).await
+    }
+
+    async fn flush(&self) -> StoreResult<()> {
+        self.commit.idle().await;
+        Ok(())
+    }
+}
