@@ -186,6 +186,9 @@ pub struct LimitsConfig {
     /// Open WebSocket connections per user on this node (tabs and devices); one more is
     /// closed at once with 4030. 0: no cap. Lifted with `rate_limits = false`.
     pub max_connections_per_user: u32,
+    /// Roles one community may have besides `@everyone` (`POST /communities/:id/roles`
+    /// beyond it gets 400 `limit`).
+    pub max_roles_per_community: u32,
 }
 
 impl Default for LimitsConfig {
@@ -212,6 +215,7 @@ impl Default for LimitsConfig {
             actions_per_sec: 5,
             actions_burst: 20,
             max_connections_per_user: 10,
+            max_roles_per_community: 250,
         }
     }
 }

@@ -4,7 +4,7 @@
 //! | endpoint                          | bucket                              | keyed by      |
 //! |-----------------------------------|-------------------------------------|---------------|
 //! | `POST /auth/refresh`              | `refreshes_per_min`                 | client IP     |
-//! | `POST /rooms`                     | `room_creates_per_min`              | user          |
+//! | `POST /rooms`, `POST /communities` | `room_creates_per_min`             | user          |
 //! | `POST /files`                     | `uploads_per_min`                   | user          |
 //! | `POST /dms`                       | `dm_opens_per_min`                  | user          |
 //! | `PATCH /users/me`                 | `profile_edits_per_min`             | user          |

@@ -2,10 +2,12 @@
 //! `Result<Response, ApiError>`; [`crate::error::respond`] renders both sides.
 
 mod accounts;
+mod communities;
 mod contacts;
 mod dms;
 mod files;
 mod messages;
+mod roles;
 mod room_admin;
 mod rooms;
 mod validate;
@@ -181,6 +183,10 @@ pub fn routes(state: AppState) -> warp::filters::BoxedFilter<(Response,)> {
             .or(dms::routes(state.clone()).boxed())
             .unify()
             .or(contacts::routes(state.clone()).boxed())
+            .unify()
+            .or(communities::routes(state.clone()).boxed())
+            .unify()
+            .or(roles::routes(state.clone()).boxed())
             .unify()
             .or(files::routes(state).boxed())
             .unify(),

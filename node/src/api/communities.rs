@@ -1,0 +1,368 @@
+//! Communities over REST: `POST /communities`, `GET /communities` (the caller's),
+//! `GET`/`PATCH`/`DELETE /communities/:id` and `GET /communities/:id/members`. Roles are in
+//! `roles.rs`. A community the caller is not a member of answers NOT_FOUND, whether it exists
+//! or not, so its existence does not leak; what a member may do is computed by
+//! `voiceflow_actors::permissions` from the stored roles.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use voiceflow_actors::permissions::{CommunityRoles, MemberGrants, RoleGrant};
+use voiceflow_schema::{CommunityMember, CommunityRecord, RoleRecord};
+use voiceflow_wire::Snowflake;
+use voiceflow_wire::ids::now_ms;
+use voiceflow_wire::v1::permissions::Permissions;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+use super::roles::RoleView;
+use super::{authed, json_body, parse, validate, with_state};
+use crate::auth::AuthUser;
+use crate::error::{ApiError, ok, respond};
+use crate::rest_limits::UserBucket;
+use crate::state::AppState;
+
+/// Most members one page lists.
+const MAX_PAGE: u32 = 1000;
+
+/// A community as its members see it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct CommunityView {
+    id: Snowflake,
+    name: String,
+    description: String,
+    icon_id: Option<Snowflake>,
+    owner_id: Snowflake,
+    created_at: String,
+    updated_at: String,
+}
+
+impl From<&CommunityRecord> for CommunityView {
+    fn from(c: &CommunityRecord) -> Self {
+        CommunityView {
+            id: c.id,
+            name: c.name.clone(),
+            description: c.description.clone(),
+            icon_id: c.icon,
+            owner_id: c.owner_id,
+            created_at: voiceflow_wire::time::rfc3339(c.created_at),
+            updated_at: voiceflow_wire::time::rfc3339(c.updated_at),
+        }
+    }
+}
+
+/// One community with its roles and what the caller may do in it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CommunityDetail {
+    #[serde(flatten)]
+    community: CommunityView,
+    roles: Vec<RoleView>,
+    /// The caller's permissions across the community (before channel overrides).
+    permissions: Permissions,
+}
+
+/// A member as the member list shows them.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MemberView {
+    user_id: Snowflake,
+    /// Their current name (`null` if the account is gone).
+    username: Option<String>,
+    roles: Vec<Snowflake>,
+    timed_out_until: Option<String>,
+    joined_at: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CreateBody {
+    name: String,
+    #[serde(default)]
+    description: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PatchBody {
+    name: Option<String>,
+    description: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct MembersQuery {
+    after: Option<Snowflake>,
+    limit: Option<u32>,
+}
+
+/// A community seen by one of its members: the records and what the member may do.
+pub(super) struct Seen {
+    pub(super) community: CommunityRecord,
+    pub(super) roles: Vec<RoleRecord>,
+    pub(super) grants: CommunityRoles,
+    pub(super) me: MemberGrants,
+}
+
+impl Seen {
+    /// What the caller may do across the community.
+    pub(super) fn base(&self) -> Permissions {
+        self.grants.base(&self.me)
+    }
+
+    /// FORBIDDEN unless the caller holds `permission` (owners and administrators hold all).
+    pub(super) fn require(&self, permission: Permissions, what: &str) -> Result<(), ApiError> {
+        match self.base().contains(permission) {
+            true => Ok(()),
+            false => Err(ApiError::forbidden(format!("you may not {what}"))),
+        }
+    }
+}
+
+/// The community `id` as `user` (a member) sees it; NOT_FOUND for anyone else.
+pub(super) async fn seen(s: &AppState, user: &AuthUser, id: Snowflake) -> Result<Seen, ApiError> {
+    let store = &s.ctx.store;
+    let (Some(community), Some(member)) = (
+        store.community_by_id(id).await?,
+        store.community_member(id, user.id).await?,
+    ) else {
+        return Err(ApiError::not_found("community"));
+    };
+    let roles = store.community_roles(id).await?;
+    let grants = grants_of(&community, &roles);
+    Ok(Seen {
+        community,
+        roles,
+        grants,
+        me: member_grants(&member),
+    })
+}
+
+/// The permission core's view of a community's roles.
+pub(super) fn grants_of(community: &CommunityRecord, roles: &[RoleRecord]) -> CommunityRoles {
+    let everyone = roles
+        .iter()
+        .find(|r| r.is_everyone())
+        .map_or(Permissions::empty(), |r| r.permissions);
+    CommunityRoles {
+        owner: community.owner_id,
+        everyone,
+        roles: roles
+            .iter()
+            .filter(|r| !r.is_everyone())
+            .map(|r| {
+                let grant = RoleGrant {
+                    position: r.position,
+                    permissions: r.permissions,
+                };
+                (r.id, grant)
+            })
+            .collect(),
+    }
+}
+
+/// The permission core's view of a member.
+pub(super) fn member_grants(member: &CommunityMember) -> MemberGrants {
+    MemberGrants {
+        user: member.user_id,
+        roles: member.roles.clone(),
+        timed_out_until: member.timed_out_until,
+    }
+}
+
+/// The routes of this module.
+pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let limit = super::body_limits(&state);
+    let s = || with_state(state.clone()).and(authed(state.clone()));
+    let create = warp::path!("communities")
+        .and(warp::post())
+        .and(s())
+        .and(json_body(limit))
+        .then(|s: AppState, u: AuthUser, b: Bytes| async move {
+            // Communities and rooms share the creation bucket.
+            match s.rest.user(UserBucket::RoomCreate, u.id) {
+                Ok(()) => respond(create(s, u, b).await),
+                Err(limited) => limited.response(UserBucket::RoomCreate.what()),
+            }
+        });
+    let mine = warp::path!("communities")
+        .and(warp::get())
+        .and(s())
+        .then(|s: AppState, u: AuthUser| async move { respond(mine(s, u).await) });
+    let get = warp::path!("communities" / Snowflake)
+        .and(warp::get())
+        .and(s())
+        .then(|id, s: AppState, u: AuthUser| async move { respond(get(s, u, id).await) });
+    let patch =
+        warp::path!("communities" / Snowflake)
+            .and(warp::patch())
+            .and(s())
+            .and(json_body(limit))
+            .then(|id, s: AppState, u: AuthUser, b: Bytes| async move {
+                respond(patch(s, u, id, b).await)
+            });
+    let delete = warp::path!("communities" / Snowflake)
+        .and(warp::delete())
+        .and(s())
+        .then(|id, s: AppState, u: AuthUser| async move { respond(delete(s, u, id).await) });
+    let members = warp::path!("communities" / Snowflake / "members")
+        .and(warp::get())
+        .and(s())
+        .and(warp::query::<MembersQuery>())
+        .then(|id, s: AppState, u: AuthUser, q: MembersQuery| async move {
+            respond(members(s, u, id, q).await)
+        });
+    create
+        .or(mine)
+        .unify()
+        .or(get)
+        .unify()
+        .or(patch)
+        .unify()
+        .or(delete)
+        .unify()
+        .or(members)
+        .unify()
+}
+
+fn check_fields(name: Option<&str>, description: Option<&str>) -> Result<(), ApiError> {
+    if let Some(name) = name {
+        validate::length("name", name, 1, 100)?;
+    }
+    if let Some(description) = description {
+        validate::length("description", description, 0, 1000)?;
+    }
+    Ok(())
+}
+
+async fn create(s: AppState, user: AuthUser, body: Bytes) -> Result<Response, ApiError> {
+    let b: CreateBody = parse(&body)?;
+    let name = b.name.trim().to_owned();
+    check_fields(Some(&name), Some(&b.description))?;
+    let now = now_ms();
+    let id = s.ctx.ids.next_id();
+    let community = CommunityRecord {
+        id,
+        name,
+        description: b.description,
+        icon: None,
+        owner_id: user.id,
+        created_at: now,
+        updated_at: now,
+    };
+    let everyone = RoleRecord {
+        community_id: id,
+        id,
+        name: "@everyone".into(),
+        color: 0,
+        position: 0,
+        permissions: Permissions::EVERYONE_DEFAULT,
+        created_at: now,
+    };
+    let owner = CommunityMember {
+        community_id: id,
+        user_id: user.id,
+        roles: Vec::new(),
+        timed_out_until: None,
+        joined_at: now,
+    };
+    s.ctx
+        .store
+        .create_community(&community, &everyone, &owner)
+        .await?;
+    Ok(ok(StatusCode::CREATED, &CommunityView::from(&community)))
+}
+
+async fn mine(s: AppState, user: AuthUser) -> Result<Response, ApiError> {
+    let mut views = Vec::new();
+    for id in s.ctx.store.user_communities(user.id).await? {
+        // An index entry whose community is gone (a delete in progress) is skipped.
+        if let Some(community) = s.ctx.store.community_by_id(id).await? {
+            views.push(CommunityView::from(&community));
+        }
+    }
+    Ok(ok(StatusCode::OK, &views))
+}
+
+async fn get(s: AppState, user: AuthUser, id: Snowflake) -> Result<Response, ApiError> {
+    let seen = seen(&s, &user, id).await?;
+    let detail = CommunityDetail {
+        community: CommunityView::from(&seen.community),
+        roles: seen.roles.iter().map(RoleView::from).collect(),
+        permissions: seen.base(),
+    };
+    Ok(ok(StatusCode::OK, &detail))
+}
+
+async fn patch(
+    s: AppState,
+    user: AuthUser,
+    id: Snowflake,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let b: PatchBody = parse(&body)?;
+    let seen = seen(&s, &user, id).await?;
+    seen.require(Permissions::MANAGE_COMMUNITY, "edit this community")?;
+    let name = b.name.map(|n| n.trim().to_owned());
+    check_fields(name.as_deref(), b.description.as_deref())?;
+    let mut community = seen.community;
+    if let Some(name) = name {
+        community.name = name;
+    }
+    if let Some(description) = b.description {
+        community.description = description;
+    }
+    community.updated_at = now_ms();
+    s.ctx.store.update_community(&community).await?;
+    Ok(ok(StatusCode::OK, &CommunityView::from(&community)))
+}
+
+async fn delete(s: AppState, user: AuthUser, id: Snowflake) -> Result<Response, ApiError> {
+    let seen = seen(&s, &user, id).await?;
+    if seen.community.owner_id != user.id {
+        return Err(ApiError::forbidden("only the owner may delete a community"));
+    }
+    s.ctx.store.delete_community(id).await?;
+    Ok(ok(
+        StatusCode::OK,
+        &serde_json::json!({ "deleted": true, "communityId": id }),
+    ))
+}
+
+async fn members(
+    s: AppState,
+    user: AuthUser,
+    id: Snowflake,
+    q: MembersQuery,
+) -> Result<Response, ApiError> {
+    seen(&s, &user, id).await?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::field(
+            "limit",
+            format!("limit must be 1-{MAX_PAGE}"),
+        ));
+    }
+    let page = s.ctx.store.community_members(id, q.after, limit).await?;
+    let has_more = u32::try_from(page.len()).is_ok_and(|n| n == limit);
+    // The names are read concurrently: one round trip's wait for the page, not one per member.
+    let views = futures_util::future::try_join_all(page.into_iter().map(|m| {
+        let store = s.ctx.store.clone();
+        async move {
+            let username = store.user_by_id(m.user_id).await?.map(|u| u.username);
+            Ok::<_, ApiError>(MemberView {
+                user_id: m.user_id,
+                username,
+                roles: m.roles,
+                timed_out_until: m.timed_out_until.map(voiceflow_wire::time::rfc3339),
+                joined_at: voiceflow_wire::time::rfc3339(m.joined_at),
+            })
+        }
+    }))
+    .await?;
+    let mut fields = serde_json::Map::new();
+    let data = serde_json::to_value(&views).map_err(ApiError::internal)?;
+    fields.insert("data".into(), data);
+    fields.insert("hasMore".into(), has_more.into());
+    Ok(crate::error::ok_page(fields))
+}
