@@ -69,3 +69,34 @@ pub struct CommunityMember {
     /// When they joined.
     pub joined_at: u64,
 }
+
+/// An invite to a community (`invites` by code, with `community_invites` listing a
+/// community's codes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteRecord {
+    /// The code people enter or follow; unique.
+    pub code: String,
+    /// The community it joins.
+    pub community_id: Snowflake,
+    /// Who made it.
+    pub created_by: Snowflake,
+    /// When.
+    pub created_at: u64,
+    /// It may not be used from this instant on (Unix ms), if set.
+    pub expires_at: Option<u64>,
+    /// It may be used this many times at most, if set.
+    pub max_uses: Option<u32>,
+    /// Times it was used.
+    pub uses: u32,
+    /// Revoked by a manager: never usable again.
+    pub revoked: bool,
+}
+
+impl InviteRecord {
+    /// Whether it may be used at `now_ms`.
+    pub fn usable(&self, now_ms: u64) -> bool {
+        !self.revoked
+            && self.expires_at.is_none_or(|at| now_ms < at)
+            && self.max_uses.is_none_or(|max| self.uses < max)
+    }
+}

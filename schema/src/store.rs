@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use voiceflow_wire::Snowflake;
 
-use crate::community::{CommunityMember, CommunityRecord, RoleRecord};
+use crate::community::{CommunityMember, CommunityRecord, InviteRecord, RoleRecord};
 use crate::contacts::{BlockRecord, UserSettings};
 use crate::model::*;
 
@@ -246,6 +246,18 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<CommunityMember>>;
     /// The communities `user_id` is a member of, by id.
     async fn user_communities(&self, user_id: Snowflake) -> StoreResult<Vec<Snowflake>>;
+    /// Inserts an invite; `Conflict{code}` if its code is taken.
+    async fn create_invite(&self, invite: &InviteRecord) -> StoreResult<()>;
+    /// Looks an invite up by code.
+    async fn invite(&self, code: &str) -> StoreResult<Option<InviteRecord>>;
+    /// A community's invites (revoked and used up ones too), by code.
+    async fn community_invites(&self, community_id: Snowflake) -> StoreResult<Vec<InviteRecord>>;
+    /// Counts one use of the invite if it is usable at `now_ms` (compare-and-set: two people
+    /// racing for its last use cannot both get it). Returns it as used, or `None` if it is
+    /// unknown or not usable.
+    async fn use_invite(&self, code: &str, now_ms: u64) -> StoreResult<Option<InviteRecord>>;
+    /// Revokes an invite (unknown codes are not an error).
+    async fn revoke_invite(&self, code: &str) -> StoreResult<()>;
 
     // ---- lifecycle ----
     /// Makes everything written so far durable (used at shutdown).

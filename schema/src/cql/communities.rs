@@ -254,6 +254,7 @@ impl Cql {
         let Ok(raw) = id(community_id) else {
             return Ok(());
         };
+        self.delete_community_invites(raw).await?;
         let users: Vec<(i64,)> = self
             .select_all("read member ids", &self.communities.member_ids, (raw,))
             .await?;

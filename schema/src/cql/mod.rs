@@ -31,6 +31,7 @@ mod communities;
 pub mod config;
 mod contacts;
 mod events;
+mod invites;
 mod messages;
 pub mod migrate;
 mod rooms;
@@ -70,6 +71,7 @@ pub(crate) struct Cql {
     ev: events::EventStatements,
     contacts: contacts::ContactStatements,
     communities: communities::CommunityStatements,
+    invites: invites::InviteStatements,
 }
 
 impl Cql {
@@ -258,6 +260,7 @@ impl CqlStore {
         let ev = events::EventStatements::prepare(&session).await?;
         let contacts = contacts::ContactStatements::prepare(&session).await?;
         let communities = communities::CommunityStatements::prepare(&session).await?;
+        let invites = invites::InviteStatements::prepare(&session).await?;
         tracing::info!(keyspace = %config.keyspace, version, contact_points = %contact, "CQL store ready");
         Ok(CqlStore {
             cql: Arc::new(Cql {
@@ -266,6 +269,7 @@ impl CqlStore {
                 ev,
                 contacts,
                 communities,
+                invites,
             }),
             commit: Arc::new(GroupCommit::default()),
             keyspace: config.keyspace.clone(),

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use voiceflow_wire::Snowflake;
 
 use super::CqlStore;
-use crate::community::{CommunityMember, CommunityRecord, RoleRecord};
+use crate::community::{CommunityMember, CommunityRecord, InviteRecord, RoleRecord};
 use crate::contacts::{BlockRecord, UserSettings};
 use crate::model::*;
 use crate::store::{Store, StoreResult};
@@ -281,6 +281,26 @@ impl Store for CqlStore {
 
     async fn user_communities(&self, user_id: Snowflake) -> StoreResult<Vec<Snowflake>> {
         self.cql.user_communities(user_id).await
+    }
+
+    async fn create_invite(&self, invite: &InviteRecord) -> StoreResult<()> {
+        self.cql.create_invite(invite).await
+    }
+
+    async fn invite(&self, code: &str) -> StoreResult<Option<InviteRecord>> {
+        self.cql.invite(code).await
+    }
+
+    async fn community_invites(&self, community_id: Snowflake) -> StoreResult<Vec<InviteRecord>> {
+        self.cql.community_invites(community_id).await
+    }
+
+    async fn use_invite(&self, code: &str, now_ms: u64) -> StoreResult<Option<InviteRecord>> {
+        self.cql.use_invite(code, now_ms).await
+    }
+
+    async fn revoke_invite(&self, code: &str) -> StoreResult<()> {
+        self.cql.revoke_invite(code).await
     }
 
     async fn flush(&self) -> StoreResult<()> {

@@ -1,7 +1,8 @@
 //! Communities in the embedded store: their ops (run on the writer thread against the staged
 //! view) and reads. Keyspaces: `communities` (id → record), `community_roles` (community ‖
 //! role → record), `community_members` (community ‖ user → record) and `user_communities`
-//! (user ‖ community → empty), as in `schema/cql/008_communities.cql`.
+//! (user ‖ community → empty), `invites` (code → record) and `community_invites`
+//! (community ‖ code → empty), as in `schema/cql/008_communities.cql`.
 
 use std::ops::Bound;
 
@@ -9,9 +10,9 @@ use voiceflow_wire::Snowflake;
 
 use super::read::Reader;
 use super::tables::{Table, decode, encode, id_bytes, io, pair_key, trailing_id};
-use super::writer::Staged;
-use crate::community::{CommunityMember, CommunityRecord, RoleRecord};
-use crate::store::StoreResult;
+use super::writer::{Reply, Staged};
+use crate::community::{CommunityMember, CommunityRecord, InviteRecord, RoleRecord};
+use crate::store::{StoreError, StoreResult};
 
 /// A change to communities, as queued for the writer.
 #[derive(Debug, Clone)]
@@ -30,10 +31,16 @@ pub(crate) enum CommunityOp {
     PutMember(CommunityMember),
     /// `remove_community_member`: community, user.
     RemoveMember(Snowflake, Snowflake),
+    /// `create_invite`.
+    CreateInvite(InviteRecord),
+    /// `use_invite`: code, now.
+    UseInvite(String, u64),
+    /// `revoke_invite`.
+    RevokeInvite(String),
 }
 
 /// Applies one community op to `s`.
-pub(crate) fn apply(s: &mut Staged<'_>, op: CommunityOp) -> StoreResult<()> {
+pub(crate) fn apply(s: &mut Staged<'_>, op: CommunityOp) -> StoreResult<Reply> {
     match op {
         CommunityOp::Create(community, everyone, owner) => {
             s.put(
@@ -61,6 +68,12 @@ pub(crate) fn apply(s: &mut Staged<'_>, op: CommunityOp) -> StoreResult<()> {
                 s.remove(Table::UserCommunities, pair_key(user, id));
                 s.remove(Table::CommunityMembers, member);
             }
+            for entry in s.keys_with_prefix(Table::CommunityInvites, &key)? {
+                if let Some(code) = entry.get(key.len()..) {
+                    s.remove(Table::Invites, code.to_vec());
+                }
+                s.remove(Table::CommunityInvites, entry);
+            }
         }
         CommunityOp::PutRole(role) => put_role(s, &role)?,
         CommunityOp::DeleteRole(community, role) => {
@@ -71,8 +84,43 @@ pub(crate) fn apply(s: &mut Staged<'_>, op: CommunityOp) -> StoreResult<()> {
             s.remove(Table::CommunityMembers, pair_key(community, user));
             s.remove(Table::UserCommunities, pair_key(user, community));
         }
+        CommunityOp::CreateInvite(invite) => {
+            let key = invite.code.as_bytes().to_vec();
+            match s.get(Table::Invites, &key)? {
+                // The same invite again (a retried create) is not a conflict.
+                Some(old) if decode::<InviteRecord>(&old)? != invite => {
+                    return Err(StoreError::Conflict { field: "code" });
+                }
+                _ => {}
+            }
+            s.put(Table::Invites, key.clone(), encode(&invite)?);
+            let mut entry = id_bytes(invite.community_id).to_vec();
+            entry.extend_from_slice(&key);
+            s.put(Table::CommunityInvites, entry, Vec::new());
+        }
+        CommunityOp::UseInvite(code, now) => {
+            let key = code.into_bytes();
+            let Some(raw) = s.get(Table::Invites, &key)? else {
+                return Ok(Reply::Bool(false));
+            };
+            let mut invite: InviteRecord = decode(&raw)?;
+            if !invite.usable(now) {
+                return Ok(Reply::Bool(false));
+            }
+            invite.uses += 1;
+            s.put(Table::Invites, key, encode(&invite)?);
+            return Ok(Reply::Bool(true));
+        }
+        CommunityOp::RevokeInvite(code) => {
+            let key = code.into_bytes();
+            if let Some(raw) = s.get(Table::Invites, &key)? {
+                let mut invite: InviteRecord = decode(&raw)?;
+                invite.revoked = true;
+                s.put(Table::Invites, key, encode(&invite)?);
+            }
+        }
     }
-    Ok(())
+    Ok(Reply::Done)
 }
 
 fn put_role(s: &mut Staged<'_>, role: &RoleRecord) -> StoreResult<()> {
@@ -150,6 +198,28 @@ impl Reader {
             .take(limit)
         {
             out.push(decode(&guard.value().map_err(io)?)?);
+        }
+        Ok(out)
+    }
+
+    /// `invite`.
+    pub(crate) fn invite(&self, code: &str) -> StoreResult<Option<InviteRecord>> {
+        self.load(Table::Invites, code.as_bytes())
+    }
+
+    /// `community_invites`, by code.
+    pub(crate) fn community_invites(&self, community: Snowflake) -> StoreResult<Vec<InviteRecord>> {
+        let prefix = id_bytes(community);
+        let mut out = Vec::new();
+        for guard in self.tables.get(Table::CommunityInvites).prefix(prefix) {
+            let key = guard.key().map_err(io)?;
+            let code = key
+                .get(prefix.len()..)
+                .and_then(|raw| std::str::from_utf8(raw).ok())
+                .ok_or_else(|| StoreError::Corrupt("community invite key".into()))?;
+            if let Some(invite) = self.invite(code)? {
+                out.push(invite);
+            }
         }
         Ok(out)
     }

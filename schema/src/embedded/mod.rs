@@ -36,7 +36,7 @@ use self::community::CommunityOp;
 use self::read::Reader;
 use self::tables::{META_SCHEMA_VERSION, SCHEMA_VERSION, Table, Tables, io};
 use self::writer::{Counters, Job, Op, Reply};
-use crate::community::{CommunityMember, CommunityRecord, RoleRecord};
+use crate::community::{CommunityMember, CommunityRecord, InviteRecord, RoleRecord};
 use crate::contacts::{BlockRecord, UserSettings};
 use crate::model::*;
 use crate::store::{Store, StoreError, StoreResult};
@@ -458,6 +458,32 @@ impl Store for EmbeddedStore {
 
     async fn user_communities(&self, user_id: Snowflake) -> StoreResult<Vec<Snowflake>> {
         self.reader.user_communities(user_id)
+    }
+
+    async fn create_invite(&self, invite: &InviteRecord) -> StoreResult<()> {
+        let op = CommunityOp::CreateInvite(invite.clone());
+        self.write(Op::Community(op)).await
+    }
+
+    async fn invite(&self, code: &str) -> StoreResult<Option<InviteRecord>> {
+        self.reader.invite(code)
+    }
+
+    async fn community_invites(&self, community_id: Snowflake) -> StoreResult<Vec<InviteRecord>> {
+        self.reader.community_invites(community_id)
+    }
+
+    async fn use_invite(&self, code: &str, now_ms: u64) -> StoreResult<Option<InviteRecord>> {
+        let op = CommunityOp::UseInvite(code.to_owned(), now_ms);
+        match self.submit(Op::Community(op)).await? {
+            Reply::Bool(true) => self.reader.invite(code),
+            _ => Ok(None),
+        }
+    }
+
+    async fn revoke_invite(&self, code: &str) -> StoreResult<()> {
+        let op = CommunityOp::RevokeInvite(code.to_owned());
+        self.write(Op::Community(op)).await
     }
 
     async fn flush(&self) -> StoreResult<()> {

@@ -157,7 +157,7 @@ pub(crate) fn apply(s: &mut Staged<'_>, op: Op) -> StoreResult<Reply> {
                 encode(&settings)?,
             );
         }
-        Op::Community(op) => super::community::apply(s, op)?,
+        Op::Community(op) => return super::community::apply(s, op),
         Op::Flush => {}
     }
     Ok(Reply::Done)

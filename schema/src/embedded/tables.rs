@@ -68,11 +68,15 @@ pub(crate) enum Table {
     CommunityMembers,
     /// `user_communities`: user ‖ community → empty.
     UserCommunities,
+    /// `invites`: code → `InviteRecord`.
+    Invites,
+    /// `community_invites`: community ‖ code → empty.
+    CommunityInvites,
 }
 
 impl Table {
     /// Every table, in declaration order.
-    pub(crate) const ALL: [Table; 22] = [
+    pub(crate) const ALL: [Table; 24] = [
         Table::Users,
         Table::UsersByEmail,
         Table::UsersByUsername,
@@ -95,6 +99,8 @@ impl Table {
         Table::CommunityRoles,
         Table::CommunityMembers,
         Table::UserCommunities,
+        Table::Invites,
+        Table::CommunityInvites,
     ];
 
     /// The keyspace name on disk (same as the CQL table name).
@@ -122,6 +128,8 @@ impl Table {
             Table::CommunityRoles => "community_roles",
             Table::CommunityMembers => "community_members",
             Table::UserCommunities => "user_communities",
+            Table::Invites => "invites",
+            Table::CommunityInvites => "community_invites",
         }
     }
 }

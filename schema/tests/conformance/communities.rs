@@ -1,6 +1,6 @@
 //! Communities, their roles and members.
 
-use voiceflow_schema::{CommunityMember, CommunityRecord, RoleRecord};
+use voiceflow_schema::{CommunityMember, CommunityRecord, InviteRecord, RoleRecord, StoreError};
 use voiceflow_wire::Snowflake;
 use voiceflow_wire::v1::permissions::Permissions;
 
@@ -319,5 +319,116 @@ pub async fn members_page_by_user_and_survive_a_reopen(backend: Backend) {
             .expect("other")
             .map(|r| r.name),
         Some("Other".to_owned())
+    );
+}
+
+fn invite(
+    code: &str,
+    community: u64,
+    max_uses: Option<u32>,
+    expires_at: Option<u64>,
+) -> InviteRecord {
+    InviteRecord {
+        code: code.into(),
+        community_id: Snowflake(community),
+        created_by: Snowflake(1),
+        created_at: 1_000,
+        expires_at,
+        max_uses,
+        uses: 0,
+        revoked: false,
+    }
+}
+
+/// Invite codes are unique; an invite is used up, expires or is revoked; a race for its last
+/// uses lets exactly as many through as it has left; deleting the community takes its invites.
+pub async fn invites_are_unique_counted_once_per_use_and_go_with_their_community(backend: Backend) {
+    let store = backend.open().await;
+    let (c, owner) = (3_300_001, 3_300_100);
+    store
+        .create_community(
+            &community(c, owner, "Invites"),
+            &role(c, c, 0, Permissions::VIEW_CHANNEL),
+            &member(c, owner, &[]),
+        )
+        .await
+        .expect("create");
+    let three = invite("THREE333", c, Some(3), None);
+    store.create_invite(&three).await.expect("create");
+    store.create_invite(&three).await.expect("the same again");
+    let taken = store
+        .create_invite(&invite("THREE333", 9, None, None))
+        .await;
+    assert!(
+        matches!(taken, Err(StoreError::Conflict { field: "code" })),
+        "{taken:?}"
+    );
+    store
+        .create_invite(&invite("LATER777", c, None, Some(5_000)))
+        .await
+        .expect("expiring");
+    store
+        .create_invite(&invite("ANYONE11", c, None, None))
+        .await
+        .expect("open");
+    assert_eq!(store.invite("NOPE0000").await.expect("unknown"), None);
+    assert_eq!(
+        store.use_invite("NOPE0000", 0).await.expect("unknown"),
+        None
+    );
+
+    // Eight people race for three uses.
+    let racers = (0..8).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move { store.use_invite("THREE333", 2_000).await })
+    });
+    let mut used = 0;
+    for racer in racers {
+        if racer.await.expect("join").expect("use").is_some() {
+            used += 1;
+        }
+    }
+    assert_eq!(used, 3);
+    let spent = store
+        .invite("THREE333")
+        .await
+        .expect("read")
+        .expect("there");
+    assert_eq!((spent.uses, spent.usable(2_000)), (3, false));
+
+    let later = store.use_invite("LATER777", 4_999).await.expect("use");
+    assert_eq!(later.map(|i| i.uses), Some(1));
+    assert_eq!(
+        store.use_invite("LATER777", 5_000).await.expect("expired"),
+        None
+    );
+
+    store.revoke_invite("ANYONE11").await.expect("revoke");
+    store
+        .revoke_invite("NOPE0000")
+        .await
+        .expect("revoke unknown");
+    assert_eq!(
+        store.use_invite("ANYONE11", 0).await.expect("revoked"),
+        None
+    );
+    let listed = store.community_invites(Snowflake(c)).await.expect("list");
+    assert_eq!(
+        listed
+            .iter()
+            .map(|i| (i.code.as_str(), i.uses, i.revoked))
+            .collect::<Vec<_>>(),
+        vec![
+            ("ANYONE11", 0, true),
+            ("LATER777", 1, false),
+            ("THREE333", 3, false)
+        ]
+    );
+
+    store.delete_community(Snowflake(c)).await.expect("delete");
+    assert_eq!(store.invite("LATER777").await.expect("gone"), None);
+    assert_eq!(
+        store.community_invites(Snowflake(c)).await.expect("none"),
+        vec![]
     );
 }

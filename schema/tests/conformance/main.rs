@@ -68,4 +68,5 @@ conformance!(
     communities::create_update_and_delete_a_community_with_its_roles_and_members,
     communities::roles_are_replaced_listed_and_deleted_without_rewriting_members,
     communities::members_page_by_user_and_survive_a_reopen,
+    communities::invites_are_unique_counted_once_per_use_and_go_with_their_community,
 );
