@@ -8,7 +8,7 @@
 //! | `POST /files`                     | `uploads_per_min`                   | user          |
 //! | `POST /dms`                       | `dm_opens_per_min`                  | user          |
 //! | `PATCH /users/me`                 | `profile_edits_per_min`             | user          |
-//! | `POST /rooms/:code/join`          | `joins_per_min`                     | client IP and user |
+//! | `POST /rooms/:code/join`, `POST /invites/:code/join` | `joins_per_min` | client IP and user |
 //!
 //! Each is a GCRA bucket of `n` per minute with a burst of `n`; over it a request gets 429
 //! RATE_LIMITED with `retryAfterMs` and `Retry-After`, and nothing else happens. The keyed

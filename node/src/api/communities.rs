@@ -205,6 +205,16 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .and(warp::delete())
         .and(s())
         .then(|id, s: AppState, u: AuthUser| async move { respond(delete(s, u, id).await) });
+    let leave = warp::path!("communities" / Snowflake / "members" / "me")
+        .and(warp::delete())
+        .and(s())
+        .then(|id, s: AppState, u: AuthUser| async move { respond(leave(s, u, id).await) });
+    let kick = warp::path!("communities" / Snowflake / "members" / Snowflake)
+        .and(warp::delete())
+        .and(s())
+        .then(|id, target, s: AppState, u: AuthUser| async move {
+            respond(kick(s, u, id, target).await)
+        });
     let members = warp::path!("communities" / Snowflake / "members")
         .and(warp::get())
         .and(s())
@@ -222,6 +232,10 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .or(delete)
         .unify()
         .or(members)
+        .unify()
+        .or(leave)
+        .unify()
+        .or(kick)
         .unify()
 }
 
@@ -365,4 +379,45 @@ async fn members(
     fields.insert("data".into(), data);
     fields.insert("hasMore".into(), has_more.into());
     Ok(crate::error::ok_page(fields))
+}
+
+async fn leave(s: AppState, user: AuthUser, id: Snowflake) -> Result<Response, ApiError> {
+    let seen = seen(&s, &user, id).await?;
+    if seen.community.owner_id == user.id {
+        return Err(ApiError::field(
+            "communityId",
+            "the owner cannot leave; delete the community instead",
+        ));
+    }
+    s.ctx.store.remove_community_member(id, user.id).await?;
+    Ok(ok(
+        StatusCode::OK,
+        &serde_json::json!({ "communityId": id, "left": true }),
+    ))
+}
+
+async fn kick(
+    s: AppState,
+    user: AuthUser,
+    id: Snowflake,
+    target: Snowflake,
+) -> Result<Response, ApiError> {
+    let seen = seen(&s, &user, id).await?;
+    seen.require(Permissions::KICK_MEMBERS, "kick members")?;
+    let Some(member) = s.ctx.store.community_member(id, target).await? else {
+        return Err(ApiError::not_found("member"));
+    };
+    if !seen
+        .grants
+        .may_moderate(&seen.me, &member_grants(&member), Permissions::KICK_MEMBERS)
+    {
+        return Err(ApiError::forbidden(
+            "you may only kick members ranked below you (never the owner or yourself)",
+        ));
+    }
+    s.ctx.store.remove_community_member(id, target).await?;
+    Ok(ok(
+        StatusCode::OK,
+        &serde_json::json!({ "communityId": id, "userId": target, "removed": true }),
+    ))
 }

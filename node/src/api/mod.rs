@@ -6,6 +6,7 @@ mod communities;
 mod contacts;
 mod dms;
 mod files;
+mod invites;
 mod messages;
 mod roles;
 mod room_admin;
@@ -187,6 +188,8 @@ pub fn routes(state: AppState) -> warp::filters::BoxedFilter<(Response,)> {
             .or(communities::routes(state.clone()).boxed())
             .unify()
             .or(roles::routes(state.clone()).boxed())
+            .unify()
+            .or(invites::routes(state.clone()).boxed())
             .unify()
             .or(files::routes(state).boxed())
             .unify(),
