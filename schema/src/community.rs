@@ -100,3 +100,27 @@ impl InviteRecord {
             && self.max_uses.is_none_or(|max| self.uses < max)
     }
 }
+
+/// One entry of a community's audit log (`community_audit`, newest first). Entries are only
+/// ever appended; the API can neither edit nor delete them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// The community.
+    pub community_id: Snowflake,
+    /// Time-ordered id of the entry.
+    pub id: Snowflake,
+    /// Who did it.
+    pub actor_id: Snowflake,
+    /// What, as a stable name (`role.update`, `member.kick`, …).
+    pub action: String,
+    /// Whom or what it was done to (a role, a member, …), if anything.
+    pub target_id: Option<Snowflake>,
+    /// The reason the actor gave, if any.
+    pub reason: Option<String>,
+    /// The target before, as JSON, where that means something.
+    pub before: Option<String>,
+    /// The target after, as JSON.
+    pub after: Option<String>,
+    /// When.
+    pub created_at: u64,
+}

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use voiceflow_wire::Snowflake;
 
-use crate::community::{CommunityMember, CommunityRecord, InviteRecord, RoleRecord};
+use crate::community::{AuditEntry, CommunityMember, CommunityRecord, InviteRecord, RoleRecord};
 use crate::contacts::{BlockRecord, UserSettings};
 use crate::model::*;
 
@@ -258,6 +258,16 @@ pub trait Store: Send + Sync + 'static {
     async fn use_invite(&self, code: &str, now_ms: u64) -> StoreResult<Option<InviteRecord>>;
     /// Revokes an invite (unknown codes are not an error).
     async fn revoke_invite(&self, code: &str) -> StoreResult<()>;
+    /// Appends an entry to its community's audit log.
+    async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()>;
+    /// A page of a community's audit log, newest first: entries older than `before` (from the
+    /// newest without), at most `limit`.
+    async fn audit_log(
+        &self,
+        community_id: Snowflake,
+        before: Option<Snowflake>,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditEntry>>;
 
     // ---- lifecycle ----
     /// Makes everything written so far durable (used at shutdown).

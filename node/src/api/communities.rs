@@ -15,6 +15,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
+use super::audit::{Change, reason, record};
 use super::roles::RoleView;
 use super::{authed, json_body, parse, validate, with_state};
 use crate::auth::AuthUser;
@@ -193,14 +194,16 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .and(warp::get())
         .and(s())
         .then(|id, s: AppState, u: AuthUser| async move { respond(get(s, u, id).await) });
-    let patch =
-        warp::path!("communities" / Snowflake)
-            .and(warp::patch())
-            .and(s())
-            .and(json_body(limit))
-            .then(|id, s: AppState, u: AuthUser, b: Bytes| async move {
-                respond(patch(s, u, id, b).await)
-            });
+    let patch = warp::path!("communities" / Snowflake)
+        .and(warp::patch())
+        .and(s())
+        .and(json_body(limit))
+        .and(reason())
+        .then(
+            |id, s: AppState, u: AuthUser, b: Bytes, r: Option<String>| async move {
+                respond(patch(s, u, id, b, r).await)
+            },
+        );
     let delete = warp::path!("communities" / Snowflake)
         .and(warp::delete())
         .and(s())
@@ -212,9 +215,12 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
     let kick = warp::path!("communities" / Snowflake / "members" / Snowflake)
         .and(warp::delete())
         .and(s())
-        .then(|id, target, s: AppState, u: AuthUser| async move {
-            respond(kick(s, u, id, target).await)
-        });
+        .and(reason())
+        .then(
+            |id, target, s: AppState, u: AuthUser, r: Option<String>| async move {
+                respond(kick(s, u, id, target, r).await)
+            },
+        );
     let members = warp::path!("communities" / Snowflake / "members")
         .and(warp::get())
         .and(s())
@@ -313,13 +319,14 @@ async fn patch(
     user: AuthUser,
     id: Snowflake,
     body: Bytes,
+    reason: Option<String>,
 ) -> Result<Response, ApiError> {
     let b: PatchBody = parse(&body)?;
     let seen = seen(&s, &user, id).await?;
     seen.require(Permissions::MANAGE_COMMUNITY, "edit this community")?;
     let name = b.name.map(|n| n.trim().to_owned());
     check_fields(name.as_deref(), b.description.as_deref())?;
-    let mut community = seen.community;
+    let mut community = seen.community.clone();
     if let Some(name) = name {
         community.name = name;
     }
@@ -328,7 +335,18 @@ async fn patch(
     }
     community.updated_at = now_ms();
     s.ctx.store.update_community(&community).await?;
-    Ok(ok(StatusCode::OK, &CommunityView::from(&community)))
+    let view = CommunityView::from(&community);
+    let change = Change {
+        community: id,
+        actor: user.id,
+        action: "community.update",
+        target: Some(id),
+        reason,
+        before: serde_json::to_value(CommunityView::from(&seen.community)).ok(),
+        after: serde_json::to_value(&view).ok(),
+    };
+    record(&s, change).await?;
+    Ok(ok(StatusCode::OK, &view))
 }
 
 async fn delete(s: AppState, user: AuthUser, id: Snowflake) -> Result<Response, ApiError> {
@@ -401,6 +419,7 @@ async fn kick(
     user: AuthUser,
     id: Snowflake,
     target: Snowflake,
+    reason: Option<String>,
 ) -> Result<Response, ApiError> {
     let seen = seen(&s, &user, id).await?;
     seen.require(Permissions::KICK_MEMBERS, "kick members")?;
@@ -416,6 +435,16 @@ async fn kick(
         ));
     }
     s.ctx.store.remove_community_member(id, target).await?;
+    let change = Change {
+        community: id,
+        actor: user.id,
+        action: "member.kick",
+        target: Some(target),
+        reason,
+        before: Some(serde_json::json!({ "roles": member.roles })),
+        after: None,
+    };
+    record(&s, change).await?;
     Ok(ok(
         StatusCode::OK,
         &serde_json::json!({ "communityId": id, "userId": target, "removed": true }),

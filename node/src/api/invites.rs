@@ -17,6 +17,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use super::accounts::forwarded_for;
+use super::audit::{Change, reason, record};
 use super::communities::{CommunityView, seen};
 use super::rooms::join_code;
 use super::{authed, json_body, parse, with_state};
@@ -73,9 +74,12 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .and(warp::post())
         .and(s())
         .and(json_body(limit))
-        .then(|id, s: AppState, u: AuthUser, b: Bytes| async move {
-            respond(create(s, u, id, b).await)
-        });
+        .and(reason())
+        .then(
+            |id, s: AppState, u: AuthUser, b: Bytes, r: Option<String>| async move {
+                respond(create(s, u, id, b, r).await)
+            },
+        );
     let list = warp::path!("communities" / Snowflake / "invites")
         .and(warp::get())
         .and(s())
@@ -83,9 +87,12 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
     let revoke = warp::path!("communities" / Snowflake / "invites" / String)
         .and(warp::delete())
         .and(s())
-        .then(|id, code: String, s: AppState, u: AuthUser| async move {
-            respond(revoke(s, u, id, code).await)
-        });
+        .and(reason())
+        .then(
+            |id, code: String, s: AppState, u: AuthUser, r: Option<String>| async move {
+                respond(revoke(s, u, id, code, r).await)
+            },
+        );
     let preview =
         warp::path!("invites" / String)
             .and(warp::get())
@@ -136,6 +143,7 @@ async fn create(
     user: AuthUser,
     id: Snowflake,
     body: Bytes,
+    reason: Option<String>,
 ) -> Result<Response, ApiError> {
     let b: CreateBody = parse(&body)?;
     let seen = seen(&s, &user, id).await?;
@@ -168,7 +176,20 @@ async fn create(
     for _ in 0..8 {
         invite.code = join_code();
         match s.ctx.store.create_invite(&invite).await {
-            Ok(()) => return Ok(ok(StatusCode::CREATED, &InviteView::from(&invite))),
+            Ok(()) => {
+                let view = InviteView::from(&invite);
+                let change = Change {
+                    community: id,
+                    actor: user.id,
+                    action: "invite.create",
+                    target: None,
+                    reason,
+                    before: None,
+                    after: serde_json::to_value(&view).ok(),
+                };
+                record(&s, change).await?;
+                return Ok(ok(StatusCode::CREATED, &view));
+            }
             Err(StoreError::Conflict { .. }) => continue,
             Err(e) => return Err(e.into()),
         }
@@ -192,6 +213,7 @@ async fn revoke(
     user: AuthUser,
     id: Snowflake,
     code: String,
+    reason: Option<String>,
 ) -> Result<Response, ApiError> {
     let seen = seen(&s, &user, id).await?;
     let code = normalized(&code);
@@ -206,6 +228,16 @@ async fn revoke(
         )?;
     }
     s.ctx.store.revoke_invite(&code).await?;
+    let change = Change {
+        community: id,
+        actor: user.id,
+        action: "invite.revoke",
+        target: None,
+        reason,
+        before: serde_json::to_value(InviteView::from(&invite)).ok(),
+        after: None,
+    };
+    record(&s, change).await?;
     Ok(ok(
         StatusCode::OK,
         &serde_json::json!({ "code": code, "revoked": true }),

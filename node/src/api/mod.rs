@@ -2,6 +2,7 @@
 //! `Result<Response, ApiError>`; [`crate::error::respond`] renders both sides.
 
 mod accounts;
+mod audit;
 mod communities;
 mod contacts;
 mod dms;
@@ -190,6 +191,8 @@ pub fn routes(state: AppState) -> warp::filters::BoxedFilter<(Response,)> {
             .or(roles::routes(state.clone()).boxed())
             .unify()
             .or(invites::routes(state.clone()).boxed())
+            .unify()
+            .or(audit::routes(state.clone()).boxed())
             .unify()
             .or(files::routes(state).boxed())
             .unify(),

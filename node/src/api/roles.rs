@@ -17,6 +17,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
+use super::audit::{Change, reason, record};
 use super::communities::{Seen, seen};
 use super::{authed, json_body, parse, validate, with_state};
 use crate::auth::AuthUser;
@@ -70,37 +71,51 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .and(warp::post())
         .and(s())
         .and(json_body(limit))
-        .then(|id, s: AppState, u: AuthUser, b: Bytes| async move {
-            respond(create(s, u, id, b).await)
-        });
+        .and(reason())
+        .then(
+            |id, s: AppState, u: AuthUser, b: Bytes, r: Option<String>| async move {
+                respond(create(s, u, id, b, r).await)
+            },
+        );
     let edit = warp::path!("communities" / Snowflake / "roles" / Snowflake)
         .and(warp::patch())
         .and(s())
         .and(json_body(limit))
-        .then(|id, role, s: AppState, u: AuthUser, b: Bytes| async move {
-            respond(edit(s, u, id, role, b).await)
-        });
-    let delete =
-        warp::path!("communities" / Snowflake / "roles" / Snowflake)
-            .and(warp::delete())
-            .and(s())
-            .then(|id, role, s: AppState, u: AuthUser| async move {
-                respond(delete(s, u, id, role).await)
-            });
+        .and(reason())
+        .then(
+            |id, role, s: AppState, u: AuthUser, b: Bytes, r: Option<String>| async move {
+                respond(edit(s, u, id, role, b, r).await)
+            },
+        );
+    let delete = warp::path!("communities" / Snowflake / "roles" / Snowflake)
+        .and(warp::delete())
+        .and(s())
+        .and(reason())
+        .then(
+            |id, role, s: AppState, u: AuthUser, r: Option<String>| async move {
+                respond(delete(s, u, id, role, r).await)
+            },
+        );
     let grant =
         warp::path!("communities" / Snowflake / "members" / Snowflake / "roles" / Snowflake)
             .and(warp::put())
             .and(s())
-            .then(|id, user, role, s: AppState, u: AuthUser| async move {
-                respond(set_granted(s, u, id, user, role, true).await)
-            });
+            .and(reason())
+            .then(
+                |id, user, role, s: AppState, u: AuthUser, r: Option<String>| async move {
+                    respond(set_granted(s, u, (id, user, role), true, r).await)
+                },
+            );
     let revoke =
         warp::path!("communities" / Snowflake / "members" / Snowflake / "roles" / Snowflake)
             .and(warp::delete())
             .and(s())
-            .then(|id, user, role, s: AppState, u: AuthUser| async move {
-                respond(set_granted(s, u, id, user, role, false).await)
-            });
+            .and(reason())
+            .then(
+                |id, user, role, s: AppState, u: AuthUser, r: Option<String>| async move {
+                    respond(set_granted(s, u, (id, user, role), false, r).await)
+                },
+            );
     list.or(create)
         .unify()
         .or(edit)
@@ -155,6 +170,26 @@ impl Seen {
     }
 }
 
+/// The audit entry of a change to `role`.
+fn role_change(
+    user: &AuthUser,
+    role: &RoleRecord,
+    action: &'static str,
+    reason: Option<String>,
+    before: Option<serde_json::Value>,
+    after: Option<serde_json::Value>,
+) -> Change {
+    Change {
+        community: role.community_id,
+        actor: user.id,
+        action,
+        target: Some(role.id),
+        reason,
+        before,
+        after,
+    }
+}
+
 fn check_fields(name: Option<&str>, color: Option<u32>) -> Result<(), ApiError> {
     if let Some(name) = name {
         validate::length("name", name, 1, 100)?;
@@ -179,6 +214,7 @@ async fn create(
     user: AuthUser,
     id: Snowflake,
     body: Bytes,
+    reason: Option<String>,
 ) -> Result<Response, ApiError> {
     let b: RoleBody = parse(&body)?;
     let seen = seen(&s, &user, id).await?;
@@ -210,7 +246,14 @@ async fn create(
         created_at: now_ms(),
     };
     s.ctx.store.put_role(&role).await?;
-    Ok(ok(StatusCode::CREATED, &RoleView::from(&role)))
+    let view = RoleView::from(&role);
+    let after = serde_json::to_value(&view).ok();
+    record(
+        &s,
+        role_change(&user, &role, "role.create", reason, None, after),
+    )
+    .await?;
+    Ok(ok(StatusCode::CREATED, &view))
 }
 
 async fn edit(
@@ -219,6 +262,7 @@ async fn edit(
     id: Snowflake,
     role_id: Snowflake,
     body: Bytes,
+    reason: Option<String>,
 ) -> Result<Response, ApiError> {
     let b: RoleBody = parse(&body)?;
     let seen = seen(&s, &user, id).await?;
@@ -247,7 +291,16 @@ async fn edit(
         role.color = color;
     }
     s.ctx.store.put_role(&role).await?;
-    Ok(ok(StatusCode::OK, &RoleView::from(&role)))
+    let view = RoleView::from(&role);
+    let before = seen.role(role_id).ok().map(RoleView::from);
+    let before = before.and_then(|b| serde_json::to_value(b).ok());
+    let after = serde_json::to_value(&view).ok();
+    record(
+        &s,
+        role_change(&user, &role, "role.update", reason, before, after),
+    )
+    .await?;
+    Ok(ok(StatusCode::OK, &view))
 }
 
 async fn delete(
@@ -255,6 +308,7 @@ async fn delete(
     user: AuthUser,
     id: Snowflake,
     role_id: Snowflake,
+    reason: Option<String>,
 ) -> Result<Response, ApiError> {
     let seen = seen(&s, &user, id).await?;
     let role = seen.role(role_id)?;
@@ -263,19 +317,25 @@ async fn delete(
         return Err(ApiError::field("roleId", "@everyone cannot be deleted"));
     }
     s.ctx.store.delete_role(id, role_id).await?;
+    let before = serde_json::to_value(RoleView::from(role)).ok();
+    record(
+        &s,
+        role_change(&user, role, "role.delete", reason, before, None),
+    )
+    .await?;
     Ok(ok(
         StatusCode::OK,
         &serde_json::json!({ "deleted": true, "roleId": role_id }),
     ))
 }
 
+/// Grants (or takes away) role `role_id` of community `id` to member `target`.
 async fn set_granted(
     s: AppState,
     user: AuthUser,
-    id: Snowflake,
-    target: Snowflake,
-    role_id: Snowflake,
+    (id, target, role_id): (Snowflake, Snowflake, Snowflake),
     granted: bool,
+    reason: Option<String>,
 ) -> Result<Response, ApiError> {
     let seen = seen(&s, &user, id).await?;
     let role = seen.role(role_id)?;
@@ -294,6 +354,20 @@ async fn set_granted(
     }
     if granted != had {
         s.ctx.store.put_community_member(&member).await?;
+        let change = Change {
+            community: id,
+            actor: user.id,
+            action: if granted {
+                "member.role_add"
+            } else {
+                "member.role_remove"
+            },
+            target: Some(target),
+            reason,
+            before: None,
+            after: Some(serde_json::json!({ "roleId": role_id })),
+        };
+        record(&s, change).await?;
     }
     Ok(ok(
         StatusCode::OK,

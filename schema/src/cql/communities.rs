@@ -255,6 +255,7 @@ impl Cql {
             return Ok(());
         };
         self.delete_community_invites(raw).await?;
+        self.delete_audit_log(raw).await?;
         let users: Vec<(i64,)> = self
             .select_all("read member ids", &self.communities.member_ids, (raw,))
             .await?;

@@ -23,6 +23,7 @@
 //! refresh-token compare-and-set, and bumping a room's ownership epoch when a node takes the
 //! room over (storage-level fencing, see `events`).
 
+mod audit;
 pub mod blobs;
 pub mod bridge;
 mod codec;
@@ -72,6 +73,7 @@ pub(crate) struct Cql {
     contacts: contacts::ContactStatements,
     communities: communities::CommunityStatements,
     invites: invites::InviteStatements,
+    audit: audit::AuditStatements,
 }
 
 impl Cql {
@@ -261,6 +263,7 @@ impl CqlStore {
         let contacts = contacts::ContactStatements::prepare(&session).await?;
         let communities = communities::CommunityStatements::prepare(&session).await?;
         let invites = invites::InviteStatements::prepare(&session).await?;
+        let audit = audit::AuditStatements::prepare(&session).await?;
         tracing::info!(keyspace = %config.keyspace, version, contact_points = %contact, "CQL store ready");
         Ok(CqlStore {
             cql: Arc::new(Cql {
@@ -270,6 +273,7 @@ impl CqlStore {
                 contacts,
                 communities,
                 invites,
+                audit,
             }),
             commit: Arc::new(GroupCommit::default()),
             keyspace: config.keyspace.clone(),

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use voiceflow_wire::Snowflake;
 
 use super::CqlStore;
-use crate::community::{CommunityMember, CommunityRecord, InviteRecord, RoleRecord};
+use crate::community::{AuditEntry, CommunityMember, CommunityRecord, InviteRecord, RoleRecord};
 use crate::contacts::{BlockRecord, UserSettings};
 use crate::model::*;
 use crate::store::{Store, StoreResult};
@@ -301,6 +301,19 @@ impl Store for CqlStore {
 
     async fn revoke_invite(&self, code: &str) -> StoreResult<()> {
         self.cql.revoke_invite(code).await
+    }
+
+    async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
+        self.cql.append_audit(entry).await
+    }
+
+    async fn audit_log(
+        &self,
+        community_id: Snowflake,
+        before: Option<Snowflake>,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditEntry>> {
+        self.cql.audit_log(community_id, before, limit).await
     }
 
     async fn flush(&self) -> StoreResult<()> {

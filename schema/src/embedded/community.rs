@@ -11,7 +11,7 @@ use voiceflow_wire::Snowflake;
 use super::read::Reader;
 use super::tables::{Table, decode, encode, id_bytes, io, pair_key, trailing_id};
 use super::writer::{Reply, Staged};
-use crate::community::{CommunityMember, CommunityRecord, InviteRecord, RoleRecord};
+use crate::community::{AuditEntry, CommunityMember, CommunityRecord, InviteRecord, RoleRecord};
 use crate::store::{StoreError, StoreResult};
 
 /// A change to communities, as queued for the writer.
@@ -37,6 +37,8 @@ pub(crate) enum CommunityOp {
     UseInvite(String, u64),
     /// `revoke_invite`.
     RevokeInvite(String),
+    /// `append_audit`.
+    AppendAudit(AuditEntry),
 }
 
 /// Applies one community op to `s`.
@@ -67,6 +69,9 @@ pub(crate) fn apply(s: &mut Staged<'_>, op: CommunityOp) -> StoreResult<Reply> {
                 let user = trailing_id(&member)?;
                 s.remove(Table::UserCommunities, pair_key(user, id));
                 s.remove(Table::CommunityMembers, member);
+            }
+            for entry in s.keys_with_prefix(Table::CommunityAudit, &key)? {
+                s.remove(Table::CommunityAudit, entry);
             }
             for entry in s.keys_with_prefix(Table::CommunityInvites, &key)? {
                 if let Some(code) = entry.get(key.len()..) {
@@ -110,6 +115,10 @@ pub(crate) fn apply(s: &mut Staged<'_>, op: CommunityOp) -> StoreResult<Reply> {
             invite.uses += 1;
             s.put(Table::Invites, key, encode(&invite)?);
             return Ok(Reply::Bool(true));
+        }
+        CommunityOp::AppendAudit(entry) => {
+            let key = pair_key(entry.community_id, entry.id);
+            s.put(Table::CommunityAudit, key, encode(&entry)?);
         }
         CommunityOp::RevokeInvite(code) => {
             let key = code.into_bytes();
@@ -220,6 +229,35 @@ impl Reader {
             if let Some(invite) = self.invite(code)? {
                 out.push(invite);
             }
+        }
+        Ok(out)
+    }
+
+    /// `audit_log`: newest first.
+    pub(crate) fn audit_log(
+        &self,
+        community: Snowflake,
+        before: Option<Snowflake>,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditEntry>> {
+        let start = Bound::Included(id_bytes(community).to_vec());
+        let end = match before {
+            Some(before) => Bound::Excluded(pair_key(community, before)),
+            None => match community.0.checked_add(1) {
+                Some(next) => Bound::Excluded(id_bytes(Snowflake(next)).to_vec()),
+                None => Bound::Unbounded,
+            },
+        };
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let mut out = Vec::new();
+        for guard in self
+            .tables
+            .get(Table::CommunityAudit)
+            .range::<Vec<u8>, _>((start, end))
+            .rev()
+            .take(limit)
+        {
+            out.push(decode(&guard.value().map_err(io)?)?);
         }
         Ok(out)
     }

@@ -36,7 +36,7 @@ use self::community::CommunityOp;
 use self::read::Reader;
 use self::tables::{META_SCHEMA_VERSION, SCHEMA_VERSION, Table, Tables, io};
 use self::writer::{Counters, Job, Op, Reply};
-use crate::community::{CommunityMember, CommunityRecord, InviteRecord, RoleRecord};
+use crate::community::{AuditEntry, CommunityMember, CommunityRecord, InviteRecord, RoleRecord};
 use crate::contacts::{BlockRecord, UserSettings};
 use crate::model::*;
 use crate::store::{Store, StoreError, StoreResult};
@@ -484,6 +484,20 @@ impl Store for EmbeddedStore {
     async fn revoke_invite(&self, code: &str) -> StoreResult<()> {
         let op = CommunityOp::RevokeInvite(code.to_owned());
         self.write(Op::Community(op)).await
+    }
+
+    async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
+        let op = CommunityOp::AppendAudit(entry.clone());
+        self.write(Op::Community(op)).await
+    }
+
+    async fn audit_log(
+        &self,
+        community_id: Snowflake,
+        before: Option<Snowflake>,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditEntry>> {
+        self.reader.audit_log(community_id, before, limit)
     }
 
     async fn flush(&self) -> StoreResult<()> {

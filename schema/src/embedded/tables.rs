@@ -72,11 +72,13 @@ pub(crate) enum Table {
     Invites,
     /// `community_invites`: community ‖ code → empty.
     CommunityInvites,
+    /// `community_audit`: community ‖ entry id → `AuditEntry`.
+    CommunityAudit,
 }
 
 impl Table {
     /// Every table, in declaration order.
-    pub(crate) const ALL: [Table; 24] = [
+    pub(crate) const ALL: [Table; 25] = [
         Table::Users,
         Table::UsersByEmail,
         Table::UsersByUsername,
@@ -101,6 +103,7 @@ impl Table {
         Table::UserCommunities,
         Table::Invites,
         Table::CommunityInvites,
+        Table::CommunityAudit,
     ];
 
     /// The keyspace name on disk (same as the CQL table name).
@@ -130,6 +133,7 @@ impl Table {
             Table::UserCommunities => "user_communities",
             Table::Invites => "invites",
             Table::CommunityInvites => "community_invites",
+            Table::CommunityAudit => "community_audit",
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Communities, their roles and members.
 
-use voiceflow_schema::{CommunityMember, CommunityRecord, InviteRecord, RoleRecord, StoreError};
+use voiceflow_schema::{
+    AuditEntry, CommunityMember, CommunityRecord, InviteRecord, RoleRecord, StoreError,
+};
 use voiceflow_wire::Snowflake;
 use voiceflow_wire::v1::permissions::Permissions;
 
@@ -430,5 +432,74 @@ pub async fn invites_are_unique_counted_once_per_use_and_go_with_their_community
     assert_eq!(
         store.community_invites(Snowflake(c)).await.expect("none"),
         vec![]
+    );
+}
+
+/// The audit log pages newest first, keeps every field, is per community, and goes with its
+/// community.
+pub async fn the_audit_log_pages_newest_first_and_goes_with_its_community(backend: Backend) {
+    let store = backend.open().await;
+    let (c, other, owner) = (3_400_001, 3_400_002, 3_400_100);
+    for id in [c, other] {
+        store
+            .create_community(
+                &community(id, owner, "Audited"),
+                &role(id, id, 0, Permissions::VIEW_CHANNEL),
+                &member(id, owner, &[]),
+            )
+            .await
+            .expect("create");
+    }
+    let entry = |community: u64, id: u64| AuditEntry {
+        community_id: Snowflake(community),
+        id: Snowflake(id),
+        actor_id: Snowflake(owner),
+        action: if id % 2 == 0 {
+            "role.update"
+        } else {
+            "member.kick"
+        }
+        .into(),
+        target_id: (id % 3 != 0).then_some(Snowflake(id + 1)),
+        reason: (id % 4 == 0).then(|| format!("because {id}")),
+        before: Some(format!("{{\"n\":{id}}}")),
+        after: None,
+        created_at: 10_000 + id,
+    };
+    for id in 1..=25 {
+        store.append_audit(&entry(c, id)).await.expect("append");
+    }
+    store.append_audit(&entry(other, 99)).await.expect("other");
+    let mut seen = Vec::new();
+    let mut before = None;
+    loop {
+        let page = store
+            .audit_log(Snowflake(c), before, 10)
+            .await
+            .expect("page");
+        assert!(page.len() <= 10);
+        let Some(last) = page.last() else { break };
+        before = Some(last.id);
+        seen.extend(page);
+    }
+    assert_eq!(
+        seen,
+        (1..=25).rev().map(|id| entry(c, id)).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        store.audit_log(Snowflake(c), None, 0).await.expect("none"),
+        vec![]
+    );
+    store.delete_community(Snowflake(c)).await.expect("delete");
+    assert_eq!(
+        store.audit_log(Snowflake(c), None, 10).await.expect("gone"),
+        vec![]
+    );
+    assert_eq!(
+        store
+            .audit_log(Snowflake(other), None, 10)
+            .await
+            .expect("kept"),
+        vec![entry(other, 99)]
     );
 }
