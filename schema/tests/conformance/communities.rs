@@ -454,14 +454,14 @@ pub async fn the_audit_log_pages_newest_first_and_goes_with_its_community(backen
         community_id: Snowflake(community),
         id: Snowflake(id),
         actor_id: Snowflake(owner),
-        action: if id % 2 == 0 {
+        action: if id.is_multiple_of(2) {
             "role.update"
         } else {
             "member.kick"
         }
         .into(),
-        target_id: (id % 3 != 0).then_some(Snowflake(id + 1)),
-        reason: (id % 4 == 0).then(|| format!("because {id}")),
+        target_id: (!id.is_multiple_of(3)).then_some(Snowflake(id + 1)),
+        reason: id.is_multiple_of(4).then(|| format!("because {id}")),
         before: Some(format!("{{\"n\":{id}}}")),
         after: None,
         created_at: 10_000 + id,
