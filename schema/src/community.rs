@@ -124,3 +124,19 @@ pub struct AuditEntry {
     /// When.
     pub created_at: u64,
 }
+
+/// A ban from a community (`community_bans`: community ‖ user): the user is not a member and
+/// cannot join again until the ban is lifted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BanRecord {
+    /// The community.
+    pub community_id: Snowflake,
+    /// Who is banned.
+    pub user_id: Snowflake,
+    /// Why, as the moderator said.
+    pub reason: Option<String>,
+    /// The moderator.
+    pub banned_by: Snowflake,
+    /// When.
+    pub created_at: u64,
+}

@@ -35,7 +35,9 @@ pub mod model;
 pub mod store;
 
 pub use blob::{BlobMeta, BlobStore};
-pub use community::{AuditEntry, CommunityMember, CommunityRecord, InviteRecord, RoleRecord};
+pub use community::{
+    AuditEntry, BanRecord, CommunityMember, CommunityRecord, InviteRecord, RoleRecord,
+};
 pub use contacts::{BlockRecord, ContactPolicy, UserSettings};
 pub use cql::CqlStore;
 pub use embedded::EmbeddedStore;

@@ -4,7 +4,9 @@
 use async_trait::async_trait;
 use voiceflow_wire::Snowflake;
 
-use crate::community::{AuditEntry, CommunityMember, CommunityRecord, InviteRecord, RoleRecord};
+use crate::community::{
+    AuditEntry, BanRecord, CommunityMember, CommunityRecord, InviteRecord, RoleRecord,
+};
 use crate::contacts::{BlockRecord, UserSettings};
 use crate::model::*;
 
@@ -258,6 +260,23 @@ pub trait Store: Send + Sync + 'static {
     async fn use_invite(&self, code: &str, now_ms: u64) -> StoreResult<Option<InviteRecord>>;
     /// Revokes an invite (unknown codes are not an error).
     async fn revoke_invite(&self, code: &str) -> StoreResult<()>;
+    /// Bans a user (replacing an earlier ban's record) and removes their membership.
+    async fn put_ban(&self, ban: &BanRecord) -> StoreResult<()>;
+    /// Lifts a ban; lifting one that does not exist is not an error.
+    async fn remove_ban(&self, community_id: Snowflake, user_id: Snowflake) -> StoreResult<()>;
+    /// The ban of `user_id`, if any.
+    async fn ban(
+        &self,
+        community_id: Snowflake,
+        user_id: Snowflake,
+    ) -> StoreResult<Option<BanRecord>>;
+    /// A page of a community's bans by user id, after `after`, at most `limit`.
+    async fn community_bans(
+        &self,
+        community_id: Snowflake,
+        after: Option<Snowflake>,
+        limit: u32,
+    ) -> StoreResult<Vec<BanRecord>>;
     /// Appends an entry to its community's audit log.
     async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()>;
     /// A page of a community's audit log, newest first: entries older than `before` (from the

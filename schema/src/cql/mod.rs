@@ -24,6 +24,7 @@
 //! room over (storage-level fencing, see `events`).
 
 mod audit;
+mod bans;
 pub mod blobs;
 pub mod bridge;
 mod codec;
@@ -74,6 +75,7 @@ pub(crate) struct Cql {
     communities: communities::CommunityStatements,
     invites: invites::InviteStatements,
     audit: audit::AuditStatements,
+    bans: bans::BanStatements,
 }
 
 impl Cql {
@@ -264,6 +266,7 @@ impl CqlStore {
         let communities = communities::CommunityStatements::prepare(&session).await?;
         let invites = invites::InviteStatements::prepare(&session).await?;
         let audit = audit::AuditStatements::prepare(&session).await?;
+        let bans = bans::BanStatements::prepare(&session).await?;
         tracing::info!(keyspace = %config.keyspace, version, contact_points = %contact, "CQL store ready");
         Ok(CqlStore {
             cql: Arc::new(Cql {
@@ -274,6 +277,7 @@ impl CqlStore {
                 communities,
                 invites,
                 audit,
+                bans,
             }),
             commit: Arc::new(GroupCommit::default()),
             keyspace: config.keyspace.clone(),

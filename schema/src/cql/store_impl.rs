@@ -4,7 +4,9 @@ use async_trait::async_trait;
 use voiceflow_wire::Snowflake;
 
 use super::CqlStore;
-use crate::community::{AuditEntry, CommunityMember, CommunityRecord, InviteRecord, RoleRecord};
+use crate::community::{
+    AuditEntry, BanRecord, CommunityMember, CommunityRecord, InviteRecord, RoleRecord,
+};
 use crate::contacts::{BlockRecord, UserSettings};
 use crate::model::*;
 use crate::store::{Store, StoreResult};
@@ -301,6 +303,31 @@ impl Store for CqlStore {
 
     async fn revoke_invite(&self, code: &str) -> StoreResult<()> {
         self.cql.revoke_invite(code).await
+    }
+
+    async fn put_ban(&self, ban: &BanRecord) -> StoreResult<()> {
+        self.cql.put_ban(ban).await
+    }
+
+    async fn remove_ban(&self, community_id: Snowflake, user_id: Snowflake) -> StoreResult<()> {
+        self.cql.remove_ban(community_id, user_id).await
+    }
+
+    async fn ban(
+        &self,
+        community_id: Snowflake,
+        user_id: Snowflake,
+    ) -> StoreResult<Option<BanRecord>> {
+        self.cql.ban(community_id, user_id).await
+    }
+
+    async fn community_bans(
+        &self,
+        community_id: Snowflake,
+        after: Option<Snowflake>,
+        limit: u32,
+    ) -> StoreResult<Vec<BanRecord>> {
+        self.cql.community_bans(community_id, after, limit).await
     }
 
     async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()> {

@@ -11,7 +11,9 @@ use voiceflow_wire::Snowflake;
 use super::read::Reader;
 use super::tables::{Table, decode, encode, id_bytes, io, pair_key, trailing_id};
 use super::writer::{Reply, Staged};
-use crate::community::{AuditEntry, CommunityMember, CommunityRecord, InviteRecord, RoleRecord};
+use crate::community::{
+    AuditEntry, BanRecord, CommunityMember, CommunityRecord, InviteRecord, RoleRecord,
+};
 use crate::store::{StoreError, StoreResult};
 
 /// A change to communities, as queued for the writer.
@@ -39,6 +41,10 @@ pub(crate) enum CommunityOp {
     RevokeInvite(String),
     /// `append_audit`.
     AppendAudit(AuditEntry),
+    /// `put_ban`.
+    PutBan(BanRecord),
+    /// `remove_ban`: community, user.
+    RemoveBan(Snowflake, Snowflake),
 }
 
 /// Applies one community op to `s`.
@@ -69,6 +75,9 @@ pub(crate) fn apply(s: &mut Staged<'_>, op: CommunityOp) -> StoreResult<Reply> {
                 let user = trailing_id(&member)?;
                 s.remove(Table::UserCommunities, pair_key(user, id));
                 s.remove(Table::CommunityMembers, member);
+            }
+            for entry in s.keys_with_prefix(Table::CommunityBans, &key)? {
+                s.remove(Table::CommunityBans, entry);
             }
             for entry in s.keys_with_prefix(Table::CommunityAudit, &key)? {
                 s.remove(Table::CommunityAudit, entry);
@@ -115,6 +124,19 @@ pub(crate) fn apply(s: &mut Staged<'_>, op: CommunityOp) -> StoreResult<Reply> {
             invite.uses += 1;
             s.put(Table::Invites, key, encode(&invite)?);
             return Ok(Reply::Bool(true));
+        }
+        CommunityOp::PutBan(ban) => {
+            let (community, user) = (ban.community_id, ban.user_id);
+            s.put(
+                Table::CommunityBans,
+                pair_key(community, user),
+                encode(&ban)?,
+            );
+            s.remove(Table::CommunityMembers, pair_key(community, user));
+            s.remove(Table::UserCommunities, pair_key(user, community));
+        }
+        CommunityOp::RemoveBan(community, user) => {
+            s.remove(Table::CommunityBans, pair_key(community, user));
         }
         CommunityOp::AppendAudit(entry) => {
             let key = pair_key(entry.community_id, entry.id);
@@ -190,25 +212,7 @@ impl Reader {
         after: Option<Snowflake>,
         limit: u32,
     ) -> StoreResult<Vec<CommunityMember>> {
-        let start = match after {
-            Some(user) => Bound::Excluded(pair_key(community, user)),
-            None => Bound::Included(id_bytes(community).to_vec()),
-        };
-        let end = match community.0.checked_add(1) {
-            Some(next) => Bound::Excluded(id_bytes(Snowflake(next)).to_vec()),
-            None => Bound::Unbounded,
-        };
-        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-        let mut out = Vec::new();
-        for guard in self
-            .tables
-            .get(Table::CommunityMembers)
-            .range::<Vec<u8>, _>((start, end))
-            .take(limit)
-        {
-            out.push(decode(&guard.value().map_err(io)?)?);
-        }
-        Ok(out)
+        self.page(Table::CommunityMembers, community, after, limit)
     }
 
     /// `invite`.
@@ -229,6 +233,54 @@ impl Reader {
             if let Some(invite) = self.invite(code)? {
                 out.push(invite);
             }
+        }
+        Ok(out)
+    }
+
+    /// `ban`.
+    pub(crate) fn ban(
+        &self,
+        community: Snowflake,
+        user: Snowflake,
+    ) -> StoreResult<Option<BanRecord>> {
+        self.load(Table::CommunityBans, &pair_key(community, user))
+    }
+
+    /// `community_bans`: a page by user id.
+    pub(crate) fn community_bans(
+        &self,
+        community: Snowflake,
+        after: Option<Snowflake>,
+        limit: u32,
+    ) -> StoreResult<Vec<BanRecord>> {
+        self.page(Table::CommunityBans, community, after, limit)
+    }
+
+    /// A page of `table`'s records under `community`, by the id after it.
+    fn page<T: serde::de::DeserializeOwned>(
+        &self,
+        table: Table,
+        community: Snowflake,
+        after: Option<Snowflake>,
+        limit: u32,
+    ) -> StoreResult<Vec<T>> {
+        let start = match after {
+            Some(id) => Bound::Excluded(pair_key(community, id)),
+            None => Bound::Included(id_bytes(community).to_vec()),
+        };
+        let end = match community.0.checked_add(1) {
+            Some(next) => Bound::Excluded(id_bytes(Snowflake(next)).to_vec()),
+            None => Bound::Unbounded,
+        };
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let mut out = Vec::new();
+        for guard in self
+            .tables
+            .get(table)
+            .range::<Vec<u8>, _>((start, end))
+            .take(limit)
+        {
+            out.push(decode(&guard.value().map_err(io)?)?);
         }
         Ok(out)
     }

@@ -36,7 +36,9 @@ use self::community::CommunityOp;
 use self::read::Reader;
 use self::tables::{META_SCHEMA_VERSION, SCHEMA_VERSION, Table, Tables, io};
 use self::writer::{Counters, Job, Op, Reply};
-use crate::community::{AuditEntry, CommunityMember, CommunityRecord, InviteRecord, RoleRecord};
+use crate::community::{
+    AuditEntry, BanRecord, CommunityMember, CommunityRecord, InviteRecord, RoleRecord,
+};
 use crate::contacts::{BlockRecord, UserSettings};
 use crate::model::*;
 use crate::store::{Store, StoreError, StoreResult};
@@ -484,6 +486,33 @@ impl Store for EmbeddedStore {
     async fn revoke_invite(&self, code: &str) -> StoreResult<()> {
         let op = CommunityOp::RevokeInvite(code.to_owned());
         self.write(Op::Community(op)).await
+    }
+
+    async fn put_ban(&self, ban: &BanRecord) -> StoreResult<()> {
+        self.write(Op::Community(CommunityOp::PutBan(ban.clone())))
+            .await
+    }
+
+    async fn remove_ban(&self, community_id: Snowflake, user_id: Snowflake) -> StoreResult<()> {
+        let op = CommunityOp::RemoveBan(community_id, user_id);
+        self.write(Op::Community(op)).await
+    }
+
+    async fn ban(
+        &self,
+        community_id: Snowflake,
+        user_id: Snowflake,
+    ) -> StoreResult<Option<BanRecord>> {
+        self.reader.ban(community_id, user_id)
+    }
+
+    async fn community_bans(
+        &self,
+        community_id: Snowflake,
+        after: Option<Snowflake>,
+        limit: u32,
+    ) -> StoreResult<Vec<BanRecord>> {
+        self.reader.community_bans(community_id, after, limit)
     }
 
     async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()> {

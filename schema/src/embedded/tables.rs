@@ -74,11 +74,13 @@ pub(crate) enum Table {
     CommunityInvites,
     /// `community_audit`: community ‖ entry id → `AuditEntry`.
     CommunityAudit,
+    /// `community_bans`: community ‖ user → `BanRecord`.
+    CommunityBans,
 }
 
 impl Table {
     /// Every table, in declaration order.
-    pub(crate) const ALL: [Table; 25] = [
+    pub(crate) const ALL: [Table; 26] = [
         Table::Users,
         Table::UsersByEmail,
         Table::UsersByUsername,
@@ -104,6 +106,7 @@ impl Table {
         Table::Invites,
         Table::CommunityInvites,
         Table::CommunityAudit,
+        Table::CommunityBans,
     ];
 
     /// The keyspace name on disk (same as the CQL table name).
@@ -134,6 +137,7 @@ impl Table {
             Table::Invites => "invites",
             Table::CommunityInvites => "community_invites",
             Table::CommunityAudit => "community_audit",
+            Table::CommunityBans => "community_bans",
         }
     }
 }

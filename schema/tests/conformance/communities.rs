@@ -1,7 +1,7 @@
 //! Communities, their roles and members.
 
 use voiceflow_schema::{
-    AuditEntry, CommunityMember, CommunityRecord, InviteRecord, RoleRecord, StoreError,
+    AuditEntry, BanRecord, CommunityMember, CommunityRecord, InviteRecord, RoleRecord, StoreError,
 };
 use voiceflow_wire::Snowflake;
 use voiceflow_wire::v1::permissions::Permissions;
@@ -501,5 +501,107 @@ pub async fn the_audit_log_pages_newest_first_and_goes_with_its_community(backen
             .await
             .expect("kept"),
         vec![entry(other, 99)]
+    );
+}
+
+/// A ban ends the membership (both directions), is read back and paged by user id, can be
+/// lifted, and goes with its community.
+pub async fn a_ban_ends_the_membership_and_is_paged_and_lifted(backend: Backend) {
+    let store = backend.open().await;
+    let (c, owner) = (3_500_001, 3_500_100);
+    store
+        .create_community(
+            &community(c, owner, "Banning"),
+            &role(c, c, 0, Permissions::VIEW_CHANNEL),
+            &member(c, owner, &[]),
+        )
+        .await
+        .expect("create");
+    let ban = |user: u64, reason: Option<&str>| BanRecord {
+        community_id: Snowflake(c),
+        user_id: Snowflake(user),
+        reason: reason.map(str::to_owned),
+        banned_by: Snowflake(owner),
+        created_at: 5_000 + user,
+    };
+    let users = [3_500_205, 3_500_201, 3_500_203];
+    for user in users {
+        store
+            .put_community_member(&member(c, user, &[]))
+            .await
+            .expect("join");
+    }
+    store
+        .put_ban(&ban(users[0], Some("spam")))
+        .await
+        .expect("ban");
+    store.put_ban(&ban(users[1], None)).await.expect("ban");
+    store
+        .put_ban(&ban(3_500_209, None))
+        .await
+        .expect("ban a non-member");
+    assert_eq!(
+        store
+            .community_member(Snowflake(c), Snowflake(users[0]))
+            .await
+            .expect("m"),
+        None
+    );
+    assert_eq!(
+        store
+            .user_communities(Snowflake(users[0]))
+            .await
+            .expect("none"),
+        vec![]
+    );
+    assert_eq!(
+        store
+            .ban(Snowflake(c), Snowflake(users[0]))
+            .await
+            .expect("read"),
+        Some(ban(users[0], Some("spam")))
+    );
+    let first = store
+        .community_bans(Snowflake(c), None, 2)
+        .await
+        .expect("page");
+    assert_eq!(
+        first,
+        vec![ban(users[1], None), ban(users[0], Some("spam"))]
+    );
+    let rest = store
+        .community_bans(Snowflake(c), Some(Snowflake(users[0])), 2)
+        .await
+        .expect("page");
+    assert_eq!(rest, vec![ban(3_500_209, None)]);
+    store
+        .remove_ban(Snowflake(c), Snowflake(users[1]))
+        .await
+        .expect("lift");
+    store
+        .remove_ban(Snowflake(c), Snowflake(users[1]))
+        .await
+        .expect("again");
+    assert_eq!(
+        store
+            .ban(Snowflake(c), Snowflake(users[1]))
+            .await
+            .expect("lifted"),
+        None
+    );
+    assert!(
+        store
+            .community_member(Snowflake(c), Snowflake(users[2]))
+            .await
+            .expect("m")
+            .is_some()
+    );
+    store.delete_community(Snowflake(c)).await.expect("delete");
+    assert_eq!(
+        store
+            .community_bans(Snowflake(c), None, 10)
+            .await
+            .expect("gone"),
+        vec![]
     );
 }
