@@ -139,6 +139,7 @@ async fn sender(
                     break;
                 }
                 Ok(ack) => {
+                    trace(|| format!("sender of {room}: {content} refused: {}", ack["error"]));
                     log.lock().errors.push(format!(
                         "{room}: send failed at {}: {}",
                         now_ms(),
@@ -150,6 +151,7 @@ async fn sender(
                     // A close with 4009 is the reconnect a draining node asks for; a missing
                     // ack is a delay (the client resends), not an error it shows.
                     let e = e.to_string();
+                    trace(|| format!("sender of {room}: {content}: {e}; reconnecting"));
                     if !e.contains("4009") && !e.contains("no ack within") {
                         log.lock().errors.push(format!("{room}: sender: {e}"));
                     }
@@ -162,7 +164,23 @@ async fn sender(
         k += 1;
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
+    trace(|| format!("sender of {room}: done after {k} messages"));
     Ok(())
+}
+
+/// A line on stderr for following a run, with `LOAD_TRACE` set (the time ends it).
+fn trace(line: impl FnOnce() -> String) {
+    if std::env::var_os("LOAD_TRACE").is_some() {
+        eprintln!("{} ({})", line(), now_ms());
+    }
+}
+
+impl RoomLog {
+    /// Acknowledged messages the receiver has not got.
+    fn missing(&self) -> usize {
+        let got: HashSet<&String> = self.received.iter().map(|(_, c)| c).collect();
+        self.acked.keys().filter(|c| !got.contains(c)).count()
+    }
 }
 
 /// Follows the room from any live node, re-joining from the last id it got.
@@ -250,9 +268,11 @@ async fn receiver(
                                 let a = addrs.lock();
                                 a.get(node % a.len().max(1)).copied()
                             };
+                            let missing = log.lock().missing();
                             eprintln!(
                                 "receiver of {room} (entered at {entry:?}) went silent until {}; \
-                                 last message made at {:?}",
+                                 last message made at {:?}; {missing} acknowledged messages \
+                                 not received",
                                 now_ms(),
                                 last.map(unix_ms)
                             );
@@ -365,10 +385,12 @@ impl Load {
     /// Stops sending, waits for the receivers, and checks every room.
     pub async fn finish(self) -> Result<(usize, Duration, u32)> {
         self.stop.store(true, Ordering::Relaxed);
+        trace(|| "senders told to stop".into());
         for task in self.tasks {
             tokio::time::timeout(Duration::from_secs(60), task).await???;
         }
         self.senders_done.store(true, Ordering::Relaxed);
+        trace(|| "every sender stopped".into());
         for task in self.receivers {
             tokio::time::timeout(Duration::from_secs(60), task).await???;
         }
