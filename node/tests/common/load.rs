@@ -60,6 +60,8 @@ pub struct RoomLog {
     reconnects: u32,
     /// Times a receiver's open connection went silent for 10 s (its room stopped reaching it).
     stalls: u32,
+    /// The room's sender stopped: every message it sent was acknowledged.
+    sender_done: bool,
     /// What the clients saw that a client would show as an error: failed acks, error events,
     /// connections closed with another code than 4009 (reconnect elsewhere) or with none.
     pub errors: Vec<String>,
@@ -68,9 +70,6 @@ pub struct RoomLog {
 pub struct Load {
     pub addrs: Arc<Mutex<Vec<SocketAddr>>>,
     pub stop: Arc<AtomicBool>,
-    /// Set once every sender stopped: a message in flight at `stop` is still resent until
-    /// acknowledged, and its receiver waits for it.
-    senders_done: Arc<AtomicBool>,
     pub logs: Vec<Arc<Mutex<RoomLog>>>,
     /// Room ids, in the order of `logs`.
     pub rooms: Vec<String>,
@@ -139,6 +138,7 @@ async fn sender(
                     break;
                 }
                 Ok(ack) => {
+                    trace(|| format!("sender of {room}: {content} refused: {}", ack["error"]));
                     log.lock().errors.push(format!(
                         "{room}: send failed at {}: {}",
                         now_ms(),
@@ -150,6 +150,7 @@ async fn sender(
                     // A close with 4009 is the reconnect a draining node asks for; a missing
                     // ack is a delay (the client resends), not an error it shows.
                     let e = e.to_string();
+                    trace(|| format!("sender of {room}: {content}: {e}; reconnecting"));
                     if !e.contains("4009") && !e.contains("no ack within") {
                         log.lock().errors.push(format!("{room}: sender: {e}"));
                     }
@@ -162,13 +163,67 @@ async fn sender(
         k += 1;
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
+    trace(|| format!("sender of {room}: done after {k} messages"));
+    log.lock().sender_done = true;
     Ok(())
+}
+
+/// How long a receiver's open connection may hear nothing before that counts as a stall.
+const STALL: Duration = Duration::from_secs(10);
+/// How long a receiver waits for what is missing once its sender stopped (then `finish`
+/// reports what never came).
+const LAST_WAIT: Duration = Duration::from_secs(30);
+
+/// What a receiver does next, given its room's log, how long its connection has been silent
+/// and how long ago its sender stopped (if it did).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Next {
+    /// Keep reading.
+    Read,
+    /// Everything acknowledged arrived after the sender stopped (or the last wait ran out).
+    Done,
+    /// Silent for [`STALL`] while the sender still sent, or while acknowledged messages were
+    /// still missing: the room stopped reaching this connection.
+    Stalled,
+}
+
+/// Decided from the receiver's own room only, and again after every wait: a receiver that
+/// chose how long to wait before its sender finished, or whose room went quiet because its
+/// sender stopped while another room's sender still waited for an ack, has nothing to report.
+/// (Both were counted as stalls: once the connection had heard nothing for 10 s, it was one,
+/// even with every acknowledged message received.)
+pub fn next_step(
+    sender_done: bool,
+    missing: usize,
+    silent: Duration,
+    since_done: Duration,
+) -> Next {
+    match (sender_done, missing) {
+        (true, 0) => Next::Done,
+        (true, _) if since_done > LAST_WAIT => Next::Done,
+        _ if silent >= STALL => Next::Stalled,
+        _ => Next::Read,
+    }
+}
+
+impl RoomLog {
+    /// Acknowledged messages the receiver has not got.
+    fn missing(&self) -> usize {
+        let got: HashSet<&String> = self.received.iter().map(|(_, c)| c).collect();
+        self.acked.keys().filter(|c| !got.contains(c)).count()
+    }
+}
+
+/// A line on stderr for following a run, with `LOAD_TRACE` set (the time ends it).
+fn trace(line: impl FnOnce() -> String) {
+    if std::env::var_os("LOAD_TRACE").is_some() {
+        eprintln!("{} ({})", line(), now_ms());
+    }
 }
 
 /// Follows the room from any live node, re-joining from the last id it got.
 async fn receiver(
     addrs: Arc<Mutex<Vec<SocketAddr>>>,
-    stop: Arc<AtomicBool>,
     log: Arc<Mutex<RoomLog>>,
     user: User,
     room: String,
@@ -178,7 +233,6 @@ async fn receiver(
     let mut last: Option<u64> = None;
     // Where a re-join resumes: the room-log seq of the last message received.
     let mut last_seq = 0u64;
-    let deadline_after_stop = Duration::from_secs(30);
     let mut stopped_at: Option<Instant> = None;
     'connect: loop {
         let mut ws = connect_any(&addrs, node, &user).await;
@@ -217,49 +271,46 @@ async fn receiver(
         let mut pending: std::collections::VecDeque<Value> = ws.backlog.drain(..).collect();
         let mut heard = Instant::now();
         loop {
-            if stop.load(Ordering::Relaxed) {
-                let at = *stopped_at.get_or_insert_with(Instant::now);
+            let step = {
                 let log = log.lock();
-                let got: HashSet<&String> = log.received.iter().map(|(_, c)| c).collect();
-                if log.acked.keys().all(|c| got.contains(c)) || at.elapsed() > deadline_after_stop {
-                    return Ok(());
-                }
-            }
-            let frame = match pending.pop_front() {
-                Some(f) => Ok(Some(f)),
-                None => {
-                    // Once the senders stopped, silence is expected: look again at what is
-                    // still missing every second.
-                    let stopped = stop.load(Ordering::Relaxed);
-                    let wait = Duration::from_secs(if stopped { 1 } else { 10 });
-                    match tokio::time::timeout(wait, ws.next_frame()).await {
+                // What is missing matters only once the sender stopped (counting it on every
+                // frame would cost a long soak dearly).
+                let (missing, since_done) = match log.sender_done {
+                    true => (
+                        log.missing(),
+                        stopped_at.get_or_insert_with(Instant::now).elapsed(),
+                    ),
+                    false => (0, Duration::ZERO),
+                };
+                next_step(log.sender_done, missing, heard.elapsed(), since_done)
+            };
+            let frame = match (step, pending.pop_front()) {
+                (Next::Done, _) => return Ok(()),
+                (_, Some(f)) => Ok(Some(f)),
+                (Next::Read, None) => {
+                    // A second at a time: the verdict is taken again after every wait.
+                    match tokio::time::timeout(Duration::from_secs(1), ws.next_frame()).await {
                         Ok(frame) => {
                             heard = Instant::now();
                             frame
                         }
-                        // Still missing acknowledged messages after 10 s of silence: the
-                        // connection stalled like any other (below), stop or not.
-                        Err(_)
-                            if stop.load(Ordering::Relaxed)
-                                && heard.elapsed() < Duration::from_secs(10) =>
-                        {
-                            continue;
-                        }
-                        Err(_) => {
-                            let entry = {
-                                let a = addrs.lock();
-                                a.get(node % a.len().max(1)).copied()
-                            };
-                            eprintln!(
-                                "receiver of {room} (entered at {entry:?}) went silent until {}; \
-                                 last message made at {:?}",
-                                now_ms(),
-                                last.map(unix_ms)
-                            );
-                            log.lock().stalls += 1;
-                            Ok(None)
-                        }
+                        Err(_) => continue,
                     }
+                }
+                (Next::Stalled, None) => {
+                    let missing = log.lock().missing();
+                    let entry = {
+                        let a = addrs.lock();
+                        a.get(node % a.len().max(1)).copied()
+                    };
+                    eprintln!(
+                        "receiver of {room} (entered at {entry:?}) went silent until {}; last \
+                         message made at {:?}; {missing} acknowledged messages not received",
+                        now_ms(),
+                        last.map(unix_ms)
+                    );
+                    log.lock().stalls += 1;
+                    Ok(None)
                 }
             };
             match frame {
@@ -311,11 +362,9 @@ impl Load {
         ));
         let n = entries.len();
         let stop = Arc::new(AtomicBool::new(false));
-        let senders_done = Arc::new(AtomicBool::new(false));
         let mut load = Load {
             addrs: addrs.clone(),
             stop: stop.clone(),
-            senders_done: senders_done.clone(),
             logs: Vec::new(),
             rooms: Vec::new(),
             authors: Vec::new(),
@@ -344,7 +393,6 @@ impl Load {
             load.authors.push(author.clone());
             load.receivers.push(tokio::spawn(receiver(
                 addrs.clone(),
-                senders_done.clone(),
                 log.clone(),
                 reader,
                 room.clone(),
@@ -365,10 +413,11 @@ impl Load {
     /// Stops sending, waits for the receivers, and checks every room.
     pub async fn finish(self) -> Result<(usize, Duration, u32)> {
         self.stop.store(true, Ordering::Relaxed);
+        trace(|| "senders told to stop".into());
         for task in self.tasks {
             tokio::time::timeout(Duration::from_secs(60), task).await???;
         }
-        self.senders_done.store(true, Ordering::Relaxed);
+        trace(|| "every sender stopped".into());
         for task in self.receivers {
             tokio::time::timeout(Duration::from_secs(60), task).await???;
         }
