@@ -263,6 +263,9 @@ async fn join(s: AppState, user: AuthUser, code: String) -> Result<Response, Api
     let code = normalized(&code);
     let invite = usable(&s, &code).await?;
     let id = invite.community_id;
+    if s.ctx.store.ban(id, user.id).await?.is_some() {
+        return Err(ApiError::forbidden("you are banned from this community"));
+    }
     if s.ctx.store.community_member(id, user.id).await?.is_some() {
         // Already in: no use is spent.
         return Ok(ok(

@@ -9,6 +9,7 @@ mod dms;
 mod files;
 mod invites;
 mod messages;
+mod moderation;
 mod roles;
 mod room_admin;
 mod rooms;
@@ -193,6 +194,8 @@ pub fn routes(state: AppState) -> warp::filters::BoxedFilter<(Response,)> {
             .or(invites::routes(state.clone()).boxed())
             .unify()
             .or(audit::routes(state.clone()).boxed())
+            .unify()
+            .or(moderation::routes(state.clone()).boxed())
             .unify()
             .or(files::routes(state).boxed())
             .unify(),

@@ -1,0 +1,272 @@
+//! Community moderation over REST: bans (`PUT`/`DELETE /communities/:id/bans/:userId`,
+//! `GET /communities/:id/bans`) and timeouts (`PUT /communities/:id/members/:userId/timeout`).
+//! Kicks are in `communities.rs`. A moderator acts only on people ranked below them (never
+//! the owner or themself), and every action goes to the audit log.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use voiceflow_schema::BanRecord;
+use voiceflow_wire::Snowflake;
+use voiceflow_wire::ids::now_ms;
+use voiceflow_wire::time::rfc3339;
+use voiceflow_wire::v1::permissions::Permissions;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+use super::audit::{Change, reason, record};
+use super::communities::{Seen, member_grants, seen};
+use super::{authed, json_body, parse, with_state};
+use crate::auth::AuthUser;
+use crate::error::{ApiError, ok, ok_page, respond};
+use crate::state::AppState;
+
+/// Longest timeout: 28 days (as Discord's).
+const MAX_TIMEOUT_SECS: u64 = 28 * 24 * 3600;
+/// Most bans one page lists.
+const MAX_PAGE: u32 = 1000;
+
+/// A ban as moderators see it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BanView {
+    user_id: Snowflake,
+    username: Option<String>,
+    reason: Option<String>,
+    banned_by: Snowflake,
+    created_at: String,
+}
+
+#[derive(Deserialize)]
+struct BansQuery {
+    after: Option<Snowflake>,
+    limit: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct TimeoutBody {
+    /// How long from now; 0 lifts a timeout.
+    secs: u64,
+}
+
+/// The routes of this module.
+pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let limit = super::body_limits(&state);
+    let s = || with_state(state.clone()).and(authed(state.clone()));
+    let ban = warp::path!("communities" / Snowflake / "bans" / Snowflake)
+        .and(warp::put())
+        .and(s())
+        .and(reason())
+        .then(
+            |id, target, s: AppState, u: AuthUser, r: Option<String>| async move {
+                respond(ban(s, u, id, target, r).await)
+            },
+        );
+    let unban = warp::path!("communities" / Snowflake / "bans" / Snowflake)
+        .and(warp::delete())
+        .and(s())
+        .and(reason())
+        .then(
+            |id, target, s: AppState, u: AuthUser, r: Option<String>| async move {
+                respond(unban(s, u, id, target, r).await)
+            },
+        );
+    let bans = warp::path!("communities" / Snowflake / "bans")
+        .and(warp::get())
+        .and(s())
+        .and(warp::query::<BansQuery>())
+        .then(|id, s: AppState, u: AuthUser, q: BansQuery| async move {
+            respond(bans(s, u, id, q).await)
+        });
+    let timeout = warp::path!("communities" / Snowflake / "members" / Snowflake / "timeout")
+        .and(warp::put())
+        .and(s())
+        .and(json_body(limit))
+        .and(reason())
+        .then(
+            |id, target, s: AppState, u: AuthUser, b: Bytes, r: Option<String>| async move {
+                respond(timeout(s, u, (id, target), b, r).await)
+            },
+        );
+    ban.or(unban).unify().or(bans).unify().or(timeout).unify()
+}
+
+impl Seen {
+    /// FORBIDDEN unless the caller holds `permission` and outranks `target` (a member or not).
+    async fn may_moderate(
+        &self,
+        s: &AppState,
+        target: Snowflake,
+        permission: Permissions,
+        what: &str,
+    ) -> Result<(), ApiError> {
+        self.require(permission, what)?;
+        let member = s
+            .ctx
+            .store
+            .community_member(self.community.id, target)
+            .await?;
+        let target_grants = match &member {
+            Some(m) => member_grants(m),
+            // Not a member: only the owner and oneself are protected.
+            None => voiceflow_actors::permissions::MemberGrants {
+                user: target,
+                ..Default::default()
+            },
+        };
+        if !self
+            .grants
+            .may_moderate(&self.me, &target_grants, permission)
+        {
+            return Err(ApiError::forbidden(format!(
+                "you may only {what} people ranked below you (never the owner or yourself)"
+            )));
+        }
+        Ok(())
+    }
+}
+
+async fn ban(
+    s: AppState,
+    user: AuthUser,
+    id: Snowflake,
+    target: Snowflake,
+    reason: Option<String>,
+) -> Result<Response, ApiError> {
+    let seen = seen(&s, &user, id).await?;
+    seen.may_moderate(&s, target, Permissions::BAN_MEMBERS, "ban")
+        .await?;
+    if s.ctx.store.user_by_id(target).await?.is_none() {
+        return Err(ApiError::not_found("user"));
+    }
+    let record_reason = reason.as_ref().map(|r| r.chars().take(512).collect());
+    let ban = BanRecord {
+        community_id: id,
+        user_id: target,
+        reason: record_reason,
+        banned_by: user.id,
+        created_at: now_ms(),
+    };
+    s.ctx.store.put_ban(&ban).await?;
+    let change = Change {
+        community: id,
+        actor: user.id,
+        action: "member.ban",
+        target: Some(target),
+        reason,
+        before: None,
+        after: None,
+    };
+    record(&s, change).await?;
+    Ok(ok(
+        StatusCode::OK,
+        &serde_json::json!({ "communityId": id, "userId": target, "banned": true }),
+    ))
+}
+
+async fn unban(
+    s: AppState,
+    user: AuthUser,
+    id: Snowflake,
+    target: Snowflake,
+    reason: Option<String>,
+) -> Result<Response, ApiError> {
+    let seen = seen(&s, &user, id).await?;
+    seen.require(Permissions::BAN_MEMBERS, "lift bans")?;
+    if s.ctx.store.ban(id, target).await?.is_none() {
+        return Err(ApiError::not_found("ban"));
+    }
+    s.ctx.store.remove_ban(id, target).await?;
+    let change = Change {
+        community: id,
+        actor: user.id,
+        action: "member.unban",
+        target: Some(target),
+        reason,
+        before: None,
+        after: None,
+    };
+    record(&s, change).await?;
+    Ok(ok(
+        StatusCode::OK,
+        &serde_json::json!({ "communityId": id, "userId": target, "banned": false }),
+    ))
+}
+
+async fn bans(
+    s: AppState,
+    user: AuthUser,
+    id: Snowflake,
+    q: BansQuery,
+) -> Result<Response, ApiError> {
+    let seen = seen(&s, &user, id).await?;
+    seen.require(Permissions::BAN_MEMBERS, "see the bans")?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::field(
+            "limit",
+            format!("limit must be 1-{MAX_PAGE}"),
+        ));
+    }
+    let page = s.ctx.store.community_bans(id, q.after, limit).await?;
+    let has_more = u32::try_from(page.len()).is_ok_and(|n| n == limit);
+    let views = futures_util::future::try_join_all(page.into_iter().map(|b| {
+        let store = s.ctx.store.clone();
+        async move {
+            let username = store.user_by_id(b.user_id).await?.map(|u| u.username);
+            Ok::<_, ApiError>(BanView {
+                user_id: b.user_id,
+                username,
+                reason: b.reason,
+                banned_by: b.banned_by,
+                created_at: rfc3339(b.created_at),
+            })
+        }
+    }))
+    .await?;
+    let mut fields = serde_json::Map::new();
+    let data = serde_json::to_value(&views).map_err(ApiError::internal)?;
+    fields.insert("data".into(), data);
+    fields.insert("hasMore".into(), has_more.into());
+    Ok(ok_page(fields))
+}
+
+async fn timeout(
+    s: AppState,
+    user: AuthUser,
+    (id, target): (Snowflake, Snowflake),
+    body: Bytes,
+    reason: Option<String>,
+) -> Result<Response, ApiError> {
+    let b: TimeoutBody = parse(&body)?;
+    if b.secs > MAX_TIMEOUT_SECS {
+        return Err(ApiError::field(
+            "secs",
+            format!("secs must be 0-{MAX_TIMEOUT_SECS}"),
+        ));
+    }
+    let seen = seen(&s, &user, id).await?;
+    seen.may_moderate(&s, target, Permissions::TIMEOUT_MEMBERS, "time out")
+        .await?;
+    let Some(mut member) = s.ctx.store.community_member(id, target).await? else {
+        return Err(ApiError::not_found("member"));
+    };
+    let until = (b.secs > 0).then(|| now_ms() + b.secs * 1000);
+    member.timed_out_until = until;
+    s.ctx.store.put_community_member(&member).await?;
+    let change = Change {
+        community: id,
+        actor: user.id,
+        action: "member.timeout",
+        target: Some(target),
+        reason,
+        before: None,
+        after: Some(serde_json::json!({ "timedOutUntil": until.map(rfc3339) })),
+    };
+    record(&s, change).await?;
+    Ok(ok(
+        StatusCode::OK,
+        &serde_json::json!({ "userId": target, "timedOutUntil": until.map(rfc3339) }),
+    ))
+}
