@@ -4,24 +4,10 @@
 
 mod common;
 
-use common::{TestNode, User};
+use common::TestNode;
+use common::community::{call, code};
 use reqwest::Method;
-use serde_json::{Value, json};
-
-fn code(body: &Value) -> Option<&str> {
-    body["error"]["code"].as_str()
-}
-
-async fn call(
-    node: &TestNode,
-    method: Method,
-    path: &str,
-    user: &User,
-    body: Option<Value>,
-) -> anyhow::Result<(u16, Value)> {
-    node.call(method, &format!("/api/v1{path}"), Some(&user.token), body)
-        .await
-}
+use serde_json::json;
 
 #[tokio::test]
 async fn an_owner_builds_a_community_with_roles_and_strangers_cannot_see_it() -> anyhow::Result<()>

@@ -4,31 +4,10 @@
 
 mod common;
 
+use common::community::{call, code, text, with_reason};
 use common::{TestNode, User};
 use reqwest::Method;
-use serde_json::{Value, json};
-
-fn code(body: &Value) -> Option<&str> {
-    body["error"]["code"].as_str()
-}
-
-fn text(body: &Value, pointer: &str) -> String {
-    body.pointer(pointer)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned()
-}
-
-async fn call(
-    node: &TestNode,
-    method: Method,
-    path: &str,
-    user: &User,
-    body: Option<Value>,
-) -> anyhow::Result<(u16, Value)> {
-    node.call(method, &format!("/api/v1{path}"), Some(&user.token), body)
-        .await
-}
+use serde_json::json;
 
 #[tokio::test]
 async fn members_join_by_invite_and_act_within_their_rank() -> anyhow::Result<()> {
@@ -295,14 +274,9 @@ async fn members_join_by_invite_and_act_within_their_rank() -> anyhow::Result<()
         (403, Some("FORBIDDEN")),
         "never the owner: {body}"
     );
-    let kicked = node
-        .http
-        .delete(node.url(&format!("/api/v1{}", kick(&bob))))
-        .bearer_auth(&alice.token)
-        .header("X-Audit-Log-Reason", "spamming the lobby")
-        .send()
-        .await?;
-    assert_eq!(kicked.status(), 200);
+    let reason = "spamming the lobby";
+    let kicked = with_reason(&node, Method::DELETE, &kick(&bob), &alice, reason).await?;
+    assert_eq!(kicked, 200);
     let (status, _) = call(
         &node,
         Method::GET,

@@ -3,48 +3,10 @@
 
 mod common;
 
+use common::community::{call, code, text, with_reason};
 use common::{TestNode, User};
 use reqwest::Method;
 use serde_json::{Value, json};
-
-fn code(body: &Value) -> Option<&str> {
-    body["error"]["code"].as_str()
-}
-
-fn text(body: &Value, pointer: &str) -> String {
-    body.pointer(pointer)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned()
-}
-
-async fn call(
-    node: &TestNode,
-    method: Method,
-    path: &str,
-    user: &User,
-    body: Option<Value>,
-) -> anyhow::Result<(u16, Value)> {
-    node.call(method, &format!("/api/v1{path}"), Some(&user.token), body)
-        .await
-}
-
-/// `PUT` with an `X-Audit-Log-Reason`.
-async fn put_with_reason(
-    node: &TestNode,
-    path: &str,
-    user: &User,
-    reason: &str,
-) -> anyhow::Result<u16> {
-    let response = node
-        .http
-        .put(node.url(&format!("/api/v1{path}")))
-        .bearer_auth(&user.token)
-        .header("X-Audit-Log-Reason", reason)
-        .send()
-        .await?;
-    Ok(response.status().as_u16())
-}
 
 #[tokio::test]
 async fn moderators_time_out_and_ban_below_their_rank_and_bans_keep_people_out()
@@ -185,11 +147,11 @@ async fn moderators_time_out_and_ban_below_their_rank_and_bans_keep_people_out()
     let (status, body) = call(&node, Method::PUT, &ban(&carol), &bob, None).await?;
     assert_eq!((status, code(&body)), (403, Some("FORBIDDEN")), "{body}");
     assert_eq!(
-        put_with_reason(&node, &ban(&carol), &alice, "raiding").await?,
+        with_reason(&node, Method::PUT, &ban(&carol), &alice, "raiding").await?,
         200
     );
     assert_eq!(
-        put_with_reason(&node, &ban(&dave), &alice, "known raider").await?,
+        with_reason(&node, Method::PUT, &ban(&dave), &alice, "known raider").await?,
         200
     );
     let (status, body) = call(

@@ -31,13 +31,45 @@ pub(super) fn reason() -> impl Filter<Extract = (Option<String>,), Error = Rejec
 
 /// One change about to be recorded.
 pub(super) struct Change {
-    pub(super) community: Snowflake,
-    pub(super) actor: Snowflake,
-    pub(super) action: &'static str,
-    pub(super) target: Option<Snowflake>,
-    pub(super) reason: Option<String>,
-    pub(super) before: Option<serde_json::Value>,
-    pub(super) after: Option<serde_json::Value>,
+    community: Snowflake,
+    actor: Snowflake,
+    action: &'static str,
+    target: Option<Snowflake>,
+    reason: Option<String>,
+    before: Option<serde_json::Value>,
+    after: Option<serde_json::Value>,
+}
+
+impl Change {
+    /// `actor` did `action` in `community` (to `target`), for `reason`.
+    pub(super) fn new(
+        community: Snowflake,
+        actor: Snowflake,
+        action: &'static str,
+        target: Option<Snowflake>,
+        reason: Option<String>,
+    ) -> Change {
+        Change {
+            community,
+            actor,
+            action,
+            target,
+            reason,
+            before: None,
+            after: None,
+        }
+    }
+
+    /// The target before and after, as JSON.
+    pub(super) fn states(
+        mut self,
+        before: Option<serde_json::Value>,
+        after: Option<serde_json::Value>,
+    ) -> Change {
+        self.before = before;
+        self.after = after;
+        self
+    }
 }
 
 /// Appends `change` to its community's log. Called after the change is stored; if the entry

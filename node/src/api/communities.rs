@@ -336,15 +336,10 @@ async fn patch(
     community.updated_at = now_ms();
     s.ctx.store.update_community(&community).await?;
     let view = CommunityView::from(&community);
-    let change = Change {
-        community: id,
-        actor: user.id,
-        action: "community.update",
-        target: Some(id),
-        reason,
-        before: serde_json::to_value(CommunityView::from(&seen.community)).ok(),
-        after: serde_json::to_value(&view).ok(),
-    };
+    let change = Change::new(id, user.id, "community.update", Some(id), reason).states(
+        serde_json::to_value(CommunityView::from(&seen.community)).ok(),
+        serde_json::to_value(&view).ok(),
+    );
     record(&s, change).await?;
     Ok(ok(StatusCode::OK, &view))
 }
@@ -377,23 +372,38 @@ async fn members(
     }
     let page = s.ctx.store.community_members(id, q.after, limit).await?;
     let has_more = u32::try_from(page.len()).is_ok_and(|n| n == limit);
-    // The names are read concurrently: one round trip's wait for the page, not one per member.
-    let views = futures_util::future::try_join_all(page.into_iter().map(|m| {
-        let store = s.ctx.store.clone();
-        async move {
-            let username = store.user_by_id(m.user_id).await?.map(|u| u.username);
-            Ok::<_, ApiError>(MemberView {
-                user_id: m.user_id,
-                username,
-                roles: m.roles,
-                timed_out_until: m.timed_out_until.map(voiceflow_wire::time::rfc3339),
-                joined_at: voiceflow_wire::time::rfc3339(m.joined_at),
-            })
-        }
-    }))
-    .await?;
+    let names = usernames(&s, page.iter().map(|m| m.user_id)).await?;
+    let views: Vec<MemberView> = page
+        .into_iter()
+        .zip(names)
+        .map(|(m, username)| MemberView {
+            user_id: m.user_id,
+            username,
+            roles: m.roles,
+            timed_out_until: m.timed_out_until.map(voiceflow_wire::time::rfc3339),
+            joined_at: voiceflow_wire::time::rfc3339(m.joined_at),
+        })
+        .collect();
+    page_reply(&views, has_more)
+}
+
+/// The current names of `users` (`None` for an account that is gone), read concurrently: a
+/// page waits one round trip, not one per row.
+pub(super) async fn usernames(
+    s: &AppState,
+    users: impl Iterator<Item = Snowflake>,
+) -> Result<Vec<Option<String>>, ApiError> {
+    let store = &s.ctx.store;
+    let reads = users.map(|user| async move {
+        Ok::<_, ApiError>(store.user_by_id(user).await?.map(|u| u.username))
+    });
+    futures_util::future::try_join_all(reads).await
+}
+
+/// A page: `{"success": true, "data": views, "hasMore"}`.
+pub(super) fn page_reply<T: Serialize>(views: &[T], has_more: bool) -> Result<Response, ApiError> {
     let mut fields = serde_json::Map::new();
-    let data = serde_json::to_value(&views).map_err(ApiError::internal)?;
+    let data = serde_json::to_value(views).map_err(ApiError::internal)?;
     fields.insert("data".into(), data);
     fields.insert("hasMore".into(), has_more.into());
     Ok(crate::error::ok_page(fields))
@@ -435,15 +445,8 @@ async fn kick(
         ));
     }
     s.ctx.store.remove_community_member(id, target).await?;
-    let change = Change {
-        community: id,
-        actor: user.id,
-        action: "member.kick",
-        target: Some(target),
-        reason,
-        before: Some(serde_json::json!({ "roles": member.roles })),
-        after: None,
-    };
+    let change = Change::new(id, user.id, "member.kick", Some(target), reason)
+        .states(Some(serde_json::json!({ "roles": member.roles })), None);
     record(&s, change).await?;
     Ok(ok(
         StatusCode::OK,

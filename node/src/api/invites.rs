@@ -178,15 +178,8 @@ async fn create(
         match s.ctx.store.create_invite(&invite).await {
             Ok(()) => {
                 let view = InviteView::from(&invite);
-                let change = Change {
-                    community: id,
-                    actor: user.id,
-                    action: "invite.create",
-                    target: None,
-                    reason,
-                    before: None,
-                    after: serde_json::to_value(&view).ok(),
-                };
+                let change = Change::new(id, user.id, "invite.create", None, reason)
+                    .states(None, serde_json::to_value(&view).ok());
                 record(&s, change).await?;
                 return Ok(ok(StatusCode::CREATED, &view));
             }
@@ -228,15 +221,8 @@ async fn revoke(
         )?;
     }
     s.ctx.store.revoke_invite(&code).await?;
-    let change = Change {
-        community: id,
-        actor: user.id,
-        action: "invite.revoke",
-        target: None,
-        reason,
-        before: serde_json::to_value(InviteView::from(&invite)).ok(),
-        after: None,
-    };
+    let change = Change::new(id, user.id, "invite.revoke", None, reason)
+        .states(serde_json::to_value(InviteView::from(&invite)).ok(), None);
     record(&s, change).await?;
     Ok(ok(
         StatusCode::OK,

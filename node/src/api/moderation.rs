@@ -15,10 +15,10 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use super::audit::{Change, reason, record};
-use super::communities::{Seen, member_grants, seen};
+use super::communities::{Seen, member_grants, page_reply, seen, usernames};
 use super::{authed, json_body, parse, with_state};
 use crate::auth::AuthUser;
-use crate::error::{ApiError, ok, ok_page, respond};
+use crate::error::{ApiError, ok, respond};
 use crate::state::AppState;
 
 /// Longest timeout: 28 days (as Discord's).
@@ -149,15 +149,7 @@ async fn ban(
         created_at: now_ms(),
     };
     s.ctx.store.put_ban(&ban).await?;
-    let change = Change {
-        community: id,
-        actor: user.id,
-        action: "member.ban",
-        target: Some(target),
-        reason,
-        before: None,
-        after: None,
-    };
+    let change = Change::new(id, user.id, "member.ban", Some(target), reason);
     record(&s, change).await?;
     Ok(ok(
         StatusCode::OK,
@@ -178,15 +170,7 @@ async fn unban(
         return Err(ApiError::not_found("ban"));
     }
     s.ctx.store.remove_ban(id, target).await?;
-    let change = Change {
-        community: id,
-        actor: user.id,
-        action: "member.unban",
-        target: Some(target),
-        reason,
-        before: None,
-        after: None,
-    };
+    let change = Change::new(id, user.id, "member.unban", Some(target), reason);
     record(&s, change).await?;
     Ok(ok(
         StatusCode::OK,
@@ -211,25 +195,19 @@ async fn bans(
     }
     let page = s.ctx.store.community_bans(id, q.after, limit).await?;
     let has_more = u32::try_from(page.len()).is_ok_and(|n| n == limit);
-    let views = futures_util::future::try_join_all(page.into_iter().map(|b| {
-        let store = s.ctx.store.clone();
-        async move {
-            let username = store.user_by_id(b.user_id).await?.map(|u| u.username);
-            Ok::<_, ApiError>(BanView {
-                user_id: b.user_id,
-                username,
-                reason: b.reason,
-                banned_by: b.banned_by,
-                created_at: rfc3339(b.created_at),
-            })
-        }
-    }))
-    .await?;
-    let mut fields = serde_json::Map::new();
-    let data = serde_json::to_value(&views).map_err(ApiError::internal)?;
-    fields.insert("data".into(), data);
-    fields.insert("hasMore".into(), has_more.into());
-    Ok(ok_page(fields))
+    let names = usernames(&s, page.iter().map(|b| b.user_id)).await?;
+    let views: Vec<BanView> = page
+        .into_iter()
+        .zip(names)
+        .map(|(b, username)| BanView {
+            user_id: b.user_id,
+            username,
+            reason: b.reason,
+            banned_by: b.banned_by,
+            created_at: rfc3339(b.created_at),
+        })
+        .collect();
+    page_reply(&views, has_more)
 }
 
 async fn timeout(
@@ -255,15 +233,10 @@ async fn timeout(
     let until = (b.secs > 0).then(|| now_ms() + b.secs * 1000);
     member.timed_out_until = until;
     s.ctx.store.put_community_member(&member).await?;
-    let change = Change {
-        community: id,
-        actor: user.id,
-        action: "member.timeout",
-        target: Some(target),
-        reason,
-        before: None,
-        after: Some(serde_json::json!({ "timedOutUntil": until.map(rfc3339) })),
-    };
+    let change = Change::new(id, user.id, "member.timeout", Some(target), reason).states(
+        None,
+        Some(serde_json::json!({ "timedOutUntil": until.map(rfc3339) })),
+    );
     record(&s, change).await?;
     Ok(ok(
         StatusCode::OK,

@@ -179,15 +179,7 @@ fn role_change(
     before: Option<serde_json::Value>,
     after: Option<serde_json::Value>,
 ) -> Change {
-    Change {
-        community: role.community_id,
-        actor: user.id,
-        action,
-        target: Some(role.id),
-        reason,
-        before,
-        after,
-    }
+    Change::new(role.community_id, user.id, action, Some(role.id), reason).states(before, after)
 }
 
 fn check_fields(name: Option<&str>, color: Option<u32>) -> Result<(), ApiError> {
@@ -354,19 +346,12 @@ async fn set_granted(
     }
     if granted != had {
         s.ctx.store.put_community_member(&member).await?;
-        let change = Change {
-            community: id,
-            actor: user.id,
-            action: if granted {
-                "member.role_add"
-            } else {
-                "member.role_remove"
-            },
-            target: Some(target),
-            reason,
-            before: None,
-            after: Some(serde_json::json!({ "roleId": role_id })),
+        let action = match granted {
+            true => "member.role_add",
+            false => "member.role_remove",
         };
+        let after = Some(serde_json::json!({ "roleId": role_id }));
+        let change = Change::new(id, user.id, action, Some(target), reason).states(None, after);
         record(&s, change).await?;
     }
     Ok(ok(

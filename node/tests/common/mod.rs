@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod community;
 pub mod front_door;
 pub mod load;
 pub mod proxy;

@@ -1,12 +1,25 @@
 //! Communities, their roles and members.
 
 use voiceflow_schema::{
-    AuditEntry, BanRecord, CommunityMember, CommunityRecord, InviteRecord, RoleRecord, StoreError,
+    AuditEntry, BanRecord, CommunityMember, CommunityRecord, InviteRecord, RoleRecord, Store,
+    StoreError,
 };
 use voiceflow_wire::Snowflake;
 use voiceflow_wire::v1::permissions::Permissions;
 
 use crate::Backend;
+
+/// Creates community `id` of `owner` with `everyone` as its base role.
+async fn found(store: &dyn Store, id: u64, owner: u64, name: &str, everyone: &RoleRecord) {
+    store
+        .create_community(
+            &community(id, owner, name),
+            everyone,
+            &member(id, owner, &[]),
+        )
+        .await
+        .expect("create community");
+}
 
 fn community(id: u64, owner: u64, name: &str) -> CommunityRecord {
     CommunityRecord {
@@ -52,14 +65,7 @@ pub async fn create_update_and_delete_a_community_with_its_roles_and_members(bac
     let store = backend.open().await;
     let (c, owner, alice) = (3_000_001, 3_000_100, 3_000_101);
     let everyone = role(c, c, 0, Permissions::EVERYONE_DEFAULT);
-    store
-        .create_community(
-            &community(c, owner, "Rustaceans"),
-            &everyone,
-            &member(c, owner, &[]),
-        )
-        .await
-        .expect("create");
+    found(store.as_ref(), c, owner, "Rustaceans", &everyone).await;
     let mut record = community(c, owner, "Rustaceans");
     assert_eq!(
         store.community_by_id(Snowflake(c)).await.expect("read"),
@@ -140,14 +146,7 @@ pub async fn roles_are_replaced_listed_and_deleted_without_rewriting_members(bac
     let store = backend.open().await;
     let (c, owner, alice) = (3_100_001, 3_100_100, 3_100_101);
     let everyone = role(c, c, 0, Permissions::VIEW_CHANNEL);
-    store
-        .create_community(
-            &community(c, owner, "Mods"),
-            &everyone,
-            &member(c, owner, &[]),
-        )
-        .await
-        .expect("create");
+    found(store.as_ref(), c, owner, "Mods", &everyone).await;
     let (mods, helpers) = (3_100_010, 3_100_005);
     let mut moderators = role(
         c,
@@ -206,22 +205,15 @@ pub async fn members_page_by_user_and_survive_a_reopen(backend: Backend) {
     let store = backend.open().await;
     let (c, other, owner) = (3_200_001, 3_200_002, 3_200_100);
     let everyone = role(c, c, 0, Permissions::VIEW_CHANNEL);
-    store
-        .create_community(
-            &community(c, owner, "Big"),
-            &everyone,
-            &member(c, owner, &[]),
-        )
-        .await
-        .expect("create");
-    store
-        .create_community(
-            &community(other, owner, "Other"),
-            &role(other, other, 0, Permissions::empty()),
-            &member(other, owner, &[]),
-        )
-        .await
-        .expect("other");
+    found(store.as_ref(), c, owner, "Big", &everyone).await;
+    found(
+        store.as_ref(),
+        other,
+        owner,
+        "Other",
+        &role(other, other, 0, Permissions::empty()),
+    )
+    .await;
     let users: Vec<u64> = (0..25).map(|i| 3_200_200 + i * 7).collect();
     for (i, user) in users.iter().rev().enumerate() {
         let mut m = member(c, *user, &[]);
@@ -347,14 +339,14 @@ fn invite(
 pub async fn invites_are_unique_counted_once_per_use_and_go_with_their_community(backend: Backend) {
     let store = backend.open().await;
     let (c, owner) = (3_300_001, 3_300_100);
-    store
-        .create_community(
-            &community(c, owner, "Invites"),
-            &role(c, c, 0, Permissions::VIEW_CHANNEL),
-            &member(c, owner, &[]),
-        )
-        .await
-        .expect("create");
+    found(
+        store.as_ref(),
+        c,
+        owner,
+        "Invites",
+        &role(c, c, 0, Permissions::VIEW_CHANNEL),
+    )
+    .await;
     let three = invite("THREE333", c, Some(3), None);
     store.create_invite(&three).await.expect("create");
     store.create_invite(&three).await.expect("the same again");
@@ -441,14 +433,14 @@ pub async fn the_audit_log_pages_newest_first_and_goes_with_its_community(backen
     let store = backend.open().await;
     let (c, other, owner) = (3_400_001, 3_400_002, 3_400_100);
     for id in [c, other] {
-        store
-            .create_community(
-                &community(id, owner, "Audited"),
-                &role(id, id, 0, Permissions::VIEW_CHANNEL),
-                &member(id, owner, &[]),
-            )
-            .await
-            .expect("create");
+        found(
+            store.as_ref(),
+            id,
+            owner,
+            "Audited",
+            &role(id, id, 0, Permissions::VIEW_CHANNEL),
+        )
+        .await;
     }
     let entry = |community: u64, id: u64| AuditEntry {
         community_id: Snowflake(community),
@@ -509,14 +501,14 @@ pub async fn the_audit_log_pages_newest_first_and_goes_with_its_community(backen
 pub async fn a_ban_ends_the_membership_and_is_paged_and_lifted(backend: Backend) {
     let store = backend.open().await;
     let (c, owner) = (3_500_001, 3_500_100);
-    store
-        .create_community(
-            &community(c, owner, "Banning"),
-            &role(c, c, 0, Permissions::VIEW_CHANNEL),
-            &member(c, owner, &[]),
-        )
-        .await
-        .expect("create");
+    found(
+        store.as_ref(),
+        c,
+        owner,
+        "Banning",
+        &role(c, c, 0, Permissions::VIEW_CHANNEL),
+    )
+    .await;
     let ban = |user: u64, reason: Option<&str>| BanRecord {
         community_id: Snowflake(c),
         user_id: Snowflake(user),

@@ -1,0 +1,49 @@
+//! Helpers of the community tests: REST calls under `/api/v1` as a user, and reading replies.
+
+use reqwest::Method;
+use serde_json::Value;
+
+use super::{TestNode, User};
+
+/// The error code of a failed reply.
+pub fn code(body: &Value) -> Option<&str> {
+    body["error"]["code"].as_str()
+}
+
+/// The string at `pointer` (empty if absent).
+pub fn text(body: &Value, pointer: &str) -> String {
+    body.pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// `method /api/v1{path}` as `user`.
+pub async fn call(
+    node: &TestNode,
+    method: Method,
+    path: &str,
+    user: &User,
+    body: Option<Value>,
+) -> anyhow::Result<(u16, Value)> {
+    node.call(method, &format!("/api/v1{path}"), Some(&user.token), body)
+        .await
+}
+
+/// `method /api/v1{path}` as `user` with an `X-Audit-Log-Reason`; the status.
+pub async fn with_reason(
+    node: &TestNode,
+    method: Method,
+    path: &str,
+    user: &User,
+    reason: &str,
+) -> anyhow::Result<u16> {
+    let response = node
+        .http
+        .request(method, node.url(&format!("/api/v1{path}")))
+        .bearer_auth(&user.token)
+        .header("X-Audit-Log-Reason", reason)
+        .send()
+        .await?;
+    Ok(response.status().as_u16())
+}
