@@ -140,3 +140,60 @@ pub struct BanRecord {
     /// When.
     pub created_at: u64,
 }
+
+/// A channel of a community (`community_channels`: community ‖ channel, with
+/// `channel_communities`: channel → community pointing back). The channel itself is a room
+/// (its record holds its name, kind and settings); this places it in the community.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelRecord {
+    /// The community.
+    pub community_id: Snowflake,
+    /// The channel's room.
+    pub channel_id: Snowflake,
+    /// Its category (a channel of kind `category`'s id), if any.
+    pub category_id: Option<Snowflake>,
+    /// Order among its siblings (lower first).
+    pub position: u32,
+}
+
+/// Whom a channel override is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OverwriteTarget {
+    /// A role (`@everyone`'s id is the community's).
+    Role,
+    /// One member.
+    Member,
+}
+
+impl OverwriteTarget {
+    /// Stable storage name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OverwriteTarget::Role => "role",
+            OverwriteTarget::Member => "member",
+        }
+    }
+
+    /// Inverse of [`OverwriteTarget::as_str`].
+    pub fn parse(s: &str) -> Option<OverwriteTarget> {
+        match s {
+            "role" => Some(OverwriteTarget::Role),
+            "member" => Some(OverwriteTarget::Member),
+            _ => None,
+        }
+    }
+}
+
+/// One override of a channel (`channel_overwrites`: channel ‖ target).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelOverwriteRecord {
+    /// The channel's room.
+    pub channel_id: Snowflake,
+    /// The role's or member's id.
+    pub target_id: Snowflake,
+    /// A role or a member.
+    pub target: OverwriteTarget,
+    /// What it allows and denies.
+    pub overwrite: voiceflow_wire::v1::permissions::Overwrite,
+}

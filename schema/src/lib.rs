@@ -36,7 +36,8 @@ pub mod store;
 
 pub use blob::{BlobMeta, BlobStore};
 pub use community::{
-    AuditEntry, BanRecord, CommunityMember, CommunityRecord, InviteRecord, RoleRecord,
+    AuditEntry, BanRecord, ChannelOverwriteRecord, ChannelRecord, CommunityMember, CommunityRecord,
+    InviteRecord, OverwriteTarget, RoleRecord,
 };
 pub use contacts::{BlockRecord, ContactPolicy, UserSettings};
 pub use cql::CqlStore;

@@ -5,7 +5,8 @@ use async_trait::async_trait;
 use voiceflow_wire::Snowflake;
 
 use crate::community::{
-    AuditEntry, BanRecord, CommunityMember, CommunityRecord, InviteRecord, RoleRecord,
+    AuditEntry, BanRecord, ChannelOverwriteRecord, ChannelRecord, CommunityMember, CommunityRecord,
+    InviteRecord, RoleRecord,
 };
 use crate::contacts::{BlockRecord, UserSettings};
 use crate::model::*;
@@ -277,6 +278,31 @@ pub trait Store: Send + Sync + 'static {
         after: Option<Snowflake>,
         limit: u32,
     ) -> StoreResult<Vec<BanRecord>>;
+    /// Places a channel (a room) in a community, or moves it (category, position).
+    async fn put_channel(&self, channel: &ChannelRecord) -> StoreResult<()>;
+    /// Takes a channel out of its community, with its overrides.
+    async fn remove_channel(
+        &self,
+        community_id: Snowflake,
+        channel_id: Snowflake,
+    ) -> StoreResult<()>;
+    /// A community's channels, by id.
+    async fn community_channels(&self, community_id: Snowflake) -> StoreResult<Vec<ChannelRecord>>;
+    /// The community a channel belongs to, if any.
+    async fn channel_community(&self, channel_id: Snowflake) -> StoreResult<Option<Snowflake>>;
+    /// Inserts or replaces a channel's override for one role or member.
+    async fn put_channel_overwrite(&self, overwrite: &ChannelOverwriteRecord) -> StoreResult<()>;
+    /// Removes a channel's override for `target_id` (not an error if there is none).
+    async fn remove_channel_overwrite(
+        &self,
+        channel_id: Snowflake,
+        target_id: Snowflake,
+    ) -> StoreResult<()>;
+    /// A channel's overrides, by target id.
+    async fn channel_overwrites(
+        &self,
+        channel_id: Snowflake,
+    ) -> StoreResult<Vec<ChannelOverwriteRecord>>;
     /// Appends an entry to its community's audit log.
     async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()>;
     /// A page of a community's audit log, newest first: entries older than `before` (from the

@@ -257,6 +257,7 @@ impl Cql {
         self.delete_community_invites(raw).await?;
         self.delete_audit_log(raw).await?;
         self.delete_community_bans(raw).await?;
+        self.delete_community_channels(community_id).await?;
         let users: Vec<(i64,)> = self
             .select_all("read member ids", &self.communities.member_ids, (raw,))
             .await?;

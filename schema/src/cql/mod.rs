@@ -27,6 +27,7 @@ mod audit;
 mod bans;
 pub mod blobs;
 pub mod bridge;
+mod channels;
 mod codec;
 mod commit;
 mod communities;
@@ -76,6 +77,7 @@ pub(crate) struct Cql {
     invites: invites::InviteStatements,
     audit: audit::AuditStatements,
     bans: bans::BanStatements,
+    channels: channels::ChannelStatements,
 }
 
 impl Cql {
@@ -267,6 +269,7 @@ impl CqlStore {
         let invites = invites::InviteStatements::prepare(&session).await?;
         let audit = audit::AuditStatements::prepare(&session).await?;
         let bans = bans::BanStatements::prepare(&session).await?;
+        let channels = channels::ChannelStatements::prepare(&session).await?;
         tracing::info!(keyspace = %config.keyspace, version, contact_points = %contact, "CQL store ready");
         Ok(CqlStore {
             cql: Arc::new(Cql {
@@ -278,6 +281,7 @@ impl CqlStore {
                 invites,
                 audit,
                 bans,
+                channels,
             }),
             commit: Arc::new(GroupCommit::default()),
             keyspace: config.keyspace.clone(),

@@ -5,7 +5,8 @@ use voiceflow_wire::Snowflake;
 
 use super::CqlStore;
 use crate::community::{
-    AuditEntry, BanRecord, CommunityMember, CommunityRecord, InviteRecord, RoleRecord,
+    AuditEntry, BanRecord, ChannelOverwriteRecord, ChannelRecord, CommunityMember, CommunityRecord,
+    InviteRecord, RoleRecord,
 };
 use crate::contacts::{BlockRecord, UserSettings};
 use crate::model::*;
@@ -328,6 +329,47 @@ impl Store for CqlStore {
         limit: u32,
     ) -> StoreResult<Vec<BanRecord>> {
         self.cql.community_bans(community_id, after, limit).await
+    }
+
+    async fn put_channel(&self, channel: &ChannelRecord) -> StoreResult<()> {
+        self.cql.put_channel(channel).await
+    }
+
+    async fn remove_channel(
+        &self,
+        community_id: Snowflake,
+        channel_id: Snowflake,
+    ) -> StoreResult<()> {
+        self.cql.remove_channel(community_id, channel_id).await
+    }
+
+    async fn community_channels(&self, community_id: Snowflake) -> StoreResult<Vec<ChannelRecord>> {
+        self.cql.community_channels(community_id).await
+    }
+
+    async fn channel_community(&self, channel_id: Snowflake) -> StoreResult<Option<Snowflake>> {
+        self.cql.channel_community(channel_id).await
+    }
+
+    async fn put_channel_overwrite(&self, overwrite: &ChannelOverwriteRecord) -> StoreResult<()> {
+        self.cql.put_channel_overwrite(overwrite).await
+    }
+
+    async fn remove_channel_overwrite(
+        &self,
+        channel_id: Snowflake,
+        target_id: Snowflake,
+    ) -> StoreResult<()> {
+        self.cql
+            .remove_channel_overwrite(channel_id, target_id)
+            .await
+    }
+
+    async fn channel_overwrites(
+        &self,
+        channel_id: Snowflake,
+    ) -> StoreResult<Vec<ChannelOverwriteRecord>> {
+        self.cql.channel_overwrites(channel_id).await
     }
 
     async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()> {

@@ -12,7 +12,8 @@ use super::read::Reader;
 use super::tables::{Table, decode, encode, id_bytes, io, pair_key, trailing_id};
 use super::writer::{Reply, Staged};
 use crate::community::{
-    AuditEntry, BanRecord, CommunityMember, CommunityRecord, InviteRecord, RoleRecord,
+    AuditEntry, BanRecord, ChannelOverwriteRecord, ChannelRecord, CommunityMember, CommunityRecord,
+    InviteRecord, RoleRecord,
 };
 use crate::store::{StoreError, StoreResult};
 
@@ -45,6 +46,14 @@ pub(crate) enum CommunityOp {
     PutBan(BanRecord),
     /// `remove_ban`: community, user.
     RemoveBan(Snowflake, Snowflake),
+    /// `put_channel`.
+    PutChannel(ChannelRecord),
+    /// `remove_channel`: community, channel.
+    RemoveChannel(Snowflake, Snowflake),
+    /// `put_channel_overwrite`.
+    PutOverwrite(ChannelOverwriteRecord),
+    /// `remove_channel_overwrite`: channel, target.
+    RemoveOverwrite(Snowflake, Snowflake),
 }
 
 /// Applies one community op to `s`.
@@ -75,6 +84,9 @@ pub(crate) fn apply(s: &mut Staged<'_>, op: CommunityOp) -> StoreResult<Reply> {
                 let user = trailing_id(&member)?;
                 s.remove(Table::UserCommunities, pair_key(user, id));
                 s.remove(Table::CommunityMembers, member);
+            }
+            for entry in s.keys_with_prefix(Table::CommunityChannels, &key)? {
+                remove_channel(s, id, trailing_id(&entry)?)?;
             }
             for entry in s.keys_with_prefix(Table::CommunityBans, &key)? {
                 s.remove(Table::CommunityBans, entry);
@@ -135,6 +147,27 @@ pub(crate) fn apply(s: &mut Staged<'_>, op: CommunityOp) -> StoreResult<Reply> {
             s.remove(Table::CommunityMembers, pair_key(community, user));
             s.remove(Table::UserCommunities, pair_key(user, community));
         }
+        CommunityOp::PutChannel(channel) => {
+            let (community, id) = (channel.community_id, channel.channel_id);
+            s.put(
+                Table::CommunityChannels,
+                pair_key(community, id),
+                encode(&channel)?,
+            );
+            s.put(
+                Table::ChannelCommunities,
+                id_bytes(id).to_vec(),
+                id_bytes(community).to_vec(),
+            );
+        }
+        CommunityOp::RemoveChannel(community, channel) => remove_channel(s, community, channel)?,
+        CommunityOp::PutOverwrite(o) => {
+            let key = pair_key(o.channel_id, o.target_id);
+            s.put(Table::ChannelOverwrites, key, encode(&o)?);
+        }
+        CommunityOp::RemoveOverwrite(channel, target) => {
+            s.remove(Table::ChannelOverwrites, pair_key(channel, target));
+        }
         CommunityOp::RemoveBan(community, user) => {
             s.remove(Table::CommunityBans, pair_key(community, user));
         }
@@ -152,6 +185,16 @@ pub(crate) fn apply(s: &mut Staged<'_>, op: CommunityOp) -> StoreResult<Reply> {
         }
     }
     Ok(Reply::Done)
+}
+
+/// Takes `channel` out of `community`, with its overrides.
+fn remove_channel(s: &mut Staged<'_>, community: Snowflake, channel: Snowflake) -> StoreResult<()> {
+    s.remove(Table::CommunityChannels, pair_key(community, channel));
+    s.remove(Table::ChannelCommunities, id_bytes(channel).to_vec());
+    for entry in s.keys_with_prefix(Table::ChannelOverwrites, &id_bytes(channel))? {
+        s.remove(Table::ChannelOverwrites, entry);
+    }
+    Ok(())
 }
 
 fn put_role(s: &mut Staged<'_>, role: &RoleRecord) -> StoreResult<()> {
@@ -256,19 +299,19 @@ impl Reader {
         self.page(Table::CommunityBans, community, after, limit)
     }
 
-    /// A page of `table`'s records under `community`, by the id after it.
+    /// A page of `table`'s records keyed `under` ‖ id, by the id after `after`.
     fn page<T: serde::de::DeserializeOwned>(
         &self,
         table: Table,
-        community: Snowflake,
+        under: Snowflake,
         after: Option<Snowflake>,
         limit: u32,
     ) -> StoreResult<Vec<T>> {
         let start = match after {
-            Some(id) => Bound::Excluded(pair_key(community, id)),
-            None => Bound::Included(id_bytes(community).to_vec()),
+            Some(id) => Bound::Excluded(pair_key(under, id)),
+            None => Bound::Included(id_bytes(under).to_vec()),
         };
-        let end = match community.0.checked_add(1) {
+        let end = match under.0.checked_add(1) {
             Some(next) => Bound::Excluded(id_bytes(Snowflake(next)).to_vec()),
             None => Bound::Unbounded,
         };
@@ -283,6 +326,35 @@ impl Reader {
             out.push(decode(&guard.value().map_err(io)?)?);
         }
         Ok(out)
+    }
+
+    /// `community_channels`, by channel id.
+    pub(crate) fn community_channels(
+        &self,
+        community: Snowflake,
+    ) -> StoreResult<Vec<ChannelRecord>> {
+        self.page(Table::CommunityChannels, community, None, u32::MAX)
+    }
+
+    /// `channel_community`.
+    pub(crate) fn channel_community(&self, channel: Snowflake) -> StoreResult<Option<Snowflake>> {
+        match self
+            .tables
+            .get(Table::ChannelCommunities)
+            .get(id_bytes(channel))
+            .map_err(io)?
+        {
+            Some(raw) => super::tables::decode_id(&raw).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// `channel_overwrites`, by target id.
+    pub(crate) fn channel_overwrites(
+        &self,
+        channel: Snowflake,
+    ) -> StoreResult<Vec<ChannelOverwriteRecord>> {
+        self.page(Table::ChannelOverwrites, channel, None, u32::MAX)
     }
 
     /// `audit_log`: newest first.

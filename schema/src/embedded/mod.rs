@@ -37,7 +37,8 @@ use self::read::Reader;
 use self::tables::{META_SCHEMA_VERSION, SCHEMA_VERSION, Table, Tables, io};
 use self::writer::{Counters, Job, Op, Reply};
 use crate::community::{
-    AuditEntry, BanRecord, CommunityMember, CommunityRecord, InviteRecord, RoleRecord,
+    AuditEntry, BanRecord, ChannelOverwriteRecord, ChannelRecord, CommunityMember, CommunityRecord,
+    InviteRecord, RoleRecord,
 };
 use crate::contacts::{BlockRecord, UserSettings};
 use crate::model::*;
@@ -513,6 +514,49 @@ impl Store for EmbeddedStore {
         limit: u32,
     ) -> StoreResult<Vec<BanRecord>> {
         self.reader.community_bans(community_id, after, limit)
+    }
+
+    async fn put_channel(&self, channel: &ChannelRecord) -> StoreResult<()> {
+        let op = CommunityOp::PutChannel(channel.clone());
+        self.write(Op::Community(op)).await
+    }
+
+    async fn remove_channel(
+        &self,
+        community_id: Snowflake,
+        channel_id: Snowflake,
+    ) -> StoreResult<()> {
+        let op = CommunityOp::RemoveChannel(community_id, channel_id);
+        self.write(Op::Community(op)).await
+    }
+
+    async fn community_channels(&self, community_id: Snowflake) -> StoreResult<Vec<ChannelRecord>> {
+        self.reader.community_channels(community_id)
+    }
+
+    async fn channel_community(&self, channel_id: Snowflake) -> StoreResult<Option<Snowflake>> {
+        self.reader.channel_community(channel_id)
+    }
+
+    async fn put_channel_overwrite(&self, overwrite: &ChannelOverwriteRecord) -> StoreResult<()> {
+        let op = CommunityOp::PutOverwrite(overwrite.clone());
+        self.write(Op::Community(op)).await
+    }
+
+    async fn remove_channel_overwrite(
+        &self,
+        channel_id: Snowflake,
+        target_id: Snowflake,
+    ) -> StoreResult<()> {
+        let op = CommunityOp::RemoveOverwrite(channel_id, target_id);
+        self.write(Op::Community(op)).await
+    }
+
+    async fn channel_overwrites(
+        &self,
+        channel_id: Snowflake,
+    ) -> StoreResult<Vec<ChannelOverwriteRecord>> {
+        self.reader.channel_overwrites(channel_id)
     }
 
     async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()> {

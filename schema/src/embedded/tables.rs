@@ -76,11 +76,17 @@ pub(crate) enum Table {
     CommunityAudit,
     /// `community_bans`: community ‖ user → `BanRecord`.
     CommunityBans,
+    /// `community_channels`: community ‖ channel → `ChannelRecord`.
+    CommunityChannels,
+    /// `channel_communities`: channel → community id.
+    ChannelCommunities,
+    /// `channel_overwrites`: channel ‖ target → `ChannelOverwriteRecord`.
+    ChannelOverwrites,
 }
 
 impl Table {
     /// Every table, in declaration order.
-    pub(crate) const ALL: [Table; 26] = [
+    pub(crate) const ALL: [Table; 29] = [
         Table::Users,
         Table::UsersByEmail,
         Table::UsersByUsername,
@@ -107,6 +113,9 @@ impl Table {
         Table::CommunityInvites,
         Table::CommunityAudit,
         Table::CommunityBans,
+        Table::CommunityChannels,
+        Table::ChannelCommunities,
+        Table::ChannelOverwrites,
     ];
 
     /// The keyspace name on disk (same as the CQL table name).
@@ -138,6 +147,9 @@ impl Table {
             Table::CommunityInvites => "community_invites",
             Table::CommunityAudit => "community_audit",
             Table::CommunityBans => "community_bans",
+            Table::CommunityChannels => "community_channels",
+            Table::ChannelCommunities => "channel_communities",
+            Table::ChannelOverwrites => "channel_overwrites",
         }
     }
 }

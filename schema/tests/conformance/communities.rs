@@ -1,11 +1,11 @@
 //! Communities, their roles and members.
 
 use voiceflow_schema::{
-    AuditEntry, BanRecord, CommunityMember, CommunityRecord, InviteRecord, RoleRecord, Store,
-    StoreError,
+    AuditEntry, BanRecord, ChannelOverwriteRecord, ChannelRecord, CommunityMember, CommunityRecord,
+    InviteRecord, OverwriteTarget, RoleRecord, Store, StoreError,
 };
 use voiceflow_wire::Snowflake;
-use voiceflow_wire::v1::permissions::Permissions;
+use voiceflow_wire::v1::permissions::{Overwrite, Permissions};
 
 use crate::Backend;
 
@@ -595,5 +595,151 @@ pub async fn a_ban_ends_the_membership_and_is_paged_and_lifted(backend: Backend)
             .await
             .expect("gone"),
         vec![]
+    );
+}
+
+/// Channels are placed in a community (both directions), moved, listed, taken out with their
+/// overrides; overrides per role and member round-trip every bit; a community's channels go
+/// with it.
+pub async fn channels_and_their_overrides_are_placed_listed_and_removed(backend: Backend) {
+    let store = backend.open().await;
+    let (c, owner) = (3_600_001, 3_600_100);
+    let everyone = role(c, c, 0, Permissions::VIEW_CHANNEL);
+    found(store.as_ref(), c, owner, "Channels", &everyone).await;
+    let channel = |id: u64, category: Option<u64>, position: u32| ChannelRecord {
+        community_id: Snowflake(c),
+        channel_id: Snowflake(id),
+        category_id: category.map(Snowflake),
+        position,
+    };
+    let (general, voice, lobby) = (3_600_020, 3_600_030, 3_600_010);
+    store
+        .put_channel(&channel(general, None, 0))
+        .await
+        .expect("place");
+    store
+        .put_channel(&channel(voice, Some(lobby), 1))
+        .await
+        .expect("place");
+    store
+        .put_channel(&channel(lobby, None, 2))
+        .await
+        .expect("place");
+    store
+        .put_channel(&channel(general, Some(lobby), 5))
+        .await
+        .expect("move");
+    assert_eq!(
+        store.community_channels(Snowflake(c)).await.expect("list"),
+        vec![
+            channel(lobby, None, 2),
+            channel(general, Some(lobby), 5),
+            channel(voice, Some(lobby), 1)
+        ]
+    );
+    assert_eq!(
+        store
+            .channel_community(Snowflake(voice))
+            .await
+            .expect("back"),
+        Some(Snowflake(c))
+    );
+    assert_eq!(
+        store.channel_community(Snowflake(1)).await.expect("none"),
+        None
+    );
+
+    let overwrite = |target: u64, kind: OverwriteTarget, allow: Permissions, deny: Permissions| {
+        ChannelOverwriteRecord {
+            channel_id: Snowflake(general),
+            target_id: Snowflake(target),
+            target: kind,
+            overwrite: Overwrite { allow, deny },
+        }
+    };
+    let hidden = overwrite(
+        c,
+        OverwriteTarget::Role,
+        Permissions::empty(),
+        Permissions::VIEW_CHANNEL,
+    );
+    let mods = overwrite(
+        3_600_050,
+        OverwriteTarget::Role,
+        Permissions::CHANNEL,
+        Permissions::empty(),
+    );
+    let muted = overwrite(
+        3_600_200,
+        OverwriteTarget::Member,
+        Permissions::VIEW_CHANNEL,
+        Permissions::SEND_MESSAGES | Permissions::SPEAK,
+    );
+    for o in [&mods, &muted, &hidden] {
+        store.put_channel_overwrite(o).await.expect("override");
+    }
+    let replaced = overwrite(
+        c,
+        OverwriteTarget::Role,
+        Permissions::empty(),
+        Permissions::SEND_MESSAGES,
+    );
+    store
+        .put_channel_overwrite(&replaced)
+        .await
+        .expect("replace");
+    assert_eq!(
+        store
+            .channel_overwrites(Snowflake(general))
+            .await
+            .expect("list"),
+        vec![replaced, mods.clone(), muted]
+    );
+    store
+        .remove_channel_overwrite(Snowflake(general), Snowflake(3_600_200))
+        .await
+        .expect("remove");
+    store
+        .remove_channel_overwrite(Snowflake(general), Snowflake(3_600_200))
+        .await
+        .expect("again");
+    assert_eq!(
+        store
+            .channel_overwrites(Snowflake(general))
+            .await
+            .expect("list")
+            .len(),
+        2
+    );
+
+    store
+        .remove_channel(Snowflake(c), Snowflake(general))
+        .await
+        .expect("take out");
+    assert_eq!(
+        store
+            .channel_overwrites(Snowflake(general))
+            .await
+            .expect("gone"),
+        vec![]
+    );
+    assert_eq!(
+        store
+            .channel_community(Snowflake(general))
+            .await
+            .expect("gone"),
+        None
+    );
+    store.delete_community(Snowflake(c)).await.expect("delete");
+    assert_eq!(
+        store.community_channels(Snowflake(c)).await.expect("gone"),
+        vec![]
+    );
+    assert_eq!(
+        store
+            .channel_community(Snowflake(voice))
+            .await
+            .expect("gone"),
+        None
     );
 }

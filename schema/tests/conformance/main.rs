@@ -71,4 +71,5 @@ conformance!(
     communities::invites_are_unique_counted_once_per_use_and_go_with_their_community,
     communities::the_audit_log_pages_newest_first_and_goes_with_its_community,
     communities::a_ban_ends_the_membership_and_is_paged_and_lifted,
+    communities::channels_and_their_overrides_are_placed_listed_and_removed,
 );
