@@ -74,6 +74,9 @@ impl ChannelStatements {
     }
 }
 
+/// A row of `channel_overwrites`: target id, target kind, allow bits, deny bits.
+type OverwriteRow = (i64, Option<String>, Option<i64>, Option<i64>);
+
 fn bits(p: Permissions) -> i64 {
     i64::from_be_bytes(p.bits().to_be_bytes())
 }
@@ -208,7 +211,7 @@ impl Cql {
         let Ok(channel) = id(channel_id) else {
             return Ok(Vec::new());
         };
-        let rows: Vec<(i64, Option<String>, Option<i64>, Option<i64>)> = self
+        let rows: Vec<OverwriteRow> = self
             .select_all(
                 "read channel overrides",
                 &self.channels.overwrites_of,

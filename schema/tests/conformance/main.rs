@@ -8,6 +8,7 @@
 //! handle is a "reopen" (the same directory, or the same keyspace through a new session).
 
 mod communities;
+mod community_parts;
 mod contacts;
 mod events;
 mod fencing;
@@ -68,8 +69,8 @@ conformance!(
     communities::create_update_and_delete_a_community_with_its_roles_and_members,
     communities::roles_are_replaced_listed_and_deleted_without_rewriting_members,
     communities::members_page_by_user_and_survive_a_reopen,
-    communities::invites_are_unique_counted_once_per_use_and_go_with_their_community,
-    communities::the_audit_log_pages_newest_first_and_goes_with_its_community,
-    communities::a_ban_ends_the_membership_and_is_paged_and_lifted,
-    communities::channels_and_their_overrides_are_placed_listed_and_removed,
+    community_parts::invites_are_unique_counted_once_per_use_and_go_with_their_community,
+    community_parts::the_audit_log_pages_newest_first_and_goes_with_its_community,
+    community_parts::a_ban_ends_the_membership_and_is_paged_and_lifted,
+    community_parts::channels_and_their_overrides_are_placed_listed_and_removed,
 );
