@@ -349,11 +349,18 @@ impl SessionRegistry {
         }
     }
 
-    /// The room dropped the session (deleted room, removed member): no re-join.
+    /// The room dropped the session (a refused join, a deleted room, a removed member): no
+    /// re-join. The session is told, as it is of every other end of a following (a join to
+    /// be tried later, a room that moved or closed), so that it never has to guess why its
+    /// entry is gone.
     pub fn forget(&self, room: Snowflake, session_id: u64) {
         self.unfollow(room, session_id);
-        if let Some(session) = self.0.map.read().sessions.get(&session_id) {
+        let actor = self.0.map.read().sessions.get(&session_id).map(|session| {
             session.outbox.forget_room(room);
+            session.actor.clone()
+        });
+        if let Some(actor) = actor {
+            let _ = actor.cast(SessionMsg::Dropped(room));
         }
     }
 

@@ -53,6 +53,9 @@ pub enum SessionMsg {
     /// The room's owner on another node could not serve this session's re-join yet: try
     /// again shortly, backing off while that lasts.
     JoinLater(Snowflake),
+    /// The room's owner on another node let this session go (a refused join, a deleted room,
+    /// a removed member): stop following it, no re-join.
+    Dropped(Snowflake),
     /// Try an automatic re-join again (the room was unavailable).
     Rejoin {
         /// The room.
@@ -276,6 +279,7 @@ impl SessionState {
                 generation,
             } => state.check_join(&me, room_id, generation).await,
             SessionMsg::JoinLater(room_id) => state.join_later(&me, room_id),
+            SessionMsg::Dropped(room_id) => state.dropped(room_id),
             SessionMsg::RoomGone(room_id, subscribed) => {
                 state.handle_moved(&me, room_id, subscribed).await
             }

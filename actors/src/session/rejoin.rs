@@ -78,11 +78,13 @@ impl SessionState {
                 self.unconfirmed.remove(&room_id);
                 self.joins_deferred.remove(&room_id);
             }
-            // The room refused it (it said so to the client).
-            None => {
-                self.joined.remove(&room_id);
-                self.unconfirmed.remove(&room_id);
-            }
+            // No longer followed: the registry let the entry go, and the notice of why (the
+            // room refused it, said to try later, or moved) is on its way to this session and
+            // decides. Concluding "refused" here left a session deaf: a "try later" or "moved"
+            // notice queued behind this check found the room no longer joined and did nothing,
+            // while the client still counted on the room (seen in the chaos soak after a CQL
+            // restart: a receiver heard nothing more from its room, nothing was lost).
+            None => {}
             Some(true) => {
                 tracing::debug!(session = self.session_id, %room_id, "join not confirmed; joining again");
                 self.joined.remove(&room_id);
@@ -103,6 +105,16 @@ impl SessionState {
                 }
             }
         }
+    }
+
+    /// The room's owner on another node let this session go (refused its join, the room was
+    /// deleted, the member removed): it no longer follows or waits for the room.
+    pub(super) fn dropped(&mut self, room_id: Snowflake) {
+        if matches!(self.joined.get(&room_id), Some(Attached::Remote(_))) {
+            self.joined.remove(&room_id);
+        }
+        self.unconfirmed.remove(&room_id);
+        self.joins_deferred.remove(&room_id);
     }
 
     /// The room's owner on another node could not serve this session's re-join yet (the
