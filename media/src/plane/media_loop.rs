@@ -112,8 +112,12 @@ impl Loop {
                     None => std::future::pending().await,
                 }
             };
+            // Not biased: whatever is ready gets its turn. With commands always first, a burst
+            // of signalling (a thousand joins and their renegotiations) held back the socket,
+            // where the joiners' own ICE checks and DTLS flights wait, and the connections'
+            // timers (the ICE tick that starts DTLS, handshake retransmissions) until the last
+            // command was handled: every join waited for all the others.
             tokio::select! {
-                biased;
                 cmd = commands.recv() => match cmd {
                     Some(cmd) => self.command(cmd),
                     None => break,
@@ -142,6 +146,14 @@ impl Loop {
                 },
                 () = timer => self.timeouts(),
                 _ = housekeeping.tick() => self.housekeeping(),
+            }
+            // Due timers are not left waiting for their turn behind a busy socket.
+            if self
+                .timers
+                .first()
+                .is_some_and(|(t, _)| *t <= Instant::now())
+            {
+                self.timeouts();
             }
         }
         let keys: Vec<u64> = self.peers.keys().copied().collect();
@@ -435,6 +447,9 @@ impl Loop {
         if room.members.contains_key(&id) {
             return Err(MediaError::AlreadyJoined);
         }
+        if self.certificate.is_none() {
+            self.certificate = Some(super::peer::node_certificate()?);
+        }
         let (by_ufrag, shared) = (&self.by_ufrag, self.by_addr.shared());
         // Unique across every loop: the receiving thread routes checks by it.
         let taken = |u: &str| {
@@ -450,9 +465,6 @@ impl Loop {
             taken: &taken,
         };
         let (peer, sdp) = Peer::answer(new, offer, now)?;
-        if self.certificate.is_none() {
-            self.certificate = peer.pc.get_configuration().certificates().first().cloned();
-        }
         let key = self.next_peer;
         self.next_peer += 1;
         self.by_ufrag.insert(peer.ufrag.clone(), key);
