@@ -95,6 +95,47 @@ fn udp_rcvbuf_errors() -> u64 {
         .unwrap_or(0)
 }
 
+/// Datagrams the kernel dropped on this process's UDP sockets (the `drops` column of
+/// /proc/net/udp, counted since each socket was made): on the socket bound to `server_port`,
+/// and on all the others (the clients').
+fn udp_socket_drops(server_port: u16) -> (u64, u64) {
+    let mut mine = std::collections::HashSet::new();
+    if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+        for fd in fds.flatten() {
+            if let Ok(link) = std::fs::read_link(fd.path()) {
+                let link = link.to_string_lossy();
+                if let Some(inode) = link
+                    .strip_prefix("socket:[")
+                    .and_then(|l| l.strip_suffix(']'))
+                {
+                    mine.insert(inode.to_owned());
+                }
+            }
+        }
+    }
+    let table = std::fs::read_to_string("/proc/net/udp").unwrap_or_default();
+    let (mut server, mut clients) = (0, 0);
+    for line in table.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (Some(local), Some(inode), Some(drops)) = (f.get(1), f.get(9), f.last()) else {
+            continue;
+        };
+        if !mine.contains(*inode) {
+            continue;
+        }
+        let drops: u64 = drops.parse().unwrap_or(0);
+        let port = local
+            .rsplit_once(':')
+            .and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
+        if port == Some(server_port) {
+            server += drops;
+        } else {
+            clients += drops;
+        }
+    }
+    (server, clients)
+}
+
 /// How the participants arrive, as printed.
 fn arrivals(a: &Args) -> String {
     if a.join_rate > 0.0 {
@@ -631,6 +672,11 @@ async fn light_bench(a: &Args, plane: &MediaPlane) {
     println!(
         "udp_rcvbuf_errors: {} (kernel drops for full receive buffers during the run, any socket of the host)",
         udp_rcvbuf_errors().saturating_sub(rcvbuf_errors)
+    );
+    let port = plane.local_addr().map_or(0, |a| a.port());
+    let (server, clients) = udp_socket_drops(port);
+    println!(
+        "udp_socket_drops: server {server} clients {clients} (the kernel's, on this process's sockets)"
     );
     for r in &rooms {
         r.channel.close().await;
