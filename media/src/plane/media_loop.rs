@@ -88,7 +88,7 @@ const MAX_SPARE: usize = 1024;
 /// per turn): reading is cheap next to forwarding, so the kernel's queue stays short even
 /// when the loop is behind, and what is not media (ICE checks, DTLS flights, RTCP) is handled
 /// as soon as it is read instead of after the media ahead of it.
-const READS_PER_FORWARD: usize = 4;
+const READS_PER_FORWARD: usize = 16;
 
 /// Most source addresses remembered per participant (each ICE restart or network move adds
 /// one; the oldest is forgotten).
