@@ -215,8 +215,11 @@ impl Loop {
     fn datagram(&mut self, data: &[u8], from: SocketAddr, now: Instant) {
         let kind = demux::classify(data);
         shard::count_received(&self.stats, kind, data);
-        // RTCP packet types are 192–223 (RFC 5761); the rest of this class is RTP.
-        if kind != Kind::Rtp || (192..=223).contains(&data[1]) {
+        // RTCP packet types are 192–223 (RFC 5761); the rest of this class is RTP. RTP from
+        // a source nobody is known by is dropped (and counted) at once: a stranger's flood
+        // must not take the backlog's room.
+        if kind != Kind::Rtp || (192..=223).contains(&data[1]) || self.by_addr.get(&from).is_none()
+        {
             return self.deliver(kind, data, from);
         }
         if self.backlog.len() >= MAX_BACKLOG
