@@ -100,7 +100,8 @@ pub enum DropReason {
     /// The socket would not take an outgoing datagram.
     SendFailed,
     /// A media loop was too far behind to take more (`media_threads` > 1: its queue from the
-    /// receiving thread was full), like a full socket buffer but counted.
+    /// receiving thread was full), like a full socket buffer but counted; or media waited in
+    /// a loop's backlog longer than is of use to a listener (100 ms).
     Overloaded,
 }
 

@@ -47,7 +47,20 @@ pub struct LightClient {
     pub id: PeerId,
     /// Delays, connection and first-audio times.
     pub measured: Arc<Measured>,
+    /// When each step of the join happened, as this client saw it.
+    pub phases: Arc<Phases>,
     speaking: Arc<AtomicBool>,
+}
+
+/// The steps of a light client's join between the answer and the first audio.
+#[derive(Debug, Default)]
+pub struct Phases {
+    /// The server's first STUN datagram (its response to a check) arrived.
+    pub ice_answered: std::sync::OnceLock<Instant>,
+    /// The server's first DTLS flight (its ClientHello: it is the DTLS client) arrived.
+    pub dtls_first: std::sync::OnceLock<Instant>,
+    /// The server's first renegotiation offer (the legs to hear the others) arrived.
+    pub offer: std::sync::OnceLock<Instant>,
 }
 
 impl LightClient {
@@ -67,8 +80,18 @@ pub struct LightRoom {
     pub server_connected: parking_lot::Mutex<HashMap<PeerId, Instant>>,
 }
 
-fn trace() -> bool {
-    std::env::var_os("SFUBENCH_TRACE").is_some()
+/// Whether participant `id`'s datagrams are traced (`SFUBENCH_TRACE=1`: everyone's;
+/// `SFUBENCH_TRACE=id=N`: participant N's only).
+fn trace(id: PeerId) -> bool {
+    static WHO: std::sync::OnceLock<Option<Option<PeerId>>> = std::sync::OnceLock::new();
+    match WHO.get_or_init(|| {
+        let v = std::env::var("SFUBENCH_TRACE").ok()?;
+        Some(v.strip_prefix("id=").and_then(|n| n.parse().ok()))
+    }) {
+        None => false,
+        Some(None) => true,
+        Some(Some(who)) => *who == id,
+    }
 }
 
 fn now_us() -> u64 {
@@ -133,10 +156,15 @@ impl LightRoom {
             )
             .map_err(MediaError::webrtc)?;
         // One certificate for every client: key generation per client is not what is measured.
-        let mut configuration = RTCConfigurationBuilder::new();
-        if let Some(c) = certificate.lock().as_ref() {
-            configuration = configuration.with_certificates(vec![c.clone()]);
-        }
+        let shared = {
+            let mut shared = certificate.lock();
+            if shared.is_none() {
+                *shared = Some(crate::plane::node_certificate()?);
+            }
+            shared.clone()
+        };
+        let configuration =
+            RTCConfigurationBuilder::new().with_certificates(shared.into_iter().collect());
         let tap = KeyTap::new().map_err(MediaError::webrtc)?;
         // Browsers send their first connectivity check as soon as they have the server's
         // candidate; `rtc`'s agent would wait its 200 ms check interval first.
@@ -154,12 +182,6 @@ impl LightRoom {
             .with_media_engine(engine)
             .build(now)
             .map_err(MediaError::webrtc)?;
-        {
-            let mut shared = certificate.lock();
-            if shared.is_none() {
-                *shared = pc.get_configuration().certificates().first().cloned();
-            }
-        }
         let ssrc: u32 = rand::random();
         let track = MediaStreamTrack::new(
             format!("mic-{id}"),
@@ -203,6 +225,7 @@ impl LightRoom {
         pc.set_remote_description(Instant::now(), answer)
             .map_err(MediaError::sdp)?;
         let measured = Arc::new(Measured::default());
+        let phases = Arc::new(Phases::default());
         let speaking = Arc::new(AtomicBool::new(false));
         let driver = Driver {
             id,
@@ -214,6 +237,7 @@ impl LightRoom {
             out: Vec::with_capacity(256),
             ssrc,
             measured: measured.clone(),
+            phases: phases.clone(),
             speaking: speaking.clone(),
             room: self.clone(),
             seq: rand::random(),
@@ -224,6 +248,7 @@ impl LightRoom {
         Ok(LightClient {
             id,
             measured,
+            phases,
             speaking,
         })
     }
@@ -239,6 +264,7 @@ struct Driver {
     out: Vec<u8>,
     ssrc: u32,
     measured: Arc<Measured>,
+    phases: Arc<Phases>,
     speaking: Arc<AtomicBool>,
     room: Arc<LightRoom>,
     seq: u16,
@@ -263,10 +289,19 @@ impl Driver {
             tokio::select! {
                 received = self.socket.recv_from(&mut buf) => {
                     let Ok((n, source)) = received else { return };
-                    if trace() {
+                    if trace(self.id) {
                         eprintln!("trace {} {:?} in {:?} {}", self.id, born.elapsed(), demux::classify(&buf[..n]), n);
                     }
                     from = source;
+                    match demux::classify(&buf[..n]) {
+                        Kind::Stun => {
+                            let _ = self.phases.ice_answered.set(Instant::now());
+                        }
+                        Kind::Dtls => {
+                            let _ = self.phases.dtls_first.set(Instant::now());
+                        }
+                        _ => {}
+                    }
                     if connected && self.media(&buf[..n]) {
                         continue;
                     }
@@ -287,6 +322,10 @@ impl Driver {
                 }
                 offer = offers.recv() => {
                     let Some(offer) = offer else { return };
+                    let _ = self.phases.offer.set(Instant::now());
+                    if trace(self.id) {
+                        eprintln!("trace {} {:?} offer", self.id, born.elapsed());
+                    }
                     self.answer(offer).await;
                 }
                 _ = tick.tick() => {
@@ -301,7 +340,7 @@ impl Driver {
                 ) = event
                 {
                     connected = true;
-                    if trace() {
+                    if trace(self.id) {
                         eprintln!("trace {} {:?} connected", self.id, born.elapsed());
                     }
                     let _ = self.measured.connected.set(Instant::now());
@@ -314,7 +353,7 @@ impl Driver {
 
     fn flush(&mut self) {
         while let Some(out) = self.pc.poll_write() {
-            if trace() {
+            if trace(self.id) {
                 eprintln!(
                     "trace {} out {:?} {}",
                     self.id,

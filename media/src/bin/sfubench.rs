@@ -32,6 +32,18 @@ struct Args {
     /// Niceness given to every thread but the server's (0: none): the load clients then take
     /// the CPU the server leaves, as on a machine where they are not the server's neighbours.
     nice: u64,
+    /// Participants arriving per second, all rooms together (0: all at once, each room's
+    /// joining one after another as fast as they are answered). Arrivals go round the rooms:
+    /// the k-th participant of room r arrives at `(k * rooms + r) / join_rate` seconds.
+    join_rate: f64,
+}
+
+impl Args {
+    /// When the `k`-th participant of room `r` arrives, from the start of the joins.
+    fn arrival(&self, room: usize, k: usize) -> Option<Duration> {
+        (self.join_rate > 0.0)
+            .then(|| Duration::from_secs_f64((k * self.rooms + room) as f64 / self.join_rate))
+    }
 }
 
 fn args() -> Args {
@@ -45,6 +57,7 @@ fn args() -> Args {
         threads: 1,
         nice: 0,
         light: false,
+        join_rate: 0.0,
     };
     for arg in std::env::args().skip(1) {
         let (key, value) = arg.split_once('=').unwrap_or((arg.as_str(), ""));
@@ -59,10 +72,77 @@ fn args() -> Args {
             "threads" => a.threads = (n as usize).max(1),
             "nice" => a.nice = n.min(19),
             "light" => a.light = n != 0,
+            "join_rate" => a.join_rate = value.parse().unwrap_or(0.0),
             _ => eprintln!("sfubench: unknown argument {arg}"),
         }
     }
     a
+}
+
+/// UDP datagrams the kernel dropped for a full receive buffer (`RcvbufErrors` of
+/// /proc/net/snmp: every socket of the network namespace, this process's and others').
+fn udp_rcvbuf_errors() -> u64 {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let (Some(names), Some(values)) = (udp.next(), udp.next()) else {
+        return 0;
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(n, _)| *n == "RcvbufErrors")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Datagrams the kernel dropped on this process's UDP sockets (the `drops` column of
+/// /proc/net/udp, counted since each socket was made): on the socket bound to `server_port`,
+/// and on all the others (the clients').
+fn udp_socket_drops(server_port: u16) -> (u64, u64) {
+    let mut mine = std::collections::HashSet::new();
+    if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+        for fd in fds.flatten() {
+            if let Ok(link) = std::fs::read_link(fd.path()) {
+                let link = link.to_string_lossy();
+                if let Some(inode) = link
+                    .strip_prefix("socket:[")
+                    .and_then(|l| l.strip_suffix(']'))
+                {
+                    mine.insert(inode.to_owned());
+                }
+            }
+        }
+    }
+    let table = std::fs::read_to_string("/proc/net/udp").unwrap_or_default();
+    let (mut server, mut clients) = (0, 0);
+    for line in table.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (Some(local), Some(inode), Some(drops)) = (f.get(1), f.get(9), f.last()) else {
+            continue;
+        };
+        if !mine.contains(*inode) {
+            continue;
+        }
+        let drops: u64 = drops.parse().unwrap_or(0);
+        let port = local
+            .rsplit_once(':')
+            .and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
+        if port == Some(server_port) {
+            server += drops;
+        } else {
+            clients += drops;
+        }
+    }
+    (server, clients)
+}
+
+/// How the participants arrive, as printed.
+fn arrivals(a: &Args) -> String {
+    if a.join_rate > 0.0 {
+        format!("{} per second (join_rate), round the rooms", a.join_rate)
+    } else {
+        "all at once (each room's one after another)".to_owned()
+    }
 }
 
 /// CPU seconds (user + system) of a process or thread, from its /proc `stat` file.
@@ -183,7 +263,8 @@ async fn main() {
     let answered: Arc<parking_lot::Mutex<std::collections::HashMap<u64, Duration>>> =
         Arc::default();
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..a.rooms {
+    for r in 0..a.rooms {
+        let arrivals: Vec<Option<Duration>> = (0..a.speakers).map(|k| a.arrival(r, k)).collect();
         let h = Harness::start(&plane);
         rooms.push(h.clone());
         let first = next_id;
@@ -192,7 +273,10 @@ async fn main() {
         let answered = answered.clone();
         tasks.spawn(async move {
             let mut clients = Vec::new();
-            for id in first..first + speakers {
+            for (id, arrival) in (first..first + speakers).zip(arrivals) {
+                if let Some(at) = arrival {
+                    tokio::time::sleep_until((joins_started + at).into()).await;
+                }
                 let started = Instant::now();
                 let client = h.join(id, Rights::default()).await?;
                 let _ = answered.lock().insert(id, started.elapsed());
@@ -226,8 +310,11 @@ async fn main() {
         may_speak: false,
         ..Rights::default()
     };
-    for h in &rooms {
-        for _ in 0..a.listeners {
+    for (r, h) in rooms.iter().enumerate() {
+        for k in 0..a.listeners {
+            if let Some(at) = a.arrival(r, a.speakers + k) {
+                tokio::time::sleep_until((joins_started + at).into()).await;
+            }
             let started = Instant::now();
             match h.join(next_id, listener_rights).await {
                 Ok(c) => {
@@ -300,6 +387,7 @@ async fn main() {
         speakers_joined.as_secs_f64(),
         a.rooms * a.speakers
     );
+    println!("arrivals: {}", arrivals(&a));
     println!("all_joined_secs: {:.2}", all_joined.as_secs_f64());
     // Where a join's time goes: the signalling (offer, answer, renegotiation), then ICE and
     // DTLS as the client saw them, then the first forwarded packet.
@@ -401,19 +489,26 @@ async fn light_bench(a: &Args, plane: &MediaPlane) {
     use std::collections::HashMap;
     use voiceflow_media::loadclient::LightRoom;
     let certificate = Arc::new(parking_lot::Mutex::new(None));
+    let rcvbuf_errors = udp_rcvbuf_errors();
     let started = Instant::now();
     let mut rooms = Vec::new();
     let mut tasks = tokio::task::JoinSet::new();
     let mut next_id = 1u64;
-    for _ in 0..a.rooms {
+    for r in 0..a.rooms {
         let room = LightRoom::start(plane);
         rooms.push(room.clone());
         let (first, n, listeners) = (next_id, a.speakers as u64, a.listeners as u64);
+        let arrivals: Vec<Option<Duration>> = (0..a.speakers + a.listeners)
+            .map(|k| a.arrival(r, k))
+            .collect();
         next_id += n + listeners;
         let certificate = certificate.clone();
         tasks.spawn(async move {
             let mut joined: Vec<Joined> = Vec::new();
-            for id in first..first + n + listeners {
+            for (id, arrival) in (first..first + n + listeners).zip(arrivals) {
+                if let Some(at) = arrival {
+                    tokio::time::sleep_until((started + at).into()).await;
+                }
                 let speaker = id < first + n;
                 let rights = Rights {
                     may_speak: speaker,
@@ -476,6 +571,9 @@ async fn light_bench(a: &Args, plane: &MediaPlane) {
         .flat_map(|r| r.server_connected.lock().clone())
         .collect();
     let on_server = phase(&|c| server_connected.get(&c.0.id).map(|t| t.duration_since(c.1)));
+    let ice = phase(&|c| c.0.phases.ice_answered.get().map(|t| t.duration_since(c.1)));
+    let dtls = phase(&|c| c.0.phases.dtls_first.get().map(|t| t.duration_since(c.1)));
+    let offer = phase(&|c| c.0.phases.offer.get().map(|t| t.duration_since(c.1)));
     let first = phase(&|c| {
         c.0.measured
             .first_audio
@@ -491,10 +589,54 @@ async fn light_bench(a: &Args, plane: &MediaPlane) {
     let rate = (f1 - f0) as f64 / elapsed;
     let sfu = (s1 - s0) / elapsed;
     println!("participants: {} (light clients)", clients.len());
+    println!("arrivals: {}", arrivals(a));
     println!("all_joined_secs: {:.2}", all_joined.as_secs_f64());
     println!(
         "join_to_answered_ms.p50/p99: {} / {}",
         answered.1, answered.2
+    );
+    // Handshakes in progress at once on the server: from its first flight reaching the client
+    // to its own report of the connection up.
+    let mut edges: Vec<(Instant, i32)> = Vec::new();
+    for c in &clients {
+        if let (Some(start), Some(end)) =
+            (c.0.phases.dtls_first.get(), server_connected.get(&c.0.id))
+        {
+            edges.push((*start, 1));
+            edges.push((*end, -1));
+        }
+    }
+    edges.sort();
+    let (mut open, mut most) = (0, 0);
+    for (_, d) in &edges {
+        open += d;
+        most = most.max(open);
+    }
+    let spans: Vec<u32> = clients
+        .iter()
+        .filter_map(|c| {
+            let end = server_connected.get(&c.0.id)?;
+            Some(
+                end.duration_since(*c.0.phases.dtls_first.get()?)
+                    .as_millis() as u32,
+            )
+        })
+        .collect();
+    let mut spans = spans;
+    spans.sort_unstable();
+    println!(
+        "dtls_handshake_ms.p50/p99: {} / {} (server's first flight at the client → server connected); at most {most} at once",
+        percentile(&spans, 0.5),
+        percentile(&spans, 0.99)
+    );
+    println!("join_to_ice_answered_ms.p50/p99: {} / {}", ice.1, ice.2);
+    println!(
+        "join_to_server_dtls_start_ms.p50/p99: {} / {} (its first flight at the client)",
+        dtls.1, dtls.2
+    );
+    println!(
+        "join_to_server_offer_ms.p50/p99: {} / {} (the legs' renegotiation)",
+        offer.1, offer.2
     );
     println!(
         "join_to_server_connected_ms.p50/p99: {} / {}",
@@ -527,6 +669,15 @@ async fn light_bench(a: &Args, plane: &MediaPlane) {
     );
     println!("delay_ms.p50: {:.2}", percentile(&delays, 0.5) / 1000.0);
     println!("delay_ms.p99: {:.2}", percentile(&delays, 0.99) / 1000.0);
+    println!(
+        "udp_rcvbuf_errors: {} (kernel drops for full receive buffers during the run, any socket of the host)",
+        udp_rcvbuf_errors().saturating_sub(rcvbuf_errors)
+    );
+    let port = plane.local_addr().map_or(0, |a| a.port());
+    let (server, clients) = udp_socket_drops(port);
+    println!(
+        "udp_socket_drops: server {server} clients {clients} (the kernel's, on this process's sockets)"
+    );
     for r in &rooms {
         r.channel.close().await;
     }

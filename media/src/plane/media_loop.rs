@@ -4,7 +4,7 @@
 //! send goes out, whatever media it decrypted is forwarded; commands from the channels and
 //! the connections' timers in between.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -57,7 +57,38 @@ pub(super) struct Loop {
     pub(super) inbuf: Vec<u8>,
     /// Where the jitter clock of received streams starts.
     pub(super) epoch: Instant,
+    /// Media read from the socket and not forwarded yet (see `datagram`), oldest first.
+    backlog: VecDeque<Queued>,
+    /// Buffers of forwarded backlog entries, reused.
+    spare: Vec<Vec<u8>>,
 }
+
+/// A media datagram waiting in the loop's backlog.
+struct Queued {
+    at: Instant,
+    from: SocketAddr,
+    data: Vec<u8>,
+}
+
+/// Media older than this when its turn comes is dropped (counted `overloaded`), not
+/// forwarded: audio that late is of no use to a listener, and a loop that is behind must
+/// not fall further behind on it.
+const MEDIA_MAX_AGE: Duration = Duration::from_millis(100);
+
+/// Most media datagrams held in the backlog; beyond, the oldest is dropped (`overloaded`).
+const MAX_BACKLOG: usize = 16_384;
+
+/// Commands handled per turn at most (a join's answer is well under a millisecond).
+const COMMANDS_PER_TURN: usize = 8;
+
+/// Backlog buffers kept for reuse at most.
+const MAX_SPARE: usize = 1024;
+
+/// Datagrams read from the socket per turn, as multiples of `recv_batch` (media forwarded
+/// per turn): reading is cheap next to forwarding, so the kernel's queue stays short even
+/// when the loop is behind, and what is not media (ICE checks, DTLS flights, RTCP) is handled
+/// as soon as it is read instead of after the media ahead of it.
+const READS_PER_FORWARD: usize = 16;
 
 /// Most source addresses remembered per participant (each ICE restart or network move adds
 /// one; the oldest is forgotten).
@@ -93,6 +124,8 @@ impl Loop {
             out: Vec::with_capacity(1500),
             inbuf: Vec::with_capacity(1500),
             epoch: Instant::now(),
+            backlog: VecDeque::new(),
+            spare: Vec::new(),
         }
     }
 
@@ -112,25 +145,41 @@ impl Loop {
                     None => std::future::pending().await,
                 }
             };
+            // Not biased: whatever is ready gets its turn. With commands always first, a burst
+            // of signalling (a thousand joins and their renegotiations) held back the socket,
+            // where the joiners' own ICE checks and DTLS flights wait, and the connections'
+            // timers (the ICE tick that starts DTLS, handshake retransmissions) until the last
+            // command was handled: every join waited for all the others.
             tokio::select! {
-                biased;
                 cmd = commands.recv() => match cmd {
-                    Some(cmd) => self.command(cmd),
+                    Some(cmd) => {
+                        self.command(cmd);
+                        // A few more while here: signalling is what a joining participant
+                        // waits for, and each command is bounded work.
+                        for _ in 1..COMMANDS_PER_TURN {
+                            match commands.try_recv() {
+                                Ok(cmd) => self.command(cmd),
+                                Err(_) => break,
+                            }
+                        }
+                    }
                     None => break,
                 },
                 received = next_input(input.as_mut(), &mut buf) => match received {
                     Received::One(first) => {
+                        let now = Instant::now();
                         if let Ok((n, from)) = first {
-                            self.datagram(&buf[..n], from);
+                            self.datagram(&buf[..n], from, now);
                         }
                         if let Some(Input::Socket(socket)) = &input {
-                            for _ in 1..batch {
+                            for _ in 1..batch * READS_PER_FORWARD {
                                 match socket.try_recv_from(&mut buf) {
-                                    Ok((n, from)) => self.datagram(&buf[..n], from),
+                                    Ok((n, from)) => self.datagram(&buf[..n], from, now),
                                     Err(_) => break,
                                 }
                             }
                         }
+                        self.forward_backlog(batch);
                     }
                     Received::Batch(Some(datagrams)) => {
                         for (data, from) in datagrams.iter() {
@@ -140,8 +189,19 @@ impl Loop {
                     // The receiving thread is gone: nothing will arrive any more.
                     Received::Batch(None) => input = None,
                 },
+                () = std::future::ready(()), if !self.backlog.is_empty() => {
+                    self.forward_backlog(batch);
+                }
                 () = timer => self.timeouts(),
                 _ = housekeeping.tick() => self.housekeeping(),
+            }
+            // Due timers are not left waiting for their turn behind a busy socket.
+            if self
+                .timers
+                .first()
+                .is_some_and(|(t, _)| *t <= Instant::now())
+            {
+                self.timeouts();
             }
         }
         let keys: Vec<u64> = self.peers.keys().copied().collect();
@@ -150,11 +210,55 @@ impl Loop {
         }
     }
 
-    /// One datagram from `from`, read by this loop.
-    fn datagram(&mut self, data: &[u8], from: SocketAddr) {
+    /// One datagram from `from`, read by this loop at `now`: media joins the backlog, the
+    /// rest is handled at once.
+    fn datagram(&mut self, data: &[u8], from: SocketAddr, now: Instant) {
         let kind = demux::classify(data);
         shard::count_received(&self.stats, kind, data);
-        self.deliver(kind, data, from);
+        // RTCP packet types are 192–223 (RFC 5761); the rest of this class is RTP. RTP from
+        // a source nobody is known by is dropped (and counted) at once: a stranger's flood
+        // must not take the backlog's room.
+        if kind != Kind::Rtp || (192..=223).contains(&data[1]) || self.by_addr.get(&from).is_none()
+        {
+            return self.deliver(kind, data, from);
+        }
+        if self.backlog.len() >= MAX_BACKLOG
+            && let Some(old) = self.backlog.pop_front()
+        {
+            self.stats.count_drop(DropReason::Overloaded);
+            self.recycle(old.data);
+        }
+        let mut buf = self.spare.pop().unwrap_or_default();
+        buf.clear();
+        buf.extend_from_slice(data);
+        self.backlog.push_back(Queued {
+            at: now,
+            from,
+            data: buf,
+        });
+    }
+
+    /// Forwards up to `n` media datagrams of the backlog, oldest first; those too old are
+    /// dropped.
+    fn forward_backlog(&mut self, n: usize) {
+        let now = Instant::now();
+        for _ in 0..n {
+            let Some(queued) = self.backlog.pop_front() else {
+                break;
+            };
+            if now.saturating_duration_since(queued.at) > MEDIA_MAX_AGE {
+                self.stats.count_drop(DropReason::Overloaded);
+            } else {
+                self.deliver(Kind::Rtp, &queued.data, queued.from);
+            }
+            self.recycle(queued.data);
+        }
+    }
+
+    fn recycle(&mut self, buf: Vec<u8>) {
+        if self.spare.len() < MAX_SPARE {
+            self.spare.push(buf);
+        }
     }
 
     /// One datagram (already counted) to its participant's connection.
@@ -435,6 +539,9 @@ impl Loop {
         if room.members.contains_key(&id) {
             return Err(MediaError::AlreadyJoined);
         }
+        if self.certificate.is_none() {
+            self.certificate = Some(super::peer::node_certificate()?);
+        }
         let (by_ufrag, shared) = (&self.by_ufrag, self.by_addr.shared());
         // Unique across every loop: the receiving thread routes checks by it.
         let taken = |u: &str| {
@@ -450,9 +557,6 @@ impl Loop {
             taken: &taken,
         };
         let (peer, sdp) = Peer::answer(new, offer, now)?;
-        if self.certificate.is_none() {
-            self.certificate = peer.pc.get_configuration().certificates().first().cloned();
-        }
         let key = self.next_peer;
         self.next_peer += 1;
         self.by_ufrag.insert(peer.ufrag.clone(), key);

@@ -32,6 +32,8 @@ mod shard;
 mod spawn;
 pub(crate) mod srtp;
 
+pub(crate) use peer::node_certificate;
+
 /// What a channel hands the loop when its first participant joins.
 #[derive(Clone)]
 pub(crate) struct Open {

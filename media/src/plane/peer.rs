@@ -7,10 +7,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rtc::crypto::SignatureScheme;
 use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc::interceptor::Registry;
 use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::certificate::RTCCertificate;
+use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::configure_rtcp_reports;
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
@@ -89,6 +90,17 @@ fn ice_chars(n: usize) -> String {
     (0..n)
         .map(|_| char::from(CHARS[rng.random_range(0..CHARS.len())]))
         .collect()
+}
+
+/// The node's DTLS certificate: made once per media loop, not per connection. (`rtc` makes
+/// one for every connection built without one — a key pair and a signed X.509 each — and
+/// moves the one it was given out of the connection's configuration, so it cannot be read
+/// back from the first connection either.)
+pub(crate) fn node_certificate() -> Result<RTCCertificate, MediaError> {
+    let provider = rtc::crypto::default_provider().map_err(MediaError::webrtc)?;
+    let params = CertificateParams::new(vec![ice_chars(16)]).map_err(MediaError::webrtc)?;
+    RTCCertificate::generate(provider.crypto(), SignatureScheme::EcdsaP256Sha256, params)
+        .map_err(MediaError::webrtc)
 }
 
 /// The server's media engine: Opus (payload type 111) and the audio-level extension.
