@@ -19,6 +19,9 @@
 
 use std::collections::HashMap;
 
+use voiceflow_schema::{
+    ChannelOverwriteRecord, CommunityMember, CommunityRecord, OverwriteTarget, RoleRecord,
+};
 use voiceflow_wire::Snowflake;
 use voiceflow_wire::v1::permissions::{Overwrite, Permissions};
 
@@ -53,6 +56,16 @@ pub struct MemberGrants {
     pub timed_out_until: Option<u64>,
 }
 
+impl From<&CommunityMember> for MemberGrants {
+    fn from(member: &CommunityMember) -> Self {
+        MemberGrants {
+            user: member.user_id,
+            roles: member.roles.clone(),
+            timed_out_until: member.timed_out_until,
+        }
+    }
+}
+
 /// A channel's overrides.
 #[derive(Debug, Clone, Default)]
 pub struct ChannelOverwrites {
@@ -64,7 +77,50 @@ pub struct ChannelOverwrites {
     pub members: HashMap<Snowflake, Overwrite>,
 }
 
+impl ChannelOverwrites {
+    /// A channel's overrides as stored, in a community whose `@everyone` role has the id
+    /// `community`.
+    pub fn of(community: Snowflake, rows: &[ChannelOverwriteRecord]) -> ChannelOverwrites {
+        let mut all = ChannelOverwrites::default();
+        for row in rows {
+            match row.target {
+                OverwriteTarget::Role if row.target_id == community => {
+                    all.everyone = row.overwrite;
+                }
+                OverwriteTarget::Role => {
+                    all.roles.insert(row.target_id, row.overwrite);
+                }
+                OverwriteTarget::Member => {
+                    all.members.insert(row.target_id, row.overwrite);
+                }
+            }
+        }
+        all
+    }
+}
+
 impl CommunityRoles {
+    /// A community's roles as stored (`@everyone` is the role whose id is the community's).
+    pub fn of(community: &CommunityRecord, roles: &[RoleRecord]) -> CommunityRoles {
+        let everyone = roles
+            .iter()
+            .find(|r| r.is_everyone())
+            .map_or(Permissions::empty(), |r| r.permissions);
+        let grant = |r: &RoleRecord| RoleGrant {
+            position: r.position,
+            permissions: r.permissions,
+        };
+        CommunityRoles {
+            owner: community.owner_id,
+            everyone,
+            roles: roles
+                .iter()
+                .filter(|r| !r.is_everyone())
+                .map(|r| (r.id, grant(r)))
+                .collect(),
+        }
+    }
+
     /// The member's roles that exist.
     fn grants<'a>(
         &'a self,

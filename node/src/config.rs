@@ -189,6 +189,8 @@ pub struct LimitsConfig {
     /// Roles one community may have besides `@everyone` (`POST /communities/:id/roles`
     /// beyond it gets 400 `limit`).
     pub max_roles_per_community: u32,
+    /// Most channels in one community (`POST /communities/:id/channels`).
+    pub max_channels_per_community: u32,
 }
 
 impl Default for LimitsConfig {
@@ -216,6 +218,7 @@ impl Default for LimitsConfig {
             actions_burst: 20,
             max_connections_per_user: 10,
             max_roles_per_community: 250,
+            max_channels_per_community: 500,
         }
     }
 }

@@ -436,26 +436,27 @@ impl Actor for RoomActor {
                 start,
                 reply,
             } => {
-                let subscribed = state.is_subscribed(session_id, user);
-                if subscribed && start {
-                    if let Some(generation) = state.handle_typing_start(user) {
-                        let ttl = state.ctx.config.typing_ttl;
-                        me.send_after(ttl, move || RoomMsg::TypingExpired {
-                            user_id: user,
-                            generation,
-                        });
+                let allowed = match (state.is_subscribed(session_id, user), start) {
+                    (false, _) => Err(ActorError::Forbidden("join the room before typing in it")),
+                    (true, true) => state.may_type(user).await,
+                    (true, false) => Ok(()),
+                };
+                match (&allowed, start) {
+                    (Ok(()), true) => {
+                        if let Some(generation) = state.handle_typing_start(user) {
+                            let ttl = state.ctx.config.typing_ttl;
+                            me.send_after(ttl, move || RoomMsg::TypingExpired {
+                                user_id: user,
+                                generation,
+                            });
+                        }
                     }
-                } else if subscribed {
-                    state.handle_typing_stop(user);
+                    (Ok(()), false) => state.handle_typing_stop(user),
+                    (Err(_), _) => {}
                 }
                 if let Some(reply) = reply {
-                    reply.send(if subscribed {
-                        Ok(RoomRef {
-                            room_id: state.room.id,
-                        })
-                    } else {
-                        Err(ActorError::Forbidden("join the room before typing in it"))
-                    });
+                    let room_id = state.room.id;
+                    reply.send(allowed.map(|()| RoomRef { room_id }));
                 }
             }
             RoomMsg::Renamed { user_id, username } => state.handle_renamed(user_id, username),
@@ -478,7 +479,7 @@ impl Actor for RoomActor {
                 by,
                 reply,
             } => state.handle_delete_message(message_id, by, reply).await,
-            RoomMsg::Updated(room) => state.handle_updated(*room),
+            RoomMsg::Updated(room) => state.handle_updated(*room).await,
             RoomMsg::DeleteRoom { by, reply } => {
                 let result = state.handle_delete_room(by).await;
                 let deleted = result.is_ok();

@@ -18,6 +18,7 @@ use voiceflow_wire::Snowflake;
 use voiceflow_wire::ids::now_ms;
 use voiceflow_wire::v1::client::RoomRef;
 use voiceflow_wire::v1::frame;
+use voiceflow_wire::v1::permissions::Permissions;
 use voiceflow_wire::v1::rich::PresenceStatus;
 use voiceflow_wire::v1::server::{
     JoinReply, Participant, RoomDeleted, RoomRemoved, TypingEvent, UserPresenceInRoom, events,
@@ -26,6 +27,7 @@ use voiceflow_wire::v1::server::{
 mod account;
 mod call;
 mod changes;
+mod channel;
 mod fanout;
 mod live;
 mod log;
@@ -94,6 +96,8 @@ pub struct RoomState {
     voice: Option<voice::VoiceRoom>,
     /// The call going on in a direct conversation.
     call: Option<call::ActiveCall>,
+    /// The community's permissions, if this room is one of its channels.
+    channel: Option<channel::ChannelGuard>,
 }
 
 /// What becomes of a join that failed.
@@ -165,7 +169,9 @@ impl RoomState {
             )?;
             Ok::<_, StoreError>((owner_epoch, head, newest))
         };
-        let (members, (owner_epoch, head, newest)) = tokio::try_join!(members, log)?;
+        let channel = channel::ChannelGuard::load(&**store, room.id);
+        let (members, (owner_epoch, head, newest), channel) =
+            tokio::try_join!(members, log, channel)?;
         let last_message_id = newest
             .first()
             .map(|m| m.id)
@@ -199,6 +205,7 @@ impl RoomState {
             waiting_members: Vec::new(),
             voice: None,
             call: None,
+            channel,
         })
     }
 
@@ -280,7 +287,8 @@ impl RoomState {
         if self.room.banned.contains(&author.user_id) {
             return Err(ActorError::Forbidden("you are banned from this room"));
         }
-        if self.members.len() >= self.room.max_users as usize {
+        // A channel's members are its community's: `maxUsers` is for rooms of their own.
+        if !self.is_channel() && self.members.len() >= self.room.max_users as usize {
             return Err(ActorError::RoomFull);
         }
         // The account's name now, not the one the session or token carries (a rename since).
@@ -307,7 +315,10 @@ impl RoomState {
                 joined_at,
             },
         );
-        self.queue_system_message(author, "joined the room");
+        // A community member opening a channel is not news to its readers.
+        if !self.is_channel() {
+            self.queue_system_message(author, "joined the room");
+        }
         Ok(())
     }
 
@@ -379,7 +390,11 @@ impl RoomState {
             user_id: session.user_id,
             username: session.username.clone(),
         };
-        if !self.members.contains_key(&session.user_id) {
+        if self.is_channel() {
+            // Viewers of a channel become members of its room on first use.
+            self.require(session.user_id, Permissions::VIEW_CHANNEL, "")
+                .await?;
+        } else if !self.members.contains_key(&session.user_id) {
             if !self.room.settings.is_public {
                 return Err(ActorError::Forbidden("not a member of this room"));
             }
@@ -500,6 +515,11 @@ impl RoomState {
 
     /// Join by code: become a member (ROOM_FULL at `maxUsers`).
     pub async fn handle_add_member(&mut self, author: Author) -> Result<JoinReply, ActorError> {
+        if self.is_channel() {
+            // A channel is joined through its community; by code only if one may view it.
+            self.require(author.user_id, Permissions::VIEW_CHANNEL, "")
+                .await?;
+        }
         self.add_member(&author).await?;
         Ok(self.join_reply(true, (0, false)))
     }
@@ -541,12 +561,19 @@ impl RoomState {
         } else {
             "left the room"
         };
-        self.queue_system_message(&author, what);
+        if !self.is_channel() {
+            self.queue_system_message(&author, what);
+        }
         Ok(())
     }
 
-    /// The stored record changed.
-    pub fn handle_updated(&mut self, mut room: RoomRecord) {
+    /// The stored record changed, or (for a channel) its community's permissions did.
+    pub async fn handle_updated(&mut self, room: RoomRecord) {
+        self.update_record(room);
+        self.reload_channel().await;
+    }
+
+    fn update_record(&mut self, mut room: RoomRecord) {
         if room.id == self.room.id {
             // Bans are written by this actor: an edit read before a ban must not undo it.
             for user in &self.room.banned {
@@ -560,7 +587,14 @@ impl RoomState {
 
     /// Deletes the room (admin only) and tells every live session.
     pub async fn handle_delete_room(&mut self, by: Snowflake) -> Result<(), ActorError> {
-        if self.members.get(&by).map(|m| m.role) != Some(Role::Admin) {
+        if self.is_channel() {
+            self.require(
+                by,
+                Permissions::MANAGE_CHANNELS,
+                "you may not delete this channel",
+            )
+            .await?;
+        } else if self.members.get(&by).map(|m| m.role) != Some(Role::Admin) {
             return Err(ActorError::Forbidden(
                 "only a room admin may delete the room",
             ));

@@ -6,7 +6,7 @@
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use voiceflow_actors::permissions::{CommunityRoles, MemberGrants, RoleGrant};
+use voiceflow_actors::permissions::{CommunityRoles, MemberGrants};
 use voiceflow_schema::{CommunityMember, CommunityRecord, RoleRecord};
 use voiceflow_wire::Snowflake;
 use voiceflow_wire::ids::now_ms;
@@ -16,6 +16,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use super::audit::{Change, reason, record};
+use super::channels::{delete_all, permissions_changed, remove_from_channels};
 use super::roles::RoleView;
 use super::{authed, json_body, parse, validate, with_state};
 use crate::auth::AuthUser;
@@ -141,34 +142,12 @@ pub(super) async fn seen(s: &AppState, user: &AuthUser, id: Snowflake) -> Result
 
 /// The permission core's view of a community's roles.
 pub(super) fn grants_of(community: &CommunityRecord, roles: &[RoleRecord]) -> CommunityRoles {
-    let everyone = roles
-        .iter()
-        .find(|r| r.is_everyone())
-        .map_or(Permissions::empty(), |r| r.permissions);
-    CommunityRoles {
-        owner: community.owner_id,
-        everyone,
-        roles: roles
-            .iter()
-            .filter(|r| !r.is_everyone())
-            .map(|r| {
-                let grant = RoleGrant {
-                    position: r.position,
-                    permissions: r.permissions,
-                };
-                (r.id, grant)
-            })
-            .collect(),
-    }
+    CommunityRoles::of(community, roles)
 }
 
 /// The permission core's view of a member.
 pub(super) fn member_grants(member: &CommunityMember) -> MemberGrants {
-    MemberGrants {
-        user: member.user_id,
-        roles: member.roles.clone(),
-        timed_out_until: member.timed_out_until,
-    }
+    MemberGrants::from(member)
 }
 
 /// The routes of this module.
@@ -349,6 +328,7 @@ async fn delete(s: AppState, user: AuthUser, id: Snowflake) -> Result<Response, 
     if seen.community.owner_id != user.id {
         return Err(ApiError::forbidden("only the owner may delete a community"));
     }
+    delete_all(&s, id, user.id).await?;
     s.ctx.store.delete_community(id).await?;
     Ok(ok(
         StatusCode::OK,
@@ -418,6 +398,8 @@ async fn leave(s: AppState, user: AuthUser, id: Snowflake) -> Result<Response, A
         ));
     }
     s.ctx.store.remove_community_member(id, user.id).await?;
+    remove_from_channels(&s, id, user.id, None).await?;
+    permissions_changed(&s, id).await?;
     Ok(ok(
         StatusCode::OK,
         &serde_json::json!({ "communityId": id, "left": true }),
@@ -445,6 +427,8 @@ async fn kick(
         ));
     }
     s.ctx.store.remove_community_member(id, target).await?;
+    remove_from_channels(&s, id, target, Some(user.id)).await?;
+    permissions_changed(&s, id).await?;
     let change = Change::new(id, user.id, "member.kick", Some(target), reason)
         .states(Some(serde_json::json!({ "roles": member.roles })), None);
     record(&s, change).await?;

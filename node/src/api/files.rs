@@ -11,6 +11,7 @@ use voiceflow_schema::BlobMeta;
 use voiceflow_wire::Snowflake;
 use voiceflow_wire::ids::now_ms;
 use voiceflow_wire::v1::files::{FileView, file_url};
+use voiceflow_wire::v1::permissions::Permissions;
 use warp::http::{HeaderMap, HeaderValue, StatusCode, header};
 use warp::reply::Response;
 use warp::{Filter, Rejection};
@@ -158,10 +159,18 @@ async fn upload(
     if s.ctx.store.room_by_id(room).await?.is_none() {
         return Err(ApiError::not_found("room"));
     }
-    if s.ctx.store.member(room, user.id).await?.is_none() {
-        return Err(ApiError::forbidden(
-            "only members of the room may upload files to it",
-        ));
+    // In a community channel: who may attach files there; elsewhere: the room's members.
+    match super::channels::channel_access(&s, &user, room).await? {
+        Some(held) if !held.contains(Permissions::SEND_MESSAGES | Permissions::ATTACH_FILES) => {
+            return Err(ApiError::forbidden("you may not attach files here"));
+        }
+        Some(_) => {}
+        None if s.ctx.store.member(room, user.id).await?.is_none() => {
+            return Err(ApiError::forbidden(
+                "only members of the room may upload files to it",
+            ));
+        }
+        None => {}
     }
     let quota = match files.quota() {
         Some(quota) => {
@@ -238,7 +247,11 @@ async fn readable(s: &AppState, user: &AuthUser, id: Snowflake) -> Result<BlobMe
         .meta(id)
         .await?
         .ok_or_else(|| ApiError::not_found("file"))?;
-    if s.ctx.store.member(meta.room_id, user.id).await?.is_none() {
+    // A community channel's files: whoever may view it (NOT_FOUND for anyone else).
+    let channel = super::channels::channel_access(s, user, meta.room_id)
+        .await
+        .map_err(|_| ApiError::not_found("file"))?;
+    if channel.is_none() && s.ctx.store.member(meta.room_id, user.id).await?.is_none() {
         return Err(ApiError::forbidden(
             "only members of the file's room may read it",
         ));

@@ -81,7 +81,10 @@ async fn history(
     if s.ctx.store.room_by_id(room).await?.is_none() {
         return Err(ApiError::not_found("room"));
     }
-    if s.ctx.store.member(room, user.id).await?.is_none() {
+    // A community channel: whoever may view it (NOT_FOUND for anyone else); another room:
+    // its members.
+    let channel = super::channels::channel_access(&s, &user, room).await?;
+    if channel.is_none() && s.ctx.store.member(room, user.id).await?.is_none() {
         return Err(ApiError::forbidden(
             "only members may read a room's history",
         ));

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod audit;
+mod channels;
 mod communities;
 mod contacts;
 mod dms;
@@ -188,6 +189,8 @@ pub fn routes(state: AppState) -> warp::filters::BoxedFilter<(Response,)> {
             .or(contacts::routes(state.clone()).boxed())
             .unify()
             .or(communities::routes(state.clone()).boxed())
+            .unify()
+            .or(channels::routes(state.clone()).boxed())
             .unify()
             .or(roles::routes(state.clone()).boxed())
             .unify()

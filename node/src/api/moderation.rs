@@ -15,6 +15,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use super::audit::{Change, reason, record};
+use super::channels::{permissions_changed, remove_from_channels};
 use super::communities::{Seen, member_grants, page_reply, seen, usernames};
 use super::{authed, json_body, parse, with_state};
 use crate::auth::AuthUser;
@@ -149,6 +150,8 @@ async fn ban(
         created_at: now_ms(),
     };
     s.ctx.store.put_ban(&ban).await?;
+    remove_from_channels(&s, id, target, Some(user.id)).await?;
+    permissions_changed(&s, id).await?;
     let change = Change::new(id, user.id, "member.ban", Some(target), reason);
     record(&s, change).await?;
     Ok(ok(
@@ -233,6 +236,7 @@ async fn timeout(
     let until = (b.secs > 0).then(|| now_ms() + b.secs * 1000);
     member.timed_out_until = until;
     s.ctx.store.put_community_member(&member).await?;
+    permissions_changed(&s, id).await?;
     let change = Change::new(id, user.id, "member.timeout", Some(target), reason).states(
         None,
         Some(serde_json::json!({ "timedOutUntil": until.map(rfc3339) })),

@@ -18,6 +18,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use super::audit::{Change, reason, record};
+use super::channels::permissions_changed;
 use super::communities::{Seen, seen};
 use super::{authed, json_body, parse, validate, with_state};
 use crate::auth::AuthUser;
@@ -283,6 +284,7 @@ async fn edit(
         role.color = color;
     }
     s.ctx.store.put_role(&role).await?;
+    permissions_changed(&s, id).await?;
     let view = RoleView::from(&role);
     let before = seen.role(role_id).ok().map(RoleView::from);
     let before = before.and_then(|b| serde_json::to_value(b).ok());
@@ -309,6 +311,7 @@ async fn delete(
         return Err(ApiError::field("roleId", "@everyone cannot be deleted"));
     }
     s.ctx.store.delete_role(id, role_id).await?;
+    permissions_changed(&s, id).await?;
     let before = serde_json::to_value(RoleView::from(role)).ok();
     record(
         &s,
@@ -346,6 +349,7 @@ async fn set_granted(
     }
     if granted != had {
         s.ctx.store.put_community_member(&member).await?;
+        permissions_changed(&s, id).await?;
         let action = match granted {
             true => "member.role_add",
             false => "member.role_remove",

@@ -302,7 +302,9 @@ async fn visible_room(
     user: &AuthUser,
     id: Snowflake,
 ) -> Result<RoomRecord, ApiError> {
+    let channel = super::channels::channel_access(s, user, id).await?;
     match room_and_membership(s, user, id).await? {
+        (room, _) if channel.is_some() => Ok(room),
         (room, None) if !room.settings.is_public => {
             Err(ApiError::forbidden("not a member of this room"))
         }
@@ -316,6 +318,14 @@ pub(super) async fn require_admin(
     user: &AuthUser,
     id: Snowflake,
 ) -> Result<RoomRecord, ApiError> {
+    if super::channels::channel_access(s, user, id)
+        .await?
+        .is_some()
+    {
+        return Err(ApiError::forbidden(
+            "a channel is managed through its community (/communities/:id/channels)",
+        ));
+    }
     match room_and_membership(s, user, id).await? {
         (room, Some(m)) if m.role == Role::Admin => Ok(room),
         _ => Err(ApiError::forbidden("only a room admin may do this")),

@@ -1,9 +1,10 @@
 //! Posts, edits, deletions and reactions: checked here, turned into [`Change`]s for the log.
 
 use ractor::RpcReplyPort;
-use voiceflow_schema::{MessageRecord, Reaction, ReplyRef, Role};
+use voiceflow_schema::{MessageRecord, Reaction, ReplyRef};
 use voiceflow_wire::ids::now_ms;
 use voiceflow_wire::v1::client::{self, MessageType, SendMessage, SentReply};
+use voiceflow_wire::v1::permissions::Permissions;
 use voiceflow_wire::v1::rich::{self, MAX_REACTIONS_PER_MESSAGE, MessageRef, MessageReply};
 use voiceflow_wire::{ErrorBody, Snowflake};
 
@@ -44,6 +45,16 @@ impl RoomState {
         // The account's current name, whatever name the session or token was opened with.
         if let Some(name) = self.current_name(author.user_id) {
             name.clone_into(&mut author.username);
+        }
+        let need = match post.file_id {
+            Some(_) => Permissions::SEND_MESSAGES | Permissions::ATTACH_FILES,
+            None => Permissions::SEND_MESSAGES,
+        };
+        if let Err(e) = self
+            .require(author.user_id, need, "you may not post here")
+            .await
+        {
+            return reply.send(Err(e));
         }
         if let Err(e) = self.validate_post(&author, &post) {
             return reply.send(Err(e));
@@ -199,6 +210,14 @@ impl RoomState {
 
     /// An edit, deletion, reaction or read marker from a member.
     pub async fn handle_act(&mut self, author: Author, action: Action, reply: Reply<ActReply>) {
+        let (need, refusal) = match &action {
+            Action::Edit { .. } => (Permissions::SEND_MESSAGES, "you may not post here"),
+            Action::React { .. } => (Permissions::ADD_REACTIONS, "you may not react here"),
+            Action::Delete { .. } | Action::Read { .. } => (Permissions::VIEW_CHANNEL, ""),
+        };
+        if let Err(e) = self.require(author.user_id, need, refusal).await {
+            return reply.send(Err(e));
+        }
         if let Action::Read { message_id } = action {
             let result = self.handle_read(author.user_id, message_id).await;
             return reply.send(result.map(ActReply::Ref));
@@ -220,6 +239,10 @@ impl RoomState {
         by: Snowflake,
         reply: RpcReplyPort<Result<(), ActorError>>,
     ) {
+        if let Err(e) = self.require(by, Permissions::VIEW_CHANNEL, "").await {
+            let _ = reply.send(Err(e));
+            return;
+        }
         match self.outcome(by, Action::Delete { message_id }).await {
             Ok(Outcome::Queue(mut change)) => {
                 change.replies.push(ChangeReply::Done(reply));
@@ -234,11 +257,11 @@ impl RoomState {
         }
     }
 
-    async fn outcome(&self, by: Snowflake, action: Action) -> Result<Outcome, ActorError> {
-        let Some(member) = self.members.get(&by) else {
+    async fn outcome(&mut self, by: Snowflake, action: Action) -> Result<Outcome, ActorError> {
+        if !self.members.contains_key(&by) {
             return Err(ActorError::Forbidden("not a member of this room"));
-        };
-        let is_admin = member.role == Role::Admin;
+        }
+        let is_admin = self.moderates_messages(by).await?;
         let message_id = match &action {
             Action::Edit { message_id, .. }
             | Action::Delete { message_id }
@@ -276,7 +299,7 @@ impl RoomState {
                 let own = message.user_id == by && message.kind != MessageType::System;
                 if !own && !is_admin {
                     return Err(ActorError::Forbidden(
-                        "only the author or a room admin may delete a message",
+                        "only the author or a moderator may delete a message",
                     ));
                 }
                 if message.deleted_at.is_some() {

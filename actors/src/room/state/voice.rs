@@ -12,6 +12,7 @@ use serde_json::Value;
 use voiceflow_media::{Channel, Rights, SfuEvent};
 use voiceflow_schema::RoomKind;
 use voiceflow_wire::v1::frame::{self, Frame};
+use voiceflow_wire::v1::permissions::Permissions;
 use voiceflow_wire::v1::voice::{
     VoiceIceServers, VoiceJoined, VoiceMember, VoiceSignal, VoiceUserLeft, events as voice_events,
 };
@@ -196,6 +197,16 @@ impl RoomState {
             return reply.send(Err(ActorError::Forbidden("you are banned from this room")));
         }
         if let Err(e) = self.call_permits_media(session.user_id) {
+            return reply.send(Err(e));
+        }
+        if let Err(e) = self
+            .require(
+                session.user_id,
+                Permissions::CONNECT,
+                "you may not connect here",
+            )
+            .await
+        {
             return reply.send(Err(e));
         }
         if !self.members.contains_key(&session.user_id) {

@@ -1,0 +1,206 @@
+//! A community channel's permissions, as its room enforces them.
+//!
+//! A room placed in a community (`channel_communities`) is a channel: who may view it, post,
+//! react, connect or moderate in it follows the community's roles, the member's roles and
+//! timeout, and the channel's overrides ([`crate::permissions`]), not the room's own
+//! admin/member roles. The room reads the roles and overrides once when it starts and a
+//! member's grants the first time that member does something here, so a check costs no
+//! storage read on the hot path. Whatever changes them (a role edited, granted or taken
+//! away, a timeout, a kick or ban, an override) tells every running channel of the community
+//! to read them again ([`super::RoomState::handle_updated`]).
+//!
+//! A channel that a user may not view answers as if it did not exist (`ROOM_NOT_FOUND`), so
+//! its existence does not leak.
+
+use std::collections::HashMap;
+
+use voiceflow_schema::{Store, StoreError};
+use voiceflow_wire::Snowflake;
+use voiceflow_wire::ids::now_ms;
+use voiceflow_wire::v1::permissions::Permissions;
+
+use super::{Author, RoomState};
+use crate::error::ActorError;
+use crate::permissions::{ChannelOverwrites, CommunityRoles, MemberGrants};
+
+/// The most users whose grants a channel remembers; past it the memory is emptied and
+/// members are read again as they act (bounds a channel of a 100,000-member community).
+const MAX_REMEMBERED_USERS: usize = 10_000;
+
+/// What a channel knows of its community's permissions.
+pub(super) struct ChannelGuard {
+    /// The community (its id is also `@everyone`'s).
+    pub(super) community: Snowflake,
+    roles: CommunityRoles,
+    overwrites: ChannelOverwrites,
+    /// Users whose membership was read: their grants, or `None` for a non-member.
+    users: HashMap<Snowflake, Option<MemberGrants>>,
+    /// A reload failed: read everything again before the next check.
+    stale: bool,
+}
+
+impl ChannelGuard {
+    /// The guard of room `room`, or `None` if the room is not in a community.
+    pub(super) async fn load(
+        store: &dyn Store,
+        room: Snowflake,
+    ) -> Result<Option<ChannelGuard>, StoreError> {
+        let Some(community) = store.channel_community(room).await? else {
+            return Ok(None);
+        };
+        let mut guard = ChannelGuard {
+            community,
+            roles: CommunityRoles::default(),
+            overwrites: ChannelOverwrites::default(),
+            users: HashMap::new(),
+            stale: true,
+        };
+        guard.reload(store, room).await?;
+        Ok(Some(guard))
+    }
+
+    /// Reads the roles and overrides again and forgets every member's grants.
+    async fn reload(&mut self, store: &dyn Store, room: Snowflake) -> Result<(), StoreError> {
+        self.stale = true;
+        self.users.clear();
+        let (community, roles, overwrites) = tokio::try_join!(
+            store.community_by_id(self.community),
+            store.community_roles(self.community),
+            store.channel_overwrites(room),
+        )?;
+        // A deleted community leaves nobody any permission here (owner 0 is nobody).
+        self.roles = match community {
+            Some(community) => CommunityRoles::of(&community, &roles),
+            None => CommunityRoles::default(),
+        };
+        self.overwrites = ChannelOverwrites::of(self.community, &overwrites);
+        self.stale = false;
+        Ok(())
+    }
+
+    /// What `user` may do in the channel at `now_ms` (empty for a non-member).
+    async fn permissions(
+        &mut self,
+        store: &dyn Store,
+        room: Snowflake,
+        user: Snowflake,
+        now_ms: u64,
+    ) -> Result<Permissions, StoreError> {
+        if self.stale {
+            self.reload(store, room).await?;
+        }
+        if !self.users.contains_key(&user) {
+            let member = store.community_member(self.community, user).await?;
+            if self.users.len() >= MAX_REMEMBERED_USERS {
+                self.users.clear();
+            }
+            self.users
+                .insert(user, member.as_ref().map(MemberGrants::from));
+        }
+        Ok(match self.users.get(&user) {
+            Some(Some(grants)) => self.roles.in_channel(grants, &self.overwrites, now_ms),
+            Some(None) | None => Permissions::empty(),
+        })
+    }
+}
+
+impl RoomState {
+    /// What `user` may do here: `None` for a room outside communities (its own rules apply),
+    /// else their permissions in this channel now.
+    pub(super) async fn channel_permissions(
+        &mut self,
+        user: Snowflake,
+    ) -> Result<Option<Permissions>, ActorError> {
+        let room = self.room.id;
+        let store = self.ctx.store.clone();
+        match self.channel.as_mut() {
+            None => Ok(None),
+            Some(guard) => Ok(Some(
+                guard.permissions(&*store, room, user, now_ms()).await?,
+            )),
+        }
+    }
+
+    /// Refuses `user` unless they hold `need` in this channel (`ROOM_NOT_FOUND` if they may
+    /// not even view it); a user who may becomes a member of the channel's room on first use.
+    /// Rooms outside communities pass (their own rules apply).
+    pub(super) async fn require(
+        &mut self,
+        user: Snowflake,
+        need: Permissions,
+        refusal: &'static str,
+    ) -> Result<(), ActorError> {
+        let Some(held) = self.channel_permissions(user).await? else {
+            return Ok(());
+        };
+        if !held.contains(Permissions::VIEW_CHANNEL) {
+            return Err(ActorError::RoomNotFound);
+        }
+        if !held.contains(need) {
+            return Err(ActorError::Forbidden(refusal));
+        }
+        if !self.members.contains_key(&user) {
+            let author = Author {
+                user_id: user,
+                username: String::new(),
+            };
+            self.add_member(&author).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether `user` may delete others' messages: `MANAGE_MESSAGES` in a channel, a room
+    /// admin elsewhere.
+    pub(super) async fn moderates_messages(&mut self, user: Snowflake) -> Result<bool, ActorError> {
+        Ok(match self.channel_permissions(user).await? {
+            Some(held) => held.contains(Permissions::MANAGE_MESSAGES),
+            None => self
+                .members
+                .get(&user)
+                .is_some_and(|m| m.role == voiceflow_schema::Role::Admin),
+        })
+    }
+
+    /// The community's permissions changed: read them again, and remove from the channel
+    /// everyone live here who may no longer view it (they get `room:removed`, naming the
+    /// community as who removed them).
+    pub(super) async fn reload_channel(&mut self) {
+        let room = self.room.id;
+        let store = self.ctx.store.clone();
+        let Some(guard) = self.channel.as_mut() else {
+            return;
+        };
+        if let Err(e) = guard.reload(&*store, room).await {
+            // Stale: the next check reads everything again first.
+            tracing::warn!(room = %room, error = %e, "channel permissions not reloaded");
+            return;
+        }
+        let community = guard.community;
+        let mut live_users: Vec<Snowflake> = self.live.values().map(|s| s.user_id).collect();
+        live_users.sort_unstable();
+        live_users.dedup();
+        for user in live_users {
+            let view = match self.channel_permissions(user).await {
+                Ok(held) => held.is_none_or(|p| p.contains(Permissions::VIEW_CHANNEL)),
+                Err(_) => true,
+            };
+            if view || !self.members.contains_key(&user) {
+                continue;
+            }
+            if let Err(e) = self.handle_remove_member(user, Some(community)).await {
+                tracing::warn!(room = %room, user = %user, error = %e, "not removed");
+            }
+        }
+    }
+
+    /// `typing:start`: in a channel, only who may post.
+    pub async fn may_type(&mut self, user: Snowflake) -> Result<(), ActorError> {
+        self.require(user, Permissions::SEND_MESSAGES, "you may not post here")
+            .await
+    }
+
+    /// Whether this room is a community channel.
+    pub(super) fn is_channel(&self) -> bool {
+        self.channel.is_some()
+    }
+}

@@ -1,0 +1,613 @@
+//! A community's channels over REST: `GET`/`POST /communities/:id/channels`,
+//! `PATCH`/`DELETE /communities/:id/channels/:channelId`, and a channel's overrides:
+//! `GET /communities/:id/channels/:channelId/overwrites`,
+//! `PUT`/`DELETE /communities/:id/channels/:channelId/overwrites/:targetId`.
+//!
+//! A channel is a room (text, voice or stage) placed in the community; its room enforces the
+//! community's permissions on every event (`actors::room::state::channel`). Here: creating,
+//! editing and deleting one needs `MANAGE_CHANNELS` in it, overrides need `MANAGE_ROLES`
+//! too, and a channel the caller may not view answers NOT_FOUND, as if it did not exist.
+//! Every change reaches the audit log, and every change of who may do what reaches the
+//! running channels of the community ([`permissions_changed`]).
+
+use bytes::Bytes;
+use futures_util::{StreamExt, stream};
+use serde::{Deserialize, Serialize};
+use voiceflow_actors::permissions::ChannelOverwrites;
+use voiceflow_actors::room::RoomMsg;
+use voiceflow_schema::{
+    ChannelOverwriteRecord, ChannelRecord, Membership, OverwriteTarget, Role, RoomKind, RoomRecord,
+    RoomSettings, StoreError,
+};
+use voiceflow_wire::Snowflake;
+use voiceflow_wire::ids::now_ms;
+use voiceflow_wire::v1::permissions::{Overwrite, Permissions};
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+use super::audit::{Change, reason, record};
+use super::communities::{Seen, seen};
+use super::rooms::join_code;
+use super::{authed, json_body, parse, validate, with_state};
+use crate::auth::AuthUser;
+use crate::error::{ApiError, ok, respond};
+use crate::state::AppState;
+
+/// How many channels' records one request reads at a time.
+const READS_IN_FLIGHT: usize = 16;
+
+/// A channel as a member sees it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ChannelView {
+    id: Snowflake,
+    community_id: Snowflake,
+    name: String,
+    description: String,
+    kind: RoomKind,
+    position: u32,
+    /// What the caller may do in it.
+    permissions: Permissions,
+}
+
+impl ChannelView {
+    fn of(room: &RoomRecord, placed: &ChannelRecord, permissions: Permissions) -> ChannelView {
+        ChannelView {
+            id: room.id,
+            community_id: placed.community_id,
+            name: room.name.clone(),
+            description: room.description.clone(),
+            kind: room.kind,
+            position: placed.position,
+            permissions,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CreateBody {
+    name: String,
+    kind: Option<RoomKind>,
+    #[serde(default)]
+    description: String,
+    position: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct EditBody {
+    name: Option<String>,
+    description: Option<String>,
+    position: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct OverwriteBody {
+    #[serde(rename = "type")]
+    target: OverwriteTarget,
+    #[serde(default)]
+    allow: Permissions,
+    #[serde(default)]
+    deny: Permissions,
+}
+
+/// An override as managers see it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OverwriteView {
+    target_id: Snowflake,
+    #[serde(rename = "type")]
+    target: OverwriteTarget,
+    allow: Permissions,
+    deny: Permissions,
+}
+
+impl From<&ChannelOverwriteRecord> for OverwriteView {
+    fn from(o: &ChannelOverwriteRecord) -> Self {
+        OverwriteView {
+            target_id: o.target_id,
+            target: o.target,
+            allow: o.overwrite.allow,
+            deny: o.overwrite.deny,
+        }
+    }
+}
+
+/// The routes of this module.
+pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let limit = super::body_limits(&state);
+    let s = || with_state(state.clone()).and(authed(state.clone()));
+    let list = warp::path!("communities" / Snowflake / "channels")
+        .and(warp::get())
+        .and(s())
+        .then(|id, s: AppState, u: AuthUser| async move { respond(list(s, u, id).await) });
+    let create = warp::path!("communities" / Snowflake / "channels")
+        .and(warp::post())
+        .and(s())
+        .and(json_body(limit))
+        .and(reason())
+        .then(
+            |id, s: AppState, u: AuthUser, b: Bytes, r: Option<String>| async move {
+                respond(create(s, u, id, b, r).await)
+            },
+        );
+    let edit = warp::path!("communities" / Snowflake / "channels" / Snowflake)
+        .and(warp::patch())
+        .and(s())
+        .and(json_body(limit))
+        .and(reason())
+        .then(
+            |id, ch, s: AppState, u: AuthUser, b: Bytes, r: Option<String>| async move {
+                respond(edit(s, u, (id, ch), b, r).await)
+            },
+        );
+    let delete = warp::path!("communities" / Snowflake / "channels" / Snowflake)
+        .and(warp::delete())
+        .and(s())
+        .and(reason())
+        .then(
+            |id, ch, s: AppState, u: AuthUser, r: Option<String>| async move {
+                respond(delete(s, u, (id, ch), r).await)
+            },
+        );
+    let overwrites = warp::path!("communities" / Snowflake / "channels" / Snowflake / "overwrites")
+        .and(warp::get())
+        .and(s())
+        .then(|id, ch, s: AppState, u: AuthUser| async move {
+            respond(overwrites(s, u, (id, ch)).await)
+        });
+    let put =
+        warp::path!("communities" / Snowflake / "channels" / Snowflake / "overwrites" / Snowflake)
+            .and(warp::put())
+            .and(s())
+            .and(json_body(limit))
+            .and(reason())
+            .then(
+                |id, ch, target, s: AppState, u: AuthUser, b: Bytes, r: Option<String>| async move {
+                    respond(set_overwrite(s, u, (id, ch, target), Some(b), r).await)
+                },
+            );
+    let delete_overwrite =
+        warp::path!("communities" / Snowflake / "channels" / Snowflake / "overwrites" / Snowflake)
+            .and(warp::delete())
+            .and(s())
+            .and(reason())
+            .then(
+                |id, ch, target, s: AppState, u: AuthUser, r: Option<String>| async move {
+                    respond(set_overwrite(s, u, (id, ch, target), None, r).await)
+                },
+            );
+    list.or(create)
+        .unify()
+        .or(edit)
+        .unify()
+        .or(delete)
+        .unify()
+        .or(overwrites)
+        .unify()
+        .or(put)
+        .unify()
+        .or(delete_overwrite)
+        .unify()
+}
+
+/// What the member `seen` may do in `channel`.
+async fn permissions_in(
+    s: &AppState,
+    seen: &Seen,
+    channel: Snowflake,
+) -> Result<Permissions, ApiError> {
+    let rows = s.ctx.store.channel_overwrites(channel).await?;
+    let overwrites = ChannelOverwrites::of(seen.community.id, &rows);
+    Ok(seen.grants.in_channel(&seen.me, &overwrites, now_ms()))
+}
+
+/// The channel `channel` of community `id` as the caller sees it, with what they may do in
+/// it; NOT_FOUND if it is not there or they may not view it.
+async fn visible(
+    s: &AppState,
+    seen: &Seen,
+    channel: Snowflake,
+) -> Result<(RoomRecord, ChannelRecord, Permissions), ApiError> {
+    let store = &s.ctx.store;
+    let (placed, room, permissions) = tokio::try_join!(
+        async { Ok::<_, ApiError>(store.community_channels(seen.community.id).await?) },
+        async { Ok::<_, ApiError>(store.room_by_id(channel).await?) },
+        permissions_in(s, seen, channel),
+    )?;
+    let placed = placed.into_iter().find(|c| c.channel_id == channel);
+    match (placed, room) {
+        (Some(placed), Some(room)) if permissions.contains(Permissions::VIEW_CHANNEL) => {
+            Ok((room, placed, permissions))
+        }
+        _ => Err(ApiError::not_found("channel")),
+    }
+}
+
+/// FORBIDDEN unless `held` contains `need`.
+fn require(held: Permissions, need: Permissions, what: &str) -> Result<(), ApiError> {
+    match held.contains(need) {
+        true => Ok(()),
+        false => Err(ApiError::forbidden(format!("you may not {what}"))),
+    }
+}
+
+/// What a signed-in user may do in room `room`, if it is a community channel: NOT_FOUND
+/// (as if it did not exist) unless they may view it. `None` for rooms outside communities,
+/// whose own membership rules apply.
+pub(super) async fn channel_access(
+    s: &AppState,
+    user: &AuthUser,
+    room: Snowflake,
+) -> Result<Option<Permissions>, ApiError> {
+    let Some(community) = s.ctx.store.channel_community(room).await? else {
+        return Ok(None);
+    };
+    let seen = seen(s, user, community)
+        .await
+        .map_err(|_| ApiError::not_found("room"))?;
+    let held = permissions_in(s, &seen, room).await?;
+    match held.contains(Permissions::VIEW_CHANNEL) {
+        true => Ok(Some(held)),
+        false => Err(ApiError::not_found("room")),
+    }
+}
+
+async fn list(s: AppState, user: AuthUser, id: Snowflake) -> Result<Response, ApiError> {
+    let seen = seen(&s, &user, id).await?;
+    let placed = s.ctx.store.community_channels(id).await?;
+    let seen = &seen;
+    let s = &s;
+    let mut views: Vec<ChannelView> = stream::iter(placed)
+        .map(|placed| async move {
+            let (room, held) = tokio::try_join!(
+                async { Ok::<_, ApiError>(s.ctx.store.room_by_id(placed.channel_id).await?) },
+                permissions_in(s, seen, placed.channel_id),
+            )?;
+            Ok::<_, ApiError>(room.and_then(|room| {
+                held.contains(Permissions::VIEW_CHANNEL)
+                    .then(|| ChannelView::of(&room, &placed, held))
+            }))
+        })
+        .buffer_unordered(READS_IN_FLIGHT)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .filter_map(Result::transpose)
+        .collect::<Result<_, _>>()?;
+    views.sort_by_key(|v| (v.position, v.id));
+    Ok(ok(
+        StatusCode::OK,
+        &serde_json::json!({ "channels": views }),
+    ))
+}
+
+async fn create(
+    s: AppState,
+    user: AuthUser,
+    id: Snowflake,
+    body: Bytes,
+    reason: Option<String>,
+) -> Result<Response, ApiError> {
+    let seen = seen(&s, &user, id).await?;
+    seen.require(Permissions::MANAGE_CHANNELS, "create channels")?;
+    let b: CreateBody = parse(&body)?;
+    let name = b.name.trim().to_owned();
+    validate::length("name", &name, 1, 100)?;
+    validate::length("description", &b.description, 0, 500)?;
+    let kind = b.kind.unwrap_or_default();
+    if kind == RoomKind::Dm {
+        return Err(ApiError::field("kind", "kind must be text, voice or stage"));
+    }
+    let existing = s.ctx.store.community_channels(id).await?;
+    let max = s.config.limits.max_channels_per_community;
+    if existing.len() >= max as usize {
+        return Err(ApiError::field(
+            "limit",
+            format!("a community may have at most {max} channels"),
+        ));
+    }
+    let now = now_ms();
+    let mut room = RoomRecord {
+        id: s.ctx.ids.next_id(),
+        name,
+        description: b.description,
+        // A channel's members are its community's; the room's own cap does not apply.
+        max_users: 500,
+        // Reached through its community only: never listed, never joined by id or code
+        // by someone who may not view it.
+        settings: RoomSettings {
+            is_public: false,
+            ..RoomSettings::default()
+        },
+        join_code: String::new(),
+        created_by: user.id,
+        created_at: now,
+        updated_at: now,
+        kind,
+        banned: Vec::new(),
+    };
+    // The creator is its first member, with no room-level powers: a channel's rules are
+    // the community's.
+    let creator = Membership {
+        room_id: room.id,
+        user_id: user.id,
+        role: Role::Member,
+        joined_at: now,
+    };
+    let mut created = false;
+    for _ in 0..8 {
+        room.join_code = join_code();
+        match s.ctx.store.create_room(&room, &creator).await {
+            Ok(()) => {
+                created = true;
+                break;
+            }
+            Err(StoreError::Conflict { field: "join_code" }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if !created {
+        return Err(ApiError::internal("could not find a free join code"));
+    }
+    let placed = ChannelRecord {
+        community_id: id,
+        channel_id: room.id,
+        category_id: None,
+        position: b
+            .position
+            .unwrap_or_else(|| existing.iter().map(|c| c.position + 1).max().unwrap_or(0)),
+    };
+    s.ctx.store.put_channel(&placed).await?;
+    let held = permissions_in(&s, &seen, room.id).await?;
+    let view = ChannelView::of(&room, &placed, held);
+    let after = serde_json::to_value(&view).ok();
+    let change = Change::new(id, user.id, "channel.create", Some(room.id), reason);
+    record(&s, change.states(None, after)).await?;
+    Ok(ok(StatusCode::CREATED, &view))
+}
+
+async fn edit(
+    s: AppState,
+    user: AuthUser,
+    (id, channel): (Snowflake, Snowflake),
+    body: Bytes,
+    reason: Option<String>,
+) -> Result<Response, ApiError> {
+    let seen = seen(&s, &user, id).await?;
+    let (mut room, mut placed, held) = visible(&s, &seen, channel).await?;
+    require(held, Permissions::MANAGE_CHANNELS, "edit this channel")?;
+    let b: EditBody = parse(&body)?;
+    let before = serde_json::to_value(ChannelView::of(&room, &placed, held)).ok();
+    if let Some(name) = b.name {
+        let name = name.trim().to_owned();
+        validate::length("name", &name, 1, 100)?;
+        room.name = name;
+    }
+    if let Some(description) = b.description {
+        validate::length("description", &description, 0, 500)?;
+        room.description = description;
+    }
+    room.updated_at = now_ms();
+    s.ctx.store.update_room(&room).await?;
+    if let Some(position) = b.position {
+        placed.position = position;
+        s.ctx.store.put_channel(&placed).await?;
+    }
+    s.ctx
+        .directory
+        .send_if_running(channel, RoomMsg::Updated(Box::new(room.clone())));
+    let view = ChannelView::of(&room, &placed, held);
+    let after = serde_json::to_value(&view).ok();
+    let change = Change::new(id, user.id, "channel.update", Some(channel), reason);
+    record(&s, change.states(before, after)).await?;
+    Ok(ok(StatusCode::OK, &view))
+}
+
+async fn delete(
+    s: AppState,
+    user: AuthUser,
+    (id, channel): (Snowflake, Snowflake),
+    reason: Option<String>,
+) -> Result<Response, ApiError> {
+    let seen = seen(&s, &user, id).await?;
+    let (room, placed, held) = visible(&s, &seen, channel).await?;
+    require(held, Permissions::MANAGE_CHANNELS, "delete this channel")?;
+    let before = serde_json::to_value(ChannelView::of(&room, &placed, held)).ok();
+    delete_channel(&s, id, channel, user.id).await?;
+    let change = Change::new(id, user.id, "channel.delete", Some(channel), reason);
+    record(&s, change.states(before, None)).await?;
+    Ok(ok(
+        StatusCode::OK,
+        &serde_json::json!({ "deleted": true, "channelId": channel }),
+    ))
+}
+
+/// Deletes a channel's room (its live sessions get `room:deleted`) and takes it out of the
+/// community; `by` must hold `MANAGE_CHANNELS` in it (the room checks).
+async fn delete_channel(
+    s: &AppState,
+    community: Snowflake,
+    channel: Snowflake,
+    by: Snowflake,
+) -> Result<(), ApiError> {
+    let deleted = s
+        .ctx
+        .directory
+        .call(channel, |reply| RoomMsg::DeleteRoom { by, reply })
+        .await;
+    match deleted {
+        // Gone already (a delete that failed half-way and is tried again).
+        Ok(()) | Err(voiceflow_actors::ActorError::RoomNotFound) => {}
+        Err(e) => return Err(e.into()),
+    }
+    s.ctx.store.remove_channel(community, channel).await?;
+    Ok(())
+}
+
+/// Deletes every channel of a community (its owner deletes it).
+pub(super) async fn delete_all(
+    s: &AppState,
+    community: Snowflake,
+    by: Snowflake,
+) -> Result<(), ApiError> {
+    for placed in s.ctx.store.community_channels(community).await? {
+        delete_channel(s, community, placed.channel_id, by).await?;
+    }
+    Ok(())
+}
+
+async fn overwrites(
+    s: AppState,
+    user: AuthUser,
+    (id, channel): (Snowflake, Snowflake),
+) -> Result<Response, ApiError> {
+    let seen = seen(&s, &user, id).await?;
+    let (_, _, held) = visible(&s, &seen, channel).await?;
+    require(
+        held,
+        Permissions::MANAGE_CHANNELS,
+        "see this channel's overrides",
+    )?;
+    let rows = s.ctx.store.channel_overwrites(channel).await?;
+    let views: Vec<OverwriteView> = rows.iter().map(OverwriteView::from).collect();
+    Ok(ok(
+        StatusCode::OK,
+        &serde_json::json!({ "overwrites": views }),
+    ))
+}
+
+/// Sets (`body`) or removes (`None`) the override of `target` in a channel: needs
+/// `MANAGE_CHANNELS` there and `MANAGE_ROLES`, and nobody allows or denies a permission they
+/// do not hold themselves.
+async fn set_overwrite(
+    s: AppState,
+    user: AuthUser,
+    (id, channel, target): (Snowflake, Snowflake, Snowflake),
+    body: Option<Bytes>,
+    reason: Option<String>,
+) -> Result<Response, ApiError> {
+    let seen = seen(&s, &user, id).await?;
+    let (_, _, held) = visible(&s, &seen, channel).await?;
+    require(
+        held,
+        Permissions::MANAGE_CHANNELS | Permissions::MANAGE_ROLES,
+        "change this channel's overrides",
+    )?;
+    let existing = s.ctx.store.channel_overwrites(channel).await?;
+    let before = existing
+        .iter()
+        .find(|o| o.target_id == target)
+        .map(|o| serde_json::to_value(OverwriteView::from(o)).ok())
+        .unwrap_or(None);
+    let (action, after) = match body {
+        Some(body) => {
+            let b: OverwriteBody = parse(&body)?;
+            let exists = match b.target {
+                OverwriteTarget::Role => seen.roles.iter().any(|r| r.id == target),
+                OverwriteTarget::Member => {
+                    s.ctx.store.community_member(id, target).await?.is_some()
+                }
+            };
+            if !exists {
+                return Err(ApiError::not_found(match b.target {
+                    OverwriteTarget::Role => "role",
+                    OverwriteTarget::Member => "member",
+                }));
+            }
+            let overwrite = Overwrite {
+                allow: b.allow & Permissions::CHANNEL,
+                deny: b.deny & Permissions::CHANNEL,
+            };
+            if !seen.base().contains(overwrite.allow | overwrite.deny) {
+                return Err(ApiError::forbidden(
+                    "you may not allow or deny a permission you do not hold",
+                ));
+            }
+            let row = ChannelOverwriteRecord {
+                channel_id: channel,
+                target_id: target,
+                target: b.target,
+                overwrite,
+            };
+            s.ctx.store.put_channel_overwrite(&row).await?;
+            let after = serde_json::to_value(OverwriteView::from(&row)).ok();
+            ("channel.overwrite.update", after)
+        }
+        None => {
+            if before.is_none() {
+                return Err(ApiError::not_found("overwrite"));
+            }
+            s.ctx
+                .store
+                .remove_channel_overwrite(channel, target)
+                .await?;
+            ("channel.overwrite.delete", None)
+        }
+    };
+    permissions_changed(&s, id).await?;
+    let change = Change::new(id, user.id, action, Some(channel), reason);
+    record(&s, change.states(before.clone(), after.clone())).await?;
+    Ok(ok(
+        StatusCode::OK,
+        &serde_json::json!({ "channelId": channel, "targetId": target, "overwrite": after }),
+    ))
+}
+
+/// Tells every running channel of `community` that who may do what changed (a role, a
+/// grant, a timeout, a kick or ban, an override): each reads the permissions again and
+/// removes the live sessions of whoever may no longer view it.
+pub(super) async fn permissions_changed(
+    s: &AppState,
+    community: Snowflake,
+) -> Result<(), ApiError> {
+    let placed = s.ctx.store.community_channels(community).await?;
+    let rooms: Vec<Option<RoomRecord>> = stream::iter(placed)
+        .map(|placed| async move { s.ctx.store.room_by_id(placed.channel_id).await })
+        .buffer_unordered(READS_IN_FLIGHT)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+    for room in rooms.into_iter().flatten() {
+        let id = room.id;
+        s.ctx
+            .directory
+            .send_if_running(id, RoomMsg::Updated(Box::new(room)));
+    }
+    Ok(())
+}
+
+/// Takes `user` out of every channel of `community` they are a member of: kicked or banned
+/// (`by` the moderator: their live sessions get `room:removed`) or gone (`by` `None`).
+pub(super) async fn remove_from_channels(
+    s: &AppState,
+    community: Snowflake,
+    user: Snowflake,
+    by: Option<Snowflake>,
+) -> Result<(), ApiError> {
+    for placed in s.ctx.store.community_channels(community).await? {
+        let channel = placed.channel_id;
+        if s.ctx.store.member(channel, user).await?.is_none() {
+            continue;
+        }
+        let removed = s
+            .ctx
+            .directory
+            .call(channel, |reply| RoomMsg::RemoveMember {
+                user_id: user,
+                removed_by: by,
+                reply,
+            })
+            .await;
+        match removed {
+            // Left meanwhile.
+            Ok(()) | Err(voiceflow_actors::ActorError::Forbidden(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,370 @@
+//! Community channels on a real node: creating, listing, editing and deleting them; overrides
+//! that hide a channel (NOT_FOUND, not FORBIDDEN, over REST and WebSocket) until a role is
+//! granted; permissions enforced by the room on every event (post, typing, delete, react);
+//! a timeout, a role taken away and a kick taking effect on live sessions; the audit log.
+
+mod common;
+
+use common::community::{call, code, text};
+use common::{TestNode, User, WsClient};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// Founds a community as `owner` and lets `members` in by invite; its id.
+async fn community(node: &TestNode, owner: &User, members: &[&User]) -> anyhow::Result<String> {
+    let (status, created) = call(
+        node,
+        Method::POST,
+        "/communities",
+        owner,
+        Some(json!({"name": "Channels"})),
+    )
+    .await?;
+    assert_eq!(status, 201, "{created}");
+    let id = text(&created, "/data/id");
+    let (_, invite) = call(
+        node,
+        Method::POST,
+        &format!("/communities/{id}/invites"),
+        owner,
+        Some(json!({})),
+    )
+    .await?;
+    let join = format!("/invites/{}/join", text(&invite, "/data/code"));
+    for user in members {
+        let (status, body) = call(node, Method::POST, &join, user, None).await?;
+        assert_eq!(status, 200, "{body}");
+    }
+    Ok(id)
+}
+
+/// The names of the channels `user` sees in community `id`.
+async fn listed(node: &TestNode, id: &str, user: &User) -> anyhow::Result<Vec<String>> {
+    let (status, body) = call(
+        node,
+        Method::GET,
+        &format!("/communities/{id}/channels"),
+        user,
+        None,
+    )
+    .await?;
+    assert_eq!(status, 200, "{body}");
+    Ok(body["data"]["channels"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["name"].as_str().map(str::to_owned))
+        .collect())
+}
+
+/// `room:join` of `room`; the ack.
+async fn join(ws: &mut WsClient, room: &str) -> anyhow::Result<Value> {
+    ws.request("room:join", json!({"roomId": room})).await
+}
+
+/// `message:send`; the ack.
+async fn send(ws: &mut WsClient, room: &str, content: &str) -> anyhow::Result<Value> {
+    ws.request("message:send", json!({"roomId": room, "content": content}))
+        .await
+}
+
+#[tokio::test]
+async fn channels_follow_roles_overrides_timeouts_and_kicks_live() -> anyhow::Result<()> {
+    let node = TestNode::start().await?;
+    let owner = node.register("owner").await?;
+    let alice = node.register("alice").await?;
+    let bob = node.register("bob").await?;
+    let stranger = node.register("stranger").await?;
+    let id = community(&node, &owner, &[&alice, &bob]).await?;
+    let channels = format!("/communities/{id}/channels");
+
+    // Only who may manage channels creates them.
+    let (status, body) = call(
+        &node,
+        Method::POST,
+        &channels,
+        &bob,
+        Some(json!({"name": "nope"})),
+    )
+    .await?;
+    assert_eq!((status, code(&body)), (403, Some("FORBIDDEN")), "{body}");
+    let mut ids = Vec::new();
+    for (name, kind) in [("general", "text"), ("staff", "text"), ("lounge", "voice")] {
+        let (status, body) = call(
+            &node,
+            Method::POST,
+            &channels,
+            &owner,
+            Some(json!({"name": name, "kind": kind})),
+        )
+        .await?;
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(body["data"]["kind"], kind);
+        ids.push(text(&body, "/data/id"));
+    }
+    let (general, staff) = (ids[0].clone(), ids[1].clone());
+    let (status, body) = call(
+        &node,
+        Method::POST,
+        &channels,
+        &owner,
+        Some(json!({"name": "dm", "kind": "dm"})),
+    )
+    .await?;
+    assert_eq!(
+        (status, code(&body)),
+        (400, Some("VALIDATION_ERROR")),
+        "{body}"
+    );
+
+    // A moderators' role, and a staff channel hidden from @everyone but open to it.
+    let (_, mods) = call(
+        &node,
+        Method::POST,
+        &format!("/communities/{id}/roles"),
+        &owner,
+        Some(json!({"name": "Mods", "position": 1, "permissions": ["manage_messages"]})),
+    )
+    .await?;
+    let mods = text(&mods, "/data/id");
+    let overwrite = |target: &str| format!("{channels}/{staff}/overwrites/{target}");
+    for (target, body) in [
+        (
+            id.as_str(),
+            json!({"type": "role", "deny": ["view_channel"]}),
+        ),
+        (
+            mods.as_str(),
+            json!({"type": "role", "allow": ["view_channel"]}),
+        ),
+    ] {
+        let (status, reply) =
+            call(&node, Method::PUT, &overwrite(target), &owner, Some(body)).await?;
+        assert_eq!(status, 200, "{reply}");
+    }
+    let (status, body) = call(
+        &node,
+        Method::PUT,
+        &overwrite(&bob.id),
+        &bob,
+        Some(json!({"type": "member", "allow": ["view_channel"]})),
+    )
+    .await?;
+    assert_eq!(status, 404, "bob cannot see the channel at all: {body}");
+    assert_eq!(
+        listed(&node, &id, &owner).await?,
+        ["general", "staff", "lounge"]
+    );
+    assert_eq!(listed(&node, &id, &alice).await?, ["general", "lounge"]);
+    let (status, body) = call(&node, Method::GET, &channels, &stranger, None).await?;
+    assert_eq!((status, code(&body)), (404, Some("NOT_FOUND")), "{body}");
+
+    // Hidden means absent: history, the room, a WebSocket join.
+    let (status, body) = call(
+        &node,
+        Method::GET,
+        &format!("/rooms/{staff}/messages"),
+        &alice,
+        None,
+    )
+    .await?;
+    assert_eq!((status, code(&body)), (404, Some("NOT_FOUND")), "{body}");
+    let (status, _) = call(&node, Method::GET, &format!("/rooms/{staff}"), &alice, None).await?;
+    assert_eq!(status, 404);
+    let mut a = node.ws(&alice).await?;
+    let ack = join(&mut a, &staff).await?;
+    assert_eq!(ack["error"]["code"], "ROOM_NOT_FOUND", "{ack}");
+    let mut outsider = node.ws(&stranger).await?;
+    let ack = join(&mut outsider, &general).await?;
+    assert_eq!(ack["error"]["code"], "ROOM_NOT_FOUND", "{ack}");
+
+    // Members talk in the channels they see, without joining anything first.
+    let mut b = node.ws(&bob).await?;
+    let mut o = node.ws(&owner).await?;
+    for ws in [&mut a, &mut b, &mut o] {
+        let ack = join(ws, &general).await?;
+        assert_eq!(ack["ok"], true, "{ack}");
+    }
+    let sent = send(&mut b, &general, "hello from bob").await?;
+    assert_eq!(sent["ok"], true, "{sent}");
+    let bobs = sent["data"]["message"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    a.wait_for(|v| v["type"] == "message:received" && v["data"]["content"] == "hello from bob")
+        .await?;
+    let (status, history) = call(
+        &node,
+        Method::GET,
+        &format!("/rooms/{general}/messages"),
+        &alice,
+        None,
+    )
+    .await?;
+    assert_eq!(status, 200, "{history}");
+    assert_eq!(
+        history["data"].as_array().map(Vec::len),
+        Some(1),
+        "{history}"
+    );
+
+    // Deleting another's message takes manage_messages, which alice gets with the role.
+    let delete = json!({"roomId": general, "messageId": bobs});
+    let ack = a.request("message:delete", delete.clone()).await?;
+    assert_eq!(ack["error"]["code"], "FORBIDDEN", "{ack}");
+    let grant = format!("/communities/{id}/members/{}/roles/{mods}", alice.id);
+    let (status, _) = call(&node, Method::PUT, &grant, &owner, None).await?;
+    assert_eq!(status, 200);
+    let ack = a.request("message:delete", delete).await?;
+    assert_eq!(ack["ok"], true, "{ack}");
+    assert_eq!(
+        listed(&node, &id, &alice).await?,
+        ["general", "staff", "lounge"]
+    );
+    let ack = join(&mut a, &staff).await?;
+    assert_eq!(ack["ok"], true, "the role opens the staff channel: {ack}");
+
+    // An @everyone deny of reactions in general holds for bob, not for the owner.
+    let (status, _) = call(
+        &node,
+        Method::PUT,
+        &format!("{channels}/{general}/overwrites/{id}"),
+        &owner,
+        Some(json!({"type": "role", "deny": ["add_reactions"]})),
+    )
+    .await?;
+    assert_eq!(status, 200);
+    let owners = send(&mut o, &general, "react to me").await?;
+    let owners = owners["data"]["message"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let react = json!({"roomId": general, "messageId": owners, "emoji": "👍"});
+    let ack = b.request("reaction:add", react.clone()).await?;
+    assert_eq!(ack["error"]["code"], "FORBIDDEN", "{ack}");
+    let ack = o.request("reaction:add", react).await?;
+    assert_eq!(ack["ok"], true, "{ack}");
+
+    // A timeout silences bob at once: no posts, no typing; it lifts.
+    let timeout = format!("/communities/{id}/members/{}/timeout", bob.id);
+    let (status, _) = call(
+        &node,
+        Method::PUT,
+        &timeout,
+        &owner,
+        Some(json!({"secs": 60})),
+    )
+    .await?;
+    assert_eq!(status, 200);
+    let ack = send(&mut b, &general, "while timed out").await?;
+    assert_eq!(ack["error"]["code"], "FORBIDDEN", "{ack}");
+    let ack = b
+        .request("typing:start", json!({"roomId": general}))
+        .await?;
+    assert_eq!(ack["error"]["code"], "FORBIDDEN", "{ack}");
+    let (status, posted) = node
+        .post(
+            "/api/v1/messages",
+            Some(&bob.token),
+            json!({"roomId": general, "content": "by hand over REST"}),
+        )
+        .await?;
+    assert_eq!(
+        (status, code(&posted)),
+        (403, Some("FORBIDDEN")),
+        "{posted}"
+    );
+    let (status, _) = call(
+        &node,
+        Method::PUT,
+        &timeout,
+        &owner,
+        Some(json!({"secs": 0})),
+    )
+    .await?;
+    assert_eq!(status, 200);
+    let ack = send(&mut b, &general, "free again").await?;
+    assert_eq!(ack["ok"], true, "{ack}");
+
+    // Taking the role away removes alice from the staff channel live.
+    let (status, _) = call(&node, Method::DELETE, &grant, &owner, None).await?;
+    assert_eq!(status, 200);
+    let removed = a
+        .wait_for(|v| v["type"] == "room:removed" && v["data"]["roomId"] == staff.as_str())
+        .await?;
+    assert_eq!(removed["data"]["by"], id.as_str(), "{removed}");
+    let ack = send(&mut a, &staff, "still here?").await?;
+    assert_eq!(ack["ok"], false, "{ack}");
+
+    // A kick removes bob from every channel he is in, live.
+    let (status, _) = call(
+        &node,
+        Method::DELETE,
+        &format!("/communities/{id}/members/{}", bob.id),
+        &owner,
+        None,
+    )
+    .await?;
+    assert_eq!(status, 200);
+    let removed = b
+        .wait_for(|v| v["type"] == "room:removed" && v["data"]["roomId"] == general.as_str())
+        .await?;
+    assert_eq!(removed["data"]["by"], owner.id.as_str(), "{removed}");
+    let ack = send(&mut b, &general, "after the kick").await?;
+    assert_eq!(ack["error"]["code"], "ROOM_NOT_FOUND", "{ack}");
+
+    // Edits and deletes by managers only; the audit log has them all.
+    let (status, body) = call(
+        &node,
+        Method::PATCH,
+        &format!("{channels}/{general}"),
+        &alice,
+        Some(json!({"name": "renamed"})),
+    )
+    .await?;
+    assert_eq!((status, code(&body)), (403, Some("FORBIDDEN")), "{body}");
+    let (status, body) = call(
+        &node,
+        Method::PATCH,
+        &format!("{channels}/{general}"),
+        &owner,
+        Some(json!({"name": "chat", "position": 9})),
+    )
+    .await?;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = call(
+        &node,
+        Method::DELETE,
+        &format!("{channels}/{staff}"),
+        &owner,
+        None,
+    )
+    .await?;
+    assert_eq!(status, 200);
+    assert_eq!(listed(&node, &id, &owner).await?, ["lounge", "chat"]);
+    let (status, body) = call(&node, Method::GET, &format!("/rooms/{staff}"), &owner, None).await?;
+    assert_eq!(status, 404, "{body}");
+    let (_, log) = call(
+        &node,
+        Method::GET,
+        &format!("/communities/{id}/audit-log?limit=100"),
+        &owner,
+        None,
+    )
+    .await?;
+    let actions: Vec<&str> = log["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    for action in [
+        "channel.create",
+        "channel.update",
+        "channel.delete",
+        "channel.overwrite.update",
+    ] {
+        assert!(actions.contains(&action), "{action} missing: {actions:?}");
+    }
+    Ok(())
+}
