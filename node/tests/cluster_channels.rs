@@ -1,0 +1,212 @@
+//! Community channels in a real two-node cluster: the channel's room runs on node 2 while
+//! every WebSocket and REST call goes through node 1. Permission changes made through node 1
+//! (a role taken away, a timeout, a kick) reach the channel on node 2 and take effect on the
+//! live sessions at once.
+//!
+//! Needs `VOICEFLOW_TEST_CQL` (see node/tests/cql.rs); without it the test skips loudly.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use common::cluster::TestCluster;
+use common::community::{code, text};
+use common::{TestNode, User, WsClient};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// `method /api/v1{path}` as `user`, sending again while the cluster answers "retry later".
+async fn call(
+    node: &TestNode,
+    method: Method,
+    path: &str,
+    user: &User,
+    body: Option<Value>,
+) -> Result<(u16, Value)> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, reply) =
+            common::community::call(node, method.clone(), path, user, body.clone()).await?;
+        if status != 503 || Instant::now() > deadline {
+            return Ok((status, reply));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A WebSocket request, sent again while it is answered `UNAVAILABLE`.
+async fn request(ws: &mut WsClient, event: &str, data: Value) -> Result<Value> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let ack = ws.request(event, data.clone()).await?;
+        if ack["error"]["code"] != "UNAVAILABLE" || Instant::now() > deadline {
+            return Ok(ack);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A new text channel of community `id` whose room is placed on node 2.
+async fn channel_on_node_2(node: &TestNode, owner: &User, id: &str) -> Result<String> {
+    for i in 0..40 {
+        let (status, body) = call(
+            node,
+            Method::POST,
+            &format!("/communities/{id}/channels"),
+            owner,
+            Some(json!({"name": format!("channel {i}")})),
+        )
+        .await?;
+        if status != 201 {
+            bail!("channel not created: {status} {body}");
+        }
+        let channel = text(&body, "/data/id");
+        if voiceflow_node::cluster::owner_among(&[1, 2], channel.parse()?) == Some(2) {
+            return Ok(channel);
+        }
+    }
+    bail!("no channel placed on node 2 in 40 tries")
+}
+
+#[tokio::test]
+async fn permission_changes_through_one_node_reach_a_channel_on_another() -> Result<()> {
+    let Some(cluster) = TestCluster::start(2, "channels").await? else {
+        return Ok(());
+    };
+    let node = cluster.node(1);
+    let owner = node.register("owner").await?;
+    let alice = node.register("alice").await?;
+    let bob = node.register("bob").await?;
+    let (status, created) = call(
+        node,
+        Method::POST,
+        "/communities",
+        &owner,
+        Some(json!({"name": "Spread"})),
+    )
+    .await?;
+    assert_eq!(status, 201, "{created}");
+    let id = text(&created, "/data/id");
+    let (_, invite) = call(
+        node,
+        Method::POST,
+        &format!("/communities/{id}/invites"),
+        &owner,
+        Some(json!({})),
+    )
+    .await?;
+    let join = format!("/invites/{}/join", text(&invite, "/data/code"));
+    for user in [&alice, &bob] {
+        let (status, body) = call(node, Method::POST, &join, user, None).await?;
+        assert_eq!(status, 200, "{body}");
+    }
+    let channel = channel_on_node_2(node, &owner, &id).await?;
+
+    // A role opens the channel, hidden from @everyone, to alice.
+    let (_, role) = call(
+        node,
+        Method::POST,
+        &format!("/communities/{id}/roles"),
+        &owner,
+        Some(json!({"name": "Inner", "position": 1})),
+    )
+    .await?;
+    let role = text(&role, "/data/id");
+    let overwrites = format!("/communities/{id}/channels/{channel}/overwrites");
+    for (target, body) in [
+        (
+            id.as_str(),
+            json!({"type": "role", "deny": ["view_channel"]}),
+        ),
+        (
+            role.as_str(),
+            json!({"type": "role", "allow": ["view_channel"]}),
+        ),
+    ] {
+        let (status, reply) = call(
+            node,
+            Method::PUT,
+            &format!("{overwrites}/{target}"),
+            &owner,
+            Some(body),
+        )
+        .await?;
+        assert_eq!(status, 200, "{reply}");
+    }
+    let grant = format!("/communities/{id}/members/{}/roles/{role}", alice.id);
+    let (status, _) = call(node, Method::PUT, &grant, &owner, None).await?;
+    assert_eq!(status, 200);
+    let mut a = node.ws(&alice).await?;
+    let mut b = node.ws(&bob).await?;
+    let ack = request(&mut b, "room:join", json!({"roomId": channel})).await?;
+    assert_eq!(ack["error"]["code"], "ROOM_NOT_FOUND", "{ack}");
+    let ack = request(&mut a, "room:join", json!({"roomId": channel})).await?;
+    assert_eq!(ack["ok"], true, "{ack}");
+    let sent = request(
+        &mut a,
+        "message:send",
+        json!({"roomId": channel, "content": "inner circle"}),
+    )
+    .await?;
+    assert_eq!(sent["ok"], true, "{sent}");
+
+    // Taken away through node 1: the channel on node 2 removes alice live.
+    let (status, _) = call(node, Method::DELETE, &grant, &owner, None).await?;
+    assert_eq!(status, 200);
+    a.wait_for(|v| v["type"] == "room:removed" && v["data"]["roomId"] == channel.as_str())
+        .await?;
+    let ack = request(
+        &mut a,
+        "message:send",
+        json!({"roomId": channel, "content": "still inside?"}),
+    )
+    .await?;
+    assert_eq!(ack["error"]["code"], "ROOM_NOT_FOUND", "{ack}");
+
+    // The override removed, bob is in; a timeout through node 1 silences him at once.
+    let (status, _) = call(
+        node,
+        Method::DELETE,
+        &format!("{overwrites}/{id}"),
+        &owner,
+        None,
+    )
+    .await?;
+    assert_eq!(status, 200);
+    let ack = request(&mut b, "room:join", json!({"roomId": channel})).await?;
+    assert_eq!(ack["ok"], true, "{ack}");
+    let timeout = format!("/communities/{id}/members/{}/timeout", bob.id);
+    let (status, _) = call(
+        node,
+        Method::PUT,
+        &timeout,
+        &owner,
+        Some(json!({"secs": 60})),
+    )
+    .await?;
+    assert_eq!(status, 200);
+    let ack = request(
+        &mut b,
+        "message:send",
+        json!({"roomId": channel, "content": "timed out"}),
+    )
+    .await?;
+    assert_eq!(ack["error"]["code"], "FORBIDDEN", "{ack}");
+
+    // A kick through node 1 removes him from the channel on node 2.
+    let (status, body) = call(
+        node,
+        Method::DELETE,
+        &format!("/communities/{id}/members/{}", bob.id),
+        &owner,
+        None,
+    )
+    .await?;
+    assert_eq!(status, 200, "{} {body}", code(&body).unwrap_or_default());
+    let removed = b
+        .wait_for(|v| v["type"] == "room:removed" && v["data"]["roomId"] == channel.as_str())
+        .await?;
+    assert_eq!(removed["data"]["by"], owner.id.as_str(), "{removed}");
+    Ok(())
+}
