@@ -368,3 +368,142 @@ async fn channels_follow_roles_overrides_timeouts_and_kicks_live() -> anyhow::Re
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn guests_read_open_channels_only_and_a_ban_can_take_recent_messages_with_it()
+-> anyhow::Result<()> {
+    let node = TestNode::start().await?;
+    let owner = node.register("owner").await?;
+    let member = node.register("member").await?;
+    let guest = node.register("guest").await?;
+    let id = community(&node, &owner, &[&member]).await?;
+    let channels = format!("/communities/{id}/channels");
+    let (status, open) = call(
+        &node,
+        Method::POST,
+        &channels,
+        &owner,
+        Some(json!({"name": "announcements", "allowGuests": true})),
+    )
+    .await?;
+    assert_eq!(status, 201, "{open}");
+    assert_eq!(open["data"]["allowGuests"], true, "{open}");
+    let open = text(&open, "/data/id");
+    let (_, closed) = call(
+        &node,
+        Method::POST,
+        &channels,
+        &owner,
+        Some(json!({"name": "members only"})),
+    )
+    .await?;
+    let closed = text(&closed, "/data/id");
+
+    // A guest reads the open channel (history and live), and nothing else; no posts.
+    let mut o = node.ws(&owner).await?;
+    let mut m = node.ws(&member).await?;
+    let mut g = node.ws(&guest).await?;
+    for ws in [&mut o, &mut m] {
+        for room in [&open, &closed] {
+            assert_eq!(join(ws, room).await?["ok"], true);
+        }
+    }
+    assert_eq!(send(&mut o, &open, "welcome").await?["ok"], true);
+    let (status, history) = call(
+        &node,
+        Method::GET,
+        &format!("/rooms/{open}/messages"),
+        &guest,
+        None,
+    )
+    .await?;
+    assert_eq!(status, 200, "{history}");
+    assert_eq!(history["data"][0]["content"], "welcome", "{history}");
+    let ack = join(&mut g, &open).await?;
+    assert_eq!(ack["ok"], true, "{ack}");
+    let ack = join(&mut g, &closed).await?;
+    assert_eq!(ack["error"]["code"], "ROOM_NOT_FOUND", "{ack}");
+    let ack = send(&mut g, &open, "a guest speaks").await?;
+    assert_eq!(ack["error"]["code"], "FORBIDDEN", "{ack}");
+    assert_eq!(send(&mut o, &open, "live to guests").await?["ok"], true);
+    g.wait_for(|v| v["type"] == "message:received" && v["data"]["content"] == "live to guests")
+        .await?;
+    let (status, _) = call(&node, Method::GET, &channels, &guest, None).await?;
+    assert_eq!(status, 404, "the community itself stays closed to guests");
+
+    // The member posts in both; a ban taking the last hour's messages deletes them all, live.
+    let mut posted = Vec::new();
+    for room in [&open, &closed, &open] {
+        let ack = send(&mut m, room, "soon gone").await?;
+        posted.push(
+            ack["data"]["message"]["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        );
+    }
+    let (status, body) = call(
+        &node,
+        Method::PUT,
+        &format!(
+            "/communities/{id}/bans/{}?deleteMessageSecs=999999999",
+            member.id
+        ),
+        &owner,
+        None,
+    )
+    .await?;
+    assert_eq!(
+        (status, code(&body)),
+        (400, Some("VALIDATION_ERROR")),
+        "{body}"
+    );
+    let (status, body) = call(
+        &node,
+        Method::PUT,
+        &format!(
+            "/communities/{id}/bans/{}?deleteMessageSecs=3600",
+            member.id
+        ),
+        &owner,
+        None,
+    )
+    .await?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["messagesDeleted"], 3, "{body}");
+    for message in &posted {
+        o.wait_for(|v| {
+            v["type"] == "message:deleted" && v["data"]["messageId"] == message.as_str()
+        })
+        .await?;
+    }
+    let (_, history) = call(
+        &node,
+        Method::GET,
+        &format!("/rooms/{open}/messages"),
+        &owner,
+        None,
+    )
+    .await?;
+    // Deleted messages stay as tombstones (no content), as any deletion does.
+    let kept: Vec<&str> = history["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["deleted"] != true)
+        .filter_map(|m| m["content"].as_str())
+        .collect();
+    assert_eq!(kept, ["live to guests", "welcome"], "{history}");
+
+    // Banned, the former member is no guest either.
+    let (status, _) = call(
+        &node,
+        Method::GET,
+        &format!("/rooms/{open}/messages"),
+        &member,
+        None,
+    )
+    .await?;
+    assert_eq!(status, 404);
+    Ok(())
+}

@@ -13,14 +13,16 @@
 use bytes::Bytes;
 use futures_util::{StreamExt, stream};
 use serde::{Deserialize, Serialize};
+use voiceflow_actors::ActorError;
 use voiceflow_actors::permissions::ChannelOverwrites;
 use voiceflow_actors::room::RoomMsg;
 use voiceflow_schema::{
-    ChannelOverwriteRecord, ChannelRecord, Membership, OverwriteTarget, Role, RoomKind, RoomRecord,
-    RoomSettings, StoreError,
+    ChannelOverwriteRecord, ChannelRecord, CommunityRecord, Membership, OverwriteTarget, Role,
+    RoomKind, RoomRecord, RoomSettings, StoreError,
 };
 use voiceflow_wire::Snowflake;
 use voiceflow_wire::ids::now_ms;
+use voiceflow_wire::v1::client::MessageType;
 use voiceflow_wire::v1::permissions::{Overwrite, Permissions};
 use warp::http::StatusCode;
 use warp::reply::Response;
@@ -47,6 +49,8 @@ struct ChannelView {
     description: String,
     kind: RoomKind,
     position: u32,
+    /// Signed-in people outside the community may read it.
+    allow_guests: bool,
     /// What the caller may do in it.
     permissions: Permissions,
 }
@@ -60,6 +64,7 @@ impl ChannelView {
             description: room.description.clone(),
             kind: room.kind,
             position: placed.position,
+            allow_guests: room.settings.allow_guests,
             permissions,
         }
     }
@@ -73,6 +78,8 @@ struct CreateBody {
     #[serde(default)]
     description: String,
     position: Option<u32>,
+    #[serde(default)]
+    allow_guests: bool,
 }
 
 #[derive(Deserialize)]
@@ -81,6 +88,7 @@ struct EditBody {
     name: Option<String>,
     description: Option<String>,
     position: Option<u32>,
+    allow_guests: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -237,18 +245,32 @@ fn require(held: Permissions, need: Permissions, what: &str) -> Result<(), ApiEr
 
 /// What a signed-in user may do in room `room`, if it is a community channel: NOT_FOUND
 /// (as if it did not exist) unless they may view it. `None` for rooms outside communities,
-/// whose own membership rules apply.
+/// whose own membership rules apply. Someone outside the community may view a channel that
+/// takes guests (read-only) unless banned from the community.
 pub(super) async fn channel_access(
     s: &AppState,
     user: &AuthUser,
     room: Snowflake,
 ) -> Result<Option<Permissions>, ApiError> {
-    let Some(community) = s.ctx.store.channel_community(room).await? else {
+    let store = &s.ctx.store;
+    let Some(community) = store.channel_community(room).await? else {
         return Ok(None);
     };
-    let seen = seen(s, user, community)
-        .await
-        .map_err(|_| ApiError::not_found("room"))?;
+    let seen = match seen(s, user, community).await {
+        Ok(seen) => seen,
+        // Not a member (a storage failure is passed on as it is).
+        Err(e) if e.0.code != voiceflow_wire::ErrorCode::NotFound => return Err(e),
+        Err(_) => {
+            let (record, ban) =
+                tokio::try_join!(store.room_by_id(room), store.ban(community, user.id))?;
+            return match record {
+                Some(r) if r.settings.allow_guests && ban.is_none() => {
+                    Ok(Some(Permissions::VIEW_CHANNEL))
+                }
+                _ => Err(ApiError::not_found("room")),
+            };
+        }
+    };
     let held = permissions_in(s, &seen, room).await?;
     match held.contains(Permissions::VIEW_CHANNEL) {
         true => Ok(Some(held)),
@@ -321,6 +343,7 @@ async fn create(
         // by someone who may not view it.
         settings: RoomSettings {
             is_public: false,
+            allow_guests: b.allow_guests,
             ..RoomSettings::default()
         },
         join_code: String::new(),
@@ -391,6 +414,9 @@ async fn edit(
         validate::length("description", &description, 0, 500)?;
         room.description = description;
     }
+    if let Some(guests) = b.allow_guests {
+        room.settings.allow_guests = guests;
+    }
     room.updated_at = now_ms();
     s.ctx.store.update_room(&room).await?;
     if let Some(position) = b.position {
@@ -441,7 +467,7 @@ async fn delete_channel(
         .await;
     match deleted {
         // Gone already (a delete that failed half-way and is tried again).
-        Ok(()) | Err(voiceflow_actors::ActorError::RoomNotFound) => {}
+        Ok(()) | Err(ActorError::RoomNotFound) => {}
         Err(e) => return Err(e.into()),
     }
     s.ctx.store.remove_channel(community, channel).await?;
@@ -581,6 +607,61 @@ pub(super) async fn permissions_changed(
     Ok(())
 }
 
+/// Messages read per page while looking for a banned member's messages.
+const PURGE_PAGE: u32 = 100;
+
+/// Deletes `author`'s messages posted since `since_ms` in every channel of `community` (a
+/// ban with `deleteMessageSecs`); answers how many. Each goes through its channel's room as
+/// a deletion by the community's owner (the ban's authority: the moderator's own
+/// `manage_messages` is not required), so live members see `message:deleted`.
+pub(super) async fn purge_messages(
+    s: &AppState,
+    community: &CommunityRecord,
+    author: Snowflake,
+    since_ms: u64,
+) -> Result<u32, ApiError> {
+    let store = &s.ctx.store;
+    let mut deleted = 0;
+    for placed in store.community_channels(community.id).await? {
+        let room = placed.channel_id;
+        let mut before = None;
+        'pages: loop {
+            // Newest first: stop at the first message older than the span.
+            let page = store.messages_before(room, before, PURGE_PAGE).await?;
+            for message in &page {
+                if message.created_at < since_ms {
+                    break 'pages;
+                }
+                let theirs = message.user_id == author && message.kind != MessageType::System;
+                if !theirs || message.deleted_at.is_some() {
+                    continue;
+                }
+                let by = community.owner_id;
+                let done = s
+                    .ctx
+                    .directory
+                    .call(room, |reply| RoomMsg::DeleteMessage {
+                        message_id: message.id,
+                        by,
+                        reply,
+                    })
+                    .await;
+                match done {
+                    Ok(()) => deleted += 1,
+                    // Deleted meanwhile.
+                    Err(ActorError::MessageNotFound) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() == PURGE_PAGE as usize => before = Some(last.id),
+                _ => break,
+            }
+        }
+    }
+    Ok(deleted)
+}
+
 /// Takes `user` out of every channel of `community` they are a member of: kicked or banned
 /// (`by` the moderator: their live sessions get `room:removed`) or gone (`by` `None`).
 pub(super) async fn remove_from_channels(
@@ -605,7 +686,7 @@ pub(super) async fn remove_from_channels(
             .await;
         match removed {
             // Left meanwhile.
-            Ok(()) | Err(voiceflow_actors::ActorError::Forbidden(_)) => {}
+            Ok(()) | Err(ActorError::Forbidden(_)) => {}
             Err(e) => return Err(e.into()),
         }
     }

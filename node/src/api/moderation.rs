@@ -15,7 +15,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use super::audit::{Change, reason, record};
-use super::channels::{permissions_changed, remove_from_channels};
+use super::channels::{permissions_changed, purge_messages, remove_from_channels};
 use super::communities::{Seen, member_grants, page_reply, seen, usernames};
 use super::{authed, json_body, parse, with_state};
 use crate::auth::AuthUser;
@@ -44,6 +44,17 @@ struct BansQuery {
     limit: Option<u32>,
 }
 
+/// Longest span of a banned member's messages deleted with the ban: 7 days (as Discord's).
+const MAX_PURGE_SECS: u64 = 7 * 24 * 3600;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BanQuery {
+    /// Delete the member's messages of this many last seconds in every channel.
+    #[serde(default)]
+    delete_message_secs: u64,
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct TimeoutBody {
@@ -58,10 +69,11 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
     let ban = warp::path!("communities" / Snowflake / "bans" / Snowflake)
         .and(warp::put())
         .and(s())
+        .and(warp::query::<BanQuery>())
         .and(reason())
         .then(
-            |id, target, s: AppState, u: AuthUser, r: Option<String>| async move {
-                respond(ban(s, u, id, target, r).await)
+            |id, target, s: AppState, u: AuthUser, q: BanQuery, r: Option<String>| async move {
+                respond(ban(s, u, (id, target), q, r).await)
             },
         );
     let unban = warp::path!("communities" / Snowflake / "bans" / Snowflake)
@@ -131,10 +143,16 @@ impl Seen {
 async fn ban(
     s: AppState,
     user: AuthUser,
-    id: Snowflake,
-    target: Snowflake,
+    (id, target): (Snowflake, Snowflake),
+    q: BanQuery,
     reason: Option<String>,
 ) -> Result<Response, ApiError> {
+    if q.delete_message_secs > MAX_PURGE_SECS {
+        return Err(ApiError::field(
+            "deleteMessageSecs",
+            format!("deleteMessageSecs must be 0-{MAX_PURGE_SECS}"),
+        ));
+    }
     let seen = seen(&s, &user, id).await?;
     seen.may_moderate(&s, target, Permissions::BAN_MEMBERS, "ban")
         .await?;
@@ -152,11 +170,24 @@ async fn ban(
     s.ctx.store.put_ban(&ban).await?;
     remove_from_channels(&s, id, target, Some(user.id)).await?;
     permissions_changed(&s, id).await?;
+    let purged = match q.delete_message_secs {
+        0 => 0,
+        secs => {
+            let since = now_ms().saturating_sub(secs * 1000);
+            purge_messages(&s, &seen.community, target, since).await?
+        }
+    };
+    let after = serde_json::json!({
+        "deleteMessageSecs": q.delete_message_secs,
+        "messagesDeleted": purged,
+    });
     let change = Change::new(id, user.id, "member.ban", Some(target), reason);
-    record(&s, change).await?;
+    record(&s, change.states(None, Some(after))).await?;
     Ok(ok(
         StatusCode::OK,
-        &serde_json::json!({ "communityId": id, "userId": target, "banned": true }),
+        &serde_json::json!({
+            "communityId": id, "userId": target, "banned": true, "messagesDeleted": purged,
+        }),
     ))
 }
 

@@ -10,7 +10,8 @@
 //! to read them again ([`super::RoomState::handle_updated`]).
 //!
 //! A channel that a user may not view answers as if it did not exist (`ROOM_NOT_FOUND`), so
-//! its existence does not leak.
+//! its existence does not leak. A channel with `allowGuests` lets signed-in people outside
+//! the community (and not banned from it) view it, and nothing more: read-only guests.
 
 use std::collections::HashMap;
 
@@ -27,14 +28,18 @@ use crate::permissions::{ChannelOverwrites, CommunityRoles, MemberGrants};
 /// members are read again as they act (bounds a channel of a 100,000-member community).
 const MAX_REMEMBERED_USERS: usize = 10_000;
 
+/// Whether a non-member is banned from the community.
+type Banned = bool;
+
 /// What a channel knows of its community's permissions.
 pub(super) struct ChannelGuard {
     /// The community (its id is also `@everyone`'s).
     pub(super) community: Snowflake,
     roles: CommunityRoles,
     overwrites: ChannelOverwrites,
-    /// Users whose membership was read: their grants, or `None` for a non-member.
-    users: HashMap<Snowflake, Option<MemberGrants>>,
+    /// Users whose membership was read: their grants, or `None` for a non-member (with
+    /// whether they are banned from the community).
+    users: HashMap<Snowflake, Result<MemberGrants, Banned>>,
     /// A reload failed: read everything again before the next check.
     stale: bool,
 }
@@ -78,11 +83,12 @@ impl ChannelGuard {
         Ok(())
     }
 
-    /// What `user` may do in the channel at `now_ms` (empty for a non-member).
+    /// What `user` may do in the channel at `now_ms`: for a non-member, `VIEW_CHANNEL` if
+    /// the channel takes `guests` and they are not banned, else nothing.
     async fn permissions(
         &mut self,
         store: &dyn Store,
-        room: Snowflake,
+        (room, guests): (Snowflake, bool),
         user: Snowflake,
         now_ms: u64,
     ) -> Result<Permissions, StoreError> {
@@ -90,16 +96,19 @@ impl ChannelGuard {
             self.reload(store, room).await?;
         }
         if !self.users.contains_key(&user) {
-            let member = store.community_member(self.community, user).await?;
+            let known = match store.community_member(self.community, user).await? {
+                Some(member) => Ok(MemberGrants::from(&member)),
+                None => Err(store.ban(self.community, user).await?.is_some()),
+            };
             if self.users.len() >= MAX_REMEMBERED_USERS {
                 self.users.clear();
             }
-            self.users
-                .insert(user, member.as_ref().map(MemberGrants::from));
+            self.users.insert(user, known);
         }
         Ok(match self.users.get(&user) {
-            Some(Some(grants)) => self.roles.in_channel(grants, &self.overwrites, now_ms),
-            Some(None) | None => Permissions::empty(),
+            Some(Ok(grants)) => self.roles.in_channel(grants, &self.overwrites, now_ms),
+            Some(Err(false)) if guests => Permissions::VIEW_CHANNEL,
+            Some(Err(_)) | None => Permissions::empty(),
         })
     }
 }
@@ -111,7 +120,7 @@ impl RoomState {
         &mut self,
         user: Snowflake,
     ) -> Result<Option<Permissions>, ActorError> {
-        let room = self.room.id;
+        let room = (self.room.id, self.room.settings.allow_guests);
         let store = self.ctx.store.clone();
         match self.channel.as_mut() {
             None => Ok(None),
