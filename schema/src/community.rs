@@ -156,6 +156,20 @@ pub struct ChannelRecord {
     pub position: u32,
 }
 
+/// A category of a community's channels (`community_categories`: community ‖ category): a
+/// named, ordered group; channels name it in their `category_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CategoryRecord {
+    /// The community.
+    pub community_id: Snowflake,
+    /// The category.
+    pub id: Snowflake,
+    /// Shown name, 1–100 characters.
+    pub name: String,
+    /// Order among the categories (lower first).
+    pub position: u32,
+}
+
 /// Whom a channel override is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -36,8 +36,8 @@ pub mod store;
 
 pub use blob::{BlobMeta, BlobStore};
 pub use community::{
-    AuditEntry, BanRecord, ChannelOverwriteRecord, ChannelRecord, CommunityMember, CommunityRecord,
-    InviteRecord, OverwriteTarget, RoleRecord,
+    AuditEntry, BanRecord, CategoryRecord, ChannelOverwriteRecord, ChannelRecord, CommunityMember,
+    CommunityRecord, InviteRecord, OverwriteTarget, RoleRecord,
 };
 pub use contacts::{BlockRecord, ContactPolicy, UserSettings};
 pub use cql::CqlStore;

@@ -5,8 +5,8 @@ use async_trait::async_trait;
 use voiceflow_wire::Snowflake;
 
 use crate::community::{
-    AuditEntry, BanRecord, ChannelOverwriteRecord, ChannelRecord, CommunityMember, CommunityRecord,
-    InviteRecord, RoleRecord,
+    AuditEntry, BanRecord, CategoryRecord, ChannelOverwriteRecord, ChannelRecord, CommunityMember,
+    CommunityRecord, InviteRecord, RoleRecord,
 };
 use crate::contacts::{BlockRecord, UserSettings};
 use crate::model::*;
@@ -290,6 +290,19 @@ pub trait Store: Send + Sync + 'static {
     async fn community_channels(&self, community_id: Snowflake) -> StoreResult<Vec<ChannelRecord>>;
     /// The community a channel belongs to, if any.
     async fn channel_community(&self, channel_id: Snowflake) -> StoreResult<Option<Snowflake>>;
+    /// Inserts or replaces a category of a community's channels.
+    async fn put_category(&self, category: &CategoryRecord) -> StoreResult<()>;
+    /// Removes a category; its channels stay, in no category (not an error if there is none).
+    async fn remove_category(
+        &self,
+        community_id: Snowflake,
+        category_id: Snowflake,
+    ) -> StoreResult<()>;
+    /// A community's categories, by id.
+    async fn community_categories(
+        &self,
+        community_id: Snowflake,
+    ) -> StoreResult<Vec<CategoryRecord>>;
     /// Inserts or replaces a channel's override for one role or member.
     async fn put_channel_overwrite(&self, overwrite: &ChannelOverwriteRecord) -> StoreResult<()>;
     /// Removes a channel's override for `target_id` (not an error if there is none).

@@ -1,7 +1,7 @@
 //! A community's channels over REST: `GET`/`POST /communities/:id/channels`,
-//! `PATCH`/`DELETE /communities/:id/channels/:channelId`, and a channel's overrides:
-//! `GET /communities/:id/channels/:channelId/overwrites`,
-//! `PUT`/`DELETE /communities/:id/channels/:channelId/overwrites/:targetId`.
+//! `PATCH`/`DELETE /communities/:id/channels/:channelId` (their overrides: `overwrites.rs`;
+//! their categories: `categories.rs`; what a change of permissions does to them:
+//! `channel_effects.rs`).
 //!
 //! A channel is a room (text, voice or stage) placed in the community; its room enforces the
 //! community's permissions on every event (`actors::room::state::channel`). Here: creating,
@@ -13,22 +13,20 @@
 use bytes::Bytes;
 use futures_util::{StreamExt, stream};
 use serde::{Deserialize, Serialize};
-use voiceflow_actors::ActorError;
 use voiceflow_actors::permissions::ChannelOverwrites;
 use voiceflow_actors::room::RoomMsg;
 use voiceflow_schema::{
-    ChannelOverwriteRecord, ChannelRecord, CommunityRecord, Membership, OverwriteTarget, Role,
-    RoomKind, RoomRecord, RoomSettings, StoreError,
+    ChannelRecord, Membership, Role, RoomKind, RoomRecord, RoomSettings, StoreError,
 };
 use voiceflow_wire::Snowflake;
 use voiceflow_wire::ids::now_ms;
-use voiceflow_wire::v1::client::MessageType;
-use voiceflow_wire::v1::permissions::{Overwrite, Permissions};
+use voiceflow_wire::v1::permissions::Permissions;
 use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use super::audit::{Change, reason, record};
+use super::categories::CategoryView;
 use super::communities::{Seen, seen};
 use super::rooms::join_code;
 use super::{authed, json_body, parse, validate, with_state};
@@ -48,6 +46,7 @@ struct ChannelView {
     name: String,
     description: String,
     kind: RoomKind,
+    category_id: Option<Snowflake>,
     position: u32,
     /// Signed-in people outside the community may read it.
     allow_guests: bool,
@@ -63,6 +62,7 @@ impl ChannelView {
             name: room.name.clone(),
             description: room.description.clone(),
             kind: room.kind,
+            category_id: placed.category_id,
             position: placed.position,
             allow_guests: room.settings.allow_guests,
             permissions,
@@ -78,6 +78,7 @@ struct CreateBody {
     #[serde(default)]
     description: String,
     position: Option<u32>,
+    category_id: Option<Snowflake>,
     #[serde(default)]
     allow_guests: bool,
 }
@@ -88,39 +89,30 @@ struct EditBody {
     name: Option<String>,
     description: Option<String>,
     position: Option<u32>,
+    /// A category, or `null` for none.
+    #[serde(default, deserialize_with = "present")]
+    category_id: Option<Option<Snowflake>>,
     allow_guests: Option<bool>,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct OverwriteBody {
-    #[serde(rename = "type")]
-    target: OverwriteTarget,
-    #[serde(default)]
-    allow: Permissions,
-    #[serde(default)]
-    deny: Permissions,
+/// A field that is present (possibly `null`), as opposed to absent (`None` by default).
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
 }
 
-/// An override as managers see it.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct OverwriteView {
-    target_id: Snowflake,
-    #[serde(rename = "type")]
-    target: OverwriteTarget,
-    allow: Permissions,
-    deny: Permissions,
-}
-
-impl From<&ChannelOverwriteRecord> for OverwriteView {
-    fn from(o: &ChannelOverwriteRecord) -> Self {
-        OverwriteView {
-            target_id: o.target_id,
-            target: o.target,
-            allow: o.overwrite.allow,
-            deny: o.overwrite.deny,
-        }
+/// BAD_REQUEST unless `category` is one of community `id`'s.
+async fn check_category(s: &AppState, id: Snowflake, category: Snowflake) -> Result<(), ApiError> {
+    let categories = s.ctx.store.community_categories(id).await?;
+    match categories.iter().any(|c| c.id == category) {
+        true => Ok(()),
+        false => Err(ApiError::field(
+            "categoryId",
+            "no such category in this community",
+        )),
     }
 }
 
@@ -161,49 +153,11 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
                 respond(delete(s, u, (id, ch), r).await)
             },
         );
-    let overwrites = warp::path!("communities" / Snowflake / "channels" / Snowflake / "overwrites")
-        .and(warp::get())
-        .and(s())
-        .then(|id, ch, s: AppState, u: AuthUser| async move {
-            respond(overwrites(s, u, (id, ch)).await)
-        });
-    let put =
-        warp::path!("communities" / Snowflake / "channels" / Snowflake / "overwrites" / Snowflake)
-            .and(warp::put())
-            .and(s())
-            .and(json_body(limit))
-            .and(reason())
-            .then(
-                |id, ch, target, s: AppState, u: AuthUser, b: Bytes, r: Option<String>| async move {
-                    respond(set_overwrite(s, u, (id, ch, target), Some(b), r).await)
-                },
-            );
-    let delete_overwrite =
-        warp::path!("communities" / Snowflake / "channels" / Snowflake / "overwrites" / Snowflake)
-            .and(warp::delete())
-            .and(s())
-            .and(reason())
-            .then(
-                |id, ch, target, s: AppState, u: AuthUser, r: Option<String>| async move {
-                    respond(set_overwrite(s, u, (id, ch, target), None, r).await)
-                },
-            );
-    list.or(create)
-        .unify()
-        .or(edit)
-        .unify()
-        .or(delete)
-        .unify()
-        .or(overwrites)
-        .unify()
-        .or(put)
-        .unify()
-        .or(delete_overwrite)
-        .unify()
+    list.or(create).unify().or(edit).unify().or(delete).unify()
 }
 
 /// What the member `seen` may do in `channel`.
-async fn permissions_in(
+pub(super) async fn permissions_in(
     s: &AppState,
     seen: &Seen,
     channel: Snowflake,
@@ -215,7 +169,7 @@ async fn permissions_in(
 
 /// The channel `channel` of community `id` as the caller sees it, with what they may do in
 /// it; NOT_FOUND if it is not there or they may not view it.
-async fn visible(
+pub(super) async fn visible(
     s: &AppState,
     seen: &Seen,
     channel: Snowflake,
@@ -236,7 +190,7 @@ async fn visible(
 }
 
 /// FORBIDDEN unless `held` contains `need`.
-fn require(held: Permissions, need: Permissions, what: &str) -> Result<(), ApiError> {
+pub(super) fn require(held: Permissions, need: Permissions, what: &str) -> Result<(), ApiError> {
     match held.contains(need) {
         true => Ok(()),
         false => Err(ApiError::forbidden(format!("you may not {what}"))),
@@ -301,9 +255,21 @@ async fn list(s: AppState, user: AuthUser, id: Snowflake) -> Result<Response, Ap
         .filter_map(Result::transpose)
         .collect::<Result<_, _>>()?;
     views.sort_by_key(|v| (v.position, v.id));
+    // Categories with a channel the caller sees, or all for who manages channels.
+    let all = seen.base().contains(Permissions::MANAGE_CHANNELS);
+    let mut categories: Vec<CategoryView> = s
+        .ctx
+        .store
+        .community_categories(id)
+        .await?
+        .iter()
+        .filter(|c| all || views.iter().any(|v| v.category_id == Some(c.id)))
+        .map(CategoryView::from)
+        .collect();
+    categories.sort_by_key(|c| (c.position, c.id));
     Ok(ok(
         StatusCode::OK,
-        &serde_json::json!({ "channels": views }),
+        &serde_json::json!({ "categories": categories, "channels": views }),
     ))
 }
 
@@ -321,6 +287,9 @@ async fn create(
     validate::length("name", &name, 1, 100)?;
     validate::length("description", &b.description, 0, 500)?;
     let kind = b.kind.unwrap_or_default();
+    if let Some(category) = b.category_id {
+        check_category(&s, id, category).await?;
+    }
     if kind == RoomKind::Dm {
         return Err(ApiError::field("kind", "kind must be text, voice or stage"));
     }
@@ -379,7 +348,7 @@ async fn create(
     let placed = ChannelRecord {
         community_id: id,
         channel_id: room.id,
-        category_id: None,
+        category_id: b.category_id,
         position: b
             .position
             .unwrap_or_else(|| existing.iter().map(|c| c.position + 1).max().unwrap_or(0)),
@@ -419,8 +388,12 @@ async fn edit(
     }
     room.updated_at = now_ms();
     s.ctx.store.update_room(&room).await?;
-    if let Some(position) = b.position {
-        placed.position = position;
+    if let Some(Some(category)) = b.category_id {
+        check_category(&s, id, category).await?;
+    }
+    if b.position.is_some() || b.category_id.is_some() {
+        placed.position = b.position.unwrap_or(placed.position);
+        placed.category_id = b.category_id.unwrap_or(placed.category_id);
         s.ctx.store.put_channel(&placed).await?;
     }
     s.ctx
@@ -443,252 +416,11 @@ async fn delete(
     let (room, placed, held) = visible(&s, &seen, channel).await?;
     require(held, Permissions::MANAGE_CHANNELS, "delete this channel")?;
     let before = serde_json::to_value(ChannelView::of(&room, &placed, held)).ok();
-    delete_channel(&s, id, channel, user.id).await?;
+    super::channel_effects::delete_channel(&s, id, channel, user.id).await?;
     let change = Change::new(id, user.id, "channel.delete", Some(channel), reason);
     record(&s, change.states(before, None)).await?;
     Ok(ok(
         StatusCode::OK,
         &serde_json::json!({ "deleted": true, "channelId": channel }),
     ))
-}
-
-/// Deletes a channel's room (its live sessions get `room:deleted`) and takes it out of the
-/// community; `by` must hold `MANAGE_CHANNELS` in it (the room checks).
-async fn delete_channel(
-    s: &AppState,
-    community: Snowflake,
-    channel: Snowflake,
-    by: Snowflake,
-) -> Result<(), ApiError> {
-    let deleted = s
-        .ctx
-        .directory
-        .call(channel, |reply| RoomMsg::DeleteRoom { by, reply })
-        .await;
-    match deleted {
-        // Gone already (a delete that failed half-way and is tried again).
-        Ok(()) | Err(ActorError::RoomNotFound) => {}
-        Err(e) => return Err(e.into()),
-    }
-    s.ctx.store.remove_channel(community, channel).await?;
-    Ok(())
-}
-
-/// Deletes every channel of a community (its owner deletes it).
-pub(super) async fn delete_all(
-    s: &AppState,
-    community: Snowflake,
-    by: Snowflake,
-) -> Result<(), ApiError> {
-    for placed in s.ctx.store.community_channels(community).await? {
-        delete_channel(s, community, placed.channel_id, by).await?;
-    }
-    Ok(())
-}
-
-async fn overwrites(
-    s: AppState,
-    user: AuthUser,
-    (id, channel): (Snowflake, Snowflake),
-) -> Result<Response, ApiError> {
-    let seen = seen(&s, &user, id).await?;
-    let (_, _, held) = visible(&s, &seen, channel).await?;
-    require(
-        held,
-        Permissions::MANAGE_CHANNELS,
-        "see this channel's overrides",
-    )?;
-    let rows = s.ctx.store.channel_overwrites(channel).await?;
-    let views: Vec<OverwriteView> = rows.iter().map(OverwriteView::from).collect();
-    Ok(ok(
-        StatusCode::OK,
-        &serde_json::json!({ "overwrites": views }),
-    ))
-}
-
-/// Sets (`body`) or removes (`None`) the override of `target` in a channel: needs
-/// `MANAGE_CHANNELS` there and `MANAGE_ROLES`, and nobody allows or denies a permission they
-/// do not hold themselves.
-async fn set_overwrite(
-    s: AppState,
-    user: AuthUser,
-    (id, channel, target): (Snowflake, Snowflake, Snowflake),
-    body: Option<Bytes>,
-    reason: Option<String>,
-) -> Result<Response, ApiError> {
-    let seen = seen(&s, &user, id).await?;
-    let (_, _, held) = visible(&s, &seen, channel).await?;
-    require(
-        held,
-        Permissions::MANAGE_CHANNELS | Permissions::MANAGE_ROLES,
-        "change this channel's overrides",
-    )?;
-    let existing = s.ctx.store.channel_overwrites(channel).await?;
-    let before = existing
-        .iter()
-        .find(|o| o.target_id == target)
-        .map(|o| serde_json::to_value(OverwriteView::from(o)).ok())
-        .unwrap_or(None);
-    let (action, after) = match body {
-        Some(body) => {
-            let b: OverwriteBody = parse(&body)?;
-            let exists = match b.target {
-                OverwriteTarget::Role => seen.roles.iter().any(|r| r.id == target),
-                OverwriteTarget::Member => {
-                    s.ctx.store.community_member(id, target).await?.is_some()
-                }
-            };
-            if !exists {
-                return Err(ApiError::not_found(match b.target {
-                    OverwriteTarget::Role => "role",
-                    OverwriteTarget::Member => "member",
-                }));
-            }
-            let overwrite = Overwrite {
-                allow: b.allow & Permissions::CHANNEL,
-                deny: b.deny & Permissions::CHANNEL,
-            };
-            if !seen.base().contains(overwrite.allow | overwrite.deny) {
-                return Err(ApiError::forbidden(
-                    "you may not allow or deny a permission you do not hold",
-                ));
-            }
-            let row = ChannelOverwriteRecord {
-                channel_id: channel,
-                target_id: target,
-                target: b.target,
-                overwrite,
-            };
-            s.ctx.store.put_channel_overwrite(&row).await?;
-            let after = serde_json::to_value(OverwriteView::from(&row)).ok();
-            ("channel.overwrite.update", after)
-        }
-        None => {
-            if before.is_none() {
-                return Err(ApiError::not_found("overwrite"));
-            }
-            s.ctx
-                .store
-                .remove_channel_overwrite(channel, target)
-                .await?;
-            ("channel.overwrite.delete", None)
-        }
-    };
-    permissions_changed(&s, id).await?;
-    let change = Change::new(id, user.id, action, Some(channel), reason);
-    record(&s, change.states(before.clone(), after.clone())).await?;
-    Ok(ok(
-        StatusCode::OK,
-        &serde_json::json!({ "channelId": channel, "targetId": target, "overwrite": after }),
-    ))
-}
-
-/// Tells every running channel of `community` that who may do what changed (a role, a
-/// grant, a timeout, a kick or ban, an override): each reads the permissions again and
-/// removes the live sessions of whoever may no longer view it.
-pub(super) async fn permissions_changed(
-    s: &AppState,
-    community: Snowflake,
-) -> Result<(), ApiError> {
-    let placed = s.ctx.store.community_channels(community).await?;
-    let rooms: Vec<Option<RoomRecord>> = stream::iter(placed)
-        .map(|placed| async move { s.ctx.store.room_by_id(placed.channel_id).await })
-        .buffer_unordered(READS_IN_FLIGHT)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<_, _>>()?;
-    for room in rooms.into_iter().flatten() {
-        let id = room.id;
-        s.ctx
-            .directory
-            .send_if_running(id, RoomMsg::Updated(Box::new(room)));
-    }
-    Ok(())
-}
-
-/// Messages read per page while looking for a banned member's messages.
-const PURGE_PAGE: u32 = 100;
-
-/// Deletes `author`'s messages posted since `since_ms` in every channel of `community` (a
-/// ban with `deleteMessageSecs`); answers how many. Each goes through its channel's room as
-/// a deletion by the community's owner (the ban's authority: the moderator's own
-/// `manage_messages` is not required), so live members see `message:deleted`.
-pub(super) async fn purge_messages(
-    s: &AppState,
-    community: &CommunityRecord,
-    author: Snowflake,
-    since_ms: u64,
-) -> Result<u32, ApiError> {
-    let store = &s.ctx.store;
-    let mut deleted = 0;
-    for placed in store.community_channels(community.id).await? {
-        let room = placed.channel_id;
-        let mut before = None;
-        'pages: loop {
-            // Newest first: stop at the first message older than the span.
-            let page = store.messages_before(room, before, PURGE_PAGE).await?;
-            for message in &page {
-                if message.created_at < since_ms {
-                    break 'pages;
-                }
-                let theirs = message.user_id == author && message.kind != MessageType::System;
-                if !theirs || message.deleted_at.is_some() {
-                    continue;
-                }
-                let by = community.owner_id;
-                let done = s
-                    .ctx
-                    .directory
-                    .call(room, |reply| RoomMsg::DeleteMessage {
-                        message_id: message.id,
-                        by,
-                        reply,
-                    })
-                    .await;
-                match done {
-                    Ok(()) => deleted += 1,
-                    // Deleted meanwhile.
-                    Err(ActorError::MessageNotFound) => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            match page.last() {
-                Some(last) if page.len() == PURGE_PAGE as usize => before = Some(last.id),
-                _ => break,
-            }
-        }
-    }
-    Ok(deleted)
-}
-
-/// Takes `user` out of every channel of `community` they are a member of: kicked or banned
-/// (`by` the moderator: their live sessions get `room:removed`) or gone (`by` `None`).
-pub(super) async fn remove_from_channels(
-    s: &AppState,
-    community: Snowflake,
-    user: Snowflake,
-    by: Option<Snowflake>,
-) -> Result<(), ApiError> {
-    for placed in s.ctx.store.community_channels(community).await? {
-        let channel = placed.channel_id;
-        if s.ctx.store.member(channel, user).await?.is_none() {
-            continue;
-        }
-        let removed = s
-            .ctx
-            .directory
-            .call(channel, |reply| RoomMsg::RemoveMember {
-                user_id: user,
-                removed_by: by,
-                reply,
-            })
-            .await;
-        match removed {
-            // Left meanwhile.
-            Ok(()) | Err(ActorError::Forbidden(_)) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
 }

@@ -16,7 +16,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use super::audit::{Change, reason, record};
-use super::channels::{delete_all, permissions_changed, remove_from_channels};
+use super::channel_effects::{delete_all, permissions_changed, remove_from_channels};
 use super::roles::RoleView;
 use super::{authed, json_body, parse, validate, with_state};
 use crate::auth::AuthUser;

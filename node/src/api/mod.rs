@@ -3,6 +3,8 @@
 
 mod accounts;
 mod audit;
+mod categories;
+mod channel_effects;
 mod channels;
 mod communities;
 mod contacts;
@@ -11,6 +13,7 @@ mod files;
 mod invites;
 mod messages;
 mod moderation;
+mod overwrites;
 mod roles;
 mod room_admin;
 mod rooms;
@@ -191,6 +194,10 @@ pub fn routes(state: AppState) -> warp::filters::BoxedFilter<(Response,)> {
             .or(communities::routes(state.clone()).boxed())
             .unify()
             .or(channels::routes(state.clone()).boxed())
+            .unify()
+            .or(overwrites::routes(state.clone()).boxed())
+            .unify()
+            .or(categories::routes(state.clone()).boxed())
             .unify()
             .or(roles::routes(state.clone()).boxed())
             .unify()

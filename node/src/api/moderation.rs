@@ -15,7 +15,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use super::audit::{Change, reason, record};
-use super::channels::{permissions_changed, purge_messages, remove_from_channels};
+use super::channel_effects::{permissions_changed, purge_messages, remove_from_channels};
 use super::communities::{Seen, member_grants, page_reply, seen, usernames};
 use super::{authed, json_body, parse, with_state};
 use crate::auth::AuthUser;

@@ -18,7 +18,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use super::audit::{Change, reason, record};
-use super::channels::permissions_changed;
+use super::channel_effects::permissions_changed;
 use super::communities::{Seen, seen};
 use super::{authed, json_body, parse, validate, with_state};
 use crate::auth::AuthUser;

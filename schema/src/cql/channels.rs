@@ -1,5 +1,6 @@
 //! Channels of communities (`community_channels` by community, `channel_communities` back
-//! from a channel) and their overrides (`channel_overwrites`, one partition per channel).
+//! from a channel), their overrides (`channel_overwrites`, one partition per channel) and
+//! their categories (`community_categories`, one partition per community).
 
 use scylla::client::session::Session;
 use scylla::statement::batch::BatchType;
@@ -9,7 +10,7 @@ use voiceflow_wire::v1::permissions::{Overwrite, Permissions};
 
 use super::codec::{driver_error, id, snowflake};
 use super::{BatchEntry, Cql};
-use crate::community::{ChannelOverwriteRecord, ChannelRecord, OverwriteTarget};
+use crate::community::{CategoryRecord, ChannelOverwriteRecord, ChannelRecord, OverwriteTarget};
 use crate::store::{StoreError, StoreResult};
 
 /// The statements of this module.
@@ -24,6 +25,10 @@ pub(crate) struct ChannelStatements {
     overwrite_delete: PreparedStatement,
     overwrites_delete: PreparedStatement,
     overwrites_of: PreparedStatement,
+    category_put: PreparedStatement,
+    category_delete: PreparedStatement,
+    categories_delete: PreparedStatement,
+    categories_of: PreparedStatement,
 }
 
 impl ChannelStatements {
@@ -68,6 +73,21 @@ impl ChannelStatements {
             overwrites_of: p(
                 "SELECT target_id, target, allow_bits, deny_bits FROM channel_overwrites \
                  WHERE channel_id = ?",
+            )
+            .await?,
+            category_put: p(
+                "INSERT INTO community_categories (community_id, category_id, name, position) \
+                 VALUES (?, ?, ?, ?)",
+            )
+            .await?,
+            category_delete: p(
+                "DELETE FROM community_categories WHERE community_id = ? AND category_id = ?",
+            )
+            .await?,
+            categories_delete: p("DELETE FROM community_categories WHERE community_id = ?").await?,
+            categories_of: p(
+                "SELECT category_id, name, position FROM community_categories \
+                 WHERE community_id = ?",
             )
             .await?,
         })
@@ -244,6 +264,79 @@ impl Cql {
             self.remove_channel(community_id, channel.channel_id)
                 .await?;
         }
-        Ok(())
+        let Ok(community) = id(community_id) else {
+            return Ok(());
+        };
+        self.write(
+            "delete categories",
+            &self.channels.categories_delete,
+            (community,),
+        )
+        .await
+    }
+
+    /// `put_category`.
+    pub(crate) async fn put_category(&self, category: &CategoryRecord) -> StoreResult<()> {
+        let values = (
+            id(category.community_id)?,
+            id(category.id)?,
+            category.name.as_str(),
+            i64::from(category.position),
+        );
+        self.write("put category", &self.channels.category_put, values)
+            .await
+    }
+
+    /// `remove_category`: its channels are moved out of it first (each an idempotent
+    /// rewrite), then the category goes; a removal cut short is finished by trying again.
+    pub(crate) async fn remove_category(
+        &self,
+        community_id: Snowflake,
+        category_id: Snowflake,
+    ) -> StoreResult<()> {
+        let (Ok(community), Ok(category)) = (id(community_id), id(category_id)) else {
+            return Ok(());
+        };
+        for mut channel in self.community_channels(community_id).await? {
+            if channel.category_id == Some(category_id) {
+                channel.category_id = None;
+                self.put_channel(&channel).await?;
+            }
+        }
+        self.write(
+            "delete category",
+            &self.channels.category_delete,
+            (community, category),
+        )
+        .await
+    }
+
+    /// `community_categories`, by id.
+    pub(crate) async fn community_categories(
+        &self,
+        community_id: Snowflake,
+    ) -> StoreResult<Vec<CategoryRecord>> {
+        let Ok(community) = id(community_id) else {
+            return Ok(Vec::new());
+        };
+        let rows: Vec<(i64, Option<String>, Option<i64>)> = self
+            .select_all(
+                "read categories",
+                &self.channels.categories_of,
+                (community,),
+            )
+            .await?;
+        rows.into_iter()
+            .map(|(category, name, position)| {
+                Ok(CategoryRecord {
+                    community_id,
+                    id: snowflake(category)?,
+                    name: name.unwrap_or_default(),
+                    position: u32::try_from(position.unwrap_or(0)).map_err(|_| {
+                        StoreError::Corrupt(format!("category position {position:?}"))
+                    })?,
+                })
+            })
+            .collect()
     }
 }

@@ -72,6 +72,11 @@ pub const MIGRATIONS: &[Migration] = &[
         description: "communities, roles and community members",
         cql: include_str!("../../cql/008_communities.cql"),
     },
+    Migration {
+        version: 9,
+        description: "categories of community channels",
+        cql: include_str!("../../cql/009_categories.cql"),
+    },
 ];
 
 /// The newest version this binary knows.

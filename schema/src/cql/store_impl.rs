@@ -5,8 +5,8 @@ use voiceflow_wire::Snowflake;
 
 use super::CqlStore;
 use crate::community::{
-    AuditEntry, BanRecord, ChannelOverwriteRecord, ChannelRecord, CommunityMember, CommunityRecord,
-    InviteRecord, RoleRecord,
+    AuditEntry, BanRecord, CategoryRecord, ChannelOverwriteRecord, ChannelRecord, CommunityMember,
+    CommunityRecord, InviteRecord, RoleRecord,
 };
 use crate::contacts::{BlockRecord, UserSettings};
 use crate::model::*;
@@ -349,6 +349,25 @@ impl Store for CqlStore {
 
     async fn channel_community(&self, channel_id: Snowflake) -> StoreResult<Option<Snowflake>> {
         self.cql.channel_community(channel_id).await
+    }
+
+    async fn put_category(&self, category: &CategoryRecord) -> StoreResult<()> {
+        self.cql.put_category(category).await
+    }
+
+    async fn remove_category(
+        &self,
+        community_id: Snowflake,
+        category_id: Snowflake,
+    ) -> StoreResult<()> {
+        self.cql.remove_category(community_id, category_id).await
+    }
+
+    async fn community_categories(
+        &self,
+        community_id: Snowflake,
+    ) -> StoreResult<Vec<CategoryRecord>> {
+        self.cql.community_categories(community_id).await
     }
 
     async fn put_channel_overwrite(&self, overwrite: &ChannelOverwriteRecord) -> StoreResult<()> {

@@ -12,8 +12,8 @@ use super::read::Reader;
 use super::tables::{Table, decode, encode, id_bytes, io, pair_key, trailing_id};
 use super::writer::{Reply, Staged};
 use crate::community::{
-    AuditEntry, BanRecord, ChannelOverwriteRecord, ChannelRecord, CommunityMember, CommunityRecord,
-    InviteRecord, RoleRecord,
+    AuditEntry, BanRecord, CategoryRecord, ChannelOverwriteRecord, ChannelRecord, CommunityMember,
+    CommunityRecord, InviteRecord, RoleRecord,
 };
 use crate::store::{StoreError, StoreResult};
 
@@ -54,6 +54,10 @@ pub(crate) enum CommunityOp {
     PutOverwrite(ChannelOverwriteRecord),
     /// `remove_channel_overwrite`: channel, target.
     RemoveOverwrite(Snowflake, Snowflake),
+    /// `put_category`.
+    PutCategory(CategoryRecord),
+    /// `remove_category`: community, category.
+    RemoveCategory(Snowflake, Snowflake),
 }
 
 /// Applies one community op to `s`.
@@ -90,6 +94,9 @@ pub(crate) fn apply(s: &mut Staged<'_>, op: CommunityOp) -> StoreResult<Reply> {
             }
             for entry in s.keys_with_prefix(Table::CommunityBans, &key)? {
                 s.remove(Table::CommunityBans, entry);
+            }
+            for entry in s.keys_with_prefix(Table::CommunityCategories, &key)? {
+                s.remove(Table::CommunityCategories, entry);
             }
             for entry in s.keys_with_prefix(Table::CommunityAudit, &key)? {
                 s.remove(Table::CommunityAudit, entry);
@@ -167,6 +174,24 @@ pub(crate) fn apply(s: &mut Staged<'_>, op: CommunityOp) -> StoreResult<Reply> {
         }
         CommunityOp::RemoveOverwrite(channel, target) => {
             s.remove(Table::ChannelOverwrites, pair_key(channel, target));
+        }
+        CommunityOp::PutCategory(category) => {
+            let key = pair_key(category.community_id, category.id);
+            s.put(Table::CommunityCategories, key, encode(&category)?);
+        }
+        CommunityOp::RemoveCategory(community, category) => {
+            s.remove(Table::CommunityCategories, pair_key(community, category));
+            // Its channels stay, in no category, in the same write.
+            for entry in s.keys_with_prefix(Table::CommunityChannels, &id_bytes(community))? {
+                let Some(raw) = s.get(Table::CommunityChannels, &entry)? else {
+                    continue;
+                };
+                let mut channel: ChannelRecord = decode(&raw)?;
+                if channel.category_id == Some(category) {
+                    channel.category_id = None;
+                    s.put(Table::CommunityChannels, entry, encode(&channel)?);
+                }
+            }
         }
         CommunityOp::RemoveBan(community, user) => {
             s.remove(Table::CommunityBans, pair_key(community, user));
@@ -334,6 +359,14 @@ impl Reader {
         community: Snowflake,
     ) -> StoreResult<Vec<ChannelRecord>> {
         self.page(Table::CommunityChannels, community, None, u32::MAX)
+    }
+
+    /// `community_categories`.
+    pub(crate) fn community_categories(
+        &self,
+        community: Snowflake,
+    ) -> StoreResult<Vec<CategoryRecord>> {
+        self.page(Table::CommunityCategories, community, None, u32::MAX)
     }
 
     /// `channel_community`.

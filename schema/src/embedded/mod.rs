@@ -37,8 +37,8 @@ use self::read::Reader;
 use self::tables::{META_SCHEMA_VERSION, SCHEMA_VERSION, Table, Tables, io};
 use self::writer::{Counters, Job, Op, Reply};
 use crate::community::{
-    AuditEntry, BanRecord, ChannelOverwriteRecord, ChannelRecord, CommunityMember, CommunityRecord,
-    InviteRecord, RoleRecord,
+    AuditEntry, BanRecord, CategoryRecord, ChannelOverwriteRecord, ChannelRecord, CommunityMember,
+    CommunityRecord, InviteRecord, RoleRecord,
 };
 use crate::contacts::{BlockRecord, UserSettings};
 use crate::model::*;
@@ -536,6 +536,27 @@ impl Store for EmbeddedStore {
 
     async fn channel_community(&self, channel_id: Snowflake) -> StoreResult<Option<Snowflake>> {
         self.reader.channel_community(channel_id)
+    }
+
+    async fn put_category(&self, category: &CategoryRecord) -> StoreResult<()> {
+        let op = CommunityOp::PutCategory(category.clone());
+        self.write(Op::Community(op)).await
+    }
+
+    async fn remove_category(
+        &self,
+        community_id: Snowflake,
+        category_id: Snowflake,
+    ) -> StoreResult<()> {
+        let op = CommunityOp::RemoveCategory(community_id, category_id);
+        self.write(Op::Community(op)).await
+    }
+
+    async fn community_categories(
+        &self,
+        community_id: Snowflake,
+    ) -> StoreResult<Vec<CategoryRecord>> {
+        self.reader.community_categories(community_id)
     }
 
     async fn put_channel_overwrite(&self, overwrite: &ChannelOverwriteRecord) -> StoreResult<()> {

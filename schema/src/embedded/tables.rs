@@ -82,11 +82,13 @@ pub(crate) enum Table {
     ChannelCommunities,
     /// `channel_overwrites`: channel ‖ target → `ChannelOverwriteRecord`.
     ChannelOverwrites,
+    /// `community_categories`: community ‖ category → `CategoryRecord`.
+    CommunityCategories,
 }
 
 impl Table {
     /// Every table, in declaration order.
-    pub(crate) const ALL: [Table; 29] = [
+    pub(crate) const ALL: [Table; 30] = [
         Table::Users,
         Table::UsersByEmail,
         Table::UsersByUsername,
@@ -116,6 +118,7 @@ impl Table {
         Table::CommunityChannels,
         Table::ChannelCommunities,
         Table::ChannelOverwrites,
+        Table::CommunityCategories,
     ];
 
     /// The keyspace name on disk (same as the CQL table name).
@@ -150,6 +153,7 @@ impl Table {
             Table::CommunityChannels => "community_channels",
             Table::ChannelCommunities => "channel_communities",
             Table::ChannelOverwrites => "channel_overwrites",
+            Table::CommunityCategories => "community_categories",
         }
     }
 }

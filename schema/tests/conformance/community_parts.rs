@@ -1,8 +1,8 @@
-//! Communities' invites, audit logs, bans and channels.
+//! Communities' invites, audit logs, bans, channels and categories.
 
 use voiceflow_schema::{
-    AuditEntry, BanRecord, ChannelOverwriteRecord, ChannelRecord, InviteRecord, OverwriteTarget,
-    StoreError,
+    AuditEntry, BanRecord, CategoryRecord, ChannelOverwriteRecord, ChannelRecord, InviteRecord,
+    OverwriteTarget, StoreError,
 };
 use voiceflow_wire::Snowflake;
 use voiceflow_wire::v1::permissions::{Overwrite, Permissions};
@@ -435,5 +435,71 @@ pub async fn channels_and_their_overrides_are_placed_listed_and_removed(backend:
             .await
             .expect("gone"),
         None
+    );
+}
+
+pub async fn categories_are_listed_replaced_and_removed_leaving_their_channels(backend: Backend) {
+    let store = backend.open().await;
+    let (c, owner) = (3_700_001, 3_700_100);
+    let everyone = role(c, c, 0, Permissions::VIEW_CHANNEL);
+    found(store.as_ref(), c, owner, "Categories", &everyone).await;
+    let category = |id: u64, name: &str, position: u32| CategoryRecord {
+        community_id: Snowflake(c),
+        id: Snowflake(id),
+        name: name.into(),
+        position,
+    };
+    let (text, voice) = (3_700_010, 3_700_020);
+    for made in [category(voice, "Voice", 1), category(text, "Text", 0)] {
+        store.put_category(&made).await.expect("put");
+    }
+    store
+        .put_category(&category(voice, "Voice rooms", 2))
+        .await
+        .expect("replace");
+    assert_eq!(
+        store
+            .community_categories(Snowflake(c))
+            .await
+            .expect("list"),
+        vec![category(text, "Text", 0), category(voice, "Voice rooms", 2)]
+    );
+    let channel = |id: u64, category: Option<u64>| ChannelRecord {
+        community_id: Snowflake(c),
+        channel_id: Snowflake(id),
+        category_id: category.map(Snowflake),
+        position: 0,
+    };
+    let (general, lounge) = (3_700_030, 3_700_040);
+    for placed in [channel(general, Some(text)), channel(lounge, Some(voice))] {
+        store.put_channel(&placed).await.expect("place");
+    }
+    store
+        .remove_category(Snowflake(c), Snowflake(voice))
+        .await
+        .expect("remove");
+    store
+        .remove_category(Snowflake(c), Snowflake(voice))
+        .await
+        .expect("again");
+    assert_eq!(
+        store
+            .community_categories(Snowflake(c))
+            .await
+            .expect("list"),
+        vec![category(text, "Text", 0)]
+    );
+    assert_eq!(
+        store.community_channels(Snowflake(c)).await.expect("list"),
+        vec![channel(general, Some(text)), channel(lounge, None)],
+        "the channels stay, out of the removed category"
+    );
+    store.delete_community(Snowflake(c)).await.expect("delete");
+    assert_eq!(
+        store
+            .community_categories(Snowflake(c))
+            .await
+            .expect("gone"),
+        vec![]
     );
 }

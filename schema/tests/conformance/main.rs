@@ -73,4 +73,5 @@ conformance!(
     community_parts::the_audit_log_pages_newest_first_and_goes_with_its_community,
     community_parts::a_ban_ends_the_membership_and_is_paged_and_lifted,
     community_parts::channels_and_their_overrides_are_placed_listed_and_removed,
+    community_parts::categories_are_listed_replaced_and_removed_leaving_their_channels,
 );
