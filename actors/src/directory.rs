@@ -332,6 +332,7 @@ impl RoomDirectory {
             ActorError::Unavailable
         })?;
         self.0.actors.rooms.write().insert(room_id, actor.clone());
+        let _ = actor.cast(RoomMsg::Registered);
         // Where a takeover's time goes: the room's record, asking the peers to release it,
         // then the actor's start (the ownership claim, the log's end, the members).
         let total = began.elapsed();

@@ -232,6 +232,10 @@ pub enum RoomMsg {
     RetireMarker,
     /// A node died: drop its sessions from the live set.
     NodeDown(NodeId),
+    /// The directory now routes to this actor. A channel reads its community's permissions
+    /// again: a change sent while it was starting (after its first read, before anything
+    /// could reach it) was lost on the way, but is in storage by now.
+    Registered,
 }
 
 impl RoomMsg {
@@ -269,7 +273,8 @@ impl RoomMsg {
             | RoomMsg::IdleCheck
             | RoomMsg::Retire
             | RoomMsg::RetireMarker
-            | RoomMsg::NodeDown(_) => false,
+            | RoomMsg::NodeDown(_)
+            | RoomMsg::Registered => false,
         }
     }
 }
@@ -480,6 +485,7 @@ impl Actor for RoomActor {
                 reply,
             } => state.handle_delete_message(message_id, by, reply).await,
             RoomMsg::Updated(room) => state.handle_updated(*room).await,
+            RoomMsg::Registered => state.reload_channel().await,
             RoomMsg::DeleteRoom { by, reply } => {
                 let result = state.handle_delete_room(by).await;
                 let deleted = result.is_ok();

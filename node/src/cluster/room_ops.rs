@@ -229,7 +229,8 @@ pub(super) fn to_op(
         | RoomMsg::IdleCheck
         | RoomMsg::Retire
         | RoomMsg::RetireMarker
-        | RoomMsg::NodeDown(_) => return Err(ActorError::Unavailable),
+        | RoomMsg::NodeDown(_)
+        | RoomMsg::Registered => return Err(ActorError::Unavailable),
     })
 }
 

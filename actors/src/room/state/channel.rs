@@ -173,7 +173,7 @@ impl RoomState {
     /// The community's permissions changed: read them again, and remove from the channel
     /// everyone live here who may no longer view it (they get `room:removed`, naming the
     /// community as who removed them).
-    pub(super) async fn reload_channel(&mut self) {
+    pub async fn reload_channel(&mut self) {
         let room = self.room.id;
         let store = self.ctx.store.clone();
         let Some(guard) = self.channel.as_mut() else {
