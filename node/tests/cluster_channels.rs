@@ -210,3 +210,48 @@ async fn permission_changes_through_one_node_reach_a_channel_on_another() -> Res
     assert_eq!(removed["data"]["by"], owner.id.as_str(), "{removed}");
     Ok(())
 }
+
+/// A room's settings edited through one node reach its actor on the other: made private,
+/// it refuses a newcomer's join at once.
+#[tokio::test]
+async fn a_room_edited_through_one_node_changes_on_its_owner() -> Result<()> {
+    let Some(cluster) = TestCluster::start(2, "roomedit").await? else {
+        return Ok(());
+    };
+    let node = cluster.node(1);
+    let owner = node.register("owner").await?;
+    let newcomer = node.register("newcomer").await?;
+    let mut room = None;
+    for i in 0..40 {
+        let (id, _) = node
+            .create_room(&owner, &format!("Room {i}"), json!({"isPublic": true}), 50)
+            .await?;
+        if voiceflow_node::cluster::owner_among(&[1, 2], id.parse()?) == Some(2) {
+            room = Some(id);
+            break;
+        }
+    }
+    let Some(room) = room else {
+        bail!("no room placed on node 2 in 40 tries");
+    };
+    // Started on node 2 by the owner's join through node 1.
+    let mut o = node.ws(&owner).await?;
+    let ack = request(&mut o, "room:join", json!({"roomId": room})).await?;
+    assert_eq!(ack["ok"], true, "{ack}");
+    let (status, body) = call(
+        node,
+        Method::PATCH,
+        &format!("/rooms/{room}"),
+        &owner,
+        Some(json!({"settings": {"isPublic": false}})),
+    )
+    .await?;
+    assert_eq!(status, 200, "{body}");
+    let mut n = node.ws(&newcomer).await?;
+    let ack = request(&mut n, "room:join", json!({"roomId": room})).await?;
+    assert_eq!(
+        ack["error"]["code"], "FORBIDDEN",
+        "the owner on node 2 knows: {ack}"
+    );
+    Ok(())
+}

@@ -47,9 +47,9 @@ async fn rotate(s: AppState, user: AuthUser, id: Snowflake) -> Result<Response, 
         room.updated_at = now_ms();
         match s.ctx.store.update_room(&room).await {
             Ok(()) => {
-                if let Some(actor) = s.ctx.directory.running(id) {
-                    let _ = actor.cast(RoomMsg::Updated(Box::new(room.clone())));
-                }
+                s.ctx
+                    .directory
+                    .send_if_running(id, RoomMsg::Updated(Box::new(room.clone())));
                 metrics::counter!("voiceflow_join_codes_rotated_total").increment(1);
                 return Ok(ok(StatusCode::OK, &RoomView::from(&room)));
             }

@@ -372,9 +372,10 @@ async fn patch(
     }
     room.updated_at = now_ms();
     s.ctx.store.update_room(&room).await?;
-    if let Some(actor) = s.ctx.directory.running(id) {
-        let _ = actor.cast(RoomMsg::Updated(Box::new(room.clone())));
-    }
+    // The room's owner, wherever it runs (a room not running reads the record when it starts).
+    s.ctx
+        .directory
+        .send_if_running(id, RoomMsg::Updated(Box::new(room.clone())));
     Ok(ok(StatusCode::OK, &RoomView::from(&room)))
 }
 
