@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use common::cluster::TestCluster;
-use common::community::{code, text};
+use common::community::{code, found, text};
 use common::{TestNode, User, WsClient};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -78,29 +78,7 @@ async fn permission_changes_through_one_node_reach_a_channel_on_another() -> Res
     let owner = node.register("owner").await?;
     let alice = node.register("alice").await?;
     let bob = node.register("bob").await?;
-    let (status, created) = call(
-        node,
-        Method::POST,
-        "/communities",
-        &owner,
-        Some(json!({"name": "Spread"})),
-    )
-    .await?;
-    assert_eq!(status, 201, "{created}");
-    let id = text(&created, "/data/id");
-    let (_, invite) = call(
-        node,
-        Method::POST,
-        &format!("/communities/{id}/invites"),
-        &owner,
-        Some(json!({})),
-    )
-    .await?;
-    let join = format!("/invites/{}/join", text(&invite, "/data/code"));
-    for user in [&alice, &bob] {
-        let (status, body) = call(node, Method::POST, &join, user, None).await?;
-        assert_eq!(status, 200, "{body}");
-    }
+    let id = found(node, &owner, "Spread", &[&alice, &bob]).await?;
     let channel = channel_on_node_2(node, &owner, &id).await?;
 
     // A role opens the channel, hidden from @everyone, to alice.

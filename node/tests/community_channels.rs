@@ -5,38 +5,10 @@
 
 mod common;
 
-use common::community::{call, code, text};
+use common::community::{call, code, found, text};
 use common::{TestNode, User, WsClient};
 use reqwest::Method;
 use serde_json::{Value, json};
-
-/// Founds a community as `owner` and lets `members` in by invite; its id.
-async fn community(node: &TestNode, owner: &User, members: &[&User]) -> anyhow::Result<String> {
-    let (status, created) = call(
-        node,
-        Method::POST,
-        "/communities",
-        owner,
-        Some(json!({"name": "Channels"})),
-    )
-    .await?;
-    assert_eq!(status, 201, "{created}");
-    let id = text(&created, "/data/id");
-    let (_, invite) = call(
-        node,
-        Method::POST,
-        &format!("/communities/{id}/invites"),
-        owner,
-        Some(json!({})),
-    )
-    .await?;
-    let join = format!("/invites/{}/join", text(&invite, "/data/code"));
-    for user in members {
-        let (status, body) = call(node, Method::POST, &join, user, None).await?;
-        assert_eq!(status, 200, "{body}");
-    }
-    Ok(id)
-}
 
 /// The names of the channels `user` sees in community `id`.
 async fn listed(node: &TestNode, id: &str, user: &User) -> anyhow::Result<Vec<String>> {
@@ -75,7 +47,7 @@ async fn channels_follow_roles_overrides_timeouts_and_kicks_live() -> anyhow::Re
     let alice = node.register("alice").await?;
     let bob = node.register("bob").await?;
     let stranger = node.register("stranger").await?;
-    let id = community(&node, &owner, &[&alice, &bob]).await?;
+    let id = found(&node, &owner, "Channels", &[&alice, &bob]).await?;
     let channels = format!("/communities/{id}/channels");
 
     // Only who may manage channels creates them.
@@ -376,7 +348,7 @@ async fn guests_read_open_channels_only_and_a_ban_can_take_recent_messages_with_
     let owner = node.register("owner").await?;
     let member = node.register("member").await?;
     let guest = node.register("guest").await?;
-    let id = community(&node, &owner, &[&member]).await?;
+    let id = found(&node, &owner, "Channels", &[&member]).await?;
     let channels = format!("/communities/{id}/channels");
     let (status, open) = call(
         &node,
@@ -513,7 +485,7 @@ async fn categories_order_channels_and_hide_with_them() -> anyhow::Result<()> {
     let node = TestNode::start().await?;
     let owner = node.register("owner").await?;
     let member = node.register("member").await?;
-    let id = community(&node, &owner, &[&member]).await?;
+    let id = found(&node, &owner, "Channels", &[&member]).await?;
     let categories = format!("/communities/{id}/categories");
     let channels = format!("/communities/{id}/channels");
     let (status, body) = call(

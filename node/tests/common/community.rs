@@ -1,7 +1,7 @@
 //! Helpers of the community tests: REST calls under `/api/v1` as a user, and reading replies.
 
 use reqwest::Method;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::{TestNode, User};
 
@@ -46,4 +46,37 @@ pub async fn with_reason(
         .send()
         .await?;
     Ok(response.status().as_u16())
+}
+
+/// Founds a community named `name` as `owner` and lets `members` in with one invite; its id.
+pub async fn found(
+    node: &TestNode,
+    owner: &User,
+    name: &str,
+    members: &[&User],
+) -> anyhow::Result<String> {
+    let (status, created) = call(
+        node,
+        Method::POST,
+        "/communities",
+        owner,
+        Some(json!({ "name": name })),
+    )
+    .await?;
+    anyhow::ensure!(status == 201, "community not created: {status} {created}");
+    let id = text(&created, "/data/id");
+    let (_, invite) = call(
+        node,
+        Method::POST,
+        &format!("/communities/{id}/invites"),
+        owner,
+        Some(json!({})),
+    )
+    .await?;
+    let join = format!("/invites/{}/join", text(&invite, "/data/code"));
+    for user in members {
+        let (status, body) = call(node, Method::POST, &join, user, None).await?;
+        anyhow::ensure!(status == 200, "{} not let in: {status} {body}", user.name);
+    }
+    Ok(id)
 }

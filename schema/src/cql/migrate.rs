@@ -301,7 +301,7 @@ mod tests {
             statements.len(),
             "only CREATE TABLE statements"
         );
-        assert_eq!(latest_version(), 8);
+        assert_eq!(latest_version(), 9);
     }
 
     #[test]
