@@ -200,6 +200,19 @@ impl RoomState {
                 tracing::warn!(room = %room, user = %user, error = %e, "not removed");
             }
         }
+        // Who may still speak in the voice room (a timeout or a lost `speak` silences at once).
+        let mut speakers: Vec<Snowflake> = self.voice_users();
+        speakers.sort_unstable();
+        speakers.dedup();
+        let mut speak = HashMap::new();
+        for user in speakers {
+            let allowed = match self.channel_permissions(user).await {
+                Ok(held) => held.is_none_or(|p| p.contains(Permissions::SPEAK)),
+                Err(_) => continue,
+            };
+            speak.insert(user, allowed);
+        }
+        self.set_voice_speak(&speak);
     }
 
     /// `typing:start`: in a channel, only who may post.
@@ -211,5 +224,39 @@ impl RoomState {
     /// Whether this room is a community channel.
     pub(super) fn is_channel(&self) -> bool {
         self.channel.is_some()
+    }
+}
+
+impl RoomState {
+    /// The users in the voice room, a user once per session.
+    pub(super) fn voice_users(&self) -> Vec<Snowflake> {
+        self.voice
+            .as_ref()
+            .map(|v| v.entries.values().map(|e| e.user_id).collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether each of these users may speak now (a community channel's permissions
+    /// changed): the SFU is told of every session whose rights change.
+    pub(super) fn set_voice_speak(&mut self, speak: &HashMap<Snowflake, bool>) {
+        let Some(voice) = self.voice.as_mut() else {
+            return;
+        };
+        let mut changed = Vec::new();
+        for (session_id, entry) in voice.entries.iter_mut() {
+            let Some(&now) = speak.get(&entry.user_id) else {
+                continue;
+            };
+            if entry.speak != now {
+                entry.speak = now;
+                changed.push((*session_id, entry.rights()));
+            }
+        }
+        let channel = voice.channel.clone();
+        tokio::spawn(async move {
+            for (session_id, rights) in changed {
+                let _ = channel.set_rights(session_id, rights).await;
+            }
+        });
     }
 }

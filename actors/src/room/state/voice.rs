@@ -58,6 +58,8 @@ pub(super) struct Entry {
     pub(super) role: StageRole,
     /// When their hand went up (stage listeners).
     pub(super) hand_at: Option<u64>,
+    /// A community channel's permissions let them speak (always, outside communities).
+    pub(super) speak: bool,
 }
 
 impl Entry {
@@ -65,7 +67,7 @@ impl Entry {
         Rights {
             muted: self.muted,
             deafened: self.deafened,
-            may_speak: self.role != StageRole::Listener,
+            may_speak: self.role != StageRole::Listener && self.speak,
         }
     }
 }
@@ -217,6 +219,11 @@ impl RoomState {
                 return reply.send(Err(e));
             }
         }
+        // Read before the voice room is borrowed below (the grants were read by `require`).
+        let held = match self.channel_permissions(session.user_id).await {
+            Ok(held) => held,
+            Err(e) => return reply.send(Err(e)),
+        };
         let runtime = self.ctx.voice.clone();
         let stage = self.room.kind == RoomKind::Stage;
         let capacity = if stage {
@@ -253,11 +260,16 @@ impl RoomState {
                 "this connection is already in the channel",
             )));
         }
-        let role = match self.members.get(&session.user_id).map(|m| m.role) {
+        // In a community channel, the stage's hosts are its stage moderators and only who
+        // holds `speak` is heard; elsewhere the room's admins host.
+        let role = match (self.members.get(&session.user_id).map(|m| m.role), held) {
             _ if !stage => StageRole::Speaker,
-            Some(voiceflow_schema::Role::Admin) => StageRole::Host,
+            (_, Some(held)) if held.contains(Permissions::STAGE_MODERATOR) => StageRole::Host,
+            (_, Some(_)) => StageRole::Listener,
+            (Some(voiceflow_schema::Role::Admin), None) => StageRole::Host,
             _ => StageRole::Listener,
         };
+        let speak = held.is_none_or(|held| held.contains(Permissions::SPEAK));
         let entry = Entry {
             role,
             hand_at: None,
@@ -269,12 +281,13 @@ impl RoomState {
             speaking: false,
             last_beat: Instant::now(),
             announced: false,
+            speak,
         };
         voice.entries.insert(session.session_id, entry);
         metrics::gauge!("voiceflow_voice_participants").increment(1.0);
         let channel = voice.channel.clone();
         let rights = Rights {
-            may_speak: role != StageRole::Listener,
+            may_speak: role != StageRole::Listener && speak,
             ..Rights::default()
         };
         let Some(voice) = self.voice.as_ref() else {
