@@ -266,6 +266,16 @@ impl SessionRegistry {
         failed
     }
 
+    /// Whether `user` has a session on this node.
+    pub fn has_user(&self, user: Snowflake) -> bool {
+        self.0
+            .map
+            .read()
+            .by_user
+            .get(&user)
+            .is_some_and(|ids| !ids.is_empty())
+    }
+
     /// Frames for every session of `user` on this node; returns how many got them.
     pub fn to_user(&self, user: Snowflake, frame: &Frame) -> usize {
         let inner = self.0.map.read();

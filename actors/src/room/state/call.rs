@@ -143,7 +143,9 @@ impl RoomState {
             room_id: self.room.id,
             machine: CallMachine::new(caller, callee, self.ctx.voice.call_timings),
             busy: status == PresenceStatus::InCall,
-            reachable: status != PresenceStatus::Offline,
+            // Presence can lag a connection that just opened (the room's view is told when
+            // the user's presence actor has counted it); a session here is reachable now.
+            reachable: status != PresenceStatus::Offline || self.ctx.sessions.has_user(callee),
             report: Arc::new(move |report| sink_to.cast(RoomMsg::CallReport(report)).is_ok()),
         };
         let (actor, _) = Actor::spawn_linked(None, CallActor, args, me.get_cell())
