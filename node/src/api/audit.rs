@@ -151,13 +151,7 @@ async fn log(
 ) -> Result<Response, ApiError> {
     let seen = seen(&s, &user, id).await?;
     seen.require(Permissions::VIEW_AUDIT_LOG, "read the audit log")?;
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::field(
-            "limit",
-            format!("limit must be 1-{MAX_PAGE}"),
-        ));
-    }
+    let limit = super::validate::page_limit(q.limit, 50, MAX_PAGE)?;
     let wanted = |e: &AuditEntry| {
         q.action.as_deref().is_none_or(|a| e.action == a) && q.actor.is_none_or(|a| e.actor_id == a)
     };

@@ -131,23 +131,13 @@ pub(super) async fn seen(s: &AppState, user: &AuthUser, id: Snowflake) -> Result
         return Err(ApiError::not_found("community"));
     };
     let roles = store.community_roles(id).await?;
-    let grants = grants_of(&community, &roles);
+    let grants = CommunityRoles::of(&community, &roles);
     Ok(Seen {
         community,
         roles,
         grants,
-        me: member_grants(&member),
+        me: MemberGrants::from(&member),
     })
-}
-
-/// The permission core's view of a community's roles.
-pub(super) fn grants_of(community: &CommunityRecord, roles: &[RoleRecord]) -> CommunityRoles {
-    CommunityRoles::of(community, roles)
-}
-
-/// The permission core's view of a member.
-pub(super) fn member_grants(member: &CommunityMember) -> MemberGrants {
-    MemberGrants::from(member)
 }
 
 /// The routes of this module.
@@ -343,13 +333,7 @@ async fn members(
     q: MembersQuery,
 ) -> Result<Response, ApiError> {
     seen(&s, &user, id).await?;
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::field(
-            "limit",
-            format!("limit must be 1-{MAX_PAGE}"),
-        ));
-    }
+    let limit = validate::page_limit(q.limit, 100, MAX_PAGE)?;
     let page = s.ctx.store.community_members(id, q.after, limit).await?;
     let has_more = u32::try_from(page.len()).is_ok_and(|n| n == limit);
     let names = usernames(&s, page.iter().map(|m| m.user_id)).await?;
@@ -418,10 +402,11 @@ async fn kick(
     let Some(member) = s.ctx.store.community_member(id, target).await? else {
         return Err(ApiError::not_found("member"));
     };
-    if !seen
-        .grants
-        .may_moderate(&seen.me, &member_grants(&member), Permissions::KICK_MEMBERS)
-    {
+    if !seen.grants.may_moderate(
+        &seen.me,
+        &MemberGrants::from(&member),
+        Permissions::KICK_MEMBERS,
+    ) {
         return Err(ApiError::forbidden(
             "you may only kick members ranked below you (never the owner or yourself)",
         ));

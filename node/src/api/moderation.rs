@@ -5,6 +5,7 @@
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use voiceflow_actors::permissions::MemberGrants;
 use voiceflow_schema::BanRecord;
 use voiceflow_wire::Snowflake;
 use voiceflow_wire::ids::now_ms;
@@ -16,7 +17,7 @@ use warp::{Filter, Rejection};
 
 use super::audit::{Change, reason, record};
 use super::channel_effects::{permissions_changed, purge_messages, remove_from_channels};
-use super::communities::{Seen, member_grants, page_reply, seen, usernames};
+use super::communities::{Seen, page_reply, seen, usernames};
 use super::{authed, json_body, parse, with_state};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ok, respond};
@@ -121,7 +122,7 @@ impl Seen {
             .community_member(self.community.id, target)
             .await?;
         let target_grants = match &member {
-            Some(m) => member_grants(m),
+            Some(m) => MemberGrants::from(m),
             // Not a member: only the owner and oneself are protected.
             None => voiceflow_actors::permissions::MemberGrants {
                 user: target,
@@ -220,13 +221,7 @@ async fn bans(
 ) -> Result<Response, ApiError> {
     let seen = seen(&s, &user, id).await?;
     seen.require(Permissions::BAN_MEMBERS, "see the bans")?;
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::field(
-            "limit",
-            format!("limit must be 1-{MAX_PAGE}"),
-        ));
-    }
+    let limit = super::validate::page_limit(q.limit, 100, MAX_PAGE)?;
     let page = s.ctx.store.community_bans(id, q.after, limit).await?;
     let has_more = u32::try_from(page.len()).is_ok_and(|n| n == limit);
     let names = usernames(&s, page.iter().map(|b| b.user_id)).await?;

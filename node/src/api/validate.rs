@@ -79,6 +79,15 @@ pub fn length(field: &str, value: &str, min: usize, max: usize) -> Result<(), Ap
     Ok(())
 }
 
+/// A page size: `asked`, or `default` when absent; 400 on `limit` unless 1–`max`.
+pub fn page_limit(asked: Option<u32>, default: u32, max: u32) -> Result<u32, ApiError> {
+    let limit = asked.unwrap_or(default);
+    match (1..=max).contains(&limit) {
+        true => Ok(limit),
+        false => Err(ApiError::field("limit", format!("limit must be 1-{max}"))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,9 +6,9 @@ use scylla::value::CqlTimestamp;
 use voiceflow_wire::Snowflake;
 
 use super::Cql;
-use super::codec::{driver_error, from_cql_time, id, snowflake, to_cql_time};
+use super::codec::{from_cql_time, id, snowflake, to_cql_time};
 use crate::community::AuditEntry;
-use crate::store::{StoreError, StoreResult};
+use crate::store::StoreResult;
 
 const COLUMNS: &str = "id, actor_id, action, target_id, reason, before, after, created_at";
 
@@ -23,14 +23,7 @@ pub(crate) struct AuditStatements {
 impl AuditStatements {
     /// Prepares them.
     pub(crate) async fn prepare(session: &Session) -> StoreResult<AuditStatements> {
-        let p = |cql: String| async move {
-            let mut st = session
-                .prepare(cql.as_str())
-                .await
-                .map_err(|e| driver_error(&format!("prepare `{cql}`"), e))?;
-            st.set_is_idempotent(true);
-            Ok::<_, StoreError>(st)
-        };
+        let p = |cql: String| async move { super::codec::prepare(session, &cql, true).await };
         Ok(AuditStatements {
             put: p(format!(
                 "INSERT INTO community_audit (community_id, {COLUMNS}) \

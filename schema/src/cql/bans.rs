@@ -7,10 +7,10 @@ use scylla::statement::prepared::PreparedStatement;
 use scylla::value::CqlTimestamp;
 use voiceflow_wire::Snowflake;
 
-use super::codec::{driver_error, from_cql_time, id, snowflake, to_cql_time};
+use super::codec::{from_cql_time, id, snowflake, to_cql_time};
 use super::{BatchEntry, Cql};
 use crate::community::BanRecord;
-use crate::store::{StoreError, StoreResult};
+use crate::store::StoreResult;
 
 /// The statements of this module.
 pub(crate) struct BanStatements {
@@ -27,14 +27,7 @@ pub(crate) struct BanStatements {
 impl BanStatements {
     /// Prepares them.
     pub(crate) async fn prepare(session: &Session) -> StoreResult<BanStatements> {
-        let p = |cql: &'static str| async move {
-            let mut st = session
-                .prepare(cql)
-                .await
-                .map_err(|e| driver_error(&format!("prepare `{cql}`"), e))?;
-            st.set_is_idempotent(true);
-            Ok::<_, StoreError>(st)
-        };
+        let p = |cql: &'static str| super::codec::prepare(session, cql, true);
         Ok(BanStatements {
             put: p(
                 "INSERT INTO community_bans (community_id, user_id, reason, banned_by, \

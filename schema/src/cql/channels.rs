@@ -8,7 +8,7 @@ use scylla::statement::prepared::PreparedStatement;
 use voiceflow_wire::Snowflake;
 use voiceflow_wire::v1::permissions::{Overwrite, Permissions};
 
-use super::codec::{driver_error, id, snowflake};
+use super::codec::{id, snowflake};
 use super::{BatchEntry, Cql};
 use crate::community::{CategoryRecord, ChannelOverwriteRecord, ChannelRecord, OverwriteTarget};
 use crate::store::{StoreError, StoreResult};
@@ -34,14 +34,7 @@ pub(crate) struct ChannelStatements {
 impl ChannelStatements {
     /// Prepares them.
     pub(crate) async fn prepare(session: &Session) -> StoreResult<ChannelStatements> {
-        let p = |cql: &'static str| async move {
-            let mut st = session
-                .prepare(cql)
-                .await
-                .map_err(|e| driver_error(&format!("prepare `{cql}`"), e))?;
-            st.set_is_idempotent(true);
-            Ok::<_, StoreError>(st)
-        };
+        let p = |cql: &'static str| super::codec::prepare(session, cql, true);
         Ok(ChannelStatements {
             put: p(
                 "INSERT INTO community_channels (community_id, channel_id, category_id, \

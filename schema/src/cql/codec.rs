@@ -9,8 +9,10 @@
 //!   [`StoreError::Unavailable`] naming the operation; a row of unexpected shape becomes
 //!   [`StoreError::Corrupt`].
 
+use scylla::client::session::Session;
 use scylla::deserialize::row::DeserializeRow;
 use scylla::response::query_result::{QueryResult, QueryRowsResult};
+use scylla::statement::prepared::PreparedStatement;
 use scylla::value::{CqlTimestamp, CqlValue, Row};
 use voiceflow_wire::Snowflake;
 use voiceflow_wire::v1::client::MessageType;
@@ -18,6 +20,20 @@ use voiceflow_wire::v1::client::MessageType;
 use crate::bucket::bucket_of;
 use crate::model::Role;
 use crate::store::{StoreError, StoreResult};
+
+/// Prepares `cql` on `session`, marked idempotent (safe to retry) or not.
+pub(crate) async fn prepare(
+    session: &Session,
+    cql: &str,
+    idempotent: bool,
+) -> StoreResult<PreparedStatement> {
+    let mut statement = session
+        .prepare(cql)
+        .await
+        .map_err(|e| driver_error(&format!("prepare `{cql}`"), e))?;
+    statement.set_is_idempotent(idempotent);
+    Ok(statement)
+}
 
 /// A driver failure while doing `what`: the backend is unreachable or refused the request.
 pub(crate) fn driver_error(what: &str, err: impl std::fmt::Display) -> StoreError {

@@ -9,7 +9,7 @@ use scylla::value::CqlTimestamp;
 use voiceflow_wire::Snowflake;
 use voiceflow_wire::v1::permissions::Permissions;
 
-use super::codec::{driver_error, from_cql_time, id, snowflake, to_cql_time};
+use super::codec::{from_cql_time, id, snowflake, to_cql_time};
 use super::{BatchEntry, Cql};
 use crate::community::{CommunityMember, CommunityRecord, RoleRecord};
 use crate::store::{StoreError, StoreResult};
@@ -40,14 +40,7 @@ const MEMBER_COLUMNS: &str = "user_id, roles, timed_out_until, joined_at";
 impl CommunityStatements {
     /// Prepares them.
     pub(crate) async fn prepare(session: &Session) -> StoreResult<CommunityStatements> {
-        let p = |cql: String| async move {
-            let mut st = session
-                .prepare(cql.as_str())
-                .await
-                .map_err(|e| driver_error(&format!("prepare `{cql}`"), e))?;
-            st.set_is_idempotent(true);
-            Ok::<_, StoreError>(st)
-        };
+        let p = |cql: String| async move { super::codec::prepare(session, &cql, true).await };
         let s = |cql: &str| cql.to_owned();
         Ok(CommunityStatements {
             community_put: p(s("INSERT INTO communities \

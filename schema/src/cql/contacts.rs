@@ -6,7 +6,7 @@ use scylla::value::CqlTimestamp;
 use voiceflow_wire::Snowflake;
 
 use super::Cql;
-use super::codec::{driver_error, from_cql_time, id, snowflake, to_cql_time};
+use super::codec::{from_cql_time, id, snowflake, to_cql_time};
 use crate::contacts::{BlockRecord, ContactPolicy, UserSettings};
 use crate::store::{StoreError, StoreResult};
 
@@ -23,14 +23,7 @@ pub(crate) struct ContactStatements {
 impl ContactStatements {
     /// Prepares them.
     pub(crate) async fn prepare(session: &Session) -> StoreResult<ContactStatements> {
-        let p = |cql: &'static str| async move {
-            let mut st = session
-                .prepare(cql)
-                .await
-                .map_err(|e| driver_error(&format!("prepare `{cql}`"), e))?;
-            st.set_is_idempotent(true);
-            Ok::<_, StoreError>(st)
-        };
+        let p = |cql: &'static str| super::codec::prepare(session, cql, true);
         Ok(ContactStatements {
             // A block that exists keeps its first time: the insert happens only without a
             // row (read first; two racing blocks of the same pair write nearly equal times).

@@ -76,14 +76,7 @@ pub(crate) struct EventStatements {
 impl EventStatements {
     /// Prepares them.
     pub(crate) async fn prepare(session: &Session) -> StoreResult<EventStatements> {
-        let p = |cql: &'static str| async move {
-            let mut st = session
-                .prepare(cql)
-                .await
-                .map_err(|e| driver_error(&format!("prepare `{cql}`"), e))?;
-            st.set_is_idempotent(true);
-            Ok::<_, StoreError>(st)
-        };
+        let p = |cql: &'static str| super::codec::prepare(session, cql, true);
         Ok(EventStatements {
             insert: p(
                 "INSERT INTO room_events (room_id, bucket, seq, epoch, owner_epoch, event, \

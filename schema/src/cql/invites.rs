@@ -9,7 +9,7 @@ use scylla::value::CqlTimestamp;
 use voiceflow_wire::Snowflake;
 
 use super::Cql;
-use super::codec::{driver_error, from_cql_time, id, snowflake, to_cql_time};
+use super::codec::{from_cql_time, id, snowflake, to_cql_time};
 use crate::community::InviteRecord;
 use crate::store::{StoreError, StoreResult};
 
@@ -31,14 +31,8 @@ pub(crate) struct InviteStatements {
 impl InviteStatements {
     /// Prepares them.
     pub(crate) async fn prepare(session: &Session) -> StoreResult<InviteStatements> {
-        let p = |cql: &'static str, idempotent: bool| async move {
-            let mut st = session
-                .prepare(cql)
-                .await
-                .map_err(|e| driver_error(&format!("prepare `{cql}`"), e))?;
-            st.set_is_idempotent(idempotent);
-            Ok::<_, StoreError>(st)
-        };
+        let p =
+            |cql: &'static str, idempotent: bool| super::codec::prepare(session, cql, idempotent);
         Ok(InviteStatements {
             claim: p(
                 "INSERT INTO invites (code, community_id, created_by, created_at, expires_at, \

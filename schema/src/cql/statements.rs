@@ -8,7 +8,6 @@
 use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
 
-use super::codec::driver_error;
 use crate::store::StoreResult;
 
 /// Columns of `users`, in the order [`super::users`] decodes them.
@@ -103,13 +102,7 @@ struct Preparer<'a> {
 impl Preparer<'_> {
     /// Prepares `cql` with the given idempotence.
     async fn prepare(&self, cql: String, idempotent: bool) -> StoreResult<PreparedStatement> {
-        let mut statement = self
-            .session
-            .prepare(cql.as_str())
-            .await
-            .map_err(|e| driver_error(&format!("prepare `{cql}`"), e))?;
-        statement.set_is_idempotent(idempotent);
-        Ok(statement)
+        super::codec::prepare(self.session, &cql, idempotent).await
     }
 
     /// A read or plain upsert/delete.
