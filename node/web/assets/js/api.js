@@ -24,8 +24,11 @@ export class Api {
    * One request. Authenticated calls carry the access token; a 401 refreshes the session once
    * and retries, so an expired token never reaches the user.
    */
-  async request(method, path, { body, auth = true, retried = false } = {}) {
+  async request(method, path, { body, auth = true, retried = false, reason } = {}) {
     const headers = { accept: 'application/json' };
+    // A moderator's reason goes to the community's audit log with the change.
+    // Header values are Latin-1 only: other characters become "?" rather than failing the call.
+    if (reason) headers['x-audit-log-reason'] = reason.slice(0, 512).replace(/[^\x20-\x7e\xa0-\xff]/g, '?');
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (auth) headers.authorization = `Bearer ${await this.#token()}`;
     let res;
@@ -41,7 +44,7 @@ export class Api {
     const json = await res.json().catch(() => null);
     if (res.status === 401 && auth && !retried) {
       await this.#refreshOr401();
-      return this.request(method, path, { body, auth, retried: true });
+      return this.request(method, path, { body, auth, retried: true, reason });
     }
     if (!res.ok || !json || json.success !== true) throw errorOf(res.status, json);
     return json;
@@ -108,6 +111,87 @@ export class Api {
     return this.request('GET', `/rooms/${enc(roomId)}/messages?${q}`);
   }
   deleteMessage(id) { return this.#data('DELETE', `/messages/${enc(id)}`); }
+
+  // ---- communities (see community.js) ----
+  communities() { return this.#data('GET', '/communities'); }
+  /** The community with `roles` and `permissions` (what this user may do across it). */
+  community(id) { return this.#data('GET', `/communities/${enc(id)}`); }
+  createCommunity(fields) { return this.#data('POST', '/communities', { body: fields }); }
+  updateCommunity(id, fields) { return this.#data('PATCH', `/communities/${enc(id)}`, { body: fields }); }
+  deleteCommunity(id) { return this.#data('DELETE', `/communities/${enc(id)}`); }
+  leaveCommunity(id) { return this.#data('DELETE', `/communities/${enc(id)}/members/me`); }
+  /** A page of members by user id: {data: [{userId, username, roles, timedOutUntil, …}], hasMore}. */
+  communityMembers(id, { after, limit = 100 } = {}) {
+    const q = new URLSearchParams({ limit: String(limit) });
+    if (after) q.set('after', after);
+    return this.request('GET', `/communities/${enc(id)}/members?${q}`);
+  }
+  /** {categories, channels}: what this user may see, each channel with its `permissions`. */
+  channels(id) { return this.#data('GET', `/communities/${enc(id)}/channels`); }
+  createChannel(id, fields) { return this.#data('POST', `/communities/${enc(id)}/channels`, { body: fields }); }
+  updateChannel(id, channelId, fields) {
+    return this.#data('PATCH', `/communities/${enc(id)}/channels/${enc(channelId)}`, { body: fields });
+  }
+  deleteChannel(id, channelId) { return this.#data('DELETE', `/communities/${enc(id)}/channels/${enc(channelId)}`); }
+  createCategory(id, fields) { return this.#data('POST', `/communities/${enc(id)}/categories`, { body: fields }); }
+  updateCategory(id, categoryId, fields) {
+    return this.#data('PATCH', `/communities/${enc(id)}/categories/${enc(categoryId)}`, { body: fields });
+  }
+  deleteCategory(id, categoryId) { return this.#data('DELETE', `/communities/${enc(id)}/categories/${enc(categoryId)}`); }
+  overwrites(id, channelId) {
+    return this.#data('GET', `/communities/${enc(id)}/channels/${enc(channelId)}/overwrites`);
+  }
+  putOverwrite(id, channelId, targetId, body) {
+    return this.#data('PUT', `/communities/${enc(id)}/channels/${enc(channelId)}/overwrites/${enc(targetId)}`, { body });
+  }
+  deleteOverwrite(id, channelId, targetId) {
+    return this.#data('DELETE', `/communities/${enc(id)}/channels/${enc(channelId)}/overwrites/${enc(targetId)}`);
+  }
+  roles(id) { return this.#data('GET', `/communities/${enc(id)}/roles`); }
+  createRole(id, fields) { return this.#data('POST', `/communities/${enc(id)}/roles`, { body: fields }); }
+  updateRole(id, roleId, fields) { return this.#data('PATCH', `/communities/${enc(id)}/roles/${enc(roleId)}`, { body: fields }); }
+  deleteRole(id, roleId) { return this.#data('DELETE', `/communities/${enc(id)}/roles/${enc(roleId)}`); }
+  setMemberRole(id, userId, roleId, granted) {
+    return this.#data(granted ? 'PUT' : 'DELETE', `/communities/${enc(id)}/members/${enc(userId)}/roles/${enc(roleId)}`);
+  }
+  kick(id, userId, reason) { return this.#data('DELETE', `/communities/${enc(id)}/members/${enc(userId)}`, { reason }); }
+  ban(id, userId, { deleteMessageSecs = 0, reason } = {}) {
+    return this.#data('PUT', `/communities/${enc(id)}/bans/${enc(userId)}?deleteMessageSecs=${deleteMessageSecs}`, { reason });
+  }
+  timeout(id, userId, secs, reason) {
+    return this.#data('PUT', `/communities/${enc(id)}/members/${enc(userId)}/timeout`, { body: { secs }, reason });
+  }
+  /** Server mute / deafen: {mute?, deafen?}. */
+  voiceModerate(id, userId, fields) {
+    return this.#data('PUT', `/communities/${enc(id)}/members/${enc(userId)}/voice`, { body: fields });
+  }
+  /** Moves a member to another voice channel (null disconnects them). */
+  voiceMove(id, userId, channelId) {
+    return this.#data('POST', `/communities/${enc(id)}/members/${enc(userId)}/voice/move`, { body: { channelId } });
+  }
+  createInvite(id, fields) { return this.#data('POST', `/communities/${enc(id)}/invites`, { body: fields }); }
+  invites(id) { return this.#data('GET', `/communities/${enc(id)}/invites`); }
+  revokeInvite(id, code) { return this.#data('DELETE', `/communities/${enc(id)}/invites/${enc(code)}`); }
+  /** {code, community, expiresAt}. */
+  invite(code) { return this.#data('GET', `/invites/${enc(code)}`); }
+  /** {communityId, joined} or, where joins need approval, {communityId, joined: false, requested: true}. */
+  joinInvite(code) { return this.#data('POST', `/invites/${enc(code)}/join`, { body: {} }); }
+  joinRequests(id, { after, limit = 100 } = {}) {
+    const q = new URLSearchParams({ limit: String(limit) });
+    if (after) q.set('after', after);
+    return this.request('GET', `/communities/${enc(id)}/join-requests?${q}`);
+  }
+  decideJoinRequest(id, userId, accept) {
+    return this.#data(accept ? 'PUT' : 'DELETE', `/communities/${enc(id)}/join-requests/${enc(userId)}`);
+  }
+  /** Newest first: {data, hasMore, nextBefore}. */
+  auditLog(id, { before, action, actor, limit = 50 } = {}) {
+    const q = new URLSearchParams({ limit: String(limit) });
+    if (before) q.set('before', before);
+    if (action) q.set('action', action);
+    if (actor) q.set('actor', actor);
+    return this.request('GET', `/communities/${enc(id)}/audit-log?${q}`);
+  }
 
   // ---- files ----
   /**

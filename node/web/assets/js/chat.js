@@ -72,7 +72,10 @@ export class Chat {
     this.loadBlocks().catch(() => { /* shown unblocked until the next start */ });
     for (const saved of readJson(this.roomsKey, [])) {
       if (saved?.id && !store.rooms.has(saved.id)) {
-        store.rooms.set(saved.id, new RoomState(saved.id, saved.meta ?? null));
+        const room = new RoomState(saved.id, saved.meta ?? null);
+        // A community's channel: community.js confirms (or drops) it once its list is read.
+        room.communityId = saved.communityId ?? null;
+        store.rooms.set(saved.id, room);
       }
     }
     for (const p of readJson(this.pendingKey, [])) {
@@ -399,6 +402,9 @@ export class Chat {
       } else {
         p.state = 'failed';
         p.error = sentence(e.message) || 'Not sent.';
+        // In a community channel a refusal means this user's rights changed (a timeout, a
+        // role, an override): community.js reads them again.
+        if (room.communityId) this.store.emit('refused', { roomId: room.id, code: e.code });
       }
       this.store.emit('messages', { roomId: room.id, reason: 'send-failed' });
     }
@@ -591,12 +597,16 @@ export class Chat {
   }
 
   /** Adds a room we just created or joined, subscribing at once when online. */
-  adopt(meta) {
+  adopt(meta, { communityId = null } = {}) {
     let room = this.store.room(meta.id);
     if (!room) {
       room = new RoomState(meta.id, meta);
       room.adoptedAt = Date.now();
+      room.communityId = communityId;
       this.store.rooms.set(meta.id, room);
+    } else if (room.communityId) {
+      // A channel listed by GET /users/me/rooms too: keep what community.js knows of it.
+      room.meta = { ...meta, ...room.meta };
     } else room.meta = meta;
     this.#saveRooms();
     this.store.emit('rooms');
@@ -615,7 +625,7 @@ export class Chat {
   }
 
   #saveRooms() {
-    const list = [...this.store.rooms.values()].map((r) => ({ id: r.id, meta: r.meta }));
+    const list = [...this.store.rooms.values()].map((r) => ({ id: r.id, meta: r.meta, communityId: r.communityId }));
     localStorage.setItem(this.roomsKey, JSON.stringify(list));
   }
 

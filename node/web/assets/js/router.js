@@ -5,6 +5,11 @@
 //   /                   the last room you had open, or the room browser
 //   /rooms              the room browser
 //   /rooms/:id          a room
+//   /c/:id              a community (its first channel, or its empty state)
+//   /c/:id/:channelId   a channel of a community (the room view)
+//   /c/:id/audit        a community's audit log
+//   /c/:id/requests     a community's join requests
+//   /invite/:code       an invite: the community's preview and a Join button
 //
 // Later issues add e.g. /voice/:id (voice channels) and /stage/:id (stage rooms).
 
@@ -16,6 +21,16 @@ export function parse(pathname) {
   if (parts.length === 1 && parts[0] === 'rooms') return { name: 'browse' };
   if (parts.length === 2 && parts[0] === 'rooms' && /^\d{1,20}$/.test(parts[1])) {
     return { name: 'room', id: parts[1] };
+  }
+  const id = (x) => /^\d{1,20}$/.test(x);
+  if (parts[0] === 'c' && parts.length >= 2 && parts.length <= 3 && id(parts[1])) {
+    if (parts.length === 2) return { name: 'community', communityId: parts[1] };
+    if (id(parts[2])) return { name: 'room', id: parts[2], communityId: parts[1] };
+    if (parts[2] === 'audit') return { name: 'audit', communityId: parts[1] };
+    if (parts[2] === 'requests') return { name: 'requests', communityId: parts[1] };
+  }
+  if (parts.length === 2 && parts[0] === 'invite' && /^[A-Za-z0-9_-]{1,64}$/.test(parts[1])) {
+    return { name: 'invite', code: parts[1] };
   }
   return { name: 'notfound' };
 }

@@ -78,6 +78,7 @@ export class Social {
     const listed = new Set();
     for (const view of list) {
       listed.add(view.id);
+      if (store.knownChannels.has(view.id) && !store.room(view.id)?.communityId) continue;
       const known = store.rooms.has(view.id);
       const room = chat.adopt(view);
       if (first || !known) {
@@ -87,6 +88,8 @@ export class Social {
       }
     }
     for (const room of [...store.rooms.values()]) {
+      // Community channels are community.js's: visible ones need not be listed here.
+      if (room.communityId) continue;
       if (!listed.has(room.id) && Date.now() - (room.adoptedAt || 0) > FRESH_MS) chat.forget(room.id);
     }
     store.emit('unread', {});

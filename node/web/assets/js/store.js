@@ -57,6 +57,10 @@ export class RoomState {
     /** userId → voice participant {userId, username, muted, deafened, speaking, role?}, from
      *  voice:user_joined / voice:user_left / voice:state while subscribed (voice and stage). */
     this.voiceMembers = new Map();
+    /** The community of a channel (community.js), or null for an ordinary room or a DM. */
+    this.communityId = null;
+    /** A channel's entry of GET /communities/:id/channels (with this user's `permissions`). */
+    this.channel = null;
   }
 
   get name() { return this.meta?.name ?? 'room'; }
@@ -131,6 +135,11 @@ export class Store extends EventTarget {
     /** The 1:1 call (calls.js): null, or {callId, roomId, state, callerId, calleeId,
      *  connectedAt?, outgoing, peerName, mine}. */
     this.call = null;
+    /** id → CommunityState (community.js), in the order the rail shows them. */
+    this.communities = new Map();
+    /** Ids of every community channel seen: GET /users/me/rooms lists channels as plain rooms,
+     *  and those must not come back into the room lists (topic 'communities'). */
+    this.knownChannels = new Set();
   }
 
   /** A user's presence status, or `fallback` when nothing was heard. */
