@@ -12,16 +12,19 @@
 //   social.js    the room list from the server, unread badges, read markers, presence
 //   voice.js     the WebRTC connection for voice channels, stages and calls
 //   calls.js     1:1 calls in direct messages (ringing, answering, hanging up)
+//   community.js communities: the rail, channel lists and permissions, join requests, moves
 //   router.js    History-API routes
 //   dom.js       element, icon and form helpers (text only, never HTML strings)
 //   views/       auth, shell (layout, banner, toasts), sidebar (room lists, self footer),
 //                browser (room browser), room (room view), messages + message-row, members,
 //                voice (voice panel), stage (stage panel), call (call screens), room-form,
-//                dialog
+//                dialog; community-* (rail and channel list, forms, roles, overrides,
+//                members and moderation, invites, audit log and join requests)
 
 import { Api } from './api.js';
 import { Calls } from './calls.js';
 import { Chat } from './chat.js';
+import { Communities } from './community.js';
 import { Router } from './router.js';
 import { Session } from './session.js';
 import { Social } from './social.js';
@@ -30,8 +33,11 @@ import { Store } from './store.js';
 import { Voice } from './voice.js';
 import { authView } from './views/auth.js';
 import { browserView } from './views/browser.js';
+import { auditView, requestsView } from './views/community-audit.js';
+import { inviteView } from './views/community-invites.js';
 import { roomView } from './views/room.js';
 import { Shell } from './views/shell.js';
+import { h } from './dom.js';
 
 const root = document.getElementById('root');
 const session = new Session();
@@ -54,15 +60,24 @@ function startApp() {
   const social = new Social({ api, socket, store, chat });
   const voice = new Voice({ socket, store, chat, notify });
   const calls = new Calls({ api, socket, store, chat, voice, notify });
-  const shell = new Shell({ store, chat, session, router, logout, social, voice, calls });
+  const communities = new Communities({ api, socket, store, chat, voice, notify, navigate: (p) => router.go(p) });
+  const shell = new Shell({ store, chat, session, router, logout, social, voice, calls, communities, api });
   root.replaceChildren(shell.el);
   chat.start();
   social.start();
   voice.start();
   calls.start();
+  communities.start();
+  // Left, kicked, banned or deleted while one of its pages is open: go home.
+  store.on('communities', (d) => {
+    if (d.removed && router.route.communityId === d.removed) router.go('/rooms', { replace: true });
+  });
   socket.addEventListener('revoked', () => session.clear('revoked'));
   socket.start();
-  app = { store, socket, chat, shell, social, voice, calls };
+  app = { store, socket, chat, shell, social, voice, calls, communities };
+  // Tests reach the client's socket here (e.g. a send made by hand).
+  window.__voiceflow = window.__voiceflow || {};
+  window.__voiceflow.socket = socket;
   // Refresh the user's details (and find out early if the session was revoked).
   api.verify().then((v) => { session.setUser(v.user); shell.renderSelf(); }).catch(() => {});
 }
@@ -70,6 +85,7 @@ function startApp() {
 function stopApp() {
   if (!app) return;
   app.voice.stop();
+  app.communities.stop();
   app.calls.stop();
   app.social.stop();
   app.socket.stop();
@@ -136,7 +152,7 @@ function render(route) {
     return;
   }
   if (!app) startApp();
-  const { shell, store, chat, voice, calls } = app;
+  const { shell, store, chat, voice, calls, communities } = app;
   switch (route.name) {
     case 'home': {
       const last = localStorage.getItem('vf.lastRoom');
@@ -144,8 +160,47 @@ function render(route) {
       return;
     }
     case 'room':
-      localStorage.setItem('vf.lastRoom', route.id);
-      shell.show(roomView({ roomId: route.id, store, chat, api, router, shell, voice, calls }));
+      if (route.communityId) {
+        if (!store.room(route.id)) {
+          // Not (yet) a channel we can see: the lists may still be loading.
+          shell.show(waitForCommunity(route, () => render(router.route)));
+          return;
+        }
+        localStorage.setItem(`vf.lastChannel.${route.communityId}`, route.id);
+      } else localStorage.setItem('vf.lastRoom', route.id);
+      shell.show(roomView({ roomId: route.id, store, chat, api, router, shell, voice, calls, communities }));
+      return;
+    case 'community': {
+      const c = communities.get(route.communityId);
+      if (!c || !c.channelsLoaded) {
+        shell.show(waitForCommunity(route, () => render(router.route)));
+        // Opening a community reads its channels again (access may have changed).
+        if (c) communities.load(c.id).catch(() => {});
+        return;
+      }
+      communities.load(c.id).catch(() => {});
+      const last = localStorage.getItem(`vf.lastChannel.${c.id}`);
+      const first = c.channels.find((ch) => ch.id === last) || [...c.channels]
+        .sort((a, b) => (a.kind === 'text' ? 0 : 1) - (b.kind === 'text' ? 0 : 1) || a.position - b.position)[0];
+      if (first && store.room(first.id)) {
+        router.go(`/c/${c.id}/${first.id}`, { replace: true });
+        return;
+      }
+      shell.show(emptyCommunity(c, shell));
+      return;
+    }
+    case 'audit':
+    case 'requests': {
+      const c = communities.get(route.communityId);
+      if (!c) {
+        shell.show(waitForCommunity(route, () => render(router.route)));
+        return;
+      }
+      shell.show(route.name === 'audit' ? auditView({ c, api, shell }) : requestsView({ c, communities, store, shell }));
+      return;
+    }
+    case 'invite':
+      shell.show(inviteView({ code: route.code, api, communities, router, shell }));
       return;
     case 'browse':
       shell.show(browserView({ store, chat, api, router, shell }));
@@ -153,6 +208,47 @@ function render(route) {
     default:
       router.go('/rooms', { replace: true });
   }
+}
+
+/** A community page whose community (or channel) is not loaded yet: shown until the lists
+ *  arrive, then `retry()` renders the route again; "not found" once they are in and it is not. */
+function waitForCommunity(route, retry) {
+  const { store, communities, shell } = app;
+  const status = h('p', { role: 'status' }, 'Loading…');
+  const el = h('section', { class: 'view community-page' },
+    h('header', { class: 'view-head' }, shell.menuButton(), h('h1', { class: 'room-title' }, 'Community')),
+    h('div', { class: 'community-page-body' }, status));
+  let done = false;
+  const check = () => {
+    if (done) return;
+    const c = communities.get(route.communityId);
+    const ready = c && c.channelsLoaded && (route.name !== 'room' || store.room(route.id));
+    if (ready) {
+      done = true;
+      retry();
+    } else if (c?.channelsLoaded && route.name === 'room') {
+      status.textContent = 'This channel does not exist, or you cannot see it.';
+    }
+  };
+  const unsub = [store.on('communities', check), store.on('rooms', check)];
+  const timer = setTimeout(() => {
+    if (!communities.get(route.communityId)) status.textContent = 'This community does not exist, or you are not a member.';
+  }, 8000);
+  return { el, destroy: () => { done = true; clearTimeout(timer); unsub.forEach((f) => f()); } };
+}
+
+/** A community with no channel this user can see (yet). */
+function emptyCommunity(c, shell) {
+  document.title = `${c.name} · VoiceFlow`;
+  return {
+    el: h('section', { class: 'view community-page' },
+      h('header', { class: 'view-head' }, shell.menuButton(), h('h1', { class: 'room-title', text: c.name })),
+      h('div', { class: 'community-page-body' },
+        h('p', { text: c.meta?.description || '' }),
+        h('p', { class: 'muted', role: 'status' }, c.can('manage_channels', app.chat.me.id)
+          ? 'No channels yet: create one from the menu at the top of the channel list.'
+          : 'There are no channels you can see here yet.'))),
+  };
 }
 
 // Keep the path a signed-out visitor asked for, to return there after signing in.

@@ -11,10 +11,15 @@
 // and errors) and sends each as a file message. The microphone button records a voice note
 // (MediaRecorder, audio only): the composer turns into a recording bar with the time, Cancel
 // (or Escape) and Send.
+//
+// A community channel (room.communityId) is the same view with views/community-channel.js's
+// additions: its header buttons, the community's member list, and a composer disabled (with
+// the reason) when this user may not send there.
 
 import { announce, formatDuration, h, icon } from '../dom.js';
 import { canRecord, MAX_RECORDING_MS, recordingError, VoiceRecorder } from '../recorder.js';
 import { renderUploads } from './attachments.js';
+import { channelExtras } from './community-channel.js';
 import { confirmDialog, modal } from './dialog.js';
 import { renderMembers } from './members.js';
 import { MessageList } from './messages.js';
@@ -28,9 +33,13 @@ export const KIND_ICON = { text: 'hash', voice: 'volume', stage: 'stage', dm: 'a
 const MAX_LEN = 4000;
 const MEMBERS_KEY = 'vf.membersOpen';
 
-export function roomView({ roomId, store, chat, api, router, shell, voice, calls }) {
+export function roomView({ roomId, store, chat, api, router, shell, voice, calls, communities = null }) {
   const room = store.room(roomId);
   if (!room) return previewView({ roomId, chat, api, router, shell });
+  const extras = room.communityId && communities ? channelExtras({
+    room, communities, api, store, me: chat.me, toast: (t) => shell.toast(t),
+    actions: shell.communityActions.forCommunity(room.communityId),
+  }) : null;
 
   const unsub = [];
   const isDm = room.kind === 'dm';
@@ -73,6 +82,10 @@ export function roomView({ roomId, store, chat, api, router, shell, voice, calls
         onclick: () => { setMembersOpen(false, true); membersToggle.focus(); },
       }, icon('close'))),
     membersPanel);
+  if (extras) {
+    membersPanel.replaceChildren(extras.membersEl);
+    aside.classList.add('members-community');
+  }
 
   const jump = h('button', {
     class: 'jump-latest', type: 'button', hidden: true,
@@ -138,10 +151,11 @@ export function roomView({ roomId, store, chat, api, router, shell, voice, calls
   }, icon('send'), 'Send', h('span', { class: 'recorder-send-more' }, ' voice note')));
   const tray = h('ul', { class: 'upload-tray', 'aria-label': 'Uploads', hidden: true });
   const typingLine = h('div', { class: 'typing-line' });
+  const composerNote = h('p', { class: 'composer-note', role: 'status', hidden: true });
 
   const chatArea = h('div', { class: 'room-chat', 'data-drop-label': `Drop files to send them to ${label()}` },
     panel?.el, list.el, jump,
-    h('div', { class: 'composer-wrap' }, tray, replyBar, form, recorderBar, typingLine));
+    h('div', { class: 'composer-wrap' }, tray, replyBar, composerNote, form, recorderBar, typingLine));
   const el = h('section', { class: `view room kind-${room.kind}`, 'aria-labelledby': 'room-title' },
     h('header', { class: 'view-head' },
       shell.menuButton(),
@@ -195,6 +209,11 @@ export function roomView({ roomId, store, chat, api, router, shell, voice, calls
     document.title = `${label()} · VoiceFlow`;
     const admin = room.roleOf(chat.me.id) === 'admin';
     const buttons = [];
+    if (extras) {
+      renderComposerState();
+      actions.replaceChildren(...extras.buttons(), membersToggle);
+      return;
+    }
     if (isDm) {
       const c = store.call;
       const busy = Boolean(c);
@@ -232,6 +251,17 @@ export function roomView({ roomId, store, chat, api, router, shell, voice, calls
       class: 'icon-btn', type: 'button', 'aria-label': 'Leave room', title: 'Leave room', onclick: leave,
     }, icon('leave')));
     actions.replaceChildren(...buttons);
+  }
+
+  /** A channel this user may not write in: the composer is disabled and says why. */
+  function renderComposerState() {
+    const { disabled, reason } = extras.composerState();
+    form.dataset.disabled = String(disabled);
+    for (const control of form.querySelectorAll('textarea, button')) control.disabled = disabled;
+    if (!disabled && !extras.canAttach()) attachBtn.disabled = true;
+    composerNote.hidden = !disabled;
+    composerNote.textContent = reason;
+    input.placeholder = disabled ? reason : `Message ${label()}`;
   }
 
   async function copyCode(code) {
@@ -467,26 +497,29 @@ export function roomView({ roomId, store, chat, api, router, shell, voice, calls
     store.on('messages', (d) => { if (d.roomId === room.id) list.schedule(d.reason, d.messageId); }),
     store.on('members', (d) => {
       if (d.roomId !== room.id) return;
-      renderMembers(membersPanel, room, chat.me.id, memberOpts);
+      if (!extras) renderMembers(membersPanel, room, chat.me.id, memberOpts);
       renderHead();
       list.schedule('members');
     }),
-    store.on('presence', () => renderMembers(membersPanel, room, chat.me.id, memberOpts)),
+    store.on('presence', () => { if (!extras) renderMembers(membersPanel, room, chat.me.id, memberOpts); }),
     store.on('blocks', () => {
-      renderMembers(membersPanel, room, chat.me.id, memberOpts);
+      if (!extras) renderMembers(membersPanel, room, chat.me.id, memberOpts);
       list.schedule('blocks');
     }),
     store.on('call', () => { if (isDm) renderHead(); }),
     store.on('typing', (d) => { if (d.roomId === room.id) renderTyping(); }),
     store.on('uploads', (d) => { if (d.roomId === room.id) renderUploads(tray, room); }),
     store.on('rooms', (d) => {
-      if (d.removed === room.id) router.go('/rooms', { replace: true });
-      else renderHead();
+      if (d.removed === room.id) {
+        router.go(room.communityId && communities?.get(room.communityId) ? `/c/${room.communityId}` : '/rooms',
+          { replace: true });
+      } else renderHead();
     }),
+    store.on('communities', (d) => { if (extras && (!d.id || d.id === room.communityId)) renderHead(); }),
   );
 
   renderHead();
-  renderMembers(membersPanel, room, chat.me.id, memberOpts);
+  if (!extras) renderMembers(membersPanel, room, chat.me.id, memberOpts);
   renderTyping();
   renderUploads(tray, room);
   list.render('init');
@@ -502,6 +535,7 @@ export function roomView({ roomId, store, chat, api, router, shell, voice, calls
         recorder = null;
       }
       chat.stopTyping(room.id);
+      extras?.destroy();
       unsub.forEach((f) => f());
       list.destroy();
     },

@@ -6,10 +6,14 @@
 //
 // The room lists (text rooms, voice channels with who is in them, direct messages; unread
 // badges) and the self footer (status picker, mic and deafen while in voice) are built in
-// views/sidebar.js; the call overlays in views/call.js.
+// views/sidebar.js; the call overlays in views/call.js. Left of the sidebar the community rail;
+// while a community is open (a /c/… route) the sidebar lists its channels instead of the rooms
+// (views/community-side.js; its menu's actions are in views/community-actions.js).
 
 import { h, icon } from '../dom.js';
 import { CallUi } from './call.js';
+import { CommunityActions } from './community-actions.js';
+import { communitySections, renderRail } from './community-side.js';
 import { roomFormDialog } from './room-form.js';
 import { renderSelfFooter, roomSections } from './sidebar.js';
 
@@ -19,7 +23,7 @@ export class Shell {
   #bannerTimer = 0;
   #tick = 0;
 
-  constructor({ store, chat, session, router, logout, social, voice, calls }) {
+  constructor({ store, chat, session, router, logout, social, voice, calls, communities, api }) {
     this.store = store;
     this.chat = chat;
     this.session = session;
@@ -28,8 +32,14 @@ export class Shell {
     this.social = social;
     this.voice = voice;
     this.calls = calls;
+    this.communities = communities;
+    this.api = api;
+    this.communityActions = new CommunityActions({ communities, api, store, chat, router, shell: this, voice });
+    this.communityMenuOpen = false;
 
     this.roomList = h('div', { class: 'side-scroll' });
+    this.communityList = h('div', { class: 'side-scroll community-side', hidden: true });
+    this.rail = h('nav', { class: 'rail', 'aria-label': 'Communities' });
     this.selfEl = h('div', { class: 'self' });
     this.sidebar = h('nav', { class: 'sidebar', id: 'sidebar', 'aria-label': 'Rooms' },
       h('div', { class: 'sidebar-head' },
@@ -43,6 +53,7 @@ export class Shell {
         h('button', { class: 'side-link', type: 'button', onclick: () => this.createRoom() },
           icon('plus'), 'Create a room')),
       this.roomList,
+      this.communityList,
       this.selfEl);
     this.banner = h('div', { class: 'conn-banner', role: 'status', 'aria-live': 'polite', hidden: true });
     this.main = h('main', { class: 'main', id: 'main', tabindex: '-1' });
@@ -52,6 +63,7 @@ export class Shell {
     this.el = h('div', { class: 'app' },
       h('a', { class: 'skip-link', href: '#main', onclick: (e) => { e.preventDefault(); this.focusMain(); } },
         'Skip to content'),
+      this.rail,
       this.sidebar,
       h('div', { class: 'main-col' }, this.banner, this.callUi.bar, this.main),
       this.scrim, this.toasts, this.callUi.overlay);
@@ -74,6 +86,10 @@ export class Shell {
       store.on('presence', () => { this.renderRooms(); this.renderSelf(); }),
       store.on('voice', () => { this.renderRooms(); this.renderSelf(); }),
       store.on('conn', () => this.renderConn()),
+      store.on('communities', (d) => {
+        this.renderRooms();
+        if (d.notice) this.toast(d.notice);
+      }),
     );
     this.renderRooms();
     this.renderSelf();
@@ -134,6 +150,38 @@ export class Shell {
   renderRooms() {
     const { store } = this;
     const route = this.router.route;
+    const communityId = route.communityId || null;
+    renderRail(this.rail, {
+      store, current: communityId, api: this.api,
+      onCreate: () => this.communityActions.create(),
+      onJoin: () => this.communityActions.join(),
+    });
+    this.el.dataset.community = communityId ? 'open' : 'none';
+    this.sidebar.querySelector('.sidebar-actions').hidden = Boolean(communityId);
+    this.roomList.hidden = Boolean(communityId);
+    this.communityList.hidden = !communityId;
+    if (communityId) {
+      if (this.menuCommunity !== communityId) this.communityMenuOpen = false;
+      this.menuCommunity = communityId;
+      const c = this.communities.get(communityId);
+      const focusedKey = this.communityList.contains(document.activeElement)
+        ? document.activeElement.closest('[data-room-id],[data-action]') : null;
+      const key = focusedKey?.dataset.roomId ? `[data-room-id="${CSS.escape(focusedKey.dataset.roomId)}"]`
+        : focusedKey?.dataset.action ? `[data-action="${CSS.escape(focusedKey.dataset.action)}"]` : null;
+      const nameFocused = this.communityList.contains(document.activeElement)
+        && document.activeElement.classList.contains('community-name');
+      this.communityList.replaceChildren(...communitySections({
+        c, store, route, me: this.chat.me, actions: this.communityActions.forCommunity(communityId),
+        menuOpen: this.communityMenuOpen,
+        toggleMenu: (open) => { this.communityMenuOpen = open; this.renderRooms(); },
+      }));
+      if (key) this.communityList.querySelector(key)?.focus();
+      else if (nameFocused) this.communityList.querySelector('.community-name')?.focus();
+      this.sidebar.setAttribute('aria-label', c ? `${c.name} channels` : 'Channels');
+      document.body.dataset.unread = '0';
+      return;
+    }
+    this.sidebar.setAttribute('aria-label', 'Rooms');
     const scroll = this.roomList.scrollTop;
     const focused = this.roomList.contains(document.activeElement)
       ? document.activeElement.closest('[data-room-id]')?.dataset.roomId : null;

@@ -20,7 +20,7 @@ export function badgeText(room) {
   return room.unreadCapped || room.unread > 99 ? '99+' : String(room.unread);
 }
 
-function badge(room) {
+export function badge(room) {
   const text = badgeText(room);
   if (!text) return null;
   return h('span', { class: 'badge', dataset: { unread: text } },
@@ -49,7 +49,7 @@ function roomLink(room, { current, me, store }) {
   badge(room));
 }
 
-function voiceMembers(room, me) {
+export function voiceMembers(room, me) {
   const people = [...room.voiceMembers.values()].sort((a, b) => a.username.localeCompare(b.username));
   if (!people.length) return null;
   return h('ul', { class: 'side-voice', 'aria-label': `In ${room.name}` },
@@ -60,12 +60,15 @@ function voiceMembers(room, me) {
     h('span', { class: 'side-voice-name', text: p.userId === me.id ? `${p.username} (you)` : p.username }),
     p.muted ? h('span', { class: 'voice-icon muted', title: 'Muted' }, icon('micOff')) : null,
     p.deafened ? h('span', { class: 'voice-icon deafened', title: 'Deafened' }, icon('headphonesOff')) : null,
-    h('span', { class: 'sr-only', text: [p.muted && 'muted', p.deafened && 'deafened'].filter(Boolean).join(', ') }))));
+    p.serverMuted ? h('span', { class: 'voice-icon server', title: 'Muted by a moderator' }, icon('micOff')) : null,
+    h('span', { class: 'sr-only', text: [p.muted && 'muted', p.deafened && 'deafened', p.serverMuted && 'server muted']
+      .filter(Boolean).join(', ') }))));
 }
 
 /** The three lists, as elements for the sidebar's scroll area. */
 export function roomSections({ store, route, me }) {
-  const all = [...store.rooms.values()];
+  // A community's channels are listed under the community (views/community-side.js).
+  const all = [...store.rooms.values()].filter((r) => !r.communityId);
   const current = (room) => route.name === 'room' && route.id === room.id;
   const text = all.filter((r) => r.kind === 'text');
   const voice = all.filter((r) => r.isVoice);

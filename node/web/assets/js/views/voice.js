@@ -5,12 +5,15 @@
 
 import { avatar, h, icon } from '../dom.js';
 
-/** A participant tile: avatar (ringed while speaking), name, muted / deafened icons. */
+/** A participant tile: avatar (ringed while speaking), name, muted / deafened icons, and a
+ *  moderator's server mute / deafen (community channels) shown apart from the person's own. */
 export function voiceTile(p, { meId, actions = null, role = null } = {}) {
   const states = [];
   if (p.speaking && !p.muted) states.push('speaking');
   if (p.muted) states.push('muted');
   if (p.deafened) states.push('deafened');
+  if (p.serverMuted) states.push('server muted');
+  if (p.serverDeafened) states.push('server deafened');
   return h('li', {
     class: `voice-tile${p.speaking && !p.muted ? ' speaking' : ''}`,
     dataset: { userId: p.userId, speaking: String(Boolean(p.speaking && !p.muted)) },
@@ -23,6 +26,10 @@ export function voiceTile(p, { meId, actions = null, role = null } = {}) {
   h('span', { class: 'voice-icons' },
     p.muted ? h('span', { class: 'voice-icon muted', title: 'Muted', 'data-state': 'muted' }, icon('micOff')) : null,
     p.deafened ? h('span', { class: 'voice-icon deafened', title: 'Deafened', 'data-state': 'deafened' },
+      icon('headphonesOff')) : null,
+    p.serverMuted ? h('span', { class: 'voice-icon server', title: 'Muted by a moderator', 'data-state': 'server-muted' },
+      icon('micOff')) : null,
+    p.serverDeafened ? h('span', { class: 'voice-icon server', title: 'Deafened by a moderator', 'data-state': 'server-deafened' },
       icon('headphonesOff')) : null),
   h('span', { class: 'sr-only', text: states.length ? `, ${states.join(', ')}` : '' }),
   actions);
