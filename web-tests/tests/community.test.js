@@ -11,7 +11,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
-import { eventually, registerInUi, sendInUi, shot, startWorld } from '../lib/harness.js';
+import { eventually, registerInUi, sendInUi, shot as rawShot, startWorld } from '../lib/harness.js';
+
+/** A screenshot without the toasts of earlier steps over it. */
+async function shot(page, name) {
+  await page.evaluate(() => document.querySelector('.toasts')?.replaceChildren());
+  await rawShot(page, name);
+}
 
 /** The channel names in the open community's list, in order. */
 function channelNames(page) {
@@ -266,7 +272,10 @@ describe('communities', { timeout: 300_000 }, () => {
       'channel.overwrite.update', 'category.create']) {
       assert.ok(all.includes(a), `${a} in ${all}`);
     }
-    assert.match(await page.locator('.audit-entry[data-action="member.ban"]').textContent(), /repeated spam/);
+    const ban = page.locator('.audit-entry[data-action="member.ban"]');
+    assert.match(await ban.textContent(), /repeated spam/);
+    // The banned person is named (from the ban list: no longer a member).
+    await ban.locator('.audit-target', { hasText: 'tom' }).waitFor();
     await shot(page, 'community-audit');
 
     await page.getByLabel('Action').selectOption('member.timeout');

@@ -169,6 +169,12 @@ export class Api {
   voiceMove(id, userId, channelId) {
     return this.#data('POST', `/communities/${enc(id)}/members/${enc(userId)}/voice/move`, { body: { channelId } });
   }
+  /** A page of bans: {data: [{userId, username, reason, bannedBy, createdAt}], hasMore}. */
+  bans(id, { after, limit = 1000 } = {}) {
+    const q = new URLSearchParams({ limit: String(limit) });
+    if (after) q.set('after', after);
+    return this.request('GET', `/communities/${enc(id)}/bans?${q}`);
+  }
   createInvite(id, fields) { return this.#data('POST', `/communities/${enc(id)}/invites`, { body: fields }); }
   invites(id) { return this.#data('GET', `/communities/${enc(id)}/invites`); }
   revokeInvite(id, code) { return this.#data('DELETE', `/communities/${enc(id)}/invites/${enc(code)}`); }

@@ -176,7 +176,12 @@ export class Communities {
     }
     c.meta = detail;
     this.#emit({ id });
-    await Promise.all([this.refreshChannels(id), this.loadSelf(id).catch(() => {})]);
+    await Promise.all([
+      this.refreshChannels(id),
+      this.loadSelf(id).catch(() => {}),
+      // Who may accept join requests sees how many wait (the rail's badge).
+      c.can('kick_members', this.me.id) && detail.requireApproval ? this.loadRequests(id).catch(() => {}) : null,
+    ]);
     return c;
   }
 

@@ -196,7 +196,7 @@ function render(route) {
         shell.show(waitForCommunity(route, () => render(router.route)));
         return;
       }
-      shell.show(route.name === 'audit' ? auditView({ c, api, shell }) : requestsView({ c, communities, store, shell }));
+      shell.show(route.name === 'audit' ? auditView({ c, api, shell, me: app.chat.me }) : requestsView({ c, communities, store, shell }));
       return;
     }
     case 'invite':

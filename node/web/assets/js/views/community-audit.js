@@ -18,7 +18,7 @@ function page(title, shell, ...body) {
     h('div', { class: 'community-page-body' }, ...body));
 }
 
-export function auditView({ c, api, shell }) {
+export function auditView({ c, api, shell, me }) {
   document.title = `Audit log · ${c.name} · VoiceFlow`;
   /** userId → username, from the member list (the log names actors and targets by id). */
   const names = new Map();
@@ -79,6 +79,11 @@ export function auditView({ c, api, shell }) {
       for (const m of res.data) names.set(m.userId, m.username || m.userId);
       if (!res.hasMore || !res.data.length) break;
       after = res.data[res.data.length - 1].userId;
+    }
+    // Banned people are no longer members: their names come from the ban list.
+    if (c.can('ban_members', me.id)) {
+      const bans = await api.bans(c.id).catch(() => ({ data: [] }));
+      for (const b of bans.data) if (!names.has(b.userId) && b.username) names.set(b.userId, b.username);
     }
     actor.append(...[...names].sort((a, b) => a[1].localeCompare(b[1])).map(([id, n]) => h('option', { value: id }, n)));
   })().catch(() => {}).finally(() => load(true));
