@@ -1,13 +1,14 @@
 //! Voice in community channels, with real WebRTC peers: `connect` is needed to join, an
 //! override taking `speak` away silences a live participant at the SFU at once (the owner
-//! is still heard), and a stage channel's hosts are its stage moderators.
+//! is still heard), a stage channel's hosts are its stage moderators, and a server mute or
+//! deafen applies to a live participant at once.
 
 mod common;
 
 use std::time::Duration;
 
 use anyhow::Result;
-use common::community::{call, found, text};
+use common::community::{call, code, found, text};
 use common::voice::{Participant, pump_all, voice};
 use common::{TestNode, User};
 use reqwest::Method;
@@ -149,5 +150,158 @@ async fn speak_and_connect_follow_the_channel_and_stage_moderators_host() -> Res
         .unwrap_or_default();
     assert_eq!(me["role"], "host", "the owner moderates the stage: {ack}");
     media.close().await?;
+    Ok(())
+}
+
+/// Pumps both until each heard the other at least 20 packets (20 s at most).
+async fn until_heard(a: &mut Participant, b: &mut Participant) -> Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while a.media.from(b.session) < 20 || b.media.from(a.session) < 20 {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "never heard each other"
+        );
+        pump_all(&mut [&mut *a, &mut *b], Duration::from_millis(300)).await?;
+    }
+    Ok(())
+}
+
+/// A test of one frame: which participant got it (0: `a`), and the frame.
+type FramePred<'a> = Box<dyn Fn(usize, &serde_json::Value) -> bool + 'a>;
+
+/// Pumps both until each of `preds` held for some frame one of them got; 10 s at most.
+async fn until_frames(
+    a: &mut Participant,
+    b: &mut Participant,
+    preds: Vec<FramePred<'_>>,
+) -> Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut met = vec![false; preds.len()];
+    while met.iter().any(|m| !m) {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "frames never came: {met:?}"
+        );
+        let seen = pump_all(&mut [&mut *a, &mut *b], Duration::from_millis(200)).await?;
+        for (i, frames) in seen.iter().enumerate() {
+            for frame in frames {
+                for (pred, met) in preds.iter().zip(met.iter_mut()) {
+                    *met |= pred(i, frame);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_mute_and_deafen_apply_at_once_until_lifted() -> Result<()> {
+    let node = TestNode::start_with(&voice(0)).await?;
+    let owner = node.register("owner").await?;
+    let member = node.register("member").await?;
+    let other = node.register("other").await?;
+    let id = found(&node, &owner, "Moderated", &[&member, &other]).await?;
+    let lounge = channel(&node, &owner, &id, "voice").await?;
+    let mut o = Participant::join(&node, &owner, &lounge).await?;
+    let mut m = Participant::join(&node, &member, &lounge).await?;
+    let (os, ms) = (o.session, m.session);
+    until_heard(&mut o, &mut m).await?;
+
+    // Without mute_members (and on the owner), refused; a body saying nothing, refused.
+    let on_owner = format!("/communities/{id}/members/{}/voice", owner.id);
+    let on_member = format!("/communities/{id}/members/{}/voice", member.id);
+    let (status, body) = call(
+        &node,
+        Method::PUT,
+        &on_owner,
+        &other,
+        Some(json!({"mute": true})),
+    )
+    .await?;
+    assert_eq!((status, code(&body)), (403, Some("FORBIDDEN")), "{body}");
+    let (status, body) = call(&node, Method::PUT, &on_member, &owner, Some(json!({}))).await?;
+    assert_eq!(
+        (status, code(&body)),
+        (400, Some("VALIDATION_ERROR")),
+        "{body}"
+    );
+
+    // Server mute: the member is told, everyone sees them muted, nobody hears them; they
+    // still hear the owner.
+    let (status, body) = call(
+        &node,
+        Method::PUT,
+        &on_member,
+        &owner,
+        Some(json!({"mute": true})),
+    )
+    .await?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["mute"], true, "{body}");
+    let member_id = member.id.clone();
+    let told: FramePred =
+        Box::new(|i, f| i == 1 && f["type"] == "voice:moderated" && f["data"]["mute"] == true);
+    let shown: FramePred = Box::new(|i, f| {
+        i == 0
+            && f["type"] == "voice:state"
+            && f["data"]["userId"] == member_id.as_str()
+            && f["data"]["muted"] == true
+    });
+    until_frames(&mut o, &mut m, vec![told, shown]).await?;
+    pump_all(&mut [&mut o, &mut m], Duration::from_millis(500)).await?;
+    let from_member = heard(&mut o, &mut m, Duration::from_secs(2), (true, ms)).await?;
+    let from_owner = heard(&mut o, &mut m, Duration::from_secs(2), (false, os)).await?;
+    assert_eq!(from_member, 0, "a server-muted member is not heard");
+    assert!(from_owner > 20, "they still hear: {from_owner}");
+
+    // Deafened instead: heard again, but they hear nobody.
+    let (status, body) = call(
+        &node,
+        Method::PUT,
+        &on_member,
+        &owner,
+        Some(json!({"mute": false, "deafen": true})),
+    )
+    .await?;
+    assert_eq!(status, 200, "{body}");
+    pump_all(&mut [&mut o, &mut m], Duration::from_millis(500)).await?;
+    let from_member = heard(&mut o, &mut m, Duration::from_secs(2), (true, ms)).await?;
+    let from_owner = heard(&mut o, &mut m, Duration::from_secs(2), (false, os)).await?;
+    assert!(from_member > 20, "unmuted: {from_member}");
+    assert_eq!(from_owner, 0, "a server-deafened member hears nobody");
+    let (_, members) = call(
+        &node,
+        Method::GET,
+        &format!("/communities/{id}/members"),
+        &owner,
+        None,
+    )
+    .await?;
+    let row = members["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["userId"] == member.id.as_str())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        (&row["voiceMuted"], &row["voiceDeafened"]),
+        (&json!(false), &json!(true)),
+        "{row}"
+    );
+
+    // Lifted: they hear the owner again.
+    let (status, _) = call(
+        &node,
+        Method::PUT,
+        &on_member,
+        &owner,
+        Some(json!({"deafen": false})),
+    )
+    .await?;
+    assert_eq!(status, 200);
+    pump_all(&mut [&mut o, &mut m], Duration::from_millis(500)).await?;
+    let from_owner = heard(&mut o, &mut m, Duration::from_secs(2), (false, os)).await?;
+    assert!(from_owner > 20, "undeafened: {from_owner}");
     Ok(())
 }

@@ -26,6 +26,10 @@ pub struct CommunityRecord {
     pub created_at: u64,
     /// Last change of the fields above.
     pub updated_at: u64,
+    /// Joining by invite makes a request that a member with `kick_members` accepts or
+    /// declines (absent in records written before it existed: `false`).
+    #[serde(default)]
+    pub require_approval: bool,
 }
 
 /// A role of a community (`community_roles`: community ‖ role).
@@ -68,6 +72,14 @@ pub struct CommunityMember {
     pub timed_out_until: Option<u64>,
     /// When they joined.
     pub joined_at: u64,
+    /// Server-muted: nobody hears them in any voice channel of the community until a
+    /// moderator with `mute_members` lifts it.
+    #[serde(default)]
+    pub voice_muted: bool,
+    /// Server-deafened: they hear nobody in any voice channel of the community until a
+    /// moderator with `deafen_members` lifts it.
+    #[serde(default)]
+    pub voice_deafened: bool,
 }
 
 /// An invite to a community (`invites` by code, with `community_invites` listing a
@@ -137,6 +149,20 @@ pub struct BanRecord {
     pub reason: Option<String>,
     /// The moderator.
     pub banned_by: Snowflake,
+    /// When.
+    pub created_at: u64,
+}
+
+/// A request to join a community that requires approval (`community_join_requests`:
+/// community ‖ user). The invite's use was spent when the request was made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinRequest {
+    /// The community.
+    pub community_id: Snowflake,
+    /// Who asks.
+    pub user_id: Snowflake,
+    /// The invite they used.
+    pub invite_code: String,
     /// When.
     pub created_at: u64,
 }

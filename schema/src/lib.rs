@@ -37,7 +37,7 @@ pub mod store;
 pub use blob::{BlobMeta, BlobStore};
 pub use community::{
     AuditEntry, BanRecord, CategoryRecord, ChannelOverwriteRecord, ChannelRecord, CommunityMember,
-    CommunityRecord, InviteRecord, OverwriteTarget, RoleRecord,
+    CommunityRecord, InviteRecord, JoinRequest, OverwriteTarget, RoleRecord,
 };
 pub use contacts::{BlockRecord, ContactPolicy, UserSettings};
 pub use cql::CqlStore;

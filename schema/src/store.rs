@@ -6,7 +6,7 @@ use voiceflow_wire::Snowflake;
 
 use crate::community::{
     AuditEntry, BanRecord, CategoryRecord, ChannelOverwriteRecord, ChannelRecord, CommunityMember,
-    CommunityRecord, InviteRecord, RoleRecord,
+    CommunityRecord, InviteRecord, JoinRequest, RoleRecord,
 };
 use crate::contacts::{BlockRecord, UserSettings};
 use crate::model::*;
@@ -278,6 +278,22 @@ pub trait Store: Send + Sync + 'static {
         after: Option<Snowflake>,
         limit: u32,
     ) -> StoreResult<Vec<BanRecord>>;
+    /// Records a request to join; an earlier pending one of the same user stays.
+    async fn put_join_request(&self, request: &JoinRequest) -> StoreResult<()>;
+    /// Removes a request and returns it, once: of two takers of one request (two moderators
+    /// answering at once) exactly one gets it.
+    async fn take_join_request(
+        &self,
+        community_id: Snowflake,
+        user_id: Snowflake,
+    ) -> StoreResult<Option<JoinRequest>>;
+    /// A page of a community's requests by user id, after `after`, at most `limit`.
+    async fn join_requests(
+        &self,
+        community_id: Snowflake,
+        after: Option<Snowflake>,
+        limit: u32,
+    ) -> StoreResult<Vec<JoinRequest>>;
     /// Places a channel (a room) in a community, or moves it (category, position).
     async fn put_channel(&self, channel: &ChannelRecord) -> StoreResult<()>;
     /// Takes a channel out of its community, with its overrides.

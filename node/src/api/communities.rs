@@ -38,6 +38,7 @@ pub(super) struct CommunityView {
     owner_id: Snowflake,
     created_at: String,
     updated_at: String,
+    require_approval: bool,
 }
 
 impl From<&CommunityRecord> for CommunityView {
@@ -50,6 +51,7 @@ impl From<&CommunityRecord> for CommunityView {
             owner_id: c.owner_id,
             created_at: voiceflow_wire::time::rfc3339(c.created_at),
             updated_at: voiceflow_wire::time::rfc3339(c.updated_at),
+            require_approval: c.require_approval,
         }
     }
 }
@@ -75,6 +77,8 @@ struct MemberView {
     roles: Vec<Snowflake>,
     timed_out_until: Option<String>,
     joined_at: String,
+    voice_muted: bool,
+    voice_deafened: bool,
 }
 
 #[derive(Deserialize)]
@@ -90,6 +94,7 @@ struct CreateBody {
 struct PatchBody {
     name: Option<String>,
     description: Option<String>,
+    require_approval: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -238,6 +243,7 @@ async fn create(s: AppState, user: AuthUser, body: Bytes) -> Result<Response, Ap
         owner_id: user.id,
         created_at: now,
         updated_at: now,
+        require_approval: false,
     };
     let everyone = RoleRecord {
         community_id: id,
@@ -254,6 +260,8 @@ async fn create(s: AppState, user: AuthUser, body: Bytes) -> Result<Response, Ap
         roles: Vec::new(),
         timed_out_until: None,
         joined_at: now,
+        voice_muted: false,
+        voice_deafened: false,
     };
     s.ctx
         .store
@@ -302,6 +310,9 @@ async fn patch(
     if let Some(description) = b.description {
         community.description = description;
     }
+    if let Some(approval) = b.require_approval {
+        community.require_approval = approval;
+    }
     community.updated_at = now_ms();
     s.ctx.store.update_community(&community).await?;
     let view = CommunityView::from(&community);
@@ -346,6 +357,8 @@ async fn members(
             roles: m.roles,
             timed_out_until: m.timed_out_until.map(voiceflow_wire::time::rfc3339),
             joined_at: voiceflow_wire::time::rfc3339(m.joined_at),
+            voice_muted: m.voice_muted,
+            voice_deafened: m.voice_deafened,
         })
         .collect();
     page_reply(&views, has_more)

@@ -3,7 +3,9 @@
 //! `POST /invites/:code/join`. Creating an invite needs `CREATE_INVITE`; listing and revoking
 //! them `MANAGE_COMMUNITY` (an invite's creator may revoke their own). A join spends one use
 //! (counted by compare-and-set in storage) and the join bucket of `[limits] joins_per_min`,
-//! per client address and user, so codes cannot be guessed faster than that.
+//! per client address and user, so codes cannot be guessed faster than that. In a community
+//! with `requireApproval` the join becomes a request (`join_requests.rs`): 202
+//! `{joined: false, requested: true}`, the use spent once.
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -19,6 +21,7 @@ use warp::{Filter, Rejection};
 use super::accounts::forwarded_for;
 use super::audit::{Change, reason, record};
 use super::communities::{CommunityView, seen};
+use super::join_requests;
 use super::rooms::join_code;
 use super::{authed, json_body, parse, with_state};
 use crate::auth::AuthUser;
@@ -259,8 +262,21 @@ async fn join(s: AppState, user: AuthUser, code: String) -> Result<Response, Api
             &serde_json::json!({ "communityId": id, "joined": false }),
         ));
     }
+    let approval = s
+        .ctx
+        .store
+        .community_by_id(id)
+        .await?
+        .is_some_and(|c| c.require_approval);
+    if approval && pending(&s, id, user.id).await? {
+        // Asked already: no second use is spent.
+        return join_requests::request(&s, &user, id, &code).await;
+    }
     if s.ctx.store.use_invite(&code, now_ms()).await?.is_none() {
         return Err(ApiError::not_found("invite (or it expired or was used up)"));
+    }
+    if approval {
+        return join_requests::request(&s, &user, id, &code).await;
     }
     let member = CommunityMember {
         community_id: id,
@@ -268,10 +284,20 @@ async fn join(s: AppState, user: AuthUser, code: String) -> Result<Response, Api
         roles: Vec::new(),
         timed_out_until: None,
         joined_at: now_ms(),
+        voice_muted: false,
+        voice_deafened: false,
     };
     s.ctx.store.put_community_member(&member).await?;
     Ok(ok(
         StatusCode::OK,
         &serde_json::json!({ "communityId": id, "joined": true }),
     ))
+}
+
+/// Whether `user` has a pending request to join `community` (the page of requests starting
+/// at their id).
+async fn pending(s: &AppState, community: Snowflake, user: Snowflake) -> Result<bool, ApiError> {
+    let from = Snowflake(user.0.saturating_sub(1));
+    let page = s.ctx.store.join_requests(community, Some(from), 1).await?;
+    Ok(page.first().is_some_and(|r| r.user_id == user))
 }

@@ -11,6 +11,7 @@ mod contacts;
 mod dms;
 mod files;
 mod invites;
+mod join_requests;
 mod messages;
 mod moderation;
 mod overwrites;
@@ -206,6 +207,8 @@ pub fn routes(state: AppState) -> warp::filters::BoxedFilter<(Response,)> {
             .or(audit::routes(state.clone()).boxed())
             .unify()
             .or(moderation::routes(state.clone()).boxed())
+            .unify()
+            .or(join_requests::routes(state.clone()).boxed())
             .unify()
             .or(files::routes(state).boxed())
             .unify(),

@@ -1,15 +1,19 @@
 //! Community moderation over REST: bans (`PUT`/`DELETE /communities/:id/bans/:userId`,
-//! `GET /communities/:id/bans`) and timeouts (`PUT /communities/:id/members/:userId/timeout`).
+//! `GET /communities/:id/bans`), timeouts (`PUT /communities/:id/members/:userId/timeout`) and
+//! server mute / deafen (`PUT /communities/:id/members/:userId/voice`).
 //! Kicks are in `communities.rs`. A moderator acts only on people ranked below them (never
 //! the owner or themself), and every action goes to the audit log.
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use voiceflow_actors::permissions::MemberGrants;
+use voiceflow_actors::remote::notify_user;
 use voiceflow_schema::BanRecord;
 use voiceflow_wire::Snowflake;
 use voiceflow_wire::ids::now_ms;
 use voiceflow_wire::time::rfc3339;
+use voiceflow_wire::v1::community::{VoiceModerated, events};
+use voiceflow_wire::v1::frame;
 use voiceflow_wire::v1::permissions::Permissions;
 use warp::http::StatusCode;
 use warp::reply::Response;
@@ -103,7 +107,24 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
                 respond(timeout(s, u, (id, target), b, r).await)
             },
         );
-    ban.or(unban).unify().or(bans).unify().or(timeout).unify()
+    let voice = warp::path!("communities" / Snowflake / "members" / Snowflake / "voice")
+        .and(warp::put())
+        .and(s())
+        .and(json_body(limit))
+        .and(reason())
+        .then(
+            |id, target, s: AppState, u: AuthUser, b: Bytes, r: Option<String>| async move {
+                respond(voice(s, u, (id, target), b, r).await)
+            },
+        );
+    ban.or(unban)
+        .unify()
+        .or(bans)
+        .unify()
+        .or(timeout)
+        .unify()
+        .or(voice)
+        .unify()
 }
 
 impl Seen {
@@ -271,5 +292,66 @@ async fn timeout(
     Ok(ok(
         StatusCode::OK,
         &serde_json::json!({ "userId": target, "timedOutUntil": until.map(rfc3339) }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VoiceBody {
+    mute: Option<bool>,
+    deafen: Option<bool>,
+}
+
+/// Server mute and deafen: in every voice channel of the community, at once (the channels
+/// reload the member's grants), until lifted.
+async fn voice(
+    s: AppState,
+    user: AuthUser,
+    (id, target): (Snowflake, Snowflake),
+    body: Bytes,
+    reason: Option<String>,
+) -> Result<Response, ApiError> {
+    let b: VoiceBody = parse(&body)?;
+    if b.mute.is_none() && b.deafen.is_none() {
+        return Err(ApiError::field("mute", "give mute, deafen or both"));
+    }
+    let seen = seen(&s, &user, id).await?;
+    if b.mute.is_some() {
+        seen.may_moderate(&s, target, Permissions::MUTE_MEMBERS, "mute")
+            .await?;
+    }
+    if b.deafen.is_some() {
+        seen.may_moderate(&s, target, Permissions::DEAFEN_MEMBERS, "deafen")
+            .await?;
+    }
+    let Some(mut member) = s.ctx.store.community_member(id, target).await? else {
+        return Err(ApiError::not_found("member"));
+    };
+    let before = serde_json::json!({ "mute": member.voice_muted, "deafen": member.voice_deafened });
+    member.voice_muted = b.mute.unwrap_or(member.voice_muted);
+    member.voice_deafened = b.deafen.unwrap_or(member.voice_deafened);
+    s.ctx.store.put_community_member(&member).await?;
+    permissions_changed(&s, id).await?;
+    let after = serde_json::json!({ "mute": member.voice_muted, "deafen": member.voice_deafened });
+    let change = Change::new(id, user.id, "member.voice", Some(target), reason);
+    record(&s, change.states(Some(before), Some(after))).await?;
+    let event = VoiceModerated {
+        community_id: id,
+        user_id: target,
+        mute: member.voice_muted,
+        deafen: member.voice_deafened,
+        by: user.id,
+    };
+    notify_user(
+        &s.ctx,
+        target,
+        &frame::event(events::VOICE_MODERATED, &event),
+    );
+    Ok(ok(
+        StatusCode::OK,
+        &serde_json::json!({
+            "communityId": id, "userId": target,
+            "mute": member.voice_muted, "deafen": member.voice_deafened,
+        }),
     ))
 }

@@ -35,7 +35,8 @@ pub(crate) struct CommunityStatements {
     communities_of: PreparedStatement,
 }
 
-const MEMBER_COLUMNS: &str = "user_id, roles, timed_out_until, joined_at";
+const MEMBER_COLUMNS: &str =
+    "user_id, roles, timed_out_until, joined_at, voice_muted, voice_deafened";
 
 impl CommunityStatements {
     /// Prepares them.
@@ -44,12 +45,12 @@ impl CommunityStatements {
         let s = |cql: &str| cql.to_owned();
         Ok(CommunityStatements {
             community_put: p(s("INSERT INTO communities \
-                 (id, name, description, icon, owner_id, created_at, updated_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?)"))
+                 (id, name, description, icon, owner_id, created_at, updated_at, \
+                 require_approval) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"))
             .await?,
             community_get: p(s(
                 "SELECT id, name, description, icon, owner_id, created_at, \
-                 updated_at FROM communities WHERE id = ?",
+                 updated_at, require_approval FROM communities WHERE id = ?",
             ))
             .await?,
             community_delete: p(s("DELETE FROM communities WHERE id = ?")).await?,
@@ -68,8 +69,8 @@ impl CommunityStatements {
             ))
             .await?,
             member_put: p(s("INSERT INTO community_members \
-                 (community_id, user_id, roles, timed_out_until, joined_at) \
-                 VALUES (?, ?, ?, ?, ?)"))
+                 (community_id, user_id, roles, timed_out_until, joined_at, voice_muted, \
+                 voice_deafened) VALUES (?, ?, ?, ?, ?, ?, ?)"))
             .await?,
             member_get: p(format!(
                 "SELECT {MEMBER_COLUMNS} FROM community_members \
@@ -118,9 +119,17 @@ type CommunityRow = (
     i64,
     CqlTimestamp,
     CqlTimestamp,
+    Option<bool>,
 );
 type RoleRow = (i64, Option<String>, i64, i64, i64, CqlTimestamp);
-type MemberRow = (i64, Option<Vec<i64>>, Option<CqlTimestamp>, CqlTimestamp);
+type MemberRow = (
+    i64,
+    Option<Vec<i64>>,
+    Option<CqlTimestamp>,
+    CqlTimestamp,
+    Option<bool>,
+    Option<bool>,
+);
 
 /// A `bigint` column holding a `u32` (colour, position) or `u64` bits (permissions).
 fn small(value: i64, what: &str) -> StoreResult<u32> {
@@ -132,7 +141,7 @@ fn bits(p: Permissions) -> i64 {
 }
 
 fn member_row(community_id: Snowflake, row: MemberRow) -> StoreResult<CommunityMember> {
-    let (user, roles, timed_out_until, joined_at) = row;
+    let (user, roles, timed_out_until, joined_at, voice_muted, voice_deafened) = row;
     Ok(CommunityMember {
         community_id,
         user_id: snowflake(user)?,
@@ -143,6 +152,8 @@ fn member_row(community_id: Snowflake, row: MemberRow) -> StoreResult<CommunityM
             .collect::<StoreResult<_>>()?,
         timed_out_until: timed_out_until.map(from_cql_time),
         joined_at: from_cql_time(joined_at),
+        voice_muted: voice_muted.unwrap_or(false),
+        voice_deafened: voice_deafened.unwrap_or(false),
     })
 }
 
@@ -157,6 +168,7 @@ impl Cql {
             id(c.owner_id)?,
             to_cql_time(c.created_at),
             to_cql_time(c.updated_at),
+            c.require_approval,
         );
         Ok((&self.communities.community_put, Box::new(values)))
     }
@@ -187,6 +199,8 @@ impl Cql {
             roles,
             m.timed_out_until.map(to_cql_time),
             to_cql_time(m.joined_at),
+            m.voice_muted,
+            m.voice_deafened,
         );
         Ok(vec![
             (&self.communities.member_put, Box::new(member)),
@@ -218,7 +232,8 @@ impl Cql {
         let row: Option<CommunityRow> = self
             .first("read community", &self.communities.community_get, (raw,))
             .await?;
-        let Some((cid, name, description, icon, owner, created_at, updated_at)) = row else {
+        let Some((cid, name, description, icon, owner, created_at, updated_at, approval)) = row
+        else {
             return Ok(None);
         };
         Ok(Some(CommunityRecord {
@@ -229,6 +244,7 @@ impl Cql {
             owner_id: snowflake(owner)?,
             created_at: from_cql_time(created_at),
             updated_at: from_cql_time(updated_at),
+            require_approval: approval.unwrap_or(false),
         }))
     }
 
@@ -250,6 +266,7 @@ impl Cql {
         self.delete_community_invites(raw).await?;
         self.delete_audit_log(raw).await?;
         self.delete_community_bans(raw).await?;
+        self.delete_join_requests(raw).await?;
         self.delete_community_channels(community_id).await?;
         let users: Vec<(i64,)> = self
             .select_all("read member ids", &self.communities.member_ids, (raw,))

@@ -77,6 +77,11 @@ pub const MIGRATIONS: &[Migration] = &[
         description: "categories of community channels",
         cql: include_str!("../../cql/009_categories.cql"),
     },
+    Migration {
+        version: 10,
+        description: "join requests, approval and voice moderation in communities",
+        cql: include_str!("../../cql/010_join_requests.cql"),
+    },
 ];
 
 /// The newest version this binary knows.
@@ -301,7 +306,7 @@ mod tests {
             statements.len(),
             "only CREATE TABLE statements"
         );
-        assert_eq!(latest_version(), 9);
+        assert_eq!(latest_version(), 10);
     }
 
     #[test]

@@ -20,7 +20,7 @@
 //!
 //! Lightweight transactions are used only where uniqueness needs them: claiming a username,
 //! email or join code (`INSERT … IF NOT EXISTS`), releasing or taking over such a claim, the
-//! refresh-token compare-and-set, and bumping a room's ownership epoch when a node takes the
+//! refresh-token compare-and-set, invites' uses and join requests, and bumping a room's ownership epoch when a node takes the
 //! room over (storage-level fencing, see `events`).
 
 mod audit;
@@ -35,6 +35,7 @@ pub mod config;
 mod contacts;
 mod events;
 mod invites;
+mod join_requests;
 mod messages;
 pub mod migrate;
 mod rooms;
@@ -78,6 +79,7 @@ pub(crate) struct Cql {
     audit: audit::AuditStatements,
     bans: bans::BanStatements,
     channels: channels::ChannelStatements,
+    join_requests: join_requests::JoinRequestStatements,
 }
 
 impl Cql {
@@ -270,6 +272,7 @@ impl CqlStore {
         let audit = audit::AuditStatements::prepare(&session).await?;
         let bans = bans::BanStatements::prepare(&session).await?;
         let channels = channels::ChannelStatements::prepare(&session).await?;
+        let join_requests = join_requests::JoinRequestStatements::prepare(&session).await?;
         tracing::info!(keyspace = %config.keyspace, version, contact_points = %contact, "CQL store ready");
         Ok(CqlStore {
             cql: Arc::new(Cql {
@@ -282,6 +285,7 @@ impl CqlStore {
                 audit,
                 bans,
                 channels,
+                join_requests,
             }),
             commit: Arc::new(GroupCommit::default()),
             keyspace: config.keyspace.clone(),

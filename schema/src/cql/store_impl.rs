@@ -6,7 +6,7 @@ use voiceflow_wire::Snowflake;
 use super::CqlStore;
 use crate::community::{
     AuditEntry, BanRecord, CategoryRecord, ChannelOverwriteRecord, ChannelRecord, CommunityMember,
-    CommunityRecord, InviteRecord, RoleRecord,
+    CommunityRecord, InviteRecord, JoinRequest, RoleRecord,
 };
 use crate::contacts::{BlockRecord, UserSettings};
 use crate::model::*;
@@ -329,6 +329,27 @@ impl Store for CqlStore {
         limit: u32,
     ) -> StoreResult<Vec<BanRecord>> {
         self.cql.community_bans(community_id, after, limit).await
+    }
+
+    async fn put_join_request(&self, request: &JoinRequest) -> StoreResult<()> {
+        self.cql.put_join_request(request).await
+    }
+
+    async fn take_join_request(
+        &self,
+        community_id: Snowflake,
+        user_id: Snowflake,
+    ) -> StoreResult<Option<JoinRequest>> {
+        self.cql.take_join_request(community_id, user_id).await
+    }
+
+    async fn join_requests(
+        &self,
+        community_id: Snowflake,
+        after: Option<Snowflake>,
+        limit: u32,
+    ) -> StoreResult<Vec<JoinRequest>> {
+        self.cql.join_requests(community_id, after, limit).await
     }
 
     async fn put_channel(&self, channel: &ChannelRecord) -> StoreResult<()> {

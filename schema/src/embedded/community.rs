@@ -2,7 +2,8 @@
 //! view) and reads. Keyspaces: `communities` (id → record), `community_roles` (community ‖
 //! role → record), `community_members` (community ‖ user → record) and `user_communities`
 //! (user ‖ community → empty), `invites` (code → record) and `community_invites`
-//! (community ‖ code → empty), as in `schema/cql/008_communities.cql`.
+//! (community ‖ code → empty), as in `schema/cql/008_communities.cql`, and
+//! `community_join_requests` (community ‖ user → request, `010_join_requests.cql`).
 
 use std::ops::Bound;
 
@@ -13,7 +14,7 @@ use super::tables::{Table, decode, encode, id_bytes, io, pair_key, trailing_id};
 use super::writer::{Reply, Staged};
 use crate::community::{
     AuditEntry, BanRecord, CategoryRecord, ChannelOverwriteRecord, ChannelRecord, CommunityMember,
-    CommunityRecord, InviteRecord, RoleRecord,
+    CommunityRecord, InviteRecord, JoinRequest, RoleRecord,
 };
 use crate::store::{StoreError, StoreResult};
 
@@ -58,6 +59,10 @@ pub(crate) enum CommunityOp {
     PutCategory(CategoryRecord),
     /// `remove_category`: community, category.
     RemoveCategory(Snowflake, Snowflake),
+    /// `put_join_request`.
+    PutJoinRequest(JoinRequest),
+    /// `take_join_request`: community, user; answers whether there was one.
+    TakeJoinRequest(Snowflake, Snowflake),
 }
 
 /// Applies one community op to `s`.
@@ -100,6 +105,9 @@ pub(crate) fn apply(s: &mut Staged<'_>, op: CommunityOp) -> StoreResult<Reply> {
             }
             for entry in s.keys_with_prefix(Table::CommunityAudit, &key)? {
                 s.remove(Table::CommunityAudit, entry);
+            }
+            for entry in s.keys_with_prefix(Table::CommunityJoinRequests, &key)? {
+                s.remove(Table::CommunityJoinRequests, entry);
             }
             for entry in s.keys_with_prefix(Table::CommunityInvites, &key)? {
                 if let Some(code) = entry.get(key.len()..) {
@@ -192,6 +200,19 @@ pub(crate) fn apply(s: &mut Staged<'_>, op: CommunityOp) -> StoreResult<Reply> {
                     s.put(Table::CommunityChannels, entry, encode(&channel)?);
                 }
             }
+        }
+        CommunityOp::PutJoinRequest(request) => {
+            let key = pair_key(request.community_id, request.user_id);
+            // An earlier pending request stays (as CQL's `IF NOT EXISTS` keeps it).
+            if s.get(Table::CommunityJoinRequests, &key)?.is_none() {
+                s.put(Table::CommunityJoinRequests, key, encode(&request)?);
+            }
+        }
+        CommunityOp::TakeJoinRequest(community, user) => {
+            let key = pair_key(community, user);
+            let existed = s.get(Table::CommunityJoinRequests, &key)?.is_some();
+            s.remove(Table::CommunityJoinRequests, key);
+            return Ok(Reply::Bool(existed));
         }
         CommunityOp::RemoveBan(community, user) => {
             s.remove(Table::CommunityBans, pair_key(community, user));
@@ -322,6 +343,25 @@ impl Reader {
         limit: u32,
     ) -> StoreResult<Vec<BanRecord>> {
         self.page(Table::CommunityBans, community, after, limit)
+    }
+
+    /// `take_join_request`'s read.
+    pub(crate) fn join_request(
+        &self,
+        community: Snowflake,
+        user: Snowflake,
+    ) -> StoreResult<Option<JoinRequest>> {
+        self.load(Table::CommunityJoinRequests, &pair_key(community, user))
+    }
+
+    /// `join_requests`: a page by user id.
+    pub(crate) fn join_requests(
+        &self,
+        community: Snowflake,
+        after: Option<Snowflake>,
+        limit: u32,
+    ) -> StoreResult<Vec<JoinRequest>> {
+        self.page(Table::CommunityJoinRequests, community, after, limit)
     }
 
     /// A page of `table`'s records keyed `under` ‖ id, by the id after `after`.

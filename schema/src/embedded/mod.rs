@@ -38,7 +38,7 @@ use self::tables::{META_SCHEMA_VERSION, SCHEMA_VERSION, Table, Tables, io};
 use self::writer::{Counters, Job, Op, Reply};
 use crate::community::{
     AuditEntry, BanRecord, CategoryRecord, ChannelOverwriteRecord, ChannelRecord, CommunityMember,
-    CommunityRecord, InviteRecord, RoleRecord,
+    CommunityRecord, InviteRecord, JoinRequest, RoleRecord,
 };
 use crate::contacts::{BlockRecord, UserSettings};
 use crate::model::*;
@@ -514,6 +514,36 @@ impl Store for EmbeddedStore {
         limit: u32,
     ) -> StoreResult<Vec<BanRecord>> {
         self.reader.community_bans(community_id, after, limit)
+    }
+
+    async fn put_join_request(&self, request: &JoinRequest) -> StoreResult<()> {
+        let op = CommunityOp::PutJoinRequest(request.clone());
+        self.write(Op::Community(op)).await
+    }
+
+    async fn take_join_request(
+        &self,
+        community_id: Snowflake,
+        user_id: Snowflake,
+    ) -> StoreResult<Option<JoinRequest>> {
+        let Some(request) = self.reader.join_request(community_id, user_id)? else {
+            return Ok(None);
+        };
+        // The writer decides which of two takers removed it.
+        let op = CommunityOp::TakeJoinRequest(community_id, user_id);
+        match self.submit(Op::Community(op)).await? {
+            Reply::Bool(true) => Ok(Some(request)),
+            _ => Ok(None),
+        }
+    }
+
+    async fn join_requests(
+        &self,
+        community_id: Snowflake,
+        after: Option<Snowflake>,
+        limit: u32,
+    ) -> StoreResult<Vec<JoinRequest>> {
+        self.reader.join_requests(community_id, after, limit)
     }
 
     async fn put_channel(&self, channel: &ChannelRecord) -> StoreResult<()> {

@@ -33,6 +33,7 @@ pub(crate) fn community(id: u64, owner: u64, name: &str) -> CommunityRecord {
         owner_id: Snowflake(owner),
         created_at: 100,
         updated_at: 100,
+        require_approval: false,
     }
 }
 
@@ -59,6 +60,8 @@ pub(crate) fn member(community: u64, user: u64, roles: &[u64]) -> CommunityMembe
         roles: roles.iter().copied().map(Snowflake).collect(),
         timed_out_until: None,
         joined_at: 200,
+        voice_muted: false,
+        voice_deafened: false,
     }
 }
 

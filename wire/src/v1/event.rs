@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::error::ErrorBody;
 use crate::v1::call::{CallEnded, CallIncoming, CallInfo};
 use crate::v1::client::Pong;
+use crate::v1::community::{JoinDecided, JoinRequested, VoiceModerated};
 use crate::v1::frame::{self, Frame};
 use crate::v1::rich::{PresenceChanged, ReactionUpdated, ReadReceipt};
 use crate::v1::server::{
@@ -131,6 +132,12 @@ server_events! {
     CallState("call:state", CallInfo);
     /// A call ended.
     CallEnded("call:ended", CallEnded);
+    /// Someone asked to join a community (to those who may accept).
+    CommunityJoinRequest("community:join_request", JoinRequested);
+    /// A request to join was answered (to the requester and those who may accept).
+    CommunityJoinDecided("community:join_decided", JoinDecided);
+    /// A moderator changed your server mute or deafen.
+    VoiceModerated("voice:moderated", VoiceModerated);
 }
 
 impl ServerEvent {

@@ -4,6 +4,7 @@
 
 pub mod call;
 pub mod client;
+pub mod community;
 pub mod event;
 pub mod files;
 pub mod frame;

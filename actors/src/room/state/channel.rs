@@ -20,6 +20,9 @@ use voiceflow_wire::Snowflake;
 use voiceflow_wire::ids::now_ms;
 use voiceflow_wire::v1::permissions::Permissions;
 
+use voiceflow_wire::v1::frame;
+use voiceflow_wire::v1::voice::events as voice_events;
+
 use super::{Author, RoomState};
 use crate::error::ActorError;
 use crate::permissions::{ChannelOverwrites, CommunityRoles, MemberGrants};
@@ -31,15 +34,23 @@ const MAX_REMEMBERED_USERS: usize = 10_000;
 /// Whether a non-member is banned from the community.
 type Banned = bool;
 
+/// A member's server mute and deafen (`PUT /communities/:id/members/:userId/voice`): a
+/// server-muted member is not heard even with `speak`, a server-deafened one hears nobody.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct VoiceModeration {
+    pub(super) muted: bool,
+    pub(super) deafened: bool,
+}
+
 /// What a channel knows of its community's permissions.
 pub(super) struct ChannelGuard {
     /// The community (its id is also `@everyone`'s).
     pub(super) community: Snowflake,
     roles: CommunityRoles,
     overwrites: ChannelOverwrites,
-    /// Users whose membership was read: their grants, or `None` for a non-member (with
-    /// whether they are banned from the community).
-    users: HashMap<Snowflake, Result<MemberGrants, Banned>>,
+    /// Users whose membership was read: their grants and voice moderation, or `Err` for a
+    /// non-member (with whether they are banned from the community).
+    users: HashMap<Snowflake, Result<(MemberGrants, VoiceModeration), Banned>>,
     /// A reload failed: read everything again before the next check.
     stale: bool,
 }
@@ -97,7 +108,13 @@ impl ChannelGuard {
         }
         if !self.users.contains_key(&user) {
             let known = match store.community_member(self.community, user).await? {
-                Some(member) => Ok(MemberGrants::from(&member)),
+                Some(member) => {
+                    let voice = VoiceModeration {
+                        muted: member.voice_muted,
+                        deafened: member.voice_deafened,
+                    };
+                    Ok((MemberGrants::from(&member), voice))
+                }
                 None => Err(store.ban(self.community, user).await?.is_some()),
             };
             if self.users.len() >= MAX_REMEMBERED_USERS {
@@ -106,14 +123,39 @@ impl ChannelGuard {
             self.users.insert(user, known);
         }
         Ok(match self.users.get(&user) {
-            Some(Ok(grants)) => self.roles.in_channel(grants, &self.overwrites, now_ms),
+            // A server mute holds whatever the roles say, even for administrators.
+            Some(Ok((grants, voice))) if voice.muted => self
+                .roles
+                .in_channel(grants, &self.overwrites, now_ms)
+                .difference(Permissions::SPEAK),
+            Some(Ok((grants, _))) => self.roles.in_channel(grants, &self.overwrites, now_ms),
             Some(Err(false)) if guests => Permissions::VIEW_CHANNEL,
             Some(Err(_)) | None => Permissions::empty(),
         })
     }
 }
 
+impl ChannelGuard {
+    /// `user`'s server mute and deafen, as last read (a member's grants are read by
+    /// [`ChannelGuard::permissions`] first).
+    fn voice_moderation(&self, user: Snowflake) -> VoiceModeration {
+        match self.users.get(&user) {
+            Some(Ok((_, voice))) => *voice,
+            _ => VoiceModeration::default(),
+        }
+    }
+}
+
 impl RoomState {
+    /// `user`'s server mute and deafen in this channel (none outside communities); call
+    /// after [`RoomState::channel_permissions`] for the same user.
+    pub(super) fn voice_moderation(&self, user: Snowflake) -> VoiceModeration {
+        self.channel
+            .as_ref()
+            .map(|guard| guard.voice_moderation(user))
+            .unwrap_or_default()
+    }
+
     /// What `user` may do here: `None` for a room outside communities (its own rules apply),
     /// else their permissions in this channel now.
     pub(super) async fn channel_permissions(
@@ -204,15 +246,15 @@ impl RoomState {
         let mut speakers: Vec<Snowflake> = self.voice_users();
         speakers.sort_unstable();
         speakers.dedup();
-        let mut speak = HashMap::new();
+        let mut rights = HashMap::new();
         for user in speakers {
             let allowed = match self.channel_permissions(user).await {
                 Ok(held) => held.is_none_or(|p| p.contains(Permissions::SPEAK)),
                 Err(_) => continue,
             };
-            speak.insert(user, allowed);
+            rights.insert(user, (allowed, self.voice_moderation(user).deafened));
         }
-        self.set_voice_speak(&speak);
+        self.set_voice_rights(&rights);
     }
 
     /// `typing:start`: in a channel, only who may post.
@@ -236,27 +278,40 @@ impl RoomState {
             .unwrap_or_default()
     }
 
-    /// Whether each of these users may speak now (a community channel's permissions
-    /// changed): the SFU is told of every session whose rights change.
-    pub(super) fn set_voice_speak(&mut self, speak: &HashMap<Snowflake, bool>) {
+    /// Whether each of these users may speak now and is server-deafened (a community
+    /// channel's permissions or a member's voice moderation changed): the SFU is told of
+    /// every session whose rights change, and everyone of their new state.
+    pub(super) fn set_voice_rights(&mut self, rights: &HashMap<Snowflake, (bool, bool)>) {
         let Some(voice) = self.voice.as_mut() else {
             return;
         };
         let mut changed = Vec::new();
         for (session_id, entry) in voice.entries.iter_mut() {
-            let Some(&now) = speak.get(&entry.user_id) else {
+            let Some(&(speak, deafened)) = rights.get(&entry.user_id) else {
                 continue;
             };
-            if entry.speak != now {
-                entry.speak = now;
+            if (entry.speak, entry.server_deafened) != (speak, deafened) {
+                entry.speak = speak;
+                entry.server_deafened = deafened;
                 changed.push((*session_id, entry.rights()));
             }
         }
         let channel = voice.channel.clone();
+        let views: Vec<_> = match self.voice.as_ref() {
+            Some(voice) => changed
+                .iter()
+                .filter_map(|(session_id, _)| voice.entries.get(session_id))
+                .map(|entry| self.member_view(entry))
+                .collect(),
+            None => Vec::new(),
+        };
         tokio::spawn(async move {
             for (session_id, rights) in changed {
                 let _ = channel.set_rights(session_id, rights).await;
             }
         });
+        for view in views {
+            self.voice_broadcast(&frame::event(voice_events::STATE, &view));
+        }
     }
 }

@@ -60,13 +60,15 @@ pub(super) struct Entry {
     pub(super) hand_at: Option<u64>,
     /// A community channel's permissions let them speak (always, outside communities).
     pub(super) speak: bool,
+    /// A moderator deafened them (community channels).
+    pub(super) server_deafened: bool,
 }
 
 impl Entry {
     pub(super) fn rights(&self) -> Rights {
         Rights {
             muted: self.muted,
-            deafened: self.deafened,
+            deafened: self.deafened || self.server_deafened,
             may_speak: self.role != StageRole::Listener && self.speak,
         }
     }
@@ -237,6 +239,7 @@ impl RoomState {
                 "the voice channel is full",
             ))));
         }
+        let server_deafened = self.voice_moderation(session.user_id).deafened;
         let voice = self.voice.get_or_insert_with(|| {
             let (channel, mut events) = Channel::new(&runtime.media);
             let me = me.clone();
@@ -282,12 +285,14 @@ impl RoomState {
             last_beat: Instant::now(),
             announced: false,
             speak,
+            server_deafened,
         };
         voice.entries.insert(session.session_id, entry);
         metrics::gauge!("voiceflow_voice_participants").increment(1.0);
         let channel = voice.channel.clone();
         let rights = Rights {
             may_speak: role != StageRole::Listener && speak,
+            deafened: server_deafened,
             ..Rights::default()
         };
         let Some(voice) = self.voice.as_ref() else {
@@ -607,8 +612,10 @@ fn view_of_entry(channel_id: Snowflake, kind: RoomKind, entry: &Entry) -> VoiceM
         channel_id,
         user_id: entry.user_id,
         username: entry.username.clone(),
-        muted: entry.muted,
-        deafened: entry.deafened,
+        // What the server does: a participant without `speak` (or server-muted) is dropped
+        // like a muted one; a stage listener is not "muted", they are a listener.
+        muted: entry.muted || (!entry.speak && entry.role != StageRole::Listener),
+        deafened: entry.deafened || entry.server_deafened,
         speaking: entry.speaking,
         role: (kind == RoomKind::Stage).then(|| entry.role.as_str().to_owned()),
     }

@@ -1,0 +1,66 @@
+//! Community events sent to particular users (not to a room's audience): requests to join
+//! and their answers, and a member's server mute and deafen. They travel as encoded frames to
+//! every session of their users, on whichever node those sessions live.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Snowflake;
+
+/// `community:join_request`: someone asked to join a community that requires approval (to
+/// the members who may accept: the owner and holders of `kick_members`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JoinRequested {
+    /// The community.
+    pub community_id: Snowflake,
+    /// Who asks.
+    pub user_id: Snowflake,
+    /// Their username.
+    pub username: String,
+    /// When (RFC 3339).
+    pub created_at: String,
+}
+
+/// `community:join_decided`: a request was accepted, declined or withdrawn (to the requester
+/// and the members who may accept).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JoinDecided {
+    /// The community.
+    pub community_id: Snowflake,
+    /// Who asked.
+    pub user_id: Snowflake,
+    /// Whether they are a member now.
+    pub accepted: bool,
+    /// Who decided (the requester themselves for a withdrawal).
+    pub by: Snowflake,
+}
+
+/// `voice:moderated`: a moderator server-muted or -deafened you (or lifted it), in every
+/// voice channel of the community (to the member's sessions).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VoiceModerated {
+    /// The community.
+    pub community_id: Snowflake,
+    /// The member.
+    pub user_id: Snowflake,
+    /// Nobody hears them.
+    pub mute: bool,
+    /// They hear nobody.
+    pub deafen: bool,
+    /// The moderator.
+    pub by: Snowflake,
+}
+
+/// The event names.
+pub mod events {
+    use crate::v1::event::ServerEventKind;
+
+    /// `community:join_request`.
+    pub const JOIN_REQUEST: &str = ServerEventKind::CommunityJoinRequest.name();
+    /// `community:join_decided`.
+    pub const JOIN_DECIDED: &str = ServerEventKind::CommunityJoinDecided.name();
+    /// `voice:moderated`.
+    pub const VOICE_MODERATED: &str = ServerEventKind::VoiceModerated.name();
+}
