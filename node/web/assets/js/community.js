@@ -193,6 +193,7 @@ export class Communities {
     const mine = page.data.find((m) => m.userId === this.me.id);
     if (c && mine) {
       c.self = mine;
+      this.noteModeration(id, mine.userId, { mute: mine.voiceMuted, deafen: mine.voiceDeafened });
       this.#emit({ id });
     }
   }
@@ -384,6 +385,26 @@ export class Communities {
     return r;
   }
 
+  // ---- voice moderation ----
+
+  /** Remembers a member's server mute / deafen (shown on voice tiles). */
+  noteModeration(communityId, userId, { mute, deafen }) {
+    const key = `${communityId}:${userId}`;
+    const before = this.store.voiceModeration.get(key);
+    const next = { mute: Boolean(mute), deafen: Boolean(deafen) };
+    if (before && before.mute === next.mute && before.deafen === next.deafen) return;
+    if (!next.mute && !next.deafen) this.store.voiceModeration.delete(key);
+    else this.store.voiceModeration.set(key, next);
+    if (before || next.mute || next.deafen) this.store.emit('moderation', { communityId, userId });
+  }
+
+  /** Server mute / deafen of a member ({mute?, deafen?}). */
+  async moderateVoice(id, userId, fields) {
+    const r = await this.api.voiceModerate(id, userId, fields);
+    this.noteModeration(id, userId, r);
+    return r;
+  }
+
   // ---- invites and join requests ----
 
   /** Joins with an invite code; resolves with {communityId, joined, requested}. */
@@ -455,7 +476,7 @@ export class Communities {
         if (data.userId === this.me.id) {
           if (data.accepted) {
             this.load(data.communityId).then((c) => this.notify(`You were accepted into ${c.name}.`)).catch(() => {});
-          } else {
+          } else if (data.by !== this.me.id) { // not withdrawn by this user
             this.notify('Your request to join was declined.');
           }
           return;
@@ -467,6 +488,19 @@ export class Communities {
       case 'voice:moved':
         this.#moved(data);
         break;
+      case 'voice:moderated': {
+        const before = this.store.voiceModeration.get(`${data.communityId}:${data.userId}`) || {};
+        this.noteModeration(data.communityId, data.userId, data);
+        if (data.userId !== this.me.id) return;
+        const name = this.get(data.communityId)?.name || 'the community';
+        if (Boolean(before.mute) !== Boolean(data.mute)) {
+          this.notify(data.mute ? `A moderator muted you in ${name}.` : `A moderator unmuted you in ${name}.`);
+        }
+        if (Boolean(before.deafen) !== Boolean(data.deafen)) {
+          this.notify(data.deafen ? `A moderator deafened you in ${name}.` : `A moderator undeafened you in ${name}.`);
+        }
+        break;
+      }
       default:
         break;
     }

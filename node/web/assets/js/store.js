@@ -140,6 +140,9 @@ export class Store extends EventTarget {
     /** Ids of every community channel seen: GET /users/me/rooms lists channels as plain rooms,
      *  and those must not come back into the room lists (topic 'communities'). */
     this.knownChannels = new Set();
+    /** `${communityId}:${userId}` → {mute, deafen}: a moderator's server mute / deafen, as far as
+     *  known (member lists, this user's own actions, voice:moderated); topic 'moderation'. */
+    this.voiceModeration = new Map();
   }
 
   /** A user's presence status, or `fallback` when nothing was heard. */

@@ -127,6 +127,22 @@ export function inviteView({ code, api, communities, router, shell }) {
         if (r.requested) {
           status.textContent = 'Your request to join was sent. You will get in once a moderator accepts it.';
           join.textContent = 'Request sent';
+          // The requester may take it back.
+          const withdraw = h('button', { class: 'btn btn-ghost', type: 'button' }, 'Withdraw request');
+          withdraw.addEventListener('click', async () => {
+            withdraw.disabled = true;
+            try {
+              await api.decideJoinRequest(r.communityId, communities.me.id, false);
+              status.textContent = 'Your request was withdrawn.';
+              withdraw.remove();
+              join.disabled = false;
+              join.textContent = `Ask to join ${c.name}`;
+            } catch (err) {
+              withdraw.disabled = false;
+              status.textContent = err.message;
+            }
+          });
+          status.after(withdraw);
           return;
         }
         router.go(`/c/${r.communityId}`, { replace: true });

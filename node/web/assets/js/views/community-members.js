@@ -34,7 +34,7 @@ export function communityMembersPanel({ c, communities, api, store, me, toast })
     try {
       const last = [...members.keys()].pop();
       const page = await api.communityMembers(c.id, { after: last, limit: PAGE });
-      for (const m of page.data) members.set(m.userId, m);
+      for (const m of page.data) note(m);
       hasMore = page.hasMore && page.data.length > 0;
       render();
     } catch (err) {
@@ -55,6 +55,11 @@ export function communityMembersPanel({ c, communities, api, store, me, toast })
   el.addEventListener('scroll', onScroll);
 
   const roleOf = (id) => c.roles.find((r) => r.id === id);
+  /** Keeps a member of a page (and what it says of their server mute / deafen). */
+  function note(m) {
+    members.set(m.userId, m);
+    communities.noteModeration(c.id, m.userId, { mute: m.voiceMuted, deafen: m.voiceDeafened });
+  }
 
   function render() {
     const focused = listEl.contains(document.activeElement) ? document.activeElement.closest('[data-user-id]')?.dataset.userId : null;
@@ -135,11 +140,11 @@ export function communityMembersPanel({ c, communities, api, store, me, toast })
       }
       if (can('mute_members')) {
         item(m.voiceMuted ? 'Server unmute' : 'Server mute',
-          () => act(`${name} ${m.voiceMuted ? 'unmuted' : 'muted'}`, () => api.voiceModerate(c.id, m.userId, { mute: !m.voiceMuted })));
+          () => act(`${name} ${m.voiceMuted ? 'unmuted' : 'muted'}`, () => communities.moderateVoice(c.id, m.userId, { mute: !m.voiceMuted })));
       }
       if (can('deafen_members')) {
         item(m.voiceDeafened ? 'Server undeafen' : 'Server deafen',
-          () => act(`${name} ${m.voiceDeafened ? 'undeafened' : 'deafened'}`, () => api.voiceModerate(c.id, m.userId, { deafen: !m.voiceDeafened })));
+          () => act(`${name} ${m.voiceDeafened ? 'undeafened' : 'deafened'}`, () => communities.moderateVoice(c.id, m.userId, { deafen: !m.voiceDeafened })));
       }
       if (can('move_members')) {
         const voiceChannels = c.channels.filter((ch) => ch.kind === 'voice' || ch.kind === 'stage');
@@ -194,7 +199,7 @@ export function communityMembersPanel({ c, communities, api, store, me, toast })
       const last = [...members.keys()].pop();
       const page = await api.communityMembers(c.id, { after: last, limit: PAGE }).catch(() => null);
       if (!page) break;
-      for (const m of page.data) members.set(m.userId, m);
+      for (const m of page.data) note(m);
       hasMore = page.hasMore && page.data.length > 0;
     }
     render();

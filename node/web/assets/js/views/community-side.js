@@ -99,7 +99,7 @@ export function communitySections({ c, store, route, me, actions, menuOpen, togg
         class: 'icon-btn channel-edit', type: 'button', 'aria-label': `Edit channel ${ch.name}`, title: 'Edit channel',
         onclick: () => actions.editChannel(ch),
       }, icon('settings')) : null,
-      room && ch.kind !== 'text' ? voiceMembers(room, me) : null);
+      room && ch.kind !== 'text' ? voiceMembers(room, me, store) : null);
   };
   const out = [head, menu];
   const loose = channelsIn(c, null);

@@ -86,6 +86,7 @@ export class Shell {
       store.on('presence', () => { this.renderRooms(); this.renderSelf(); }),
       store.on('voice', () => { this.renderRooms(); this.renderSelf(); }),
       store.on('conn', () => this.renderConn()),
+      store.on('moderation', () => this.renderRooms()),
       store.on('communities', (d) => {
         this.renderRooms();
         if (d.notice) this.toast(d.notice);

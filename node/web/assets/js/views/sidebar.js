@@ -12,7 +12,7 @@
 import { avatar, h, icon } from '../dom.js';
 import { PRESENCE_LABEL, presenceDot } from './members.js';
 import { KIND_ICON } from './room.js';
-import { micButtons, replaceKeepingFocus } from './voice.js';
+import { micButtons, moderationOf, replaceKeepingFocus, withModeration } from './voice.js';
 
 /** "3", or "99+" when the server's count was capped. */
 export function badgeText(room) {
@@ -49,8 +49,9 @@ function roomLink(room, { current, me, store }) {
   badge(room));
 }
 
-export function voiceMembers(room, me) {
-  const people = [...room.voiceMembers.values()].sort((a, b) => a.username.localeCompare(b.username));
+export function voiceMembers(room, me, store = null) {
+  const people = [...room.voiceMembers.values()].sort((a, b) => a.username.localeCompare(b.username))
+    .map((p) => withModeration(p, store ? moderationOf(store, room, p.userId) : null));
   if (!people.length) return null;
   return h('ul', { class: 'side-voice', 'aria-label': `In ${room.name}` },
     ...people.map((p) => h('li', {
@@ -58,7 +59,7 @@ export function voiceMembers(room, me) {
     },
     h('span', { class: 'voice-avatar' }, avatar(p.userId, p.username, 'avatar-xs')),
     h('span', { class: 'side-voice-name', text: p.userId === me.id ? `${p.username} (you)` : p.username }),
-    p.muted ? h('span', { class: 'voice-icon muted', title: 'Muted' }, icon('micOff')) : null,
+    p.muted && !p.serverMuted ? h('span', { class: 'voice-icon muted', title: 'Muted' }, icon('micOff')) : null,
     p.deafened ? h('span', { class: 'voice-icon deafened', title: 'Deafened' }, icon('headphonesOff')) : null,
     p.serverMuted ? h('span', { class: 'voice-icon server', title: 'Muted by a moderator' }, icon('micOff')) : null,
     h('span', { class: 'sr-only', text: [p.muted && 'muted', p.deafened && 'deafened', p.serverMuted && 'server muted']

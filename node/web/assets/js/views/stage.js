@@ -6,7 +6,7 @@
 
 import { formatTime, h, icon } from '../dom.js';
 import { confirmDialog } from './dialog.js';
-import { joinChannel, micButtons, replaceKeepingFocus, voiceStateText, voiceTile } from './voice.js';
+import { joinChannel, micButtons, moderationOf, replaceKeepingFocus, voiceStateText, voiceTile } from './voice.js';
 
 const ROLES = [['host', 'Hosts'], ['speaker', 'Speakers'], ['listener', 'Listeners']];
 
@@ -116,7 +116,7 @@ export function stagePanel({ room, store, chat, voice, shell }) {
       return h('div', { class: 'stage-group', dataset: { role } },
         h('h3', { class: 'stage-group-title', text: `${title} — ${list.length}` }),
         h('ul', { class: 'voice-tiles', 'aria-label': title },
-          ...list.map((p) => voiceTile(p, { meId: chat.me.id, role, actions: hostActions(p, amHost) }))));
+          ...list.map((p) => voiceTile(p, { meId: chat.me.id, role, actions: hostActions(p, amHost), moderation: moderationOf(store, room, p.userId) }))));
     });
 
     const hands = amHost && queue.length

@@ -6,12 +6,15 @@
 import { avatar, h, icon } from '../dom.js';
 
 /** A participant tile: avatar (ringed while speaking), name, muted / deafened icons, and a
- *  moderator's server mute / deafen (community channels) shown apart from the person's own. */
-export function voiceTile(p, { meId, actions = null, role = null } = {}) {
+ *  moderator's server mute / deafen (community channels) shown apart from the person's own.
+ *  The server reports a server mute as `muted` (the SFU drops the audio either way), so a
+ *  participant known to be server-muted shows the moderator's mark instead of the plain one. */
+export function voiceTile(p_, { meId, actions = null, role = null, moderation = null } = {}) {
+  const p = withModeration(p_, moderation);
   const states = [];
   if (p.speaking && !p.muted) states.push('speaking');
-  if (p.muted) states.push('muted');
-  if (p.deafened) states.push('deafened');
+  if (p.muted && !p.serverMuted) states.push('muted');
+  if (p.deafened && !p.serverDeafened) states.push('deafened');
   if (p.serverMuted) states.push('server muted');
   if (p.serverDeafened) states.push('server deafened');
   return h('li', {
@@ -24,8 +27,8 @@ export function voiceTile(p, { meId, actions = null, role = null } = {}) {
     p.userId === meId ? h('span', { class: 'member-you', text: '(you)' }) : null,
     role ? h('span', { class: `tag tag-${role}`, text: role }) : null),
   h('span', { class: 'voice-icons' },
-    p.muted ? h('span', { class: 'voice-icon muted', title: 'Muted', 'data-state': 'muted' }, icon('micOff')) : null,
-    p.deafened ? h('span', { class: 'voice-icon deafened', title: 'Deafened', 'data-state': 'deafened' },
+    p.muted && !p.serverMuted ? h('span', { class: 'voice-icon muted', title: 'Muted', 'data-state': 'muted' }, icon('micOff')) : null,
+    p.deafened && !p.serverDeafened ? h('span', { class: 'voice-icon deafened', title: 'Deafened', 'data-state': 'deafened' },
       icon('headphonesOff')) : null,
     p.serverMuted ? h('span', { class: 'voice-icon server', title: 'Muted by a moderator', 'data-state': 'server-muted' },
       icon('micOff')) : null,
@@ -33,6 +36,18 @@ export function voiceTile(p, { meId, actions = null, role = null } = {}) {
       icon('headphonesOff')) : null),
   h('span', { class: 'sr-only', text: states.length ? `, ${states.join(', ')}` : '' }),
   actions);
+}
+
+/** A participant with what is known of a moderator's mute / deafen (`moderation`: {mute,
+ *  deafen} from the community's member list or the live events, see community.js). */
+export function withModeration(p, moderation) {
+  if (!moderation) return p;
+  return { ...p, serverMuted: p.serverMuted || Boolean(moderation.mute), serverDeafened: p.serverDeafened || Boolean(moderation.deafen) };
+}
+
+/** What is known of a moderator's mute / deafen of someone in a community channel. */
+export function moderationOf(store, room, userId) {
+  return room?.communityId ? store.voiceModeration?.get(`${room.communityId}:${userId}`) ?? null : null;
 }
 
 /** Mute and deafen toggles for the current connection (aria-pressed shows the state). */
@@ -126,12 +141,15 @@ export function voicePanel({ room, store, chat, voice, shell }) {
       h('div', { class: 'voice-top' }, status, h('div', { class: 'voice-controls' }, ...controls)),
       people.length
         ? h('ul', { class: 'voice-tiles', 'aria-label': 'In the voice channel' },
-          ...people.map((p) => voiceTile(p, { meId: chat.me.id })))
+          ...people.map((p) => voiceTile(p, { meId: chat.me.id, moderation: moderationOf(store, room, p.userId) })))
         : null,
     ]);
   }
 
-  const unsub = store.on('voice', (d) => { if (!d.roomId || d.roomId === room.id) render(); });
+  const unsubs = [
+    store.on('voice', (d) => { if (!d.roomId || d.roomId === room.id) render(); }),
+    store.on('moderation', (d) => { if (d.communityId === room.communityId) render(); }),
+  ];
   render();
-  return { el, destroy: unsub };
+  return { el, destroy: () => unsubs.forEach((f) => f()) };
 }
