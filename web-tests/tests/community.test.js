@@ -103,6 +103,7 @@ describe('communities', { timeout: 300_000 }, () => {
     await roles.getByRole('button', { name: 'New role' }).click();
     await roles.getByLabel('Role name').fill('Moderator');
     await roles.getByLabel('Position').fill('2');
+    await roles.getByLabel('Colour').fill('#e67e22');
     for (const p of ['Timeout members', 'Kick members', 'Ban members', 'View audit log']) {
       await roles.getByLabel(p, { exact: true }).check();
     }
@@ -110,6 +111,7 @@ describe('communities', { timeout: 300_000 }, () => {
     await roles.getByRole('button', { name: 'Moderator' }).waitFor();
     await roles.getByRole('button', { name: 'New role' }).click();
     await roles.getByLabel('Role name').fill('Staff');
+    await roles.getByLabel('Colour').fill('#2ecc71');
     await roles.getByRole('button', { name: 'Create role' }).click();
     await roles.getByRole('button', { name: 'Staff' }).waitFor();
     // The editor shows the saved permissions of a role picked again.
@@ -162,6 +164,7 @@ describe('communities', { timeout: 300_000 }, () => {
     await shot(page, 'community-members-menu');
     await m.getByRole('menuitemcheckbox', { name: 'Moderator' }).click();
     await page.locator('.community-member', { hasText: 'mia' }).locator('.role-chip', { hasText: 'Moderator' }).waitFor();
+    await sendInUi(mia.page, 'Thanks for having me!');
   });
 
   it('a moderator times someone out: their composer is disabled and a send by hand is refused', async () => {
@@ -236,6 +239,8 @@ describe('communities', { timeout: 300_000 }, () => {
     // it reads the list again (here: opening the community).
     await tom.page.getByRole('link', { name: 'Rust Fans' }).click();
     await eventually(async () => (await channelNames(tom.page)).includes('staff'), { what: 'staff back for tom' });
+    await page.getByRole('link', { name: 'general' }).click();
+    await page.locator('.msg-content', { hasText: 'Thanks for having me' }).waitFor();
     await shot(page, 'community-channels');
   });
 
