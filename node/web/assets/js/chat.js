@@ -520,7 +520,11 @@ export class Chat {
         if (room) this.#stopTypingOf(room, data.userId);
         break;
       case 'room:deleted':
-        if (room) this.forget(room.id, 'This room was deleted by its admin.');
+        if (room && !room.communityId) this.forget(room.id, 'This room was deleted by its admin.');
+        break;
+      case 'room:removed':
+        // An admin removed this user (community channels: community.js handles it).
+        if (room && !room.communityId) this.forget(room.id, 'You were removed from this room.');
         break;
       default:
         break; // pong, error, and events of later protocol versions

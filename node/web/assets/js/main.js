@@ -161,8 +161,9 @@ function render(route) {
     }
     case 'room':
       if (route.communityId) {
-        if (!store.room(route.id)) {
-          // Not (yet) a channel we can see: the lists may still be loading.
+        if (store.room(route.id)?.communityId !== route.communityId) {
+          // Not (yet) a channel we can see: the lists may still be loading (GET /users/me/rooms
+          // may have listed it first, as a plain room).
           shell.show(waitForCommunity(route, () => render(router.route)));
           return;
         }
@@ -222,7 +223,7 @@ function waitForCommunity(route, retry) {
   const check = () => {
     if (done) return;
     const c = communities.get(route.communityId);
-    const ready = c && c.channelsLoaded && (route.name !== 'room' || store.room(route.id));
+    const ready = c && c.channelsLoaded && (route.name !== 'room' || store.room(route.id)?.communityId === route.communityId);
     if (ready) {
       done = true;
       retry();

@@ -10,11 +10,21 @@ import { communityMembersPanel } from './community-members.js';
 
 export function channelExtras({ room, communities, actions, api, store, me, toast }) {
   const c = () => communities.get(room.communityId);
-  const members = c() ? communityMembersPanel({ c: c(), communities, api, store, me, toast }) : null;
+  const membersEl = h('div', { class: 'community-members-slot' },
+    h('p', { class: 'members-loading' }, 'Loading members…'));
+  /** The member list, made once the community is loaded (after a reload it may not be yet). */
+  let members = null;
+  function ensureMembers() {
+    if (members || !c()) return;
+    members = communityMembersPanel({ c: c(), communities, api, store, me, toast });
+    membersEl.replaceChildren(members.el);
+  }
+  ensureMembers();
   let timer = 0;
 
   /** The header's buttons for this channel. */
   function buttons() {
+    ensureMembers();
     const community = c();
     const ch = community?.channel(room.id);
     if (!community || !ch) return [];
@@ -62,7 +72,7 @@ export function channelExtras({ room, communities, actions, api, store, me, toas
   return {
     buttons,
     composerState,
-    membersEl: members?.el ?? h('p', { class: 'members-loading' }, 'Loading members…'),
+    membersEl,
     canAttach: () => canIn(c()?.channel(room.id), 'attach_files'),
     destroy: () => { clearTimeout(timer); members?.destroy(); },
   };
