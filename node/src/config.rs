@@ -551,8 +551,9 @@ mod tests {
         );
         assert!(with(7).validate().is_ok());
         assert!(with(8).validate().is_ok());
+        assert!(with(9).validate().is_ok());
         assert!(with(6).validate().is_err());
-        assert!(with(9).validate().is_err());
+        assert!(with(10).validate().is_err());
     }
 
     #[test]

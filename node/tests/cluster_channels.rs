@@ -1,7 +1,8 @@
 //! Community channels in a real two-node cluster: the channel's room runs on node 2 while
 //! every WebSocket and REST call goes through node 1. Permission changes made through node 1
 //! (a role taken away, a timeout, a kick) reach the channel on node 2 and take effect on the
-//! live sessions at once.
+//! live sessions at once, and a moderator on node 1 moves a voice participant out of a
+//! channel whose media runs on node 2 (a version 9 call between the nodes).
 //!
 //! Needs `VOICEFLOW_TEST_CQL` (see node/tests/cql.rs); without it the test skips loudly.
 
@@ -49,13 +50,18 @@ async fn request(ws: &mut WsClient, event: &str, data: Value) -> Result<Value> {
 
 /// A new text channel of community `id` whose room is placed on node 2.
 async fn channel_on_node_2(node: &TestNode, owner: &User, id: &str) -> Result<String> {
+    placed_on_node_2(node, owner, id, "text").await
+}
+
+/// A new channel of `kind` in community `id` whose room is placed on node 2.
+async fn placed_on_node_2(node: &TestNode, owner: &User, id: &str, kind: &str) -> Result<String> {
     for i in 0..40 {
         let (status, body) = call(
             node,
             Method::POST,
             &format!("/communities/{id}/channels"),
             owner,
-            Some(json!({"name": format!("channel {i}")})),
+            Some(json!({"name": format!("channel {i}"), "kind": kind})),
         )
         .await?;
         if status != 201 {
@@ -231,5 +237,59 @@ async fn a_room_edited_through_one_node_changes_on_its_owner() -> Result<()> {
         ack["error"]["code"], "FORBIDDEN",
         "the owner on node 2 knows: {ack}"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_move_through_one_node_disconnects_a_participant_on_another() -> Result<()> {
+    let extra = "\n[voice]\nudp_port = 0\nconnect_timeout_secs = 5\n";
+    let Some(cluster) = TestCluster::start_with(2, "channels_voice_move", extra).await? else {
+        return Ok(());
+    };
+    let node = cluster.node(1);
+    let owner = node.register("owner").await?;
+    let alice = node.register("alice").await?;
+    let id = found(node, &owner, "Moves", &[&alice]).await?;
+    let lounge = placed_on_node_2(node, &owner, &id, "voice").await?;
+    let den = placed_on_node_2(node, &owner, &id, "voice").await?;
+    let path = format!("/communities/{id}/members/{}/voice/move", alice.id);
+
+    // Not in the channel yet: the owner on node 2 answers NOT_FOUND through node 1.
+    let body = json!({"fromChannelId": lounge, "toChannelId": den});
+    let (status, reply) = call(node, Method::POST, &path, &owner, Some(body.clone())).await?;
+    assert_eq!((status, code(&reply)), (404, Some("NOT_FOUND")), "{reply}");
+
+    // Alice joins the lounge's voice through node 1 (her media terminates on node 2), and is
+    // moved: her session hears where to go.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut alice_voice = loop {
+        match common::voice::Participant::join(node, &alice, &lounge).await {
+            Ok(p) => break p,
+            // The cluster may still be settling ("retry later").
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    let (status, reply) = call(node, Method::POST, &path, &owner, Some(body)).await?;
+    assert_eq!(status, 200, "{reply}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let frames = alice_voice.pump(Duration::from_millis(300)).await?;
+        if frames
+            .iter()
+            .any(|f| f["type"] == "voice:moved" && f["data"]["toChannelId"] == den.as_str())
+        {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("no voice:moved");
+        }
+    }
+    // Moved once: she is no longer in the lounge.
+    let again = json!({"fromChannelId": lounge});
+    let (status, reply) = call(node, Method::POST, &path, &owner, Some(again)).await?;
+    assert_eq!((status, code(&reply)), (404, Some("NOT_FOUND")), "{reply}");
     Ok(())
 }

@@ -305,3 +305,69 @@ async fn a_server_mute_and_deafen_apply_at_once_until_lifted() -> Result<()> {
     assert!(from_owner > 20, "undeafened: {from_owner}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moderator_moves_a_participant_to_another_voice_channel() -> Result<()> {
+    let node = TestNode::start_with(&voice(0)).await?;
+    let owner = node.register("owner").await?;
+    let member = node.register("member").await?;
+    let other = node.register("other").await?;
+    let id = found(&node, &owner, "Moving", &[&member, &other]).await?;
+    let lounge = channel(&node, &owner, &id, "voice").await?;
+    let den = channel(&node, &owner, &id, "voice").await?;
+    let text_channel = channel(&node, &owner, &id, "text").await?;
+    let mut o = Participant::join(&node, &owner, &lounge).await?;
+    let mut m = Participant::join(&node, &member, &lounge).await?;
+    until_heard(&mut o, &mut m).await?;
+
+    let path = format!("/communities/{id}/members/{}/voice/move", member.id);
+    let to_den = json!({"fromChannelId": lounge, "toChannelId": den});
+    // Without move_members, refused; into a text channel, refused; someone not in the
+    // channel, not found.
+    let (status, body) = call(&node, Method::POST, &path, &other, Some(to_den.clone())).await?;
+    assert_eq!((status, code(&body)), (403, Some("FORBIDDEN")), "{body}");
+    let to_text = json!({"fromChannelId": lounge, "toChannelId": text_channel});
+    let (status, body) = call(&node, Method::POST, &path, &owner, Some(to_text)).await?;
+    assert_eq!(
+        (status, code(&body)),
+        (400, Some("VALIDATION_ERROR")),
+        "{body}"
+    );
+    let absent = json!({"fromChannelId": den, "toChannelId": lounge});
+    let (status, body) = call(&node, Method::POST, &path, &owner, Some(absent)).await?;
+    assert_eq!((status, code(&body)), (404, Some("NOT_FOUND")), "{body}");
+
+    // The move: the member's session is told where to go, the owner sees them leave.
+    let (status, body) = call(&node, Method::POST, &path, &owner, Some(to_den)).await?;
+    assert_eq!(status, 200, "{body}");
+    let (member_id, den_id) = (member.id.clone(), den.clone());
+    let told: FramePred = Box::new(|i, f| {
+        i == 1 && f["type"] == "voice:moved" && f["data"]["toChannelId"] == den_id.as_str()
+    });
+    let left: FramePred = Box::new(|i, f| {
+        i == 0
+            && f["type"] == "voice:user_left"
+            && f["data"]["userId"] == member_id.as_str()
+            && f["data"]["reason"] == "moved"
+    });
+    until_frames(&mut o, &mut m, vec![told, left]).await?;
+    pump_all(&mut [&mut o, &mut m], Duration::from_millis(500)).await?;
+    let ms = m.session;
+    let from_member = heard(&mut o, &mut m, Duration::from_secs(2), (true, ms)).await?;
+    assert_eq!(from_member, 0, "no longer in the lounge");
+
+    // The member's client joins the den, as the web client does on voice:moved (the join's
+    // ack is checked by `Participant::join`).
+    let moved = Participant::join(&node, &member, &den).await?;
+    assert_eq!(moved.channel, den);
+    let (_, log) = call(
+        &node,
+        Method::GET,
+        &format!("/communities/{id}/audit-log?action=member.voice_move"),
+        &owner,
+        None,
+    )
+    .await?;
+    assert_eq!(log["data"][0]["targetId"], member.id.as_str(), "{log}");
+    Ok(())
+}

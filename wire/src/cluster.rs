@@ -25,9 +25,10 @@
 //! settled by the QUIC handshake's ALPN (one protocol name per version, see the node's
 //! `cluster::tls`), never in-band: a node of the release before version 8 closes the
 //! connection on the first frame of another version. [`encode_at`] writes a frame of the
-//! link's version (a version 8 message downgraded by [`v7::downgrade`] for a version 7 link),
-//! and [`decode_within`] reads any version in the node's range (version 7 upgraded by
-//! [`v7::upgrade`]). Members announce their range in [`MemberInfo::protocols`].
+//! link's version (downgraded by [`v7::downgrade`] for a version 7 link; refused when the
+//! version cannot carry the message, see [`v8`]), and [`decode_within`] reads any version in
+//! the node's range (version 7 upgraded by [`v7::upgrade`]). Members announce their range in
+//! [`MemberInfo::protocols`].
 //!
 //! Changing the protocol: a field or variant added to any type reachable from [`PeerMsg`]
 //! (including the client types it reuses, and enums such as `ErrorCode`, whose variants are
@@ -39,6 +40,7 @@
 mod frame;
 pub mod room;
 pub mod v7;
+pub mod v8;
 
 pub use frame::{check_len, decode, decode_within, encode, encode_at};
 
@@ -56,8 +58,8 @@ use room::{Action, CallAnswer, VoiceOp};
 /// sessions, acknowledged typing, leaves naming their user, renames; 6: joins say whether
 /// the ack lists the members; 7: a node's own re-join that cannot be served yet is answered
 /// with `JoinLater`; 8: typed payloads instead of JSON text, ids as snowflakes, members
-/// announce the versions they speak.)
-pub const PROTOCOL_VERSION: u8 = 8;
+/// announce the versions they speak; 9: `RoomCall::DisconnectVoice`, see [`v8`].)
+pub const PROTOCOL_VERSION: u8 = 9;
 
 /// The oldest version this build still speaks (see [`v7`]): a node talks to a peer at the
 /// highest version both speak, so a cluster is upgraded one node at a time.
@@ -86,6 +88,14 @@ pub enum PeerFrameError {
     /// The body does not decode as a [`PeerMsg`].
     #[error("undecodable frame: {0}")]
     Decode(String),
+    /// The message has a part that the link's version cannot carry (it was added since).
+    #[error("a version {version} link cannot carry this message (it needs version {needs})")]
+    TooNew {
+        /// The link's version.
+        version: u8,
+        /// The oldest version that carries the message.
+        needs: u8,
+    },
 }
 
 /// A member's state as one node sees it.
@@ -404,6 +414,17 @@ pub enum RoomCall {
     },
     /// The member list. Answer: [`CallAnswer::Members`].
     Members,
+    /// A moderator disconnects `user_id` from the room's voice session, or moves them to
+    /// `moved_to` (their sessions get `voice:moved` and join there). Answer:
+    /// [`CallAnswer::Done`], or NOT_FOUND when they are not in it. Version 9.
+    DisconnectVoice {
+        /// Whom.
+        user_id: Snowflake,
+        /// The voice channel they go to, if any.
+        moved_to: Option<Snowflake>,
+        /// The moderator.
+        by: Snowflake,
+    },
 }
 
 /// What a room's owner sends to a node with members' sessions.
@@ -503,8 +524,11 @@ mod tests {
             room: Snowflake(1),
             delivery: RoomDelivery::Closed,
         });
-        bytes[4] = 9;
-        assert_eq!(decode(&bytes[4..]), Err(PeerFrameError::Version(9)));
+        bytes[4] = PROTOCOL_VERSION + 1;
+        assert_eq!(
+            decode(&bytes[4..]),
+            Err(PeerFrameError::Version(PROTOCOL_VERSION + 1))
+        );
         assert!(matches!(
             decode(&[PROTOCOL_VERSION, 0xff, 0xff, 0xff]),
             Err(PeerFrameError::Decode(_))

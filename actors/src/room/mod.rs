@@ -223,6 +223,17 @@ pub enum RoomMsg {
     },
     /// All members with roles and online flags (`GET /rooms/:id/members`).
     Members(RpcReplyPort<Result<Vec<Participant>, ActorError>>),
+    /// A moderator takes `user_id` out of the voice session (into `moved_to`, if any).
+    DisconnectVoice {
+        /// Whom.
+        user_id: Snowflake,
+        /// The voice channel they go to.
+        moved_to: Option<Snowflake>,
+        /// The moderator.
+        by: Snowflake,
+        /// Done, or NOT_FOUND when they are not in the voice session.
+        reply: RpcReplyPort<Result<(), ActorError>>,
+    },
     /// Periodic: stop if nobody used the room for a while.
     IdleCheck,
     /// Stop taking requests through the directory, finish what is queued and written, then
@@ -258,7 +269,8 @@ impl RoomMsg {
             | RoomMsg::DeleteMessage { .. }
             | RoomMsg::Updated(_)
             | RoomMsg::DeleteRoom { .. }
-            | RoomMsg::Members(_) => true,
+            | RoomMsg::Members(_)
+            | RoomMsg::DisconnectVoice { .. } => true,
             RoomMsg::Committed(_)
             | RoomMsg::Resynced(_)
             | RoomMsg::Presence(_)
@@ -486,6 +498,14 @@ impl Actor for RoomActor {
             } => state.handle_delete_message(message_id, by, reply).await,
             RoomMsg::Updated(room) => state.handle_updated(*room).await,
             RoomMsg::Registered => state.reload_channel().await,
+            RoomMsg::DisconnectVoice {
+                user_id,
+                moved_to,
+                by,
+                reply,
+            } => {
+                let _ = reply.send(state.disconnect_voice(user_id, moved_to, by));
+            }
             RoomMsg::DeleteRoom { by, reply } => {
                 let result = state.handle_delete_room(by).await;
                 let deleted = result.is_ok();

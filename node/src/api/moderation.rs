@@ -1,6 +1,7 @@
 //! Community moderation over REST: bans (`PUT`/`DELETE /communities/:id/bans/:userId`,
 //! `GET /communities/:id/bans`), timeouts (`PUT /communities/:id/members/:userId/timeout`) and
-//! server mute / deafen (`PUT /communities/:id/members/:userId/voice`).
+//! server mute / deafen (`PUT /communities/:id/members/:userId/voice`) and moves between
+//! voice channels (`POST …/voice/move`).
 //! Kicks are in `communities.rs`. A moderator acts only on people ranked below them (never
 //! the owner or themself), and every action goes to the audit log.
 
@@ -8,7 +9,8 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use voiceflow_actors::permissions::MemberGrants;
 use voiceflow_actors::remote::notify_user;
-use voiceflow_schema::BanRecord;
+use voiceflow_actors::room::RoomMsg;
+use voiceflow_schema::{BanRecord, RoomKind};
 use voiceflow_wire::Snowflake;
 use voiceflow_wire::ids::now_ms;
 use voiceflow_wire::time::rfc3339;
@@ -21,6 +23,7 @@ use warp::{Filter, Rejection};
 
 use super::audit::{Change, reason, record};
 use super::channel_effects::{permissions_changed, purge_messages, remove_from_channels};
+use super::channels::channel_access;
 use super::communities::{Seen, page_reply, seen, usernames};
 use super::{authed, json_body, parse, with_state};
 use crate::auth::AuthUser;
@@ -117,6 +120,17 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
                 respond(voice(s, u, (id, target), b, r).await)
             },
         );
+    let move_voice =
+        warp::path!("communities" / Snowflake / "members" / Snowflake / "voice" / "move")
+            .and(warp::post())
+            .and(s())
+            .and(json_body(limit))
+            .and(reason())
+            .then(
+                |id, target, s: AppState, u: AuthUser, b: Bytes, r: Option<String>| async move {
+                    respond(move_voice(s, u, (id, target), b, r).await)
+                },
+            );
     ban.or(unban)
         .unify()
         .or(bans)
@@ -124,6 +138,8 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .or(timeout)
         .unify()
         .or(voice)
+        .unify()
+        .or(move_voice)
         .unify()
 }
 
@@ -352,6 +368,81 @@ async fn voice(
         &serde_json::json!({
             "communityId": id, "userId": target,
             "mute": member.voice_muted, "deafen": member.voice_deafened,
+        }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct MoveBody {
+    from_channel_id: Snowflake,
+    to_channel_id: Option<Snowflake>,
+}
+
+/// A voice or stage channel of community `id` that `user` may view: what they may do there.
+async fn voice_channel(
+    s: &AppState,
+    user: &AuthUser,
+    (id, channel): (Snowflake, Snowflake),
+    field: &str,
+) -> Result<Permissions, ApiError> {
+    let in_community = s.ctx.store.channel_community(channel).await? == Some(id);
+    let held = match in_community {
+        true => channel_access(s, user, channel).await?,
+        false => None,
+    };
+    let kind = s.ctx.store.room_by_id(channel).await?.map(|r| r.kind);
+    match (held, kind) {
+        (Some(held), Some(RoomKind::Voice | RoomKind::Stage)) => Ok(held),
+        (Some(_), Some(RoomKind::Text)) => Err(ApiError::field(field, "not a voice channel")),
+        _ => Err(ApiError::not_found("channel")),
+    }
+}
+
+/// Moves a member out of a voice channel, into another one or nowhere: their sessions there
+/// are disconnected at the channel's owner and told `voice:moved` (the client joins the
+/// other channel itself, with its own rights there).
+async fn move_voice(
+    s: AppState,
+    user: AuthUser,
+    (id, target): (Snowflake, Snowflake),
+    body: Bytes,
+    reason: Option<String>,
+) -> Result<Response, ApiError> {
+    let b: MoveBody = parse(&body)?;
+    let seen = seen(&s, &user, id).await?;
+    seen.may_moderate(&s, target, Permissions::MOVE_MEMBERS, "move")
+        .await?;
+    let from = voice_channel(&s, &user, (id, b.from_channel_id), "fromChannelId").await?;
+    if !from.contains(Permissions::MOVE_MEMBERS) {
+        return Err(ApiError::forbidden(
+            "you may not move members out of this channel",
+        ));
+    }
+    if let Some(to) = b.to_channel_id {
+        let there = voice_channel(&s, &user, (id, to), "toChannelId").await?;
+        if !there.contains(Permissions::CONNECT) {
+            return Err(ApiError::forbidden("you may not connect to that channel"));
+        }
+    }
+    s.ctx
+        .directory
+        .call(b.from_channel_id, |reply| RoomMsg::DisconnectVoice {
+            user_id: target,
+            moved_to: b.to_channel_id,
+            by: user.id,
+            reply,
+        })
+        .await?;
+    let after =
+        serde_json::json!({ "fromChannelId": b.from_channel_id, "toChannelId": b.to_channel_id });
+    let change = Change::new(id, user.id, "member.voice_move", Some(target), reason);
+    record(&s, change.states(None, Some(after))).await?;
+    Ok(ok(
+        StatusCode::OK,
+        &serde_json::json!({
+            "communityId": id, "userId": target,
+            "fromChannelId": b.from_channel_id, "toChannelId": b.to_channel_id, "moved": true,
         }),
     ))
 }

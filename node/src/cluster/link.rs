@@ -316,9 +316,15 @@ async fn write_lane(
             return;
         }
         while let Some(msg) = rx.recv().await {
-            // The version was negotiated from this build's own range: it always encodes.
-            let Ok(bytes) = cluster::encode_at(&msg, version) else {
-                continue;
+            // The version was negotiated from this build's own range, so only a message that
+            // needs a newer version fails (a call added since, to a node of the previous
+            // release): it is dropped and its caller's wait ends in "retry later".
+            let bytes = match cluster::encode_at(&msg, version) {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    tracing::warn!(error = %e, "message not sent to an older peer");
+                    continue;
+                }
             };
             sent.increment(bytes.len() as u64);
             if stream.write_all(&bytes).await.is_err() {

@@ -212,6 +212,19 @@ pub(super) fn to_op(
         }
         RoomMsg::DeleteRoom { by, reply } => (me, call(RoomCall::DeleteRoom { by }, answer(reply))),
         RoomMsg::Members(reply) => (me, call(RoomCall::Members, answer(reply))),
+        RoomMsg::DisconnectVoice {
+            user_id,
+            moved_to,
+            by,
+            reply,
+        } => {
+            let op = RoomCall::DisconnectVoice {
+                user_id,
+                moved_to,
+                by,
+            };
+            (me, call(op, answer(reply)))
+        }
         RoomMsg::Updated(room) => (me, call(RoomCall::Updated { room }, Box::new(|_| {}))),
         // The room's own timers, storage completions, media events and lifecycle: they only
         // ever reach the actor they concern, on the node where it runs.
@@ -442,6 +455,19 @@ pub(super) async fn room_call(
             .call(room, RoomMsg::Members)
             .await
             .map(CallAnswer::Members),
+        RoomCall::DisconnectVoice {
+            user_id,
+            moved_to,
+            by,
+        } => done(
+            dir.call(room, |reply| RoomMsg::DisconnectVoice {
+                user_id,
+                moved_to,
+                by,
+                reply,
+            })
+            .await,
+        ),
         RoomCall::Updated { room: record } => {
             dir.send_if_running(room, RoomMsg::Updated(record));
             Ok(CallAnswer::Done)

@@ -1,9 +1,11 @@
 //! Framing and the versioned encodings: `[u32 big-endian length][u8 version][body]`, the body
-//! bincode-encoded natively (version 8) or with serde as version 7 did (see [`super::v7`]).
+//! bincode-encoded natively (versions 9 and 8, see [`super::v8`]) or with serde as version 7
+//! did (see [`super::v7`]). A message is written at a version only if that version can carry
+//! it ([`super::v8::needs`]): `TooNew` otherwise.
 
 use std::ops::RangeInclusive;
 
-use super::{MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, PeerFrameError, PeerMsg, v7};
+use super::{MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, PeerFrameError, PeerMsg, v7, v8};
 
 fn config() -> bincode::config::Configuration {
     bincode::config::standard()
@@ -17,8 +19,14 @@ pub fn encode(msg: &PeerMsg) -> Vec<u8> {
 /// Encodes a message as one length-prefixed frame of `version` (what the link negotiated);
 /// a version this build does not speak is refused.
 pub fn encode_at(msg: &PeerMsg, version: u8) -> Result<Vec<u8>, PeerFrameError> {
+    let needs = v8::needs(msg);
+    if version < needs && (MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&version) {
+        return Err(PeerFrameError::TooNew { version, needs });
+    }
     match version {
         PROTOCOL_VERSION => Ok(encode(msg)),
+        // The same bytes: version 9 only appended what `needs` refused above.
+        8 => Ok(frame(8, bincode::encode_to_vec(msg, config()))),
         7 => Ok(frame(
             7,
             bincode::serde::encode_to_vec(v7::downgrade(msg), config()),
@@ -121,7 +129,8 @@ pub fn decode_within(
         return Err(PeerFrameError::Version(version));
     }
     match version {
-        PROTOCOL_VERSION => decode_body(body),
+        // Version 8 frames are version 9 frames without its additions.
+        PROTOCOL_VERSION | 8 => decode_body(body),
         7 => v7::upgrade(decode_body(body)?),
         other => Err(PeerFrameError::Version(other)),
     }

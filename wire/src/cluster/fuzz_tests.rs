@@ -88,7 +88,9 @@ fn id() -> impl Strategy<Value = Snowflake> {
     any::<u64>().prop_map(Snowflake)
 }
 
-fn room_call() -> impl Strategy<Value = RoomCall> {
+// Boxed: the nested strategy types of every message kind otherwise overflow a test
+// thread's stack in debug builds.
+fn room_call() -> BoxedStrategy<RoomCall> {
     prop_oneof![
         (id(), text()).prop_map(|(user_id, username)| RoomCall::AddMember { user_id, username }),
         (id(), proptest::option::of(id())).prop_map(|(user_id, removed_by)| {
@@ -103,7 +105,15 @@ fn room_call() -> impl Strategy<Value = RoomCall> {
         }),
         id().prop_map(|by| RoomCall::DeleteRoom { by }),
         Just(RoomCall::Members),
+        (id(), proptest::option::of(id()), id()).prop_map(|(user_id, moved_to, by)| {
+            RoomCall::DisconnectVoice {
+                user_id,
+                moved_to,
+                by,
+            }
+        }),
     ]
+    .boxed()
 }
 
 /// The fields every session request carries: session, user, username, payload, req id.
@@ -349,7 +359,11 @@ proptest! {
 
     #[test]
     fn mutated_version_7_frames_decode_or_are_refused(msg in peer_msg(), edits in edits()) {
-        let frame = encode_at(&msg, 7).expect("7 is spoken");
+        // A message that needs a newer version is never written at 7.
+        let Ok(frame) = encode_at(&msg, 7) else {
+            prop_assert!(crate::cluster::v8::needs(&msg) > 7);
+            return Ok(());
+        };
         let body = mutate(frame[4..].to_vec(), &edits);
         assert_consistent(decode(&body))?;
     }

@@ -303,6 +303,11 @@ pub(crate) fn samples() -> Vec<PeerMsg> {
         },
         RoomCall::DeleteRoom { by: user },
         RoomCall::Members,
+        RoomCall::DisconnectVoice {
+            user_id: user,
+            moved_to: Some(Snowflake(41)),
+            by: Snowflake(1),
+        },
     ];
     let deliveries = vec![
         RoomDelivery::ToSession {

@@ -53,6 +53,19 @@ pub struct VoiceModerated {
     pub by: Snowflake,
 }
 
+/// `voice:moved`: a moderator took you out of a voice channel, into `toChannelId` if set
+/// (to the moved sessions; the client then joins that channel's voice as if asked to).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VoiceMoved {
+    /// The channel they were in.
+    pub channel_id: Snowflake,
+    /// Where they go, if anywhere.
+    pub to_channel_id: Option<Snowflake>,
+    /// The moderator.
+    pub by: Snowflake,
+}
+
 /// The event names.
 pub mod events {
     use crate::v1::event::ServerEventKind;
@@ -63,4 +76,6 @@ pub mod events {
     pub const JOIN_DECIDED: &str = ServerEventKind::CommunityJoinDecided.name();
     /// `voice:moderated`.
     pub const VOICE_MODERATED: &str = ServerEventKind::VoiceModerated.name();
+    /// `voice:moved`.
+    pub const VOICE_MOVED: &str = ServerEventKind::VoiceMoved.name();
 }

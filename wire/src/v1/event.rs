@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::error::ErrorBody;
 use crate::v1::call::{CallEnded, CallIncoming, CallInfo};
 use crate::v1::client::Pong;
-use crate::v1::community::{JoinDecided, JoinRequested, VoiceModerated};
+use crate::v1::community::{JoinDecided, JoinRequested, VoiceModerated, VoiceMoved};
 use crate::v1::frame::{self, Frame};
 use crate::v1::rich::{PresenceChanged, ReactionUpdated, ReadReceipt};
 use crate::v1::server::{
@@ -138,6 +138,8 @@ server_events! {
     CommunityJoinDecided("community:join_decided", JoinDecided);
     /// A moderator changed your server mute or deafen.
     VoiceModerated("voice:moderated", VoiceModerated);
+    /// A moderator moved you out of a voice channel (and into another, if named).
+    VoiceMoved("voice:moved", VoiceMoved);
 }
 
 impl ServerEvent {

@@ -162,7 +162,8 @@ pub struct VoiceUserLeft {
     pub channel_id: Snowflake,
     /// Who.
     pub user_id: Snowflake,
-    /// `left`, `disconnected` (connection failed or heartbeats stopped), or `removed`.
+    /// `left`, `disconnected` (connection failed or heartbeats stopped), `rejoin`, `removed`
+    /// (off a stage) or `moved` (a moderator moved them to another channel).
     pub reason: String,
 }
 

@@ -16,10 +16,11 @@
 use std::collections::HashMap;
 
 use voiceflow_schema::{Store, StoreError};
-use voiceflow_wire::Snowflake;
 use voiceflow_wire::ids::now_ms;
 use voiceflow_wire::v1::permissions::Permissions;
+use voiceflow_wire::{ErrorBody, ErrorCode, Snowflake};
 
+use voiceflow_wire::v1::community::{VoiceMoved, events as community_events};
 use voiceflow_wire::v1::frame;
 use voiceflow_wire::v1::voice::events as voice_events;
 
@@ -263,6 +264,35 @@ impl RoomState {
             .await
     }
 
+    /// A moderator takes `user` out of the voice session (every session of theirs), into
+    /// `moved_to` if set: the moved sessions get `voice:moved`, everyone else
+    /// `voice:user_left` with reason `moved`. The REST side checked the moderator's rights.
+    pub fn disconnect_voice(
+        &mut self,
+        user: Snowflake,
+        moved_to: Option<Snowflake>,
+        by: Snowflake,
+    ) -> Result<(), ActorError> {
+        let sessions = self.voice_sessions_of(user);
+        if sessions.is_empty() {
+            return Err(ActorError::Client(ErrorBody::new(
+                ErrorCode::NotFound,
+                "they are not in this voice channel",
+            )));
+        }
+        let moved = VoiceMoved {
+            channel_id: self.room.id,
+            to_channel_id: moved_to,
+            by,
+        };
+        let frame = frame::event(community_events::VOICE_MOVED, &moved);
+        for session in sessions {
+            self.voice_tell(session, &frame);
+            self.voice_remove(session, "moved");
+        }
+        Ok(())
+    }
+
     /// Whether this room is a community channel.
     pub(super) fn is_channel(&self) -> bool {
         self.channel.is_some()
@@ -270,6 +300,27 @@ impl RoomState {
 }
 
 impl RoomState {
+    /// The voice sessions of `user`.
+    fn voice_sessions_of(&self, user: Snowflake) -> Vec<u64> {
+        self.voice
+            .as_ref()
+            .map(|v| {
+                v.entries
+                    .iter()
+                    .filter(|(_, e)| e.user_id == user)
+                    .map(|(session, _)| *session)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Sends `frame` to one voice session.
+    fn voice_tell(&self, session: u64, frame: &voiceflow_wire::v1::frame::Frame) {
+        if let Some(entry) = self.voice.as_ref().and_then(|v| v.entries.get(&session)) {
+            entry.tell(frame.clone());
+        }
+    }
+
     /// The users in the voice room, a user once per session.
     pub(super) fn voice_users(&self) -> Vec<Snowflake> {
         self.voice

@@ -65,6 +65,11 @@ pub(super) struct Entry {
 }
 
 impl Entry {
+    /// Sends this participant's session a frame.
+    pub(super) fn tell(&self, frame: Frame) {
+        self.to.push(frame);
+    }
+
     pub(super) fn rights(&self) -> Rights {
         Rights {
             muted: self.muted,
