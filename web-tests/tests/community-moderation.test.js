@@ -151,7 +151,7 @@ describe('community join approval and voice moderation', { timeout: 240_000 }, (
     assert.equal(actions.filter((a) => a === 'invite.create').length, 56);
   });
 
-  it('follows a move to another voice channel', { todo: 'POST …/voice/move is not on main yet' }, async () => {
+  it('follows a move to another voice channel, and a disconnect', async () => {
     const ritaTile = (p) => p.locator('.voice-tiles .voice-tile', { hasText: 'rita' });
     await owner.page.getByRole('link', { name: 'lounge' }).click();
     await owner.page.getByRole('heading', { name: 'lounge', level: 1 }).waitFor();
@@ -166,6 +166,13 @@ describe('community join approval and voice moderation', { timeout: 240_000 }, (
     // The owner sees her leave the lounge and sit in the lobby.
     await eventually(async () => (await ritaTile(owner.page).count()) === 0, { what: 'rita out of the lounge' });
     await owner.page.locator(`.channel-item[data-channel-id="${lobbyId}"] .side-voice-member`, { hasText: 'rita' }).waitFor();
+    // Disconnected by a moderator: out of voice, still in the community.
+    const m3 = await memberMenu(owner.page, 'rita');
+    assert.equal(await m3.getByRole('menuitem', { name: 'Move to lobby' }).count(), 0, 'no move to where she is');
+    await m3.getByRole('menuitem', { name: 'Disconnect from voice' }).click();
+    await eventually(async () => (await rita.page.evaluate(() => window.__voiceflow.voice.channelId)) === null,
+      { what: 'rita disconnected' });
+    await rita.page.getByRole('button', { name: 'Join voice channel' }).waitFor();
     void loungeId;
     void generalId;
     for (const p of [owner, rita]) assert.deepEqual(p.errors, []);

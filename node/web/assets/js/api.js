@@ -165,9 +165,12 @@ export class Api {
   voiceModerate(id, userId, fields) {
     return this.#data('PUT', `/communities/${enc(id)}/members/${enc(userId)}/voice`, { body: fields });
   }
-  /** Moves a member to another voice channel (null disconnects them). */
-  voiceMove(id, userId, channelId) {
-    return this.#data('POST', `/communities/${enc(id)}/members/${enc(userId)}/voice/move`, { body: { channelId } });
+  /** Takes a member out of the voice of `fromChannelId` and into `toChannelId`'s (their client
+   *  joins it); without `toChannelId` it disconnects them. */
+  voiceMove(id, userId, fromChannelId, toChannelId = null) {
+    const body = { fromChannelId };
+    if (toChannelId) body.toChannelId = toChannelId;
+    return this.#data('POST', `/communities/${enc(id)}/members/${enc(userId)}/voice/move`, { body });
   }
   /** A page of bans: {data: [{userId, username, reason, bannedBy, createdAt}], hasMore}. */
   bans(id, { after, limit = 1000 } = {}) {

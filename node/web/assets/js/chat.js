@@ -608,6 +608,10 @@ export class Chat {
       room.adoptedAt = Date.now();
       room.communityId = communityId;
       this.store.rooms.set(meta.id, room);
+    } else if (communityId) {
+      // community.js claims (or updates) a channel, perhaps adopted before as a plain room.
+      room.communityId = communityId;
+      room.meta = meta;
     } else if (room.communityId) {
       // A channel listed by GET /users/me/rooms too: keep what community.js knows of it.
       room.meta = { ...meta, ...room.meta };

@@ -251,13 +251,9 @@ export class Communities {
       id: ch.id, name: ch.name, description: ch.description || '', kind: ch.kind,
       settings: { isPublic: false }, communityId: c.id, categoryId: ch.categoryId ?? null,
     };
-    if (known) {
-      known.communityId = c.id;
-      known.channel = ch;
-      known.meta = meta;
-      this.store.emit('rooms');
-      return;
-    }
+    if (known) known.channel = ch; // before adopt() emits 'rooms'
+    // New or known (perhaps listed by GET /users/me/rooms first, as a plain room): adopt()
+    // marks it as this community's, remembers that for the next start, and subscribes.
     const room = this.chat.adopt(meta, { communityId: c.id });
     room.channel = ch;
   }

@@ -146,12 +146,14 @@ export function communityMembersPanel({ c, communities, api, store, me, toast })
         item(m.voiceDeafened ? 'Server undeafen' : 'Server deafen',
           () => act(`${name} ${m.voiceDeafened ? 'undeafened' : 'deafened'}`, () => communities.moderateVoice(c.id, m.userId, { deafen: !m.voiceDeafened })));
       }
-      if (can('move_members')) {
-        const voiceChannels = c.channels.filter((ch) => ch.kind === 'voice' || ch.kind === 'stage');
-        for (const ch of voiceChannels) {
-          item(`Move to ${ch.name}`, () => act(`${name} moved to ${ch.name}`, () => api.voiceMove(c.id, m.userId, ch.id)));
+      // Moves need the voice channel they are in now (as the sidebar shows it).
+      const voiceChannels = c.channels.filter((ch) => ch.kind === 'voice' || ch.kind === 'stage');
+      const from = voiceChannels.find((ch) => store.room(ch.id)?.voiceMembers.has(m.userId));
+      if (from && can('move_members')) {
+        for (const ch of voiceChannels.filter((x) => x.id !== from.id)) {
+          item(`Move to ${ch.name}`, () => act(`${name} moved to ${ch.name}`, () => api.voiceMove(c.id, m.userId, from.id, ch.id)));
         }
-        item('Disconnect from voice', () => act(`${name} disconnected`, () => api.voiceMove(c.id, m.userId, null)));
+        item('Disconnect from voice', () => act(`${name} disconnected`, () => api.voiceMove(c.id, m.userId, from.id)));
       }
       if (can('kick_members')) item('Kick…', () => kickDialog(m), { danger: true });
       if (can('ban_members')) item('Ban…', () => banDialog(m), { danger: true });
