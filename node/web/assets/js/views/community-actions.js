@@ -30,7 +30,7 @@ export class CommunityActions {
     const c = () => cs.get(id);
     const toast = (text) => this.shell.toast(text);
     return {
-      invite: () => invitesDialog({ c: c(), communities: cs, api: this.api, me: this.chat.me }),
+      invite: () => invitesDialog({ c: c(), api: this.api, me: this.chat.me }),
       settings: async () => {
         const done = await communityFormDialog({
           community: c().meta,
@@ -54,7 +54,7 @@ export class CommunityActions {
         });
         if (done && done !== 'deleted') toast('Community settings saved.');
       },
-      roles: () => rolesDialog({ c: c(), communities: cs, me: this.chat.me, toast }),
+      roles: () => rolesDialog({ c: c(), communities: cs, toast }),
       requests: () => this.router.go(`/c/${id}/requests`),
       audit: () => this.router.go(`/c/${id}/audit`),
       createChannel: async (categoryId = null) => {

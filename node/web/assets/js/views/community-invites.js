@@ -22,7 +22,7 @@ async function copy(text, toastLine) {
   }
 }
 
-export function invitesDialog({ c, communities, api, me }) {
+export function invitesDialog({ c, api, me }) {
   const manager = c.can('manage_community', me.id);
   return modal({
     title: `Invite people to ${c.name}`,
@@ -90,7 +90,6 @@ export function invitesDialog({ c, communities, api, me }) {
           }, 'Revoke')))));
       }
       if (manager) loadList().catch((err) => { error.textContent = err.message; });
-      void communities;
       return h('div', { class: 'dialog-body' }, form, result, listBox);
     },
   });

@@ -43,7 +43,7 @@ export function communityMembersPanel({ c, communities, api, store, me, toast })
     } finally {
       loading = false;
     }
-    more.textContent = hasMore ? '' : '';
+    more.textContent = '';
     // Still room on screen: load on.
     if (hasMore && el.scrollHeight <= el.clientHeight + 40) loadMore();
   }

@@ -10,7 +10,7 @@ import { confirmDialog, modal } from './dialog.js';
 /** 0xRRGGBB → "#rrggbb". */
 export function colorHex(n) { return `#${(Number(n) || 0).toString(16).padStart(6, '0')}`; }
 
-export function rolesDialog({ c, communities, me, toast }) {
+export function rolesDialog({ c, communities, toast }) {
   return modal({
     title: `Roles of ${c.name}`,
     className: 'dialog-wide roles-dialog',
@@ -110,7 +110,6 @@ export function rolesDialog({ c, communities, me, toast }) {
 
       renderList();
       renderEditor();
-      void me;
       return h('div', { class: 'dialog-body roles-body' }, list, editor,
         h('div', { class: 'dialog-actions roles-close' },
           h('button', { class: 'btn btn-ghost', type: 'button', onclick: () => close(null) }, 'Done')));
