@@ -33,6 +33,7 @@ mod live;
 mod log;
 mod social;
 mod stage;
+mod unrecorded;
 mod voice;
 mod voice_upkeep;
 
@@ -71,6 +72,8 @@ pub struct RoomState {
     /// Recently changed messages as stored, for edits and reactions without a storage read.
     recent_messages: HashMap<Snowflake, MessageRecord>,
     recent_order: VecDeque<Snowflake>,
+    /// A room that keeps no messages: the latest frames with their content.
+    unrecorded: unrecorded::Window,
     /// Newest message id broadcast (read markers never pass it).
     last_message_id: Snowflake,
     /// Newest message id this actor assigned (ids only grow, whichever node ran the room before).
@@ -192,6 +195,7 @@ impl RoomState {
             nonce_order: VecDeque::new(),
             recent_messages: HashMap::new(),
             recent_order: VecDeque::new(),
+            unrecorded: unrecorded::Window::default(),
             last_message_id,
             last_assigned: last_message_id,
             social: social::Social::default(),
