@@ -399,10 +399,21 @@ impl RoomState {
             self.require(session.user_id, Permissions::VIEW_CHANNEL, "")
                 .await?;
         } else if !self.members.contains_key(&session.user_id) {
-            if !self.room.settings.is_public {
-                return Err(ActorError::Forbidden("not a member of this room"));
+            let banned = self.room.banned.contains(&session.user_id);
+            match (
+                self.open_to_all(),
+                self.room.settings.allow_guests && !banned,
+            ) {
+                (true, _) => self.add_member(&author).await?,
+                // A guest: live events and replay, without membership (nothing else).
+                (false, true) => {}
+                (false, false) if self.room.settings.require_approval => {
+                    return Err(ActorError::Forbidden(
+                        "this room takes members by approval: ask with its join code",
+                    ));
+                }
+                (false, false) => return Err(ActorError::Forbidden("not a member of this room")),
             }
-            self.add_member(&author).await?;
         }
         // The same session again: its node re-sent a join that was slow to be confirmed, or
         // followed the room to another node for a moment (a view of the members that
@@ -438,6 +449,12 @@ impl RoomState {
         }
         metrics::gauge!("voiceflow_room_subscriptions").increment(1.0);
         Ok(self.join_reply(members, replay))
+    }
+
+    /// Whether anyone signed in becomes a member by joining (a public room that does not
+    /// require approval).
+    pub(super) fn open_to_all(&self) -> bool {
+        self.room.settings.is_public && !self.room.settings.require_approval
     }
 
     /// `room:leave` or a closed connection.
