@@ -19,6 +19,8 @@ pub struct ActorConfig {
     pub typing_ttl: Duration,
     /// Most messages replayed by a `room:join` with `since`.
     pub replay_limit: u32,
+    /// How long a room that keeps no messages can replay them from memory.
+    pub unrecorded_window: Duration,
     /// Recent (user, nonce) pairs each room remembers without asking storage.
     pub nonce_cache: usize,
     /// Frames a session may have queued before it is closed as a slow consumer.
@@ -33,6 +35,7 @@ impl Default for ActorConfig {
             room_idle_timeout: Duration::from_secs(60),
             typing_ttl: Duration::from_secs(6),
             replay_limit: 1000,
+            unrecorded_window: Duration::from_secs(300),
             nonce_cache: 4096,
             outbound_queue_frames: 8192,
             presence_heartbeat: Duration::from_secs(15),

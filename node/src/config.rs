@@ -97,6 +97,9 @@ pub struct Config {
     pub typing_ttl_ms: u64,
     /// Most messages replayed on `room:join` with `since`.
     pub replay_limit: u32,
+    /// In a room that keeps no messages (`recordMessages: false`), how long its messages can
+    /// still be replayed to a resuming client from the owner's memory, seconds.
+    pub unrecorded_window_secs: u64,
     /// Largest REST request body, bytes.
     pub http_max_body_bytes: u64,
     /// How long shutdown waits for connections to close and storage to flush, seconds.
@@ -247,6 +250,7 @@ impl Default for Config {
             room_idle_timeout_secs: 60,
             typing_ttl_ms: 6000,
             replay_limit: 1000,
+            unrecorded_window_secs: 300,
             http_max_body_bytes: 64 * 1024,
             shutdown_grace_secs: 10,
             cluster: crate::cluster::ClusterConfig::default(),
@@ -483,6 +487,7 @@ impl Config {
             room_idle_timeout: Duration::from_secs(self.room_idle_timeout_secs),
             typing_ttl: Duration::from_millis(self.typing_ttl_ms),
             replay_limit: self.replay_limit,
+            unrecorded_window: Duration::from_secs(self.unrecorded_window_secs),
             nonce_cache: 4096,
             outbound_queue_frames: self.outbound_queue_frames,
             presence_heartbeat: self.presence.heartbeat(),

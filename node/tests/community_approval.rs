@@ -219,3 +219,89 @@ async fn joins_wait_for_approval_and_both_sides_hear_the_answer() -> Result<()> 
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_outside_communities_take_members_by_approval_and_guests_read_only() -> Result<()> {
+    let node = TestNode::start().await?;
+    let alice = node.register("alice").await?;
+    let bob = node.register("bob").await?;
+    let erin = node.register("erin").await?;
+    let settings = json!({"isPublic": true, "requireApproval": true});
+    let (room, code) = node
+        .create_room(&alice, "by approval", settings, 10)
+        .await?;
+    let mut alice_ws = node.ws(&alice).await?;
+    let mut bob_ws = node.ws(&bob).await?;
+
+    // A public room that requires approval is not joined by id; by its code, one asks.
+    let refused = bob_ws.request("room:join", json!({"roomId": room})).await?;
+    assert_eq!(refused["error"]["code"], "FORBIDDEN", "{refused}");
+    let (status, body) = node.join_code(&bob, &code).await?;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["data"]["requested"], true, "{body}");
+    let asked = alice_ws.next_event("room:join_request").await?;
+    assert_eq!(asked["data"]["userId"], bob.id.as_str(), "{asked}");
+    let requests = format!("/rooms/{room}/join-requests");
+    let (status, _) = call(&node, Method::GET, &requests, &bob, None).await?;
+    assert_eq!(status, 403, "only admins list requests");
+    let (_, listed) = call(&node, Method::GET, &requests, &alice, None).await?;
+    assert_eq!(listed["data"][0]["username"], "bob", "{listed}");
+
+    // Accepted: bob hears it and joins.
+    let bob_request = format!("{requests}/{}", bob.id);
+    let (status, body) = call(&node, Method::PUT, &bob_request, &alice, None).await?;
+    assert_eq!(status, 200, "{body}");
+    let decided = bob_ws.next_event("room:join_decided").await?;
+    assert_eq!(decided["data"]["accepted"], true, "{decided}");
+    let joined = bob_ws.request("room:join", json!({"roomId": room})).await?;
+    assert_eq!(joined["ok"], true, "{joined}");
+
+    // A private room that takes guests: a non-member reads (live and history) but does not
+    // post; one that does not take them refuses her.
+    let guests = json!({"isPublic": false, "allowGuests": true});
+    let (open, _) = node
+        .create_room(&alice, "guests welcome", guests, 10)
+        .await?;
+    let (closed, _) = node
+        .create_room(&alice, "members only", json!({"isPublic": false}), 10)
+        .await?;
+    let mut erin_ws = node.ws(&erin).await?;
+    let ack = erin_ws
+        .request("room:join", json!({"roomId": open}))
+        .await?;
+    assert_eq!(ack["ok"], true, "{ack}");
+    let ack = erin_ws
+        .request("room:join", json!({"roomId": closed}))
+        .await?;
+    assert_eq!(ack["error"]["code"], "FORBIDDEN", "{ack}");
+    let sent = erin_ws
+        .request("message:send", json!({"roomId": open, "content": "hi"}))
+        .await?;
+    assert_eq!(sent["error"]["code"], "FORBIDDEN", "{sent}");
+    let (status, _) = node
+        .get(&format!("/api/v1/rooms/{open}/messages"), Some(&erin.token))
+        .await?;
+    assert_eq!(status, 200, "a guest reads the history");
+    let (status, _) = node
+        .get(
+            &format!("/api/v1/rooms/{closed}/messages"),
+            Some(&erin.token),
+        )
+        .await?;
+    assert_eq!(status, 403);
+    // What members post reaches the guest live.
+    let ack = alice_ws
+        .request("room:join", json!({"roomId": open}))
+        .await?;
+    assert_eq!(ack["ok"], true, "{ack}");
+    let ack = alice_ws
+        .request(
+            "message:send",
+            json!({"roomId": open, "content": "welcome"}),
+        )
+        .await?;
+    assert_eq!(ack["ok"], true, "{ack}");
+    let live = erin_ws.next_event("message:received").await?;
+    assert_eq!(live["data"]["content"], "welcome", "{live}");
+    Ok(())
+}

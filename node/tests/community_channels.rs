@@ -257,6 +257,30 @@ async fn channels_follow_roles_overrides_timeouts_and_kicks_live() -> anyhow::Re
     assert_eq!(status, 200);
     let ack = send(&mut b, &general, "free again").await?;
     assert_eq!(ack["ok"], true, "{ack}");
+    // A timeout also ends by itself, with nothing sent to the channel.
+    let (status, _) = call(
+        &node,
+        Method::PUT,
+        &timeout,
+        &owner,
+        Some(json!({"secs": 1})),
+    )
+    .await?;
+    assert_eq!(status, 200);
+    let ack = send(&mut b, &general, "during a short timeout").await?;
+    assert_eq!(ack["error"]["code"], "FORBIDDEN", "{ack}");
+    let expires = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        let ack = send(&mut b, &general, "after the timeout expired").await?;
+        if ack["ok"] == true {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < expires,
+            "the timeout never expired: {ack}"
+        );
+    }
 
     // Taking the role away removes alice from the staff channel live.
     let (status, _) = call(&node, Method::DELETE, &grant, &owner, None).await?;

@@ -33,6 +33,7 @@ mod live;
 mod log;
 mod social;
 mod stage;
+mod unrecorded;
 mod voice;
 mod voice_upkeep;
 
@@ -71,6 +72,8 @@ pub struct RoomState {
     /// Recently changed messages as stored, for edits and reactions without a storage read.
     recent_messages: HashMap<Snowflake, MessageRecord>,
     recent_order: VecDeque<Snowflake>,
+    /// A room that keeps no messages: the latest frames with their content.
+    unrecorded: unrecorded::Window,
     /// Newest message id broadcast (read markers never pass it).
     last_message_id: Snowflake,
     /// Newest message id this actor assigned (ids only grow, whichever node ran the room before).
@@ -192,6 +195,7 @@ impl RoomState {
             nonce_order: VecDeque::new(),
             recent_messages: HashMap::new(),
             recent_order: VecDeque::new(),
+            unrecorded: unrecorded::Window::default(),
             last_message_id,
             last_assigned: last_message_id,
             social: social::Social::default(),
@@ -395,10 +399,21 @@ impl RoomState {
             self.require(session.user_id, Permissions::VIEW_CHANNEL, "")
                 .await?;
         } else if !self.members.contains_key(&session.user_id) {
-            if !self.room.settings.is_public {
-                return Err(ActorError::Forbidden("not a member of this room"));
+            let banned = self.room.banned.contains(&session.user_id);
+            match (
+                self.open_to_all(),
+                self.room.settings.allow_guests && !banned,
+            ) {
+                (true, _) => self.add_member(&author).await?,
+                // A guest: live events and replay, without membership (nothing else).
+                (false, true) => {}
+                (false, false) if self.room.settings.require_approval => {
+                    return Err(ActorError::Forbidden(
+                        "this room takes members by approval: ask with its join code",
+                    ));
+                }
+                (false, false) => return Err(ActorError::Forbidden("not a member of this room")),
             }
-            self.add_member(&author).await?;
         }
         // The same session again: its node re-sent a join that was slow to be confirmed, or
         // followed the room to another node for a moment (a view of the members that
@@ -434,6 +449,12 @@ impl RoomState {
         }
         metrics::gauge!("voiceflow_room_subscriptions").increment(1.0);
         Ok(self.join_reply(members, replay))
+    }
+
+    /// Whether anyone signed in becomes a member by joining (a public room that does not
+    /// require approval).
+    pub(super) fn open_to_all(&self) -> bool {
+        self.room.settings.is_public && !self.room.settings.require_approval
     }
 
     /// `room:leave` or a closed connection.

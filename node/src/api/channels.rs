@@ -50,6 +50,9 @@ struct ChannelView {
     position: u32,
     /// Signed-in people outside the community may read it.
     allow_guests: bool,
+    /// Messages are stored (`false`: delivered live, replayable for a short window, then
+    /// gone).
+    record_messages: bool,
     /// What the caller may do in it.
     permissions: Permissions,
 }
@@ -65,6 +68,7 @@ impl ChannelView {
             category_id: placed.category_id,
             position: placed.position,
             allow_guests: room.settings.allow_guests,
+            record_messages: room.settings.record_messages,
             permissions,
         }
     }
@@ -81,6 +85,7 @@ struct CreateBody {
     category_id: Option<Snowflake>,
     #[serde(default)]
     allow_guests: bool,
+    record_messages: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -93,6 +98,7 @@ struct EditBody {
     #[serde(default, deserialize_with = "present")]
     category_id: Option<Option<Snowflake>>,
     allow_guests: Option<bool>,
+    record_messages: Option<bool>,
 }
 
 /// A field that is present (possibly `null`), as opposed to absent (`None` by default).
@@ -313,6 +319,7 @@ async fn create(
         settings: RoomSettings {
             is_public: false,
             allow_guests: b.allow_guests,
+            record_messages: b.record_messages.unwrap_or(true),
             ..RoomSettings::default()
         },
         join_code: String::new(),
@@ -385,6 +392,9 @@ async fn edit(
     }
     if let Some(guests) = b.allow_guests {
         room.settings.allow_guests = guests;
+    }
+    if let Some(record) = b.record_messages {
+        room.settings.record_messages = record;
     }
     room.updated_at = now_ms();
     s.ctx.store.update_room(&room).await?;

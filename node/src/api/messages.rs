@@ -78,13 +78,14 @@ async fn history(
                 .ok_or_else(|| ApiError::field("before", "before must be a message id"))?,
         ),
     };
-    if s.ctx.store.room_by_id(room).await?.is_none() {
+    let Some(record) = s.ctx.store.room_by_id(room).await? else {
         return Err(ApiError::not_found("room"));
-    }
+    };
     // A community channel: whoever may view it (NOT_FOUND for anyone else); another room:
-    // its members.
+    // its members, and guests if it takes them (not those it banned).
     let channel = super::channels::channel_access(&s, &user, room).await?;
-    if channel.is_none() && s.ctx.store.member(room, user.id).await?.is_none() {
+    let guest = record.settings.allow_guests && !record.banned.contains(&user.id);
+    if channel.is_none() && !guest && s.ctx.store.member(room, user.id).await?.is_none() {
         return Err(ApiError::forbidden(
             "only members may read a room's history",
         ));

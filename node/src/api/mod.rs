@@ -17,6 +17,7 @@ mod moderation;
 mod overwrites;
 mod roles;
 mod room_admin;
+mod room_requests;
 mod rooms;
 mod validate;
 
@@ -209,6 +210,8 @@ pub fn routes(state: AppState) -> warp::filters::BoxedFilter<(Response,)> {
             .or(moderation::routes(state.clone()).boxed())
             .unify()
             .or(join_requests::routes(state.clone()).boxed())
+            .unify()
+            .or(room_requests::routes(state.clone()).boxed())
             .unify()
             .or(files::routes(state).boxed())
             .unify(),

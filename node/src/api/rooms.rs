@@ -408,6 +408,12 @@ async fn join(s: AppState, user: AuthUser, code: String) -> Result<Response, Api
         user_id: user.id,
         username: current_username(&s, &user).await?,
     };
+    if room.settings.require_approval && s.ctx.store.member(room.id, user.id).await?.is_none() {
+        if room.banned.contains(&user.id) {
+            return Err(ApiError::forbidden("you were removed from this room"));
+        }
+        return super::room_requests::request(&s, &user, &room, author.username).await;
+    }
     let reply = s
         .ctx
         .directory

@@ -66,6 +66,36 @@ pub struct VoiceMoved {
     pub by: Snowflake,
 }
 
+/// `room:join_request`: someone asked to join a room (outside communities) that requires
+/// approval, with its join code (to the room's admins).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomJoinRequested {
+    /// The room.
+    pub room_id: Snowflake,
+    /// Who asks.
+    pub user_id: Snowflake,
+    /// Their username.
+    pub username: String,
+    /// When (RFC 3339).
+    pub created_at: String,
+}
+
+/// `room:join_decided`: a request to join a room was answered or withdrawn (to the requester
+/// and the room's admins).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomJoinDecided {
+    /// The room.
+    pub room_id: Snowflake,
+    /// Who asked.
+    pub user_id: Snowflake,
+    /// Whether they are a member now.
+    pub accepted: bool,
+    /// Who decided.
+    pub by: Snowflake,
+}
+
 /// The event names.
 pub mod events {
     use crate::v1::event::ServerEventKind;
@@ -78,4 +108,8 @@ pub mod events {
     pub const VOICE_MODERATED: &str = ServerEventKind::VoiceModerated.name();
     /// `voice:moved`.
     pub const VOICE_MOVED: &str = ServerEventKind::VoiceMoved.name();
+    /// `room:join_request`.
+    pub const ROOM_JOIN_REQUEST: &str = ServerEventKind::RoomJoinRequest.name();
+    /// `room:join_decided`.
+    pub const ROOM_JOIN_DECIDED: &str = ServerEventKind::RoomJoinDecided.name();
 }

@@ -14,7 +14,9 @@ use serde::Serialize;
 use crate::error::ErrorBody;
 use crate::v1::call::{CallEnded, CallIncoming, CallInfo};
 use crate::v1::client::Pong;
-use crate::v1::community::{JoinDecided, JoinRequested, VoiceModerated, VoiceMoved};
+use crate::v1::community::{
+    JoinDecided, JoinRequested, RoomJoinDecided, RoomJoinRequested, VoiceModerated, VoiceMoved,
+};
 use crate::v1::frame::{self, Frame};
 use crate::v1::rich::{PresenceChanged, ReactionUpdated, ReadReceipt};
 use crate::v1::server::{
@@ -140,6 +142,10 @@ server_events! {
     VoiceModerated("voice:moderated", VoiceModerated);
     /// A moderator moved you out of a voice channel (and into another, if named).
     VoiceMoved("voice:moved", VoiceMoved);
+    /// Someone asked to join a room that requires approval (to its admins).
+    RoomJoinRequest("room:join_request", RoomJoinRequested);
+    /// A request to join a room was answered (to the requester and the admins).
+    RoomJoinDecided("room:join_decided", RoomJoinDecided);
 }
 
 impl ServerEvent {

@@ -59,6 +59,11 @@ impl RoomState {
         if let Err(e) = self.validate_post(&author, &post) {
             return reply.send(Err(e));
         }
+        if !self.room.settings.record_messages && post.file_id.is_some() {
+            // A file would outlive a room that keeps no messages.
+            let why = "this room keeps no messages: files cannot be posted to it";
+            return reply.send(Err(invalid("fileId", why)));
+        }
         if let Err(e) = self.dm_allowed(author.user_id).await {
             return reply.send(Err(e));
         }

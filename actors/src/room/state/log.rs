@@ -96,30 +96,37 @@ impl Change {
         }
     }
 
-    /// The event's `data`, JSON.
-    fn data(&self) -> String {
+    /// The event's `data` for `message` as this change leaves it, JSON.
+    fn data(&self, message: &MessageRecord) -> String {
         let json = match &self.kind {
-            ChangeKind::Created | ChangeKind::Edited => {
-                serde_json::to_string(&view_of(&self.message))
-            }
+            ChangeKind::Created | ChangeKind::Edited => serde_json::to_string(&view_of(message)),
             ChangeKind::Deleted => serde_json::to_string(&MessageDeleted {
-                room_id: self.message.room_id,
-                message_id: self.message.id,
-                seq: self.message.extra.seq,
+                room_id: message.room_id,
+                message_id: message.id,
+                seq: message.extra.seq,
             }),
             ChangeKind::Reaction { emoji, user, added } => {
-                serde_json::to_string(&reaction_event(&self.message, emoji, *user, *added))
+                serde_json::to_string(&reaction_event(message, emoji, *user, *added))
             }
         };
         // Plain data structs always serialize.
         json.unwrap_or_else(|_| "{}".into())
     }
 
-    /// Gives the change its seq and encodes it once: the log entry and the frame.
-    fn seal(&mut self, seq: u64, epoch: u64, owner_epoch: u64) -> RoomEventRecord {
+    /// Gives the change its seq and encodes it once: the log entry and the frame. In a room
+    /// that keeps no messages (`keep` false) the entry holds the message's tombstone while
+    /// the frame sent live holds the message ([`super::unrecorded`]).
+    fn seal(&mut self, seq: u64, (epoch, owner_epoch): (u64, u64), keep: bool) -> RoomEventRecord {
         self.message.extra.seq = seq;
-        let data = self.data();
+        let data = self.data(&self.message);
         self.frame = Some(frame_of(self.event(), &data));
+        let (data, message) = match keep {
+            true => (data, self.message.clone()),
+            false => {
+                let stored = super::unrecorded::stored_copy(&self.message);
+                (self.data(&stored), stored)
+            }
+        };
         RoomEventRecord {
             room_id: self.message.room_id,
             seq,
@@ -127,7 +134,7 @@ impl Change {
             owner_epoch,
             event: self.event().to_owned(),
             data,
-            message: Some(self.message.clone()),
+            message: Some(message),
             at: now_ms(),
         }
     }
@@ -381,10 +388,11 @@ impl RoomState {
         let take = log.pending.len().min(MAX_BATCH);
         let mut batch: Vec<Change> = log.pending.drain(..take).collect();
         let (head, epoch, owner) = (log.head, log.epoch, log.owner_epoch);
+        let keep = self.room.settings.record_messages;
         let records = batch
             .iter_mut()
             .enumerate()
-            .map(|(i, c)| c.seal(head + 1 + i as u64, epoch, owner))
+            .map(|(i, c)| c.seal(head + 1 + i as u64, (epoch, owner), keep))
             .collect();
         log.in_flight = Some(batch);
         Some(records)
@@ -434,10 +442,27 @@ impl RoomState {
             .filter(|l| matches!(l.to, Recipient::Local(_)))
             .count();
         metrics::counter!("voiceflow_deliveries_total").increment((batch.len() * local) as u64);
+        if !self.room.settings.record_messages {
+            self.keep_unrecorded(&batch);
+        }
         for change in batch {
             self.settle(&change.kind, &change.message);
             change.answer(None);
         }
+    }
+
+    /// Remembers a stored batch's frames, with their content, for replay within the window
+    /// (a room that keeps no messages).
+    fn keep_unrecorded(&mut self, batch: &[Change]) {
+        for change in batch {
+            if let Some(frame) = &change.frame {
+                let at = (change.message.extra.seq, change.message.id);
+                let deleted = change.kind == ChangeKind::Deleted;
+                self.unrecorded.keep(at, frame.clone(), deleted);
+            }
+        }
+        let max = self.ctx.config.replay_limit as usize;
+        self.unrecorded.trim(self.ctx.config.unrecorded_window, max);
     }
 
     /// Remembers what a stored change left behind.
@@ -564,7 +589,17 @@ impl RoomState {
         if stored.len() > limit as usize {
             return Ok((0, true));
         }
-        let frames = replay_frames(&stored);
+        let mut frames = replay_frames(&stored);
+        if !self.room.settings.record_messages {
+            // Within the window, the messages as they were sent (a deleted one was taken out
+            // of the window when it was deleted).
+            let kept = self.unrecorded.frames(self.ctx.config.unrecorded_window);
+            for (frame, entry) in frames.iter_mut().zip(&stored) {
+                if let Some(sent) = kept.get(&entry.seq) {
+                    *frame = (*sent).clone();
+                }
+            }
+        }
         if let Some(last) = stored.last() {
             session
                 .to

@@ -219,7 +219,7 @@ impl RoomState {
             return reply.send(Err(e));
         }
         if !self.members.contains_key(&session.user_id) {
-            if !self.room.settings.is_public {
+            if !self.open_to_all() {
                 return reply.send(Err(ActorError::Forbidden("not a member of this room")));
             }
             if let Err(e) = self.add_member(&author).await {

@@ -1,9 +1,10 @@
 // The create / edit room form (in a dialog). The server's validation errors are shown by the
 // field they name.
 //
-// Only settings the server acts on are offered: name, description, member limit,
-// public/private, and (when creating) the kind: a text room, a voice channel or a stage. (allowGuests, requireApproval and recordMessages are stored by the server
-// but not enforced yet; they get controls when they do something.)
+// Offered: name, description, member limit, public/private, and (when creating) the kind: a
+// text room, a voice channel or a stage. (allowGuests, requireApproval and recordMessages work
+// over the API, PROTOCOL.md; this form does not offer them yet, as the client has no screen
+// for a room's join requests: approval is offered by the community screens.)
 
 import { clearErrors, field, h, showFormError } from '../dom.js';
 import { modal } from './dialog.js';
