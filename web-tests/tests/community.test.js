@@ -86,6 +86,21 @@ describe('communities', { timeout: 300_000 }, () => {
     await createChannel('lounge', 'voice', 'Chat');
     staffId = await createChannel('staff', 'text', null);
     assert.deepEqual(await channelNames(page), ['staff', 'general', 'lounge']);
+    // Channel settings: #staff keeps no history (recordMessages), as the form reads it back.
+    const settings = async () => {
+      await page.getByRole('button', { name: 'Channel settings' }).click();
+      const d = page.getByRole('dialog', { name: 'Edit #staff' });
+      await d.getByLabel('Keep message history').waitFor();
+      return d;
+    };
+    let edit = await settings();
+    assert.equal(await edit.getByLabel('Keep message history').isChecked(), true);
+    await edit.getByLabel('Keep message history').uncheck();
+    await edit.getByRole('button', { name: 'Save changes' }).click();
+    await edit.waitFor({ state: 'detached' });
+    edit = await settings();
+    assert.equal(await edit.getByLabel('Keep message history').isChecked(), false);
+    await edit.getByRole('button', { name: 'Cancel' }).click();
     // The channels are rooms: the composer works as in any room.
     await page.getByRole('link', { name: 'general' }).click();
     await page.getByRole('heading', { name: 'general', level: 1 }).waitFor();

@@ -98,6 +98,8 @@ export function channelFormDialog({ channel = null, categories, categoryId = nul
     }, hint: channel ? 'Lower comes first.' : 'Empty: after the last channel.' }),
     checkbox('allowGuests', 'Readable by guests', 'Signed-in people outside the community may read it.',
       Boolean(channel?.allowGuests)),
+    checkbox('recordMessages', 'Keep message history',
+      'Off: messages are delivered live but never stored (and files cannot be posted).', channel?.recordMessages !== false),
   ].filter(Boolean);
   return formDialog({
     title: channel ? `Edit #${channel.name}` : 'Create a channel',
@@ -110,6 +112,7 @@ export function channelFormDialog({ channel = null, categories, categoryId = nul
         description: String(data.get('description') || ''),
         categoryId: data.get('categoryId') || null,
         allowGuests: data.get('allowGuests') === 'on',
+        recordMessages: data.get('recordMessages') === 'on',
       };
       if (!channel) {
         body.kind = String(data.get('kind') || 'text');
