@@ -187,6 +187,9 @@ async fn channels_follow_roles_overrides_timeouts_and_kicks_live() -> anyhow::Re
     let grant = format!("/communities/{id}/members/{}/roles/{mods}", alice.id);
     let (status, _) = call(&node, Method::PUT, &grant, &owner, None).await?;
     assert_eq!(status, 200);
+    // Her sessions are told to look again (the staff channel is hers to see now).
+    let told = a.next_event("community:member_updated").await?;
+    assert_eq!(told["data"]["communityId"], id.as_str(), "{told}");
     let ack = a.request("message:delete", delete).await?;
     assert_eq!(ack["ok"], true, "{ack}");
     assert_eq!(

@@ -8,6 +8,8 @@ use voiceflow_actors::room::RoomMsg;
 use voiceflow_schema::{CommunityRecord, RoomRecord};
 use voiceflow_wire::Snowflake;
 use voiceflow_wire::v1::client::MessageType;
+use voiceflow_wire::v1::community::{MemberUpdated, events as community_events};
+use voiceflow_wire::v1::frame;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -71,6 +73,17 @@ pub(super) async fn permissions_changed(
             .send_if_running(id, RoomMsg::Updated(Box::new(room)));
     }
     Ok(())
+}
+
+/// Tells `user`'s sessions that what they may do in `community` changed
+/// (`community:member_updated`): a channel that became visible shows up at once.
+pub(super) fn member_changed(s: &AppState, community: Snowflake, user: Snowflake) {
+    let event = MemberUpdated {
+        community_id: community,
+        user_id: user,
+    };
+    let frame = frame::event(community_events::MEMBER_UPDATED, &event);
+    voiceflow_actors::remote::notify_user(&s.ctx, user, &frame);
 }
 
 /// Messages read per page while looking for a banned member's messages.

@@ -22,7 +22,9 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use super::audit::{Change, reason, record};
-use super::channel_effects::{permissions_changed, purge_messages, remove_from_channels};
+use super::channel_effects::{
+    member_changed, permissions_changed, purge_messages, remove_from_channels,
+};
 use super::channels::channel_access;
 use super::communities::{Seen, page_reply, seen, usernames};
 use super::{authed, json_body, parse, with_state};
@@ -300,6 +302,7 @@ async fn timeout(
     member.timed_out_until = until;
     s.ctx.store.put_community_member(&member).await?;
     permissions_changed(&s, id).await?;
+    member_changed(&s, id, target);
     let change = Change::new(id, user.id, "member.timeout", Some(target), reason).states(
         None,
         Some(serde_json::json!({ "timedOutUntil": until.map(rfc3339) })),
@@ -348,6 +351,7 @@ async fn voice(
     member.voice_deafened = b.deafen.unwrap_or(member.voice_deafened);
     s.ctx.store.put_community_member(&member).await?;
     permissions_changed(&s, id).await?;
+    member_changed(&s, id, target);
     let after = serde_json::json!({ "mute": member.voice_muted, "deafen": member.voice_deafened });
     let change = Change::new(id, user.id, "member.voice", Some(target), reason);
     record(&s, change.states(Some(before), Some(after))).await?;

@@ -13,7 +13,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use super::audit::{Change, reason, record};
-use super::channel_effects::permissions_changed;
+use super::channel_effects::{member_changed, permissions_changed};
 use super::channels::{require, visible};
 use super::communities::seen;
 use super::{authed, json_body, parse, with_state};
@@ -177,6 +177,10 @@ async fn set_overwrite(
         }
     };
     permissions_changed(&s, id).await?;
+    // An override naming a member: they learn at once (a channel may have appeared).
+    if target != id && !seen.roles.iter().any(|r| r.id == target) {
+        member_changed(&s, id, target);
+    }
     let change = Change::new(id, user.id, action, Some(channel), reason);
     record(&s, change.states(before.clone(), after.clone())).await?;
     Ok(ok(

@@ -18,7 +18,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use super::audit::{Change, reason, record};
-use super::channel_effects::permissions_changed;
+use super::channel_effects::{member_changed, permissions_changed};
 use super::communities::{Seen, seen};
 use super::{authed, json_body, parse, validate, with_state};
 use crate::auth::AuthUser;
@@ -350,6 +350,7 @@ async fn set_granted(
     if granted != had {
         s.ctx.store.put_community_member(&member).await?;
         permissions_changed(&s, id).await?;
+        member_changed(&s, id, target);
         let action = match granted {
             true => "member.role_add",
             false => "member.role_remove",

@@ -66,6 +66,18 @@ pub struct VoiceMoved {
     pub by: Snowflake,
 }
 
+/// `community:member_updated`: what you may do in a community changed (a role granted or
+/// taken, a timeout, a server mute, an override naming you): fetch its channels and your
+/// permissions again (to that member's sessions).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberUpdated {
+    /// The community.
+    pub community_id: Snowflake,
+    /// The member.
+    pub user_id: Snowflake,
+}
+
 /// `room:join_request`: someone asked to join a room (outside communities) that requires
 /// approval, with its join code (to the room's admins).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -108,6 +120,8 @@ pub mod events {
     pub const VOICE_MODERATED: &str = ServerEventKind::VoiceModerated.name();
     /// `voice:moved`.
     pub const VOICE_MOVED: &str = ServerEventKind::VoiceMoved.name();
+    /// `community:member_updated`.
+    pub const MEMBER_UPDATED: &str = ServerEventKind::CommunityMemberUpdated.name();
     /// `room:join_request`.
     pub const ROOM_JOIN_REQUEST: &str = ServerEventKind::RoomJoinRequest.name();
     /// `room:join_decided`.

@@ -15,7 +15,8 @@ use crate::error::ErrorBody;
 use crate::v1::call::{CallEnded, CallIncoming, CallInfo};
 use crate::v1::client::Pong;
 use crate::v1::community::{
-    JoinDecided, JoinRequested, RoomJoinDecided, RoomJoinRequested, VoiceModerated, VoiceMoved,
+    JoinDecided, JoinRequested, MemberUpdated, RoomJoinDecided, RoomJoinRequested, VoiceModerated,
+    VoiceMoved,
 };
 use crate::v1::frame::{self, Frame};
 use crate::v1::rich::{PresenceChanged, ReactionUpdated, ReadReceipt};
@@ -142,6 +143,8 @@ server_events! {
     VoiceModerated("voice:moderated", VoiceModerated);
     /// A moderator moved you out of a voice channel (and into another, if named).
     VoiceMoved("voice:moved", VoiceMoved);
+    /// What you may do in a community changed: fetch its channels again.
+    CommunityMemberUpdated("community:member_updated", MemberUpdated);
     /// Someone asked to join a room that requires approval (to its admins).
     RoomJoinRequest("room:join_request", RoomJoinRequested);
     /// A request to join a room was answered (to the requester and the admins).

@@ -6,9 +6,10 @@
 //   they may do in it) from GET /communities/:id/channels. The server filters that list, so the
 //   client never decides visibility itself: it re-fetches the list whenever it may have changed
 //   (after a `room:removed`, after every reconnect, after this user's own changes, when a
-//   channel send is refused, when a community is opened, and every 30 s while visible), since
-//   the server sends nothing when a channel becomes visible or a permission is granted. The
-//   details and this user's member entry (roles, timeout) are read again with it.
+//   channel send is refused, when a community is opened, on `community:member_updated` (a
+//   role granted or taken, a timeout, an override naming this user: a channel may have
+//   appeared) and every 30 s while visible, for changes that concern everyone (a role edited).
+//   The details and this user's member entry (roles, timeout) are read again with it.
 // - Channels are rooms: each visible channel is adopted into the store (chat.adopt) with its
 //   `communityId`, so the room view, the composer, history, typing and the voice panel work on
 //   them unchanged; the ordinary room lists leave them out.
@@ -483,6 +484,12 @@ export class Communities {
       }
       case 'voice:moved':
         this.#moved(data);
+        break;
+      case 'community:member_updated':
+        // What this user may do there changed: details, own entry and channels again.
+        if (data.userId === this.me.id && this.get(data.communityId)) {
+          this.load(data.communityId).catch(() => {});
+        }
         break;
       case 'voice:moderated': {
         const before = this.store.voiceModeration.get(`${data.communityId}:${data.userId}`) || {};
