@@ -179,6 +179,15 @@ async fn channels_follow_roles_overrides_timeouts_and_kicks_live() -> anyhow::Re
         Some(1),
         "{history}"
     );
+    // @everyone pings only from who holds mention_everyone (the owner), not from bob.
+    let plain = send(&mut b, &general, "@everyone look").await?;
+    assert_eq!(
+        plain["data"]["message"]["mentionsEveryone"],
+        Value::Null,
+        "{plain}"
+    );
+    let ping = send(&mut o, &general, "@here meeting now").await?;
+    assert_eq!(ping["data"]["message"]["mentionsEveryone"], true, "{ping}");
 
     // Deleting another's message takes manage_messages, which alice gets with the role.
     let delete = json!({"roomId": general, "messageId": bobs});

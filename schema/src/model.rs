@@ -102,6 +102,10 @@ pub struct MessageExtra {
     /// The attachment of a `file` / `voice_note` message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file_id: Option<Snowflake>,
+    /// It says `@everyone` or `@here` and its author may ping everyone (`mention_everyone` in
+    /// a channel, an admin elsewhere); written by the room, never by the client.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mentions_everyone: bool,
 }
 
 /// The parent of a reply, copied when the reply is written (shown even if the parent is

@@ -46,6 +46,9 @@ pub struct MessageView {
     /// The attachment of a `file` or `voice_note` message (`GET /api/v1/files/:id`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file_id: Option<Snowflake>,
+    /// It says `@everyone` or `@here` and its author may ping everyone (decided by the server).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mentions_everyone: bool,
 }
 
 /// The parent of a reply, as it was when the reply was written.

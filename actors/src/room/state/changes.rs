@@ -121,10 +121,30 @@ impl RoomState {
         };
         record.extra.reply_to = reply_to;
         record.extra.file_id = post.file_id;
+        record.extra.mentions_everyone = match self.pings_everyone(&record).await {
+            Ok(pings) => pings,
+            Err(e) => return reply.send(Err(e)),
+        };
         self.stop_typing(record.user_id);
         let mut change = Change::new(ChangeKind::Created, record);
         change.replies.push(ChangeReply::Sent(reply));
         self.queue_change(change);
+    }
+
+    /// Whether `message` pings everyone: it says `@everyone` or `@here` and its author may
+    /// (`mention_everyone` in a community channel; a room admin elsewhere). Otherwise the
+    /// words stay in the text and ping nobody, as in Discord.
+    async fn pings_everyone(&mut self, message: &MessageRecord) -> Result<bool, ActorError> {
+        if !says_everyone(&message.content) {
+            return Ok(false);
+        }
+        Ok(match self.channel_permissions(message.user_id).await? {
+            Some(held) => held.contains(Permissions::MENTION_EVERYONE),
+            None => self
+                .members
+                .get(&message.user_id)
+                .is_some_and(|m| m.role == voiceflow_schema::Role::Admin),
+        })
     }
 
     fn validate_post(&self, author: &Author, post: &SendMessage) -> Result<(), ActorError> {
@@ -298,6 +318,7 @@ impl RoomState {
                 }
                 message.content = content;
                 message.extra.edited_at = Some(now_ms());
+                message.extra.mentions_everyone = self.pings_everyone(&message).await?;
                 Ok(Outcome::Queue(Change::new(ChangeKind::Edited, message)))
             }
             Action::Delete { .. } => {
@@ -341,9 +362,17 @@ impl RoomState {
 /// reply it was, but no content, file or reactions.
 pub(crate) fn make_tombstone(message: &mut MessageRecord, deleted_at: u64) {
     message.content.clear();
+    message.extra.mentions_everyone = false;
     message.extra.reactions.clear();
     message.extra.file_id = None;
     message.deleted_at = Some(deleted_at);
+}
+
+/// Whether `content` says `@everyone` or `@here` as a word of its own.
+fn says_everyone(content: &str) -> bool {
+    content
+        .split(|c: char| !(c.is_alphanumeric() || c == '@' || c == '_'))
+        .any(|word| word == "@everyone" || word == "@here")
 }
 
 /// Adds or removes `user`'s `emoji`; returns whether anything changed.
@@ -393,6 +422,14 @@ fn apply_reaction(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn everyone_and_here_are_words_of_their_own() {
+        assert!(says_everyone("@everyone look"));
+        assert!(says_everyone("hey, @here!"));
+        assert!(!says_everyone("mail me@everyone.org or @hereafter"));
+        assert!(!says_everyone("everyone here"));
+    }
 
     #[test]
     fn one_reaction_per_user_per_emoji_and_at_most_twenty_emoji() {

@@ -36,6 +36,7 @@ pub fn view_of(record: &MessageRecord) -> MessageView {
         }),
         reactions: reaction_views(record),
         file_id: extra.file_id,
+        mentions_everyone: extra.mentions_everyone,
     }
 }
 
