@@ -7,7 +7,7 @@
 mod common;
 
 use anyhow::Result;
-use common::community::{call, code, found, text};
+use common::community::{call, code, found, item, text};
 use common::{TestNode, User};
 use reqwest::Method;
 use serde_json::json;
@@ -108,13 +108,7 @@ async fn joins_wait_for_approval_and_both_sides_hear_the_answer() -> Result<()> 
         None,
     )
     .await?;
-    let ours = invites["data"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|i| i["code"] == invite_code.as_str())
-        .cloned()
-        .unwrap_or_default();
+    let ours = item(&invites, "code", &invite_code);
     assert_eq!(ours["uses"], 1, "{invites}");
 
     // Listing needs kick_members; the moderator sees Bob's request.

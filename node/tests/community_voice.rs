@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use anyhow::Result;
-use common::community::{call, code, found, text};
+use common::community::{call, code, found, item, text};
 use common::voice::{Participant, pump_all, voice};
 use common::{TestNode, User};
 use reqwest::Method;
@@ -277,13 +277,7 @@ async fn a_server_mute_and_deafen_apply_at_once_until_lifted() -> Result<()> {
         None,
     )
     .await?;
-    let row = members["data"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|r| r["userId"] == member.id.as_str())
-        .cloned()
-        .unwrap_or_default();
+    let row = item(&members, "userId", &member.id);
     assert_eq!(
         (&row["voiceMuted"], &row["voiceDeafened"]),
         (&json!(false), &json!(true)),

@@ -36,8 +36,9 @@ const AUDIENCE_PAGE: u32 = 1000;
 /// Most requests one page lists.
 const MAX_PAGE: u32 = 1000;
 
+/// `?after=<userId>&limit=`.
 #[derive(Deserialize)]
-struct PageQuery {
+pub(super) struct PageQuery {
     after: Option<Snowflake>,
     limit: Option<u32>,
 }
@@ -164,10 +165,20 @@ async fn list(
 ) -> Result<Response, ApiError> {
     let seen = seen(&s, &user, id).await?;
     seen.require(Permissions::KICK_MEMBERS, "see requests to join")?;
+    requests_page(&s, id, q).await
+}
+
+/// A page of the requests to join `scope` (a community, or a room outside communities):
+/// `[{userId, username, createdAt}]` by user id, `hasMore`.
+pub(super) async fn requests_page(
+    s: &AppState,
+    scope: Snowflake,
+    q: PageQuery,
+) -> Result<Response, ApiError> {
     let limit = validate::page_limit(q.limit, 100, MAX_PAGE)?;
-    let page = s.ctx.store.join_requests(id, q.after, limit).await?;
+    let page = s.ctx.store.join_requests(scope, q.after, limit).await?;
     let has_more = u32::try_from(page.len()).is_ok_and(|n| n == limit);
-    let names = usernames(&s, page.iter().map(|r| r.user_id)).await?;
+    let names = usernames(s, page.iter().map(|r| r.user_id)).await?;
     let views: Vec<serde_json::Value> = page
         .iter()
         .zip(names)

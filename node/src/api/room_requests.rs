@@ -6,7 +6,6 @@
 //! the room's id: ids never collide). Admins hear `room:join_request`, the requester and the
 //! admins `room:join_decided`.
 
-use serde::Deserialize;
 use voiceflow_actors::remote::notify_user;
 use voiceflow_actors::room::{Author, RoomMsg};
 use voiceflow_schema::{JoinRequest, Role, RoomRecord};
@@ -19,21 +18,12 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::communities::{page_reply, usernames};
+use super::join_requests::{PageQuery, requests_page};
 use super::rooms::require_admin;
-use super::{authed, validate, with_state};
+use super::{authed, with_state};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ok, respond};
 use crate::state::AppState;
-
-/// Most requests one page lists.
-const MAX_PAGE: u32 = 1000;
-
-#[derive(Deserialize)]
-struct PageQuery {
-    after: Option<Snowflake>,
-    limit: Option<u32>,
-}
 
 /// The routes of this module.
 pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
@@ -105,20 +95,7 @@ async fn list(
     q: PageQuery,
 ) -> Result<Response, ApiError> {
     require_admin(&s, &user, id).await?;
-    let limit = validate::page_limit(q.limit, 100, MAX_PAGE)?;
-    let page = s.ctx.store.join_requests(id, q.after, limit).await?;
-    let has_more = u32::try_from(page.len()).is_ok_and(|n| n == limit);
-    let names = usernames(&s, page.iter().map(|r| r.user_id)).await?;
-    let views: Vec<serde_json::Value> = page
-        .iter()
-        .zip(names)
-        .map(|(r, username)| {
-            serde_json::json!({
-                "userId": r.user_id, "username": username, "createdAt": rfc3339(r.created_at),
-            })
-        })
-        .collect();
-    page_reply(&views, has_more)
+    requests_page(&s, id, q).await
 }
 
 /// Accepts (the room adds the member, as a join by code does; refused like one, e.g. when

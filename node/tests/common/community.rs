@@ -18,6 +18,17 @@ pub fn text(body: &Value, pointer: &str) -> String {
         .to_owned()
 }
 
+/// The item of `body["data"]` whose `field` is `value` (`null` if none).
+pub fn item(body: &Value, field: &str, value: &str) -> Value {
+    body["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|v| v[field] == value)
+        .cloned()
+        .unwrap_or_default()
+}
+
 /// `method /api/v1{path}` as `user`.
 pub async fn call(
     node: &TestNode,
