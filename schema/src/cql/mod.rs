@@ -35,6 +35,7 @@ pub mod config;
 mod contacts;
 mod events;
 mod invites;
+mod member_names;
 mod messages;
 pub mod migrate;
 mod rooms;
@@ -78,6 +79,7 @@ pub(crate) struct Cql {
     audit: audit::AuditStatements,
     bans: bans::BanStatements,
     channels: channels::ChannelStatements,
+    member_names: member_names::MemberNameStatements,
 }
 
 impl Cql {
@@ -270,6 +272,7 @@ impl CqlStore {
         let audit = audit::AuditStatements::prepare(&session).await?;
         let bans = bans::BanStatements::prepare(&session).await?;
         let channels = channels::ChannelStatements::prepare(&session).await?;
+        let member_names = member_names::MemberNameStatements::prepare(&session).await?;
         tracing::info!(keyspace = %config.keyspace, version, contact_points = %contact, "CQL store ready");
         Ok(CqlStore {
             cql: Arc::new(Cql {
@@ -282,6 +285,7 @@ impl CqlStore {
                 audit,
                 bans,
                 channels,
+                member_names,
             }),
             commit: Arc::new(GroupCommit::default()),
             keyspace: config.keyspace.clone(),

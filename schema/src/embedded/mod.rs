@@ -13,6 +13,7 @@
 //! exits, and the drop waits for it, so the directory can be reopened right after.
 
 mod community;
+mod member_names;
 mod ops;
 mod read;
 mod tables;
@@ -41,6 +42,7 @@ use crate::community::{
     CommunityRecord, InviteRecord, RoleRecord,
 };
 use crate::contacts::{BlockRecord, UserSettings};
+use crate::member_names::{MemberName, NameCursor, NamePrefix};
 use crate::model::*;
 use crate::store::{Store, StoreError, StoreResult};
 
@@ -85,6 +87,7 @@ impl EmbeddedStore {
         let db = Database::builder(path).open().map_err(io)?;
         let tables = Tables::open(&db)?;
         check_version(&db, &tables)?;
+        member_names::fill_once(&db, &tables)?;
 
         let (tx, rx) = mpsc::channel();
         let counters = Arc::new(Counters::default());
@@ -457,6 +460,17 @@ impl Store for EmbeddedStore {
         limit: u32,
     ) -> StoreResult<Vec<CommunityMember>> {
         self.reader.community_members(community_id, after, limit)
+    }
+
+    async fn community_members_by_name(
+        &self,
+        community_id: Snowflake,
+        prefix: &NamePrefix,
+        after: Option<&NameCursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<MemberName>> {
+        self.reader
+            .community_members_by_name(community_id, prefix, after, limit)
     }
 
     async fn user_communities(&self, user_id: Snowflake) -> StoreResult<Vec<Snowflake>> {

@@ -84,11 +84,13 @@ pub(crate) enum Table {
     ChannelOverwrites,
     /// `community_categories`: community ‖ category → `CategoryRecord`.
     CommunityCategories,
+    /// `community_member_names`: community ‖ lower-cased username ‖ 0 ‖ user → username.
+    CommunityMemberNames,
 }
 
 impl Table {
     /// Every table, in declaration order.
-    pub(crate) const ALL: [Table; 30] = [
+    pub(crate) const ALL: [Table; 31] = [
         Table::Users,
         Table::UsersByEmail,
         Table::UsersByUsername,
@@ -119,6 +121,7 @@ impl Table {
         Table::ChannelCommunities,
         Table::ChannelOverwrites,
         Table::CommunityCategories,
+        Table::CommunityMemberNames,
     ];
 
     /// The keyspace name on disk (same as the CQL table name).
@@ -154,6 +157,7 @@ impl Table {
             Table::ChannelCommunities => "channel_communities",
             Table::ChannelOverwrites => "channel_overwrites",
             Table::CommunityCategories => "community_categories",
+            Table::CommunityMemberNames => "community_member_names",
         }
     }
 }

@@ -13,6 +13,7 @@ mod contacts;
 mod events;
 mod fencing;
 mod harness;
+mod member_names;
 mod messages;
 mod rooms;
 mod tokens;
@@ -74,4 +75,5 @@ conformance!(
     community_parts::a_ban_ends_the_membership_and_is_paged_and_lifted,
     community_parts::channels_and_their_overrides_are_placed_listed_and_removed,
     community_parts::categories_are_listed_replaced_and_removed_leaving_their_channels,
+    member_names::member_names_are_searched_by_prefix_and_follow_the_members,
 );
