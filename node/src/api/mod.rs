@@ -11,6 +11,7 @@ mod contacts;
 mod dms;
 mod files;
 mod invites;
+mod member_list;
 mod messages;
 mod moderation;
 mod overwrites;
