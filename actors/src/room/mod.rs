@@ -414,7 +414,7 @@ impl Actor for RoomActor {
                 } else {
                     state.join_retries.remove(&session_id);
                 }
-                if state.unknown_presence().contains(&user) {
+                if state.presence_unknown(user) {
                     probe(state, vec![user]);
                 }
             }

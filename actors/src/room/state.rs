@@ -125,13 +125,19 @@ pub(crate) fn failed_join<T>(reply: &Reply<T>, error: &ActorError, retiring: boo
 
 impl RoomState {
     /// Rebuilds a room from storage: members (with current usernames), the log's end and the
-    /// newest message id.
+    /// newest message id. A community channel reads no members: its room's members are the
+    /// community's, up to every one of 100,000, and each is read the first time they act here
+    /// (`channel::admit`), beside their grants.
     pub async fn load(room: RoomRecord, ctx: NodeContext) -> Result<RoomState, StoreError> {
         let store = &ctx.store;
         // The members and the log are read side by side: a room that starts after its owner
         // died waits for both, and hundreds start at once then (recovery time).
         let members = async {
+            let channel = channel::ChannelGuard::load(&**store, room.id).await?;
             let mut members = HashMap::new();
+            if channel.is_some() {
+                return Ok::<_, StoreError>((members, channel));
+            }
             let list = store.room_members(room.id).await?;
             // Names 32 at a time, not one round trip after another (large rooms).
             for chunk in list.chunks(32) {
@@ -155,7 +161,7 @@ impl RoomState {
                     );
                 }
             }
-            Ok::<_, StoreError>(members)
+            Ok::<_, StoreError>((members, channel))
         };
         // Take the room over in storage first: from now on an older owner's writes are
         // refused or never read. Then the head (reading it repairs messages a crashed commit
@@ -169,9 +175,7 @@ impl RoomState {
             )?;
             Ok::<_, StoreError>((owner_epoch, head, newest))
         };
-        let channel = channel::ChannelGuard::load(&**store, room.id);
-        let (members, (owner_epoch, head, newest), channel) =
-            tokio::try_join!(members, log, channel)?;
+        let ((members, channel), (owner_epoch, head, newest)) = tokio::try_join!(members, log)?;
         let last_message_id = newest
             .first()
             .map(|m| m.id)
@@ -532,6 +536,10 @@ impl RoomState {
         user: Snowflake,
         removed_by: Option<Snowflake>,
     ) -> Result<(), ActorError> {
+        if self.is_channel() && !self.members.contains_key(&user) {
+            // Not seen here since the room started: a stored membership still goes.
+            return self.remove_unseen(user).await;
+        }
         let Some(member) = self.members.get(&user).cloned() else {
             return Err(ActorError::Forbidden("not a member of this room"));
         };

@@ -20,7 +20,7 @@ use voiceflow_wire::Snowflake;
 use voiceflow_wire::ids::now_ms;
 use voiceflow_wire::v1::permissions::Permissions;
 
-use super::{Author, RoomState};
+use super::{Author, Member, RoomState};
 use crate::error::ActorError;
 use crate::permissions::{ChannelOverwrites, CommunityRoles, MemberGrants};
 
@@ -154,13 +154,50 @@ impl RoomState {
             return Err(ActorError::Forbidden(refusal));
         }
         if !self.members.contains_key(&user) {
-            let author = Author {
-                user_id: user,
-                username: String::new(),
-            };
-            self.add_member(&author).await?;
+            self.admit(user).await?;
         }
         Ok(())
+    }
+
+    /// A user who may view the channel and was not seen here since the room started: their
+    /// stored membership of its room (with their current name), or a new one. A channel's
+    /// room does not read its members when it starts (they may be a 100,000-member
+    /// community's), so this is where each is read, once.
+    async fn admit(&mut self, user: Snowflake) -> Result<(), ActorError> {
+        let store = self.ctx.store.clone();
+        let (stored, account) =
+            tokio::try_join!(store.member(self.room.id, user), store.user_by_id(user))?;
+        let username = account.map(|u| u.username).unwrap_or_default();
+        match stored {
+            Some(m) => {
+                self.members.insert(
+                    user,
+                    Member {
+                        role: m.role,
+                        username,
+                        joined_at: m.joined_at,
+                    },
+                );
+                Ok(())
+            }
+            None => {
+                let author = Author {
+                    user_id: user,
+                    username,
+                };
+                self.add_member(&author).await
+            }
+        }
+    }
+
+    /// Removes a member this channel's room has not seen since it started (kicked, banned or
+    /// gone from the community): their stored membership, if any. They have no live session
+    /// here (a join would have admitted them).
+    pub(super) async fn remove_unseen(&mut self, user: Snowflake) -> Result<(), ActorError> {
+        match self.ctx.store.member(self.room.id, user).await? {
+            Some(_) => Ok(self.ctx.store.remove_member(self.room.id, user).await?),
+            None => Err(ActorError::Forbidden("not a member of this room")),
+        }
     }
 
     /// Whether `user` may delete others' messages: `MANAGE_MESSAGES` in a channel, a room
