@@ -11,6 +11,8 @@ mod state;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_channel;
+#[cfg(test)]
 mod tests_fencing;
 #[cfg(test)]
 mod tests_rich;

@@ -31,6 +31,7 @@ mod channel;
 mod fanout;
 mod live;
 mod log;
+mod members;
 mod social;
 mod stage;
 mod voice;
@@ -134,33 +135,10 @@ impl RoomState {
         // died waits for both, and hundreds start at once then (recovery time).
         let members = async {
             let channel = channel::ChannelGuard::load(&**store, room.id).await?;
-            let mut members = HashMap::new();
             if channel.is_some() {
-                return Ok::<_, StoreError>((members, channel));
+                return Ok::<_, StoreError>((HashMap::new(), channel));
             }
-            let list = store.room_members(room.id).await?;
-            // Names 32 at a time, not one round trip after another (large rooms).
-            for chunk in list.chunks(32) {
-                let mut names = tokio::task::JoinSet::new();
-                for m in chunk {
-                    let (store, m) = (ctx.store.clone(), m.clone());
-                    names.spawn(async move {
-                        Ok::<_, StoreError>((store.user_by_id(m.user_id).await?, m))
-                    });
-                }
-                while let Some(done) = names.join_next().await {
-                    let (user, m) = done.map_err(|e| StoreError::Unavailable(e.to_string()))??;
-                    let Some(user) = user else { continue };
-                    members.insert(
-                        m.user_id,
-                        Member {
-                            role: m.role,
-                            username: user.username,
-                            joined_at: m.joined_at,
-                        },
-                    );
-                }
-            }
+            let members = members::read(&ctx, room.id).await?;
             Ok::<_, StoreError>((members, channel))
         };
         // Take the room over in storage first: from now on an older owner's writes are
