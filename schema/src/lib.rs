@@ -13,6 +13,7 @@
 //!   and the `files`/`file_chunks` CQL tables).
 //! - [`contacts`]: blocks and who may reach a user (DMs, calls).
 //! - [`community`]: communities, their roles and their members.
+//! - [`member_names`]: the name index of community members (prefix search).
 //! - [`bucket`]: time buckets that bound message-log partitions (Discord's model).
 //! - [`fence`]: the rule that resolves room logs by ownership epoch (storage-level fencing).
 //! - [`fixtures`]: record builders shared by both stores' tests and the benchmark.
@@ -31,6 +32,7 @@ pub mod fence;
 pub mod fixtures;
 #[cfg(test)]
 mod fuzzing;
+pub mod member_names;
 pub mod model;
 pub mod store;
 
@@ -42,5 +44,6 @@ pub use community::{
 pub use contacts::{BlockRecord, ContactPolicy, UserSettings};
 pub use cql::CqlStore;
 pub use embedded::EmbeddedStore;
+pub use member_names::{MemberName, NameCursor, NamePrefix};
 pub use model::*;
 pub use store::{Store, StoreError, StoreResult};

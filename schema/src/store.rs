@@ -9,6 +9,7 @@ use crate::community::{
     CommunityRecord, InviteRecord, JoinRequest, RoleRecord,
 };
 use crate::contacts::{BlockRecord, UserSettings};
+use crate::member_names::{MemberName, NameCursor, NamePrefix};
 use crate::model::*;
 
 /// Storage failures, mapped to client errors in one place (the node's error module).
@@ -56,7 +57,8 @@ pub trait Store: Send + Sync + 'static {
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>>;
     /// Looks a user up by username (case-insensitive).
     async fn user_by_username(&self, username: &str) -> StoreResult<Option<UserRecord>>;
-    /// Replaces a user record; moves the username index if it changed (`Conflict{username}`).
+    /// Replaces a user record; moves the username index if it changed (`Conflict{username}`),
+    /// and the user's entries in the member name index of each of their communities.
     async fn update_user(&self, user: &UserRecord) -> StoreResult<()>;
 
     // ---- rooms ----
@@ -217,7 +219,7 @@ pub trait Store: Send + Sync + 'static {
     async fn community_by_id(&self, id: Snowflake) -> StoreResult<Option<CommunityRecord>>;
     /// Replaces a community's record; a community deleted meanwhile stays deleted.
     async fn update_community(&self, community: &CommunityRecord) -> StoreResult<()>;
-    /// Deletes a community, its roles and its memberships (both directions).
+    /// Deletes a community, its roles and its memberships (both directions and the name index).
     async fn delete_community(&self, id: Snowflake) -> StoreResult<()>;
     /// Inserts or replaces a role.
     async fn put_role(&self, role: &RoleRecord) -> StoreResult<()>;
@@ -247,6 +249,17 @@ pub trait Store: Send + Sync + 'static {
         after: Option<Snowflake>,
         limit: u32,
     ) -> StoreResult<Vec<CommunityMember>>;
+    /// A page of the name index (`community_member_names`): members whose lower-cased
+    /// username starts with `prefix`, by that name then user id, after `after` (from the
+    /// first without), at most `limit`. One range read: it never walks the other members.
+    /// The index follows joins, leaves, kicks, bans, community deletions and renames.
+    async fn community_members_by_name(
+        &self,
+        community_id: Snowflake,
+        prefix: &NamePrefix,
+        after: Option<&NameCursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<MemberName>>;
     /// The communities `user_id` is a member of, by id.
     async fn user_communities(&self, user_id: Snowflake) -> StoreResult<Vec<Snowflake>>;
     /// Inserts an invite; `Conflict{code}` if its code is taken.

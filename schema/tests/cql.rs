@@ -200,3 +200,74 @@ async fn claims_left_by_a_crash_are_taken_over_once_stale() {
     drop(store);
     drop_keyspace(&config).await.expect("drop");
 }
+
+/// Migration 11 indexes the names of members stored before it (its code step runs before the
+/// version is recorded): simulated by emptying the index and forgetting version 11.
+#[tokio::test]
+async fn migration_11_indexes_members_stored_before_it() {
+    let Some(config) = server("migration_11_indexes_members_stored_before_it") else {
+        return;
+    };
+    {
+        let store = CqlStore::connect(&config).await.expect("connect");
+        let community = voiceflow_schema::CommunityRecord {
+            id: Snowflake(11_000),
+            name: "Old".into(),
+            description: String::new(),
+            icon: None,
+            owner_id: Snowflake(11_001),
+            created_at: 1,
+            updated_at: 1,
+            require_approval: false,
+        };
+        let member = |user: u64| voiceflow_schema::CommunityMember {
+            community_id: community.id,
+            user_id: Snowflake(user),
+            roles: Vec::new(),
+            timed_out_until: None,
+            joined_at: 1,
+            voice_muted: false,
+            voice_deafened: false,
+        };
+        let everyone = voiceflow_schema::RoleRecord {
+            community_id: community.id,
+            id: community.id,
+            name: "@everyone".into(),
+            color: 0,
+            position: 0,
+            permissions: voiceflow_wire::v1::permissions::Permissions::empty(),
+            created_at: 1,
+        };
+        for (id, name) in [(11_001, "Owner"), (11_002, "Olga"), (11_003, "oscar")] {
+            store.create_user(&user(id, name)).await.expect("user");
+        }
+        store
+            .create_community(&community, &everyone, &member(11_001))
+            .await
+            .expect("community");
+        for id in [11_002, 11_003] {
+            store.put_community_member(&member(id)).await.expect("join");
+        }
+        drop(store);
+        let raw = raw_session(&config).await;
+        for cql in [
+            "DELETE FROM community_member_names WHERE community_id = 11000",
+            "DELETE FROM schema_version WHERE version = 11",
+        ] {
+            raw.query_unpaged(cql, ()).await.expect(cql);
+        }
+        let store = CqlStore::connect(&config).await.expect("reconnect");
+        let found = store
+            .community_members_by_name(
+                community.id,
+                &voiceflow_schema::NamePrefix::new("O"),
+                None,
+                10,
+            )
+            .await
+            .expect("search");
+        let names: Vec<&str> = found.iter().map(|m| m.username.as_str()).collect();
+        assert_eq!(names, ["Olga", "oscar", "Owner"]);
+    }
+    drop_keyspace(&config).await.expect("drop");
+}

@@ -11,6 +11,8 @@ mod state;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_channel;
+#[cfg(test)]
 mod tests_fencing;
 #[cfg(test)]
 mod tests_rich;
@@ -426,7 +428,7 @@ impl Actor for RoomActor {
                 } else {
                     state.join_retries.remove(&session_id);
                 }
-                if state.unknown_presence().contains(&user) {
+                if state.presence_unknown(user) {
                     probe(state, vec![user]);
                 }
             }

@@ -31,6 +31,7 @@ mod channel;
 mod fanout;
 mod live;
 mod log;
+mod members;
 mod social;
 mod stage;
 mod unrecorded;
@@ -128,37 +129,20 @@ pub(crate) fn failed_join<T>(reply: &Reply<T>, error: &ActorError, retiring: boo
 
 impl RoomState {
     /// Rebuilds a room from storage: members (with current usernames), the log's end and the
-    /// newest message id.
+    /// newest message id. A community channel reads no members: its room's members are the
+    /// community's, up to every one of 100,000, and each is read the first time they act here
+    /// (`channel::admit`), beside their grants.
     pub async fn load(room: RoomRecord, ctx: NodeContext) -> Result<RoomState, StoreError> {
         let store = &ctx.store;
         // The members and the log are read side by side: a room that starts after its owner
         // died waits for both, and hundreds start at once then (recovery time).
         let members = async {
-            let mut members = HashMap::new();
-            let list = store.room_members(room.id).await?;
-            // Names 32 at a time, not one round trip after another (large rooms).
-            for chunk in list.chunks(32) {
-                let mut names = tokio::task::JoinSet::new();
-                for m in chunk {
-                    let (store, m) = (ctx.store.clone(), m.clone());
-                    names.spawn(async move {
-                        Ok::<_, StoreError>((store.user_by_id(m.user_id).await?, m))
-                    });
-                }
-                while let Some(done) = names.join_next().await {
-                    let (user, m) = done.map_err(|e| StoreError::Unavailable(e.to_string()))??;
-                    let Some(user) = user else { continue };
-                    members.insert(
-                        m.user_id,
-                        Member {
-                            role: m.role,
-                            username: user.username,
-                            joined_at: m.joined_at,
-                        },
-                    );
-                }
+            let channel = channel::ChannelGuard::load(&**store, room.id).await?;
+            if channel.is_some() {
+                return Ok::<_, StoreError>((HashMap::new(), channel));
             }
-            Ok::<_, StoreError>(members)
+            let members = members::read(&ctx, room.id).await?;
+            Ok::<_, StoreError>((members, channel))
         };
         // Take the room over in storage first: from now on an older owner's writes are
         // refused or never read. Then the head (reading it repairs messages a crashed commit
@@ -172,9 +156,7 @@ impl RoomState {
             )?;
             Ok::<_, StoreError>((owner_epoch, head, newest))
         };
-        let channel = channel::ChannelGuard::load(&**store, room.id);
-        let (members, (owner_epoch, head, newest), channel) =
-            tokio::try_join!(members, log, channel)?;
+        let ((members, channel), (owner_epoch, head, newest)) = tokio::try_join!(members, log)?;
         let last_message_id = newest
             .first()
             .map(|m| m.id)
@@ -553,6 +535,10 @@ impl RoomState {
         user: Snowflake,
         removed_by: Option<Snowflake>,
     ) -> Result<(), ActorError> {
+        if self.is_channel() && !self.members.contains_key(&user) {
+            // Not seen here since the room started: a stored membership still goes.
+            return self.remove_unseen(user).await;
+        }
         let Some(member) = self.members.get(&user).cloned() else {
             return Err(ActorError::Forbidden("not a member of this room"));
         };

@@ -1,6 +1,6 @@
 //! Communities over REST: `POST /communities`, `GET /communities` (the caller's),
-//! `GET`/`PATCH`/`DELETE /communities/:id` and `GET /communities/:id/members`. Roles are in
-//! `roles.rs`. A community the caller is not a member of answers NOT_FOUND, whether it exists
+//! `GET`/`PATCH`/`DELETE /communities/:id`, and the route of `GET /communities/:id/members`
+//! (served by `member_list.rs`). Roles are in `roles.rs`. A community the caller is not a member of answers NOT_FOUND, whether it exists
 //! or not, so its existence does not leak; what a member may do is computed by
 //! `voiceflow_actors::permissions` from the stored roles.
 
@@ -17,15 +17,13 @@ use warp::{Filter, Rejection};
 
 use super::audit::{Change, reason, record};
 use super::channel_effects::{delete_all, permissions_changed, remove_from_channels};
+use super::member_list::MembersQuery;
 use super::roles::RoleView;
 use super::{authed, json_body, parse, validate, with_state};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ok, respond};
 use crate::rest_limits::UserBucket;
 use crate::state::AppState;
-
-/// Most members one page lists.
-const MAX_PAGE: u32 = 1000;
 
 /// A community as its members see it.
 #[derive(Debug, Serialize)]
@@ -67,20 +65,6 @@ struct CommunityDetail {
     permissions: Permissions,
 }
 
-/// A member as the member list shows them.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct MemberView {
-    user_id: Snowflake,
-    /// Their current name (`null` if the account is gone).
-    username: Option<String>,
-    roles: Vec<Snowflake>,
-    timed_out_until: Option<String>,
-    joined_at: String,
-    voice_muted: bool,
-    voice_deafened: bool,
-}
-
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CreateBody {
@@ -95,12 +79,6 @@ struct PatchBody {
     name: Option<String>,
     description: Option<String>,
     require_approval: Option<bool>,
-}
-
-#[derive(Deserialize)]
-struct MembersQuery {
-    after: Option<Snowflake>,
-    limit: Option<u32>,
 }
 
 /// A community seen by one of its members: the records and what the member may do.
@@ -200,7 +178,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .and(s())
         .and(warp::query::<MembersQuery>())
         .then(|id, s: AppState, u: AuthUser, q: MembersQuery| async move {
-            respond(members(s, u, id, q).await)
+            respond(super::member_list::members(s, u, id, q).await)
         });
     create
         .or(mine)
@@ -337,33 +315,6 @@ async fn delete(s: AppState, user: AuthUser, id: Snowflake) -> Result<Response, 
     ))
 }
 
-async fn members(
-    s: AppState,
-    user: AuthUser,
-    id: Snowflake,
-    q: MembersQuery,
-) -> Result<Response, ApiError> {
-    seen(&s, &user, id).await?;
-    let limit = validate::page_limit(q.limit, 100, MAX_PAGE)?;
-    let page = s.ctx.store.community_members(id, q.after, limit).await?;
-    let has_more = u32::try_from(page.len()).is_ok_and(|n| n == limit);
-    let names = usernames(&s, page.iter().map(|m| m.user_id)).await?;
-    let views: Vec<MemberView> = page
-        .into_iter()
-        .zip(names)
-        .map(|(m, username)| MemberView {
-            user_id: m.user_id,
-            username,
-            roles: m.roles,
-            timed_out_until: m.timed_out_until.map(voiceflow_wire::time::rfc3339),
-            joined_at: voiceflow_wire::time::rfc3339(m.joined_at),
-            voice_muted: m.voice_muted,
-            voice_deafened: m.voice_deafened,
-        })
-        .collect();
-    page_reply(&views, has_more)
-}
-
 /// The current names of `users` (`None` for an account that is gone), read concurrently: a
 /// page waits one round trip, not one per row.
 pub(super) async fn usernames(
@@ -379,10 +330,23 @@ pub(super) async fn usernames(
 
 /// A page: `{"success": true, "data": views, "hasMore"}`.
 pub(super) fn page_reply<T: Serialize>(views: &[T], has_more: bool) -> Result<Response, ApiError> {
+    page_reply_with(views, has_more, None)
+}
+
+/// A page with the cursor of the next one, if any (`nextAfter`), for lists whose cursor is
+/// not an id the client already has.
+pub(super) fn page_reply_with<T: Serialize>(
+    views: &[T],
+    has_more: bool,
+    next_after: Option<String>,
+) -> Result<Response, ApiError> {
     let mut fields = serde_json::Map::new();
     let data = serde_json::to_value(views).map_err(ApiError::internal)?;
     fields.insert("data".into(), data);
     fields.insert("hasMore".into(), has_more.into());
+    if let Some(next) = next_after {
+        fields.insert("nextAfter".into(), next.into());
+    }
     Ok(crate::error::ok_page(fields))
 }
 

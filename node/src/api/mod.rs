@@ -12,6 +12,7 @@ mod dms;
 mod files;
 mod invites;
 mod join_requests;
+mod member_list;
 mod messages;
 mod moderation;
 mod overwrites;

@@ -84,11 +84,14 @@ impl Cql {
             id(ban.banned_by)?,
             to_cql_time(ban.created_at),
         );
-        let entries: Vec<BatchEntry<'_>> = vec![
+        let mut entries: Vec<BatchEntry<'_>> = vec![
             (&self.bans.put, Box::new(values)),
             (&self.bans.member_delete, Box::new((community, user))),
             (&self.bans.index_delete, Box::new((user, community))),
         ];
+        if let Some(record) = self.user_by_id(ban.user_id).await? {
+            entries.push(self.member_name_delete(ban.community_id, &record)?);
+        }
         self.batch("ban", BatchType::Logged, entries).await
     }
 

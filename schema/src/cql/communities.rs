@@ -1,6 +1,7 @@
 //! Communities (`communities`), their roles (`community_roles`, one partition per community)
 //! and members (`community_members` by community, `user_communities` by user): see
-//! `schema/cql/008_communities.cql`.
+//! `schema/cql/008_communities.cql`. Member writes carry the name index's row too
+//! (`member_names.rs`).
 
 use scylla::client::session::Session;
 use scylla::statement::batch::BatchType;
@@ -217,6 +218,9 @@ impl Cql {
     ) -> StoreResult<()> {
         let mut entries = vec![self.community_entry(community)?, self.role_entry(everyone)?];
         entries.extend(self.community_member_entries(owner)?);
+        if let Some(user) = self.user_by_id(owner.user_id).await? {
+            entries.push(self.member_name_put(owner.community_id, &user)?);
+        }
         self.batch("create community", BatchType::Logged, entries)
             .await
     }
@@ -280,6 +284,7 @@ impl Cql {
             .await?;
         }
         let entries: Vec<BatchEntry<'_>> = vec![
+            self.member_names_drop(raw),
             (&self.communities.members_delete, Box::new((raw,))),
             (&self.communities.roles_delete, Box::new((raw,))),
             (&self.communities.community_delete, Box::new((raw,))),
@@ -339,9 +344,13 @@ impl Cql {
             .collect()
     }
 
-    /// `put_community_member`: the member row and the user's index entry.
+    /// `put_community_member`: the member row, the user's index entry and the name index row
+    /// (the name read first; a user unknown to the store is listed by id only).
     pub(crate) async fn put_community_member(&self, member: &CommunityMember) -> StoreResult<()> {
-        let entries = self.community_member_entries(member)?;
+        let mut entries = self.community_member_entries(member)?;
+        if let Some(user) = self.user_by_id(member.user_id).await? {
+            entries.push(self.member_name_put(member.community_id, &user)?);
+        }
         self.batch("write community member", BatchType::Logged, entries)
             .await
     }
@@ -355,10 +364,13 @@ impl Cql {
         let (Ok(community), Ok(user)) = (id(community_id), id(user_id)) else {
             return Ok(());
         };
-        let entries: Vec<BatchEntry<'_>> = vec![
+        let mut entries: Vec<BatchEntry<'_>> = vec![
             (&self.communities.member_delete, Box::new((community, user))),
             (&self.communities.index_delete, Box::new((user, community))),
         ];
+        if let Some(record) = self.user_by_id(user_id).await? {
+            entries.push(self.member_name_delete(community_id, &record)?);
+        }
         self.batch("remove community member", BatchType::Logged, entries)
             .await
     }

@@ -28,6 +28,30 @@ pub struct Migration {
     pub description: &'static str,
     /// The statements, `;`-separated, with `--` comments.
     pub cql: &'static str,
+    /// A code step run after the statements and before the version is recorded (so a run cut
+    /// short repeats it), for data CQL cannot derive by itself.
+    pub fill: Option<Fill>,
+}
+
+/// The code steps of migrations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fill {
+    /// Version 11: index the names of members stored before `community_member_names`.
+    MemberNames,
+}
+
+/// Runs a migration's code step.
+async fn run_fill(session: &Session, fill: Fill) -> StoreResult<()> {
+    match fill {
+        Fill::MemberNames => {
+            let filled = super::member_names::fill(session).await?;
+            tracing::info!(
+                filled,
+                "indexed community member names stored before version 11"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Every migration, oldest first.
@@ -36,51 +60,67 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 1,
         description: "initial schema",
         cql: include_str!("../../cql/001_initial.cql"),
+        fill: None,
     },
     Migration {
         version: 2,
         description: "room event logs, rich messages, read markers",
         cql: include_str!("../../cql/002_events.cql"),
+        fill: None,
     },
     Migration {
         version: 3,
         description: "uploaded files",
         cql: include_str!("../../cql/003_files.cql"),
+        fill: None,
     },
     Migration {
         version: 4,
         description: "room kinds (text, voice, stage) and bans",
         cql: include_str!("../../cql/004_room_kinds.cql"),
+        fill: None,
     },
     Migration {
         version: 5,
         description: "bytes stored per uploader (file quota)",
         cql: include_str!("../../cql/005_file_usage.cql"),
+        fill: None,
     },
     Migration {
         version: 6,
         description: "user blocks and privacy settings",
         cql: include_str!("../../cql/006_contacts.cql"),
+        fill: None,
     },
     Migration {
         version: 7,
         description: "room ownership epochs (storage-level fencing)",
         cql: include_str!("../../cql/007_room_owner.cql"),
+        fill: None,
     },
     Migration {
         version: 8,
         description: "communities, roles and community members",
         cql: include_str!("../../cql/008_communities.cql"),
+        fill: None,
     },
     Migration {
         version: 9,
         description: "categories of community channels",
         cql: include_str!("../../cql/009_categories.cql"),
+        fill: None,
     },
     Migration {
         version: 10,
         description: "join requests, approval and voice moderation in communities",
         cql: include_str!("../../cql/010_join_requests.cql"),
+        fill: None,
+    },
+    Migration {
+        version: 11,
+        description: "name index of community members (prefix search)",
+        cql: include_str!("../../cql/011_member_names.cql"),
+        fill: Some(Fill::MemberNames),
     },
 ];
 
@@ -218,6 +258,9 @@ pub async fn migrate(
             }
         }
         agree(session, await_agreement).await?;
+        if let Some(fill) = migration.fill {
+            run_fill(session, fill).await?;
+        }
         let now: CqlTimestamp = to_cql_time(voiceflow_wire::ids::now_ms());
         session
             .execute_unpaged(&record, (migration.version, migration.description, now))
@@ -306,7 +349,7 @@ mod tests {
             statements.len(),
             "only CREATE TABLE statements"
         );
-        assert_eq!(latest_version(), 10);
+        assert_eq!(latest_version(), 11);
     }
 
     #[test]

@@ -36,6 +36,7 @@ mod contacts;
 mod events;
 mod invites;
 mod join_requests;
+mod member_names;
 mod messages;
 pub mod migrate;
 mod rooms;
@@ -80,6 +81,7 @@ pub(crate) struct Cql {
     bans: bans::BanStatements,
     channels: channels::ChannelStatements,
     join_requests: join_requests::JoinRequestStatements,
+    member_names: member_names::MemberNameStatements,
 }
 
 impl Cql {
@@ -273,6 +275,7 @@ impl CqlStore {
         let bans = bans::BanStatements::prepare(&session).await?;
         let channels = channels::ChannelStatements::prepare(&session).await?;
         let join_requests = join_requests::JoinRequestStatements::prepare(&session).await?;
+        let member_names = member_names::MemberNameStatements::prepare(&session).await?;
         tracing::info!(keyspace = %config.keyspace, version, contact_points = %contact, "CQL store ready");
         Ok(CqlStore {
             cql: Arc::new(Cql {
@@ -286,6 +289,7 @@ impl CqlStore {
                 bans,
                 channels,
                 join_requests,
+                member_names,
             }),
             commit: Arc::new(GroupCommit::default()),
             keyspace: config.keyspace.clone(),

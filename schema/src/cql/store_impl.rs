@@ -9,6 +9,7 @@ use crate::community::{
     CommunityRecord, InviteRecord, JoinRequest, RoleRecord,
 };
 use crate::contacts::{BlockRecord, UserSettings};
+use crate::member_names::{MemberName, NameCursor, NamePrefix};
 use crate::model::*;
 use crate::store::{Store, StoreResult};
 
@@ -280,6 +281,18 @@ impl Store for CqlStore {
         limit: u32,
     ) -> StoreResult<Vec<CommunityMember>> {
         self.cql.community_members(community_id, after, limit).await
+    }
+
+    async fn community_members_by_name(
+        &self,
+        community_id: Snowflake,
+        prefix: &NamePrefix,
+        after: Option<&NameCursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<MemberName>> {
+        self.cql
+            .community_members_by_name(community_id, prefix, after, limit)
+            .await
     }
 
     async fn user_communities(&self, user_id: Snowflake) -> StoreResult<Vec<Snowflake>> {

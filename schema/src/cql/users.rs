@@ -176,7 +176,10 @@ impl Cql {
     /// `update_user`: unknown ids are a no-op, as in the embedded store.
     pub(crate) async fn update_user(&self, user: &UserRecord) -> StoreResult<()> {
         match self.user_by_id(user.id).await? {
-            Some(old) => self.put_user(user, Some(&old)).await,
+            Some(old) => {
+                self.put_user(user, Some(&old)).await?;
+                self.rename_member_names(&old, user).await
+            }
             None => Ok(()),
         }
     }

@@ -3,7 +3,8 @@
 //! role → record), `community_members` (community ‖ user → record) and `user_communities`
 //! (user ‖ community → empty), `invites` (code → record) and `community_invites`
 //! (community ‖ code → empty), as in `schema/cql/008_communities.cql`, and
-//! `community_join_requests` (community ‖ user → request, `010_join_requests.cql`).
+//! `community_join_requests` (community ‖ user → request, `010_join_requests.cql`); the member
+//! name index is `member_names.rs`.
 
 use std::ops::Bound;
 
@@ -89,6 +90,7 @@ pub(crate) fn apply(s: &mut Staged<'_>, op: CommunityOp) -> StoreResult<Reply> {
             for role in s.keys_with_prefix(Table::CommunityRoles, &key)? {
                 s.remove(Table::CommunityRoles, role);
             }
+            super::member_names::drop_community(s, id)?;
             for member in s.keys_with_prefix(Table::CommunityMembers, &key)? {
                 let user = trailing_id(&member)?;
                 s.remove(Table::UserCommunities, pair_key(user, id));
@@ -122,6 +124,11 @@ pub(crate) fn apply(s: &mut Staged<'_>, op: CommunityOp) -> StoreResult<Reply> {
         }
         CommunityOp::PutMember(member) => put_member(s, &member)?,
         CommunityOp::RemoveMember(community, user) => {
+            if s.get(Table::CommunityMembers, &pair_key(community, user))?
+                .is_some()
+            {
+                super::member_names::unindex(s, community, user)?;
+            }
             s.remove(Table::CommunityMembers, pair_key(community, user));
             s.remove(Table::UserCommunities, pair_key(user, community));
         }
@@ -159,6 +166,11 @@ pub(crate) fn apply(s: &mut Staged<'_>, op: CommunityOp) -> StoreResult<Reply> {
                 pair_key(community, user),
                 encode(&ban)?,
             );
+            if s.get(Table::CommunityMembers, &pair_key(community, user))?
+                .is_some()
+            {
+                super::member_names::unindex(s, community, user)?;
+            }
             s.remove(Table::CommunityMembers, pair_key(community, user));
             s.remove(Table::UserCommunities, pair_key(user, community));
         }
@@ -263,7 +275,7 @@ fn put_member(s: &mut Staged<'_>, member: &CommunityMember) -> StoreResult<()> {
         pair_key(member.user_id, member.community_id),
         Vec::new(),
     );
-    Ok(())
+    super::member_names::index(s, member.community_id, member.user_id)
 }
 
 impl Reader {

@@ -13,6 +13,7 @@
 //! exits, and the drop waits for it, so the directory can be reopened right after.
 
 mod community;
+mod member_names;
 mod ops;
 mod read;
 mod tables;
@@ -34,13 +35,14 @@ use voiceflow_wire::Snowflake;
 
 use self::community::CommunityOp;
 use self::read::Reader;
-use self::tables::{META_SCHEMA_VERSION, SCHEMA_VERSION, Table, Tables, io};
+use self::tables::{Tables, io};
 use self::writer::{Counters, Job, Op, Reply};
 use crate::community::{
     AuditEntry, BanRecord, CategoryRecord, ChannelOverwriteRecord, ChannelRecord, CommunityMember,
     CommunityRecord, InviteRecord, JoinRequest, RoleRecord,
 };
 use crate::contacts::{BlockRecord, UserSettings};
+use crate::member_names::{MemberName, NameCursor, NamePrefix};
 use crate::model::*;
 use crate::store::{Store, StoreError, StoreResult};
 
@@ -84,7 +86,8 @@ impl EmbeddedStore {
             .map_err(|e| StoreError::Unavailable(format!("create {}: {e}", path.display())))?;
         let db = Database::builder(path).open().map_err(io)?;
         let tables = Tables::open(&db)?;
-        check_version(&db, &tables)?;
+        tables::check_version(&db, &tables)?;
+        member_names::fill_once(&db, &tables)?;
 
         let (tx, rx) = mpsc::channel();
         let counters = Arc::new(Counters::default());
@@ -126,35 +129,6 @@ impl EmbeddedStore {
     /// Like [`EmbeddedStore::submit`] for ops that answer nothing.
     async fn write(&self, op: Op) -> StoreResult<()> {
         self.submit(op).await.map(|_| ())
-    }
-}
-
-/// Writes the layout version on first open; refuses a newer one.
-fn check_version(db: &Database, tables: &Tables) -> StoreResult<()> {
-    let meta = tables.get(Table::Meta);
-    match meta.get(META_SCHEMA_VERSION).map_err(io)? {
-        Some(raw) => {
-            let raw: [u8; 4] = raw
-                .as_ref()
-                .try_into()
-                .map_err(|_| StoreError::Corrupt("schema_version is not a u32".into()))?;
-            let found = u32::from_be_bytes(raw);
-            if found > SCHEMA_VERSION {
-                return Err(StoreError::Corrupt(format!(
-                    "layout version {found} is newer than supported {SCHEMA_VERSION}"
-                )));
-            }
-            Ok(())
-        }
-        None => {
-            let mut batch = db.batch().durability(Some(fjall::PersistMode::SyncAll));
-            batch.insert(
-                meta,
-                META_SCHEMA_VERSION,
-                SCHEMA_VERSION.to_be_bytes().to_vec(),
-            );
-            batch.commit().map_err(io)
-        }
     }
 }
 
@@ -457,6 +431,17 @@ impl Store for EmbeddedStore {
         limit: u32,
     ) -> StoreResult<Vec<CommunityMember>> {
         self.reader.community_members(community_id, after, limit)
+    }
+
+    async fn community_members_by_name(
+        &self,
+        community_id: Snowflake,
+        prefix: &NamePrefix,
+        after: Option<&NameCursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<MemberName>> {
+        self.reader
+            .community_members_by_name(community_id, prefix, after, limit)
     }
 
     async fn user_communities(&self, user_id: Snowflake) -> StoreResult<Vec<Snowflake>> {

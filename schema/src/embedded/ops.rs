@@ -31,6 +31,7 @@ pub(crate) fn apply(s: &mut Staged<'_>, op: Op) -> StoreResult<Reply> {
             // half-indexed insert.
             if let Some(old) = load::<UserRecord>(s, Table::Users, &id_bytes(user.id))? {
                 put_user(s, &user, Some(&old))?;
+                super::member_names::rename(s, &old, &user)?;
             }
         }
         Op::CreateRoom(room, creator) => {

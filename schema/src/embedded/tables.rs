@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use voiceflow_wire::Snowflake;
 
 use crate::bucket::bucket_of;
-use crate::store::StoreError;
+use crate::store::{StoreError, StoreResult};
 
 /// The current on-disk layout version, stored under [`META_SCHEMA_VERSION`].
 pub(crate) const SCHEMA_VERSION: u32 = 1;
@@ -86,11 +86,13 @@ pub(crate) enum Table {
     CommunityCategories,
     /// `community_join_requests`: community ‖ user → `JoinRequest`.
     CommunityJoinRequests,
+    /// `community_member_names`: community ‖ lower-cased username ‖ 0 ‖ user → username.
+    CommunityMemberNames,
 }
 
 impl Table {
     /// Every table, in declaration order.
-    pub(crate) const ALL: [Table; 31] = [
+    pub(crate) const ALL: [Table; 32] = [
         Table::Users,
         Table::UsersByEmail,
         Table::UsersByUsername,
@@ -122,6 +124,7 @@ impl Table {
         Table::ChannelOverwrites,
         Table::CommunityCategories,
         Table::CommunityJoinRequests,
+        Table::CommunityMemberNames,
     ];
 
     /// The keyspace name on disk (same as the CQL table name).
@@ -158,6 +161,7 @@ impl Table {
             Table::ChannelOverwrites => "channel_overwrites",
             Table::CommunityCategories => "community_categories",
             Table::CommunityJoinRequests => "community_join_requests",
+            Table::CommunityMemberNames => "community_member_names",
         }
     }
 }
@@ -185,6 +189,35 @@ impl Tables {
     pub(crate) fn get(&self, table: Table) -> &Keyspace {
         // `handles` is built from `Table::ALL` in order, so the discriminant is the index.
         &self.handles[table as usize]
+    }
+}
+
+/// Writes the layout version on first open; refuses a newer one.
+pub(crate) fn check_version(db: &Database, tables: &Tables) -> StoreResult<()> {
+    let meta = tables.get(Table::Meta);
+    match meta.get(META_SCHEMA_VERSION).map_err(io)? {
+        Some(raw) => {
+            let raw: [u8; 4] = raw
+                .as_ref()
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("schema_version is not a u32".into()))?;
+            let found = u32::from_be_bytes(raw);
+            if found > SCHEMA_VERSION {
+                return Err(StoreError::Corrupt(format!(
+                    "layout version {found} is newer than supported {SCHEMA_VERSION}"
+                )));
+            }
+            Ok(())
+        }
+        None => {
+            let mut batch = db.batch().durability(Some(fjall::PersistMode::SyncAll));
+            batch.insert(
+                meta,
+                META_SCHEMA_VERSION,
+                SCHEMA_VERSION.to_be_bytes().to_vec(),
+            );
+            batch.commit().map_err(io)
+        }
     }
 }
 

@@ -14,6 +14,7 @@ mod events;
 mod fencing;
 mod harness;
 mod join_requests;
+mod member_names;
 mod messages;
 mod rooms;
 mod tokens;
@@ -76,4 +77,5 @@ conformance!(
     community_parts::channels_and_their_overrides_are_placed_listed_and_removed,
     community_parts::categories_are_listed_replaced_and_removed_leaving_their_channels,
     join_requests::join_requests_are_paged_taken_once_and_go_with_their_community,
+    member_names::member_names_are_searched_by_prefix_and_follow_the_members,
 );

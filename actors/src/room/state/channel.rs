@@ -24,7 +24,7 @@ use voiceflow_wire::v1::community::{VoiceMoved, events as community_events};
 use voiceflow_wire::v1::frame;
 use voiceflow_wire::v1::voice::events as voice_events;
 
-use super::{Author, RoomState};
+use super::{Author, Member, RoomState};
 use crate::error::ActorError;
 use crate::permissions::{ChannelOverwrites, CommunityRoles, MemberGrants};
 
@@ -80,6 +80,8 @@ impl ChannelGuard {
     async fn reload(&mut self, store: &dyn Store, room: Snowflake) -> Result<(), StoreError> {
         self.stale = true;
         self.users.clear();
+        metrics::counter!("voiceflow_channel_permission_reads_total", "what" => "reload")
+            .increment(1);
         let (community, roles, overwrites) = tokio::try_join!(
             store.community_by_id(self.community),
             store.community_roles(self.community),
@@ -108,6 +110,9 @@ impl ChannelGuard {
             self.reload(store, room).await?;
         }
         if !self.users.contains_key(&user) {
+            // Counted so a benchmark can show checks read nothing once a member is known.
+            metrics::counter!("voiceflow_channel_permission_reads_total", "what" => "member")
+                .increment(1);
             let known = match store.community_member(self.community, user).await? {
                 Some(member) => {
                     let voice = VoiceModeration {
@@ -192,13 +197,50 @@ impl RoomState {
             return Err(ActorError::Forbidden(refusal));
         }
         if !self.members.contains_key(&user) {
-            let author = Author {
-                user_id: user,
-                username: String::new(),
-            };
-            self.add_member(&author).await?;
+            self.admit(user).await?;
         }
         Ok(())
+    }
+
+    /// A user who may view the channel and was not seen here since the room started: their
+    /// stored membership of its room (with their current name), or a new one. A channel's
+    /// room does not read its members when it starts (they may be a 100,000-member
+    /// community's), so this is where each is read, once.
+    async fn admit(&mut self, user: Snowflake) -> Result<(), ActorError> {
+        let store = self.ctx.store.clone();
+        let (stored, account) =
+            tokio::try_join!(store.member(self.room.id, user), store.user_by_id(user))?;
+        let username = account.map(|u| u.username).unwrap_or_default();
+        match stored {
+            Some(m) => {
+                self.members.insert(
+                    user,
+                    Member {
+                        role: m.role,
+                        username,
+                        joined_at: m.joined_at,
+                    },
+                );
+                Ok(())
+            }
+            None => {
+                let author = Author {
+                    user_id: user,
+                    username,
+                };
+                self.add_member(&author).await
+            }
+        }
+    }
+
+    /// Removes a member this channel's room has not seen since it started (kicked, banned or
+    /// gone from the community): their stored membership, if any. They have no live session
+    /// here (a join would have admitted them).
+    pub(super) async fn remove_unseen(&mut self, user: Snowflake) -> Result<(), ActorError> {
+        match self.ctx.store.member(self.room.id, user).await? {
+            Some(_) => Ok(self.ctx.store.remove_member(self.room.id, user).await?),
+            None => Err(ActorError::Forbidden("not a member of this room")),
+        }
     }
 
     /// Whether `user` may delete others' messages: `MANAGE_MESSAGES` in a channel, a room

@@ -14,6 +14,7 @@ use voiceflow_wire::Snowflake;
 use voiceflow_wire::cluster::NodeId;
 use voiceflow_wire::ids::now_ms;
 use voiceflow_wire::v1::frame::{self, Frame};
+use voiceflow_wire::v1::permissions::Permissions;
 use voiceflow_wire::v1::rich::{MessageRef, PresenceChanged, PresenceStatus, ReadReceipt};
 use voiceflow_wire::v1::server::events;
 
@@ -147,13 +148,10 @@ impl RoomState {
         self.social.presence_flush.take()
     }
 
-    /// Members whose presence this room has not heard yet.
-    pub fn unknown_presence(&self) -> Vec<Snowflake> {
-        self.members
-            .keys()
-            .copied()
-            .filter(|u| self.social.unknown(*u))
-            .collect()
+    /// Whether `user` is a member whose presence this room has not heard yet (asked on every
+    /// join: one lookup, not a walk over the members).
+    pub fn presence_unknown(&self, user: Snowflake) -> bool {
+        self.members.contains_key(&user) && self.social.unknown(user)
     }
 
     /// Members whose presence came from `node` (it died: ask their new presence owner).
@@ -173,6 +171,10 @@ impl RoomState {
         user: Snowflake,
         message_id: Snowflake,
     ) -> Result<MessageRef, ActorError> {
+        if self.is_channel() && !self.members.contains_key(&user) {
+            // A channel's room reads its members as they act, not at start.
+            self.require(user, Permissions::VIEW_CHANNEL, "").await?;
+        }
         if !self.members.contains_key(&user) {
             return Err(ActorError::Forbidden("not a member of this room"));
         }
