@@ -136,6 +136,16 @@ describe('community join approval and voice moderation', { timeout: 240_000 }, (
     await eventually(async () => (await panel.getAttribute('data-count')) === '112', { what: 'the second page on scroll' });
     assert.equal(await panel.getAttribute('data-complete'), 'true');
     assert.equal(await page.locator('.community-member').count(), 112);
+    // The search asks the server by name prefix: member010 … member019, then back to all.
+    const search = page.getByRole('searchbox', { name: 'Search members' });
+    await search.fill('MEMBER01');
+    await eventually(async () => (await panel.getAttribute('data-count')) === '10', { what: 'ten matches' });
+    assert.deepEqual(await page.locator('.community-member .member-name').allTextContents(),
+      Array.from({ length: 10 }, (_, i) => `member01${i}`));
+    await search.fill('nobody-here');
+    await page.locator('.members-loading', { hasText: 'Nobody by that name.' }).waitFor();
+    await search.fill('');
+    await eventually(async () => (await panel.getAttribute('data-count')) === '100', { what: 'everyone again' });
 
     await page.locator('.community-name').click();
     await page.locator('#community-menu').getByRole('button', { name: 'Audit log' }).click();

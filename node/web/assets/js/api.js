@@ -120,10 +120,12 @@ export class Api {
   updateCommunity(id, fields) { return this.#data('PATCH', `/communities/${enc(id)}`, { body: fields }); }
   deleteCommunity(id) { return this.#data('DELETE', `/communities/${enc(id)}`); }
   leaveCommunity(id) { return this.#data('DELETE', `/communities/${enc(id)}/members/me`); }
-  /** A page of members by user id: {data: [{userId, username, roles, timedOutUntil, …}], hasMore}. */
-  communityMembers(id, { after, limit = 100 } = {}) {
+  /** A page of members by user id: {data: [{userId, username, roles, timedOutUntil, …}], hasMore};
+   *  with `prefix`, those whose name starts so, by name, and `nextAfter` (the next `after`). */
+  communityMembers(id, { after, limit = 100, prefix } = {}) {
     const q = new URLSearchParams({ limit: String(limit) });
     if (after) q.set('after', after);
+    if (prefix) q.set('prefix', prefix);
     return this.request('GET', `/communities/${enc(id)}/members?${q}`);
   }
   /** {categories, channels}: what this user may see, each channel with its `permissions`. */

@@ -1,5 +1,7 @@
 // A community's member list (the member panel of its channels): pages of 100 by user id
-// (`after`), the next one loaded when the list is scrolled near its end. Each row shows role
+// (`after`), the next one loaded when the list is scrolled near its end; a search box asks the
+// server for the members whose name starts with what is typed (`?prefix=`, an index read, paged
+// by its `nextAfter` cursor), so a community of 100,000 is never loaded to be filtered. Each row shows role
 // chips (in the role's colour), a timeout and server mute / deafen marks, and opens a menu
 // (its "…" button, or a right click) with what this user may do to that member: grant or
 // remove roles, time out, kick, ban (with a reason and how much of their history to delete),
@@ -18,35 +20,70 @@ const DELETE_SPANS = [[0, 'Don\u2019t delete any'], [3600, 'Previous hour'], [21
 
 export function communityMembersPanel({ c, communities, api, store, me, toast }) {
   const el = h('div', { class: 'community-members' });
+  const search = h('input', { type: 'search', class: 'member-search', placeholder: 'Search members',
+    'aria-label': 'Search members', autocomplete: 'off', maxlength: '32' });
   const listEl = h('ul', { class: 'member-list', 'aria-label': 'Members' });
   const more = h('p', { class: 'members-loading', role: 'status' });
-  el.append(listEl, more);
-  /** userId → member, in user-id order as the server pages them. */
+  el.append(search, listEl, more);
+  /** userId → member, in the order the server pages them (user id, or name when searching). */
   const members = new Map();
   let hasMore = true;
   let loading = false;
   let menu = null;
+  /** The search (empty: everyone by user id), its next cursor, and which search is current. */
+  let prefix = '';
+  let cursor;
+  let generation = 0;
 
   async function loadMore() {
     if (loading || !hasMore) return;
     loading = true;
+    const mine = generation;
     more.textContent = 'Loading members…';
     try {
-      const last = [...members.keys()].pop();
-      const page = await api.communityMembers(c.id, { after: last, limit: PAGE });
-      for (const m of page.data) note(m);
-      hasMore = page.hasMore && page.data.length > 0;
-      render();
+      const page = prefix
+        ? await api.communityMembers(c.id, { prefix, after: cursor, limit: PAGE })
+        : await api.communityMembers(c.id, { after: [...members.keys()].pop(), limit: PAGE });
+      // A page of a search that was replaced meanwhile is dropped.
+      if (mine === generation) {
+        for (const m of page.data) note(m);
+        cursor = page.nextAfter;
+        hasMore = page.hasMore && page.data.length > 0;
+        render();
+      }
     } catch (err) {
-      more.textContent = `Could not load members: ${err.message}`;
-      return;
+      if (mine === generation) {
+        more.textContent = `Could not load members: ${err.message}`;
+        return;
+      }
     } finally {
       loading = false;
     }
-    more.textContent = '';
+    if (mine !== generation) {
+      // The current search asked while this page was on its way: load it now.
+      loadMore();
+      return;
+    }
+    more.textContent = members.size || hasMore ? '' : 'Nobody by that name.';
     // Still room on screen: load on.
     if (hasMore && el.scrollHeight <= el.clientHeight + 40) loadMore();
   }
+
+  let typing = null;
+  search.addEventListener('input', () => {
+    clearTimeout(typing);
+    typing = setTimeout(() => {
+      const next = search.value.trim();
+      if (next === prefix) return;
+      prefix = next;
+      generation += 1;
+      members.clear();
+      cursor = undefined;
+      hasMore = true;
+      render();
+      loadMore();
+    }, 200);
+  });
 
   // The panel scrolls (the aside's body): load the next page near the end.
   const onScroll = () => {
