@@ -121,10 +121,9 @@ impl RoomState {
         };
         record.extra.reply_to = reply_to;
         record.extra.file_id = post.file_id;
-        record.extra.mentions_everyone = match self.pings_everyone(&record).await {
-            Ok(pings) => pings,
-            Err(e) => return reply.send(Err(e)),
-        };
+        if let Err(e) = self.resolve_mentions(&mut record).await {
+            return reply.send(Err(e));
+        }
         self.stop_typing(record.user_id);
         let mut change = Change::new(ChangeKind::Created, record);
         change.replies.push(ChangeReply::Sent(reply));
@@ -134,7 +133,10 @@ impl RoomState {
     /// Whether `message` pings everyone: it says `@everyone` or `@here` and its author may
     /// (`mention_everyone` in a community channel; a room admin elsewhere). Otherwise the
     /// words stay in the text and ping nobody, as in Discord.
-    async fn pings_everyone(&mut self, message: &MessageRecord) -> Result<bool, ActorError> {
+    pub(super) async fn pings_everyone(
+        &mut self,
+        message: &MessageRecord,
+    ) -> Result<bool, ActorError> {
         if !says_everyone(&message.content) {
             return Ok(false);
         }
@@ -318,7 +320,7 @@ impl RoomState {
                 }
                 message.content = content;
                 message.extra.edited_at = Some(now_ms());
-                message.extra.mentions_everyone = self.pings_everyone(&message).await?;
+                self.resolve_mentions(&mut message).await?;
                 Ok(Outcome::Queue(Change::new(ChangeKind::Edited, message)))
             }
             Action::Delete { .. } => {
@@ -363,6 +365,8 @@ impl RoomState {
 pub(crate) fn make_tombstone(message: &mut MessageRecord, deleted_at: u64) {
     message.content.clear();
     message.extra.mentions_everyone = false;
+    message.extra.mentions.clear();
+    message.extra.mention_roles.clear();
     message.extra.reactions.clear();
     message.extra.file_id = None;
     message.deleted_at = Some(deleted_at);

@@ -446,6 +446,9 @@ impl RoomState {
             self.keep_unrecorded(&batch);
         }
         for change in batch {
+            if change.kind == ChangeKind::Created {
+                self.announce_mentions(&change.message);
+            }
             self.settle(&change.kind, &change.message);
             change.answer(None);
         }
