@@ -292,6 +292,20 @@ export class MessageList {
     }
   }
 
+  /** How mentions in this room are shown: users by their current name in the room (else
+   *  as an author here), roles by their community's names; `sig` changes when they do. */
+  #names() {
+    const { room } = this;
+    const community = room.communityId ? this.shell?.communities?.get(room.communityId) : null;
+    const roles = community?.roles || [];
+    const user = (id) => room.members.get(id)?.username
+      || [...room.messages.values()].find((m) => m.userId === id)?.username;
+    const role = (id) => roles.find((r) => r.id === id)?.name;
+    const myRoles = community?.self?.roles || [];
+    const sig = `${room.members.size}:${roles.map((r) => r.name).join(',')}`;
+    return { user, role, myRoles, sig };
+  }
+
   #rowsFromState() {
     const { room, chat } = this;
     const out = [];
@@ -335,10 +349,11 @@ export class MessageList {
           parentLoaded: Boolean(item.replyTo && room.messages.has(item.replyTo.id)),
           meId: me,
           attachment: this.attachment,
+          names: this.#names(),
         };
         const reactions = (item.reactions || [])
           .map((r) => `${r.emoji}${r.count}${(r.userIds || []).includes(me) ? '*' : ''}`).join(',');
-        const sig = [grouped, item.deleted ? 1 : 0, opts.canDelete, opts.canEdit, opts.editing, opts.picker,
+        const sig = [opts.names.sig, grouped, item.deleted ? 1 : 0, opts.canDelete, opts.canEdit, opts.editing, opts.picker,
           opts.parentLoaded, item.content, item.editedAt || '', reactions, item.replyTo?.id || '',
           item.fileId || ''].join('|');
         out.push({ key: `m:${item.id}`, sig, build: () => messageRow(item, { ...opts, draft: this.#draft }) });
