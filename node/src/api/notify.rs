@@ -271,10 +271,9 @@ impl RoomsContext {
         let community = s.ctx.store.channel_community(room).await?;
         let roles: &[Snowflake] = match community {
             Some(c) => {
-                if !self.roles.contains_key(&c) {
+                if let std::collections::hash_map::Entry::Vacant(slot) = self.roles.entry(c) {
                     let member = s.ctx.store.community_member(c, user).await?;
-                    self.roles
-                        .insert(c, member.map(|m| m.roles).unwrap_or_default());
+                    slot.insert(member.map(|m| m.roles).unwrap_or_default());
                 }
                 self.roles.get(&c).map_or(&[], Vec::as_slice)
             }

@@ -18,8 +18,9 @@ const SNIPPET_CHARS: usize = 100;
 
 /// What an action comes to.
 enum Outcome {
-    /// A change for the log; the reply waits for it to be stored.
-    Queue(Change),
+    /// A change for the log; the reply waits for it to be stored (boxed: a change carries a
+    /// whole message).
+    Queue(Box<Change>),
     /// Nothing changes (already so): answer at once.
     Now(ActReply),
 }
@@ -252,7 +253,7 @@ impl RoomState {
         match self.outcome(author.user_id, action).await {
             Ok(Outcome::Queue(mut change)) => {
                 change.replies.push(ChangeReply::Act(reply));
-                self.queue_change(change);
+                self.queue_change(*change);
             }
             Ok(Outcome::Now(now)) => reply.send(Ok(now)),
             Err(e) => reply.send(Err(e)),
@@ -273,7 +274,7 @@ impl RoomState {
         match self.outcome(by, Action::Delete { message_id }).await {
             Ok(Outcome::Queue(mut change)) => {
                 change.replies.push(ChangeReply::Done(reply));
-                self.queue_change(change);
+                self.queue_change(*change);
             }
             Ok(Outcome::Now(_)) => {
                 let _ = reply.send(Ok(()));
@@ -314,14 +315,17 @@ impl RoomState {
                     return Err(invalid("messageId", "a deleted message cannot be edited"));
                 }
                 if message.content == content {
-                    return Ok(Outcome::Now(ActReply::Message(MessageReply {
+                    return Ok(Outcome::Now(ActReply::Message(Box::new(MessageReply {
                         message: view_of(&message),
-                    })));
+                    }))));
                 }
                 message.content = content;
                 message.extra.edited_at = Some(now_ms());
                 self.resolve_mentions(&mut message).await?;
-                Ok(Outcome::Queue(Change::new(ChangeKind::Edited, message)))
+                Ok(Outcome::Queue(Box::new(Change::new(
+                    ChangeKind::Edited,
+                    message,
+                ))))
             }
             Action::Delete { .. } => {
                 let own = message.user_id == by && message.kind != MessageType::System;
@@ -337,7 +341,10 @@ impl RoomState {
                     })));
                 }
                 make_tombstone(&mut message, now_ms());
-                Ok(Outcome::Queue(Change::new(ChangeKind::Deleted, message)))
+                Ok(Outcome::Queue(Box::new(Change::new(
+                    ChangeKind::Deleted,
+                    message,
+                ))))
             }
             Action::React { emoji, add, .. } => {
                 if message.deleted_at.is_some() {
@@ -353,7 +360,7 @@ impl RoomState {
                     user: by,
                     added: add,
                 };
-                Ok(Outcome::Queue(Change::new(kind, message)))
+                Ok(Outcome::Queue(Box::new(Change::new(kind, message))))
             }
             Action::Read { .. } => Err(invalid("op", "read markers are not log changes")),
         }

@@ -36,7 +36,7 @@ impl RoomState {
         if written.len() > cap {
             return Err(ActorError::Client(ErrorBody::field(
                 "content",
-                &format!("a message may mention at most {cap} users and roles"),
+                format!("a message may mention at most {cap} users and roles"),
             )));
         }
         let mut users = Vec::with_capacity(written.users.len());
