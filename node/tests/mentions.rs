@@ -432,3 +432,35 @@ async fn mentions_work_the_same_on_cql() -> anyhow::Result<()> {
     }
     outcome
 }
+
+/// Two nodes on the CQL test server: Alice has a session on each, following nothing; the
+/// room lives on one of them, so one of her sessions is on a node the room does not run on.
+/// Both get `mention:created`, and each node's `/users/me/mentions` lists it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mention_reaches_every_session_on_every_node() -> anyhow::Result<()> {
+    let Some(cluster) =
+        common::cluster::TestCluster::start(2, "mentions::every_session_every_node").await?
+    else {
+        return Ok(());
+    };
+    let (n1, n2) = (cluster.node(1), cluster.node(2));
+    let owner = n1.register("owner").await?;
+    let alice = n2.register("alice").await?;
+    let (room, join) = n1.create_room(&owner, "Across", json!({}), 10).await?;
+    assert_eq!(n2.join_code(&alice, &join).await?.0, 200);
+    let mut on_1 = n1.ws(&alice).await?;
+    let mut on_2 = n2.ws(&alice).await?;
+    let mut writer = n1.ws(&owner).await?;
+    let ack = writer.request("room:join", json!({"roomId": room})).await?;
+    assert_eq!(ack["ok"], true, "{ack}");
+    let posted = send(&mut writer, &room, &format!("<@{}> across nodes", alice.id)).await?;
+    let id = text(&posted, "/id");
+    for ws in [&mut on_1, &mut on_2] {
+        let told = told_about(ws, &id).await?;
+        assert_eq!(told["data"]["roomId"], room.as_str());
+    }
+    for node in [n1, n2] {
+        assert_eq!(mention_ids(node, &alice, "").await?, vec![id.clone()]);
+    }
+    Ok(())
+}
