@@ -71,13 +71,24 @@ describe('mentions and notifications', { timeout: 180_000 }, () => {
     const stored = history.body.data.find((m) => m.content.includes('look'));
     assert.equal(stored.content, `hey <@${bobId}> look`);
     assert.deepEqual(stored.mentions, [bobId]);
+    // The editor shows the name, and saving keeps the mention.
+    await box.press('ArrowUp');
+    const editorBox = page.getByRole('textbox', { name: 'Edit message' });
+    assert.equal(await editorBox.inputValue(), 'hey @bob look');
+    await editorBox.fill('hey @bob look again');
+    await editorBox.press('Enter');
+    await eventually(async () => {
+      const after = await rest(node.url, 'GET', `/rooms/${team.id}/messages?limit=5`, { token: aliceToken });
+      const edited = after.body.data.find((m) => m.id === stored.id);
+      return edited.content === `hey <@${bobId}> look again` && edited.mentions?.[0] === bobId;
+    }, { what: 'the edit stored with its mention' });
   });
 
   it('shows Bob a desktop notification, a title badge and a mention badge', async () => {
     const { page } = bob;
     await eventually(() => shown.length === 1, { what: 'a notification' });
     assert.equal(shown[0].title, 'alice mentioned you in team');
-    assert.match(shown[0].body, /hey @bob look/);
+    assert.match(shown[0].body, /hey @bob look/); // as first sent
     await eventually(async () => /^\(1\) /.test(await page.title()), { what: 'title badge' });
     const badge = page.locator(`a.room-link[data-room-id="${team.id}"] .badge-mention`);
     assert.equal(await badge.getAttribute('data-mentions'), '1');

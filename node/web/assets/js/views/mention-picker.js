@@ -78,19 +78,21 @@ export function mentionPicker({ input, room, chat }) {
     return true;
   }
 
-  /** The text to send: "@name" of a member → "<@id>". */
-  function encode(text) {
-    const byName = new Map(members().map((m) => [m.username.toLowerCase(), m.userId]));
-    byName.set(chat.me.username.toLowerCase(), chat.me.id);
-    return text.replace(NAME_RE, (whole, lead, name) => {
-      const id = byName.get(name.toLowerCase());
-      return id ? `${lead}<@${id}>` : whole;
-    });
-  }
+  const encode = (text) => encodeMentions(text, room, chat.me);
 
   input.setAttribute('aria-autocomplete', 'list');
   input.setAttribute('aria-controls', 'mention-picker');
   input.setAttribute('aria-expanded', 'false');
   input.addEventListener('blur', () => setTimeout(close, 100));
   return { el, refresh, onKeydown, encode, close };
+}
+
+/** The text to send: each "@name" of a member of `room` (or `me`) → "<@id>". */
+export function encodeMentions(text, room, me) {
+  const byName = new Map([...room.members.values()].map((m) => [m.username.toLowerCase(), m.userId]));
+  byName.set(me.username.toLowerCase(), me.id);
+  return text.replace(NAME_RE, (whole, lead, name) => {
+    const id = byName.get(name.toLowerCase());
+    return id ? `${lead}<@${id}>` : whole;
+  });
 }

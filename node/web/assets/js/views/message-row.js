@@ -56,13 +56,13 @@ function content(item, attachment, names) {
 }
 
 /** The inline editor: Enter saves, Shift+Enter is a new line, Escape cancels. */
-function editor(m, draft) {
+function editor(m, draft, names) {
   const id = `edit-${m.id}`;
   const box = h('textarea', {
     id, class: 'msg-editor', rows: '1', maxlength: '4000', 'aria-label': 'Edit message',
     'aria-describedby': `${id}-help`, 'data-editor': m.id,
   });
-  box.value = draft ?? m.content;
+  box.value = draft ?? showMentions(m.content, names);
   return h('div', { class: 'msg-edit' },
     box,
     h('p', { class: 'msg-edit-help', id: `${id}-help` },
@@ -139,7 +139,7 @@ export function messageRow(m, opts) {
   h('div', { class: 'msg-main' },
     replyPreview(m.replyTo, parentLoaded),
     grouped && !m.replyTo ? h('span', { class: 'sr-only', text: `${m.username}, ${formatTime(at)}: ` }) : header(m, at),
-    editing ? editor(m, draft) : content(m, attachment, names),
+    editing ? editor(m, draft, names) : content(m, attachment, names),
     extras.length ? h('div', { class: 'msg-extras' }, ...extras) : null,
     picker ? emojiPicker(m) : null),
   actions.length ? h('div', { class: 'msg-actions', role: 'toolbar', 'aria-label': 'Message actions' }, ...actions) : null);
@@ -195,6 +195,15 @@ export function mentionsMe(m, meId, names) {
   if (!meId || m.userId === meId) return false;
   if (m.mentionsEveryone || (m.mentions || []).includes(meId)) return true;
   return (m.mentionRoles || []).some((r) => names?.myRoles?.includes(r));
+}
+
+/** The text with `<@id>` written as `@name` (for the editor; sending turns it back). A
+ *  user whose name is unknown, and roles, stay as they are stored. */
+export function showMentions(text, names) {
+  return (text || '').replace(MENTION_RE, (whole, role, id) => {
+    const name = role ? null : names?.user?.(id);
+    return name ? `@${name}` : whole;
+  });
 }
 
 /** The text with each mention shown as a styled `@name` (names.user(id) / names.role(id)),

@@ -16,7 +16,8 @@
 import { h, icon } from '../dom.js';
 import { attachmentView } from './attachments.js';
 import { confirmDialog } from './dialog.js';
-import { dayDivider, dayKey, messageRow, pendingRow, systemRow } from './message-row.js';
+import { encodeMentions } from './mention-picker.js';
+import { dayDivider, dayKey, messageRow, pendingRow, showMentions, systemRow } from './message-row.js';
 
 const GROUP_MS = 7 * 60_000;
 
@@ -103,7 +104,7 @@ export class MessageList {
     const m = this.room.messages.get(messageId);
     if (!m || !this.chat.canEdit(m)) return;
     this.#editing = messageId;
-    this.#draft = m.content;
+    this.#draft = showMentions(m.content, this.#names());
     this.#picker = null;
     this.render('edit');
     const box = this.list.querySelector(`[data-editor="${messageId}"]`);
@@ -126,7 +127,7 @@ export class MessageList {
     const id = this.#editing;
     const m = this.room.messages.get(id);
     if (!m) return this.cancelEdit();
-    const text = this.#draft;
+    const text = encodeMentions(this.#draft, this.room, this.chat.me);
     if (!text.trim()) {
       // An emptied message: offer to delete it instead.
       this.cancelEdit();
