@@ -3,7 +3,8 @@
 // to his browser context) has another room open: the client calls the browser's real
 // Notification constructor (wrapped by a spy that passes every call through), the title reads
 // "(1) …" and the room has a mention badge; opening the room clears both. Bob then sets the
-// room to "Nothing" in its bell menu: the next mention still counts but shows nothing.
+// room to "Nothing" in its bell menu: the next mention still counts but shows nothing. A call
+// from Alice rings with a notification, and her direct message shows one.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -118,6 +119,25 @@ describe('mentions and notifications', { timeout: 180_000 }, () => {
     await box.press('Enter');
     await eventually(async () => /^\(1\) /.test(await page.title()), { what: 'counted' });
     assert.equal(shown.length, 1, `nothing more shown: ${JSON.stringify(shown)}`);
+  });
+
+  it('rings with a notification for a call, and notifies a direct message', async () => {
+    const bobId = (await restLogin(node.url, 'bob')).user.id;
+    const dm = await rest(node.url, 'POST', '/dms', { token: aliceToken, body: { userId: bobId } });
+    assert.ok(dm.status === 200 || dm.status === 201, JSON.stringify(dm.body));
+    const dmId = dm.body.data.id ?? dm.body.data.roomId;
+    const call = (type) => alice.page.evaluate(([t, roomId]) => window.__voiceflow.socket.request(t, { roomId }),
+      [type, dmId]);
+    await call('call:start');
+    await eventually(() => shown.some((n) => n.title === 'alice is calling'), { what: 'the call notification' });
+    await call('call:cancel');
+    // Bob's client now follows the conversation: a message in it is a notification.
+    await bob.page.locator(`a.room-link[data-room-id="${dmId}"]`).waitFor();
+    await eventually(() => bob.page.evaluate((id) => Boolean(window.__voiceflow.store.room(id)?.subscribed), dmId),
+      { what: 'the DM followed' });
+    await alice.page.evaluate((roomId) => window.__voiceflow.socket.request('message:send',
+      { roomId, content: 'psst' }), dmId);
+    await eventually(() => shown.some((n) => n.title === 'alice' && n.body === 'psst'), { what: 'the DM notification' });
     assert.deepEqual(world.alice.errors.concat(world.bob.errors), []);
   });
 });

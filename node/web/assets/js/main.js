@@ -78,9 +78,10 @@ function startApp() {
   socket.addEventListener('revoked', () => session.clear('revoked'));
   socket.start();
   app = { store, socket, chat, shell, social, voice, calls, communities, notifier };
-  // Tests reach the client's socket here (e.g. a send made by hand).
+  // Tests reach the client's socket (e.g. a send made by hand) and state here.
   window.__voiceflow = window.__voiceflow || {};
   window.__voiceflow.socket = socket;
+  window.__voiceflow.store = store;
   // Refresh the user's details (and find out early if the session was revoked).
   api.verify().then((v) => { session.setUser(v.user); shell.renderSelf(); }).catch(() => {});
 }
