@@ -27,6 +27,8 @@ pub struct ActorConfig {
     pub outbound_queue_frames: usize,
     /// How often a session tells its user's presence actor it is alive.
     pub presence_heartbeat: Duration,
+    /// Most distinct users and roles one message may mention (`<@id>`, `<@&id>`).
+    pub max_mentions: usize,
 }
 
 impl Default for ActorConfig {
@@ -39,6 +41,7 @@ impl Default for ActorConfig {
             nonce_cache: 4096,
             outbound_queue_frames: 8192,
             presence_heartbeat: Duration::from_secs(15),
+            max_mentions: 50,
         }
     }
 }

@@ -121,6 +121,11 @@ impl CommunityRoles {
         }
     }
 
+    /// Whether `role` exists (`@everyone` is not listed: mention it as `@everyone`).
+    pub fn has_role(&self, role: Snowflake) -> bool {
+        self.roles.contains_key(&role)
+    }
+
     /// The member's roles that exist.
     fn grants<'a>(
         &'a self,

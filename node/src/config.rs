@@ -97,6 +97,9 @@ pub struct Config {
     pub typing_ttl_ms: u64,
     /// Most messages replayed on `room:join` with `since`.
     pub replay_limit: u32,
+    /// Most distinct users and roles one message may mention (`<@id>`, `<@&id>`); more is
+    /// refused with `VALIDATION_ERROR` on `content`. `@everyone`/`@here` do not count.
+    pub max_mentions_per_message: u32,
     /// In a room that keeps no messages (`recordMessages: false`), how long its messages can
     /// still be replayed to a resuming client from the owner's memory, seconds.
     pub unrecorded_window_secs: u64,
@@ -250,6 +253,7 @@ impl Default for Config {
             room_idle_timeout_secs: 60,
             typing_ttl_ms: 6000,
             replay_limit: 1000,
+            max_mentions_per_message: 50,
             unrecorded_window_secs: 300,
             http_max_body_bytes: 64 * 1024,
             shutdown_grace_secs: 10,
@@ -491,6 +495,7 @@ impl Config {
             nonce_cache: 4096,
             outbound_queue_frames: self.outbound_queue_frames,
             presence_heartbeat: self.presence.heartbeat(),
+            max_mentions: self.max_mentions_per_message as usize,
         }
     }
 }

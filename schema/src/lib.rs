@@ -34,6 +34,7 @@ pub mod fixtures;
 mod fuzzing;
 pub mod member_names;
 pub mod model;
+pub mod notify;
 pub mod store;
 
 pub use blob::{BlobMeta, BlobStore};
@@ -46,4 +47,5 @@ pub use cql::CqlStore;
 pub use embedded::EmbeddedStore;
 pub use member_names::{MemberName, NameCursor, NamePrefix};
 pub use model::*;
+pub use notify::{DEFAULT_SCOPE, MentionRecord, NotificationSettingRecord};
 pub use store::{Store, StoreError, StoreResult};

@@ -106,6 +106,13 @@ pub struct MessageExtra {
     /// a channel, an admin elsewhere); written by the room, never by the client.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub mentions_everyone: bool,
+    /// Users it mentions (`<@id>`) who may read the room; written by the room on post and
+    /// edit, emptied with the content on deletion.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<Snowflake>,
+    /// Community roles it mentions (`<@&id>`) that exist in the channel's community.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mention_roles: Vec<Snowflake>,
 }
 
 /// The parent of a reply, copied when the reply is written (shown even if the parent is

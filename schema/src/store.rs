@@ -11,6 +11,7 @@ use crate::community::{
 use crate::contacts::{BlockRecord, UserSettings};
 use crate::member_names::{MemberName, NameCursor, NamePrefix};
 use crate::model::*;
+use crate::notify::{MentionRecord, NotificationSettingRecord};
 
 /// Storage failures, mapped to client errors in one place (the node's error module).
 #[derive(Debug, thiserror::Error)]
@@ -307,6 +308,26 @@ pub trait Store: Send + Sync + 'static {
         after: Option<Snowflake>,
         limit: u32,
     ) -> StoreResult<Vec<JoinRequest>>;
+    /// `user`'s mention rows (written with their messages by `append_messages` and
+    /// `commit_events`, one per user in `extra.mentions`), newest first, with message ids
+    /// below `before`, at most `limit`. Rows are candidates: callers check the message.
+    async fn user_mentions(
+        &self,
+        user_id: Snowflake,
+        before: Option<Snowflake>,
+        limit: u32,
+    ) -> StoreResult<Vec<MentionRecord>>;
+    /// Sets a user's notification setting for one scope; a setting that inherits everything
+    /// removes the scope's row.
+    async fn put_notification_setting(
+        &self,
+        setting: &NotificationSettingRecord,
+    ) -> StoreResult<()>;
+    /// Every scope a user set (default, rooms, communities), by scope id.
+    async fn notification_settings(
+        &self,
+        user_id: Snowflake,
+    ) -> StoreResult<Vec<NotificationSettingRecord>>;
     /// Places a channel (a room) in a community, or moves it (category, position).
     async fn put_channel(&self, channel: &ChannelRecord) -> StoreResult<()>;
     /// Takes a channel out of its community, with its overrides.

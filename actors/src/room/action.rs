@@ -10,8 +10,8 @@ use voiceflow_wire::v1::rich::{MessageRef, MessageReply, ReactionUpdated};
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum ActReply {
-    /// `message:update`: the message now.
-    Message(MessageReply),
+    /// `message:update`: the message now (boxed: a message view is far larger than the rest).
+    Message(Box<MessageReply>),
     /// `message:delete`, `message:read`: the message concerned.
     Ref(MessageRef),
     /// `reaction:add` / `reaction:remove`: the reactions now.

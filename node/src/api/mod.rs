@@ -15,6 +15,7 @@ mod join_requests;
 mod member_list;
 mod messages;
 mod moderation;
+mod notify;
 mod overwrites;
 mod roles;
 mod room_admin;
@@ -213,6 +214,8 @@ pub fn routes(state: AppState) -> warp::filters::BoxedFilter<(Response,)> {
             .or(join_requests::routes(state.clone()).boxed())
             .unify()
             .or(room_requests::routes(state.clone()).boxed())
+            .unify()
+            .or(notify::routes(state.clone()).boxed())
             .unify()
             .or(files::routes(state).boxed())
             .unify(),

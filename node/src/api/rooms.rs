@@ -449,7 +449,8 @@ async fn leave(s: AppState, user: AuthUser, id: Snowflake) -> Result<Response, A
 const UNREAD_CAP: u32 = 100;
 
 /// `GET /users/me/rooms`: every room the user is a member of, with their role, the last
-/// message, the read marker and how many messages from others came after it.
+/// message, the read marker, how many messages from others came after it and how many of
+/// those mention the user (`mentionCount`), and the room's notification setting.
 async fn my_rooms(s: AppState, user: AuthUser) -> Result<Response, ApiError> {
     let markers: std::collections::HashMap<Snowflake, Snowflake> = s
         .ctx
@@ -460,6 +461,7 @@ async fn my_rooms(s: AppState, user: AuthUser) -> Result<Response, ApiError> {
         .map(|m| (m.room_id, m.message_id))
         .collect();
     let mut list = Vec::new();
+    let mut notify = super::notify::RoomsContext::load(&s, user.id).await?;
     for m in s.ctx.store.user_rooms(user.id).await? {
         // A membership row can outlive a room deleted a moment ago; skip it.
         let Some(room) = s.ctx.store.room_by_id(m.room_id).await? else {
@@ -491,6 +493,9 @@ async fn my_rooms(s: AppState, user: AuthUser) -> Result<Response, ApiError> {
         view["unreadCount"] = unread.into();
         view["unreadCapped"] = (after.len() as u32 >= UNREAD_CAP).into();
         view["lastReadMessageId"] = read.map(|r| r.to_string()).into();
+        notify
+            .annotate(&s, user.id, room.id, &after, &mut view)
+            .await?;
         list.push(view);
     }
     Ok(ok(StatusCode::OK, &list))

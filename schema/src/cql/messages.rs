@@ -101,6 +101,12 @@ impl Cql {
             let (room, mid, user) = (id(m.room_id)?, id(m.id)?, id(m.user_id)?);
             let b = bucket(m.id);
             index.push(vec![(&self.st.by_id_insert, Box::new((mid, room)))]);
+            // Index rows are written before the message's own row, so a mention is stored
+            // whenever its message is (readers check the message, so one without is unseen).
+            for mention in crate::notify::MentionRecord::of(m) {
+                let row = (id(mention.user_id)?, mid, room);
+                index.push(vec![(&self.notify.mention_insert, Box::new(row))]);
+            }
             if let Some(nonce) = &m.nonce {
                 let entry: BatchEntry<'_> = (
                     &self.st.nonce_insert,

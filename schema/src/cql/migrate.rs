@@ -122,6 +122,12 @@ pub const MIGRATIONS: &[Migration] = &[
         cql: include_str!("../../cql/011_member_names.cql"),
         fill: Some(Fill::MemberNames),
     },
+    Migration {
+        version: 12,
+        description: "mentions of users and notification settings",
+        cql: include_str!("../../cql/012_mentions.cql"),
+        fill: None,
+    },
 ];
 
 /// The newest version this binary knows.
@@ -349,7 +355,7 @@ mod tests {
             statements.len(),
             "only CREATE TABLE statements"
         );
-        assert_eq!(latest_version(), 11);
+        assert_eq!(latest_version(), 12);
     }
 
     #[test]

@@ -39,6 +39,7 @@ mod join_requests;
 mod member_names;
 mod messages;
 pub mod migrate;
+mod notify;
 mod rooms;
 mod statements;
 mod store_impl;
@@ -82,6 +83,7 @@ pub(crate) struct Cql {
     channels: channels::ChannelStatements,
     join_requests: join_requests::JoinRequestStatements,
     member_names: member_names::MemberNameStatements,
+    notify: notify::NotifyStatements,
 }
 
 impl Cql {
@@ -276,6 +278,7 @@ impl CqlStore {
         let channels = channels::ChannelStatements::prepare(&session).await?;
         let join_requests = join_requests::JoinRequestStatements::prepare(&session).await?;
         let member_names = member_names::MemberNameStatements::prepare(&session).await?;
+        let notify = notify::NotifyStatements::prepare(&session).await?;
         tracing::info!(keyspace = %config.keyspace, version, contact_points = %contact, "CQL store ready");
         Ok(CqlStore {
             cql: Arc::new(Cql {
@@ -290,6 +293,7 @@ impl CqlStore {
                 channels,
                 join_requests,
                 member_names,
+                notify,
             }),
             commit: Arc::new(GroupCommit::default()),
             keyspace: config.keyspace.clone(),

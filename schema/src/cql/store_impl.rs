@@ -11,6 +11,7 @@ use crate::community::{
 use crate::contacts::{BlockRecord, UserSettings};
 use crate::member_names::{MemberName, NameCursor, NamePrefix};
 use crate::model::*;
+use crate::notify::{MentionRecord, NotificationSettingRecord};
 use crate::store::{Store, StoreResult};
 
 #[async_trait]
@@ -363,6 +364,29 @@ impl Store for CqlStore {
         limit: u32,
     ) -> StoreResult<Vec<JoinRequest>> {
         self.cql.join_requests(community_id, after, limit).await
+    }
+
+    async fn user_mentions(
+        &self,
+        user_id: Snowflake,
+        before: Option<Snowflake>,
+        limit: u32,
+    ) -> StoreResult<Vec<MentionRecord>> {
+        self.cql.user_mentions(user_id, before, limit).await
+    }
+
+    async fn put_notification_setting(
+        &self,
+        setting: &NotificationSettingRecord,
+    ) -> StoreResult<()> {
+        self.cql.put_notification_setting(setting).await
+    }
+
+    async fn notification_settings(
+        &self,
+        user_id: Snowflake,
+    ) -> StoreResult<Vec<NotificationSettingRecord>> {
+        self.cql.notification_settings(user_id).await
     }
 
     async fn put_channel(&self, channel: &ChannelRecord) -> StoreResult<()> {

@@ -14,6 +14,7 @@
 
 mod community;
 mod member_names;
+mod notify;
 mod ops;
 mod read;
 mod tables;
@@ -44,6 +45,7 @@ use crate::community::{
 use crate::contacts::{BlockRecord, UserSettings};
 use crate::member_names::{MemberName, NameCursor, NamePrefix};
 use crate::model::*;
+use crate::notify::{MentionRecord, NotificationSettingRecord};
 use crate::store::{Store, StoreError, StoreResult};
 
 /// Group-commit counters since open.
@@ -529,6 +531,29 @@ impl Store for EmbeddedStore {
         limit: u32,
     ) -> StoreResult<Vec<JoinRequest>> {
         self.reader.join_requests(community_id, after, limit)
+    }
+
+    async fn user_mentions(
+        &self,
+        user_id: Snowflake,
+        before: Option<Snowflake>,
+        limit: u32,
+    ) -> StoreResult<Vec<MentionRecord>> {
+        self.reader.user_mentions(user_id, before, limit)
+    }
+
+    async fn put_notification_setting(
+        &self,
+        setting: &NotificationSettingRecord,
+    ) -> StoreResult<()> {
+        self.write(Op::PutNotificationSetting(*setting)).await
+    }
+
+    async fn notification_settings(
+        &self,
+        user_id: Snowflake,
+    ) -> StoreResult<Vec<NotificationSettingRecord>> {
+        self.reader.notification_settings(user_id)
     }
 
     async fn put_channel(&self, channel: &ChannelRecord) -> StoreResult<()> {

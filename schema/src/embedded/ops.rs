@@ -158,6 +158,14 @@ pub(crate) fn apply(s: &mut Staged<'_>, op: Op) -> StoreResult<Reply> {
                 encode(&settings)?,
             );
         }
+        Op::PutNotificationSetting(row) => {
+            let key = pair_key(row.user_id, row.scope_id);
+            if row.setting.is_inherit() {
+                s.remove(Table::NotificationSettings, key);
+            } else {
+                s.put(Table::NotificationSettings, key, encode(&row)?);
+            }
+        }
         Op::Community(op) => return super::community::apply(s, op),
         Op::Flush => {}
     }
@@ -304,6 +312,14 @@ fn append_message(s: &mut Staged<'_>, message: &MessageRecord) -> StoreResult<()
             Table::MessageNonces,
             nonce_key(message.room_id, message.user_id, nonce),
             id_bytes(message.id).to_vec(),
+        );
+    }
+    // In the same batch as the message: a mention is durable exactly when its message is.
+    for row in crate::notify::MentionRecord::of(message) {
+        s.put(
+            Table::UserMentions,
+            pair_key(row.user_id, row.message_id),
+            encode(&row)?,
         );
     }
     Ok(())

@@ -88,11 +88,15 @@ pub(crate) enum Table {
     CommunityJoinRequests,
     /// `community_member_names`: community ‖ lower-cased username ‖ 0 ‖ user → username.
     CommunityMemberNames,
+    /// `user_mentions`: user ‖ message → `MentionRecord`.
+    UserMentions,
+    /// `notification_settings`: user ‖ scope → `NotificationSettingRecord`.
+    NotificationSettings,
 }
 
 impl Table {
     /// Every table, in declaration order.
-    pub(crate) const ALL: [Table; 32] = [
+    pub(crate) const ALL: [Table; 34] = [
         Table::Users,
         Table::UsersByEmail,
         Table::UsersByUsername,
@@ -125,6 +129,8 @@ impl Table {
         Table::CommunityCategories,
         Table::CommunityJoinRequests,
         Table::CommunityMemberNames,
+        Table::UserMentions,
+        Table::NotificationSettings,
     ];
 
     /// The keyspace name on disk (same as the CQL table name).
@@ -162,6 +168,8 @@ impl Table {
             Table::CommunityCategories => "community_categories",
             Table::CommunityJoinRequests => "community_join_requests",
             Table::CommunityMemberNames => "community_member_names",
+            Table::UserMentions => "user_mentions",
+            Table::NotificationSettings => "notification_settings",
         }
     }
 }

@@ -79,6 +79,8 @@ pub(crate) enum Op {
     RemoveBlock(Snowflake, Snowflake),
     /// `put_user_settings`.
     PutUserSettings(UserSettings),
+    /// `put_notification_setting`.
+    PutNotificationSetting(crate::notify::NotificationSettingRecord),
     /// A change to communities, their roles or members.
     Community(super::community::CommunityOp),
     /// `flush`: persist even if nothing else is written.

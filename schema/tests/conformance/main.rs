@@ -16,6 +16,7 @@ mod harness;
 mod join_requests;
 mod member_names;
 mod messages;
+mod notify;
 mod rooms;
 mod tokens;
 mod users;
@@ -78,4 +79,6 @@ conformance!(
     community_parts::categories_are_listed_replaced_and_removed_leaving_their_channels,
     join_requests::join_requests_are_paged_taken_once_and_go_with_their_community,
     member_names::member_names_are_searched_by_prefix_and_follow_the_members,
+    notify::mentions_are_indexed_with_their_messages_newest_first,
+    notify::notification_settings_per_scope_replace_and_survive_a_reopen,
 );

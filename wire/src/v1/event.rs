@@ -19,6 +19,7 @@ use crate::v1::community::{
     VoiceMoved,
 };
 use crate::v1::frame::{self, Frame};
+use crate::v1::notify::MentionCreated;
 use crate::v1::rich::{PresenceChanged, ReactionUpdated, ReadReceipt};
 use crate::v1::server::{
     Hello, MessageDeleted, MessageView, RoomDeleted, RoomRemoved, TypingEvent, UserPresenceInRoom,
@@ -149,6 +150,8 @@ server_events! {
     RoomJoinRequest("room:join_request", RoomJoinRequested);
     /// A request to join a room was answered (to the requester and the admins).
     RoomJoinDecided("room:join_decided", RoomJoinDecided);
+    /// You were mentioned by name (to every session of the mentioned user).
+    MentionCreated("mention:created", MentionCreated);
 }
 
 impl ServerEvent {

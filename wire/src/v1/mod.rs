@@ -8,6 +8,7 @@ pub mod community;
 pub mod event;
 pub mod files;
 pub mod frame;
+pub mod notify;
 pub mod permissions;
 pub mod request;
 pub mod rich;

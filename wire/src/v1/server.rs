@@ -49,6 +49,12 @@ pub struct MessageView {
     /// It says `@everyone` or `@here` and its author may ping everyone (decided by the server).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub mentions_everyone: bool,
+    /// Users mentioned as `<@id>` who may read the room (decided by the server).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<Snowflake>,
+    /// Community roles mentioned as `<@&id>` (community channels only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mention_roles: Vec<Snowflake>,
 }
 
 /// The parent of a reply, as it was when the reply was written.

@@ -18,8 +18,9 @@ const SNIPPET_CHARS: usize = 100;
 
 /// What an action comes to.
 enum Outcome {
-    /// A change for the log; the reply waits for it to be stored.
-    Queue(Change),
+    /// A change for the log; the reply waits for it to be stored (boxed: a change carries a
+    /// whole message).
+    Queue(Box<Change>),
     /// Nothing changes (already so): answer at once.
     Now(ActReply),
 }
@@ -121,10 +122,9 @@ impl RoomState {
         };
         record.extra.reply_to = reply_to;
         record.extra.file_id = post.file_id;
-        record.extra.mentions_everyone = match self.pings_everyone(&record).await {
-            Ok(pings) => pings,
-            Err(e) => return reply.send(Err(e)),
-        };
+        if let Err(e) = self.resolve_mentions(&mut record).await {
+            return reply.send(Err(e));
+        }
         self.stop_typing(record.user_id);
         let mut change = Change::new(ChangeKind::Created, record);
         change.replies.push(ChangeReply::Sent(reply));
@@ -134,7 +134,10 @@ impl RoomState {
     /// Whether `message` pings everyone: it says `@everyone` or `@here` and its author may
     /// (`mention_everyone` in a community channel; a room admin elsewhere). Otherwise the
     /// words stay in the text and ping nobody, as in Discord.
-    async fn pings_everyone(&mut self, message: &MessageRecord) -> Result<bool, ActorError> {
+    pub(super) async fn pings_everyone(
+        &mut self,
+        message: &MessageRecord,
+    ) -> Result<bool, ActorError> {
         if !says_everyone(&message.content) {
             return Ok(false);
         }
@@ -250,7 +253,7 @@ impl RoomState {
         match self.outcome(author.user_id, action).await {
             Ok(Outcome::Queue(mut change)) => {
                 change.replies.push(ChangeReply::Act(reply));
-                self.queue_change(change);
+                self.queue_change(*change);
             }
             Ok(Outcome::Now(now)) => reply.send(Ok(now)),
             Err(e) => reply.send(Err(e)),
@@ -271,7 +274,7 @@ impl RoomState {
         match self.outcome(by, Action::Delete { message_id }).await {
             Ok(Outcome::Queue(mut change)) => {
                 change.replies.push(ChangeReply::Done(reply));
-                self.queue_change(change);
+                self.queue_change(*change);
             }
             Ok(Outcome::Now(_)) => {
                 let _ = reply.send(Ok(()));
@@ -312,14 +315,17 @@ impl RoomState {
                     return Err(invalid("messageId", "a deleted message cannot be edited"));
                 }
                 if message.content == content {
-                    return Ok(Outcome::Now(ActReply::Message(MessageReply {
+                    return Ok(Outcome::Now(ActReply::Message(Box::new(MessageReply {
                         message: view_of(&message),
-                    })));
+                    }))));
                 }
                 message.content = content;
                 message.extra.edited_at = Some(now_ms());
-                message.extra.mentions_everyone = self.pings_everyone(&message).await?;
-                Ok(Outcome::Queue(Change::new(ChangeKind::Edited, message)))
+                self.resolve_mentions(&mut message).await?;
+                Ok(Outcome::Queue(Box::new(Change::new(
+                    ChangeKind::Edited,
+                    message,
+                ))))
             }
             Action::Delete { .. } => {
                 let own = message.user_id == by && message.kind != MessageType::System;
@@ -335,7 +341,10 @@ impl RoomState {
                     })));
                 }
                 make_tombstone(&mut message, now_ms());
-                Ok(Outcome::Queue(Change::new(ChangeKind::Deleted, message)))
+                Ok(Outcome::Queue(Box::new(Change::new(
+                    ChangeKind::Deleted,
+                    message,
+                ))))
             }
             Action::React { emoji, add, .. } => {
                 if message.deleted_at.is_some() {
@@ -351,7 +360,7 @@ impl RoomState {
                     user: by,
                     added: add,
                 };
-                Ok(Outcome::Queue(Change::new(kind, message)))
+                Ok(Outcome::Queue(Box::new(Change::new(kind, message))))
             }
             Action::Read { .. } => Err(invalid("op", "read markers are not log changes")),
         }
@@ -363,6 +372,8 @@ impl RoomState {
 pub(crate) fn make_tombstone(message: &mut MessageRecord, deleted_at: u64) {
     message.content.clear();
     message.extra.mentions_everyone = false;
+    message.extra.mentions.clear();
+    message.extra.mention_roles.clear();
     message.extra.reactions.clear();
     message.extra.file_id = None;
     message.deleted_at = Some(deleted_at);

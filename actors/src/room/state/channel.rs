@@ -142,6 +142,11 @@ impl ChannelGuard {
 }
 
 impl ChannelGuard {
+    /// Whether `role` is one of the community's roles (not `@everyone`).
+    pub(super) fn has_role(&self, role: Snowflake) -> bool {
+        self.roles.has_role(role)
+    }
+
     /// `user`'s server mute and deafen, as last read (a member's grants are read by
     /// [`ChannelGuard::permissions`] first).
     fn voice_moderation(&self, user: Snowflake) -> VoiceModeration {

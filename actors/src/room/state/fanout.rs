@@ -37,6 +37,8 @@ pub fn view_of(record: &MessageRecord) -> MessageView {
         reactions: reaction_views(record),
         file_id: extra.file_id,
         mentions_everyone: extra.mentions_everyone,
+        mentions: extra.mentions.clone(),
+        mention_roles: extra.mention_roles.clone(),
     }
 }
 

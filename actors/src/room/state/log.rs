@@ -162,9 +162,11 @@ impl Change {
                     let _ = port.send(Ok(()));
                 }
                 ChangeReply::Act(r) => r.send(Ok(match &self.kind {
-                    ChangeKind::Created | ChangeKind::Edited => ActReply::Message(MessageReply {
-                        message: view_of(message),
-                    }),
+                    ChangeKind::Created | ChangeKind::Edited => {
+                        ActReply::Message(Box::new(MessageReply {
+                            message: view_of(message),
+                        }))
+                    }
                     ChangeKind::Deleted => ActReply::Ref(MessageRef {
                         room_id: message.room_id,
                         message_id: message.id,
@@ -446,6 +448,9 @@ impl RoomState {
             self.keep_unrecorded(&batch);
         }
         for change in batch {
+            if change.kind == ChangeKind::Created {
+                self.announce_mentions(&change.message);
+            }
             self.settle(&change.kind, &change.message);
             change.answer(None);
         }

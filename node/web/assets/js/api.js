@@ -101,6 +101,17 @@ export class Api {
   unblock(userId) { return this.#data('DELETE', `/users/me/blocks/${enc(userId)}`); }
   /** Privacy settings: {contact: everyone | shared_room | nobody}. */
   settings() { return this.#data('GET', '/users/me/settings'); }
+  mentions({ before, limit = 50 } = {}) {
+    return this.request('GET', `/users/me/mentions?limit=${limit}${before ? `&before=${enc(before)}` : ''}`);
+  }
+  notificationSettings() { return this.#data('GET', '/users/me/notification-settings'); }
+  /** scope: null (the default), {roomId} or {communityId}; setting: {level, muteUntil}. */
+  setNotifications(scope, setting) {
+    const path = scope?.roomId ? `/rooms/${enc(scope.roomId)}/notification-settings`
+      : scope?.communityId ? `/communities/${enc(scope.communityId)}/notification-settings`
+        : '/users/me/notification-settings';
+    return this.#data('PUT', path, { body: setting });
+  }
   updateSettings(fields) { return this.#data('PATCH', '/users/me/settings', { body: fields }); }
 
   // ---- messages ----

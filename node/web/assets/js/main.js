@@ -25,6 +25,7 @@ import { Api } from './api.js';
 import { Calls } from './calls.js';
 import { Chat } from './chat.js';
 import { Communities } from './community.js';
+import { Notifier } from './notifications.js';
 import { Router } from './router.js';
 import { Session } from './session.js';
 import { Social } from './social.js';
@@ -61,23 +62,26 @@ function startApp() {
   const voice = new Voice({ socket, store, chat, notify });
   const calls = new Calls({ api, socket, store, chat, voice, notify });
   const communities = new Communities({ api, socket, store, chat, voice, notify, navigate: (p) => router.go(p) });
-  const shell = new Shell({ store, chat, session, router, logout, social, voice, calls, communities, api });
+  const notifier = new Notifier({ socket, store, chat, communities, router });
+  const shell = new Shell({ store, chat, session, router, logout, social, voice, calls, communities, api, notifier });
   root.replaceChildren(shell.el);
   chat.start();
   social.start();
   voice.start();
   calls.start();
   communities.start();
+  notifier.start();
   // Left, kicked, banned or deleted while one of its pages is open: go home.
   store.on('communities', (d) => {
     if (d.removed && router.route.communityId === d.removed) router.go('/rooms', { replace: true });
   });
   socket.addEventListener('revoked', () => session.clear('revoked'));
   socket.start();
-  app = { store, socket, chat, shell, social, voice, calls, communities };
-  // Tests reach the client's socket here (e.g. a send made by hand).
+  app = { store, socket, chat, shell, social, voice, calls, communities, notifier };
+  // Tests reach the client's socket (e.g. a send made by hand) and state here.
   window.__voiceflow = window.__voiceflow || {};
   window.__voiceflow.socket = socket;
+  window.__voiceflow.store = store;
   // Refresh the user's details (and find out early if the session was revoked).
   api.verify().then((v) => { session.setUser(v.user); shell.renderSelf(); }).catch(() => {});
 }

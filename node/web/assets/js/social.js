@@ -5,7 +5,8 @@
 //   appears by itself); rooms no longer listed leave the sidebar.
 // - Unread badges: the counts come from that list at start (and for rooms seen for the first
 //   time); afterwards every new message from someone else in a room that is not open on a
-//   visible page adds one. Opening a room clears its badge.
+//   visible page adds one. Opening a room clears its badge. `mentionCount` seeds the mention
+//   badge and `notifications` (the effective setting) is kept on the room for notifications.js.
 // - Read markers: while a room is open and the page visible, `message:read` names its newest
 //   message (once per message).
 // - Presence: `user:presence_changed` updates store.presence; `presence:update` sets this
@@ -81,7 +82,9 @@ export class Social {
       if (store.knownChannels.has(view.id) && !store.room(view.id)?.communityId) continue;
       const known = store.rooms.has(view.id);
       const room = chat.adopt(view);
+      room.notifications = view.notifications || null;
       if (first || !known) {
+        room.mentions = store.currentRoomId === room.id ? 0 : (view.mentionCount || 0);
         room.unread = store.currentRoomId === room.id ? 0 : (view.unreadCount || 0);
         room.unreadCapped = Boolean(view.unreadCapped) && room.unread > 0;
         if (view.lastReadMessageId) room.readSent = view.lastReadMessageId;

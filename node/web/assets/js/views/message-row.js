@@ -48,21 +48,21 @@ function replyPreview(replyTo, parentLoaded) {
 
 /** The message's text (an attachment's caption, if any) and its attachment (`attachment(m)`
  *  builds it), or the tombstone. */
-function content(item, attachment) {
+function content(item, attachment, names) {
   if (item.deleted) return h('p', { class: 'msg-content msg-deleted' }, 'Message deleted');
-  const text = h('p', { class: 'msg-content' }, ...linkify(item.content || ''));
+  const text = h('p', { class: 'msg-content' }, ...mentionify(item.content || '', names));
   if (item.fileId && attachment) return [item.content ? text : null, attachment(item)];
   return text;
 }
 
 /** The inline editor: Enter saves, Shift+Enter is a new line, Escape cancels. */
-function editor(m, draft) {
+function editor(m, draft, names) {
   const id = `edit-${m.id}`;
   const box = h('textarea', {
     id, class: 'msg-editor', rows: '1', maxlength: '4000', 'aria-label': 'Edit message',
     'aria-describedby': `${id}-help`, 'data-editor': m.id,
   });
-  box.value = draft ?? m.content;
+  box.value = draft ?? showMentions(m.content, names);
   return h('div', { class: 'msg-edit' },
     box,
     h('p', { class: 'msg-edit-help', id: `${id}-help` },
@@ -102,7 +102,7 @@ export function emojiPicker(m) {
  */
 export function messageRow(m, opts) {
   const at = new Date(m.createdAt);
-  const { grouped, canDelete, canEdit, editing, draft, picker, meId, parentLoaded, attachment } = opts;
+  const { grouped, canDelete, canEdit, editing, draft, picker, meId, parentLoaded, attachment, names } = opts;
   const extras = [];
   if (m.editedAt && !m.deleted && !editing) extras.push(h('span', { class: 'msg-edited', text: '(edited)' }));
   extras.push(...reactions(m, meId));
@@ -130,15 +130,16 @@ export function messageRow(m, opts) {
       'aria-label': `Delete message from ${m.username}`, title: 'Delete', 'aria-keyshortcuts': 'Delete',
     }, icon('trash')));
   }
+  const mentioned = !m.deleted && mentionsMe(m, meId, names);
   return h('li', {
-    class: `msg${grouped && !m.replyTo ? ' grouped' : ''}${m.deleted ? ' deleted' : ''}${editing ? ' editing' : ''}`,
+    class: `msg${grouped && !m.replyTo ? ' grouped' : ''}${m.deleted ? ' deleted' : ''}${editing ? ' editing' : ''}${mentioned ? ' mentioned' : ''}`,
     dataset: { messageId: m.id, author: m.username }, tabindex: '-1',
   },
   h('div', { class: 'msg-gutter' }, gutter(m, grouped && !m.replyTo, at)),
   h('div', { class: 'msg-main' },
     replyPreview(m.replyTo, parentLoaded),
     grouped && !m.replyTo ? h('span', { class: 'sr-only', text: `${m.username}, ${formatTime(at)}: ` }) : header(m, at),
-    editing ? editor(m, draft) : content(m, attachment),
+    editing ? editor(m, draft, names) : content(m, attachment, names),
     extras.length ? h('div', { class: 'msg-extras' }, ...extras) : null,
     picker ? emojiPicker(m) : null),
   actions.length ? h('div', { class: 'msg-actions', role: 'toolbar', 'aria-label': 'Message actions' }, ...actions) : null);
@@ -186,6 +187,45 @@ export function systemRow(m, { canDelete = false } = {}) {
 }
 
 /** Text with http(s) links made clickable (as text nodes and anchors, never HTML). */
+/** `<@id>` (a user) or `<@&id>` (a role), as stored (PROTOCOL.md, "Mentions"). */
+const MENTION_RE = /<@(&?)(\d{1,19})>/g;
+
+/** Whether the message names this user: by id, by a role they hold, or @everyone/@here. */
+export function mentionsMe(m, meId, names) {
+  if (!meId || m.userId === meId) return false;
+  if (m.mentionsEveryone || (m.mentions || []).includes(meId)) return true;
+  return (m.mentionRoles || []).some((r) => names?.myRoles?.includes(r));
+}
+
+/** The text with `<@id>` written as `@name` (for the editor; sending turns it back). A
+ *  user whose name is unknown, and roles, stay as they are stored. */
+export function showMentions(text, names) {
+  return (text || '').replace(MENTION_RE, (whole, role, id) => {
+    const name = role ? null : names?.user?.(id);
+    return name ? `@${name}` : whole;
+  });
+}
+
+/** The text with each mention shown as a styled `@name` (names.user(id) / names.role(id)),
+ *  and links. */
+function mentionify(text, names) {
+  const parts = [];
+  let last = 0;
+  for (const match of text.matchAll(MENTION_RE)) {
+    if (match.index > last) parts.push(...linkify(text.slice(last, match.index)));
+    const role = match[1] === '&';
+    const id = match[2];
+    const name = role ? names?.role?.(id) : names?.user?.(id);
+    parts.push(h('span', {
+      class: `mention${role ? ' mention-role' : ''}`, dataset: { mention: id },
+      text: `@${name || (role ? 'role' : 'unknown')}`,
+    }));
+    last = match.index + match[0].length;
+  }
+  if (last < text.length) parts.push(...linkify(text.slice(last)));
+  return parts;
+}
+
 function linkify(text) {
   const parts = [];
   let last = 0;

@@ -16,7 +16,8 @@
 import { h, icon } from '../dom.js';
 import { attachmentView } from './attachments.js';
 import { confirmDialog } from './dialog.js';
-import { dayDivider, dayKey, messageRow, pendingRow, systemRow } from './message-row.js';
+import { encodeMentions } from './mention-picker.js';
+import { dayDivider, dayKey, messageRow, pendingRow, showMentions, systemRow } from './message-row.js';
 
 const GROUP_MS = 7 * 60_000;
 
@@ -103,7 +104,7 @@ export class MessageList {
     const m = this.room.messages.get(messageId);
     if (!m || !this.chat.canEdit(m)) return;
     this.#editing = messageId;
-    this.#draft = m.content;
+    this.#draft = showMentions(m.content, this.#names());
     this.#picker = null;
     this.render('edit');
     const box = this.list.querySelector(`[data-editor="${messageId}"]`);
@@ -126,7 +127,7 @@ export class MessageList {
     const id = this.#editing;
     const m = this.room.messages.get(id);
     if (!m) return this.cancelEdit();
-    const text = this.#draft;
+    const text = encodeMentions(this.#draft, this.room, this.chat.me);
     if (!text.trim()) {
       // An emptied message: offer to delete it instead.
       this.cancelEdit();
@@ -292,6 +293,20 @@ export class MessageList {
     }
   }
 
+  /** How mentions in this room are shown: users by their current name in the room (else
+   *  as an author here), roles by their community's names; `sig` changes when they do. */
+  #names() {
+    const { room } = this;
+    const community = room.communityId ? this.shell?.communities?.get(room.communityId) : null;
+    const roles = community?.roles || [];
+    const user = (id) => room.members.get(id)?.username
+      || [...room.messages.values()].find((m) => m.userId === id)?.username;
+    const role = (id) => roles.find((r) => r.id === id)?.name;
+    const myRoles = community?.self?.roles || [];
+    const sig = `${room.members.size}:${roles.map((r) => r.name).join(',')}`;
+    return { user, role, myRoles, sig };
+  }
+
   #rowsFromState() {
     const { room, chat } = this;
     const out = [];
@@ -335,10 +350,11 @@ export class MessageList {
           parentLoaded: Boolean(item.replyTo && room.messages.has(item.replyTo.id)),
           meId: me,
           attachment: this.attachment,
+          names: this.#names(),
         };
         const reactions = (item.reactions || [])
           .map((r) => `${r.emoji}${r.count}${(r.userIds || []).includes(me) ? '*' : ''}`).join(',');
-        const sig = [grouped, item.deleted ? 1 : 0, opts.canDelete, opts.canEdit, opts.editing, opts.picker,
+        const sig = [opts.names.sig, grouped, item.deleted ? 1 : 0, opts.canDelete, opts.canEdit, opts.editing, opts.picker,
           opts.parentLoaded, item.content, item.editedAt || '', reactions, item.replyTo?.id || '',
           item.fileId || ''].join('|');
         out.push({ key: `m:${item.id}`, sig, build: () => messageRow(item, { ...opts, draft: this.#draft }) });

@@ -22,7 +22,9 @@ import { renderUploads } from './attachments.js';
 import { channelExtras } from './community-channel.js';
 import { confirmDialog, modal } from './dialog.js';
 import { renderMembers } from './members.js';
+import { mentionPicker } from './mention-picker.js';
 import { MessageList } from './messages.js';
+import { notifyMenu } from './notify-menu.js';
 import { roomFormDialog } from './room-form.js';
 import { stagePanel } from './stage.js';
 import { voicePanel } from './voice.js';
@@ -109,6 +111,7 @@ export function roomView({ roomId, store, chat, api, router, shell, voice, calls
     id: 'composer', class: 'composer-input', rows: '1', maxlength: String(MAX_LEN),
     placeholder: `Message ${label()}`, 'aria-describedby': 'composer-help', autocomplete: 'off',
   });
+  const picker = mentionPicker({ input, room, chat });
   const composerLabel = h('label', { for: 'composer', class: 'sr-only' }, `Message ${label()}`);
   const counter = h('span', { class: 'composer-count', 'aria-live': 'polite' });
   const fileInput = h('input', {
@@ -155,7 +158,7 @@ export function roomView({ roomId, store, chat, api, router, shell, voice, calls
 
   const chatArea = h('div', { class: 'room-chat', 'data-drop-label': `Drop files to send them to ${label()}` },
     panel?.el, list.el, jump,
-    h('div', { class: 'composer-wrap' }, tray, replyBar, composerNote, form, recorderBar, typingLine));
+    h('div', { class: 'composer-wrap' }, tray, replyBar, composerNote, picker.el, form, recorderBar, typingLine));
   const el = h('section', { class: `view room kind-${room.kind}`, 'aria-labelledby': 'room-title' },
     h('header', { class: 'view-head' },
       shell.menuButton(),
@@ -208,10 +211,11 @@ export function roomView({ roomId, store, chat, api, router, shell, voice, calls
     chatArea.dataset.dropLabel = `Drop files to send them to ${label()}`;
     document.title = `${label()} · VoiceFlow`;
     const admin = room.roleOf(chat.me.id) === 'admin';
-    const buttons = [];
+    const bell = notifyMenu({ room, api, toast: (t) => shell.toast(t), refresh: () => shell.social.syncRooms().then(renderHead) });
+    const buttons = [bell];
     if (extras) {
       renderComposerState();
-      actions.replaceChildren(...extras.buttons(), membersToggle);
+      actions.replaceChildren(...extras.buttons(), bell, membersToggle);
       return;
     }
     if (isDm) {
@@ -345,7 +349,7 @@ export function roomView({ roomId, store, chat, api, router, shell, voice, calls
   function send() {
     const text = input.value;
     if (!text.trim()) return;
-    chat.send(room.id, text, { replyTo });
+    chat.send(room.id, picker.encode(text), { replyTo });
     setReply(null);
     input.value = '';
     autosize();
@@ -356,6 +360,7 @@ export function roomView({ roomId, store, chat, api, router, shell, voice, calls
     counter.textContent = left < 500 ? String(left) : '';
   }
   input.addEventListener('keydown', (e) => {
+    if (picker.onKeydown(e)) return;
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
       e.preventDefault();
       send();
@@ -375,6 +380,7 @@ export function roomView({ roomId, store, chat, api, router, shell, voice, calls
   input.addEventListener('input', () => {
     autosize();
     updateCounter();
+    picker.refresh();
     if (input.value.trim()) chat.typing(room.id);
     else chat.stopTyping(room.id);
   });

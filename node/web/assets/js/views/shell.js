@@ -23,7 +23,21 @@ export class Shell {
   #bannerTimer = 0;
   #tick = 0;
 
-  constructor({ store, chat, session, router, logout, social, voice, calls, communities, api }) {
+  /** "Enable notifications": asks for the permission on a click (never at load), then goes. */
+  #permissionButton() {
+    if (this.notifier?.permission !== 'default') return null;
+    const button = h('button', {
+      class: 'side-link notify-permission', type: 'button',
+      onclick: async () => {
+        const answer = await this.notifier.askPermission().catch(() => 'default');
+        if (answer !== 'default') button.remove();
+        if (answer === 'denied') this.toast('Notifications are blocked in this browser’s site settings.');
+      },
+    }, icon('bell'), 'Enable notifications');
+    return button;
+  }
+
+  constructor({ store, chat, session, router, logout, social, voice, calls, communities, api, notifier = null }) {
     this.store = store;
     this.chat = chat;
     this.session = session;
@@ -34,6 +48,7 @@ export class Shell {
     this.calls = calls;
     this.communities = communities;
     this.api = api;
+    this.notifier = notifier;
     this.communityActions = new CommunityActions({ communities, api, store, chat, router, shell: this, voice });
     this.communityMenuOpen = false;
 
@@ -51,7 +66,8 @@ export class Shell {
       h('div', { class: 'sidebar-actions' },
         h('a', { class: 'side-link', href: '/rooms', 'data-nav': 'browse' }, icon('compass'), 'Browse rooms'),
         h('button', { class: 'side-link', type: 'button', onclick: () => this.createRoom() },
-          icon('plus'), 'Create a room')),
+          icon('plus'), 'Create a room'),
+        this.#permissionButton()),
       this.roomList,
       this.communityList,
       this.selfEl);

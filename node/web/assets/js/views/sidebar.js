@@ -3,7 +3,7 @@
 // Lists: "Text rooms", "Voice channels" (voice and stage rooms, each with who is in it, a green
 // ring on whoever speaks, muted / deafened icons) and "Direct messages" (named after the other
 // person, with their presence dot). Each link has an unread badge ("99+" past the server's
-// cap) that the link's accessible name includes.
+// cap) that the link's accessible name includes, and a mention badge ("@2") beside it.
 //
 // Self footer: avatar with presence dot, name, connection line, a status picker (online, away,
 // do not disturb → presence:update), and while in voice the channel's name with mic, deafen
@@ -22,10 +22,14 @@ export function badgeText(room) {
 
 export function badge(room) {
   const text = badgeText(room);
-  if (!text) return null;
-  return h('span', { class: 'badge', dataset: { unread: text } },
+  const mentions = room.mentions > 99 ? '99+' : String(room.mentions || '');
+  const mentionBadge = room.mentions ? h('span', { class: 'badge badge-mention', dataset: { mentions } },
+    h('span', { 'aria-hidden': 'true', text: `@${mentions}` }),
+    h('span', { class: 'sr-only', text: `, ${mentions} mention${room.mentions === 1 ? '' : 's'}` })) : null;
+  if (!text) return mentionBadge;
+  return [mentionBadge, h('span', { class: 'badge', dataset: { unread: text } },
     h('span', { 'aria-hidden': 'true', text }),
-    h('span', { class: 'sr-only', text: `, ${text} unread` }));
+    h('span', { class: 'sr-only', text: `, ${text} unread` }))];
 }
 
 function roomLink(room, { current, me, store }) {

@@ -1,0 +1,130 @@
+//! Mentions: which users and roles a message names (`<@id>`, `<@&id>`), decided when it is
+//! posted or edited, and `mention:created` to each named user once the post is stored.
+//!
+//! Only users who may read the room count (a member, or in a community channel whoever may
+//! view it); only roles of the channel's community count. Role mentions and `@everyone` /
+//! `@here` are never expanded into one row or event per member (a community of 100,000 would
+//! make the post wait on 100,000 writes): they stay flags of the message, counted when
+//! `GET /users/me/rooms` reads it, and seen live by whoever follows the room.
+
+use voiceflow_schema::{DEFAULT_SCOPE, MessageRecord, Store};
+use voiceflow_wire::ids::now_ms;
+use voiceflow_wire::v1::frame;
+use voiceflow_wire::v1::notify::{
+    EffectiveNotification, MentionCreated, NotifyKind, WrittenMentions, events, notifies,
+};
+use voiceflow_wire::v1::permissions::Permissions;
+use voiceflow_wire::{ErrorBody, Snowflake};
+
+use super::RoomState;
+use crate::error::ActorError;
+
+/// Longest snippet of a `mention:created`, in characters.
+const SNIPPET_CHARS: usize = 100;
+
+impl RoomState {
+    /// Fills `message.extra`'s `mentions`, `mention_roles` and `mentions_everyone` from its
+    /// content; more distinct users and roles than `max_mentions` is refused
+    /// (`VALIDATION_ERROR` on `content`).
+    pub(super) async fn resolve_mentions(
+        &mut self,
+        message: &mut MessageRecord,
+    ) -> Result<(), ActorError> {
+        message.extra.mentions_everyone = self.pings_everyone(message).await?;
+        let written = WrittenMentions::parse(&message.content);
+        let cap = self.ctx.config.max_mentions;
+        if written.len() > cap {
+            return Err(ActorError::Client(ErrorBody::field(
+                "content",
+                format!("a message may mention at most {cap} users and roles"),
+            )));
+        }
+        let mut users = Vec::with_capacity(written.users.len());
+        for user in written.users {
+            if self.may_read(user).await? {
+                users.push(user);
+            }
+        }
+        let roles = match &self.channel {
+            Some(guard) => written
+                .roles
+                .into_iter()
+                .filter(|role| guard.has_role(*role))
+                .collect(),
+            None => Vec::new(),
+        };
+        message.extra.mentions = users;
+        message.extra.mention_roles = roles;
+        Ok(())
+    }
+
+    /// Whether `user` may read this room: in a community channel, whoever may view it; else
+    /// its members.
+    async fn may_read(&mut self, user: Snowflake) -> Result<bool, ActorError> {
+        Ok(match self.channel_permissions(user).await? {
+            Some(held) => held.contains(Permissions::VIEW_CHANNEL),
+            None => self.members.contains_key(&user),
+        })
+    }
+
+    /// A stored post named users: each (but its author) gets `mention:created` on every
+    /// session, wherever in the cluster. Their settings are read off the actor (a task per
+    /// post), so the room never waits on them.
+    pub(super) fn announce_mentions(&self, message: &MessageRecord) {
+        let users: Vec<Snowflake> = message
+            .extra
+            .mentions
+            .iter()
+            .copied()
+            .filter(|u| *u != message.user_id)
+            .collect();
+        if users.is_empty() {
+            return;
+        }
+        let ctx = self.ctx.clone();
+        let community = self.channel.as_ref().map(|g| g.community);
+        let event = MentionCreated {
+            room_id: message.room_id,
+            message_id: message.id,
+            author_id: message.user_id,
+            author_name: message.username.clone(),
+            snippet: message.content.chars().take(SNIPPET_CHARS).collect(),
+            notify: true,
+        };
+        tokio::spawn(async move {
+            for user in users {
+                let settings = effective_settings(&*ctx.store, user, event.room_id, community)
+                    .await
+                    .unwrap_or_else(|e| {
+                        // Unknown settings: notify (the default) rather than stay silent.
+                        tracing::warn!(%user, error = %e, "notification settings not read");
+                        EffectiveNotification::resolve(None, None, None)
+                    });
+                let told = MentionCreated {
+                    notify: notifies(&settings, NotifyKind::Mention, now_ms()),
+                    ..event.clone()
+                };
+                let frame = frame::event(events::MENTION_CREATED, &told);
+                crate::remote::notify_user(&ctx, user, &frame);
+            }
+        });
+    }
+}
+
+/// `user`'s setting in room `room` (of `community`, if a channel): the room's own, else the
+/// community's, else their default, else `all`.
+pub async fn effective_settings(
+    store: &dyn Store,
+    user: Snowflake,
+    room: Snowflake,
+    community: Option<Snowflake>,
+) -> Result<EffectiveNotification, voiceflow_schema::StoreError> {
+    let rows = store.notification_settings(user).await?;
+    let scope = |id: Snowflake| rows.iter().find(|r| r.scope_id == id).map(|r| r.setting);
+    let (room, community, default) = (scope(room), community.and_then(scope), scope(DEFAULT_SCOPE));
+    Ok(EffectiveNotification::resolve(
+        room.as_ref(),
+        community.as_ref(),
+        default.as_ref(),
+    ))
+}
