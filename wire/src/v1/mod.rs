@@ -11,6 +11,7 @@ pub mod frame;
 pub mod permissions;
 pub mod request;
 pub mod rich;
+pub mod search;
 pub mod server;
 pub mod voice;
 
