@@ -128,7 +128,22 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
         )?),
         false => None,
     };
+    let search = match config.search.enabled {
+        true => {
+            let dir = config.search.dir_in(&config.data_dir);
+            let index = voiceflow_search::SearchIndex::open(
+                &dir,
+                &config.search.index_config(),
+                store.clone(),
+                tokio::runtime::Handle::current(),
+            )
+            .with_context(|| format!("cannot open the search index {}", dir.display()))?;
+            Some(index)
+        }
+        false => None,
+    };
     let ctx = NodeContext::start(NodeParts {
+        search,
         store,
         ids: Arc::new(SnowflakeGenerator::new(config.node_id)),
         config: Arc::new(config.actor_config()),

@@ -20,6 +20,7 @@ mod roles;
 mod room_admin;
 mod room_requests;
 mod rooms;
+mod search;
 mod validate;
 
 use std::convert::Infallible;
@@ -213,6 +214,8 @@ pub fn routes(state: AppState) -> warp::filters::BoxedFilter<(Response,)> {
             .or(join_requests::routes(state.clone()).boxed())
             .unify()
             .or(room_requests::routes(state.clone()).boxed())
+            .unify()
+            .or(search::routes(state.clone()).boxed())
             .unify()
             .or(files::routes(state).boxed())
             .unify(),

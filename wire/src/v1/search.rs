@@ -272,7 +272,9 @@ pub fn day_start_ms(text: &str) -> Option<u64> {
 }
 
 /// What an index is asked: the parsed query with names resolved, over a set of rooms.
-#[derive(Debug, Clone, PartialEq, Default, bincode::Encode, bincode::Decode)]
+#[derive(
+    Debug, Clone, PartialEq, Default, Serialize, Deserialize, bincode::Encode, bincode::Decode,
+)]
 pub struct IndexQuery {
     /// Words that must all occur.
     pub words: Vec<String>,
@@ -312,6 +314,47 @@ pub struct SearchHit {
     pub highlights: Vec<(u32, u32)>,
     /// Its relevance score (BM25; 0 for a query of operators only).
     pub score: f32,
+}
+
+/// One result of `GET /search`, as clients read it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SearchResultView {
+    /// The message.
+    pub message_id: Snowflake,
+    /// Its room.
+    pub room_id: Snowflake,
+    /// The room's name.
+    pub room_name: String,
+    /// Its author.
+    pub user_id: Snowflake,
+    /// The author's name when they posted it.
+    pub username: String,
+    /// When it was posted (RFC 3339).
+    pub created_at: String,
+    /// Plain text around the matches.
+    pub snippet: String,
+    /// Matched spans of `snippet`, `[start, end)` in code points.
+    pub highlights: Vec<(u32, u32)>,
+    /// Relevance (BM25; 0 when sorted by time).
+    pub score: f32,
+}
+
+impl SearchResultView {
+    /// A hit, shown with its room's name.
+    pub fn of(hit: SearchHit, room_name: String) -> SearchResultView {
+        SearchResultView {
+            message_id: hit.message_id,
+            room_id: hit.room_id,
+            room_name,
+            user_id: hit.user_id,
+            username: hit.username,
+            created_at: crate::time::rfc3339(hit.created_at),
+            snippet: hit.snippet,
+            highlights: hit.highlights,
+            score: hit.score,
+        }
+    }
 }
 
 #[cfg(test)]
