@@ -173,6 +173,16 @@ impl SearchIndex {
         self.send(Op::CatchUp { room, head });
     }
 
+    /// Every room the index has entries of is read from its last indexed seq to its log's
+    /// end (after a restart: what a crash kept from the index). One log read per room, on
+    /// the writer thread.
+    pub fn catch_up_known(&self) {
+        let rooms: Vec<u64> = self.shared.seqs.lock().keys().copied().collect();
+        for room in rooms {
+            self.catch_up(Snowflake(room), u64::MAX);
+        }
+    }
+
     fn send(&self, op: Op) {
         match self.tx.try_send(op) {
             Ok(()) => {}
