@@ -211,12 +211,28 @@ impl SearchIndex {
         rx.await.map_err(|_| SearchError::Closed)
     }
 
-    /// Messages of `rooms` matching `query`, in its order, at most `query.limit`.
+    /// Messages of `rooms` matching `query`, in its order, at most `query.limit`. Rooms the
+    /// index has never seen (placed on this node by a move, not started here since) are read
+    /// from their logs first.
     pub async fn search(
         &self,
         rooms: Vec<Snowflake>,
         query: IndexQuery,
     ) -> Result<Vec<SearchHit>, SearchError> {
+        let unknown: Vec<Snowflake> = {
+            let seqs = self.shared.seqs.lock();
+            rooms
+                .iter()
+                .filter(|r| !seqs.contains_key(&r.0))
+                .copied()
+                .collect()
+        };
+        if !unknown.is_empty() {
+            for room in unknown {
+                self.catch_up(room, u64::MAX);
+            }
+            self.flush().await?;
+        }
         let shared = self.shared.clone();
         tokio::task::spawn_blocking(move || index::search(&shared, &rooms, &query))
             .await

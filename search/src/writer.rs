@@ -105,6 +105,8 @@ impl Writer {
     /// Index the room's log from the index's last seq up to `head`.
     fn catch_up(&mut self, room: Snowflake, head: u64) {
         let mut last = self.last(room);
+        // Known from now on, even with an empty log (a search does not ask again).
+        self.shared.seqs.lock().entry(room.0).or_insert(0);
         while last < head {
             let page = self.config.catch_up_page.max(1);
             let read = self
