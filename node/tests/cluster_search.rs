@@ -97,7 +97,10 @@ async fn rooms_of_every_node_are_found_and_a_dead_owner_makes_the_answer_partial
         }
     }
     let rooms: Vec<String> = rooms.into_iter().map(Option::unwrap_or_default).collect();
-    ensure!(rooms.iter().all(|r| !r.is_empty()), "no room on every node: {rooms:?}");
+    ensure!(
+        rooms.iter().all(|r| !r.is_empty()),
+        "no room on every node: {rooms:?}"
+    );
     let mut messages = Vec::new();
     for (i, room) in rooms.iter().enumerate() {
         messages.push(say(one, &ann, room, &format!("needle from node {}", i + 1)).await?);
@@ -113,7 +116,10 @@ async fn rooms_of_every_node_are_found_and_a_dead_owner_makes_the_answer_partial
     ensure!(body["unavailableRooms"] == json!([rooms[2]]), "{body}");
     let mut found = messages[..2].to_vec();
     found.sort();
-    ensure!(ids(&body) == found, "the live nodes' rooms are there: {body}");
+    ensure!(
+        ids(&body) == found,
+        "the live nodes' rooms are there: {body}"
+    );
 
     // Moved: the new owner reads the room's log and finds it, and what is posted there now.
     cluster

@@ -33,7 +33,10 @@ async fn search(node: &TestNode, user: &User, params: &[(&str, &str)]) -> Result
 async fn ids(node: &TestNode, user: &User, q: &str) -> Result<Vec<String>> {
     let (status, body) = search(node, user, &[("q", q)]).await?;
     ensure!(status == 200, "search {q}: {status} {body}");
-    ensure!(body["partial"] == false, "a single node is never partial: {body}");
+    ensure!(
+        body["partial"] == false,
+        "a single node is never partial: {body}"
+    );
     Ok(body["data"]
         .as_array()
         .into_iter()
@@ -61,7 +64,9 @@ async fn finds(node: &TestNode, user: &User, q: &str, want: &[&str]) -> Result<(
 async fn post(node: &TestNode, user: &User, room: &str, body: Value) -> Result<String> {
     let mut body = body;
     body["roomId"] = json!(room);
-    let (status, sent) = node.post("/api/v1/messages", Some(&user.token), body).await?;
+    let (status, sent) = node
+        .post("/api/v1/messages", Some(&user.token), body)
+        .await?;
     ensure!(status == 201, "post: {status} {sent}");
     Ok(text(&sent, "/data/message/id"))
 }
@@ -88,7 +93,13 @@ async fn words_phrases_operators_edits_and_deletions() -> Result<()> {
     ensure!(status == 200, "{joined}");
 
     let fox = say(&node, &ann, &alpha, "The quick brown fox").await?;
-    let dogs = say(&node, &bob, &alpha, "lazy dogs sleep, see https://example.com/dogs").await?;
+    let dogs = say(
+        &node,
+        &bob,
+        &alpha,
+        "lazy dogs sleep, see https://example.com/dogs",
+    )
+    .await?;
     let bread = say(&node, &ann, &beta, "brown bread recipe").await?;
     let upload = node
         .http
@@ -123,20 +134,43 @@ async fn words_phrases_operators_edits_and_deletions() -> Result<()> {
     finds(&node, &ann, "has:file", &[&report]).await?;
     let (yesterday, today, tomorrow) = days();
     finds(&node, &ann, &format!("brown before:{today}"), &[]).await?;
-    finds(&node, &ann, &format!("brown before:{tomorrow}"), &[&bread, &fox]).await?;
-    finds(&node, &ann, &format!("brown after:{yesterday}"), &[&bread, &fox]).await?;
+    finds(
+        &node,
+        &ann,
+        &format!("brown before:{tomorrow}"),
+        &[&bread, &fox],
+    )
+    .await?;
+    finds(
+        &node,
+        &ann,
+        &format!("brown after:{yesterday}"),
+        &[&bread, &fox],
+    )
+    .await?;
     finds(&node, &ann, &format!("brown after:{today}"), &[]).await?;
     // The URL's filters are the same as the operators.
     let (status, body) = search(&node, &ann, &[("q", "brown"), ("roomId", &beta)]).await?;
-    ensure!(status == 200 && body["data"].as_array().map(Vec::len) == Some(1), "{body}");
+    ensure!(
+        status == 200 && body["data"].as_array().map(Vec::len) == Some(1),
+        "{body}"
+    );
     let (_, body) = search(&node, &ann, &[("has", "link"), ("authorId", &bob.id)]).await?;
     ensure!(body["data"][0]["messageId"] == dogs.as_str(), "{body}");
 
     // A hit: room name, author, time, and the highlighted span in its snippet.
     let (_, body) = search(&node, &ann, &[("q", "fox"), ("sort", "relevance")]).await?;
     let hit = &body["data"][0];
-    ensure!(hit["roomName"] == "Alpha" && hit["username"] == "ann", "{hit}");
-    ensure!(hit["createdAt"].as_str().is_some_and(|t| t.starts_with(&today)), "{hit}");
+    ensure!(
+        hit["roomName"] == "Alpha" && hit["username"] == "ann",
+        "{hit}"
+    );
+    ensure!(
+        hit["createdAt"]
+            .as_str()
+            .is_some_and(|t| t.starts_with(&today)),
+        "{hit}"
+    );
     let snippet: Vec<char> = text(hit, "/snippet").chars().collect();
     let (start, end) = (
         hit["highlights"][0][0].as_u64().unwrap_or(0) as usize,
@@ -163,15 +197,30 @@ async fn words_phrases_operators_edits_and_deletions() -> Result<()> {
     finds(&node, &ann, "red", &[&fox]).await?;
     finds(&node, &ann, "brown", &[&bread]).await?;
     let (status, deleted) = node
-        .call(Method::DELETE, &format!("/api/v1/messages/{dogs}"), Some(&bob.token), None)
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/messages/{dogs}"),
+            Some(&bob.token),
+            None,
+        )
         .await?;
     ensure!(status == 200, "{deleted}");
-    ensure!(ids(&node, &ann, "lazy dogs").await?.is_empty(), "deleted, yet found");
-    ensure!(ids(&node, &ann, "has:link").await?.is_empty(), "deleted, yet found");
+    ensure!(
+        ids(&node, &ann, "lazy dogs").await?.is_empty(),
+        "deleted, yet found"
+    );
+    ensure!(
+        ids(&node, &ann, "has:link").await?.is_empty(),
+        "deleted, yet found"
+    );
 
     // Bob leaves Alpha: nothing of it any more.
     let (status, left) = node
-        .post(&format!("/api/v1/rooms/{alpha}/leave"), Some(&bob.token), json!({}))
+        .post(
+            &format!("/api/v1/rooms/{alpha}/leave"),
+            Some(&bob.token),
+            json!({}),
+        )
         .await?;
     ensure!(status == 200, "{left}");
     finds(&node, &bob, "fox", &[]).await?;
@@ -227,7 +276,10 @@ async fn a_hidden_channel_yields_nothing_and_bad_queries_have_codes() -> Result<
         [("q", "x"), ("roomId", "abc")],
     ] {
         let (status, body) = search(&node, &member, &params).await?;
-        ensure!(status == 400 && body["error"]["code"] == "VALIDATION_ERROR", "{body}");
+        ensure!(
+            status == 400 && body["error"]["code"] == "VALIDATION_ERROR",
+            "{body}"
+        );
     }
     let (status, _) = node.get("/api/v1/search?q=x", None).await?;
     ensure!(status == 401, "search needs a token");
@@ -242,7 +294,10 @@ async fn a_restart_keeps_the_index_and_catches_up_what_a_crash_kept_from_it() ->
     let ann = node.register("ann").await?;
     let (room, _) = node.create_room(&ann, "Log", json!({}), 10).await?;
     let early = say(&node, &ann, &room, "early bird").await?;
-    ensure!(ids(&node, &ann, "early").await?.is_empty(), "committed too soon");
+    ensure!(
+        ids(&node, &ann, "early").await?.is_empty(),
+        "committed too soon"
+    );
     // A graceful stop commits the index.
     let dir = node.take_dir().ok_or_else(|| anyhow::anyhow!("no dir"))?;
     ensure!(node.terminate()? == Some(0), "graceful stop");
@@ -253,13 +308,19 @@ async fn a_restart_keeps_the_index_and_catches_up_what_a_crash_kept_from_it() ->
         say(&node, &ann, &room, "late owl").await?,
         say(&node, &ann, &room, "late lark").await?,
     ];
-    ensure!(ids(&node, &ann, "late").await?.is_empty(), "committed too soon");
+    ensure!(
+        ids(&node, &ann, "late").await?.is_empty(),
+        "committed too soon"
+    );
     node.kill9();
     // Restarted: the two entries come back from the log; nothing else is read again.
     let node = TestNode::start_in(dir.path(), &config()).await?;
     finds(&node, &ann, "late", &[&late[1], &late[0]]).await?;
     finds(&node, &ann, "early", &[&early]).await?;
     let read = node.metric("voiceflow_search_caught_up_total").await?;
-    ensure!(read == 2.0, "caught up {read} log entries, not just the 2 missing");
+    ensure!(
+        read == 2.0,
+        "caught up {read} log entries, not just the 2 missing"
+    );
     Ok(())
 }

@@ -5,10 +5,11 @@ use std::ops::Bound;
 use std::path::Path;
 
 use tantivy::collector::TopDocs;
-use tantivy::query::{BooleanQuery, Occur, PhraseQuery, Query, RangeQuery, TermQuery, TermSetQuery};
+use tantivy::query::{
+    BooleanQuery, Occur, PhraseQuery, Query, RangeQuery, TermQuery, TermSetQuery,
+};
 use tantivy::schema::{
-    FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TEXT, TantivyDocument,
-    Value,
+    FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TEXT, TantivyDocument, Value,
 };
 use tantivy::snippet::SnippetGenerator;
 use tantivy::{DocAddress, Index, Order, Term, doc};
@@ -57,7 +58,8 @@ fn schema() -> (Schema, Fields) {
 
 /// Opens or creates the index in `dir`, with the last indexed seq per room of its last commit.
 pub(crate) fn open(dir: &Path) -> Result<(Index, Fields, HashMap<u64, u64>), SearchError> {
-    std::fs::create_dir_all(dir).map_err(|e| SearchError::Dir(format!("{}: {e}", dir.display())))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| SearchError::Dir(format!("{}: {e}", dir.display())))?;
     let (schema, fields) = schema();
     let directory = tantivy::directory::MmapDirectory::open(dir)
         .map_err(|e| SearchError::Dir(format!("{}: {e}", dir.display())))?;
@@ -139,7 +141,11 @@ fn text_query(terms: Vec<Term>) -> Option<Box<dyn Query>> {
     }
 }
 
-fn build(shared: &Shared, rooms: &[Snowflake], q: &IndexQuery) -> Result<BooleanQuery, SearchError> {
+fn build(
+    shared: &Shared,
+    rooms: &[Snowflake],
+    q: &IndexQuery,
+) -> Result<BooleanQuery, SearchError> {
     let f = &shared.fields;
     let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
     let room_terms = rooms.iter().map(|r| Term::from_field_u64(f.room, r.0));
@@ -151,19 +157,25 @@ fn build(shared: &Shared, rooms: &[Snowflake], q: &IndexQuery) -> Result<Boolean
     }
     if let Some(author) = q.author {
         let term = Term::from_field_u64(f.author, author.0);
-        clauses.push((Occur::Must, Box::new(TermQuery::new(term, IndexRecordOption::Basic))));
+        clauses.push((
+            Occur::Must,
+            Box::new(TermQuery::new(term, IndexRecordOption::Basic)),
+        ));
     }
     for has in &q.has {
         let term = Term::from_field_text(f.has, has.as_str());
-        clauses.push((Occur::Must, Box::new(TermQuery::new(term, IndexRecordOption::Basic))));
+        clauses.push((
+            Occur::Must,
+            Box::new(TermQuery::new(term, IndexRecordOption::Basic)),
+        ));
     }
     if q.before.is_some() || q.after.is_some() {
-        let lower = q
-            .after
-            .map_or(Bound::Unbounded, |ms| Bound::Included(Term::from_field_u64(f.created, ms)));
-        let upper = q
-            .before
-            .map_or(Bound::Unbounded, |ms| Bound::Excluded(Term::from_field_u64(f.created, ms)));
+        let lower = q.after.map_or(Bound::Unbounded, |ms| {
+            Bound::Included(Term::from_field_u64(f.created, ms))
+        });
+        let upper = q.before.map_or(Bound::Unbounded, |ms| {
+            Bound::Excluded(Term::from_field_u64(f.created, ms))
+        });
         clauses.push((Occur::Must, Box::new(RangeQuery::new(lower, upper))));
     }
     Ok(BooleanQuery::new(clauses))

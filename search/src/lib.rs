@@ -130,7 +130,9 @@ impl SearchIndex {
             .try_into()?;
         let writer = index.writer_with_num_threads(
             config.writer_threads.max(1),
-            config.heap_bytes.max(15_000_000 * config.writer_threads.max(1)),
+            config
+                .heap_bytes
+                .max(15_000_000 * config.writer_threads.max(1)),
         )?;
         let shared = Arc::new(Shared {
             fields,

@@ -53,18 +53,30 @@ async fn batches_edits_deletions_and_catch_up_survive_reopening() {
     let store: Arc<dyn Store> =
         Arc::new(EmbeddedStore::open(&dir.path().join("db")).expect("store"));
     let path = dir.path().join("search");
-    let index = SearchIndex::open(&path, &config(), store.clone(), tokio::runtime::Handle::current())
-        .expect("open");
+    let index = SearchIndex::open(
+        &path,
+        &config(),
+        store.clone(),
+        tokio::runtime::Handle::current(),
+    )
+    .expect("open");
     let change = |seq, m: MessageRecord| IndexedChange { seq, message: m };
     index.committed(
         ROOM,
         vec![
             change(1, message(100, 1, "the quick brown fox")),
-            change(2, message(200, 2, "a slow brown dog, see https://example.com")),
+            change(
+                2,
+                message(200, 2, "a slow brown dog, see https://example.com"),
+            ),
         ],
     );
     index.flush().await.expect("flush");
-    assert_eq!(ids(&index, query(&["brown"])).await, vec![200, 100], "newest first");
+    assert_eq!(
+        ids(&index, query(&["brown"])).await,
+        vec![200, 100],
+        "newest first"
+    );
     let phrase = IndexQuery {
         phrases: vec!["quick brown".into()],
         ..query(&[])
@@ -86,8 +98,16 @@ async fn batches_edits_deletions_and_catch_up_survive_reopening() {
         ..query(&["brown"])
     };
     assert_eq!(ids(&index, dated).await, vec![200]);
-    let hit = &index.search(vec![ROOM], query(&["fox"])).await.expect("search")[0];
-    let marked: String = hit.snippet.chars().skip(hit.highlights[0].0 as usize).take(3).collect();
+    let hit = &index
+        .search(vec![ROOM], query(&["fox"]))
+        .await
+        .expect("search")[0];
+    let marked: String = hit
+        .snippet
+        .chars()
+        .skip(hit.highlights[0].0 as usize)
+        .take(3)
+        .collect();
     assert_eq!(marked, "fox");
 
     // An edit replaces the text; a deletion is never found, even before the next commit.
@@ -96,7 +116,10 @@ async fn batches_edits_deletions_and_catch_up_survive_reopening() {
     let mut gone = message(200, 2, "");
     gone.deleted_at = Some(301);
     index.committed(ROOM, vec![change(3, edited), change(4, gone)]);
-    assert!(ids(&index, query(&["dog"])).await.is_empty(), "deleted at once");
+    assert!(
+        ids(&index, query(&["dog"])).await.is_empty(),
+        "deleted at once"
+    );
     index.flush().await.expect("flush");
     assert_eq!(ids(&index, query(&["red"])).await, vec![100]);
     assert!(ids(&index, query(&["brown"])).await.is_empty());
@@ -126,7 +149,12 @@ async fn batches_edits_deletions_and_catch_up_survive_reopening() {
     // Reopened: the progress came back with the index; a catch-up to the head reads nothing.
     let reopened = loop {
         // The old writer thread lets go of the index's lock when it sees the channel close.
-        match SearchIndex::open(&path, &config(), store.clone(), tokio::runtime::Handle::current()) {
+        match SearchIndex::open(
+            &path,
+            &config(),
+            store.clone(),
+            tokio::runtime::Handle::current(),
+        ) {
             Ok(index) => break index,
             Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
         }
@@ -134,6 +162,9 @@ async fn batches_edits_deletions_and_catch_up_survive_reopening() {
     assert_eq!(reopened.last_seq(ROOM), 7);
     reopened.catch_up(ROOM, 7);
     reopened.flush().await.expect("flush");
-    assert_eq!(ids(&reopened, query(&["lagging"])).await, vec![700, 600, 500]);
+    assert_eq!(
+        ids(&reopened, query(&["lagging"])).await,
+        vec![700, 600, 500]
+    );
     assert!(ids(&reopened, query(&["dog"])).await.is_empty());
 }

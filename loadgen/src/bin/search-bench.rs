@@ -136,7 +136,7 @@ async fn main() -> Result<()> {
             .collect();
         index.committed(Snowflake(room + 1), changes);
         batches += 1;
-        if batches % 100 == 0 {
+        if batches.is_multiple_of(100) {
             index.flush().await?;
         }
     }
@@ -154,12 +154,18 @@ async fn main() -> Result<()> {
         let mut query = IndexQuery {
             words: vec![word(rng.skewed(2_000))],
             limit: 25,
-            sort: if i % 2 == 0 { SearchSort::Newest } else { SearchSort::Relevance },
+            sort: if i % 2 == 0 {
+                SearchSort::Newest
+            } else {
+                SearchSort::Relevance
+            },
             ..IndexQuery::default()
         };
         match i % 4 {
             1 => query.words.push(word(rng.skewed(2_000))),
-            2 => query.phrases.push(format!("{} {}", word(rng.skewed(50)), word(rng.skewed(50)))),
+            2 => query
+                .phrases
+                .push(format!("{} {}", word(rng.skewed(50)), word(rng.skewed(50)))),
             3 => query.author = Some(Snowflake(1 + rng.below(5_000))),
             _ => {}
         }

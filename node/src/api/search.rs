@@ -54,9 +54,9 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .and(with_state(state.clone()))
         .and(authed(state))
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
-        .then(|s: AppState, u: AuthUser, raw: String| async move {
-            respond(search(s, u, raw).await)
-        })
+        .then(
+            |s: AppState, u: AuthUser, raw: String| async move { respond(search(s, u, raw).await) },
+        )
 }
 
 /// The request, parsed: the query with the URL's filters folded in.
@@ -97,8 +97,18 @@ fn parse_request(s: &AppState, raw: &str) -> Result<Request, ApiError> {
             let day = voiceflow_wire::v1::search::day_start_ms(text)
                 .ok_or_else(|| ApiError::field(field, "a date YYYY-MM-DD"))?;
             // `after` a day means from the next day on, as in the query.
-            let at = if field == "after" { day + 86_400_000 } else { day };
-            *slot = Some(slot.map_or(at, |q| if field == "after" { q.max(at) } else { q.min(at) }));
+            let at = if field == "after" {
+                day + 86_400_000
+            } else {
+                day
+            };
+            *slot = Some(slot.map_or(at, |q| {
+                if field == "after" {
+                    q.max(at)
+                } else {
+                    q.min(at)
+                }
+            }));
         }
     }
     if let Some(text) = p.has.as_deref().filter(|t| !t.is_empty()) {
@@ -290,7 +300,9 @@ fn merge(mut hits: Vec<SearchHit>, query: &IndexQuery) -> Vec<SearchHit> {
     let newest = |a: &SearchHit, b: &SearchHit| b.message_id.cmp(&a.message_id);
     match query.sort {
         SearchSort::Newest => hits.sort_by(newest),
-        SearchSort::Relevance => hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(newest(a, b))),
+        SearchSort::Relevance => {
+            hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(newest(a, b)))
+        }
     }
     hits.truncate(query.limit as usize);
     hits

@@ -12,7 +12,9 @@ mod tests {
     use crate::Snowflake;
     use crate::cluster::payloads::samples;
     use crate::cluster::v8::needs;
-    use crate::cluster::{PROTOCOL_VERSION, PeerFrameError, PeerMsg, decode, decode_within, encode_at};
+    use crate::cluster::{
+        PROTOCOL_VERSION, PeerFrameError, PeerMsg, decode, decode_within, encode_at,
+    };
     use crate::v1::search::IndexQuery;
 
     #[test]
