@@ -1,6 +1,7 @@
 //! Message search on a real node: the query language, what a caller may find (rooms they
-//! read, never a room they left or a channel hidden from them), edits and deletions, bad
-//! queries, and an index that survives a restart and catches up what a crash kept from it.
+//! read, never a room they left or a channel hidden from them, nothing of a room that keeps no
+//! messages), edits and deletions, bad queries, and an index that survives a restart and
+//! catches up what a crash kept from it.
 
 mod common;
 
@@ -253,6 +254,15 @@ async fn a_hidden_channel_yields_nothing_and_bad_queries_have_codes() -> Result<
     finds(&node, &member, "secret", &[]).await?;
     finds(&node, &member, &format!("secret in:{channel}"), &[]).await?;
     finds(&node, &owner, "secret", &[&plans]).await?;
+
+    // A room that keeps no messages is not indexed: a later message of a recorded room is
+    // found, the earlier one of the unrecorded room never.
+    let off = json!({"recordMessages": false});
+    let (unrecorded, _) = node.create_room(&owner, "Ephemeral", off, 10).await?;
+    let (recorded, _) = node.create_room(&owner, "Kept", json!({}), 10).await?;
+    say(&node, &owner, &unrecorded, "vanishing ink").await?;
+    let kept = say(&node, &owner, &recorded, "permanent ink").await?;
+    finds(&node, &owner, "ink", &[&kept]).await?;
 
     // Bad queries: 400 VALIDATION_ERROR with a stable reason.
     let long = "a".repeat(513);
