@@ -150,7 +150,10 @@ async fn batches_edits_deletions_and_catch_up_survive_reopening() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let reopened = loop {
         // The old writer thread lets go of the index's lock when it sees the channel close.
-        assert!(std::time::Instant::now() < deadline, "the index stayed locked");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the index stayed locked"
+        );
         match SearchIndex::open(
             &path,
             &config(),
