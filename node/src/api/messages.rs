@@ -82,8 +82,8 @@ async fn history(
         return Err(ApiError::not_found("room"));
     };
     // A community channel: whoever may view it (NOT_FOUND for anyone else).
-    super::channels::channel_access(&s, &user, room).await?;
-    if !may_read(&s, &user, &record).await? {
+    let channel = super::channels::channel_access(&s, &user, room).await?;
+    if channel.is_none() && !member_or_guest(&s, &user, &record).await? {
         return Err(ApiError::forbidden(
             "only members may read a room's history",
         ));
@@ -111,11 +111,19 @@ pub(super) async fn may_read(
     room: &voiceflow_schema::RoomRecord,
 ) -> Result<bool, ApiError> {
     match super::channels::channel_access(s, user, room.id).await {
-        Ok(Some(_)) => return Ok(true),
-        Ok(None) => {}
-        Err(e) if e.0.code == voiceflow_wire::ErrorCode::NotFound => return Ok(false),
-        Err(e) => return Err(e),
+        Ok(Some(_)) => Ok(true),
+        Ok(None) => member_or_guest(s, user, room).await,
+        Err(e) if e.0.code == voiceflow_wire::ErrorCode::NotFound => Ok(false),
+        Err(e) => Err(e),
     }
+}
+
+/// A room that is not a community channel: its members, and guests if it takes them.
+async fn member_or_guest(
+    s: &AppState,
+    user: &AuthUser,
+    room: &voiceflow_schema::RoomRecord,
+) -> Result<bool, ApiError> {
     let guest = room.settings.allow_guests && !room.banned.contains(&user.id);
     Ok(guest || s.ctx.store.member(room.id, user.id).await?.is_some())
 }
