@@ -334,3 +334,21 @@ async fn a_restart_keeps_the_index_and_catches_up_what_a_crash_kept_from_it() ->
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_search_off_says_so_and_keeps_no_index() -> Result<()> {
+    let node = TestNode::start_with(&format!("{FAST_CONFIG}\n[search]\nenabled = false\n")).await?;
+    let ann = node.register("ann").await?;
+    let (room, _) = node.create_room(&ann, "Quiet", json!({}), 10).await?;
+    say(&node, &ann, &room, "not indexed").await?;
+    let (status, body) = search(&node, &ann, &[("q", "indexed")]).await?;
+    ensure!(
+        status == 503 && body["error"]["code"] == "UNAVAILABLE",
+        "{status} {body}"
+    );
+    ensure!(
+        !node.data_dir.join("data/search").exists(),
+        "no index directory"
+    );
+    Ok(())
+}
