@@ -308,6 +308,10 @@ async fn a_restart_keeps_the_index_and_catches_up_what_a_crash_kept_from_it() ->
         ids(&node, &ann, "early").await?.is_empty(),
         "committed too soon"
     );
+    ensure!(
+        node.data_dir.join("data/search").is_dir(),
+        "the index lives under data_dir"
+    );
     // A graceful stop commits the index.
     let dir = node.take_dir().ok_or_else(|| anyhow::anyhow!("no dir"))?;
     ensure!(node.terminate()? == Some(0), "graceful stop");
