@@ -123,6 +123,8 @@ pub struct NodeParts {
     pub presence: crate::presence::PresenceTimings,
     /// The cluster this node is a member of; `None` runs every room and user here.
     pub cluster: Option<Arc<dyn Cluster>>,
+    /// The node's message index (`[search] enabled`), fed by the rooms it owns.
+    pub search: Option<voiceflow_search::SearchIndex>,
 }
 
 /// Shared handles, cheap to clone (one `Arc`). Its directories start actors with this same
@@ -149,6 +151,8 @@ pub struct NodeShared {
     pub blobs: Arc<dyn voiceflow_schema::BlobStore>,
     /// Voice channels' media (the SFU).
     pub voice: Arc<VoiceRuntime>,
+    /// The node's message index: rooms hand it their committed batches.
+    pub search: Option<voiceflow_search::SearchIndex>,
 }
 
 impl std::ops::Deref for NodeContext {
@@ -178,6 +182,7 @@ impl NodeContext {
                 sessions: parts.sessions,
                 blobs: parts.blobs,
                 voice: parts.voice,
+                search: parts.search,
             }
         })))
     }

@@ -13,12 +13,14 @@ use voiceflow_actors::ActorConfig;
 mod files;
 mod http;
 mod presence;
+mod search;
 mod sessions;
 mod turn;
 mod voice;
 pub use files::{FilesBackend, FilesConfig};
 pub use http::{HttpConfig, TlsConfig};
 pub use presence::PresenceConfig;
+pub use search::SearchConfig;
 pub use sessions::SessionsConfig;
 pub use voice::VoiceConfig;
 
@@ -123,6 +125,8 @@ pub struct Config {
     pub tls: TlsConfig,
     /// Token checks (`nbf`/`exp` leeway) and the refresh grace window (`[sessions]`).
     pub sessions: SessionsConfig,
+    /// Message search: the index, its memory and commit interval, query limits (`[search]`).
+    pub search: SearchConfig,
 }
 
 /// The `[limits]` table: token buckets against floods, and limits on what one frame may be.
@@ -265,6 +269,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             tls: TlsConfig::default(),
             sessions: SessionsConfig::default(),
+            search: SearchConfig::default(),
         }
     }
 }
@@ -399,6 +404,7 @@ impl Config {
         self.http.validate().map_err(ConfigError::Invalid)?;
         self.tls.validate().map_err(ConfigError::Invalid)?;
         self.sessions.validate().map_err(ConfigError::Invalid)?;
+        self.search.validate().map_err(ConfigError::Invalid)?;
         if self.node_id > voiceflow_wire::ids::MAX_NODE_ID {
             return bad("node_id must be 0-1023");
         }
@@ -562,8 +568,9 @@ mod tests {
         assert!(with(7).validate().is_ok());
         assert!(with(8).validate().is_ok());
         assert!(with(9).validate().is_ok());
+        assert!(with(10).validate().is_ok());
         assert!(with(6).validate().is_err());
-        assert!(with(10).validate().is_err());
+        assert!(with(11).validate().is_err());
     }
 
     #[test]

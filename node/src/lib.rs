@@ -128,7 +128,26 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
         )?),
         false => None,
     };
+    let search = match config.search.enabled {
+        true => {
+            let dir = config.search.dir_in(&config.data_dir);
+            let index = voiceflow_search::SearchIndex::open(
+                &dir,
+                &config.search.index_config(),
+                store.clone(),
+                tokio::runtime::Handle::current(),
+            )
+            .with_context(|| format!("cannot open the search index {}", dir.display()))?;
+            // Entries a crash kept from the index (committed to the log, not yet to the
+            // index) come back from the logs of the rooms the index knows; rooms it does not
+            // know are caught up when they start here.
+            index.catch_up_known();
+            Some(index)
+        }
+        false => None,
+    };
     let ctx = NodeContext::start(NodeParts {
+        search,
         store,
         ids: Arc::new(SnowflakeGenerator::new(config.node_id)),
         config: Arc::new(config.actor_config()),
@@ -299,6 +318,13 @@ impl Node {
             .flush()
             .await
             .context("final storage flush")?;
+        if let Some(search) = &self.state.ctx.search {
+            // What was indexed since the last commit is kept (a crash loses it instead, and
+            // the rooms' logs bring it back at the next start).
+            if let Err(e) = search.flush().await {
+                tracing::warn!(error = %e, "final search index commit failed");
+            }
+        }
         self.state.ctx.presence.stop_all().await;
         for sup in self.supervisors.drain(..) {
             sup.stop(Some("shutdown".into()));

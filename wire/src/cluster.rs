@@ -26,7 +26,7 @@
 //! `cluster::tls`), never in-band: a node of the release before version 8 closes the
 //! connection on the first frame of another version. [`encode_at`] writes a frame of the
 //! link's version (downgraded by [`v7::downgrade`] for a version 7 link; refused when the
-//! version cannot carry the message, see [`v8`]), and [`decode_within`] reads any version in
+//! version cannot carry the message, see [`v8`] and [`v9`]), and [`decode_within`] reads any version in
 //! the node's range (version 7 upgraded by [`v7::upgrade`]). Members announce their range in
 //! [`MemberInfo::protocols`].
 //!
@@ -41,6 +41,7 @@ mod frame;
 pub mod room;
 pub mod v7;
 pub mod v8;
+pub mod v9;
 
 pub use frame::{check_len, decode, decode_within, encode, encode_at};
 
@@ -51,6 +52,7 @@ use crate::ErrorBody;
 use crate::ids::Snowflake;
 use crate::room::RoomRecord;
 use crate::v1::client::SendMessage;
+use crate::v1::search::{IndexQuery, SearchHit};
 use room::{Action, CallAnswer, VoiceOp};
 
 /// The newest version of the inter-node protocol this build speaks (the version byte).
@@ -58,8 +60,9 @@ use room::{Action, CallAnswer, VoiceOp};
 /// sessions, acknowledged typing, leaves naming their user, renames; 6: joins say whether
 /// the ack lists the members; 7: a node's own re-join that cannot be served yet is answered
 /// with `JoinLater`; 8: typed payloads instead of JSON text, ids as snowflakes, members
-/// announce the versions they speak; 9: `RoomCall::DisconnectVoice`, see [`v8`].)
-pub const PROTOCOL_VERSION: u8 = 9;
+/// announce the versions they speak; 9: `RoomCall::DisconnectVoice`, see [`v8`]; 10:
+/// `PeerMsg::Search` and `PeerMsg::SearchAnswer`, see [`v9`].)
+pub const PROTOCOL_VERSION: u8 = 10;
 
 /// The oldest version this build still speaks (see [`v7`]): a node talks to a peer at the
 /// highest version both speak, so a cluster is upgraded one node at a time.
@@ -185,6 +188,24 @@ pub enum PeerMsg {
         user: Snowflake,
         /// What.
         op: UserOp,
+    },
+    /// A message search over `rooms`, which the receiver owns (it indexes them); the sender
+    /// checked that its user may read them. Answer: [`PeerMsg::SearchAnswer`] with the same
+    /// `call_id`. Version 10.
+    Search {
+        /// Matches the answer to the request.
+        call_id: u64,
+        /// The rooms to search.
+        rooms: Vec<Snowflake>,
+        /// What to look for.
+        query: IndexQuery,
+    },
+    /// The hits of a [`PeerMsg::Search`], or why it failed. Version 10.
+    SearchAnswer {
+        /// The request's id.
+        call_id: u64,
+        /// Hits in the query's order.
+        result: Result<Vec<SearchHit>, ErrorBody>,
     },
 }
 

@@ -165,6 +165,13 @@ impl RoomState {
             .chain(head.and_then(|h| h.message))
             .max()
             .unwrap_or_default();
+        // Whatever of the log the node's index lacks (the room moved here, the node restarted
+        // or its indexer dropped a batch) is read from the log by the indexer, off this path.
+        if let (Some(search), Some(head)) = (&ctx.search, head)
+            && room.settings.record_messages
+        {
+            search.catch_up(room.id, head.seq);
+        }
         let log = log::Log::new(head, owner_epoch, || ctx.ids.next_id().0);
         Ok(RoomState {
             room,

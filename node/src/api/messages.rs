@@ -81,11 +81,9 @@ async fn history(
     let Some(record) = s.ctx.store.room_by_id(room).await? else {
         return Err(ApiError::not_found("room"));
     };
-    // A community channel: whoever may view it (NOT_FOUND for anyone else); another room:
-    // its members, and guests if it takes them (not those it banned).
+    // A community channel: whoever may view it (NOT_FOUND for anyone else).
     let channel = super::channels::channel_access(&s, &user, room).await?;
-    let guest = record.settings.allow_guests && !record.banned.contains(&user.id);
-    if channel.is_none() && !guest && s.ctx.store.member(room, user.id).await?.is_none() {
+    if channel.is_none() && !member_or_guest(&s, &user, &record).await? {
         return Err(ApiError::forbidden(
             "only members may read a room's history",
         ));
@@ -102,6 +100,32 @@ async fn history(
     );
     fields.insert("hasMore".into(), has_more.into());
     Ok(ok_page(fields))
+}
+
+/// Whether `user` may read `room`'s messages (history, search): in a community channel,
+/// whoever may view it; in another room, its members, and guests if it takes them (not those
+/// it banned).
+pub(super) async fn may_read(
+    s: &AppState,
+    user: &AuthUser,
+    room: &voiceflow_schema::RoomRecord,
+) -> Result<bool, ApiError> {
+    match super::channels::channel_access(s, user, room.id).await {
+        Ok(Some(_)) => Ok(true),
+        Ok(None) => member_or_guest(s, user, room).await,
+        Err(e) if e.0.code == voiceflow_wire::ErrorCode::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// A room that is not a community channel: its members, and guests if it takes them.
+async fn member_or_guest(
+    s: &AppState,
+    user: &AuthUser,
+    room: &voiceflow_schema::RoomRecord,
+) -> Result<bool, ApiError> {
+    let guest = room.settings.allow_guests && !room.banned.contains(&user.id);
+    Ok(guest || s.ctx.store.member(room.id, user.id).await?.is_some())
 }
 
 /// A reply quotes a snippet of its parent as it was when the reply was sent; once the parent

@@ -21,6 +21,7 @@ mod roles;
 mod room_admin;
 mod room_requests;
 mod rooms;
+mod search;
 mod validate;
 
 use std::convert::Infallible;
@@ -216,6 +217,8 @@ pub fn routes(state: AppState) -> warp::filters::BoxedFilter<(Response,)> {
             .or(room_requests::routes(state.clone()).boxed())
             .unify()
             .or(notify::routes(state.clone()).boxed())
+            .unify()
+            .or(search::routes(state.clone()).boxed())
             .unify()
             .or(files::routes(state).boxed())
             .unify(),

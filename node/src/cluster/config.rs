@@ -35,8 +35,8 @@ pub struct ClusterConfig {
     /// The newest cluster protocol version this node speaks (it speaks every version from the
     /// oldest its release knows up to this one) [default: the release's newest]. During a
     /// rolling upgrade nothing needs setting: each link speaks the highest version both ends
-    /// know. `8` makes the node speak as the previous release does and `7` as the release
-    /// before version 8 did (for a rollback, or to hold new nodes back until every node is
+    /// know. `9` makes the node speak as the previous release does, `8` and `7` as the
+    /// releases before it did (for a rollback, or to hold new nodes back until every node is
     /// upgraded).
     pub protocol_max: u8,
     /// For partition tests only: `POST /cluster/faults {"block": [node ids]}` makes this node

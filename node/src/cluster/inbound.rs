@@ -40,6 +40,14 @@ pub async fn handle(cluster: &Arc<ClusterInner>, ctx: &NodeContext, from: NodeId
         PeerMsg::ForUser { user, op } => {
             cluster.sessions.for_user(user, &op);
         }
+        PeerMsg::Search {
+            call_id,
+            rooms,
+            query,
+        } => cluster.on_search(ctx, from, call_id, rooms, query),
+        PeerMsg::SearchAnswer { call_id, result } => {
+            cluster.on_search_answer(from, call_id, result);
+        }
         PeerMsg::ToUser { user, frames } => match Frame::from_wire(bytes::Bytes::from(frames)) {
             Some(frame) => {
                 cluster.sessions.to_user(user, &frame);

@@ -26,6 +26,8 @@ pub enum Lane {
     Control,
     /// One room's requests and deliveries.
     Room(Snowflake),
+    /// Searches and their answers (protocol 10).
+    Search,
 }
 
 /// Queued as messages: they are encoded once the connection, and so the protocol version the

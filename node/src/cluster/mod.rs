@@ -15,6 +15,7 @@
 //! - `send`: sending requests and deliveries to peers (shared by `router` and `inbound`, so
 //!   neither imports the other; `link` reaches `inbound` only through this module's
 //!   `ClusterInner::on_frame`).
+//! - `search`: a search's part on another node (request, answer, timeout).
 //! - `status`: `GET /cluster`.
 
 pub mod config;
@@ -23,6 +24,7 @@ mod link;
 mod membership;
 mod room_ops;
 mod router;
+mod search;
 mod send;
 mod status;
 pub mod tls;
@@ -44,6 +46,7 @@ pub use config::ClusterConfig;
 use link::{Lane, LinkActor, LinkMsg, PeerHandle};
 pub use membership::owner_among;
 use membership::{Change, Membership};
+pub use search::{SearchResult, peer_timeout};
 pub use send::NodeRef;
 pub use status::route as status_route;
 
@@ -84,6 +87,8 @@ pub struct ClusterInner {
     links: RwLock<HashMap<NodeId, LinkEntry>>,
     calls: Mutex<HashMap<u64, PendingCall>>,
     releases: Mutex<HashMap<u64, PendingRelease>>,
+    /// Searches waiting for peers' answers.
+    searches: Mutex<HashMap<u64, search::PendingSearch>>,
     /// Rooms this node is acquiring, with an "abort" flag a competing acquire may set.
     acquiring: Mutex<HashMap<Snowflake, Arc<AtomicBool>>>,
     next_call: AtomicU64,
@@ -150,6 +155,7 @@ pub fn bind(
         links: RwLock::default(),
         calls: Mutex::default(),
         releases: Mutex::default(),
+        searches: Mutex::default(),
         acquiring: Mutex::default(),
         next_call: AtomicU64::new(1),
         blocked: RwLock::default(),

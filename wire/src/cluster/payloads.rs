@@ -388,6 +388,33 @@ pub(crate) fn samples() -> Vec<PeerMsg> {
                 reason: "logged out".into(),
             },
         },
+        PeerMsg::Search {
+            call_id: 12,
+            rooms: vec![room, Snowflake(43)],
+            query: crate::v1::search::IndexQuery {
+                words: vec!["hello".into()],
+                phrases: vec!["big world".into()],
+                author: Some(user),
+                has: vec![crate::v1::search::Has::Link],
+                before: Some(2_000),
+                after: Some(1_000),
+                sort: crate::v1::search::SearchSort::Relevance,
+                limit: 25,
+            },
+        },
+        PeerMsg::SearchAnswer {
+            call_id: 12,
+            result: Ok(vec![crate::v1::search::SearchHit {
+                message_id: Snowflake(50),
+                room_id: room,
+                user_id: user,
+                username: "ann".into(),
+                created_at: 1_500,
+                snippet: "say hello".into(),
+                highlights: vec![(4, 9)],
+                score: 1.5,
+            }]),
+        },
     ];
     let to_room = |op| PeerMsg::ToRoom {
         room,

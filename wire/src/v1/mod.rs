@@ -12,6 +12,7 @@ pub mod notify;
 pub mod permissions;
 pub mod request;
 pub mod rich;
+pub mod search;
 pub mod server;
 pub mod voice;
 

@@ -446,6 +446,17 @@ impl RoomState {
         metrics::counter!("voiceflow_deliveries_total").increment((batch.len() * local) as u64);
         if !self.room.settings.record_messages {
             self.keep_unrecorded(&batch);
+        } else if let Some(search) = &self.ctx.search {
+            // A bounded queue to the indexer thread: never waits (a full queue drops the
+            // batch; the indexer reads it from the log when the next batch shows the gap).
+            let changes = batch
+                .iter()
+                .map(|c| voiceflow_search::IndexedChange {
+                    seq: c.message.extra.seq,
+                    message: c.message.clone(),
+                })
+                .collect();
+            search.committed(self.room.id, changes);
         }
         for change in batch {
             if change.kind == ChangeKind::Created {

@@ -122,6 +122,13 @@ export class Api {
     return this.request('GET', `/rooms/${enc(roomId)}/messages?${q}`);
   }
   deleteMessage(id) { return this.#data('DELETE', `/messages/${enc(id)}`); }
+  /** Message search: {data: [{messageId, roomId, roomName, username, createdAt, snippet,
+   * highlights}], partial, unavailableRooms}. */
+  search({ q, roomId, limit = 25 }) {
+    const params = new URLSearchParams({ q, limit: String(limit) });
+    if (roomId) params.set('roomId', roomId);
+    return this.request('GET', `/search?${params}`);
+  }
 
   // ---- communities (see community.js) ----
   communities() { return this.#data('GET', '/communities'); }

@@ -35,6 +35,8 @@ export class MessageList {
   #picker = null;
   /** Messages of blocked people the user chose to show anyway. */
   #revealed = new Set();
+  /** A search result shown (id): renders keep it in view until the user scrolls or sends. */
+  #pinned = null;
 
   /**
    * @param room RoomState; @param chat Chat
@@ -78,6 +80,10 @@ export class MessageList {
       if (bottom) this.onNewBelow(0);
     }, { passive: true });
     // Delegated actions: toolbar, chips, picker, editor, retry, discard.
+    // Scrolling by hand lets go of a search result kept in view.
+    for (const type of ['wheel', 'touchmove', 'keydown']) {
+      this.el.addEventListener(type, () => { this.#pinned = null; }, { passive: true });
+    }
     this.el.addEventListener('click', (e) => this.#onClick(e));
     this.el.addEventListener('keydown', (e) => this.#onKey(e));
     this.el.addEventListener('input', (e) => {
@@ -158,11 +164,15 @@ export class MessageList {
     if (focus) this.#rowOf(id)?.focus();
   }
 
-  /** Scrolls to a message (a reply's parent) and focuses it. */
-  reveal(messageId) {
+  /** Scrolls to a message (a reply's parent, a search result) and focuses it; `keep` leaves
+   * it marked (a search result) until another is revealed. */
+  reveal(messageId, { keep = false } = {}) {
     const row = this.#rowOf(messageId);
     if (!row) return;
     row.scrollIntoView({ block: 'center' });
+    this.list.querySelectorAll('.search-target').forEach((r) => r.classList.remove('search-target'));
+    if (keep) row.classList.add('search-target');
+    this.#pinned = keep ? messageId : null;
     row.classList.add('flash');
     setTimeout(() => row.classList.remove('flash'), 1500);
     row.focus({ preventScroll: true });
@@ -245,7 +255,11 @@ export class MessageList {
       box?.setSelectionRange(box.value.length, box.value.length);
     }
 
-    if (!this.#initialScrollDone && this.room.loadedLatest) {
+    const pinned = this.#pinned && reason !== 'sent' ? this.#rowOf(this.#pinned) : null;
+    if (pinned) {
+      this.#initialScrollDone ||= this.room.loadedLatest;
+      pinned.scrollIntoView({ block: 'center' });
+    } else if (!this.#initialScrollDone && this.room.loadedLatest) {
       this.#initialScrollDone = true;
       this.scrollToBottom();
     } else if (reason === 'sent' || reason === 'reset' || wasAtBottom) {

@@ -26,6 +26,7 @@ import { mentionPicker } from './mention-picker.js';
 import { MessageList } from './messages.js';
 import { notifyMenu } from './notify-menu.js';
 import { roomFormDialog } from './room-form.js';
+import { searchBox, searchJumps } from './search.js';
 import { stagePanel } from './stage.js';
 import { voicePanel } from './voice.js';
 
@@ -159,13 +160,26 @@ export function roomView({ roomId, store, chat, api, router, shell, voice, calls
   const chatArea = h('div', { class: 'room-chat', 'data-drop-label': `Drop files to send them to ${label()}` },
     panel?.el, list.el, jump,
     h('div', { class: 'composer-wrap' }, tray, replyBar, composerNote, picker.el, form, recorderBar, typingLine));
+  const search = searchBox({
+    api, store, router, shell,
+    pathOf: (id) => {
+      const c = store.room(id)?.communityId;
+      return c ? `/c/${c}/${id}` : `/rooms/${id}`;
+    },
+  });
   const el = h('section', { class: `view room kind-${room.kind}`, 'aria-labelledby': 'room-title' },
     h('header', { class: 'view-head' },
       shell.menuButton(),
       icon(KIND_ICON[room.kind] || 'hash', 'head-icon'),
       h('div', { class: 'room-heading' }, title, desc),
+      search.form,
       actions),
+    search.panel,
     h('div', { class: 'room-body' }, chatArea, aside));
+
+  // A search result of this room, chosen here or in another room's header.
+  const jumps = searchJumps({ room, store, chat, list, shell });
+  unsub.push(() => jumps.destroy());
 
   function setReply(m) {
     replyTo = m;
@@ -530,6 +544,7 @@ export function roomView({ roomId, store, chat, api, router, shell, voice, calls
   renderUploads(tray, room);
   list.render('init');
   chat.open(room.id);
+  jumps.run();
 
   return {
     el,

@@ -1,0 +1,135 @@
+//! Search across a real 3-node cluster (QUIC links, the CQL store): messages of rooms owned
+//! by different nodes are found from any node; a killed node's rooms are reported as
+//! unavailable (`partial: true`) until they move, and then their new owner, which never
+//! indexed them, reads them from their logs and finds them.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail, ensure};
+use common::cluster::TestCluster;
+use common::community::text;
+use common::{TestNode, User};
+use serde_json::{Value, json};
+
+/// `GET /api/v1/search?q=…` through `node` as `user`.
+async fn search(node: &TestNode, user: &User, q: &str) -> Result<Value> {
+    let resp = node
+        .http
+        .get(node.url("/api/v1/search"))
+        .query(&[("q", q), ("limit", "100")])
+        .bearer_auth(&user.token)
+        .send()
+        .await?;
+    let status = resp.status().as_u16();
+    let body: Value = resp.json().await?;
+    ensure!(status == 200, "search: {status} {body}");
+    Ok(body)
+}
+
+fn ids(body: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = body["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|h| h["messageId"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// Waits (20 s at most) until `q` through `node` finds exactly `want`, none missing.
+async fn finds_all(node: &TestNode, user: &User, q: &str, want: &[String]) -> Result<()> {
+    let mut want = want.to_vec();
+    want.sort();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let body = search(node, user, q).await?;
+        if ids(&body) == want && body["partial"] == false {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("{q}: {body}, want {want:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Posts through a WebSocket to `node` (REST posts reach only local rooms in a cluster);
+/// UNAVAILABLE (a room moving) is retried with the same nonce.
+async fn say(node: &TestNode, user: &User, room: &str, content: &str) -> Result<String> {
+    let mut ws = node.ws(user).await?;
+    let body = json!({"roomId": room, "content": content, "nonce": content.replace(' ', "-")});
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let ack = ws.request("message:send", body.clone()).await?;
+        if ack["ok"] == true {
+            return Ok(text(&ack, "/data/message/id"));
+        }
+        if ack["error"]["code"] != "UNAVAILABLE" || Instant::now() > deadline {
+            bail!("post: {ack}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_of_every_node_are_found_and_a_dead_owner_makes_the_answer_partial() -> Result<()> {
+    // Peers' parts are waited for 500 ms (a dead node is detected after 3 s).
+    let extra = "\n[search]\npeer_timeout_ms = 500\ncommit_interval_ms = 100\n";
+    let Some(mut cluster) = TestCluster::start_with(3, "cluster_search", extra).await? else {
+        return Ok(());
+    };
+    let one = cluster.node(1);
+    let ann = one.register("ann").await?;
+    // One room owned by each node.
+    let mut rooms: [Option<String>; 3] = [None, None, None];
+    for i in 0..60 {
+        let (id, _) = one
+            .create_room(&ann, &format!("Room {i}"), json!({}), 10)
+            .await?;
+        if let Some(owner) = voiceflow_node::cluster::owner_among(&[1, 2, 3], id.parse()?) {
+            rooms[usize::from(owner) - 1].get_or_insert(id);
+        }
+        if rooms.iter().all(Option::is_some) {
+            break;
+        }
+    }
+    let rooms: Vec<String> = rooms.into_iter().map(Option::unwrap_or_default).collect();
+    ensure!(
+        rooms.iter().all(|r| !r.is_empty()),
+        "no room on every node: {rooms:?}"
+    );
+    let mut messages = Vec::new();
+    for (i, room) in rooms.iter().enumerate() {
+        messages.push(say(one, &ann, room, &format!("needle from node {}", i + 1)).await?);
+    }
+    for id in 1..=3 {
+        finds_all(cluster.node(id), &ann, "needle", &messages).await?;
+    }
+
+    // Node 3 dies: until its rooms move, node 1 answers with what it has, marked partial.
+    cluster.kill9(3);
+    let body = search(cluster.node(1), &ann, "needle").await?;
+    ensure!(body["partial"] == true, "{body}");
+    ensure!(body["unavailableRooms"] == json!([rooms[2]]), "{body}");
+    let mut found = messages[..2].to_vec();
+    found.sort();
+    ensure!(
+        ids(&body) == found,
+        "the live nodes' rooms are there: {body}"
+    );
+
+    // Moved: the new owner reads the room's log and finds it, and what is posted there now.
+    cluster
+        .wait_owners(&[1, 2], &[1, 2], Duration::from_secs(20))
+        .await?;
+    finds_all(cluster.node(1), &ann, "needle", &messages).await?;
+    messages.push(say(cluster.node(2), &ann, &rooms[2], "needle after the move").await?);
+    for id in 1..=2 {
+        finds_all(cluster.node(id), &ann, "needle", &messages).await?;
+    }
+    finds_all(cluster.node(1), &ann, "after move", &messages[3..]).await?;
+    Ok(())
+}
