@@ -123,6 +123,8 @@ pub struct NodeParts {
     pub presence: crate::presence::PresenceTimings,
     /// The cluster this node is a member of; `None` runs every room and user here.
     pub cluster: Option<Arc<dyn Cluster>>,
+    /// Where presence actors hand Web Pushes (`None`: push is off).
+    pub push: Option<Arc<dyn crate::push::PushSink>>,
 }
 
 /// Shared handles, cheap to clone (one `Arc`). Its directories start actors with this same
@@ -149,6 +151,8 @@ pub struct NodeShared {
     pub blobs: Arc<dyn voiceflow_schema::BlobStore>,
     /// Voice channels' media (the SFU).
     pub voice: Arc<VoiceRuntime>,
+    /// Web Push delivery (`None`: off).
+    pub push: Option<Arc<dyn crate::push::PushSink>>,
 }
 
 impl std::ops::Deref for NodeContext {
@@ -178,6 +182,7 @@ impl NodeContext {
                 sessions: parts.sessions,
                 blobs: parts.blobs,
                 voice: parts.voice,
+                push: parts.push,
             }
         })))
     }

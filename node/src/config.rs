@@ -13,12 +13,14 @@ use voiceflow_actors::ActorConfig;
 mod files;
 mod http;
 mod presence;
+mod push;
 mod sessions;
 mod turn;
 mod voice;
 pub use files::{FilesBackend, FilesConfig};
 pub use http::{HttpConfig, TlsConfig};
 pub use presence::PresenceConfig;
+pub use push::PushConfig;
 pub use sessions::SessionsConfig;
 pub use voice::VoiceConfig;
 
@@ -123,6 +125,8 @@ pub struct Config {
     pub tls: TlsConfig,
     /// Token checks (`nbf`/`exp` leeway) and the refresh grace window (`[sessions]`).
     pub sessions: SessionsConfig,
+    /// Web Push: limits, queue, retries, extra root CAs (`[push]`).
+    pub push: PushConfig,
 }
 
 /// The `[limits]` table: token buckets against floods, and limits on what one frame may be.
@@ -265,6 +269,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             tls: TlsConfig::default(),
             sessions: SessionsConfig::default(),
+            push: PushConfig::default(),
         }
     }
 }
@@ -395,6 +400,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: &str| Err(ConfigError::Invalid(m.into()));
         self.presence.validate().map_err(ConfigError::Invalid)?;
+        self.push.validate().map_err(ConfigError::Invalid)?;
         self.voice.validate().map_err(ConfigError::Invalid)?;
         self.http.validate().map_err(ConfigError::Invalid)?;
         self.tls.validate().map_err(ConfigError::Invalid)?;

@@ -65,6 +65,7 @@ pub(super) async fn fixture(config: ActorConfig) -> Fixture {
         config: Arc::new(config),
         presence: Default::default(),
         cluster: None,
+        push: None,
         voice: Arc::new(crate::context::VoiceRuntime {
             media: voiceflow_media::MediaPlane::new(Default::default()),
             ice_servers: Vec::new(),

@@ -17,6 +17,7 @@ mod messages;
 mod moderation;
 mod notify;
 mod overwrites;
+mod push;
 mod roles;
 mod room_admin;
 mod room_requests;
@@ -216,6 +217,8 @@ pub fn routes(state: AppState) -> warp::filters::BoxedFilter<(Response,)> {
             .or(room_requests::routes(state.clone()).boxed())
             .unify()
             .or(notify::routes(state.clone()).boxed())
+            .unify()
+            .or(push::routes(state.clone()).boxed())
             .unify()
             .or(files::routes(state).boxed())
             .unify(),
