@@ -18,6 +18,11 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use voiceflow_wire::v1::push::{decode_base64url, encode_base64url};
 
+/// What each path answers next: status and extra headers, in order.
+type Script = Arc<Mutex<HashMap<String, VecDeque<Answer>>>>;
+/// A status and extra headers.
+type Answer = (u16, Vec<(String, String)>);
+
 /// One request the service received.
 #[derive(Debug, Clone)]
 pub struct Received {
@@ -38,7 +43,7 @@ pub struct PushService {
     /// The PEM file of its certificate (for `push.extra_root_cas`).
     pub ca_file: PathBuf,
     /// Scripted answers per path (status, extra headers); a path without one gets 201.
-    script: Arc<Mutex<HashMap<String, VecDeque<(u16, Vec<(String, String)>)>>>>,
+    script: Script,
     rx: mpsc::UnboundedReceiver<Received>,
     _dir: tempfile::TempDir,
 }
@@ -63,8 +68,7 @@ impl PushService {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let origin = format!("https://localhost:{}", listener.local_addr()?.port());
         let (tx, rx) = mpsc::unbounded_channel();
-        let script: Arc<Mutex<HashMap<String, VecDeque<(u16, Vec<(String, String)>)>>>> =
-            Default::default();
+        let script: Script = Default::default();
         let answers = script.clone();
         tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
@@ -96,7 +100,7 @@ impl PushService {
     }
 
     /// The next answers of `path`, in order.
-    pub fn script(&self, path: &str, answers: Vec<(u16, Vec<(String, String)>)>) {
+    pub fn script(&self, path: &str, answers: Vec<Answer>) {
         if let Ok(mut script) = self.script.lock() {
             script.entry(path.to_owned()).or_default().extend(answers);
         }
@@ -123,7 +127,7 @@ impl PushService {
 async fn serve<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     mut stream: S,
     tx: mpsc::UnboundedSender<Received>,
-    answers: Arc<Mutex<HashMap<String, VecDeque<(u16, Vec<(String, String)>)>>>>,
+    answers: Script,
 ) -> Result<()> {
     let mut buf = Vec::new();
     let head_end = loop {

@@ -253,25 +253,29 @@ mod tests {
             "ftp://a",
             "https://u@h/",
         ] {
-            let e = body(endpoint, &key, &[1; 16]).parse().unwrap_err();
+            let e = body(endpoint, &key, &[1; 16]).parse().expect_err("refused");
             assert_eq!(field(e), "endpoint", "{endpoint}");
         }
         let long = format!("https://h/{}", "a".repeat(MAX_ENDPOINT_LEN));
         assert_eq!(
-            field(body(&long, &key, &[1; 16]).parse().unwrap_err()),
+            field(body(&long, &key, &[1; 16]).parse().expect_err("refused")),
             "endpoint"
         );
         let e = body("https://h/", &key[..64], &[1; 16])
             .parse()
-            .unwrap_err();
+            .expect_err("refused");
         assert_eq!(field(e), "keys.p256dh");
-        let e = body("https://h/", &[3; 65], &[1; 16]).parse().unwrap_err();
+        let e = body("https://h/", &[3; 65], &[1; 16])
+            .parse()
+            .expect_err("refused");
         assert_eq!(
             field(e),
             "keys.p256dh",
             "compressed or garbage points are refused"
         );
-        let e = body("https://h/", &key, &[1; 15]).parse().unwrap_err();
+        let e = body("https://h/", &key, &[1; 15])
+            .parse()
+            .expect_err("refused");
         assert_eq!(field(e), "keys.auth");
     }
 }
