@@ -125,6 +125,8 @@ pub struct NodeParts {
     pub cluster: Option<Arc<dyn Cluster>>,
     /// The node's message index (`[search] enabled`), fed by the rooms it owns.
     pub search: Option<voiceflow_search::SearchIndex>,
+    /// Where presence actors hand Web Pushes (`None`: push is off).
+    pub push: Option<Arc<dyn crate::push::PushSink>>,
 }
 
 /// Shared handles, cheap to clone (one `Arc`). Its directories start actors with this same
@@ -153,6 +155,8 @@ pub struct NodeShared {
     pub voice: Arc<VoiceRuntime>,
     /// The node's message index: rooms hand it their committed batches.
     pub search: Option<voiceflow_search::SearchIndex>,
+    /// Web Push delivery (`None`: off).
+    pub push: Option<Arc<dyn crate::push::PushSink>>,
 }
 
 impl std::ops::Deref for NodeContext {
@@ -183,6 +187,7 @@ impl NodeContext {
                 blobs: parts.blobs,
                 voice: parts.voice,
                 search: parts.search,
+                push: parts.push,
             }
         })))
     }

@@ -26,6 +26,7 @@ pub mod forwarded;
 pub mod outbox;
 pub mod permissions;
 pub mod presence;
+pub mod push;
 pub mod registry;
 pub mod remote;
 pub mod room;

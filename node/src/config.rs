@@ -13,6 +13,7 @@ use voiceflow_actors::ActorConfig;
 mod files;
 mod http;
 mod presence;
+mod push;
 mod search;
 mod sessions;
 mod turn;
@@ -20,6 +21,7 @@ mod voice;
 pub use files::{FilesBackend, FilesConfig};
 pub use http::{HttpConfig, TlsConfig};
 pub use presence::PresenceConfig;
+pub use push::PushConfig;
 pub use search::SearchConfig;
 pub use sessions::SessionsConfig;
 pub use voice::VoiceConfig;
@@ -127,6 +129,8 @@ pub struct Config {
     pub sessions: SessionsConfig,
     /// Message search: the index, its memory and commit interval, query limits (`[search]`).
     pub search: SearchConfig,
+    /// Web Push: limits, queue, retries, extra root CAs (`[push]`).
+    pub push: PushConfig,
 }
 
 /// The `[limits]` table: token buckets against floods, and limits on what one frame may be.
@@ -270,6 +274,7 @@ impl Default for Config {
             tls: TlsConfig::default(),
             sessions: SessionsConfig::default(),
             search: SearchConfig::default(),
+            push: PushConfig::default(),
         }
     }
 }
@@ -400,6 +405,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: &str| Err(ConfigError::Invalid(m.into()));
         self.presence.validate().map_err(ConfigError::Invalid)?;
+        self.push.validate().map_err(ConfigError::Invalid)?;
         self.voice.validate().map_err(ConfigError::Invalid)?;
         self.http.validate().map_err(ConfigError::Invalid)?;
         self.tls.validate().map_err(ConfigError::Invalid)?;

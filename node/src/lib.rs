@@ -28,6 +28,7 @@ mod fuzzing;
 mod limits;
 mod metrics;
 pub mod multipart;
+mod push;
 mod rest_limits;
 pub mod server;
 mod spool;
@@ -146,7 +147,12 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
         }
         false => None,
     };
+    let push = push::start(&config.push, store.clone()).await?;
     let ctx = NodeContext::start(NodeParts {
+        push: push
+            .sink
+            .clone()
+            .map(|p| p as Arc<dyn voiceflow_actors::push::PushSink>),
         search,
         store,
         ids: Arc::new(SnowflakeGenerator::new(config.node_id)),
@@ -175,6 +181,7 @@ pub async fn start(config: Config) -> anyhow::Result<Node> {
         blobs,
         limits: Arc::new(limits::Limits::new(&config)),
         rest: Arc::new(rest_limits::RestLimits::new(&config)),
+        push,
     };
     let routes = ws::route(state.clone())
         .or(api::routes(state.clone()))

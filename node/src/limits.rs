@@ -224,6 +224,7 @@ impl Limits {
             | ClientEvent::LeaveRoom
             | ClientEvent::MarkRead
             | ClientEvent::PresenceUpdate
+            | ClientEvent::SessionFocus
             | ClientEvent::TypingStart
             | ClientEvent::TypingStop
             | ClientEvent::Ping

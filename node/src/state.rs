@@ -33,4 +33,6 @@ pub struct AppState {
     pub limits: Arc<crate::limits::Limits>,
     /// REST write buckets and upload slots (`[limits]`, `[files]`).
     pub rest: Arc<crate::rest_limits::RestLimits>,
+    /// Web Push: the VAPID public key clients subscribe with, the delivery queue.
+    pub push: crate::push::PushService,
 }

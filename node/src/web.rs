@@ -6,6 +6,8 @@
 //!   a shared link must land on the page.
 //! - `GET /assets/<path>` → the embedded file `assets/<path>` with its content type and an
 //!   `ETag`; an unknown asset path gets the same JSON 404 as every other endpoint.
+//! - `GET /sw.js` → `assets/sw.js`, the service worker (Web Push), from the root so that its
+//!   scope is the whole client.
 //! - `Cache-Control: no-cache` everywhere: the file names carry no content hash, so a browser
 //!   revalidates each time (a 304 with no body when the `ETag` matches) and never runs a stale
 //!   client after an upgrade.
@@ -39,6 +41,9 @@ struct Assets;
 /// URL prefix of the embedded files other than the page itself.
 const ASSET_PREFIX: &str = "/assets/";
 
+/// Where the service worker is served (`node/web/assets/sw.js`).
+const SERVICE_WORKER: &str = "/sw.js";
+
 /// First path segments that belong to the server, never to the page.
 const RESERVED: &[&str] = &["api", "ws", "healthz", "readyz", "metrics", "assets"];
 
@@ -66,6 +71,16 @@ fn serve(method: &Method, path: &str, headers: &HeaderMap) -> Option<Response> {
         return None;
     }
     let head = method == Method::HEAD;
+    if path == SERVICE_WORKER {
+        // Served from the root so that its scope is the whole client (a worker's scope can
+        // not reach above its own path); it shows Web Push notifications.
+        let file = Assets::get("assets/sw.js")?;
+        let mut response = file_response("assets/sw.js", file, headers, head);
+        response
+            .headers_mut()
+            .insert("service-worker-allowed", HeaderValue::from_static("/"));
+        return Some(response);
+    }
     if let Some(rest) = path.strip_prefix(ASSET_PREFIX) {
         let found = asset_name(rest).and_then(|name| Assets::get(&name).map(|f| (name, f)));
         return Some(match found {

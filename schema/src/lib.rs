@@ -35,6 +35,7 @@ mod fuzzing;
 pub mod member_names;
 pub mod model;
 pub mod notify;
+pub mod push;
 pub mod store;
 
 pub use blob::{BlobMeta, BlobStore};
@@ -48,4 +49,5 @@ pub use embedded::EmbeddedStore;
 pub use member_names::{MemberName, NameCursor, NamePrefix};
 pub use model::*;
 pub use notify::{DEFAULT_SCOPE, MentionRecord, NotificationSettingRecord};
+pub use push::{PushSubscriptionRecord, VapidKeyRecord};
 pub use store::{Store, StoreError, StoreResult};

@@ -12,6 +12,7 @@ use crate::contacts::{BlockRecord, UserSettings};
 use crate::member_names::{MemberName, NameCursor, NamePrefix};
 use crate::model::*;
 use crate::notify::{MentionRecord, NotificationSettingRecord};
+use crate::push::{PushSubscriptionRecord, VapidKeyRecord};
 
 /// Storage failures, mapped to client errors in one place (the node's error module).
 #[derive(Debug, thiserror::Error)]
@@ -328,6 +329,25 @@ pub trait Store: Send + Sync + 'static {
         &self,
         user_id: Snowflake,
     ) -> StoreResult<Vec<NotificationSettingRecord>>;
+    /// The deployment's VAPID key pair, if one was created.
+    async fn vapid_keys(&self) -> StoreResult<Option<VapidKeyRecord>>;
+    /// Stores `keys` as the deployment's VAPID key pair unless one exists (atomically: a
+    /// conditional insert), and returns the pair that is stored now, so every node of a
+    /// cluster that races here ends up with the same one.
+    async fn create_vapid_keys(&self, keys: &VapidKeyRecord) -> StoreResult<VapidKeyRecord>;
+    /// Registers a user's device, replacing the one with the same endpoint.
+    async fn put_push_subscription(&self, sub: &PushSubscriptionRecord) -> StoreResult<()>;
+    /// Forgets a user's device; whether it was registered.
+    async fn delete_push_subscription(
+        &self,
+        user_id: Snowflake,
+        endpoint: &str,
+    ) -> StoreResult<bool>;
+    /// A user's devices, by endpoint.
+    async fn push_subscriptions(
+        &self,
+        user_id: Snowflake,
+    ) -> StoreResult<Vec<PushSubscriptionRecord>>;
     /// Places a channel (a room) in a community, or moves it (category, position).
     async fn put_channel(&self, channel: &ChannelRecord) -> StoreResult<()>;
     /// Takes a channel out of its community, with its overrides.

@@ -61,7 +61,8 @@ use room::{Action, CallAnswer, VoiceOp};
 /// the ack lists the members; 7: a node's own re-join that cannot be served yet is answered
 /// with `JoinLater`; 8: typed payloads instead of JSON text, ids as snowflakes, members
 /// announce the versions they speak; 9: `RoomCall::DisconnectVoice`, see [`v8`]; 10:
-/// `PeerMsg::Search` and `PeerMsg::SearchAnswer`, see [`v9`].)
+/// `PeerMsg::Search` and `PeerMsg::SearchAnswer`, see [`v9`]; `PresenceOp::Focus` and
+/// `PresenceOp::Push`, in [`v8`]'s `needs`.)
 pub const PROTOCOL_VERSION: u8 = 10;
 
 /// The oldest version this build still speaks (see [`v7`]): a node talks to a peer at the
@@ -281,6 +282,22 @@ pub enum PresenceOp {
     Probe {
         /// The room.
         room: Snowflake,
+    },
+    /// A session's tab gained or lost focus (`session:focus`; version 10).
+    Focus {
+        /// The session.
+        session_id: u64,
+        /// Focused and visible now.
+        focused: bool,
+    },
+    /// From the room of a mention, direct message or call: push `payload` to the user's
+    /// devices unless one of their sessions is focused (version 10). `dedupe` (the message
+    /// or call id) makes it at most once per device.
+    Push {
+        /// What the service worker shows.
+        payload: crate::v1::push::PushPayload,
+        /// The message or call id.
+        dedupe: u64,
     },
 }
 

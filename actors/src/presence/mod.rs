@@ -130,6 +130,15 @@ impl Actor for PresenceActor {
     ) -> Result<(), ActorProcessingErr> {
         let now = Instant::now();
         match msg {
+            PresenceMsg::Op(PresenceOp::Push { payload, dedupe }) => {
+                // The one place that decides to push: this actor alone knows every session
+                // of the user across the cluster and which of them is focused.
+                if state.logic.has_focused_session() {
+                    metrics::counter!("voiceflow_push_skipped_focused_total").increment(1);
+                } else if let Some(push) = &state.ctx.push {
+                    push.push(state.logic.user, payload, dedupe);
+                }
+            }
             PresenceMsg::Op(op) => {
                 let effects = state.logic.apply(op, now);
                 state.publish(effects).await;

@@ -35,6 +35,8 @@ impl Default for PresenceTimings {
 struct Seen {
     last_beat: Instant,
     active_at: Instant,
+    /// The client said its tab is focused and visible (`session:focus`).
+    focused: bool,
 }
 
 /// The last word of one voice channel or call about the user.
@@ -145,6 +147,7 @@ impl PresenceState {
                     Seen {
                         last_beat: now,
                         active_at: now,
+                        focused: false,
                     },
                 );
             }
@@ -159,11 +162,13 @@ impl PresenceState {
                 let active_at = now
                     .checked_sub(Duration::from_millis(idle_ms))
                     .unwrap_or(now);
+                let focused = self.sessions.get(&session_id).is_some_and(|s| s.focused);
                 self.sessions.insert(
                     session_id,
                     Seen {
                         last_beat: now,
                         active_at,
+                        focused,
                     },
                 );
             }
@@ -198,8 +203,30 @@ impl PresenceState {
                     self.waiting.push(room);
                 }
             }
+            PresenceOp::Focus {
+                session_id,
+                focused,
+            } => {
+                // A focus report is a sign of life (it may reach an actor that took over
+                // before the session's next beat).
+                let seen = self.sessions.entry(session_id).or_insert(Seen {
+                    last_beat: now,
+                    active_at: now,
+                    focused,
+                });
+                seen.focused = focused;
+                seen.last_beat = now;
+            }
+            // Decided by the actor with [`PresenceState::has_focused_session`]; no state.
+            PresenceOp::Push { .. } => {}
         }
         self.settle(now)
+    }
+
+    /// Whether one of the user's live sessions said its tab is focused: then they see what
+    /// happens there and get no push.
+    pub fn has_focused_session(&self) -> bool {
+        self.sessions.values().any(|s| s.focused)
     }
 
     /// A chosen status newer than the one known (a client cannot choose in_call or offline).
@@ -444,5 +471,34 @@ mod tests {
         let v1 = s.version;
         s.apply(PresenceOp::Detach { session_id: 1 }, t);
         assert!(s.version > v1);
+    }
+
+    #[test]
+    fn focus_is_per_session_survives_beats_and_ends_with_the_session() {
+        let (mut p, now) = state(false);
+        p.apply(PresenceOp::Attach { session_id: 1 }, now);
+        p.apply(PresenceOp::Attach { session_id: 2 }, now);
+        assert!(!p.has_focused_session());
+        let focus = |session_id, focused| PresenceOp::Focus {
+            session_id,
+            focused,
+        };
+        p.apply(focus(2, true), now);
+        assert!(p.has_focused_session());
+        let beat = PresenceOp::Beat {
+            session_id: 2,
+            idle_ms: 0,
+            chosen: None,
+        };
+        p.apply(beat, now);
+        assert!(p.has_focused_session(), "a beat keeps the focus");
+        p.apply(focus(2, false), now);
+        assert!(!p.has_focused_session());
+        p.apply(focus(1, true), now);
+        p.apply(PresenceOp::Detach { session_id: 1 }, now);
+        assert!(
+            !p.has_focused_session(),
+            "a detached session is not focused"
+        );
     }
 }

@@ -29,6 +29,7 @@ use crate::error::ActorError;
 use crate::presence::PresenceNote;
 use crate::remote::Recipient;
 pub use action::{ActReply, Action, CallAction, StageAction, VoiceOp};
+pub use state::mentions::effective_settings;
 pub use state::{PRESENCE_INTERVAL, RECEIPT_DELAY, ResyncData, RoomState, leave_answer, view_of};
 use voiceflow_wire::cluster::NodeId;
 

@@ -66,6 +66,7 @@ pub(super) async fn fixture(config: ActorConfig) -> Fixture {
         presence: Default::default(),
         cluster: None,
         search: None,
+        push: None,
         voice: Arc::new(crate::context::VoiceRuntime {
             media: voiceflow_media::MediaPlane::new(Default::default()),
             ice_servers: Vec::new(),

@@ -188,4 +188,22 @@ impl SessionState {
             self.outbox.push(frame::ack_ok(id, &update));
         }
     }
+
+    /// `session:focus {focused}`: told to the user's presence actor, which holds no push
+    /// while one of the user's sessions is focused.
+    pub(super) async fn handle_focus(
+        &mut self,
+        focus: voiceflow_wire::v1::push::SessionFocus,
+        req_id: Option<u64>,
+    ) {
+        self.focused = focus.focused;
+        let op = PresenceOp::Focus {
+            session_id: self.session_id,
+            focused: focus.focused,
+        };
+        self.presence_op(op).await;
+        if let Some(id) = req_id {
+            self.outbox.push(frame::ack_ok(id, &focus));
+        }
+    }
 }

@@ -57,6 +57,10 @@ impl SessionState {
                 self.handle_presence_update(update, id).await;
                 Ok(())
             }
+            ClientRequest::SessionFocus(focus) => {
+                self.handle_focus(focus, id).await;
+                Ok(())
+            }
             ClientRequest::TypingStart(typing) => self.handle_typing(typing.room_id, true, id),
             ClientRequest::TypingStop(typing) => self.handle_typing(typing.room_id, false, id),
             ClientRequest::Ping(_) => {

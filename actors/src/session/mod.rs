@@ -150,6 +150,9 @@ pub struct SessionState {
     voice_channels: std::collections::HashSet<Snowflake>,
     /// The status this connection's client last chose (repeated in every presence beat).
     chosen: Option<voiceflow_wire::cluster::ChosenStatus>,
+    /// Whether the client last said its tab is focused (`session:focus`); repeated after
+    /// every beat while it is, so a presence actor that took over learns it again.
+    focused: bool,
 }
 
 impl Actor for SessionActor {
@@ -182,6 +185,7 @@ impl Actor for SessionActor {
             beat_timer: None,
             voice_channels: Default::default(),
             chosen: None,
+            focused: false,
         })
     }
 
@@ -268,6 +272,13 @@ impl SessionState {
                         chosen,
                     })
                     .await;
+                if state.focused {
+                    let focus = PresenceOp::Focus {
+                        session_id,
+                        focused: true,
+                    };
+                    state.presence_op(focus).await;
+                }
             }
             SessionMsg::Rejoin {
                 room_id,

@@ -17,6 +17,7 @@ mod messages;
 mod moderation;
 mod notify;
 mod overwrites;
+mod push;
 mod roles;
 mod room_admin;
 mod room_requests;
@@ -219,6 +220,8 @@ pub fn routes(state: AppState) -> warp::filters::BoxedFilter<(Response,)> {
             .or(notify::routes(state.clone()).boxed())
             .unify()
             .or(search::routes(state.clone()).boxed())
+            .unify()
+            .or(push::routes(state.clone()).boxed())
             .unify()
             .or(files::routes(state).boxed())
             .unify(),

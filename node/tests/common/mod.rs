@@ -9,6 +9,7 @@ pub mod community;
 pub mod front_door;
 pub mod load;
 pub mod proxy;
+pub mod push_service;
 pub mod voice;
 
 use std::io::{BufRead, BufReader};

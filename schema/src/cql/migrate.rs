@@ -128,6 +128,12 @@ pub const MIGRATIONS: &[Migration] = &[
         cql: include_str!("../../cql/012_mentions.cql"),
         fill: None,
     },
+    Migration {
+        version: 13,
+        description: "Web Push: the deployment's VAPID keys and users' push devices",
+        cql: include_str!("../../cql/013_push.cql"),
+        fill: None,
+    },
 ];
 
 /// The newest version this binary knows.
@@ -355,7 +361,7 @@ mod tests {
             statements.len(),
             "only CREATE TABLE statements"
         );
-        assert_eq!(latest_version(), 12);
+        assert_eq!(latest_version(), 13);
     }
 
     #[test]

@@ -40,6 +40,7 @@ mod member_names;
 mod messages;
 pub mod migrate;
 mod notify;
+mod push;
 mod rooms;
 mod statements;
 mod store_impl;
@@ -84,6 +85,7 @@ pub(crate) struct Cql {
     join_requests: join_requests::JoinRequestStatements,
     member_names: member_names::MemberNameStatements,
     notify: notify::NotifyStatements,
+    push: push::PushStatements,
 }
 
 impl Cql {
@@ -279,6 +281,7 @@ impl CqlStore {
         let join_requests = join_requests::JoinRequestStatements::prepare(&session).await?;
         let member_names = member_names::MemberNameStatements::prepare(&session).await?;
         let notify = notify::NotifyStatements::prepare(&session).await?;
+        let push = push::PushStatements::prepare(&session).await?;
         tracing::info!(keyspace = %config.keyspace, version, contact_points = %contact, "CQL store ready");
         Ok(CqlStore {
             cql: Arc::new(Cql {
@@ -294,6 +297,7 @@ impl CqlStore {
                 join_requests,
                 member_names,
                 notify,
+                push,
             }),
             commit: Arc::new(GroupCommit::default()),
             keyspace: config.keyspace.clone(),

@@ -12,6 +12,7 @@ use crate::contacts::{BlockRecord, UserSettings};
 use crate::member_names::{MemberName, NameCursor, NamePrefix};
 use crate::model::*;
 use crate::notify::{MentionRecord, NotificationSettingRecord};
+use crate::push::{PushSubscriptionRecord, VapidKeyRecord};
 use crate::store::{Store, StoreResult};
 
 #[async_trait]
@@ -387,6 +388,33 @@ impl Store for CqlStore {
         user_id: Snowflake,
     ) -> StoreResult<Vec<NotificationSettingRecord>> {
         self.cql.notification_settings(user_id).await
+    }
+
+    async fn vapid_keys(&self) -> StoreResult<Option<VapidKeyRecord>> {
+        self.cql.vapid_keys().await
+    }
+
+    async fn create_vapid_keys(&self, keys: &VapidKeyRecord) -> StoreResult<VapidKeyRecord> {
+        self.cql.create_vapid_keys(keys).await
+    }
+
+    async fn put_push_subscription(&self, sub: &PushSubscriptionRecord) -> StoreResult<()> {
+        self.cql.put_push_subscription(sub).await
+    }
+
+    async fn delete_push_subscription(
+        &self,
+        user_id: Snowflake,
+        endpoint: &str,
+    ) -> StoreResult<bool> {
+        self.cql.delete_push_subscription(user_id, endpoint).await
+    }
+
+    async fn push_subscriptions(
+        &self,
+        user_id: Snowflake,
+    ) -> StoreResult<Vec<PushSubscriptionRecord>> {
+        self.cql.push_subscriptions(user_id).await
     }
 
     async fn put_channel(&self, channel: &ChannelRecord) -> StoreResult<()> {

@@ -16,6 +16,7 @@ mod community;
 mod member_names;
 mod notify;
 mod ops;
+mod push;
 mod read;
 mod tables;
 mod writer;
@@ -46,6 +47,7 @@ use crate::contacts::{BlockRecord, UserSettings};
 use crate::member_names::{MemberName, NameCursor, NamePrefix};
 use crate::model::*;
 use crate::notify::{MentionRecord, NotificationSettingRecord};
+use crate::push::{PushSubscriptionRecord, VapidKeyRecord};
 use crate::store::{Store, StoreError, StoreResult};
 
 /// Group-commit counters since open.
@@ -554,6 +556,42 @@ impl Store for EmbeddedStore {
         user_id: Snowflake,
     ) -> StoreResult<Vec<NotificationSettingRecord>> {
         self.reader.notification_settings(user_id)
+    }
+
+    async fn vapid_keys(&self) -> StoreResult<Option<VapidKeyRecord>> {
+        self.reader.vapid_keys()
+    }
+
+    async fn create_vapid_keys(&self, keys: &VapidKeyRecord) -> StoreResult<VapidKeyRecord> {
+        self.write(Op::Push(push::PushOp::CreateVapid(keys.clone())))
+            .await?;
+        self.reader.vapid_keys()?.ok_or_else(|| {
+            StoreError::Unavailable("VAPID keys not readable after their write".into())
+        })
+    }
+
+    async fn put_push_subscription(&self, sub: &PushSubscriptionRecord) -> StoreResult<()> {
+        self.write(Op::Push(push::PushOp::PutSubscription(sub.clone())))
+            .await
+    }
+
+    async fn delete_push_subscription(
+        &self,
+        user_id: Snowflake,
+        endpoint: &str,
+    ) -> StoreResult<bool> {
+        let op = push::PushOp::DeleteSubscription(user_id, endpoint.to_owned());
+        match self.submit(Op::Push(op)).await? {
+            Reply::Bool(there) => Ok(there),
+            Reply::Done | Reply::Number(_) => Ok(false),
+        }
+    }
+
+    async fn push_subscriptions(
+        &self,
+        user_id: Snowflake,
+    ) -> StoreResult<Vec<PushSubscriptionRecord>> {
+        self.reader.push_subscriptions(user_id)
     }
 
     async fn put_channel(&self, channel: &ChannelRecord) -> StoreResult<()> {

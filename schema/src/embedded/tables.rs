@@ -92,11 +92,15 @@ pub(crate) enum Table {
     UserMentions,
     /// `notification_settings`: user ‖ scope → `NotificationSettingRecord`.
     NotificationSettings,
+    /// `deployment_keys`: name → value (`vapid` → `VapidKeyRecord`).
+    DeploymentKeys,
+    /// `push_subscriptions`: user ‖ endpoint → `PushSubscriptionRecord`.
+    PushSubscriptions,
 }
 
 impl Table {
     /// Every table, in declaration order.
-    pub(crate) const ALL: [Table; 34] = [
+    pub(crate) const ALL: [Table; 36] = [
         Table::Users,
         Table::UsersByEmail,
         Table::UsersByUsername,
@@ -131,6 +135,8 @@ impl Table {
         Table::CommunityMemberNames,
         Table::UserMentions,
         Table::NotificationSettings,
+        Table::DeploymentKeys,
+        Table::PushSubscriptions,
     ];
 
     /// The keyspace name on disk (same as the CQL table name).
@@ -170,6 +176,8 @@ impl Table {
             Table::CommunityMemberNames => "community_member_names",
             Table::UserMentions => "user_mentions",
             Table::NotificationSettings => "notification_settings",
+            Table::DeploymentKeys => "deployment_keys",
+            Table::PushSubscriptions => "push_subscriptions",
         }
     }
 }

@@ -81,6 +81,8 @@ pub(crate) enum Op {
     PutUserSettings(UserSettings),
     /// `put_notification_setting`.
     PutNotificationSetting(crate::notify::NotificationSettingRecord),
+    /// VAPID keys and push subscriptions.
+    Push(super::push::PushOp),
     /// A change to communities, their roles or members.
     Community(super::community::CommunityOp),
     /// `flush`: persist even if nothing else is written.

@@ -17,6 +17,7 @@ mod join_requests;
 mod member_names;
 mod messages;
 mod notify;
+mod push;
 mod rooms;
 mod tokens;
 mod users;
@@ -81,4 +82,6 @@ conformance!(
     member_names::member_names_are_searched_by_prefix_and_follow_the_members,
     notify::mentions_are_indexed_with_their_messages_newest_first,
     notify::notification_settings_per_scope_replace_and_survive_a_reopen,
+    push::vapid_keys_are_created_once_and_shared,
+    push::push_devices_are_kept_per_user_by_endpoint,
 );

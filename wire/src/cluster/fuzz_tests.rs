@@ -81,6 +81,21 @@ fn presence_op() -> impl Strategy<Value = PresenceOp> {
             at_ms
         }),
         id().prop_map(|room| PresenceOp::Probe { room }),
+        (any::<u64>(), any::<bool>()).prop_map(|(session_id, focused)| PresenceOp::Focus {
+            session_id,
+            focused
+        }),
+        (id(), any::<u64>(), ".{0,20}").prop_map(|(room_id, dedupe, body)| PresenceOp::Push {
+            payload: crate::v1::push::PushPayload {
+                kind: crate::v1::push::PushKind::Mention,
+                room_id,
+                message_id: Some(room_id),
+                title: body.clone(),
+                body,
+                url: String::new(),
+            },
+            dedupe,
+        }),
     ]
 }
 

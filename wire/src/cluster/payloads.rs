@@ -363,6 +363,21 @@ pub(crate) fn samples() -> Vec<PeerMsg> {
             at_ms: 11,
         },
         PresenceOp::Probe { room },
+        PresenceOp::Focus {
+            session_id: 7,
+            focused: true,
+        },
+        PresenceOp::Push {
+            payload: crate::v1::push::PushPayload {
+                kind: crate::v1::push::PushKind::Dm,
+                room_id: room,
+                message_id: Some(room),
+                title: "ann".into(),
+                body: "hi".into(),
+                url: "/#/rooms/1".into(),
+            },
+            dedupe: 9,
+        },
     ];
     let mut all = vec![
         PeerMsg::Hello(member(3)),

@@ -1,6 +1,7 @@
 //! Version 9 of the inter-node protocol, as the previous release speaks it: the types of
 //! version 10 without [`PeerMsg::Search`] and [`PeerMsg::SearchAnswer`], which version 10
-//! appended as the last variants of [`PeerMsg`]. bincode writes an enum variant as its
+//! appended as the last variants of [`PeerMsg`] (and `PresenceOp::Focus` / `Push`, appended
+//! to theirs). bincode writes an enum variant as its
 //! index, so every other message encodes to the same bytes at both versions: a version 9
 //! frame decodes with this build's types as it is, and a search is never written to a link
 //! of version 9 or older ([`super::v8::needs`] says 10; `encode_at` refuses with `TooNew`, so
@@ -42,7 +43,8 @@ mod tests {
                 }
             }
         }
-        assert_eq!(refused, 2, "only Search and SearchAnswer need version 10");
+        // Search, SearchAnswer, and presence's Focus and Push.
+        assert_eq!(refused, 4, "only the additions of version 10 are refused");
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod files;
 pub mod frame;
 pub mod notify;
 pub mod permissions;
+pub mod push;
 pub mod request;
 pub mod rich;
 pub mod search;

@@ -16,6 +16,7 @@ use crate::v1::client::{
     AuthRefresh, AuthRefreshed, ClientFrame, FrameError, JoinRoom, LeaveRoom, Ping, Pong, RoomRef,
     SendMessage, SentReply, Typing,
 };
+use crate::v1::push::SessionFocus;
 use crate::v1::rich::{
     DeleteMessage, MarkRead, MessageRef, MessageReply, PresenceStatus, PresenceUpdate,
     ReactionRequest, ReactionUpdated, UpdateMessage,
@@ -172,6 +173,8 @@ client_requests! {
     CallCancel("call:cancel", CallRequest) -> CallInfo;
     /// Either side ends the call.
     CallHangup("call:hangup", CallRequest) -> CallInfo;
+    /// This session's tab gained or lost focus: a user with a focused session gets no push.
+    SessionFocus("session:focus", SessionFocus) -> SessionFocus;
 }
 
 impl ClientRequest {
@@ -215,7 +218,8 @@ impl ClientRequest {
             | ClientRequest::CallAccept(_)
             | ClientRequest::CallDecline(_)
             | ClientRequest::CallCancel(_)
-            | ClientRequest::CallHangup(_) => Ok(()),
+            | ClientRequest::CallHangup(_)
+            | ClientRequest::SessionFocus(_) => Ok(()),
         }
     }
 }
@@ -274,7 +278,7 @@ mod tests {
             // The smallest payload every event takes.
             let data = serde_json::json!({
                 "roomId": "1", "messageId": "2", "channelId": "3", "content": "hi",
-                "emoji": "👍", "status": "away", "sdp": "v=0", "token": "t",
+                "emoji": "👍", "status": "away", "sdp": "v=0", "token": "t", "focused": true,
             });
             let text = serde_json::json!({"type": event.name(), "id": 7, "data": data}).to_string();
             let parsed = RequestFrame::parse(&text).unwrap_or_else(|e| panic!("{event:?}: {e:?}"));

@@ -197,6 +197,10 @@ impl RoomState {
                         ..report.info.clone()
                     };
                     self.notify_sides(sides, &frame::event(call_events::STATE, &info));
+                    // A callee with no session is dialed, not rung: a push may bring them.
+                    if state == CallPhase::Dialing {
+                        self.offer_call_push(call);
+                    }
                 }
                 Effect::Ring => {
                     let incoming = CallIncoming {
@@ -210,6 +214,7 @@ impl RoomState {
                         call.callee,
                         &frame::event(call_events::INCOMING, &incoming),
                     );
+                    self.offer_call_push(call);
                 }
                 Effect::Ended { reason, duration } => {
                     self.finish_call(reason, duration);
@@ -218,6 +223,21 @@ impl RoomState {
                 Effect::Arm(..) => {}
             }
         }
+    }
+
+    /// A push to the callee's devices (once per call: the call id dedupes the push on the
+    /// dial and the one on the ring).
+    fn offer_call_push(&self, call: &ActiveCall) {
+        let payload = voiceflow_wire::v1::push::PushPayload {
+            kind: voiceflow_wire::v1::push::PushKind::Call,
+            room_id: self.room.id,
+            message_id: None,
+            title: "Incoming call".to_owned(),
+            body: format!("{} is calling", call.caller.username),
+            url: crate::push::room_url(self.room.id),
+        };
+        let kind = voiceflow_wire::v1::notify::NotifyKind::Call;
+        crate::push::offer(&self.ctx, call.callee, None, kind, payload, call.id.0);
     }
 
     /// The call is over: both people are told, its media closed, the chat gets a line.

@@ -461,6 +461,7 @@ impl RoomState {
         for change in batch {
             if change.kind == ChangeKind::Created {
                 self.announce_mentions(&change.message);
+                self.announce_direct(&change.message);
             }
             self.settle(&change.kind, &change.message);
             change.answer(None);

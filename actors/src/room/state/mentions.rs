@@ -8,12 +8,14 @@
 //! `GET /users/me/rooms` reads it, and seen live by whoever follows the room.
 
 use voiceflow_schema::{DEFAULT_SCOPE, MessageRecord, Store};
+use voiceflow_wire::cluster::PresenceOp;
 use voiceflow_wire::ids::now_ms;
 use voiceflow_wire::v1::frame;
 use voiceflow_wire::v1::notify::{
     EffectiveNotification, MentionCreated, NotifyKind, WrittenMentions, events, notifies,
 };
 use voiceflow_wire::v1::permissions::Permissions;
+use voiceflow_wire::v1::push::{PushKind, PushPayload};
 use voiceflow_wire::{ErrorBody, Snowflake};
 
 use super::RoomState;
@@ -104,10 +106,61 @@ impl RoomState {
                     notify: notifies(&settings, NotifyKind::Mention, now_ms()),
                     ..event.clone()
                 };
+                if told.notify && ctx.push.is_some() {
+                    let payload = PushPayload {
+                        kind: PushKind::Mention,
+                        room_id: told.room_id,
+                        message_id: Some(told.message_id),
+                        title: format!("{} mentioned you", told.author_name),
+                        body: crate::push::snippet(&told.snippet),
+                        url: crate::push::room_url(told.room_id),
+                    };
+                    let op = PresenceOp::Push {
+                        payload,
+                        dedupe: told.message_id.0,
+                    };
+                    ctx.presence.send(user, op).await;
+                }
+                // After the push offer: a client that reacts to this event (a focus report)
+                // reaches the presence actor after the offer did.
                 let frame = frame::event(events::MENTION_CREATED, &told);
                 crate::remote::notify_user(&ctx, user, &frame);
             }
         });
+    }
+}
+
+impl RoomState {
+    /// A stored post in a direct conversation: a push offer to the other member (a
+    /// notification per their settings, unless they have a focused session).
+    pub(super) fn announce_direct(&self, message: &MessageRecord) {
+        let system = message.kind == voiceflow_wire::v1::client::MessageType::System;
+        if self.room.kind != voiceflow_wire::room::RoomKind::Dm || self.ctx.push.is_none() || system
+        {
+            return;
+        }
+        let body = match message.content.is_empty() {
+            true => "sent a file".to_owned(),
+            false => crate::push::snippet(&message.content),
+        };
+        for user in self.members.keys().filter(|u| **u != message.user_id) {
+            let payload = PushPayload {
+                kind: PushKind::Dm,
+                room_id: message.room_id,
+                message_id: Some(message.id),
+                title: message.username.clone(),
+                body: body.clone(),
+                url: crate::push::room_url(message.room_id),
+            };
+            crate::push::offer(
+                &self.ctx,
+                *user,
+                None,
+                NotifyKind::Dm,
+                payload,
+                message.id.0,
+            );
+        }
     }
 }
 

@@ -78,6 +78,10 @@ export class Api {
   }
   verify() { return this.#data('GET', '/auth/verify'); }
   logout(refreshToken) { return this.#data('POST', '/auth/logout', { body: { refreshToken } }); }
+  // ---- Web Push ----
+  vapidPublicKey() { return this.#data('GET', '/push/vapid-public-key', { auth: false }); }
+  pushSubscribe(subscription) { return this.#data('POST', '/push/subscriptions', { body: subscription }); }
+  pushUnsubscribe(endpoint) { return this.#data('DELETE', '/push/subscriptions', { body: { endpoint } }); }
   me() { return this.#data('GET', '/users/me'); }
   /** Every room this user is a member of (DMs too), with role, unreadCount and unreadCapped. */
   myRooms() { return this.#data('GET', '/users/me/rooms'); }

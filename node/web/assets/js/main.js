@@ -26,6 +26,7 @@ import { Calls } from './calls.js';
 import { Chat } from './chat.js';
 import { Communities } from './community.js';
 import { Notifier } from './notifications.js';
+import { WebPush } from './push.js';
 import { Router } from './router.js';
 import { Session } from './session.js';
 import { Social } from './social.js';
@@ -63,6 +64,7 @@ function startApp() {
   const calls = new Calls({ api, socket, store, chat, voice, notify });
   const communities = new Communities({ api, socket, store, chat, voice, notify, navigate: (p) => router.go(p) });
   const notifier = new Notifier({ socket, store, chat, communities, router });
+  const push = new WebPush({ api, socket, store, router });
   const shell = new Shell({ store, chat, session, router, logout, social, voice, calls, communities, api, notifier });
   root.replaceChildren(shell.el);
   chat.start();
@@ -71,13 +73,14 @@ function startApp() {
   calls.start();
   communities.start();
   notifier.start();
+  push.start();
   // Left, kicked, banned or deleted while one of its pages is open: go home.
   store.on('communities', (d) => {
     if (d.removed && router.route.communityId === d.removed) router.go('/rooms', { replace: true });
   });
   socket.addEventListener('revoked', () => session.clear('revoked'));
   socket.start();
-  app = { store, socket, chat, shell, social, voice, calls, communities, notifier };
+  app = { store, socket, chat, shell, social, voice, calls, communities, notifier, push };
   // Tests reach the client's socket (e.g. a send made by hand) and state here.
   window.__voiceflow = window.__voiceflow || {};
   window.__voiceflow.socket = socket;
@@ -89,6 +92,7 @@ function startApp() {
 function stopApp() {
   if (!app) return;
   app.voice.stop();
+  app.push.stop();
   app.communities.stop();
   app.calls.stop();
   app.social.stop();
@@ -100,6 +104,8 @@ function stopApp() {
 
 async function logout() {
   const refreshToken = session.refreshToken;
+  // This browser stops receiving the user's pushes (while the token still works).
+  await app?.push.unsubscribe().catch(() => {});
   // Tell the server first (revokes the refresh token's family), then forget locally either way.
   await api.logout(refreshToken).catch(() => {});
   localStorage.removeItem('vf.lastRoom');

@@ -1,0 +1,84 @@
+//! Web Push, as rooms and presence actors see it. A room that stored a mention or a direct
+//! message, or rings a call, decides with the user's notification settings ([`notifies`])
+//! whether it is a notification and, if so, sends it to the user's presence actor
+//! ([`offer`]); that actor, which alone knows every session of the user across the cluster
+//! and which of them is focused, hands it to its node's [`PushSink`] unless one is focused.
+//! The sink (the node's delivery queue) encrypts and sends it to each of the user's devices.
+
+use voiceflow_schema::Store;
+use voiceflow_wire::Snowflake;
+use voiceflow_wire::cluster::PresenceOp;
+use voiceflow_wire::ids::now_ms;
+use voiceflow_wire::v1::notify::{NotifyKind, notifies};
+use voiceflow_wire::v1::push::PushPayload;
+
+use crate::context::NodeContext;
+use crate::room::effective_settings;
+
+/// Longest notification text, in characters.
+pub const BODY_CHARS: usize = 120;
+
+/// Delivers pushes to a user's registered devices (the node's queue); never blocks.
+pub trait PushSink: Send + Sync {
+    /// Queue `payload` for every device of `user`, at most once per device for `dedupe`
+    /// (a message or call id).
+    fn push(&self, user: Snowflake, payload: PushPayload, dedupe: u64);
+}
+
+/// Offers `payload` to `user`'s presence actor if the user's settings for the room make an
+/// event of `kind` a notification now. Runs off the room's actor (reads settings).
+pub fn offer(
+    ctx: &NodeContext,
+    user: Snowflake,
+    community: Option<Snowflake>,
+    kind: NotifyKind,
+    payload: PushPayload,
+    dedupe: u64,
+) {
+    if ctx.push.is_none() {
+        return;
+    }
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        let wanted = match settings_allow(&*ctx.store, user, payload.room_id, community, kind).await
+        {
+            Ok(wanted) => wanted,
+            Err(e) => {
+                // Unknown settings: notify (the default) rather than stay silent.
+                tracing::warn!(%user, error = %e, "notification settings not read");
+                true
+            }
+        };
+        if wanted {
+            ctx.presence
+                .send(user, PresenceOp::Push { payload, dedupe })
+                .await;
+        }
+    });
+}
+
+/// Whether `user`'s settings make an event of `kind` in `room` a notification now.
+pub async fn settings_allow(
+    store: &dyn Store,
+    user: Snowflake,
+    room: Snowflake,
+    community: Option<Snowflake>,
+    kind: NotifyKind,
+) -> Result<bool, voiceflow_schema::StoreError> {
+    let settings = effective_settings(store, user, room, community).await?;
+    Ok(notifies(&settings, kind, now_ms()))
+}
+
+/// The first [`BODY_CHARS`] characters of `text`.
+pub fn snippet(text: &str) -> String {
+    let mut out: String = text.chars().take(BODY_CHARS).collect();
+    if text.chars().nth(BODY_CHARS).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// The client path that opens `room`.
+pub fn room_url(room: Snowflake) -> String {
+    format!("/rooms/{room}")
+}
