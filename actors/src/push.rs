@@ -9,7 +9,7 @@ use voiceflow_schema::Store;
 use voiceflow_wire::Snowflake;
 use voiceflow_wire::cluster::PresenceOp;
 use voiceflow_wire::ids::now_ms;
-use voiceflow_wire::v1::notify::{NotifyKind, notifies};
+use voiceflow_wire::v1::notify::{EffectiveNotification, NotifyKind, notifies};
 use voiceflow_wire::v1::push::PushPayload;
 
 use crate::context::NodeContext;
@@ -40,33 +40,35 @@ pub fn offer(
     }
     let ctx = ctx.clone();
     tokio::spawn(async move {
-        let wanted = match settings_allow(&*ctx.store, user, payload.room_id, community, kind).await
-        {
-            Ok(wanted) => wanted,
-            Err(e) => {
-                // Unknown settings: notify (the default) rather than stay silent.
-                tracing::warn!(%user, error = %e, "notification settings not read");
-                true
-            }
-        };
-        if wanted {
-            ctx.presence
-                .send(user, PresenceOp::Push { payload, dedupe })
-                .await;
+        let settings = settings_or_default(&*ctx.store, user, payload.room_id, community).await;
+        if notifies(&settings, kind, now_ms()) {
+            send(&ctx, user, payload, dedupe).await;
         }
     });
 }
 
-/// Whether `user`'s settings make an event of `kind` in `room` a notification now.
-pub async fn settings_allow(
+/// Hands `payload` to `user`'s presence actor, which pushes it unless a session is focused;
+/// for callers that already applied the user's settings.
+pub async fn send(ctx: &NodeContext, user: Snowflake, payload: PushPayload, dedupe: u64) {
+    ctx.presence
+        .send(user, PresenceOp::Push { payload, dedupe })
+        .await;
+}
+
+/// `user`'s effective notification setting for `room`, or the default (notify) when storage
+/// cannot say: better a notification too many than a silent mention.
+pub async fn settings_or_default(
     store: &dyn Store,
     user: Snowflake,
     room: Snowflake,
     community: Option<Snowflake>,
-    kind: NotifyKind,
-) -> Result<bool, voiceflow_schema::StoreError> {
-    let settings = effective_settings(store, user, room, community).await?;
-    Ok(notifies(&settings, kind, now_ms()))
+) -> EffectiveNotification {
+    effective_settings(store, user, room, community)
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(%user, error = %e, "notification settings not read");
+            EffectiveNotification::resolve(None, None, None)
+        })
 }
 
 /// The first [`BODY_CHARS`] characters of `text`.

@@ -8,7 +8,6 @@
 //! `GET /users/me/rooms` reads it, and seen live by whoever follows the room.
 
 use voiceflow_schema::{DEFAULT_SCOPE, MessageRecord, Store};
-use voiceflow_wire::cluster::PresenceOp;
 use voiceflow_wire::ids::now_ms;
 use voiceflow_wire::v1::frame;
 use voiceflow_wire::v1::notify::{
@@ -95,13 +94,9 @@ impl RoomState {
         };
         tokio::spawn(async move {
             for user in users {
-                let settings = effective_settings(&*ctx.store, user, event.room_id, community)
-                    .await
-                    .unwrap_or_else(|e| {
-                        // Unknown settings: notify (the default) rather than stay silent.
-                        tracing::warn!(%user, error = %e, "notification settings not read");
-                        EffectiveNotification::resolve(None, None, None)
-                    });
+                let settings =
+                    crate::push::settings_or_default(&*ctx.store, user, event.room_id, community)
+                        .await;
                 let told = MentionCreated {
                     notify: notifies(&settings, NotifyKind::Mention, now_ms()),
                     ..event.clone()
@@ -115,11 +110,7 @@ impl RoomState {
                         body: crate::push::snippet(&told.snippet),
                         url: crate::push::room_url(told.room_id),
                     };
-                    let op = PresenceOp::Push {
-                        payload,
-                        dedupe: told.message_id.0,
-                    };
-                    ctx.presence.send(user, op).await;
+                    crate::push::send(&ctx, user, payload, told.message_id.0).await;
                 }
                 // After the push offer: a client that reacts to this event (a focus report)
                 // reaches the presence actor after the offer did.
