@@ -21,6 +21,7 @@
 #   NODE_CPU      CPU list for the node           (default: 0)
 #   LOADGEN_CPU   CPU list for the load generator (default: 1)
 #   SKIP_BUILD=1  do not run cargo build
+#   NODE_TOML     extra lines for the node's config (e.g. $'[search]\nenabled = false')
 # Extra arguments are passed to every loadgen run, e.g. `--duration 5`.
 set -euo pipefail
 
@@ -78,6 +79,7 @@ start_node() {
     mkdir -p "$DATA_DIR/data"
     # The generator drives thousands of users from one address: rate limits off.
     printf '[limits]\nrate_limits = false\n[http]\nmax_connections_per_ip = 1000000\n' >"$DATA_DIR/node.toml"
+    printf '%s\n' "${NODE_TOML:-}" >>"$DATA_DIR/node.toml"
     taskset -c "$NODE_CPU" "$NODE_BIN" --config "$DATA_DIR/node.toml" --listen "$LISTEN" \
         --data-dir "$DATA_DIR/data" >"$DATA_DIR/node.log" 2>&1 &
     NODE_PID=$!
