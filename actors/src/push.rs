@@ -25,6 +25,17 @@ pub trait PushSink: Send + Sync {
     fn push(&self, user: Snowflake, payload: PushPayload, dedupe: u64);
 }
 
+/// What a push is about: a message or call id (at most one push per device for it) and
+/// when it happened (Unix ms), which lets the presence actor hold back a push for an event
+/// that a focused session of the user was there to see, however late the offer arrives.
+#[derive(Debug, Clone, Copy)]
+pub struct PushEvent {
+    /// The message or call id.
+    pub dedupe: u64,
+    /// When the message was stored or the call rang.
+    pub at_ms: u64,
+}
+
 /// Offers `payload` to `user`'s presence actor if the user's settings for the room make an
 /// event of `kind` a notification now. Runs off the room's actor (reads settings).
 pub fn offer(
@@ -33,7 +44,7 @@ pub fn offer(
     community: Option<Snowflake>,
     kind: NotifyKind,
     payload: PushPayload,
-    dedupe: u64,
+    event: PushEvent,
 ) {
     if ctx.push.is_none() {
         return;
@@ -42,17 +53,21 @@ pub fn offer(
     tokio::spawn(async move {
         let settings = settings_or_default(&*ctx.store, user, payload.room_id, community).await;
         if notifies(&settings, kind, now_ms()) {
-            send(&ctx, user, payload, dedupe).await;
+            send(&ctx, user, payload, event).await;
         }
     });
 }
 
-/// Hands `payload` to `user`'s presence actor, which pushes it unless a session is focused;
-/// for callers that already applied the user's settings.
-pub async fn send(ctx: &NodeContext, user: Snowflake, payload: PushPayload, dedupe: u64) {
-    ctx.presence
-        .send(user, PresenceOp::Push { payload, dedupe })
-        .await;
+/// Hands `payload` to `user`'s presence actor, which pushes it unless a session is focused
+/// (or was when the event happened); for callers that already applied the user's settings.
+pub async fn send(ctx: &NodeContext, user: Snowflake, payload: PushPayload, event: PushEvent) {
+    let PushEvent { dedupe, at_ms } = event;
+    let op = PresenceOp::Push {
+        payload,
+        dedupe,
+        at_ms,
+    };
+    ctx.presence.send(user, op).await;
 }
 
 /// `user`'s effective notification setting for `room`, or the default (notify) when storage

@@ -291,13 +291,15 @@ pub enum PresenceOp {
         focused: bool,
     },
     /// From the room of a mention, direct message or call: push `payload` to the user's
-    /// devices unless one of their sessions is focused (version 10). `dedupe` (the message
-    /// or call id) makes it at most once per device.
+    /// devices unless one of their sessions is focused, or was at `at_ms` or since
+    /// (version 10). `dedupe` (the message or call id) makes it at most once per device.
     Push {
         /// What the service worker shows.
         payload: crate::v1::push::PushPayload,
         /// The message or call id.
         dedupe: u64,
+        /// When the message was stored or the call rang (Unix ms, the room node's clock).
+        at_ms: u64,
     },
 }
 

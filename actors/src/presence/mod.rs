@@ -130,10 +130,14 @@ impl Actor for PresenceActor {
     ) -> Result<(), ActorProcessingErr> {
         let now = Instant::now();
         match msg {
-            PresenceMsg::Op(PresenceOp::Push { payload, dedupe }) => {
+            PresenceMsg::Op(PresenceOp::Push {
+                payload,
+                dedupe,
+                at_ms,
+            }) => {
                 // The one place that decides to push: this actor alone knows every session
                 // of the user across the cluster and which of them is focused.
-                if state.logic.has_focused_session() {
+                if state.logic.holds_push(at_ms) {
                     metrics::counter!("voiceflow_push_skipped_focused_total").increment(1);
                 } else if let Some(push) = &state.ctx.push {
                     push.push(state.logic.user, payload, dedupe);

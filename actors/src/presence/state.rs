@@ -76,6 +76,10 @@ pub struct PresenceState {
     pub last_seen: Option<u64>,
     /// Orders this actor's reports; time-based so a newer actor's reports win.
     pub version: u64,
+    /// When a focused session last stopped being focused (unfocused, left or lapsed; Unix
+    /// ms). A push for an event at or before it is held back: a focused session was there to
+    /// see it, and in a cluster the offer can arrive after the session's later unfocus.
+    focus_ended_ms: u64,
     warm_until: Instant,
     waiting: Vec<Snowflake>,
 }
@@ -95,6 +99,7 @@ impl PresenceState {
             status: PresenceStatus::Offline,
             last_seen: None,
             version: 0,
+            focus_ended_ms: 0,
             warm_until: if warm { now + timings.warm_up } else { now },
             waiting: Vec::new(),
         }
@@ -142,12 +147,15 @@ impl PresenceState {
         }
         match op {
             PresenceOp::Attach { session_id } => {
+                // A focus report that overtook the attach (it may come through another
+                // node's link after a take-over) is kept.
+                let focused = self.sessions.get(&session_id).is_some_and(|s| s.focused);
                 self.sessions.insert(
                     session_id,
                     Seen {
                         last_beat: now,
                         active_at: now,
-                        focused: false,
+                        focused,
                     },
                 );
             }
@@ -173,7 +181,9 @@ impl PresenceState {
                 );
             }
             PresenceOp::Detach { session_id } => {
-                self.sessions.remove(&session_id);
+                if self.sessions.remove(&session_id).is_some_and(|s| s.focused) {
+                    self.focus_ended_ms = now_ms();
+                }
             }
             PresenceOp::Set { chosen } => {
                 self.choose(chosen);
@@ -214,6 +224,9 @@ impl PresenceState {
                     active_at: now,
                     focused,
                 });
+                if seen.focused && !focused {
+                    self.focus_ended_ms = now_ms();
+                }
                 seen.focused = focused;
                 seen.last_beat = now;
             }
@@ -227,6 +240,13 @@ impl PresenceState {
     /// happens there and get no push.
     pub fn has_focused_session(&self) -> bool {
         self.sessions.values().any(|s| s.focused)
+    }
+
+    /// Whether a push for an event at `at_ms` (Unix ms) is held back: a session is focused
+    /// now, or one was focused at that time or since (the clocks of the event's node and this
+    /// one are assumed within a few ms, as NTP keeps them).
+    pub fn holds_push(&self, at_ms: u64) -> bool {
+        self.has_focused_session() || self.focus_ended_ms >= at_ms
     }
 
     /// A chosen status newer than the one known (a client cannot choose in_call or offline).
@@ -244,8 +264,12 @@ impl PresenceState {
     /// room stopped confirming them are over.
     pub fn tick(&mut self, now: Instant) -> Effects {
         let ttl = self.timings.session_ttl;
+        let before = self.has_focused_session();
         self.sessions
             .retain(|_, s| now.duration_since(s.last_beat) < ttl);
+        if before && !self.has_focused_session() {
+            self.focus_ended_ms = now_ms();
+        }
         self.calls
             .retain(|_, c| now.duration_since(c.arrived) < ttl);
         self.settle(now)
@@ -500,5 +524,35 @@ mod tests {
             !p.has_focused_session(),
             "a detached session is not focused"
         );
+    }
+
+    #[test]
+    fn a_push_for_an_event_a_focused_session_was_there_for_is_held_however_late() {
+        let (mut p, now) = state(false);
+        let focus = |session_id, focused| PresenceOp::Focus {
+            session_id,
+            focused,
+        };
+        // A focus that overtook its session's attach is kept.
+        p.apply(focus(1, true), now);
+        p.apply(PresenceOp::Attach { session_id: 1 }, now);
+        assert!(p.has_focused_session());
+        let seen = now_ms();
+        assert!(p.holds_push(seen));
+        // Unfocused after the event: an offer arriving now is still held; a later event is
+        // pushed.
+        p.apply(focus(1, false), now);
+        assert!(p.holds_push(seen), "the event happened while focused");
+        assert!(!p.holds_push(now_ms() + 1_000), "nobody focused since");
+        // The same when a focused session leaves or stops beating.
+        p.apply(focus(1, true), now);
+        p.apply(PresenceOp::Detach { session_id: 1 }, now);
+        assert!(p.holds_push(now_ms() - 1) && !p.holds_push(now_ms() + 1_000));
+        p.apply(PresenceOp::Attach { session_id: 2 }, now);
+        p.apply(focus(2, true), now);
+        let later = now + Duration::from_secs(3_600);
+        p.tick(later);
+        assert!(!p.has_focused_session(), "the session lapsed");
+        assert!(p.holds_push(now_ms() - 1) && !p.holds_push(now_ms() + 1_000));
     }
 }

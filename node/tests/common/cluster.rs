@@ -44,6 +44,9 @@ pub struct TestCluster {
     points: Vec<String>,
     /// Extra lines for the `[cluster]` table of every node started from now on.
     pub cluster_extra: String,
+    /// Extra top-level lines (dotted keys such as `push.contact = …`) of every node started
+    /// from now on; they come first in the file, before any table.
+    pub top_extra: String,
     /// CQL contact points of particular nodes (by id) instead of the test server's.
     pub contact_points: std::collections::HashMap<usize, SocketAddr>,
 }
@@ -61,6 +64,16 @@ impl TestCluster {
         test: &str,
         cluster_extra: &str,
     ) -> Result<Option<TestCluster>> {
+        Self::start_configured(n, test, cluster_extra, "").await
+    }
+
+    /// Like [`Self::start_with`], with extra top-level lines too (see [`Self::top_extra`]).
+    pub async fn start_configured(
+        n: usize,
+        test: &str,
+        cluster_extra: &str,
+        top_extra: &str,
+    ) -> Result<Option<TestCluster>> {
         let Some(points) = contact_points_from_env() else {
             voiceflow_schema::cql::testing::announce_skip(test);
             return Ok(None);
@@ -74,6 +87,7 @@ impl TestCluster {
             keyspace: random_keyspace("vf_cluster"),
             points,
             cluster_extra: cluster_extra.to_owned(),
+            top_extra: top_extra.to_owned(),
             contact_points: Default::default(),
         };
         for _ in 0..n {
@@ -99,9 +113,10 @@ impl TestCluster {
         let seeds: Vec<String> = seeds.iter().map(|s| format!("\"{s}\"")).collect();
         let quic = self.quic[id - 1];
         Ok(format!(
-            "node_id = {id}\njwt_secret = \"cluster-test-secret-0123456789\"\n{base}\n\
+            "{}node_id = {id}\njwt_secret = \"cluster-test-secret-0123456789\"\n{base}\n\
              [cluster]\nenabled = true\nlisten = \"{quic}\"\nseeds = [{}]\n\
              ca_cert = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n{}\n",
+            self.top_extra,
             seeds.join(", "),
             certs.join("ca.pem").display(),
             certs.join(format!("node-{id}.pem")).display(),

@@ -86,6 +86,7 @@ fn presence_op() -> impl Strategy<Value = PresenceOp> {
             focused
         }),
         (id(), any::<u64>(), ".{0,20}").prop_map(|(room_id, dedupe, body)| PresenceOp::Push {
+            at_ms: dedupe / 2,
             payload: crate::v1::push::PushPayload {
                 kind: crate::v1::push::PushKind::Mention,
                 room_id,

@@ -377,6 +377,7 @@ pub(crate) fn samples() -> Vec<PeerMsg> {
                 url: "/#/rooms/1".into(),
             },
             dedupe: 9,
+            at_ms: 1_700_000_000_000,
         },
     ];
     let mut all = vec![

@@ -237,7 +237,11 @@ impl RoomState {
             url: crate::push::room_url(self.room.id),
         };
         let kind = voiceflow_wire::v1::notify::NotifyKind::Call;
-        crate::push::offer(&self.ctx, call.callee, None, kind, payload, call.id.0);
+        let event = crate::push::PushEvent {
+            dedupe: call.id.0,
+            at_ms: voiceflow_wire::ids::now_ms(),
+        };
+        crate::push::offer(&self.ctx, call.callee, None, kind, payload, event);
     }
 
     /// The call is over: both people are told, its media closed, the chat gets a line.

@@ -84,6 +84,7 @@ impl RoomState {
         }
         let ctx = self.ctx.clone();
         let community = self.channel.as_ref().map(|g| g.community);
+        let created_at = message.created_at;
         let event = MentionCreated {
             room_id: message.room_id,
             message_id: message.id,
@@ -110,10 +111,15 @@ impl RoomState {
                         body: crate::push::snippet(&told.snippet),
                         url: crate::push::room_url(told.room_id),
                     };
-                    crate::push::send(&ctx, user, payload, told.message_id.0).await;
+                    let event = crate::push::PushEvent {
+                        dedupe: told.message_id.0,
+                        at_ms: created_at,
+                    };
+                    crate::push::send(&ctx, user, payload, event).await;
                 }
-                // After the push offer: a client that reacts to this event (a focus report)
-                // reaches the presence actor after the offer did.
+                // After the push offer, so that on one node a client reacting to this event
+                // (a focus report) reaches the presence actor after the offer; across nodes
+                // the offer's time decides (`PresenceState::holds_push`).
                 let frame = frame::event(events::MENTION_CREATED, &told);
                 crate::remote::notify_user(&ctx, user, &frame);
             }
@@ -149,7 +155,10 @@ impl RoomState {
                 None,
                 NotifyKind::Dm,
                 payload,
-                message.id.0,
+                crate::push::PushEvent {
+                    dedupe: message.id.0,
+                    at_ms: message.created_at,
+                },
             );
         }
     }
