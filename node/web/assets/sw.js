@@ -29,18 +29,23 @@ self.addEventListener('push', (event) => {
   event.waitUntil(self.registration.showNotification(title, options));
 });
 
+/**
+ * Shows `path` in a window of this client: posts the route to one (the page routes itself, no
+ * reload: see push.js) and then focuses it, posting first because a focus can be refused; opens
+ * a new window when there is none.
+ */
+async function openPath(path) {
+  const windows = await self.clients.matchAll({ type: 'window', includeUncontrolled: true });
+  const mine = windows.find((c) => new URL(c.url).origin === self.location.origin);
+  if (mine) {
+    mine.postMessage({ type: 'voiceflow:open', path });
+    await mine.focus().catch(() => {});
+    return;
+  }
+  await self.clients.openWindow(new URL(path, self.location.origin).href);
+}
+
 self.addEventListener('notificationclick', (event) => {
   event.notification.close();
-  const path = safePath(event.notification.data?.url);
-  event.waitUntil((async () => {
-    const windows = await self.clients.matchAll({ type: 'window', includeUncontrolled: true });
-    const mine = windows.find((c) => new URL(c.url).origin === self.location.origin);
-    if (mine) {
-      await mine.focus();
-      // The page routes itself (no reload): see push.js.
-      mine.postMessage({ type: 'voiceflow:open', path });
-      return;
-    }
-    await self.clients.openWindow(new URL(path, self.location.origin).href);
-  })());
+  event.waitUntil(openPath(safePath(event.notification.data?.url)));
 });
