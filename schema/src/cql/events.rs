@@ -1,4 +1,4 @@
-//! Room event logs and read markers.
+//! Room event logs (the read markers prepared beside them are in `read_markers.rs`).
 //!
 //! A room's log lives in partitions of 16384 seqs (`room_events`, bucket = seq >> 14). A
 //! commit writes, in this order: the log entries (one single-partition batch per bucket,
@@ -26,10 +26,10 @@ use scylla::statement::prepared::PreparedStatement;
 use scylla::value::CqlTimestamp;
 use voiceflow_wire::Snowflake;
 
-use super::codec::{driver_error, from_cql_time, id, snowflake, to_cql_time};
+use super::codec::{driver_error, from_cql_time, id, to_cql_time};
 use super::{BatchEntry, Cql};
 use crate::fence::resolve;
-use crate::model::{LogHead, MessageRecord, ReadMarker, RoomEventRecord};
+use crate::model::{LogHead, MessageRecord, RoomEventRecord};
 use crate::store::{StoreError, StoreResult};
 
 /// Seqs per `room_events` partition, as a shift.
@@ -66,8 +66,9 @@ pub(crate) struct EventStatements {
     delete_bucket: PreparedStatement,
     head_put: PreparedStatement,
     head_get: PreparedStatement,
-    marker_put: PreparedStatement,
-    markers_get: PreparedStatement,
+    /// Read markers' (`read_markers.rs`).
+    pub(super) marker_put: PreparedStatement,
+    pub(super) markers_get: PreparedStatement,
     owner_get: PreparedStatement,
     owner_create: PreparedStatement,
     owner_bump: PreparedStatement,
@@ -590,37 +591,5 @@ impl Cql {
             (room, -1i64, -1i64),
         )
         .await
-    }
-
-    /// `put_read_marker`.
-    pub(crate) async fn put_read_marker(&self, marker: &ReadMarker) -> StoreResult<()> {
-        let values = (
-            id(marker.user_id)?,
-            id(marker.room_id)?,
-            id(marker.message_id)?,
-            to_cql_time(marker.at),
-        );
-        self.write("write read marker", &self.ev.marker_put, values)
-            .await
-    }
-
-    /// `read_markers`.
-    pub(crate) async fn read_markers(&self, user_id: Snowflake) -> StoreResult<Vec<ReadMarker>> {
-        let Ok(user) = id(user_id) else {
-            return Ok(Vec::new());
-        };
-        let rows: Vec<(i64, i64, CqlTimestamp)> = self
-            .select_all("read read markers", &self.ev.markers_get, (user,))
-            .await?;
-        rows.into_iter()
-            .map(|(room, message, at)| {
-                Ok(ReadMarker {
-                    user_id,
-                    room_id: snowflake(room)?,
-                    message_id: snowflake(message)?,
-                    at: from_cql_time(at),
-                })
-            })
-            .collect()
     }
 }

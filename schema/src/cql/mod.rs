@@ -41,6 +41,7 @@ mod messages;
 pub mod migrate;
 mod notify;
 mod push;
+mod read_markers;
 mod rooms;
 mod statements;
 mod store_impl;
