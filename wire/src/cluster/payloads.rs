@@ -430,6 +430,10 @@ pub(crate) fn samples() -> Vec<PeerMsg> {
                 score: 1.5,
             }]),
         },
+        // Version 11 (swim): a SWIM packet's bytes.
+        PeerMsg::Swim {
+            packet: vec![0, 1, 2, 250],
+        },
     ];
     let to_room = |op| PeerMsg::ToRoom {
         room,
