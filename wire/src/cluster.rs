@@ -64,7 +64,8 @@ use room::{Action, CallAnswer, VoiceOp};
 /// with `JoinLater`; 8: typed payloads instead of JSON text, ids as snowflakes, members
 /// announce the versions they speak; 9: `RoomCall::DisconnectVoice`, see [`v8`]; 10:
 /// `PeerMsg::Search` and `PeerMsg::SearchAnswer`, see [`v9`]; `PresenceOp::Focus` and
-/// `PresenceOp::Push`, in [`v8`]'s `needs`; 11: `PeerMsg::Swim`, see [`v10`].)
+/// `PresenceOp::Push`, in [`v8`]'s `needs`; 11: `PeerMsg::Swim` and `PeerMsg::HandedOff`,
+/// see [`v10`].)
 pub const PROTOCOL_VERSION: u8 = 11;
 
 /// The oldest version this build still speaks (see [`v7`]): a node talks to a peer at the
@@ -218,6 +219,13 @@ pub enum PeerMsg {
     Swim {
         /// The encoded foca packet.
         packet: Vec<u8>,
+    },
+    /// Bounded hand-off: the sender ran `room` until placement moved it to the receiver, and
+    /// has now stopped it (everything it acknowledged is written); the receiver starts it at
+    /// once rather than at its next request. Version 11.
+    HandedOff {
+        /// The room.
+        room: Snowflake,
     },
     // ---- end of version 11 (swim) ----
 }

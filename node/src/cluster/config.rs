@@ -41,6 +41,12 @@ pub struct ClusterConfig {
     /// it is declared down. Either way a node fences itself after two thirds of it without a
     /// quorum heard (the lease), and owns nothing for a third of it after (re)gaining one.
     pub failure_timeout_ms: u64,
+    /// Bounded hand-off: when placement moves rooms away from a node, it retires at most this
+    /// many at a time and tells each new owner as each stops, which starts it at once (also
+    /// this many at a time); a node without a quorum still stops everything at once. `0`:
+    /// every lost room retires at once and its new owner starts it at its next request (the
+    /// behaviour before protocol 11, and with peers older than it).
+    pub handoff_batch: usize,
     /// Largest inter-node frame accepted, bytes; a peer sending more is disconnected.
     pub max_frame_bytes: usize,
     /// The newest cluster protocol version this node speaks (it speaks every version from the
@@ -87,6 +93,7 @@ impl Default for ClusterConfig {
             membership: MembershipKind::AllToAll,
             heartbeat_interval_ms: 500,
             failure_timeout_ms: 3000,
+            handoff_batch: 64,
             max_frame_bytes: 16 * 1024 * 1024,
             protocol_max: voiceflow_wire::cluster::PROTOCOL_VERSION,
             fault_injection: false,

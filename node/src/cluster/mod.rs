@@ -83,6 +83,8 @@ pub struct ClusterInner {
     endpoint: quinn::Endpoint,
     client_config: quinn::ClientConfig,
     max_frame_bytes: usize,
+    /// `cluster.handoff_batch`.
+    handoff_batch: usize,
     /// The cluster protocol versions this node speaks (`cluster.protocol_max` caps them).
     versions: std::ops::RangeInclusive<u8>,
     heartbeat: Duration,
@@ -169,6 +171,7 @@ pub fn bind(
         endpoint,
         client_config: client,
         max_frame_bytes: config.max_frame_bytes,
+        handoff_batch: config.handoff_batch,
         versions,
         heartbeat: Duration::from_millis(config.heartbeat_interval_ms.max(50)),
         membership: Mutex::new(membership),

@@ -280,6 +280,7 @@ pub(crate) fn peer_msg() -> impl Strategy<Value = PeerMsg> {
         (id(), bytes(64)).prop_map(|(user, frames)| PeerMsg::ToUser { user, frames }),
         // Version 11 (swim).
         bytes(64).prop_map(|packet| PeerMsg::Swim { packet }),
+        id().prop_map(|room| PeerMsg::HandedOff { room }),
     ]
 }
 

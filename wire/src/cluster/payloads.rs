@@ -434,6 +434,7 @@ pub(crate) fn samples() -> Vec<PeerMsg> {
         PeerMsg::Swim {
             packet: vec![0, 1, 2, 250],
         },
+        PeerMsg::HandedOff { room },
     ];
     let to_room = |op| PeerMsg::ToRoom {
         room,

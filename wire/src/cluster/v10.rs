@@ -1,6 +1,7 @@
 //! Version 10 of the inter-node protocol, as the previous release speaks it: the types of
-//! version 11 without [`PeerMsg::Swim`], which version 11 appended as the last variant of
-//! [`PeerMsg`] (the SWIM membership's packets, `cluster.membership = "swim"`). bincode
+//! version 11 without [`PeerMsg::Swim`] (the SWIM membership's packets,
+//! `cluster.membership = "swim"`) and [`PeerMsg::HandedOff`] (bounded hand-off: "start this
+//! room now"), which version 11 appended as the last variants of [`PeerMsg`]. bincode
 //! writes an enum variant as its index, so every other message encodes to the same bytes at
 //! both versions: a version 10 frame decodes with this build's types as it is, and a SWIM
 //! packet is never written to a link of version 10 or older ([`super::v8::needs`] says 11;
@@ -8,6 +9,8 @@
 //! running SWIM cannot probe a node of the previous release: switch a cluster to
 //! `membership = "swim"` only once every node runs protocol 11 (a rolling upgrade with the
 //! default all-to-all membership first, then a second rolling restart with the setting).
+//! A hand-off notice is dropped the same way: on a link of version 10 the new owner starts
+//! the room at its next request, as the previous release did.
 //! Delete this module, and the 10 arms in `frame.rs`, once no cluster runs version 10.
 
 #[cfg(test)]
@@ -43,8 +46,8 @@ mod tests {
                 }
             }
         }
-        // Swim.
-        assert_eq!(refused, 1, "only the additions of version 11 are refused");
+        // Swim and HandedOff.
+        assert_eq!(refused, 2, "only the additions of version 11 are refused");
     }
 
     #[test]

@@ -27,7 +27,7 @@ pub fn needs(msg: &PeerMsg) -> u8 {
         },
         PeerMsg::Search { .. } | PeerMsg::SearchAnswer { .. } => 10,
         // Version 11 (swim).
-        PeerMsg::Swim { .. } => 11,
+        PeerMsg::Swim { .. } | PeerMsg::HandedOff { .. } => 11,
         PeerMsg::ToPresence { op, .. } => match op {
             PresenceOp::Focus { .. } | PresenceOp::Push { .. } => 10,
             PresenceOp::Attach { .. }
@@ -74,11 +74,11 @@ mod tests {
                     }
                 }
             }
-            // DisconnectVoice needs 9; Search, SearchAnswer, Focus and Push need 10; Swim 11.
+            // DisconnectVoice needs 9; Search, SearchAnswer, Focus and Push need 10; Swim and HandedOff 11.
             let expected = match version {
-                8 => 6,
-                9 => 5,
-                _ => 1,
+                8 => 7,
+                9 => 6,
+                _ => 2,
             };
             assert_eq!(refused, expected, "version {version}");
         }

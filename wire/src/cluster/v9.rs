@@ -44,9 +44,9 @@ mod tests {
                 }
             }
         }
-        // Search, SearchAnswer, and presence's Focus and Push (10); Swim (11).
+        // Search, SearchAnswer, and presence's Focus and Push (10); Swim, HandedOff (11).
         assert_eq!(
-            refused, 5,
+            refused, 6,
             "only the additions of versions 10 and 11 are refused"
         );
     }
