@@ -309,7 +309,7 @@ mod tests {
             node,
             incarnation: 1_700_000_000_000 + u64::from(node),
             generation: 3,
-            leaving: node % 2 == 0,
+            leaving: node.is_multiple_of(2),
             addr,
         }
     }
