@@ -49,6 +49,13 @@ pub trait Cluster: Send + Sync {
     fn to_user(&self, user: Snowflake, frame: &Frame);
     /// Sends an account change to every other node, for the sessions of `user` there.
     fn for_user(&self, user: Snowflake, op: &voiceflow_wire::cluster::UserOp);
+    /// Bounded hand-off: how many lost rooms this node retires at a time, and how many
+    /// handed-off rooms it starts at a time (`cluster.handoff_batch`; 0: every lost room
+    /// retires at once and its new owner starts it at its next request).
+    fn handoff_batch(&self) -> usize;
+    /// Bounded hand-off: tells `node`, the new owner of `room`, that this node stopped it
+    /// (everything it acknowledged is written), so it starts it now.
+    fn handed_off(&self, node: NodeId, room: Snowflake);
 }
 
 /// Who owns `id` (a room, or a user's presence) under `cluster`: this node without one.

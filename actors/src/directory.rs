@@ -19,6 +19,9 @@ use crate::room::{RoomActor, RoomArgs, RoomMsg};
 use crate::supervisor::{Supervisor, SupervisorKind, SupervisorMsg};
 use voiceflow_wire::cluster::NodeId;
 
+#[path = "handoff.rs"]
+mod handoff;
+
 /// How long a request waits for a room's answer before giving up.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -92,6 +95,8 @@ struct Inner {
     /// Per-room start locks, so one room never gets two actors (and other rooms never wait).
     starting: parking_lot::Mutex<HashMap<Snowflake, Arc<tokio::sync::Mutex<()>>>>,
     cluster: Option<Arc<dyn Cluster>>,
+    /// Bounded hand-off queues (`handoff.rs`).
+    handoffs: parking_lot::Mutex<handoff::Handoffs>,
 }
 
 /// Where a request went.
@@ -121,6 +126,7 @@ impl RoomDirectory {
             supervisor: table.supervisor,
             starting: Default::default(),
             cluster,
+            handoffs: Default::default(),
         }))
     }
 
@@ -381,17 +387,30 @@ impl RoomDirectory {
 
     /// Placement changed: every local room now owned elsewhere hands off (it stops taking new
     /// requests, finishes what it acknowledged and stops; its followers re-join the new owner).
-    /// Rooms also drop the sessions of nodes that are gone.
+    /// With a hand-off bound (`Cluster::handoff_batch`) rooms owned by another node retire
+    /// that many at a time, each new owner told as each stops (`handoff.rs`); without one, or
+    /// when this node owns nothing (fenced), every one retires at once. Rooms also drop the
+    /// sessions of nodes that are gone.
     pub fn rebalance(&self, down: &[NodeId]) -> usize {
+        let bounded = self.handoff_batch() > 0;
         let mut moved = 0;
+        let mut lost = Vec::new();
         for (room_id, actor) in self.0.actors.rooms.read().iter() {
             for node in down {
                 let _ = actor.cast(RoomMsg::NodeDown(*node));
             }
-            if self.owner(*room_id) != Owner::Local {
-                let _ = actor.cast(RoomMsg::Retire);
-                moved += 1;
+            match self.owner(*room_id) {
+                Owner::Local => {}
+                Owner::Remote(_) if bounded => lost.push(*room_id),
+                Owner::Remote(_) | Owner::Unavailable => {
+                    let _ = actor.cast(RoomMsg::Retire);
+                    moved += 1;
+                }
             }
+        }
+        moved += lost.len();
+        if !lost.is_empty() {
+            self.queue_retire(lost);
         }
         moved
     }

@@ -493,6 +493,12 @@ impl Config {
                     "cluster.protocol_max must be between {MIN_PROTOCOL_VERSION} and {PROTOCOL_VERSION}"
                 ));
             }
+            // SWIM packets exist from protocol 11 on: a node held below it could probe nobody.
+            if self.cluster.membership == crate::cluster::MembershipKind::Swim
+                && self.cluster.protocol_max < 11
+            {
+                return bad("cluster.membership = \"swim\" needs cluster.protocol_max 11 or more");
+            }
         }
         Ok(())
     }
@@ -575,8 +581,20 @@ mod tests {
         assert!(with(8).validate().is_ok());
         assert!(with(9).validate().is_ok());
         assert!(with(10).validate().is_ok());
+        assert!(with(11).validate().is_ok());
         assert!(with(6).validate().is_err());
-        assert!(with(11).validate().is_err());
+        assert!(with(12).validate().is_err());
+        let swim = |max: u8| {
+            Config::from_toml(&format!(
+                "storage = \"scylla\"\n[cluster]\nenabled = true\nmembership = \"swim\"\n\
+                 protocol_max = {max}\n"
+            ))
+            .expect("parses")
+        };
+        assert!(swim(11).validate().is_ok());
+        let err = swim(10).validate().expect_err("swim below 11");
+        assert!(err.to_string().contains("membership"), "{err}");
+        assert!(Config::from_toml("[cluster]\nmembership = \"gossip\"\n").is_err());
     }
 
     #[test]

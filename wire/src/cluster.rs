@@ -39,6 +39,8 @@
 
 mod frame;
 pub mod room;
+pub mod swim;
+pub mod v10;
 pub mod v7;
 pub mod v8;
 pub mod v9;
@@ -62,8 +64,9 @@ use room::{Action, CallAnswer, VoiceOp};
 /// with `JoinLater`; 8: typed payloads instead of JSON text, ids as snowflakes, members
 /// announce the versions they speak; 9: `RoomCall::DisconnectVoice`, see [`v8`]; 10:
 /// `PeerMsg::Search` and `PeerMsg::SearchAnswer`, see [`v9`]; `PresenceOp::Focus` and
-/// `PresenceOp::Push`, in [`v8`]'s `needs`.)
-pub const PROTOCOL_VERSION: u8 = 10;
+/// `PresenceOp::Push`, in [`v8`]'s `needs`; 11: `PeerMsg::Swim` and `PeerMsg::HandedOff`,
+/// see [`v10`].)
+pub const PROTOCOL_VERSION: u8 = 11;
 
 /// The oldest version this build still speaks (see [`v7`]): a node talks to a peer at the
 /// highest version both speak, so a cluster is upgraded one node at a time.
@@ -208,6 +211,23 @@ pub enum PeerMsg {
         /// Hits in the query's order.
         result: Result<Vec<SearchHit>, ErrorBody>,
     },
+    // ---- Version 11 (branch `swim`): SWIM membership. Appended last; keep these together
+    // (another branch may append its own version 11 variants after them). ----
+    /// A packet of the SWIM membership (`cluster.membership = "swim"`): foca's bytes, encoded
+    /// by [`swim::SwimCodec`] (probes, acks, announces, gossip). Sent on the control stream;
+    /// lost ones are part of SWIM's model (a probe unanswered in time). Version 11.
+    Swim {
+        /// The encoded foca packet.
+        packet: Vec<u8>,
+    },
+    /// Bounded hand-off: the sender ran `room` until placement moved it to the receiver, and
+    /// has now stopped it (everything it acknowledged is written); the receiver starts it at
+    /// once rather than at its next request. Version 11.
+    HandedOff {
+        /// The room.
+        room: Snowflake,
+    },
+    // ---- end of version 11 (swim) ----
 }
 
 /// Account changes a user's live sessions follow, on every node.

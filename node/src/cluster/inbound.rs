@@ -48,6 +48,9 @@ pub async fn handle(cluster: &Arc<ClusterInner>, ctx: &NodeContext, from: NodeId
         PeerMsg::SearchAnswer { call_id, result } => {
             cluster.on_search_answer(from, call_id, result);
         }
+        // Version 11 (swim).
+        PeerMsg::Swim { packet } => cluster.on_swim(ctx, from, &packet),
+        PeerMsg::HandedOff { room } => ctx.directory.handed_over(room),
         PeerMsg::ToUser { user, frames } => match Frame::from_wire(bytes::Bytes::from(frames)) {
             Some(frame) => {
                 cluster.sessions.to_user(user, &frame);

@@ -28,6 +28,11 @@ pub enum Lane {
     Room(Snowflake),
     /// Searches and their answers (protocol 10).
     Search,
+    /// SWIM membership packets (protocol 11): a stream of their own, so a probe never waits
+    /// behind a hello or anything else. Queued while the link (re)connects, unlike
+    /// heartbeats: the first packets to a member just learned (the answer to an announce)
+    /// would otherwise be lost every time, and a join would take extra announce rounds.
+    Swim,
 }
 
 /// Queued as messages: they are encoded once the connection, and so the protocol version the

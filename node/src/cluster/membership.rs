@@ -31,7 +31,7 @@ pub struct Change {
 }
 
 impl Change {
-    fn merge(&mut self, other: Change) {
+    pub(super) fn merge(&mut self, other: Change) {
         self.placement |= other.placement;
         self.dial.extend(other.dial);
         self.down.extend(other.down);

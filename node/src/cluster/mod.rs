@@ -4,7 +4,9 @@
 //! Layout:
 //! - [`config`]: the `[cluster]` table.
 //! - [`tls`]: the cluster CA, node certificates (`voiceflow-node certs`), QUIC TLS configs.
-//! - `membership`: the member view, failure detection, quorum and placement (pure logic).
+//! - `membership`: the all-to-all member view, failure detection, quorum and placement (pure
+//!   logic); `swim`: the SWIM one (`cluster.membership = "swim"`, foca, pure logic too);
+//!   `members`: whichever of the two the node runs.
 //! - `link`: one link actor per peer (outgoing connection, one stream per lane) and the
 //!   accept loop reading peers' streams.
 //! - `router`: local requests for remote rooms become frames, releases before a room starts
@@ -21,12 +23,14 @@
 pub mod config;
 mod inbound;
 mod link;
+mod members;
 mod membership;
 mod room_ops;
 mod router;
 mod search;
 mod send;
 mod status;
+mod swim;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -42,8 +46,9 @@ use voiceflow_actors::{NodeContext, SessionRegistry};
 use voiceflow_wire::Snowflake;
 use voiceflow_wire::cluster::{MemberInfo, MemberState, NodeId, PeerMsg};
 
-pub use config::ClusterConfig;
+pub use config::{ClusterConfig, MembershipKind};
 use link::{Lane, LinkActor, LinkMsg, PeerHandle};
+use members::Members;
 pub use membership::owner_among;
 use membership::{Change, Membership};
 pub use search::{SearchResult, peer_timeout};
@@ -78,10 +83,12 @@ pub struct ClusterInner {
     endpoint: quinn::Endpoint,
     client_config: quinn::ClientConfig,
     max_frame_bytes: usize,
+    /// `cluster.handoff_batch`.
+    handoff_batch: usize,
     /// The cluster protocol versions this node speaks (`cluster.protocol_max` caps them).
     versions: std::ops::RangeInclusive<u8>,
     heartbeat: Duration,
-    membership: Mutex<Membership>,
+    membership: Mutex<Members>,
     /// Current owners (Up members, or none without quorum), read on every request.
     owners: RwLock<Arc<Vec<NodeId>>>,
     links: RwLock<HashMap<NodeId, LinkEntry>>,
@@ -137,17 +144,34 @@ pub fn bind(
         sessions: 0,
         protocols: (*versions.start(), *versions.end()),
     };
-    let membership = Membership::new(
-        me,
-        Duration::from_millis(config.failure_timeout_ms),
-        Instant::now(),
-    );
+    let membership = match config.membership {
+        MembershipKind::AllToAll => Members::AllToAll(Membership::new(
+            me,
+            Duration::from_millis(config.failure_timeout_ms),
+            Instant::now(),
+        )),
+        MembershipKind::Swim => {
+            let settings = swim::SwimSettings {
+                probe_period: Duration::from_millis(config.heartbeat_interval_ms.max(50)),
+                suspect_to_down: Duration::from_millis(config.failure_timeout_ms),
+            };
+            let seed = me.incarnation ^ u64::from(node_id).rotate_left(48);
+            Members::Swim(Box::new(swim::Swim::new(
+                me,
+                quic_addr,
+                settings,
+                seed,
+                Instant::now(),
+            )))
+        }
+    };
     let owners = membership.owners();
     Ok(ClusterNode(Arc::new(ClusterInner {
         me: node_id,
         endpoint,
         client_config: client,
         max_frame_bytes: config.max_frame_bytes,
+        handoff_batch: config.handoff_batch,
         versions,
         heartbeat: Duration::from_millis(config.heartbeat_interval_ms.max(50)),
         membership: Mutex::new(membership),
@@ -189,9 +213,10 @@ impl ClusterNode {
     /// Graceful leave: own nothing, hand every room of `ctx` off, and tell the peers.
     pub async fn drain(&self, ctx: &NodeContext, wait: Duration) {
         let inner = &self.0;
-        let change = inner.membership.lock().set_leaving();
+        let change = inner.membership.lock().set_leaving(Instant::now());
         inner.apply(ctx, change);
         inner.send_heartbeats(ctx);
+        inner.flush_swim();
         let deadline = Instant::now() + wait;
         while ctx.directory.busy_rooms() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -200,9 +225,22 @@ impl ClusterNode {
 
     /// Final goodbye: peers mark this node Left at once instead of waiting for the timeout.
     pub async fn leave(&self) {
-        {
+        let swim = {
             let mut m = self.0.membership.lock();
-            m.set_leaving();
+            m.set_leaving(Instant::now());
+            match m.swim() {
+                Some(swim) => {
+                    swim.leave(Instant::now());
+                    true
+                }
+                None => false,
+            }
+        };
+        if swim {
+            self.0.flush_swim();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            self.0.endpoint.close(0u32.into(), b"node left");
+            return;
         }
         let mut me = self.0.me();
         me.state = MemberState::Left;
@@ -321,13 +359,61 @@ impl ClusterInner {
     fn on_hello(self: &Arc<Self>, ctx: &NodeContext, info: MemberInfo) {
         let change = self.membership.lock().heard(info, Instant::now());
         self.apply(ctx, change);
+        self.flush_swim();
+    }
+
+    /// A SWIM packet from `from`.
+    fn on_swim(self: &Arc<Self>, ctx: &NodeContext, from: NodeId, packet: &[u8]) {
+        let result = match self.membership.lock().swim() {
+            Some(swim) => swim.on_packet(from, packet, Instant::now()),
+            None => {
+                tracing::warn!(
+                    peer = from,
+                    "a SWIM packet reached a node running all-to-all: every node of a cluster must use the same cluster.membership"
+                );
+                return;
+            }
+        };
+        match result {
+            Ok(change) => self.apply(ctx, change),
+            Err(e) => {
+                tracing::warn!(peer = from, error = %e, "bad SWIM packet; dropped");
+                metrics::counter!("voiceflow_cluster_bad_frames_total").increment(1);
+            }
+        }
+        self.flush_swim();
+    }
+
+    /// Sends the packets SWIM queued, dialling members it names that have no link yet.
+    fn flush_swim(self: &Arc<Self>) {
+        let packets = match self.membership.lock().swim() {
+            Some(swim) => swim.take_packets(),
+            None => return,
+        };
+        for (to, packet) in packets {
+            if to.node == self.me {
+                continue;
+            }
+            self.ensure_link(to.node, to.addr, to.incarnation);
+            if let Some(link) = self.link(to.node) {
+                link.send(Lane::Swim, PeerMsg::Swim { packet });
+            }
+        }
     }
 
     /// A peer's heartbeat with its member list.
     fn on_heartbeat(self: &Arc<Self>, ctx: &NodeContext, from: MemberInfo, members: &[MemberInfo]) {
         let mut m = self.membership.lock();
-        let mut change = m.heard(from, Instant::now());
-        let gossip = m.merge(members, Instant::now());
+        let Some(all) = m.all_to_all() else {
+            drop(m);
+            tracing::warn!(
+                peer = from.node_id,
+                "a heartbeat reached a node running SWIM: every node of a cluster must use the same cluster.membership"
+            );
+            return;
+        };
+        let mut change = all.heard(from, Instant::now());
+        let gossip = all.merge(members, Instant::now());
         drop(m);
         change.placement |= gossip.placement;
         change.dial.extend(gossip.dial);
@@ -393,6 +479,10 @@ impl ClusterInner {
                 ctx.directory.active_rooms() as u32,
                 self.sessions.len() as u32,
             );
+            if m.swim().is_some() {
+                // SWIM probes instead.
+                return;
+            }
             (m.me(), m.list())
         };
         let msg = PeerMsg::Heartbeat { from, members };
@@ -425,9 +515,10 @@ async fn heartbeats(inner: Arc<ClusterInner>, ctx: NodeContext) {
             inner.send_heartbeats(&ctx);
         }
         let change = inner.membership.lock().tick(Instant::now());
-        if change.placement || !change.down.is_empty() {
+        if change.placement || !change.down.is_empty() || !change.dial.is_empty() {
             inner.apply(&ctx, change);
         }
+        inner.flush_swim();
         let expired = take_where(&mut inner.calls.lock(), |c| {
             c.started.elapsed() > Duration::from_secs(30)
         });

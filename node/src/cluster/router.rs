@@ -143,6 +143,17 @@ impl Cluster for ClusterInner {
         }
     }
 
+    fn handoff_batch(&self) -> usize {
+        self.handoff_batch
+    }
+
+    fn handed_off(&self, node: NodeId, room: Snowflake) {
+        // On the room's lane: after everything the old actor sent about the room.
+        if let Some(link) = self.link(node) {
+            link.send(Lane::Room(room), PeerMsg::HandedOff { room });
+        }
+    }
+
     fn room_crashed(&self, room: Snowflake) {
         for link in self.links.read().values() {
             let delivery = RoomDelivery::Closed;

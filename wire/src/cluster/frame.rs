@@ -1,5 +1,5 @@
 //! Framing and the versioned encodings: `[u32 big-endian length][u8 version][body]`, the body
-//! bincode-encoded natively (versions 10, 9 and 8, see [`super::v9`] and [`super::v8`]) or with serde as version 7
+//! bincode-encoded natively (versions 11, 10, 9 and 8, see [`super::v10`], [`super::v9`] and [`super::v8`]) or with serde as version 7
 //! did (see [`super::v7`]). A message is written at a version only if that version can carry
 //! it ([`super::v8::needs`]): `TooNew` otherwise.
 
@@ -25,8 +25,8 @@ pub fn encode_at(msg: &PeerMsg, version: u8) -> Result<Vec<u8>, PeerFrameError> 
     }
     match version {
         PROTOCOL_VERSION => Ok(encode(msg)),
-        // The same bytes: versions 9 and 10 only appended what `needs` refused above.
-        v @ (8 | 9) => Ok(frame(v, bincode::encode_to_vec(msg, config()))),
+        // The same bytes: versions 9, 10 and 11 only appended what `needs` refused above.
+        v @ (8..=10) => Ok(frame(v, bincode::encode_to_vec(msg, config()))),
         7 => Ok(frame(
             7,
             bincode::serde::encode_to_vec(v7::downgrade(msg), config()),
@@ -129,8 +129,8 @@ pub fn decode_within(
         return Err(PeerFrameError::Version(version));
     }
     match version {
-        // Version 8 and 9 frames are version 10 frames without their additions.
-        PROTOCOL_VERSION | 8 | 9 => decode_body(body),
+        // Version 8, 9 and 10 frames are version 11 frames without their additions.
+        PROTOCOL_VERSION | 8..=10 => decode_body(body),
         7 => v7::upgrade(decode_body(body)?),
         other => Err(PeerFrameError::Version(other)),
     }

@@ -279,6 +279,9 @@ pub(crate) fn peer_msg() -> impl Strategy<Value = PeerMsg> {
         (id(), room_delivery()).prop_map(|(room, delivery)| PeerMsg::FromRoom { room, delivery }),
         (id(), presence_op()).prop_map(|(user, op)| PeerMsg::ToPresence { user, op }),
         (id(), bytes(64)).prop_map(|(user, frames)| PeerMsg::ToUser { user, frames }),
+        // Version 11 (swim).
+        bytes(64).prop_map(|packet| PeerMsg::Swim { packet }),
+        id().prop_map(|room| PeerMsg::HandedOff { room }),
     ]
 }
 

@@ -431,6 +431,11 @@ pub(crate) fn samples() -> Vec<PeerMsg> {
                 score: 1.5,
             }]),
         },
+        // Version 11 (swim): a SWIM packet's bytes.
+        PeerMsg::Swim {
+            packet: vec![0, 1, 2, 250],
+        },
+        PeerMsg::HandedOff { room },
     ];
     let to_room = |op| PeerMsg::ToRoom {
         room,

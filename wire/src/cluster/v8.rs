@@ -26,6 +26,8 @@ pub fn needs(msg: &PeerMsg) -> u8 {
             | RoomCall::Members => 7,
         },
         PeerMsg::Search { .. } | PeerMsg::SearchAnswer { .. } => 10,
+        // Version 11 (swim).
+        PeerMsg::Swim { .. } | PeerMsg::HandedOff { .. } => 11,
         PeerMsg::ToPresence { op, .. } => match op {
             PresenceOp::Focus { .. } | PresenceOp::Push { .. } => 10,
             PresenceOp::Attach { .. }
@@ -52,7 +54,7 @@ mod tests {
 
     #[test]
     fn older_frames_are_current_frames_of_the_messages_they_can_carry() {
-        for version in [8u8, 9] {
+        for version in [8u8, 9, 10] {
             let mut refused = 0;
             for msg in samples() {
                 let current = encode_at(&msg, PROTOCOL_VERSION).expect("current");
@@ -72,8 +74,12 @@ mod tests {
                     }
                 }
             }
-            // DisconnectVoice needs 9; Search, SearchAnswer, Focus and Push need 10.
-            let expected = if version == 8 { 5 } else { 4 };
+            // DisconnectVoice needs 9; Search, SearchAnswer, Focus and Push need 10; Swim and HandedOff 11.
+            let expected = match version {
+                8 => 7,
+                9 => 6,
+                _ => 2,
+            };
             assert_eq!(refused, expected, "version {version}");
         }
     }

@@ -312,7 +312,10 @@ pub fn downgrade(msg: &PeerMsg8) -> PeerMsg {
     match msg {
         // Never written at version 7: `encode_at` refuses them first (`v8::needs`). Were
         // they converted anyway, they would become frames for nobody.
-        PeerMsg8::Search { .. } | PeerMsg8::SearchAnswer { .. } => PeerMsg::ToUser {
+        PeerMsg8::Search { .. }
+        | PeerMsg8::SearchAnswer { .. }
+        | PeerMsg8::Swim { .. }
+        | PeerMsg8::HandedOff { .. } => PeerMsg::ToUser {
             user: 0,
             frames: Vec::new(),
         },
