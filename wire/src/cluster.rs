@@ -39,6 +39,7 @@
 
 mod frame;
 pub mod room;
+pub mod v10;
 pub mod v7;
 pub mod v8;
 pub mod v9;
@@ -62,8 +63,9 @@ use room::{Action, CallAnswer, VoiceOp};
 /// with `JoinLater`; 8: typed payloads instead of JSON text, ids as snowflakes, members
 /// announce the versions they speak; 9: `RoomCall::DisconnectVoice`, see [`v8`]; 10:
 /// `PeerMsg::Search` and `PeerMsg::SearchAnswer`, see [`v9`]; `PresenceOp::Focus` and
-/// `PresenceOp::Push`, in [`v8`]'s `needs`.)
-pub const PROTOCOL_VERSION: u8 = 10;
+/// `PresenceOp::Push`, in [`v8`]'s `needs`; 11: `VoiceOp::Media` and `VoiceOp::Subscribe`
+/// (video), see [`v10`].)
+pub const PROTOCOL_VERSION: u8 = 11;
 
 /// The oldest version this build still speaks (see [`v7`]): a node talks to a peer at the
 /// highest version both speak, so a cluster is upgraded one node at a time.

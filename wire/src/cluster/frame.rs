@@ -25,8 +25,8 @@ pub fn encode_at(msg: &PeerMsg, version: u8) -> Result<Vec<u8>, PeerFrameError> 
     }
     match version {
         PROTOCOL_VERSION => Ok(encode(msg)),
-        // The same bytes: versions 9 and 10 only appended what `needs` refused above.
-        v @ (8 | 9) => Ok(frame(v, bincode::encode_to_vec(msg, config()))),
+        // The same bytes: versions 9, 10 and 11 only appended what `needs` refused above.
+        v @ 8..=10 => Ok(frame(v, bincode::encode_to_vec(msg, config()))),
         7 => Ok(frame(
             7,
             bincode::serde::encode_to_vec(v7::downgrade(msg), config()),
@@ -129,8 +129,8 @@ pub fn decode_within(
         return Err(PeerFrameError::Version(version));
     }
     match version {
-        // Version 8 and 9 frames are version 10 frames without their additions.
-        PROTOCOL_VERSION | 8 | 9 => decode_body(body),
+        // Version 8, 9 and 10 frames are version 11 frames without their additions.
+        PROTOCOL_VERSION | 8..=10 => decode_body(body),
         7 => v7::upgrade(decode_body(body)?),
         other => Err(PeerFrameError::Version(other)),
     }
