@@ -49,7 +49,7 @@ impl RoomState {
         if turning_on && !(entry.video || entry.screen) && publishing >= cap {
             return reply.send(Err(ActorError::Client(ErrorBody::new(
                 ErrorCode::RoomFull,
-                &format!("{cap} participants already share video in this channel (the most)"),
+                format!("{cap} participants already share video in this channel (the most)"),
             ))));
         }
         entry.muted = audio.0.unwrap_or(entry.muted);
