@@ -19,11 +19,11 @@ use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
-use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
     RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
+use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 
 use super::inbound::Inbound;
 use super::srtp::{KeyTap, Rollover, Srtp};
@@ -311,7 +311,23 @@ impl Peer {
                     ..Default::default()
                 }],
             );
-            let sender = self.pc.add_track(track).map_err(MediaError::webrtc)?;
+            // A section of its own, always: `add_track` would reuse a section the client
+            // offered to send on (its camera, its screen's sound), where the browser does
+            // not receive.
+            let init = RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Sendonly,
+                streams: vec![],
+                send_encodings: vec![],
+            };
+            let transceiver = self
+                .pc
+                .add_transceiver_from_track(track, Some(init))
+                .map_err(MediaError::webrtc)?;
+            let sender = self
+                .pc
+                .rtp_transceiver(transceiver)
+                .and_then(|t| t.sender())
+                .ok_or_else(|| MediaError::WebRtc("a new transceiver without a sender".into()))?;
             self.legs.insert(
                 (publisher, which),
                 Leg {

@@ -76,6 +76,10 @@ pub struct VoiceParticipant {
     /// Who, and their audio state.
     #[serde(flatten)]
     pub member: VoiceMember,
+    /// Their session in the channel (as a string): the tracks they publish are named by it
+    /// (`camera-<sessionId>`, stream `voice-<sessionId>`).
+    #[serde(default)]
+    pub session_id: String,
     /// Their camera is on (a `camera-<sessionId>` track comes with it).
     #[serde(default)]
     pub video: bool,

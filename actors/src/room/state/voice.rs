@@ -47,6 +47,8 @@ impl StageRole {
 
 /// One participant.
 pub(super) struct Entry {
+    /// Their session (the SFU's name for them: their tracks are `<kind>-<session_id>`).
+    pub(super) session_id: u64,
     pub(super) user_id: Snowflake,
     pub(super) username: String,
     to: Recipient,
@@ -314,6 +316,7 @@ impl RoomState {
         let speak = held.is_none_or(|held| held.contains(Permissions::SPEAK));
         let may_video = held.is_none_or(|held| held.contains(Permissions::VIDEO));
         let entry = Entry {
+            session_id: session.session_id,
             role,
             hand_at: None,
             user_id: session.user_id,
@@ -621,6 +624,7 @@ pub(super) fn participant_of_entry(
 ) -> VoiceParticipant {
     VoiceParticipant {
         member: view_of_entry(channel_id, kind, entry),
+        session_id: entry.session_id.to_string(),
         video: entry.video && entry.may_publish_video(),
         screen: entry.screen && entry.may_publish_video(),
     }
