@@ -575,8 +575,9 @@ mod tests {
         assert!(with(8).validate().is_ok());
         assert!(with(9).validate().is_ok());
         assert!(with(10).validate().is_ok());
+        assert!(with(11).validate().is_ok());
         assert!(with(6).validate().is_err());
-        assert!(with(11).validate().is_err());
+        assert!(with(12).validate().is_err());
     }
 
     #[test]
