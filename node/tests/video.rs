@@ -2,7 +2,7 @@
 //! peers (the `webrtc` crate, on loopback). A participant turns the camera on with
 //! `voice:state`; everyone is told, the others get its VP8 frames on a track of their own; a
 //! second publisher beyond `max_video_publishers` is refused; `voice:subscribe` pauses and
-//! resumes one subscriber's copy.
+//! resumes one subscriber's copy. In a community channel, the `video` permission decides.
 
 mod common;
 
@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use common::TestNode;
+use common::community::{call, found, text};
 use common::voice::{Participant, pump_all, voice};
+use reqwest::Method;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -117,5 +119,54 @@ async fn a_camera_reaches_the_others_until_paused_and_the_cap_refuses_one_more()
         b.ws.request("voice:state", json!({"channelId": channel, "video": true}))
             .await?;
     assert_eq!(now_ok["ok"], true, "{now_ok}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_community_channel_video_needs_the_video_permission() -> Result<()> {
+    let node = TestNode::start_with(&voice(0)).await?;
+    let owner = node.register("owner").await?;
+    let member = node.register("member").await?;
+    let id = found(&node, &owner, "Cameras", &[&member]).await?;
+    let (status, body) = call(
+        &node,
+        Method::POST,
+        &format!("/communities/{id}/channels"),
+        &owner,
+        Some(json!({"name": "studio", "kind": "voice"})),
+    )
+    .await?;
+    anyhow::ensure!(status == 201, "{body}");
+    let studio = text(&body, "/data/id");
+    // @everyone may speak here but not show video.
+    let (status, reply) = call(
+        &node,
+        Method::PUT,
+        &format!("/communities/{id}/channels/{studio}/overwrites/{id}"),
+        &owner,
+        Some(json!({"type": "role", "deny": ["video"]})),
+    )
+    .await?;
+    anyhow::ensure!(status == 200, "{reply}");
+    let mut o = Participant::join_with_camera(&node, &owner, &studio).await?;
+    let mut m = Participant::join_with_camera(&node, &member, &studio).await?;
+    let refused =
+        m.ws.request("voice:state", json!({"channelId": studio, "video": true}))
+            .await?;
+    assert_eq!(refused["error"]["code"], "FORBIDDEN", "{refused}");
+    let screen =
+        m.ws.request("voice:state", json!({"channelId": studio, "screen": true}))
+            .await?;
+    assert_eq!(screen["error"]["code"], "FORBIDDEN", "{screen}");
+    // Muting still works for them; the owner passes every override.
+    let muted =
+        m.ws.request("voice:state", json!({"channelId": studio, "muted": true}))
+            .await?;
+    assert_eq!(muted["data"]["muted"], true, "{muted}");
+    let on =
+        o.ws.request("voice:state", json!({"channelId": studio, "video": true}))
+            .await?;
+    assert_eq!(on["data"]["video"], true, "{on}");
+    pump_all(&mut [&mut o, &mut m], Duration::from_millis(200)).await?;
     Ok(())
 }
