@@ -169,6 +169,8 @@ pub struct Client {
     camera: Option<(Arc<TrackLocalStaticRTP>, u32)>,
     /// The camera sends a keyframe next (the test stands in for a keyframe request).
     pub keyframe: Arc<AtomicBool>,
+    /// RTP packets per video frame (1 unless told; `sfubench_video` sends more).
+    pub video_packets: Arc<AtomicU32>,
     /// Delays and first-audio time of what this client received.
     pub measured: Arc<Measured>,
     /// Audio level the microphone sends (127: silence).
@@ -280,6 +282,7 @@ impl Client {
             video,
             camera,
             keyframe: Arc::new(AtomicBool::new(true)),
+            video_packets: Arc::new(AtomicU32::new(1)),
             gathered,
             id,
             pc,
@@ -399,26 +402,36 @@ impl Client {
             loop {
                 tick.tick().await;
                 let key = me.keyframe.swap(false, Ordering::Relaxed);
-                // Descriptor: S=1, partition 0; payload header: bit 0 is the inverse
-                // key-frame flag; then a stand-in for the compressed frame.
-                let mut payload = vec![0x10, if key { 0x00 } else { 0x01 }];
-                payload.extend_from_slice(&[0xab; 600]);
-                let packet = rtc::rtp::Packet {
-                    header: rtc::rtp::Header {
-                        version: 2,
-                        marker: true,
-                        payload_type: 96,
-                        sequence_number: seq,
-                        timestamp: ts,
-                        ssrc,
-                        ..Default::default()
-                    },
-                    payload: Bytes::from(payload),
-                };
-                if track.write_rtp(packet).await.is_err() && me.connected.load(Ordering::Acquire) {
+                let packets = me.video_packets.load(Ordering::Relaxed).max(1);
+                let mut failed = false;
+                for i in 0..packets {
+                    // Descriptor: S=1 on the frame's first packet (partition 0); payload
+                    // header: bit 0 is the inverse key-frame flag; then a stand-in for the
+                    // compressed frame.
+                    let mut payload = if i == 0 {
+                        vec![0x10, if key { 0x00 } else { 0x01 }]
+                    } else {
+                        vec![0x00]
+                    };
+                    payload.extend_from_slice(&[0xab; 1000]);
+                    let packet = rtc::rtp::Packet {
+                        header: rtc::rtp::Header {
+                            version: 2,
+                            marker: i + 1 == packets,
+                            payload_type: 96,
+                            sequence_number: seq,
+                            timestamp: ts,
+                            ssrc,
+                            ..Default::default()
+                        },
+                        payload: Bytes::from(payload),
+                    };
+                    failed |= track.write_rtp(packet).await.is_err();
+                    seq = seq.wrapping_add(1);
+                }
+                if failed && me.connected.load(Ordering::Acquire) {
                     break;
                 }
-                seq = seq.wrapping_add(1);
                 ts = ts.wrapping_add(3000);
             }
         });
