@@ -4,11 +4,122 @@
 
 use std::time::Instant;
 
+use super::Cmd;
 use super::media_loop::Loop;
 use crate::MediaError;
 use crate::sfu::{PeerId, RtcpStats, SfuEvent, Track};
 
 impl Loop {
+    /// One command from a channel (see [`Cmd`]).
+    pub(super) fn command(&mut self, cmd: Cmd) {
+        let now = Instant::now();
+        match cmd {
+            Cmd::Join {
+                channel,
+                open,
+                peer,
+                offer,
+                rights,
+                reply,
+            } => {
+                let _ = reply.send(self.join(channel, open, peer, offer, rights, now));
+            }
+            Cmd::Sync { channel, reply } => {
+                self.sync(channel, now);
+                let _ = reply.send(());
+            }
+            Cmd::Answer {
+                channel,
+                peer,
+                sdp,
+                reply,
+            } => {
+                let result = self.key(channel, peer).and_then(|key| {
+                    let p = self.peers.get_mut(&key).ok_or(MediaError::NotJoined)?;
+                    let ready = p.apply_answer(sdp, now)?;
+                    if std::mem::take(&mut p.again) {
+                        self.renegotiate(key, now);
+                    }
+                    self.drain(key, now);
+                    // A subscriber's new video legs start at a keyframe.
+                    for (publisher, track) in ready {
+                        if let Ok(publisher) = self.key(channel, publisher) {
+                            self.request_keyframe(publisher, track, now);
+                        }
+                    }
+                    Ok(())
+                });
+                let _ = reply.send(result);
+            }
+            Cmd::Candidate {
+                channel,
+                peer,
+                candidate,
+                reply,
+            } => {
+                let result = self.key(channel, peer).and_then(|key| {
+                    let p = self.peers.get_mut(&key).ok_or(MediaError::NotJoined)?;
+                    p.pc.add_remote_candidate(candidate)
+                        .map_err(MediaError::candidate)?;
+                    self.drain(key, now);
+                    Ok(())
+                });
+                let _ = reply.send(result);
+            }
+            Cmd::Rights {
+                channel,
+                peer,
+                rights,
+                reply,
+            } => {
+                let result = self.set_rights(channel, peer, rights, now);
+                let _ = reply.send(result);
+            }
+            Cmd::Subscribe {
+                channel,
+                peer,
+                publisher,
+                track,
+                paused,
+                reply,
+            } => {
+                let result = self.subscribe(channel, peer, publisher, track, paused, now);
+                let _ = reply.send(result);
+            }
+            Cmd::Leave {
+                channel,
+                peer,
+                reply,
+            } => {
+                let left = match self.key(channel, peer) {
+                    Ok(key) => {
+                        self.remove(key);
+                        self.sync(channel, now);
+                        true
+                    }
+                    Err(_) => false,
+                };
+                let _ = reply.send(left);
+            }
+            Cmd::Close { channel, reply } => {
+                let keys: Vec<u64> = self
+                    .rooms
+                    .get(&channel)
+                    .map(|r| r.members.values().copied().collect())
+                    .unwrap_or_default();
+                for key in keys {
+                    self.remove(key);
+                }
+                self.rooms.remove(&channel);
+                let _ = reply.send(());
+            }
+            Cmd::Stats { channel, reply } => {
+                let _ = reply.send(self.rtcp_stats(channel, now));
+            }
+            Cmd::Tick { channel } => self.tick(channel, now),
+        }
+    }
+
     /// Brings every participant's legs in line with who publishes, renegotiating those whose
     /// set changed.
     pub(super) fn sync(&mut self, channel: u64, now: Instant) {
