@@ -61,6 +61,8 @@ pub struct VoiceRuntime {
     pub stage_capacity: usize,
     /// Most hosts and speakers on one stage.
     pub stage_speakers: usize,
+    /// Most participants publishing video (camera or screen) at once per channel.
+    pub max_video_publishers: usize,
     /// A participant not heard (no heartbeat) for this long is removed.
     pub ttl: Duration,
     /// How long 1:1 calls ring, connect and wait for a dropped side.

@@ -4,9 +4,11 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use rtc::peer_connection::configuration::media_engine::MIME_TYPE_OPUS;
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8,
+};
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
 use webrtc::peer_connection::{MediaEngine, Registry, register_default_interceptors};
 
@@ -26,6 +28,57 @@ pub fn opus_codec() -> RTCRtpCodec {
     }
 }
 
+/// The video codecs the SFU forwards (never decodes), with their payload types as the server
+/// offers them: VP8 and H.264 (constrained baseline, packetization mode 1, what every browser
+/// decodes). Feedback: PLI and FIR only (keyframe requests, relayed to the publisher); no
+/// NACK/RTX (not relayed yet) and no congestion-control feedback (the server does not estimate
+/// bandwidth yet; the publisher's bitrate is capped with `b=AS` instead).
+pub fn video_codecs() -> Vec<RTCRtpCodecParameters> {
+    let feedback = vec![
+        RTCPFeedback {
+            typ: "ccm".to_owned(),
+            parameter: "fir".to_owned(),
+        },
+        RTCPFeedback {
+            typ: "nack".to_owned(),
+            parameter: "pli".to_owned(),
+        },
+    ];
+    vec![
+        RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec {
+                mime_type: MIME_TYPE_VP8.to_owned(),
+                clock_rate: 90_000,
+                channels: 0,
+                sdp_fmtp_line: String::new(),
+                rtcp_feedback: feedback.clone(),
+            },
+            payload_type: 96,
+        },
+        RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec {
+                mime_type: MIME_TYPE_H264.to_owned(),
+                clock_rate: 90_000,
+                channels: 0,
+                sdp_fmtp_line:
+                    "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
+                        .to_owned(),
+                rtcp_feedback: feedback,
+            },
+            payload_type: 102,
+        },
+    ]
+}
+
+/// VP8 as a video leg's track names it (the leg carries H.264 too when negotiated).
+pub fn vp8_codec() -> RTCRtpCodec {
+    video_codecs()
+        .into_iter()
+        .next()
+        .map(|c| c.rtp_codec)
+        .unwrap_or_default()
+}
+
 /// Where the node's media socket binds and the limits of its media loop (`[voice]`).
 #[derive(Debug, Clone)]
 pub struct MediaConfig {
@@ -42,6 +95,9 @@ pub struct MediaConfig {
     /// Datagrams read from the socket in one go before the loop looks at its timers and
     /// commands again.
     pub recv_batch: usize,
+    /// The most a participant may send per video track (camera, screen), kbit/s: the server's
+    /// descriptions carry it as `b=AS` on the video sections the client sends on.
+    pub video_max_kbps: u32,
 }
 
 impl MediaConfig {
@@ -63,13 +119,22 @@ impl Default for MediaConfig {
             media_threads: 1,
             connect_timeout: Duration::from_secs(15),
             recv_batch: 64,
+            video_max_kbps: 2_500,
         }
     }
 }
 
-/// A media engine with Opus and the audio-level extension, and its interceptors.
-pub fn opus_engine() -> Result<(MediaEngine, Registry), MediaError> {
+/// A media engine with Opus and the audio-level extension (and the SFU's video codecs if
+/// `video`), and its interceptors: a test or benchmark client's.
+pub fn opus_engine(video: bool) -> Result<(MediaEngine, Registry), MediaError> {
     let mut engine = MediaEngine::default();
+    if video {
+        for codec in video_codecs() {
+            engine
+                .register_codec(codec, RtpCodecKind::Video)
+                .map_err(MediaError::webrtc)?;
+        }
+    }
     engine
         .register_codec(
             RTCRtpCodecParameters {

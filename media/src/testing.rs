@@ -32,6 +32,35 @@ use crate::sfu::{Channel, PeerId, Rights, SfuEvent};
 /// Packets received per publisher (from the track's stream id `voice-<publisher>`).
 pub type Received = Arc<Mutex<HashMap<u64, Arc<AtomicU32>>>>;
 
+/// Video received per track id (`camera-<publisher>`, `screen-<publisher>`): packets, and
+/// VP8 keyframes among them.
+pub type VideoReceived = Arc<Mutex<HashMap<String, Arc<[AtomicU32; 2]>>>>;
+
+/// Whether a VP8 RTP payload starts a keyframe (RFC 7741: the descriptor's S bit with
+/// partition 0, then the payload header's inverse key-frame bit).
+pub fn vp8_keyframe(payload: &[u8]) -> bool {
+    let Some(&descriptor) = payload.first() else {
+        return false;
+    };
+    // With X set, the extension bytes follow (I: picture id, 1 or 2 bytes; L, T/K: 1 each).
+    let mut at = 1;
+    if descriptor & 0x80 != 0 {
+        let Some(&x) = payload.get(1) else {
+            return false;
+        };
+        at = 2;
+        if x & 0x80 != 0 {
+            at += if payload.get(2).is_some_and(|b| b & 0x80 != 0) {
+                2
+            } else {
+                1
+            };
+        }
+        at += usize::from(x & 0x40 != 0) + usize::from(x & 0x30 != 0);
+    }
+    descriptor & 0x10 != 0 && descriptor & 0x07 == 0 && payload.get(at).is_some_and(|b| b & 1 == 0)
+}
+
 /// What a client measured: one-way delays (µs) of received packets, and when the first one
 /// arrived.
 #[derive(Debug, Default)]
@@ -56,6 +85,7 @@ pub struct ClientHandler {
     gathered: Arc<tokio::sync::Notify>,
     connected: Arc<AtomicBool>,
     received: Received,
+    video: VideoReceived,
     measured: Arc<Measured>,
 }
 
@@ -75,6 +105,21 @@ impl PeerConnectionEventHandler for ClientHandler {
     }
 
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let id = track.track_id().await;
+        if id.starts_with("camera-") || id.starts_with("screen-") {
+            let counters = self.video.lock().entry(id).or_default().clone();
+            tokio::spawn(async move {
+                while let Some(event) = track.poll().await {
+                    if let TrackRemoteEvent::OnRtpPacket(packet) = event {
+                        counters[0].fetch_add(1, Ordering::Relaxed);
+                        if vp8_keyframe(&packet.payload) {
+                            counters[1].fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            });
+            return;
+        }
         let stream = track.stream_id().await;
         let publisher: u64 = stream
             .strip_prefix("voice-")
@@ -119,6 +164,13 @@ pub struct Client {
     /// Set once the connection is up.
     pub connected: Arc<AtomicBool>,
     received: Received,
+    video: VideoReceived,
+    /// The camera track, its SSRC and whether its next frame is a keyframe.
+    camera: Option<(Arc<TrackLocalStaticRTP>, u32)>,
+    /// The camera sends a keyframe next (the test stands in for a keyframe request).
+    pub keyframe: Arc<AtomicBool>,
+    /// RTP packets per video frame (1 unless told; `sfubench_video` sends more).
+    pub video_packets: Arc<AtomicU32>,
     /// Delays and first-audio time of what this client received.
     pub measured: Arc<Measured>,
     /// Audio level the microphone sends (127: silence).
@@ -129,7 +181,12 @@ pub struct Client {
 impl Client {
     /// A client bound to 127.0.0.1 with a microphone track.
     pub async fn new(id: PeerId) -> Result<Arc<Client>, MediaError> {
-        Client::build(id, None).await
+        Client::build(id, None, false).await
+    }
+
+    /// A client with a microphone and a camera track (VP8; its offer's first video section).
+    pub async fn with_camera(id: PeerId) -> Result<Arc<Client>, MediaError> {
+        Client::build(id, None, true).await
     }
 
     /// A client that may only use relay candidates of these TURN servers
@@ -144,14 +201,17 @@ impl Client {
                 rtc::peer_connection::configuration::RTCIceTransportPolicy::Relay,
             )
             .build();
-        Client::build(id, Some(configuration)).await
+        Client::build(id, Some(configuration), false).await
     }
 
     async fn build(
         id: PeerId,
         configuration: Option<rtc::peer_connection::configuration::RTCConfiguration>,
+        camera: bool,
     ) -> Result<Arc<Client>, MediaError> {
-        let (engine, registry) = opus_engine()?;
+        // Every client can receive video; only a camera client sends it.
+        let (engine, registry) = opus_engine(true)?;
+        let video: VideoReceived = Arc::default();
         let gathered = Arc::new(tokio::sync::Notify::new());
         let connected = Arc::new(AtomicBool::new(false));
         let received: Received = Arc::default();
@@ -160,6 +220,7 @@ impl Client {
             gathered: gathered.clone(),
             connected: connected.clone(),
             received: received.clone(),
+            video: video.clone(),
             measured: measured.clone(),
         });
         let mut builder = PeerConnectionBuilder::new();
@@ -194,7 +255,34 @@ impl Client {
             .add_track(mic.clone() as Arc<dyn TrackLocal>)
             .await
             .map_err(MediaError::webrtc)?;
+        let camera = if camera {
+            let ssrc: u32 = rand::random();
+            let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+                format!("client-{id}"),
+                "camera".into(),
+                "camera".into(),
+                RtpCodecKind::Video,
+                vec![RTCRtpEncodingParameters {
+                    rtp_coding_parameters: RTCRtpCodingParameters {
+                        ssrc: Some(ssrc),
+                        ..Default::default()
+                    },
+                    codec: crate::engine::vp8_codec(),
+                    ..Default::default()
+                }],
+            )));
+            pc.add_track(track.clone() as Arc<dyn TrackLocal>)
+                .await
+                .map_err(MediaError::webrtc)?;
+            Some((track, ssrc))
+        } else {
+            None
+        };
         Ok(Arc::new(Client {
+            video,
+            camera,
+            keyframe: Arc::new(AtomicBool::new(true)),
+            video_packets: Arc::new(AtomicU32::new(1)),
             gathered,
             id,
             pc,
@@ -291,6 +379,62 @@ impl Client {
             .lock()
             .get(&publisher)
             .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    /// Packets and VP8 keyframes received so far on the track `track_id`
+    /// (`camera-<publisher>`).
+    pub fn video_from(&self, track_id: &str) -> (u32, u32) {
+        self.video.lock().get(track_id).map_or((0, 0), |c| {
+            (c[0].load(Ordering::Relaxed), c[1].load(Ordering::Relaxed))
+        })
+    }
+
+    /// Sends a VP8 frame (one packet) every 33 ms on the camera track until the connection
+    /// closes: a keyframe first and whenever `keyframe` is set, delta frames otherwise.
+    pub fn send_video(self: &Arc<Self>) {
+        let Some((track, ssrc)) = self.camera.clone() else {
+            return;
+        };
+        let me = self.clone();
+        tokio::spawn(async move {
+            let (mut seq, mut ts) = (1u16, 0u32);
+            let mut tick = tokio::time::interval(Duration::from_millis(33));
+            loop {
+                tick.tick().await;
+                let key = me.keyframe.swap(false, Ordering::Relaxed);
+                let packets = me.video_packets.load(Ordering::Relaxed).max(1);
+                let mut failed = false;
+                for i in 0..packets {
+                    // Descriptor: S=1 on the frame's first packet (partition 0); payload
+                    // header: bit 0 is the inverse key-frame flag; then a stand-in for the
+                    // compressed frame.
+                    let mut payload = if i == 0 {
+                        vec![0x10, if key { 0x00 } else { 0x01 }]
+                    } else {
+                        vec![0x00]
+                    };
+                    payload.extend_from_slice(&[0xab; 1000]);
+                    let packet = rtc::rtp::Packet {
+                        header: rtc::rtp::Header {
+                            version: 2,
+                            marker: i + 1 == packets,
+                            payload_type: 96,
+                            sequence_number: seq,
+                            timestamp: ts,
+                            ssrc,
+                            ..Default::default()
+                        },
+                        payload: Bytes::from(payload),
+                    };
+                    failed |= track.write_rtp(packet).await.is_err();
+                    seq = seq.wrapping_add(1);
+                }
+                if failed && me.connected.load(Ordering::Acquire) {
+                    break;
+                }
+                ts = ts.wrapping_add(3000);
+            }
+        });
     }
 
     /// Sends 20 ms Opus frames with the current audio level until the connection closes.
@@ -413,7 +557,16 @@ impl Harness {
 
     /// A new client joins with `rights`.
     pub async fn join(&self, id: PeerId, rights: Rights) -> Result<Arc<Client>, MediaError> {
-        let client = Client::new(id).await?;
+        self.join_client(Client::new(id).await?, rights).await
+    }
+
+    /// `client` joins with `rights`.
+    pub async fn join_client(
+        &self,
+        client: Arc<Client>,
+        rights: Rights,
+    ) -> Result<Arc<Client>, MediaError> {
+        let id = client.id;
         self.clients.lock().insert(id, client.clone());
         let offer = client.offer().await?;
         let answer = self.channel.join(id, offer, rights).await?;

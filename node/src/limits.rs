@@ -232,6 +232,7 @@ impl Limits {
             | ClientEvent::VoiceJoin
             | ClientEvent::VoiceSignal
             | ClientEvent::VoiceState
+            | ClientEvent::VoiceSubscribe
             | ClientEvent::VoiceLeave
             | ClientEvent::VoiceIceServers
             | ClientEvent::StageHandRaise

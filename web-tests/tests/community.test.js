@@ -134,7 +134,7 @@ describe('communities', { timeout: 300_000 }, () => {
     assert.equal(await roles.getByLabel('Kick members', { exact: true }).isChecked(), true);
     assert.equal(await roles.getByLabel('Manage roles', { exact: true }).isChecked(), false);
     // Every permission name of PROTOCOL.md has a toggle.
-    assert.equal(await roles.locator('input[name="perm"]').count(), 21);
+    assert.equal(await roles.locator('input[name="perm"]').count(), 22);
     await shot(page, 'community-roles');
     await roles.getByRole('button', { name: 'Done' }).click();
   });

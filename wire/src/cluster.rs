@@ -65,7 +65,7 @@ use room::{Action, CallAnswer, VoiceOp};
 /// announce the versions they speak; 9: `RoomCall::DisconnectVoice`, see [`v8`]; 10:
 /// `PeerMsg::Search` and `PeerMsg::SearchAnswer`, see [`v9`]; `PresenceOp::Focus` and
 /// `PresenceOp::Push`, in [`v8`]'s `needs`; 11: `PeerMsg::Swim` and `PeerMsg::HandedOff`,
-/// see [`v10`].)
+/// `VoiceOp::Media` and `VoiceOp::Subscribe` (video), see [`v10`].)
 pub const PROTOCOL_VERSION: u8 = 11;
 
 /// The oldest version this build still speaks (see [`v7`]): a node talks to a peer at the

@@ -38,6 +38,7 @@ mod stage;
 mod unrecorded;
 mod voice;
 mod voice_upkeep;
+mod voice_video;
 
 pub use account::leave_answer;
 pub use fanout::view_of;

@@ -74,6 +74,7 @@ pub(super) async fn fixture(config: ActorConfig) -> Fixture {
             capacity: 25,
             stage_capacity: 200,
             stage_speakers: 10,
+            max_video_publishers: 9,
             ttl: Duration::from_secs(30),
             call_timings: Default::default(),
         }),

@@ -88,9 +88,27 @@ impl SessionState {
                 self.handle_voice(p.channel_id, op, id).await
             }
             ClientRequest::VoiceState(p) => {
-                let op = VoiceOp::State {
-                    muted: p.muted,
-                    deafened: p.deafened,
+                // Mute and deafen alone stay the op a node of cluster protocol 10 knows.
+                let op = if p.video.is_none() && p.screen.is_none() {
+                    VoiceOp::State {
+                        muted: p.muted,
+                        deafened: p.deafened,
+                    }
+                } else {
+                    VoiceOp::Media {
+                        muted: p.muted,
+                        deafened: p.deafened,
+                        video: p.video,
+                        screen: p.screen,
+                    }
+                };
+                self.handle_voice(p.channel_id, op, id).await
+            }
+            ClientRequest::VoiceSubscribe(p) => {
+                let op = VoiceOp::Subscribe {
+                    user_id: p.user_id,
+                    track: p.track,
+                    paused: p.paused,
                 };
                 self.handle_voice(p.channel_id, op, id).await
             }

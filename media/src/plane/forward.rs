@@ -11,7 +11,7 @@ use super::inbound::Media;
 use super::media_loop::{Loop, flush};
 use super::srtp::{Srtp, write_header};
 use crate::DropReason;
-use crate::sfu::SfuEvent;
+use crate::sfu::{SfuEvent, Track};
 
 impl Loop {
     /// One packet `rtc` decrypted for the participant `from` (the fallback read path).
@@ -24,8 +24,10 @@ impl Loop {
             .and_then(|l| l.first().copied());
         let media = Media {
             marker: packet.header.marker,
+            pt: packet.header.payload_type,
             seq: packet.header.sequence_number,
             timestamp: packet.header.timestamp,
+            ssrc: packet.header.ssrc,
             level,
             payload: &packet.payload,
         };
@@ -52,9 +54,17 @@ impl Loop {
         };
         let counters = &room.open.counters;
         counters.received.fetch_add(1, Ordering::Relaxed);
-        let level = packet.level;
+        let Some((track, codec)) = publisher.offered.classify(packet.ssrc, packet.pt) else {
+            counters.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        if publisher.sending.get(&track) != Some(&packet.ssrc) {
+            publisher.sending.insert(track, packet.ssrc);
+        }
+        // Only the microphone's level is speech.
+        let level = packet.level.filter(|_| track == Track::Mic);
         let rights = publisher.rights;
-        let allowed = !rights.muted && rights.may_speak;
+        let allowed = track.published(&rights);
         // RFC 6464: one byte, the V flag and the level (0 loudest … 127 silence).
         if allowed
             && let Some(byte) = level
@@ -82,10 +92,14 @@ impl Loop {
             if to.rights.deafened {
                 continue;
             }
-            let Some(leg) = to.legs.get_mut(&publisher) else {
+            if to.paused.contains(&(publisher, track)) {
+                continue;
+            }
+            let Some(leg) = to.legs.get_mut(&(publisher, track)) else {
                 continue;
             };
-            let Some((pt, out_level)) = leg.params else {
+            let Some((pt, out_level)) = leg.params.and_then(|p| Some((p.pt(codec)?, p.level_id)))
+            else {
                 counters.dropped.fetch_add(1, Ordering::Relaxed);
                 continue;
             };

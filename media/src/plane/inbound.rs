@@ -54,18 +54,35 @@ impl Loop {
                 // Only authenticated packets make a stream (a handful per publisher at most).
                 if peer.inbound.len() < MAX_STREAMS || peer.inbound.contains_key(&header.ssrc) {
                     let mut stream = stream;
-                    stream.accept(index, header.timestamp, now, self.epoch);
+                    // Video's RTP clock is 90 kHz, audio's (Opus) 48 kHz.
+                    let video = peer
+                        .offered
+                        .codecs
+                        .get(&header.pt)
+                        .is_some_and(|c| *c != super::video::Codec::Opus);
+                    let rate = if video { 90_000.0 } else { 48_000.0 };
+                    stream.accept(index, header.timestamp, now, self.epoch, rate);
                     peer.inbound.insert(header.ssrc, stream);
                 }
                 let level = peer.level_id.and_then(|id| header.extension(&buf, id));
-                let media = Media {
-                    marker: header.marker,
-                    seq: header.seq,
-                    timestamp: header.timestamp,
-                    level,
-                    payload: &buf[header.len..end],
+                // RFC 3550 padding: its last byte counts it. A packet of padding only (a
+                // bandwidth probe) carries nothing to forward.
+                let end = match (header.padding, end.checked_sub(1).and_then(|i| buf.get(i))) {
+                    (true, Some(&pad)) => end.saturating_sub(usize::from(pad)),
+                    _ => end,
                 };
-                self.forward(key, &media, now);
+                if end > header.len {
+                    let media = Media {
+                        marker: header.marker,
+                        pt: header.pt,
+                        seq: header.seq,
+                        timestamp: header.timestamp,
+                        ssrc: header.ssrc,
+                        level,
+                        payload: &buf[header.len..end],
+                    };
+                    self.forward(key, &media, now);
+                }
             }
             Err(_) => self.stats.count_drop(DropReason::Rejected),
         }
@@ -77,8 +94,12 @@ impl Loop {
 /// What the forwarding path needs of a received packet.
 pub(super) struct Media<'a> {
     pub(super) marker: bool,
+    /// The publisher's payload type (which codec, by its offer).
+    pub(super) pt: u8,
     pub(super) seq: u16,
     pub(super) timestamp: u32,
+    /// The publisher's stream (which track, by its offer).
+    pub(super) ssrc: u32,
     /// RFC 6464 audio level byte, if the packet carries one under the publisher's id.
     pub(super) level: Option<u8>,
     pub(super) payload: &'a [u8],
@@ -89,6 +110,9 @@ pub(super) struct Media<'a> {
 pub(super) struct Header {
     pub(super) len: usize,
     pub(super) marker: bool,
+    pub(super) pt: u8,
+    /// The P bit: the payload ends in padding.
+    pub(super) padding: bool,
     pub(super) seq: u16,
     pub(super) timestamp: u32,
     pub(super) ssrc: u32,
@@ -123,6 +147,8 @@ impl Header {
         Some(Header {
             len,
             marker: fixed[1] & 0x80 != 0,
+            pt: fixed[1] & 0x7f,
+            padding: first & 0x20 != 0,
             seq: u16::from_be_bytes([fixed[2], fixed[3]]),
             timestamp: u32::from_be_bytes([fixed[4], fixed[5], fixed[6], fixed[7]]),
             ssrc: u32::from_be_bytes([fixed[8], fixed[9], fixed[10], fixed[11]]),
@@ -192,7 +218,14 @@ impl Inbound {
     }
 
     /// An authenticated packet of index `index` arrived.
-    pub(super) fn accept(&mut self, index: u64, timestamp: u32, arrival: Instant, epoch: Instant) {
+    pub(super) fn accept(
+        &mut self,
+        index: u64,
+        timestamp: u32,
+        arrival: Instant,
+        epoch: Instant,
+        rate: f64,
+    ) {
         match self.highest {
             None => {
                 self.highest = Some(index);
@@ -212,10 +245,11 @@ impl Inbound {
             Some(highest) => self.window |= 1 << (highest - index),
         }
         self.received += 1;
-        // RFC 3550 §6.4.1, in the 48 kHz clock of Opus.
+        // RFC 3550 §6.4.1, in the 48 kHz clock of Opus (a video stream's 90 kHz converted).
         let now = arrival.saturating_duration_since(epoch).as_secs_f64() * 48_000.0;
         if let Some((then, ts)) = self.last {
-            let d = (now - then) - f64::from(timestamp.wrapping_sub(ts) as i32);
+            let elapsed = f64::from(timestamp.wrapping_sub(ts) as i32) * 48_000.0 / rate;
+            let d = (now - then) - elapsed;
             self.jitter += (d.abs() - self.jitter) / 16.0;
         }
         self.last = Some((now, timestamp));
@@ -263,7 +297,7 @@ mod tests {
         let (epoch, mut s) = (Instant::now(), Inbound::default());
         let take = |s: &mut Inbound, seq: u16| {
             let (index, roc) = s.check(seq)?;
-            s.accept(index, u32::from(seq) * 960, epoch, epoch);
+            s.accept(index, u32::from(seq) * 960, epoch, epoch, 48_000.0);
             Some(roc)
         };
         assert_eq!(take(&mut s, 65_534), Some(0));

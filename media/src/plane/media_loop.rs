@@ -25,7 +25,7 @@ use super::spawn::{Input, Received, next_input};
 use super::{Cmd, Open};
 use crate::demux::{self, Kind};
 use crate::engine::MediaConfig;
-use crate::sfu::{PeerId, RtcpStats, SfuEvent};
+use crate::sfu::{PeerId, SfuEvent};
 use crate::{DropReason, MediaError, PlaneStats};
 
 /// A channel's participants, as the loop knows them.
@@ -44,7 +44,7 @@ pub(super) struct Loop {
     pub(super) peers: HashMap<u64, Peer>,
     next_peer: u64,
     pub(super) rooms: HashMap<u64, Room>,
-    by_ufrag: HashMap<String, u64>,
+    pub(super) by_ufrag: HashMap<String, u64>,
     pub(super) by_addr: Addrs,
     timers: BTreeSet<(Instant, u64)>,
     certificate: Option<RTCCertificate>,
@@ -312,6 +312,7 @@ impl Loop {
     pub(super) fn drain(&mut self, key: u64, now: Instant) {
         let mut inbox = std::mem::take(&mut self.inbox);
         let mut events = std::mem::take(&mut self.events);
+        let mut rtcp = Vec::new();
         if let Some(peer) = self.peers.get_mut(&key) {
             flush(&self.socket, &self.stats, &mut self.by_addr, key, peer);
             while let Some(event) = peer.pc.poll_event() {
@@ -320,7 +321,11 @@ impl Loop {
             while let Some(msg) = peer.pc.poll_read() {
                 match msg.message {
                     RTCMessage::RtpPacket(_, packet) => inbox.push(packet),
-                    RTCMessage::RtcpPacket(..) | RTCMessage::DataChannelMessage(..) => {}
+                    // Subscribers' keyframe requests (see `video`); reports feed `rtc`'s own
+                    // statistics only.
+                    RTCMessage::RtcpPacket(_, packets) => rtcp.push(packets),
+                    RTCMessage::DataChannelMessage(..) => {}
+                    // `RTCMessage` is non-exhaustive.
                     _ => {}
                 }
             }
@@ -331,6 +336,9 @@ impl Loop {
         }
         for packet in inbox.drain(..) {
             self.forward_rtc(key, packet, now);
+        }
+        for packets in rtcp {
+            self.subscriber_rtcp(key, &packets, now);
         }
         self.inbox = inbox;
         self.events = events;
@@ -420,102 +428,11 @@ impl Loop {
                 }
             }
         }
+        self.due_keyframes(now);
         self.stats.export();
     }
 
-    fn command(&mut self, cmd: Cmd) {
-        let now = Instant::now();
-        match cmd {
-            Cmd::Join {
-                channel,
-                open,
-                peer,
-                offer,
-                rights,
-                reply,
-            } => {
-                let _ = reply.send(self.join(channel, open, peer, offer, rights, now));
-            }
-            Cmd::Sync { channel, reply } => {
-                self.sync(channel, now);
-                let _ = reply.send(());
-            }
-            Cmd::Answer {
-                channel,
-                peer,
-                sdp,
-                reply,
-            } => {
-                let result = self.key(channel, peer).and_then(|key| {
-                    let p = self.peers.get_mut(&key).ok_or(MediaError::NotJoined)?;
-                    p.apply_answer(sdp, now)?;
-                    if std::mem::take(&mut p.again) {
-                        self.renegotiate(key, now);
-                    }
-                    self.drain(key, now);
-                    Ok(())
-                });
-                let _ = reply.send(result);
-            }
-            Cmd::Candidate {
-                channel,
-                peer,
-                candidate,
-                reply,
-            } => {
-                let result = self.key(channel, peer).and_then(|key| {
-                    let p = self.peers.get_mut(&key).ok_or(MediaError::NotJoined)?;
-                    p.pc.add_remote_candidate(candidate)
-                        .map_err(MediaError::candidate)?;
-                    self.drain(key, now);
-                    Ok(())
-                });
-                let _ = reply.send(result);
-            }
-            Cmd::Rights {
-                channel,
-                peer,
-                rights,
-                reply,
-            } => {
-                let result = self.set_rights(channel, peer, rights, now);
-                let _ = reply.send(result);
-            }
-            Cmd::Leave {
-                channel,
-                peer,
-                reply,
-            } => {
-                let left = match self.key(channel, peer) {
-                    Ok(key) => {
-                        self.remove(key);
-                        self.sync(channel, now);
-                        true
-                    }
-                    Err(_) => false,
-                };
-                let _ = reply.send(left);
-            }
-            Cmd::Close { channel, reply } => {
-                let keys: Vec<u64> = self
-                    .rooms
-                    .get(&channel)
-                    .map(|r| r.members.values().copied().collect())
-                    .unwrap_or_default();
-                for key in keys {
-                    self.remove(key);
-                }
-                self.rooms.remove(&channel);
-                let _ = reply.send(());
-            }
-            Cmd::Stats { channel, reply } => {
-                let _ = reply.send(self.rtcp_stats(channel, now));
-            }
-            Cmd::Tick { channel } => self.tick(channel, now),
-        }
-    }
-
-    fn key(&self, channel: u64, peer: PeerId) -> Result<u64, MediaError> {
+    pub(super) fn key(&self, channel: u64, peer: PeerId) -> Result<u64, MediaError> {
         self.rooms
             .get(&channel)
             .and_then(|r| r.members.get(&peer))
@@ -523,7 +440,7 @@ impl Loop {
             .ok_or(MediaError::NotJoined)
     }
 
-    fn join(
+    pub(super) fn join(
         &mut self,
         channel: u64,
         open: Open,
@@ -569,11 +486,12 @@ impl Loop {
         // Every loop adds its own: a count, not a store.
         self.stats.peers.fetch_add(1, Ordering::Relaxed);
         self.drain(key, now);
+        let sdp = super::video::cap_video(sdp, self.config.video_max_kbps);
         Ok(self.config.announce(sdp))
     }
 
     /// Removes a participant's connection (closing it) from every table.
-    fn remove(&mut self, key: u64) {
+    pub(super) fn remove(&mut self, key: u64) {
         let Some(mut peer) = self.peers.remove(&key) else {
             return;
         };
@@ -596,124 +514,6 @@ impl Loop {
         if let Some(t) = peer.timer {
             self.timers.remove(&(t, key));
         }
-    }
-
-    /// Brings every participant's legs in line with who publishes, renegotiating those whose
-    /// set changed.
-    fn sync(&mut self, channel: u64, now: Instant) {
-        let Some(room) = self.rooms.get(&channel) else {
-            return;
-        };
-        let keys: Vec<(PeerId, u64)> = room.members.iter().map(|(p, k)| (*p, *k)).collect();
-        let publishers: Vec<PeerId> = keys
-            .iter()
-            .filter(|(_, k)| self.peers.get(k).is_some_and(|p| p.rights.may_speak))
-            .map(|(p, _)| *p)
-            .collect();
-        for (id, key) in keys {
-            let wanted: Vec<PeerId> = publishers.iter().copied().filter(|p| *p != id).collect();
-            let Some(peer) = self.peers.get_mut(&key) else {
-                continue;
-            };
-            match peer.sync_legs(&wanted) {
-                Ok(true) => self.renegotiate(key, now),
-                Ok(false) => {}
-                Err(e) => tracing::warn!(peer = id, error = %e, "voice: cannot change tracks"),
-            }
-            self.drain(key, now);
-        }
-    }
-
-    fn renegotiate(&mut self, key: u64, now: Instant) {
-        let Some(peer) = self.peers.get_mut(&key) else {
-            return;
-        };
-        if peer.in_flight {
-            peer.again = true;
-            return;
-        }
-        match peer.offer(now) {
-            Ok(sdp) => {
-                peer.in_flight = true;
-                let sdp = self.config.announce(sdp);
-                if let Some(room) = self.rooms.get(&peer.channel) {
-                    let _ = room
-                        .open
-                        .events
-                        .send(SfuEvent::Offer { peer: peer.id, sdp });
-                }
-            }
-            Err(e) => tracing::warn!(peer = peer.id, error = %e, "voice: cannot create an offer"),
-        }
-    }
-
-    fn set_rights(
-        &mut self,
-        channel: u64,
-        id: PeerId,
-        rights: crate::Rights,
-        now: Instant,
-    ) -> Result<crate::Rights, MediaError> {
-        let key = self.key(channel, id)?;
-        let peer = self.peers.get_mut(&key).ok_or(MediaError::NotJoined)?;
-        let before = std::mem::replace(&mut peer.rights, rights);
-        if rights.muted || !rights.may_speak {
-            peer.speaking.silence();
-            self.report_speaking(key, now);
-        }
-        if before.may_speak != rights.may_speak {
-            self.sync(channel, now);
-        }
-        Ok(before)
-    }
-
-    fn tick(&mut self, channel: u64, now: Instant) {
-        let Some(room) = self.rooms.get(&channel) else {
-            return;
-        };
-        let keys: Vec<u64> = room.members.values().copied().collect();
-        for key in keys {
-            self.report_speaking(key, now);
-        }
-    }
-
-    fn report_speaking(&mut self, key: u64, now: Instant) {
-        let Some(peer) = self.peers.get_mut(&key) else {
-            return;
-        };
-        if let Some(speaking) = peer.speaking.tick(now)
-            && let Some(room) = self.rooms.get(&peer.channel)
-        {
-            let _ = room.open.events.send(SfuEvent::Speaking {
-                peer: peer.id,
-                speaking,
-            });
-        }
-    }
-
-    fn rtcp_stats(&mut self, channel: u64, now: Instant) -> RtcpStats {
-        let mut stats = RtcpStats::default();
-        let Some(room) = self.rooms.get(&channel) else {
-            return stats;
-        };
-        for key in room.members.values() {
-            let Some(peer) = self.peers.get_mut(key) else {
-                continue;
-            };
-            // Streams read on the fast path (which `rtc`'s statistics never see).
-            for inbound in peer.inbound.values() {
-                stats.packets_lost += inbound.lost();
-                stats.jitter_secs = stats.jitter_secs.max(inbound.jitter_secs());
-            }
-            let report = peer.pc.get_stats(now, rtc::statistics::StatsSelector::None);
-            for inbound in report.inbound_rtp_streams() {
-                let r = &inbound.received_rtp_stream_stats;
-                stats.packets_lost += r.packets_lost.max(0) as u64;
-                // Reported in RTP clock units (48 kHz for Opus).
-                stats.jitter_secs = stats.jitter_secs.max(r.jitter / 48_000.0);
-            }
-        }
-        stats
     }
 }
 

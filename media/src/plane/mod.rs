@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use webrtc::peer_connection::RTCIceCandidateInit;
 
 use crate::engine::MediaConfig;
-use crate::sfu::{Counters, PeerId, Rights, RtcpStats, SfuEvent};
+use crate::sfu::{Counters, PeerId, Rights, RtcpStats, SfuEvent, Track};
 use crate::{MediaError, PlaneStats};
 
 mod forward;
@@ -29,8 +29,10 @@ mod inbound;
 mod media_loop;
 mod peer;
 mod shard;
+mod signalling;
 mod spawn;
 pub(crate) mod srtp;
+mod video;
 
 pub(crate) use peer::node_certificate;
 
@@ -73,6 +75,14 @@ pub(crate) enum Cmd {
         peer: PeerId,
         rights: Rights,
         reply: oneshot::Sender<Result<Rights, MediaError>>,
+    },
+    Subscribe {
+        channel: u64,
+        peer: PeerId,
+        publisher: PeerId,
+        track: Track,
+        paused: bool,
+        reply: oneshot::Sender<Result<(), MediaError>>,
     },
     Leave {
         channel: u64,

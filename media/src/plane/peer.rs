@@ -2,7 +2,7 @@
 //! shared DTLS certificate, Opus with the audio-level extension, RTCP reports only) and the
 //! signalling steps on it. Nothing here touches the socket or another participant.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,26 +19,27 @@ use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
-use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
     RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
+use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 
 use super::inbound::Inbound;
 use super::srtp::{KeyTap, Rollover, Srtp};
+use super::video::{Codec, Keyframes, LegParams, Offered};
 use crate::MediaError;
-use crate::engine::{AUDIO_LEVEL_URI, opus_codec};
-use crate::sfu::{PeerId, Rights};
+use crate::engine::{AUDIO_LEVEL_URI, opus_codec, video_codecs, vp8_codec};
+use crate::sfu::{PeerId, Rights, Track};
 use crate::speaking::{SpeakingConfig, SpeakingDetector};
 
-/// One outgoing track: a publisher's audio on a subscriber's connection.
+/// One outgoing track: a publisher's track on a subscriber's connection.
 pub(super) struct Leg {
     pub(super) sender: RTCRtpSenderId,
     pub(super) ssrc: u32,
-    /// Payload type and audio-level extension id negotiated on this leg; `None` until the
+    /// Payload types and audio-level extension id negotiated on this leg; `None` until the
     /// subscriber's answer came back.
-    pub(super) params: Option<(u8, Option<u8>)>,
+    pub(super) params: Option<LegParams>,
     /// The rollover counter of this leg's SSRC on the fast path.
     pub(super) rollover: Rollover,
 }
@@ -57,8 +58,16 @@ pub(super) struct Peer {
     /// Every source address routed to this participant.
     pub(super) addrs: Vec<SocketAddr>,
     pub(super) rights: Rights,
-    /// Outgoing tracks by publisher.
-    pub(super) legs: HashMap<PeerId, Leg>,
+    /// Outgoing tracks by publisher and track.
+    pub(super) legs: HashMap<(PeerId, Track), Leg>,
+    /// Publishers' tracks this participant paused (not forwarded to them).
+    pub(super) paused: HashSet<(PeerId, Track)>,
+    /// What the client's offer said it sends: its streams' tracks and payload types.
+    pub(super) offered: Offered,
+    /// The SSRC each of the client's tracks was last seen with (keyframe requests name it).
+    pub(super) sending: HashMap<Track, u32>,
+    /// Keyframe requests to this participant, rate-limited per track.
+    pub(super) keyframes: Keyframes,
     pub(super) in_flight: bool,
     pub(super) again: bool,
     pub(super) connected: bool,
@@ -103,9 +112,15 @@ pub(crate) fn node_certificate() -> Result<RTCCertificate, MediaError> {
         .map_err(MediaError::webrtc)
 }
 
-/// The server's media engine: Opus (payload type 111) and the audio-level extension.
+/// The server's media engine: Opus (payload type 111) and the audio-level extension, VP8 and
+/// H.264 (see [`video_codecs`]).
 fn engine() -> Result<MediaEngine, MediaError> {
     let mut engine = MediaEngine::default();
+    for codec in video_codecs() {
+        engine
+            .register_codec(codec, RtpCodecKind::Video)
+            .map_err(MediaError::webrtc)?;
+    }
     engine
         .register_codec(
             RTCRtpCodecParameters {
@@ -159,6 +174,7 @@ impl Peer {
         now: Instant,
     ) -> Result<(Peer, String), MediaError> {
         let level_id = offered_level_id(&offer);
+        let offered = Offered::parse(&offer);
         let offer = RTCSessionDescription::offer(offer).map_err(MediaError::sdp)?;
         let ufrag = loop {
             let ufrag = ice_chars(16);
@@ -230,6 +246,10 @@ impl Peer {
             addrs: Vec::new(),
             rights: new.rights,
             legs: HashMap::new(),
+            paused: HashSet::new(),
+            offered,
+            sending: HashMap::new(),
+            keyframes: Keyframes::default(),
             in_flight: false,
             again: false,
             connected: false,
@@ -247,45 +267,69 @@ impl Peer {
 
     /// Adds and removes outgoing tracks so the participant receives exactly `wanted`;
     /// whether anything changed.
-    pub(super) fn sync_legs(&mut self, wanted: &[PeerId]) -> Result<bool, MediaError> {
-        let stale: Vec<PeerId> = self
+    pub(super) fn sync_legs(&mut self, wanted: &[(PeerId, Track)]) -> Result<bool, MediaError> {
+        let stale: Vec<(PeerId, Track)> = self
             .legs
             .keys()
             .copied()
             .filter(|p| !wanted.contains(p))
             .collect();
-        let missing: Vec<PeerId> = wanted
+        let missing: Vec<(PeerId, Track)> = wanted
             .iter()
             .copied()
             .filter(|p| !self.legs.contains_key(p))
             .collect();
         let changed = !stale.is_empty() || !missing.is_empty();
-        for publisher in stale {
-            if let Some(leg) = self.legs.remove(&publisher) {
+        for key in stale {
+            self.paused.remove(&key);
+            if let Some(leg) = self.legs.remove(&key) {
                 self.pc
                     .remove_track(leg.sender)
                     .map_err(MediaError::webrtc)?;
             }
         }
-        for publisher in missing {
+        for (publisher, which) in missing {
             let ssrc: u32 = rand::random();
+            let (kind, codec) = if which.is_video() {
+                (RtpCodecKind::Video, vp8_codec())
+            } else {
+                (RtpCodecKind::Audio, opus_codec())
+            };
+            // The stream id names the publisher, the track id what it is: clients lay out
+            // tiles by them.
             let track = MediaStreamTrack::new(
                 format!("voice-{publisher}"),
-                format!("audio-{publisher}"),
+                format!("{}-{publisher}", which.as_str()),
                 format!("participant {publisher}"),
-                RtpCodecKind::Audio,
+                kind,
                 vec![RTCRtpEncodingParameters {
                     rtp_coding_parameters: RTCRtpCodingParameters {
                         ssrc: Some(ssrc),
                         ..Default::default()
                     },
-                    codec: opus_codec(),
+                    codec,
                     ..Default::default()
                 }],
             );
-            let sender = self.pc.add_track(track).map_err(MediaError::webrtc)?;
+            // A section of its own, always: `add_track` would reuse a section the client
+            // offered to send on (its camera, its screen's sound), where the browser does
+            // not receive.
+            let init = RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Sendonly,
+                streams: vec![],
+                send_encodings: vec![],
+            };
+            let transceiver = self
+                .pc
+                .add_transceiver_from_track(track, Some(init))
+                .map_err(MediaError::webrtc)?;
+            let sender = self
+                .pc
+                .rtp_transceiver(transceiver)
+                .and_then(|t| t.sender())
+                .ok_or_else(|| MediaError::WebRtc("a new transceiver without a sender".into()))?;
             self.legs.insert(
-                publisher,
+                (publisher, which),
                 Leg {
                     sender,
                     ssrc,
@@ -310,8 +354,13 @@ impl Peer {
             .sdp)
     }
 
-    /// The client's answer to the server's offer.
-    pub(super) fn apply_answer(&mut self, sdp: String, now: Instant) -> Result<(), MediaError> {
+    /// The client's answer to the server's offer; the video legs it made ready (their
+    /// publishers are asked for a keyframe).
+    pub(super) fn apply_answer(
+        &mut self,
+        sdp: String,
+        now: Instant,
+    ) -> Result<Vec<(PeerId, Track)>, MediaError> {
         if !self.in_flight {
             return Err(MediaError::NoOfferPending);
         }
@@ -320,31 +369,45 @@ impl Peer {
             .set_remote_description(now, answer)
             .map_err(MediaError::sdp)?;
         self.in_flight = false;
-        self.refresh_legs();
-        Ok(())
+        Ok(self.refresh_legs())
     }
 
-    /// After a negotiation: the payload type and extension id each leg must use.
-    fn refresh_legs(&mut self) {
-        for leg in self.legs.values_mut() {
+    /// After a negotiation: the payload types and extension id each leg must use; the video
+    /// legs that became ready.
+    fn refresh_legs(&mut self) -> Vec<(PeerId, Track)> {
+        let mut ready = Vec::new();
+        for (key, leg) in self.legs.iter_mut() {
             let Some(mut sender) = self.pc.rtp_sender(leg.sender) else {
                 continue;
             };
             let params = sender.get_parameters();
-            let pt = params
-                .rtp_parameters
-                .codecs
-                .iter()
-                .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case("audio/opus"))
-                .map(|c| c.payload_type);
+            let pt = |codec: Codec| {
+                params
+                    .rtp_parameters
+                    .codecs
+                    .iter()
+                    .find(|c| codec.matches(&c.rtp_codec))
+                    .map(|c| c.payload_type)
+            };
+            let (opus, vp8, h264) = (pt(Codec::Opus), pt(Codec::Vp8), pt(Codec::H264));
             let level_id = params
                 .rtp_parameters
                 .header_extensions
                 .iter()
                 .find(|e| e.uri == AUDIO_LEVEL_URI)
                 .and_then(|e| u8::try_from(e.id).ok());
-            leg.params = pt.map(|pt| (pt, level_id));
+            let params = LegParams {
+                opus,
+                vp8,
+                h264,
+                level_id,
+            };
+            if key.1.is_video() && leg.params.is_none() && params.any() {
+                ready.push(*key);
+            }
+            leg.params = params.any().then_some(params);
         }
+        ready
     }
 }
 

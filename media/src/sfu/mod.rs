@@ -62,12 +62,16 @@ pub enum SfuEvent {
 /// What a participant may do and wants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rights {
-    /// Their packets are dropped at the server.
+    /// Their microphone's packets are dropped at the server.
     pub muted: bool,
     /// They receive nothing.
     pub deafened: bool,
     /// Their audio may be forwarded at all (stage listeners may not speak).
     pub may_speak: bool,
+    /// Their camera is published (others get a track for it).
+    pub video: bool,
+    /// Their screen share (and its audio, if they send one) is published.
+    pub screen: bool,
 }
 
 impl Default for Rights {
@@ -76,6 +80,55 @@ impl Default for Rights {
             muted: false,
             deafened: false,
             may_speak: true,
+            video: false,
+            screen: false,
+        }
+    }
+}
+
+/// One of the tracks a participant may publish. Which of the client's offered sections is
+/// which goes by order: the first audio section is the microphone, the second the screen's
+/// audio; the first video section is the camera, the second the screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Track {
+    /// The microphone.
+    Mic,
+    /// The camera.
+    Camera,
+    /// The screen share's video.
+    Screen,
+    /// The screen share's audio.
+    ScreenAudio,
+}
+
+impl Track {
+    /// Every track.
+    pub const ALL: [Track; 4] = [Track::Mic, Track::Camera, Track::Screen, Track::ScreenAudio];
+
+    /// The name in track ids (`<name>-<publisher>`) and on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Track::Mic => "audio",
+            Track::Camera => "camera",
+            Track::Screen => "screen",
+            Track::ScreenAudio => "screen_audio",
+        }
+    }
+
+    /// Whether it is a video track.
+    pub fn is_video(self) -> bool {
+        match self {
+            Track::Camera | Track::Screen => true,
+            Track::Mic | Track::ScreenAudio => false,
+        }
+    }
+
+    /// Whether `rights` let it be forwarded.
+    pub fn published(self, rights: &Rights) -> bool {
+        match self {
+            Track::Mic => rights.may_speak && !rights.muted,
+            Track::Camera => rights.video,
+            Track::Screen | Track::ScreenAudio => rights.screen,
         }
     }
 }
@@ -100,6 +153,8 @@ pub struct Counters {
     pub forwarded_bytes: AtomicU64,
     /// Packets dropped (muted, not allowed to speak, a leg not negotiated yet).
     pub dropped: AtomicU64,
+    /// Keyframe requests (PLI) sent to publishers.
+    pub keyframe_requests: AtomicU64,
 }
 
 struct Inner {
@@ -230,6 +285,27 @@ impl Channel {
         })
         .await
         .unwrap_or(false)
+    }
+
+    /// Whether `subscriber` receives `publisher`'s `track` (a client pauses the videos it
+    /// does not display; resuming asks the publisher for a keyframe).
+    pub async fn subscribe(
+        &self,
+        subscriber: PeerId,
+        publisher: PeerId,
+        track: Track,
+        paused: bool,
+    ) -> Result<(), MediaError> {
+        let channel = self.0.key;
+        self.ask(|reply| Cmd::Subscribe {
+            channel,
+            peer: subscriber,
+            publisher,
+            track,
+            paused,
+            reply,
+        })
+        .await?
     }
 
     /// Everyone leaves (the channel ends).

@@ -35,6 +35,12 @@ pub struct VoiceConfig {
     pub stage_capacity: usize,
     /// Most hosts and speakers on one stage.
     pub stage_speakers: usize,
+    /// Most participants publishing video (a camera or a screen share) at once in one voice
+    /// channel, stage or call; one more is refused (`video_limit`). 0: video is off.
+    pub max_video_publishers: usize,
+    /// The most a participant may send per video track (camera, screen), kbit/s: clients are
+    /// told so in the session descriptions (`b=AS`) and browsers keep under it. 0: no cap.
+    pub video_max_kbps: u32,
     /// A participant whose connection is not up within this long is removed, seconds.
     pub connect_timeout_secs: u64,
     /// A participant whose session sent no heartbeat for this long is removed, seconds.
@@ -97,6 +103,8 @@ impl Default for VoiceConfig {
             capacity: 25,
             stage_capacity: 200,
             stage_speakers: 10,
+            max_video_publishers: 9,
+            video_max_kbps: 2_500,
             connect_timeout_secs: 15,
             ttl_secs: 30,
             call_ring_secs: 30,
@@ -148,12 +156,14 @@ impl VoiceConfig {
                 media_threads: self.media_threads,
                 connect_timeout: Duration::from_secs(self.connect_timeout_secs.max(1)),
                 recv_batch: self.recv_batch,
+                video_max_kbps: self.video_max_kbps,
             }),
             ice_servers: self.ice_servers.clone(),
             turn,
             capacity: self.capacity,
             stage_capacity: self.stage_capacity,
             stage_speakers: self.stage_speakers,
+            max_video_publishers: self.max_video_publishers,
             ttl: Duration::from_secs(self.ttl_secs.max(1)),
             call_timings: voiceflow_actors::call::CallTimings {
                 ring: Duration::from_secs(self.call_ring_secs.max(1)),

@@ -40,12 +40,31 @@ impl Participant {
 
     /// Joins `channel` over an open WebSocket with a fresh media connection that speaks.
     pub async fn join_on(ws: WsClient, channel: &str) -> Result<Participant> {
+        Participant::join_with(ws, channel, false).await
+    }
+
+    /// Connects `user` and joins `channel` with a media connection that speaks and has a
+    /// camera track (it sends video once `send_video` is called).
+    pub async fn join_with_camera(
+        node: &TestNode,
+        user: &User,
+        channel: &str,
+    ) -> Result<Participant> {
+        let ws = node.ws(user).await?;
+        Participant::join_with(ws, channel, true).await
+    }
+
+    async fn join_with(ws: WsClient, channel: &str, camera: bool) -> Result<Participant> {
         let session: u64 = ws.hello["data"]["sessionId"]
             .as_str()
             .and_then(|s| s.parse().ok())
             .or_else(|| ws.hello["data"]["sessionId"].as_u64())
             .unwrap_or(0);
-        let media = Client::new(session).await?;
+        let media = if camera {
+            Client::with_camera(session).await?
+        } else {
+            Client::new(session).await?
+        };
         let mut p = Participant {
             ws,
             media,

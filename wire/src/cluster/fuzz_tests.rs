@@ -268,16 +268,21 @@ pub(crate) fn peer_msg() -> impl Strategy<Value = PeerMsg> {
         member().prop_map(PeerMsg::Hello),
         (member(), proptest::collection::vec(member(), 0..4))
             .prop_map(|(from, members)| PeerMsg::Heartbeat { from, members }),
-        (id(), any::<u16>(), any::<u8>(), room_op()).prop_map(|(room, origin, hops, op)| {
-            PeerMsg::ToRoom {
-                room,
-                origin,
-                hops,
-                op,
+        // The nested strategies are boxed: unboxed, their value trees make one type deep
+        // enough to overflow a debug test thread's stack.
+        (id(), any::<u16>(), any::<u8>(), room_op().boxed()).prop_map(
+            |(room, origin, hops, op)| {
+                PeerMsg::ToRoom {
+                    room,
+                    origin,
+                    hops,
+                    op,
+                }
             }
-        }),
-        (id(), room_delivery()).prop_map(|(room, delivery)| PeerMsg::FromRoom { room, delivery }),
-        (id(), presence_op()).prop_map(|(user, op)| PeerMsg::ToPresence { user, op }),
+        ),
+        (id(), room_delivery().boxed())
+            .prop_map(|(room, delivery)| PeerMsg::FromRoom { room, delivery }),
+        (id(), presence_op().boxed()).prop_map(|(user, op)| PeerMsg::ToPresence { user, op }),
         (id(), bytes(64)).prop_map(|(user, frames)| PeerMsg::ToUser { user, frames }),
         // Version 11 (swim).
         bytes(64).prop_map(|packet| PeerMsg::Swim { packet }),

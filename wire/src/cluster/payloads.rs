@@ -84,6 +84,26 @@ pub(crate) fn voice_op() -> impl Strategy<Value = VoiceOp> {
         Just(VoiceOp::Call {
             action: CallAction::Accept
         }),
+        // One arm for version 11's two: past ten arms `prop_oneof!` builds a strategy whose
+        // generation overflows a test thread's stack in debug builds.
+        (
+            proptest::option::of(any::<bool>()),
+            proptest::option::of(any::<bool>()),
+            id(),
+        )
+            .prop_map(|(video, screen, user_id)| match video {
+                Some(paused) => VoiceOp::Subscribe {
+                    user_id,
+                    track: crate::v1::voice::VideoTrack::Screen,
+                    paused
+                },
+                None => VoiceOp::Media {
+                    muted: None,
+                    deafened: Some(false),
+                    video,
+                    screen
+                },
+            }),
     ]
 }
 
@@ -263,6 +283,29 @@ pub(crate) fn samples() -> Vec<PeerMsg> {
             op: VoiceOp::Stage {
                 action: StageAction::Kick,
                 user_id: Some(Snowflake(9)),
+            },
+            req_id: None,
+        },
+        RoomOp::Voice {
+            session_id: 7,
+            user_id: user,
+            username: "ann".into(),
+            op: VoiceOp::Media {
+                muted: None,
+                deafened: None,
+                video: Some(true),
+                screen: None,
+            },
+            req_id: Some(6),
+        },
+        RoomOp::Voice {
+            session_id: 7,
+            user_id: user,
+            username: "ann".into(),
+            op: VoiceOp::Subscribe {
+                user_id: Snowflake(9),
+                track: crate::v1::voice::VideoTrack::Camera,
+                paused: true,
             },
             req_id: None,
         },

@@ -84,6 +84,28 @@ pub enum VoiceOp {
         /// What.
         action: CallAction,
     },
+    // Version 11 (video, issue 20): appended last so every other op encodes as in 10; a
+    // node sends them only to peers of 11 (`v8::needs`).
+    /// `voice:state` naming `video` or `screen` (with mute/deafen, as `State`).
+    Media {
+        /// Mute, if given.
+        muted: Option<bool>,
+        /// Deafen, if given.
+        deafened: Option<bool>,
+        /// Publish the camera, if given.
+        video: Option<bool>,
+        /// Publish the screen share, if given.
+        screen: Option<bool>,
+    },
+    /// `voice:subscribe`: pause or resume a participant's video.
+    Subscribe {
+        /// Whose video.
+        user_id: Snowflake,
+        /// Which.
+        track: crate::v1::voice::VideoTrack,
+        /// Paused or not.
+        paused: bool,
+    },
 }
 
 /// What a `call:*` request does.

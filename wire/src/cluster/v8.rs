@@ -8,7 +8,7 @@
 //! is version 10 without them. Delete this
 //! module, and the 8 and 9 arms in `frame.rs`, once no cluster runs them.
 
-use super::{PeerMsg, PresenceOp, RoomCall, RoomOp};
+use super::{PeerMsg, PresenceOp, RoomCall, RoomOp, VoiceOp};
 
 /// The oldest version that can carry `msg`.
 pub fn needs(msg: &PeerMsg) -> u8 {
@@ -24,6 +24,20 @@ pub fn needs(msg: &PeerMsg) -> u8 {
             | RoomCall::Updated { .. }
             | RoomCall::DeleteRoom { .. }
             | RoomCall::Members => 7,
+        },
+        PeerMsg::ToRoom {
+            op: RoomOp::Voice { op, .. },
+            ..
+        } => match op {
+            VoiceOp::Media { .. } | VoiceOp::Subscribe { .. } => 11,
+            VoiceOp::Join { .. }
+            | VoiceOp::Signal { .. }
+            | VoiceOp::State { .. }
+            | VoiceOp::Leave
+            | VoiceOp::IceServers
+            | VoiceOp::Beat
+            | VoiceOp::Stage { .. }
+            | VoiceOp::Call { .. } => 7,
         },
         PeerMsg::Search { .. } | PeerMsg::SearchAnswer { .. } => 10,
         // Version 11 (swim).
@@ -74,11 +88,12 @@ mod tests {
                     }
                 }
             }
-            // DisconnectVoice needs 9; Search, SearchAnswer, Focus and Push need 10; Swim and HandedOff 11.
+            // DisconnectVoice needs 9; Search, SearchAnswer, Focus and Push need 10; Swim,
+            // HandedOff and the voice ops Media and Subscribe need 11.
             let expected = match version {
-                8 => 7,
-                9 => 6,
-                _ => 2,
+                8 => 9,
+                9 => 8,
+                _ => 4,
             };
             assert_eq!(refused, expected, "version {version}");
         }

@@ -24,7 +24,7 @@ use crate::v1::rich::{PresenceChanged, ReactionUpdated, ReadReceipt};
 use crate::v1::server::{
     Hello, MessageDeleted, MessageView, RoomDeleted, RoomRemoved, TypingEvent, UserPresenceInRoom,
 };
-use crate::v1::voice::{StageUpdated, VoiceMember, VoiceSignal, VoiceUserLeft};
+use crate::v1::voice::{StageUpdated, VoiceParticipant, VoiceSignal, VoiceUserLeft};
 
 /// Defines [`ServerEvent`] and [`ServerEventKind`] from one table:
 /// `Variant("event:name", Payload);`.
@@ -121,11 +121,11 @@ server_events! {
     /// A user's presence changed.
     PresenceChanged("user:presence_changed", PresenceChanged);
     /// Someone joined the room's voice session.
-    VoiceUserJoined("voice:user_joined", VoiceMember);
+    VoiceUserJoined("voice:user_joined", VoiceParticipant);
     /// Someone left the room's voice session.
     VoiceUserLeft("voice:user_left", VoiceUserLeft);
     /// A voice participant muted, deafened, or started or stopped speaking.
-    VoiceState("voice:state", VoiceMember);
+    VoiceState("voice:state", VoiceParticipant);
     /// An ICE candidate or a new SDP offer from the server.
     VoiceSignal("voice:signal", VoiceSignal);
     /// A stage changed (also the ack of `stage:*`).

@@ -53,6 +53,8 @@ bitflags::bitflags! {
         const CREATE_INVITE = 1 << 19;
         /// Every permission, in every channel, past every override.
         const ADMINISTRATOR = 1 << 20;
+        /// Publish a camera or a screen share in voice channels and stages (with `speak`).
+        const VIDEO = 1 << 21;
     }
 }
 
@@ -64,6 +66,7 @@ impl Permissions {
         .union(Permissions::ADD_REACTIONS)
         .union(Permissions::CONNECT)
         .union(Permissions::SPEAK)
+        .union(Permissions::VIDEO)
         .union(Permissions::CREATE_INVITE);
 
     /// What a channel's overrides may change; the rest (moderating members, roles, the
@@ -81,6 +84,7 @@ impl Permissions {
         .union(Permissions::CONNECT)
         .union(Permissions::SPEAK)
         .union(Permissions::STAGE_MODERATOR)
+        .union(Permissions::VIDEO)
         .union(Permissions::CREATE_INVITE);
 
     /// The snake_case names of the set's permissions, in bit order.
@@ -180,7 +184,7 @@ mod tests {
     #[test]
     fn every_permission_has_its_own_bit_and_a_name() {
         let all: Vec<_> = Permissions::all().iter().collect();
-        assert_eq!(all.len(), 21);
+        assert_eq!(all.len(), 22);
         for p in &all {
             assert_eq!(p.bits().count_ones(), 1);
             let name = p.names().next().expect("name");

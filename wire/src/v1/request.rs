@@ -24,7 +24,7 @@ use crate::v1::rich::{
 use crate::v1::server::JoinReply;
 use crate::v1::voice::{
     StageRequest, StageUpdated, VoiceChannelRef, VoiceIceServers, VoiceJoin, VoiceJoined,
-    VoiceMember, VoiceSignal, VoiceStateUpdate,
+    VoiceParticipant, VoiceSignal, VoiceStateUpdate, VoiceSubscribe,
 };
 
 /// Defines [`ClientRequest`], [`ClientEvent`] and [`reply`] from one table:
@@ -143,8 +143,8 @@ client_requests! {
     VoiceJoin("voice:join", VoiceJoin) -> VoiceJoined;
     /// Trickle an ICE candidate, or answer a server offer.
     VoiceSignal("voice:signal", VoiceSignal) -> VoiceChannelRef;
-    /// Mute or deafen oneself.
-    VoiceState("voice:state", VoiceStateUpdate) -> VoiceMember;
+    /// Mute or deafen oneself, turn the camera or screen share on or off.
+    VoiceState("voice:state", VoiceStateUpdate) -> VoiceParticipant;
     /// Leave a voice channel.
     VoiceLeave("voice:leave", VoiceChannelRef) -> VoiceChannelRef;
     /// The STUN/TURN servers of a channel, before the offer.
@@ -175,6 +175,8 @@ client_requests! {
     CallHangup("call:hangup", CallRequest) -> CallInfo;
     /// This session's tab gained or lost focus: a user with a focused session gets no push.
     SessionFocus("session:focus", SessionFocus) -> SessionFocus;
+    /// Pause or resume receiving a participant's video.
+    VoiceSubscribe("voice:subscribe", VoiceSubscribe) -> VoiceSubscribe;
 }
 
 impl ClientRequest {
@@ -205,6 +207,7 @@ impl ClientRequest {
             | ClientRequest::VoiceJoin(_)
             | ClientRequest::VoiceSignal(_)
             | ClientRequest::VoiceState(_)
+            | ClientRequest::VoiceSubscribe(_)
             | ClientRequest::VoiceLeave(_)
             | ClientRequest::VoiceIceServers(_)
             | ClientRequest::StageHandRaise(_)
@@ -279,6 +282,7 @@ mod tests {
             let data = serde_json::json!({
                 "roomId": "1", "messageId": "2", "channelId": "3", "content": "hi",
                 "emoji": "👍", "status": "away", "sdp": "v=0", "token": "t", "focused": true,
+                "userId": "4", "track": "camera", "paused": true,
             });
             let text = serde_json::json!({"type": event.name(), "id": 7, "data": data}).to_string();
             let parsed = RequestFrame::parse(&text).unwrap_or_else(|e| panic!("{event:?}: {e:?}"));

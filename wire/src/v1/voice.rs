@@ -27,7 +27,7 @@ pub struct VoiceJoined {
     /// The server's answer.
     pub sdp: String,
     /// Everyone in the channel now (the joiner included).
-    pub participants: Vec<VoiceMember>,
+    pub participants: Vec<VoiceParticipant>,
     /// STUN/TURN servers for the client's connection.
     pub ice_servers: Vec<IceServer>,
 }
@@ -64,6 +64,56 @@ pub struct VoiceMember {
     /// On a stage: `host`, `speaker` or `listener`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
+}
+
+/// A participant as `voice:user_joined`, `voice:state` and the `voice:join` ack show them:
+/// [`VoiceMember`]'s fields and what they publish besides their microphone. (The voice list
+/// of `room:join`'s ack stays [`VoiceMember`]: it crosses nodes in a form version 10 of the
+/// cluster protocol fixed; `voice:state` events bring the flags.)
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VoiceParticipant {
+    /// Who, and their audio state.
+    #[serde(flatten)]
+    pub member: VoiceMember,
+    /// Their session in the channel (as a string): the tracks they publish are named by it
+    /// (`camera-<sessionId>`, stream `voice-<sessionId>`).
+    #[serde(default)]
+    pub session_id: String,
+    /// Their camera is on (a `camera-<sessionId>` track comes with it).
+    #[serde(default)]
+    pub video: bool,
+    /// They share their screen (`screen-<sessionId>`, and `screen_audio-<sessionId>` when
+    /// they share its sound).
+    #[serde(default)]
+    pub screen: bool,
+}
+
+/// A video track a participant publishes.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, bincode::Encode, bincode::Decode,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum VideoTrack {
+    /// The camera.
+    Camera,
+    /// The screen share (its audio follows it).
+    Screen,
+}
+
+/// `voice:subscribe`: stop (`paused: true`) or resume receiving one participant's video (a
+/// client pauses the tiles it does not display); the ack echoes it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VoiceSubscribe {
+    /// The channel.
+    pub channel_id: Snowflake,
+    /// Whose video.
+    pub user_id: Snowflake,
+    /// Which.
+    pub track: VideoTrack,
+    /// Paused (not forwarded) or not.
+    pub paused: bool,
 }
 
 /// `stage:hand_raise`, `stage:hand_lower` (for oneself), `stage:promote`, `stage:demote`,
@@ -121,7 +171,7 @@ pub struct VoiceSignal {
     pub sdp: Option<String>,
 }
 
-/// `voice:state`: mute and deafen.
+/// `voice:state`: mute and deafen, camera and screen share on or off.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VoiceStateUpdate {
@@ -133,6 +183,12 @@ pub struct VoiceStateUpdate {
     /// Deafen (unchanged when absent).
     #[serde(default)]
     pub deafened: Option<bool>,
+    /// Publish the camera (the offer's first video section; unchanged when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video: Option<bool>,
+    /// Publish the screen share (second video section, and second audio section if any).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub screen: Option<bool>,
 }
 
 /// `voice:leave`.
@@ -171,11 +227,11 @@ pub struct VoiceUserLeft {
 pub mod events {
     use crate::v1::event::ServerEventKind;
 
-    /// Someone joined the channel (data: [`super::VoiceMember`]).
+    /// Someone joined the channel (data: [`super::VoiceParticipant`]).
     pub const USER_JOINED: &str = ServerEventKind::VoiceUserJoined.name();
     /// Someone left (data: [`super::VoiceUserLeft`]).
     pub const USER_LEFT: &str = ServerEventKind::VoiceUserLeft.name();
-    /// Mute/deafen/speaking changed (data: [`super::VoiceMember`]).
+    /// Mute/deafen/speaking/video/screen changed (data: [`super::VoiceParticipant`]).
     pub const STATE: &str = ServerEventKind::VoiceState.name();
     /// A candidate or an offer for this client (data: [`super::VoiceSignal`]).
     pub const SIGNAL: &str = ServerEventKind::VoiceSignal.name();

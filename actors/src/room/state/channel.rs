@@ -399,7 +399,7 @@ impl RoomState {
             Some(voice) => changed
                 .iter()
                 .filter_map(|(session_id, _)| voice.entries.get(session_id))
-                .map(|entry| self.member_view(entry))
+                .map(|entry| self.participant_view(entry))
                 .collect(),
             None => Vec::new(),
         };

@@ -14,7 +14,8 @@ use voiceflow_schema::RoomKind;
 use voiceflow_wire::v1::frame::{self, Frame};
 use voiceflow_wire::v1::permissions::Permissions;
 use voiceflow_wire::v1::voice::{
-    VoiceIceServers, VoiceJoined, VoiceMember, VoiceSignal, VoiceUserLeft, events as voice_events,
+    VoiceIceServers, VoiceJoined, VoiceMember, VoiceParticipant, VoiceSignal, VoiceUserLeft,
+    events as voice_events,
 };
 use voiceflow_wire::{ErrorBody, ErrorCode, Snowflake};
 
@@ -46,12 +47,14 @@ impl StageRole {
 
 /// One participant.
 pub(super) struct Entry {
+    /// Their session (the SFU's name for them: their tracks are `<kind>-<session_id>`).
+    pub(super) session_id: u64,
     pub(super) user_id: Snowflake,
     pub(super) username: String,
     to: Recipient,
-    muted: bool,
-    deafened: bool,
-    speaking: bool,
+    pub(super) muted: bool,
+    pub(super) deafened: bool,
+    pub(super) speaking: bool,
     last_beat: Instant,
     /// The SFU accepted the offer and everyone was told (`voice:user_joined`).
     pub(super) announced: bool,
@@ -62,6 +65,13 @@ pub(super) struct Entry {
     pub(super) speak: bool,
     /// A moderator deafened them (community channels).
     pub(super) server_deafened: bool,
+    /// A community channel's permissions let them publish video (always, outside
+    /// communities).
+    pub(super) may_video: bool,
+    /// Their camera is published.
+    pub(super) video: bool,
+    /// Their screen share is published.
+    pub(super) screen: bool,
 }
 
 impl Entry {
@@ -75,7 +85,15 @@ impl Entry {
             muted: self.muted,
             deafened: self.deafened || self.server_deafened,
             may_speak: self.role != StageRole::Listener && self.speak,
+            video: self.video && self.may_publish_video(),
+            screen: self.screen && self.may_publish_video(),
         }
+    }
+
+    /// Whoever may speak here and holds `video` (community channels) may publish video; a
+    /// demoted stage speaker's video stops with their audio.
+    pub(super) fn may_publish_video(&self) -> bool {
+        self.role != StageRole::Listener && self.speak && self.may_video
     }
 }
 
@@ -90,7 +108,7 @@ pub(crate) struct VoiceRoom {
     pub(super) in_call_confirmed: Instant,
 }
 
-fn voice_error(message: &str) -> ActorError {
+pub(super) fn voice_error(message: &str) -> ActorError {
     ActorError::Client(ErrorBody::new(ErrorCode::ValidationError, message))
 }
 
@@ -123,6 +141,11 @@ impl RoomState {
 
     pub(super) fn member_view(&self, entry: &Entry) -> VoiceMember {
         view_of_entry(self.room.id, self.room.kind, entry)
+    }
+
+    /// A participant as `voice:user_joined` / `voice:state` show them.
+    pub(super) fn participant_view(&self, entry: &Entry) -> VoiceParticipant {
+        participant_of_entry(self.room.id, self.room.kind, entry)
     }
 
     /// Sends `frame` to everyone who sees the channel (live sessions of the room) and to every
@@ -182,7 +205,20 @@ impl RoomState {
             VoiceOp::Signal { candidate, sdp } => {
                 self.voice_signal(session, candidate.map(|c| c.0), sdp, reply)
             }
-            VoiceOp::State { muted, deafened } => self.voice_state(session, muted, deafened, reply),
+            VoiceOp::State { muted, deafened } => {
+                self.voice_state(session, (muted, deafened), (None, None), reply)
+            }
+            VoiceOp::Media {
+                muted,
+                deafened,
+                video,
+                screen,
+            } => self.voice_state(session, (muted, deafened), (video, screen), reply),
+            VoiceOp::Subscribe {
+                user_id,
+                track,
+                paused,
+            } => self.voice_subscribe(session, user_id, track, paused, reply),
             VoiceOp::Stage { action, user_id } => {
                 let result = self.handle_stage(session, action, user_id).await;
                 reply.send(result);
@@ -278,7 +314,9 @@ impl RoomState {
             _ => StageRole::Listener,
         };
         let speak = held.is_none_or(|held| held.contains(Permissions::SPEAK));
+        let may_video = held.is_none_or(|held| held.contains(Permissions::VIDEO));
         let entry = Entry {
+            session_id: session.session_id,
             role,
             hand_at: None,
             user_id: session.user_id,
@@ -291,6 +329,9 @@ impl RoomState {
             announced: false,
             speak,
             server_deafened,
+            may_video,
+            video: false,
+            screen: false,
         };
         voice.entries.insert(session.session_id, entry);
         metrics::gauge!("voiceflow_voice_participants").increment(1.0);
@@ -303,12 +344,12 @@ impl RoomState {
         let Some(voice) = self.voice.as_ref() else {
             return;
         };
-        let mut participants: Vec<VoiceMember> = voice
+        let mut participants: Vec<VoiceParticipant> = voice
             .entries
             .values()
-            .map(|e| self.member_view(e))
+            .map(|e| self.participant_view(e))
             .collect();
-        participants.sort_by_key(|p| p.user_id);
+        participants.sort_by_key(|p| p.member.user_id);
         let (room_id, ice_servers, peer) = (
             self.room.id,
             runtime.ice_servers_for(session.user_id),
@@ -391,42 +432,6 @@ impl RoomState {
         }
     }
 
-    fn voice_state(
-        &mut self,
-        session: SessionLink,
-        muted: Option<bool>,
-        deafened: Option<bool>,
-        reply: Reply<Value>,
-    ) {
-        let Some(voice) = self.voice.as_mut() else {
-            return reply.send(Err(voice_error("join the voice channel first")));
-        };
-        let Some(entry) = voice.entries.get_mut(&session.session_id) else {
-            return reply.send(Err(voice_error("join the voice channel first")));
-        };
-        entry.muted = muted.unwrap_or(entry.muted);
-        entry.deafened = deafened.unwrap_or(entry.deafened);
-        if entry.muted {
-            entry.speaking = false;
-        }
-        let rights = entry.rights();
-        let channel = voice.channel.clone();
-        let peer = session.session_id;
-        tokio::spawn(async move {
-            let _ = channel.set_rights(peer, rights).await;
-        });
-        let Some(view) = self
-            .voice
-            .as_ref()
-            .and_then(|v| v.entries.get(&peer))
-            .map(|e| self.member_view(e))
-        else {
-            return;
-        };
-        self.voice_broadcast(&frame::event(voice_events::STATE, &view));
-        reply.send(Ok(serde_json::to_value(&view).unwrap_or(Value::Null)));
-    }
-
     /// Removes a participant (left, failed, timed out, or their node died) and tells everyone.
     pub(super) fn voice_remove(&mut self, session_id: u64, reason: &str) {
         let Some(voice) = self.voice.as_mut() else {
@@ -473,7 +478,7 @@ impl RoomState {
             .voice
             .as_ref()
             .and_then(|v| v.entries.get(&session_id))
-            .map(|e| self.member_view(e))
+            .map(|e| self.participant_view(e))
         else {
             return;
         };
@@ -515,7 +520,7 @@ impl RoomState {
                     return;
                 }
                 entry.speaking = speaking;
-                let view = view_of_entry(room_id, self.room.kind, entry);
+                let view = participant_of_entry(room_id, self.room.kind, entry);
                 self.voice_broadcast(&frame::event(voice_events::STATE, &view));
             }
             SfuEvent::Connected { peer } => {
@@ -608,6 +613,20 @@ impl RoomState {
         }
         let channel = voice.channel;
         tokio::spawn(async move { channel.close().await });
+    }
+}
+
+/// A participant with what they publish.
+pub(super) fn participant_of_entry(
+    channel_id: Snowflake,
+    kind: RoomKind,
+    entry: &Entry,
+) -> VoiceParticipant {
+    VoiceParticipant {
+        member: view_of_entry(channel_id, kind, entry),
+        session_id: entry.session_id.to_string(),
+        video: entry.video && entry.may_publish_video(),
+        screen: entry.screen && entry.may_publish_video(),
     }
 }
 

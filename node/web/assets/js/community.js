@@ -32,7 +32,7 @@ const SYNC_MS = 30_000;
 export const PERMISSIONS = [
   'view_channel', 'send_messages', 'attach_files', 'add_reactions', 'mention_everyone',
   'manage_messages', 'manage_channels', 'manage_roles', 'kick_members', 'ban_members',
-  'timeout_members', 'mute_members', 'deafen_members', 'move_members', 'connect', 'speak',
+  'timeout_members', 'mute_members', 'deafen_members', 'move_members', 'connect', 'speak', 'video',
   'stage_moderator', 'manage_community', 'view_audit_log', 'create_invite', 'administrator',
 ];
 
@@ -40,7 +40,7 @@ export const PERMISSIONS = [
 export const CHANNEL_PERMISSIONS = [
   'view_channel', 'send_messages', 'attach_files', 'add_reactions', 'mention_everyone',
   'manage_messages', 'manage_channels', 'mute_members', 'deafen_members', 'move_members',
-  'connect', 'speak', 'stage_moderator', 'create_invite',
+  'connect', 'speak', 'video', 'stage_moderator', 'create_invite',
 ];
 
 /** "kick_members" → "Kick members". */

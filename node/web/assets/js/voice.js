@@ -23,7 +23,11 @@
 // and joins again (at most twice per join) — a fresh negotiation with everyone already in.
 // (Two people joining at the same instant can leave the server's renegotiation stuck.)
 //
+// Camera and screen share ride on the same connection: see video.js (this.video).
+//
 // Tests reach the connection as window.__voiceflow.voicePc.
+
+import { Video } from './video.js';
 
 const JOIN_TIMEOUT_MS = 20_000;
 /** How long after connecting every other speaker's stream must have arrived. */
@@ -46,6 +50,7 @@ export class Voice {
   /** A join in progress {channelId, promise}: a second join of the same channel waits for it. */
   #joining = null;
   #listening = [];
+  #micSender = null;
 
   /** `notify(text)`: shows a short notice (a toast). */
   constructor({ socket, store, chat, notify = () => {} }) {
@@ -58,6 +63,7 @@ export class Voice {
     window.__voiceflow.voice = this;
     /** The last signalling steps (for debugging: window.__voiceflow.voice.log). */
     this.log = [];
+    this.video = new Video({ socket, store, notify, voice: this });
   }
 
   #note(text) {
@@ -127,7 +133,8 @@ export class Voice {
 
     let stream = null;
     try {
-      stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+      const mic = this.video.micId;
+      stream = await navigator.mediaDevices.getUserMedia({ audio: mic ? { deviceId: { ideal: mic } } : true });
     } catch {
       this.store.voice.noMic = true;
       this.notify('No microphone available: you can listen, but not speak.');
@@ -152,15 +159,21 @@ export class Voice {
     });
     this.#pc = pc;
     window.__voiceflow.voicePc = pc;
-    if (stream) for (const track of stream.getAudioTracks()) pc.addTrack(track, stream);
-    else pc.addTransceiver('audio', { direction: 'sendrecv' });
+    const [micTrack] = stream?.getAudioTracks() ?? [];
+    this.#micSender = micTrack ? pc.addTrack(micTrack, stream)
+      : pc.addTransceiver('audio', { direction: 'sendrecv' }).sender;
+    // Camera, screen and screen sound: sections with no track until turned on.
+    this.video.prepare(pc);
     pc.onicecandidate = (e) => {
       if (!e.candidate || gen !== this.#gen) return;
       const c = { candidate: e.candidate.candidate, sdpMid: e.candidate.sdpMid, sdpMLineIndex: e.candidate.sdpMLineIndex };
       if (this.#joined) this.#sendCandidate(channelId, c);
       else this.#localCandidates.push(c);
     };
-    pc.ontrack = (e) => this.#play(e.streams[0] || new MediaStream([e.track]), e.track);
+    pc.ontrack = (e) => {
+      if (e.track.kind === 'video') this.video.refresh();
+      else this.#play(e.streams[0] || new MediaStream([e.track]), e.track);
+    };
     pc.onconnectionstatechange = () => {
       if (gen !== this.#gen || !this.store.voice) return;
       const s = pc.connectionState;
@@ -185,6 +198,7 @@ export class Voice {
         try { pc.setConfiguration({ ...pc.getConfiguration(), iceServers: ack.iceServers }); } catch { /* keep */ }
       }
       await pc.setRemoteDescription({ type: 'answer', sdp: ack.sdp });
+      this.video.refresh();
       this.#joined = true;
       for (const c of this.#localCandidates.splice(0)) this.#sendCandidate(channelId, c);
       this.#setParticipants(channelId, ack.participants || []);
@@ -227,6 +241,21 @@ export class Voice {
     this.#emit(v.channelId);
     await this.#state({ deafened });
   }
+
+  /** Sends another microphone's sound (device selection). */
+  async replaceMic(deviceId) {
+    if (!this.#micSender || !this.store.voice) return;
+    const stream = await navigator.mediaDevices.getUserMedia({ audio: { deviceId: { exact: deviceId } } });
+    const [track] = stream.getAudioTracks();
+    if (track) track.enabled = !this.store.voice.muted;
+    await this.#micSender.replaceTrack(track || null);
+    this.#stream?.getTracks().forEach((t) => t.stop());
+    this.#stream = stream;
+    this.store.voice.noMic = !track;
+  }
+
+  /** A participant view from an ack (voice:state). */
+  upsert(view) { this.#upsert(view); }
 
   toggleMute() { return this.setMuted(!this.store.voice?.muted); }
   toggleDeafen() { return this.setDeafened(!this.store.voice?.deafened); }
@@ -302,6 +331,7 @@ export class Voice {
             await pc.setLocalDescription(answer);
             await this.socket.request('voice:signal', { channelId: data.channelId, sdp: pc.localDescription.sdp });
             this.#note('answer sent');
+            this.video.refresh();
           });
         } else if (data.candidate) {
           this.#then((pc) => pc.addIceCandidate(data.candidate));
@@ -489,6 +519,8 @@ export class Voice {
     if (window.__voiceflow) window.__voiceflow.voicePc = null;
     this.#stream?.getTracks().forEach((t) => t.stop());
     this.#stream = null;
+    this.#micSender = null;
+    this.video.reset();
     for (const audio of this.#audios.values()) { audio.srcObject = null; audio.remove(); }
     this.#audios.clear();
     this.store.voice = null;

@@ -6,7 +6,9 @@
 
 import { formatTime, h, icon } from '../dom.js';
 import { confirmDialog } from './dialog.js';
-import { joinChannel, micButtons, moderationOf, replaceKeepingFocus, voiceStateText, voiceTile } from './voice.js';
+import {
+  joinChannel, micButtons, moderationOf, replaceKeepingFocus, spotlight, videoButtons, videoOf, voiceStateText, voiceTile,
+} from './voice.js';
 
 const ROLES = [['host', 'Hosts'], ['speaker', 'Speakers'], ['listener', 'Listeners']];
 
@@ -87,6 +89,8 @@ export function stagePanel({ room, store, chat, voice, shell }) {
         }, icon('hand'), handUp ? 'Lower hand' : 'Raise hand'));
       }
       controls.push(...micButtons(voice, store).filter((b) => myRole !== 'listener' || b.dataset.key !== 'mute'));
+      // Hosts and speakers may show their camera or screen (listeners may not publish).
+      if (myRole !== 'listener') controls.push(...videoButtons(voice, store));
       if (amHost) {
         controls.push(h('button', {
           class: 'btn btn-danger', type: 'button', 'data-key': 'end', 'aria-label': 'End stage',
@@ -116,7 +120,10 @@ export function stagePanel({ room, store, chat, voice, shell }) {
       return h('div', { class: 'stage-group', dataset: { role } },
         h('h3', { class: 'stage-group-title', text: `${title} — ${list.length}` }),
         h('ul', { class: 'voice-tiles', 'aria-label': title },
-          ...list.map((p) => voiceTile(p, { meId: chat.me.id, role, actions: hostActions(p, amHost), moderation: moderationOf(store, room, p.userId) }))));
+          ...list.map((p) => voiceTile(p, {
+            meId: chat.me.id, role, actions: hostActions(p, amHost), moderation: moderationOf(store, room, p.userId),
+            video: here ? videoOf(voice, chat.me.id, p, 'camera') : null,
+          }))));
     });
 
     const hands = amHost && queue.length
@@ -135,6 +142,7 @@ export function stagePanel({ room, store, chat, voice, shell }) {
     replaceKeepingFocus(body, [
       h('div', { class: 'voice-top' }, status, h('div', { class: 'voice-controls' }, ...controls)),
       hands,
+      here ? spotlight(voice, chat.me.id, people) : null,
       h('div', { class: 'stage-groups' }, ...groups),
     ]);
   }

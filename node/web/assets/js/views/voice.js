@@ -9,7 +9,7 @@ import { avatar, h, icon } from '../dom.js';
  *  moderator's server mute / deafen (community channels) shown apart from the person's own.
  *  The server reports a server mute as `muted` (the SFU drops the audio either way), so a
  *  participant known to be server-muted shows the moderator's mark instead of the plain one. */
-export function voiceTile(p_, { meId, actions = null, role = null, moderation = null } = {}) {
+export function voiceTile(p_, { meId, actions = null, role = null, moderation = null, video = null } = {}) {
   const p = withModeration(p_, moderation);
   const states = [];
   if (p.speaking && !p.muted) states.push('speaking');
@@ -17,11 +17,13 @@ export function voiceTile(p_, { meId, actions = null, role = null, moderation = 
   if (p.deafened && !p.serverDeafened) states.push('deafened');
   if (p.serverMuted) states.push('server muted');
   if (p.serverDeafened) states.push('server deafened');
+  if (video) states.push('camera on');
   return h('li', {
-    class: `voice-tile${p.speaking && !p.muted ? ' speaking' : ''}`,
+    class: `voice-tile${p.speaking && !p.muted ? ' speaking' : ''}${video ? ' has-video' : ''}`,
     dataset: { userId: p.userId, speaking: String(Boolean(p.speaking && !p.muted)) },
   },
-  h('span', { class: 'voice-avatar' }, avatar(p.userId, p.username)),
+  video ? h('span', { class: 'voice-avatar voice-frame' }, video)
+    : h('span', { class: 'voice-avatar' }, avatar(p.userId, p.username)),
   h('span', { class: 'voice-name' },
     h('span', { class: 'voice-name-text', text: p.username }),
     p.userId === meId ? h('span', { class: 'member-you', text: '(you)' }) : null,
@@ -71,6 +73,56 @@ export function micButtons(voice, store, { small = false } = {}) {
   ];
 }
 
+/** Camera and screen-share toggles for the current connection. */
+export function videoButtons(voice, store) {
+  const v = store.voice;
+  if (!v) return [];
+  const video = voice.video;
+  return [
+    h('button', {
+      class: `icon-btn voice-btn${video.cameraOn ? ' is-on' : ''}`, type: 'button', 'data-key': 'camera',
+      'aria-label': 'Camera', 'aria-pressed': String(video.cameraOn),
+      title: video.cameraOn ? 'Turn the camera off' : 'Turn the camera on',
+      onclick: () => video.toggleCamera(),
+    }, icon('camera')),
+    h('button', {
+      class: `icon-btn voice-btn${video.screenOn ? ' is-on' : ''}`, type: 'button', 'data-key': 'screen',
+      'aria-label': 'Share screen', 'aria-pressed': String(video.screenOn),
+      title: video.screenOn ? 'Stop sharing' : 'Share your screen',
+      onclick: () => video.toggleScreen(),
+    }, icon('monitor')),
+  ];
+}
+
+/** Microphone and camera choice (the devices known when the panel last rendered). */
+export function deviceSelects(voice, { open = false, onToggle = () => {} } = {}) {
+  const video = voice.video;
+  const select = (label, key, list, current, choose) => h('label', { class: 'voice-device' },
+    h('span', { text: label }),
+    h('select', { 'data-key': key, 'aria-label': label, onchange: (e) => choose(e.target.value) },
+      ...list.map((d) => h('option', { value: d.deviceId, text: d.label, selected: d.deviceId === current }))));
+  return h('details', { class: 'voice-devices', open, ontoggle: (e) => onToggle(e.target.open) },
+    h('summary', { text: 'Devices' }),
+    select('Microphone', 'mic-device', video.deviceList.audio, video.micId, (id) => video.chooseMic(id)),
+    select('Camera', 'camera-device', video.deviceList.video, video.cameraId, (id) => video.chooseCamera(id)));
+}
+
+/** The largest screen share (the first one) above the tiles, and the tiles' videos. */
+export function videoOf(voice, meId, p, kind) {
+  if (kind === 'camera' && !p.video) return null;
+  if (kind === 'screen' && !p.screen) return null;
+  if (p.userId === meId) return kind === 'camera' ? voice.video.localElement() : null;
+  return voice.video.element(p.sessionId, kind);
+}
+
+export function spotlight(voice, meId, people) {
+  const sharer = people.find((p) => p.userId !== meId && videoOf(voice, meId, p, 'screen'));
+  if (!sharer) return null;
+  return h('figure', { class: 'voice-spotlight', dataset: { userId: sharer.userId } },
+    videoOf(voice, meId, sharer, 'screen'),
+    h('figcaption', { text: `${sharer.username} is sharing their screen` }));
+}
+
 /** Replaces a container's children, keeping focus on the control with the same data-key. */
 export function replaceKeepingFocus(container, children) {
   const active = document.activeElement;
@@ -110,6 +162,8 @@ export function voicePanel({ room, store, chat, voice, shell }) {
   const body = h('div', { class: 'voice-body' });
   const el = h('section', { class: 'voice-panel', 'aria-label': `Voice channel ${room.name}` }, body);
   let busy = false;
+  let devicesAsked = false;
+  let devicesOpen = false;
 
   const join = () => joinChannel({
     roomId: room.id, store, voice, shell,
@@ -127,8 +181,12 @@ export function voicePanel({ room, store, chat, voice, shell }) {
       ? h('p', { class: `voice-status ${v.state}`, role: 'status' }, h('span', { class: 'voice-dot' }), voiceStateText(v))
       : h('p', { class: 'voice-status', role: 'status' },
         people.length ? `${people.length} in the channel` : 'Nobody is here yet.');
+    if (here && !voice.video.deviceList.video.length && !devicesAsked) {
+      devicesAsked = true;
+      voice.video.devices().then(render, () => {});
+    }
     const controls = here
-      ? [...micButtons(voice, store),
+      ? [...micButtons(voice, store), ...videoButtons(voice, store),
         h('button', {
           class: 'btn btn-danger voice-leave', type: 'button', 'data-key': 'leave',
           'aria-label': 'Leave voice channel', onclick: () => voice.leave(),
@@ -139,9 +197,15 @@ export function voicePanel({ room, store, chat, voice, shell }) {
       }, icon('volume'), busy ? 'Joining…' : 'Join voice')];
     replaceKeepingFocus(body, [
       h('div', { class: 'voice-top' }, status, h('div', { class: 'voice-controls' }, ...controls)),
+      here ? deviceSelects(voice, { open: devicesOpen, onToggle: (o) => { devicesOpen = o; } }) : null,
+      here ? spotlight(voice, chat.me.id, people) : null,
       people.length
         ? h('ul', { class: 'voice-tiles', 'aria-label': 'In the voice channel' },
-          ...people.map((p) => voiceTile(p, { meId: chat.me.id, moderation: moderationOf(store, room, p.userId) })))
+          ...people.map((p) => voiceTile(p, {
+            meId: chat.me.id,
+            moderation: moderationOf(store, room, p.userId),
+            video: here ? videoOf(voice, chat.me.id, p, 'camera') : null,
+          })))
         : null,
     ]);
   }

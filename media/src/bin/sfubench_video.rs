@@ -1,0 +1,211 @@
+//! SFU video benchmark: one room of camera publishers and subscribers, all real WebRTC peers
+//! on loopback in this process (the server's media loop on its own thread, `sfu`, as in a
+//! node). Publishers send VP8-shaped RTP (a keyframe when the SFU asks: the test peers
+//! cannot read RTCP, so every keyframe request counted by the channel makes them all send
+//! one); after everyone is connected the publishers' cameras are published at once and the
+//! time from that to each subscriber's first keyframe of each publisher is measured (what a
+//! viewer waits for before the first decodable frame), then forwarding for `secs`.
+//!
+//! `cargo run --release -p voiceflow-media --bin sfubench_video -- rooms=1 publishers=4 subscribers=20 secs=10 packets=4`
+//! (`packets`: RTP packets of ~1 kB per frame at 30 frames/s, 4 ≈ 1 Mbit/s per publisher).
+//! No simulcast yet: one layer per publisher.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use voiceflow_media::testing::{Client, Harness};
+use voiceflow_media::{MediaConfig, MediaPlane, Rights};
+
+fn arg(name: &str, default: u64) -> u64 {
+    std::env::args()
+        .skip(1)
+        .filter_map(|a| {
+            let (k, v) = a.split_once('=')?;
+            (k == name).then(|| v.parse().ok())?
+        })
+        .next()
+        .unwrap_or(default)
+}
+
+/// CPU seconds of this process's threads named `name` (utime + stime of their stat).
+fn thread_cpu_secs(name: &str) -> f64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    let mut total = 0.0;
+    for task in tasks.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        total += (ticks(11) + ticks(12)) / 100.0;
+    }
+    total
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[(((sorted.len() - 1) as f64) * p).round() as usize]
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let (rooms, publishers, subscribers) = (
+        arg("rooms", 1) as usize,
+        arg("publishers", 4),
+        arg("subscribers", 20),
+    );
+    let (secs, packets) = (arg("secs", 10), arg("packets", 4) as u32);
+    let plane = MediaPlane::new(MediaConfig::default());
+    let mut all = Vec::new();
+    for r in 0..rooms as u64 {
+        let h = Harness::start(&plane);
+        let base = r * 10_000 + 1;
+        let mut pubs = Vec::new();
+        for id in base..base + publishers {
+            let client = Client::with_camera(id).await?;
+            client
+                .video_packets
+                .store(packets, std::sync::atomic::Ordering::Relaxed);
+            let offer = client.offer().await?;
+            h.clients.lock().insert(id, client.clone());
+            let answer = h.channel.join(id, offer, Rights::default()).await?;
+            client.accept(answer).await?;
+            pubs.push(client);
+        }
+        let mut subs = Vec::new();
+        for id in base + publishers..base + publishers + subscribers {
+            subs.push(h.join(id, Rights::default()).await?);
+        }
+        h.channel.sync().await;
+        all.push((h, pubs, subs));
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !all.iter().all(|(_, p, s)| {
+        p.iter()
+            .chain(s.iter())
+            .all(|c| c.connected.load(Ordering::Acquire))
+    }) {
+        if Instant::now() > deadline {
+            return Err("not everyone connected within 60 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for (_, pubs, _) in &all {
+        for p in pubs {
+            p.send_video();
+        }
+    }
+    // Stand-in for the publishers' encoders answering PLI.
+    let channels: Vec<_> = all
+        .iter()
+        .map(|(h, p, _)| (h.channel.clone(), p.clone()))
+        .collect();
+    let pli = tokio::spawn(async move {
+        let mut seen = vec![0u64; channels.len()];
+        loop {
+            for (i, (channel, pubs)) in channels.iter().enumerate() {
+                let now = channel.counters().keyframe_requests.load(Ordering::Relaxed);
+                if now > seen[i] {
+                    seen[i] = now;
+                    for p in pubs {
+                        p.keyframe.store(true, Ordering::Relaxed);
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+
+    // Publish every camera at once; time to each subscriber's first keyframe per publisher.
+    let published = Instant::now();
+    for (h, pubs, _) in &all {
+        for p in pubs {
+            let video = Rights {
+                video: true,
+                ..Rights::default()
+            };
+            h.channel.set_rights(p.id, video).await?;
+        }
+    }
+    let mut waits: Vec<f64> = Vec::new();
+    let mut pending: Vec<(Arc<Client>, String)> = all
+        .iter()
+        .flat_map(|(_, pubs, subs)| {
+            subs.iter().flat_map(move |s| {
+                pubs.iter()
+                    .map(move |p| (s.clone(), format!("camera-{}", p.id)))
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !pending.is_empty() && Instant::now() < deadline {
+        pending.retain(|(s, track)| {
+            if s.video_from(track).1 > 0 {
+                waits.push(published.elapsed().as_secs_f64() * 1000.0);
+                false
+            } else {
+                true
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    waits.sort_by(f64::total_cmp);
+
+    let counters = |f: fn(&voiceflow_media::sfu::Counters) -> u64| {
+        all.iter()
+            .map(|(h, _, _)| f(h.channel.counters()))
+            .sum::<u64>()
+    };
+    let (cpu0, fwd0, bytes0, pli0) = (
+        thread_cpu_secs("sfu"),
+        counters(|c| c.forwarded.load(Ordering::Relaxed)),
+        counters(|c| c.forwarded_bytes.load(Ordering::Relaxed)),
+        counters(|c| c.keyframe_requests.load(Ordering::Relaxed)),
+    );
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    let (cpu, fwd, bytes, plis) = (
+        thread_cpu_secs("sfu") - cpu0,
+        counters(|c| c.forwarded.load(Ordering::Relaxed)) - fwd0,
+        counters(|c| c.forwarded_bytes.load(Ordering::Relaxed)) - bytes0,
+        counters(|c| c.keyframe_requests.load(Ordering::Relaxed)) - pli0,
+    );
+    pli.abort();
+    let secs = secs as f64;
+    println!(
+        "rooms={rooms} publishers={publishers} subscribers={subscribers} packets/frame={packets} (no simulcast)"
+    );
+    println!(
+        "first keyframe after publishing: {} of {} pairs, p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+        waits.len(),
+        waits.len() + pending.len(),
+        percentile(&waits, 0.5),
+        percentile(&waits, 0.99),
+        waits.last().copied().unwrap_or(0.0)
+    );
+    println!(
+        "forwarded {:.0} packets/s, {:.1} Mbit/s of payload; SFU loop CPU {:.0}% of a core; \
+         {:.0} packets and {:.1} Mbit per loop core-second; keyframe requests {:.2}/s",
+        fwd as f64 / secs,
+        bytes as f64 * 8.0 / secs / 1e6,
+        cpu / secs * 100.0,
+        fwd as f64 / cpu.max(1e-9),
+        bytes as f64 * 8.0 / cpu.max(1e-9) / 1e6,
+        plis as f64 / secs
+    );
+    Ok(())
+}

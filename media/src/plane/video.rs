@@ -1,0 +1,383 @@
+//! Video in the media loop: which of a client's streams is which track (from its offer), the
+//! payload types a leg forwards each codec under, keyframe requests (PLI) to publishers —
+//! when a subscriber's video leg is ready, when a paused video resumes, and relayed from
+//! subscribers' own PLI/FIR — rate-limited per track, and the bitrate cap written into the
+//! server's descriptions. Video is forwarded like audio (`forward`): never decoded, one SRTP
+//! packet per leg with the leg's SSRC and payload type.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
+use std::sync::atomic::Ordering;
+
+use super::media_loop::Loop;
+use crate::MediaError;
+use crate::sfu::{PeerId, Track};
+
+/// A codec the SFU forwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Codec {
+    Opus,
+    Vp8,
+    H264,
+}
+
+impl Codec {
+    fn from_name(name: &str) -> Option<Codec> {
+        if name.eq_ignore_ascii_case("opus") {
+            Some(Codec::Opus)
+        } else if name.eq_ignore_ascii_case("vp8") {
+            Some(Codec::Vp8)
+        } else if name.eq_ignore_ascii_case("h264") {
+            Some(Codec::H264)
+        } else {
+            None
+        }
+    }
+
+    /// Whether `codec` (as `rtc` negotiated it) is this one.
+    pub(super) fn matches(self, codec: &RTCRtpCodec) -> bool {
+        codec
+            .mime_type
+            .split_once('/')
+            .and_then(|(_, name)| Codec::from_name(name))
+            == Some(self)
+    }
+}
+
+/// The payload types one leg carries each codec under, and its audio-level extension id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct LegParams {
+    pub(super) opus: Option<u8>,
+    pub(super) vp8: Option<u8>,
+    pub(super) h264: Option<u8>,
+    pub(super) level_id: Option<u8>,
+}
+
+impl LegParams {
+    pub(super) fn pt(&self, codec: Codec) -> Option<u8> {
+        match codec {
+            Codec::Opus => self.opus,
+            Codec::Vp8 => self.vp8,
+            Codec::H264 => self.h264,
+        }
+    }
+
+    pub(super) fn any(&self) -> bool {
+        self.opus.is_some() || self.vp8.is_some() || self.h264.is_some()
+    }
+}
+
+/// What a client's offer says about what it sends.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(super) struct Offered {
+    /// Its streams' SSRCs (`a=ssrc`) by the track their section stands for.
+    pub(super) ssrcs: HashMap<u32, Track>,
+    /// Payload type → codec (`a=rtpmap`), for the codecs the SFU forwards.
+    pub(super) codecs: HashMap<u8, Codec>,
+    /// It offered a second audio section (a screen share's audio).
+    pub(super) screen_audio: bool,
+}
+
+impl Offered {
+    /// Reads the client's offer: sections in order (audio: microphone, screen audio; video:
+    /// camera, screen), their `a=ssrc` and `a=rtpmap` lines. Anything else is ignored.
+    pub(super) fn parse(sdp: &str) -> Offered {
+        let mut offered = Offered::default();
+        let (mut audio, mut video) = (0usize, 0usize);
+        let mut current: Option<Track> = None;
+        for line in sdp.lines() {
+            let line = line.trim_end();
+            if let Some(media) = line.strip_prefix("m=") {
+                current = match media.split(' ').next() {
+                    Some("audio") => {
+                        audio += 1;
+                        match audio {
+                            1 => Some(Track::Mic),
+                            2 => {
+                                offered.screen_audio = true;
+                                Some(Track::ScreenAudio)
+                            }
+                            _ => None,
+                        }
+                    }
+                    Some("video") => {
+                        video += 1;
+                        match video {
+                            1 => Some(Track::Camera),
+                            2 => Some(Track::Screen),
+                            _ => None,
+                        }
+                    }
+                    _ => None,
+                };
+            } else if let Some(rest) = line.strip_prefix("a=ssrc:")
+                && let Some(track) = current
+                && let Some(Ok(ssrc)) = rest.split(' ').next().map(str::parse::<u32>)
+            {
+                offered.ssrcs.entry(ssrc).or_insert(track);
+            } else if let Some(rest) = line.strip_prefix("a=rtpmap:")
+                && let Some((pt, codec)) = rest.split_once(' ')
+                && let Ok(pt) = pt.parse::<u8>()
+                && let Some(codec) = codec.split('/').next().and_then(Codec::from_name)
+            {
+                offered.codecs.insert(pt, codec);
+            }
+        }
+        offered
+    }
+
+    /// The track and codec of a packet from this client; `None` for what the SFU does not
+    /// forward (an unknown payload type). A stream the offer did not name goes by its codec:
+    /// audio is the microphone, video the camera.
+    pub(super) fn classify(&self, ssrc: u32, pt: u8) -> Option<(Track, Codec)> {
+        let codec = *self.codecs.get(&pt)?;
+        let track = match self.ssrcs.get(&ssrc) {
+            Some(track) => *track,
+            None if codec == Codec::Opus => Track::Mic,
+            None => Track::Camera,
+        };
+        // A section's SSRC with a codec of the other kind: not forwarded.
+        (track.is_video() == (codec != Codec::Opus)).then_some((track, codec))
+    }
+}
+
+/// Keyframe requests are sent to a publisher's track at most this often; one asked for
+/// meanwhile goes out when the interval is over (a subscriber that joined in between still
+/// gets its keyframe).
+pub(super) const KEYFRAME_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Keyframe requests to one participant's tracks.
+#[derive(Debug, Default)]
+pub(super) struct Keyframes {
+    last: HashMap<Track, Instant>,
+    pending: HashSet<Track>,
+}
+
+/// `b=AS:<kbps>` on every video section the server receives on (`recvonly`, `sendrecv`): a
+/// browser caps what it sends on a section at the remote description's bandwidth.
+pub(super) fn cap_video(sdp: String, kbps: u32) -> String {
+    if kbps == 0 {
+        return sdp;
+    }
+    let mut out = String::with_capacity(sdp.len() + 64);
+    let mut section: Vec<&str> = Vec::new();
+    let flush = |section: &mut Vec<&str>, out: &mut String| {
+        let video = section.first().is_some_and(|l| l.starts_with("m=video"));
+        let receives = section.iter().any(|l| {
+            let l = l.trim_end();
+            l == "a=recvonly" || l == "a=sendrecv"
+        });
+        let capped = section.iter().any(|l| l.starts_with("b="));
+        for line in section.drain(..) {
+            out.push_str(line);
+            if video && receives && !capped && line.starts_with("c=") {
+                out.push_str(&format!("b=AS:{kbps}\r\n"));
+            }
+        }
+    };
+    for line in sdp.split_inclusive('\n') {
+        if line.starts_with("m=") {
+            flush(&mut section, &mut out);
+        }
+        section.push(line);
+    }
+    flush(&mut section, &mut out);
+    out
+}
+
+impl Loop {
+    /// Asks `key`'s client for a keyframe of `track` (now, or when the rate limit allows).
+    pub(super) fn request_keyframe(&mut self, key: u64, track: Track, now: Instant) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        if !track.is_video() {
+            return;
+        }
+        if peer
+            .keyframes
+            .last
+            .get(&track)
+            .is_some_and(|at| now.saturating_duration_since(*at) < KEYFRAME_INTERVAL)
+        {
+            peer.keyframes.pending.insert(track);
+            return;
+        }
+        let ssrc = peer.sending.get(&track).copied().or_else(|| {
+            peer.offered
+                .ssrcs
+                .iter()
+                .filter(|(_, t)| **t == track)
+                .map(|(s, _)| *s)
+                .min()
+        });
+        let Some(ssrc) = ssrc else {
+            // Nothing sent on it yet: its first frame is a keyframe anyway.
+            return;
+        };
+        peer.keyframes.pending.remove(&track);
+        peer.keyframes.last.insert(track, now);
+        let receiver = peer
+            .pc
+            .get_transceivers()
+            .collect::<Vec<_>>()
+            .into_iter()
+            .find_map(|id| peer.pc.rtp_transceiver(id).and_then(|t| t.receiver()));
+        let Some(mut receiver) = receiver.and_then(|id| peer.pc.rtp_receiver(id)) else {
+            return;
+        };
+        let pli = PictureLossIndication {
+            sender_ssrc: 0,
+            media_ssrc: ssrc,
+        };
+        match receiver.write_rtcp(now, vec![Box::new(pli)]) {
+            Ok(()) => {
+                if let Some(room) = self.rooms.get(&peer.channel) {
+                    room.open
+                        .counters
+                        .keyframe_requests
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "voice: cannot request a keyframe"),
+        }
+        self.drain(key, now);
+    }
+
+    /// Keyframe requests held back by the rate limit whose time has come.
+    pub(super) fn due_keyframes(&mut self, now: Instant) {
+        let due: Vec<(u64, Track)> = self
+            .peers
+            .iter()
+            .flat_map(|(key, p)| {
+                p.keyframes
+                    .pending
+                    .iter()
+                    .filter(|t| {
+                        p.keyframes.last.get(t).is_none_or(|at| {
+                            now.saturating_duration_since(*at) >= KEYFRAME_INTERVAL
+                        })
+                    })
+                    .map(|t| (*key, *t))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        for (key, track) in due {
+            self.request_keyframe(key, track, now);
+        }
+    }
+
+    /// RTCP a subscriber sent about its legs: picture loss (PLI) and full intra requests
+    /// (FIR) go to the publisher of the leg they name.
+    pub(super) fn subscriber_rtcp(
+        &mut self,
+        key: u64,
+        packets: &[Box<dyn rtc::rtcp::Packet>],
+        now: Instant,
+    ) {
+        let mut asked: Vec<u32> = Vec::new();
+        for packet in packets {
+            let any = packet.as_any();
+            if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
+                asked.push(pli.media_ssrc);
+            } else if let Some(fir) = any.downcast_ref::<FullIntraRequest>() {
+                asked.extend(fir.fir.iter().map(|e| e.ssrc));
+            }
+        }
+        if asked.is_empty() {
+            return;
+        }
+        let Some(peer) = self.peers.get(&key) else {
+            return;
+        };
+        let wanted: Vec<(PeerId, Track)> = peer
+            .legs
+            .iter()
+            .filter(|(_, leg)| asked.contains(&leg.ssrc))
+            .map(|(k, _)| *k)
+            .collect();
+        let Some(room) = self.rooms.get(&peer.channel) else {
+            return;
+        };
+        let targets: Vec<(u64, Track)> = wanted
+            .into_iter()
+            .filter_map(|(publisher, track)| room.members.get(&publisher).map(|k| (*k, track)))
+            .collect();
+        for (publisher, track) in targets {
+            self.request_keyframe(publisher, track, now);
+        }
+    }
+
+    /// A subscriber pauses or resumes a publisher's track.
+    pub(super) fn subscribe(
+        &mut self,
+        channel: u64,
+        peer: PeerId,
+        publisher: PeerId,
+        track: Track,
+        paused: bool,
+        now: Instant,
+    ) -> Result<(), MediaError> {
+        let key = self.key(channel, peer)?;
+        let publisher_key = self.key(channel, publisher)?;
+        let p = self.peers.get_mut(&key).ok_or(MediaError::NotJoined)?;
+        let resumed = if paused {
+            p.paused.insert((publisher, track));
+            false
+        } else {
+            p.paused.remove(&(publisher, track))
+        };
+        if resumed {
+            self.request_keyframe(publisher_key, track, now);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OFFER: &str = "v=0\r\n\
+        m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:111 opus/48000/2\r\n\
+        a=ssrc:11 cname:x\r\n\
+        m=video 9 UDP/TLS/RTP/SAVPF 96 97 102\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:96 VP8/90000\r\n\
+        a=rtpmap:97 rtx/90000\r\na=rtpmap:102 H264/90000\r\na=ssrc-group:FID 22 23\r\n\
+        a=ssrc:22 cname:x\r\na=ssrc:23 cname:x\r\n\
+        m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=ssrc:33 cname:x\r\n\
+        m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=ssrc:44 cname:x\r\n";
+
+    #[test]
+    fn sections_go_by_order_and_streams_by_their_ssrc() {
+        let o = Offered::parse(OFFER);
+        assert!(o.screen_audio);
+        assert_eq!(o.classify(11, 111), Some((Track::Mic, Codec::Opus)));
+        assert_eq!(o.classify(22, 96), Some((Track::Camera, Codec::Vp8)));
+        assert_eq!(o.classify(22, 102), Some((Track::Camera, Codec::H264)));
+        assert_eq!(o.classify(33, 96), Some((Track::Screen, Codec::Vp8)));
+        assert_eq!(o.classify(44, 111), Some((Track::ScreenAudio, Codec::Opus)));
+        assert_eq!(o.classify(22, 97), None, "rtx is not forwarded");
+        assert_eq!(o.classify(11, 96), None, "video on the microphone's stream");
+        assert_eq!(o.classify(99, 96), Some((Track::Camera, Codec::Vp8)));
+        assert_eq!(o.classify(99, 111), Some((Track::Mic, Codec::Opus)));
+        assert_eq!(Offered::parse("garbage\nm=\na=ssrc:x"), Offered::default());
+    }
+
+    #[test]
+    fn the_cap_goes_on_receiving_video_sections_only() {
+        let sdp = "v=0\r\nc=IN IP4 1.2.3.4\r\n\
+            m=audio 9 X 111\r\nc=IN IP4 0.0.0.0\r\na=recvonly\r\n\
+            m=video 9 X 96\r\nc=IN IP4 0.0.0.0\r\na=recvonly\r\n\
+            m=video 9 X 96\r\nc=IN IP4 0.0.0.0\r\na=sendonly\r\n"
+            .to_owned();
+        let capped = cap_video(sdp.clone(), 800);
+        assert_eq!(capped.matches("b=AS:800\r\n").count(), 1);
+        assert!(capped.contains("m=video 9 X 96\r\nc=IN IP4 0.0.0.0\r\nb=AS:800\r\na=recvonly"));
+        assert_eq!(cap_video(capped.clone(), 800), capped, "once");
+        assert_eq!(cap_video(sdp.clone(), 0), sdp);
+    }
+}

@@ -1,0 +1,145 @@
+// Video in a voice channel between two browser contexts with Chromium's fake camera: Alice
+// turns her camera on from the voice panel, Bob's page shows it in her tile and its
+// RTCPeerConnection stats show inbound video frames decoded and rising; a screen share (a
+// canvas capture stream standing in for getDisplayMedia, which headless Chromium cannot
+// capture) is spotlighted above the tiles at Bob's; hiding Bob's tile pauses Alice's camera at
+// the server (voice:subscribe) and the frames stop, showing it again resumes them; the camera
+// goes off again. Screenshot: the panel with a camera tile and a screen share.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+
+import {
+  assertReceivingAudio, createRoomInUi, eventually, inviteCode, joinByCodeInUi, registerInUi,
+  shot, startWorld,
+} from '../lib/harness.js';
+
+const panel = (page) => page.locator('.voice-panel');
+const tile = (page, name) => panel(page).locator('li.voice-tile', { hasText: name });
+
+/** Frames decoded so far on the page's inbound video streams (-1: no connection). */
+function framesDecoded(page) {
+  return page.evaluate(async () => {
+    const pc = window.__voiceflow?.voicePc;
+    if (!pc) return -1;
+    const stats = await pc.getStats();
+    let n = 0;
+    stats.forEach((r) => {
+      if (r.type === 'inbound-rtp' && (r.kind === 'video' || r.mediaType === 'video')) n += r.framesDecoded || 0;
+    });
+    return n;
+  });
+}
+
+/** The page's view of the video (for failure messages). */
+function videoDebug(page) {
+  return page.evaluate(async () => {
+    const voice = window.__voiceflow?.voice;
+    const pc = window.__voiceflow?.voicePc;
+    if (!voice || !pc) return 'no connection';
+    const people = [...(voice.store.voice?.participants.values() || [])]
+      .map((p) => `${p.username}:${p.sessionId}:video=${p.video}:screen=${p.screen}`);
+    const tr = pc.getTransceivers().map((t) => `${t.mid}:${t.receiver.track.kind}:${t.direction}/${t.currentDirection}`);
+    const msids = (pc.remoteDescription?.sdp || '').split(/\r?\n/).filter((l) => l.startsWith('a=msid') || l.startsWith('a=mid') || l.startsWith('m='));
+    return `people=[${people}] transceivers=[${tr}] sdp=[${msids.join(' ')}] videos=[${[...document.querySelectorAll('video')].map((v) => v.dataset.track)}] log=[${voice.log.join(' | ')}]`;
+  });
+}
+
+async function waitOrExplain(page, locator, what) {
+  try {
+    await locator.waitFor({ timeout: 20_000 });
+  } catch (e) {
+    throw new Error(`${what}: ${e.message}; ${await videoDebug(page)}`);
+  }
+}
+
+async function assertFramesRising(page, what) {
+  let first = 0;
+  await eventually(async () => { first = await framesDecoded(page); return first > 0; },
+    { timeout: 20_000, what: `${what}: first decoded frames` });
+  await eventually(async () => (await framesDecoded(page)) > first + 10,
+    { timeout: 10_000, what: `${what}: frames keep coming` });
+}
+
+describe('video in a voice channel', { timeout: 180_000 }, () => {
+  let world; let alice; let bob;
+
+  before(async () => {
+    world = await startWorld('video', { media: true, people: ['alice', 'bob'] });
+    ({ alice, bob } = world);
+  });
+  after(() => world?.close());
+
+  it('both are in a voice channel', async () => {
+    await registerInUi(alice.page, 'alice');
+    await registerInUi(bob.page, 'bob');
+    await createRoomInUi(alice.page, 'Studio', { kind: 'voice' });
+    const code = await inviteCode(alice.page);
+    await joinByCodeInUi(bob.page, code, 'Studio');
+    for (const p of [alice.page, bob.page]) {
+      await panel(p).getByRole('button', { name: 'Join voice channel' }).click();
+      await panel(p).getByText('Voice connected').waitFor({ timeout: 20_000 });
+    }
+    await assertReceivingAudio(bob.page, 'bob');
+  });
+
+  it("alice's camera shows in her tile at bob's, frames decoded and rising", async () => {
+    await panel(alice.page).getByRole('button', { name: 'Camera' }).click();
+    await eventually(async () => (await panel(alice.page).getByRole('button', { name: 'Camera' })
+      .getAttribute('aria-pressed')) === 'true', { what: 'camera on' });
+    // Her own tile mirrors her camera.
+    await tile(alice.page, 'alice').locator('video.voice-video.self').waitFor();
+    await waitOrExplain(bob.page, tile(bob.page, 'alice').locator('video.voice-video'), "alice's camera at bob's");
+    await assertFramesRising(bob.page, 'bob');
+    assert.equal(await tile(bob.page, 'alice').evaluate((el) => el.classList.contains('has-video')), true);
+  });
+
+  it('a screen share is spotlighted at the other side', async () => {
+    await alice.page.evaluate(() => {
+      // Headless Chromium has no screen to capture: a moving canvas stands in.
+      navigator.mediaDevices.getDisplayMedia = async () => {
+        const canvas = Object.assign(document.createElement('canvas'), { width: 640, height: 360 });
+        const ctx = canvas.getContext('2d');
+        let x = 0;
+        setInterval(() => {
+          ctx.fillStyle = '#224'; ctx.fillRect(0, 0, 640, 360);
+          ctx.fillStyle = '#fc4'; ctx.fillRect(x = (x + 8) % 600, 150, 40, 40);
+        }, 40);
+        return canvas.captureStream(25);
+      };
+    });
+    await panel(alice.page).getByRole('button', { name: 'Share screen' }).click();
+    const spot = panel(bob.page).locator('.voice-spotlight', { hasText: 'alice is sharing their screen' });
+    await waitOrExplain(bob.page, spot.locator('video'), 'the spotlight');
+    await eventually(async () => spot.locator('video').evaluate((v) => v.videoWidth > 0),
+      { timeout: 15_000, what: 'the screen share plays' });
+    await bob.page.mouse.move(5, 5);
+    await shot(bob.page, 'video-panel');
+    await panel(alice.page).getByRole('button', { name: 'Share screen' }).click();
+    await eventually(async () => (await panel(bob.page).locator('.voice-spotlight').count()) === 0,
+      { timeout: 15_000, what: 'spotlight gone' });
+  });
+
+  it("hiding the tile pauses alice's camera at the server; showing it resumes", async () => {
+    // The screen share's track stays negotiated but idle; only the camera's frames count now.
+    await bob.page.evaluate(() => {
+      document.querySelector('li.voice-tile.has-video video').style.display = 'none';
+    });
+    await eventually(async () => {
+      const a = await framesDecoded(bob.page);
+      await new Promise((r) => setTimeout(r, 1000));
+      return (await framesDecoded(bob.page)) === a;
+    }, { timeout: 15_000, what: 'frames stop while hidden' });
+    await bob.page.evaluate(() => {
+      document.querySelector('li.voice-tile.has-video video').style.display = '';
+    });
+    await assertFramesRising(bob.page, 'bob after resuming');
+  });
+
+  it('the camera goes off again', async () => {
+    await panel(alice.page).getByRole('button', { name: 'Camera' }).click();
+    await eventually(async () => (await tile(bob.page, 'alice').locator('video').count()) === 0,
+      { timeout: 15_000, what: 'tile back to the avatar' });
+    assert.deepEqual([...alice.errors, ...bob.errors], []);
+  });
+});
