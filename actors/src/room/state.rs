@@ -32,6 +32,7 @@ mod fanout;
 mod live;
 mod log;
 mod members;
+mod mention_delivery;
 pub mod mentions;
 mod social;
 mod stage;
