@@ -434,10 +434,14 @@ mod tests {
 
     #[test]
     fn everyone_and_here_are_words_of_their_own() {
-        assert!(says_everyone("@everyone look"));
-        assert!(says_everyone("hey, @here!"));
-        assert!(!says_everyone("mail me@everyone.org or @hereafter"));
-        assert!(!says_everyone("everyone here"));
+        assert_eq!(says_everyone("@everyone look"), (true, false));
+        assert_eq!(says_everyone("hey, @here!"), (false, true));
+        assert_eq!(says_everyone("@here and @everyone"), (true, true));
+        assert_eq!(
+            says_everyone("mail me@everyone.org or @hereafter"),
+            (false, false)
+        );
+        assert_eq!(says_everyone("everyone here"), (false, false));
     }
 
     #[test]
