@@ -20,13 +20,13 @@ const MUTES = [[60 * 60_000, 'Mute for 1 hour'], [8 * 60 * 60_000, 'Mute for 8 h
 
 /** A bell for one scope: `load()` gives its own setting `{level, muteUntil}`, `save(next)`
  *  stores one and gives it back; `inherit` names the unset level; `refresh()` after a change. */
-function scopeMenu({ label, title, inherit, load, save, toast, refresh, off = () => false, text = null }) {
+function scopeMenu({ label, title, name = title, inherit, load, save, toast, refresh, off = () => false, text = null }) {
   let own = {};
   const muted = () => (own.muteUntil || 0) > Date.now();
   const menu = h('div', { class: 'notify-menu', role: 'menu', 'aria-label': label, hidden: true });
   const button = h('button', {
     class: text ? 'side-link notify-btn' : 'icon-btn notify-btn', type: 'button', 'aria-haspopup': 'menu',
-    'aria-expanded': 'false', 'aria-label': text ? null : title, title,
+    'aria-expanded': 'false', 'aria-label': text ? null : name, title,
     onclick: () => (menu.hidden ? open() : close()),
   }, icon(off() ? 'bellOff' : 'bell'), text);
 
@@ -57,10 +57,10 @@ function scopeMenu({ label, title, inherit, load, save, toast, refresh, off = ()
     }
     const level = own.level ?? null;
     menu.replaceChildren(
-      ...[[null, inherit], ...LEVELS].map(([value, name]) => item(name, level === value, () => set({ level: value }))),
+      ...[[null, inherit], ...LEVELS].map(([value, shown]) => item(shown, level === value, () => set({ level: value }))),
       h('hr', { class: 'notify-sep' }),
       ...(muted() ? [item('Unmute', null, () => set({ muteUntil: null }))]
-        : MUTES.map(([ms, name]) => item(name, null, () => set({ muteUntil: Date.now() + ms })))),
+        : MUTES.map(([ms, shown]) => item(shown, null, () => set({ muteUntil: Date.now() + ms })))),
     );
     menu.hidden = false;
     button.setAttribute('aria-expanded', 'true');
@@ -79,7 +79,8 @@ function scopeMenu({ label, title, inherit, load, save, toast, refresh, off = ()
 
 export function notifyMenu({ room, api, toast, refresh }) {
   return scopeMenu({
-    label: 'Notifications for this room', title: 'Notifications', inherit: 'Default', toast, refresh,
+    label: 'Notifications for this room', title: 'Notifications', name: 'Notification settings',
+    inherit: 'Default', toast, refresh,
     off: () => (room.notifications?.muteUntil || 0) > Date.now() || room.notifications?.level === 'none',
     load: () => room.notifications?.override || {},
     save: async (next) => {
