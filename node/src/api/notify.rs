@@ -146,12 +146,12 @@ impl scan::Filtered for MentionIndex<'_> {
 
     async fn keep(&mut self, row: MentionRecord) -> Result<Option<MentionView>, ApiError> {
         let (s, user) = (self.s, self.user);
-        if !self.rooms.contains_key(&row.room_id) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.rooms.entry(row.room_id) {
             let held = match may_read(s, user, row.room_id).await? {
                 true => Some(roles_in(s, user.id, row.room_id).await?),
                 false => None,
             };
-            self.rooms.insert(row.room_id, held);
+            slot.insert(held);
         }
         let Some(Some(held)) = self.rooms.get(&row.room_id) else {
             return Ok(None);

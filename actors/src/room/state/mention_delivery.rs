@@ -255,7 +255,7 @@ impl Delivery {
     async fn tell(&self, user: Snowflake, via: MentionVia) {
         let (ctx, m) = (&self.ctx, &self.message);
         let one_in = u64::from(ctx.config.mention_trim_one_in.max(1));
-        if chance(user, m.id) % one_in == 0 {
+        if chance(user, m.id).is_multiple_of(one_in) {
             let kept = ctx.config.mentions_kept;
             if let Err(e) = ctx.store.trim_user_mentions(user, kept).await {
                 tracing::warn!(%user, error = %e, "mention rows not trimmed");
@@ -344,7 +344,7 @@ mod tests {
     #[test]
     fn about_one_in_n_writes_trims() {
         let hits = (0..32_000u64)
-            .filter(|n| chance(Snowflake(n % 97), Snowflake(1 << 22 | n)) % 32 == 0)
+            .filter(|n| chance(Snowflake(n % 97), Snowflake(1 << 22 | n)).is_multiple_of(32))
             .count();
         assert!((800..1200).contains(&hits), "{hits}");
     }
