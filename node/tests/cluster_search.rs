@@ -200,7 +200,13 @@ async fn a_room_that_moves_away_and_back_is_caught_up_before_it_is_searched() ->
         .map(usize::from)
         .unwrap_or(1);
     let first = say(one, &ann, &room, "needle first").await?;
-    finds_all(cluster.node(home), &ann, "needle", std::slice::from_ref(&first)).await?;
+    finds_all(
+        cluster.node(home),
+        &ann,
+        "needle",
+        std::slice::from_ref(&first),
+    )
+    .await?;
 
     let three = cluster.add().await?;
     cluster
@@ -208,7 +214,13 @@ async fn a_room_that_moves_away_and_back_is_caught_up_before_it_is_searched() ->
         .await?;
     let second = say(cluster.node(three), &ann, &room, "needle second").await?;
     delete(cluster.node(three), &ann, &room, &first).await?;
-    finds_all(cluster.node(three), &ann, "needle", std::slice::from_ref(&second)).await?;
+    finds_all(
+        cluster.node(three),
+        &ann,
+        "needle",
+        std::slice::from_ref(&second),
+    )
+    .await?;
 
     cluster.drain(three)?;
     cluster
