@@ -29,6 +29,12 @@ pub struct ActorConfig {
     pub presence_heartbeat: Duration,
     /// Most distinct users and roles one message may mention (`<@id>`, `<@&id>`).
     pub max_mentions: usize,
+    /// Newest mention rows kept per user (`[mentions] kept_per_user`).
+    pub mentions_kept: u32,
+    /// A mention row written trims its user's rows with a chance of one in this.
+    pub mention_trim_one_in: u32,
+    /// Community members read per page when a role or `@everyone` mention is delivered.
+    pub mention_fanout_page: u32,
 }
 
 impl Default for ActorConfig {
@@ -42,6 +48,9 @@ impl Default for ActorConfig {
             outbound_queue_frames: 8192,
             presence_heartbeat: Duration::from_secs(15),
             max_mentions: 50,
+            mentions_kept: 1_000,
+            mention_trim_one_in: 32,
+            mention_fanout_page: 1_000,
         }
     }
 }

@@ -12,6 +12,7 @@ use voiceflow_actors::ActorConfig;
 
 mod files;
 mod http;
+mod mentions;
 mod presence;
 mod push;
 mod search;
@@ -20,6 +21,7 @@ mod turn;
 mod voice;
 pub use files::{FilesBackend, FilesConfig};
 pub use http::{HttpConfig, TlsConfig};
+pub use mentions::MentionsConfig;
 pub use presence::PresenceConfig;
 pub use push::PushConfig;
 pub use search::SearchConfig;
@@ -131,6 +133,8 @@ pub struct Config {
     pub search: SearchConfig,
     /// Web Push: limits, queue, retries, extra root CAs (`[push]`).
     pub push: PushConfig,
+    /// Mentions of many people and the per-user mention index's size (`[mentions]`).
+    pub mentions: MentionsConfig,
 }
 
 /// The `[limits]` table: token buckets against floods, and limits on what one frame may be.
@@ -275,6 +279,7 @@ impl Default for Config {
             sessions: SessionsConfig::default(),
             search: SearchConfig::default(),
             push: PushConfig::default(),
+            mentions: MentionsConfig::default(),
         }
     }
 }
@@ -406,6 +411,7 @@ impl Config {
         let bad = |m: &str| Err(ConfigError::Invalid(m.into()));
         self.presence.validate().map_err(ConfigError::Invalid)?;
         self.push.validate().map_err(ConfigError::Invalid)?;
+        self.mentions.validate().map_err(ConfigError::Invalid)?;
         self.voice.validate().map_err(ConfigError::Invalid)?;
         self.http.validate().map_err(ConfigError::Invalid)?;
         self.tls.validate().map_err(ConfigError::Invalid)?;
@@ -514,6 +520,9 @@ impl Config {
             outbound_queue_frames: self.outbound_queue_frames,
             presence_heartbeat: self.presence.heartbeat(),
             max_mentions: self.max_mentions_per_message as usize,
+            mentions_kept: self.mentions.kept_per_user,
+            mention_trim_one_in: self.mentions.trim_one_in,
+            mention_fanout_page: self.mentions.fanout_page,
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Search across a real 3-node cluster (QUIC links, the CQL store): messages of rooms owned
 //! by different nodes are found from any node; a killed node's rooms are reported as
 //! unavailable (`partial: true`) until they move, and then their new owner, which never
-//! indexed them, reads them from their logs and finds them.
+//! indexed them, reads them from their logs and finds them; a room that moves away and back
+//! is caught up at its old-and-new owner before a search trusts its index.
 
 mod common;
 
@@ -148,5 +149,83 @@ async fn rooms_of_every_node_are_found_and_a_dead_owner_makes_the_answer_partial
         finds_all(cluster.node(id), &ann, "needle", &messages).await?;
     }
     finds_all(cluster.node(1), &ann, "after move", &messages[3..]).await?;
+    Ok(())
+}
+
+/// Deletes message `id` through a WebSocket to `node`, retrying while the room moves.
+async fn delete(node: &TestNode, user: &User, room: &str, id: &str) -> Result<()> {
+    let mut ws = node.ws(user).await?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let ack = ws
+            .request("message:delete", json!({"roomId": room, "messageId": id}))
+            .await?;
+        if ack["ok"] == true {
+            return Ok(());
+        }
+        if ack["error"]["code"] != "UNAVAILABLE" || Instant::now() > deadline {
+            bail!("delete: {ack}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A room that moves to a node that joins and back when it leaves (A→B→A, A up all along) is
+/// searched at A as B left it — the message deleted on B is not found, the one posted there
+/// is — although the room never started at A again: the placement change made A read the
+/// room's log again before trusting its index.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_that_moves_away_and_back_is_caught_up_before_it_is_searched() -> Result<()> {
+    let extra = "\n[search]\ncommit_interval_ms = 100\n";
+    let Some(mut cluster) = TestCluster::start_with(2, "cluster_search_back", extra).await? else {
+        return Ok(());
+    };
+    let one = cluster.node(1);
+    let ann = one.register("ann").await?;
+    // A room that node 3 owns once it joins.
+    let mut room = None;
+    for i in 0..60 {
+        let (id, _) = one
+            .create_room(&ann, &format!("Room {i}"), json!({}), 10)
+            .await?;
+        if voiceflow_node::cluster::owner_among(&[1, 2, 3], id.parse()?) == Some(3) {
+            room = Some(id);
+            break;
+        }
+    }
+    let Some(room) = room else {
+        bail!("no room for node 3 among 60");
+    };
+    let home = voiceflow_node::cluster::owner_among(&[1, 2], room.parse()?)
+        .map(usize::from)
+        .unwrap_or(1);
+    let first = say(one, &ann, &room, "needle first").await?;
+    finds_all(
+        cluster.node(home),
+        &ann,
+        "needle",
+        std::slice::from_ref(&first),
+    )
+    .await?;
+
+    let three = cluster.add().await?;
+    cluster
+        .wait_owners(&[1, 2, three], &[1, 2, three], Duration::from_secs(20))
+        .await?;
+    let second = say(cluster.node(three), &ann, &room, "needle second").await?;
+    delete(cluster.node(three), &ann, &room, &first).await?;
+    finds_all(
+        cluster.node(three),
+        &ann,
+        "needle",
+        std::slice::from_ref(&second),
+    )
+    .await?;
+
+    cluster.drain(three)?;
+    cluster
+        .wait_owners(&[1, 2], &[1, 2], Duration::from_secs(20))
+        .await?;
+    finds_all(cluster.node(home), &ann, "needle", &[second]).await?;
     Ok(())
 }

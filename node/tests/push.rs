@@ -4,7 +4,8 @@
 //! private key, as a browser would. Mentions, direct messages and calls push to a user with
 //! no focused session and not to one with; `none` and muted settings push nothing; 410 drops
 //! the device; 429 is retried after `Retry-After`; a device gets one push per message (a DM
-//! that also mentions, an edit). Bad subscriptions get stable error codes.
+//! that also mentions, an edit); an `@everyone` pushes like a mention by name. Bad
+//! subscriptions get stable error codes.
 //!
 //! Absence is asserted after a positive control: the next push of the device must be the
 //! control's, and nothing else may arrive within [`QUIET`] after it (pushes of one user can
@@ -288,6 +289,14 @@ async fn scenario(world: &mut World) -> anyhow::Result<()> {
         payload["messageId"], control,
         "pushed despite settings: {payload}"
     );
+    world.quiet().await?;
+
+    // @everyone from the room's admin pushes like a mention by name.
+    let wide = send(&mut ann_ws, &room, "@everyone deploy at 5").await?;
+    let (_, payload) = world.push_for(&phone).await?;
+    assert_eq!(payload["messageId"], wide, "{payload}");
+    assert_eq!(payload["kind"], "mention", "{payload}");
+    assert_eq!(payload["title"], "ann mentioned @everyone", "{payload}");
     world.quiet().await?;
 
     // 410: the device is dropped; the next DM reaches only the user's other device.

@@ -106,6 +106,10 @@ pub struct MessageExtra {
     /// a channel, an admin elsewhere); written by the room, never by the client.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub mentions_everyone: bool,
+    /// With `mentions_everyone`: it says `@here` but not `@everyone`, so it reaches only those
+    /// online when it was posted (a `user_mentions` row each).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mentions_here: bool,
     /// Users it mentions (`<@id>`) who may read the room; written by the room on post and
     /// edit, emptied with the content on deletion.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -318,6 +318,15 @@ pub trait Store: Send + Sync + 'static {
         before: Option<Snowflake>,
         limit: u32,
     ) -> StoreResult<Vec<MentionRecord>>;
+    /// Writes mention rows made apart from their message (role and `@everyone` / `@here`
+    /// mentions, written for each person reached once the message is stored). Idempotent.
+    async fn put_user_mentions(&self, rows: &[MentionRecord]) -> StoreResult<()>;
+    /// Deletes mention rows (a mention edited away, a deleted message). Rows that are not
+    /// there are ignored.
+    async fn delete_user_mentions(&self, rows: &[MentionRecord]) -> StoreResult<()>;
+    /// Keeps `user`'s newest `keep` mention rows and deletes the older ones (bounds the
+    /// user's partition); returns how many it deleted.
+    async fn trim_user_mentions(&self, user_id: Snowflake, keep: u32) -> StoreResult<u64>;
     /// Sets a user's notification setting for one scope; a setting that inherits everything
     /// removes the scope's row.
     async fn put_notification_setting(

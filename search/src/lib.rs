@@ -16,6 +16,7 @@ mod writer;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::time::Duration;
 
@@ -85,6 +86,8 @@ pub(crate) enum Op {
     CatchUp {
         room: Snowflake,
         head: u64,
+        /// The placement epoch when it was asked for (recorded in `checked` once done).
+        epoch: u64,
     },
     Flush(tokio::sync::oneshot::Sender<()>),
 }
@@ -99,6 +102,13 @@ pub(crate) struct Shared {
     pub(crate) deleted: Mutex<HashSet<u64>>,
     /// The last seq the writer indexed per room (committed or not).
     pub(crate) seqs: Mutex<HashMap<u64, u64>>,
+    /// Bumped whenever the cluster's placement changes: a room this node indexed may have
+    /// been run (and written) elsewhere since, even if it is placed here again now.
+    pub(crate) placement: AtomicU64,
+    /// Per room, the placement epoch at which its log was last read to its end here (or its
+    /// actor started here, after which its batches keep the index current). A search reads
+    /// a room's log again before it trusts its index in a later epoch.
+    pub(crate) checked: Mutex<HashMap<u64, u64>>,
 }
 
 /// A node's search index; cheap to clone.
@@ -140,6 +150,8 @@ impl SearchIndex {
             index,
             deleted: Mutex::new(HashSet::new()),
             seqs: Mutex::new(seqs),
+            placement: AtomicU64::new(0),
+            checked: Mutex::new(HashMap::new()),
         });
         let (tx, rx) = std::sync::mpsc::sync_channel(config.queue_batches.max(1));
         writer::spawn(writer::Writer::new(
@@ -172,7 +184,15 @@ impl SearchIndex {
 
     /// A room started here with its log at `head`: index whatever of it the index lacks.
     pub fn catch_up(&self, room: Snowflake, head: u64) {
-        self.send(Op::CatchUp { room, head });
+        let epoch = self.shared.placement.load(Ordering::Acquire);
+        self.send(Op::CatchUp { room, head, epoch });
+    }
+
+    /// The cluster's placement changed: rooms may have moved away and back (A→B→A) while no
+    /// actor of theirs ran here, so before a search trusts this index for a room again it
+    /// reads the room's log from its last indexed seq (one log read per room, once).
+    pub fn placement_changed(&self) {
+        self.shared.placement.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Every room the index has entries of is read from its last indexed seq to its log's
@@ -213,19 +233,21 @@ impl SearchIndex {
         rx.await.map_err(|_| SearchError::Closed)
     }
 
-    /// Messages of `rooms` matching `query`, in its order, at most `query.limit`. Rooms the
-    /// index has never seen (placed on this node by a move, not started here since) are read
-    /// from their logs first.
+    /// Messages of `rooms` matching `query`, in its order, at most `query.limit`. Rooms whose
+    /// log was not read to its end since the placement last changed (placed on this node by a
+    /// move, maybe back from another node, and not started here since) are read from their
+    /// logs first.
     pub async fn search(
         &self,
         rooms: Vec<Snowflake>,
         query: IndexQuery,
     ) -> Result<Vec<SearchHit>, SearchError> {
         let unknown: Vec<Snowflake> = {
-            let seqs = self.shared.seqs.lock();
+            let epoch = self.shared.placement.load(Ordering::Acquire);
+            let checked = self.shared.checked.lock();
             rooms
                 .iter()
-                .filter(|r| !seqs.contains_key(&r.0))
+                .filter(|r| checked.get(&r.0) != Some(&epoch))
                 .copied()
                 .collect()
         };

@@ -59,7 +59,11 @@ impl Writer {
             let wait = next_commit.saturating_duration_since(Instant::now());
             match self.rx.recv_timeout(wait) {
                 Ok(Op::Changes { room, changes }) => self.changes(room, changes),
-                Ok(Op::CatchUp { room, head }) => self.catch_up(room, head),
+                Ok(Op::CatchUp { room, head, epoch }) => {
+                    if self.catch_up(room, head) {
+                        self.shared.checked.lock().insert(room.0, epoch);
+                    }
+                }
                 Ok(Op::Flush(done)) => {
                     self.commit();
                     let _ = done.send(());
@@ -87,7 +91,8 @@ impl Writer {
             return;
         };
         if first > self.last(room) + 1 {
-            self.catch_up(room, first - 1);
+            // Whether it got there is checked just below.
+            let _ = self.catch_up(room, first - 1);
             if self.last(room) + 1 < first {
                 // The log could not be read: leave the room's progress where it is, so its
                 // next start (or the next batch) tries again.
@@ -102,8 +107,9 @@ impl Writer {
         }
     }
 
-    /// Index the room's log from the index's last seq up to `head`.
-    fn catch_up(&mut self, room: Snowflake, head: u64) {
+    /// Index the room's log from the index's last seq up to `head`; whether it got there
+    /// (or to the log's end).
+    fn catch_up(&mut self, room: Snowflake, head: u64) -> bool {
         let mut last = self.last(room);
         // Known from now on, even with an empty log (a search does not ask again).
         self.shared.seqs.lock().entry(room.0).or_insert(0);
@@ -116,7 +122,7 @@ impl Writer {
                 Ok(events) => events,
                 Err(e) => {
                     tracing::warn!(%room, error = %e, "search: cannot read the room log");
-                    return;
+                    return false;
                 }
             };
             let Some(end) = events.last().map(|e| e.seq) else {
@@ -131,6 +137,7 @@ impl Writer {
             last = end.max(last + 1);
             self.shared.seqs.lock().insert(room.0, last);
         }
+        true
     }
 
     /// A message as a change left it: its document replaced, or removed if it is deleted.

@@ -32,6 +32,7 @@ mod fanout;
 mod live;
 mod log;
 mod members;
+mod mention_delivery;
 pub mod mentions;
 mod social;
 mod stage;
@@ -168,10 +169,12 @@ impl RoomState {
             .unwrap_or_default();
         // Whatever of the log the node's index lacks (the room moved here, the node restarted
         // or its indexer dropped a batch) is read from the log by the indexer, off this path.
-        if let (Some(search), Some(head)) = (&ctx.search, head)
+        // An empty log too: from now on this actor's batches keep the index current, so a
+        // search need not read the log again (until the placement changes).
+        if let Some(search) = &ctx.search
             && room.settings.record_messages
         {
-            search.catch_up(room.id, head.seq);
+            search.catch_up(room.id, head.as_ref().map_or(0, |h| h.seq));
         }
         let log = log::Log::new(head, owner_epoch, || ctx.ids.next_id().0);
         Ok(RoomState {

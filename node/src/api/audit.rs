@@ -12,9 +12,10 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use super::communities::seen;
+use super::scan::{self, ScanLimits};
 use super::{authed, with_state};
 use crate::auth::AuthUser;
-use crate::error::{ApiError, ok_page, respond};
+use crate::error::{ApiError, respond};
 use crate::state::AppState;
 
 /// Longest reason kept, in characters (longer ones are cut).
@@ -152,41 +153,53 @@ async fn log(
     let seen = seen(&s, &user, id).await?;
     seen.require(Permissions::VIEW_AUDIT_LOG, "read the audit log")?;
     let limit = super::validate::page_limit(q.limit, 50, MAX_PAGE)?;
-    let wanted = |e: &AuditEntry| {
-        q.action.as_deref().is_none_or(|a| e.action == a) && q.actor.is_none_or(|a| e.actor_id == a)
+    let limits = ScanLimits {
+        limit: limit as usize,
+        max_scan: MAX_SCAN,
+        page: MAX_PAGE,
     };
-    let limit = limit as usize;
-    let mut found = Vec::new();
-    // `before` ends as the last entry looked at: the next page starts there, past entries the
-    // filters left out.
-    let mut before = q.before;
-    let mut scanned = 0;
-    let mut exhausted = false;
-    'scan: while found.len() < limit && scanned < MAX_SCAN {
-        let page = s.ctx.store.audit_log(id, before, MAX_PAGE).await?;
-        if page.is_empty() {
-            exhausted = true;
-            break;
-        }
-        for entry in page {
-            if found.len() == limit {
-                break 'scan;
-            }
-            before = Some(entry.id);
-            scanned += 1;
-            if wanted(&entry) {
-                found.push(EntryView::from(entry));
-            }
-        }
+    let mut index = AuditIndex {
+        s: &s,
+        community: id,
+        query: &q,
+    };
+    scan::newest_first(&mut index, q.before, limits)
+        .await?
+        .into_page()
+}
+
+/// A community's log, filtered by action and actor.
+struct AuditIndex<'a> {
+    s: &'a AppState,
+    community: Snowflake,
+    query: &'a LogQuery,
+}
+
+impl scan::Filtered for AuditIndex<'_> {
+    type Entry = AuditEntry;
+    type Item = EntryView;
+
+    async fn read(
+        &mut self,
+        before: Option<Snowflake>,
+        n: u32,
+    ) -> Result<Vec<AuditEntry>, ApiError> {
+        Ok(self
+            .s
+            .ctx
+            .store
+            .audit_log(self.community, before, n)
+            .await?)
     }
-    let mut fields = serde_json::Map::new();
-    let data = serde_json::to_value(&found).map_err(ApiError::internal)?;
-    fields.insert("data".into(), data);
-    fields.insert("hasMore".into(), (!exhausted).into());
-    // Where the next page starts: the scan may have passed entries the filters left out.
-    fields.insert(
-        "nextBefore".into(),
-        serde_json::to_value(before).map_err(ApiError::internal)?,
-    );
-    Ok(ok_page(fields))
+
+    fn id_of(entry: &AuditEntry) -> Snowflake {
+        entry.id
+    }
+
+    async fn keep(&mut self, entry: AuditEntry) -> Result<Option<EntryView>, ApiError> {
+        let q = self.query;
+        let wanted = q.action.as_deref().is_none_or(|a| entry.action == a)
+            && q.actor.is_none_or(|a| entry.actor_id == a);
+        Ok(wanted.then(|| EntryView::from(entry)))
+    }
 }

@@ -22,6 +22,7 @@ mod roles;
 mod room_admin;
 mod room_requests;
 mod rooms;
+mod scan;
 mod search;
 mod validate;
 

@@ -3,12 +3,12 @@
 //! `/communities/:id/notification-settings`, and what `GET /users/me/rooms` adds per room
 //! (`mentionCount`, `notifications`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use voiceflow_actors::room::view_of;
-use voiceflow_schema::{DEFAULT_SCOPE, MessageRecord, NotificationSettingRecord};
+use voiceflow_schema::{DEFAULT_SCOPE, MentionRecord, MessageRecord, NotificationSettingRecord};
 use voiceflow_wire::Snowflake;
 use voiceflow_wire::v1::client::MessageType;
 use voiceflow_wire::v1::notify::{EffectiveNotification, NotificationSetting};
@@ -16,9 +16,10 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
+use super::scan::{self, ScanLimits};
 use super::{authed, json_body, parse, with_state};
 use crate::auth::AuthUser;
-use crate::error::{ApiError, ok, ok_page, respond};
+use crate::error::{ApiError, ok, respond};
 use crate::state::AppState;
 
 /// Most mentions one page holds.
@@ -94,57 +95,96 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .unify()
 }
 
-/// `GET /users/me/mentions?before&limit`: messages that name the user (`<@id>`), newest
-/// first, from rooms they may still read; edited-away and deleted ones are left out.
+/// `GET /users/me/mentions?before&limit`: messages that reach the user (by name, a role
+/// they hold, `@everyone`, or `@here` while they were online: each a row of their index),
+/// newest first, from rooms they may still read; edited-away and deleted ones are left out.
 async fn mentions(s: AppState, user: AuthUser, q: MentionQuery) -> Result<Response, ApiError> {
     let limit = super::validate::page_limit(q.limit, 50, MAX_PAGE)? as usize;
-    let mut readable: HashMap<Snowflake, bool> = HashMap::new();
-    let mut found = Vec::new();
-    let mut before = q.before;
-    let (mut scanned, mut exhausted) = (0, false);
-    'scan: while found.len() < limit && scanned < MAX_SCAN {
-        let rows = s.ctx.store.user_mentions(user.id, before, MAX_PAGE).await?;
-        if rows.is_empty() {
-            exhausted = true;
-            break;
-        }
-        for row in rows {
-            if found.len() == limit {
-                break 'scan;
-            }
-            before = Some(row.message_id);
-            scanned += 1;
-            let may = match readable.get(&row.room_id) {
-                Some(may) => *may,
-                None => {
-                    let may = may_read(&s, &user, row.room_id).await?;
-                    readable.insert(row.room_id, may);
-                    may
-                }
-            };
-            if !may {
-                continue;
-            }
-            let Some(message) = s.ctx.store.message(row.room_id, row.message_id).await? else {
-                continue;
-            };
-            if message.deleted_at.is_none() && message.extra.mentions.contains(&user.id) {
-                found.push(MentionView {
-                    room_id: row.room_id,
-                    message: view_of(&message),
-                });
-            }
-        }
+    let limits = ScanLimits {
+        limit,
+        max_scan: MAX_SCAN,
+        page: MAX_PAGE,
+    };
+    let mut index = MentionIndex {
+        s: &s,
+        user: &user,
+        rooms: HashMap::new(),
+    };
+    scan::newest_first(&mut index, q.before, limits)
+        .await?
+        .into_page()
+}
+
+/// A user's mention index, filtered by what still reaches them.
+struct MentionIndex<'a> {
+    s: &'a AppState,
+    user: &'a AuthUser,
+    /// Per room: the roles the user holds there, or `None` if they may not read it.
+    rooms: HashMap<Snowflake, Option<Vec<Snowflake>>>,
+}
+
+impl scan::Filtered for MentionIndex<'_> {
+    type Entry = MentionRecord;
+    type Item = MentionView;
+
+    async fn read(
+        &mut self,
+        before: Option<Snowflake>,
+        n: u32,
+    ) -> Result<Vec<MentionRecord>, ApiError> {
+        Ok(self
+            .s
+            .ctx
+            .store
+            .user_mentions(self.user.id, before, n)
+            .await?)
     }
-    let mut fields = serde_json::Map::new();
-    let data = serde_json::to_value(&found).map_err(ApiError::internal)?;
-    fields.insert("data".into(), data);
-    fields.insert("hasMore".into(), (!exhausted).into());
-    fields.insert(
-        "nextBefore".into(),
-        serde_json::to_value(before).map_err(ApiError::internal)?,
-    );
-    Ok(ok_page(fields))
+
+    fn id_of(row: &MentionRecord) -> Snowflake {
+        row.message_id
+    }
+
+    async fn keep(&mut self, row: MentionRecord) -> Result<Option<MentionView>, ApiError> {
+        let (s, user) = (self.s, self.user);
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.rooms.entry(row.room_id) {
+            let held = match may_read(s, user, row.room_id).await? {
+                true => Some(roles_in(s, user.id, row.room_id).await?),
+                false => None,
+            };
+            slot.insert(held);
+        }
+        let Some(Some(held)) = self.rooms.get(&row.room_id) else {
+            return Ok(None);
+        };
+        let Some(message) = s.ctx.store.message(row.room_id, row.message_id).await? else {
+            return Ok(None);
+        };
+        // The row says it reached them (an `@here` only those online then); the message
+        // says whether it still does.
+        let still = message.deleted_at.is_none() && mentions_user(&message, user.id, held);
+        Ok(still.then(|| MentionView {
+            room_id: row.room_id,
+            message: view_of(&message),
+        }))
+    }
+}
+
+/// The roles `user` holds in the community of room `room` (none outside communities).
+async fn roles_in(
+    s: &AppState,
+    user: Snowflake,
+    room: Snowflake,
+) -> Result<Vec<Snowflake>, ApiError> {
+    Ok(match s.ctx.store.channel_community(room).await? {
+        Some(c) => s
+            .ctx
+            .store
+            .community_member(c, user)
+            .await?
+            .map(|m| m.roles)
+            .unwrap_or_default(),
+        None => Vec::new(),
+    })
 }
 
 /// Whether `user` may still read room `id`: a channel they may view, or a room they are a
@@ -239,6 +279,9 @@ async fn put(s: AppState, user: AuthUser, scope: Scope, body: Bytes) -> Result<R
 pub(super) struct RoomsContext {
     settings: HashMap<Snowflake, NotificationSetting>,
     roles: HashMap<Snowflake, Vec<Snowflake>>,
+    /// The messages of the user's mention index, read the first time an `@here` needs it
+    /// (an `@here` counts only for those it reached: a row each).
+    indexed: Option<HashSet<Snowflake>>,
 }
 
 impl RoomsContext {
@@ -255,6 +298,7 @@ impl RoomsContext {
         Ok(RoomsContext {
             settings,
             roles: HashMap::new(),
+            indexed: None,
         })
     }
 
@@ -279,12 +323,27 @@ impl RoomsContext {
             }
             None => &[],
         };
-        let count = after
-            .iter()
-            .filter(|m| m.user_id != user && m.deleted_at.is_none())
-            .filter(|m| m.kind != MessageType::System)
-            .filter(|m| mentions_user(m, user, roles))
-            .count();
+        let mut count = 0;
+        for m in after {
+            let counted = m.user_id != user
+                && m.deleted_at.is_none()
+                && m.kind != MessageType::System
+                && mentions_user(m, user, roles);
+            if !counted {
+                continue;
+            }
+            if m.extra.mentions_here && !m.extra.mentions.contains(&user) {
+                if self.indexed.is_none() {
+                    let kept = s.config.mentions.kept_per_user;
+                    let rows = s.ctx.store.user_mentions(user, None, kept).await?;
+                    self.indexed = Some(rows.into_iter().map(|r| r.message_id).collect());
+                }
+                if !self.indexed.as_ref().is_some_and(|ids| ids.contains(&m.id)) {
+                    continue;
+                }
+            }
+            count += 1;
+        }
         view["mentionCount"] = count.into();
         let own = self.settings.get(&room).copied();
         let effective = EffectiveNotification::resolve(

@@ -438,6 +438,11 @@ impl ClusterInner {
             tracing::warn!(peer = node, "cluster peer is gone");
         }
         if change.placement || !change.down.is_empty() {
+            // Before searches route by the new placement: rooms this node indexed may come
+            // back from another node with entries its index lacks.
+            if let Some(search) = &ctx.search {
+                search.placement_changed();
+            }
             let owners = self.membership.lock().owners();
             *self.owners.write() = Arc::new(owners.clone());
             metrics::gauge!("voiceflow_cluster_owners").set(owners.len() as f64);

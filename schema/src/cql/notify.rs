@@ -6,15 +6,22 @@ use scylla::statement::prepared::PreparedStatement;
 use voiceflow_wire::Snowflake;
 use voiceflow_wire::v1::notify::{NotificationLevel, NotificationSetting};
 
+use futures_util::future::try_join_all;
+
 use super::Cql;
 use super::codec::{id, snowflake};
 use crate::notify::{MentionRecord, NotificationSettingRecord};
 use crate::store::{StoreError, StoreResult};
 
+/// Most single-row writes in flight at once for one call.
+const WRITES_AT_ONCE: usize = 64;
+
 /// The statements of this module.
 pub(crate) struct NotifyStatements {
     /// One mention row; written among the index rows of `Cql::append`.
     pub(crate) mention_insert: PreparedStatement,
+    mention_delete: PreparedStatement,
+    mention_ids: PreparedStatement,
     mentions_first: PreparedStatement,
     mentions_before: PreparedStatement,
     setting_put: PreparedStatement,
@@ -31,6 +38,9 @@ impl NotifyStatements {
                 "INSERT INTO user_mentions (user_id, message_id, room_id) VALUES (?, ?, ?)",
             )
             .await?,
+            mention_delete: p("DELETE FROM user_mentions WHERE user_id = ? AND message_id = ?")
+                .await?,
+            mention_ids: p("SELECT message_id FROM user_mentions WHERE user_id = ?").await?,
             mentions_first: p(
                 "SELECT message_id, room_id FROM user_mentions WHERE user_id = ? LIMIT ?",
             )
@@ -94,6 +104,70 @@ impl Cql {
                 })
             })
             .collect()
+    }
+
+    /// `put_user_mentions`: each row on its own (they are in different partitions), a
+    /// bounded number at a time.
+    pub(crate) async fn put_user_mentions(&self, rows: &[MentionRecord]) -> StoreResult<()> {
+        for chunk in rows.chunks(WRITES_AT_ONCE) {
+            let mut values = Vec::with_capacity(chunk.len());
+            for row in chunk {
+                values.push((id(row.user_id)?, id(row.message_id)?, id(row.room_id)?));
+            }
+            try_join_all(
+                values
+                    .into_iter()
+                    .map(|v| self.write("write mention", &self.notify.mention_insert, v)),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// `delete_user_mentions`.
+    pub(crate) async fn delete_user_mentions(&self, rows: &[MentionRecord]) -> StoreResult<()> {
+        for chunk in rows.chunks(WRITES_AT_ONCE) {
+            // An id that does not fit a bigint was never stored.
+            let values: Vec<(i64, i64)> = chunk
+                .iter()
+                .filter_map(|r| Some((id(r.user_id).ok()?, id(r.message_id).ok()?)))
+                .collect();
+            try_join_all(
+                values
+                    .into_iter()
+                    .map(|v| self.write("delete mention", &self.notify.mention_delete, v)),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// `trim_user_mentions`: reads the partition's ids (newest first, paged) and deletes
+    /// every row past the newest `keep`. Cassandra before 3.0 has no range deletion on a
+    /// clustering column, so rows are deleted one by one.
+    pub(crate) async fn trim_user_mentions(
+        &self,
+        user_id: Snowflake,
+        keep: u32,
+    ) -> StoreResult<u64> {
+        let Ok(user) = id(user_id) else {
+            return Ok(0);
+        };
+        let ids: Vec<(i64,)> = self
+            .select_all("read mention ids", &self.notify.mention_ids, (user,))
+            .await?;
+        let keep = usize::try_from(keep).unwrap_or(usize::MAX);
+        let old: Vec<(i64, i64)> = ids.into_iter().skip(keep).map(|(m,)| (user, m)).collect();
+        let deleted = old.len() as u64;
+        for chunk in old.chunks(WRITES_AT_ONCE) {
+            try_join_all(
+                chunk
+                    .iter()
+                    .map(|v| self.write("trim mentions", &self.notify.mention_delete, *v)),
+            )
+            .await?;
+        }
+        Ok(deleted)
     }
 
     /// `put_notification_setting`.

@@ -376,6 +376,18 @@ impl Store for CqlStore {
         self.cql.user_mentions(user_id, before, limit).await
     }
 
+    async fn put_user_mentions(&self, rows: &[MentionRecord]) -> StoreResult<()> {
+        self.cql.put_user_mentions(rows).await
+    }
+
+    async fn delete_user_mentions(&self, rows: &[MentionRecord]) -> StoreResult<()> {
+        self.cql.delete_user_mentions(rows).await
+    }
+
+    async fn trim_user_mentions(&self, user_id: Snowflake, keep: u32) -> StoreResult<u64> {
+        self.cql.trim_user_mentions(user_id, keep).await
+    }
+
     async fn put_notification_setting(
         &self,
         setting: &NotificationSettingRecord,

@@ -544,6 +544,34 @@ impl Store for EmbeddedStore {
         self.reader.user_mentions(user_id, before, limit)
     }
 
+    async fn put_user_mentions(&self, rows: &[MentionRecord]) -> StoreResult<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        self.write(Op::Mentions(notify::MentionOp::Put(rows.to_vec())))
+            .await
+    }
+
+    async fn delete_user_mentions(&self, rows: &[MentionRecord]) -> StoreResult<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        self.write(Op::Mentions(notify::MentionOp::Delete(rows.to_vec())))
+            .await
+    }
+
+    async fn trim_user_mentions(&self, user_id: Snowflake, keep: u32) -> StoreResult<u64> {
+        match self
+            .submit(Op::Mentions(notify::MentionOp::Trim(user_id, keep)))
+            .await?
+        {
+            Reply::Number(n) => Ok(n),
+            Reply::Done | Reply::Bool(_) => Err(StoreError::Corrupt(
+                "trim_user_mentions: the writer answered without a count".into(),
+            )),
+        }
+    }
+
     async fn put_notification_setting(
         &self,
         setting: &NotificationSettingRecord,

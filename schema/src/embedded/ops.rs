@@ -168,6 +168,7 @@ pub(crate) fn apply(s: &mut Staged<'_>, op: Op) -> StoreResult<Reply> {
         }
         Op::Community(op) => return super::community::apply(s, op),
         Op::Push(op) => return super::push::apply(s, op),
+        Op::Mentions(op) => return super::notify::apply(s, op),
         Op::Flush => {}
     }
     Ok(Reply::Done)

@@ -83,6 +83,8 @@ pub(crate) enum Op {
     PutNotificationSetting(crate::notify::NotificationSettingRecord),
     /// VAPID keys and push subscriptions.
     Push(super::push::PushOp),
+    /// Mention rows written apart from their message.
+    Mentions(super::notify::MentionOp),
     /// A change to communities, their roles or members.
     Community(super::community::CommunityOp),
     /// `flush`: persist even if nothing else is written.

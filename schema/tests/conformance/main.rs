@@ -82,6 +82,7 @@ conformance!(
     member_names::member_names_are_searched_by_prefix_and_follow_the_members,
     notify::mentions_are_indexed_with_their_messages_newest_first,
     notify::notification_settings_per_scope_replace_and_survive_a_reopen,
+    notify::mention_rows_are_put_deleted_and_trimmed_to_the_newest,
     push::vapid_keys_are_created_once_and_shared,
     push::push_devices_are_kept_per_user_by_endpoint,
 );

@@ -141,3 +141,77 @@ pub async fn notification_settings_per_scope_replace_and_survive_a_reopen(backen
         1
     );
 }
+
+/// Rows written apart from their message (role and `@everyone` mentions): put (twice is
+/// once), deleted (a missing row is no error), and trimmed to a user's newest `keep`
+/// without touching anyone else's; all of it survives a reopen.
+pub async fn mention_rows_are_put_deleted_and_trimmed_to_the_newest(backend: Backend) {
+    let store = backend.open().await;
+    let base = Snowflake::lower_bound_for(1_760_000_000_000).0;
+    let (ann, bob) = (Snowflake(51), Snowflake(52));
+    let row = |user, id: u64| MentionRecord {
+        user_id: user,
+        message_id: Snowflake(base + id),
+        room_id: Snowflake(910 + id % 2),
+    };
+    let anns: Vec<MentionRecord> = (1..=6).map(|n| row(ann, n)).collect();
+    store.put_user_mentions(&anns).await.expect("put");
+    store
+        .put_user_mentions(&[row(ann, 6), row(bob, 3)])
+        .await
+        .expect("put again");
+    store.put_user_mentions(&[]).await.expect("put nothing");
+    let newest_first = |rows: &[MentionRecord]| rows.iter().rev().copied().collect::<Vec<_>>();
+    assert_eq!(
+        store.user_mentions(ann, None, 10).await.expect("ann"),
+        newest_first(&anns)
+    );
+    store
+        .delete_user_mentions(&[row(ann, 4), row(ann, 99), row(bob, 1)])
+        .await
+        .expect("delete");
+    let left: Vec<MentionRecord> = [1, 2, 3, 5, 6].iter().map(|n| row(ann, *n)).collect();
+    assert_eq!(
+        store
+            .user_mentions(ann, None, 10)
+            .await
+            .expect("after delete"),
+        newest_first(&left)
+    );
+    assert_eq!(store.trim_user_mentions(ann, 3).await.expect("trim"), 2);
+    assert_eq!(
+        store.trim_user_mentions(ann, 3).await.expect("trim again"),
+        0
+    );
+    assert_eq!(
+        store
+            .trim_user_mentions(Snowflake(53), 3)
+            .await
+            .expect("nobody"),
+        0
+    );
+    let kept = vec![row(ann, 6), row(ann, 5), row(ann, 3)];
+    assert_eq!(
+        store.user_mentions(ann, None, 10).await.expect("trimmed"),
+        kept
+    );
+    assert_eq!(
+        store.user_mentions(bob, None, 10).await.expect("bob"),
+        vec![row(bob, 3)],
+        "another user's rows stay"
+    );
+    drop(store);
+    let store = backend.open().await;
+    assert_eq!(
+        store.user_mentions(ann, None, 10).await.expect("reopened"),
+        kept
+    );
+    assert_eq!(store.trim_user_mentions(ann, 0).await.expect("trim all"), 3);
+    assert!(
+        store
+            .user_mentions(ann, None, 10)
+            .await
+            .expect("empty")
+            .is_empty()
+    );
+}

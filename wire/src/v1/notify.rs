@@ -7,8 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::Snowflake;
 
-/// `mention:created`: to every session of a user mentioned by name (`<@userId>`), whether
-/// or not they follow the room.
+/// `mention:created`: to every session of a user a message reaches (named as `<@userId>`,
+/// by a role they hold, by `@everyone`, or by `@here` while online), whether or not they
+/// follow the room.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MentionCreated {
@@ -22,10 +23,26 @@ pub struct MentionCreated {
     pub author_name: String,
     /// The first 100 characters of the message as stored (mentions in `<@id>` form).
     pub snippet: String,
+    /// How it reached the user (the first that applies, in this order).
+    pub via: MentionVia,
     /// The effective notification setting of the mentioned user for the room, and whether
     /// it makes this mention a notification now ([`notifies`]): a client shows nothing
     /// when it is `false` (the count still goes up).
     pub notify: bool,
+}
+
+/// How a message reaches a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MentionVia {
+    /// Named as `<@userId>`.
+    User,
+    /// A role they hold, `<@&roleId>`.
+    Role,
+    /// `@everyone`.
+    Everyone,
+    /// `@here`, while they were online.
+    Here,
 }
 
 /// The names of the events above.

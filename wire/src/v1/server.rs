@@ -49,6 +49,10 @@ pub struct MessageView {
     /// It says `@everyone` or `@here` and its author may ping everyone (decided by the server).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub mentions_everyone: bool,
+    /// With `mentionsEveryone`: it said `@here` (not `@everyone`), so it pinged only those
+    /// online then.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mentions_here: bool,
     /// Users mentioned as `<@id>` who may read the room (decided by the server).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mentions: Vec<Snowflake>,

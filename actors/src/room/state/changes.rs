@@ -9,6 +9,7 @@ use voiceflow_wire::v1::rich::{self, MAX_REACTIONS_PER_MESSAGE, MessageRef, Mess
 use voiceflow_wire::{ErrorBody, Snowflake};
 
 use super::log::{Change, ChangeKind, ChangeReply, reaction_event};
+use super::mention_delivery::MentionReach;
 use super::{Author, RoomState, view_of};
 use crate::error::ActorError;
 use crate::room::{ActReply, Action, Reply};
@@ -131,21 +132,15 @@ impl RoomState {
         self.queue_change(change);
     }
 
-    /// Whether `message` pings everyone: it says `@everyone` or `@here` and its author may
-    /// (`mention_everyone` in a community channel; a room admin elsewhere). Otherwise the
-    /// words stay in the text and ping nobody, as in Discord.
-    pub(super) async fn pings_everyone(
-        &mut self,
-        message: &MessageRecord,
-    ) -> Result<bool, ActorError> {
-        if !says_everyone(&message.content) {
-            return Ok(false);
-        }
-        Ok(match self.channel_permissions(message.user_id).await? {
+    /// Whether `author` may ping many people at once (`@everyone`, `@here`, a role):
+    /// `mention_everyone` in a community channel; a room admin elsewhere. Otherwise the words
+    /// stay in the text and ping nobody, as in Discord.
+    pub(super) async fn may_ping_many(&mut self, author: Snowflake) -> Result<bool, ActorError> {
+        Ok(match self.channel_permissions(author).await? {
             Some(held) => held.contains(Permissions::MENTION_EVERYONE),
             None => self
                 .members
-                .get(&message.user_id)
+                .get(&author)
                 .is_some_and(|m| m.role == voiceflow_schema::Role::Admin),
         })
     }
@@ -319,13 +314,13 @@ impl RoomState {
                         message: view_of(&message),
                     }))));
                 }
+                let before = MentionReach::of(&message.extra);
                 message.content = content;
                 message.extra.edited_at = Some(now_ms());
                 self.resolve_mentions(&mut message).await?;
-                Ok(Outcome::Queue(Box::new(Change::new(
-                    ChangeKind::Edited,
-                    message,
-                ))))
+                let mut change = Change::new(ChangeKind::Edited, message);
+                change.before = Some(before);
+                Ok(Outcome::Queue(Box::new(change)))
             }
             Action::Delete { .. } => {
                 let own = message.user_id == by && message.kind != MessageType::System;
@@ -340,11 +335,11 @@ impl RoomState {
                         message_id,
                     })));
                 }
+                let before = MentionReach::of(&message.extra);
                 make_tombstone(&mut message, now_ms());
-                Ok(Outcome::Queue(Box::new(Change::new(
-                    ChangeKind::Deleted,
-                    message,
-                ))))
+                let mut change = Change::new(ChangeKind::Deleted, message);
+                change.before = Some(before);
+                Ok(Outcome::Queue(Box::new(change)))
             }
             Action::React { emoji, add, .. } => {
                 if message.deleted_at.is_some() {
@@ -372,6 +367,7 @@ impl RoomState {
 pub(crate) fn make_tombstone(message: &mut MessageRecord, deleted_at: u64) {
     message.content.clear();
     message.extra.mentions_everyone = false;
+    message.extra.mentions_here = false;
     message.extra.mentions.clear();
     message.extra.mention_roles.clear();
     message.extra.reactions.clear();
@@ -379,11 +375,13 @@ pub(crate) fn make_tombstone(message: &mut MessageRecord, deleted_at: u64) {
     message.deleted_at = Some(deleted_at);
 }
 
-/// Whether `content` says `@everyone` or `@here` as a word of its own.
-fn says_everyone(content: &str) -> bool {
-    content
-        .split(|c: char| !(c.is_alphanumeric() || c == '@' || c == '_'))
-        .any(|word| word == "@everyone" || word == "@here")
+/// Whether `content` says `@everyone`, and whether it says `@here`, as words of their own.
+pub(super) fn says_everyone(content: &str) -> (bool, bool) {
+    let words = || content.split(|c: char| !(c.is_alphanumeric() || c == '@' || c == '_'));
+    (
+        words().any(|word| word == "@everyone"),
+        words().any(|word| word == "@here"),
+    )
 }
 
 /// Adds or removes `user`'s `emoji`; returns whether anything changed.
@@ -436,10 +434,14 @@ mod tests {
 
     #[test]
     fn everyone_and_here_are_words_of_their_own() {
-        assert!(says_everyone("@everyone look"));
-        assert!(says_everyone("hey, @here!"));
-        assert!(!says_everyone("mail me@everyone.org or @hereafter"));
-        assert!(!says_everyone("everyone here"));
+        assert_eq!(says_everyone("@everyone look"), (true, false));
+        assert_eq!(says_everyone("hey, @here!"), (false, true));
+        assert_eq!(says_everyone("@here and @everyone"), (true, true));
+        assert_eq!(
+            says_everyone("mail me@everyone.org or @hereafter"),
+            (false, false)
+        );
+        assert_eq!(says_everyone("everyone here"), (false, false));
     }
 
     #[test]

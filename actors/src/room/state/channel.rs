@@ -142,6 +142,12 @@ impl ChannelGuard {
 }
 
 impl ChannelGuard {
+    /// The community's roles and the channel's overrides, for deciding members' permissions
+    /// off the actor (who a wide mention reaches).
+    pub(super) fn rules(&self) -> (CommunityRoles, ChannelOverwrites) {
+        (self.roles.clone(), self.overwrites.clone())
+    }
+
     /// Whether `role` is one of the community's roles (not `@everyone`).
     pub(super) fn has_role(&self, role: Snowflake) -> bool {
         self.roles.has_role(role)

@@ -37,6 +37,7 @@ pub fn view_of(record: &MessageRecord) -> MessageView {
         reactions: reaction_views(record),
         file_id: extra.file_id,
         mentions_everyone: extra.mentions_everyone,
+        mentions_here: extra.mentions_here,
         mentions: extra.mentions.clone(),
         mention_roles: extra.mention_roles.clone(),
     }

@@ -71,6 +71,9 @@ pub(crate) struct Change {
     /// The message as the change leaves it.
     pub(crate) message: MessageRecord,
     pub(crate) replies: Vec<ChangeReply>,
+    /// An edit's or deletion's message's mentions before it, so that those it newly
+    /// reaches or no longer reaches are found once it is stored.
+    pub(crate) before: Option<super::mention_delivery::MentionReach>,
     /// Set when the change joins a batch: the encoded event.
     frame: Option<Frame>,
 }
@@ -82,6 +85,7 @@ impl Change {
             kind,
             message,
             replies: Vec::new(),
+            before: None,
             frame: None,
         }
     }
@@ -459,9 +463,16 @@ impl RoomState {
             search.committed(self.room.id, changes);
         }
         for change in batch {
-            if change.kind == ChangeKind::Created {
-                self.announce_mentions(&change.message);
-                self.announce_direct(&change.message);
+            match &change.kind {
+                ChangeKind::Created => {
+                    self.announce_mentions(&change.message, None);
+                    self.announce_direct(&change.message);
+                }
+                ChangeKind::Edited | ChangeKind::Deleted => {
+                    let before = change.before.clone().unwrap_or_default();
+                    self.announce_mentions(&change.message, Some(before));
+                }
+                ChangeKind::Reaction { .. } => {}
             }
             self.settle(&change.kind, &change.message);
             change.answer(None);

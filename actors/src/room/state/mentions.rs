@@ -1,27 +1,25 @@
-//! Mentions: which users and roles a message names (`<@id>`, `<@&id>`), decided when it is
-//! posted or edited, and `mention:created` to each named user once the post is stored.
+//! Mentions: which users and roles a message names (`<@id>`, `<@&id>`) and whether it pings
+//! `@everyone` / `@here`, decided when it is posted or edited; once the change is stored,
+//! those it newly reaches are told ([`super::mention_delivery`]).
 //!
 //! Only users who may read the room count (a member, or in a community channel whoever may
-//! view it); only roles of the channel's community count. Role mentions and `@everyone` /
-//! `@here` are never expanded into one row or event per member (a community of 100,000 would
-//! make the post wait on 100,000 writes): they stay flags of the message, counted when
-//! `GET /users/me/rooms` reads it, and seen live by whoever follows the room.
+//! view it); only roles of the channel's community count, and roles, `@everyone` and `@here`
+//! only from an author who may ping many (`mention_everyone` in a channel, a room admin
+//! elsewhere): from anyone else the message posts and pings nobody, as in Discord. The
+//! post never waits on the people a wide mention reaches: they are found and written after
+//! the commit, off the actor.
+
+use std::collections::HashSet;
 
 use voiceflow_schema::{DEFAULT_SCOPE, MessageRecord, Store};
-use voiceflow_wire::ids::now_ms;
-use voiceflow_wire::v1::frame;
-use voiceflow_wire::v1::notify::{
-    EffectiveNotification, MentionCreated, NotifyKind, WrittenMentions, events, notifies,
-};
+use voiceflow_wire::v1::notify::{EffectiveNotification, NotifyKind, WrittenMentions};
 use voiceflow_wire::v1::permissions::Permissions;
 use voiceflow_wire::v1::push::{PushKind, PushPayload};
 use voiceflow_wire::{ErrorBody, Snowflake};
 
 use super::RoomState;
+use super::mention_delivery::{Audience, Delivery, MentionReach};
 use crate::error::ActorError;
-
-/// Longest snippet of a `mention:created`, in characters.
-const SNIPPET_CHARS: usize = 100;
 
 impl RoomState {
     /// Fills `message.extra`'s `mentions`, `mention_roles` and `mentions_everyone` from its
@@ -31,8 +29,13 @@ impl RoomState {
         &mut self,
         message: &mut MessageRecord,
     ) -> Result<(), ActorError> {
-        message.extra.mentions_everyone = self.pings_everyone(message).await?;
         let written = WrittenMentions::parse(&message.content);
+        let (everyone, here) = super::changes::says_everyone(&message.content);
+        // Asked only when it matters: a channel reads the author's grants for it.
+        let many = everyone || here || !written.roles.is_empty();
+        let may_ping_many = many && self.may_ping_many(message.user_id).await?;
+        message.extra.mentions_everyone = may_ping_many && (everyone || here);
+        message.extra.mentions_here = may_ping_many && here && !everyone;
         let cap = self.ctx.config.max_mentions;
         if written.len() > cap {
             return Err(ActorError::Client(ErrorBody::field(
@@ -47,6 +50,7 @@ impl RoomState {
             }
         }
         let roles = match &self.channel {
+            Some(_) if !may_ping_many => Vec::new(),
             Some(guard) => written
                 .roles
                 .into_iter()
@@ -68,62 +72,51 @@ impl RoomState {
         })
     }
 
-    /// A stored post named users: each (but its author) gets `mention:created` on every
-    /// session, wherever in the cluster. Their settings are read off the actor (a task per
-    /// post), so the room never waits on them.
-    pub(super) fn announce_mentions(&self, message: &MessageRecord) {
-        let users: Vec<Snowflake> = message
-            .extra
-            .mentions
-            .iter()
-            .copied()
-            .filter(|u| *u != message.user_id)
-            .collect();
-        if users.is_empty() {
+    /// A change was stored: those its message now reaches and did not before (`before`:
+    /// its reach before an edit or a deletion; `None` for a post) get a row, a push offer and
+    /// `mention:created`; those it no longer reaches lose their row. Done by a task off the
+    /// actor (settings reads, a community's member pages), so the room never waits on it.
+    pub(super) fn announce_mentions(&self, message: &MessageRecord, before: Option<MentionReach>) {
+        let now = MentionReach::of(&message.extra);
+        if before.is_none() && now == MentionReach::default() {
             return;
         }
-        let ctx = self.ctx.clone();
-        let community = self.channel.as_ref().map(|g| g.community);
-        let created_at = message.created_at;
-        let event = MentionCreated {
-            room_id: message.room_id,
-            message_id: message.id,
-            author_id: message.user_id,
-            author_name: message.username.clone(),
-            snippet: message.content.chars().take(SNIPPET_CHARS).collect(),
-            notify: true,
-        };
-        tokio::spawn(async move {
-            for user in users {
-                let settings =
-                    crate::push::settings_or_default(&*ctx.store, user, event.room_id, community)
-                        .await;
-                let told = MentionCreated {
-                    notify: notifies(&settings, NotifyKind::Mention, now_ms()),
-                    ..event.clone()
-                };
-                if told.notify && ctx.push.is_some() {
-                    let payload = PushPayload {
-                        kind: PushKind::Mention,
-                        room_id: told.room_id,
-                        message_id: Some(told.message_id),
-                        title: format!("{} mentioned you", told.author_name),
-                        body: crate::push::snippet(&told.snippet),
-                        url: crate::push::room_url(told.room_id),
-                    };
-                    let event = crate::push::PushEvent {
-                        dedupe: told.message_id.0,
-                        at_ms: created_at,
-                    };
-                    crate::push::send(&ctx, user, payload, event).await;
+        if before.as_ref() == Some(&now) {
+            return;
+        }
+        let wide = |r: &MentionReach| r.is_wide();
+        let audience = if !wide(&now) && !before.as_ref().is_some_and(wide) {
+            Audience::Named
+        } else {
+            match &self.channel {
+                Some(guard) => {
+                    let (roles, overwrites) = guard.rules();
+                    Audience::Community {
+                        community: guard.community,
+                        roles,
+                        overwrites,
+                    }
                 }
-                // After the push offer, so that on one node a client reacting to this event
-                // (a focus report) reaches the presence actor after the offer; across nodes
-                // the offer's time decides (`PresenceState::holds_push`).
-                let frame = frame::event(events::MENTION_CREATED, &told);
-                crate::remote::notify_user(&ctx, user, &frame);
+                None => Audience::Members(self.members.keys().copied().collect()),
             }
-        });
+        };
+        let delivery = Delivery {
+            ctx: self.ctx.clone(),
+            message: message.clone(),
+            before,
+            community: self.channel.as_ref().map(|g| g.community),
+            audience,
+            online: self.online_now(),
+        };
+        tokio::spawn(delivery.run());
+    }
+
+    /// Who the room knows to be online: a session here, or a presence report that is not
+    /// offline (members of a channel it has not heard of since it started are not known).
+    fn online_now(&self) -> HashSet<Snowflake> {
+        let mut online: HashSet<Snowflake> = self.social.online().collect();
+        online.extend(self.live.values().map(|l| l.user_id));
+        online
     }
 }
 

@@ -70,6 +70,14 @@ impl Social {
         }
     }
 
+    /// Users whose latest report says they are not offline.
+    pub(super) fn online(&self) -> impl Iterator<Item = Snowflake> + '_ {
+        self.presence
+            .iter()
+            .filter(|(_, e)| e.status != PresenceStatus::Offline)
+            .map(|(user, _)| *user)
+    }
+
     /// Whether the room has heard nothing about `user` yet.
     pub(super) fn unknown(&self, user: Snowflake) -> bool {
         !self.presence.contains_key(&user)

@@ -1,11 +1,10 @@
 // Desktop notifications, sounds and the title badge.
 //
-// - Mentions: `mention:created` (to every session of the user named, following the room or
-//   not) adds one to the room's mention badge, plays a short sound and shows a desktop
-//   notification, unless the room is open in a visible, focused tab (then nothing), or the
-//   server says the user's settings make it no notification (`notify: false`: the badge still
-//   counts). Role and @everyone mentions arrive with the room's messages (rooms this client
-//   follows) and count the same way.
+// - Mentions: `mention:created` (to every session of each person a message reaches, by name,
+//   role, @everyone or @here, following the room or not) adds one to the room's mention badge,
+//   plays a short sound and shows a desktop notification, unless the room is open in a
+//   visible, focused tab (then nothing), or the server says the user's settings make it no
+//   notification (`notify: false`: the badge still counts).
 // - Direct messages: a new message from the other person in a DM that is not being read plays
 //   the sound and shows a notification, as the room's setting allows (`notifies` below is the
 //   server's rule, `voiceflow_wire::v1::notify::notifies`).
@@ -111,6 +110,8 @@ export class Notifier {
     const room = this.store.room(data.roomId);
     if (this.#reading(data.roomId)) return;
     if (room) {
+      // Once per message: the server tells a person once, but a reconnect may replay.
+      if (room.mentionIds?.has(data.messageId)) return;
       room.mentions = (room.mentions || 0) + 1;
       room.mentionIds = room.mentionIds || new Set();
       room.mentionIds.add(data.messageId);
@@ -118,13 +119,14 @@ export class Notifier {
     }
     if (data.notify === false) return;
     const where = room ? room.displayName(this.me) : 'a room';
+    const whom = { role: 'your role', everyone: '@everyone', here: '@here' }[data.via] || 'you';
     this.#sound('mention');
-    this.#show(`mention:${data.messageId}`, `${data.authorName} mentioned you in ${where}`,
+    this.#show(`mention:${data.messageId}`, `${data.authorName} mentioned ${whom} in ${where}`,
       this.#readable(data.snippet), data.roomId);
   }
 
-  /** Live messages: DMs notify; role and @everyone mentions count (direct ones come as
-   *  `mention:created`). */
+  /** Live messages: DMs notify. Mentions, by name, role, `@everyone` or `@here`, come as
+   *  `mention:created` to each person the server found they reach. */
   #onMessages({ roomId, reason, messageId }) {
     if (reason !== 'live' || !messageId) return;
     const room = this.store.room(roomId);
@@ -132,29 +134,10 @@ export class Notifier {
     if (!m || m.userId === this.me.id || m.type === 'system' || m.deleted) return;
     if (this.#reading(roomId)) return;
     const named = (m.mentions || []).includes(this.me.id);
-    const roles = this.#myRoles(room);
-    const broad = !named && (m.mentionsEveryone || (m.mentionRoles || []).some((r) => roles.includes(r)));
-    if (broad && !room.mentionIds?.has(m.id)) {
-      room.mentions = (room.mentions || 0) + 1;
-      room.mentionIds = room.mentionIds || new Set();
-      room.mentionIds.add(m.id);
-      this.store.emit('unread', { roomId });
-      if (notifies(room.notifications, 'mention')) {
-        this.#sound('mention');
-        this.#show(`mention:${m.id}`, `${m.username} mentioned ${m.mentionsEveryone ? 'everyone' : 'your role'}`,
-          this.#readable(m.content), roomId);
-      }
-      return;
-    }
     if (room.kind === 'dm' && !named && notifies(room.notifications, 'dm')) {
       this.#sound('dm');
       this.#show(`dm:${m.id}`, m.username, this.#readable(m.content) || 'sent an attachment', roomId);
     }
-  }
-
-  #myRoles(room) {
-    if (!room?.communityId) return [];
-    return this.communities?.get(room.communityId)?.self?.roles || [];
   }
 
   #incomingCall(data) {

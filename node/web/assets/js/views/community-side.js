@@ -57,7 +57,7 @@ export function renderRail(el, { store, current, api, onCreate, onJoin }) {
  * {invite, settings, roles, requests, audit, createChannel, createCategory, editChannel,
  * editCategory, overrides, leave, remove}.
  */
-export function communitySections({ c, store, route, me, actions, menuOpen, toggleMenu }) {
+export function communitySections({ c, store, route, me, actions, menuOpen, toggleMenu, bell = null }) {
   if (!c) return [h('p', { class: 'room-list-empty', role: 'status' }, 'Loading the community…')];
   const can = (p) => c.can(p, me.id);
   const owner = c.meta?.ownerId === me.id;
@@ -77,10 +77,12 @@ export function communitySections({ c, store, route, me, actions, menuOpen, togg
       onclick: () => { toggleMenu(false); actions[key](); },
     }, icon(ic), label))));
   const head = h('div', { class: 'community-head' },
-    h('button', {
-      class: 'community-name', type: 'button', 'aria-expanded': String(Boolean(menuOpen)),
-      'aria-controls': 'community-menu', onclick: () => toggleMenu(!menuOpen),
-    }, h('span', { text: c.name }), icon(menuOpen ? 'close' : 'arrowDown')),
+    h('div', { class: 'community-head-row' },
+      h('button', {
+        class: 'community-name', type: 'button', 'aria-expanded': String(Boolean(menuOpen)),
+        'aria-controls': 'community-menu', onclick: () => toggleMenu(!menuOpen),
+      }, h('span', { text: c.name }), icon(menuOpen ? 'close' : 'arrowDown')),
+      bell),
     c.timedOutUntil() ? h('p', { class: 'community-timeout', role: 'status',
       text: `You are timed out until ${c.timedOutUntil().toLocaleString()}.` }) : null);
 

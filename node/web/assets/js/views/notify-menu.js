@@ -1,54 +1,66 @@
-// The room header's bell: this user's notification setting for the room (all messages, only
-// mentions, nothing, or the default) and a mute for an hour, eight hours or until turned
-// back on. PUT /rooms/:id/notification-settings; the effective setting comes back with the
-// next GET /users/me/rooms (kept on the room as `notifications`).
+// Notification settings menus (a bell and its menu): all messages, only mentions, nothing, or
+// inherit; and a mute for an hour, eight hours or until turned back on.
+//
+// - `notifyMenu`: the room header's bell, PUT /rooms/:id/notification-settings; the effective
+//   setting comes back with the next GET /users/me/rooms (kept on the room as `notifications`).
+// - `defaultNotifyMenu`: the sidebar's "Notification defaults", PUT
+//   /users/me/notification-settings (what every room and community without its own uses).
+// - `communityNotifyMenu`: the community header's bell, PUT
+//   /communities/:id/notification-settings (what its channels without their own use).
+// The last two read the current setting from GET /users/me/notification-settings when opened.
 
 import { h, icon } from '../dom.js';
 
 const LEVELS = [
-  [null, 'Default'],
   ['all', 'All messages'],
   ['mentions', 'Only mentions'],
   ['none', 'Nothing'],
 ];
 const MUTES = [[60 * 60_000, 'Mute for 1 hour'], [8 * 60 * 60_000, 'Mute for 8 hours']];
 
-export function notifyMenu({ room, api, toast, refresh }) {
-  const own = () => room.notifications?.override || {};
-  const muted = () => (room.notifications?.muteUntil || 0) > Date.now();
-  const menu = h('div', { class: 'notify-menu', role: 'menu', 'aria-label': 'Notifications for this room', hidden: true });
+/** A bell for one scope: `load()` gives its own setting `{level, muteUntil}`, `save(next)`
+ *  stores one and gives it back; `inherit` names the unset level; `refresh()` after a change. */
+function scopeMenu({ label, title, name = title, inherit, load, save, toast, refresh, off = () => false, text = null }) {
+  let own = {};
+  const muted = () => (own.muteUntil || 0) > Date.now();
+  const menu = h('div', { class: 'notify-menu', role: 'menu', 'aria-label': label, hidden: true });
   const button = h('button', {
-    class: 'icon-btn notify-btn', type: 'button', 'aria-haspopup': 'menu', 'aria-expanded': 'false',
-    'aria-label': 'Notification settings', title: 'Notifications',
+    class: text ? 'side-link notify-btn' : 'icon-btn notify-btn', type: 'button', 'aria-haspopup': 'menu',
+    'aria-expanded': 'false', 'aria-label': text ? null : name, title,
     onclick: () => (menu.hidden ? open() : close()),
-  }, icon(muted() || room.notifications?.level === 'none' ? 'bellOff' : 'bell'));
+  }, icon(off() ? 'bellOff' : 'bell'), text);
 
   async function set(change) {
     close();
-    const next = { level: own().level ?? null, muteUntil: own().muteUntil ?? null, ...change };
+    const next = { level: own.level ?? null, muteUntil: own.muteUntil ?? null, ...change };
     try {
-      const saved = await api.setNotifications({ roomId: room.id }, next);
-      room.notifications = { ...(room.notifications || {}), override: saved };
+      own = (await save(next)) || next;
       refresh?.();
     } catch (err) {
       toast(`Could not change notifications: ${err.message}`);
     }
   }
 
-  function item(label, checked, onclick) {
+  function item(itemLabel, checked, onclick) {
     return h('button', {
       class: 'notify-item', type: 'button', role: checked === null ? 'menuitem' : 'menuitemradio',
       'aria-checked': checked === null ? null : String(checked), onclick,
-    }, label);
+    }, itemLabel);
   }
 
-  function open() {
-    const level = own().level ?? null;
+  async function open() {
+    try {
+      own = (await load()) || {};
+    } catch (err) {
+      toast(`Could not read notification settings: ${err.message}`);
+      return;
+    }
+    const level = own.level ?? null;
     menu.replaceChildren(
-      ...LEVELS.map(([value, label]) => item(label, level === value, () => set({ level: value }))),
+      ...[[null, inherit], ...LEVELS].map(([value, shown]) => item(shown, level === value, () => set({ level: value }))),
       h('hr', { class: 'notify-sep' }),
       ...(muted() ? [item('Unmute', null, () => set({ muteUntil: null }))]
-        : MUTES.map(([ms, label]) => item(label, null, () => set({ muteUntil: Date.now() + ms })))),
+        : MUTES.map(([ms, shown]) => item(shown, null, () => set({ muteUntil: Date.now() + ms })))),
     );
     menu.hidden = false;
     button.setAttribute('aria-expanded', 'true');
@@ -63,4 +75,38 @@ export function notifyMenu({ room, api, toast, refresh }) {
     if (e.key === 'Escape') { close(); button.focus(); }
   });
   return h('div', { class: 'notify-wrap' }, button, menu);
+}
+
+export function notifyMenu({ room, api, toast, refresh }) {
+  return scopeMenu({
+    label: 'Notifications for this room', title: 'Notifications', name: 'Notification settings',
+    inherit: 'Default', toast, refresh,
+    off: () => (room.notifications?.muteUntil || 0) > Date.now() || room.notifications?.level === 'none',
+    load: () => room.notifications?.override || {},
+    save: async (next) => {
+      const saved = await api.setNotifications({ roomId: room.id }, next);
+      room.notifications = { ...(room.notifications || {}), override: saved };
+      return saved;
+    },
+  });
+}
+
+/** The user's default, for every room and community without a setting of its own. */
+export function defaultNotifyMenu({ api, toast, refresh }) {
+  return scopeMenu({
+    label: 'Default notifications', title: 'Notification defaults', text: 'Notification defaults',
+    inherit: 'Not set (all messages)', toast, refresh,
+    load: async () => (await api.notificationSettings()).default,
+    save: (next) => api.setNotifications(null, next),
+  });
+}
+
+/** A community's setting, for its channels without a setting of their own. */
+export function communityNotifyMenu({ communityId, api, toast, refresh }) {
+  return scopeMenu({
+    label: 'Notifications for this community', title: 'Community notifications', inherit: 'Default',
+    toast, refresh,
+    load: async () => (await api.notificationSettings()).communities.find((c) => c.id === communityId) || {},
+    save: (next) => api.setNotifications({ communityId }, next),
+  });
 }

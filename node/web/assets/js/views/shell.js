@@ -14,6 +14,7 @@ import { h, icon } from '../dom.js';
 import { CallUi } from './call.js';
 import { CommunityActions } from './community-actions.js';
 import { communitySections, renderRail } from './community-side.js';
+import { communityNotifyMenu, defaultNotifyMenu } from './notify-menu.js';
 import { roomFormDialog } from './room-form.js';
 import { renderSelfFooter, roomSections } from './sidebar.js';
 
@@ -35,6 +36,22 @@ export class Shell {
       },
     }, icon('bell'), 'Enable notifications');
     return button;
+  }
+
+  /** One bell per community, kept across re-renders (an open menu survives a new message). */
+  #communityBell(communityId) {
+    this.communityBells = this.communityBells || new Map();
+    if (!this.communityBells.has(communityId)) {
+      this.communityBells.set(communityId, communityNotifyMenu({
+        communityId, api: this.api, toast: (t) => this.toast(t), refresh: () => this.#resync(),
+      }));
+    }
+    return this.communityBells.get(communityId);
+  }
+
+  /** Effective settings change with a default or a community's: read the rooms again. */
+  #resync() {
+    this.social?.syncRooms().catch(() => {});
   }
 
   constructor({ store, chat, session, router, logout, social, voice, calls, communities, api, notifier = null }) {
@@ -67,7 +84,8 @@ export class Shell {
         h('a', { class: 'side-link', href: '/rooms', 'data-nav': 'browse' }, icon('compass'), 'Browse rooms'),
         h('button', { class: 'side-link', type: 'button', onclick: () => this.createRoom() },
           icon('plus'), 'Create a room'),
-        this.#permissionButton()),
+        this.#permissionButton(),
+        defaultNotifyMenu({ api, toast: (t) => this.toast(t), refresh: () => this.#resync() })),
       this.roomList,
       this.communityList,
       this.selfEl);
@@ -191,6 +209,7 @@ export class Shell {
         c, store, route, me: this.chat.me, actions: this.communityActions.forCommunity(communityId),
         menuOpen: this.communityMenuOpen,
         toggleMenu: (open) => { this.communityMenuOpen = open; this.renderRooms(); },
+        bell: this.#communityBell(communityId),
       }));
       if (key) this.communityList.querySelector(key)?.focus();
       else if (nameFocused) this.communityList.querySelector('.community-name')?.focus();
