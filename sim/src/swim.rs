@@ -15,10 +15,11 @@
 
 use bytes::{Buf, BufMut, Bytes};
 use foca::{
-    Codec, Config, Foca, Header, Identity, Member as FocaMember, Message, NoCustomBroadcast,
-    Notification, OwnedNotification, Runtime, State, Timer,
+    Codec, Config, Foca, Header, Identity, Member as FocaMember, NoCustomBroadcast, Notification,
+    OwnedNotification, Runtime, State, Timer,
 };
 use voiceflow_wire::cluster::NodeId;
+use voiceflow_wire::cluster::swim::{message_from_parts, message_parts, message_shape};
 
 use crate::engine::{MS, Member, Nanos, Outbox};
 use crate::rng::{SimRng, derive};
@@ -118,52 +119,13 @@ impl Codec<SwimId> for SwimCodec {
         put_id(&h.src, &mut buf);
         buf.put_u16(h.src_incarnation);
         put_id(&h.dst, &mut buf);
-        match &h.message {
-            Message::Ping(n) => {
-                buf.put_u8(0);
-                buf.put_u8(*n);
-            }
-            Message::Ack(n) => {
-                buf.put_u8(1);
-                buf.put_u8(*n);
-            }
-            Message::PingReq {
-                target,
-                probe_number,
-            } => {
-                buf.put_u8(2);
-                put_id(target, &mut buf);
-                buf.put_u8(*probe_number);
-            }
-            Message::IndirectPing {
-                origin,
-                probe_number,
-            } => {
-                buf.put_u8(3);
-                put_id(origin, &mut buf);
-                buf.put_u8(*probe_number);
-            }
-            Message::IndirectAck {
-                target,
-                probe_number,
-            } => {
-                buf.put_u8(4);
-                put_id(target, &mut buf);
-                buf.put_u8(*probe_number);
-            }
-            Message::ForwardedAck {
-                origin,
-                probe_number,
-            } => {
-                buf.put_u8(5);
-                put_id(origin, &mut buf);
-                buf.put_u8(*probe_number);
-            }
-            Message::Announce => buf.put_u8(6),
-            Message::Feed => buf.put_u8(7),
-            Message::Gossip => buf.put_u8(8),
-            Message::Broadcast => buf.put_u8(9),
-            Message::TurnUndead => buf.put_u8(10),
+        let (tag, id, number) = message_parts(&h.message);
+        buf.put_u8(tag);
+        if let Some(id) = id {
+            put_id(id, &mut buf);
+        }
+        if let Some(number) = number {
+            buf.put_u8(number);
         }
         Ok(())
     }
@@ -175,44 +137,19 @@ impl Codec<SwimId> for SwimCodec {
         let dst = get_id(&mut buf)?;
         need(&buf, 1)?;
         let tag = buf.get_u8();
-        let number = |buf: &mut dyn Buf| -> Result<u8, CodecError> {
-            if buf.remaining() < 1 {
-                return Err(CodecError::Truncated);
-            }
-            Ok(buf.get_u8())
+        let (has_id, has_number) = message_shape(tag).ok_or(CodecError::Tag(tag))?;
+        let id = if has_id {
+            Some(get_id(&mut buf)?)
+        } else {
+            None
         };
-        let message = match tag {
-            0 => Message::Ping(number(&mut buf)?),
-            1 => Message::Ack(number(&mut buf)?),
-            2..=5 => {
-                let id = get_id(&mut buf)?;
-                let probe_number = number(&mut buf)?;
-                match tag {
-                    2 => Message::PingReq {
-                        target: id,
-                        probe_number,
-                    },
-                    3 => Message::IndirectPing {
-                        origin: id,
-                        probe_number,
-                    },
-                    4 => Message::IndirectAck {
-                        target: id,
-                        probe_number,
-                    },
-                    _ => Message::ForwardedAck {
-                        origin: id,
-                        probe_number,
-                    },
-                }
-            }
-            6 => Message::Announce,
-            7 => Message::Feed,
-            8 => Message::Gossip,
-            9 => Message::Broadcast,
-            10 => Message::TurnUndead,
-            other => return Err(CodecError::Tag(other)),
+        let number = if has_number {
+            need(&buf, 1)?;
+            Some(buf.get_u8())
+        } else {
+            None
         };
+        let message = message_from_parts(tag, id, number).ok_or(CodecError::Tag(tag))?;
         Ok(Header {
             src,
             src_incarnation,

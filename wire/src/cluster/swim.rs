@@ -157,6 +157,79 @@ fn get_u8(buf: &mut impl Buf) -> Result<u8, SwimCodecError> {
     Ok(buf.get_u8())
 }
 
+/// The identity-free part of a foca message's encoding: its tag, the member it names (if
+/// any) and its probe number (if any), written in that order. The simulator's codec, whose
+/// identities carry no address, shares it.
+pub fn message_parts<I>(message: &Message<I>) -> (u8, Option<&I>, Option<u8>) {
+    match message {
+        Message::Ping(n) => (0, None, Some(*n)),
+        Message::Ack(n) => (1, None, Some(*n)),
+        Message::PingReq {
+            target,
+            probe_number,
+        } => (2, Some(target), Some(*probe_number)),
+        Message::IndirectPing {
+            origin,
+            probe_number,
+        } => (3, Some(origin), Some(*probe_number)),
+        Message::IndirectAck {
+            target,
+            probe_number,
+        } => (4, Some(target), Some(*probe_number)),
+        Message::ForwardedAck {
+            origin,
+            probe_number,
+        } => (5, Some(origin), Some(*probe_number)),
+        Message::Announce => (6, None, None),
+        Message::Feed => (7, None, None),
+        Message::Gossip => (8, None, None),
+        Message::Broadcast => (9, None, None),
+        Message::TurnUndead => (10, None, None),
+    }
+}
+
+/// What follows `tag` ([`message_parts`]): whether a member, whether a probe number; `None`
+/// for an unknown tag.
+pub fn message_shape(tag: u8) -> Option<(bool, bool)> {
+    match tag {
+        0 | 1 => Some((false, true)),
+        2..=5 => Some((true, true)),
+        6..=10 => Some((false, false)),
+        _ => None,
+    }
+}
+
+/// The message of `tag` with what [`message_shape`] said follows it; `None` when they do not
+/// fit.
+pub fn message_from_parts<I>(tag: u8, id: Option<I>, number: Option<u8>) -> Option<Message<I>> {
+    Some(match (tag, id, number) {
+        (0, None, Some(n)) => Message::Ping(n),
+        (1, None, Some(n)) => Message::Ack(n),
+        (2, Some(target), Some(probe_number)) => Message::PingReq {
+            target,
+            probe_number,
+        },
+        (3, Some(origin), Some(probe_number)) => Message::IndirectPing {
+            origin,
+            probe_number,
+        },
+        (4, Some(target), Some(probe_number)) => Message::IndirectAck {
+            target,
+            probe_number,
+        },
+        (5, Some(origin), Some(probe_number)) => Message::ForwardedAck {
+            origin,
+            probe_number,
+        },
+        (6, None, None) => Message::Announce,
+        (7, None, None) => Message::Feed,
+        (8, None, None) => Message::Gossip,
+        (9, None, None) => Message::Broadcast,
+        (10, None, None) => Message::TurnUndead,
+        _ => return None,
+    })
+}
+
 impl Codec<SwimId> for SwimCodec {
     type Error = SwimCodecError;
 
@@ -171,43 +244,13 @@ impl Codec<SwimId> for SwimCodec {
         put_id(&h.src, &mut buf);
         buf.put_u16(h.src_incarnation);
         put_id(&h.dst, &mut buf);
-        let with_id = |tag: u8, id: &SwimId, n: u8, buf: &mut dyn BufMut| {
-            buf.put_u8(tag);
-            let mut bytes = Vec::with_capacity(MAX_ID);
-            put_id(id, &mut bytes);
-            buf.put_slice(&bytes);
-            buf.put_u8(n);
-        };
-        match &h.message {
-            Message::Ping(n) => {
-                buf.put_u8(0);
-                buf.put_u8(*n);
-            }
-            Message::Ack(n) => {
-                buf.put_u8(1);
-                buf.put_u8(*n);
-            }
-            Message::PingReq {
-                target,
-                probe_number,
-            } => with_id(2, target, *probe_number, &mut buf),
-            Message::IndirectPing {
-                origin,
-                probe_number,
-            } => with_id(3, origin, *probe_number, &mut buf),
-            Message::IndirectAck {
-                target,
-                probe_number,
-            } => with_id(4, target, *probe_number, &mut buf),
-            Message::ForwardedAck {
-                origin,
-                probe_number,
-            } => with_id(5, origin, *probe_number, &mut buf),
-            Message::Announce => buf.put_u8(6),
-            Message::Feed => buf.put_u8(7),
-            Message::Gossip => buf.put_u8(8),
-            Message::Broadcast => buf.put_u8(9),
-            Message::TurnUndead => buf.put_u8(10),
+        let (tag, id, number) = message_parts(&h.message);
+        buf.put_u8(tag);
+        if let Some(id) = id {
+            put_id(id, &mut buf);
+        }
+        if let Some(number) = number {
+            buf.put_u8(number);
         }
         Ok(())
     }
@@ -218,38 +261,18 @@ impl Codec<SwimId> for SwimCodec {
         let src_incarnation = buf.get_u16();
         let dst = get_id(&mut buf)?;
         let tag = get_u8(&mut buf)?;
-        let message = match tag {
-            0 => Message::Ping(get_u8(&mut buf)?),
-            1 => Message::Ack(get_u8(&mut buf)?),
-            2..=5 => {
-                let id = get_id(&mut buf)?;
-                let probe_number = get_u8(&mut buf)?;
-                match tag {
-                    2 => Message::PingReq {
-                        target: id,
-                        probe_number,
-                    },
-                    3 => Message::IndirectPing {
-                        origin: id,
-                        probe_number,
-                    },
-                    4 => Message::IndirectAck {
-                        target: id,
-                        probe_number,
-                    },
-                    _ => Message::ForwardedAck {
-                        origin: id,
-                        probe_number,
-                    },
-                }
-            }
-            6 => Message::Announce,
-            7 => Message::Feed,
-            8 => Message::Gossip,
-            9 => Message::Broadcast,
-            10 => Message::TurnUndead,
-            other => return Err(SwimCodecError::Tag(other)),
+        let (has_id, has_number) = message_shape(tag).ok_or(SwimCodecError::Tag(tag))?;
+        let id = if has_id {
+            Some(get_id(&mut buf)?)
+        } else {
+            None
         };
+        let number = if has_number {
+            Some(get_u8(&mut buf)?)
+        } else {
+            None
+        };
+        let message = message_from_parts(tag, id, number).ok_or(SwimCodecError::Tag(tag))?;
         Ok(Header {
             src,
             src_incarnation,
