@@ -412,6 +412,9 @@ impl RoomDirectory {
         if !lost.is_empty() {
             self.queue_retire(lost);
         }
+        if bounded {
+            self.unpark();
+        }
         moved
     }
 

@@ -7,14 +7,21 @@
 //! requests the way any room does while placement moves: a request reaching its new owner
 //! first makes it acquire the room, and the release stops it here at once (outside the
 //! bound). A node without a quorum (fenced) still stops everything at once (`rebalance`).
+//! A notice that arrives before this node's own view gives it the room (it is still catching
+//! up after its start, or the change has not reached it yet) is parked and acted on at the
+//! next placement change, for [`PARK_FOR`] at most.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
 
 use voiceflow_wire::Snowflake;
 
 use super::{CALL_TIMEOUT, RoomDirectory};
 use crate::cluster::Owner;
 use crate::room::RoomMsg;
+
+/// How long a notice waits for this node's view to give it the room.
+const PARK_FOR: Duration = Duration::from_secs(30);
 
 /// The two queues of the bounded hand-off.
 #[derive(Default)]
@@ -27,6 +34,8 @@ pub(super) struct Handoffs {
     start: VecDeque<Snowflake>,
     start_queued: HashSet<Snowflake>,
     starting: usize,
+    /// Notices for rooms this node's view did not give it yet, and when each came.
+    parked: HashMap<Snowflake, Instant>,
 }
 
 impl RoomDirectory {
@@ -119,7 +128,10 @@ impl RoomDirectory {
             };
             let dir = self.clone();
             tokio::spawn(async move {
-                if dir.owner(room) == Owner::Local && dir.running(room).is_none() {
+                if dir.owner(room) != Owner::Local {
+                    // Not this node's yet in its own view: wait for the placement change.
+                    dir.0.handoffs.lock().parked.insert(room, Instant::now());
+                } else if dir.running(room).is_none() {
                     match dir.get_or_start(room).await {
                         Ok(_) => metrics::counter!("voiceflow_rooms_taken_over_total").increment(1),
                         // It starts at its next request, as without the hand-off.
@@ -129,6 +141,28 @@ impl RoomDirectory {
                 dir.0.handoffs.lock().starting -= 1;
                 dir.pump_start();
             });
+        }
+    }
+
+    /// Placement changed: parked notices of rooms now this node's are started (bounded);
+    /// those older than [`PARK_FOR`] are forgotten (their rooms start at their next request).
+    pub(super) fn unpark(&self) {
+        let ready: Vec<Snowflake> = {
+            let mut h = self.0.handoffs.lock();
+            h.parked.retain(|_, at| at.elapsed() < PARK_FOR);
+            let ready: Vec<Snowflake> = h
+                .parked
+                .keys()
+                .copied()
+                .filter(|room| self.owner(*room) == Owner::Local)
+                .collect();
+            for room in &ready {
+                h.parked.remove(room);
+            }
+            ready
+        };
+        for room in ready {
+            self.handed_over(room);
         }
     }
 }
