@@ -43,12 +43,10 @@ pub struct ClusterConfig {
     pub failure_timeout_ms: u64,
     /// Bounded hand-off: when placement moves rooms away from a node, it retires at most this
     /// many at a time and tells each new owner as each stops, which starts it at once (also
-    /// this many at a time); a node without a quorum still stops everything at once. `0` (the
-    /// default for now): every lost room retires at once and its new owner starts it at its
-    /// next request (the behaviour before protocol 11, and with peers older than it). 64 is
-    /// the simulator's figure; it is not the default yet because `node/tests/fencing.rs`
-    /// lost an acknowledged delivery in 2 of 4 runs with it (0 of 3 with `0`), not yet
-    /// explained.
+    /// this many at a time); a node without a quorum still stops everything at once
+    /// [default: 64, the simulator's figure]. `0`: every lost room retires at once and its new
+    /// owner starts it at its next request (the behaviour before protocol 11, and with peers
+    /// older than it).
     pub handoff_batch: usize,
     /// Largest inter-node frame accepted, bytes; a peer sending more is disconnected.
     pub max_frame_bytes: usize,
@@ -96,7 +94,7 @@ impl Default for ClusterConfig {
             membership: MembershipKind::AllToAll,
             heartbeat_interval_ms: 500,
             failure_timeout_ms: 3000,
-            handoff_batch: 0,
+            handoff_batch: 64,
             max_frame_bytes: 16 * 1024 * 1024,
             protocol_max: voiceflow_wire::cluster::PROTOCOL_VERSION,
             fault_injection: false,
