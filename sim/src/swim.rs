@@ -19,7 +19,9 @@ use foca::{
     OwnedNotification, Runtime, State, Timer,
 };
 use voiceflow_wire::cluster::NodeId;
-use voiceflow_wire::cluster::swim::{message_from_parts, message_parts, message_shape};
+use voiceflow_wire::cluster::swim::{
+    message_from_parts, message_parts, message_shape, state_of, state_tag,
+};
 
 use crate::engine::{MS, Member, Nanos, Outbox};
 use crate::rng::{SimRng, derive};
@@ -168,11 +170,7 @@ impl Codec<SwimId> for SwimCodec {
         }
         put_id(m.id(), &mut buf);
         buf.put_u16(m.incarnation());
-        buf.put_u8(match m.state() {
-            State::Alive => 0,
-            State::Suspect => 1,
-            State::Down => 2,
-        });
+        buf.put_u8(state_tag(m.state()));
         Ok(())
     }
 
@@ -180,12 +178,8 @@ impl Codec<SwimId> for SwimCodec {
         let id = get_id(&mut buf)?;
         need(&buf, 3)?;
         let incarnation = buf.get_u16();
-        let state = match buf.get_u8() {
-            0 => State::Alive,
-            1 => State::Suspect,
-            2 => State::Down,
-            other => return Err(CodecError::Tag(other)),
-        };
+        let tag = buf.get_u8();
+        let state = state_of(tag).ok_or(CodecError::Tag(tag))?;
         Ok(FocaMember::new(id, incarnation, state))
     }
 }

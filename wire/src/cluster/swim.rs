@@ -157,6 +157,25 @@ fn get_u8(buf: &mut impl Buf) -> Result<u8, SwimCodecError> {
     Ok(buf.get_u8())
 }
 
+/// A member's state as one byte (shared with the simulator's codec).
+pub fn state_tag(state: State) -> u8 {
+    match state {
+        State::Alive => 0,
+        State::Suspect => 1,
+        State::Down => 2,
+    }
+}
+
+/// The state of [`state_tag`]'s byte; `None` for an unknown one.
+pub fn state_of(tag: u8) -> Option<State> {
+    match tag {
+        0 => Some(State::Alive),
+        1 => Some(State::Suspect),
+        2 => Some(State::Down),
+        _ => None,
+    }
+}
+
 /// The identity-free part of a foca message's encoding: its tag, the member it names (if
 /// any) and its probe number (if any), written in that order. The simulator's codec, whose
 /// identities carry no address, shares it.
@@ -291,11 +310,7 @@ impl Codec<SwimId> for SwimCodec {
         }
         put_id(m.id(), &mut buf);
         buf.put_u16(m.incarnation());
-        buf.put_u8(match m.state() {
-            State::Alive => 0,
-            State::Suspect => 1,
-            State::Down => 2,
-        });
+        buf.put_u8(state_tag(m.state()));
         Ok(())
     }
 
@@ -303,12 +318,8 @@ impl Codec<SwimId> for SwimCodec {
         let id = get_id(&mut buf)?;
         need(&buf, 3)?;
         let incarnation = buf.get_u16();
-        let state = match buf.get_u8() {
-            0 => State::Alive,
-            1 => State::Suspect,
-            2 => State::Down,
-            other => return Err(SwimCodecError::Tag(other)),
-        };
+        let tag = buf.get_u8();
+        let state = state_of(tag).ok_or(SwimCodecError::Tag(tag))?;
         Ok(Member::new(id, incarnation, state))
     }
 }
