@@ -19,9 +19,7 @@ use foca::{
     OwnedNotification, Runtime, State, Timer,
 };
 use voiceflow_wire::cluster::NodeId;
-use voiceflow_wire::cluster::swim::{
-    message_from_parts, message_parts, message_shape, state_of, state_tag,
-};
+use voiceflow_wire::cluster::swim::{get_header, put_header, state_of, state_tag};
 
 use crate::engine::{MS, Member, Nanos, Outbox};
 use crate::rng::{SimRng, derive};
@@ -118,46 +116,17 @@ impl Codec<SwimId> for SwimCodec {
         if buf.remaining_mut() < 7 + 2 + 7 + 1 + 8 {
             return Err(CodecError::Full);
         }
-        put_id(&h.src, &mut buf);
-        buf.put_u16(h.src_incarnation);
-        put_id(&h.dst, &mut buf);
-        let (tag, id, number) = message_parts(&h.message);
-        buf.put_u8(tag);
-        if let Some(id) = id {
-            put_id(id, &mut buf);
-        }
-        if let Some(number) = number {
-            buf.put_u8(number);
-        }
+        put_header(h, &mut buf, |id, buf| put_id(id, buf));
         Ok(())
     }
 
     fn decode_header(&mut self, mut buf: impl Buf) -> Result<Header<SwimId>, Self::Error> {
-        let src = get_id(&mut buf)?;
-        need(&buf, 2)?;
-        let src_incarnation = buf.get_u16();
-        let dst = get_id(&mut buf)?;
-        need(&buf, 1)?;
-        let tag = buf.get_u8();
-        let (has_id, has_number) = message_shape(tag).ok_or(CodecError::Tag(tag))?;
-        let id = if has_id {
-            Some(get_id(&mut buf)?)
-        } else {
-            None
-        };
-        let number = if has_number {
-            need(&buf, 1)?;
-            Some(buf.get_u8())
-        } else {
-            None
-        };
-        let message = message_from_parts(tag, id, number).ok_or(CodecError::Tag(tag))?;
-        Ok(Header {
-            src,
-            src_incarnation,
-            dst,
-            message,
-        })
+        get_header(
+            &mut buf,
+            |buf| get_id(buf),
+            || CodecError::Truncated,
+            CodecError::Tag,
+        )
     }
 
     fn encode_member(

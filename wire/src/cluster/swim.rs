@@ -152,9 +152,51 @@ fn get_id(buf: &mut impl Buf) -> Result<SwimId, SwimCodecError> {
     })
 }
 
-fn get_u8(buf: &mut impl Buf) -> Result<u8, SwimCodecError> {
-    need(buf, 1)?;
-    Ok(buf.get_u8())
+/// Writes a foca header with its ids through `put_id`: sender, its incarnation, recipient,
+/// then the message ([`message_parts`]). Shared with the simulator's codec.
+pub fn put_header<I, B: BufMut>(h: &Header<I>, buf: &mut B, put_id: impl Fn(&I, &mut B)) {
+    put_id(&h.src, buf);
+    buf.put_u16(h.src_incarnation);
+    put_id(&h.dst, buf);
+    let (tag, id, number) = message_parts(&h.message);
+    buf.put_u8(tag);
+    if let Some(id) = id {
+        put_id(id, buf);
+    }
+    if let Some(number) = number {
+        buf.put_u8(number);
+    }
+}
+
+/// Reads what [`put_header`] wrote, ids through `get_id`; `truncated` and `bad_tag` make the
+/// codec's errors.
+pub fn get_header<I, B: Buf, E>(
+    buf: &mut B,
+    get_id: impl Fn(&mut B) -> Result<I, E>,
+    truncated: impl Fn() -> E,
+    bad_tag: impl Fn(u8) -> E,
+) -> Result<Header<I>, E> {
+    let src = get_id(buf)?;
+    if buf.remaining() < 2 {
+        return Err(truncated());
+    }
+    let src_incarnation = buf.get_u16();
+    let dst = get_id(buf)?;
+    let byte = |buf: &mut B| match buf.remaining() {
+        0 => Err(truncated()),
+        _ => Ok(buf.get_u8()),
+    };
+    let tag = byte(buf)?;
+    let (has_id, has_number) = message_shape(tag).ok_or_else(|| bad_tag(tag))?;
+    let id = if has_id { Some(get_id(buf)?) } else { None };
+    let number = if has_number { Some(byte(buf)?) } else { None };
+    let message = message_from_parts(tag, id, number).ok_or_else(|| bad_tag(tag))?;
+    Ok(Header {
+        src,
+        src_incarnation,
+        dst,
+        message,
+    })
 }
 
 /// A member's state as one byte (shared with the simulator's codec).
@@ -260,44 +302,17 @@ impl Codec<SwimId> for SwimCodec {
         if buf.remaining_mut() < 3 * MAX_ID + 2 + 2 {
             return Err(SwimCodecError::Full);
         }
-        put_id(&h.src, &mut buf);
-        buf.put_u16(h.src_incarnation);
-        put_id(&h.dst, &mut buf);
-        let (tag, id, number) = message_parts(&h.message);
-        buf.put_u8(tag);
-        if let Some(id) = id {
-            put_id(id, &mut buf);
-        }
-        if let Some(number) = number {
-            buf.put_u8(number);
-        }
+        put_header(h, &mut buf, |id, buf| put_id(id, buf));
         Ok(())
     }
 
     fn decode_header(&mut self, mut buf: impl Buf) -> Result<Header<SwimId>, Self::Error> {
-        let src = get_id(&mut buf)?;
-        need(&buf, 2)?;
-        let src_incarnation = buf.get_u16();
-        let dst = get_id(&mut buf)?;
-        let tag = get_u8(&mut buf)?;
-        let (has_id, has_number) = message_shape(tag).ok_or(SwimCodecError::Tag(tag))?;
-        let id = if has_id {
-            Some(get_id(&mut buf)?)
-        } else {
-            None
-        };
-        let number = if has_number {
-            Some(get_u8(&mut buf)?)
-        } else {
-            None
-        };
-        let message = message_from_parts(tag, id, number).ok_or(SwimCodecError::Tag(tag))?;
-        Ok(Header {
-            src,
-            src_incarnation,
-            dst,
-            message,
-        })
+        get_header(
+            &mut buf,
+            |buf| get_id(buf),
+            || SwimCodecError::Truncated,
+            SwimCodecError::Tag,
+        )
     }
 
     fn encode_member(
