@@ -63,9 +63,10 @@ use room::{Action, CallAnswer, VoiceOp};
 /// the ack lists the members; 7: a node's own re-join that cannot be served yet is answered
 /// with `JoinLater`; 8: typed payloads instead of JSON text, ids as snowflakes, members
 /// announce the versions they speak; 9: `RoomCall::DisconnectVoice`, see [`v8`]; 10:
-/// `PeerMsg::Search` and `PeerMsg::SearchAnswer`, see [`v9`]; `PresenceOp::Focus` and
-/// `PresenceOp::Push`, in [`v8`]'s `needs`; 11: `PeerMsg::Swim` and `PeerMsg::HandedOff`,
-/// `VoiceOp::Media` and `VoiceOp::Subscribe` (video), see [`v10`].)
+/// `PeerMsg::Search` and `PeerMsg::SearchAnswer`, see [`v9`]; `PresenceOp::FocusUntimed` and
+/// `PresenceOp::PushUntimed`, in [`v8`]'s `needs`; 11: `PeerMsg::Swim` and `PeerMsg::HandedOff`,
+/// `VoiceOp::Media` and `VoiceOp::Subscribe` (video), `PresenceOp::Focus` and `PresenceOp::Push`
+/// with their times (version 10's, untimed, keep their places), see [`v10`].)
 pub const PROTOCOL_VERSION: u8 = 11;
 
 /// The oldest version this build still speaks (see [`v7`]): a node talks to a peer at the
@@ -303,16 +304,37 @@ pub enum PresenceOp {
         /// The room.
         room: Snowflake,
     },
-    /// A session's tab gained or lost focus (`session:focus`; version 10).
-    Focus {
+    /// A session's tab gained or lost focus, as version 10 writes it: without the time, so
+    /// the presence actor counts it from its arrival ([`PresenceOp::timed`]).
+    FocusUntimed {
         /// The session.
         session_id: u64,
         /// Focused and visible now.
         focused: bool,
     },
+    /// A push offer as version 10 writes it: without the time of the event, so the presence
+    /// actor counts it from its arrival ([`PresenceOp::timed`]).
+    PushUntimed {
+        /// What the service worker shows.
+        payload: crate::v1::push::PushPayload,
+        /// The message or call id.
+        dedupe: u64,
+    },
+    /// A session's tab gained or lost focus (`session:focus`; version 11 added `at_ms`).
+    Focus {
+        /// The session.
+        session_id: u64,
+        /// Focused and visible now.
+        focused: bool,
+        /// When the session was told (Unix ms, the session node's clock): a push for an
+        /// event before a focus ended is held back, one for an event after it is not,
+        /// however late the presence actor reads the report.
+        at_ms: u64,
+    },
     /// From the room of a mention, direct message or call: push `payload` to the user's
     /// devices unless one of their sessions is focused, or was at `at_ms` or since
-    /// (version 10). `dedupe` (the message or call id) makes it at most once per device.
+    /// (version 11 added `at_ms`). `dedupe` (the message or call id) makes it at most once
+    /// per device.
     Push {
         /// What the service worker shows.
         payload: crate::v1::push::PushPayload,
@@ -321,6 +343,36 @@ pub enum PresenceOp {
         /// When the message was stored or the call rang (Unix ms, the room node's clock).
         at_ms: u64,
     },
+}
+
+impl PresenceOp {
+    /// The op with a time: what version 10 sent without one counts from `now_ms`, its
+    /// arrival (as version 10 itself decided, by the sessions focused when it arrived).
+    pub fn timed(self, now_ms: u64) -> PresenceOp {
+        match self {
+            PresenceOp::FocusUntimed {
+                session_id,
+                focused,
+            } => PresenceOp::Focus {
+                session_id,
+                focused,
+                at_ms: now_ms,
+            },
+            PresenceOp::PushUntimed { payload, dedupe } => PresenceOp::Push {
+                payload,
+                dedupe,
+                at_ms: now_ms,
+            },
+            op @ (PresenceOp::Attach { .. }
+            | PresenceOp::Beat { .. }
+            | PresenceOp::Detach { .. }
+            | PresenceOp::Set { .. }
+            | PresenceOp::InCall { .. }
+            | PresenceOp::Probe { .. }
+            | PresenceOp::Focus { .. }
+            | PresenceOp::Push { .. }) => op,
+        }
+    }
 }
 
 /// Requests to a room's owner.

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef};
 use voiceflow_wire::Snowflake;
 use voiceflow_wire::cluster::{NodeId, PresenceOp};
+use voiceflow_wire::ids::now_ms;
 use voiceflow_wire::v1::rich::PresenceStatus;
 
 pub use state::{Effects, PresenceState, PresenceTimings};
@@ -130,23 +131,26 @@ impl Actor for PresenceActor {
     ) -> Result<(), ActorProcessingErr> {
         let now = Instant::now();
         match msg {
-            PresenceMsg::Op(PresenceOp::Push {
-                payload,
-                dedupe,
-                at_ms,
-            }) => {
-                // The one place that decides to push: this actor alone knows every session
-                // of the user across the cluster and which of them is focused.
-                if state.logic.holds_push(at_ms) {
-                    metrics::counter!("voiceflow_push_skipped_focused_total").increment(1);
-                } else if let Some(push) = &state.ctx.push {
-                    push.push(state.logic.user, payload, dedupe);
+            // An untimed op of a version 10 node counts from now.
+            PresenceMsg::Op(op) => match op.timed(now_ms()) {
+                PresenceOp::Push {
+                    payload,
+                    dedupe,
+                    at_ms,
+                } => {
+                    // The one place that decides to push: this actor alone knows every
+                    // session of the user across the cluster and which of them is focused.
+                    if state.logic.holds_push(at_ms) {
+                        metrics::counter!("voiceflow_push_skipped_focused_total").increment(1);
+                    } else if let Some(push) = &state.ctx.push {
+                        push.push(state.logic.user, payload, dedupe);
+                    }
                 }
-            }
-            PresenceMsg::Op(op) => {
-                let effects = state.logic.apply(op, now);
-                state.publish(effects).await;
-            }
+                op => {
+                    let effects = state.logic.apply(op, now);
+                    state.publish(effects).await;
+                }
+            },
             PresenceMsg::Tick => {
                 let effects = state.logic.tick(now);
                 state.publish(effects).await;

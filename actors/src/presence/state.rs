@@ -216,6 +216,7 @@ impl PresenceState {
             PresenceOp::Focus {
                 session_id,
                 focused,
+                at_ms,
             } => {
                 // A focus report is a sign of life (it may reach an actor that took over
                 // before the session's next beat).
@@ -225,13 +226,18 @@ impl PresenceState {
                     focused,
                 });
                 if seen.focused && !focused {
-                    self.focus_ended_ms = now_ms();
+                    // The session's time, not this actor's: the report may be read late.
+                    self.focus_ended_ms = self.focus_ended_ms.max(at_ms);
                 }
                 seen.focused = focused;
                 seen.last_beat = now;
             }
-            // Decided by the actor with [`PresenceState::has_focused_session`]; no state.
+            // Decided by the actor with [`PresenceState::holds_push`]; no state.
             PresenceOp::Push { .. } => {}
+            // From a node of version 10: made when they arrive.
+            op @ (PresenceOp::FocusUntimed { .. } | PresenceOp::PushUntimed { .. }) => {
+                return self.apply(op.timed(now_ms()), now);
+            }
         }
         self.settle(now)
     }
@@ -243,10 +249,11 @@ impl PresenceState {
     }
 
     /// Whether a push for an event at `at_ms` (Unix ms) is held back: a session is focused
-    /// now, or one was focused at that time or since (the clocks of the event's node and this
-    /// one are assumed within a few ms, as NTP keeps them).
+    /// now, or one was focused after that time (the clocks of the event's node and the
+    /// session's are assumed within a few ms, as NTP keeps them). An event in the very
+    /// millisecond a focus ended is pushed: better a notification too many than a missed one.
     pub fn holds_push(&self, at_ms: u64) -> bool {
-        self.has_focused_session() || self.focus_ended_ms >= at_ms
+        self.has_focused_session() || self.focus_ended_ms > at_ms
     }
 
     /// A chosen status newer than the one known (a client cannot choose in_call or offline).
@@ -506,6 +513,7 @@ mod tests {
         let focus = |session_id, focused| PresenceOp::Focus {
             session_id,
             focused,
+            at_ms: now_ms(),
         };
         p.apply(focus(2, true), now);
         assert!(p.has_focused_session());
@@ -529,30 +537,53 @@ mod tests {
     #[test]
     fn a_push_for_an_event_a_focused_session_was_there_for_is_held_however_late() {
         let (mut p, now) = state(false);
-        let focus = |session_id, focused| PresenceOp::Focus {
+        let seen = now_ms();
+        let focus = |session_id, focused, at_ms| PresenceOp::Focus {
             session_id,
             focused,
+            at_ms,
         };
         // A focus that overtook its session's attach is kept.
-        p.apply(focus(1, true), now);
+        p.apply(focus(1, true, seen - 10), now);
         p.apply(PresenceOp::Attach { session_id: 1 }, now);
         assert!(p.has_focused_session());
-        let seen = now_ms();
         assert!(p.holds_push(seen));
-        // Unfocused after the event: an offer arriving now is still held; a later event is
-        // pushed.
-        p.apply(focus(1, false), now);
+        // Unfocused 5 ms after the event (the report read whenever): an offer for the event
+        // is held; one for an event in that millisecond or later is pushed, however late
+        // the report was read.
+        p.apply(focus(1, false, seen + 5), now);
         assert!(p.holds_push(seen), "the event happened while focused");
-        assert!(!p.holds_push(now_ms() + 1_000), "nobody focused since");
-        // The same when a focused session leaves or stops beating.
-        p.apply(focus(1, true), now);
+        assert!(!p.holds_push(seen + 5), "the focus had just ended");
+        assert!(!p.holds_push(seen + 1_000), "nobody focused since");
+        // An older report read late does not move the end back.
+        p.apply(focus(1, true, seen + 6), now);
+        p.apply(focus(1, false, seen + 1), now);
+        assert!(p.holds_push(seen + 4));
+        // The same when a focused session leaves or stops beating (the actor's clock).
+        p.apply(focus(1, true, seen + 7), now);
         p.apply(PresenceOp::Detach { session_id: 1 }, now);
         assert!(p.holds_push(now_ms() - 1) && !p.holds_push(now_ms() + 1_000));
         p.apply(PresenceOp::Attach { session_id: 2 }, now);
-        p.apply(focus(2, true), now);
+        p.apply(focus(2, true, now_ms()), now);
         let later = now + Duration::from_secs(3_600);
         p.tick(later);
         assert!(!p.has_focused_session(), "the session lapsed");
         assert!(p.holds_push(now_ms() - 1) && !p.holds_push(now_ms() + 1_000));
+    }
+
+    #[test]
+    fn a_report_of_the_previous_release_counts_from_its_arrival() {
+        let (mut p, now) = state(false);
+        p.apply(PresenceOp::Attach { session_id: 1 }, now);
+        let focus = |focused| PresenceOp::FocusUntimed {
+            session_id: 1,
+            focused,
+        };
+        p.apply(focus(true), now);
+        assert!(p.has_focused_session());
+        let before = now_ms();
+        p.apply(focus(false), now);
+        assert!(!p.has_focused_session());
+        assert!(p.holds_push(before - 1) && !p.holds_push(now_ms() + 1_000));
     }
 }

@@ -197,9 +197,12 @@ impl SessionState {
         req_id: Option<u64>,
     ) {
         self.focused = focus.focused;
+        // Stamped here, before the ack: a push for anything the client sends after the ack
+        // is decided against this time, however late the presence actor reads it.
         let op = PresenceOp::Focus {
             session_id: self.session_id,
             focused: focus.focused,
+            at_ms: now_ms(),
         };
         self.presence_op(op).await;
         if let Some(id) = req_id {

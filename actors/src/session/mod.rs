@@ -276,6 +276,7 @@ impl SessionState {
                     let focus = PresenceOp::Focus {
                         session_id,
                         focused: true,
+                        at_ms: voiceflow_wire::ids::now_ms(),
                     };
                     state.presence_op(focus).await;
                 }

@@ -1,11 +1,12 @@
 //! Framing and the versioned encodings: `[u32 big-endian length][u8 version][body]`, the body
 //! bincode-encoded natively (versions 11, 10, 9 and 8, see [`super::v10`], [`super::v9`] and [`super::v8`]) or with serde as version 7
 //! did (see [`super::v7`]). A message is written at a version only if that version can carry
-//! it ([`super::v8::needs`]): `TooNew` otherwise.
+//! it ([`super::v8::needs`]), or its older form can ([`super::v10::downgrade`]): `TooNew`
+//! otherwise.
 
 use std::ops::RangeInclusive;
 
-use super::{MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, PeerFrameError, PeerMsg, v7, v8};
+use super::{MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, PeerFrameError, PeerMsg, v7, v8, v10};
 
 fn config() -> bincode::config::Configuration {
     bincode::config::standard()
@@ -21,7 +22,11 @@ pub fn encode(msg: &PeerMsg) -> Vec<u8> {
 pub fn encode_at(msg: &PeerMsg, version: u8) -> Result<Vec<u8>, PeerFrameError> {
     let needs = v8::needs(msg);
     if version < needs && (MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&version) {
-        return Err(PeerFrameError::TooNew { version, needs });
+        // A focus report or push offer goes to version 10 without its time.
+        return match v10::downgrade(msg) {
+            Some(older) if v8::needs(&older) <= version => encode_at(&older, version),
+            Some(_) | None => Err(PeerFrameError::TooNew { version, needs }),
+        };
     }
     match version {
         PROTOCOL_VERSION => Ok(encode(msg)),

@@ -81,9 +81,18 @@ fn presence_op() -> impl Strategy<Value = PresenceOp> {
             at_ms
         }),
         id().prop_map(|room| PresenceOp::Probe { room }),
-        (any::<u64>(), any::<bool>()).prop_map(|(session_id, focused)| PresenceOp::Focus {
-            session_id,
-            focused
+        (any::<u64>(), any::<bool>()).prop_map(|(session_id, focused)| {
+            PresenceOp::FocusUntimed {
+                session_id,
+                focused,
+            }
+        }),
+        (any::<u64>(), any::<bool>(), any::<u64>()).prop_map(|(session_id, focused, at_ms)| {
+            PresenceOp::Focus {
+                session_id,
+                focused,
+                at_ms,
+            }
         }),
         (id(), any::<u64>(), ".{0,20}").prop_map(|(room_id, dedupe, body)| PresenceOp::Push {
             at_ms: dedupe / 2,
@@ -93,6 +102,17 @@ fn presence_op() -> impl Strategy<Value = PresenceOp> {
                 message_id: Some(room_id),
                 title: body.clone(),
                 body,
+                url: String::new(),
+            },
+            dedupe,
+        }),
+        (id(), any::<u64>()).prop_map(|(room_id, dedupe)| PresenceOp::PushUntimed {
+            payload: crate::v1::push::PushPayload {
+                kind: crate::v1::push::PushKind::Call,
+                room_id,
+                message_id: None,
+                title: String::new(),
+                body: String::new(),
                 url: String::new(),
             },
             dedupe,

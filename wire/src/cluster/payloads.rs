@@ -406,9 +406,14 @@ pub(crate) fn samples() -> Vec<PeerMsg> {
             at_ms: 11,
         },
         PresenceOp::Probe { room },
+        PresenceOp::FocusUntimed {
+            session_id: 7,
+            focused: true,
+        },
         PresenceOp::Focus {
             session_id: 7,
             focused: true,
+            at_ms: 1_700_000_000_000,
         },
         PresenceOp::Push {
             payload: crate::v1::push::PushPayload {
@@ -421,6 +426,17 @@ pub(crate) fn samples() -> Vec<PeerMsg> {
             },
             dedupe: 9,
             at_ms: 1_700_000_000_000,
+        },
+        PresenceOp::PushUntimed {
+            payload: crate::v1::push::PushPayload {
+                kind: crate::v1::push::PushKind::Call,
+                room_id: room,
+                message_id: None,
+                title: "ann".into(),
+                body: "calling".into(),
+                url: "/#/rooms/1".into(),
+            },
+            dedupe: 10,
         },
     ];
     let mut all = vec![

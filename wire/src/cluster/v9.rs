@@ -1,7 +1,7 @@
 //! Version 9 of the inter-node protocol, as the previous release speaks it: the types of
 //! version 10 without [`PeerMsg::Search`] and [`PeerMsg::SearchAnswer`], which version 10
-//! appended as the last variants of [`PeerMsg`] (and `PresenceOp::Focus` / `Push`, appended
-//! to theirs). bincode writes an enum variant as its
+//! appended as the last variants of [`PeerMsg`] (and `PresenceOp::FocusUntimed` /
+//! `PushUntimed`, appended to theirs). bincode writes an enum variant as its
 //! index, so every other message encodes to the same bytes at both versions: a version 9
 //! frame decodes with this build's types as it is, and a search is never written to a link
 //! of version 9 or older ([`super::v8::needs`] says 10; `encode_at` refuses with `TooNew`, so
@@ -39,10 +39,11 @@ mod tests {
                 }
             }
         }
-        // Search, SearchAnswer, and presence's Focus and Push (10); Swim, HandedOff and the
-        // voice ops Media and Subscribe (11).
+        // Search, SearchAnswer, and presence's untimed FocusUntimed and PushUntimed (10);
+        // Swim, HandedOff, the voice ops Media and Subscribe, and the timed Focus and Push
+        // (11).
         assert_eq!(
-            refused, 8,
+            refused, 10,
             "only the additions of versions 10 and 11 are refused"
         );
     }

@@ -389,7 +389,10 @@ fn presence_down(op: &v8::PresenceOp) -> PresenceOp {
         v8::PresenceOp::Probe { room } => PresenceOp::Probe { room: room.0 },
         // Never written at version 7: `encode_at` refuses them first (`v8::needs`). Were they
         // converted anyway, they would become a probe for room 0, which never exists.
-        v8::PresenceOp::Focus { .. } | v8::PresenceOp::Push { .. } => PresenceOp::Probe { room: 0 },
+        v8::PresenceOp::FocusUntimed { .. }
+        | v8::PresenceOp::PushUntimed { .. }
+        | v8::PresenceOp::Focus { .. }
+        | v8::PresenceOp::Push { .. } => PresenceOp::Probe { room: 0 },
     }
 }
 
