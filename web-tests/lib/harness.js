@@ -288,6 +288,29 @@ export function inboundAudioPackets(page) {
   });
 }
 
+/** Frames decoded so far on the page's inbound video streams (-1: no voice connection). */
+export function inboundVideoFrames(page) {
+  return page.evaluate(async () => {
+    const pc = window.__voiceflow?.voicePc;
+    if (!pc) return -1;
+    const stats = await pc.getStats();
+    let n = 0;
+    stats.forEach((r) => {
+      if (r.type === 'inbound-rtp' && (r.kind === 'video' || r.mediaType === 'video')) n += r.framesDecoded || 0;
+    });
+    return n;
+  });
+}
+
+/** The page decodes inbound video frames, and more keep coming. */
+export async function assertVideoFramesRising(page, what) {
+  let first = 0;
+  await eventually(async () => { first = await inboundVideoFrames(page); return first > 0; },
+    { timeout: 20_000, what: `${what}: first decoded frames` });
+  await eventually(async () => (await inboundVideoFrames(page)) > first + 10,
+    { timeout: 10_000, what: `${what}: frames keep coming` });
+}
+
 /** What a page's voice connection looks like (for failure messages). */
 export function voiceDebug(page) {
   return page.evaluate(async () => {

@@ -2,15 +2,17 @@
 // Alice opens a DM with Bob from the member list and calls; Bob's page shows the incoming-call
 // dialog (focus on Accept); he accepts; both reach "connected" and receive each other's audio;
 // Alice hangs up, both see it end and the DM shows the call's system message with its
-// duration. Then: a declined call tells the caller "declined", a cancelled one stops ringing.
-// Screenshot: the incoming call dialog, the in-call bar.
+// duration. In the call, Alice turns her camera on from the call bar: Bob's bar shows it with
+// frames decoded and rising, hers shows her own mirrored; she turns it off and it goes at both.
+// Then: a declined call tells the caller "declined", a cancelled one stops ringing.
+// Screenshot: the incoming call dialog, the in-call bar, the bar with video.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
 import {
-  assertReceivingAudio, createRoomInUi, eventually, inboundAudioPackets, inviteCode, joinByCodeInUi,
-  registerInUi, rest, restLogin, shot, startWorld,
+  assertReceivingAudio, assertVideoFramesRising, createRoomInUi, eventually, inboundAudioPackets, inviteCode,
+  joinByCodeInUi, registerInUi, rest, restLogin, shot, startWorld,
 } from '../lib/harness.js';
 
 const bar = (page) => page.locator('.call-bar');
@@ -74,6 +76,27 @@ describe('direct messages and calls', { timeout: 180_000 }, () => {
       { what: 'duration running' });
     await bob.page.mouse.move(5, 5);
     await shot(bob.page, 'call-connected');
+    return undefined;
+  });
+
+  it("alice's camera from the call bar reaches bob's bar, decoded; off again, it goes", async (t) => {
+    if (!supported) return t.skip('this node has no direct messages');
+    const camera = bar(alice.page).getByRole('button', { name: 'Camera' });
+    await camera.click();
+    await eventually(async () => (await camera.getAttribute('aria-pressed')) === 'true', { what: 'camera on' });
+    await bar(alice.page).locator('.call-video.self video.self').waitFor({ timeout: 15_000 });
+    const hers = bar(bob.page).locator('.call-video.camera', { hasText: 'alice' });
+    await hers.locator('video').waitFor({ timeout: 20_000 });
+    await assertVideoFramesRising(bob.page, "bob receiving alice's camera");
+    await eventually(async () => hers.locator('video').evaluate((v) => v.videoWidth > 0),
+      { timeout: 15_000, what: 'the camera plays' });
+    await bob.page.mouse.move(5, 5);
+    await shot(bob.page, 'call-video');
+    await camera.click();
+    await eventually(async () => (await bar(bob.page).locator('.call-video').count()) === 0,
+      { timeout: 15_000, what: "alice's camera gone at bob's" });
+    await eventually(async () => (await bar(alice.page).locator('.call-video').count()) === 0,
+      { what: 'self view gone' });
     return undefined;
   });
 

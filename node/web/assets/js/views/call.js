@@ -3,11 +3,12 @@
 // - incoming: a modal dialog "bob is calling" with Accept (focused) and Decline; Escape
 //   declines;
 // - in the call: a bar above the main view with the other person, a running duration, mute,
-//   deafen and Hang up.
+//   deafen, camera, screen share and Hang up; below it, when video is on, the other person's
+//   screen share, their camera and this client's own camera (mirrored), whichever room is open.
 // When a call ends, calls.js shows a notice with the reason (a toast).
 
 import { avatar, formatDuration, h, icon } from '../dom.js';
-import { micButtons, replaceKeepingFocus } from './voice.js';
+import { micButtons, replaceKeepingFocus, videoButtons, videoOf } from './voice.js';
 
 export class CallUi {
   #unsub = [];
@@ -69,8 +70,10 @@ export class CallUi {
     }
 
     // In-call bar.
+    const videos = live ? this.#videos() : [];
     const sig = live ? [c.callId, c.state, c.peerName, this.store.voice?.muted, this.store.voice?.deafened,
-      this.store.voice?.noMic].join('|') : '';
+      this.store.voice?.noMic, this.calls.voice.video?.cameraOn, this.calls.voice.video?.screenOn,
+      ...videos.map(([name]) => name)].join('|') : '';
     if (live && this.bar.dataset.sig === sig && !this.bar.hidden) return;
     this.bar.dataset.sig = sig;
     clearInterval(this.#tick);
@@ -88,10 +91,14 @@ export class CallUi {
         duration,
         h('span', { class: 'call-controls' },
           ...micButtons(this.calls.voice, this.store, { small: true }),
+          ...videoButtons(this.calls.voice, this.store),
           h('button', {
             class: 'btn btn-danger btn-small', type: 'button', 'data-key': 'hangup', 'aria-label': 'Hang up',
             onclick: () => this.calls.hangup().catch((e) => this.shell.toast(`Could not hang up: ${e.message}`)),
           }, icon('phoneOff'), 'Hang up')),
+        videos.length ? h('div', { class: 'call-videos', role: 'group', 'aria-label': 'Call video' },
+          ...videos.map(([name, el, label]) => h('figure', { class: `call-video ${name}`, dataset: { track: name } },
+            el, h('figcaption', { text: label })))) : null,
       ]);
       this.bar.hidden = false;
       this.bar.dataset.state = c.state;
@@ -99,6 +106,27 @@ export class CallUi {
       this.bar.hidden = true;
       this.bar.replaceChildren();
     }
+  }
+
+  /** The call's videos to show: [name, <video>, caption] (the other person's screen share
+   *  first, then their camera, then this client's own camera). */
+  #videos() {
+    const voice = this.calls.voice;
+    const v = this.store.voice;
+    if (!v || !voice.video) return [];
+    const meId = this.calls.me?.id;
+    const people = [...v.participants.values()];
+    const out = [];
+    for (const p of people.filter((q) => q.userId !== meId)) {
+      const screen = videoOf(voice, meId, p, 'screen');
+      if (screen) out.push(['screen', screen, `${p.username}'s screen`]);
+      const camera = videoOf(voice, meId, p, 'camera');
+      if (camera) out.push(['camera', camera, p.username]);
+    }
+    const self = people.find((q) => q.userId === meId);
+    const mine = self && videoOf(voice, meId, self, 'camera');
+    if (mine) out.push(['self', mine, 'You']);
+    return out;
   }
 
   #openDialog(c) {
