@@ -26,6 +26,7 @@ use voiceflow_wire::v1::server::{
 
 mod account;
 mod call;
+mod change;
 mod changes;
 mod channel;
 mod fanout;
