@@ -20,9 +20,7 @@ use voiceflow_wire::v1::client::RoomRef;
 use voiceflow_wire::v1::frame;
 use voiceflow_wire::v1::permissions::Permissions;
 use voiceflow_wire::v1::rich::PresenceStatus;
-use voiceflow_wire::v1::server::{
-    JoinReply, Participant, RoomDeleted, RoomRemoved, TypingEvent, UserPresenceInRoom, events,
-};
+use voiceflow_wire::v1::server::{JoinReply, Participant, RoomDeleted, UserPresenceInRoom, events};
 
 mod account;
 mod call;
@@ -37,6 +35,7 @@ mod mention_delivery;
 pub mod mentions;
 mod social;
 mod stage;
+mod typing;
 mod unrecorded;
 mod voice;
 mod voice_upkeep;
@@ -483,108 +482,6 @@ impl RoomState {
                 Err(ActorError::Forbidden("not a member of this room"))
             });
         }
-    }
-
-    /// `typing:start`: returns the generation to expire, or `None` if the user may not type here.
-    pub fn handle_typing_start(&mut self, user: Snowflake) -> Option<u64> {
-        if !self.members.contains_key(&user) {
-            return None;
-        }
-        self.typing_generation += 1;
-        let generation = self.typing_generation;
-        if self.typing.insert(user, generation).is_none() {
-            let event = TypingEvent {
-                room_id: self.room.id,
-                user_id: user,
-            };
-            self.broadcast_except_user(user, &frame::event(events::USER_TYPING, &event));
-        }
-        Some(generation)
-    }
-
-    /// `typing:stop`.
-    pub fn handle_typing_stop(&mut self, user: Snowflake) {
-        self.stop_typing(user);
-    }
-
-    /// A typing timer fired.
-    pub fn handle_typing_expired(&mut self, user: Snowflake, generation: u64) {
-        if self.typing.get(&user) == Some(&generation) {
-            self.stop_typing(user);
-        }
-    }
-
-    fn stop_typing(&mut self, user: Snowflake) {
-        if self.typing.remove(&user).is_some() {
-            let event = TypingEvent {
-                room_id: self.room.id,
-                user_id: user,
-            };
-            self.broadcast_except_user(user, &frame::event(events::USER_STOPPED_TYPING, &event));
-        }
-    }
-
-    /// Whether `user` is currently shown as typing.
-    pub fn is_typing(&self, user: Snowflake) -> bool {
-        self.typing.contains_key(&user)
-    }
-
-    /// Join by code: become a member (ROOM_FULL at `maxUsers`).
-    pub async fn handle_add_member(&mut self, author: Author) -> Result<JoinReply, ActorError> {
-        if self.is_channel() {
-            // A channel is joined through its community; by code only if one may view it.
-            self.require(author.user_id, Permissions::VIEW_CHANNEL, "")
-                .await?;
-        }
-        self.add_member(&author).await?;
-        Ok(self.join_reply(true, (0, false)))
-    }
-
-    /// Leave the room for good: membership removed, live sessions unsubscribed.
-    /// Removes `user` from the room; `removed_by` is the admin who removed them (their
-    /// sessions are told with `room:removed`), `None` when they left.
-    pub async fn handle_remove_member(
-        &mut self,
-        user: Snowflake,
-        removed_by: Option<Snowflake>,
-    ) -> Result<(), ActorError> {
-        if self.is_channel() && !self.members.contains_key(&user) {
-            // Not seen here since the room started: a stored membership still goes.
-            return self.remove_unseen(user).await;
-        }
-        let Some(member) = self.members.get(&user).cloned() else {
-            return Err(ActorError::Forbidden("not a member of this room"));
-        };
-        self.ctx.store.remove_member(self.room.id, user).await?;
-        self.members.remove(&user);
-        for session_id in self.live.sessions_of(user) {
-            if let Some(session) = self.live.get(&session_id) {
-                if let Some(by) = removed_by {
-                    session.to.push(frame::event(
-                        events::ROOM_REMOVED,
-                        &RoomRemoved {
-                            room_id: self.room.id,
-                            by,
-                        },
-                    ));
-                }
-                session.to.forget_room(self.room.id);
-            }
-            self.handle_leave(session_id, user, None);
-        }
-        let author = Author {
-            user_id: user,
-            username: member.username,
-        };
-        let what = if removed_by.is_some() {
-            "was removed from the room"
-        } else {
-            "left the room"
-        };
-        if !self.is_channel() {
-            self.queue_system_message(&author, what);
-        }
-        Ok(())
     }
 
     /// The stored record changed, or (for a channel) its community's permissions did.
