@@ -65,6 +65,13 @@ impl Loop {
                     peer.inbound.insert(header.ssrc, stream);
                 }
                 let level = peer.level_id.and_then(|id| header.extension(&buf, id));
+                // A simulcast stream not known yet is named by its MID and RID.
+                let (mid, rid) = if peer.streams.contains_key(&header.ssrc) {
+                    (None, None)
+                } else {
+                    let ext = |id: Option<u8>| id.and_then(|id| header.extension_bytes(&buf, id));
+                    (ext(peer.offered.mid_ext), ext(peer.offered.rid_ext))
+                };
                 // RFC 3550 padding: its last byte counts it. A packet of padding only (a
                 // bandwidth probe) carries nothing to forward.
                 let end = match (header.padding, end.checked_sub(1).and_then(|i| buf.get(i))) {
@@ -79,6 +86,8 @@ impl Loop {
                         timestamp: header.timestamp,
                         ssrc: header.ssrc,
                         level,
+                        mid,
+                        rid,
                         payload: &buf[header.len..end],
                     };
                     self.forward(key, &media, now);
@@ -102,6 +111,9 @@ pub(super) struct Media<'a> {
     pub(super) ssrc: u32,
     /// RFC 6464 audio level byte, if the packet carries one under the publisher's id.
     pub(super) level: Option<u8>,
+    /// The MID and RID header extensions (RFC 8843, 8852), when the stream is not known yet.
+    pub(super) mid: Option<&'a [u8]>,
+    pub(super) rid: Option<&'a [u8]>,
     pub(super) payload: &'a [u8],
 }
 
@@ -158,6 +170,11 @@ impl Header {
 
     /// The first byte of the one-byte extension `id` in `data`.
     pub(super) fn extension(&self, data: &[u8], id: u8) -> Option<u8> {
+        self.extension_bytes(data, id)?.first().copied()
+    }
+
+    /// The value of the one-byte extension `id` in `data`.
+    pub(super) fn extension_bytes<'a>(&self, data: &'a [u8], id: u8) -> Option<&'a [u8]> {
         let (start, end) = self.extensions?;
         let block = data.get(start..end)?;
         let mut at = 0;
@@ -171,7 +188,7 @@ impl Header {
                 return None;
             }
             if element == id {
-                return block.get(at + 1).copied();
+                return block.get(at + 1..at + 1 + len);
             }
             at += 1 + len;
         }
@@ -283,6 +300,7 @@ mod tests {
             (20, true, 7, 960, 42)
         );
         assert_eq!(h.extension(&buf, 3), Some(0x9f));
+        assert_eq!(h.extension_bytes(&buf, 3), Some(&[0x9f][..]));
         assert_eq!(h.extension(&buf, 4), None);
         write_header(&mut buf, false, 111, 8, 1920, 42, None);
         let h = Header::parse(&buf).expect("parses");

@@ -428,6 +428,7 @@ impl Loop {
                 }
             }
         }
+        self.select_all_layers(now);
         self.due_keyframes(now);
         self.stats.export();
     }

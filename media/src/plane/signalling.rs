@@ -86,6 +86,17 @@ impl Loop {
                 let result = self.subscribe(channel, peer, publisher, track, paused, now);
                 let _ = reply.send(result);
             }
+            Cmd::Layer {
+                channel,
+                peer,
+                publisher,
+                track,
+                layer,
+                reply,
+            } => {
+                let result = self.set_layer(channel, peer, publisher, track, layer, now);
+                let _ = reply.send(result);
+            }
             Cmd::Leave {
                 channel,
                 peer,
