@@ -14,6 +14,13 @@ use webrtc::peer_connection::{MediaEngine, Registry, register_default_intercepto
 
 use crate::MediaError;
 
+/// RFC 8843's MID header extension (a simulcast stream's section).
+pub const MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
+/// RFC 8852's RID header extension (a simulcast stream's layer).
+pub const RID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
+/// RFC 8852's repaired RID (RTX of a layer; not negotiated for forwarding).
+pub const REPAIRED_RID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id";
+
 /// The RFC 6464 client-to-mixer audio level header extension.
 pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 
@@ -152,6 +159,18 @@ pub fn opus_engine(video: bool) -> Result<(MediaEngine, Registry), MediaError> {
         for codec in video_codecs() {
             engine
                 .register_codec(codec, RtpCodecKind::Video)
+                .map_err(MediaError::webrtc)?;
+        }
+        // What a simulcast publisher names its layers' streams with.
+        for uri in [MID_URI, RID_URI] {
+            engine
+                .register_header_extension(
+                    RTCRtpHeaderExtensionCapability {
+                        uri: uri.to_owned(),
+                    },
+                    RtpCodecKind::Video,
+                    None,
+                )
                 .map_err(MediaError::webrtc)?;
         }
     }

@@ -24,6 +24,7 @@ use crate::engine::MediaConfig;
 use crate::sfu::{Counters, PeerId, Rights, RtcpStats, SfuEvent, Track};
 use crate::{MediaError, PlaneStats};
 
+mod feedback;
 mod forward;
 mod inbound;
 mod layers;

@@ -239,7 +239,13 @@ impl Peer {
             .with_configuration(configuration.build())
             .with_media_engine(engine()?)
             .with_setting_engine(settings)
-            .with_interceptor_registry(configure_rtcp_reports(Registry::new()))
+            .with_interceptor_registry(configure_rtcp_reports(
+                // Application-ward of the reports (the chain's own work is done first).
+                Registry::new().with(
+                    rtc::interceptor::Slot::from(14_000),
+                    super::feedback::DeliverFeedback::default(),
+                ),
+            ))
             .build(now)
             .map_err(MediaError::webrtc)?;
         pc.set_remote_description(now, offer)

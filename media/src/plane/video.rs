@@ -93,10 +93,7 @@ pub(super) struct Offered {
     pub(super) rid_ext: Option<u8>,
 }
 
-/// RFC 8843's MID and RFC 8852's RID header extensions.
-pub(crate) const MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
-pub(crate) const RID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
-pub(crate) const REPAIRED_RID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id";
+pub(crate) use crate::engine::{MID_URI, REPAIRED_RID_URI, RID_URI};
 
 impl Offered {
     /// Reads the client's offer: sections in order (audio: microphone, screen audio; video:
