@@ -66,7 +66,12 @@ impl Loop {
             counters.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        let Some((track, layer)) = publisher.stream(track, packet) else {
+        let stream = if track.is_video() {
+            publisher.stream(track, packet)
+        } else {
+            Some((track, 0))
+        };
+        let Some((track, layer)) = stream else {
             // A simulcast stream that did not say which it is.
             counters.dropped.fetch_add(1, Ordering::Relaxed);
             return;

@@ -66,7 +66,9 @@ impl Loop {
                 }
                 let level = peer.level_id.and_then(|id| header.extension(&buf, id));
                 // A simulcast stream not known yet is named by its MID and RID.
-                let (mid, rid) = if peer.streams.contains_key(&header.ssrc) {
+                let (mid, rid) = if peer.offered.rids.is_empty()
+                    || peer.streams.contains_key(&header.ssrc)
+                {
                     (None, None)
                 } else {
                     let ext = |id: Option<u8>| id.and_then(|id| header.extension_bytes(&buf, id));
