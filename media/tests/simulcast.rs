@@ -2,8 +2,8 @@
 //! publisher sends its camera in three layers (RIDs), a subscriber gets one of them on one
 //! track. Asking for another layer moves the leg to it at that layer's next keyframe, with a
 //! keyframe request for it, and the subscriber's sequence numbers and timestamps run on
-//! without a jump; a REMB below a layer's bitrate moves the leg down, and a NACK is answered
-//! from the SFU's history.
+//! without a jump; a REMB below a layer's bitrate moves the leg down, a NACK is answered
+//! from the SFU's history, and a packet lost on the way from the publisher is NACKed.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -180,6 +180,13 @@ async fn a_subscriber_switches_layers_at_keyframes_without_a_jump() -> Result<()
         .await?;
     eventually("three packets sent again", || {
         counters.retransmitted.load(Ordering::Relaxed) >= retransmitted + 3
+    })
+    .await?;
+
+    // A packet the publisher's stream skips is asked for again (NACK upstream).
+    camera.lose_one.store(true, Ordering::Relaxed);
+    eventually("a NACK to the publisher", || {
+        counters.nacks_sent.load(Ordering::Relaxed) >= 1
     })
     .await?;
     Ok(())

@@ -46,6 +46,7 @@ impl Loop {
             self.stats.count_drop(DropReason::Rejected);
             return true;
         };
+        let mut lost = None;
         let mut buf = std::mem::take(&mut self.inbuf);
         buf.clear();
         buf.extend_from_slice(data);
@@ -61,8 +62,13 @@ impl Loop {
                         .get(&header.pt)
                         .is_some_and(|c| *c != super::video::Codec::Opus);
                     let rate = if video { 90_000.0 } else { 48_000.0 };
+                    // Video packets skipped over are asked for again (see `nack`).
+                    let skipped = stream.skipped(index).filter(|_| video);
                     stream.accept(index, header.timestamp, now, self.epoch, rate);
                     peer.inbound.insert(header.ssrc, stream);
+                    if let Some(skipped) = skipped {
+                        lost = Some((header.ssrc, skipped));
+                    }
                 }
                 let level = peer.level_id.and_then(|id| header.extension(&buf, id));
                 // A simulcast stream not known yet is named by its MID and RID.
@@ -98,6 +104,9 @@ impl Loop {
             Err(_) => self.stats.count_drop(DropReason::Rejected),
         }
         self.inbuf = buf;
+        if let Some((ssrc, (first, count))) = lost {
+            self.nack_upstream(key, ssrc, first, count, now);
+        }
         true
     }
 }
@@ -274,6 +283,16 @@ impl Inbound {
         self.last = Some((now, timestamp));
     }
 
+    /// The sequence numbers a packet of index `index` jumps over (the first, how many), if
+    /// it skips a few (at most 16: more is an outage or a restart, not loss to repair).
+    pub(super) fn skipped(&self, index: u64) -> Option<(u16, u16)> {
+        let highest = self.highest?;
+        let gap = index.checked_sub(highest + 1)?;
+        (1..=16)
+            .contains(&gap)
+            .then_some(((highest + 1) as u16, gap as u16))
+    }
+
     /// Packets expected but not received so far.
     pub(super) fn lost(&self) -> u64 {
         let expected = self.highest.map_or(0, |h| h - self.base + 1);
@@ -329,6 +348,10 @@ mod tests {
         let far = 1u16.wrapping_add(200);
         assert_eq!(take(&mut s, far), Some(1));
         assert_eq!(take(&mut s, 2), None, "older than the window");
+        assert_eq!(s.skipped(65_536 + 202), None, "the next one");
+        assert_eq!(s.skipped(65_536 + 205), Some((202, 3)));
+        assert_eq!(s.skipped(65_536 + 201), None, "late");
+        assert_eq!(s.skipped(65_536 + 201 + 100), None, "an outage");
     }
 
     proptest::proptest! {

@@ -3,12 +3,14 @@
 //! sending the lost packets again with the leg's header (its SSRC, payload type, and the
 //! sequence number and timestamp the leg sent them with, mapped back through the leg's
 //! `Rewriter`). Plain retransmission on the leg's own SSRC: the server negotiates no RTX.
-//! Losses between a publisher and the SFU are not asked for again (the publisher's own
-//! keyframe requests and the subscribers' NACKs to the SFU cover what reaches the SFU).
+//! Upstream, video packets a publisher's stream skipped (a gap of at most 16 in its sequence
+//! numbers, seen on the fast path, which `rtc`'s own NACK generator never sees) are asked
+//! for with a NACK once; the publisher sends them again on the same SSRC (no RTX), and they
+//! are forwarded late like any packet.
 
 use std::sync::atomic::Ordering;
 
-use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::{NackPair, TransportLayerNack};
 
 use super::media_loop::Loop;
 use super::srtp::write_header;
@@ -81,6 +83,55 @@ impl History {
 }
 
 impl Loop {
+    /// Asks `key`'s client to send again `count` packets of its stream `ssrc` from `first`.
+    pub(super) fn nack_upstream(
+        &mut self,
+        key: u64,
+        ssrc: u32,
+        first: u16,
+        count: u16,
+        now: std::time::Instant,
+    ) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let nacks = (0..count)
+            .step_by(17)
+            .map(|i| {
+                let rest = (count - i - 1).min(16);
+                NackPair {
+                    packet_id: first.wrapping_add(i),
+                    lost_packets: ((1u32 << rest) - 1) as u16,
+                }
+            })
+            .collect();
+        let nack = TransportLayerNack {
+            sender_ssrc: 0,
+            media_ssrc: ssrc,
+            nacks,
+        };
+        let receiver = peer
+            .pc
+            .get_transceivers()
+            .collect::<Vec<_>>()
+            .into_iter()
+            .find_map(|id| peer.pc.rtp_transceiver(id).and_then(|t| t.receiver()));
+        let Some(mut receiver) = receiver.and_then(|id| peer.pc.rtp_receiver(id)) else {
+            return;
+        };
+        if let Err(e) = receiver.write_rtcp(now, vec![Box::new(nack)]) {
+            tracing::debug!(error = %e, "voice: cannot send a NACK");
+            return;
+        }
+        if let Some(room) = self.rooms.get(&peer.channel) {
+            room.open
+                .counters
+                .nacks_sent
+                .fetch_add(u64::from(count), Ordering::Relaxed);
+        }
+        self.drain(key, now);
+    }
+
     /// A subscriber's NACK: the packets of the leg it names that the history still has go
     /// out again.
     pub(super) fn retransmit(&mut self, key: u64, nack: &TransportLayerNack) {

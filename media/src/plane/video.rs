@@ -442,6 +442,35 @@ mod tests {
     }
 
     #[test]
+    fn simulcast_layers_go_by_their_place_in_the_send_list() {
+        let sdp = "v=0\r\n\
+            m=audio 9 X 111\r\na=mid:0\r\na=rtpmap:111 opus/48000/2\r\n\
+            m=video 9 X 96\r\na=mid:1\r\na=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\n\
+            a=extmap:10/sendonly urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id\r\n\
+            a=rtpmap:96 VP8/90000\r\na=rid:q send\r\na=rid:h send\r\na=rid:f send\r\n\
+            a=simulcast:send q;~h,x;f\r\n\
+            m=video 9 X 96\r\na=mid:2\r\na=ssrc:33 cname:x\r\n";
+        let o = Offered::parse(sdp);
+        assert_eq!((o.mid_ext, o.rid_ext), (Some(4), Some(10)));
+        assert_eq!(o.simulcast_stream(b"1", b"q"), Some((Track::Camera, 0)));
+        assert_eq!(
+            o.simulcast_stream(b"1", b"h"),
+            Some((Track::Camera, 1)),
+            "paused"
+        );
+        assert_eq!(o.simulcast_stream(b"1", b"f"), Some((Track::Camera, 2)));
+        assert_eq!(o.simulcast_stream(b"1", b"x"), None, "an alternative");
+        assert_eq!(
+            o.simulcast_stream(b"2", b"q"),
+            None,
+            "the screen is not simulcast"
+        );
+        assert_eq!(o.simulcast_stream(b"9", b"q"), None);
+        assert_eq!(o.simulcast_stream(&[0xff], b"q"), None);
+        assert!(o.is_simulcast(Track::Camera) && !o.is_simulcast(Track::Screen));
+    }
+
+    #[test]
     fn the_cap_goes_on_receiving_video_sections_only() {
         let sdp = "v=0\r\nc=IN IP4 1.2.3.4\r\n\
             m=audio 9 X 111\r\nc=IN IP4 0.0.0.0\r\na=recvonly\r\n\

@@ -182,6 +182,8 @@ pub struct Counters {
     pub keyframe_requests: AtomicU64,
     /// Packets sent again to subscribers that asked (NACK).
     pub retransmitted: AtomicU64,
+    /// Video packets asked of publishers again (NACK) because their stream skipped them.
+    pub nacks_sent: AtomicU64,
     /// Subscriber legs that moved to another simulcast layer (at its keyframe).
     pub layer_switches: AtomicU64,
 }

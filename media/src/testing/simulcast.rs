@@ -111,6 +111,8 @@ pub struct SimulcastCamera {
     pub keyframe: [AtomicBool; 3],
     /// Each layer sends a keyframe every this many frames anyway (staggered).
     pub keyframe_every: AtomicU32,
+    /// The low layer's next packet is lost before it is sent (its number is skipped).
+    pub lose_one: AtomicBool,
 }
 
 impl Client {
@@ -154,6 +156,7 @@ impl Client {
                 AtomicBool::new(true),
             ],
             keyframe_every: AtomicU32::new(30),
+            lose_one: AtomicBool::new(false),
         });
         Ok((client, camera))
     }
@@ -229,7 +232,10 @@ impl SimulcastCamera {
                             header,
                             payload: Bytes::from(payload),
                         };
-                        failed |= me.track.write_rtp(packet).await.is_err();
+                        let lost = layer == 0 && me.lose_one.swap(false, Ordering::Relaxed);
+                        if !lost {
+                            failed |= me.track.write_rtp(packet).await.is_err();
+                        }
                         seq[layer] = seq[layer].wrapping_add(1);
                     }
                 }
