@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::inbound::Media;
-use super::layers::is_keyframe;
+use super::layers::{Arrived, is_keyframe};
 use super::media_loop::{Loop, flush};
 use super::srtp::{Srtp, write_header};
 use crate::DropReason;
@@ -131,15 +131,14 @@ impl Loop {
             };
             let (seq, timestamp) = if track.is_video() {
                 let before = leg.layers.current;
-                let Some(mapped) = leg.layers.admit(
+                let arrived = Arrived {
                     layer,
-                    packet.ssrc,
-                    packet.seq,
-                    packet.timestamp,
+                    ssrc: packet.ssrc,
+                    seq: packet.seq,
+                    ts: packet.timestamp,
                     keyframe,
-                    gated,
-                    now,
-                ) else {
+                };
+                let Some(mapped) = leg.layers.admit(arrived, gated, now) else {
                     continue;
                 };
                 if before.is_some() && before != leg.layers.current {

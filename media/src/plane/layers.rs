@@ -252,6 +252,17 @@ impl Selector {
     }
 }
 
+/// What a leg needs to know of a publisher's packet.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Arrived {
+    pub(crate) layer: u8,
+    pub(crate) ssrc: u32,
+    pub(crate) seq: u16,
+    pub(crate) ts: u32,
+    /// It starts a keyframe.
+    pub(crate) keyframe: bool,
+}
+
 /// One video leg's simulcast state.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct LegLayers {
@@ -267,16 +278,14 @@ impl LegLayers {
     /// layer's keyframe comes (then that layer is); before any target is chosen, the first
     /// keyframe of any layer starts the leg. A track that is not simulcast (`gated` false)
     /// has one layer, forwarded from any packet (a new SSRC of it continues the numbering).
-    pub(crate) fn admit(
-        &mut self,
-        layer: u8,
-        ssrc: u32,
-        seq: u16,
-        ts: u32,
-        keyframe: bool,
-        gated: bool,
-        now: Instant,
-    ) -> Option<(u16, u32)> {
+    pub(crate) fn admit(&mut self, p: Arrived, gated: bool, now: Instant) -> Option<(u16, u32)> {
+        let Arrived {
+            layer,
+            ssrc,
+            seq,
+            ts,
+            keyframe,
+        } = p;
         if self.rewriter.ssrc == Some(ssrc) {
             return Some(self.rewriter.map(seq, ts, now));
         }
@@ -300,6 +309,16 @@ mod tests {
 
     fn at(t0: Instant, ms: u64) -> Instant {
         t0 + Duration::from_millis(ms)
+    }
+
+    fn arr(layer: u8, ssrc: u32, seq: u16, ts: u32, keyframe: bool) -> Arrived {
+        Arrived {
+            layer,
+            ssrc,
+            seq,
+            ts,
+            keyframe,
+        }
     }
 
     #[test]
@@ -344,46 +363,49 @@ mod tests {
         let t0 = Instant::now();
         let mut leg = LegLayers::default();
         // Before a target: the first keyframe of any layer starts it.
-        assert_eq!(leg.admit(1, 11, 100, 9_000, false, true, t0), None);
+        assert_eq!(leg.admit(arr(1, 11, 100, 9_000, false), true, t0), None);
         assert_eq!(
-            leg.admit(1, 11, 101, 9_000, true, true, t0),
+            leg.admit(arr(1, 11, 101, 9_000, true), true, t0),
             Some((101, 9_000))
         );
         assert_eq!(
-            leg.admit(0, 10, 50, 5_000, true, true, t0),
+            leg.admit(arr(0, 10, 50, 5_000, true), true, t0),
             None,
             "not the target"
         );
         leg.selector.target = Some(2);
         assert_eq!(
-            leg.admit(1, 11, 102, 12_000, false, true, at(t0, 33)),
+            leg.admit(arr(1, 11, 102, 12_000, false), true, at(t0, 33)),
             Some((102, 12_000))
         );
         assert_eq!(
-            leg.admit(2, 12, 7, 100, false, true, at(t0, 40)),
+            leg.admit(arr(2, 12, 7, 100, false), true, at(t0, 40)),
             None,
             "not a keyframe"
         );
         assert_eq!(leg.current, Some(1));
         assert_eq!(
-            leg.admit(2, 12, 8, 3_100, true, true, at(t0, 66)),
+            leg.admit(arr(2, 12, 8, 3_100, true), true, at(t0, 66)),
             Some((103, 12_000 + 33 * 90))
         );
         assert_eq!(leg.current, Some(2));
         assert_eq!(
-            leg.admit(1, 11, 103, 15_000, true, true, at(t0, 66)),
+            leg.admit(arr(1, 11, 103, 15_000, true), true, at(t0, 66)),
             None,
             "left behind"
         );
         assert_eq!(
-            leg.admit(2, 12, 9, 3_100, false, true, at(t0, 67)),
+            leg.admit(arr(2, 12, 9, 3_100, false), true, at(t0, 67)),
             Some((104, 12_000 + 33 * 90))
         );
         // Not simulcast: one layer, any packet, a new SSRC continues the numbering.
         let mut plain = LegLayers::default();
-        assert_eq!(plain.admit(0, 5, 10, 0, false, false, t0), Some((10, 0)));
         assert_eq!(
-            plain.admit(0, 6, 900, 0, false, false, at(t0, 10)),
+            plain.admit(arr(0, 5, 10, 0, false), false, t0),
+            Some((10, 0))
+        );
+        assert_eq!(
+            plain.admit(arr(0, 6, 900, 0, false), false, at(t0, 10)),
             Some((11, 900))
         );
     }

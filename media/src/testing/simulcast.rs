@@ -206,7 +206,7 @@ impl SimulcastCamera {
                 let every = me.keyframe_every.load(Ordering::Relaxed).max(1);
                 let mut failed = false;
                 for layer in 0..3usize {
-                    let periodic = (frame + 10 * layer as u32) % every == 0;
+                    let periodic = (frame + 10 * layer as u32).is_multiple_of(every);
                     let key = me.keyframe[layer].swap(false, Ordering::Relaxed) || periodic;
                     for i in 0..=layer {
                         let mut payload = if i == 0 {
