@@ -9,6 +9,8 @@
 //! `cargo run --release -p voiceflow-media --bin sfubench_video -- rooms=1 publishers=4 subscribers=20 secs=10 packets=4`
 //! (`packets`: RTP packets of ~1 kB per frame at 30 frames/s, 4 ≈ 1 Mbit/s per publisher).
 //!
+//! `settle=N`: the forwarding figures start N seconds after the last first frame.
+//!
 //! `simulcast=3`: every publisher sends three layers (RIDs q/h/f; 1, 2 and 3 packets per
 //! frame), and subscriber `i` asks every publisher for layer `i % 3` (low, medium, high), so
 //! the SFU forwards one layer per leg and keeps the others; `packets` is then unused.
@@ -201,6 +203,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     waits.sort_by(f64::total_cmp);
+    // Measured from `settle` seconds after the first frames (legs moving to their layer).
+    tokio::time::sleep(Duration::from_secs(arg("settle", 0))).await;
 
     let counters = |f: fn(&voiceflow_media::sfu::Counters) -> u64| {
         all.iter()
@@ -221,11 +225,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         counters(|c| c.keyframe_requests.load(Ordering::Relaxed)) - pli0,
     );
     pli.abort();
+    // Which layer each leg ended on (the layer byte of its last packet).
+    let mut at = [0usize; 4];
+    if simulcast {
+        for (_, pubs, subs) in &all {
+            for s in subs {
+                for p in pubs {
+                    let last = s.seen.packets(&format!("camera-{}", p.id)).last().copied();
+                    at[last.map_or(3, |l| usize::from(l.layer).min(3))] += 1;
+                }
+            }
+        }
+    }
     let secs = secs as f64;
     if simulcast {
         println!(
             "rooms={rooms} publishers={publishers} subscribers={subscribers} simulcast=3 \
-             (1/2/3 packets per frame in layers q/h/f; subscribers spread over the layers)"
+             (1/2/3 packets per frame in layers q/h/f; subscribers spread over the layers); \
+             legs at q/h/f at the end: {}/{}/{} ({} with nothing)",
+            at[0], at[1], at[2], at[3]
         );
     } else {
         println!(

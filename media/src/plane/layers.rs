@@ -275,8 +275,9 @@ pub(crate) struct LegLayers {
 impl LegLayers {
     /// A packet of the publisher's `layer` (stream `ssrc`): its outgoing sequence number and
     /// timestamp if this leg forwards it. The current stream is forwarded until the target
-    /// layer's keyframe comes (then that layer is); before any target is chosen, the first
-    /// keyframe of any layer starts the leg. A track that is not simulcast (`gated` false)
+    /// layer's keyframe comes (then that layer is); a leg not started yet starts at the first
+    /// keyframe of its target or a lower layer (of any, before a target is chosen): the first
+    /// picture sooner, the right one at the target's next keyframe. A track that is not simulcast (`gated` false)
     /// has one layer, forwarded from any packet (a new SSRC of it continues the numbering).
     pub(crate) fn admit(&mut self, p: Arrived, gated: bool, now: Instant) -> Option<(u16, u32)> {
         let Arrived {
@@ -290,9 +291,17 @@ impl LegLayers {
             return Some(self.rewriter.map(seq, ts, now));
         }
         if gated {
-            let wanted = self.selector.target.or(self.current);
-            if !keyframe || wanted.is_some_and(|t| t != layer) {
+            if !keyframe {
                 return None;
+            }
+            match (self.current, self.selector.target) {
+                // A leg's first picture: the first keyframe of the target or a lower layer
+                // (then up to the target at its keyframe).
+                (None, Some(t)) if layer > t => return None,
+                (None, _) => {}
+                (Some(_), Some(t)) if t != layer => return None,
+                (Some(c), None) if c != layer => return None,
+                (Some(_), _) => {}
             }
         } else if self.current.is_some_and(|c| c != layer) {
             return None;
@@ -362,6 +371,16 @@ mod tests {
     fn a_leg_switches_only_at_the_target_layers_keyframe() {
         let t0 = Instant::now();
         let mut leg = LegLayers::default();
+        // A target above the first keyframe's layer: that keyframe starts the leg.
+        let mut early = LegLayers::default();
+        early.selector.target = Some(1);
+        assert_eq!(early.admit(arr(2, 12, 5, 0, true), true, t0), None, "above");
+        assert_eq!(early.admit(arr(0, 10, 5, 0, true), true, t0), Some((5, 0)));
+        assert_eq!(
+            early.admit(arr(1, 11, 9, 0, true), true, t0),
+            Some((6, 1)),
+            "then up"
+        );
         // Before a target: the first keyframe of any layer starts it.
         assert_eq!(leg.admit(arr(1, 11, 100, 9_000, false), true, t0), None);
         assert_eq!(

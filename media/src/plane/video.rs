@@ -368,21 +368,27 @@ impl Loop {
         let Some(peer) = self.peers.get(&key) else {
             return;
         };
-        let wanted: Vec<(PeerId, Track)> = peer
+        // The stream the leg forwards now (its simulcast layer's), if it forwards one.
+        let wanted: Vec<(PeerId, Track, Option<u32>)> = peer
             .legs
             .iter()
             .filter(|(_, leg)| asked.contains(&leg.ssrc))
-            .map(|(k, _)| *k)
+            .map(|(k, leg)| (k.0, k.1, leg.layers.rewriter.ssrc))
             .collect();
         let Some(room) = self.rooms.get(&peer.channel) else {
             return;
         };
-        let targets: Vec<(u64, Track)> = wanted
+        let targets: Vec<(u64, Track, Option<u32>)> = wanted
             .into_iter()
-            .filter_map(|(publisher, track)| room.members.get(&publisher).map(|k| (*k, track)))
+            .filter_map(|(publisher, track, ssrc)| {
+                room.members.get(&publisher).map(|k| (*k, track, ssrc))
+            })
             .collect();
-        for (publisher, track) in targets {
-            self.request_keyframe(publisher, track, now);
+        for (publisher, track, ssrc) in targets {
+            match ssrc {
+                Some(ssrc) => self.request_keyframe_ssrc(publisher, ssrc, now),
+                None => self.request_keyframe(publisher, track, now),
+            }
         }
     }
 
