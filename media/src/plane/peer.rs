@@ -95,6 +95,8 @@ pub(super) struct Peer {
     /// The highest layer this participant wants of publishers' video tracks (`set_layer`;
     /// the highest if not said).
     pub(super) wanted: HashMap<(PeerId, Track), u8>,
+    /// When the participant, as a video publisher, was last sent a REMB.
+    pub(super) remb_at: Option<Instant>,
     /// The subscriber's latest bandwidth estimate (REMB), bit/s, and when it came.
     pub(super) estimate: Option<(u64, Instant)>,
 }
@@ -298,6 +300,7 @@ impl Peer {
             layers: HashMap::new(),
             history: HashMap::new(),
             wanted: HashMap::new(),
+            remb_at: None,
             estimate: None,
         };
         Ok((peer, sdp))

@@ -130,7 +130,55 @@ impl Peer {
     }
 }
 
+/// How often a video publisher is told the bandwidth it may use (REMB).
+const PUBLISHER_REMB_EVERY: Duration = Duration::from_secs(1);
+
 impl Loop {
+    /// Tells each video publisher, once a second, that it may send `video_max_kbps` per video
+    /// track (REMB naming its video streams; 10 Mbit/s per track without a cap). Without any
+    /// feedback a browser's send-side estimate never leaves its start value (~300 kbit/s) and
+    /// a simulcast camera sends its lowest layer only: the loop reads publishers' packets on
+    /// its own path, so `rtc`'s reports never describe them.
+    pub(super) fn publisher_estimates(&mut self, now: Instant) {
+        let per_track = match self.config.video_max_kbps {
+            0 => 10_000_000.0,
+            kbps => kbps as f32 * 1000.0,
+        };
+        let keys: Vec<u64> = self.peers.keys().copied().collect();
+        for key in keys {
+            let Some(peer) = self.peers.get_mut(&key) else {
+                continue;
+            };
+            if peer.layers.is_empty()
+                || peer
+                    .remb_at
+                    .is_some_and(|at| now.saturating_duration_since(at) < PUBLISHER_REMB_EVERY)
+            {
+                continue;
+            }
+            peer.remb_at = Some(now);
+            let ssrcs: Vec<u32> = peer.layers.values().flat_map(|l| l.ssrcs()).collect();
+            let remb = rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate {
+                sender_ssrc: 0,
+                bitrate: per_track * peer.layers.len() as f32,
+                ssrcs,
+            };
+            let receiver = peer
+                .pc
+                .get_transceivers()
+                .collect::<Vec<_>>()
+                .into_iter()
+                .find_map(|id| peer.pc.rtp_transceiver(id).and_then(|t| t.receiver()));
+            let Some(mut receiver) = receiver.and_then(|id| peer.pc.rtp_receiver(id)) else {
+                continue;
+            };
+            if let Err(e) = receiver.write_rtcp(now, vec![Box::new(remb)]) {
+                tracing::debug!(error = %e, "voice: cannot send a REMB");
+            }
+            self.drain(key, now);
+        }
+    }
+
     /// `peer` wants `publisher`'s `track` at most in `layer`.
     pub(super) fn set_layer(
         &mut self,
