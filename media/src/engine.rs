@@ -14,6 +14,13 @@ use webrtc::peer_connection::{MediaEngine, Registry, register_default_intercepto
 
 use crate::MediaError;
 
+/// RFC 8843's MID header extension (a simulcast stream's section).
+pub const MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
+/// RFC 8852's RID header extension (a simulcast stream's layer).
+pub const RID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
+/// RFC 8852's repaired RID (RTX of a layer; not negotiated for forwarding).
+pub const REPAIRED_RID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id";
+
 /// The RFC 6464 client-to-mixer audio level header extension.
 pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 
@@ -30,9 +37,10 @@ pub fn opus_codec() -> RTCRtpCodec {
 
 /// The video codecs the SFU forwards (never decodes), with their payload types as the server
 /// offers them: VP8 and H.264 (constrained baseline, packetization mode 1, what every browser
-/// decodes). Feedback: PLI and FIR only (keyframe requests, relayed to the publisher); no
-/// NACK/RTX (not relayed yet) and no congestion-control feedback (the server does not estimate
-/// bandwidth yet; the publisher's bitrate is capped with `b=AS` instead).
+/// decodes). Feedback: PLI and FIR (keyframe requests, relayed to the publisher), generic NACK
+/// (a subscriber's losses are retransmitted from the SFU's history; no RTX) and REMB (a
+/// subscriber's estimate picks its simulcast layer). No TWCC; the publisher's bitrate is
+/// capped with `b=AS`.
 pub fn video_codecs() -> Vec<RTCRtpCodecParameters> {
     let feedback = vec![
         RTCPFeedback {
@@ -42,6 +50,14 @@ pub fn video_codecs() -> Vec<RTCRtpCodecParameters> {
         RTCPFeedback {
             typ: "nack".to_owned(),
             parameter: "pli".to_owned(),
+        },
+        RTCPFeedback {
+            typ: "nack".to_owned(),
+            parameter: String::new(),
+        },
+        RTCPFeedback {
+            typ: "goog-remb".to_owned(),
+            parameter: String::new(),
         },
     ];
     vec![
@@ -98,6 +114,14 @@ pub struct MediaConfig {
     /// The most a participant may send per video track (camera, screen), kbit/s: the server's
     /// descriptions carry it as `b=AS` on the video sections the client sends on.
     pub video_max_kbps: u32,
+    /// Keyframe requests (PLI) to one publisher stream at most this often; one asked for
+    /// meanwhile goes out when the interval is over.
+    pub keyframe_interval: Duration,
+    /// Video packets kept per publisher stream to answer subscribers' NACKs (0: none).
+    pub nack_history: usize,
+    /// A subscriber's leg moves up a simulcast layer only after its bandwidth estimate
+    /// allowed the higher layer for this long (down happens at once).
+    pub layer_upgrade_after: Duration,
 }
 
 impl MediaConfig {
@@ -120,6 +144,9 @@ impl Default for MediaConfig {
             connect_timeout: Duration::from_secs(15),
             recv_batch: 64,
             video_max_kbps: 2_500,
+            keyframe_interval: Duration::from_millis(500),
+            nack_history: 512,
+            layer_upgrade_after: Duration::from_secs(3),
         }
     }
 }
@@ -132,6 +159,18 @@ pub fn opus_engine(video: bool) -> Result<(MediaEngine, Registry), MediaError> {
         for codec in video_codecs() {
             engine
                 .register_codec(codec, RtpCodecKind::Video)
+                .map_err(MediaError::webrtc)?;
+        }
+        // What a simulcast publisher names its layers' streams with.
+        for uri in [MID_URI, RID_URI] {
+            engine
+                .register_header_extension(
+                    RTCRtpHeaderExtensionCapability {
+                        uri: uri.to_owned(),
+                    },
+                    RtpCodecKind::Video,
+                    None,
+                )
                 .map_err(MediaError::webrtc)?;
         }
     }

@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 pub use engine::MediaConfig;
 pub use plane::MediaPlane;
-pub use sfu::{Channel, PeerId, Rights, RtcpStats, SfuEvent, Track};
+pub use sfu::{Channel, Layer, PeerId, Rights, RtcpStats, SfuEvent, Track};
 pub use webrtc::peer_connection::RTCIceCandidateInit;
 
 /// Media failures, turned into client errors by the voice actor.

@@ -29,6 +29,8 @@ use crate::engine::{AUDIO_LEVEL_URI, opus_codec, opus_engine};
 use crate::plane::MediaPlane;
 use crate::sfu::{Channel, PeerId, Rights, SfuEvent};
 
+pub mod simulcast;
+
 /// Packets received per publisher (from the track's stream id `voice-<publisher>`).
 pub type Received = Arc<Mutex<HashMap<u64, Arc<AtomicU32>>>>;
 
@@ -87,6 +89,7 @@ pub struct ClientHandler {
     received: Received,
     video: VideoReceived,
     measured: Arc<Measured>,
+    seen: simulcast::Seen,
 }
 
 #[async_trait::async_trait]
@@ -107,10 +110,12 @@ impl PeerConnectionEventHandler for ClientHandler {
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
         let id = track.track_id().await;
         if id.starts_with("camera-") || id.starts_with("screen-") {
-            let counters = self.video.lock().entry(id).or_default().clone();
+            let counters = self.video.lock().entry(id.clone()).or_default().clone();
+            let log = self.seen.open(&id, track.clone());
             tokio::spawn(async move {
                 while let Some(event) = track.poll().await {
                     if let TrackRemoteEvent::OnRtpPacket(packet) = event {
+                        log.push(&packet);
                         counters[0].fetch_add(1, Ordering::Relaxed);
                         if vp8_keyframe(&packet.payload) {
                             counters[1].fetch_add(1, Ordering::Relaxed);
@@ -165,6 +170,8 @@ pub struct Client {
     pub connected: Arc<AtomicBool>,
     received: Received,
     video: VideoReceived,
+    /// Every video packet received, per track id, and the tracks (to send RTCP about them).
+    pub seen: simulcast::Seen,
     /// The camera track, its SSRC and whether its next frame is a keyframe.
     camera: Option<(Arc<TrackLocalStaticRTP>, u32)>,
     /// The camera sends a keyframe next (the test stands in for a keyframe request).
@@ -216,7 +223,9 @@ impl Client {
         let connected = Arc::new(AtomicBool::new(false));
         let received: Received = Arc::default();
         let measured = Arc::new(Measured::default());
+        let seen = simulcast::Seen::default();
         let handler = Arc::new(ClientHandler {
+            seen: seen.clone(),
             gathered: gathered.clone(),
             connected: connected.clone(),
             received: received.clone(),
@@ -280,6 +289,7 @@ impl Client {
         };
         Ok(Arc::new(Client {
             video,
+            seen,
             camera,
             keyframe: Arc::new(AtomicBool::new(true)),
             video_packets: Arc::new(AtomicU32::new(1)),

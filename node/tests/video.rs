@@ -2,7 +2,8 @@
 //! peers (the `webrtc` crate, on loopback). A participant turns the camera on with
 //! `voice:state`; everyone is told, the others get its VP8 frames on a track of their own; a
 //! second publisher beyond `max_video_publishers` is refused; `voice:subscribe` pauses and
-//! resumes one subscriber's copy. In a community channel, the `video` permission decides.
+//! resumes one subscriber's copy. In a community channel, the `video` permission decides, and
+//! losing it stops a live camera with a `voice:state` to everyone.
 
 mod common;
 
@@ -168,5 +169,59 @@ async fn in_a_community_channel_video_needs_the_video_permission() -> Result<()>
             .await?;
     assert_eq!(on["data"]["video"], true, "{on}");
     pump_all(&mut [&mut o, &mut m], Duration::from_millis(200)).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_the_video_permission_stops_a_live_camera_and_tells_the_channel() -> Result<()> {
+    let node = TestNode::start_with(&voice(0)).await?;
+    let owner = node.register("owner").await?;
+    let member = node.register("member").await?;
+    let id = found(&node, &owner, "Cameras", &[&member]).await?;
+    let (status, body) = call(
+        &node,
+        Method::POST,
+        &format!("/communities/{id}/channels"),
+        &owner,
+        Some(json!({"name": "studio", "kind": "voice"})),
+    )
+    .await?;
+    anyhow::ensure!(status == 201, "{body}");
+    let studio = text(&body, "/data/id");
+    let mut o = Participant::join_with_camera(&node, &owner, &studio).await?;
+    let mut m = Participant::join_with_camera(&node, &member, &studio).await?;
+    let on =
+        m.ws.request("voice:state", json!({"channelId": studio, "video": true}))
+            .await?;
+    assert_eq!(on["data"]["video"], true, "{on}");
+    // @everyone loses `video`: the member's camera stops, and everyone is told.
+    let (status, reply) = call(
+        &node,
+        Method::PUT,
+        &format!("/communities/{id}/channels/{studio}/overwrites/{id}"),
+        &owner,
+        Some(json!({"type": "role", "deny": ["video"]})),
+    )
+    .await?;
+    anyhow::ensure!(status == 200, "{reply}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let seen = pump_all(&mut [&mut o, &mut m], Duration::from_millis(200)).await?;
+        let stopped = seen[0].iter().any(|f| {
+            f["type"] == "voice:state"
+                && f["data"]["userId"] == member.id.as_str()
+                && f["data"]["video"] == false
+        });
+        if stopped {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("the owner was not told the member's camera stopped");
+        }
+    }
+    let again =
+        m.ws.request("voice:state", json!({"channelId": studio, "video": true}))
+            .await?;
+    assert_eq!(again["error"]["code"], "FORBIDDEN", "{again}");
     Ok(())
 }

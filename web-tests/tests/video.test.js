@@ -4,7 +4,9 @@
 // canvas capture stream standing in for getDisplayMedia, which headless Chromium cannot
 // capture) is spotlighted above the tiles at Bob's; hiding Bob's tile pauses Alice's camera at
 // the server (voice:subscribe) and the frames stop, showing it again resumes them; the camera
-// goes off again. Screenshot: the panel with a camera tile and a screen share.
+// goes off again. Her camera is sent in simulcast layers and bob decodes the widest she sends
+// (the server's choice with no bandwidth limit). Screenshot: the panel with a camera tile and
+// a screen share.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -28,6 +30,30 @@ function framesDecoded(page) {
       if (r.type === 'inbound-rtp' && (r.kind === 'video' || r.mediaType === 'video')) n += r.framesDecoded || 0;
     });
     return n;
+  });
+}
+
+/** The camera layers the page sends: rid → frame width (outbound video with a rid). */
+function sentLayers(page) {
+  return page.evaluate(async () => {
+    const stats = await window.__voiceflow.voicePc.getStats();
+    const out = {};
+    stats.forEach((r) => {
+      if (r.type === 'outbound-rtp' && r.kind === 'video' && r.rid && r.framesEncoded > 0 && r.frameWidth) out[r.rid] = r.frameWidth;
+    });
+    return out;
+  });
+}
+
+/** The widest frame the page decodes now on its inbound video. */
+function receivedWidth(page) {
+  return page.evaluate(async () => {
+    const stats = await window.__voiceflow.voicePc.getStats();
+    let w = 0;
+    stats.forEach((r) => {
+      if (r.type === 'inbound-rtp' && r.kind === 'video') w = Math.max(w, r.frameWidth || 0);
+    });
+    return w;
   });
 }
 
@@ -92,6 +118,20 @@ describe('video in a voice channel', { timeout: 180_000 }, () => {
     await waitOrExplain(bob.page, tile(bob.page, 'alice').locator('video.voice-video'), "alice's camera at bob's");
     await assertFramesRising(bob.page, 'bob');
     assert.equal(await tile(bob.page, 'alice').evaluate((el) => el.classList.contains('has-video')), true);
+    // Her camera goes out in simulcast layers (RIDs q/h/f); the server forwards bob the
+    // widest one she sends (no bandwidth limit here), switching up at its keyframe.
+    let sent = {};
+    await eventually(async () => {
+      sent = await sentLayers(alice.page);
+      return Object.keys(sent).length >= 2;
+    }, { timeout: 20_000, what: `alice sends two simulcast layers or more: ${JSON.stringify(sent)}` });
+    let width = 0;
+    await eventually(async () => {
+      sent = await sentLayers(alice.page);
+      width = await receivedWidth(bob.page);
+      return width === Math.max(...Object.values(sent));
+    }, { timeout: 20_000, what: `bob decodes alice's widest layer: sent ${JSON.stringify(sent)}, decoded ${width}` });
+    assert.ok(width > Math.min(...Object.values(sent)), `not the lowest layer: ${width}`);
   });
 
   it('a screen share is spotlighted at the other side', async () => {

@@ -8,14 +8,20 @@
 //!
 //! `cargo run --release -p voiceflow-media --bin sfubench_video -- rooms=1 publishers=4 subscribers=20 secs=10 packets=4`
 //! (`packets`: RTP packets of ~1 kB per frame at 30 frames/s, 4 ≈ 1 Mbit/s per publisher).
-//! No simulcast yet: one layer per publisher.
+//!
+//! `settle=N`: the forwarding figures start N seconds after the last first frame.
+//!
+//! `simulcast=3`: every publisher sends three layers (RIDs q/h/f; 1, 2 and 3 packets per
+//! frame), and subscriber `i` asks every publisher for layer `i % 3` (low, medium, high), so
+//! the SFU forwards one layer per leg and keeps the others; `packets` is then unused.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use voiceflow_media::testing::simulcast::SimulcastCamera;
 use voiceflow_media::testing::{Client, Harness};
-use voiceflow_media::{MediaConfig, MediaPlane, Rights};
+use voiceflow_media::{Layer, MediaConfig, MediaPlane, Rights, Track};
 
 fn arg(name: &str, default: u64) -> u64 {
     std::env::args()
@@ -70,28 +76,52 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         arg("subscribers", 20),
     );
     let (secs, packets) = (arg("secs", 10), arg("packets", 4) as u32);
+    let simulcast = arg("simulcast", 1) >= 2;
+    let mut cameras: Vec<Arc<SimulcastCamera>> = Vec::new();
     let plane = MediaPlane::new(MediaConfig::default());
     let mut all = Vec::new();
     for r in 0..rooms as u64 {
         let h = Harness::start(&plane);
         let base = r * 10_000 + 1;
         let mut pubs = Vec::new();
+        let mut offers = Vec::new();
         for id in base..base + publishers {
-            let client = Client::with_camera(id).await?;
+            let client = if simulcast {
+                let (client, camera) = Client::with_simulcast_camera(id).await?;
+                // Keyframes when asked (and every 10 s), as a browser's encoder.
+                camera.keyframe_every.store(300, Ordering::Relaxed);
+                cameras.push(camera);
+                client
+            } else {
+                Client::with_camera(id).await?
+            };
             client
                 .video_packets
                 .store(packets, std::sync::atomic::Ordering::Relaxed);
             let offer = client.offer().await?;
             h.clients.lock().insert(id, client.clone());
-            let answer = h.channel.join(id, offer, Rights::default()).await?;
+            let answer = h.channel.join(id, offer.clone(), Rights::default()).await?;
             client.accept(answer).await?;
             pubs.push(client);
+            offers.push(offer);
         }
         let mut subs = Vec::new();
-        for id in base + publishers..base + publishers + subscribers {
+        for (i, id) in (base + publishers..base + publishers + subscribers).enumerate() {
             subs.push(h.join(id, Rights::default()).await?);
+            if simulcast {
+                let layer = [Layer::Low, Layer::Medium, Layer::High][i % 3];
+                for p in base..base + publishers {
+                    h.channel.set_layer(id, p, Track::Camera, layer).await?;
+                }
+            }
         }
         h.channel.sync().await;
+        if simulcast {
+            let first = cameras.len() - pubs.len();
+            for ((p, offer), camera) in pubs.iter().zip(&offers).zip(&cameras[first..]) {
+                camera.send(p, offer);
+            }
+        }
         all.push((h, pubs, subs));
     }
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -105,9 +135,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    for (_, pubs, _) in &all {
-        for p in pubs {
-            p.send_video();
+    if !simulcast {
+        for (_, pubs, _) in &all {
+            for p in pubs {
+                p.send_video();
+            }
         }
     }
     // Stand-in for the publishers' encoders answering PLI.
@@ -115,6 +147,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .iter()
         .map(|(h, p, _)| (h.channel.clone(), p.clone()))
         .collect();
+    let layers = cameras.clone();
     let pli = tokio::spawn(async move {
         let mut seen = vec![0u64; channels.len()];
         loop {
@@ -124,6 +157,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     seen[i] = now;
                     for p in pubs {
                         p.keyframe.store(true, Ordering::Relaxed);
+                    }
+                    for camera in &layers {
+                        for k in &camera.keyframe {
+                            k.store(true, Ordering::Relaxed);
+                        }
                     }
                 }
             }
@@ -165,6 +203,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     waits.sort_by(f64::total_cmp);
+    // Measured from `settle` seconds after the first frames (legs moving to their layer).
+    tokio::time::sleep(Duration::from_secs(arg("settle", 0))).await;
 
     let counters = |f: fn(&voiceflow_media::sfu::Counters) -> u64| {
         all.iter()
@@ -185,10 +225,31 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         counters(|c| c.keyframe_requests.load(Ordering::Relaxed)) - pli0,
     );
     pli.abort();
+    // Which layer each leg ended on (the layer byte of its last packet).
+    let mut at = [0usize; 4];
+    if simulcast {
+        for (_, pubs, subs) in &all {
+            for s in subs {
+                for p in pubs {
+                    let last = s.seen.packets(&format!("camera-{}", p.id)).last().copied();
+                    at[last.map_or(3, |l| usize::from(l.layer).min(3))] += 1;
+                }
+            }
+        }
+    }
     let secs = secs as f64;
-    println!(
-        "rooms={rooms} publishers={publishers} subscribers={subscribers} packets/frame={packets} (no simulcast)"
-    );
+    if simulcast {
+        println!(
+            "rooms={rooms} publishers={publishers} subscribers={subscribers} simulcast=3 \
+             (1/2/3 packets per frame in layers q/h/f; subscribers spread over the layers); \
+             legs at q/h/f at the end: {}/{}/{} ({} with nothing)",
+            at[0], at[1], at[2], at[3]
+        );
+    } else {
+        println!(
+            "rooms={rooms} publishers={publishers} subscribers={subscribers} packets/frame={packets} (no simulcast)"
+        );
+    }
     println!(
         "first keyframe after publishing: {} of {} pairs, p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
         waits.len(),

@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::inbound::Media;
+use super::layers::{Arrived, is_keyframe};
 use super::media_loop::{Loop, flush};
 use super::srtp::{Srtp, write_header};
 use crate::DropReason;
@@ -22,6 +23,10 @@ impl Loop {
         let level = id
             .and_then(|id| packet.header.get_extension(id))
             .and_then(|l| l.first().copied());
+        let (mid, rid) = self.peers.get(&from).map_or((None, None), |p| {
+            let ext = |id: Option<u8>| id.and_then(|id| packet.header.get_extension(id));
+            (ext(p.offered.mid_ext), ext(p.offered.rid_ext))
+        });
         let media = Media {
             marker: packet.header.marker,
             pt: packet.header.payload_type,
@@ -29,6 +34,8 @@ impl Loop {
             timestamp: packet.header.timestamp,
             ssrc: packet.header.ssrc,
             level,
+            mid: mid.as_deref(),
+            rid: rid.as_deref(),
             payload: &packet.payload,
         };
         self.forward(from, &media, now);
@@ -44,6 +51,7 @@ impl Loop {
             stats,
             by_addr,
             out,
+            config,
             ..
         } = self;
         let Some(publisher) = peers.get_mut(&from) else {
@@ -58,9 +66,16 @@ impl Loop {
             counters.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        if publisher.sending.get(&track) != Some(&packet.ssrc) {
-            publisher.sending.insert(track, packet.ssrc);
-        }
+        let stream = if track.is_video() {
+            publisher.stream(track, packet)
+        } else {
+            Some((track, 0))
+        };
+        let Some((track, layer)) = stream else {
+            // A simulcast stream that did not say which it is.
+            counters.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
         // Only the microphone's level is speech.
         let level = packet.level.filter(|_| track == Track::Mic);
         let rights = publisher.rights;
@@ -81,6 +96,17 @@ impl Loop {
             counters.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
+        // Video: its layer's figures, its history for retransmissions; whether it starts a
+        // keyframe (where a leg may switch layers).
+        let (gated, keyframe) = if track.is_video() {
+            publisher.video_packet(track, layer, codec, packet, config.nack_history, now);
+            (
+                publisher.offered.is_simulcast(track),
+                is_keyframe(codec, packet.payload),
+            )
+        } else {
+            (false, false)
+        };
         let publisher = publisher.id;
         for (&id, &key) in &room.members {
             if id == publisher {
@@ -103,6 +129,25 @@ impl Loop {
                 counters.dropped.fetch_add(1, Ordering::Relaxed);
                 continue;
             };
+            let (seq, timestamp) = if track.is_video() {
+                let before = leg.layers.current;
+                let arrived = Arrived {
+                    layer,
+                    ssrc: packet.ssrc,
+                    seq: packet.seq,
+                    ts: packet.timestamp,
+                    keyframe,
+                };
+                let Some(mapped) = leg.layers.admit(arrived, gated, now) else {
+                    continue;
+                };
+                if before.is_some() && before != leg.layers.current {
+                    counters.layer_switches.fetch_add(1, Ordering::Relaxed);
+                }
+                mapped
+            } else {
+                (packet.seq, packet.timestamp)
+            };
             let bytes = packet.payload.len() as u64;
             // The fast path: this leg's header into the reused buffer, encrypted in place
             // with the connection's own keys, sent at once.
@@ -112,17 +157,9 @@ impl Loop {
                 to.srtp = Srtp::new(&keys, to.tap.inner()).ok();
             }
             if let (Some(srtp), Some(dest)) = (to.srtp.as_mut(), to.addr) {
-                let seq = packet.seq;
                 let level = out_level.zip(level);
-                let header_len = write_header(
-                    out,
-                    packet.marker,
-                    pt,
-                    seq,
-                    packet.timestamp,
-                    leg.ssrc,
-                    level,
-                );
+                let header_len =
+                    write_header(out, packet.marker, pt, seq, timestamp, leg.ssrc, level);
                 out.extend_from_slice(packet.payload);
                 let roc = leg.rollover.roc(seq);
                 if srtp.protect(out, header_len, leg.ssrc, seq, roc).is_err() {
@@ -144,8 +181,8 @@ impl Loop {
                 version: 2,
                 marker: packet.marker,
                 payload_type: pt,
-                sequence_number: packet.seq,
-                timestamp: packet.timestamp,
+                sequence_number: seq,
+                timestamp,
                 ssrc: leg.ssrc,
                 ..Default::default()
             };

@@ -46,6 +46,7 @@ impl Loop {
             self.stats.count_drop(DropReason::Rejected);
             return true;
         };
+        let mut lost = None;
         let mut buf = std::mem::take(&mut self.inbuf);
         buf.clear();
         buf.extend_from_slice(data);
@@ -61,10 +62,24 @@ impl Loop {
                         .get(&header.pt)
                         .is_some_and(|c| *c != super::video::Codec::Opus);
                     let rate = if video { 90_000.0 } else { 48_000.0 };
+                    // Video packets skipped over are asked for again (see `nack`).
+                    let skipped = stream.skipped(index).filter(|_| video);
                     stream.accept(index, header.timestamp, now, self.epoch, rate);
                     peer.inbound.insert(header.ssrc, stream);
+                    if let Some(skipped) = skipped {
+                        lost = Some((header.ssrc, skipped));
+                    }
                 }
                 let level = peer.level_id.and_then(|id| header.extension(&buf, id));
+                // A simulcast stream not known yet is named by its MID and RID.
+                let (mid, rid) = if peer.offered.rids.is_empty()
+                    || peer.streams.contains_key(&header.ssrc)
+                {
+                    (None, None)
+                } else {
+                    let ext = |id: Option<u8>| id.and_then(|id| header.extension_bytes(&buf, id));
+                    (ext(peer.offered.mid_ext), ext(peer.offered.rid_ext))
+                };
                 // RFC 3550 padding: its last byte counts it. A packet of padding only (a
                 // bandwidth probe) carries nothing to forward.
                 let end = match (header.padding, end.checked_sub(1).and_then(|i| buf.get(i))) {
@@ -79,6 +94,8 @@ impl Loop {
                         timestamp: header.timestamp,
                         ssrc: header.ssrc,
                         level,
+                        mid,
+                        rid,
                         payload: &buf[header.len..end],
                     };
                     self.forward(key, &media, now);
@@ -87,6 +104,9 @@ impl Loop {
             Err(_) => self.stats.count_drop(DropReason::Rejected),
         }
         self.inbuf = buf;
+        if let Some((ssrc, (first, count))) = lost {
+            self.nack_upstream(key, ssrc, first, count, now);
+        }
         true
     }
 }
@@ -102,6 +122,9 @@ pub(super) struct Media<'a> {
     pub(super) ssrc: u32,
     /// RFC 6464 audio level byte, if the packet carries one under the publisher's id.
     pub(super) level: Option<u8>,
+    /// The MID and RID header extensions (RFC 8843, 8852), when the stream is not known yet.
+    pub(super) mid: Option<&'a [u8]>,
+    pub(super) rid: Option<&'a [u8]>,
     pub(super) payload: &'a [u8],
 }
 
@@ -158,6 +181,11 @@ impl Header {
 
     /// The first byte of the one-byte extension `id` in `data`.
     pub(super) fn extension(&self, data: &[u8], id: u8) -> Option<u8> {
+        self.extension_bytes(data, id)?.first().copied()
+    }
+
+    /// The value of the one-byte extension `id` in `data`.
+    pub(super) fn extension_bytes<'a>(&self, data: &'a [u8], id: u8) -> Option<&'a [u8]> {
         let (start, end) = self.extensions?;
         let block = data.get(start..end)?;
         let mut at = 0;
@@ -171,7 +199,7 @@ impl Header {
                 return None;
             }
             if element == id {
-                return block.get(at + 1).copied();
+                return block.get(at + 1..at + 1 + len);
             }
             at += 1 + len;
         }
@@ -255,6 +283,16 @@ impl Inbound {
         self.last = Some((now, timestamp));
     }
 
+    /// The sequence numbers a packet of index `index` jumps over (the first, how many), if
+    /// it skips a few (at most 16: more is an outage or a restart, not loss to repair).
+    pub(super) fn skipped(&self, index: u64) -> Option<(u16, u16)> {
+        let highest = self.highest?;
+        let gap = index.checked_sub(highest + 1)?;
+        (1..=16)
+            .contains(&gap)
+            .then_some(((highest + 1) as u16, gap as u16))
+    }
+
     /// Packets expected but not received so far.
     pub(super) fn lost(&self) -> u64 {
         let expected = self.highest.map_or(0, |h| h - self.base + 1);
@@ -283,6 +321,7 @@ mod tests {
             (20, true, 7, 960, 42)
         );
         assert_eq!(h.extension(&buf, 3), Some(0x9f));
+        assert_eq!(h.extension_bytes(&buf, 3), Some(&[0x9f][..]));
         assert_eq!(h.extension(&buf, 4), None);
         write_header(&mut buf, false, 111, 8, 1920, 42, None);
         let h = Header::parse(&buf).expect("parses");
@@ -309,6 +348,10 @@ mod tests {
         let far = 1u16.wrapping_add(200);
         assert_eq!(take(&mut s, far), Some(1));
         assert_eq!(take(&mut s, 2), None, "older than the window");
+        assert_eq!(s.skipped(65_536 + 202), None, "the next one");
+        assert_eq!(s.skipped(65_536 + 205), Some((202, 3)));
+        assert_eq!(s.skipped(65_536 + 201), None, "late");
+        assert_eq!(s.skipped(65_536 + 201 + 100), None, "an outage");
     }
 
     proptest::proptest! {

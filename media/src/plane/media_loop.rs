@@ -428,6 +428,8 @@ impl Loop {
                 }
             }
         }
+        self.select_all_layers(now);
+        self.publisher_estimates(now);
         self.due_keyframes(now);
         self.stats.export();
     }

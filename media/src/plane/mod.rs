@@ -24,12 +24,16 @@ use crate::engine::MediaConfig;
 use crate::sfu::{Counters, PeerId, Rights, RtcpStats, SfuEvent, Track};
 use crate::{MediaError, PlaneStats};
 
+mod feedback;
 mod forward;
 mod inbound;
+mod layers;
 mod media_loop;
+mod nack;
 mod peer;
 mod shard;
 mod signalling;
+mod simulcast;
 mod spawn;
 pub(crate) mod srtp;
 mod video;
@@ -82,6 +86,14 @@ pub(crate) enum Cmd {
         publisher: PeerId,
         track: Track,
         paused: bool,
+        reply: oneshot::Sender<Result<(), MediaError>>,
+    },
+    Layer {
+        channel: u64,
+        peer: PeerId,
+        publisher: PeerId,
+        track: Track,
+        layer: crate::Layer,
         reply: oneshot::Sender<Result<(), MediaError>>,
     },
     Leave {

@@ -42,6 +42,8 @@ pub(super) struct Leg {
     pub(super) params: Option<LegParams>,
     /// The rollover counter of this leg's SSRC on the fast path.
     pub(super) rollover: Rollover,
+    /// Video: the layer forwarded, the one to switch to, the renumbering across switches.
+    pub(super) layers: super::simulcast::LegLayers,
 }
 
 /// A participant of a channel.
@@ -64,8 +66,6 @@ pub(super) struct Peer {
     pub(super) paused: HashSet<(PeerId, Track)>,
     /// What the client's offer said it sends: its streams' tracks and payload types.
     pub(super) offered: Offered,
-    /// The SSRC each of the client's tracks was last seen with (keyframe requests name it).
-    pub(super) sending: HashMap<Track, u32>,
     /// Keyframe requests to this participant, rate-limited per track.
     pub(super) keyframes: Keyframes,
     pub(super) in_flight: bool,
@@ -86,6 +86,19 @@ pub(super) struct Peer {
     pub(super) srtp_in: Option<Srtp>,
     /// The client's streams read on the fast path, by SSRC.
     pub(super) inbound: HashMap<u32, Inbound>,
+    /// Simulcast streams of the client, by SSRC, as their MID and RID named them.
+    pub(super) streams: HashMap<u32, (Track, u8)>,
+    /// The layers of each video track the client sends.
+    pub(super) layers: HashMap<Track, super::simulcast::Layers>,
+    /// Its video packets, per stream, for retransmissions to subscribers.
+    pub(super) history: HashMap<u32, super::nack::History>,
+    /// The highest layer this participant wants of publishers' video tracks (`set_layer`;
+    /// the highest if not said).
+    pub(super) wanted: HashMap<(PeerId, Track), u8>,
+    /// When the participant, as a video publisher, was last sent a REMB.
+    pub(super) remb_at: Option<Instant>,
+    /// The subscriber's latest bandwidth estimate (REMB), bit/s, and when it came.
+    pub(super) estimate: Option<(u64, Instant)>,
 }
 
 /// How often a connecting participant's ICE agent runs.
@@ -139,6 +152,23 @@ fn engine() -> Result<MediaEngine, MediaError> {
             None,
         )
         .map_err(MediaError::webrtc)?;
+    // Simulcast: a client's layers are streams no `a=ssrc` line names; their packets carry
+    // the section's MID and the layer's RID.
+    for uri in [
+        super::video::MID_URI,
+        super::video::RID_URI,
+        super::video::REPAIRED_RID_URI,
+    ] {
+        engine
+            .register_header_extension(
+                RTCRtpHeaderExtensionCapability {
+                    uri: uri.to_owned(),
+                },
+                RtpCodecKind::Video,
+                None,
+            )
+            .map_err(MediaError::webrtc)?;
+    }
     Ok(engine)
 }
 
@@ -211,7 +241,13 @@ impl Peer {
             .with_configuration(configuration.build())
             .with_media_engine(engine()?)
             .with_setting_engine(settings)
-            .with_interceptor_registry(configure_rtcp_reports(Registry::new()))
+            .with_interceptor_registry(configure_rtcp_reports(
+                // Application-ward of the reports (the chain's own work is done first).
+                Registry::new().with(
+                    rtc::interceptor::Slot::from(14_000),
+                    super::feedback::DeliverFeedback::default(),
+                ),
+            ))
             .build(now)
             .map_err(MediaError::webrtc)?;
         pc.set_remote_description(now, offer)
@@ -248,7 +284,6 @@ impl Peer {
             legs: HashMap::new(),
             paused: HashSet::new(),
             offered,
-            sending: HashMap::new(),
             keyframes: Keyframes::default(),
             in_flight: false,
             again: false,
@@ -261,6 +296,12 @@ impl Peer {
             srtp: None,
             srtp_in: None,
             inbound: HashMap::new(),
+            streams: HashMap::new(),
+            layers: HashMap::new(),
+            history: HashMap::new(),
+            wanted: HashMap::new(),
+            remb_at: None,
+            estimate: None,
         };
         Ok((peer, sdp))
     }
@@ -282,6 +323,7 @@ impl Peer {
         let changed = !stale.is_empty() || !missing.is_empty();
         for key in stale {
             self.paused.remove(&key);
+            self.wanted.remove(&key);
             if let Some(leg) = self.legs.remove(&key) {
                 self.pc
                     .remove_track(leg.sender)
@@ -335,6 +377,7 @@ impl Peer {
                     ssrc,
                     params: None,
                     rollover: Rollover::default(),
+                    layers: Default::default(),
                 },
             );
         }

@@ -41,9 +41,16 @@ impl Loop {
                         self.renegotiate(key, now);
                     }
                     self.drain(key, now);
-                    // A subscriber's new video legs start at a keyframe.
+                    // A subscriber's new video legs start at a keyframe: of the layer chosen
+                    // for them if their publisher simulcasts (`select_layers` asks for it),
+                    // else of the track.
+                    self.select_layers(key, now);
                     for (publisher, track) in ready {
-                        if let Ok(publisher) = self.key(channel, publisher) {
+                        if let Ok(publisher) = self.key(channel, publisher)
+                            && !self.peers.get(&publisher).is_some_and(|p| {
+                                p.offered.is_simulcast(track) && p.layers.contains_key(&track)
+                            })
+                        {
                             self.request_keyframe(publisher, track, now);
                         }
                     }
@@ -84,6 +91,17 @@ impl Loop {
                 reply,
             } => {
                 let result = self.subscribe(channel, peer, publisher, track, paused, now);
+                let _ = reply.send(result);
+            }
+            Cmd::Layer {
+                channel,
+                peer,
+                publisher,
+                track,
+                layer,
+                reply,
+            } => {
+                let result = self.set_layer(channel, peer, publisher, track, layer, now);
                 let _ = reply.send(result);
             }
             Cmd::Leave {

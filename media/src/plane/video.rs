@@ -6,10 +6,12 @@
 //! packet per leg with the leg's SSRC and payload type.
 
 use std::collections::{HashMap, HashSet};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
 use std::sync::atomic::Ordering;
 
@@ -80,7 +82,18 @@ pub(super) struct Offered {
     pub(super) codecs: HashMap<u8, Codec>,
     /// It offered a second audio section (a screen share's audio).
     pub(super) screen_audio: bool,
+    /// Its sections' `a=mid` values → the track the section stands for.
+    pub(super) mids: HashMap<String, Track>,
+    /// Simulcast: a section's `a=simulcast:send` RIDs → their layer (their place in that
+    /// list, lowest first).
+    pub(super) rids: HashMap<(Track, String), u8>,
+    /// The header extension ids of the MID and the RID (`a=extmap`), which name a simulcast
+    /// stream that no `a=ssrc` line does.
+    pub(super) mid_ext: Option<u8>,
+    pub(super) rid_ext: Option<u8>,
 }
+
+pub(crate) use crate::engine::{MID_URI, REPAIRED_RID_URI, RID_URI};
 
 impl Offered {
     /// Reads the client's offer: sections in order (audio: microphone, screen audio; video:
@@ -125,9 +138,48 @@ impl Offered {
                 && let Some(codec) = codec.split('/').next().and_then(Codec::from_name)
             {
                 offered.codecs.insert(pt, codec);
+            } else if let Some(mid) = line.strip_prefix("a=mid:")
+                && let Some(track) = current
+            {
+                offered.mids.insert(mid.to_owned(), track);
+            } else if let Some(list) = line.strip_prefix("a=simulcast:send ")
+                && let Some(track) = current
+            {
+                // `q;h;f`, alternatives after commas, `~` for a paused one.
+                let list = list.split(' ').next().unwrap_or_default();
+                for (layer, rid) in list.split(';').enumerate().take(super::layers::LAYERS) {
+                    let rid = rid.split(',').next().unwrap_or_default();
+                    let rid = rid.trim_start_matches('~');
+                    if !rid.is_empty() {
+                        offered.rids.insert((track, rid.to_owned()), layer as u8);
+                    }
+                }
+            } else if let Some(rest) = line.strip_prefix("a=extmap:")
+                && let Some((id, uri)) = rest.split_once(' ')
+                && let Some(Ok(id)) = id.split('/').next().map(str::parse::<u8>)
+            {
+                match uri.trim() {
+                    MID_URI => offered.mid_ext = Some(id),
+                    RID_URI => offered.rid_ext = Some(id),
+                    _ => {}
+                }
             }
         }
         offered
+    }
+
+    /// The track and layer of a simulcast stream, by the MID and RID its packets carry.
+    pub(super) fn simulcast_stream(&self, mid: &[u8], rid: &[u8]) -> Option<(Track, u8)> {
+        let mid = std::str::from_utf8(mid).ok()?;
+        let rid = std::str::from_utf8(rid).ok()?;
+        let track = *self.mids.get(mid)?;
+        let layer = *self.rids.get(&(track, rid.to_owned()))?;
+        Some((track, layer))
+    }
+
+    /// Whether the client sends `track` as simulcast.
+    pub(super) fn is_simulcast(&self, track: Track) -> bool {
+        self.rids.keys().any(|(t, _)| *t == track)
     }
 
     /// The track and codec of a packet from this client; `None` for what the SFU does not
@@ -145,16 +197,14 @@ impl Offered {
     }
 }
 
-/// Keyframe requests are sent to a publisher's track at most this often; one asked for
+/// Keyframe requests to one participant's streams (by SSRC: a simulcast track has one per
+/// layer), rate-limited per stream (`MediaConfig::keyframe_interval`): one asked for
 /// meanwhile goes out when the interval is over (a subscriber that joined in between still
 /// gets its keyframe).
-pub(super) const KEYFRAME_INTERVAL: Duration = Duration::from_millis(500);
-
-/// Keyframe requests to one participant's tracks.
 #[derive(Debug, Default)]
 pub(super) struct Keyframes {
-    last: HashMap<Track, Instant>,
-    pending: HashSet<Track>,
+    last: HashMap<u32, Instant>,
+    pending: HashSet<u32>,
 }
 
 /// `b=AS:<kbps>` on every video section the server receives on (`recvonly`, `sendrecv`): a
@@ -190,37 +240,55 @@ pub(super) fn cap_video(sdp: String, kbps: u32) -> String {
 }
 
 impl Loop {
-    /// Asks `key`'s client for a keyframe of `track` (now, or when the rate limit allows).
+    /// Asks `key`'s client for a keyframe of `track`: of every layer it sends of it (now, or
+    /// when the rate limit allows).
     pub(super) fn request_keyframe(&mut self, key: u64, track: Track, now: Instant) {
-        let Some(peer) = self.peers.get_mut(&key) else {
+        let Some(peer) = self.peers.get(&key) else {
             return;
         };
         if !track.is_video() {
             return;
         }
+        let mut ssrcs: Vec<u32> = peer
+            .layers
+            .get(&track)
+            .map(|l| l.ssrcs().collect())
+            .unwrap_or_default();
+        if ssrcs.is_empty() {
+            // Nothing received on it yet: the stream its offer names, if any (else its first
+            // frame is a keyframe anyway).
+            ssrcs.extend(
+                peer.offered
+                    .ssrcs
+                    .iter()
+                    .filter(|(_, t)| **t == track)
+                    .map(|(s, _)| *s)
+                    .min(),
+            );
+        }
+        for ssrc in ssrcs {
+            self.request_keyframe_ssrc(key, ssrc, now);
+        }
+    }
+
+    /// Asks `key`'s client for a keyframe of its stream `ssrc` (now, or when the rate limit
+    /// allows).
+    pub(super) fn request_keyframe_ssrc(&mut self, key: u64, ssrc: u32, now: Instant) {
+        let interval = self.config.keyframe_interval;
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
         if peer
             .keyframes
             .last
-            .get(&track)
-            .is_some_and(|at| now.saturating_duration_since(*at) < KEYFRAME_INTERVAL)
+            .get(&ssrc)
+            .is_some_and(|at| now.saturating_duration_since(*at) < interval)
         {
-            peer.keyframes.pending.insert(track);
+            peer.keyframes.pending.insert(ssrc);
             return;
         }
-        let ssrc = peer.sending.get(&track).copied().or_else(|| {
-            peer.offered
-                .ssrcs
-                .iter()
-                .filter(|(_, t)| **t == track)
-                .map(|(s, _)| *s)
-                .min()
-        });
-        let Some(ssrc) = ssrc else {
-            // Nothing sent on it yet: its first frame is a keyframe anyway.
-            return;
-        };
-        peer.keyframes.pending.remove(&track);
-        peer.keyframes.last.insert(track, now);
+        peer.keyframes.pending.remove(&ssrc);
+        peer.keyframes.last.insert(ssrc, now);
         let receiver = peer
             .pc
             .get_transceivers()
@@ -250,24 +318,26 @@ impl Loop {
 
     /// Keyframe requests held back by the rate limit whose time has come.
     pub(super) fn due_keyframes(&mut self, now: Instant) {
-        let due: Vec<(u64, Track)> = self
+        let interval = self.config.keyframe_interval;
+        let due: Vec<(u64, u32)> = self
             .peers
             .iter()
             .flat_map(|(key, p)| {
                 p.keyframes
                     .pending
                     .iter()
-                    .filter(|t| {
-                        p.keyframes.last.get(t).is_none_or(|at| {
-                            now.saturating_duration_since(*at) >= KEYFRAME_INTERVAL
-                        })
+                    .filter(|s| {
+                        p.keyframes
+                            .last
+                            .get(s)
+                            .is_none_or(|at| now.saturating_duration_since(*at) >= interval)
                     })
-                    .map(|t| (*key, *t))
+                    .map(|s| (*key, *s))
                     .collect::<Vec<_>>()
             })
             .collect();
-        for (key, track) in due {
-            self.request_keyframe(key, track, now);
+        for (key, ssrc) in due {
+            self.request_keyframe_ssrc(key, ssrc, now);
         }
     }
 
@@ -286,6 +356,10 @@ impl Loop {
                 asked.push(pli.media_ssrc);
             } else if let Some(fir) = any.downcast_ref::<FullIntraRequest>() {
                 asked.extend(fir.fir.iter().map(|e| e.ssrc));
+            } else if let Some(remb) = any.downcast_ref::<ReceiverEstimatedMaximumBitrate>() {
+                self.estimate(key, remb.bitrate, now);
+            } else if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
+                self.retransmit(key, nack);
             }
         }
         if asked.is_empty() {
@@ -294,21 +368,27 @@ impl Loop {
         let Some(peer) = self.peers.get(&key) else {
             return;
         };
-        let wanted: Vec<(PeerId, Track)> = peer
+        // The stream the leg forwards now (its simulcast layer's), if it forwards one.
+        let wanted: Vec<(PeerId, Track, Option<u32>)> = peer
             .legs
             .iter()
             .filter(|(_, leg)| asked.contains(&leg.ssrc))
-            .map(|(k, _)| *k)
+            .map(|(k, leg)| (k.0, k.1, leg.layers.rewriter.ssrc))
             .collect();
         let Some(room) = self.rooms.get(&peer.channel) else {
             return;
         };
-        let targets: Vec<(u64, Track)> = wanted
+        let targets: Vec<(u64, Track, Option<u32>)> = wanted
             .into_iter()
-            .filter_map(|(publisher, track)| room.members.get(&publisher).map(|k| (*k, track)))
+            .filter_map(|(publisher, track, ssrc)| {
+                room.members.get(&publisher).map(|k| (*k, track, ssrc))
+            })
             .collect();
-        for (publisher, track) in targets {
-            self.request_keyframe(publisher, track, now);
+        for (publisher, track, ssrc) in targets {
+            match ssrc {
+                Some(ssrc) => self.request_keyframe_ssrc(publisher, ssrc, now),
+                None => self.request_keyframe(publisher, track, now),
+            }
         }
     }
 
@@ -365,6 +445,35 @@ mod tests {
         assert_eq!(o.classify(99, 96), Some((Track::Camera, Codec::Vp8)));
         assert_eq!(o.classify(99, 111), Some((Track::Mic, Codec::Opus)));
         assert_eq!(Offered::parse("garbage\nm=\na=ssrc:x"), Offered::default());
+    }
+
+    #[test]
+    fn simulcast_layers_go_by_their_place_in_the_send_list() {
+        let sdp = "v=0\r\n\
+            m=audio 9 X 111\r\na=mid:0\r\na=rtpmap:111 opus/48000/2\r\n\
+            m=video 9 X 96\r\na=mid:1\r\na=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\n\
+            a=extmap:10/sendonly urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id\r\n\
+            a=rtpmap:96 VP8/90000\r\na=rid:q send\r\na=rid:h send\r\na=rid:f send\r\n\
+            a=simulcast:send q;~h,x;f\r\n\
+            m=video 9 X 96\r\na=mid:2\r\na=ssrc:33 cname:x\r\n";
+        let o = Offered::parse(sdp);
+        assert_eq!((o.mid_ext, o.rid_ext), (Some(4), Some(10)));
+        assert_eq!(o.simulcast_stream(b"1", b"q"), Some((Track::Camera, 0)));
+        assert_eq!(
+            o.simulcast_stream(b"1", b"h"),
+            Some((Track::Camera, 1)),
+            "paused"
+        );
+        assert_eq!(o.simulcast_stream(b"1", b"f"), Some((Track::Camera, 2)));
+        assert_eq!(o.simulcast_stream(b"1", b"x"), None, "an alternative");
+        assert_eq!(
+            o.simulcast_stream(b"2", b"q"),
+            None,
+            "the screen is not simulcast"
+        );
+        assert_eq!(o.simulcast_stream(b"9", b"q"), None);
+        assert_eq!(o.simulcast_stream(&[0xff], b"q"), None);
+        assert!(o.is_simulcast(Track::Camera) && !o.is_simulcast(Track::Screen));
     }
 
     #[test]

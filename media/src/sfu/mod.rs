@@ -101,6 +101,31 @@ pub enum Track {
     ScreenAudio,
 }
 
+/// A simulcast layer a subscriber asks for (the highest it wants: the SFU may forward a lower
+/// one when the subscriber's bandwidth estimate does not fit it, or when the publisher does
+/// not send it). A publisher that does not simulcast has one layer, forwarded whatever is
+/// asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Layer {
+    /// The smallest (a client's small tiles).
+    Low,
+    /// The middle one (of three).
+    Medium,
+    /// Full size (a spotlight).
+    High,
+}
+
+impl Layer {
+    /// Its index among a publisher's layers, lowest first.
+    pub fn index(self) -> u8 {
+        match self {
+            Layer::Low => 0,
+            Layer::Medium => 1,
+            Layer::High => 2,
+        }
+    }
+}
+
 impl Track {
     /// Every track.
     pub const ALL: [Track; 4] = [Track::Mic, Track::Camera, Track::Screen, Track::ScreenAudio];
@@ -155,6 +180,12 @@ pub struct Counters {
     pub dropped: AtomicU64,
     /// Keyframe requests (PLI) sent to publishers.
     pub keyframe_requests: AtomicU64,
+    /// Packets sent again to subscribers that asked (NACK).
+    pub retransmitted: AtomicU64,
+    /// Video packets asked of publishers again (NACK) because their stream skipped them.
+    pub nacks_sent: AtomicU64,
+    /// Subscriber legs that moved to another simulcast layer (at its keyframe).
+    pub layer_switches: AtomicU64,
 }
 
 struct Inner {
@@ -303,6 +334,27 @@ impl Channel {
             publisher,
             track,
             paused,
+            reply,
+        })
+        .await?
+    }
+
+    /// The highest simulcast layer `subscriber` wants of `publisher`'s `track` (it shows it
+    /// small or large); the SFU switches at the layer's next keyframe.
+    pub async fn set_layer(
+        &self,
+        subscriber: PeerId,
+        publisher: PeerId,
+        track: Track,
+        layer: Layer,
+    ) -> Result<(), MediaError> {
+        let channel = self.0.key;
+        self.ask(|reply| Cmd::Layer {
+            channel,
+            peer: subscriber,
+            publisher,
+            track,
+            layer,
             reply,
         })
         .await?

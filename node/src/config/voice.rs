@@ -41,6 +41,15 @@ pub struct VoiceConfig {
     /// The most a participant may send per video track (camera, screen), kbit/s: clients are
     /// told so in the session descriptions (`b=AS`) and browsers keep under it. 0: no cap.
     pub video_max_kbps: u32,
+    /// Keyframe requests (PLI) to one publisher stream (a simulcast layer) at most this
+    /// often, milliseconds; one asked for meanwhile goes out when the interval is over.
+    pub keyframe_request_interval_ms: u64,
+    /// Video packets kept per publisher stream to answer subscribers' NACKs by sending them
+    /// again. 0: no retransmissions.
+    pub nack_history_packets: usize,
+    /// A subscriber's video moves up a simulcast layer only after its bandwidth estimate
+    /// (REMB) allowed the higher layer for this long, milliseconds (down happens at once).
+    pub layer_upgrade_after_ms: u64,
     /// A participant whose connection is not up within this long is removed, seconds.
     pub connect_timeout_secs: u64,
     /// A participant whose session sent no heartbeat for this long is removed, seconds.
@@ -105,6 +114,9 @@ impl Default for VoiceConfig {
             stage_speakers: 10,
             max_video_publishers: 9,
             video_max_kbps: 2_500,
+            keyframe_request_interval_ms: 500,
+            nack_history_packets: 512,
+            layer_upgrade_after_ms: 3_000,
             connect_timeout_secs: 15,
             ttl_secs: 30,
             call_ring_secs: 30,
@@ -140,6 +152,12 @@ impl VoiceConfig {
         if self.recv_batch == 0 {
             return Err("voice.recv_batch must be at least 1".into());
         }
+        if self.keyframe_request_interval_ms == 0 {
+            return Err("voice.keyframe_request_interval_ms must be at least 1".into());
+        }
+        if self.nack_history_packets > 32_768 {
+            return Err("voice.nack_history_packets must be at most 32768".into());
+        }
         if self.bind_ip.is_unspecified() && self.announced_ip.is_none() {
             return Err("voice.bind_ip 0.0.0.0 needs voice.announced_ip".into());
         }
@@ -157,6 +175,9 @@ impl VoiceConfig {
                 connect_timeout: Duration::from_secs(self.connect_timeout_secs.max(1)),
                 recv_batch: self.recv_batch,
                 video_max_kbps: self.video_max_kbps,
+                keyframe_interval: Duration::from_millis(self.keyframe_request_interval_ms),
+                nack_history: self.nack_history_packets,
+                layer_upgrade_after: Duration::from_millis(self.layer_upgrade_after_ms),
             }),
             ice_servers: self.ice_servers.clone(),
             turn,

@@ -296,17 +296,22 @@ impl RoomState {
                 tracing::warn!(room = %room, user = %user, error = %e, "not removed");
             }
         }
-        // Who may still speak in the voice room (a timeout or a lost `speak` silences at once).
+        // Who may still speak in the voice room (a timeout or a lost `speak` silences at once)
+        // and publish video (a lost `video` stops their camera and screen share at once).
         let mut speakers: Vec<Snowflake> = self.voice_users();
         speakers.sort_unstable();
         speakers.dedup();
         let mut rights = HashMap::new();
         for user in speakers {
-            let allowed = match self.channel_permissions(user).await {
-                Ok(held) => held.is_none_or(|p| p.contains(Permissions::SPEAK)),
+            let (speak, video) = match self.channel_permissions(user).await {
+                Ok(held) => (
+                    held.is_none_or(|p| p.contains(Permissions::SPEAK)),
+                    held.is_none_or(|p| p.contains(Permissions::VIDEO)),
+                ),
                 Err(_) => continue,
             };
-            rights.insert(user, (allowed, self.voice_moderation(user).deafened));
+            let deafened = self.voice_moderation(user).deafened;
+            rights.insert(user, (speak, video, deafened));
         }
         self.set_voice_rights(&rights);
     }
@@ -382,21 +387,28 @@ impl RoomState {
             .unwrap_or_default()
     }
 
-    /// Whether each of these users may speak now and is server-deafened (a community
-    /// channel's permissions or a member's voice moderation changed): the SFU is told of
-    /// every session whose rights change, and everyone of their new state.
-    pub(super) fn set_voice_rights(&mut self, rights: &HashMap<Snowflake, (bool, bool)>) {
+    /// Whether each of these users may speak now, may publish video, and is server-deafened
+    /// (a community channel's permissions or a member's voice moderation changed): the SFU is
+    /// told of every session whose rights change, and everyone of their new state
+    /// (`voice:state`; a participant who lost `video` shows `video: false, screen: false`,
+    /// and must turn them on again once it is given back).
+    pub(super) fn set_voice_rights(&mut self, rights: &HashMap<Snowflake, (bool, bool, bool)>) {
         let Some(voice) = self.voice.as_mut() else {
             return;
         };
         let mut changed = Vec::new();
         for (session_id, entry) in voice.entries.iter_mut() {
-            let Some(&(speak, deafened)) = rights.get(&entry.user_id) else {
+            let Some(&(speak, video, deafened)) = rights.get(&entry.user_id) else {
                 continue;
             };
-            if (entry.speak, entry.server_deafened) != (speak, deafened) {
+            if (entry.speak, entry.may_video, entry.server_deafened) != (speak, video, deafened) {
                 entry.speak = speak;
                 entry.server_deafened = deafened;
+                entry.may_video = video;
+                if !video {
+                    entry.video = false;
+                    entry.screen = false;
+                }
                 changed.push((*session_id, entry.rights()));
             }
         }

@@ -43,7 +43,16 @@ export class Video {
   prepare(pc) {
     this.reset();
     this.#pc = pc;
-    this.#camera = pc.addTransceiver('video', { direction: 'sendonly' });
+    // Simulcast: three layers, lowest first (the server numbers them by their order); the
+    // server forwards each viewer the one that fits its bandwidth estimate.
+    this.#camera = pc.addTransceiver('video', {
+      direction: 'sendonly',
+      sendEncodings: [
+        { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+        { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+        { rid: 'f', maxBitrate: 1_500_000 },
+      ],
+    });
     this.#screen = pc.addTransceiver('video', { direction: 'sendonly' });
     this.#screenAudio = pc.addTransceiver('audio', { direction: 'sendonly' });
   }
