@@ -4,8 +4,9 @@
 // canvas capture stream standing in for getDisplayMedia, which headless Chromium cannot
 // capture) is spotlighted above the tiles at Bob's; hiding Bob's tile pauses Alice's camera at
 // the server (voice:subscribe) and the frames stop, showing it again resumes them; the camera
-// goes off again. Her camera is sent in simulcast layers and bob decodes the widest she sends
-// (the server's choice with no bandwidth limit). Screenshot: the panel with a camera tile and
+// goes off again. Her camera is sent in simulcast layers; bob's client asks for the layer that
+// fits her tile's size (voice:subscribe {layer}): shown small he decodes her lowest layer, shown
+// large her widest. Screenshot: the panel with a camera tile and
 // a screen share.
 
 import assert from 'node:assert/strict';
@@ -125,13 +126,26 @@ describe('video in a voice channel', { timeout: 180_000 }, () => {
       sent = await sentLayers(alice.page);
       return Object.keys(sent).length >= 2;
     }, { timeout: 20_000, what: `alice sends two simulcast layers or more: ${JSON.stringify(sent)}` });
+    // Bob's client asks for the layer that fits the tile's size (voice:subscribe {layer}):
+    // shown small he gets her lowest layer, shown large her widest, switched at keyframes.
     let width = 0;
-    await eventually(async () => {
-      sent = await sentLayers(alice.page);
-      width = await receivedWidth(bob.page);
-      return width === Math.max(...Object.values(sent));
-    }, { timeout: 20_000, what: `bob decodes alice's widest layer: sent ${JSON.stringify(sent)}, decoded ${width}` });
+    const showAt = (px) => bob.page.evaluate((w) => {
+      const video = document.querySelector('li.voice-tile.has-video video');
+      // Its frame is a flex box: the video keeps the width only if it may not shrink.
+      Object.assign(video.style, { width: `${w}px`, maxWidth: 'none', flex: 'none' });
+    }, px);
+    for (const [px, pick, what] of [[120, Math.min, 'lowest'], [1200, Math.max, 'widest']]) {
+      await showAt(px);
+      await eventually(async () => {
+        sent = await sentLayers(alice.page);
+        width = await receivedWidth(bob.page);
+        return Object.keys(sent).length >= 2 && width === pick(...Object.values(sent));
+      }, { timeout: 20_000, what: `shown ${px} px wide, bob decodes alice's ${what} layer: sent ${JSON.stringify(sent)}, decoded ${width}` });
+    }
     assert.ok(width > Math.min(...Object.values(sent)), `not the lowest layer: ${width}`);
+    await bob.page.evaluate(() => {
+      Object.assign(document.querySelector('li.voice-tile.has-video video').style, { width: '', maxWidth: '', flex: '' });
+    });
   });
 
   it('a screen share is spotlighted at the other side', async () => {

@@ -109,6 +109,7 @@ impl SessionState {
                     user_id: p.user_id,
                     track: p.track,
                     paused: p.paused,
+                    layer: p.layer,
                 };
                 self.handle_voice(p.channel_id, op, id).await
             }

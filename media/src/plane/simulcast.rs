@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use super::inbound::Media;
-use super::layers::{LAYERS, fit};
+use super::layers::{LAYERS, choose, fit};
 use super::media_loop::Loop;
 use super::nack::{History, MAX_HISTORIES};
 use super::peer::Peer;
@@ -259,14 +259,18 @@ impl Loop {
             };
             let selector = &mut leg.layers.selector;
             selector.requested = requested;
-            let best = fit(&rates, requested, budget);
+            let fitted = fit(&rates, requested, budget);
+            let best = choose(&rates, requested, budget, selector.target);
             let still_sent = selector
                 .target
                 .is_some_and(|t| rates.get(usize::from(t)).is_some_and(Option::is_some));
             let Some(target) = selector.decide(best, still_sent, now, upgrade_after) else {
                 continue;
             };
-            let rate = rates.get(usize::from(target)).copied().flatten();
+            // A probe above what the estimate fits is charged what it fits: the other legs
+            // keep their share while this one tries.
+            let charged = fitted.map_or(target, |f| f.min(target));
+            let rate = rates.get(usize::from(charged)).copied().flatten();
             if let (Some(b), Some(rate)) = (budget.as_mut(), rate) {
                 *b = b.saturating_sub(rate);
             }

@@ -95,7 +95,8 @@ pub(crate) fn voice_op() -> impl Strategy<Value = VoiceOp> {
                 Some(paused) => VoiceOp::Subscribe {
                     user_id,
                     track: crate::v1::voice::VideoTrack::Screen,
-                    paused
+                    paused,
+                    layer: paused.then_some(crate::v1::voice::VideoLayer::Medium),
                 },
                 None => VoiceOp::Media {
                     muted: None,
@@ -305,7 +306,8 @@ pub(crate) fn samples() -> Vec<PeerMsg> {
             op: VoiceOp::Subscribe {
                 user_id: Snowflake(9),
                 track: crate::v1::voice::VideoTrack::Camera,
-                paused: true,
+                paused: false,
+                layer: Some(crate::v1::voice::VideoLayer::Low),
             },
             req_id: None,
         },

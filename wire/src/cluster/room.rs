@@ -105,6 +105,8 @@ pub enum VoiceOp {
         track: crate::v1::voice::VideoTrack,
         /// Paused or not.
         paused: bool,
+        /// The largest camera layer wanted, if the client said.
+        layer: Option<crate::v1::voice::VideoLayer>,
     },
 }
 

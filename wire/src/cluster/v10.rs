@@ -211,6 +211,7 @@ mod tests {
                     user_id: Snowflake(9),
                     track: VideoTrack::Camera,
                     paused: true,
+                    layer: None,
                 },
                 req_id: Some(1),
             },

@@ -335,6 +335,31 @@ mod tests {
     }
 
     #[test]
+    fn a_camera_layer_is_one_of_three_names() {
+        let frame = |layer: &str| {
+            format!(
+                r#"{{"type":"voice:subscribe","id":5,"data":{{"channelId":"1","userId":"2","track":"camera","layer":{layer}}}}}"#
+            )
+        };
+        let ok = RequestFrame::parse(&frame(r#""low""#)).expect("low");
+        let ClientRequest::VoiceSubscribe(sub) = ok.request else {
+            panic!("{:?}", ok.request);
+        };
+        assert_eq!(sub.layer, Some(crate::v1::voice::VideoLayer::Low));
+        assert!(!sub.paused, "absent: not paused");
+        for bad in [r#""huge""#, "2", r#""High""#] {
+            let e = RequestFrame::parse(&frame(bad)).expect_err(bad);
+            assert_eq!(e.id, Some(5));
+            assert_eq!(e.error.code, ErrorCode::ValidationError, "{bad}");
+            assert_eq!(
+                e.error.details,
+                Some(serde_json::json!({"field": "layer"})),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn replies_are_named() {
         assert_eq!(ClientEvent::SendMessage.reply_type(), "SentReply");
         let pong: reply::Ping = Pong { server_time: 1 };

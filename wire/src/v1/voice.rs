@@ -101,8 +101,26 @@ pub enum VideoTrack {
     Screen,
 }
 
+/// Which simulcast layer of a camera a subscriber wants at most: the server forwards the
+/// highest layer at or below it that the publisher sends and the subscriber's bandwidth
+/// estimate fits, switching at keyframes.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, bincode::Encode, bincode::Decode,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum VideoLayer {
+    /// The smallest (small tiles).
+    Low,
+    /// The middle one.
+    Medium,
+    /// Full size (a spotlight).
+    High,
+}
+
 /// `voice:subscribe`: stop (`paused: true`) or resume receiving one participant's video (a
-/// client pauses the tiles it does not display); the ack echoes it.
+/// client pauses the tiles it does not display), and for a camera the largest simulcast layer
+/// wanted (`layer`, for the size the tile is shown at; absent: unchanged, at first the
+/// largest); the ack echoes it.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VoiceSubscribe {
@@ -112,8 +130,12 @@ pub struct VoiceSubscribe {
     pub user_id: Snowflake,
     /// Which.
     pub track: VideoTrack,
-    /// Paused (not forwarded) or not.
+    /// Paused (not forwarded) or not; absent: not paused.
+    #[serde(default)]
     pub paused: bool,
+    /// The largest camera layer wanted (ignored for a screen share, which is sent in one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer: Option<VideoLayer>,
 }
 
 /// `stage:hand_raise`, `stage:hand_lower` (for oneself), `stage:promote`, `stage:demote`,

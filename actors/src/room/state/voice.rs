@@ -218,7 +218,8 @@ impl RoomState {
                 user_id,
                 track,
                 paused,
-            } => self.voice_subscribe(session, user_id, track, paused, reply),
+                layer,
+            } => self.voice_subscribe(session, user_id, track, (paused, layer), reply),
             VoiceOp::Stage { action, user_id } => {
                 let result = self.handle_stage(session, action, user_id).await;
                 reply.send(result);

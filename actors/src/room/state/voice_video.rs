@@ -1,13 +1,14 @@
 //! A voice session's video: `voice:state` turning a participant's camera or screen share on
 //! or off (checked against the `video` permission and the channel's cap on publishers), and
-//! `voice:subscribe` pausing or resuming one participant's video for one subscriber. The SFU
+//! `voice:subscribe` pausing or resuming one participant's video for one subscriber and
+//! choosing the largest camera layer it gets (simulcast). The SFU
 //! forwards what the rights say ([`voiceflow_media::Rights`]); every session of the channel
 //! learns who publishes from `voice:state`.
 
 use serde_json::Value;
-use voiceflow_media::Track;
+use voiceflow_media::{Layer, Track};
 use voiceflow_wire::v1::frame;
-use voiceflow_wire::v1::voice::{VideoTrack, VoiceSubscribe, events as voice_events};
+use voiceflow_wire::v1::voice::{VideoLayer, VideoTrack, VoiceSubscribe, events as voice_events};
 use voiceflow_wire::{ErrorBody, ErrorCode, Snowflake};
 
 use super::RoomState;
@@ -84,7 +85,7 @@ impl RoomState {
         session: SessionLink,
         user_id: Snowflake,
         track: VideoTrack,
-        paused: bool,
+        (paused, layer): (bool, Option<VideoLayer>),
         reply: Reply<Value>,
     ) {
         let Some(voice) = self
@@ -116,9 +117,23 @@ impl RoomState {
             user_id,
             track,
             paused,
+            layer,
         };
+        // A screen share is sent in one layer: only a camera's choice means anything.
+        let layer = layer
+            .filter(|_| track == VideoTrack::Camera)
+            .map(|l| match l {
+                VideoLayer::Low => Layer::Low,
+                VideoLayer::Medium => Layer::Medium,
+                VideoLayer::High => Layer::High,
+            });
         tokio::spawn(async move {
             for publisher in publishers {
+                if let Some(layer) = layer {
+                    let _ = channel
+                        .set_layer(peer, publisher, Track::Camera, layer)
+                        .await;
+                }
                 for track in tracks {
                     let _ = channel.subscribe(peer, publisher, *track, paused).await;
                 }

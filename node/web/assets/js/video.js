@@ -10,7 +10,8 @@
 // of the receiver's section names `camera-<sessionId>` / `screen-<sessionId>`), after every
 // negotiation. One <video> element per such track is kept here and handed to the panel (moving
 // an element between renders keeps it playing). A tile scrolled out of sight is paused at the
-// server (`voice:subscribe {paused: true}`) and resumed when it shows again.
+// server (`voice:subscribe {paused: true}`) and resumed when it shows again; a camera's tile
+// asks for the simulcast layer that fits the size it is shown at (`voice:subscribe {layer}`).
 //
 // Devices: the microphone and camera in use can be switched (replaceTrack) from the panel.
 
@@ -25,7 +26,10 @@ export class Video {
   #elements = new Map();
   /** track name → paused at the server */
   #paused = new Map();
+  /** camera track name → the largest simulcast layer asked for it */
+  #layers = new Map();
   #observer = null;
+  #sizes = null;
   #local = null;
   /** The last enumerated devices ({audio, video}), for the panel's selects. */
   deviceList = { audio: [], video: [] };
@@ -64,6 +68,9 @@ export class Video {
     this.#camStream = this.#screenStream = null;
     this.#observer?.disconnect();
     this.#observer = null;
+    this.#sizes?.disconnect();
+    this.#sizes = null;
+    this.#layers.clear();
     for (const el of this.#elements.values()) { el.srcObject = null; el.remove(); }
     this.#elements.clear();
     this.#paused.clear();
@@ -123,6 +130,7 @@ export class Video {
         el.remove();
         this.#elements.delete(name);
         this.#paused.delete(name);
+        this.#layers.delete(name);
       }
     }
     this.store.emit('voice', { roomId: this.store.voice?.channelId });
@@ -233,15 +241,43 @@ export class Video {
     this.voice.upsert(view);
   }
 
-  /** Pauses a tile's video at the server while it is out of sight. */
+  /** Pauses a tile's video at the server while it is out of sight, and asks for the camera
+   *  layer that fits the size it is shown at. */
   #watch(el) {
-    if (typeof IntersectionObserver !== 'function') return;
-    if (!this.#observer) {
-      this.#observer = new IntersectionObserver((entries) => {
-        for (const e of entries) this.#setPaused(e.target.dataset.track, !e.isIntersecting);
-      });
+    if (typeof IntersectionObserver === 'function') {
+      if (!this.#observer) {
+        this.#observer = new IntersectionObserver((entries) => {
+          for (const e of entries) this.#setPaused(e.target.dataset.track, !e.isIntersecting);
+        });
+      }
+      this.#observer.observe(el);
     }
-    this.#observer.observe(el);
+    if (typeof ResizeObserver === 'function' && el.dataset.track.startsWith('camera-')) {
+      if (!this.#sizes) {
+        this.#sizes = new ResizeObserver((entries) => {
+          for (const e of entries) this.#fitLayer(e.target.dataset.track, e.contentRect.width);
+        });
+      }
+      this.#sizes.observe(el);
+    }
+  }
+
+  /** The layer for a tile `width` CSS pixels wide (a camera's layers are a quarter, half and
+   *  all of its width, 1280 for most webcams): what covers the tile's device pixels. */
+  #fitLayer(name, width) {
+    const v = this.store.voice;
+    // A tile out of the layout (hidden) keeps its layer; the visibility observer pauses it.
+    if (!v || !name || width <= 0) return;
+    const px = width * (window.devicePixelRatio || 1);
+    const layer = px <= 320 ? 'low' : px <= 640 ? 'medium' : 'high';
+    if (this.#layers.get(name) === layer) return;
+    const [kind, sessionId] = name.split('-');
+    const who = [...v.participants.values()].find((p) => p.sessionId === sessionId);
+    if (!who) return;
+    this.#layers.set(name, layer);
+    const paused = this.#paused.get(name) ?? false;
+    this.socket.request('voice:subscribe', { channelId: v.channelId, userId: who.userId, track: kind, paused, layer })
+      .catch(() => this.#layers.delete(name));
   }
 
   #setPaused(name, paused) {
