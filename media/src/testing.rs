@@ -38,29 +38,9 @@ pub type Received = Arc<Mutex<HashMap<u64, Arc<AtomicU32>>>>;
 /// VP8 keyframes among them.
 pub type VideoReceived = Arc<Mutex<HashMap<String, Arc<[AtomicU32; 2]>>>>;
 
-/// Whether a VP8 RTP payload starts a keyframe (RFC 7741: the descriptor's S bit with
-/// partition 0, then the payload header's inverse key-frame bit).
+/// Whether a VP8 RTP payload starts a keyframe (RFC 7741), as the SFU tells.
 pub fn vp8_keyframe(payload: &[u8]) -> bool {
-    let Some(&descriptor) = payload.first() else {
-        return false;
-    };
-    // With X set, the extension bytes follow (I: picture id, 1 or 2 bytes; L, T/K: 1 each).
-    let mut at = 1;
-    if descriptor & 0x80 != 0 {
-        let Some(&x) = payload.get(1) else {
-            return false;
-        };
-        at = 2;
-        if x & 0x80 != 0 {
-            at += if payload.get(2).is_some_and(|b| b & 0x80 != 0) {
-                2
-            } else {
-                1
-            };
-        }
-        at += usize::from(x & 0x40 != 0) + usize::from(x & 0x30 != 0);
-    }
-    descriptor & 0x10 != 0 && descriptor & 0x07 == 0 && payload.get(at).is_some_and(|b| b & 1 == 0)
+    crate::plane::vp8_keyframe(payload)
 }
 
 /// What a client measured: one-way delays (µs) of received packets, and when the first one

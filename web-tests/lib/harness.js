@@ -276,30 +276,27 @@ export async function inviteCode(page) {
 /** Audio packets received so far on the page's voice connection (inbound-rtp, summed), or -1
  *  when there is no connection. */
 export function inboundAudioPackets(page) {
-  return page.evaluate(async () => {
+  return inboundTotal(page, 'audio', 'packetsReceived');
+}
+
+/** The sum of one `inbound-rtp` statistic over the page's streams of `kind` (-1: no voice
+ *  connection). */
+function inboundTotal(page, kind, field) {
+  return page.evaluate(async ([k, f]) => {
     const pc = window.__voiceflow?.voicePc;
     if (!pc) return -1;
     const stats = await pc.getStats();
     let n = 0;
     stats.forEach((r) => {
-      if (r.type === 'inbound-rtp' && (r.kind === 'audio' || r.mediaType === 'audio')) n += r.packetsReceived || 0;
+      if (r.type === 'inbound-rtp' && (r.kind === k || r.mediaType === k)) n += r[f] || 0;
     });
     return n;
-  });
+  }, [kind, field]);
 }
 
 /** Frames decoded so far on the page's inbound video streams (-1: no voice connection). */
 export function inboundVideoFrames(page) {
-  return page.evaluate(async () => {
-    const pc = window.__voiceflow?.voicePc;
-    if (!pc) return -1;
-    const stats = await pc.getStats();
-    let n = 0;
-    stats.forEach((r) => {
-      if (r.type === 'inbound-rtp' && (r.kind === 'video' || r.mediaType === 'video')) n += r.framesDecoded || 0;
-    });
-    return n;
-  });
+  return inboundTotal(page, 'video', 'framesDecoded');
 }
 
 /** The page decodes inbound video frames, and more keep coming. */

@@ -13,26 +13,13 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
 import {
-  assertReceivingAudio, createRoomInUi, eventually, inviteCode, joinByCodeInUi, registerInUi,
-  shot, startWorld,
+  assertReceivingAudio, assertVideoFramesRising, createRoomInUi, eventually, inboundVideoFrames, inviteCode,
+  joinByCodeInUi, registerInUi, shot, startWorld,
 } from '../lib/harness.js';
 
 const panel = (page) => page.locator('.voice-panel');
 const tile = (page, name) => panel(page).locator('li.voice-tile', { hasText: name });
 
-/** Frames decoded so far on the page's inbound video streams (-1: no connection). */
-function framesDecoded(page) {
-  return page.evaluate(async () => {
-    const pc = window.__voiceflow?.voicePc;
-    if (!pc) return -1;
-    const stats = await pc.getStats();
-    let n = 0;
-    stats.forEach((r) => {
-      if (r.type === 'inbound-rtp' && (r.kind === 'video' || r.mediaType === 'video')) n += r.framesDecoded || 0;
-    });
-    return n;
-  });
-}
 
 /** The camera layers the page sends: rid → frame width (outbound video with a rid). */
 function sentLayers(page) {
@@ -80,13 +67,6 @@ async function waitOrExplain(page, locator, what) {
   }
 }
 
-async function assertFramesRising(page, what) {
-  let first = 0;
-  await eventually(async () => { first = await framesDecoded(page); return first > 0; },
-    { timeout: 20_000, what: `${what}: first decoded frames` });
-  await eventually(async () => (await framesDecoded(page)) > first + 10,
-    { timeout: 10_000, what: `${what}: frames keep coming` });
-}
 
 describe('video in a voice channel', { timeout: 180_000 }, () => {
   let world; let alice; let bob;
@@ -117,7 +97,7 @@ describe('video in a voice channel', { timeout: 180_000 }, () => {
     // Her own tile mirrors her camera.
     await tile(alice.page, 'alice').locator('video.voice-video.self').waitFor();
     await waitOrExplain(bob.page, tile(bob.page, 'alice').locator('video.voice-video'), "alice's camera at bob's");
-    await assertFramesRising(bob.page, 'bob');
+    await assertVideoFramesRising(bob.page, 'bob');
     assert.equal(await tile(bob.page, 'alice').evaluate((el) => el.classList.contains('has-video')), true);
     // Her camera goes out in simulcast layers (RIDs q/h/f); the server forwards bob the
     // widest one she sends (no bandwidth limit here), switching up at its keyframe.
@@ -180,14 +160,14 @@ describe('video in a voice channel', { timeout: 180_000 }, () => {
       document.querySelector('li.voice-tile.has-video video').style.display = 'none';
     });
     await eventually(async () => {
-      const a = await framesDecoded(bob.page);
+      const a = await inboundVideoFrames(bob.page);
       await new Promise((r) => setTimeout(r, 1000));
-      return (await framesDecoded(bob.page)) === a;
+      return (await inboundVideoFrames(bob.page)) === a;
     }, { timeout: 15_000, what: 'frames stop while hidden' });
     await bob.page.evaluate(() => {
       document.querySelector('li.voice-tile.has-video video').style.display = '';
     });
-    await assertFramesRising(bob.page, 'bob after resuming');
+    await assertVideoFramesRising(bob.page, 'bob after resuming');
   });
 
   it('the camera goes off again', async () => {

@@ -125,9 +125,9 @@ pub(crate) fn is_keyframe(codec: Codec, payload: &[u8]) -> bool {
     }
 }
 
-/// RFC 7741: the descriptor's S bit with partition 0, then the payload header's inverse
-/// key-frame bit.
-fn vp8_keyframe(payload: &[u8]) -> bool {
+/// Whether a VP8 RTP payload starts a keyframe (RFC 7741: the descriptor's S bit with
+/// partition 0, then the payload header's inverse key-frame bit). The test clients use it too.
+pub(crate) fn vp8_keyframe(payload: &[u8]) -> bool {
     let Some(&descriptor) = payload.first() else {
         return false;
     };

@@ -38,6 +38,9 @@ mod spawn;
 pub(crate) mod srtp;
 mod video;
 
+/// The test clients tell keyframes as the SFU does.
+pub(crate) use layers::vp8_keyframe;
+
 pub(crate) use peer::node_certificate;
 
 /// What a channel hands the loop when its first participant joins.

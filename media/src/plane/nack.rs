@@ -110,17 +110,7 @@ impl Loop {
             media_ssrc: ssrc,
             nacks,
         };
-        let receiver = peer
-            .pc
-            .get_transceivers()
-            .collect::<Vec<_>>()
-            .into_iter()
-            .find_map(|id| peer.pc.rtp_transceiver(id).and_then(|t| t.receiver()));
-        let Some(mut receiver) = receiver.and_then(|id| peer.pc.rtp_receiver(id)) else {
-            return;
-        };
-        if let Err(e) = receiver.write_rtcp(now, vec![Box::new(nack)]) {
-            tracing::debug!(error = %e, "voice: cannot send a NACK");
+        if !peer.write_rtcp(now, Box::new(nack), "a NACK") {
             return;
         }
         if let Some(room) = self.rooms.get(&peer.channel) {

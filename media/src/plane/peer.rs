@@ -101,6 +101,35 @@ pub(super) struct Peer {
     pub(super) estimate: Option<(u64, Instant)>,
 }
 
+impl Peer {
+    /// Sends one RTCP packet (PLI, NACK, REMB) to the client through the connection's first
+    /// receiver: `rtc` writes a receiver's RTCP on the connection's one transport whatever
+    /// SSRCs it names. False (logged, naming `what`) if it could not.
+    pub(super) fn write_rtcp(
+        &mut self,
+        now: Instant,
+        packet: Box<dyn rtc::rtcp::Packet>,
+        what: &str,
+    ) -> bool {
+        let receiver = self
+            .pc
+            .get_transceivers()
+            .collect::<Vec<_>>()
+            .into_iter()
+            .find_map(|id| self.pc.rtp_transceiver(id).and_then(|t| t.receiver()));
+        let Some(mut receiver) = receiver.and_then(|id| self.pc.rtp_receiver(id)) else {
+            return false;
+        };
+        match receiver.write_rtcp(now, vec![packet]) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::debug!(error = %e, "voice: cannot send {what}");
+                false
+            }
+        }
+    }
+}
+
 /// How often a connecting participant's ICE agent runs.
 const ICE_TICK_CONNECTING: Duration = Duration::from_millis(10);
 

@@ -163,19 +163,9 @@ impl Loop {
                 bitrate: per_track * peer.layers.len() as f32,
                 ssrcs,
             };
-            let receiver = peer
-                .pc
-                .get_transceivers()
-                .collect::<Vec<_>>()
-                .into_iter()
-                .find_map(|id| peer.pc.rtp_transceiver(id).and_then(|t| t.receiver()));
-            let Some(mut receiver) = receiver.and_then(|id| peer.pc.rtp_receiver(id)) else {
-                continue;
-            };
-            if let Err(e) = receiver.write_rtcp(now, vec![Box::new(remb)]) {
-                tracing::debug!(error = %e, "voice: cannot send a REMB");
+            if peer.write_rtcp(now, Box::new(remb), "a REMB") {
+                self.drain(key, now);
             }
-            self.drain(key, now);
         }
     }
 

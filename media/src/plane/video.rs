@@ -289,29 +289,17 @@ impl Loop {
         }
         peer.keyframes.pending.remove(&ssrc);
         peer.keyframes.last.insert(ssrc, now);
-        let receiver = peer
-            .pc
-            .get_transceivers()
-            .collect::<Vec<_>>()
-            .into_iter()
-            .find_map(|id| peer.pc.rtp_transceiver(id).and_then(|t| t.receiver()));
-        let Some(mut receiver) = receiver.and_then(|id| peer.pc.rtp_receiver(id)) else {
-            return;
-        };
         let pli = PictureLossIndication {
             sender_ssrc: 0,
             media_ssrc: ssrc,
         };
-        match receiver.write_rtcp(now, vec![Box::new(pli)]) {
-            Ok(()) => {
-                if let Some(room) = self.rooms.get(&peer.channel) {
-                    room.open
-                        .counters
-                        .keyframe_requests
-                        .fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            Err(e) => tracing::debug!(error = %e, "voice: cannot request a keyframe"),
+        if peer.write_rtcp(now, Box::new(pli), "a keyframe request")
+            && let Some(room) = self.rooms.get(&peer.channel)
+        {
+            room.open
+                .counters
+                .keyframe_requests
+                .fetch_add(1, Ordering::Relaxed);
         }
         self.drain(key, now);
     }
