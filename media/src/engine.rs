@@ -39,8 +39,8 @@ pub fn opus_codec() -> RTCRtpCodec {
 /// offers them: VP8 and H.264 (constrained baseline, packetization mode 1, what every browser
 /// decodes). Feedback: PLI and FIR (keyframe requests, relayed to the publisher), generic NACK
 /// (a subscriber's losses are retransmitted from the SFU's history; no RTX) and REMB (a
-/// subscriber's estimate picks its simulcast layer). No TWCC; the publisher's bitrate is
-/// capped with `b=AS`.
+/// subscriber's estimate picks its simulcast layer). The server adds `transport-cc` (its
+/// feedback to publishers, `plane::twcc`); the publisher's bitrate is capped with `b=AS`.
 pub fn video_codecs() -> Vec<RTCRtpCodecParameters> {
     let feedback = vec![
         RTCPFeedback {
@@ -192,8 +192,14 @@ pub fn opus_engine(video: bool) -> Result<(MediaEngine, Registry), MediaError> {
             None,
         )
         .map_err(MediaError::webrtc)?;
-    // After the codecs: the defaults add feedback to the codecs registered so far.
+    // After the codecs: the defaults add feedback to the codecs registered so far (and the
+    // transport-wide sequence number extension, whose numbers a browser writes: the client
+    // numbers its packets too, so the SFU's feedback to publishers is exercised).
     let registry =
         register_default_interceptors(Registry::new(), &mut engine).map_err(MediaError::webrtc)?;
+    let registry = registry.with(
+        rtc::interceptor::Slot::TwccSender,
+        rtc::interceptor::TwccSenderBuilder::new().build(),
+    );
     Ok((engine, registry))
 }

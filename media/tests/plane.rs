@@ -2,6 +2,7 @@
 //! participants through one UDP port, a participant whose address changes mid-call (a phone
 //! moving networks, a NAT rebinding) keeps its session, garbage and strangers are dropped and
 //! counted without disturbing anyone, and a client whose DTLS never finishes is given up.
+//! Publishers that number their packets transport-wide get congestion control feedback.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -93,6 +94,14 @@ async fn twelve_participants_talk_through_one_udp_port() -> Result<()> {
         assert!(ports.iter().all(|p| *p == port), "{ports:?} vs {port}");
     }
     assert_eq!(plane.stats().peers.load(Ordering::Relaxed), 12);
+    // The clients number their packets transport-wide (as browsers do): each gets feedback
+    // on its arrivals every 100 ms.
+    let feedback = &h.channel.counters().transport_feedback;
+    let before = feedback.load(Ordering::Relaxed);
+    eventually("transport-wide feedback to the publishers", || {
+        feedback.load(Ordering::Relaxed) >= before + 12
+    })
+    .await?;
     h.channel.close().await;
     for c in &clients {
         c.close().await?;

@@ -3,7 +3,7 @@
 // SFU (inbound-rtp packets keep increasing in the page's RTCPeerConnection stats), speaking
 // rings follow the fake microphone's beeps, a mute and a deafen show as icons on the other
 // side, leaving works, a page opened later sees who is in the channel, and two joins at the same instant still connect both ways. Screenshot: the voice panel with
-// two participants.
+// two participants. Chromium gets transport-wide congestion feedback on what it sends.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -56,6 +56,22 @@ describe('a voice channel', { timeout: 180_000 }, () => {
     }
     // The self footer has the voice controls too.
     await alice.page.locator('.self-voice', { hasText: 'Hangout' }).waitFor();
+  });
+
+  it('gives the browsers transport-wide congestion feedback on what they send', async () => {
+    // The server's answer negotiated the transport-wide sequence number, so Chromium numbers
+    // every packet it sends; the node reports their arrivals back every 100 ms (its send-side
+    // estimate runs on that).
+    const sdp = await alice.page.evaluate(() => window.__voiceflow.voicePc.remoteDescription.sdp);
+    assert.match(sdp, /a=extmap:\d+ http:\/\/www\.ietf\.org\/id\/draft-holmer-rmcat-transport-wide-cc-extensions-01/);
+    assert.match(sdp, /a=rtcp-fb:111 transport-cc/);
+    const sent = async () => {
+      const text = await (await fetch(`${world.node.url}/metrics`)).text();
+      const line = text.split('\n').find((l) => l.startsWith('voiceflow_voice_twcc_feedback_total'));
+      return Number(line?.split(' ').pop() ?? 0);
+    };
+    const before = await sent();
+    await eventually(async () => (await sent()) >= before + 20, { what: 'transport-wide feedback sent' });
   });
 
   it('shows a speaking ring on whoever the server hears speaking', async () => {

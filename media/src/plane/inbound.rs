@@ -52,6 +52,14 @@ impl Loop {
         buf.extend_from_slice(data);
         match srtp.unprotect(&mut buf, header.len, header.ssrc, header.seq, roc) {
             Ok(end) => {
+                // Its arrival, for the publisher's congestion control (padding-only probes
+                // included: they are what its estimate probes with).
+                if let Some(twcc) = peer.twcc.as_mut()
+                    && let Some(&[hi, lo, ..]) = header.extension_bytes(&buf, twcc.ext_id())
+                {
+                    let arrival = Instant::now().saturating_duration_since(self.epoch);
+                    twcc.record(u16::from_be_bytes([hi, lo]), arrival.as_micros() as i64);
+                }
                 // Only authenticated packets make a stream (a handful per publisher at most).
                 if peer.inbound.len() < MAX_STREAMS || peer.inbound.contains_key(&header.ssrc) {
                     let mut stream = stream;

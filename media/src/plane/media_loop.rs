@@ -430,6 +430,7 @@ impl Loop {
         }
         self.select_all_layers(now);
         self.publisher_estimates(now);
+        self.transport_feedback(now);
         self.due_keyframes(now);
         self.stats.export();
     }

@@ -36,6 +36,7 @@ mod signalling;
 mod simulcast;
 mod spawn;
 pub(crate) mod srtp;
+mod twcc;
 mod video;
 
 /// The test clients tell keyframes as the SFU does.

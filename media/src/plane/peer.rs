@@ -20,13 +20,14 @@ use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
+    RTCPFeedback, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
     RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
 use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 
 use super::inbound::Inbound;
 use super::srtp::{KeyTap, Rollover, Srtp};
+use super::twcc::TwccRecorder;
 use super::video::{Codec, Keyframes, LegParams, Offered};
 use crate::MediaError;
 use crate::engine::{AUDIO_LEVEL_URI, opus_codec, video_codecs, vp8_codec};
@@ -97,6 +98,8 @@ pub(super) struct Peer {
     pub(super) wanted: HashMap<(PeerId, Track), u8>,
     /// When the participant, as a video publisher, was last sent a REMB.
     pub(super) remb_at: Option<Instant>,
+    /// Arrivals of its packets to report (`twcc`), if its offer numbered them transport-wide.
+    pub(super) twcc: Option<TwccRecorder>,
     /// The subscriber's latest bandwidth estimate (REMB), bit/s, and when it came.
     pub(super) estimate: Option<(u64, Instant)>,
 }
@@ -158,20 +161,39 @@ pub(crate) fn node_certificate() -> Result<RTCCertificate, MediaError> {
 /// H.264 (see [`video_codecs`]).
 fn engine() -> Result<MediaEngine, MediaError> {
     let mut engine = MediaEngine::default();
-    for codec in video_codecs() {
+    // Transport-wide congestion control feedback (see `twcc`) for every codec.
+    let transport_cc = || RTCPFeedback {
+        typ: "transport-cc".to_owned(),
+        parameter: String::new(),
+    };
+    for mut codec in video_codecs() {
+        codec.rtp_codec.rtcp_feedback.push(transport_cc());
         engine
             .register_codec(codec, RtpCodecKind::Video)
             .map_err(MediaError::webrtc)?;
     }
+    let mut opus = opus_codec();
+    opus.rtcp_feedback.push(transport_cc());
     engine
         .register_codec(
             RTCRtpCodecParameters {
-                rtp_codec: opus_codec(),
+                rtp_codec: opus,
                 payload_type: 111,
             },
             RtpCodecKind::Audio,
         )
         .map_err(MediaError::webrtc)?;
+    for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
+        engine
+            .register_header_extension(
+                RTCRtpHeaderExtensionCapability {
+                    uri: super::twcc::TRANSPORT_CC_URI.to_owned(),
+                },
+                kind,
+                None,
+            )
+            .map_err(MediaError::webrtc)?;
+    }
     engine
         .register_header_extension(
             RTCRtpHeaderExtensionCapability {
@@ -201,14 +223,19 @@ fn engine() -> Result<MediaEngine, MediaError> {
     Ok(engine)
 }
 
-/// The id the offer's audio-level `a=extmap` line gives the extension.
-fn offered_level_id(sdp: &str) -> Option<u8> {
+/// The id the offer's `a=extmap` line for `uri` gives the extension.
+fn offered_ext_id(sdp: &str, uri: &str) -> Option<u8> {
     sdp.lines().find_map(|line| {
         let rest = line.strip_prefix("a=extmap:")?;
-        let (id, uri) = rest.split_once(' ')?;
+        let (id, offered) = rest.split_once(' ')?;
         let id = id.split('/').next()?;
-        (uri.trim() == AUDIO_LEVEL_URI).then(|| id.parse().ok())?
+        (offered.trim() == uri).then(|| id.parse().ok())?
     })
+}
+
+/// The id the offer's audio-level `a=extmap` line gives the extension.
+fn offered_level_id(sdp: &str) -> Option<u8> {
+    offered_ext_id(sdp, AUDIO_LEVEL_URI)
 }
 
 /// What a new participant's connection is built from.
@@ -233,6 +260,9 @@ impl Peer {
         now: Instant,
     ) -> Result<(Peer, String), MediaError> {
         let level_id = offered_level_id(&offer);
+        let twcc = offered_ext_id(&offer, super::twcc::TRANSPORT_CC_URI)
+            .filter(|id| (1..=14).contains(id))
+            .map(TwccRecorder::new);
         let offered = Offered::parse(&offer);
         let offer = RTCSessionDescription::offer(offer).map_err(MediaError::sdp)?;
         let ufrag = loop {
@@ -331,6 +361,7 @@ impl Peer {
             wanted: HashMap::new(),
             remb_at: None,
             estimate: None,
+            twcc,
         };
         Ok((peer, sdp))
     }

@@ -4,6 +4,7 @@
 //! decided by `layers::Selector`), and keyframe requests for a layer a leg waits to switch
 //! to. The switch itself happens in `forward`, at the target layer's keyframe.
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::inbound::Media;
@@ -164,6 +165,43 @@ impl Loop {
                 ssrcs,
             };
             if peer.write_rtcp(now, Box::new(remb), "a REMB") {
+                self.drain(key, now);
+            }
+        }
+    }
+
+    /// Sends each publisher whose packets carry transport-wide sequence numbers the
+    /// feedback on what arrived since the last turn (`twcc`), so its own estimate follows
+    /// its uplink.
+    pub(super) fn transport_feedback(&mut self, now: Instant) {
+        let keys: Vec<u64> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.connected && p.twcc.as_ref().is_some_and(|t| t.pending()))
+            .map(|(k, _)| *k)
+            .collect();
+        for key in keys {
+            let Some(peer) = self.peers.get_mut(&key) else {
+                continue;
+            };
+            let media_ssrc = peer.inbound.keys().next().copied().unwrap_or(0);
+            let Some(twcc) = peer.twcc.as_mut() else {
+                continue;
+            };
+            let mut sent = 0;
+            for fb in twcc.feedback(0, media_ssrc) {
+                if peer.write_rtcp(now, Box::new(fb), "transport-wide feedback") {
+                    sent += 1;
+                }
+            }
+            if sent > 0 {
+                if let Some(room) = self.rooms.get(&peer.channel) {
+                    room.open
+                        .counters
+                        .transport_feedback
+                        .fetch_add(sent, Ordering::Relaxed);
+                }
+                metrics::counter!("voiceflow_voice_twcc_feedback_total").increment(sent);
                 self.drain(key, now);
             }
         }

@@ -186,6 +186,8 @@ pub struct Counters {
     pub nacks_sent: AtomicU64,
     /// Subscriber legs that moved to another simulcast layer (at its keyframe).
     pub layer_switches: AtomicU64,
+    /// Transport-wide congestion control feedback packets sent to publishers.
+    pub transport_feedback: AtomicU64,
 }
 
 struct Inner {
