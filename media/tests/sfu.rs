@@ -1,11 +1,12 @@
 //! Real WebRTC peers (the `webrtc` crate, on loopback) in a voice channel: each sends Opus RTP
 //! with audio levels and receives the others (not itself); mute, deafen, speaking, leaving,
-//! and a client that never completes ICE.
+//! and a client that never completes ICE. People coming and going, and a camera turned off and
+//! on, reuse the SDP sections legs left behind.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use voiceflow_media::testing::{Client, Harness};
 use voiceflow_media::{MediaConfig, MediaPlane, PeerId, Rights};
 
@@ -113,6 +114,96 @@ async fn three_participants_hear_each_other_with_mute_deafen_speaking_and_leave(
     assert!(h.channel.is_empty());
     a.pc.close().await?;
     b.pc.close().await?;
+    Ok(())
+}
+
+/// The media sections of `client`'s current remote description.
+async fn sections(client: &Client) -> usize {
+    client
+        .pc
+        .remote_description()
+        .await
+        .map_or(0, |d| d.sdp.lines().filter(|l| l.starts_with("m=")).count())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn people_coming_and_going_reuse_sections_and_are_heard() -> Result<()> {
+    let plane = MediaPlane::new(MediaConfig::default());
+    let h = Harness::start(&plane);
+    let a = h.join(1, Rights::default()).await?;
+    a.speak();
+    // Five people in turn join, speak to A, and leave: each new one's audio takes the
+    // section the last one left (with a new SSRC), so A's description does not grow with
+    // every visitor.
+    let mut first = None;
+    for id in 2..=6u64 {
+        let visitor = h.join(id, Rights::default()).await?;
+        visitor.speak();
+        let heard = eventually("A hears the visitor and the visitor A", || {
+            a.from(id) > 10 && visitor.from(1) > 10
+        })
+        .await;
+        if let Err(e) = heard {
+            let at_a: Vec<u32> = (2..=id).map(|p| a.from(p)).collect();
+            bail!("visitor {id}: {e}; A got {at_a:?} from 2..={id}");
+        }
+        for earlier in 2..id {
+            assert_eq!(flow(&a, earlier).await, 0, "{earlier} left");
+        }
+        // A's own microphone section and one for whoever visits.
+        let now = sections(&a).await;
+        assert_eq!(*first.get_or_insert(now), now, "visitor {id}");
+        assert!(h.channel.leave(id).await);
+        visitor.pc.close().await?;
+    }
+    assert_eq!(first, Some(2));
+    h.channel.close().await;
+    a.close().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_camera_turned_off_and_on_again_takes_its_old_section() -> Result<()> {
+    let plane = MediaPlane::new(MediaConfig::default());
+    let h = Harness::start(&plane);
+    let publisher = Client::with_camera(1).await?;
+    let offer = publisher.offer().await?;
+    h.clients.lock().insert(1, publisher.clone());
+    let answer = h.channel.join(1, offer, Rights::default()).await?;
+    publisher.accept(answer).await?;
+    let subscriber = h.join(2, Rights::default()).await?;
+    publisher.send_video();
+    eventually("both connected", || {
+        publisher.connected.load(Ordering::Acquire) && subscriber.connected.load(Ordering::Acquire)
+    })
+    .await?;
+    let camera = Rights {
+        video: true,
+        ..Rights::default()
+    };
+    let mut first = None;
+    for round in 0..3 {
+        h.channel.set_rights(1, camera).await?;
+        let before = subscriber.video_from("camera-1").0;
+        eventually("camera frames at the subscriber", || {
+            subscriber.video_from("camera-1").0 > before + 20
+        })
+        .await?;
+        let now = sections(&subscriber).await;
+        assert_eq!(*first.get_or_insert(now), now, "round {round}");
+        h.channel.set_rights(1, Rights::default()).await?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let stopped = subscriber.video_from("camera-1").0;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(
+            subscriber.video_from("camera-1").0,
+            stopped,
+            "round {round}: off"
+        );
+    }
+    h.channel.close().await;
+    publisher.close().await?;
+    subscriber.close().await?;
     Ok(())
 }
 

@@ -103,6 +103,26 @@ describe('a voice channel', { timeout: 180_000 }, () => {
       { what: 'icons gone' });
   });
 
+  it('someone leaving and coming back takes the same section again, and is heard', async () => {
+    // Every leg used to be a new SDP section for good: a channel with people coming and going
+    // grew everyone's descriptions until answers passed the frame limit. A section left
+    // behind now carries the next leg of its kind (with a new SSRC).
+    const sections = () => alice.page.evaluate(() => window.__voiceflow.voicePc.remoteDescription.sdp
+      .split('\n').filter((l) => l.startsWith('m=')).length);
+    const before = await sections();
+    for (let round = 0; round < 2; round += 1) {
+      await panel(bob.page).getByRole('button', { name: 'Leave voice channel' }).click();
+      await eventually(async () => (await panel(alice.page).locator('li.voice-tile').count()) === 1, { what: 'bob gone' });
+      await panel(bob.page).getByRole('button', { name: 'Join voice channel' }).click();
+      await panel(bob.page).getByText('Voice connected').waitFor({ timeout: 20_000 });
+      await eventually(async () => (await panel(alice.page).locator('li.voice-tile').count()) === 2, { what: 'bob back' });
+      await assertReceivingAudio(alice.page, 'alice');
+      await eventually(async () => (await alice.page.locator('#voice-audio audio').count()) === 1,
+        { what: 'one audio element at alice' });
+      assert.equal(await sections(), before, `round ${round}`);
+    }
+  });
+
   it('leaving closes the connection and updates the other side', async () => {
     await panel(bob.page).getByRole('button', { name: 'Leave voice channel' }).click();
     await eventually(async () => (await panel(alice.page).locator('li.voice-tile').count()) === 1, { what: 'one tile' });

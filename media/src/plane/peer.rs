@@ -43,8 +43,18 @@ pub(super) struct Leg {
     pub(super) params: Option<LegParams>,
     /// The rollover counter of this leg's SSRC on the fast path.
     pub(super) rollover: Rollover,
-    /// Video: the layer forwarded, the one to switch to, the renumbering across switches.
+    /// Video: the layer forwarded, the one to switch to, the renumbering across switches
+    /// (audio: the renumbering only).
     pub(super) layers: super::simulcast::LegLayers,
+}
+
+/// A section of the connection whose leg is gone, kept (inactive) to carry the next leg of
+/// its kind. Without reuse every leg ever made would stay a section: a participant in a
+/// channel with people coming and going, or cameras toggled, would get ever longer
+/// descriptions until its answers passed the front door's frame limit.
+pub(super) struct Spare {
+    sender: RTCRtpSenderId,
+    video: bool,
 }
 
 /// A participant of a channel.
@@ -63,6 +73,8 @@ pub(super) struct Peer {
     pub(super) rights: Rights,
     /// Outgoing tracks by publisher and track.
     pub(super) legs: HashMap<(PeerId, Track), Leg>,
+    /// Sections of legs gone, for the next legs (see `Spare`).
+    pub(super) spare: Vec<Spare>,
     /// Publishers' tracks this participant paused (not forwarded to them).
     pub(super) paused: HashSet<(PeerId, Track)>,
     /// What the client's offer said it sends: its streams' tracks and payload types.
@@ -341,6 +353,7 @@ impl Peer {
             addrs: Vec::new(),
             rights: new.rights,
             legs: HashMap::new(),
+            spare: Vec::new(),
             paused: HashSet::new(),
             offered,
             keyframes: Keyframes::default(),
@@ -385,18 +398,29 @@ impl Peer {
             self.paused.remove(&key);
             self.wanted.remove(&key);
             if let Some(leg) = self.legs.remove(&key) {
-                self.pc
-                    .remove_track(leg.sender)
-                    .map_err(MediaError::webrtc)?;
+                // The section goes inactive (the client's track ends) and waits for the next
+                // leg of its kind.
+                if let Some(mut transceiver) = self.pc.rtp_transceiver(leg.sender.into()) {
+                    transceiver.set_direction(RTCRtpTransceiverDirection::Inactive);
+                }
+                self.spare.push(Spare {
+                    sender: leg.sender,
+                    video: key.1.is_video(),
+                });
             }
         }
         for (publisher, which) in missing {
-            let ssrc: u32 = rand::random();
             let (kind, codec) = if which.is_video() {
                 (RtpCodecKind::Video, vp8_codec())
             } else {
                 (RtpCodecKind::Audio, opus_codec())
             };
+            let reused = self
+                .spare
+                .iter()
+                .position(|s| s.video == which.is_video())
+                .map(|i| self.spare.swap_remove(i));
+            let ssrc: u32 = rand::random();
             // The stream id names the publisher, the track id what it is: clients lay out
             // tiles by them.
             let track = MediaStreamTrack::new(
@@ -413,6 +437,37 @@ impl Peer {
                     ..Default::default()
                 }],
             );
+            if let Some(spare) = reused {
+                // Its section carries this leg now: sending again (`rtc` hands out a sender
+                // only then), the new publisher's stream and track ids (the client sees a new
+                // track) and a new SSRC (a client stack that keys its receivers by SSRC
+                // would not notice the new publisher otherwise).
+                if let Some(mut transceiver) = self.pc.rtp_transceiver(spare.sender.into()) {
+                    transceiver.set_direction(RTCRtpTransceiverDirection::Sendonly);
+                }
+                let mut sender = self.pc.rtp_sender(spare.sender).ok_or_else(|| {
+                    MediaError::WebRtc("a spare section without its sender".into())
+                })?;
+                sender.replace_track(track).map_err(MediaError::webrtc)?;
+                let mut parameters = sender.get_parameters().clone();
+                for encoding in &mut parameters.encodings {
+                    encoding.rtp_coding_parameters.ssrc = Some(ssrc);
+                }
+                sender
+                    .set_parameters(parameters, None)
+                    .map_err(MediaError::webrtc)?;
+                self.legs.insert(
+                    (publisher, which),
+                    Leg {
+                        sender: spare.sender,
+                        ssrc,
+                        params: None,
+                        rollover: Rollover::default(),
+                        layers: Default::default(),
+                    },
+                );
+                continue;
+            }
             // A section of its own, always: `add_track` would reuse a section the client
             // offered to send on (its camera, its screen's sound), where the browser does
             // not receive.
