@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use voiceflow_media::testing::{Client, Harness};
 use voiceflow_media::{MediaConfig, MediaPlane, PeerId, Rights};
 
@@ -191,6 +192,29 @@ async fn a_camera_turned_off_and_on_again_takes_its_old_section() -> Result<()> 
         .await?;
         let now = sections(&subscriber).await;
         assert_eq!(*first.get_or_insert(now), now, "round {round}");
+        // The subscriber's keyframe request for the section's new SSRC reaches the
+        // publisher (past the per-stream rate limit of the request made for the new leg).
+        let ssrc = subscriber
+            .seen
+            .packets("camera-1")
+            .last()
+            .map(|p| p.ssrc)
+            .expect("packets");
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let requests = &h.channel.counters().keyframe_requests;
+        let before = requests.load(Ordering::Relaxed);
+        let pli = PictureLossIndication {
+            sender_ssrc: 0,
+            media_ssrc: ssrc,
+        };
+        subscriber
+            .seen
+            .send_rtcp("camera-1", vec![Box::new(pli)])
+            .await?;
+        eventually("the subscriber's PLI relayed", || {
+            requests.load(Ordering::Relaxed) > before
+        })
+        .await?;
         h.channel.set_rights(1, Rights::default()).await?;
         tokio::time::sleep(Duration::from_millis(300)).await;
         let stopped = subscriber.video_from("camera-1").0;
