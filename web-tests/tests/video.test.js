@@ -6,8 +6,8 @@
 // the server (voice:subscribe) and the frames stop, showing it again resumes them; the camera
 // goes off again. Her camera is sent in simulcast layers; bob's client asks for the layer that
 // fits her tile's size (voice:subscribe {layer}): shown small he decodes her lowest layer, shown
-// large her widest. Screenshot: the panel with a camera tile and
-// a screen share.
+// large her widest. Her screen share goes out in two layers and bob's large spotlight gets the
+// full one. Screenshot: the panel with a camera tile and a screen share.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -147,6 +147,23 @@ describe('video in a voice channel', { timeout: 180_000 }, () => {
     await waitOrExplain(bob.page, spot.locator('video'), 'the spotlight');
     await eventually(async () => spot.locator('video').evaluate((v) => v.videoWidth > 0),
       { timeout: 15_000, what: 'the screen share plays' });
+    // It goes out in two simulcast layers (the third section of her connection: microphone,
+    // camera, screen), and bob, whose spotlight is large, is forwarded the full one.
+    let layers = {};
+    await eventually(async () => {
+      layers = await alice.page.evaluate(async () => {
+        const screen = window.__voiceflow.voicePc.getTransceivers()[2];
+        const out = {};
+        (await screen.sender.getStats()).forEach((r) => {
+          if (r.type === 'outbound-rtp' && r.rid && r.framesEncoded > 0) out[r.rid] = r.frameWidth;
+        });
+        return out;
+      });
+      return Object.keys(layers).length === 2;
+    }, { timeout: 20_000, what: `alice's screen in two layers: ${JSON.stringify(layers)}` });
+    assert.deepEqual(layers, { h: 320, f: 640 });
+    await eventually(async () => (await spot.locator('video').evaluate((v) => v.videoWidth)) === 640,
+      { timeout: 20_000, what: "bob gets the screen's full layer" });
     await bob.page.mouse.move(5, 5);
     await shot(bob.page, 'video-panel');
     await panel(alice.page).getByRole('button', { name: 'Share screen' }).click();

@@ -57,7 +57,15 @@ export class Video {
         { rid: 'f', maxBitrate: 1_500_000 },
       ],
     });
-    this.#screen = pc.addTransceiver('video', { direction: 'sendonly' });
+    // A screen share in two layers (half and full size): a viewer whose bandwidth cannot
+    // take the full one gets the half rather than a frozen picture.
+    this.#screen = pc.addTransceiver('video', {
+      direction: 'sendonly',
+      sendEncodings: [
+        { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 600_000 },
+        { rid: 'f', maxBitrate: 2_500_000 },
+      ],
+    });
     this.#screenAudio = pc.addTransceiver('audio', { direction: 'sendonly' });
   }
 
