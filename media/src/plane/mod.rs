@@ -31,6 +31,7 @@ mod layers;
 mod media_loop;
 mod nack;
 mod peer;
+mod rtx;
 mod shard;
 mod signalling;
 mod simulcast;

@@ -14,14 +14,14 @@ use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::configure_rtcp_reports;
-use rtc::peer_connection::configuration::media_engine::MediaEngine;
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_RTX, MediaEngine};
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
-    RTCRtpHeaderExtensionCapability, RtpCodecKind,
+    RTCRtpHeaderExtensionCapability, RTCRtpRtxParameters, RtpCodecKind,
 };
 use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 
@@ -29,7 +29,7 @@ use super::inbound::Inbound;
 use super::srtp::{KeyTap, Rollover, Srtp};
 use super::video::{Codec, Keyframes, LegParams, Offered};
 use crate::MediaError;
-use crate::engine::{AUDIO_LEVEL_URI, opus_codec, video_codecs, vp8_codec};
+use crate::engine::{AUDIO_LEVEL_URI, opus_codec, rtx_codecs, video_codecs, vp8_codec};
 use crate::sfu::{PeerId, Rights, Track};
 use crate::speaking::{SpeakingConfig, SpeakingDetector};
 
@@ -42,6 +42,10 @@ pub(super) struct Leg {
     pub(super) params: Option<LegParams>,
     /// The rollover counter of this leg's SSRC on the fast path.
     pub(super) rollover: Rollover,
+    /// The leg's RTX stream (a video leg's, announced in the server's offer; used once the
+    /// answer kept it, see `LegParams::rtx_ssrc`): its next sequence number and rollover.
+    pub(super) rtx_seq: u16,
+    pub(super) rtx_rollover: Rollover,
     /// Video: the layer forwarded, the one to switch to, the renumbering across switches.
     pub(super) layers: super::simulcast::LegLayers,
 }
@@ -88,6 +92,8 @@ pub(super) struct Peer {
     pub(super) inbound: HashMap<u32, Inbound>,
     /// Simulcast streams of the client, by SSRC, as their MID and RID named them.
     pub(super) streams: HashMap<u32, (Track, u8)>,
+    /// The client's RTX streams learnt from their repaired RID: RTX SSRC → media SSRC.
+    pub(super) rtx_streams: HashMap<u32, u32>,
     /// The layers of each video track the client sends.
     pub(super) layers: HashMap<Track, super::simulcast::Layers>,
     /// Its video packets, per stream, for retransmissions to subscribers.
@@ -154,11 +160,11 @@ pub(crate) fn node_certificate() -> Result<RTCCertificate, MediaError> {
         .map_err(MediaError::webrtc)
 }
 
-/// The server's media engine: Opus (payload type 111) and the audio-level extension, VP8 and
-/// H.264 (see [`video_codecs`]).
+/// The server's media engine: Opus (payload type 111) and the audio-level extension, the
+/// video codecs (see [`video_codecs`]) and their RTX formats ([`rtx_codecs`]).
 fn engine() -> Result<MediaEngine, MediaError> {
     let mut engine = MediaEngine::default();
-    for codec in video_codecs() {
+    for codec in video_codecs().into_iter().chain(rtx_codecs()) {
         engine
             .register_codec(codec, RtpCodecKind::Video)
             .map_err(MediaError::webrtc)?;
@@ -326,6 +332,7 @@ impl Peer {
             srtp_in: None,
             inbound: HashMap::new(),
             streams: HashMap::new(),
+            rtx_streams: HashMap::new(),
             layers: HashMap::new(),
             history: HashMap::new(),
             wanted: HashMap::new(),
@@ -376,6 +383,11 @@ impl Peer {
                 vec![RTCRtpEncodingParameters {
                     rtp_coding_parameters: RTCRtpCodingParameters {
                         ssrc: Some(ssrc),
+                        // Video legs offer an RTX stream of their own (`a=ssrc-group:FID`);
+                        // `rtc` drops it if the subscriber does not take the format.
+                        rtx: which.is_video().then(|| RTCRtpRtxParameters {
+                            ssrc: rand::random(),
+                        }),
                         ..Default::default()
                     },
                     codec,
@@ -406,6 +418,8 @@ impl Peer {
                     ssrc,
                     params: None,
                     rollover: Rollover::default(),
+                    rtx_seq: rand::random(),
+                    rtx_rollover: Rollover::default(),
                     layers: Default::default(),
                 },
             );
@@ -461,19 +475,41 @@ impl Peer {
                     .find(|c| codec.matches(&c.rtp_codec))
                     .map(|c| c.payload_type)
             };
-            let (opus, vp8, h264) = (pt(Codec::Opus), pt(Codec::Vp8), pt(Codec::H264));
-            let level_id = params
+            // RFC 4588: the RTX format whose `apt` is the codec's payload type.
+            let rtx = |pt: u8| {
+                params
+                    .rtp_parameters
+                    .codecs
+                    .iter()
+                    .filter(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_RTX))
+                    .find(|c| {
+                        c.rtp_codec
+                            .sdp_fmtp_line
+                            .split(';')
+                            .any(|p| p.trim().strip_prefix("apt=") == Some(&pt.to_string()))
+                    })
+                    .map(|c| c.payload_type)
+            };
+            let mut negotiated = LegParams::default();
+            for codec in Codec::ALL {
+                let pt = pt(codec);
+                negotiated.set(codec, pt, pt.and_then(rtx));
+            }
+            // The RTX stream announced in the server's offer, if the answer kept RTX (`rtc`
+            // drops a sender's RTX when the remote did not take the format).
+            negotiated.rtx_ssrc = params
+                .encodings
+                .first()
+                .and_then(|e| e.rtp_coding_parameters.rtx.as_ref())
+                .map(|r| r.ssrc)
+                .filter(|_| key.1.is_video());
+            negotiated.level_id = params
                 .rtp_parameters
                 .header_extensions
                 .iter()
                 .find(|e| e.uri == AUDIO_LEVEL_URI)
                 .and_then(|e| u8::try_from(e.id).ok());
-            let params = LegParams {
-                opus,
-                vp8,
-                h264,
-                level_id,
-            };
+            let params = negotiated;
             if key.1.is_video() && leg.params.is_none() && params.any() {
                 ready.push(*key);
             }
