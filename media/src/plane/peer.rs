@@ -406,6 +406,15 @@ impl Peer {
                 .pc
                 .add_transceiver_from_track(track, Some(init))
                 .map_err(MediaError::webrtc)?;
+            // `rtc` offers a new track's section only the codec its encoding names (VP8):
+            // offer every video codec the SFU forwards, with their RTX formats, so the leg
+            // can carry whichever codec the publisher sends if the subscriber takes it.
+            if which.is_video()
+                && let Some(mut t) = self.pc.rtp_transceiver(transceiver)
+            {
+                t.set_codec_preferences(video_codecs().into_iter().chain(rtx_codecs()).collect())
+                    .map_err(MediaError::webrtc)?;
+            }
             let sender = self
                 .pc
                 .rtp_transceiver(transceiver)

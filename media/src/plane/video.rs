@@ -33,7 +33,7 @@ pub(super) enum Codec {
 const CODECS: usize = 5;
 
 impl Codec {
-    fn from_name(name: &str) -> Option<Codec> {
+    pub(super) fn from_name(name: &str) -> Option<Codec> {
         [
             ("opus", Codec::Opus),
             ("vp8", Codec::Vp8),
@@ -486,74 +486,5 @@ impl Loop {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const OFFER: &str = "v=0\r\n\
-        m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:111 opus/48000/2\r\n\
-        a=ssrc:11 cname:x\r\n\
-        m=video 9 UDP/TLS/RTP/SAVPF 96 97 102\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:96 VP8/90000\r\n\
-        a=rtpmap:97 rtx/90000\r\na=rtpmap:102 H264/90000\r\na=ssrc-group:FID 22 23\r\n\
-        a=ssrc:22 cname:x\r\na=ssrc:23 cname:x\r\n\
-        m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=ssrc:33 cname:x\r\n\
-        m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=ssrc:44 cname:x\r\n";
-
-    #[test]
-    fn sections_go_by_order_and_streams_by_their_ssrc() {
-        let o = Offered::parse(OFFER);
-        assert!(o.screen_audio);
-        assert_eq!(o.classify(11, 111), Some((Track::Mic, Codec::Opus)));
-        assert_eq!(o.classify(22, 96), Some((Track::Camera, Codec::Vp8)));
-        assert_eq!(o.classify(22, 102), Some((Track::Camera, Codec::H264)));
-        assert_eq!(o.classify(33, 96), Some((Track::Screen, Codec::Vp8)));
-        assert_eq!(o.classify(44, 111), Some((Track::ScreenAudio, Codec::Opus)));
-        assert_eq!(o.classify(22, 97), None, "rtx is not forwarded");
-        assert_eq!(o.classify(11, 96), None, "video on the microphone's stream");
-        assert_eq!(o.classify(99, 96), Some((Track::Camera, Codec::Vp8)));
-        assert_eq!(o.classify(99, 111), Some((Track::Mic, Codec::Opus)));
-        assert_eq!(Offered::parse("garbage\nm=\na=ssrc:x"), Offered::default());
-    }
-
-    #[test]
-    fn simulcast_layers_go_by_their_place_in_the_send_list() {
-        let sdp = "v=0\r\n\
-            m=audio 9 X 111\r\na=mid:0\r\na=rtpmap:111 opus/48000/2\r\n\
-            m=video 9 X 96\r\na=mid:1\r\na=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\n\
-            a=extmap:10/sendonly urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id\r\n\
-            a=rtpmap:96 VP8/90000\r\na=rid:q send\r\na=rid:h send\r\na=rid:f send\r\n\
-            a=simulcast:send q;~h,x;f\r\n\
-            m=video 9 X 96\r\na=mid:2\r\na=ssrc:33 cname:x\r\n";
-        let o = Offered::parse(sdp);
-        assert_eq!((o.mid_ext, o.rid_ext), (Some(4), Some(10)));
-        assert_eq!(o.simulcast_stream(b"1", b"q"), Some((Track::Camera, 0)));
-        assert_eq!(
-            o.simulcast_stream(b"1", b"h"),
-            Some((Track::Camera, 1)),
-            "paused"
-        );
-        assert_eq!(o.simulcast_stream(b"1", b"f"), Some((Track::Camera, 2)));
-        assert_eq!(o.simulcast_stream(b"1", b"x"), None, "an alternative");
-        assert_eq!(
-            o.simulcast_stream(b"2", b"q"),
-            None,
-            "the screen is not simulcast"
-        );
-        assert_eq!(o.simulcast_stream(b"9", b"q"), None);
-        assert_eq!(o.simulcast_stream(&[0xff], b"q"), None);
-        assert!(o.is_simulcast(Track::Camera) && !o.is_simulcast(Track::Screen));
-    }
-
-    #[test]
-    fn the_cap_goes_on_receiving_video_sections_only() {
-        let sdp = "v=0\r\nc=IN IP4 1.2.3.4\r\n\
-            m=audio 9 X 111\r\nc=IN IP4 0.0.0.0\r\na=recvonly\r\n\
-            m=video 9 X 96\r\nc=IN IP4 0.0.0.0\r\na=recvonly\r\n\
-            m=video 9 X 96\r\nc=IN IP4 0.0.0.0\r\na=sendonly\r\n"
-            .to_owned();
-        let capped = cap_video(sdp.clone(), 800);
-        assert_eq!(capped.matches("b=AS:800\r\n").count(), 1);
-        assert!(capped.contains("m=video 9 X 96\r\nc=IN IP4 0.0.0.0\r\nb=AS:800\r\na=recvonly"));
-        assert_eq!(cap_video(capped.clone(), 800), capped, "once");
-        assert_eq!(cap_video(sdp.clone(), 0), sdp);
-    }
-}
+#[path = "video_tests.rs"]
+mod tests;

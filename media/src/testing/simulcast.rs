@@ -18,7 +18,7 @@ use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::TrackRemote;
 
-use super::{Client, vp8_keyframe};
+use super::Client;
 use crate::MediaError;
 use crate::engine::{MID_URI, RID_URI, vp8_codec};
 use crate::sfu::PeerId;
@@ -31,10 +31,14 @@ pub const RIDS: [&str; 3] = ["q", "h", "f"];
 pub struct VideoPacket {
     /// The leg's SSRC.
     pub ssrc: u32,
+    /// The payload type it came with (the leg's for its codec).
+    pub pt: u8,
     pub seq: u16,
     pub timestamp: u32,
-    /// It starts a VP8 keyframe.
+    /// It starts a keyframe (of its codec).
     pub keyframe: bool,
+    /// The first payload byte (the codec's descriptor or aggregation header).
+    pub first: u8,
     /// The third payload byte: the layer a [`SimulcastCamera`] sent it in.
     pub layer: u8,
 }
@@ -49,14 +53,16 @@ pub struct TrackLog {
 }
 
 impl TrackLog {
-    pub(super) fn push(&self, packet: &rtc::rtp::Packet) {
+    pub(super) fn push(&self, packet: &rtc::rtp::Packet, keyframe: bool) {
         let mut packets = self.packets.lock();
         if packets.len() < MAX_LOGGED {
             packets.push(VideoPacket {
                 ssrc: packet.header.ssrc,
+                pt: packet.header.payload_type,
                 seq: packet.header.sequence_number,
                 timestamp: packet.header.timestamp,
-                keyframe: vp8_keyframe(&packet.payload),
+                keyframe,
+                first: packet.payload.first().copied().unwrap_or(0),
                 layer: packet.payload.get(2).copied().unwrap_or(0xff),
             });
         }
