@@ -108,12 +108,16 @@ impl PeerConnectionEventHandler for ClientHandler {
                 while let Some(event) = track.poll().await {
                     if let TrackRemoteEvent::OnRtpPacket(packet) = event {
                         let pt = packet.header.payload_type;
-                        if !mimes.contains_key(&pt) {
-                            let codec = track.codec(packet.header.ssrc).await;
-                            mimes.insert(pt, codec.map(|c| c.mime_type).unwrap_or_default());
-                        }
-                        let mime = mimes.get(&pt).map_or("", String::as_str);
-                        let keyframe = crate::plane::keyframe(mime, &packet.payload);
+                        let mime = match mimes.get(&pt) {
+                            Some(mime) => mime.clone(),
+                            None => {
+                                let codec = track.codec(packet.header.ssrc).await;
+                                let mime = codec.map(|c| c.mime_type).unwrap_or_default();
+                                mimes.insert(pt, mime.clone());
+                                mime
+                            }
+                        };
+                        let keyframe = crate::plane::keyframe(&mime, &packet.payload);
                         log.push(&packet, keyframe);
                         counters[0].fetch_add(1, Ordering::Relaxed);
                         if keyframe {
@@ -225,7 +229,10 @@ impl Client {
         id: PeerId,
         configuration: Option<rtc::peer_connection::configuration::RTCConfiguration>,
         camera: Option<rtc::rtp_transceiver::rtp_sender::RTCRtpCodec>,
-        (engine, registry): (webrtc::peer_connection::MediaEngine, webrtc::peer_connection::Registry),
+        (engine, registry): (
+            webrtc::peer_connection::MediaEngine,
+            webrtc::peer_connection::Registry,
+        ),
     ) -> Result<Arc<Client>, MediaError> {
         let video: VideoReceived = Arc::default();
         let gathered = Arc::new(tokio::sync::Notify::new());
@@ -433,7 +440,11 @@ impl Client {
                     .rtp_parameters
                     .codecs
                     .iter()
-                    .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(&camera.codec.mime_type))
+                    .find(|c| {
+                        c.rtp_codec
+                            .mime_type
+                            .eq_ignore_ascii_case(&camera.codec.mime_type)
+                    })
                     .map_or(96, |c| c.payload_type),
                 Err(_) => 96,
             };

@@ -71,8 +71,7 @@ async fn a_camera_in(mime: &str, server_pt: u8, descriptor_key: u8) -> Result<()
         )
         .await?;
     publisher.accept(answer).await?;
-    let (all, _) =
-        voiceflow_media::testing::Client::with_options(2, Options::default()).await?;
+    let (all, _) = voiceflow_media::testing::Client::with_options(2, Options::default()).await?;
     let all = h.join_client(all, Rights::default()).await?;
     let (vp8, _) = voiceflow_media::testing::Client::with_options(
         3,
@@ -113,12 +112,20 @@ async fn a_camera_in(mime: &str, server_pt: u8, descriptor_key: u8) -> Result<()
         c.forwarded.load(Ordering::Relaxed),
         c.dropped.load(Ordering::Relaxed),
         c.keyframe_requests.load(Ordering::Relaxed),
-        publisher_wire.sent.lock().iter().take(3).collect::<Vec<_>>(),
+        publisher_wire
+            .sent
+            .lock()
+            .iter()
+            .take(3)
+            .collect::<Vec<_>>(),
     );
     ensure!(
         packets.iter().all(|p| p.pt == server_pt),
         "every packet under the subscriber's payload type {server_pt}: {:?}",
-        packets.iter().map(|p| p.pt).collect::<std::collections::BTreeSet<_>>()
+        packets
+            .iter()
+            .map(|p| p.pt)
+            .collect::<std::collections::BTreeSet<_>>()
     );
     let key = packets.iter().find(|p| p.keyframe).copied();
     ensure!(
@@ -138,7 +145,10 @@ async fn a_camera_in(mime: &str, server_pt: u8, descriptor_key: u8) -> Result<()
         vp8.video_from("camera-1")
     );
     let dropped = h.channel.counters().dropped.load(Ordering::Relaxed);
-    ensure!(dropped > 10, "and each packet it is not sent is counted: {dropped}");
+    ensure!(
+        dropped > 10,
+        "and each packet it is not sent is counted: {dropped}"
+    );
     for c in [&publisher, &all, &vp8] {
         c.close().await?;
     }

@@ -90,7 +90,11 @@ async fn a_nack_is_answered_on_the_legs_rtx_stream_when_negotiated() -> Result<(
     .await?;
 
     // The server's offer announced the leg's RTX stream, and the answer kept it.
-    let last = *with_rtx.seen.packets("camera-1").last().context("packets")?;
+    let last = *with_rtx
+        .seen
+        .packets("camera-1")
+        .last()
+        .context("packets")?;
     let offered = with_rtx
         .pc
         .remote_description()
@@ -123,8 +127,14 @@ async fn a_nack_is_answered_on_the_legs_rtx_stream_when_negotiated() -> Result<(
         .send_rtcp("camera-1", vec![nack(last.ssrc, second)])
         .await?;
     eventually("the second one too", || on_rtx(second).is_some()).await?;
-    let (a, b) = (on_rtx(first).context("first")?, on_rtx(second).context("second")?);
-    ensure!(a.pt == pt && b.pt == pt, "the leg's RTX payload type {pt}: {a:?} {b:?}");
+    let (a, b) = (
+        on_rtx(first).context("first")?,
+        on_rtx(second).context("second")?,
+    );
+    ensure!(
+        a.pt == pt && b.pt == pt,
+        "the leg's RTX payload type {pt}: {a:?} {b:?}"
+    );
     ensure!(
         b.seq == a.seq.wrapping_add(1),
         "the RTX stream's own numbers: {a:?} {b:?}"
@@ -147,7 +157,10 @@ async fn a_nack_is_answered_on_the_legs_rtx_stream_when_negotiated() -> Result<(
         .await
         .context("its answer")?
         .sdp;
-    ensure!(!answered.contains("rtx/90000"), "no RTX negotiated: {answered}");
+    ensure!(
+        !answered.contains("rtx/90000"),
+        "no RTX negotiated: {answered}"
+    );
     let last = *plain.seen.packets("camera-1").last().context("packets")?;
     let before = counters.retransmitted.load(Ordering::Relaxed);
     plain
@@ -192,7 +205,10 @@ async fn a_publishers_rtx_repairs_a_lost_packet_and_probes_are_dropped() -> Resu
     );
     h.clients.lock().insert(1, publisher.clone());
     let answer = h.channel.join(1, offer, video()).await?;
-    ensure!(answer.contains("rtx/90000"), "the server takes RTX: {answer}");
+    ensure!(
+        answer.contains("rtx/90000"),
+        "the server takes RTX: {answer}"
+    );
     publisher.accept(answer).await?;
     let subscriber = h.join(2, Rights::default()).await?;
     publisher.send_video();
@@ -274,10 +290,113 @@ async fn a_publishers_rtx_repairs_a_lost_packet_and_probes_are_dropped() -> Resu
     .await?;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let copies = packets().iter().filter(|p| p.seq == lost).count();
-    ensure!(copies == 1, "the duplicate repair was not forwarded: {copies}");
+    ensure!(
+        copies == 1,
+        "the duplicate repair was not forwarded: {copies}"
+    );
     ensure!(
         count(DropReason::Rejected) == 0,
         "every injected packet authenticated"
+    );
+    publisher.close().await?;
+    subscriber.close().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_simulcast_layers_rtx_is_named_by_its_repaired_rid() -> Result<()> {
+    use voiceflow_media::engine::{MID_URI, REPAIRED_RID_URI};
+    use voiceflow_media::testing::simulcast::{offered, video_mid};
+    use voiceflow_media::{Layer, Track};
+
+    let plane = MediaPlane::new(MediaConfig {
+        keyframe_interval: Duration::from_millis(200),
+        ..MediaConfig::default()
+    });
+    let h = Harness::start(&plane);
+    let (publisher, camera, wire) = Client::with_simulcast_camera_and_wire(
+        1,
+        Options {
+            rtx: true,
+            ..Options::default()
+        },
+    )
+    .await?;
+    let offer = publisher.offer().await?;
+    // Like a browser's: no a=ssrc lines for simulcast layers, so no FID group either.
+    ensure!(!offer.contains("a=ssrc-group:FID"), "{offer}");
+    let (mid_id, rrid_id, mid) = (
+        offered(&offer, MID_URI).context("a MID extension")?,
+        offered(&offer, REPAIRED_RID_URI).context("a repaired-RID extension")?,
+        video_mid(&offer).context("a video MID")?,
+    );
+    h.clients.lock().insert(1, publisher.clone());
+    let answer = h.channel.join(1, offer.clone(), video()).await?;
+    ensure!(answer.contains(REPAIRED_RID_URI), "{answer}");
+    publisher.accept(answer).await?;
+    let subscriber = h.join(2, Rights::default()).await?;
+    camera.keyframe_every.store(300, Ordering::Relaxed);
+    camera.send(&publisher, &offer);
+    h.channel.set_layer(2, 1, Track::Camera, Layer::Low).await?;
+    let packets = || subscriber.seen.packets("camera-1");
+    for _ in 0..100 {
+        if packets().iter().filter(|p| p.layer == 0).count() > 20 {
+            break;
+        }
+        camera.keyframe[0].store(true, Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    ensure!(
+        packets().last().is_some_and(|p| p.layer == 0),
+        "the leg on the low layer"
+    );
+    let (_, rtx_pt) = wire.rtx().context("an RTX format")?;
+
+    // Lose a low-layer packet; repair it from a stream no offer line names, as a browser
+    // does: its MID and the layer's repaired RID in the header.
+    let low = camera.ssrc(0).context("the low layer")?;
+    wire.lose_next(low);
+    eventually("a packet lost", || !wire.dropped.lock().is_empty()).await?;
+    let lost = wire.dropped.lock()[0];
+    let before = packets().len();
+    let mut header = rtc::rtp::Header {
+        version: 2,
+        payload_type: rtx_pt,
+        sequence_number: 7,
+        timestamp: 0,
+        ssrc: rand::random(),
+        ..Default::default()
+    };
+    header.set_extension(mid_id, Bytes::from(mid.clone()))?;
+    header.set_extension(rrid_id, Bytes::from_static(b"q"))?;
+    // The OSN, then the test camera's low-layer delta frame.
+    let mut payload = lost.to_be_bytes().to_vec();
+    payload.extend_from_slice(&[0x10, 0x01, 0x00]);
+    payload.extend_from_slice(&[0xab; 1000]);
+    wire.inject.lock().push_back(rtc::rtp::Packet {
+        header,
+        payload: Bytes::from(payload),
+    });
+    // The leg's numbers since it settled on the low layer have no hole once the repair is
+    // in (the leg renumbers the layer, so its own numbers are what to look at).
+    let whole = || {
+        let packets = packets();
+        let start = packets
+            .iter()
+            .rposition(|p| p.layer != 0)
+            .map_or(0, |i| i + 1);
+        let mut seqs: Vec<u16> = packets[start..].iter().map(|p| p.seq).collect();
+        seqs.sort_unstable();
+        seqs.dedup();
+        seqs.len() > 20 && seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1))
+    };
+    eventually("the repair at the subscriber", || {
+        whole() && packets().len() > before + 10
+    })
+    .await?;
+    ensure!(
+        plane.stats().dropped(DropReason::RtxInvalid) >= 1,
+        "the NACK responder's own repair (no repaired RID, no FID) is not taken"
     );
     publisher.close().await?;
     subscriber.close().await?;

@@ -96,7 +96,11 @@ fn rtx_formats_and_streams_are_read_from_the_offer() {
     assert_eq!(o.classify(22, 98), Some((Track::Camera, Codec::Vp9)));
     assert_eq!(o.classify(22, 102), Some((Track::Camera, Codec::Av1)));
     assert_eq!(o.fid.get(&23), Some(&22));
-    assert_eq!(o.fid.len(), 1, "a stream repairing itself or a bad number: not taken");
+    assert_eq!(
+        o.fid.len(),
+        1,
+        "a stream repairing itself or a bad number: not taken"
+    );
     assert_eq!(o.repaired_rid_ext, Some(11));
 }
 
@@ -114,5 +118,9 @@ fn a_leg_uses_rtx_only_with_its_stream_and_the_codecs_format() {
     p.rtx_ssrc = Some(7);
     assert_eq!(p.rtx_pt(Codec::Vp8), Some(97));
     assert_eq!(p.rtx_pt(Codec::Vp9), None, "no RTX format for VP9");
-    assert_eq!(p.rtx_pt(Codec::H264), None, "the codec itself is not negotiated");
+    assert_eq!(
+        p.rtx_pt(Codec::H264),
+        None,
+        "the codec itself is not negotiated"
+    );
 }

@@ -19,6 +19,7 @@ use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::TrackRemote;
 
 use super::Client;
+use super::codecs::{Options, Wire};
 use crate::MediaError;
 use crate::engine::{MID_URI, RID_URI, vp8_codec};
 use crate::sfu::PeerId;
@@ -127,6 +128,25 @@ impl Client {
         id: PeerId,
     ) -> Result<(Arc<Client>, Arc<SimulcastCamera>), MediaError> {
         let client = Client::build(id, None, false).await?;
+        let camera = SimulcastCamera::add(&client).await?;
+        Ok((client, camera))
+    }
+
+    /// [`Client::with_simulcast_camera`] with `options` (RTX, codecs) and a [`Wire`].
+    pub async fn with_simulcast_camera_and_wire(
+        id: PeerId,
+        options: Options,
+    ) -> Result<(Arc<Client>, Arc<SimulcastCamera>, Arc<Wire>), MediaError> {
+        let (client, wire) = Client::with_options(id, options).await?;
+        let camera = SimulcastCamera::add(&client).await?;
+        Ok((client, camera, wire))
+    }
+}
+
+impl SimulcastCamera {
+    /// Adds a three-layer camera track to `client`.
+    async fn add(client: &Arc<Client>) -> Result<Arc<SimulcastCamera>, MediaError> {
+        let id = client.id;
         let ssrcs: [u32; 3] = [rand::random(), rand::random(), rand::random()];
         let encodings = RIDS
             .iter()
@@ -164,19 +184,25 @@ impl Client {
             keyframe_every: AtomicU32::new(30),
             lose_one: AtomicBool::new(false),
         });
-        Ok((client, camera))
+        Ok(camera)
+    }
+
+    /// The SSRC of layer `layer` (0: lowest).
+    pub fn ssrc(&self, layer: usize) -> Option<u32> {
+        self.ssrcs.get(layer).copied()
     }
 }
 
-/// The id `offer` gives the header extension `uri`, and its (first) video section's MID.
-fn offered(offer: &str, uri: &str) -> Option<u8> {
+/// The id `offer` gives the header extension `uri`.
+pub fn offered(offer: &str, uri: &str) -> Option<u8> {
     offer.lines().find_map(|line| {
         let (id, rest) = line.strip_prefix("a=extmap:")?.split_once(' ')?;
         (rest.trim() == uri).then(|| id.split('/').next()?.parse().ok())?
     })
 }
 
-fn video_mid(offer: &str) -> Option<String> {
+/// The MID of `offer`'s first video section.
+pub fn video_mid(offer: &str) -> Option<String> {
     let mut video = false;
     for line in offer.lines() {
         if line.starts_with("m=") {
