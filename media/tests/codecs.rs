@@ -1,7 +1,8 @@
 //! VP9, AV1 and H.264 through the SFU with real WebRTC peers (the `webrtc` crate, on
 //! loopback): a publisher's camera in any of them, under a payload type of its own, reaches a
-//! subscriber under the payload type the subscriber negotiated, keyframes and all; a
-//! subscriber that negotiated only VP8 is sent none of it.
+//! subscriber under the payload type the subscriber negotiated, keyframes and all (also one
+//! whose own offer negotiated video first); a subscriber that negotiated only VP8 is sent
+//! none of it.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -82,9 +83,21 @@ async fn a_camera_in(mime: &str, server_pt: u8, descriptor_key: u8) -> Result<()
     )
     .await?;
     let vp8 = h.join_client(vp8, Rights::default()).await?;
+    // One with a camera of its own (not sent): its offer negotiated video already (only its
+    // camera's codec, as this client stack offers it), which narrows what the server may
+    // offer its legs to that.
+    let (own, _) = voiceflow_media::testing::Client::with_options(
+        4,
+        Options {
+            camera: Some(video_codec(mime)),
+            ..Options::default()
+        },
+    )
+    .await?;
+    let own = h.join_client(own, Rights::default()).await?;
     publisher.send_video();
     eventually("everyone connected", || {
-        [&publisher, &all, &vp8]
+        [&publisher, &all, &vp8, &own]
             .iter()
             .all(|c| c.connected.load(Ordering::Acquire))
     })
@@ -138,6 +151,11 @@ async fn a_camera_in(mime: &str, server_pt: u8, descriptor_key: u8) -> Result<()
     );
     // Delta frames between keyframes, each frame's packets under one timestamp.
     ensure!(packets.iter().any(|p| !p.keyframe));
+    eventually(
+        "the camera at the subscriber with a camera of its own",
+        || own.video_from("camera-1").0 > 20,
+    )
+    .await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     ensure!(
         vp8.video_from("camera-1") == (0, 0),
@@ -149,7 +167,7 @@ async fn a_camera_in(mime: &str, server_pt: u8, descriptor_key: u8) -> Result<()
         dropped > 10,
         "and each packet it is not sent is counted: {dropped}"
     );
-    for c in [&publisher, &all, &vp8] {
+    for c in [&publisher, &all, &vp8, &own] {
         c.close().await?;
     }
     Ok(())

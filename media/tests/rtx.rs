@@ -72,10 +72,12 @@ async fn a_nack_is_answered_on_the_legs_rtx_stream_when_negotiated() -> Result<(
     h.clients.lock().insert(1, publisher.clone());
     let answer = h.channel.join(1, offer, video()).await?;
     publisher.accept(answer).await?;
+    // With a camera of its own (not sent): its offer negotiated video and RTX already.
     let (with_rtx, rtx_wire) = Client::with_options(
         2,
         Options {
             rtx: true,
+            camera: Some(vp8_codec()),
             ..Options::default()
         },
     )

@@ -29,7 +29,7 @@ use super::inbound::Inbound;
 use super::srtp::{KeyTap, Rollover, Srtp};
 use super::video::{Codec, Keyframes, LegParams, Offered};
 use crate::MediaError;
-use crate::engine::{AUDIO_LEVEL_URI, opus_codec, rtx_codecs, video_codecs, vp8_codec};
+use crate::engine::{AUDIO_LEVEL_URI, opus_codec, rtx_codecs, video_codecs};
 use crate::sfu::{PeerId, Rights, Track};
 use crate::speaking::{SpeakingConfig, SpeakingDetector};
 
@@ -368,52 +368,78 @@ impl Peer {
         }
         for (publisher, which) in missing {
             let ssrc: u32 = rand::random();
-            let (kind, codec) = if which.is_video() {
-                (RtpCodecKind::Video, vp8_codec())
+            let rtx_ssrc: u32 = rand::random();
+            let (kind, codecs) = if which.is_video() {
+                let codecs = video_codecs().into_iter().map(|c| c.rtp_codec).collect();
+                (RtpCodecKind::Video, codecs)
             } else {
-                (RtpCodecKind::Audio, opus_codec())
+                (RtpCodecKind::Audio, vec![opus_codec()])
             };
             // The stream id names the publisher, the track id what it is: clients lay out
             // tiles by them.
-            let track = MediaStreamTrack::new(
-                format!("voice-{publisher}"),
-                format!("{}-{publisher}", which.as_str()),
-                format!("participant {publisher}"),
-                kind,
-                vec![RTCRtpEncodingParameters {
-                    rtp_coding_parameters: RTCRtpCodingParameters {
-                        ssrc: Some(ssrc),
-                        // Video legs offer an RTX stream of their own (`a=ssrc-group:FID`);
-                        // `rtc` drops it if the subscriber does not take the format.
-                        rtx: which.is_video().then(|| RTCRtpRtxParameters {
-                            ssrc: rand::random(),
-                        }),
+            let track = |codec| {
+                MediaStreamTrack::new(
+                    format!("voice-{publisher}"),
+                    format!("{}-{publisher}", which.as_str()),
+                    format!("participant {publisher}"),
+                    kind,
+                    vec![RTCRtpEncodingParameters {
+                        rtp_coding_parameters: RTCRtpCodingParameters {
+                            ssrc: Some(ssrc),
+                            // Video legs offer an RTX stream of their own
+                            // (`a=ssrc-group:FID`); `rtc` drops it if the subscriber does not
+                            // take the format.
+                            rtx: which
+                                .is_video()
+                                .then_some(RTCRtpRtxParameters { ssrc: rtx_ssrc }),
+                            ..Default::default()
+                        },
+                        codec,
                         ..Default::default()
-                    },
-                    codec,
-                    ..Default::default()
-                }],
-            );
+                    }],
+                )
+            };
             // A section of its own, always: `add_track` would reuse a section the client
             // offered to send on (its camera, its screen's sound), where the browser does
             // not receive.
-            let init = RTCRtpTransceiverInit {
+            let init = || RTCRtpTransceiverInit {
                 direction: RTCRtpTransceiverDirection::Sendonly,
                 streams: vec![],
                 send_encodings: vec![],
             };
-            let transceiver = self
-                .pc
-                .add_transceiver_from_track(track, Some(init))
-                .map_err(MediaError::webrtc)?;
+            // The track names one codec, which the connection must know: once the client's
+            // own offer negotiated video, only the codecs in common are (a client that
+            // offered no VP8 refuses a VP8 track), so the first one it takes.
+            let mut added = Err(MediaError::WebRtc("no codec for a leg".into()));
+            for codec in codecs {
+                added = self
+                    .pc
+                    .add_transceiver_from_track(track(codec), Some(init()))
+                    .map_err(MediaError::webrtc);
+                if added.is_ok() {
+                    break;
+                }
+            }
+            let transceiver = added?;
             // `rtc` offers a new track's section only the codec its encoding names (VP8):
             // offer every video codec the SFU forwards, with their RTX formats, so the leg
-            // can carry whichever codec the publisher sends if the subscriber takes it.
+            // can carry whichever codec the publisher sends if the subscriber takes it. Once
+            // the client's own offer negotiated video, `rtc` accepts only the codecs it had
+            // in common with it: each is tried in turn and kept if accepted.
             if which.is_video()
                 && let Some(mut t) = self.pc.rtp_transceiver(transceiver)
             {
-                t.set_codec_preferences(video_codecs().into_iter().chain(rtx_codecs()).collect())
-                    .map_err(MediaError::webrtc)?;
+                let mut accepted = Vec::new();
+                for codec in video_codecs().into_iter().chain(rtx_codecs()) {
+                    accepted.push(codec);
+                    if t.set_codec_preferences(accepted.clone()).is_err() {
+                        accepted.pop();
+                    }
+                }
+                if !accepted.is_empty() {
+                    t.set_codec_preferences(accepted)
+                        .map_err(MediaError::webrtc)?;
+                }
             }
             let sender = self
                 .pc
