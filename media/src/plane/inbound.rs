@@ -65,7 +65,13 @@ impl Loop {
                     let rate = if video { 90_000.0 } else { 48_000.0 };
                     // Video packets skipped over are asked for again (see `nack`).
                     let skipped = stream.skipped(index).filter(|_| video);
-                    stream.accept(index, header.timestamp, now, self.epoch, rate);
+                    if peer.offered.rtx_pts.contains(&header.pt) {
+                        // An RTX stream: its timestamps are the repaired packets' (old), so
+                        // its arrivals say nothing about jitter.
+                        stream.repaired(index);
+                    } else {
+                        stream.accept(index, header.timestamp, now, self.epoch, rate);
+                    }
                     peer.inbound.insert(header.ssrc, stream);
                     if let Some(skipped) = skipped {
                         lost = Some((header.ssrc, skipped));
@@ -330,8 +336,9 @@ impl Inbound {
         self.received += 1;
     }
 
-    /// A retransmission of index `index` (checked: not received yet) arrived: it counts as
-    /// received and will not be taken again; the jitter figures stay the originals'.
+    /// A retransmission of index `index` (checked: not received yet) arrived, or a packet
+    /// of an RTX stream: it counts as received and will not be taken again; the jitter
+    /// figures are left alone (a retransmission carries an old timestamp).
     pub(super) fn repaired(&mut self, index: u64) {
         self.mark(index);
     }
@@ -405,6 +412,23 @@ mod tests {
         assert_eq!(s.skipped(65_536 + 205), Some((202, 3)));
         assert_eq!(s.skipped(65_536 + 201), None, "late");
         assert_eq!(s.skipped(65_536 + 201 + 100), None, "an outage");
+    }
+
+    #[test]
+    fn a_repair_fills_the_window_and_leaves_jitter_alone() {
+        let (epoch, mut s) = (Instant::now(), Inbound::default());
+        for seq in [1u16, 2, 4] {
+            let (index, _) = s.check(seq).expect("new");
+            let at = epoch + std::time::Duration::from_millis(u64::from(seq) * 40);
+            s.accept(index, u32::from(seq) * 3000, at, epoch, 90_000.0);
+        }
+        assert_eq!(s.lost(), 1);
+        let jitter = s.jitter_secs();
+        let (index, _) = s.check(3).expect("still missing");
+        s.repaired(index);
+        assert_eq!(s.lost(), 0);
+        assert_eq!(s.check(3), None, "taken once");
+        assert_eq!(s.jitter_secs(), jitter);
     }
 
     proptest::proptest! {
