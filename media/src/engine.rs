@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use rtc::peer_connection::configuration::media_engine::{
-    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8,
+    MIME_TYPE_AV1, MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8, MIME_TYPE_VP9,
 };
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
@@ -36,11 +36,12 @@ pub fn opus_codec() -> RTCRtpCodec {
 }
 
 /// The video codecs the SFU forwards (never decodes), with their payload types as the server
-/// offers them: VP8 and H.264 (constrained baseline, packetization mode 1, what every browser
-/// decodes). Feedback: PLI and FIR (keyframe requests, relayed to the publisher), generic NACK
-/// (a subscriber's losses are retransmitted from the SFU's history; no RTX) and REMB (a
-/// subscriber's estimate picks its simulcast layer). The server adds `transport-cc` (its
-/// feedback to publishers, `plane::twcc`); the publisher's bitrate is capped with `b=AS`.
+/// offers them: VP8, VP9 (profile 0, what every browser decodes), H.264 (constrained
+/// baseline, packetization mode 1) and AV1. Feedback: PLI and FIR (keyframe requests,
+/// relayed to the publisher), generic NACK (a subscriber's losses are retransmitted from the
+/// SFU's history, on the leg's RTX stream when it negotiated one) and REMB (a subscriber's
+/// estimate picks its simulcast layer). The server adds `transport-cc` (its feedback to
+/// publishers, `plane::twcc`); the publisher's bitrate is capped with `b=AS`.
 pub fn video_codecs() -> Vec<RTCRtpCodecParameters> {
     let feedback = vec![
         RTCPFeedback {
@@ -60,39 +61,61 @@ pub fn video_codecs() -> Vec<RTCRtpCodecParameters> {
             parameter: String::new(),
         },
     ];
+    let codec = |mime: &str, fmtp: &str, payload_type: u8| RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: mime.to_owned(),
+            clock_rate: 90_000,
+            channels: 0,
+            sdp_fmtp_line: fmtp.to_owned(),
+            rtcp_feedback: feedback.clone(),
+        },
+        payload_type,
+    };
     vec![
-        RTCRtpCodecParameters {
-            rtp_codec: RTCRtpCodec {
-                mime_type: MIME_TYPE_VP8.to_owned(),
-                clock_rate: 90_000,
-                channels: 0,
-                sdp_fmtp_line: String::new(),
-                rtcp_feedback: feedback.clone(),
-            },
-            payload_type: 96,
-        },
-        RTCRtpCodecParameters {
-            rtp_codec: RTCRtpCodec {
-                mime_type: MIME_TYPE_H264.to_owned(),
-                clock_rate: 90_000,
-                channels: 0,
-                sdp_fmtp_line:
-                    "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
-                        .to_owned(),
-                rtcp_feedback: feedback,
-            },
-            payload_type: 102,
-        },
+        codec(MIME_TYPE_VP8, "", 96),
+        codec(MIME_TYPE_VP9, "profile-id=0", 98),
+        codec(
+            MIME_TYPE_H264,
+            "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+            102,
+        ),
+        codec(MIME_TYPE_AV1, "", 45),
     ]
 }
 
-/// VP8 as a video leg's track names it (the leg carries H.264 too when negotiated).
-pub fn vp8_codec() -> RTCRtpCodec {
+/// RFC 4588 retransmission formats, one per video codec (`apt` = the codec's payload type):
+/// the server receives a publisher's retransmissions on their own stream and sends a
+/// subscriber's on the leg's RTX stream, so a retransmission never looks like a replay of
+/// the media stream to SRTP, and the receiver can tell a late packet from a repair.
+pub fn rtx_codecs() -> Vec<RTCRtpCodecParameters> {
+    video_codecs()
+        .iter()
+        .map(|c| RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec {
+                mime_type: MIME_TYPE_RTX.to_owned(),
+                clock_rate: 90_000,
+                channels: 0,
+                sdp_fmtp_line: format!("apt={}", c.payload_type),
+                rtcp_feedback: vec![],
+            },
+            payload_type: c.payload_type + 1,
+        })
+        .collect()
+}
+
+/// The SFU's video codec of MIME type `mime` (`video/VP8`, …), as a track names it.
+pub fn video_codec(mime: &str) -> RTCRtpCodec {
     video_codecs()
         .into_iter()
-        .next()
+        .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(mime))
         .map(|c| c.rtp_codec)
         .unwrap_or_default()
+}
+
+/// VP8 as a video leg's track names it (the leg carries the other codecs too when
+/// negotiated).
+pub fn vp8_codec() -> RTCRtpCodec {
+    video_codec(MIME_TYPE_VP8)
 }
 
 /// Where the node's media socket binds and the limits of its media loop (`[voice]`).
@@ -152,17 +175,45 @@ impl Default for MediaConfig {
 }
 
 /// A media engine with Opus and the audio-level extension (and the SFU's video codecs if
-/// `video`), and its interceptors: a test or benchmark client's.
+/// `video`, without RTX), and its interceptors: a test or benchmark client's.
 pub fn opus_engine(video: bool) -> Result<(MediaEngine, Registry), MediaError> {
+    let codecs = if video { video_codecs() } else { Vec::new() };
+    client_engine(&codecs, false, Registry::new())
+}
+
+/// A test client's media engine: Opus with the audio-level extension, the video `codecs`
+/// (with their RTX formats if `rtx`), the MID and RID extensions, and `registry` with the
+/// default interceptors (NACK generator and responder, reports).
+pub fn client_engine(
+    codecs: &[RTCRtpCodecParameters],
+    rtx: bool,
+    registry: Registry,
+) -> Result<(MediaEngine, Registry), MediaError> {
     let mut engine = MediaEngine::default();
-    if video {
-        for codec in video_codecs() {
+    if !codecs.is_empty() {
+        let repairs: Vec<RTCRtpCodecParameters> = if rtx {
+            rtx_codecs()
+                .into_iter()
+                .filter(|r| {
+                    codecs
+                        .iter()
+                        .any(|c| r.rtp_codec.sdp_fmtp_line == format!("apt={}", c.payload_type))
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        for codec in codecs.iter().chain(&repairs) {
             engine
-                .register_codec(codec, RtpCodecKind::Video)
+                .register_codec(codec.clone(), RtpCodecKind::Video)
                 .map_err(MediaError::webrtc)?;
         }
         // What a simulcast publisher names its layers' streams with.
-        for uri in [MID_URI, RID_URI] {
+        let mut uris = vec![MID_URI, RID_URI];
+        if rtx {
+            uris.push(REPAIRED_RID_URI);
+        }
+        for uri in uris {
             engine
                 .register_header_extension(
                     RTCRtpHeaderExtensionCapability {
@@ -196,7 +247,7 @@ pub fn opus_engine(video: bool) -> Result<(MediaEngine, Registry), MediaError> {
     // transport-wide sequence number extension, whose numbers a browser writes: the client
     // numbers its packets too, so the SFU's feedback to publishers is exercised).
     let registry =
-        register_default_interceptors(Registry::new(), &mut engine).map_err(MediaError::webrtc)?;
+        register_default_interceptors(registry, &mut engine).map_err(MediaError::webrtc)?;
     let registry = registry.with(
         rtc::interceptor::Slot::TwccSender,
         rtc::interceptor::TwccSenderBuilder::new().build(),

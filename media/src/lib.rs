@@ -103,17 +103,33 @@ pub enum DropReason {
     /// receiving thread was full), like a full socket buffer but counted; or media waited in
     /// a loop's backlog longer than is of use to a listener (100 ms).
     Overloaded,
+    /// An RTX packet (RFC 4588) with nothing to forward: padding only, or nothing after the
+    /// original sequence number (a browser's bandwidth probe).
+    RtxPadding,
+    /// An RTX packet the SFU cannot map back: shorter than its original sequence number, on
+    /// an RTX stream the offer did not announce (`a=ssrc-group:FID`, or a repaired RID of a
+    /// known layer), with an `apt` naming no forwarded video codec, or a non-RTX payload type
+    /// on an RTX stream.
+    RtxInvalid,
+    /// An RTX packet repairing a packet already received (or too old to tell).
+    RtxDuplicate,
 }
+
+/// How many [`DropReason`]s there are.
+const REASONS: usize = 9;
 
 impl DropReason {
     /// Every reason.
-    pub const ALL: [DropReason; 6] = [
+    pub const ALL: [DropReason; REASONS] = [
         DropReason::Garbage,
         DropReason::UnknownUfrag,
         DropReason::UnknownSource,
         DropReason::Rejected,
         DropReason::SendFailed,
         DropReason::Overloaded,
+        DropReason::RtxPadding,
+        DropReason::RtxInvalid,
+        DropReason::RtxDuplicate,
     ];
 
     /// The metric label.
@@ -125,6 +141,9 @@ impl DropReason {
             DropReason::Rejected => "rejected",
             DropReason::SendFailed => "send_failed",
             DropReason::Overloaded => "overloaded",
+            DropReason::RtxPadding => "rtx_padding",
+            DropReason::RtxInvalid => "rtx_invalid",
+            DropReason::RtxDuplicate => "rtx_duplicate",
         }
     }
 }
@@ -132,8 +151,8 @@ impl DropReason {
 /// Counters of the media plane (exported as metrics every 100 ms by the loop).
 #[derive(Debug, Default)]
 pub struct PlaneStats {
-    dropped: [AtomicU64; 6],
-    exported: [AtomicU64; 6],
+    dropped: [AtomicU64; REASONS],
+    exported: [AtomicU64; REASONS],
     /// Datagrams read from the socket.
     pub received: AtomicU64,
     /// Datagrams sent.

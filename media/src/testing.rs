@@ -26,10 +26,22 @@ use webrtc::rtp_transceiver::RtpSender;
 
 use crate::MediaError;
 use crate::engine::{AUDIO_LEVEL_URI, opus_codec, opus_engine};
-use crate::plane::MediaPlane;
-use crate::sfu::{Channel, PeerId, Rights, SfuEvent};
+use crate::sfu::PeerId;
 
+pub mod codecs;
+mod harness;
 pub mod simulcast;
+
+pub use harness::Harness;
+
+/// A client's camera.
+#[derive(Clone)]
+struct Camera {
+    track: Arc<TrackLocalStaticRTP>,
+    ssrc: u32,
+    codec: rtc::rtp_transceiver::rtp_sender::RTCRtpCodec,
+    sender: Arc<dyn RtpSender>,
+}
 
 /// Packets received per publisher (from the track's stream id `voice-<publisher>`).
 pub type Received = Arc<Mutex<HashMap<u64, Arc<AtomicU32>>>>;
@@ -93,11 +105,24 @@ impl PeerConnectionEventHandler for ClientHandler {
             let counters = self.video.lock().entry(id.clone()).or_default().clone();
             let log = self.seen.open(&id, track.clone());
             tokio::spawn(async move {
+                // The codec of each payload type, as the track's stream negotiated it.
+                let mut mimes: HashMap<u8, String> = HashMap::new();
                 while let Some(event) = track.poll().await {
                     if let TrackRemoteEvent::OnRtpPacket(packet) = event {
-                        log.push(&packet);
+                        let pt = packet.header.payload_type;
+                        let mime = match mimes.get(&pt) {
+                            Some(mime) => mime.clone(),
+                            None => {
+                                let codec = track.codec(packet.header.ssrc).await;
+                                let mime = codec.map(|c| c.mime_type).unwrap_or_default();
+                                mimes.insert(pt, mime.clone());
+                                mime
+                            }
+                        };
+                        let keyframe = crate::plane::keyframe(&mime, &packet.payload);
+                        log.push(&packet, keyframe);
                         counters[0].fetch_add(1, Ordering::Relaxed);
-                        if vp8_keyframe(&packet.payload) {
+                        if keyframe {
                             counters[1].fetch_add(1, Ordering::Relaxed);
                         }
                     }
@@ -152,8 +177,8 @@ pub struct Client {
     video: VideoReceived,
     /// Every video packet received, per track id, and the tracks (to send RTCP about them).
     pub seen: simulcast::Seen,
-    /// The camera track, its SSRC and whether its next frame is a keyframe.
-    camera: Option<(Arc<TrackLocalStaticRTP>, u32)>,
+    /// The camera track, its SSRC, its codec and its sender.
+    camera: Option<Camera>,
     /// The camera sends a keyframe next (the test stands in for a keyframe request).
     pub keyframe: Arc<AtomicBool>,
     /// RTP packets per video frame (1 unless told; `sfubench_video` sends more).
@@ -197,7 +222,20 @@ impl Client {
         camera: bool,
     ) -> Result<Arc<Client>, MediaError> {
         // Every client can receive video; only a camera client sends it.
-        let (engine, registry) = opus_engine(true)?;
+        let camera = camera.then(crate::engine::vp8_codec);
+        Client::build_with(id, configuration, camera, opus_engine(true)?).await
+    }
+
+    /// A client with `engine`, and a camera sending `camera` if given.
+    pub(crate) async fn build_with(
+        id: PeerId,
+        configuration: Option<rtc::peer_connection::configuration::RTCConfiguration>,
+        camera: Option<rtc::rtp_transceiver::rtp_sender::RTCRtpCodec>,
+        (engine, registry): (
+            webrtc::peer_connection::MediaEngine,
+            webrtc::peer_connection::Registry,
+        ),
+    ) -> Result<Arc<Client>, MediaError> {
         let video: VideoReceived = Arc::default();
         let gathered = Arc::new(tokio::sync::Notify::new());
         let connected = Arc::new(AtomicBool::new(false));
@@ -244,7 +282,7 @@ impl Client {
             .add_track(mic.clone() as Arc<dyn TrackLocal>)
             .await
             .map_err(MediaError::webrtc)?;
-        let camera = if camera {
+        let camera = if let Some(codec) = camera {
             let ssrc: u32 = rand::random();
             let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
                 format!("client-{id}"),
@@ -256,14 +294,20 @@ impl Client {
                         ssrc: Some(ssrc),
                         ..Default::default()
                     },
-                    codec: crate::engine::vp8_codec(),
+                    codec: codec.clone(),
                     ..Default::default()
                 }],
             )));
-            pc.add_track(track.clone() as Arc<dyn TrackLocal>)
+            let sender = pc
+                .add_track(track.clone() as Arc<dyn TrackLocal>)
                 .await
                 .map_err(MediaError::webrtc)?;
-            Some((track, ssrc))
+            Some(Camera {
+                track,
+                ssrc,
+                codec,
+                sender,
+            })
         } else {
             None
         };
@@ -363,6 +407,11 @@ impl Client {
         Ok(local.sdp)
     }
 
+    /// The camera's SSRC, if the client has a camera.
+    pub fn camera_ssrc(&self) -> Option<u32> {
+        self.camera.as_ref().map(|c| c.ssrc)
+    }
+
     /// Packets received so far from `publisher`.
     pub fn from(&self, publisher: PeerId) -> u32 {
         self.received
@@ -379,14 +428,28 @@ impl Client {
         })
     }
 
-    /// Sends a VP8 frame (one packet) every 33 ms on the camera track until the connection
-    /// closes: a keyframe first and whenever `keyframe` is set, delta frames otherwise.
+    /// Sends a frame (`video_packets` packets) every 33 ms on the camera track until the
+    /// connection closes, in the camera's codec under its negotiated payload type: a keyframe
+    /// first and whenever `keyframe` is set, delta frames otherwise.
     pub fn send_video(self: &Arc<Self>) {
-        let Some((track, ssrc)) = self.camera.clone() else {
+        let Some(camera) = self.camera.clone() else {
             return;
         };
         let me = self.clone();
         tokio::spawn(async move {
+            let pt = match camera.sender.get_parameters().await {
+                Ok(params) => params
+                    .rtp_parameters
+                    .codecs
+                    .iter()
+                    .find(|c| {
+                        c.rtp_codec
+                            .mime_type
+                            .eq_ignore_ascii_case(&camera.codec.mime_type)
+                    })
+                    .map_or(96, |c| c.payload_type),
+                Err(_) => 96,
+            };
             let (mut seq, mut ts) = (1u16, 0u32);
             let mut tick = tokio::time::interval(Duration::from_millis(33));
             loop {
@@ -395,28 +458,21 @@ impl Client {
                 let packets = me.video_packets.load(Ordering::Relaxed).max(1);
                 let mut failed = false;
                 for i in 0..packets {
-                    // Descriptor: S=1 on the frame's first packet (partition 0); payload
-                    // header: bit 0 is the inverse key-frame flag; then a stand-in for the
-                    // compressed frame.
-                    let mut payload = if i == 0 {
-                        vec![0x10, if key { 0x00 } else { 0x01 }]
-                    } else {
-                        vec![0x00]
-                    };
+                    let mut payload = codecs::descriptor(&camera.codec.mime_type, i == 0, key);
                     payload.extend_from_slice(&[0xab; 1000]);
                     let packet = rtc::rtp::Packet {
                         header: rtc::rtp::Header {
                             version: 2,
                             marker: i + 1 == packets,
-                            payload_type: 96,
+                            payload_type: pt,
                             sequence_number: seq,
                             timestamp: ts,
-                            ssrc,
+                            ssrc: camera.ssrc,
                             ..Default::default()
                         },
                         payload: Bytes::from(payload),
                     };
-                    failed |= track.write_rtp(packet).await.is_err();
+                    failed |= camera.track.write_rtp(packet).await.is_err();
                     seq = seq.wrapping_add(1);
                 }
                 if failed && me.connected.load(Ordering::Acquire) {
@@ -483,85 +539,5 @@ impl Client {
                 ts = ts.wrapping_add(960);
             }
         });
-    }
-}
-
-/// A channel with in-process clients: routes SFU events to them, as the WebSocket signalling
-/// would.
-pub struct Harness {
-    /// The channel.
-    pub channel: Channel,
-    /// Its clients by participant id.
-    pub clients: Mutex<HashMap<PeerId, Arc<Client>>>,
-    /// Speaking events seen.
-    pub speaking: Mutex<Vec<(PeerId, bool)>>,
-    /// Participants reported as failed.
-    pub failed: Mutex<Vec<PeerId>>,
-}
-
-impl Harness {
-    /// A channel on `plane` and the task routing its events.
-    pub fn start(plane: &MediaPlane) -> Arc<Harness> {
-        let (channel, mut events) = Channel::new(plane);
-        let h = Arc::new(Harness {
-            channel,
-            clients: Mutex::new(HashMap::new()),
-            speaking: Mutex::new(Vec::new()),
-            failed: Mutex::new(Vec::new()),
-        });
-        let me = h.clone();
-        tokio::spawn(async move {
-            while let Some(event) = events.recv().await {
-                match event {
-                    SfuEvent::Offer { peer, sdp } => {
-                        let Some(client) = me.clients.lock().get(&peer).cloned() else {
-                            continue;
-                        };
-                        let channel = me.channel.clone();
-                        tokio::spawn(async move {
-                            let answer = async {
-                                let sdp = client.answer(sdp).await?;
-                                channel.apply_answer(peer, sdp).await
-                            };
-                            if let Err(e) = answer.await {
-                                tracing::warn!(peer, error = %e, "test client: renegotiation failed");
-                            }
-                        });
-                    }
-                    SfuEvent::Candidate { peer, candidate } => {
-                        let client = me.clients.lock().get(&peer).cloned();
-                        if let Some(client) = client {
-                            let _ = client.pc.add_ice_candidate(candidate).await;
-                        }
-                    }
-                    SfuEvent::Speaking { peer, speaking } => {
-                        me.speaking.lock().push((peer, speaking))
-                    }
-                    SfuEvent::Failed { peer } => me.failed.lock().push(peer),
-                    SfuEvent::Connected { .. } => {}
-                }
-            }
-        });
-        h
-    }
-
-    /// A new client joins with `rights`.
-    pub async fn join(&self, id: PeerId, rights: Rights) -> Result<Arc<Client>, MediaError> {
-        self.join_client(Client::new(id).await?, rights).await
-    }
-
-    /// `client` joins with `rights`.
-    pub async fn join_client(
-        &self,
-        client: Arc<Client>,
-        rights: Rights,
-    ) -> Result<Arc<Client>, MediaError> {
-        let id = client.id;
-        self.clients.lock().insert(id, client.clone());
-        let offer = client.offer().await?;
-        let answer = self.channel.join(id, offer, rights).await?;
-        client.accept(answer).await?;
-        self.channel.sync().await;
-        Ok(client)
     }
 }

@@ -308,6 +308,45 @@ export async function assertVideoFramesRising(page, what) {
     { timeout: 10_000, what: `${what}: frames keep coming` });
 }
 
+/**
+ * Makes the page's next voice connections prefer the video codec `mime` (`video/VP9`) on the
+ * sections it sends on: every video transceiver the page adds lists that codec's variants
+ * first (RTCRtpTransceiver.setCodecPreferences), the others (RTX among them) after, so the
+ * server's answer, which keeps the offer's order, names it first and Chromium sends it.
+ */
+export function preferVideoCodec(page, mime) {
+  return page.evaluate((m) => {
+    const add = RTCPeerConnection.prototype.addTransceiver;
+    RTCPeerConnection.prototype.addTransceiver = function addPreferring(kind, init) {
+      const t = add.call(this, kind, init);
+      if (kind === 'video') {
+        const codecs = RTCRtpReceiver.getCapabilities('video').codecs;
+        const is = (c) => c.mimeType.toLowerCase() === m.toLowerCase();
+        t.setCodecPreferences([...codecs.filter(is), ...codecs.filter((c) => !is(c))]);
+      }
+      return t;
+    };
+  }, mime);
+}
+
+/**
+ * The codecs of the page's RTP streams with frames, by direction: {outbound: [mime…],
+ * inbound: [mime…]} (getStats `codec` entries of outbound/inbound video).
+ */
+export function videoCodecsInUse(page) {
+  return page.evaluate(async () => {
+    const stats = await window.__voiceflow.voicePc.getStats();
+    const mime = (id) => stats.get(id)?.mimeType;
+    const out = { outbound: [], inbound: [] };
+    stats.forEach((r) => {
+      if (r.kind !== 'video' || !r.codecId) return;
+      if (r.type === 'outbound-rtp' && r.framesEncoded > 0) out.outbound.push(mime(r.codecId));
+      if (r.type === 'inbound-rtp' && r.framesDecoded > 0) out.inbound.push(mime(r.codecId));
+    });
+    return out;
+  });
+}
+
 /** What a page's voice connection looks like (for failure messages). */
 export function voiceDebug(page) {
   return page.evaluate(async () => {

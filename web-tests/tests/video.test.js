@@ -7,14 +7,17 @@
 // goes off again. Her camera is sent in simulcast layers; bob's client asks for the layer that
 // fits her tile's size (voice:subscribe {layer}): shown small he decodes her lowest layer, shown
 // large her widest. Her screen share goes out in two layers and bob's large spotlight gets the
-// full one. Screenshot: the panel with a camera tile and a screen share.
+// full one. Screenshot: the panel with a camera tile and a screen share. Then, in a channel of
+// their own, Alice's Chromium prefers VP9 for what it sends: Bob decodes her VP9 camera, frames
+// rising, and both connections negotiated RTX (RFC 4588) with the server (its answer to her,
+// its offers to him and his answers).
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
 import {
   assertReceivingAudio, assertVideoFramesRising, createRoomInUi, eventually, inboundVideoFrames, inviteCode,
-  joinByCodeInUi, registerInUi, shot, startWorld,
+  joinByCodeInUi, preferVideoCodec, registerInUi, shot, startWorld, videoCodecsInUse,
 } from '../lib/harness.js';
 
 const panel = (page) => page.locator('.voice-panel');
@@ -191,6 +194,58 @@ describe('video in a voice channel', { timeout: 180_000 }, () => {
     await panel(alice.page).getByRole('button', { name: 'Camera' }).click();
     await eventually(async () => (await tile(bob.page, 'alice').locator('video').count()) === 0,
       { timeout: 15_000, what: 'tile back to the avatar' });
+    assert.deepEqual([...alice.errors, ...bob.errors], []);
+  });
+});
+
+/** The payload type `sdp` maps `codec` (`VP9`) to, and the RTX payload types repairing it. */
+function rtxFor(sdp, codec) {
+  const pt = new RegExp(`a=rtpmap:(\\d+) ${codec}/90000`).exec(sdp)?.[1];
+  const rtx = [...sdp.matchAll(/a=fmtp:(\d+) apt=(\d+)/g)]
+    .filter((m) => m[2] === pt && new RegExp(`a=rtpmap:${m[1]} rtx/90000`).test(sdp))
+    .map((m) => m[1]);
+  return { pt, rtx };
+}
+
+describe('a VP9 camera, with RTX', { timeout: 180_000 }, () => {
+  let world; let alice; let bob;
+
+  before(async () => {
+    world = await startWorld('video-vp9', { media: true, people: ['alice', 'bob'] });
+    ({ alice, bob } = world);
+  });
+  after(() => world?.close());
+
+  it('bob decodes the VP9 camera alice publishes; both negotiated RTX', async () => {
+    await registerInUi(alice.page, 'alice');
+    await registerInUi(bob.page, 'bob');
+    await createRoomInUi(alice.page, 'Codecs', { kind: 'voice' });
+    const code = await inviteCode(alice.page);
+    await joinByCodeInUi(bob.page, code, 'Codecs');
+    await preferVideoCodec(alice.page, 'video/VP9');
+    for (const p of [alice.page, bob.page]) {
+      await panel(p).getByRole('button', { name: 'Join voice channel' }).click();
+      await panel(p).getByText('Voice connected').waitFor({ timeout: 20_000 });
+    }
+    await panel(alice.page).getByRole('button', { name: 'Camera' }).click();
+    await waitOrExplain(bob.page, tile(bob.page, 'alice').locator('video.voice-video'), "alice's VP9 camera at bob's");
+    await assertVideoFramesRising(bob.page, 'bob decoding VP9');
+    let codecs = {};
+    await eventually(async () => {
+      codecs = { alice: await videoCodecsInUse(alice.page), bob: await videoCodecsInUse(bob.page) };
+      return codecs.alice.outbound.includes('video/VP9') && codecs.bob.inbound.includes('video/VP9');
+    }, { timeout: 20_000, what: `alice sends VP9 and bob decodes it: ${JSON.stringify(codecs)}` });
+    assert.ok(codecs.alice.outbound.every((m) => m === 'video/VP9'), JSON.stringify(codecs));
+
+    // The server's answer to alice offers RTX for VP9 (so her retransmissions come on their
+    // own stream); its offers to bob announce each video leg's RTX stream, and he took them.
+    const sdp = (page, which) => page.evaluate((w) => window.__voiceflow.voicePc[w].sdp, which);
+    const answer = rtxFor(await sdp(alice.page, 'remoteDescription'), 'VP9');
+    assert.ok(answer.pt && answer.rtx.length > 0, `rtx for VP9 in the server's answer: ${JSON.stringify(answer)}`);
+    const offered = await sdp(bob.page, 'remoteDescription');
+    assert.match(offered, /a=ssrc-group:FID \d+ \d+/, "the server's offer names the legs' RTX streams");
+    const answered = rtxFor(await sdp(bob.page, 'localDescription'), 'VP9');
+    assert.ok(answered.rtx.length > 0, `bob's answer keeps RTX for VP9: ${JSON.stringify(answered)}`);
     assert.deepEqual([...alice.errors, ...bob.errors], []);
   });
 });

@@ -14,14 +14,30 @@
 //! `simulcast=3`: every publisher sends three layers (RIDs q/h/f; 1, 2 and 3 packets per
 //! frame), and subscriber `i` asks every publisher for layer `i % 3` (low, medium, high), so
 //! the SFU forwards one layer per leg and keeps the others; `packets` is then unused.
+//!
+//! `codec=vp8|vp9|h264|av1` (default vp8, without simulcast): the publishers' camera codec
+//! (its keyframes and payload descriptors; the SFU's work per packet does not depend on it).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use voiceflow_media::engine::video_codec;
+use voiceflow_media::testing::codecs::Options;
 use voiceflow_media::testing::simulcast::SimulcastCamera;
 use voiceflow_media::testing::{Client, Harness};
 use voiceflow_media::{Layer, MediaConfig, MediaPlane, Rights, Track};
+
+fn arg_str(name: &str, default: &str) -> String {
+    std::env::args()
+        .skip(1)
+        .filter_map(|a| {
+            let (k, v) = a.split_once('=')?;
+            (k == name).then(|| v.to_owned())
+        })
+        .next()
+        .unwrap_or_else(|| default.to_owned())
+}
 
 fn arg(name: &str, default: u64) -> u64 {
     std::env::args()
@@ -77,6 +93,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let (secs, packets) = (arg("secs", 10), arg("packets", 4) as u32);
     let simulcast = arg("simulcast", 1) >= 2;
+    let codec = video_codec(&format!("video/{}", arg_str("codec", "vp8")));
+    if codec.mime_type.is_empty() {
+        return Err("codec: vp8, vp9, h264 or av1".into());
+    }
     let mut cameras: Vec<Arc<SimulcastCamera>> = Vec::new();
     let plane = MediaPlane::new(MediaConfig::default());
     let mut all = Vec::new();
@@ -93,7 +113,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 cameras.push(camera);
                 client
             } else {
-                Client::with_camera(id).await?
+                let options = Options {
+                    camera: Some(codec.clone()),
+                    ..Options::default()
+                };
+                Client::with_options(id, options).await?.0
             };
             client
                 .video_packets
@@ -247,7 +271,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     } else {
         println!(
-            "rooms={rooms} publishers={publishers} subscribers={subscribers} packets/frame={packets} (no simulcast)"
+            "rooms={rooms} publishers={publishers} subscribers={subscribers} packets/frame={packets} codec={} (no simulcast)",
+            codec.mime_type
         );
     }
     println!(

@@ -7,11 +7,12 @@
 use std::time::Instant;
 
 use super::media_loop::Loop;
+use super::rtx::Repair;
 use super::srtp::Srtp;
 use crate::DropReason;
 
 /// Most received streams (SSRCs) kept per participant.
-const MAX_STREAMS: usize = 8;
+const MAX_STREAMS: usize = 16;
 
 impl Loop {
     /// A publisher's SRTP packet on the fast path: checked, decrypted in place into the
@@ -72,40 +73,87 @@ impl Loop {
                     let rate = if video { 90_000.0 } else { 48_000.0 };
                     // Video packets skipped over are asked for again (see `nack`).
                     let skipped = stream.skipped(index).filter(|_| video);
-                    stream.accept(index, header.timestamp, now, self.epoch, rate);
+                    if peer.offered.rtx_pts.contains(&header.pt) {
+                        // An RTX stream: its timestamps are the repaired packets' (old), so
+                        // its arrivals say nothing about jitter.
+                        stream.repaired(index);
+                    } else {
+                        stream.accept(index, header.timestamp, now, self.epoch, rate);
+                    }
                     peer.inbound.insert(header.ssrc, stream);
                     if let Some(skipped) = skipped {
                         lost = Some((header.ssrc, skipped));
                     }
                 }
-                let level = peer.level_id.and_then(|id| header.extension(&buf, id));
-                // A simulcast stream not known yet is named by its MID and RID.
-                let (mid, rid) = if peer.offered.rids.is_empty()
-                    || peer.streams.contains_key(&header.ssrc)
-                {
-                    (None, None)
-                } else {
-                    let ext = |id: Option<u8>| id.and_then(|id| header.extension_bytes(&buf, id));
-                    (ext(peer.offered.mid_ext), ext(peer.offered.rid_ext))
-                };
                 // RFC 3550 padding: its last byte counts it. A packet of padding only (a
                 // bandwidth probe) carries nothing to forward.
                 let end = match (header.padding, end.checked_sub(1).and_then(|i| buf.get(i))) {
                     (true, Some(&pad)) => end.saturating_sub(usize::from(pad)),
                     _ => end,
                 };
-                if end > header.len {
-                    let media = Media {
-                        marker: header.marker,
-                        pt: header.pt,
-                        seq: header.seq,
-                        timestamp: header.timestamp,
-                        ssrc: header.ssrc,
-                        level,
-                        mid,
-                        rid,
-                        payload: &buf[header.len..end],
-                    };
+                let media = match peer.repair(&header, &buf, end) {
+                    None => {
+                        let level = peer.level_id.and_then(|id| header.extension(&buf, id));
+                        // A simulcast stream not known yet is named by its MID and RID.
+                        let (mid, rid) = if peer.offered.rids.is_empty()
+                            || peer.streams.contains_key(&header.ssrc)
+                        {
+                            (None, None)
+                        } else {
+                            let ext =
+                                |id: Option<u8>| id.and_then(|id| header.extension_bytes(&buf, id));
+                            (ext(peer.offered.mid_ext), ext(peer.offered.rid_ext))
+                        };
+                        (end > header.len).then(|| Media {
+                            marker: header.marker,
+                            pt: header.pt,
+                            seq: header.seq,
+                            timestamp: header.timestamp,
+                            ssrc: header.ssrc,
+                            level,
+                            mid,
+                            rid,
+                            payload: &buf[header.len..end],
+                        })
+                    }
+                    Some(Repair::Padding) => {
+                        self.stats.count_drop(DropReason::RtxPadding);
+                        None
+                    }
+                    Some(Repair::Invalid) => {
+                        self.stats.count_drop(DropReason::RtxInvalid);
+                        None
+                    }
+                    Some(Repair::Original { ssrc, pt, seq }) => {
+                        // The original's stream decides whether it is still missing (a
+                        // repair of a stream not received yet starts it, within the bound).
+                        if !peer.inbound.contains_key(&ssrc) && peer.inbound.len() < MAX_STREAMS {
+                            peer.inbound.insert(ssrc, Inbound::default());
+                        }
+                        let original = peer.inbound.get_mut(&ssrc);
+                        match original.and_then(|o| o.check(seq).map(|c| (o, c))) {
+                            Some((original, (index, _))) => {
+                                original.repaired(index);
+                                Some(Media {
+                                    marker: header.marker,
+                                    pt,
+                                    seq,
+                                    timestamp: header.timestamp,
+                                    ssrc,
+                                    level: None,
+                                    mid: None,
+                                    rid: None,
+                                    payload: &buf[header.len + 2..end],
+                                })
+                            }
+                            None => {
+                                self.stats.count_drop(DropReason::RtxDuplicate);
+                                None
+                            }
+                        }
+                    }
+                };
+                if let Some(media) = media {
                     self.forward(key, &media, now);
                 }
             }
@@ -262,6 +310,19 @@ impl Inbound {
         epoch: Instant,
         rate: f64,
     ) {
+        self.mark(index);
+        // RFC 3550 §6.4.1, in the 48 kHz clock of Opus (a video stream's 90 kHz converted).
+        let now = arrival.saturating_duration_since(epoch).as_secs_f64() * 48_000.0;
+        if let Some((then, ts)) = self.last {
+            let elapsed = f64::from(timestamp.wrapping_sub(ts) as i32) * 48_000.0 / rate;
+            let d = (now - then) - elapsed;
+            self.jitter += (d.abs() - self.jitter) / 16.0;
+        }
+        self.last = Some((now, timestamp));
+    }
+
+    /// Index `index` was received (the replay window, the highest index, the count).
+    fn mark(&mut self, index: u64) {
         match self.highest {
             None => {
                 self.highest = Some(index);
@@ -281,14 +342,13 @@ impl Inbound {
             Some(highest) => self.window |= 1 << (highest - index),
         }
         self.received += 1;
-        // RFC 3550 §6.4.1, in the 48 kHz clock of Opus (a video stream's 90 kHz converted).
-        let now = arrival.saturating_duration_since(epoch).as_secs_f64() * 48_000.0;
-        if let Some((then, ts)) = self.last {
-            let elapsed = f64::from(timestamp.wrapping_sub(ts) as i32) * 48_000.0 / rate;
-            let d = (now - then) - elapsed;
-            self.jitter += (d.abs() - self.jitter) / 16.0;
-        }
-        self.last = Some((now, timestamp));
+    }
+
+    /// A retransmission of index `index` (checked: not received yet) arrived, or a packet
+    /// of an RTX stream: it counts as received and will not be taken again; the jitter
+    /// figures are left alone (a retransmission carries an old timestamp).
+    pub(super) fn repaired(&mut self, index: u64) {
+        self.mark(index);
     }
 
     /// The sequence numbers a packet of index `index` jumps over (the first, how many), if
@@ -360,6 +420,23 @@ mod tests {
         assert_eq!(s.skipped(65_536 + 205), Some((202, 3)));
         assert_eq!(s.skipped(65_536 + 201), None, "late");
         assert_eq!(s.skipped(65_536 + 201 + 100), None, "an outage");
+    }
+
+    #[test]
+    fn a_repair_fills_the_window_and_leaves_jitter_alone() {
+        let (epoch, mut s) = (Instant::now(), Inbound::default());
+        for seq in [1u16, 2, 4] {
+            let (index, _) = s.check(seq).expect("new");
+            let at = epoch + std::time::Duration::from_millis(u64::from(seq) * 40);
+            s.accept(index, u32::from(seq) * 3000, at, epoch, 90_000.0);
+        }
+        assert_eq!(s.lost(), 1);
+        let jitter = s.jitter_secs();
+        let (index, _) = s.check(3).expect("still missing");
+        s.repaired(index);
+        assert_eq!(s.lost(), 0);
+        assert_eq!(s.check(3), None, "taken once");
+        assert_eq!(s.jitter_secs(), jitter);
     }
 
     proptest::proptest! {

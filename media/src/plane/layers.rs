@@ -9,7 +9,8 @@
 //!   for `upgrade_after` (a short peak of the estimate does not flap layers).
 //! - [`is_keyframe`]: a switch happens only at the first packet of a keyframe of the target
 //!   layer (VP8: the payload descriptor's start bit and the payload header's key-frame bit;
-//!   H.264: an IDR slice or the SPS that precedes it).
+//!   H.264: an IDR slice or the SPS that precedes it; VP9: a frame's start without
+//!   inter-picture prediction, of spatial layer 0; AV1: the start of a coded video sequence).
 //!
 //! Time is passed in; nothing here reads a clock.
 
@@ -122,7 +123,46 @@ pub(crate) fn is_keyframe(codec: Codec, payload: &[u8]) -> bool {
         Codec::Opus => false,
         Codec::Vp8 => vp8_keyframe(payload),
         Codec::H264 => h264_keyframe(payload),
+        Codec::Vp9 => vp9_keyframe(payload),
+        Codec::Av1 => av1_keyframe(payload),
     }
+}
+
+/// Whether a VP9 RTP payload starts a keyframe (RFC 9628's payload descriptor
+/// `I|P|L|F|B|E|V|Z`): the start of a frame (B) that is not inter-predicted (P clear), of
+/// spatial layer 0 when the layer indices are present (L: after the picture id, if I, one
+/// or two bytes by its M bit, comes `TID|U|SID|D`). The test clients use it too.
+pub(crate) fn vp9_keyframe(payload: &[u8]) -> bool {
+    let Some(&d) = payload.first() else {
+        return false;
+    };
+    let (i, p, l, b) = (d & 0x80 != 0, d & 0x40 != 0, d & 0x20 != 0, d & 0x08 != 0);
+    if p || !b {
+        return false;
+    }
+    if !l {
+        return payload.len() > 1;
+    }
+    let mut at = 1;
+    if i {
+        let Some(&pid) = payload.get(1) else {
+            return false;
+        };
+        at += if pid & 0x80 != 0 { 2 } else { 1 };
+    }
+    payload
+        .get(at)
+        .is_some_and(|layers| (layers >> 1) & 0x07 == 0)
+}
+
+/// Whether an AV1 RTP payload starts a keyframe (the AV1 RTP specification's aggregation
+/// header `Z|Y|W W|N|-|-|-`: N marks the first packet of a coded video sequence, which starts
+/// with a keyframe; Z, a continued OBU, cannot be such a start). The test clients use it too.
+pub(crate) fn av1_keyframe(payload: &[u8]) -> bool {
+    payload
+        .first()
+        .is_some_and(|&h| h & 0x08 != 0 && h & 0x80 == 0)
+        && payload.len() > 1
 }
 
 /// Whether a VP8 RTP payload starts a keyframe (RFC 7741: the descriptor's S bit with

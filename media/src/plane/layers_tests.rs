@@ -144,9 +144,60 @@ fn keyframes_are_told_by_codec() {
         "truncated"
     );
     assert!(!is_keyframe(Codec::Opus, &[0x00]));
-    for codec in [Codec::Vp8, Codec::H264] {
+    for codec in [Codec::Vp8, Codec::H264, Codec::Vp9, Codec::Av1] {
         assert!(!is_keyframe(codec, &[]));
     }
+}
+
+#[test]
+fn vp9_keyframes_are_an_unpredicted_frame_start_of_spatial_layer_0() {
+    // B (start of frame), P clear, no layer indices.
+    assert!(is_keyframe(Codec::Vp9, &[0x08, 0xab]));
+    assert!(
+        !is_keyframe(Codec::Vp9, &[0x48, 0xab]),
+        "P: inter-predicted"
+    );
+    assert!(
+        !is_keyframe(Codec::Vp9, &[0x00, 0xab]),
+        "not a frame's start"
+    );
+    assert!(!is_keyframe(Codec::Vp9, &[0x08]), "nothing after it");
+    // I with a 15-bit picture id (M set), L: TID|U|SID|D, then TL0PICIDX (F clear).
+    assert!(is_keyframe(
+        Codec::Vp9,
+        &[0xa8, 0x81, 0x23, 0x00, 0x05, 0xab]
+    ));
+    assert!(
+        !is_keyframe(Codec::Vp9, &[0xa8, 0x81, 0x23, 0x02, 0x05, 0xab]),
+        "spatial layer 1"
+    );
+    // A 7-bit picture id (M clear): the layer byte comes one earlier.
+    assert!(is_keyframe(Codec::Vp9, &[0xa8, 0x11, 0x20, 0x05]));
+    assert!(!is_keyframe(Codec::Vp9, &[0xa8, 0x11, 0x24, 0x05]), "SID 2");
+    // L without I: the layer byte right after the descriptor.
+    assert!(is_keyframe(Codec::Vp9, &[0x28, 0x00, 0x00]));
+    assert!(
+        !is_keyframe(Codec::Vp9, &[0xa8, 0x81]),
+        "truncated picture id"
+    );
+    assert!(!is_keyframe(Codec::Vp9, &[0x28]), "truncated layer indices");
+    // Chrome's keyframe: I, B, V (scalability structure) with a 15-bit picture id.
+    assert!(is_keyframe(Codec::Vp9, &[0x8a, 0x80, 0x01, 0x18, 0x02]));
+}
+
+#[test]
+fn av1_keyframes_start_a_coded_video_sequence() {
+    // Aggregation header: N set (new coded video sequence), W = 1.
+    assert!(is_keyframe(Codec::Av1, &[0x18, 0x0a, 0x0b]));
+    assert!(!is_keyframe(Codec::Av1, &[0x10, 0x32, 0x00]), "N clear");
+    assert!(
+        !is_keyframe(Codec::Av1, &[0x88, 0x32, 0x00]),
+        "Z: continues an OBU"
+    );
+    assert!(
+        !is_keyframe(Codec::Av1, &[0x08]),
+        "nothing after the header"
+    );
 }
 
 #[test]

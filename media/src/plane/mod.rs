@@ -31,6 +31,7 @@ mod layers;
 mod media_loop;
 mod nack;
 mod peer;
+mod rtx;
 mod shard;
 mod signalling;
 mod simulcast;
@@ -41,6 +42,14 @@ mod video;
 
 /// The test clients tell keyframes as the SFU does.
 pub(crate) use layers::vp8_keyframe;
+
+/// Whether an RTP payload of the codec `mime` (`video/VP9`, …) starts a keyframe, as the SFU
+/// tells (the test clients' view).
+pub(crate) fn keyframe(mime: &str, payload: &[u8]) -> bool {
+    mime.split_once('/')
+        .and_then(|(_, name)| video::Codec::from_name(name))
+        .is_some_and(|codec| layers::is_keyframe(codec, payload))
+}
 
 pub(crate) use peer::node_certificate;
 

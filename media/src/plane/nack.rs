@@ -2,11 +2,12 @@
 //! before any leg's renumbering), and a subscriber's generic NACK (RFC 4585) answered by
 //! sending the lost packets again with the leg's header (its SSRC, payload type, and the
 //! sequence number and timestamp the leg sent them with, mapped back through the leg's
-//! `Rewriter`). Plain retransmission on the leg's own SSRC: the server negotiates no RTX.
-//! Upstream, video packets a publisher's stream skipped (a gap of at most 16 in its sequence
-//! numbers, seen on the fast path, which `rtc`'s own NACK generator never sees) are asked
-//! for with a NACK once; the publisher sends them again on the same SSRC (no RTX), and they
-//! are forwarded late like any packet.
+//! `Rewriter`), on the leg's RTX stream (RFC 4588) if the subscriber negotiated RTX, else
+//! on the leg's own SSRC. Upstream, video packets a publisher's stream skipped (a gap of at
+//! most 16 in its sequence numbers, seen on the fast path, which `rtc`'s own NACK generator
+//! never sees) are asked for with a NACK once; the publisher sends them again (on its RTX
+//! stream, unwrapped by `rtx`, or on the same SSRC), and they are forwarded late like any
+//! packet.
 
 use std::sync::atomic::Ordering;
 
@@ -186,10 +187,25 @@ impl Loop {
             let Some(pt) = params.pt(codec) else {
                 continue;
             };
-            let header_len = write_header(out, marker, pt, seq, ts, leg_ssrc, None);
+            // RFC 4588 on the leg's RTX stream when it has one: the leg's next RTX number,
+            // the RTX format of the codec, the original sequence number before the payload.
+            // Otherwise the packet again as it was (the subscriber's SRTP takes it if it
+            // never got the first copy).
+            let (ssrc, out_seq, roc, header_len) = match (params.rtx_ssrc, params.rtx_pt(codec)) {
+                (Some(rtx_ssrc), Some(rtx_pt)) => {
+                    let rtx_seq = leg.rtx_seq;
+                    leg.rtx_seq = rtx_seq.wrapping_add(1);
+                    let len = write_header(out, marker, rtx_pt, rtx_seq, ts, rtx_ssrc, None);
+                    out.extend_from_slice(&seq.to_be_bytes());
+                    (rtx_ssrc, rtx_seq, leg.rtx_rollover.roc(rtx_seq), len)
+                }
+                _ => {
+                    let len = write_header(out, marker, pt, seq, ts, leg_ssrc, None);
+                    (leg_ssrc, seq, leg.rollover.roc(seq), len)
+                }
+            };
             out.extend_from_slice(&payload);
-            let roc = leg.rollover.roc(seq);
-            if srtp.protect(out, header_len, leg_ssrc, seq, roc).is_err() {
+            if srtp.protect(out, header_len, ssrc, out_seq, roc).is_err() {
                 continue;
             }
             match socket.send_to(out, dest) {

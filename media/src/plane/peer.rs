@@ -14,14 +14,14 @@ use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::configure_rtcp_reports;
-use rtc::peer_connection::configuration::media_engine::MediaEngine;
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_RTX, MediaEngine};
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
-    RTCRtpHeaderExtensionCapability, RtpCodecKind,
+    RTCRtpHeaderExtensionCapability, RTCRtpRtxParameters, RtpCodecKind,
 };
 use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 
@@ -30,7 +30,7 @@ use super::srtp::{KeyTap, Rollover, Srtp};
 use super::twcc::TwccRecorder;
 use super::video::{Codec, Keyframes, LegParams, Offered};
 use crate::MediaError;
-use crate::engine::{AUDIO_LEVEL_URI, opus_codec, video_codecs, vp8_codec};
+use crate::engine::{AUDIO_LEVEL_URI, opus_codec, rtx_codecs, video_codecs};
 use crate::sfu::{PeerId, Rights, Track};
 use crate::speaking::{SpeakingConfig, SpeakingDetector};
 
@@ -43,8 +43,11 @@ pub(super) struct Leg {
     pub(super) params: Option<LegParams>,
     /// The rollover counter of this leg's SSRC on the fast path.
     pub(super) rollover: Rollover,
-    /// Video: the layer forwarded, the one to switch to, the renumbering across switches
-    /// (audio: the renumbering only).
+    /// The leg's RTX stream (a video leg's, announced in the server's offer; used once the
+    /// answer kept it, see `LegParams::rtx_ssrc`): its next sequence number and rollover.
+    pub(super) rtx_seq: u16,
+    pub(super) rtx_rollover: Rollover,
+    /// Video: the layer forwarded, the one to switch to, the renumbering across switches.
     pub(super) layers: super::simulcast::LegLayers,
 }
 
@@ -101,6 +104,8 @@ pub(super) struct Peer {
     pub(super) inbound: HashMap<u32, Inbound>,
     /// Simulcast streams of the client, by SSRC, as their MID and RID named them.
     pub(super) streams: HashMap<u32, (Track, u8)>,
+    /// The client's RTX streams learnt from their repaired RID: RTX SSRC → media SSRC.
+    pub(super) rtx_streams: HashMap<u32, u32>,
     /// The layers of each video track the client sends.
     pub(super) layers: HashMap<Track, super::simulcast::Layers>,
     /// Its video packets, per stream, for retransmissions to subscribers.
@@ -169,8 +174,8 @@ pub(crate) fn node_certificate() -> Result<RTCCertificate, MediaError> {
         .map_err(MediaError::webrtc)
 }
 
-/// The server's media engine: Opus (payload type 111) and the audio-level extension, VP8 and
-/// H.264 (see [`video_codecs`]).
+/// The server's media engine: Opus (payload type 111) and the audio-level extension, the
+/// video codecs (see [`video_codecs`]) and their RTX formats ([`rtx_codecs`]).
 fn engine() -> Result<MediaEngine, MediaError> {
     let mut engine = MediaEngine::default();
     // Transport-wide congestion control feedback (see `twcc`) for every codec.
@@ -180,6 +185,11 @@ fn engine() -> Result<MediaEngine, MediaError> {
     };
     for mut codec in video_codecs() {
         codec.rtp_codec.rtcp_feedback.push(transport_cc());
+        engine
+            .register_codec(codec, RtpCodecKind::Video)
+            .map_err(MediaError::webrtc)?;
+    }
+    for codec in rtx_codecs() {
         engine
             .register_codec(codec, RtpCodecKind::Video)
             .map_err(MediaError::webrtc)?;
@@ -369,6 +379,7 @@ impl Peer {
             srtp_in: None,
             inbound: HashMap::new(),
             streams: HashMap::new(),
+            rtx_streams: HashMap::new(),
             layers: HashMap::new(),
             history: HashMap::new(),
             wanted: HashMap::new(),
@@ -410,48 +421,65 @@ impl Peer {
             }
         }
         for (publisher, which) in missing {
-            let (kind, codec) = if which.is_video() {
-                (RtpCodecKind::Video, vp8_codec())
+            let ssrc: u32 = rand::random();
+            let rtx_ssrc: u32 = rand::random();
+            let (kind, codecs) = if which.is_video() {
+                let codecs: Vec<_> = video_codecs().into_iter().map(|c| c.rtp_codec).collect();
+                (RtpCodecKind::Video, codecs)
             } else {
-                (RtpCodecKind::Audio, opus_codec())
+                (RtpCodecKind::Audio, vec![opus_codec()])
+            };
+            // The stream id names the publisher, the track id what it is: clients lay out
+            // tiles by them.
+            let track = |codec| {
+                MediaStreamTrack::new(
+                    format!("voice-{publisher}"),
+                    format!("{}-{publisher}", which.as_str()),
+                    format!("participant {publisher}"),
+                    kind,
+                    vec![RTCRtpEncodingParameters {
+                        rtp_coding_parameters: RTCRtpCodingParameters {
+                            ssrc: Some(ssrc),
+                            // Video legs offer an RTX stream of their own
+                            // (`a=ssrc-group:FID`); `rtc` drops it if the subscriber does not
+                            // take the format.
+                            rtx: which
+                                .is_video()
+                                .then_some(RTCRtpRtxParameters { ssrc: rtx_ssrc }),
+                            ..Default::default()
+                        },
+                        codec,
+                        ..Default::default()
+                    }],
+                )
             };
             let reused = self
                 .spare
                 .iter()
                 .position(|s| s.video == which.is_video())
                 .map(|i| self.spare.swap_remove(i));
-            let ssrc: u32 = rand::random();
-            // The stream id names the publisher, the track id what it is: clients lay out
-            // tiles by them.
-            let track = MediaStreamTrack::new(
-                format!("voice-{publisher}"),
-                format!("{}-{publisher}", which.as_str()),
-                format!("participant {publisher}"),
-                kind,
-                vec![RTCRtpEncodingParameters {
-                    rtp_coding_parameters: RTCRtpCodingParameters {
-                        ssrc: Some(ssrc),
-                        ..Default::default()
-                    },
-                    codec,
-                    ..Default::default()
-                }],
-            );
-            if let Some(spare) = reused {
+            if let (Some(spare), Some(codec)) = (reused, codecs.first()) {
                 // Its section carries this leg now: sending again (`rtc` hands out a sender
                 // only then), the new publisher's stream and track ids (the client sees a new
-                // track) and a new SSRC (a client stack that keys its receivers by SSRC
-                // would not notice the new publisher otherwise).
+                // track) and new SSRCs (a client stack that keys its receivers by SSRC
+                // would not notice the new publisher otherwise). Its codecs stay those the
+                // section negotiated.
                 if let Some(mut transceiver) = self.pc.rtp_transceiver(spare.sender.into()) {
                     transceiver.set_direction(RTCRtpTransceiverDirection::Sendonly);
                 }
                 let mut sender = self.pc.rtp_sender(spare.sender).ok_or_else(|| {
                     MediaError::WebRtc("a spare section without its sender".into())
                 })?;
-                sender.replace_track(track).map_err(MediaError::webrtc)?;
+                sender
+                    .replace_track(track(codec.clone()))
+                    .map_err(MediaError::webrtc)?;
                 let mut parameters = sender.get_parameters().clone();
                 for encoding in &mut parameters.encodings {
-                    encoding.rtp_coding_parameters.ssrc = Some(ssrc);
+                    let coding = &mut encoding.rtp_coding_parameters;
+                    coding.ssrc = Some(ssrc);
+                    if let Some(rtx) = coding.rtx.as_mut() {
+                        rtx.ssrc = rtx_ssrc;
+                    }
                 }
                 sender
                     .set_parameters(parameters, None)
@@ -463,6 +491,8 @@ impl Peer {
                         ssrc,
                         params: None,
                         rollover: Rollover::default(),
+                        rtx_seq: rand::random(),
+                        rtx_rollover: Rollover::default(),
                         layers: Default::default(),
                     },
                 );
@@ -471,15 +501,45 @@ impl Peer {
             // A section of its own, always: `add_track` would reuse a section the client
             // offered to send on (its camera, its screen's sound), where the browser does
             // not receive.
-            let init = RTCRtpTransceiverInit {
+            let init = || RTCRtpTransceiverInit {
                 direction: RTCRtpTransceiverDirection::Sendonly,
                 streams: vec![],
                 send_encodings: vec![],
             };
-            let transceiver = self
-                .pc
-                .add_transceiver_from_track(track, Some(init))
-                .map_err(MediaError::webrtc)?;
+            // The track names one codec, which the connection must know: once the client's
+            // own offer negotiated video, only the codecs in common are (a client that
+            // offered no VP8 refuses a VP8 track), so the first one it takes.
+            let mut added = Err(MediaError::WebRtc("no codec for a leg".into()));
+            for codec in codecs {
+                added = self
+                    .pc
+                    .add_transceiver_from_track(track(codec), Some(init()))
+                    .map_err(MediaError::webrtc);
+                if added.is_ok() {
+                    break;
+                }
+            }
+            let transceiver = added?;
+            // `rtc` offers a new track's section only the codec its encoding names (VP8):
+            // offer every video codec the SFU forwards, with their RTX formats, so the leg
+            // can carry whichever codec the publisher sends if the subscriber takes it. Once
+            // the client's own offer negotiated video, `rtc` accepts only the codecs it had
+            // in common with it: each is tried in turn and kept if accepted.
+            if which.is_video()
+                && let Some(mut t) = self.pc.rtp_transceiver(transceiver)
+            {
+                let mut accepted = Vec::new();
+                for codec in video_codecs().into_iter().chain(rtx_codecs()) {
+                    accepted.push(codec);
+                    if t.set_codec_preferences(accepted.clone()).is_err() {
+                        accepted.pop();
+                    }
+                }
+                if !accepted.is_empty() {
+                    t.set_codec_preferences(accepted)
+                        .map_err(MediaError::webrtc)?;
+                }
+            }
             let sender = self
                 .pc
                 .rtp_transceiver(transceiver)
@@ -492,6 +552,8 @@ impl Peer {
                     ssrc,
                     params: None,
                     rollover: Rollover::default(),
+                    rtx_seq: rand::random(),
+                    rtx_rollover: Rollover::default(),
                     layers: Default::default(),
                 },
             );
@@ -547,19 +609,41 @@ impl Peer {
                     .find(|c| codec.matches(&c.rtp_codec))
                     .map(|c| c.payload_type)
             };
-            let (opus, vp8, h264) = (pt(Codec::Opus), pt(Codec::Vp8), pt(Codec::H264));
-            let level_id = params
+            // RFC 4588: the RTX format whose `apt` is the codec's payload type.
+            let rtx = |pt: u8| {
+                params
+                    .rtp_parameters
+                    .codecs
+                    .iter()
+                    .filter(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_RTX))
+                    .find(|c| {
+                        c.rtp_codec
+                            .sdp_fmtp_line
+                            .split(';')
+                            .any(|p| p.trim().strip_prefix("apt=") == Some(&pt.to_string()))
+                    })
+                    .map(|c| c.payload_type)
+            };
+            let mut negotiated = LegParams::default();
+            for codec in Codec::ALL {
+                let pt = pt(codec);
+                negotiated.set(codec, pt, pt.and_then(rtx));
+            }
+            // The RTX stream announced in the server's offer, if the answer kept RTX (`rtc`
+            // drops a sender's RTX when the remote did not take the format).
+            negotiated.rtx_ssrc = params
+                .encodings
+                .first()
+                .and_then(|e| e.rtp_coding_parameters.rtx.as_ref())
+                .map(|r| r.ssrc)
+                .filter(|_| key.1.is_video());
+            negotiated.level_id = params
                 .rtp_parameters
                 .header_extensions
                 .iter()
                 .find(|e| e.uri == AUDIO_LEVEL_URI)
                 .and_then(|e| u8::try_from(e.id).ok());
-            let params = LegParams {
-                opus,
-                vp8,
-                h264,
-                level_id,
-            };
+            let params = negotiated;
             if key.1.is_video() && leg.params.is_none() && params.any() {
                 ready.push(*key);
             }

@@ -24,19 +24,35 @@ use crate::sfu::{PeerId, Track};
 pub(super) enum Codec {
     Opus,
     Vp8,
+    Vp9,
     H264,
+    Av1,
 }
 
+/// How many [`Codec`]s there are (a leg's payload types are an array by [`Codec::index`]).
+const CODECS: usize = 5;
+
 impl Codec {
-    fn from_name(name: &str) -> Option<Codec> {
-        if name.eq_ignore_ascii_case("opus") {
-            Some(Codec::Opus)
-        } else if name.eq_ignore_ascii_case("vp8") {
-            Some(Codec::Vp8)
-        } else if name.eq_ignore_ascii_case("h264") {
-            Some(Codec::H264)
-        } else {
-            None
+    pub(super) fn from_name(name: &str) -> Option<Codec> {
+        [
+            ("opus", Codec::Opus),
+            ("vp8", Codec::Vp8),
+            ("vp9", Codec::Vp9),
+            ("h264", Codec::H264),
+            ("av1", Codec::Av1),
+        ]
+        .into_iter()
+        .find(|(n, _)| name.eq_ignore_ascii_case(n))
+        .map(|(_, c)| c)
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Codec::Opus => 0,
+            Codec::Vp8 => 1,
+            Codec::Vp9 => 2,
+            Codec::H264 => 3,
+            Codec::Av1 => 4,
         }
     }
 
@@ -48,28 +64,42 @@ impl Codec {
             .and_then(|(_, name)| Codec::from_name(name))
             == Some(self)
     }
+
+    /// Every codec.
+    pub(super) const ALL: [Codec; CODECS] =
+        [Codec::Opus, Codec::Vp8, Codec::Vp9, Codec::H264, Codec::Av1];
 }
 
-/// The payload types one leg carries each codec under, and its audio-level extension id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The payload types one leg carries each codec under (and their RTX formats), its RTX
+/// stream, and its audio-level extension id.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(super) struct LegParams {
-    pub(super) opus: Option<u8>,
-    pub(super) vp8: Option<u8>,
-    pub(super) h264: Option<u8>,
+    pts: [Option<u8>; CODECS],
+    rtx: [Option<u8>; CODECS],
+    /// The leg's RTX SSRC, if the subscriber took the RTX the server offered.
+    pub(super) rtx_ssrc: Option<u32>,
     pub(super) level_id: Option<u8>,
 }
 
 impl LegParams {
+    /// The negotiated payload type of `codec` (a subscriber that did not negotiate a codec
+    /// is not sent packets of it).
     pub(super) fn pt(&self, codec: Codec) -> Option<u8> {
-        match codec {
-            Codec::Opus => self.opus,
-            Codec::Vp8 => self.vp8,
-            Codec::H264 => self.h264,
-        }
+        self.pts[codec.index()]
+    }
+
+    /// The RTX payload type repairing `codec`, if the leg has an RTX stream.
+    pub(super) fn rtx_pt(&self, codec: Codec) -> Option<u8> {
+        self.rtx_ssrc.and(self.rtx[codec.index()])
+    }
+
+    pub(super) fn set(&mut self, codec: Codec, pt: Option<u8>, rtx: Option<u8>) {
+        self.pts[codec.index()] = pt;
+        self.rtx[codec.index()] = rtx.filter(|_| pt.is_some());
     }
 
     pub(super) fn any(&self) -> bool {
-        self.opus.is_some() || self.vp8.is_some() || self.h264.is_some()
+        self.pts.iter().any(Option::is_some)
     }
 }
 
@@ -91,6 +121,14 @@ pub(super) struct Offered {
     /// stream that no `a=ssrc` line does.
     pub(super) mid_ext: Option<u8>,
     pub(super) rid_ext: Option<u8>,
+    /// RFC 4588: the RTX payload types (`a=rtpmap:<pt> rtx/90000`) …
+    pub(super) rtx_pts: HashSet<u8>,
+    /// … and every `apt=` of an `a=fmtp` line (checked when a packet comes, see `rtx_apt`).
+    pub(super) apts: HashMap<u8, u8>,
+    /// RTX streams (`a=ssrc-group:FID <media> <rtx>`): RTX SSRC → the media SSRC it repairs.
+    pub(super) fid: HashMap<u32, u32>,
+    /// The repaired-RID extension's id: a simulcast layer's RTX stream names its layer so.
+    pub(super) repaired_rid_ext: Option<u8>,
 }
 
 pub(crate) use crate::engine::{MID_URI, REPAIRED_RID_URI, RID_URI};
@@ -161,7 +199,33 @@ impl Offered {
                 match uri.trim() {
                     MID_URI => offered.mid_ext = Some(id),
                     RID_URI => offered.rid_ext = Some(id),
+                    REPAIRED_RID_URI => offered.repaired_rid_ext = Some(id),
                     _ => {}
+                }
+            } else if let Some(rest) = line.strip_prefix("a=rtpmap:")
+                && let Some((pt, codec)) = rest.split_once(' ')
+                && let Ok(pt) = pt.parse::<u8>()
+                && codec
+                    .split('/')
+                    .next()
+                    .is_some_and(|n| n.eq_ignore_ascii_case("rtx"))
+            {
+                offered.rtx_pts.insert(pt);
+            } else if let Some(rest) = line.strip_prefix("a=fmtp:")
+                && let Some((pt, params)) = rest.split_once(' ')
+                && let Ok(pt) = pt.parse::<u8>()
+                && let Some(apt) = params
+                    .split(';')
+                    .find_map(|p| p.trim().strip_prefix("apt="))
+                    .and_then(|a| a.trim().parse::<u8>().ok())
+            {
+                offered.apts.insert(pt, apt);
+            } else if let Some(group) = line.strip_prefix("a=ssrc-group:FID ") {
+                let mut ssrcs = group.split(' ').map(str::parse::<u32>);
+                if let (Some(Ok(media)), Some(Ok(rtx))) = (ssrcs.next(), ssrcs.next())
+                    && media != rtx
+                {
+                    offered.fid.insert(rtx, media);
                 }
             }
         }
@@ -175,6 +239,21 @@ impl Offered {
         let track = *self.mids.get(mid)?;
         let layer = *self.rids.get(&(track, rid.to_owned()))?;
         Some((track, layer))
+    }
+
+    /// For an RTX payload type of the offer, the payload type it repairs: `Err` if its `apt`
+    /// is missing or names no video codec the SFU forwards; `None` for any other payload type.
+    pub(super) fn rtx_apt(&self, pt: u8) -> Option<Result<u8, ()>> {
+        if !self.rtx_pts.contains(&pt) {
+            return None;
+        }
+        Some(
+            self.apts
+                .get(&pt)
+                .copied()
+                .filter(|apt| self.codecs.get(apt).is_some_and(|c| *c != Codec::Opus))
+                .ok_or(()),
+        )
     }
 
     /// Whether the client sends `track` as simulcast.
@@ -407,74 +486,5 @@ impl Loop {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const OFFER: &str = "v=0\r\n\
-        m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:111 opus/48000/2\r\n\
-        a=ssrc:11 cname:x\r\n\
-        m=video 9 UDP/TLS/RTP/SAVPF 96 97 102\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:96 VP8/90000\r\n\
-        a=rtpmap:97 rtx/90000\r\na=rtpmap:102 H264/90000\r\na=ssrc-group:FID 22 23\r\n\
-        a=ssrc:22 cname:x\r\na=ssrc:23 cname:x\r\n\
-        m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=ssrc:33 cname:x\r\n\
-        m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=ssrc:44 cname:x\r\n";
-
-    #[test]
-    fn sections_go_by_order_and_streams_by_their_ssrc() {
-        let o = Offered::parse(OFFER);
-        assert!(o.screen_audio);
-        assert_eq!(o.classify(11, 111), Some((Track::Mic, Codec::Opus)));
-        assert_eq!(o.classify(22, 96), Some((Track::Camera, Codec::Vp8)));
-        assert_eq!(o.classify(22, 102), Some((Track::Camera, Codec::H264)));
-        assert_eq!(o.classify(33, 96), Some((Track::Screen, Codec::Vp8)));
-        assert_eq!(o.classify(44, 111), Some((Track::ScreenAudio, Codec::Opus)));
-        assert_eq!(o.classify(22, 97), None, "rtx is not forwarded");
-        assert_eq!(o.classify(11, 96), None, "video on the microphone's stream");
-        assert_eq!(o.classify(99, 96), Some((Track::Camera, Codec::Vp8)));
-        assert_eq!(o.classify(99, 111), Some((Track::Mic, Codec::Opus)));
-        assert_eq!(Offered::parse("garbage\nm=\na=ssrc:x"), Offered::default());
-    }
-
-    #[test]
-    fn simulcast_layers_go_by_their_place_in_the_send_list() {
-        let sdp = "v=0\r\n\
-            m=audio 9 X 111\r\na=mid:0\r\na=rtpmap:111 opus/48000/2\r\n\
-            m=video 9 X 96\r\na=mid:1\r\na=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\n\
-            a=extmap:10/sendonly urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id\r\n\
-            a=rtpmap:96 VP8/90000\r\na=rid:q send\r\na=rid:h send\r\na=rid:f send\r\n\
-            a=simulcast:send q;~h,x;f\r\n\
-            m=video 9 X 96\r\na=mid:2\r\na=ssrc:33 cname:x\r\n";
-        let o = Offered::parse(sdp);
-        assert_eq!((o.mid_ext, o.rid_ext), (Some(4), Some(10)));
-        assert_eq!(o.simulcast_stream(b"1", b"q"), Some((Track::Camera, 0)));
-        assert_eq!(
-            o.simulcast_stream(b"1", b"h"),
-            Some((Track::Camera, 1)),
-            "paused"
-        );
-        assert_eq!(o.simulcast_stream(b"1", b"f"), Some((Track::Camera, 2)));
-        assert_eq!(o.simulcast_stream(b"1", b"x"), None, "an alternative");
-        assert_eq!(
-            o.simulcast_stream(b"2", b"q"),
-            None,
-            "the screen is not simulcast"
-        );
-        assert_eq!(o.simulcast_stream(b"9", b"q"), None);
-        assert_eq!(o.simulcast_stream(&[0xff], b"q"), None);
-        assert!(o.is_simulcast(Track::Camera) && !o.is_simulcast(Track::Screen));
-    }
-
-    #[test]
-    fn the_cap_goes_on_receiving_video_sections_only() {
-        let sdp = "v=0\r\nc=IN IP4 1.2.3.4\r\n\
-            m=audio 9 X 111\r\nc=IN IP4 0.0.0.0\r\na=recvonly\r\n\
-            m=video 9 X 96\r\nc=IN IP4 0.0.0.0\r\na=recvonly\r\n\
-            m=video 9 X 96\r\nc=IN IP4 0.0.0.0\r\na=sendonly\r\n"
-            .to_owned();
-        let capped = cap_video(sdp.clone(), 800);
-        assert_eq!(capped.matches("b=AS:800\r\n").count(), 1);
-        assert!(capped.contains("m=video 9 X 96\r\nc=IN IP4 0.0.0.0\r\nb=AS:800\r\na=recvonly"));
-        assert_eq!(cap_video(capped.clone(), 800), capped, "once");
-        assert_eq!(cap_video(sdp.clone(), 0), sdp);
-    }
-}
+#[path = "video_tests.rs"]
+mod tests;

@@ -18,7 +18,8 @@ use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::TrackRemote;
 
-use super::{Client, vp8_keyframe};
+use super::Client;
+use super::codecs::{Options, Wire};
 use crate::MediaError;
 use crate::engine::{MID_URI, RID_URI, vp8_codec};
 use crate::sfu::PeerId;
@@ -31,10 +32,14 @@ pub const RIDS: [&str; 3] = ["q", "h", "f"];
 pub struct VideoPacket {
     /// The leg's SSRC.
     pub ssrc: u32,
+    /// The payload type it came with (the leg's for its codec).
+    pub pt: u8,
     pub seq: u16,
     pub timestamp: u32,
-    /// It starts a VP8 keyframe.
+    /// It starts a keyframe (of its codec).
     pub keyframe: bool,
+    /// The first payload byte (the codec's descriptor or aggregation header).
+    pub first: u8,
     /// The third payload byte: the layer a [`SimulcastCamera`] sent it in.
     pub layer: u8,
 }
@@ -49,14 +54,16 @@ pub struct TrackLog {
 }
 
 impl TrackLog {
-    pub(super) fn push(&self, packet: &rtc::rtp::Packet) {
+    pub(super) fn push(&self, packet: &rtc::rtp::Packet, keyframe: bool) {
         let mut packets = self.packets.lock();
         if packets.len() < MAX_LOGGED {
             packets.push(VideoPacket {
                 ssrc: packet.header.ssrc,
+                pt: packet.header.payload_type,
                 seq: packet.header.sequence_number,
                 timestamp: packet.header.timestamp,
-                keyframe: vp8_keyframe(&packet.payload),
+                keyframe,
+                first: packet.payload.first().copied().unwrap_or(0),
                 layer: packet.payload.get(2).copied().unwrap_or(0xff),
             });
         }
@@ -121,6 +128,25 @@ impl Client {
         id: PeerId,
     ) -> Result<(Arc<Client>, Arc<SimulcastCamera>), MediaError> {
         let client = Client::build(id, None, false).await?;
+        let camera = SimulcastCamera::add(&client).await?;
+        Ok((client, camera))
+    }
+
+    /// [`Client::with_simulcast_camera`] with `options` (RTX, codecs) and a [`Wire`].
+    pub async fn with_simulcast_camera_and_wire(
+        id: PeerId,
+        options: Options,
+    ) -> Result<(Arc<Client>, Arc<SimulcastCamera>, Arc<Wire>), MediaError> {
+        let (client, wire) = Client::with_options(id, options).await?;
+        let camera = SimulcastCamera::add(&client).await?;
+        Ok((client, camera, wire))
+    }
+}
+
+impl SimulcastCamera {
+    /// Adds a three-layer camera track to `client`.
+    async fn add(client: &Arc<Client>) -> Result<Arc<SimulcastCamera>, MediaError> {
+        let id = client.id;
         let ssrcs: [u32; 3] = [rand::random(), rand::random(), rand::random()];
         let encodings = RIDS
             .iter()
@@ -158,19 +184,25 @@ impl Client {
             keyframe_every: AtomicU32::new(30),
             lose_one: AtomicBool::new(false),
         });
-        Ok((client, camera))
+        Ok(camera)
+    }
+
+    /// The SSRC of layer `layer` (0: lowest).
+    pub fn ssrc(&self, layer: usize) -> Option<u32> {
+        self.ssrcs.get(layer).copied()
     }
 }
 
-/// The id `offer` gives the header extension `uri`, and its (first) video section's MID.
-fn offered(offer: &str, uri: &str) -> Option<u8> {
+/// The id `offer` gives the header extension `uri`.
+pub fn offered(offer: &str, uri: &str) -> Option<u8> {
     offer.lines().find_map(|line| {
         let (id, rest) = line.strip_prefix("a=extmap:")?.split_once(' ')?;
         (rest.trim() == uri).then(|| id.split('/').next()?.parse().ok())?
     })
 }
 
-fn video_mid(offer: &str) -> Option<String> {
+/// The MID of `offer`'s first video section.
+pub fn video_mid(offer: &str) -> Option<String> {
     let mut video = false;
     for line in offer.lines() {
         if line.starts_with("m=") {
