@@ -28,6 +28,7 @@ mod feedback;
 mod forward;
 mod inbound;
 mod layers;
+mod legs;
 mod media_loop;
 mod nack;
 mod peer;
