@@ -22,6 +22,10 @@
 #   LOADGEN_CPU   CPU list for the load generator (default: 1)
 #   SKIP_BUILD=1  do not run cargo build
 #   NODE_TOML     extra lines for the node's config (e.g. $'[search]\nenabled = false')
+#   NODE_TOML_BASE  the lines written before NODE_TOML (default: rate limits off, per-IP cap
+#                 1,000,000). Builds older than the front door (feb4730) reject `[http]`, older
+#                 than d78f61a `[limits]` too: with NODE_BIN set to one of those, pass
+#                 NODE_TOML_BASE=$'[limits]\nrate_limits = false' or NODE_TOML_BASE=''
 # Extra arguments are passed to every loadgen run, e.g. `--duration 5`.
 set -euo pipefail
 
@@ -78,7 +82,8 @@ start_node() {
     DATA_DIR=$(mktemp -d -t voiceflow-bench.XXXXXX)
     mkdir -p "$DATA_DIR/data"
     # The generator drives thousands of users from one address: rate limits off.
-    printf '[limits]\nrate_limits = false\n[http]\nmax_connections_per_ip = 1000000\n' >"$DATA_DIR/node.toml"
+    local base=$'[limits]\nrate_limits = false\n[http]\nmax_connections_per_ip = 1000000'
+    printf '%s\n' "${NODE_TOML_BASE-$base}" >"$DATA_DIR/node.toml"
     printf '%s\n' "${NODE_TOML:-}" >>"$DATA_DIR/node.toml"
     taskset -c "$NODE_CPU" "$NODE_BIN" --config "$DATA_DIR/node.toml" --listen "$LISTEN" \
         --data-dir "$DATA_DIR/data" >"$DATA_DIR/node.log" 2>&1 &
