@@ -182,6 +182,9 @@ impl NodeContext {
     /// Starts the room supervisor and builds the context with its directories.
     pub async fn start(parts: NodeParts) -> Result<NodeContext, ractor::SpawnErr> {
         let rooms = crate::directory::RoomTable::start(parts.cluster.clone()).await?;
+        parts
+            .sessions
+            .start_heartbeats(parts.config.presence_heartbeat);
         Ok(NodeContext(Arc::new_cyclic(|me| {
             let me = ContextRef(me.clone());
             NodeShared {

@@ -6,7 +6,8 @@
 //! in its live set, so a session never receives a live event before its join replay.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use parking_lot::RwLock;
 use ractor::ActorRef;
@@ -61,7 +62,13 @@ struct Shared {
     /// WebSocket connections whose task has not ended (their session may have stopped while
     /// the closing handshake runs): shutdown waits for these.
     open: AtomicUsize,
+    /// The heartbeat ticker runs (`start_heartbeats`).
+    beating: AtomicBool,
 }
+
+/// Slices a heartbeat period is cut into: each tick beats the sessions of one slice (by
+/// session id), so a node's sessions beat spread over the period rather than all at once.
+const BEAT_SLICES: u64 = 16;
 
 /// One open WebSocket connection, counted until dropped (at the end of its task).
 pub struct OpenConnection(std::sync::Arc<Shared>);
@@ -80,7 +87,39 @@ impl SessionRegistry {
             map: RwLock::default(),
             last_id: AtomicU64::new(u64::from(node_id) << 48),
             open: AtomicUsize::new(0),
+            beating: AtomicBool::new(false),
         }))
+    }
+
+    /// Starts the node's one heartbeat ticker (once per registry): every session here gets
+    /// [`SessionMsg::Heartbeat`] once every `every`, a sixteenth of them at a time. One task
+    /// for the node instead of a timer task per session: those cost ~40% of the node's
+    /// connect+join rate (issue 18's bisection: 7,400 against 11,900 joins/s without them).
+    /// The ticker stops when the registry is gone.
+    pub fn start_heartbeats(&self, every: Duration) {
+        if self.0.beating.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let shared = std::sync::Arc::downgrade(&self.0);
+        let tick = (every / BEAT_SLICES as u32).max(Duration::from_millis(1));
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(tick);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut slice = 0u64;
+            loop {
+                ticks.tick().await;
+                let Some(shared) = shared.upgrade() else {
+                    return;
+                };
+                slice = (slice + 1) % BEAT_SLICES;
+                let inner = shared.map.read();
+                for (id, session) in &inner.sessions {
+                    if id % BEAT_SLICES == slice {
+                        let _ = session.actor.cast(SessionMsg::Heartbeat);
+                    }
+                }
+            }
+        });
     }
 
     /// The id of a new session (before it registers).

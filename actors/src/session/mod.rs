@@ -5,7 +5,8 @@
 //! room and a room never waits on a client. It monitors every room it joined; when a room
 //! actor stops or crashes while the session still wants it, the session re-joins from the last
 //! event it received, so nothing is missed across a room restart. It also tells the user's
-//! presence actor that the connection is alive (attach, a heartbeat every 15 s, detach).
+//! presence actor that the connection is alive (attach, a heartbeat every 15 s from the node's
+//! ticker in the session registry, detach).
 //!
 //! - this file: the actor, joins, leaves, posts;
 //! - [`dispatch`]: one arm per client request (parsed at the front door);
@@ -144,8 +145,6 @@ pub struct SessionState {
     joins_deferred: HashMap<Snowflake, u32>,
     /// When the client last did something (not a ping): for automatic away.
     last_active: std::time::Instant,
-    /// The presence heartbeat timer.
-    beat_timer: Option<tokio::task::JoinHandle<()>>,
     /// Voice channels this connection is in (they get its heartbeats and its departure).
     voice_channels: std::collections::HashSet<Snowflake>,
     /// The status this connection's client last chose (repeated in every presence beat).
@@ -182,7 +181,6 @@ impl Actor for SessionActor {
             unconfirmed: HashMap::new(),
             joins_deferred: HashMap::new(),
             last_active: std::time::Instant::now(),
-            beat_timer: None,
             voice_channels: Default::default(),
             chosen: None,
             focused: false,
@@ -191,7 +189,7 @@ impl Actor for SessionActor {
 
     async fn post_start(
         &self,
-        me: ActorRef<SessionMsg>,
+        _me: ActorRef<SessionMsg>,
         state: &mut SessionState,
     ) -> Result<(), ActorProcessingErr> {
         state
@@ -199,8 +197,7 @@ impl Actor for SessionActor {
                 session_id: state.session_id,
             })
             .await;
-        let every = state.ctx.config.presence_heartbeat;
-        state.beat_timer = Some(me.send_interval(every, || SessionMsg::Heartbeat));
+        // Heartbeats come from the node's one ticker (`SessionRegistry::start_heartbeats`).
         Ok(())
     }
 
@@ -209,9 +206,6 @@ impl Actor for SessionActor {
         me: ActorRef<SessionMsg>,
         state: &mut SessionState,
     ) -> Result<(), ActorProcessingErr> {
-        if let Some(timer) = state.beat_timer.take() {
-            timer.abort();
-        }
         state.voice_to_all(&crate::room::VoiceOp::Leave);
         state.leave_all(&me);
         state.ctx.sessions.unregister(state.session_id);
