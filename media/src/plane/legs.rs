@@ -43,6 +43,22 @@ pub(super) struct Spare {
     video: bool,
 }
 
+impl Leg {
+    /// A leg sending on `sender` as `ssrc`, before the subscriber's answer (no parameters
+    /// yet), numbering from scratch.
+    fn new(sender: RTCRtpSenderId, ssrc: u32) -> Leg {
+        Leg {
+            sender,
+            ssrc,
+            params: None,
+            rollover: Rollover::default(),
+            rtx_seq: rand::random(),
+            rtx_rollover: Rollover::default(),
+            layers: Default::default(),
+        }
+    }
+}
+
 impl Peer {
     /// Adds and removes outgoing tracks so the participant receives exactly `wanted`;
     /// whether anything changed.
@@ -138,18 +154,8 @@ impl Peer {
                 sender
                     .set_parameters(parameters, None)
                     .map_err(MediaError::webrtc)?;
-                self.legs.insert(
-                    (publisher, which),
-                    Leg {
-                        sender: spare.sender,
-                        ssrc,
-                        params: None,
-                        rollover: Rollover::default(),
-                        rtx_seq: rand::random(),
-                        rtx_rollover: Rollover::default(),
-                        layers: Default::default(),
-                    },
-                );
+                self.legs
+                    .insert((publisher, which), Leg::new(spare.sender, ssrc));
                 continue;
             }
             // A section of its own, always: `add_track` would reuse a section the client
@@ -199,18 +205,7 @@ impl Peer {
                 .rtp_transceiver(transceiver)
                 .and_then(|t| t.sender())
                 .ok_or_else(|| MediaError::WebRtc("a new transceiver without a sender".into()))?;
-            self.legs.insert(
-                (publisher, which),
-                Leg {
-                    sender,
-                    ssrc,
-                    params: None,
-                    rollover: Rollover::default(),
-                    rtx_seq: rand::random(),
-                    rtx_rollover: Rollover::default(),
-                    layers: Default::default(),
-                },
-            );
+            self.legs.insert((publisher, which), Leg::new(sender, ssrc));
         }
         Ok(changed)
     }
