@@ -217,19 +217,14 @@ fn engine() -> Result<MediaEngine, MediaError> {
     Ok(engine)
 }
 
-/// The id the offer's `a=extmap` line for `uri` gives the extension.
-fn offered_ext_id(sdp: &str, uri: &str) -> Option<u8> {
-    sdp.lines().find_map(|line| {
-        let rest = line.strip_prefix("a=extmap:")?;
-        let (id, offered) = rest.split_once(' ')?;
-        let id = id.split('/').next()?;
-        (offered.trim() == uri).then(|| id.parse().ok())?
-    })
-}
-
 /// The id the offer's audio-level `a=extmap` line gives the extension.
 fn offered_level_id(sdp: &str) -> Option<u8> {
-    offered_ext_id(sdp, AUDIO_LEVEL_URI)
+    sdp.lines().find_map(|line| {
+        let rest = line.strip_prefix("a=extmap:")?;
+        let (id, uri) = rest.split_once(' ')?;
+        let id = id.split('/').next()?;
+        (uri.trim() == AUDIO_LEVEL_URI).then(|| id.parse().ok())?
+    })
 }
 
 /// What a new participant's connection is built from.
@@ -254,10 +249,11 @@ impl Peer {
         now: Instant,
     ) -> Result<(Peer, String), MediaError> {
         let level_id = offered_level_id(&offer);
-        let twcc = offered_ext_id(&offer, super::twcc::TRANSPORT_CC_URI)
+        let offered = Offered::parse(&offer);
+        let twcc = offered
+            .transport_cc_ext
             .filter(|id| (1..=14).contains(id))
             .map(TwccRecorder::new);
-        let offered = Offered::parse(&offer);
         let offer = RTCSessionDescription::offer(offer).map_err(MediaError::sdp)?;
         let ufrag = loop {
             let ufrag = ice_chars(16);

@@ -129,6 +129,8 @@ pub(super) struct Offered {
     pub(super) fid: HashMap<u32, u32>,
     /// The repaired-RID extension's id: a simulcast layer's RTX stream names its layer so.
     pub(super) repaired_rid_ext: Option<u8>,
+    /// The transport-wide sequence number extension's id (see `twcc`).
+    pub(super) transport_cc_ext: Option<u8>,
 }
 
 pub(crate) use crate::engine::{MID_URI, REPAIRED_RID_URI, RID_URI};
@@ -200,6 +202,7 @@ impl Offered {
                     MID_URI => offered.mid_ext = Some(id),
                     RID_URI => offered.rid_ext = Some(id),
                     REPAIRED_RID_URI => offered.repaired_rid_ext = Some(id),
+                    super::twcc::TRANSPORT_CC_URI => offered.transport_cc_ext = Some(id),
                     _ => {}
                 }
             } else if let Some(rest) = line.strip_prefix("a=rtpmap:")

@@ -32,6 +32,7 @@ fn sections_go_by_order_and_streams_by_their_ssrc() {
 fn simulcast_layers_go_by_their_place_in_the_send_list() {
     let sdp = "v=0\r\n\
         m=audio 9 X 111\r\na=mid:0\r\na=rtpmap:111 opus/48000/2\r\n\
+        a=extmap:3 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01\r\n\
         m=video 9 X 96\r\na=mid:1\r\na=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\n\
         a=extmap:10/sendonly urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id\r\n\
         a=rtpmap:96 VP8/90000\r\na=rid:q send\r\na=rid:h send\r\na=rid:f send\r\n\
@@ -39,6 +40,7 @@ fn simulcast_layers_go_by_their_place_in_the_send_list() {
         m=video 9 X 96\r\na=mid:2\r\na=ssrc:33 cname:x\r\n";
     let o = Offered::parse(sdp);
     assert_eq!((o.mid_ext, o.rid_ext), (Some(4), Some(10)));
+    assert_eq!(o.transport_cc_ext, Some(3));
     assert_eq!(o.simulcast_stream(b"1", b"q"), Some((Track::Camera, 0)));
     assert_eq!(
         o.simulcast_stream(b"1", b"h"),
