@@ -289,9 +289,6 @@ impl Driver {
             tokio::select! {
                 received = self.socket.recv_from(&mut buf) => {
                     let Ok((n, source)) = received else { return };
-                    if trace(self.id) {
-                        eprintln!("trace {} {:?} in {:?} {}", self.id, born.elapsed(), demux::classify(&buf[..n]), n);
-                    }
                     from = source;
                     match demux::classify(&buf[..n]) {
                         Kind::Stun => {
@@ -304,6 +301,9 @@ impl Driver {
                     }
                     if connected && self.media(&buf[..n]) {
                         continue;
+                    }
+                    if trace(self.id) {
+                        eprintln!("trace {} {:?} in {:?} {}", self.id, born.elapsed(), demux::classify(&buf[..n]), n);
                     }
                     let msg = TaggedBytesMut {
                         now: Instant::now(),

@@ -490,6 +490,7 @@ async fn light_bench(a: &Args, plane: &MediaPlane) {
     use voiceflow_media::loadclient::LightRoom;
     let certificate = Arc::new(parking_lot::Mutex::new(None));
     let rcvbuf_errors = udp_rcvbuf_errors();
+    let (joins_cpu0, joins_sfu0) = (cpu_secs(), thread_cpu_secs("sfu"));
     let started = Instant::now();
     let mut rooms = Vec::new();
     let mut tasks = tokio::task::JoinSet::new();
@@ -535,6 +536,19 @@ async fn light_bench(a: &Args, plane: &MediaPlane) {
         }
     }
     let all_joined = started.elapsed();
+    // Until every measured participant hears audio (at most 10 s more).
+    let hearing = || {
+        clients
+            .iter()
+            .filter(|c| c.3)
+            .all(|c| c.0.measured.first_audio.get().is_some())
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !hearing() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let all_hearing = started.elapsed();
+    let (joins_cpu, joins_sfu) = (cpu_secs() - joins_cpu0, thread_cpu_secs("sfu") - joins_sfu0);
     tokio::time::sleep(Duration::from_secs(3)).await;
     for (c, ..) in &clients {
         c.measured.delays_us.lock().clear();
@@ -591,6 +605,17 @@ async fn light_bench(a: &Args, plane: &MediaPlane) {
     println!("participants: {} (light clients)", clients.len());
     println!("arrivals: {}", arrivals(a));
     println!("all_joined_secs: {:.2}", all_joined.as_secs_f64());
+    // CPU from the first arrival until every measured participant hears audio, per
+    // participant: the server's (its loop threads) and the whole process's (the load clients'
+    // handshakes too). With everyone arriving at once, the last can hear no sooner than all
+    // this work divided by the cores it runs on, and the median no sooner than half of it.
+    let n = clients.len().max(1) as f64;
+    println!("all_hearing_secs: {:.2}", all_hearing.as_secs_f64());
+    println!(
+        "joins_cpu_ms_per_participant: sfu {:.3} process {:.3} (first arrival → all hearing; sfu includes forwarding to those already in)",
+        joins_sfu * 1000.0 / n,
+        joins_cpu * 1000.0 / n
+    );
     println!(
         "join_to_answered_ms.p50/p99: {} / {}",
         answered.1, answered.2
@@ -629,26 +654,40 @@ async fn light_bench(a: &Args, plane: &MediaPlane) {
         percentile(&spans, 0.5),
         percentile(&spans, 0.99)
     );
-    println!("join_to_ice_answered_ms.p50/p99: {} / {}", ice.1, ice.2);
     println!(
-        "join_to_server_dtls_start_ms.p50/p99: {} / {} (its first flight at the client)",
-        dtls.1, dtls.2
+        "join_to_ice_answered_ms.p50/p99: {} / {} (n={})",
+        ice.1, ice.2, ice.0
     );
     println!(
-        "join_to_server_offer_ms.p50/p99: {} / {} (the legs' renegotiation)",
-        offer.1, offer.2
+        "join_to_server_dtls_start_ms.p50/p99: {} / {} (its first flight at the client; n={})",
+        dtls.1, dtls.2, dtls.0
     );
     println!(
-        "join_to_server_connected_ms.p50/p99: {} / {}",
-        on_server.1, on_server.2
+        "join_to_server_offer_ms.p50/p99: {} / {} (the legs' renegotiation; n={})",
+        offer.1, offer.2, offer.0
     );
     println!(
-        "join_to_connected_ms.p50/p99: {} / {}",
-        connected.1, connected.2
+        "join_to_server_connected_ms.p50/p99: {} / {} (n={})",
+        on_server.1, on_server.2, on_server.0
+    );
+    println!(
+        "join_to_connected_ms.p50/p99: {} / {} (n={})",
+        connected.1, connected.2, connected.0
     );
     println!("join_to_first_audio_ms.p50: {}", first.1);
     println!("join_to_first_audio_ms.p99: {}", first.2);
     println!("measured_with_audio: {} of {}", first.0, measured.len());
+    let silent: Vec<String> = measured
+        .iter()
+        .filter(|c| c.0.measured.first_audio.get().is_none())
+        .map(|c| {
+            let up = c.0.measured.connected.get().is_some();
+            format!("{}{}", c.0.id, if up { "" } else { "(not connected)" })
+        })
+        .collect();
+    if !silent.is_empty() {
+        println!("measured_without_audio: {}", silent.join(" "));
+    }
     println!("forwarded_packets_per_sec: {rate:.0} (expected {expected:.0})");
     println!("cpu_secs_per_sec: {:.2}", (c1 - c0) / elapsed);
     println!("sfu_cpu_secs_per_sec: {sfu:.2} (the media loop's threads only)");
