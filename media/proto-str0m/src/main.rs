@@ -6,6 +6,7 @@
 //! See README.md.
 
 mod client;
+mod dtls;
 mod measure;
 mod server;
 
@@ -36,6 +37,10 @@ struct Args {
     client_threads: usize,
     /// Longest wait for every participant to connect, seconds.
     join_timeout: u64,
+    /// DTLS provider: str0m-aws-lc-rs's own (false) or with the dimpl config shared (`dtls.rs`).
+    cached_dtls: bool,
+    /// Niceness of the client threads (0: none), so the load takes what the server leaves.
+    nice: u32,
 }
 
 fn args() -> Args {
@@ -49,6 +54,8 @@ fn args() -> Args {
         demux: Demux::Scan,
         client_threads: 2,
         join_timeout: 120,
+        nice: 0,
+        cached_dtls: false,
     };
     for arg in std::env::args().skip(1) {
         let (key, value) = arg.split_once('=').unwrap_or((arg.as_str(), ""));
@@ -65,6 +72,9 @@ fn args() -> Args {
             ("demux", "map") => a.demux = Demux::Map,
             ("client_threads", _) => a.client_threads = (n as usize).max(1),
             ("join_timeout", _) => a.join_timeout = n,
+            ("nice", _) => a.nice = n.min(19) as u32,
+            ("dtls", "stock") => a.cached_dtls = false,
+            ("dtls", "cached") => a.cached_dtls = true,
             _ => eprintln!("str0m-proto: unknown argument {arg}"),
         }
     }
@@ -73,13 +83,27 @@ fn args() -> Args {
 
 fn main() {
     let a = args();
-    let provider = str0m::crypto::from_feature_flags();
+    let mut provider = str0m::crypto::from_feature_flags();
+    if a.cached_dtls {
+        // Lives as long as the process, as the stock provider's statics do.
+        let cached: &'static dtls::CachedConfigDtls = Box::leak(Box::new(
+            dtls::CachedConfigDtls::new(provider.dtls_provider),
+        ));
+        provider.dtls_provider = cached;
+    }
     let Some(cert) = provider.dtls_provider.generate_certificate() else {
         return eprintln!("str0m-proto: the crypto backend makes no certificates");
     };
     provider.install_process_default();
     println!("load_average: {} (before the run)", loadavg());
-    println!("crypto_backend: {}", BACKEND);
+    println!(
+        "crypto_backend: {BACKEND}; dtls config: {}",
+        if a.cached_dtls {
+            "built once and shared (dtls=cached)"
+        } else {
+            "built per Rtc, as str0m-aws-lc-rs does (dtls=stock)"
+        }
+    );
     if a.mem > 0 {
         return server_memory(a.mem, cert);
     }
@@ -195,10 +219,10 @@ fn bench(a: &Args, cert: DtlsCert) {
     let started = Instant::now();
     let mut threads = Vec::new();
     for (t, specs) in specs.into_iter().enumerate() {
-        let (shared, joins) = (shared.clone(), join_tx.clone());
+        let (shared, joins, nice) = (shared.clone(), join_tx.clone(), a.nice);
         match thread::Builder::new()
             .name(format!("client{t}"))
-            .spawn(move || client::run(specs, shared, joins))
+            .spawn(move || client::run(specs, shared, joins, nice))
         {
             Ok(h) => threads.push(h),
             Err(e) => eprintln!("str0m-proto: {e}"),
@@ -276,8 +300,8 @@ fn bench(a: &Args, cert: DtlsCert) {
     let sfu = (s1 - s0) / elapsed;
     let per_core = rate / sfu.max(0.001);
     println!(
-        "participants: {participants} (str0m full-ICE clients, one socket each, {} client threads)",
-        a.client_threads
+        "participants: {participants} (str0m full-ICE clients in rtp_mode, one socket each, {} client threads, nice {})",
+        a.client_threads, a.nice
     );
     println!("arrivals: all at once (every participant of every room)");
     println!(
@@ -343,6 +367,12 @@ fn bench(a: &Args, cert: DtlsCert) {
     println!(
         "accepts_calls_per_datagram: {:.1} (Rtc::accepts calls in the demux per datagram received)",
         count(&stats.accepts_calls) as f64 / count(&stats.received).max(1) as f64
+    );
+    println!(
+        "sfu_timeouts: {} handled from the heap, {} already due and fed inline, {} deadlines pushed (whole run)",
+        count(&stats.timeouts),
+        count(&stats.timeouts_inline),
+        count(&stats.deadline_pushes)
     );
     println!("client_errors: {}", count(&shared.errors));
     println!("delay_ms.p50: {:.2}", percentile(&delays, 0.5) / 1000.0);

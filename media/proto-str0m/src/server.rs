@@ -64,6 +64,12 @@ pub struct Stats {
     pub send_failed: AtomicU64,
     pub rtc_errors: AtomicU64,
     pub rejected_offers: AtomicU64,
+    /// `Input::Timeout`s handled (deadlines that came due).
+    pub timeouts: AtomicU64,
+    /// Deadlines already due when `poll_output` gave them, fed at once.
+    pub timeouts_inline: AtomicU64,
+    /// Deadlines pushed on the loop's heap (each new timeout `poll_output` gives).
+    pub deadline_pushes: AtomicU64,
     /// Datagrams handed to `accepts` in the scan, in total (the demux's cost).
     pub accepts_calls: AtomicU64,
 }
@@ -263,6 +269,7 @@ pub fn run(
                 continue;
             }
             p.deadline = None;
+            stats.timeouts.fetch_add(1, Ordering::Relaxed);
             if let Err(e) = p.rtc.handle_input(Input::Timeout(now)) {
                 stats.rtc_errors.fetch_add(1, Ordering::Relaxed);
                 eprintln!("sfu: participant {i}: {e}");
@@ -313,6 +320,8 @@ fn drain(
     fwd: &mut Vec<Fwd>,
     deadlines: &mut BinaryHeap<Reverse<(Instant, usize)>>,
 ) {
+    // At most this many due timeouts fed inline per drain (no spinning on a clock edge).
+    let mut due_now = 2;
     loop {
         let out = match p.rtc.poll_output() {
             Ok(o) => o,
@@ -332,10 +341,22 @@ fn drain(
                     stats.send_failed.fetch_add(1, Ordering::Relaxed);
                 }
             },
+            // A write is sent by str0m's timeout path (the send queue is polled in
+            // `handle_timeout`): a deadline already due is fed at once, so the packet leaves
+            // now rather than after the loop's next turn.
+            Output::Timeout(t) if due_now > 0 && t <= Instant::now() => {
+                due_now -= 1;
+                stats.timeouts_inline.fetch_add(1, Ordering::Relaxed);
+                if let Err(e) = p.rtc.handle_input(Input::Timeout(Instant::now())) {
+                    stats.rtc_errors.fetch_add(1, Ordering::Relaxed);
+                    eprintln!("sfu: participant {i}: {e}");
+                }
+            }
             Output::Timeout(t) => {
                 if p.deadline != Some(t) {
                     p.deadline = Some(t);
                     deadlines.push(Reverse((t, i)));
+                    stats.deadline_pushes.fetch_add(1, Ordering::Relaxed);
                 }
                 return;
             }
