@@ -9,6 +9,7 @@ mod client;
 mod dtls;
 mod measure;
 mod server;
+mod split;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,7 +27,7 @@ use str0m::{Candidate, Rtc};
 use crate::measure::{loadavg, percentile, process_cpu_secs, rss, thread_cpu_secs};
 use crate::server::{Demux, Stats};
 
-struct Args {
+pub struct Args {
     rooms: usize,
     speakers: usize,
     listeners: usize,
@@ -41,6 +42,10 @@ struct Args {
     cached_dtls: bool,
     /// Niceness of the client threads (0: none), so the load takes what the server leaves.
     nice: u32,
+    /// Memory per connected participant, the clients in another process (`split.rs`).
+    mem_connected: bool,
+    /// `role=clients sig=ADDR`: this process is that other process.
+    sig: Option<String>,
 }
 
 fn args() -> Args {
@@ -56,6 +61,8 @@ fn args() -> Args {
         join_timeout: 120,
         nice: 0,
         cached_dtls: false,
+        mem_connected: false,
+        sig: None,
     };
     for arg in std::env::args().skip(1) {
         let (key, value) = arg.split_once('=').unwrap_or((arg.as_str(), ""));
@@ -75,6 +82,9 @@ fn args() -> Args {
             ("nice", _) => a.nice = n.min(19) as u32,
             ("dtls", "stock") => a.cached_dtls = false,
             ("dtls", "cached") => a.cached_dtls = true,
+            ("mem_connected", _) => a.mem_connected = n != 0,
+            ("role", "clients") => {}
+            ("sig", v) => a.sig = Some(v.to_owned()),
             _ => eprintln!("str0m-proto: unknown argument {arg}"),
         }
     }
@@ -95,6 +105,9 @@ fn main() {
         return eprintln!("str0m-proto: the crypto backend makes no certificates");
     };
     provider.install_process_default();
+    if let Some(sig) = &a.sig {
+        return split::clients(&a, cert, sig);
+    }
     println!("load_average: {} (before the run)", loadavg());
     println!(
         "crypto_backend: {BACKEND}; dtls config: {}",
@@ -106,6 +119,9 @@ fn main() {
     );
     if a.mem > 0 {
         return server_memory(a.mem, cert);
+    }
+    if a.mem_connected {
+        return split::server(&a, cert);
     }
     bench(&a, cert);
 }
@@ -125,45 +141,41 @@ fn server_socket() -> std::io::Result<mio::net::UdpSocket> {
     Ok(mio::net::UdpSocket::from_std(sock))
 }
 
-fn bench(a: &Args, cert: DtlsCert) {
-    let socket = match server_socket() {
-        Ok(s) => s,
-        Err(e) => return eprintln!("str0m-proto: {e}"),
-    };
-    let server_addr = match socket.local_addr() {
-        Ok(addr) => addr,
-        Err(e) => return eprintln!("str0m-proto: {e}"),
-    };
-    let (poll, waker) = match Poll::new().and_then(|p| {
-        let w = Waker::new(p.registry(), server::WAKER)?;
-        Ok((p, Arc::new(w)))
-    }) {
-        Ok(pw) => pw,
-        Err(e) => return eprintln!("str0m-proto: {e}"),
-    };
+/// The server half: its socket, the `sfu` thread, what the rest talks to it with.
+pub struct Sfu {
+    pub addr: SocketAddr,
+    pub waker: Arc<Waker>,
+    pub stats: Arc<Stats>,
+    pub stop: Arc<AtomicBool>,
+    pub joins: mpsc::Sender<server::Join>,
+    pub handle: thread::JoinHandle<()>,
+    pub tid: u64,
+}
+
+pub fn start_sfu(a: &Args, cert: DtlsCert) -> std::io::Result<Sfu> {
+    let socket = server_socket()?;
+    let addr = socket.local_addr()?;
+    let poll = Poll::new()?;
+    let waker = Arc::new(Waker::new(poll.registry(), server::WAKER)?);
     let stats = Arc::new(Stats::default());
-    let stop_sfu = Arc::new(AtomicBool::new(false));
-    let (join_tx, join_rx) = mpsc::channel::<server::Join>();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (joins, join_rx) = mpsc::channel::<server::Join>();
     let cfg = server::Config {
         rtp_mode: a.rtp_mode,
         demux: a.demux,
-        cert: cert.clone(),
+        cert,
     };
-    let sfu = {
-        let (stats, stop) = (stats.clone(), stop_sfu.clone());
+    let handle = {
+        let (stats, stop) = (stats.clone(), stop.clone());
         thread::Builder::new()
             .name("sfu".to_owned())
-            .spawn(move || server::run(poll, socket, join_rx, cfg, stats, stop))
-    };
-    let sfu = match sfu {
-        Ok(h) => h,
-        Err(e) => return eprintln!("str0m-proto: {e}"),
+            .spawn(move || server::run(poll, socket, join_rx, cfg, stats, stop))?
     };
     while stats.tid.load(Ordering::Relaxed) == 0 {
         thread::sleep(Duration::from_millis(1));
     }
     let tid = stats.tid.load(Ordering::Relaxed);
-    println!("media_socket: udp {server_addr} (one port for every participant)");
+    println!("media_socket: udp {addr} (one port for every participant)");
     println!("sfu_tid: {tid}");
     println!(
         "forwarding: {} ; demux: {}",
@@ -177,8 +189,19 @@ fn bench(a: &Args, cert: DtlsCert) {
             Demux::Map => "source-address map in front of the accepts scan",
         }
     );
+    Ok(Sfu {
+        addr,
+        waker,
+        stats,
+        stop,
+        joins,
+        handle,
+        tid,
+    })
+}
 
-    // Every participant of every room, round the client threads.
+/// Every participant of every room, round the client threads.
+pub fn specs(a: &Args) -> Vec<Vec<client::Spec>> {
     let mut specs: Vec<Vec<client::Spec>> = vec![Vec::new(); a.client_threads];
     let mut n = 0;
     for room in 0..a.rooms {
@@ -198,7 +221,25 @@ fn bench(a: &Args, cert: DtlsCert) {
             n += 1;
         }
     }
-    let participants = n;
+    specs
+}
+
+fn bench(a: &Args, cert: DtlsCert) {
+    let sfu = match start_sfu(a, cert.clone()) {
+        Ok(s) => s,
+        Err(e) => return eprintln!("str0m-proto: {e}"),
+    };
+    let (stats, tid, waker, stop_sfu, join_tx) = (
+        sfu.stats.clone(),
+        sfu.tid,
+        sfu.waker.clone(),
+        sfu.stop.clone(),
+        sfu.joins.clone(),
+    );
+    drop(sfu.joins);
+    let sfu_handle = sfu.handle;
+    let specs = specs(a);
+    let participants: usize = specs.iter().map(Vec::len).sum();
     let measured_n = specs.iter().flatten().filter(|s| s.measured).count();
     let shared = Arc::new(client::Shared {
         epoch: Instant::now(),
@@ -274,7 +315,7 @@ fn bench(a: &Args, cert: DtlsCert) {
     }
     stop_sfu.store(true, Ordering::Relaxed);
     let _ = waker.wake();
-    let _ = sfu.join();
+    let _ = sfu_handle.join();
 
     let measured: Vec<&client::Outcome> = outcomes.iter().filter(|o| o.measured).collect();
     let ms = |pick: &dyn Fn(&client::Outcome) -> Option<Instant>| {
