@@ -313,6 +313,7 @@ fn bench(a: &Args, cert: DtlsCert) {
             Err(_) => eprintln!("str0m-proto: a client thread panicked"),
         }
     }
+    let sfu_total = thread_cpu_secs(tid);
     stop_sfu.store(true, Ordering::Relaxed);
     let _ = waker.wake();
     let _ = sfu_handle.join();
@@ -414,6 +415,11 @@ fn bench(a: &Args, cert: DtlsCert) {
         count(&stats.timeouts),
         count(&stats.timeouts_inline),
         count(&stats.deadline_pushes)
+    );
+    println!(
+        "demux_us_per_datagram: {:.2} (wall time finding the Rtc, whole run; {:.1}% of the sfu thread's CPU over the run)",
+        count(&stats.demux_ns) as f64 / 1000.0 / count(&stats.received).max(1) as f64,
+        count(&stats.demux_ns) as f64 / 1e9 / sfu_total.max(0.001) * 100.0
     );
     println!("client_errors: {}", count(&shared.errors));
     println!("delay_ms.p50: {:.2}", percentile(&delays, 0.5) / 1000.0);

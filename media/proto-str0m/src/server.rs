@@ -72,6 +72,8 @@ pub struct Stats {
     pub deadline_pushes: AtomicU64,
     /// Datagrams handed to `accepts` in the scan, in total (the demux's cost).
     pub accepts_calls: AtomicU64,
+    /// Wall time the `sfu` thread spent finding each datagram's `Rtc`, ns in total.
+    pub demux_ns: AtomicU64,
 }
 
 pub struct Config {
@@ -220,6 +222,7 @@ pub fn run(
                     contents,
                 },
             );
+            let demux_started = Instant::now();
             let hit = match cfg.demux {
                 Demux::Map => by_source.get(&source).copied(),
                 Demux::Scan => None,
@@ -233,6 +236,9 @@ pub fn run(
                 stats.accepts_calls.fetch_add(calls, Ordering::Relaxed);
                 found
             });
+            stats
+                .demux_ns
+                .fetch_add(demux_started.elapsed().as_nanos() as u64, Ordering::Relaxed);
             let Some(i) = found else {
                 stats.unknown_source.fetch_add(1, Ordering::Relaxed);
                 continue;
