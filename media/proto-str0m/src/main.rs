@@ -42,6 +42,8 @@ pub struct Args {
     cached_dtls: bool,
     /// Niceness of the client threads (0: none), so the load takes what the server leaves.
     nice: u32,
+    /// str0m tuned down for audio forwarding (`server::Config::lean`).
+    lean: bool,
     /// Memory per connected participant, the clients in another process (`split.rs`).
     mem_connected: bool,
     /// `role=clients sig=ADDR`: this process is that other process.
@@ -63,6 +65,7 @@ fn args() -> Args {
         cached_dtls: false,
         mem_connected: false,
         sig: None,
+        lean: false,
     };
     for arg in std::env::args().skip(1) {
         let (key, value) = arg.split_once('=').unwrap_or((arg.as_str(), ""));
@@ -83,6 +86,7 @@ fn args() -> Args {
             ("dtls", "stock") => a.cached_dtls = false,
             ("dtls", "cached") => a.cached_dtls = true,
             ("mem_connected", _) => a.mem_connected = n != 0,
+            ("lean", _) => a.lean = n != 0,
             ("role", "clients") => {}
             ("sig", v) => a.sig = Some(v.to_owned()),
             _ => eprintln!("str0m-proto: unknown argument {arg}"),
@@ -162,6 +166,7 @@ pub fn start_sfu(a: &Args, cert: DtlsCert) -> std::io::Result<Sfu> {
     let (joins, join_rx) = mpsc::channel::<server::Join>();
     let cfg = server::Config {
         rtp_mode: a.rtp_mode,
+        lean: a.lean,
         demux: a.demux,
         cert,
     };
@@ -178,11 +183,16 @@ pub fn start_sfu(a: &Args, cert: DtlsCert) -> std::io::Result<Sfu> {
     println!("media_socket: udp {addr} (one port for every participant)");
     println!("sfu_tid: {tid}");
     println!(
-        "forwarding: {} ; demux: {}",
+        "forwarding: {}{} ; demux: {}",
         if a.rtp_mode {
             "rtp_mode (Event::RtpPacket -> StreamTx::write_rtp)"
         } else {
             "frames (Event::MediaData -> Writer::write)"
+        },
+        if a.lean {
+            ", lean (no header extensions, 1-packet RTX caches)"
+        } else {
+            ""
         },
         match a.demux {
             Demux::Scan => "Rtc::accepts scan over every participant",
@@ -444,6 +454,7 @@ fn server_memory(n: usize, cert: DtlsCert) {
     };
     let cfg = server::Config {
         rtp_mode: true,
+        lean: false,
         demux: Demux::Scan,
         cert,
     };

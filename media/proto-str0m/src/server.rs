@@ -78,6 +78,9 @@ pub struct Stats {
 
 pub struct Config {
     pub rtp_mode: bool,
+    /// No RTP header extensions (so no TWCC, abs-send-time, mid on the wire) and a one-packet
+    /// RTX cache per outgoing stream: str0m tuned down for forwarding audio.
+    pub lean: bool,
     pub demux: Demux,
     pub cert: DtlsCert,
 }
@@ -183,7 +186,15 @@ pub fn run(
                             rooms[j.room].push(i);
                             stats.joins.fetch_add(1, Ordering::Relaxed);
                             let _ = j.reply.send((j.id, Ok(answer)));
-                            drain(i, &mut parts[i], &socket, &stats, &mut fwd, &mut deadlines);
+                            drain(
+                                i,
+                                &mut parts[i],
+                                &socket,
+                                &stats,
+                                &mut fwd,
+                                &mut deadlines,
+                                cfg.lean,
+                            );
                         }
                         Err(e) => {
                             stats.rejected_offers.fetch_add(1, Ordering::Relaxed);
@@ -251,7 +262,7 @@ pub fn run(
                 stats.rtc_errors.fetch_add(1, Ordering::Relaxed);
                 eprintln!("sfu: participant {i}: {e}");
             }
-            drain(i, p, &socket, &stats, &mut fwd, &mut deadlines);
+            drain(i, p, &socket, &stats, &mut fwd, &mut deadlines, cfg.lean);
             forward(
                 &mut fwd,
                 &mut parts,
@@ -259,7 +270,7 @@ pub fn run(
                 &socket,
                 &stats,
                 &mut deadlines,
-                cfg.rtp_mode,
+                &cfg,
             );
         }
         // Timeouts that are due (stale heap entries skipped: each participant's own deadline
@@ -280,7 +291,7 @@ pub fn run(
                 stats.rtc_errors.fetch_add(1, Ordering::Relaxed);
                 eprintln!("sfu: participant {i}: {e}");
             }
-            drain(i, p, &socket, &stats, &mut fwd, &mut deadlines);
+            drain(i, p, &socket, &stats, &mut fwd, &mut deadlines, cfg.lean);
             forward(
                 &mut fwd,
                 &mut parts,
@@ -288,7 +299,7 @@ pub fn run(
                 &socket,
                 &stats,
                 &mut deadlines,
-                cfg.rtp_mode,
+                &cfg,
             );
         }
     }
@@ -300,7 +311,11 @@ pub fn accept(
     cfg: &Config,
     local: SocketAddr,
 ) -> Result<(Rtc, SdpAnswer), String> {
-    let mut rtc = Rtc::builder()
+    let mut builder = Rtc::builder();
+    if cfg.lean {
+        builder = builder.clear_extension_map();
+    }
+    let mut rtc = builder
         .set_ice_lite(true)
         .set_rtp_mode(cfg.rtp_mode)
         .set_dtls_cert(cfg.cert.clone())
@@ -325,6 +340,7 @@ fn drain(
     stats: &Stats,
     fwd: &mut Vec<Fwd>,
     deadlines: &mut BinaryHeap<Reverse<(Instant, usize)>>,
+    lean: bool,
 ) {
     // At most this many due timeouts fed inline per drain (no spinning on a clock edge).
     let mut due_now = 2;
@@ -369,6 +385,15 @@ fn drain(
             Output::Event(e) => match e {
                 Event::Connected => {
                     p.connected = true;
+                    if lean {
+                        let mids: Vec<Mid> = p.out.iter().flatten().copied().collect();
+                        let mut api = p.rtc.direct_api();
+                        for mid in mids {
+                            if let Some(tx) = api.stream_tx_by_mid(mid, None) {
+                                tx.set_rtx_cache(1, Duration::from_millis(1), None);
+                            }
+                        }
+                    }
                     stats.connected.fetch_add(1, Ordering::Relaxed);
                 }
                 Event::RtpPacket(pkt) if p.slot.is_some() => fwd.push(Fwd {
@@ -405,8 +430,9 @@ fn forward(
     socket: &UdpSocket,
     stats: &Stats,
     deadlines: &mut BinaryHeap<Reverse<(Instant, usize)>>,
-    rtp_mode: bool,
+    cfg: &Config,
 ) {
+    let (rtp_mode, lean) = (cfg.rtp_mode, cfg.lean);
     // A speaker's RTP met while draining it as a leg joins the queue.
     while let Some(f) = fwd.pop() {
         let Some(slot) = parts.get(f.from).and_then(|p| p.slot) else {
@@ -449,7 +475,7 @@ fn forward(
             if written {
                 stats.forwarded.fetch_add(1, Ordering::Relaxed);
             }
-            drain(j, p, socket, stats, fwd, deadlines);
+            drain(j, p, socket, stats, fwd, deadlines, lean);
         }
     }
 }
