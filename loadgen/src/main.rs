@@ -128,7 +128,7 @@ fanout:  1 room, --users (500) x --sessions-per-user (2) receiver sessions, 1 se
 rooms:   --rooms (1000) rooms x --members (10); --users defaults to --rooms and each user \
 has ONE connection joined to all its rooms (1000 connections, each in 10 rooms); each \
 room gets --rate (1) msg/s spread evenly in time, --duration (30) s, latency over the \
-whole run.\n\
+whole run and over the messages sent after --warmup (5) s.\n\
 connect: --connections (10000) connect + room:join with --concurrency (256); --users (20) \
 users, each a member of all --rooms (20) rooms; then RSS per idle connection.\n\
 --shape community (connect, rooms): --users (200) each a member of --rooms-per-user (50) of \
@@ -153,6 +153,11 @@ pub struct Args {
     /// Sending phase length in seconds [default: fanout 10, rooms 30; unused by connect].
     #[arg(long)]
     pub duration: Option<u64>,
+
+    /// rooms: seconds from the start of sending after which deliveries also count in the
+    /// `rooms.latency_after_warmup` figures (messages sent from then on).
+    #[arg(long, default_value_t = 5)]
+    pub warmup: u64,
 
     /// Runtime threads: 1 = current-thread runtime, N > 1 = multi-threaded runtime.
     #[arg(long, default_value_t = 1)]

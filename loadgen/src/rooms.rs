@@ -9,7 +9,8 @@
 //! times start + (r / rooms + n) / rate, i.e. the rooms' sends are spread evenly over
 //! each period; a session that falls behind sends its late messages at once (open
 //! loop). Sending lasts `--duration` (30) s. Every session records the latency of every
-//! message it receives (its own included) into one histogram covering the whole run.
+//! message it receives (its own included) into one histogram covering the whole run, and
+//! those sent from `--warmup` (5) s on into a second one (`rooms.latency_after_warmup`).
 //!
 //! With `--shape community` the users, rooms and sessions come from [`crate::community`]
 //! (defaults: 200 users, each a member of 50 of 1,000 rooms (10 members each), with 50
@@ -46,6 +47,10 @@ struct Shared {
     errors: AtomicU64,
     first_error: Mutex<Option<String>>,
     latency: SharedHist,
+    /// Latencies of the messages sent after the warm-up.
+    steady: SharedHist,
+    /// When the warm-up ends, in nanoseconds since the origin (the send times' clock).
+    warm_until_ns: AtomicU64,
     ack_latency: SharedHist,
 }
 
@@ -100,6 +105,8 @@ pub async fn run(args: &Args, ctx: &Ctx) -> Result<()> {
         errors: AtomicU64::new(0),
         first_error: Mutex::new(None),
         latency: shared_histogram(),
+        steady: shared_histogram(),
+        warm_until_ns: AtomicU64::new(u64::MAX),
         ack_latency: shared_histogram(),
     });
     let plan = Arc::new(Plan {
@@ -134,6 +141,11 @@ pub async fn run(args: &Args, ctx: &Ctx) -> Result<()> {
     let cpu = CpuMeter::start(args.server_pid);
     let start_at = Instant::now() + Duration::from_millis(20);
     let _ = shared.start_at.set(start_at);
+    let warm_until = start_at + Duration::from_secs(args.warmup);
+    shared.warm_until_ns.store(
+        warm_until.saturating_duration_since(ctx.origin).as_nanos() as u64,
+        Ordering::Relaxed,
+    );
     shared.start.set();
     tokio::time::sleep_until((start_at + duration).into()).await;
 
@@ -181,6 +193,8 @@ pub async fn run(args: &Args, ctx: &Ctx) -> Result<()> {
         "msg/s",
     );
     latency_figs("rooms.latency", &snapshot(&shared.latency));
+    fig("rooms.warmup", args.warmup, "s");
+    latency_figs("rooms.latency_after_warmup", &snapshot(&shared.steady));
     latency_figs("rooms.ack_latency", &snapshot(&shared.ack_latency));
     let disconnected = results.iter().filter(|r| r.disconnected).count();
     fig("rooms.disconnects", disconnected, "conns");
@@ -288,6 +302,7 @@ struct Tally {
     shared: Arc<Shared>,
     origin: Instant,
     latency: Recorder,
+    steady: Recorder,
     ack_latency: Recorder,
     /// Unacknowledged sends: id -> (send time, receivers).
     inflight: HashMap<u64, (u64, u64)>,
@@ -306,8 +321,11 @@ impl Tally {
             Frame::Received(t) => {
                 self.shared.delivered.fetch_add(1, Ordering::Relaxed);
                 if let Some(t) = t {
-                    self.latency
-                        .record(elapsed_ns(self.origin).saturating_sub(t));
+                    let latency = elapsed_ns(self.origin).saturating_sub(t);
+                    self.latency.record(latency);
+                    if t >= self.shared.warm_until_ns.load(Ordering::Relaxed) {
+                        self.steady.record(latency);
+                    }
                 }
             }
             Frame::Ack(ack) => {
@@ -344,6 +362,7 @@ async fn session(mut conn: Conn, i: usize, plan: Arc<Plan>, shared: Arc<Shared>)
         shared: shared.clone(),
         origin: plan.origin,
         latency: Recorder::new(shared.latency.clone()),
+        steady: Recorder::new(shared.steady.clone()),
         ack_latency: Recorder::new(shared.ack_latency.clone()),
         inflight: HashMap::new(),
         frames: 0,
