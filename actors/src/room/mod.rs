@@ -12,6 +12,8 @@ mod state;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_actor;
+#[cfg(test)]
 mod tests_channel;
 #[cfg(test)]
 mod tests_fencing;
