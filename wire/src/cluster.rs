@@ -12,8 +12,9 @@
 //! copy per node: the Manifold pattern).
 //!
 //! Encoding (version 8): bincode 2's native `Encode`/`Decode`, every payload typed: ids are
-//! [`Snowflake`]s (a varint), posts are [`SendMessage`]s, actions and voice ops the types of
-//! [`room`], room records [`RoomRecord`]s, and each [`RoomCall`] is answered by the
+//! [`Snowflake`]s (a varint), posts are [`SendMessage`](crate::v1::client::SendMessage)s,
+//! actions and voice ops the types of [`room`], room records
+//! [`RoomRecord`](crate::room::RoomRecord)s, and each [`RoomCall`] is answered by the
 //! [`room::CallAnswer`] variant it names, or an [`ErrorBody`]. Native derives, not serde:
 //! the client types these reuse are shaped for JSON (`#[serde(tag)]`, `skip_serializing_if`,
 //! `serde_json::Value`), which a non-self-describing format cannot carry. The one exception
@@ -39,23 +40,25 @@
 
 mod frame;
 pub mod room;
+mod room_ops;
 pub mod swim;
+mod user;
 pub mod v10;
 pub mod v7;
 pub mod v8;
 pub mod v9;
 
 pub use frame::{check_len, decode, decode_within, encode, encode_at};
+pub use room_ops::{RoomCall, RoomDelivery, RoomOp};
+pub use user::{ChosenStatus, PresenceOp, UserOp};
 
 use bincode::{Decode, Encode};
 use serde::{Deserialize, Serialize};
 
 use crate::ErrorBody;
 use crate::ids::Snowflake;
-use crate::room::RoomRecord;
-use crate::v1::client::SendMessage;
 use crate::v1::search::{IndexQuery, SearchHit};
-use room::{Action, CallAnswer, VoiceOp};
+use room::VoiceOp;
 
 /// The newest version of the inter-node protocol this build speaks (the version byte).
 /// (2: room logs with seq/epoch, message actions, presence; 5: account changes for a user's
@@ -229,371 +232,6 @@ pub enum PeerMsg {
         room: Snowflake,
     },
     // ---- end of version 11 (swim) ----
-}
-
-/// Account changes a user's live sessions follow, on every node.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Encode, Decode)]
-pub enum UserOp {
-    /// The account was renamed: sessions speak under the new name from now on.
-    Renamed {
-        /// The new username.
-        username: String,
-    },
-    /// Sign-in revoked (logout, refresh-token reuse): close the sessions that were opened
-    /// with tokens of `family` (all of the user's sessions when `None`) with this close code.
-    Close {
-        /// The refresh-token family (one sign-in) whose sessions end.
-        family: Option<String>,
-        /// The WebSocket close code.
-        code: u16,
-        /// The close reason.
-        reason: String,
-    },
-}
-
-/// A status a user chose, and when (Unix ms): the newest choice wins.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Encode, Decode)]
-pub struct ChosenStatus {
-    /// Online, away or dnd.
-    pub status: crate::v1::rich::PresenceStatus,
-    /// When it was chosen.
-    pub at_ms: u64,
-}
-
-/// Requests to a user's presence actor, from that user's sessions (or a room asking).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Encode, Decode)]
-pub enum PresenceOp {
-    /// A session of the user connected.
-    Attach {
-        /// The session (cluster-unique id).
-        session_id: u64,
-    },
-    /// A session is alive (every 15 s); `idle_ms`: time since the client last did something.
-    Beat {
-        /// The session.
-        session_id: u64,
-        /// Milliseconds since the client's last action.
-        idle_ms: u64,
-        /// The status this session last chose, so a presence actor that took over (its
-        /// predecessor's node died or placement changed) learns it again.
-        chosen: Option<ChosenStatus>,
-    },
-    /// A session ended.
-    Detach {
-        /// The session.
-        session_id: u64,
-    },
-    /// The user chose a status (online, away, dnd).
-    Set {
-        /// The status and when it was chosen.
-        chosen: ChosenStatus,
-    },
-    /// From a voice channel, a stage or a conversation's call: the user is in it (sent again
-    /// every heartbeat while they are, so it lapses if the channel's node dies) or left it.
-    InCall {
-        /// The channel's room.
-        channel: Snowflake,
-        /// In it now.
-        on: bool,
-        /// When the room said so (Unix ms): ops travel on separate tasks, so a confirmation
-        /// sent just before a leave may arrive after it; the newer one wins (a leave on a tie).
-        at_ms: u64,
-    },
-    /// A room wants the user's current status (it started, or lost its source).
-    Probe {
-        /// The room.
-        room: Snowflake,
-    },
-    /// A session's tab gained or lost focus, as version 10 writes it: without the time, so
-    /// the presence actor counts it from its arrival ([`PresenceOp::timed`]).
-    FocusUntimed {
-        /// The session.
-        session_id: u64,
-        /// Focused and visible now.
-        focused: bool,
-    },
-    /// A push offer as version 10 writes it: without the time of the event, so the presence
-    /// actor counts it from its arrival ([`PresenceOp::timed`]).
-    PushUntimed {
-        /// What the service worker shows.
-        payload: crate::v1::push::PushPayload,
-        /// The message or call id.
-        dedupe: u64,
-    },
-    /// A session's tab gained or lost focus (`session:focus`; version 11 added `at_ms`).
-    Focus {
-        /// The session.
-        session_id: u64,
-        /// Focused and visible now.
-        focused: bool,
-        /// When the session was told (Unix ms, the session node's clock): a push for an
-        /// event before a focus ended is held back, one for an event after it is not,
-        /// however late the presence actor reads the report.
-        at_ms: u64,
-    },
-    /// From the room of a mention, direct message or call: push `payload` to the user's
-    /// devices unless one of their sessions is focused, or was at `at_ms` or since
-    /// (version 11 added `at_ms`). `dedupe` (the message or call id) makes it at most once
-    /// per device.
-    Push {
-        /// What the service worker shows.
-        payload: crate::v1::push::PushPayload,
-        /// The message or call id.
-        dedupe: u64,
-        /// When the message was stored or the call rang (Unix ms, the room node's clock).
-        at_ms: u64,
-    },
-}
-
-impl PresenceOp {
-    /// The op with a time: what version 10 sent without one counts from `now_ms`, its
-    /// arrival (as version 10 itself decided, by the sessions focused when it arrived).
-    pub fn timed(self, now_ms: u64) -> PresenceOp {
-        match self {
-            PresenceOp::FocusUntimed {
-                session_id,
-                focused,
-            } => PresenceOp::Focus {
-                session_id,
-                focused,
-                at_ms: now_ms,
-            },
-            PresenceOp::PushUntimed { payload, dedupe } => PresenceOp::Push {
-                payload,
-                dedupe,
-                at_ms: now_ms,
-            },
-            op @ (PresenceOp::Attach { .. }
-            | PresenceOp::Beat { .. }
-            | PresenceOp::Detach { .. }
-            | PresenceOp::Set { .. }
-            | PresenceOp::InCall { .. }
-            | PresenceOp::Probe { .. }
-            | PresenceOp::Focus { .. }
-            | PresenceOp::Push { .. }) => op,
-        }
-    }
-}
-
-/// Requests to a room's owner.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Encode, Decode)]
-pub enum RoomOp {
-    /// `room:join` from a session on the origin node.
-    Join {
-        /// The session (cluster-unique id).
-        session_id: u64,
-        /// Its user.
-        user_id: Snowflake,
-        /// Their username.
-        username: String,
-        /// Last room-log seq the client saw.
-        since: Option<u64>,
-        /// The log epoch of `since`.
-        epoch: Option<u64>,
-        /// Whether the ack lists the members.
-        members: bool,
-        /// The client frame id to acknowledge.
-        req_id: Option<u64>,
-    },
-    /// `room:leave`, or the session closed.
-    Leave {
-        /// The session.
-        session_id: u64,
-        /// Its user (a non-member's leave is refused).
-        user_id: Snowflake,
-        /// The client frame id to acknowledge.
-        req_id: Option<u64>,
-    },
-    /// `message:send` from a session.
-    Post {
-        /// The session (for the ack).
-        session_id: u64,
-        /// Author id.
-        user_id: Snowflake,
-        /// Author name.
-        username: String,
-        /// The `message:send` payload.
-        post: SendMessage,
-        /// The client frame id to acknowledge.
-        req_id: Option<u64>,
-    },
-    /// An edit, deletion, reaction or read marker from a session.
-    Act {
-        /// The session (for the ack).
-        session_id: u64,
-        /// Who.
-        user_id: Snowflake,
-        /// Their username.
-        username: String,
-        /// The action.
-        action: Action,
-        /// The client frame id to acknowledge.
-        req_id: Option<u64>,
-    },
-    /// A `voice:*` request from a session (the channel's media lives on its owner).
-    Voice {
-        /// The session (acks and signalling go back to it).
-        session_id: u64,
-        /// Its user.
-        user_id: Snowflake,
-        /// Their username.
-        username: String,
-        /// The voice op.
-        op: VoiceOp,
-        /// The client frame id to acknowledge.
-        req_id: Option<u64>,
-    },
-    /// A user's presence changed (from their presence actor).
-    Presence {
-        /// The user.
-        user_id: Snowflake,
-        /// The status.
-        status: crate::v1::rich::PresenceStatus,
-        /// Last seen, once offline.
-        last_seen: Option<u64>,
-        /// Orders reports.
-        version: u64,
-        /// The reporting node.
-        source: NodeId,
-    },
-    /// `typing:start` / `typing:stop`.
-    Typing {
-        /// The session (only a session subscribed to the room may type in it).
-        session_id: u64,
-        /// Who.
-        user_id: Snowflake,
-        /// Start or stop.
-        start: bool,
-        /// The client frame id to acknowledge.
-        req_id: Option<u64>,
-    },
-    /// A member's account was renamed: the room shows and stamps the new name.
-    Renamed {
-        /// Who.
-        user_id: Snowflake,
-        /// The new name.
-        username: String,
-    },
-    /// A REST handler's request; the answer comes back as [`RoomDelivery::CallResult`].
-    Call {
-        /// Matches the answer to the waiting handler.
-        call_id: u64,
-        /// What.
-        call: RoomCall,
-    },
-    /// The sender is about to start this room's actor: stop yours first (after finishing what
-    /// it acknowledged). Answered by [`RoomDelivery::Released`].
-    Release {
-        /// Matches the answer.
-        call_id: u64,
-    },
-}
-
-/// REST-side requests to a room, each answered with the [`CallAnswer`] it names, or an
-/// [`ErrorBody`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Encode, Decode)]
-pub enum RoomCall {
-    /// Join by code: become a member. Answer: [`CallAnswer::Joined`].
-    AddMember {
-        /// User id.
-        user_id: Snowflake,
-        /// Username.
-        username: String,
-    },
-    /// Leave the room for good, or be removed by an admin. Answer: [`CallAnswer::Done`].
-    RemoveMember {
-        /// User id.
-        user_id: Snowflake,
-        /// The admin who removed them (`None`: they left).
-        removed_by: Option<Snowflake>,
-    },
-    /// Tombstone a message. Answer: [`CallAnswer::Done`].
-    DeleteMessage {
-        /// Message id.
-        message_id: Snowflake,
-        /// Who asks.
-        by: Snowflake,
-    },
-    /// The stored room record changed. No answer (a `Done` nobody waits for).
-    Updated {
-        /// The record now.
-        room: Box<RoomRecord>,
-    },
-    /// Delete the room. Answer: [`CallAnswer::Done`].
-    DeleteRoom {
-        /// Who asks.
-        by: Snowflake,
-    },
-    /// The member list. Answer: [`CallAnswer::Members`].
-    Members,
-    /// A moderator disconnects `user_id` from the room's voice session, or moves them to
-    /// `moved_to` (their sessions get `voice:moved` and join there). Answer:
-    /// [`CallAnswer::Done`], or NOT_FOUND when they are not in it. Version 9.
-    DisconnectVoice {
-        /// Whom.
-        user_id: Snowflake,
-        /// The voice channel they go to, if any.
-        moved_to: Option<Snowflake>,
-        /// The moderator.
-        by: Snowflake,
-    },
-}
-
-/// What a room's owner sends to a node with members' sessions.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Encode, Decode)]
-pub enum RoomDelivery {
-    /// Frames for one session (acks, replay). `last` moves its resume point in this room.
-    ToSession {
-        /// The session.
-        session_id: u64,
-        /// Newest message id these frames bring the session to.
-        last: Option<u64>,
-        /// Encoded WebSocket frames.
-        frames: Vec<u8>,
-    },
-    /// The session is now subscribed: the fan-outs after this include it.
-    Subscribed {
-        /// The session.
-        session_id: u64,
-    },
-    /// The session no longer receives this room (removed, or the room was deleted).
-    Forget {
-        /// The session.
-        session_id: u64,
-    },
-    /// One room event for every subscribed session on the receiving node.
-    Fanout {
-        /// Sessions of this user are skipped (their own typing, say).
-        except_user: Option<Snowflake>,
-        /// Newest message id in `frames`, if they carry messages.
-        last: Option<u64>,
-        /// Encoded WebSocket frames.
-        frames: Vec<u8>,
-    },
-    /// The room's actor stopped here (handed off, or this node is draining): sessions re-join
-    /// wherever the room lives now, from the last message they got.
-    Closed,
-    /// The answer to a [`RoomOp::Call`].
-    CallResult {
-        /// The call.
-        call_id: u64,
-        /// The answer the call names, or the client error.
-        result: Result<CallAnswer, ErrorBody>,
-    },
-    /// A join the session's node sent by itself (a re-join, no client request) cannot be
-    /// served yet (the room is moving, or storage is briefly out of reach): it should try
-    /// again shortly rather than wait for its confirmation check.
-    JoinLater {
-        /// The session.
-        session_id: u64,
-    },
-    /// The answer to a [`RoomOp::Release`].
-    Released {
-        /// The call.
-        call_id: u64,
-        /// `true`: the receiver is starting the room itself and wins; try again later.
-        busy: bool,
-    },
 }
 
 #[cfg(test)]

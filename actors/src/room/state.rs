@@ -38,6 +38,7 @@ mod stage;
 mod typing;
 mod unrecorded;
 mod voice;
+mod voice_requests;
 mod voice_upkeep;
 mod voice_video;
 

@@ -6,6 +6,7 @@ use super::tests::{author, drain, fixture, link, outbox_of, post, resync_from_st
 use super::*;
 use crate::context::ActorConfig;
 use crate::outbox::Outbox;
+use crate::remote::Recipient;
 
 /// Another owner took the room over after it loaded: its next write is refused, the poster
 /// is told to retry, nothing of it is stored, and the room writes nothing again.

@@ -119,7 +119,7 @@ impl LiveSessions {
 mod tests {
     use super::*;
     use crate::outbox::Outbox;
-    use crate::room::Recipient;
+    use crate::remote::Recipient;
 
     fn link(session_id: u64, user: u64) -> SessionLink {
         SessionLink {
