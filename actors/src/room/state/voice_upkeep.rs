@@ -1,6 +1,6 @@
-//! A voice session's upkeep, beside its signalling and media (`voice.rs`): the participants'
-//! `in_call` presence, confirmed every heartbeat so it lapses if this node dies, and the
-//! per-channel metrics exported on each voice tick.
+//! A voice session's upkeep, beside its signalling (`voice_requests.rs`) and media
+//! (`voice.rs`): the participants' `in_call` presence, confirmed every heartbeat so it lapses
+//! if this node dies, and the per-channel metrics exported on each voice tick.
 
 use std::time::Instant;
 
