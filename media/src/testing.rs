@@ -30,6 +30,7 @@ use crate::sfu::PeerId;
 
 pub mod codecs;
 mod harness;
+pub mod relay;
 pub mod simulcast;
 
 pub use harness::Harness;

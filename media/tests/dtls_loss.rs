@@ -7,7 +7,7 @@
 //! flight first: any handshake record that did not complete the awaited flight cancelled the
 //! retransmission timer for good, so the server (the DTLS client here) never sent its lost
 //! flight 5 again and the join hung until the connect timeout. The vendored copy in
-//! `media/vendored/rtc-dtls` keeps the timer running until the awaited flight is complete.
+//! `media/vendor/rtc-dtls` keeps the timer running until the awaited flight is complete.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use tokio::net::UdpSocket;
 use voiceflow_media::testing::Harness;
+use voiceflow_media::testing::relay::{Way, relay};
 use voiceflow_media::{MediaConfig, MediaPlane, Rights};
 
 const BOUND: [u8; 4] = [127, 0, 0, 1];
@@ -38,65 +38,6 @@ fn certificate_flight(data: &[u8]) -> bool {
     data.first() == Some(&22) && data.len() > 300
 }
 
-/// Relays every client's datagrams to `server` from a socket of their own, and the server's
-/// back, losing the first datagram that `lose` names. Returns the relay's address and the
-/// count of datagrams lost.
-async fn lossy_relay(
-    port: u16,
-    server: SocketAddr,
-    lose: Lose,
-) -> Result<(SocketAddr, Arc<AtomicU64>)> {
-    let outside = Arc::new(UdpSocket::bind((IpAddr::from(RELAY), port)).await?);
-    let address = outside.local_addr()?;
-    let lost = Arc::new(AtomicU64::new(0));
-    let counter = lost.clone();
-    tokio::spawn(async move {
-        let mut inside: std::collections::HashMap<SocketAddr, Arc<UdpSocket>> = Default::default();
-        let mut buf = vec![0u8; 2048];
-        while let Ok((n, peer)) = outside.recv_from(&mut buf).await {
-            let socket = match inside.get(&peer) {
-                Some(s) => s.clone(),
-                None => {
-                    let Ok(s) = UdpSocket::bind((IpAddr::from(BOUND), 0)).await else {
-                        continue;
-                    };
-                    if s.connect(server).await.is_err() {
-                        continue;
-                    }
-                    let s = Arc::new(s);
-                    let (back, out, lost) = (s.clone(), outside.clone(), counter.clone());
-                    tokio::spawn(async move {
-                        let mut buf = vec![0u8; 2048];
-                        while let Ok(n) = back.recv(&mut buf).await {
-                            if lose == Lose::ServerFlight5
-                                && certificate_flight(&buf[..n])
-                                && lost
-                                    .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
-                                    .is_ok()
-                            {
-                                continue;
-                            }
-                            let _ = out.send_to(&buf[..n], peer).await;
-                        }
-                    });
-                    inside.insert(peer, s.clone());
-                    s
-                }
-            };
-            if lose == Lose::ClientFlight4
-                && certificate_flight(&buf[..n])
-                && counter
-                    .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
-                    .is_ok()
-            {
-                continue;
-            }
-            let _ = socket.send(&buf[..n]).await;
-        }
-    });
-    Ok((address, lost))
-}
-
 /// Two participants join through the relay, which loses one flight of the first handshake;
 /// both connect and hear each other well within the time a retransmission takes (1 s).
 async fn join_despite(lose: Lose) -> Result<()> {
@@ -111,7 +52,26 @@ async fn join_despite(lose: Lose) -> Result<()> {
     let plane = MediaPlane::new(config);
     let server = plane.start()?;
     let port = server.port();
-    let (_relay, lost) = lossy_relay(port, server, lose).await?;
+    // The first certificate-bearing flight going the chosen way is lost, once.
+    let lost = Arc::new(AtomicU64::new(0));
+    let counter = lost.clone();
+    let way = match lose {
+        Lose::ServerFlight5 => Way::Out,
+        Lose::ClientFlight4 => Way::In,
+    };
+    let _relay = relay(
+        SocketAddr::from((RELAY, port)),
+        IpAddr::from(BOUND),
+        server,
+        move |w, data| {
+            w == way
+                && certificate_flight(data)
+                && counter
+                    .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
+        },
+    )
+    .await?;
     let h = Harness::start(&plane);
     let started = Instant::now();
     let a = h.join(1, Rights::default()).await?;

@@ -6,7 +6,10 @@ use std::time::{Duration, Instant};
 
 use voiceflow_media::{MediaPlane, Rights};
 
-use crate::proc::{cpu_secs, percentile, thread_cpu_secs, udp_rcvbuf_errors, udp_socket_drops};
+use crate::proc::{
+    cpu_secs, percentile, print_server_datagrams, thread_cpu_secs, udp_rcvbuf_errors,
+    udp_socket_drops,
+};
 use crate::{Args, arrivals};
 
 /// A light client, when its join started, how long the signalling took, whether it counts.
@@ -228,17 +231,7 @@ pub(crate) async fn light_bench(a: &Args, plane: &MediaPlane) {
         "forwarded_packets_per_sfu_cpu_sec: {:.0}",
         rate / sfu.max(0.001)
     );
-    let stats = plane.stats();
-    let dropped: Vec<String> = voiceflow_media::DropReason::ALL
-        .iter()
-        .map(|r| format!("{}={}", r.label(), stats.dropped(*r)))
-        .collect();
-    println!(
-        "server_datagrams: in {} out {} dropped {}",
-        stats.received.load(Ordering::Relaxed),
-        stats.sent.load(Ordering::Relaxed),
-        dropped.join(" ")
-    );
+    print_server_datagrams(plane);
     println!("delay_ms.p50: {:.2}", percentile(&delays, 0.5) / 1000.0);
     println!("delay_ms.p99: {:.2}", percentile(&delays, 0.99) / 1000.0);
     println!(

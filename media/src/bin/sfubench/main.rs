@@ -19,7 +19,9 @@ mod light;
 mod proc;
 
 use light::light_bench;
-use proc::{cpu_secs, deprioritise_clients, percentile, rss, thread_cpu_secs};
+use proc::{
+    cpu_secs, deprioritise_clients, percentile, print_server_datagrams, rss, thread_cpu_secs,
+};
 
 struct Args {
     rooms: usize,
@@ -303,17 +305,8 @@ async fn main() {
             rate / sfu.max(0.001)
         );
     }
+    print_server_datagrams(&plane);
     let stats = plane.stats();
-    let dropped: Vec<String> = voiceflow_media::DropReason::ALL
-        .iter()
-        .map(|r| format!("{}={}", r.label(), stats.dropped(*r)))
-        .collect();
-    println!(
-        "server_datagrams: in {} out {} dropped {}",
-        stats.received.load(Ordering::Relaxed),
-        stats.sent.load(Ordering::Relaxed),
-        dropped.join(" ")
-    );
     let not_forwarded: u64 = rooms
         .iter()
         .map(|h| h.channel.counters().dropped.load(Ordering::Relaxed))

@@ -141,3 +141,19 @@ pub(crate) fn percentile(sorted: &[u32], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     f64::from(sorted[i.min(sorted.len() - 1)])
 }
+
+/// The server's datagram counters, one line: in, out, and dropped by reason.
+pub(crate) fn print_server_datagrams(plane: &voiceflow_media::MediaPlane) {
+    use std::sync::atomic::Ordering;
+    let stats = plane.stats();
+    let dropped: Vec<String> = voiceflow_media::DropReason::ALL
+        .iter()
+        .map(|r| format!("{}={}", r.label(), stats.dropped(*r)))
+        .collect();
+    println!(
+        "server_datagrams: in {} out {} dropped {}",
+        stats.received.load(Ordering::Relaxed),
+        stats.sent.load(Ordering::Relaxed),
+        dropped.join(" ")
+    );
+}
