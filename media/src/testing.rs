@@ -30,6 +30,7 @@ use crate::sfu::PeerId;
 
 pub mod codecs;
 mod harness;
+pub mod procfs;
 pub mod relay;
 pub mod simulcast;
 

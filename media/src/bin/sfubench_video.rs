@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use voiceflow_media::engine::video_codec;
 use voiceflow_media::testing::codecs::Options;
+use voiceflow_media::testing::procfs::thread_cpu_secs;
 use voiceflow_media::testing::simulcast::SimulcastCamera;
 use voiceflow_media::testing::{Client, Harness};
 use voiceflow_media::{Layer, MediaConfig, MediaPlane, Rights, Track};
@@ -48,33 +49,6 @@ fn arg(name: &str, default: u64) -> u64 {
         })
         .next()
         .unwrap_or(default)
-}
-
-/// CPU seconds of this process's threads named `name` (utime + stime of their stat).
-fn thread_cpu_secs(name: &str) -> f64 {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return 0.0;
-    };
-    let mut total = 0.0;
-    for task in tasks.flatten() {
-        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        if comm.trim() != name {
-            continue;
-        }
-        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest.split_whitespace().collect())
-            .unwrap_or_default();
-        let ticks = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        total += (ticks(11) + ticks(12)) / 100.0;
-    }
-    total
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
