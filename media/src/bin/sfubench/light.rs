@@ -190,26 +190,18 @@ pub(crate) async fn light_bench(a: &Args, plane: &MediaPlane) {
         percentile(&spans, 0.5),
         percentile(&spans, 0.99)
     );
-    println!(
-        "join_to_ice_answered_ms.p50/p99: {} / {} (n={})",
-        ice.1, ice.2, ice.0
+    let print_phase = |name: &str, note: &str, (n, p50, p99): (usize, f64, f64)| {
+        println!("join_to_{name}_ms.p50/p99: {p50} / {p99} ({note}n={n})");
+    };
+    print_phase("ice_answered", "", ice);
+    print_phase(
+        "server_dtls_start",
+        "its first flight at the client; ",
+        dtls,
     );
-    println!(
-        "join_to_server_dtls_start_ms.p50/p99: {} / {} (its first flight at the client; n={})",
-        dtls.1, dtls.2, dtls.0
-    );
-    println!(
-        "join_to_server_offer_ms.p50/p99: {} / {} (the legs' renegotiation; n={})",
-        offer.1, offer.2, offer.0
-    );
-    println!(
-        "join_to_server_connected_ms.p50/p99: {} / {} (n={})",
-        on_server.1, on_server.2, on_server.0
-    );
-    println!(
-        "join_to_connected_ms.p50/p99: {} / {} (n={})",
-        connected.1, connected.2, connected.0
-    );
+    print_phase("server_offer", "the legs' renegotiation; ", offer);
+    print_phase("server_connected", "", on_server);
+    print_phase("connected", "", connected);
     println!("join_to_first_audio_ms.p50: {}", first.1);
     println!("join_to_first_audio_ms.p99: {}", first.2);
     println!("measured_with_audio: {} of {}", first.0, measured.len());
