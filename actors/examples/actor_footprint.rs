@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
+use voiceflow_media::testing::procfs::rss;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -35,17 +36,6 @@ impl Actor for Idle {
     ) -> Result<(), ActorProcessingErr> {
         Ok(())
     }
-}
-
-/// Resident set size of this process, in bytes (`/proc/self/statm`).
-fn rss() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
 }
 
 /// Spawns `n` idle actors linked to `supervisor`.
